@@ -1,0 +1,141 @@
+# SPDX-License-Identifier: MIT
+# xvmsg top-level Makefile.
+#
+#   make              userspace programs into build/bin/
+#   make check        install missing packages, then every test
+#   make demo         loopback demo (later: the Xen reference system)
+#   make SAN=1 ...    build with ASan+UBSan into build/san/
+#   make WERROR=0     do not treat warnings as errors
+#   make V=1          show full command lines
+
+CC      ?= gcc
+WERROR  ?= 1
+SAN     ?= 0
+V       ?= 0
+
+ifeq ($(SAN),1)
+BUILD   ?= build/san
+SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+else
+BUILD   ?= build
+SANFLAGS =
+endif
+
+BIN     := $(BUILD)/bin
+OBJ     := $(BUILD)/obj
+
+CFLAGS  ?= -O2 -g
+XVMSG_VERSION := 0.1.0
+CFLAGS  += -DXVMSG_VERSION='"$(XVMSG_VERSION)"'
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-unused-parameter -Wformat=2 -fno-strict-aliasing -D_GNU_SOURCE \
+           -Iinclude -Ibackend-domain -Idriver $(SANFLAGS)
+ifeq ($(WERROR),1)
+CFLAGS  += -Werror
+endif
+LDFLAGS += $(SANFLAGS)
+LDLIBS  += -lpthread
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# ---- sources -------------------------------------------------------------
+BACKEND_CORE := backend-domain/log.c backend-domain/evloop.c backend-domain/iov.c \
+                backend-domain/params.c backend-domain/mapcache.c backend-domain/virtq.c \
+                backend-domain/vdev.c backend-domain/conn.c backend-domain/backend.c \
+                backend-domain/bus-loop.c backend-domain/config.c \
+                backend-domain/devices/blk.c backend-domain/devices/rng.c \
+                backend-domain/devices/console.c
+BACKEND_MAIN := backend-domain/main.c
+DRIVER_LIB   := $(wildcard driver/*.c)
+
+obj = $(patsubst %.c,$(OBJ)/%.o,$(1))
+
+BACKEND_CORE_O := $(call obj,$(BACKEND_CORE))
+DRIVER_LIB_O   := $(call obj,$(DRIVER_LIB))
+CORE_LIB   := $(BUILD)/lib/libxvb.a
+DRV_LIB    := $(BUILD)/lib/libxvmsg-drv.a
+
+PROGS := $(BIN)/xvmsg-backend $(BIN)/xvmsg-bench $(BIN)/xvmsg-demo-driver
+
+all: $(PROGS)
+
+$(OBJ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(CORE_LIB): $(BACKEND_CORE_O)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(DRV_LIB): $(DRIVER_LIB_O)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BIN)/xvmsg-backend: $(call obj,$(BACKEND_MAIN)) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/xvmsg-bench: $(call obj,bench/xvmsg-bench.c) $(DRV_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lm
+
+$(BIN)/xvmsg-demo-driver: $(call obj,scripts/demo-driver.c) $(DRV_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# ---- tests ---------------------------------------------------------------
+UNIT_SRCS := $(wildcard tests/unit/test-*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(UNIT_SRCS))
+LOOP_SRCS := $(wildcard tests/loop/test-*.c)
+LOOP_BINS := $(patsubst tests/loop/%.c,$(BIN)/tests/%,$(LOOP_SRCS))
+TEST_COMMON := $(call obj,$(wildcard tests/common/*.c))
+
+$(BIN)/tests/%: $(OBJ)/tests/unit/%.o $(TEST_COMMON) $(CORE_LIB) $(DRV_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(BIN)/tests/%: $(OBJ)/tests/loop/%.o $(TEST_COMMON) $(CORE_LIB) $(DRV_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+.PHONY: all check check-unit check-loop check-san deps demo clean
+
+deps:
+	$(Q)scripts/install-deps.sh
+
+tests: $(UNIT_BINS) $(LOOP_BINS) $(PROGS)
+
+check-unit: $(UNIT_BINS)
+	$(Q)scripts/run-tests.sh unit $(UNIT_BINS)
+
+check-loop: $(LOOP_BINS) $(PROGS)
+	$(Q)XVMSG_BIN=$(abspath $(BIN)) scripts/run-tests.sh loop $(LOOP_BINS)
+
+# The same tests built with ASan+UBSan.
+check-san:
+	$(Q)$(MAKE) --no-print-directory SAN=1 check-unit check-loop
+
+check: deps
+	$(Q)$(MAKE) --no-print-directory check-unit check-loop
+	$(Q)$(MAKE) --no-print-directory check-san
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/demo-loop.sh $(BIN)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

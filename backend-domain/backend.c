@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The backend context: finds xvmsg devices in its xenstore directory, keeps
+ * one connection per device, and routes event-channel signals to them.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+const struct xvb_model_ops *xvb_model_find(const struct xvb_model_ops *const *models,
+					   const char *type)
+{
+	for (; *models; models++)
+		if (strcmp((*models)->type, type) == 0)
+			return *models;
+	return NULL;
+}
+
+int xvb_backend_init(struct xvb_backend *be, struct xvb_bus *bus, struct xvb_evloop *loop,
+		     struct xvb_log *log, const struct xvb_model_ops *const *models)
+{
+	memset(be, 0, sizeof(*be));
+	be->bus = bus;
+	be->loop = loop;
+	be->log = log;
+	be->models = models;
+	return 0;
+}
+
+int xvb_port_register(struct xvb_backend *be, uint32_t port, struct xvb_conn *c, int q)
+{
+	if (port >= 1u << 20)
+		return -ERANGE;
+	if (port >= be->nports) {
+		uint32_t n = port + 64;
+		struct xvb_port_slot *p = realloc(be->ports, n * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		memset(p + be->nports, 0, (n - be->nports) * sizeof(*p));
+		be->ports = p;
+		be->nports = n;
+	}
+	if (be->ports[port].conn)
+		return -EBUSY;
+	be->ports[port].conn = c;
+	be->ports[port].q = q;
+	return 0;
+}
+
+void xvb_port_unregister(struct xvb_backend *be, uint32_t port)
+{
+	if (port < be->nports)
+		be->ports[port].conn = NULL;
+}
+
+void xvb_backend_event(void *arg, uint32_t port)
+{
+	struct xvb_backend *be = arg;
+
+	if (port < be->nports && be->ports[port].conn)
+		xvb_conn_event(be->ports[port].conn, be->ports[port].q);
+}
+
+static struct xvb_conn *find_conn(struct xvb_backend *be, uint32_t feid, uint32_t devid)
+{
+	struct xvb_conn *c;
+
+	for (c = be->conns; c; c = xvb_conn_next(c))
+		if (xvb_conn_match(c, feid, devid))
+			return c;
+	return NULL;
+}
+
+static int parse_id(const char *s, uint32_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	v = strtoul(s, &end, 10);
+	if (*end || v > 0xffff)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+struct scan {
+	struct xvb_backend *be;
+	uint32_t feid;
+	char path[160];
+};
+
+static int scan_dev(void *arg, const char *child)
+{
+	struct scan *s = arg;
+	struct xvb_conn *c;
+	uint32_t devid;
+	int rc;
+
+	if (parse_id(child, &devid)) {
+		xvb_dbg(s->be->log, "ignoring %s/%s", s->path, child);
+		return 0;
+	}
+	if (find_conn(s->be, s->feid, devid))
+		return 0;
+	rc = xvb_conn_create(s->be, s->feid, devid, &c);
+	if (rc && rc != -EAGAIN)
+		xvb_err(s->be->log, "device %s/%s: %s", s->path, child, strerror(-rc));
+	return 0;
+}
+
+static int scan_front(void *arg, const char *child)
+{
+	struct scan *s = arg, sub = *s;
+
+	if (parse_id(child, &sub.feid))
+		return 0;
+	snprintf(sub.path, sizeof(sub.path), "%s/%s", s->be->root, child);
+	s->be->bus->ops->store_dir(s->be->bus, sub.path, scan_dev, &sub);
+	return 0;
+}
+
+/* Devices whose backend dir the toolstack removed go away. */
+static void reap(struct xvb_backend *be)
+{
+	struct xvb_conn *c, *next;
+
+	for (c = be->conns; c; c = next) {
+		next = xvb_conn_next(c);
+		if (!xvb_conn_present(c))
+			xvb_conn_destroy(c);
+	}
+}
+
+static void rescan(struct xvb_backend *be)
+{
+	struct scan s = { .be = be };
+
+	strcpy(s.path, be->root);
+	be->bus->ops->store_dir(be->bus, be->root, scan_front, &s);
+	reap(be);
+}
+
+void xvb_backend_watch(void *arg, const char *path)
+{
+	struct xvb_backend *be = arg;
+	size_t n = strlen(be->root);
+	struct xvb_conn *c, *next;
+
+	if (be->stopping)
+		return;
+	if (strncmp(path, be->root, n) == 0 && (path[n] == '\0' || path[n] == '/')) {
+		rescan(be);
+		return;
+	}
+	for (c = be->conns; c; c = next) {
+		next = xvb_conn_next(c);
+		if (xvb_conn_owns_path(c, path))
+			xvb_conn_changed(c);
+	}
+}
+
+int xvb_backend_start(struct xvb_backend *be)
+{
+	int rc;
+
+	snprintf(be->root, sizeof(be->root), "/local/domain/%u/backend/%s",
+		 be->bus->ops->self_domid(be->bus), XVMSG_XS_CLASS);
+	rc = be->bus->ops->store_watch(be->bus, be->root);
+	if (rc)
+		return rc;
+	rescan(be);
+	return 0;
+}
+
+void xvb_backend_shutdown(struct xvb_backend *be)
+{
+	be->stopping = true;
+	while (be->conns)
+		xvb_conn_destroy(be->conns);
+	be->bus->ops->store_unwatch(be->bus, be->root);
+	free(be->ports);
+	be->ports = NULL;
+	be->nports = 0;
+}
+
+void xvb_backend_dump_stats(struct xvb_backend *be, FILE *out)
+{
+	struct xvb_conn *c;
+
+	for (c = be->conns; c; c = xvb_conn_next(c))
+		xvb_conn_dump(c, out);
+	fflush(out);
+}

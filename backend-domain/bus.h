@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The hypervisor-specific part of the backend: map guest memory, signal
+ * event channels, read and write the config store.  One file implements it
+ * per bus (bus-loop.c, bus-xen.c); the core never includes a hypervisor
+ * header.  Modelled on Xen's tools/libs: an opaque handle, one pollable fd,
+ * and the caller owns the event loop.
+ *
+ * Every function returning int returns 0 (or a count where stated) or a
+ * negative errno.  None of them blocks unless stated.
+ */
+#ifndef XVB_BUS_H
+#define XVB_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct xvb_bus;
+
+/* What the core is told; set once at creation. */
+struct xvb_bus_events {
+	void *ctx;
+	/* A watched path (or something below it) changed. */
+	void (*watch)(void *ctx, const char *path);
+	/* A bound event channel fired. */
+	void (*event)(void *ctx, uint32_t local_port);
+};
+
+/* Address spaces a map request can name. */
+enum xvb_space {
+	XVB_SPACE_GRANT = 0,	/* grant references of the peer */
+	XVB_SPACE_FRAME = 1,	/* guest frame numbers (foreign mapping) */
+};
+
+struct xvb_bus_ops {
+	const char *name;
+	void (*destroy)(struct xvb_bus *bus);
+
+	/* The one fd to poll for input; call dispatch() when it is readable. */
+	int (*get_fd)(struct xvb_bus *bus);
+	/* Handle whatever is pending, invoking the callbacks. Never blocks. */
+	int (*dispatch)(struct xvb_bus *bus);
+	/* Our own domain id. */
+	uint32_t (*self_domid)(struct xvb_bus *bus);
+
+	/* --- config store (xenstore) --- */
+	/* Read a value into buf (NUL-terminated). -ENOENT if absent,
+	 * -E2BIG if it does not fit. */
+	int (*store_read)(struct xvb_bus *bus, const char *path, char *buf, size_t len);
+	int (*store_write)(struct xvb_bus *bus, const char *path, const char *val);
+	int (*store_rm)(struct xvb_bus *bus, const char *path);
+	/* Call fn for each direct child name of path; stops and returns fn's
+	 * value when it is non-zero. -ENOENT if path does not exist. */
+	int (*store_dir)(struct xvb_bus *bus, const char *path,
+			 int (*fn)(void *arg, const char *child), void *arg);
+	int (*store_watch)(struct xvb_bus *bus, const char *path);
+	int (*store_unwatch)(struct xvb_bus *bus, const char *path);
+
+	/* --- memory ---
+	 * Map n pages of domain domid, named by ids[] in the given space,
+	 * at one contiguous address.  Each page is checked on its own; when any
+	 * fails, those that succeeded are unmapped and the first error is
+	 * returned (-EPERM: not granted to us or read-only, -EINVAL: bad id,
+	 * -ENOMEM). */
+	int (*map)(struct xvb_bus *bus, uint32_t domid, enum xvb_space space,
+		   const uint64_t *ids, unsigned int n, bool writable, void **addr);
+	int (*unmap)(struct xvb_bus *bus, void *addr, unsigned int n);
+
+	/* --- event channels --- */
+	int (*evtchn_bind)(struct xvb_bus *bus, uint32_t domid, uint32_t remote_port,
+			   uint32_t *local_port);
+	int (*evtchn_unbind)(struct xvb_bus *bus, uint32_t local_port);
+	int (*evtchn_notify)(struct xvb_bus *bus, uint32_t local_port);
+};
+
+struct xvb_bus {
+	const struct xvb_bus_ops *ops;
+};
+
+/* Loopback bus (bus-loop.c). */
+struct xvb_export;
+struct xvb_loop_opts {
+	const char *socket_path;	/* unix socket to listen on */
+	/* Devices a connecting driver may attach by name (the loopback bus is
+	 * its own toolstack); the array must outlive the bus. */
+	const struct xvb_export *exports;
+	unsigned int nr_exports;
+	bool allow_full;		/* permit full mode (foreign mapping) */
+};
+int xvb_loop_create(const struct xvb_loop_opts *opts, const struct xvb_bus_events *ev,
+		    struct xvb_bus **out);
+
+#endif /* XVB_BUS_H */

@@ -1,0 +1,351 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Configuration of xvmsg-backend.  Every error names what was wrong and
+ * where; nothing here exits.
+ *
+ * Config file: one setting per line, '#' starts a comment.
+ *   bus = loop
+ *   socket = /run/xvmsg/loop.sock
+ *   log-level = info
+ *   full-mode = yes|no
+ *   export NAME TYPE [PARAMS]
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "core.h"
+
+void xvb_config_defaults(struct xvb_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	strcpy(cfg->bus, "loop");
+	strcpy(cfg->socket_path, "/run/xvmsg/loop.sock");
+	cfg->log_level = XVB_LOG_INFO;
+	cfg->allow_full = true;
+}
+
+static bool valid_name(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= max)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
+			return false;
+	return true;
+}
+
+static int check_params(void *arg, const char *key, const char *value)
+{
+	return 0;
+}
+
+static int add_export(struct xvb_config *cfg, const char *name, const char *type,
+		      const char *params, const struct xvb_model_ops *const *models,
+		      char *err, size_t errlen)
+{
+	struct xvb_export *x;
+	unsigned int i;
+
+	if (!valid_name(name, sizeof(x->name))) {
+		snprintf(err, errlen, "export name '%s' must be 1-31 characters of [A-Za-z0-9._-]",
+			 name);
+		return -EINVAL;
+	}
+	if (!xvb_model_find(models, type)) {
+		snprintf(err, errlen, "export '%s': unknown device type '%s' (blk, rng, console)",
+			 name, type);
+		return -EINVAL;
+	}
+	if (strlen(params) >= sizeof(x->params)) {
+		snprintf(err, errlen, "export '%s': parameters longer than %zu characters", name,
+			 sizeof(x->params) - 1);
+		return -EINVAL;
+	}
+	if (xvb_params_parse(params, check_params, NULL)) {
+		snprintf(err, errlen, "export '%s': parameters '%s' are not key=value,key,...",
+			 name, params);
+		return -EINVAL;
+	}
+	for (i = 0; i < cfg->nexports; i++) {
+		if (strcmp(cfg->exports[i].name, name) == 0) {
+			snprintf(err, errlen, "export '%s' defined twice", name);
+			return -EEXIST;
+		}
+	}
+	if (cfg->nexports == XVB_MAX_EXPORTS) {
+		snprintf(err, errlen, "more than %d exports", XVB_MAX_EXPORTS);
+		return -ENOSPC;
+	}
+	x = &cfg->exports[cfg->nexports++];
+	snprintf(x->name, sizeof(x->name), "%s", name);
+	snprintf(x->type, sizeof(x->type), "%s", type);
+	snprintf(x->params, sizeof(x->params), "%s", params);
+	return 0;
+}
+
+int xvb_config_add_export(struct xvb_config *cfg, const char *spec,
+			  const struct xvb_model_ops *const *models, char *err, size_t errlen)
+{
+	char buf[512], *type, *params;
+
+	if (strlen(spec) >= sizeof(buf)) {
+		snprintf(err, errlen, "export specification too long");
+		return -EINVAL;
+	}
+	strcpy(buf, spec);
+	type = strchr(buf, ':');
+	if (!type) {
+		snprintf(err, errlen, "export '%s': expected NAME:TYPE[:PARAMS]", spec);
+		return -EINVAL;
+	}
+	*type++ = '\0';
+	params = strchr(type, ':');
+	if (params)
+		*params++ = '\0';
+	return add_export(cfg, buf, type, params ? params : "", models, err, errlen);
+}
+
+static int set_socket(struct xvb_config *cfg, const char *v, char *err, size_t errlen)
+{
+	if (!*v || strlen(v) >= sizeof(cfg->socket_path)) {
+		snprintf(err, errlen, "socket path must be 1-%zu characters",
+			 sizeof(cfg->socket_path) - 1);
+		return -EINVAL;
+	}
+	strcpy(cfg->socket_path, v);
+	return 0;
+}
+
+static int set_bus(struct xvb_config *cfg, const char *v, char *err, size_t errlen)
+{
+	if (strcmp(v, "loop")) {
+		snprintf(err, errlen, "bus '%s' is not available in this build (loop)", v);
+		return -EINVAL;
+	}
+	strcpy(cfg->bus, v);
+	return 0;
+}
+
+static int set_bool(bool *b, const char *v, char *err, size_t errlen)
+{
+	if (!strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1") || !strcmp(v, "true"))
+		*b = true;
+	else if (!strcmp(v, "no") || !strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "false"))
+		*b = false;
+	else {
+		snprintf(err, errlen, "'%s' is not yes or no", v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static int load_line(struct xvb_config *cfg, char *line, const struct xvb_model_ops *const *models,
+		     char *err, size_t errlen)
+{
+	char *eq, *key, *val;
+
+	if (strncmp(line, "export", 6) == 0 && isspace((unsigned char)line[6])) {
+		char *name, *type, *params, *save = NULL;
+
+		name = strtok_r(line + 6, " \t", &save);
+		type = strtok_r(NULL, " \t", &save);
+		params = strtok_r(NULL, "", &save);
+		if (!name || !type) {
+			snprintf(err, errlen, "expected: export NAME TYPE [PARAMS]");
+			return -EINVAL;
+		}
+		return add_export(cfg, name, type, params ? trim(params) : "", models, err, errlen);
+	}
+	eq = strchr(line, '=');
+	if (!eq) {
+		snprintf(err, errlen, "expected 'key = value' or 'export NAME TYPE [PARAMS]'");
+		return -EINVAL;
+	}
+	*eq = '\0';
+	key = trim(line);
+	val = trim(eq + 1);
+	if (!strcmp(key, "socket"))
+		return set_socket(cfg, val, err, errlen);
+	if (!strcmp(key, "bus"))
+		return set_bus(cfg, val, err, errlen);
+	if (!strcmp(key, "full-mode"))
+		return set_bool(&cfg->allow_full, val, err, errlen);
+	if (!strcmp(key, "stats-on-exit"))
+		return set_bool(&cfg->stats_on_exit, val, err, errlen);
+	if (!strcmp(key, "log-level")) {
+		if (xvb_log_level_parse(val, &cfg->log_level)) {
+			snprintf(err, errlen, "log-level must be err, warn, info or debug");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	snprintf(err, errlen, "unknown setting '%s'", key);
+	return -EINVAL;
+}
+
+int xvb_config_load(struct xvb_config *cfg, const char *path,
+		    const struct xvb_model_ops *const *models, char *err, size_t errlen)
+{
+	char line[1024], msg[400];
+	unsigned int lineno = 0;
+	FILE *f = fopen(path, "r");
+	int rc = 0;
+
+	if (!f) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return rc;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *s, *hash;
+
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			snprintf(err, errlen, "%s:%u: line too long", path, lineno);
+			rc = -EINVAL;
+			break;
+		}
+		hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		s = trim(line);
+		if (!*s)
+			continue;
+		rc = load_line(cfg, s, models, msg, sizeof(msg));
+		if (rc) {
+			snprintf(err, errlen, "%s:%u: %s", path, lineno, msg);
+			break;
+		}
+	}
+	if (!rc && ferror(f)) {
+		snprintf(err, errlen, "%s: read error", path);
+		rc = -EIO;
+	}
+	fclose(f);
+	return rc;
+}
+
+static void usage(FILE *out, const char *prog)
+{
+	fprintf(out,
+"Usage: %s [OPTION]...\n"
+"Serve virtio devices to guests that share only a buffer pool (xvmsg).\n"
+"\n"
+"  -c, --config FILE        read settings from FILE (see docs/backend.md)\n"
+"  -b, --bus NAME           bus to serve on: loop (default)\n"
+"  -s, --socket PATH        loopback bus socket (default /run/xvmsg/loop.sock)\n"
+"  -e, --export NAME:TYPE[:PARAMS]\n"
+"                           offer a device; TYPE is blk, rng or console:\n"
+"                             blk      path=FILE[,ro][,serial=S][,direct]\n"
+"                                      [,discard=on|off][,write-zeroes=on|off]\n"
+"                             rng      (no parameters)\n"
+"                             console  stdio | pty[,link=PATH] | socket=PATH\n"
+"      --no-full            refuse full mode (foreign mapping of guest memory)\n"
+"      --stats-on-exit      print per-device counters when stopping\n"
+"  -l, --log-level LEVEL    err, warn, info (default) or debug\n"
+"  -h, --help               show this help and exit\n"
+"  -V, --version            show the version and exit\n"
+"\n"
+"Signals: SIGTERM/SIGINT finish writes in flight, flush and exit;\n"
+"SIGUSR1 prints per-device counters to stderr.\n"
+"Exit status: 0 on a clean stop, 2 on a bad configuration, 1 on other errors.\n",
+		prog);
+}
+
+int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
+			  const struct xvb_model_ops *const *models, FILE *out,
+			  char *err, size_t errlen)
+{
+	enum { OPT_NO_FULL = 256, OPT_STATS };
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "bus", required_argument, NULL, 'b' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "export", required_argument, NULL, 'e' },
+		{ "no-full", no_argument, NULL, OPT_NO_FULL },
+		{ "stats-on-exit", no_argument, NULL, OPT_STATS },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, rc;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":c:b:s:e:l:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			rc = xvb_config_load(cfg, optarg, models, err, errlen);
+			if (rc)
+				return rc;
+			break;
+		case 'b':
+			if ((rc = set_bus(cfg, optarg, err, errlen)))
+				return rc;
+			break;
+		case 's':
+			if ((rc = set_socket(cfg, optarg, err, errlen)))
+				return rc;
+			break;
+		case 'e':
+			if ((rc = xvb_config_add_export(cfg, optarg, models, err, errlen)))
+				return rc;
+			break;
+		case OPT_NO_FULL:
+			cfg->allow_full = false;
+			break;
+		case OPT_STATS:
+			cfg->stats_on_exit = true;
+			break;
+		case 'l':
+			if (xvb_log_level_parse(optarg, &cfg->log_level)) {
+				snprintf(err, errlen, "--log-level must be err, warn, info or debug");
+				return -EINVAL;
+			}
+			break;
+		case 'h':
+			usage(out, argv[0]);
+			return 1;
+		case 'V':
+			fprintf(out, "xvmsg-backend %s (virtio-msg revision %d)\n", XVMSG_VERSION,
+				XVMSG_MSG_REVISION);
+			return 1;
+		case ':':
+			snprintf(err, errlen, "option '%s' needs an argument (see --help)",
+				 argv[optind - 1]);
+			return -EINVAL;
+		default:
+			snprintf(err, errlen, "unknown option '%s' (see --help)", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		snprintf(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+		return -EINVAL;
+	}
+	if (cfg->nexports == 0) {
+		snprintf(err, errlen, "no devices to serve: give --export or an export line in --config");
+		return -EINVAL;
+	}
+	return 0;
+}

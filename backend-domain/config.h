@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/* xvmsg-backend configuration: command line and config file. */
+#ifndef XVB_CONFIG_H
+#define XVB_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "device.h"
+#include "log.h"
+
+#define XVB_MAX_EXPORTS 64
+
+struct xvb_config {
+	char bus[16];			/* "loop" */
+	char socket_path[108];
+	enum xvb_log_level log_level;
+	bool allow_full;
+	bool stats_on_exit;
+	unsigned int nexports;
+	struct xvb_export exports[XVB_MAX_EXPORTS];
+};
+
+void xvb_config_defaults(struct xvb_config *cfg);
+/*
+ * Add an export from "NAME:TYPE[:PARAMS]".  Returns 0 or -errno and writes a
+ * message into err.  Type names are checked against models.
+ */
+int xvb_config_add_export(struct xvb_config *cfg, const char *spec,
+			  const struct xvb_model_ops *const *models, char *err, size_t errlen);
+/*
+ * Read a config file (format in docs/backend.md).  Returns 0 or -errno with
+ * "FILE:LINE: reason" in err.
+ */
+int xvb_config_load(struct xvb_config *cfg, const char *path,
+		    const struct xvb_model_ops *const *models, char *err, size_t errlen);
+/*
+ * Parse argv into cfg (a --config file is read where it appears, so later
+ * flags override it).  Returns 0, 1 when --help/--version was printed to out,
+ * or -errno with a message in err.
+ */
+int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
+			  const struct xvb_model_ops *const *models, FILE *out,
+			  char *err, size_t errlen);
+
+#endif /* XVB_CONFIG_H */

@@ -1,0 +1,676 @@
+// SPDX-License-Identifier: MIT
+/*
+ * One xvmsg xenstore device: the XenbusState handshake with its frontend,
+ * the granted message page with its two rings, and the event channels.
+ *
+ * Backend side of the handshake (keys in include/xvmsg/xenbus.h):
+ *   toolstack creates both dirs -> we create the model, publish max-queues
+ *   and max-pool-pages, go InitWait -> frontend publishes msg-ref, pool and
+ *   ports, goes Initialised -> we map and bind, go Connected.  Frontend
+ *   Closing/Closed or gone -> we unmap, unbind, reset the device, go Closed;
+ *   frontend back to Initialising -> we go InitWait again.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+struct xvb_conn {
+	struct xvb_conn *next;
+	struct xvb_backend *be;
+	uint32_t feid, devid;
+	char bepath[128], fepath[128], name[64];
+	int state;			/* our XenbusState */
+	int mode;
+	uint32_t max_pool;
+	const struct xvb_model_ops *ops;
+	void *priv;
+	bool failed;			/* model could not be created: stays Closed */
+	bool connected;
+	struct xvb_stats stats;
+	struct xvb_vdev vdev;
+	struct xvb_mapcache mc;
+	struct xvmsg_msg_page *msg;
+	uint32_t msg_port;
+	bool msg_bound;
+	uint32_t vq_port[XVMSG_MAX_QUEUES];
+	unsigned int nvq_ports;
+	uint32_t d2b_cons, b2d_prod;
+	bool event_pending;		/* an event waits for a free b2d slot */
+	struct vmsg pending;		/* EVENT_CONFIG: the latest one is enough */
+	uint64_t used_pending;		/* in-band EVENT_USED waiting, by queue */
+	uint32_t notify_from;		/* b2d prod at the last notification */
+};
+
+static const char *const mode_names[] = XVMSG_MODE_NAMES;
+
+struct xvb_conn *xvb_conn_next(const struct xvb_conn *c)
+{
+	return c->next;
+}
+
+bool xvb_conn_match(const struct xvb_conn *c, uint32_t feid, uint32_t devid)
+{
+	return c->feid == feid && c->devid == devid;
+}
+
+bool xvb_conn_owns_path(const struct xvb_conn *c, const char *path)
+{
+	size_t n = strlen(c->fepath);
+
+	return c->fepath[0] && strncmp(path, c->fepath, n) == 0 &&
+	       (path[n] == '\0' || path[n] == '/');
+}
+
+/* ---- xenstore helpers ---- */
+
+static int rd(struct xvb_conn *c, const char *dir, const char *key, char *buf, size_t len);
+
+bool xvb_conn_present(struct xvb_conn *c)
+{
+	char buf[8];
+
+	return rd(c, c->bepath, XVMSG_XS_FRONTEND, buf, sizeof(buf)) != -ENOENT;
+}
+
+static int rd(struct xvb_conn *c, const char *dir, const char *key, char *buf, size_t len)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, key);
+	return c->be->bus->ops->store_read(c->be->bus, path, buf, len);
+}
+
+/* Strict decimal u32: no sign, no spaces, no trailing junk. */
+static int parse_u32(const char *s, uint32_t *out)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(*s - '0');
+		if (v > UINT32_MAX)
+			return -ERANGE;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int rd_u32(struct xvb_conn *c, const char *dir, const char *key, uint32_t *out)
+{
+	char buf[32];
+	int rc = rd(c, dir, key, buf, sizeof(buf));
+
+	return rc ? rc : parse_u32(buf, out);
+}
+
+static int wr(struct xvb_conn *c, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int wr(struct xvb_conn *c, const char *key, const char *fmt, ...)
+{
+	char path[256], val[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(val, sizeof(val), fmt, ap);
+	va_end(ap);
+	snprintf(path, sizeof(path), "%s/%s", c->bepath, key);
+	return c->be->bus->ops->store_write(c->be->bus, path, val);
+}
+
+static void set_state(struct xvb_conn *c, int state)
+{
+	if (c->state == state)
+		return;
+	xvb_dbg(c->be->log, "%s: state %d -> %d", c->name, c->state, state);
+	c->state = state;
+	wr(c, XVMSG_XS_STATE, "%d", state);
+}
+
+static void fail(struct xvb_conn *c, const char *why)
+{
+	xvb_err(c->be->log, "%s: %s", c->name, why);
+	wr(c, XVMSG_XS_HOTPLUG_ERROR, "%s", why);
+	set_state(c, XVMSG_STATE_CLOSED);
+}
+
+/* ---- message rings ---- */
+
+static void notify_msg(struct xvb_conn *c)
+{
+	if (c->be->bus->ops->evtchn_notify(c->be->bus, c->msg_port) == 0)
+		c->stats.notify_out++;
+}
+
+static bool b2d_full(struct xvb_conn *c)
+{
+	uint32_t cons = le32toh(XVB_READ_ONCE(c->msg->b2d.cons));
+
+	if (c->b2d_prod - cons < XVMSG_RING_SLOTS)
+		return false;
+	/* Ask for a kick when the driver frees a slot, then look again.  The
+	 * full barrier pairs with the driver's between storing b2d.cons and
+	 * reading b2d.prod_event. */
+	XVB_WRITE_ONCE(c->msg->b2d.prod_event, htole32(cons + 1));
+	xvb_mb();
+	cons = le32toh(XVB_READ_ONCE(c->msg->b2d.cons));
+	return c->b2d_prod - cons >= XVMSG_RING_SLOTS;
+}
+
+/* Put one message in the b2d ring; the caller made sure there is room. */
+static void b2d_put(struct xvb_conn *c, const struct vmsg *m)
+{
+	size_t size = le16toh(m->hdr.msg_size);
+
+	memcpy(&c->msg->b2d_slot[c->b2d_prod % XVMSG_RING_SLOTS], m, size);
+	/* Slot contents before the index: pairs with the driver's read barrier
+	 * after it reads b2d.prod. */
+	xvb_wmb();
+	c->b2d_prod++;
+	XVB_WRITE_ONCE(c->msg->b2d.prod, htole32(c->b2d_prod));
+	c->stats.msgs_out++;
+}
+
+/* Notify the driver if it asked for messages we published since last time. */
+static void b2d_kick(struct xvb_conn *c)
+{
+	uint32_t event;
+
+	if (c->notify_from == c->b2d_prod)
+		return;
+	/* Index before cons_event: pairs with the driver's full barrier between
+	 * storing cons_event and re-reading prod. */
+	xvb_mb();
+	event = le32toh(XVB_READ_ONCE(c->msg->b2d.cons_event));
+	if (xvmsg_ring_need_notify(c->notify_from, c->b2d_prod, event))
+		notify_msg(c);
+	c->notify_from = c->b2d_prod;
+}
+
+static void used_event_msg(struct vmsg *m, unsigned int q)
+{
+	struct vmsg_event_used *ev = (void *)m->payload;
+
+	memset(m, 0, sizeof(m->hdr) + sizeof(*ev));
+	m->hdr.msg_id = VMSG_EVENT_USED;
+	m->hdr.dev_num = htole16(XVMSG_DEV_NUM);
+	m->hdr.msg_size = htole16(sizeof(m->hdr) + sizeof(*ev));
+	ev->vq_index = htole32(q);
+}
+
+/* Send events that waited for room. */
+static void flush_pending(struct xvb_conn *c)
+{
+	struct vmsg m;
+	unsigned int q;
+
+	while (c->event_pending || c->used_pending) {
+		if (b2d_full(c))
+			break;
+		if (c->event_pending) {
+			b2d_put(c, &c->pending);
+			c->event_pending = false;
+			continue;
+		}
+		q = (unsigned int)__builtin_ctzll(c->used_pending);
+		c->used_pending &= ~(1ULL << q);
+		used_event_msg(&m, q);
+		b2d_put(c, &m);
+	}
+	b2d_kick(c);
+}
+
+static void tp_send(void *ctx, const struct vmsg *m)
+{
+	struct xvb_conn *c = ctx;
+
+	if (!c->connected)
+		return;
+	c->pending = *m;
+	c->event_pending = true;
+	flush_pending(c);
+}
+
+static void tp_notify_used(void *ctx, unsigned int q)
+{
+	struct xvb_conn *c = ctx;
+
+	if (!c->connected)
+		return;
+	if (q < c->nvq_ports) {
+		if (c->be->bus->ops->evtchn_notify(c->be->bus, c->vq_port[q]) == 0)
+			c->stats.notify_out++;
+		return;
+	}
+	c->used_pending |= 1ULL << q;	/* no channel of its own: in band */
+	flush_pending(c);
+}
+
+static const struct xvb_vdev_transport conn_transport = {
+	.send = tp_send,
+	.notify_used = tp_notify_used,
+};
+
+static void disconnect(struct xvb_conn *c);
+
+/* The message ring itself is corrupt: nothing more can be said over it. */
+static void ring_broken(struct xvb_conn *c, const char *why)
+{
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), "message ring corrupt (%s): disconnected", why);
+	disconnect(c);
+	fail(c, msg);
+}
+
+static bool valid_header(const struct vmsg_hdr *h, size_t size)
+{
+	if (h->type & ~VMSG_TYPE_VALID_MASK)
+		return false;
+	if (size < sizeof(*h) || size > VMSG_MAX_SIZE)
+		return false;
+	return true;
+}
+
+static void handle_bus_msg(struct xvb_conn *c, const struct vmsg *req, struct vmsg *resp,
+			   size_t *rsize)
+{
+	*rsize = 0;
+	if (req->hdr.token == 0 || vmsg_is_event_id(req->hdr.msg_id))
+		return;		/* bus events from the driver: none defined */
+	memset(resp, 0, sizeof(*resp));
+	switch (req->hdr.msg_id) {
+	case VMSG_BUS_GET_DEVICES: {
+		struct vmsg_bus_get_devices_resp *r = (void *)resp->payload;
+
+		r->offset = 0;
+		r->count = htole16(8 * sizeof(r->bitmap));
+		r->bitmap[0] = 1u << XVMSG_DEV_NUM;
+		*rsize = sizeof(*r);
+		break;
+	}
+	case VMSG_BUS_PING:
+		*rsize = 0;
+		break;
+	default:
+		c->stats.msgs_bad++;
+		return;
+	}
+	resp->hdr.type = VMSG_TYPE_RESPONSE | VMSG_TYPE_BUS;
+	resp->hdr.msg_id = req->hdr.msg_id;
+	resp->hdr.token = req->hdr.token;
+	resp->hdr.msg_size = htole16((uint16_t)(sizeof(resp->hdr) + *rsize));
+	*rsize += sizeof(resp->hdr);
+}
+
+static void process_msgs(struct xvb_conn *c)
+{
+	uint32_t prod, old_cons = c->d2b_cons, pev;
+	struct vmsg req, resp;
+	size_t size, rsize;
+
+	flush_pending(c);
+	while (c->connected) {
+		prod = le32toh(XVB_READ_ONCE(c->msg->d2b.prod));
+		if (prod - c->d2b_cons > XVMSG_RING_SLOTS) {
+			ring_broken(c, "driver index ran ahead");
+			return;
+		}
+		if (prod == c->d2b_cons) {
+			/* Going idle: ask for a kick at the next message.  Pairs
+			 * with the driver's full barrier between storing d2b.prod
+			 * and reading cons_event. */
+			XVB_WRITE_ONCE(c->msg->d2b.cons_event, htole32(c->d2b_cons + 1));
+			xvb_mb();
+			if (le32toh(XVB_READ_ONCE(c->msg->d2b.prod)) == c->d2b_cons)
+				break;
+			continue;
+		}
+		/* Every request may need a response slot: wait for one. */
+		if (b2d_full(c))
+			break;
+		/* Pairs with the driver's write barrier before storing d2b.prod. */
+		xvb_rmb();
+		memcpy(&req, &c->msg->d2b_slot[c->d2b_cons % XVMSG_RING_SLOTS], sizeof(req));
+		c->d2b_cons++;
+		/* Our copy is taken before the slot is handed back. */
+		__atomic_store_n(&c->msg->d2b.cons, htole32(c->d2b_cons), __ATOMIC_RELEASE);
+		c->stats.msgs_in++;
+
+		size = le16toh(req.hdr.msg_size);
+		if (!valid_header(&req.hdr, size)) {
+			c->stats.msgs_bad++;
+			continue;
+		}
+		if (vmsg_is_response(&req.hdr)) {
+			c->stats.msgs_bad++;	/* we send no requests */
+			continue;
+		}
+		rsize = 0;
+		if (vmsg_is_bus(&req.hdr)) {
+			handle_bus_msg(c, &req, &resp, &rsize);
+		} else if (le16toh(req.hdr.dev_num) != XVMSG_DEV_NUM) {
+			c->stats.msgs_bad++;
+			continue;
+		} else {
+			rsize = xvb_vdev_handle(&c->vdev, &req, &resp);
+		}
+		if (rsize && c->connected)
+			b2d_put(c, &resp);
+		if (!c->connected)
+			return;
+	}
+	if (!c->connected)
+		return;
+	b2d_kick(c);
+	/* Tell a driver waiting for d2b room that we freed some.  Pairs with
+	 * the driver's full barrier between storing prod_event and re-reading
+	 * d2b.cons. */
+	xvb_mb();
+	pev = le32toh(XVB_READ_ONCE(c->msg->d2b.prod_event));
+	if (c->d2b_cons != old_cons && xvmsg_ring_need_notify(old_cons, c->d2b_cons, pev))
+		notify_msg(c);
+}
+
+void xvb_conn_event(struct xvb_conn *c, int q)
+{
+	c->stats.notify_in++;
+	if (!c->connected)
+		return;
+	if (q < 0)
+		process_msgs(c);
+	else
+		xvb_vdev_kick(&c->vdev, (unsigned int)q);
+}
+
+/* ---- connect / disconnect ---- */
+
+static void unbind_all(struct xvb_conn *c)
+{
+	struct xvb_bus *bus = c->be->bus;
+
+	while (c->nvq_ports) {
+		c->nvq_ports--;
+		xvb_port_unregister(c->be, c->vq_port[c->nvq_ports]);
+		bus->ops->evtchn_unbind(bus, c->vq_port[c->nvq_ports]);
+	}
+	if (c->msg_bound) {
+		xvb_port_unregister(c->be, c->msg_port);
+		bus->ops->evtchn_unbind(bus, c->msg_port);
+		c->msg_bound = false;
+	}
+}
+
+static void disconnect(struct xvb_conn *c)
+{
+	if (!c->connected)
+		return;
+	c->connected = false;
+	xvb_vdev_reset(&c->vdev);
+	xvb_vdev_set_mapcache(&c->vdev, NULL);
+	xvb_mc_fini(&c->mc);
+	unbind_all(c);
+	c->be->bus->ops->unmap(c->be->bus, c->msg, 1);
+	c->stats.unmap_calls++;
+	c->stats.unmap_pages++;
+	c->msg = NULL;
+	c->event_pending = false;
+	c->used_pending = 0;
+	xvb_info(c->be->log, "%s: disconnected", c->name);
+}
+
+static int bind_port(struct xvb_conn *c, uint32_t remote, int q, uint32_t *local)
+{
+	struct xvb_bus *bus = c->be->bus;
+	int rc = bus->ops->evtchn_bind(bus, c->feid, remote, local);
+
+	if (rc)
+		return rc;
+	rc = xvb_port_register(c->be, *local, c, q);
+	if (rc)
+		bus->ops->evtchn_unbind(bus, *local);
+	return rc;
+}
+
+static int connect_frontend(struct xvb_conn *c, char *why, size_t whylen)
+{
+	struct xvb_bus *bus = c->be->bus;
+	uint32_t msg_ref, port, pool_ref = 0, pool_pages = 0, nq = 0, i;
+	char mode[16], key[32];
+	uint64_t ref;
+	void *page;
+	int rc;
+
+#define BAD(...) do { snprintf(why, whylen, __VA_ARGS__); return rc ? rc : -EINVAL; } while (0)
+	rc = rd(c, c->fepath, XVMSG_XS_MODE, mode, sizeof(mode));
+	if (rc == 0 && strcmp(mode, mode_names[c->mode]))
+		BAD("frontend uses mode '%s', toolstack set '%s'", mode, mode_names[c->mode]);
+	if ((rc = rd_u32(c, c->fepath, XVMSG_XS_MSG_REF, &msg_ref)))
+		BAD("frontend key %s missing or not a number", XVMSG_XS_MSG_REF);
+	if ((rc = rd_u32(c, c->fepath, XVMSG_XS_EVTCHN, &port)))
+		BAD("frontend key %s missing or not a number", XVMSG_XS_EVTCHN);
+	if (c->mode == XVMSG_MODE_POOL) {
+		if ((rc = rd_u32(c, c->fepath, XVMSG_XS_POOL_REF, &pool_ref)) ||
+		    (rc = rd_u32(c, c->fepath, XVMSG_XS_POOL_PAGES, &pool_pages)))
+			BAD("frontend keys pool-ref/pool-pages missing or not numbers");
+		if (pool_pages == 0 || pool_pages > c->max_pool)
+			BAD("frontend pool of %u pages outside 1..%u", pool_pages, c->max_pool);
+	}
+	rc = rd_u32(c, c->fepath, XVMSG_XS_NUM_QUEUES, &nq);
+	if (rc == -ENOENT)
+		nq = 0;		/* every queue notifies in band */
+	else if (rc || nq > c->vdev.nvqs)
+		BAD("frontend num-queues must be 0..%u", c->vdev.nvqs);
+
+	ref = msg_ref;
+	rc = bus->ops->map(bus, c->feid, XVB_SPACE_GRANT, &ref, 1, true, &page);
+	if (rc)
+		BAD("cannot map message page (grant %u): %s", msg_ref, strerror(-rc));
+	c->stats.map_calls++;
+	c->stats.map_pages++;
+	c->msg = page;
+	rc = bind_port(c, port, -1, &c->msg_port);
+	if (rc) {
+		snprintf(why, whylen, "cannot bind event channel %u: %s", port, strerror(-rc));
+		goto err_unmap;
+	}
+	c->msg_bound = true;
+	for (i = 0; i < nq; i++) {
+		uint32_t p;
+
+		snprintf(key, sizeof(key), XVMSG_XS_VQ_EVTCHN_FMT, i);
+		rc = rd_u32(c, c->fepath, key, &p);
+		if (rc) {
+			snprintf(why, whylen, "frontend key %s missing or not a number", key);
+			goto err_unbind;
+		}
+		rc = bind_port(c, p, (int)i, &c->vq_port[i]);
+		if (rc) {
+			snprintf(why, whylen, "cannot bind event channel %u: %s", p, strerror(-rc));
+			goto err_unbind;
+		}
+		c->nvq_ports++;
+	}
+	rc = xvb_mc_init(&c->mc, bus, &c->stats, c->feid, c->mode, pool_ref, pool_pages);
+	if (rc) {
+		snprintf(why, whylen, "bad pool description");
+		goto err_unbind;
+	}
+	xvb_vdev_set_mapcache(&c->vdev, &c->mc);
+	/* Start from whatever the frontend initialised; checked on every use. */
+	c->d2b_cons = le32toh(XVB_READ_ONCE(c->msg->d2b.cons));
+	c->b2d_prod = le32toh(XVB_READ_ONCE(c->msg->b2d.prod));
+	c->notify_from = c->b2d_prod;
+	c->connected = true;
+	xvb_info(c->be->log, "%s: connected, mode %s%s%.0u%s, %u queue channels", c->name,
+		 mode_names[c->mode], c->mode == XVMSG_MODE_POOL ? " (" : "",
+		 c->mode == XVMSG_MODE_POOL ? pool_pages : 0,
+		 c->mode == XVMSG_MODE_POOL ? " pages)" : "", c->nvq_ports);
+	return 0;
+
+err_unbind:
+	unbind_all(c);
+err_unmap:
+	bus->ops->unmap(bus, c->msg, 1);
+	c->msg = NULL;
+	return rc ? rc : -EINVAL;
+#undef BAD
+}
+
+void xvb_conn_changed(struct xvb_conn *c)
+{
+	uint32_t fe_state = XVMSG_STATE_CLOSED;
+	char why[160];
+
+	if (rd_u32(c, c->fepath, XVMSG_XS_STATE, &fe_state))
+		fe_state = XVMSG_STATE_CLOSED;	/* frontend gone or garbage */
+	if (c->failed)
+		return;
+	switch (fe_state) {
+	case XVMSG_STATE_INITIALISING:
+		if (c->state == XVMSG_STATE_CLOSED || c->state == XVMSG_STATE_CLOSING) {
+			disconnect(c);
+			set_state(c, XVMSG_STATE_INITWAIT);
+		}
+		break;
+	case XVMSG_STATE_INITIALISED:
+	case XVMSG_STATE_CONNECTED:
+		if (c->state != XVMSG_STATE_INITWAIT)
+			break;
+		if (connect_frontend(c, why, sizeof(why))) {
+			fail(c, why);
+			break;
+		}
+		snprintf(why, sizeof(why), "%s/%s", c->bepath, XVMSG_XS_HOTPLUG_ERROR);
+		c->be->bus->ops->store_rm(c->be->bus, why);	/* an earlier failure */
+		set_state(c, XVMSG_STATE_CONNECTED);
+		process_msgs(c);	/* it may have queued requests already */
+		break;
+	case XVMSG_STATE_CLOSING:
+		disconnect(c);
+		set_state(c, XVMSG_STATE_CLOSING);
+		set_state(c, XVMSG_STATE_CLOSED);
+		break;
+	default:	/* Closed, Unknown, missing, nonsense */
+		disconnect(c);
+		if (c->state == XVMSG_STATE_CONNECTED)
+			set_state(c, XVMSG_STATE_CLOSING);
+		set_state(c, XVMSG_STATE_CLOSED);
+		break;
+	}
+}
+
+int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struct xvb_conn **out)
+{
+	struct xvb_model_env env;
+	char type[32], params[256], mode[16];
+	struct xvb_conn *c;
+	uint32_t v;
+	int rc, i;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->be = be;
+	c->feid = feid;
+	c->devid = devid;
+	c->state = XVMSG_STATE_UNKNOWN;
+	snprintf(c->bepath, sizeof(c->bepath), "%s/%u/%u", be->root, feid, devid);
+	if (rd(c, c->bepath, XVMSG_XS_FRONTEND, c->fepath, sizeof(c->fepath)) ||
+	    rd(c, c->bepath, XVMSG_XS_TYPE, type, sizeof(type))) {
+		free(c);
+		return -EAGAIN;		/* the toolstack is still writing */
+	}
+	if (rd(c, c->bepath, XVMSG_XS_PARAMS, params, sizeof(params)))
+		params[0] = '\0';
+	snprintf(c->name, sizeof(c->name), "%.16s%u(dom%u)", type, devid, feid);
+	c->next = be->conns;
+	be->conns = c;
+	*out = c;
+
+	c->mode = XVMSG_MODE_POOL;
+	if (rd(c, c->bepath, XVMSG_XS_MODE, mode, sizeof(mode)) == 0) {
+		for (i = 0; i < 3 && strcmp(mode, mode_names[i]); i++)
+			;
+		if (i == 3) {
+			c->failed = true;
+			fail(c, "toolstack key mode must be pool, grant or full");
+			return 0;
+		}
+		c->mode = i;
+	}
+	c->max_pool = XVMSG_MAX_POOL_PAGES;
+	if (rd_u32(c, c->bepath, XVMSG_XS_POOL_PAGES, &v) == 0 && v && v <= XVMSG_MAX_POOL_PAGES)
+		c->max_pool = v;
+	c->ops = xvb_model_find(be->models, type);
+	if (!c->ops) {
+		c->failed = true;
+		fail(c, "unknown device type");
+		return 0;
+	}
+	env.loop = be->loop;
+	env.log = be->log;
+	env.name = c->name;
+	rc = c->ops->create(params, &env, &c->priv);
+	if (rc) {
+		c->failed = true;
+		fail(c, "device parameters rejected (see the backend's log)");
+		return 0;
+	}
+	xvb_vdev_init(&c->vdev, c->ops, c->priv, &conn_transport, c, &c->stats, be->log, c->name);
+	wr(c, XVMSG_XS_MAX_QUEUES, "%u", c->vdev.nvqs);
+	wr(c, XVMSG_XS_MAX_POOL, "%u", c->max_pool);
+	be->bus->ops->store_watch(be->bus, c->fepath);
+	set_state(c, XVMSG_STATE_INITWAIT);
+	xvb_info(be->log, "%s: new device, mode %s, frontend %s", c->name, mode_names[c->mode],
+		 c->fepath);
+	xvb_conn_changed(c);
+	return 0;
+}
+
+void xvb_conn_quiesce(struct xvb_conn *c)
+{
+	if (c->priv && c->ops->quiesce)
+		c->ops->quiesce(c->priv);
+}
+
+void xvb_conn_destroy(struct xvb_conn *c)
+{
+	struct xvb_conn **pp;
+
+	for (pp = &c->be->conns; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	xvb_conn_quiesce(c);
+	disconnect(c);
+	if (c->fepath[0] && c->ops)
+		c->be->bus->ops->store_unwatch(c->be->bus, c->fepath);
+	if (c->priv)
+		c->ops->destroy(c->priv);
+	xvb_info(c->be->log, "%s: removed", c->name);
+	free(c);
+}
+
+void xvb_conn_dump(const struct xvb_conn *c, FILE *out)
+{
+	const struct xvb_stats *s = &c->stats;
+
+	fprintf(out, "%s mode=%s state=%d maps=%" PRIu64 " map_pages=%" PRIu64
+		" unmaps=%" PRIu64 " unmap_pages=%" PRIu64 " notify_in=%" PRIu64
+		" notify_out=%" PRIu64 " msgs_in=%" PRIu64 " msgs_out=%" PRIu64
+		" msgs_bad=%" PRIu64 " requests=%" PRIu64 " bad_chains=%" PRIu64
+		" bytes_out=%" PRIu64 " bytes_in=%" PRIu64 "\n",
+		c->name, mode_names[c->mode], c->state, s->map_calls, s->map_pages,
+		s->unmap_calls, s->unmap_pages, s->notify_in, s->notify_out, s->msgs_in,
+		s->msgs_out, s->msgs_bad, s->requests, s->bad_chains, s->bytes_out, s->bytes_in);
+}

@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Backend core internals: address translation (mapcache.c), the split
+ * virtqueue engine (virtq.c), the virtio-msg device side (vdev.c), one
+ * xenstore device and its message rings (conn.c), and the backend context
+ * (backend.c).  Nothing here knows which hypervisor is underneath: all of it
+ * goes through struct xvb_bus.
+ */
+#ifndef XVB_CORE_H
+#define XVB_CORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <xvmsg/msg.h>
+#include <xvmsg/xenbus.h>
+
+#include "bus.h"
+#include "device.h"
+#include "evloop.h"
+#include "log.h"
+
+/* Counters, per device. */
+struct xvb_stats {
+	uint64_t map_calls, map_pages;		/* bus map operations, pages mapped */
+	uint64_t unmap_calls, unmap_pages;
+	uint64_t notify_out, notify_in;		/* event channel signals sent / received */
+	uint64_t msgs_in, msgs_out, msgs_bad;	/* virtio-msg messages */
+	uint64_t requests, bad_chains;		/* virtqueue chains taken / refused */
+	uint64_t bytes_out, bytes_in;		/* buffer bytes readable / writable by device */
+};
+
+/* ---- mapcache.c: bus address -> process address, per memory-access mode -- */
+
+#define XVB_CHUNK_PAGES 64	/* pool and full mode map in chunks of this many pages */
+
+struct xvb_mc_chunk;
+/* Mappings a request holds until it completes (grant mode; full-mode edges). */
+#define XVB_TICKET_MAPS 4
+struct xvb_mc_ticket {
+	unsigned int n;
+	struct { void *addr; unsigned int pages; } m[XVB_TICKET_MAPS];
+};
+
+struct xvb_mapcache {
+	struct xvb_bus *bus;
+	struct xvb_stats *stats;
+	uint32_t domid;
+	int mode;			/* XVMSG_MODE_* */
+	uint64_t pool_ref;		/* pool mode: first ref, and count */
+	uint32_t pool_pages;
+	void **chunk;			/* pool: chunk index -> mapping */
+	uint32_t nchunks;
+	void ***full_dir;		/* full: two-level table of chunk mappings */
+	uint32_t full_dir_len;
+};
+
+struct xvb_seg {		/* one descriptor's buffer */
+	uint64_t addr;
+	uint32_t len;
+	bool write;
+};
+
+int xvb_mc_init(struct xvb_mapcache *mc, struct xvb_bus *bus, struct xvb_stats *stats,
+		uint32_t domid, int mode, uint64_t pool_ref, uint32_t pool_pages);
+/* Unmap everything cached.  Tickets must have been released. */
+void xvb_mc_fini(struct xvb_mapcache *mc);
+/* Is [addr, addr+len) acceptable in this mode at all?  0 or -EFAULT. */
+int xvb_mc_check(const struct xvb_mapcache *mc, uint64_t addr, uint64_t len);
+/*
+ * Translate segments into iovecs (a segment may need several when it spans
+ * chunks), mapping what is not mapped yet.  *split_iov (if not NULL) gets the
+ * number of iovecs produced by the first `split` segments.  Transient mappings are recorded in
+ * *t and must be released with xvb_mc_release().  Returns the number of iovecs
+ * or -EFAULT (address not allowed in this mode), -E2BIG (more than max iovecs),
+ * or the bus's error.  On error nothing stays recorded in *t.
+ */
+int xvb_mc_map_sg(struct xvb_mapcache *mc, const struct xvb_seg *segs, unsigned int nsegs,
+		  unsigned int split, unsigned int *split_iov,
+		  struct iovec *iov, unsigned int max, struct xvb_mc_ticket *t);
+void xvb_mc_release(struct xvb_mapcache *mc, struct xvb_mc_ticket *t);
+
+/* ---- virtq.c: split virtqueue, device side ---------------------------- */
+
+/* A ring area mapped page by page: no field crosses a page (alignment). */
+struct xvb_ring_area {
+	unsigned int base_off, npages;
+	void **page;
+	struct xvb_mc_ticket t;
+};
+
+struct xvb_vq {
+	uint16_t size;			/* 0 = not set up */
+	uint16_t max_size;
+	uint64_t desc_addr, avail_addr, used_addr;
+	bool live;			/* rings mapped */
+	bool event_idx, indirect;
+	struct xvb_ring_area desc, avail, used;
+	uint16_t last_avail;		/* next avail entry we take */
+	uint16_t used_idx;		/* our copy; we are the only writer */
+	uint16_t published_used;	/* used_idx last made visible */
+	uint16_t signalled_used;	/* used_idx when we last notified */
+	bool signalled_valid;
+	uint32_t inflight;
+	struct xvb_mc_ticket *tickets;	/* by head, for transient mappings */
+	uint8_t *busy;			/* by head: taken, not yet pushed */
+};
+
+/* Why a chain was refused. */
+enum xvb_vq_err {
+	XVB_VQ_OK = 0,
+	XVB_VQ_EMPTY,
+	XVB_VQ_BAD_CHAIN,	/* this request fails, the queue goes on */
+	XVB_VQ_BROKEN,		/* the ring itself is corrupt: NEEDS_RESET */
+};
+
+int xvb_vq_start(struct xvb_vq *vq, struct xvb_mapcache *mc, bool event_idx, bool indirect);
+void xvb_vq_stop(struct xvb_vq *vq, struct xvb_mapcache *mc);
+/* Take the next chain.  On XVB_VQ_BAD_CHAIN req->head is valid and the
+ * chain must be completed with length 0.  *why names the problem. */
+enum xvb_vq_err xvb_vq_pop(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xvb_req *req,
+			   const char **why);
+/* Complete a chain; returns -EINVAL if the head is not in flight. */
+int xvb_vq_push(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xvb_req *req, uint32_t len);
+/* Publish pushed entries; true when the driver wants a notification. */
+bool xvb_vq_publish(struct xvb_vq *vq);
+
+/* ---- vdev.c: the virtio-msg device side -------------------------------- */
+
+struct xvb_vdev_transport {
+	/* Queue a device->driver message (event). */
+	void (*send)(void *ctx, const struct vmsg *m);
+	/* Signal used buffers on queue q. */
+	void (*notify_used)(void *ctx, unsigned int q);
+};
+
+struct xvb_vdev {
+	const struct xvb_model_ops *ops;
+	void *priv;
+	const struct xvb_vdev_transport *tp;
+	void *tp_ctx;
+	struct xvb_mapcache *mc;	/* NULL until connected */
+	struct xvb_stats *stats;
+	const struct xvb_log *log;
+	const char *name;
+
+	uint32_t status;
+	uint64_t dev_features, drv_features;
+	bool drv_unknown_features;	/* driver set bits beyond the 64 we know */
+	uint32_t config_gen;
+	bool activated;
+	bool broken;
+	unsigned int nvqs;
+	struct xvb_vq vq[XVMSG_MAX_QUEUES];
+};
+
+void xvb_vdev_init(struct xvb_vdev *d, const struct xvb_model_ops *ops, void *priv,
+		   const struct xvb_vdev_transport *tp, void *tp_ctx,
+		   struct xvb_stats *stats, const struct xvb_log *log, const char *name);
+/* Attach or detach the address translation of a connection. */
+void xvb_vdev_set_mapcache(struct xvb_vdev *d, struct xvb_mapcache *mc);
+/* Handle one request (already copied out of shared memory and its header
+ * checked).  Writes the response into *resp and returns its size, or 0 when
+ * there is nothing to answer (events, malformed requests). */
+size_t xvb_vdev_handle(struct xvb_vdev *d, const struct vmsg *req, struct vmsg *resp);
+/* Driver kicked queue q. */
+void xvb_vdev_kick(struct xvb_vdev *d, unsigned int q);
+/* Device reset: stop the model and every queue. */
+void xvb_vdev_reset(struct xvb_vdev *d);
+
+/* ---- conn.c / backend.c ------------------------------------------------ */
+
+struct xvb_conn;
+
+struct xvb_backend {
+	struct xvb_bus *bus;
+	struct xvb_evloop *loop;
+	struct xvb_log *log;
+	const struct xvb_model_ops *const *models;	/* NULL-terminated */
+	char root[96];			/* /local/domain/<self>/backend/xvmsg */
+	struct xvb_conn *conns;		/* list */
+	struct xvb_port_slot { struct xvb_conn *conn; int q; } *ports;	/* by local port, q = -1: msg */
+	uint32_t nports;
+	bool stopping;
+};
+
+int xvb_backend_init(struct xvb_backend *be, struct xvb_bus *bus, struct xvb_evloop *loop,
+		     struct xvb_log *log, const struct xvb_model_ops *const *models);
+/* Start watching for devices. */
+int xvb_backend_start(struct xvb_backend *be);
+/* Bus callbacks (pass be as ctx). */
+void xvb_backend_watch(void *be, const char *path);
+void xvb_backend_event(void *be, uint32_t port);
+/* Finish in-flight work, flush, disconnect every device. */
+void xvb_backend_shutdown(struct xvb_backend *be);
+/* Print per-device counters. */
+void xvb_backend_dump_stats(struct xvb_backend *be, FILE *out);
+const struct xvb_model_ops *xvb_model_find(const struct xvb_model_ops *const *models,
+					   const char *type);
+
+/* conn.c */
+int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struct xvb_conn **out);
+void xvb_conn_destroy(struct xvb_conn *c);
+/* Re-read xenstore after a watch fired on our dirs. */
+void xvb_conn_changed(struct xvb_conn *c);
+void xvb_conn_event(struct xvb_conn *c, int q);
+bool xvb_conn_match(const struct xvb_conn *c, uint32_t feid, uint32_t devid);
+bool xvb_conn_owns_path(const struct xvb_conn *c, const char *path);
+/* Does the toolstack's backend dir still exist? */
+bool xvb_conn_present(struct xvb_conn *c);
+void xvb_conn_quiesce(struct xvb_conn *c);
+void xvb_conn_dump(const struct xvb_conn *c, FILE *out);
+struct xvb_conn *xvb_conn_next(const struct xvb_conn *c);
+
+int xvb_port_register(struct xvb_backend *be, uint32_t port, struct xvb_conn *c, int q);
+void xvb_port_unregister(struct xvb_backend *be, uint32_t port);
+
+/* Compiler and CPU barriers.  Each use names its partner on the other side. */
+#define xvb_mb()	__atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define xvb_rmb()	__atomic_thread_fence(__ATOMIC_ACQUIRE)
+#define xvb_wmb()	__atomic_thread_fence(__ATOMIC_RELEASE)
+#define XVB_READ_ONCE(x)	__atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define XVB_WRITE_ONCE(x, v)	__atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
+#endif /* XVB_CORE_H */

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Device models.  A model is one file that exports one const ops table.  It
+ * never sees bus or hypervisor headers: it gets requests as iovecs into
+ * memory the core has already translated and checked, and it answers by
+ * pushing them back.
+ */
+#ifndef XVB_DEVICE_H
+#define XVB_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "evloop.h"
+#include "log.h"
+
+/* A device the backend may serve: `type` names a model, `params` its
+ * arguments (e.g. "path=disk.img,ro").  Comes from the command line, the
+ * config file, or the toolstack's xenstore keys. */
+struct xvb_export {
+	char name[32];
+	char type[16];
+	char params[256];
+};
+
+struct xvb_vdev;	/* core: the virtio device a model instance serves */
+
+/* One request: a descriptor chain, already copied, validated and mapped. */
+#define XVB_REQ_MAX_IOV 64
+struct xvb_req {
+	uint16_t head;			/* chain head; core private */
+	uint16_t queue;			/* queue it came from */
+	unsigned int nout, nin;		/* device-readable, then device-writable */
+	size_t out_len, in_len;		/* total bytes of each */
+	struct iovec out[XVB_REQ_MAX_IOV];
+	struct iovec in[XVB_REQ_MAX_IOV];
+	void *ticket;			/* core private: transient mappings */
+};
+
+/* What a model instance gets from the core when it is created. */
+struct xvb_model_env {
+	struct xvb_evloop *loop;	/* for models with their own fds */
+	struct xvb_log *log;
+	const char *name;		/* for messages, e.g. "blk0(dom2)" */
+};
+
+struct xvb_model_ops {
+	const char *type;		/* "blk", "rng", "console" */
+	uint32_t device_id;		/* VIRTIO_ID_* */
+	unsigned int num_queues;
+	uint16_t queue_size;		/* largest queue offered */
+	uint32_t config_size;
+
+	/* Parse params and open resources.  0 or -errno; on error a message
+	 * naming the bad parameter has been logged. */
+	int (*create)(const char *params, const struct xvb_model_env *env, void **priv);
+	/* Release everything.  Called with the device reset. */
+	void (*destroy)(void *priv);
+	/* Device-specific feature bits (0..63); the core adds the transport
+	 * bits (VERSION_1, ACCESS_PLATFORM, RING_EVENT_IDX, INDIRECT_DESC). */
+	uint64_t (*features)(void *priv);
+	/* Fill config space (config_size bytes, little-endian fields). */
+	void (*get_config)(void *priv, uint8_t *cfg);
+	/* Driver wrote config bytes; NULL = read-only config.  0 or -errno. */
+	int (*set_config)(void *priv, uint32_t off, const uint8_t *data, uint32_t len);
+	/* Driver set DRIVER_OK with these negotiated features: start work.
+	 * vdev stays valid until reset(). */
+	int (*activate)(void *priv, struct xvb_vdev *vdev, uint64_t features);
+	/* Device reset: stop using vdev and every request taken from it. */
+	void (*reset)(void *priv);
+	/* Queue q has new available buffers. */
+	void (*notify)(void *priv, unsigned int q);
+	/* Clean shutdown: finish and flush writes in flight. May block. */
+	void (*quiesce)(void *priv);
+};
+
+/*
+ * Request API for models, implemented by the core (vdev.c).
+ *
+ * xvb_pop() takes the next available chain of queue q.  Returns 1 and fills
+ * *req, 0 when the queue is empty, or a negative errno when the device is
+ * broken (the model should stop; the core has already set NEEDS_RESET) or a
+ * single chain was invalid (-EINVAL: the core has already completed it with
+ * zero length and the model should just call xvb_pop() again).
+ * xvb_push() completes a request with `written` bytes written to its in
+ * buffers; xvb_flush() publishes completed requests and notifies the driver
+ * if it asked.  Models push many, then flush once.
+ */
+int xvb_pop(struct xvb_vdev *vdev, unsigned int q, struct xvb_req *req);
+void xvb_push(struct xvb_vdev *vdev, struct xvb_req *req, uint32_t written);
+void xvb_flush(struct xvb_vdev *vdev, unsigned int q);
+/* The device's config space changed: send EVENT_CONFIG. */
+void xvb_config_changed(struct xvb_vdev *vdev);
+/* Ask the driver for a reset (NEEDS_RESET). */
+void xvb_needs_reset(struct xvb_vdev *vdev, const char *why);
+
+/* iovec helpers for models */
+size_t xvb_iov_to_buf(const struct iovec *iov, unsigned int n, size_t skip, void *buf, size_t len);
+size_t xvb_buf_to_iov(const struct iovec *iov, unsigned int n, size_t skip, const void *buf, size_t len);
+
+/* The models, listed by main(). */
+extern const struct xvb_model_ops xvb_blk_ops;
+extern const struct xvb_model_ops xvb_rng_ops;
+extern const struct xvb_model_ops xvb_console_ops;
+
+/* Parse "key=value,key,..." params; calls fn for each item (value NULL for a
+ * bare key).  Returns fn's first non-zero value, 0, or -EINVAL on syntax. */
+int xvb_params_parse(const char *params,
+		     int (*fn)(void *arg, const char *key, const char *value), void *arg);
+
+#endif /* XVB_DEVICE_H */

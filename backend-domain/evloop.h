@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A small epoll event loop owned by main().  Callbacks run on the loop's
+ * thread; a callback may add or remove fds, including its own.
+ */
+#ifndef XVB_EVLOOP_H
+#define XVB_EVLOOP_H
+
+#include <stdint.h>
+#include <sys/epoll.h>	/* EPOLLIN, EPOLLOUT for callers */
+
+struct xvb_evloop;
+typedef void (*xvb_fd_cb)(void *arg, int fd, uint32_t events);
+
+int xvb_evloop_create(struct xvb_evloop **out);
+void xvb_evloop_destroy(struct xvb_evloop *loop);
+/* Watch fd for events (EPOLLIN, EPOLLOUT...).  0 or -errno. */
+int xvb_evloop_add(struct xvb_evloop *loop, int fd, uint32_t events, xvb_fd_cb cb, void *arg);
+int xvb_evloop_mod(struct xvb_evloop *loop, int fd, uint32_t events);
+void xvb_evloop_del(struct xvb_evloop *loop, int fd);
+/* Run one round: wait up to timeout_ms (-1 = forever) and dispatch.
+ * Returns the number of callbacks run or -errno (-EINTR on a signal). */
+int xvb_evloop_run_once(struct xvb_evloop *loop, int timeout_ms);
+
+#endif /* XVB_EVLOOP_H */

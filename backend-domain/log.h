@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/* Logging with levels.  The log context is passed around, never global. */
+#ifndef XVB_LOG_H
+#define XVB_LOG_H
+
+#include <stdio.h>
+
+enum xvb_log_level { XVB_LOG_ERR = 0, XVB_LOG_WARN, XVB_LOG_INFO, XVB_LOG_DEBUG };
+
+struct xvb_log {
+	enum xvb_log_level level;
+	FILE *out;		/* NULL = stderr */
+	const char *prog;
+};
+
+void xvb_logf(const struct xvb_log *log, enum xvb_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Parse "err|warn|info|debug"; -EINVAL otherwise. */
+int xvb_log_level_parse(const char *s, enum xvb_log_level *out);
+
+#define xvb_err(l, ...)   xvb_logf((l), XVB_LOG_ERR, __VA_ARGS__)
+#define xvb_warn(l, ...)  xvb_logf((l), XVB_LOG_WARN, __VA_ARGS__)
+#define xvb_info(l, ...)  xvb_logf((l), XVB_LOG_INFO, __VA_ARGS__)
+#define xvb_dbg(l, ...)   do { if ((l) && (l)->level >= XVB_LOG_DEBUG) \
+				xvb_logf((l), XVB_LOG_DEBUG, __VA_ARGS__); } while (0)
+
+#endif /* XVB_LOG_H */

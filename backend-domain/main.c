@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: MIT
+/*
+ * xvmsg-backend: serves virtio devices over a bus, from a driver domain.
+ * main() lists the device models, reads the configuration, checks every
+ * export by creating it once, then runs the event loop until SIGTERM.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/signalfd.h>
+
+#include "config.h"
+#include "core.h"
+
+static const struct xvb_model_ops *const models[] = {
+	&xvb_blk_ops,
+	&xvb_rng_ops,
+	&xvb_console_ops,
+	NULL,
+};
+
+struct app {
+	struct xvb_backend be;
+	struct xvb_bus *bus;
+	struct xvb_log log;
+	bool stop;
+};
+
+static void on_bus(void *arg, int fd, uint32_t events)
+{
+	struct app *app = arg;
+	int rc = app->bus->ops->dispatch(app->bus);
+
+	if (rc)
+		xvb_err(&app->log, "bus: %s", strerror(-rc));
+}
+
+static void on_signal(void *arg, int fd, uint32_t events)
+{
+	struct app *app = arg;
+	struct signalfd_siginfo si;
+
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGUSR1) {
+			xvb_backend_dump_stats(&app->be, stderr);
+		} else {
+			xvb_info(&app->log, "signal %u: finishing", si.ssi_signo);
+			app->stop = true;
+		}
+	}
+}
+
+/* Create and destroy each export once so that a bad one stops us now. */
+static int check_exports(const struct xvb_config *cfg, struct xvb_evloop *loop,
+			 struct xvb_log *log)
+{
+	struct xvb_model_env env = { .loop = loop, .log = log };
+	unsigned int i;
+
+	for (i = 0; i < cfg->nexports; i++) {
+		const struct xvb_export *x = &cfg->exports[i];
+		const struct xvb_model_ops *ops = xvb_model_find(models, x->type);
+		void *priv;
+
+		env.name = x->name;
+		if (ops->create(x->params, &env, &priv)) {
+			xvb_err(log, "export '%s' (%s:%s) is not usable", x->name, x->type,
+				x->params);
+			return -EINVAL;
+		}
+		ops->destroy(priv);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct xvb_bus_events ev;
+	struct xvb_loop_opts lo;
+	struct xvb_evloop *loop = NULL;
+	struct xvb_config cfg;
+	struct app app;
+	char err[512];
+	sigset_t mask;
+	int sfd = -1, rc;
+
+	memset(&app, 0, sizeof(app));
+	app.log.prog = "xvmsg-backend";
+	app.log.level = XVB_LOG_INFO;
+	xvb_config_defaults(&cfg);
+	rc = xvb_config_parse_args(&cfg, argc, argv, models, stdout, err, sizeof(err));
+	if (rc == 1)
+		return 0;
+	if (rc < 0) {
+		fprintf(stderr, "xvmsg-backend: %s\n", err);
+		return 2;
+	}
+	app.log.level = cfg.log_level;
+	setvbuf(stderr, NULL, _IOLBF, 0);
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	rc = xvb_evloop_create(&loop);
+	if (rc)
+		goto fail;
+	if (check_exports(&cfg, loop, &app.log)) {
+		xvb_evloop_destroy(loop);
+		return 2;
+	}
+	sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0 || xvb_evloop_add(loop, sfd, EPOLLIN, on_signal, &app)) {
+		rc = -errno;
+		goto fail;
+	}
+
+	ev.ctx = &app.be;
+	ev.watch = xvb_backend_watch;
+	ev.event = xvb_backend_event;
+	memset(&lo, 0, sizeof(lo));
+	lo.socket_path = cfg.socket_path;
+	lo.exports = cfg.exports;
+	lo.nr_exports = cfg.nexports;
+	lo.allow_full = cfg.allow_full;
+	rc = xvb_loop_create(&lo, &ev, &app.bus);
+	if (rc) {
+		xvb_err(&app.log, "cannot serve on %s: %s", cfg.socket_path, strerror(-rc));
+		goto fail;
+	}
+	xvb_backend_init(&app.be, app.bus, loop, &app.log, models);
+	rc = xvb_evloop_add(loop, app.bus->ops->get_fd(app.bus), EPOLLIN, on_bus, &app);
+	if (rc || (rc = xvb_backend_start(&app.be)))
+		goto fail_bus;
+	xvb_info(&app.log, "serving %u export%s on %s bus at %s", cfg.nexports,
+		 cfg.nexports == 1 ? "" : "s", app.bus->ops->name, cfg.socket_path);
+
+	while (!app.stop) {
+		rc = xvb_evloop_run_once(loop, -1);
+		if (rc < 0 && rc != -EINTR) {
+			xvb_err(&app.log, "event loop: %s", strerror(-rc));
+			break;
+		}
+	}
+	if (cfg.stats_on_exit)
+		xvb_backend_dump_stats(&app.be, stderr);
+	xvb_backend_shutdown(&app.be);
+	xvb_evloop_del(loop, app.bus->ops->get_fd(app.bus));
+	app.bus->ops->destroy(app.bus);
+	close(sfd);
+	xvb_evloop_destroy(loop);
+	xvb_info(&app.log, "stopped");
+	return 0;
+
+fail_bus:
+	app.bus->ops->destroy(app.bus);
+fail:
+	if (rc)
+		xvb_err(&app.log, "%s", strerror(-rc));
+	if (sfd >= 0)
+		close(sfd);
+	if (loop)
+		xvb_evloop_destroy(loop);
+	return 1;
+}

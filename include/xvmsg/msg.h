@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-msg transport, revision 1, as used by xvmsg.
+ *
+ * Every virtio transport operation (device info, features, config space,
+ * status, virtqueue setup, notifications) is one message.  A request carries a
+ * non-zero token that its response echoes; events carry token 0 and are never
+ * answered.  All fields are little-endian.  See docs/protocol.md.
+ *
+ * Copyright (c) 2026 The xvmsg authors
+ */
+#ifndef XVMSG_MSG_H
+#define XVMSG_MSG_H
+
+#include "types.h"
+
+#define XVMSG_MSG_REVISION	1
+
+/* Common header, 8 bytes. */
+struct vmsg_hdr {
+	__u8	type;		/* XVMSG_TYPE_* bits */
+	__u8	msg_id;		/* VMSG_* id */
+	__le16	dev_num;	/* target device; 0 for bus messages */
+	__le16	token;		/* non-zero in requests, echoed; 0 in events */
+	__le16	msg_size;	/* header + payload, 8 .. bus maximum */
+};
+XVMSG_ASSERT_SIZE(struct vmsg_hdr, 8);
+XVMSG_ASSERT_OFF(struct vmsg_hdr, msg_size, 6);
+
+#define VMSG_TYPE_RESPONSE	0x01	/* bit 0: 0 request, 1 response */
+#define VMSG_TYPE_BUS		0x02	/* bit 1: 0 transport, 1 bus message */
+#define VMSG_TYPE_VALID_MASK	0x03	/* other bits must be zero */
+
+/*
+ * Largest message on the xvmsg buses (one ring slot, see xenbus.h).  The
+ * virtio-msg draft recommends at most 264; our slots hold 248 so that two
+ * rings of 8 slots and their control blocks fit one 4 KiB page.
+ */
+#define VMSG_MAX_SIZE		248
+#define VMSG_MAX_PAYLOAD	(VMSG_MAX_SIZE - 8)
+
+/* Transport requests (0x00-0x3f) and events (0x40-0x7f). */
+#define VMSG_GET_DEVICE_INFO		0x02
+#define VMSG_GET_DEVICE_FEATURES	0x03
+#define VMSG_SET_DRIVER_FEATURES	0x04
+#define VMSG_GET_CONFIG			0x05
+#define VMSG_SET_CONFIG			0x06
+#define VMSG_GET_DEVICE_STATUS		0x07
+#define VMSG_SET_DEVICE_STATUS		0x08
+#define VMSG_GET_VQUEUE			0x09
+#define VMSG_SET_VQUEUE			0x0a
+#define VMSG_RESET_VQUEUE		0x0b
+#define VMSG_GET_SHM			0x0c
+#define VMSG_EVENT_CONFIG		0x40
+#define VMSG_EVENT_AVAIL		0x41
+#define VMSG_EVENT_USED			0x42
+#define VMSG_ID_EVENT_FIRST		0x40
+#define VMSG_ID_EVENT_LAST		0x7f
+
+/* Bus messages (type has VMSG_TYPE_BUS). Ids >= 0x80 are bus specific. */
+#define VMSG_BUS_GET_DEVICES		0x02
+#define VMSG_BUS_PING			0x03
+#define VMSG_BUS_EVENT_DEVICE		0x40
+
+#define VMSG_DEVICE_STATE_READY		1
+#define VMSG_DEVICE_STATE_REMOVED	2
+
+/* Largest feature block count one GET_DEVICE_FEATURES can carry. */
+#define VMSG_MAX_FEATURE_BLOCKS		((VMSG_MAX_PAYLOAD - 8) / 4)
+/* Largest config chunk one GET_CONFIG / SET_CONFIG can carry. */
+#define VMSG_MAX_CONFIG_CHUNK		(VMSG_MAX_PAYLOAD - 12)
+
+/* ---- payloads ---- */
+
+struct vmsg_device_info_resp {
+	__le32	device_id;		/* virtio device id; 0 = none */
+	__le32	vendor_id;
+	__le32	num_feature_bits;	/* multiple of 32 */
+	__le32	config_size;
+	__le32	max_vqs;
+	__le16	admin_vq_start;
+	__le16	admin_vq_count;
+};
+XVMSG_ASSERT_SIZE(struct vmsg_device_info_resp, 24);
+
+struct vmsg_features {		/* GET_DEVICE_FEATURES req (no data), its resp, SET_DRIVER_FEATURES */
+	__le32	block_index;
+	__le32	num_blocks;
+	__le32	data[];		/* num_blocks words, not in the GET request */
+};
+XVMSG_ASSERT_SIZE(struct vmsg_features, 8);
+
+struct vmsg_get_config_req {
+	__le32	offset;
+	__le32	length;
+};
+XVMSG_ASSERT_SIZE(struct vmsg_get_config_req, 8);
+
+struct vmsg_config {		/* GET_CONFIG resp, SET_CONFIG req and resp */
+	__le32	generation;	/* SET_CONFIG resp: the new generation */
+	__le32	offset;
+	__le32	length;		/* SET_CONFIG resp: 0 = rejected */
+	__u8	data[];
+};
+XVMSG_ASSERT_SIZE(struct vmsg_config, 12);
+
+struct vmsg_status {		/* GET_DEVICE_STATUS resp, SET_DEVICE_STATUS req and resp */
+	__le32	status;
+};
+XVMSG_ASSERT_SIZE(struct vmsg_status, 4);
+
+struct vmsg_vq_index {		/* GET_VQUEUE req, RESET_VQUEUE req, GET_SHM req */
+	__le32	index;
+};
+XVMSG_ASSERT_SIZE(struct vmsg_vq_index, 4);
+
+struct vmsg_get_vqueue_resp {
+	__le32	index;
+	__le32	max_size;	/* 0 = no such queue */
+	__le32	cur_size;
+	__le32	reserved;
+	__le64	desc_addr;
+	__le64	driver_addr;
+	__le64	device_addr;
+};
+XVMSG_ASSERT_SIZE(struct vmsg_get_vqueue_resp, 40);
+XVMSG_ASSERT_OFF(struct vmsg_get_vqueue_resp, desc_addr, 16);
+
+struct vmsg_set_vqueue_req {
+	__le32	index;
+	__le32	reserved0;
+	__le32	size;		/* 0 disables the queue */
+	__le32	reserved1;
+	__le64	desc_addr;
+	__le64	driver_addr;
+	__le64	device_addr;
+};
+XVMSG_ASSERT_SIZE(struct vmsg_set_vqueue_req, 40);
+XVMSG_ASSERT_OFF(struct vmsg_set_vqueue_req, desc_addr, 16);
+
+struct vmsg_get_shm_resp {
+	__le32	index;
+	__le32	length;	/* 0 = none */
+	__le32	address;
+};
+XVMSG_ASSERT_SIZE(struct vmsg_get_shm_resp, 12);
+
+struct vmsg_event_config {
+	__le32	status;
+	__le32	generation;
+	__le32	offset;
+	__le32	length;
+	__u8	data[];
+};
+XVMSG_ASSERT_SIZE(struct vmsg_event_config, 16);
+
+struct vmsg_event_avail {
+	__le32	vq_index;
+	__le32	next_off_wrap;	/* 0 without VIRTIO_F_NOTIFICATION_DATA */
+};
+XVMSG_ASSERT_SIZE(struct vmsg_event_avail, 8);
+
+struct vmsg_event_used {
+	__le32	vq_index;
+};
+XVMSG_ASSERT_SIZE(struct vmsg_event_used, 4);
+
+struct vmsg_bus_get_devices_resp {
+	__le16	offset;		/* first device number covered by bitmap */
+	__le16	count;		/* device numbers covered */
+	__le16	next_offset;	/* 0 = no more */
+	__le16	reserved;
+	__u8	bitmap[32];	/* bit n = device (offset + n) present */
+};
+XVMSG_ASSERT_SIZE(struct vmsg_bus_get_devices_resp, 40);
+
+struct vmsg_bus_event_device {
+	__le16	dev_num;
+	__le16	state;		/* VMSG_DEVICE_STATE_* */
+};
+XVMSG_ASSERT_SIZE(struct vmsg_bus_event_device, 4);
+
+/* One whole message as it sits in a ring slot. */
+struct vmsg {
+	struct vmsg_hdr	hdr;
+	__u8		payload[VMSG_MAX_PAYLOAD];
+};
+XVMSG_ASSERT_SIZE(struct vmsg, VMSG_MAX_SIZE);
+
+/* virtio status bits (virtio 1.2, 2.1) */
+#define VMSG_STATUS_ACKNOWLEDGE		1
+#define VMSG_STATUS_DRIVER		2
+#define VMSG_STATUS_DRIVER_OK		4
+#define VMSG_STATUS_FEATURES_OK		8
+#define VMSG_STATUS_NEEDS_RESET		64
+#define VMSG_STATUS_FAILED		128
+
+/* Feature bits every xvmsg device offers and requires. */
+#define VMSG_F_VERSION_1		32
+#define VMSG_F_ACCESS_PLATFORM		33
+#define VMSG_F_RING_RESET		40
+
+/* Header helpers shared by both sides. */
+static inline int vmsg_is_response(const struct vmsg_hdr *h)
+{
+	return h->type & VMSG_TYPE_RESPONSE;
+}
+
+static inline int vmsg_is_bus(const struct vmsg_hdr *h)
+{
+	return h->type & VMSG_TYPE_BUS;
+}
+
+static inline int vmsg_is_event_id(unsigned int id)
+{
+	return id >= VMSG_ID_EVENT_FIRST && id <= VMSG_ID_EVENT_LAST;
+}
+
+#endif /* XVMSG_MSG_H */
