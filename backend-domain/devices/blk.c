@@ -1,0 +1,482 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-blk on a raw image file or block device (virtio 1.2, 5.2).
+ * Requests are served synchronously from notify().
+ *
+ * Params:
+ *   path=FILE          image; size a non-zero multiple of 512 (required)
+ *   ro[=on|off]        read-only (default off)
+ *   serial=STR         GET_ID answer, at most 20 bytes (default: file name)
+ *   discard[=on|off]   offer DISCARD, done with a punched hole (default on)
+ *   write-zeroes[=on|off]  offer WRITE_ZEROES (default on)
+ *   direct[=on|off]    open with O_DIRECT (default off); the driver's buffers
+ *                      must then suit the host's O_DIRECT alignment
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/virtio_blk.h>
+#include <linux/virtio_ids.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "device.h"
+
+#define BLK_SECTOR_SHIFT	9
+#define BLK_SECTOR_SIZE		512u
+#define BLK_QUEUE_SIZE		256
+#define BLK_SEG_MAX		(XVB_REQ_MAX_IOV - 2)	/* minus header and status */
+#define BLK_DWZ_MAX_SECTORS	(1u << 22)		/* 2 GiB per range */
+#define BLK_DWZ_MAX_SEG		1
+#define BLK_ZERO_BUF		(64 * 1024)
+
+struct blk {
+	const struct xvb_log *log;
+	char name[64];
+	char *path;
+	int fd;
+	bool ro, discard, write_zeroes, direct, have_serial, bad_param;
+	uint64_t capacity;		/* in sectors */
+	uint32_t discard_align;		/* in sectors */
+	char serial[VIRTIO_BLK_ID_BYTES];
+	struct xvb_vdev *vdev;		/* set between activate and reset */
+	uint64_t features;		/* negotiated */
+	void *zeroes;			/* write-zeroes fallback buffer */
+};
+
+static int parse_bool(const char *v, bool *out)
+{
+	if (!v || !strcmp(v, "on") || !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "true"))
+		*out = true;
+	else if (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "false"))
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int blk_param(void *arg, const char *key, const char *val)
+{
+	struct blk *b = arg;
+	int err = 0;
+
+	if (!strcmp(key, "path")) {
+		if (!val || !*val)
+			goto bad;
+		free(b->path);
+		b->path = strdup(val);
+		if (!b->path)
+			return -ENOMEM;
+	} else if (!strcmp(key, "serial")) {
+		if (!val || strlen(val) > VIRTIO_BLK_ID_BYTES)
+			goto bad;
+		memset(b->serial, 0, sizeof(b->serial));
+		memcpy(b->serial, val, strlen(val));
+		b->have_serial = true;
+	} else if (!strcmp(key, "ro")) {
+		err = parse_bool(val, &b->ro);
+	} else if (!strcmp(key, "discard")) {
+		err = parse_bool(val, &b->discard);
+	} else if (!strcmp(key, "write-zeroes")) {
+		err = parse_bool(val, &b->write_zeroes);
+	} else if (!strcmp(key, "direct")) {
+		err = parse_bool(val, &b->direct);
+	} else {
+		xvb_err(b->log, "%s: unknown parameter '%s'", b->name, key);
+		b->bad_param = true;
+		return -EINVAL;
+	}
+	if (!err)
+		return 0;
+bad:
+	xvb_err(b->log, "%s: bad value for parameter '%s'%s", b->name, key,
+		!strcmp(key, "serial") ? " (at most 20 bytes)" : "");
+	b->bad_param = true;
+	return -EINVAL;
+}
+
+static void blk_destroy(void *priv)
+{
+	struct blk *b = priv;
+
+	if (!b)
+		return;
+	if (b->fd >= 0)
+		close(b->fd);
+	free(b->zeroes);
+	free(b->path);
+	free(b);
+}
+
+static int blk_open(struct blk *b)
+{
+	struct stat st;
+	uint64_t size;
+	const char *base;
+
+	b->fd = open(b->path, (b->ro ? O_RDONLY : O_RDWR) | O_CLOEXEC | (b->direct ? O_DIRECT : 0));
+	if (b->fd < 0 || fstat(b->fd, &st) < 0 ||
+	    (S_ISBLK(st.st_mode) && ioctl(b->fd, BLKGETSIZE64, &size) < 0)) {
+		int err = -errno;
+
+		xvb_err(b->log, "%s: path: cannot open %s: %s", b->name, b->path, strerror(-err));
+		return err;
+	}
+	if (S_ISREG(st.st_mode)) {
+		size = (uint64_t)st.st_size;
+	} else if (!S_ISBLK(st.st_mode)) {
+		xvb_err(b->log, "%s: path: %s is not a regular file or block device", b->name, b->path);
+		return -EINVAL;
+	}
+	if (size == 0 || size % BLK_SECTOR_SIZE) {
+		xvb_err(b->log, "%s: path: size of %s (%llu bytes) is not a non-zero multiple of 512",
+			b->name, b->path, (unsigned long long)size);
+		return -EINVAL;
+	}
+	b->capacity = size >> BLK_SECTOR_SHIFT;
+	b->discard_align = st.st_blksize >= (blksize_t)BLK_SECTOR_SIZE && st.st_blksize <= (1 << 20) ?
+			   (uint32_t)st.st_blksize / BLK_SECTOR_SIZE : 1;
+	if (!b->have_serial) {
+		base = strrchr(b->path, '/');
+		base = base ? base + 1 : b->path;
+		/* zero-padded; no NUL when all 20 bytes are used */
+		memcpy(b->serial, base, strnlen(base, sizeof(b->serial)));
+	}
+	return 0;
+}
+
+static int blk_create(const char *params, const struct xvb_model_env *env, void **priv)
+{
+	struct blk *b = calloc(1, sizeof(*b));
+	int err;
+
+	if (!b)
+		return -ENOMEM;
+	b->log = env->log;
+	snprintf(b->name, sizeof(b->name), "%s", env->name ? env->name : "blk");
+	b->fd = -1;
+	b->discard = b->write_zeroes = true;
+	err = xvb_params_parse(params, blk_param, b);
+	if (err) {
+		if (err == -EINVAL && !b->bad_param)
+			xvb_err(b->log, "%s: malformed parameters '%s'", b->name, params);
+		goto fail;
+	}
+	if (!b->path) {
+		xvb_err(b->log, "%s: missing parameter 'path'", b->name);
+		err = -EINVAL;
+		goto fail;
+	}
+	err = blk_open(b);
+	if (err)
+		goto fail;
+	xvb_info(b->log, "%s: %s, %llu sectors%s%s", b->name, b->path,
+		 (unsigned long long)b->capacity, b->ro ? ", read-only" : "",
+		 b->direct ? ", O_DIRECT" : "");
+	*priv = b;
+	return 0;
+fail:
+	blk_destroy(b);
+	return err;
+}
+
+static uint64_t blk_features(void *priv)
+{
+	struct blk *b = priv;
+	uint64_t f = 1ULL << VIRTIO_BLK_F_SEG_MAX | 1ULL << VIRTIO_BLK_F_BLK_SIZE |
+		     1ULL << VIRTIO_BLK_F_FLUSH;
+
+	if (b->ro)
+		f |= 1ULL << VIRTIO_BLK_F_RO;
+	if (b->discard && !b->ro)
+		f |= 1ULL << VIRTIO_BLK_F_DISCARD;
+	if (b->write_zeroes && !b->ro)
+		f |= 1ULL << VIRTIO_BLK_F_WRITE_ZEROES;
+	return f;
+}
+
+static void blk_get_config(void *priv, uint8_t *cfg)
+{
+	struct blk *b = priv;
+	struct virtio_blk_config c;
+
+	memset(&c, 0, sizeof(c));
+	c.capacity = htole64(b->capacity);
+	c.seg_max = htole32(BLK_SEG_MAX);
+	c.blk_size = htole32(BLK_SECTOR_SIZE);
+	c.max_discard_sectors = htole32(BLK_DWZ_MAX_SECTORS);
+	c.max_discard_seg = htole32(BLK_DWZ_MAX_SEG);
+	c.discard_sector_alignment = htole32(b->discard_align);
+	c.max_write_zeroes_sectors = htole32(BLK_DWZ_MAX_SECTORS);
+	c.max_write_zeroes_seg = htole32(BLK_DWZ_MAX_SEG);
+	c.write_zeroes_may_unmap = b->discard;
+	memcpy(cfg, &c, sizeof(c));
+}
+
+static int blk_activate(void *priv, struct xvb_vdev *vdev, uint64_t features)
+{
+	struct blk *b = priv;
+
+	b->vdev = vdev;
+	b->features = features;
+	return 0;
+}
+
+static void blk_reset(void *priv)
+{
+	struct blk *b = priv;
+
+	b->vdev = NULL;
+	b->features = 0;
+}
+
+/* Sectors [sector, sector + n) lie inside the disk; no overflow possible. */
+static bool range_ok(const struct blk *b, uint64_t sector, uint64_t n)
+{
+	return sector <= b->capacity && n <= b->capacity - sector;
+}
+
+/* Copy the entries of src covering bytes [skip, skip + len) into dst. */
+static unsigned int iov_slice(const struct iovec *src, unsigned int n, size_t skip, size_t len,
+			      struct iovec *dst)
+{
+	unsigned int i, k = 0;
+
+	for (i = 0; i < n && len; i++) {
+		size_t l = src[i].iov_len;
+
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		l -= skip;
+		if (l > len)
+			l = len;
+		dst[k].iov_base = (char *)src[i].iov_base + skip;
+		dst[k++].iov_len = l;
+		len -= l;
+		skip = 0;
+	}
+	return k;
+}
+
+/* The whole of iov, or an error: loops over short transfers and EINTR. */
+static int blk_io(int fd, struct iovec *iov, unsigned int n, off_t off, bool write)
+{
+	while (n) {
+		ssize_t r = write ? pwritev(fd, iov, (int)n, off) : preadv(fd, iov, (int)n, off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -EIO;	/* the image shrank under us */
+		off += r;
+		while (n && (size_t)r >= iov->iov_len) {
+			r -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n) {
+			iov->iov_base = (char *)iov->iov_base + r;
+			iov->iov_len -= (size_t)r;
+		}
+	}
+	return 0;
+}
+
+static uint8_t blk_rw(struct blk *b, const struct xvb_req *req, uint64_t sector, bool write)
+{
+	struct iovec iov[XVB_REQ_MAX_IOV];
+	size_t len = write ? req->out_len - sizeof(struct virtio_blk_outhdr) : req->in_len - 1;
+	unsigned int n;
+	int err;
+
+	if (write && b->ro) {
+		xvb_dbg(b->log, "%s: write to read-only disk", b->name);
+		return VIRTIO_BLK_S_IOERR;
+	}
+	if (len % BLK_SECTOR_SIZE || !range_ok(b, sector, len >> BLK_SECTOR_SHIFT)) {
+		xvb_dbg(b->log, "%s: bad %s: sector %llu, %zu bytes", b->name,
+			write ? "write" : "read", (unsigned long long)sector, len);
+		return VIRTIO_BLK_S_IOERR;
+	}
+	if (write)
+		n = iov_slice(req->out, req->nout, sizeof(struct virtio_blk_outhdr), len, iov);
+	else
+		n = iov_slice(req->in, req->nin, 0, len, iov);
+	err = blk_io(b->fd, iov, n, (off_t)(sector << BLK_SECTOR_SHIFT), write);
+	if (err) {
+		xvb_warn(b->log, "%s: %s at sector %llu: %s", b->name, write ? "write" : "read",
+			 (unsigned long long)sector, strerror(-err));
+		return VIRTIO_BLK_S_IOERR;
+	}
+	return VIRTIO_BLK_S_OK;
+}
+
+static int blk_write_zeroes_slow(struct blk *b, off_t off, off_t len)
+{
+	if (!b->zeroes) {
+		b->zeroes = aligned_alloc(4096, BLK_ZERO_BUF);
+		if (!b->zeroes)
+			return -ENOMEM;
+		memset(b->zeroes, 0, BLK_ZERO_BUF);
+	}
+	while (len) {
+		struct iovec iov = { b->zeroes, len < BLK_ZERO_BUF ? (size_t)len : BLK_ZERO_BUF };
+		int err = blk_io(b->fd, &iov, 1, off, true);
+
+		if (err)
+			return err;
+		off += (off_t)iov.iov_len;
+		len -= (off_t)iov.iov_len;
+	}
+	return 0;
+}
+
+static uint8_t blk_discard_wz(struct blk *b, const struct xvb_req *req, bool wz)
+{
+	struct virtio_blk_discard_write_zeroes seg;
+	size_t len = req->out_len - sizeof(struct virtio_blk_outhdr);
+	unsigned int bit = wz ? VIRTIO_BLK_F_WRITE_ZEROES : VIRTIO_BLK_F_DISCARD;
+	uint64_t sector;
+	uint32_t nsect, flags;
+	off_t off, bytes;
+	int mode, err;
+
+	if (b->ro)
+		return VIRTIO_BLK_S_IOERR;
+	if (!(b->features & (1ULL << bit)))
+		return VIRTIO_BLK_S_UNSUPP;
+	if (len == 0 || len % sizeof(seg))
+		return VIRTIO_BLK_S_IOERR;
+	if (len > BLK_DWZ_MAX_SEG * sizeof(seg))
+		return VIRTIO_BLK_S_UNSUPP;
+	xvb_iov_to_buf(req->out, req->nout, sizeof(struct virtio_blk_outhdr), &seg, sizeof(seg));
+	sector = le64toh(seg.sector);
+	nsect = le32toh(seg.num_sectors);
+	flags = le32toh(seg.flags);
+	/* virtio 1.2, 5.2.6.2: unknown flags, or unmap on a discard: UNSUPP */
+	if ((flags & ~VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) || (!wz && flags))
+		return VIRTIO_BLK_S_UNSUPP;
+	if (nsect > BLK_DWZ_MAX_SECTORS || !range_ok(b, sector, nsect))
+		return VIRTIO_BLK_S_IOERR;
+	off = (off_t)(sector << BLK_SECTOR_SHIFT);
+	bytes = (off_t)nsect << BLK_SECTOR_SHIFT;
+	if (!bytes)
+		return VIRTIO_BLK_S_OK;
+	if (!wz || ((flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) && b->discard))
+		mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+	else
+		mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+	do
+		err = fallocate(b->fd, mode, off, bytes) < 0 ? -errno : 0;
+	while (err == -EINTR);
+	if (err == -EOPNOTSUPP && !wz)
+		return VIRTIO_BLK_S_OK;		/* discard is only a hint */
+	if (err == -EOPNOTSUPP)
+		err = blk_write_zeroes_slow(b, off, bytes);
+	if (err) {
+		xvb_warn(b->log, "%s: %s at sector %llu: %s", b->name, wz ? "write-zeroes" : "discard",
+			 (unsigned long long)sector, strerror(-err));
+		return VIRTIO_BLK_S_IOERR;
+	}
+	return VIRTIO_BLK_S_OK;
+}
+
+static void blk_handle(struct blk *b, struct xvb_req *req)
+{
+	struct virtio_blk_outhdr hdr;
+	uint8_t status;
+	uint64_t sector;
+
+	if (req->in_len == 0 ||
+	    xvb_iov_to_buf(req->out, req->nout, 0, &hdr, sizeof(hdr)) != sizeof(hdr)) {
+		xvb_dbg(b->log, "%s: malformed request (%zu out, %zu in bytes)", b->name,
+			req->out_len, req->in_len);
+		xvb_push(b->vdev, req, 0);
+		return;
+	}
+	sector = le64toh(hdr.sector);
+	switch (le32toh(hdr.type)) {
+	case VIRTIO_BLK_T_IN:
+		status = blk_rw(b, req, sector, false);
+		break;
+	case VIRTIO_BLK_T_OUT:
+		status = blk_rw(b, req, sector, true);
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		status = VIRTIO_BLK_S_OK;
+		if (!b->ro && fdatasync(b->fd) < 0) {
+			xvb_warn(b->log, "%s: flush: %s", b->name, strerror(errno));
+			status = VIRTIO_BLK_S_IOERR;
+		}
+		break;
+	case VIRTIO_BLK_T_GET_ID:
+		xvb_buf_to_iov(req->in, req->nin, 0, b->serial,
+			       req->in_len - 1 < sizeof(b->serial) ? req->in_len - 1 : sizeof(b->serial));
+		status = VIRTIO_BLK_S_OK;
+		break;
+	case VIRTIO_BLK_T_DISCARD:
+		status = blk_discard_wz(b, req, false);
+		break;
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		status = blk_discard_wz(b, req, true);
+		break;
+	default:
+		xvb_dbg(b->log, "%s: unsupported request type %u", b->name, le32toh(hdr.type));
+		status = VIRTIO_BLK_S_UNSUPP;
+		break;
+	}
+	/* The status is the last device-writable byte, so all of in[] counts. */
+	xvb_buf_to_iov(req->in, req->nin, req->in_len - 1, &status, 1);
+	xvb_push(b->vdev, req, req->in_len > UINT32_MAX ? UINT32_MAX : (uint32_t)req->in_len);
+}
+
+static void blk_notify(void *priv, unsigned int q)
+{
+	struct blk *b = priv;
+	struct xvb_req req;
+	int r;
+
+	if (!b->vdev || q != 0)
+		return;
+	while ((r = xvb_pop(b->vdev, 0, &req)) != 0) {
+		if (r == -EINVAL)
+			continue;	/* the core completed that chain */
+		if (r < 0)
+			break;		/* device broken: NEEDS_RESET is set */
+		blk_handle(b, &req);
+	}
+	xvb_flush(b->vdev, 0);
+}
+
+static void blk_quiesce(void *priv)
+{
+	struct blk *b = priv;
+
+	if (!b->ro && fdatasync(b->fd) < 0)
+		xvb_warn(b->log, "%s: flush: %s", b->name, strerror(errno));
+}
+
+const struct xvb_model_ops xvb_blk_ops = {
+	.type = "blk",
+	.device_id = VIRTIO_ID_BLOCK,
+	.num_queues = 1,
+	.queue_size = BLK_QUEUE_SIZE,
+	.config_size = sizeof(struct virtio_blk_config),
+	.create = blk_create,
+	.destroy = blk_destroy,
+	.features = blk_features,
+	.get_config = blk_get_config,
+	.activate = blk_activate,
+	.reset = blk_reset,
+	.notify = blk_notify,
+	.quiesce = blk_quiesce,
+};

@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * epoll event loop.  Each watched fd has a registration; epoll hands back a
+ * pointer to it.  A callback may add or delete fds (its own included) while a
+ * round is dispatched: a deleted registration is marked removed, so an event
+ * for it later in the same round is skipped, and it is freed only when the
+ * round ends.  Modifying an fd to 0 events takes it out of the epoll set
+ * (epoll would otherwise still report EPOLLHUP/EPOLLERR) until it is modified
+ * to non-zero events again.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "evloop.h"
+
+#define XVB_EVLOOP_MAX_EVENTS 32
+
+struct xvb_evreg {
+	struct xvb_evreg *next;
+	int fd;
+	uint32_t events;	/* 0 = paused: not in the epoll set */
+	bool removed;
+	xvb_fd_cb cb;
+	void *arg;
+};
+
+struct xvb_evloop {
+	int epfd;
+	bool dispatching;
+	struct xvb_evreg *regs;		/* live registrations */
+	struct xvb_evreg *dead;		/* removed during dispatch, freed after */
+};
+
+int xvb_evloop_create(struct xvb_evloop **out)
+{
+	struct xvb_evloop *loop = calloc(1, sizeof(*loop));
+
+	if (!loop)
+		return -ENOMEM;
+	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (loop->epfd < 0) {
+		int err = -errno;
+
+		free(loop);
+		return err;
+	}
+	*out = loop;
+	return 0;
+}
+
+static void free_list(struct xvb_evreg *r)
+{
+	while (r) {
+		struct xvb_evreg *next = r->next;
+
+		free(r);
+		r = next;
+	}
+}
+
+void xvb_evloop_destroy(struct xvb_evloop *loop)
+{
+	if (!loop)
+		return;
+	free_list(loop->regs);
+	free_list(loop->dead);
+	close(loop->epfd);
+	free(loop);
+}
+
+static struct xvb_evreg **find(struct xvb_evloop *loop, int fd)
+{
+	struct xvb_evreg **p;
+
+	for (p = &loop->regs; *p; p = &(*p)->next)
+		if ((*p)->fd == fd)
+			return p;
+	return NULL;
+}
+
+static int ctl(struct xvb_evloop *loop, int op, struct xvb_evreg *r, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = r };
+
+	return epoll_ctl(loop->epfd, op, r->fd, &ev) < 0 ? -errno : 0;
+}
+
+int xvb_evloop_add(struct xvb_evloop *loop, int fd, uint32_t events, xvb_fd_cb cb, void *arg)
+{
+	struct xvb_evreg *r;
+	int err;
+
+	if (fd < 0 || !cb)
+		return -EINVAL;
+	if (find(loop, fd))
+		return -EEXIST;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	*r = (struct xvb_evreg){ .fd = fd, .events = events, .cb = cb, .arg = arg };
+	if (events) {
+		err = ctl(loop, EPOLL_CTL_ADD, r, events);
+		if (err) {
+			free(r);
+			return err;
+		}
+	}
+	r->next = loop->regs;
+	loop->regs = r;
+	return 0;
+}
+
+int xvb_evloop_mod(struct xvb_evloop *loop, int fd, uint32_t events)
+{
+	struct xvb_evreg **p = find(loop, fd), *r;
+	int err = 0;
+
+	if (!p)
+		return -ENOENT;
+	r = *p;
+	if (events == r->events)
+		return 0;
+	if (!events)
+		err = ctl(loop, EPOLL_CTL_DEL, r, 0);
+	else
+		err = ctl(loop, r->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, r, events);
+	if (!err)
+		r->events = events;
+	return err;
+}
+
+void xvb_evloop_del(struct xvb_evloop *loop, int fd)
+{
+	struct xvb_evreg **p = find(loop, fd), *r;
+
+	if (!p)
+		return;
+	r = *p;
+	*p = r->next;
+	/* Fails harmlessly if the fd was already closed. */
+	if (r->events)
+		ctl(loop, EPOLL_CTL_DEL, r, 0);
+	if (loop->dispatching) {
+		r->removed = true;
+		r->next = loop->dead;
+		loop->dead = r;
+	} else {
+		free(r);
+	}
+}
+
+int xvb_evloop_run_once(struct xvb_evloop *loop, int timeout_ms)
+{
+	struct epoll_event ev[XVB_EVLOOP_MAX_EVENTS];
+	int i, n, ran = 0;
+
+	if (loop->dispatching)
+		return -EBUSY;	/* not re-entrant */
+	n = epoll_wait(loop->epfd, ev, XVB_EVLOOP_MAX_EVENTS, timeout_ms);
+	if (n < 0)
+		return -errno;
+	loop->dispatching = true;
+	for (i = 0; i < n; i++) {
+		struct xvb_evreg *r = ev[i].data.ptr;
+
+		/* Deleted, or paused, by an earlier callback of this round. */
+		if (r->removed || !r->events)
+			continue;
+		r->cb(r->arg, r->fd, ev[i].events);
+		ran++;
+	}
+	loop->dispatching = false;
+	free_list(loop->dead);
+	loop->dead = NULL;
+	return ran;
+}
