@@ -29,7 +29,7 @@ XVMSG_VERSION := 0.1.0
 CFLAGS  += -DXVMSG_VERSION='"$(XVMSG_VERSION)"'
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter -Wformat=2 -fno-strict-aliasing -D_GNU_SOURCE \
-           -Iinclude -Ibackend-domain -Idriver $(SANFLAGS)
+           -Iinclude -Ibackend-domain -Idriver -Itests/common $(SANFLAGS)
 ifeq ($(WERROR),1)
 CFLAGS  += -Werror
 endif

@@ -46,6 +46,7 @@ struct xvb_model_env {
 	const char *name;		/* for messages, e.g. "blk0(dom2)" */
 };
 
+/* Every op must be set except set_config, features and quiesce (may be NULL). */
 struct xvb_model_ops {
 	const char *type;		/* "blk", "rng", "console" */
 	uint32_t device_id;		/* VIRTIO_ID_* */
@@ -66,7 +67,9 @@ struct xvb_model_ops {
 	/* Driver wrote config bytes; NULL = read-only config.  0 or -errno. */
 	int (*set_config)(void *priv, uint32_t off, const uint8_t *data, uint32_t len);
 	/* Driver set DRIVER_OK with these negotiated features: start work.
-	 * vdev stays valid until reset(). */
+	 * vdev stays valid until reset().  xvb_pop() returns -EIO until
+	 * activate() has returned; right after, the core calls notify() for
+	 * every queue, so work that waited for buffers can start there. */
 	int (*activate)(void *priv, struct xvb_vdev *vdev, uint64_t features);
 	/* Device reset: stop using vdev and every request taken from it. */
 	void (*reset)(void *priv);

@@ -14,12 +14,16 @@ typedef void (*xvb_fd_cb)(void *arg, int fd, uint32_t events);
 
 int xvb_evloop_create(struct xvb_evloop **out);
 void xvb_evloop_destroy(struct xvb_evloop *loop);
-/* Watch fd for events (EPOLLIN, EPOLLOUT...).  0 or -errno. */
+/* Watch fd for events (EPOLLIN, EPOLLOUT...).  0 or -errno; -EEXIST when fd
+ * is already watched. */
 int xvb_evloop_add(struct xvb_evloop *loop, int fd, uint32_t events, xvb_fd_cb cb, void *arg);
+/* Change the events; 0 pauses the fd entirely (hang-ups and errors too)
+ * until it is set again. */
 int xvb_evloop_mod(struct xvb_evloop *loop, int fd, uint32_t events);
 void xvb_evloop_del(struct xvb_evloop *loop, int fd);
 /* Run one round: wait up to timeout_ms (-1 = forever) and dispatch.
- * Returns the number of callbacks run or -errno (-EINTR on a signal). */
+ * Returns the number of callbacks run or -errno (-EINTR on a signal,
+ * -EBUSY when called from inside a callback). */
 int xvb_evloop_run_once(struct xvb_evloop *loop, int timeout_ms);
 
 #endif /* XVB_EVLOOP_H */

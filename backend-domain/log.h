@@ -21,7 +21,8 @@ int xvb_log_level_parse(const char *s, enum xvb_log_level *out);
 #define xvb_err(l, ...)   xvb_logf((l), XVB_LOG_ERR, __VA_ARGS__)
 #define xvb_warn(l, ...)  xvb_logf((l), XVB_LOG_WARN, __VA_ARGS__)
 #define xvb_info(l, ...)  xvb_logf((l), XVB_LOG_INFO, __VA_ARGS__)
-#define xvb_dbg(l, ...)   do { if ((l) && (l)->level >= XVB_LOG_DEBUG) \
-				xvb_logf((l), XVB_LOG_DEBUG, __VA_ARGS__); } while (0)
+#define xvb_dbg(l, ...)   do { const struct xvb_log *l_ = (l); \
+			       if (l_ && l_->level >= XVB_LOG_DEBUG) \
+				       xvb_logf(l_, XVB_LOG_DEBUG, __VA_ARGS__); } while (0)
 
 #endif /* XVB_LOG_H */

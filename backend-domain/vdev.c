@@ -160,7 +160,7 @@ void xvb_flush(struct xvb_vdev *d, unsigned int q)
 
 void xvb_vdev_kick(struct xvb_vdev *d, unsigned int q)
 {
-	if (q >= d->nvqs || !d->activated || d->broken)
+	if (q >= d->nvqs || !d->activated || d->broken || !d->ops->notify)
 		return;
 	d->ops->notify(d->priv, q);
 	/* Bad chains the model skipped were completed by xvb_pop. */
@@ -316,7 +316,8 @@ static int h_status(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8_t *
 			}
 			d->status = s | (d->status & VMSG_STATUS_NEEDS_RESET);
 			if ((add & VMSG_STATUS_FAILED) && d->activated) {
-				d->ops->reset(d->priv);
+				if (d->ops->reset)
+					d->ops->reset(d->priv);
 				d->activated = false;
 			} else if ((s & VMSG_STATUS_DRIVER_OK) && (add & VMSG_STATUS_DRIVER_OK)) {
 				activate(d);

@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "backend-proc.h"
+
+int backend_setup(struct backend_proc *b)
+{
+	memset(b, 0, sizeof(*b));
+	strcpy(b->dir, "/tmp/xvmsg-test-XXXXXX");
+	if (!mkdtemp(b->dir))
+		return -errno;
+	snprintf(b->sock, sizeof(b->sock), "%.60s/loop.sock", b->dir);
+	snprintf(b->log, sizeof(b->log), "%s/backend.log", b->dir);
+	return 0;
+}
+
+int backend_image(struct backend_proc *b, const char *name, size_t size, char *out, size_t len)
+{
+	int fd;
+
+	snprintf(out, len, "%s/%s", b->dir, name);
+	fd = open(out, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size)) {
+		close(fd);
+		return -errno;
+	}
+	close(fd);
+	return 0;
+}
+
+static int can_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0), rc;
+
+	if (fd < 0)
+		return 0;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return rc;
+}
+
+static int spawn(struct backend_proc *b)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	int i, status;
+
+	unlink(b->sock);
+	b->pid = fork();
+	if (b->pid < 0)
+		return -errno;
+	if (b->pid == 0) {
+		int fd = open(b->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+		if (fd >= 0) {
+			dup2(fd, 2);
+			dup2(fd, 1);
+		}
+		execv(b->argv[0], b->argv);
+		_exit(127);
+	}
+	for (i = 0; i < 1000; i++) {	/* 10 s */
+		if (can_connect(b->sock))
+			return 0;
+		if (waitpid(b->pid, &status, WNOHANG) == b->pid) {
+			b->pid = 0;
+			return -ECHILD;
+		}
+		nanosleep(&ts, NULL);
+	}
+	return -ETIMEDOUT;
+}
+
+int backend_start(struct backend_proc *b, const char *arg, ...)
+{
+	const char *bin = getenv("XVMSG_BIN");
+	char path[256];
+	va_list ap;
+
+	snprintf(path, sizeof(path), "%s/xvmsg-backend", bin ? bin : "build/bin");
+	b->argc = 0;
+	b->argv[b->argc++] = strdup(path);
+	b->argv[b->argc++] = strdup("--socket");
+	b->argv[b->argc++] = strdup(b->sock);
+	va_start(ap, arg);
+	for (; arg && b->argc < 31; arg = va_arg(ap, const char *))
+		b->argv[b->argc++] = strdup(arg);
+	va_end(ap);
+	b->argv[b->argc] = NULL;
+	return spawn(b);
+}
+
+int backend_restart(struct backend_proc *b)
+{
+	return spawn(b);
+}
+
+int backend_stop(struct backend_proc *b, int sig)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	int i, status;
+
+	if (b->pid <= 0)
+		return -ECHILD;
+	kill(b->pid, sig);
+	for (i = 0; i < 2000; i++) {	/* 20 s */
+		if (waitpid(b->pid, &status, WNOHANG) == b->pid) {
+			b->pid = 0;
+			return status;
+		}
+		nanosleep(&ts, NULL);
+	}
+	kill(b->pid, SIGKILL);
+	waitpid(b->pid, &status, 0);
+	b->pid = 0;
+	return -ETIMEDOUT;
+}
+
+void backend_cleanup(struct backend_proc *b)
+{
+	char cmd[128];
+	int i;
+
+	if (b->pid > 0)
+		backend_stop(b, SIGKILL);
+	for (i = 0; i < b->argc; i++)
+		free(b->argv[i]);
+	b->argc = 0;
+	if (b->dir[0] && !getenv("XVMSG_KEEP_TMP")) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", b->dir);
+	}
+}
+
+void backend_dump_log(const struct backend_proc *b)
+{
+	char line[512];
+	FILE *f = fopen(b->log, "r");
+
+	if (!f)
+		return;
+	fprintf(stderr, "---- backend log ----\n");
+	while (fgets(line, sizeof(line), f))
+		fputs(line, stderr);
+	fprintf(stderr, "---------------------\n");
+	fclose(f);
+}
+
+int backend_log_count(const struct backend_proc *b, const char *needle)
+{
+	char line[512];
+	FILE *f = fopen(b->log, "r");
+	int n = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}

@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+
+#include "fakebus.h"
+
+#define PAGE 4096
+#define FB(b) ((struct fakebus *)(b))
+
+static struct fb_map *find_slot(struct fakebus *fb, void *addr)
+{
+	unsigned int i;
+
+	for (i = 0; i < sizeof(fb->map) / sizeof(fb->map[0]); i++)
+		if (fb->map[i].addr == addr)
+			return &fb->map[i];
+	return NULL;
+}
+
+static int fb_map(struct xvb_bus *b, uint32_t domid, enum xvb_space space, const uint64_t *ids,
+		  unsigned int n, bool writable, void **addr)
+{
+	struct fakebus *fb = FB(b);
+	struct fb_map *slot = find_slot(fb, NULL);
+	uint64_t frames[64];
+	unsigned int i;
+	char *base;
+
+	if (!slot || n == 0 || n > 64)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		if (space == XVB_SPACE_GRANT) {
+			if (ids[i] >= FB_MAX_GRANTS || !fb->gnt[ids[i]].permit)
+				return -EPERM;
+			if (writable && fb->gnt[ids[i]].readonly)
+				return -EPERM;
+			frames[i] = fb->gnt[ids[i]].frame;
+		} else {
+			if (!fb->allow_frames)
+				return -EPERM;
+			frames[i] = ids[i];
+		}
+		if (frames[i] >= fb->pages)
+			return -EFAULT;
+	}
+	base = mmap(NULL, (size_t)n * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		if (mmap(base + (size_t)i * PAGE, PAGE, PROT_READ | (writable ? PROT_WRITE : 0),
+			 MAP_SHARED | MAP_FIXED, fb->memfd, (off_t)(frames[i] * PAGE)) == MAP_FAILED) {
+			munmap(base, (size_t)n * PAGE);
+			return -ENOMEM;
+		}
+	}
+	slot->addr = base;
+	slot->n = n;
+	slot->grant = space == XVB_SPACE_GRANT;
+	memcpy(slot->ids, ids, n * sizeof(*ids));
+	if (slot->grant)
+		for (i = 0; i < n; i++)
+			fb->gnt[ids[i]].pins++;
+	fb->maps++;
+	fb->live++;
+	*addr = base;
+	return 0;
+}
+
+static int fb_unmap(struct xvb_bus *b, void *addr, unsigned int n)
+{
+	struct fakebus *fb = FB(b);
+	struct fb_map *slot = addr ? find_slot(fb, addr) : NULL;
+	unsigned int i;
+
+	if (!slot || slot->n != n)
+		return -EINVAL;
+	munmap(addr, (size_t)n * PAGE);
+	if (slot->grant)
+		for (i = 0; i < n; i++)
+			fb->gnt[slot->ids[i]].pins--;
+	slot->addr = NULL;
+	fb->unmaps++;
+	fb->live--;
+	return 0;
+}
+
+static int fb_notify(struct xvb_bus *b, uint32_t port)
+{
+	FB(b)->notifies++;
+	FB(b)->last_notify = port;
+	return 0;
+}
+
+static int fb_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, uint32_t *local)
+{
+	*local = remote + 100;
+	return 0;
+}
+
+static int fb_unbind(struct xvb_bus *b, uint32_t port)
+{
+	return 0;
+}
+
+static int fb_read(struct xvb_bus *b, const char *path, char *buf, size_t len)
+{
+	struct fakebus *fb = FB(b);
+	unsigned int i;
+
+	for (i = 0; i < fb->nst; i++) {
+		if (strcmp(fb->st[i].path, path) == 0) {
+			if (strlen(fb->st[i].val) + 1 > len)
+				return -E2BIG;
+			strcpy(buf, fb->st[i].val);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static int fb_write(struct xvb_bus *b, const char *path, const char *val)
+{
+	struct fakebus *fb = FB(b);
+	unsigned int i;
+
+	for (i = 0; i < fb->nst && strcmp(fb->st[i].path, path); i++)
+		;
+	if (i == FB_MAX_STORE)
+		return -ENOSPC;
+	snprintf(fb->st[i].path, sizeof(fb->st[i].path), "%s", path);
+	snprintf(fb->st[i].val, sizeof(fb->st[i].val), "%s", val);
+	if (i == fb->nst)
+		fb->nst++;
+	return 0;
+}
+
+static int fb_rm(struct xvb_bus *b, const char *path)
+{
+	return 0;
+}
+
+static int fb_watch(struct xvb_bus *b, const char *path)
+{
+	return 0;
+}
+
+static uint32_t fb_self(struct xvb_bus *b)
+{
+	return 1;
+}
+
+static const struct xvb_bus_ops fb_ops = {
+	.name = "fake",
+	.self_domid = fb_self,
+	.store_read = fb_read,
+	.store_write = fb_write,
+	.store_rm = fb_rm,
+	.store_watch = fb_watch,
+	.store_unwatch = fb_watch,
+	.map = fb_map,
+	.unmap = fb_unmap,
+	.evtchn_bind = fb_bind,
+	.evtchn_unbind = fb_unbind,
+	.evtchn_notify = fb_notify,
+};
+
+int fakebus_init(struct fakebus *fb, uint32_t pages)
+{
+	memset(fb, 0, sizeof(*fb));
+	fb->bus.ops = &fb_ops;
+	fb->pages = pages;
+	fb->memfd = memfd_create("fakebus", MFD_CLOEXEC);
+	if (fb->memfd < 0 || ftruncate(fb->memfd, (off_t)pages * PAGE))
+		return -errno;
+	fb->mem = mmap(NULL, (size_t)pages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       fb->memfd, 0);
+	if (fb->mem == MAP_FAILED)
+		return -errno;
+	return 0;
+}
+
+void fakebus_fini(struct fakebus *fb)
+{
+	munmap(fb->mem, (size_t)fb->pages * PAGE);
+	close(fb->memfd);
+}
+
+void fakebus_grant(struct fakebus *fb, uint32_t ref, uint32_t frame, uint32_t n, bool ro)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++) {
+		fb->gnt[ref + i].permit = true;
+		fb->gnt[ref + i].readonly = ro;
+		fb->gnt[ref + i].frame = frame + i;
+	}
+}
+
+void fakebus_revoke(struct fakebus *fb, uint32_t ref, uint32_t n)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		fb->gnt[ref + i].permit = false;
+}

@@ -1,0 +1,425 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Integration: xvmsg-backend as a separate process, a virtio-blk device
+ * driven through the loopback bus in each memory-access mode.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+
+#include "backend-proc.h"
+#include "xvmsg-drv.h"
+
+#define DISK_SIZE	(8u << 20)
+#define SECTORS		(DISK_SIZE / 512)
+#define CHUNK		(64u << 10)
+
+struct fx {
+	struct backend_proc b;
+	char img[160];
+	struct xvd_domain *d;
+	struct xvd_dev *dev;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char exp[256];
+
+	assert_non_null(f);
+	assert_int_equal(backend_setup(&f->b), 0);
+	assert_int_equal(backend_image(&f->b, "disk.img", DISK_SIZE, f->img, sizeof(f->img)), 0);
+	snprintf(exp, sizeof(exp), "disk0:blk:path=%s,serial=xvmsg-test", f->img);
+	assert_int_equal(backend_start(&f->b, "--export", exp, "--log-level", "info", NULL), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	if (f->dev)
+		xvd_dev_close(f->dev);
+	if (f->d)
+		xvd_domain_close(f->d);
+	backend_cleanup(&f->b);
+	free(f);
+	return 0;
+}
+
+static void open_domain(struct fx *f)
+{
+	struct xvd_domain_opts o = { .socket_path = f->b.sock, .ram_pages = 8192,
+				     .log_level = XVD_LOG_WARN };
+
+	assert_int_equal(xvd_domain_open_loop(&o, &f->d), 0);
+}
+
+static int open_blk(struct fx *f, int mode, unsigned int devid)
+{
+	struct xvd_dev_opts o = { .export_name = "disk0", .devid = devid, .mode = mode,
+				  .pool_pages = 1024 };
+
+	return xvd_blk_open(f->d, &o, &f->dev);
+}
+
+/* Sector s holds its own number and a per-pass seed in every 8 bytes. */
+static void fill(uint8_t *buf, uint64_t sector, size_t len, uint64_t seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i += 8) {
+		uint64_t v = ((sector + i / 512) << 20) ^ (i % 512) ^ seed;
+
+		memcpy(buf + i, &v, 8);
+	}
+}
+
+static int check(const uint8_t *buf, uint64_t sector, size_t len, uint64_t seed)
+{
+	uint8_t want[CHUNK];
+
+	fill(want, sector, len, seed);
+	return memcmp(buf, want, len);
+}
+
+/* Write the whole disk with up to qd requests in flight, then read it back. */
+static void pattern_pass(struct fx *f, uint64_t seed, unsigned int qd)
+{
+	unsigned int nbuf = qd, i, inflight = 0, errors = 0, bad = 0;
+	uint64_t next = 0, done_bytes = 0;
+	struct xvd_done done[64];
+	void **bufs = calloc(nbuf, sizeof(void *));
+	uint64_t *sect = calloc(nbuf, sizeof(uint64_t));
+	int pass, n;
+
+	assert_non_null(bufs);
+	for (i = 0; i < nbuf; i++)
+		assert_int_equal(xvd_ram_alloc(f->d, CHUNK, &bufs[i]), 0);
+	for (pass = 0; pass < 2; pass++) {
+		int op = pass == 0 ? XVD_BLK_WRITE : XVD_BLK_READ;
+		unsigned int freelist = nbuf;
+		unsigned int stack[256];
+
+		for (i = 0; i < nbuf; i++)
+			stack[i] = i;
+		next = 0;
+		done_bytes = 0;
+		while (done_bytes < DISK_SIZE) {
+			while (freelist && next < DISK_SIZE) {
+				unsigned int k = stack[--freelist];
+
+				sect[k] = next / 512;
+				if (op == XVD_BLK_WRITE)
+					fill(bufs[k], sect[k], CHUNK, seed);
+				else
+					memset(bufs[k], 0xee, CHUNK);
+				n = xvd_blk_submit(f->dev, op, sect[k], bufs[k], CHUNK,
+						   (void *)(uintptr_t)k, 0);
+				if (n == -ENOSPC || n == -ENOMEM) {
+					stack[freelist++] = k;
+					break;
+				}
+				assert_int_equal(n, 0);
+				next += CHUNK;
+				inflight++;
+			}
+			n = xvd_blk_wait(f->dev, done, 64, 5000);
+			assert_true(n > 0);
+			for (i = 0; i < (unsigned int)n; i++) {
+				unsigned int k = (unsigned int)(uintptr_t)done[i].cookie;
+
+				errors += done[i].status != 0;
+				if (op == XVD_BLK_READ && check(bufs[k], sect[k], CHUNK, seed))
+					bad++;
+				stack[freelist++] = k;
+				inflight--;
+				done_bytes += CHUNK;
+			}
+		}
+		assert_int_equal(inflight, 0);
+		if (op == XVD_BLK_WRITE)
+			assert_int_equal(xvd_blk_flush(f->dev), 0);
+	}
+	assert_int_equal(errors, 0);
+	assert_int_equal(bad, 0);
+	for (i = 0; i < nbuf; i++)
+		xvd_ram_free(f->d, bufs[i]);
+	free(bufs);
+	free(sect);
+}
+
+/* What the backend wrote is really in the image file. */
+static void image_matches(struct fx *f, uint64_t seed)
+{
+	uint8_t *buf = malloc(CHUNK);
+	int fd = open(f->img, O_RDONLY | O_CLOEXEC);
+	unsigned int bad = 0;
+	uint64_t off;
+
+	assert_non_null(buf);
+	assert_true(fd >= 0);
+	for (off = 0; off < DISK_SIZE; off += CHUNK) {
+		assert_int_equal(pread(fd, buf, CHUNK, (off_t)off), CHUNK);
+		bad += check(buf, off / 512, CHUNK, seed) != 0;
+	}
+	close(fd);
+	free(buf);
+	assert_int_equal(bad, 0);
+}
+
+static void pattern_in_mode(void **state, int mode)
+{
+	struct fx *f = *state;
+	struct xvd_blk_info info;
+	char id[20];
+
+	open_domain(f);
+	assert_int_equal(open_blk(f, mode, 0), 0);
+	assert_int_equal(xvd_blk_info(f->dev, &info), 0);
+	assert_int_equal(info.capacity, SECTORS);
+	assert_false(info.ro);
+	assert_true(info.flush);
+	pattern_pass(f, 0x1234 + (uint64_t)mode, 32);
+	image_matches(f, 0x1234 + (uint64_t)mode);
+
+	/* GET_ID returns the serial from the export's params. */
+	{
+		void *buf;
+		struct xvd_done d;
+
+		assert_int_equal(xvd_ram_alloc(f->d, 20, &buf), 0);
+		assert_int_equal(xvd_blk_submit(f->dev, XVD_BLK_GET_ID, 0, buf, 20, NULL, 0), 0);
+		assert_int_equal(xvd_blk_wait(f->dev, &d, 1, 5000), 1);
+		assert_int_equal(d.status, 0);
+		memcpy(id, buf, sizeof(id));
+		assert_memory_equal(id, "xvmsg-test", 10);
+		xvd_ram_free(f->d, buf);
+	}
+	/* Out of range: the device says IOERR, the device stays usable. */
+	{
+		uint8_t tmp[512];
+
+		assert_int_not_equal(xvd_blk_read(f->dev, SECTORS, tmp, 512), 0);
+		assert_int_equal(xvd_blk_read(f->dev, SECTORS - 1, tmp, 512), 0);
+		assert_int_equal(check(tmp, SECTORS - 1, 512, 0x1234 + (uint64_t)mode), 0);
+	}
+}
+
+static void test_pattern_pool(void **state) { pattern_in_mode(state, XVD_MODE_POOL); }
+static void test_pattern_grant(void **state) { pattern_in_mode(state, XVD_MODE_GRANT); }
+static void test_pattern_full(void **state) { pattern_in_mode(state, XVD_MODE_FULL); }
+
+/* Hundreds of requests in flight at once on a 256-entry queue. */
+static void test_many_inflight(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 240 };
+	void *buf[N];
+	struct xvd_done done[N];
+	unsigned int i, got = 0;
+	int n;
+
+	open_domain(f);
+	{
+		/* Indirect tables for every chain, as Linux does: 240 requests of 3
+		 * buffers fit a 256-entry ring only that way. */
+		struct xvd_dev_opts o = { .export_name = "disk0", .devid = 3,
+					  .mode = XVD_MODE_POOL, .pool_pages = 2048,
+					  .indirect_min = 2 };
+
+		assert_int_equal(xvd_blk_open(f->d, &o, &f->dev), 0);
+	}
+	assert_int_equal(xvd_dev_queue_size(f->dev, 0), 256);
+	for (i = 0; i < N; i++) {
+		assert_int_equal(xvd_ram_alloc(f->d, 4096, &buf[i]), 0);
+		fill(buf[i], i * 8, 4096, 77);
+		assert_int_equal(xvd_blk_submit(f->dev, XVD_BLK_WRITE, i * 8, buf[i], 4096,
+						(void *)(uintptr_t)i, XVD_NO_KICK), 0);
+	}
+	assert_int_equal(xvd_vq_inflight(f->dev, 0), N);
+	assert_int_equal(xvd_vq_kick(f->dev, 0), 0);
+	while (got < N) {
+		n = xvd_blk_wait(f->dev, done + got, N - got, 5000);
+		assert_true(n > 0);
+		got += (unsigned int)n;
+	}
+	for (i = 0; i < N; i++)
+		assert_int_equal(done[i].status, 0);
+	assert_int_equal(xvd_blk_flush(f->dev), 0);
+	for (i = 0; i < N; i++) {
+		memset(buf[i], 0, 4096);
+		assert_int_equal(xvd_blk_read(f->dev, i * 8, buf[i], 4096), 0);
+		assert_int_equal(check(buf[i], i * 8, 4096, 77), 0);
+		xvd_ram_free(f->d, buf[i]);
+	}
+}
+
+/* A device reset in the middle, then the same device works again. */
+static void test_reset_reinit(void **state)
+{
+	struct fx *f = *state;
+	uint8_t buf[4096];
+
+	open_domain(f);
+	assert_int_equal(open_blk(f, XVD_MODE_POOL, 0), 0);
+	fill(buf, 100, sizeof(buf), 5);
+	assert_int_equal(xvd_blk_write(f->dev, 100, buf, sizeof(buf)), 0);
+	assert_int_equal(xvd_dev_reset(f->dev), 0);
+	assert_int_equal(xvd_dev_error(f->dev), 0);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(xvd_blk_read(f->dev, 100, buf, sizeof(buf)), 0);
+	assert_int_equal(check(buf, 100, sizeof(buf), 5), 0);
+}
+
+/* Detach and attach again, in another mode: data stays, export is free. */
+static void test_detach_reattach(void **state)
+{
+	struct fx *f = *state;
+	struct xvd_dev *second;
+	struct xvd_dev_opts o = { .export_name = "disk0", .devid = 9, .mode = XVD_MODE_POOL };
+	uint8_t buf[4096];
+
+	open_domain(f);
+	assert_int_equal(open_blk(f, XVD_MODE_POOL, 0), 0);
+	/* The export is busy while attached. */
+	assert_int_not_equal(xvd_blk_open(f->d, &o, &second), 0);
+	fill(buf, 8, sizeof(buf), 9);
+	assert_int_equal(xvd_blk_write(f->dev, 8, buf, sizeof(buf)), 0);
+	assert_int_equal(xvd_blk_flush(f->dev), 0);
+	xvd_dev_close(f->dev);
+	f->dev = NULL;
+	assert_int_equal(open_blk(f, XVD_MODE_GRANT, 1), 0);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(xvd_blk_read(f->dev, 8, buf, sizeof(buf)), 0);
+	assert_int_equal(check(buf, 8, sizeof(buf), 9), 0);
+	assert_int_equal(backend_log_count(&f->b, "removed"), 1);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* kill -9 of the backend: the driver fails promptly, a restarted backend
+ * serves the data flushed before. */
+static void test_backend_killed(void **state)
+{
+	struct fx *f = *state;
+	uint8_t buf[4096];
+	long long t0;
+	int rc;
+
+	open_domain(f);
+	assert_int_equal(open_blk(f, XVD_MODE_POOL, 0), 0);
+	fill(buf, 64, sizeof(buf), 42);
+	assert_int_equal(xvd_blk_write(f->dev, 64, buf, sizeof(buf)), 0);
+	assert_int_equal(xvd_blk_flush(f->dev), 0);
+	assert_true(WIFSIGNALED(backend_stop(&f->b, SIGKILL)));
+
+	t0 = now_ms();
+	rc = xvd_blk_read(f->dev, 64, buf, sizeof(buf));
+	assert_int_not_equal(rc, 0);
+	assert_true(now_ms() - t0 < 6000);
+	assert_int_not_equal(xvd_dev_error(f->dev), 0);
+	xvd_dev_close(f->dev);
+	f->dev = NULL;
+	xvd_domain_close(f->d);
+	f->d = NULL;
+
+	assert_int_equal(backend_restart(&f->b), 0);
+	open_domain(f);
+	assert_int_equal(open_blk(f, XVD_MODE_POOL, 0), 0);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(xvd_blk_read(f->dev, 64, buf, sizeof(buf)), 0);
+	assert_int_equal(check(buf, 64, sizeof(buf), 42), 0);
+}
+
+/* SIGTERM: the backend exits 0 and what was acknowledged is on the image. */
+static void test_sigterm_clean(void **state)
+{
+	struct fx *f = *state;
+	struct xvd_done done[16];
+	void *buf[16];
+	unsigned int i, got = 0;
+	int n, status;
+
+	open_domain(f);
+	assert_int_equal(open_blk(f, XVD_MODE_POOL, 0), 0);
+	for (i = 0; i < 16; i++) {
+		assert_int_equal(xvd_ram_alloc(f->d, CHUNK, &buf[i]), 0);
+		fill(buf[i], i * (CHUNK / 512), CHUNK, 3);
+		assert_int_equal(xvd_blk_submit(f->dev, XVD_BLK_WRITE, i * (CHUNK / 512), buf[i],
+						CHUNK, NULL, 0), 0);
+	}
+	while (got < 16) {
+		n = xvd_blk_wait(f->dev, done, 16, 5000);
+		assert_true(n > 0);
+		for (i = 0; i < (unsigned int)n; i++)
+			assert_int_equal(done[i].status, 0);
+		got += (unsigned int)n;
+	}
+	status = backend_stop(&f->b, SIGTERM);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	{
+		uint8_t *tmp = malloc(CHUNK);
+		int fd = open(f->img, O_RDONLY | O_CLOEXEC);
+
+		for (i = 0; i < 16; i++) {
+			assert_int_equal(pread(fd, tmp, CHUNK, (off_t)i * CHUNK), CHUNK);
+			assert_int_equal(check(tmp, i * (CHUNK / 512), CHUNK, 3), 0);
+		}
+		close(fd);
+		free(tmp);
+	}
+}
+
+/* Attach errors are reported, not fatal. */
+static void test_attach_errors(void **state)
+{
+	struct fx *f = *state;
+	struct xvd_dev_opts o = { .export_name = "nosuch", .devid = 0, .mode = XVD_MODE_POOL };
+	struct xvd_dev *dev = NULL;
+
+	open_domain(f);
+	assert_int_equal(xvd_blk_open(f->d, &o, &dev), -ENOENT);
+	o.export_name = "disk0";
+	o.mode = 7;
+	assert_int_not_equal(xvd_blk_open(f->d, &o, &dev), 0);
+	o.mode = XVD_MODE_POOL;
+	assert_int_equal(xvd_blk_open(f->d, &o, &f->dev), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_pattern_pool, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pattern_grant, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pattern_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_inflight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_reinit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_detach_reattach, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backend_killed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sigterm_clean, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attach_errors, setup, teardown),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests_name("loop-blk", tests, NULL, NULL);
+}
