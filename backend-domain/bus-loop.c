@@ -1239,7 +1239,20 @@ int xvb_loop_create(const struct xvb_loop_opts *opts, const struct xvb_bus_event
 	}
 	strcpy(sa.sun_path, opts->socket_path);
 	unlink(opts->socket_path);	/* a stale socket from a killed backend */
-	if (bind(lb->lsock, (struct sockaddr *)&sa, sizeof(sa)) || listen(lb->lsock, 16)) {
+	rc = bind(lb->lsock, (struct sockaddr *)&sa, sizeof(sa));
+	if (rc && errno == ENOENT) {
+		/* e.g. /run/xvmsg does not exist yet: make the last component */
+		char dir[sizeof(sa.sun_path)], *slash;
+
+		strcpy(dir, opts->socket_path);
+		slash = strrchr(dir, '/');
+		if (slash && slash != dir) {
+			*slash = '\0';
+			mkdir(dir, 0755);
+		}
+		rc = bind(lb->lsock, (struct sockaddr *)&sa, sizeof(sa));
+	}
+	if (rc || listen(lb->lsock, 16)) {
 		rc = -errno;
 		goto err;
 	}
