@@ -35,6 +35,7 @@ CFLAGS  += -Werror
 endif
 LDFLAGS += $(SANFLAGS)
 LDLIBS  += -lpthread
+XEN_LIBS := -lxenstore -lxenevtchn -lxengnttab -lxenforeignmemory
 
 ifeq ($(V),1)
 Q :=
@@ -46,7 +47,7 @@ endif
 BACKEND_CORE := backend-domain/log.c backend-domain/evloop.c backend-domain/iov.c \
                 backend-domain/params.c backend-domain/mapcache.c backend-domain/virtq.c \
                 backend-domain/vdev.c backend-domain/conn.c backend-domain/backend.c \
-                backend-domain/bus-loop.c backend-domain/config.c \
+                backend-domain/bus-loop.c backend-domain/bus-xen.c backend-domain/config.c \
                 backend-domain/devices/blk.c backend-domain/devices/rng.c \
                 backend-domain/devices/console.c
 BACKEND_MAIN := backend-domain/main.c
@@ -81,7 +82,7 @@ $(DRV_LIB): $(DRIVER_LIB_O)
 $(BIN)/xvmsg-backend: $(call obj,$(BACKEND_MAIN)) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS)
 
 $(BIN)/xvmsg-bench: $(call obj,bench/xvmsg-bench.c) $(DRV_LIB)
 	@mkdir -p $(dir $@)
@@ -103,12 +104,12 @@ TEST_COMMON := $(call obj,$(wildcard tests/common/*.c))
 $(BIN)/tests/%: $(OBJ)/tests/unit/%.o $(TEST_COMMON) $(CORE_LIB) $(DRV_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS) -lcmocka
 
 $(BIN)/tests/%: $(OBJ)/tests/loop/%.o $(TEST_COMMON) $(CORE_LIB) $(DRV_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS) -lcmocka
 
 .PHONY: all check check-unit check-loop check-san deps demo clean
 

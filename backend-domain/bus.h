@@ -91,4 +91,11 @@ struct xvb_loop_opts {
 int xvb_loop_create(const struct xvb_loop_opts *opts, const struct xvb_bus_events *ev,
 		    struct xvb_bus **out);
 
+/* Xen bus (bus-xen.c).  On failure err says what is missing. */
+struct xvb_xen_opts {
+	bool allow_full;		/* full mode: needs foreign-mapping privilege */
+};
+int xvb_xen_create(const struct xvb_xen_opts *opts, const struct xvb_bus_events *ev,
+		   struct xvb_bus **out, char *err, size_t errlen);
+
 #endif /* XVB_BUS_H */

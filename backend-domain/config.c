@@ -125,8 +125,8 @@ static int set_socket(struct xvb_config *cfg, const char *v, char *err, size_t e
 
 static int set_bus(struct xvb_config *cfg, const char *v, char *err, size_t errlen)
 {
-	if (strcmp(v, "loop")) {
-		snprintf(err, errlen, "bus '%s' is not available in this build (loop)", v);
+	if (strcmp(v, "loop") && strcmp(v, "xen")) {
+		snprintf(err, errlen, "bus '%s' unknown: loop or xen", v);
 		return -EINVAL;
 	}
 	strcpy(cfg->bus, v);
@@ -251,10 +251,11 @@ static void usage(FILE *out, const char *prog)
 "Serve virtio devices to guests that share only a buffer pool (xvmsg).\n"
 "\n"
 "  -c, --config FILE        read settings from FILE (see docs/backend.md)\n"
-"  -b, --bus NAME           bus to serve on: loop (default)\n"
+"  -b, --bus NAME           bus to serve on: loop (default) or xen\n"
 "  -s, --socket PATH        loopback bus socket (default /run/xvmsg/loop.sock)\n"
 "  -e, --export NAME:TYPE[:PARAMS]\n"
-"                           offer a device; TYPE is blk, rng or console:\n"
+"                           offer a device (loop bus; on xen the toolstack\n"
+"                           names type and params); TYPE is blk, rng or console:\n"
 "                             blk      path=FILE[,ro][,serial=S][,direct]\n"
 "                                      [,discard=on|off][,write-zeroes=on|off]\n"
 "                             rng      (no parameters)\n"
@@ -343,7 +344,7 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 		snprintf(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
 		return -EINVAL;
 	}
-	if (cfg->nexports == 0) {
+	if (cfg->nexports == 0 && strcmp(cfg->bus, "loop") == 0) {
 		snprintf(err, errlen, "no devices to serve: give --export or an export line in --config");
 		return -EINVAL;
 	}

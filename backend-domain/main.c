@@ -124,22 +124,37 @@ int main(int argc, char **argv)
 	ev.ctx = &app.be;
 	ev.watch = xvb_backend_watch;
 	ev.event = xvb_backend_event;
-	memset(&lo, 0, sizeof(lo));
-	lo.socket_path = cfg.socket_path;
-	lo.exports = cfg.exports;
-	lo.nr_exports = cfg.nexports;
-	lo.allow_full = cfg.allow_full;
-	rc = xvb_loop_create(&lo, &ev, &app.bus);
-	if (rc) {
-		xvb_err(&app.log, "cannot serve on %s: %s", cfg.socket_path, strerror(-rc));
-		goto fail;
+	if (strcmp(cfg.bus, "xen") == 0) {
+		struct xvb_xen_opts xo = { .allow_full = cfg.allow_full };
+
+		rc = xvb_xen_create(&xo, &ev, &app.bus, err, sizeof(err));
+		if (rc) {
+			xvb_err(&app.log, "xen bus: %s", err);
+			goto fail_logged;
+		}
+	} else {
+		memset(&lo, 0, sizeof(lo));
+		lo.socket_path = cfg.socket_path;
+		lo.exports = cfg.exports;
+		lo.nr_exports = cfg.nexports;
+		lo.allow_full = cfg.allow_full;
+		rc = xvb_loop_create(&lo, &ev, &app.bus);
+		if (rc) {
+			xvb_err(&app.log, "cannot serve on %s: %s", cfg.socket_path,
+				strerror(-rc));
+			goto fail_logged;
+		}
 	}
 	xvb_backend_init(&app.be, app.bus, loop, &app.log, models);
 	rc = xvb_evloop_add(loop, app.bus->ops->get_fd(app.bus), EPOLLIN, on_bus, &app);
 	if (rc || (rc = xvb_backend_start(&app.be)))
 		goto fail_bus;
-	xvb_info(&app.log, "serving %u export%s on %s bus at %s", cfg.nexports,
-		 cfg.nexports == 1 ? "" : "s", app.bus->ops->name, cfg.socket_path);
+	if (strcmp(cfg.bus, "xen") == 0)
+		xvb_info(&app.log, "serving on xen bus as domain %u (%s)",
+			 app.bus->ops->self_domid(app.bus), app.be.root);
+	else
+		xvb_info(&app.log, "serving %u export%s on %s bus at %s", cfg.nexports,
+			 cfg.nexports == 1 ? "" : "s", app.bus->ops->name, cfg.socket_path);
 
 	while (!app.stop) {
 		rc = xvb_evloop_run_once(loop, -1);
@@ -163,6 +178,7 @@ fail_bus:
 fail:
 	if (rc)
 		xvb_err(&app.log, "%s", strerror(-rc));
+fail_logged:
 	if (sfd >= 0)
 		close(sfd);
 	if (loop)

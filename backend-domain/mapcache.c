@@ -23,6 +23,7 @@
 
 #define PAGE XVMSG_PAGE_SIZE
 #define FULL_DIR_SHIFT 10	/* chunks per second-level table */
+#define FULL_DIR_MAX (1u << 20)	/* second-level tables: 2^48 bytes of guest memory */
 
 static int bus_map(struct xvb_mapcache *mc, enum xvb_space space, const uint64_t *ids,
 		   unsigned int n, bool writable, void **addr)
@@ -117,7 +118,8 @@ int xvb_mc_check(const struct xvb_mapcache *mc, uint64_t addr, uint64_t len)
 		/* refs are 32-bit on Xen */
 		return XVMSG_ADDR_IS_GRANT(addr) && last <= UINT32_MAX ? 0 : -EFAULT;
 	case XVMSG_MODE_FULL:
-		return XVMSG_ADDR_IS_GRANT(addr) ? -EFAULT : 0;
+		return XVMSG_ADDR_IS_GRANT(addr) ||
+		       last >= ((uint64_t)FULL_DIR_MAX << FULL_DIR_SHIFT) * XVB_CHUNK_PAGES ? -EFAULT : 0;
 	}
 	return -EFAULT;
 }
@@ -175,16 +177,28 @@ static int full_chunk(struct xvb_mapcache *mc, uint64_t c, void **out)
 	uint64_t ids[XVB_CHUNK_PAGES];
 	uint64_t hi = c >> FULL_DIR_SHIFT, lo = c & ((1u << FULL_DIR_SHIFT) - 1);
 	unsigned int i;
+	void *p;
 	int rc;
 
-	if (hi >= (1u << 20))
-		return -EFAULT;		/* beyond 2^46 bytes of guest memory */
+	if (hi >= FULL_DIR_MAX)
+		return -EFAULT;		/* xvb_mc_check() refuses these */
+	if (hi < mc->full_dir_len && mc->full_dir[hi] && mc->full_dir[hi][lo]) {
+		*out = mc->full_dir[hi][lo];
+		return 0;
+	}
+	/* Map first: the tables only grow for memory that exists, not for
+	 * every address a driver names. */
+	for (i = 0; i < XVB_CHUNK_PAGES; i++)
+		ids[i] = c * XVB_CHUNK_PAGES + i;
+	rc = bus_map(mc, XVB_SPACE_FRAME, ids, XVB_CHUNK_PAGES, true, &p);
+	if (rc)
+		return rc;
 	if (hi >= mc->full_dir_len) {
 		uint32_t len = (uint32_t)hi + 1;
 		void ***d = realloc(mc->full_dir, len * sizeof(*d));
 
 		if (!d)
-			return -ENOMEM;
+			goto nomem;
 		memset(d + mc->full_dir_len, 0, (len - mc->full_dir_len) * sizeof(*d));
 		mc->full_dir = d;
 		mc->full_dir_len = len;
@@ -192,17 +206,15 @@ static int full_chunk(struct xvb_mapcache *mc, uint64_t c, void **out)
 	if (!mc->full_dir[hi]) {
 		mc->full_dir[hi] = calloc(1u << FULL_DIR_SHIFT, sizeof(void *));
 		if (!mc->full_dir[hi])
-			return -ENOMEM;
+			goto nomem;
 	}
-	if (!mc->full_dir[hi][lo]) {
-		for (i = 0; i < XVB_CHUNK_PAGES; i++)
-			ids[i] = c * XVB_CHUNK_PAGES + i;
-		rc = bus_map(mc, XVB_SPACE_FRAME, ids, XVB_CHUNK_PAGES, true, &mc->full_dir[hi][lo]);
-		if (rc)
-			return rc;
-	}
-	*out = mc->full_dir[hi][lo];
+	mc->full_dir[hi][lo] = p;
+	*out = p;
 	return 0;
+
+nomem:
+	bus_unmap(mc, p, XVB_CHUNK_PAGES);
+	return -ENOMEM;
 }
 
 /* pool/full: walk a segment chunk by chunk through the cache. */
@@ -229,10 +241,13 @@ static int map_cached(struct xvb_mapcache *mc, const struct xvb_seg *s, struct i
 				return rc;
 		} else {
 			rc = full_chunk(mc, c, &base);
-			if (rc == -ENOMEM || rc == -EFAULT)
+			if (rc == -ENOMEM)
 				return rc;
 			if (rc) {
-				/* Fall back: map just these pages, for this request. */
+				/* The chunk cannot be mapped whole (the end of guest
+				 * memory: buses say -EFAULT or -EINVAL).  Fall back:
+				 * map just these pages, for this request; if they do
+				 * not exist either, that fails with the bus's error. */
 				unsigned int np = (unsigned int)((off + take + PAGE - 1) / PAGE);
 				uint64_t ids[XVB_CHUNK_PAGES];
 				unsigned int i;

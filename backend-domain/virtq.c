@@ -354,7 +354,11 @@ int xvb_vq_push(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xvb_req *req,
 
 bool xvb_vq_publish(struct xvb_vq *vq)
 {
-	uint16_t new = vq->used_idx, old = vq->signalled_used;
+	/* vring_need_event() asks whether used_event lies in [old, new): the
+	 * entries written by this publish.  old is the index published last,
+	 * not the one last notified: an entry the driver asked for after a
+	 * silent publish has already gone by (virtio 1.2, 2.7.10). */
+	uint16_t new = vq->used_idx, old = vq->published_used;
 	bool need;
 
 	if (!vq->live || new == vq->published_used)

@@ -1,0 +1,391 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The Xen bus: the xvb_bus interface on Xen's libraries.
+ *
+ *   grants          libxengnttab (/dev/xen/gntdev): pages of the frontend
+ *                   mapped by reference, batched; the library fails and undoes
+ *                   a batch in which any single reference fails.
+ *   foreign frames  libxenforeignmemory (privcmd), full mode only; needs a
+ *                   privileged backend (dom0).  Every page's error is checked.
+ *   event channels  libxenevtchn: interdomain binds, pending + unmask.
+ *   xenstore        libxenstore: reads, writes, watches.
+ *
+ * The backend is an unprivileged process in a driver domain: nothing here
+ * needs more than gntdev, evtchn and xenbus access, except full mode.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+
+#include <xenevtchn.h>
+#include <xenforeignmemory.h>
+#include <xengnttab.h>
+#include <xenstore.h>
+
+#include <xvmsg/xenbus.h>
+
+#include "bus.h"
+
+#define PAGE XVMSG_PAGE_SIZE
+
+struct xen_map {
+	struct xen_map *next;
+	void *addr;
+	unsigned int n;
+	bool foreign;
+};
+
+struct xen_bus {
+	struct xvb_bus bus;
+	struct xvb_bus_events ev;
+	xengnttab_handle *xgt;
+	xenevtchn_handle *xce;
+	xenforeignmemory_handle *fmem;	/* opened on first full-mode map */
+	struct xs_handle *xs;
+	int epfd;
+	uint32_t domid;
+	bool allow_full;
+	struct xen_map *maps;
+};
+
+#define XB(b) ((struct xen_bus *)(b))
+
+static int x_get_fd(struct xvb_bus *b)
+{
+	return XB(b)->epfd;
+}
+
+static uint32_t x_self_domid(struct xvb_bus *b)
+{
+	return XB(b)->domid;
+}
+
+static int x_dispatch(struct xvb_bus *b)
+{
+	struct xen_bus *xb = XB(b);
+	struct pollfd p = { .fd = xenevtchn_fd(xb->xce), .events = POLLIN };
+	char **vec;
+	int budget = 256;
+
+	/* Event channels: the fd is blocking, so only read what poll promises. */
+	while (budget-- > 0 && poll(&p, 1, 0) == 1) {
+		xenevtchn_port_or_error_t port = xenevtchn_pending(xb->xce);
+
+		if (port < 0)
+			break;
+		xb->ev.event(xb->ev.ctx, (uint32_t)port);
+		/* Unmask after the work: a signal that came meanwhile is
+		 * delivered again right away. */
+		xenevtchn_unmask(xb->xce, (evtchn_port_t)port);
+	}
+	errno = 0;
+	while ((vec = xs_check_watch(xb->xs))) {
+		xb->ev.watch(xb->ev.ctx, vec[XS_WATCH_PATH]);
+		free(vec);
+	}
+	if (errno != EAGAIN && errno != 0)
+		return -errno;
+	return 0;
+}
+
+/* ---- xenstore ---- */
+
+static int x_store_read(struct xvb_bus *b, const char *path, char *buf, size_t len)
+{
+	unsigned int n;
+	char *v = xs_read(XB(b)->xs, XBT_NULL, path, &n);
+
+	if (!v)
+		return errno == ENOENT ? -ENOENT : -(errno ? errno : EIO);
+	if (n + 1 > len) {
+		free(v);
+		return -E2BIG;
+	}
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	free(v);
+	return 0;
+}
+
+static int x_store_write(struct xvb_bus *b, const char *path, const char *val)
+{
+	return xs_write(XB(b)->xs, XBT_NULL, path, val, (unsigned int)strlen(val)) ? 0 : -errno;
+}
+
+static int x_store_rm(struct xvb_bus *b, const char *path)
+{
+	if (xs_rm(XB(b)->xs, XBT_NULL, path) || errno == ENOENT)
+		return 0;
+	return -errno;
+}
+
+static int x_store_dir(struct xvb_bus *b, const char *path,
+		       int (*fn)(void *arg, const char *child), void *arg)
+{
+	unsigned int n, i;
+	char **d = xs_directory(XB(b)->xs, XBT_NULL, path, &n);
+	int rc = 0;
+
+	if (!d)
+		return -errno;
+	for (i = 0; i < n && !rc; i++)
+		rc = fn(arg, d[i]);
+	free(d);
+	return rc;
+}
+
+static int x_store_watch(struct xvb_bus *b, const char *path)
+{
+	return xs_watch(XB(b)->xs, path, path) ? 0 : -errno;
+}
+
+static int x_store_unwatch(struct xvb_bus *b, const char *path)
+{
+	return xs_unwatch(XB(b)->xs, path, path) ? 0 : -errno;
+}
+
+/* ---- memory ---- */
+
+static int map_foreign(struct xen_bus *xb, uint32_t domid, const uint64_t *ids, unsigned int n,
+		       int prot, void **addr)
+{
+	xen_pfn_t *pfn = calloc(n, sizeof(*pfn));
+	int *err = calloc(n, sizeof(*err));
+	unsigned int i;
+	void *a;
+	int rc = 0;
+
+	if (!pfn || !err) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (!xb->fmem) {
+		xb->fmem = xenforeignmemory_open(NULL, 0);
+		if (!xb->fmem) {
+			rc = -EPERM;
+			goto out;
+		}
+	}
+	for (i = 0; i < n; i++)
+		pfn[i] = (xen_pfn_t)ids[i];
+	a = xenforeignmemory_map(xb->fmem, domid, prot, n, pfn, err);
+	if (!a) {
+		rc = -(errno ? errno : EPERM);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (err[i]) {
+			rc = err[i] < 0 ? err[i] : -err[i];
+			xenforeignmemory_unmap(xb->fmem, a, n);
+			goto out;
+		}
+	}
+	*addr = a;
+out:
+	free(pfn);
+	free(err);
+	return rc;
+}
+
+static int x_map(struct xvb_bus *b, uint32_t domid, enum xvb_space space, const uint64_t *ids,
+		 unsigned int n, bool writable, void **addr)
+{
+	struct xen_bus *xb = XB(b);
+	int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+	struct xen_map *m;
+	unsigned int i;
+	void *a = NULL;
+	int rc = 0;
+
+	if (n == 0 || n > 65536)
+		return -EINVAL;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	if (space == XVB_SPACE_GRANT) {
+		uint32_t *refs = malloc(n * sizeof(*refs));
+
+		if (!refs) {
+			free(m);
+			return -ENOMEM;
+		}
+		for (i = 0; i < n; i++) {
+			if (ids[i] > UINT32_MAX) {
+				free(refs);
+				free(m);
+				return -EINVAL;
+			}
+			refs[i] = (uint32_t)ids[i];
+		}
+		a = xengnttab_map_domain_grant_refs(xb->xgt, n, domid, refs, prot);
+		if (!a)
+			rc = -(errno ? errno : EPERM);
+		free(refs);
+	} else if (!xb->allow_full) {
+		rc = -EPERM;
+	} else {
+		rc = map_foreign(xb, domid, ids, n, prot, &a);
+		m->foreign = true;
+	}
+	if (rc) {
+		free(m);
+		return rc;
+	}
+	m->addr = a;
+	m->n = n;
+	m->next = xb->maps;
+	xb->maps = m;
+	*addr = a;
+	return 0;
+}
+
+static int x_unmap(struct xvb_bus *b, void *addr, unsigned int n)
+{
+	struct xen_bus *xb = XB(b);
+	struct xen_map **pp, *m;
+
+	for (pp = &xb->maps; (m = *pp); pp = &m->next) {
+		if (m->addr != addr)
+			continue;
+		if (m->n != n)
+			return -EINVAL;
+		*pp = m->next;
+		if (m->foreign)
+			xenforeignmemory_unmap(xb->fmem, addr, n);
+		else
+			xengnttab_unmap(xb->xgt, addr, n);
+		free(m);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* ---- event channels ---- */
+
+static int x_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, uint32_t *local)
+{
+	xenevtchn_port_or_error_t p = xenevtchn_bind_interdomain(XB(b)->xce, domid, remote);
+
+	if (p < 0)
+		return -errno;
+	*local = (uint32_t)p;
+	return 0;
+}
+
+static int x_unbind(struct xvb_bus *b, uint32_t local)
+{
+	return xenevtchn_unbind(XB(b)->xce, local) ? -errno : 0;
+}
+
+static int x_notify(struct xvb_bus *b, uint32_t local)
+{
+	return xenevtchn_notify(XB(b)->xce, local) ? -errno : 0;
+}
+
+static void x_destroy(struct xvb_bus *b)
+{
+	struct xen_bus *xb = XB(b);
+
+	while (xb->maps)
+		x_unmap(b, xb->maps->addr, xb->maps->n);
+	if (xb->fmem)
+		xenforeignmemory_close(xb->fmem);
+	xengnttab_close(xb->xgt);
+	xenevtchn_close(xb->xce);
+	xs_close(xb->xs);
+	close(xb->epfd);
+	free(xb);
+}
+
+static const struct xvb_bus_ops xen_ops = {
+	.name = "xen",
+	.destroy = x_destroy,
+	.get_fd = x_get_fd,
+	.dispatch = x_dispatch,
+	.self_domid = x_self_domid,
+	.store_read = x_store_read,
+	.store_write = x_store_write,
+	.store_rm = x_store_rm,
+	.store_dir = x_store_dir,
+	.store_watch = x_store_watch,
+	.store_unwatch = x_store_unwatch,
+	.map = x_map,
+	.unmap = x_unmap,
+	.evtchn_bind = x_bind,
+	.evtchn_unbind = x_unbind,
+	.evtchn_notify = x_notify,
+};
+
+int xvb_xen_create(const struct xvb_xen_opts *opts, const struct xvb_bus_events *ev,
+		   struct xvb_bus **out, char *err, size_t errlen)
+{
+	struct epoll_event e = { .events = EPOLLIN };
+	struct xen_bus *xb = calloc(1, sizeof(*xb));
+	char buf[16], *end;
+	int rc;
+
+	if (!xb)
+		return -ENOMEM;
+	xb->bus.ops = &xen_ops;
+	xb->ev = *ev;
+	xb->allow_full = opts->allow_full;
+	xb->epfd = -1;
+	xb->xs = xs_open(0);
+	if (!xb->xs) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open xenstore (is xenfs/xenbus available?): %s",
+			 strerror(errno));
+		goto fail;
+	}
+	xb->xce = xenevtchn_open(NULL, 0);
+	if (!xb->xce) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open event channels (load xen-evtchn): %s",
+			 strerror(errno));
+		goto fail;
+	}
+	xb->xgt = xengnttab_open(NULL, 0);
+	if (!xb->xgt) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open the grant device (load xen-gntdev): %s",
+			 strerror(errno));
+		goto fail;
+	}
+	rc = x_store_read(&xb->bus, "domid", buf, sizeof(buf));
+	if (rc) {
+		snprintf(err, errlen, "cannot read our domid from xenstore: %s", strerror(-rc));
+		goto fail;
+	}
+	xb->domid = (uint32_t)strtoul(buf, &end, 10);
+	if (*end || end == buf) {
+		rc = -EINVAL;
+		snprintf(err, errlen, "xenstore domid '%s' is not a number", buf);
+		goto fail;
+	}
+	xb->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (xb->epfd < 0 ||
+	    epoll_ctl(xb->epfd, EPOLL_CTL_ADD, xenevtchn_fd(xb->xce), &e) ||
+	    epoll_ctl(xb->epfd, EPOLL_CTL_ADD, xs_fileno(xb->xs), &e)) {
+		rc = -errno;
+		snprintf(err, errlen, "epoll: %s", strerror(errno));
+		goto fail;
+	}
+	*out = &xb->bus;
+	return 0;
+fail:
+	if (xb->epfd >= 0)
+		close(xb->epfd);
+	if (xb->xgt)
+		xengnttab_close(xb->xgt);
+	if (xb->xce)
+		xenevtchn_close(xb->xce);
+	if (xb->xs)
+		xs_close(xb->xs);
+	free(xb);
+	return rc;
+}
