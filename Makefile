@@ -60,7 +60,7 @@ DRIVER_LIB_O   := $(call obj,$(DRIVER_LIB))
 CORE_LIB   := $(BUILD)/lib/libxvb.a
 DRV_LIB    := $(BUILD)/lib/libxvmsg-drv.a
 
-PROGS := $(BIN)/xvmsg-backend $(BIN)/xvmsg-bench $(BIN)/xvmsg-demo-driver
+PROGS := $(BIN)/xvmsg-backend $(BIN)/xvmsg-bench $(BIN)/xvmsg-demo-driver $(BIN)/xvmsg-ctl
 
 all: $(PROGS)
 
@@ -83,6 +83,11 @@ $(BIN)/xvmsg-backend: $(call obj,$(BACKEND_MAIN)) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS)
+
+$(BIN)/xvmsg-ctl: $(call obj,dom0-tools/xvmsg-ctl.c) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lxenstore $(LDLIBS)
 
 $(BIN)/xvmsg-bench: $(call obj,bench/xvmsg-bench.c) $(DRV_LIB)
 	@mkdir -p $(dir $@)

@@ -155,6 +155,14 @@ void xvb_backend_watch(void *arg, const char *path)
 	if (be->stopping)
 		return;
 	if (strncmp(path, be->root, n) == 0 && (path[n] == '\0' || path[n] == '/')) {
+		const char *leaf = strrchr(path, '/');
+
+		if (leaf && strcmp(leaf + 1, XVMSG_XS_STATS_REQUEST) == 0) {
+			for (c = be->conns; c; c = xvb_conn_next(c))
+				if (xvb_conn_owns_backend_path(c, path))
+					xvb_conn_publish_stats(c);
+			return;
+		}
 		rescan(be);
 		return;
 	}

@@ -661,6 +661,32 @@ void xvb_conn_destroy(struct xvb_conn *c)
 	free(c);
 }
 
+/* The toolstack wrote stats-request: answer with the counters in "stats"
+ * and echo the request in "stats-seq" so it knows the answer is fresh. */
+void xvb_conn_publish_stats(struct xvb_conn *c)
+{
+	const struct xvb_stats *s = &c->stats;
+	char seq[32];
+
+	if (rd(c, c->bepath, XVMSG_XS_STATS_REQUEST, seq, sizeof(seq)))
+		return;
+	wr(c, XVMSG_XS_STATS, "maps=%" PRIu64 " map_pages=%" PRIu64 " unmaps=%" PRIu64
+	   " unmap_pages=%" PRIu64 " notify_in=%" PRIu64 " notify_out=%" PRIu64
+	   " msgs_in=%" PRIu64 " msgs_out=%" PRIu64 " msgs_bad=%" PRIu64
+	   " requests=%" PRIu64 " bad_chains=%" PRIu64 " bytes_out=%" PRIu64
+	   " bytes_in=%" PRIu64, s->map_calls, s->map_pages, s->unmap_calls, s->unmap_pages,
+	   s->notify_in, s->notify_out, s->msgs_in, s->msgs_out, s->msgs_bad, s->requests,
+	   s->bad_chains, s->bytes_out, s->bytes_in);
+	wr(c, XVMSG_XS_STATS_SEQ, "%s", seq);
+}
+
+bool xvb_conn_owns_backend_path(const struct xvb_conn *c, const char *path)
+{
+	size_t n = strlen(c->bepath);
+
+	return strncmp(path, c->bepath, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
 void xvb_conn_dump(const struct xvb_conn *c, FILE *out)
 {
 	const struct xvb_stats *s = &c->stats;

@@ -210,6 +210,9 @@ bool xvb_conn_owns_path(const struct xvb_conn *c, const char *path);
 /* Does the toolstack's backend dir still exist? */
 bool xvb_conn_present(struct xvb_conn *c);
 void xvb_conn_quiesce(struct xvb_conn *c);
+/* Write the counters to xenstore if the toolstack asked (stats-request). */
+void xvb_conn_publish_stats(struct xvb_conn *c);
+bool xvb_conn_owns_backend_path(const struct xvb_conn *c, const char *path);
 void xvb_conn_dump(const struct xvb_conn *c, FILE *out);
 struct xvb_conn *xvb_conn_next(const struct xvb_conn *c);
 

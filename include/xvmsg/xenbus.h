@@ -119,6 +119,10 @@ enum {
 #define XVMSG_XS_MAX_QUEUES	"max-queues"	/* virtqueues the device has */
 #define XVMSG_XS_MAX_POOL	"max-pool-pages"	/* largest pool accepted */
 #define XVMSG_XS_HOTPLUG_ERROR	"error"		/* human-readable reason of a failure */
+#define XVMSG_XS_STATS		"stats"		/* counters, "key=value ..." */
+#define XVMSG_XS_STATS_SEQ	"stats-seq"	/* stats-request the counters answer */
+/* backend dir, written by the toolstack to ask for fresh counters */
+#define XVMSG_XS_STATS_REQUEST	"stats-request"
 /* frontend dir, written by the toolstack */
 #define XVMSG_XS_BACKEND	"backend"
 #define XVMSG_XS_BACKEND_ID	"backend-id"
