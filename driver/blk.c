@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: MIT
+/*
+ * virtio-blk helper: one request queue, asynchronous submit/poll for
+ * benchmarks at any queue depth, and synchronous wrappers.
+ *
+ * Each request uses a private 64-byte slot in guest RAM for its header
+ * (virtio_blk_outhdr), its discard/write-zeroes segment and its status byte,
+ * so that the same code works in all three memory modes.
+ *
+ * Copyright (c) 2026 The xvmsg authors
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/virtio_blk.h>
+#include <linux/virtio_ids.h>
+
+#include "drv-priv.h"
+
+#define SLOT_SIZE	64
+#define SLOT_SEG	16	/* discard / write-zeroes segment */
+#define SLOT_STATUS	32
+#define SECTOR		512
+
+struct blk_req {
+	void *cookie;
+	uint16_t slot;
+};
+
+struct blk_priv {
+	uint8_t *slots;			/* nslots * SLOT_SIZE, guest RAM */
+	struct blk_req *req;
+	uint16_t *free;
+	unsigned int nfree, nslots;
+	bool ro;
+};
+
+static void blk_free(struct xvd_dev *dev)
+{
+	struct blk_priv *p = dev->type_priv;
+
+	xvd_ram_free(dev->dom, p->slots);
+	free(p->req);
+	free(p->free);
+	free(p);
+	dev->type_priv = NULL;
+}
+
+int xvd_blk_open(struct xvd_domain *d, const struct xvd_dev_opts *o, struct xvd_dev **out)
+{
+	struct xvd_dev_opts bo = *o;
+	struct xvd_dev *dev;
+	struct blk_priv *p;
+	int r;
+
+	bo.features |= 1ULL << VIRTIO_BLK_F_RO | 1ULL << VIRTIO_BLK_F_BLK_SIZE |
+		       1ULL << VIRTIO_BLK_F_FLUSH | 1ULL << VIRTIO_BLK_F_DISCARD |
+		       1ULL << VIRTIO_BLK_F_WRITE_ZEROES | 1ULL << VIRTIO_BLK_F_SEG_MAX;
+	r = xvd_dev_open(d, &bo, VIRTIO_ID_BLOCK, 1, &dev);
+	if (r < 0)
+		return r;
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		r = -ENOMEM;
+		goto err;
+	}
+	dev->type_priv = p;
+	dev->type_free = blk_free;
+	p->nslots = dev->vq[0].size;
+	p->ro = dev->features & (1ULL << VIRTIO_BLK_F_RO);
+	p->req = calloc(p->nslots, sizeof(*p->req));
+	p->free = calloc(p->nslots, sizeof(*p->free));
+	r = p->req && p->free ? xvd_ram_alloc(d, (size_t)p->nslots * SLOT_SIZE, (void **)&p->slots)
+			      : -ENOMEM;
+	if (r < 0)
+		goto err;
+	for (unsigned int i = 0; i < p->nslots; i++) {
+		p->req[i].slot = (uint16_t)i;
+		p->free[p->nfree++] = (uint16_t)(p->nslots - 1 - i);
+	}
+	*out = dev;
+	return 0;
+err:
+	xvd_dev_close(dev);
+	return r;
+}
+
+int xvd_blk_info(struct xvd_dev *dev, struct xvd_blk_info *info)
+{
+	struct virtio_blk_config cfg;
+	uint32_t len = dev->config_size < sizeof(cfg) ? dev->config_size : sizeof(cfg);
+	int r;
+
+	if (len < 8)
+		return -EIO;
+	memset(&cfg, 0, sizeof(cfg));
+	r = xvd_dev_config_read(dev, 0, &cfg, len);
+	if (r < 0)
+		return r;
+	info->capacity = le64toh(cfg.capacity);
+	info->blk_size = SECTOR;
+	if ((dev->features & (1ULL << VIRTIO_BLK_F_BLK_SIZE)) && len >= 24 &&
+	    le32toh(cfg.blk_size) >= SECTOR)
+		info->blk_size = le32toh(cfg.blk_size);
+	info->ro = dev->features & (1ULL << VIRTIO_BLK_F_RO);
+	info->flush = dev->features & (1ULL << VIRTIO_BLK_F_FLUSH);
+	info->discard = dev->features & (1ULL << VIRTIO_BLK_F_DISCARD);
+	info->write_zeroes = dev->features & (1ULL << VIRTIO_BLK_F_WRITE_ZEROES);
+	return 0;
+}
+
+int xvd_blk_submit(struct xvd_dev *dev, int op, uint64_t sector, void *buf, size_t len,
+		   void *cookie, unsigned int flags)
+{
+	static const uint32_t types[] = {
+		[XVD_BLK_READ] = VIRTIO_BLK_T_IN, [XVD_BLK_WRITE] = VIRTIO_BLK_T_OUT,
+		[XVD_BLK_FLUSH] = VIRTIO_BLK_T_FLUSH, [XVD_BLK_GET_ID] = VIRTIO_BLK_T_GET_ID,
+		[XVD_BLK_DISCARD] = VIRTIO_BLK_T_DISCARD,
+		[XVD_BLK_WRITE_ZEROES] = VIRTIO_BLK_T_WRITE_ZEROES,
+	};
+	struct blk_priv *p = dev->type_priv;
+	struct virtio_blk_outhdr hdr = { 0 };
+	struct xvd_buf bufs[3];
+	unsigned int n = 0;
+	uint8_t *s;
+	uint16_t slot;
+	int r;
+
+	if (!p || dev->type_free != blk_free || op < XVD_BLK_READ || op > XVD_BLK_WRITE_ZEROES)
+		return -EINVAL;
+	if (p->ro && (op == XVD_BLK_WRITE || op == XVD_BLK_DISCARD || op == XVD_BLK_WRITE_ZEROES))
+		return -EROFS;
+	if ((op == XVD_BLK_READ || op == XVD_BLK_WRITE) &&
+	    (!len || len % SECTOR || len > UINT32_MAX || !buf))
+		return -EINVAL;
+	if ((op == XVD_BLK_DISCARD || op == XVD_BLK_WRITE_ZEROES) &&
+	    (!len || len % SECTOR || len / SECTOR > UINT32_MAX))
+		return -EINVAL;
+	if (op == XVD_BLK_GET_ID && (!buf || len < VIRTIO_BLK_ID_BYTES))
+		return -EINVAL;
+	if (!p->nfree)
+		return dev->err ? dev->err : -ENOSPC;
+
+	slot = p->free[--p->nfree];
+	s = p->slots + (size_t)slot * SLOT_SIZE;
+	hdr.type = htole32(types[op]);
+	if (op == XVD_BLK_READ || op == XVD_BLK_WRITE)
+		hdr.sector = htole64(sector);
+	memcpy(s, &hdr, sizeof(hdr));
+	s[SLOT_STATUS] = 0xff;		/* not written by the device => -EIO */
+	bufs[n++] = (struct xvd_buf){ s, sizeof(hdr), false };
+	if (op == XVD_BLK_READ || op == XVD_BLK_WRITE)
+		bufs[n++] = (struct xvd_buf){ buf, (uint32_t)len, op == XVD_BLK_READ };
+	else if (op == XVD_BLK_GET_ID)
+		bufs[n++] = (struct xvd_buf){ buf, VIRTIO_BLK_ID_BYTES, true };
+	else if (op != XVD_BLK_FLUSH) {
+		struct virtio_blk_discard_write_zeroes seg = {
+			.sector = htole64(sector), .num_sectors = htole32((uint32_t)(len / SECTOR)),
+		};
+
+		memcpy(s + SLOT_SEG, &seg, sizeof(seg));
+		bufs[n++] = (struct xvd_buf){ s + SLOT_SEG, sizeof(seg), false };
+	}
+	bufs[n++] = (struct xvd_buf){ s + SLOT_STATUS, 1, true };
+	p->req[slot].cookie = cookie;
+	r = xvd_vq_submit(dev, 0, bufs, n, &p->req[slot], flags);
+	if (r < 0)
+		p->free[p->nfree++] = slot;
+	return r;
+}
+
+int xvd_blk_poll(struct xvd_dev *dev, struct xvd_done *done, unsigned int max)
+{
+	struct blk_priv *p = dev->type_priv;
+	int n;
+
+	if (!p || dev->type_free != blk_free)
+		return -EINVAL;
+	n = xvd_vq_poll(dev, 0, done, max);
+	for (int i = 0; i < n; i++) {
+		struct blk_req *rq = done[i].cookie;
+		uint8_t *s = p->slots + (size_t)rq->slot * SLOT_SIZE;
+
+		if (done[i].status == 0) {
+			switch (s[SLOT_STATUS]) {
+			case VIRTIO_BLK_S_OK:		break;
+			case VIRTIO_BLK_S_UNSUPP:	done[i].status = -EOPNOTSUPP; break;
+			default:			done[i].status = -EIO; break;
+			}
+		}
+		done[i].len = done[i].len ? done[i].len - 1 : 0;	/* minus the status */
+		done[i].cookie = rq->cookie;
+		memset(s, 0, SLOT_SIZE);
+		p->free[p->nfree++] = rq->slot;
+	}
+	return n;
+}
+
+int xvd_blk_wait(struct xvd_dev *dev, struct xvd_done *done, unsigned int max, int timeout_ms)
+{
+	int64_t deadline = xvd_now_ms() + (timeout_ms < 0 ? dev->o.timeout_ms : timeout_ms);
+
+	for (;;) {
+		int n = xvd_blk_poll(dev, done, max), r;
+		int64_t left = deadline - xvd_now_ms();
+
+		if (n != 0 || left <= 0)
+			return n;
+		r = xvd_dev_wait(dev, (int)left);
+		if (r < 0 && !dev->err)
+			return r;
+	}
+}
+
+/* One request, waited for.  A request that times out breaks the device:
+ * its buffers are taken back before we return. */
+static int blk_sync(struct xvd_dev *dev, int op, uint64_t sector, void *buf, size_t len)
+{
+	void *tmp = NULL, *io = buf;
+	struct xvd_done d;
+	int r;
+
+	if (!dev->type_priv || dev->type_free != blk_free)
+		return -EINVAL;
+	if (xvd_vq_inflight(dev, 0))
+		return -EBUSY;
+	if (buf && dev->o.mode != XVMSG_MODE_POOL && !xvd_ram_holds(&dev->dom->ram, buf, len)) {
+		r = xvd_ram_alloc(dev->dom, len, &tmp);	/* bounce through RAM */
+		if (r < 0)
+			return r;
+		if (op == XVD_BLK_WRITE)
+			memcpy(tmp, buf, len);
+		io = tmp;
+	}
+	r = xvd_blk_submit(dev, op, sector, io, len, NULL, 0);
+	if (r == 0) {
+		r = xvd_blk_wait(dev, &d, 1, -1);
+		if (r == 0) {
+			xvd_dev_fail(dev, "request timed out");
+			while (xvd_blk_poll(dev, &d, 1) == 1)
+				;
+			r = -ETIMEDOUT;
+		} else if (r == 1) {
+			r = d.status;
+		}
+	}
+	if (tmp) {
+		if (r == 0 && op == XVD_BLK_READ)
+			memcpy(buf, tmp, len);
+		xvd_ram_free(dev->dom, tmp);
+	}
+	return r;
+}
+
+int xvd_blk_read(struct xvd_dev *dev, uint64_t sector, void *buf, size_t len)
+{
+	return blk_sync(dev, XVD_BLK_READ, sector, buf, len);
+}
+
+int xvd_blk_write(struct xvd_dev *dev, uint64_t sector, const void *buf, size_t len)
+{
+	return blk_sync(dev, XVD_BLK_WRITE, sector, (void *)buf, len);
+}
+
+int xvd_blk_flush(struct xvd_dev *dev)
+{
+	return blk_sync(dev, XVD_BLK_FLUSH, 0, NULL, 0);
+}

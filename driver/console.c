@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: MIT
+/*
+ * virtio-console helper, port 0 only: receiveq 0 keeps CON_RX_BUFS buffers
+ * posted; transmitq 1 sends one buffer at a time.
+ *
+ * Copyright (c) 2026 The xvmsg authors
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/virtio_ids.h>
+
+#include "drv-priv.h"
+
+#define CON_RX_BUFS	4
+#define CON_BUF		1024
+
+struct con_priv {
+	uint8_t *mem;		/* guest RAM: CON_RX_BUFS receive buffers, then tx */
+	int cur;		/* receive buffer being read, -1 = none */
+	uint32_t cur_len, cur_off;
+};
+
+static uint8_t *con_buf(struct con_priv *p, int i)
+{
+	return p->mem + (size_t)i * CON_BUF;
+}
+
+static void con_free(struct xvd_dev *dev)
+{
+	struct con_priv *p = dev->type_priv;
+
+	xvd_ram_free(dev->dom, p->mem);
+	free(p);
+	dev->type_priv = NULL;
+}
+
+static int con_post(struct xvd_dev *dev, int i)
+{
+	struct con_priv *p = dev->type_priv;
+	struct xvd_buf b = { con_buf(p, i), CON_BUF, true };
+
+	memset(b.addr, 0, CON_BUF);
+	return xvd_vq_submit(dev, 0, &b, 1, (void *)(uintptr_t)(i + 1), 0);
+}
+
+int xvd_console_open(struct xvd_domain *d, const struct xvd_dev_opts *o, struct xvd_dev **out)
+{
+	struct xvd_dev *dev;
+	struct con_priv *p;
+	int r = xvd_dev_open(d, o, VIRTIO_ID_CONSOLE, 2, &dev);
+
+	if (r < 0)
+		return r;
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		r = -ENOMEM;
+		goto err;
+	}
+	p->cur = -1;
+	dev->type_priv = p;
+	dev->type_free = con_free;
+	r = xvd_ram_alloc(d, (CON_RX_BUFS + 1) * CON_BUF, (void **)&p->mem);
+	for (int i = 0; r == 0 && i < CON_RX_BUFS; i++)
+		r = con_post(dev, i);
+	if (r < 0)
+		goto err;
+	*out = dev;
+	return 0;
+err:
+	xvd_dev_close(dev);
+	return r;
+}
+
+int xvd_console_write(struct xvd_dev *dev, const void *buf, size_t len)
+{
+	int64_t deadline = xvd_now_ms() + dev->o.timeout_ms;
+	struct con_priv *p = dev->type_priv;
+	size_t done = 0;
+
+	if (!p || dev->type_free != con_free || len > INT32_MAX)
+		return -EINVAL;
+	while (done < len) {
+		struct xvd_buf b = { con_buf(p, CON_RX_BUFS),
+				     len - done < CON_BUF ? (uint32_t)(len - done) : CON_BUF, false };
+		struct xvd_done d;
+		int r;
+
+		memcpy(b.addr, (const uint8_t *)buf + done, b.len);
+		r = xvd_vq_submit(dev, 1, &b, 1, NULL, 0);
+		if (r == 0)
+			r = xvd_vq_wait(dev, 1, &d, 1, deadline);
+		if (r == 0) {
+			xvd_dev_fail(dev, "console transmit timed out");
+			while (xvd_vq_poll(dev, 1, &d, 1) == 1)
+				;
+			r = -ETIMEDOUT;
+		}
+		if (r > 0)
+			r = d.status;
+		if (r < 0)
+			return r;
+		done += b.len;
+	}
+	return (int)len;
+}
+
+int xvd_console_read(struct xvd_dev *dev, void *buf, size_t len, int timeout_ms)
+{
+	int64_t deadline = xvd_now_ms() + (timeout_ms < 0 ? dev->o.timeout_ms : timeout_ms);
+	struct con_priv *p = dev->type_priv;
+	uint32_t n;
+
+	if (!p || dev->type_free != con_free)
+		return -EINVAL;
+	if (!len)
+		return 0;
+	while (p->cur < 0) {
+		struct xvd_done d;
+		int r = xvd_vq_wait(dev, 0, &d, 1, deadline), i;
+
+		if (r == 0)
+			return -ETIMEDOUT;	/* quiet line: not an error of the device */
+		if (r < 0)
+			return r;
+		i = (int)(uintptr_t)d.cookie - 1;
+		if (i < 0 || i >= CON_RX_BUFS)
+			return -EIO;
+		if (d.status == -ECANCELED && !dev->err) {	/* after a reset */
+			con_post(dev, i);
+			continue;
+		}
+		if (d.status)
+			return d.status;
+		if (!d.len) {
+			r = con_post(dev, i);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		p->cur = i;
+		p->cur_len = d.len;
+		p->cur_off = 0;
+	}
+	n = p->cur_len - p->cur_off;
+	if (n > len)
+		n = (uint32_t)len;
+	memcpy(buf, con_buf(p, p->cur) + p->cur_off, n);
+	p->cur_off += n;
+	if (p->cur_off == p->cur_len) {
+		int i = p->cur;
+
+		p->cur = -1;
+		con_post(dev, i);	/* a failure shows as the device error next time */
+	}
+	return (int)n;
+}

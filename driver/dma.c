@@ -1,0 +1,360 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Memory the device may reach, in the three xvmsg modes:
+ *
+ *   pool   only the pool is granted (once, at connect); buffers are bounced
+ *          through pool slots, device-written bytes copied back up to the
+ *          used length, and every slot is zeroed when freed.
+ *   grant  buffers live in guest RAM; each is granted (consecutive refs) while
+ *          the device owns it, then revoked (grant-dma-ops).
+ *   full   buffers live in guest RAM; the bus address is the guest frame.
+ *
+ * Also the unit allocator the three share with the grant-ref allocator.
+ *
+ * Copyright (c) 2026 The xvmsg authors
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drv-priv.h"
+
+/* ---- unit allocator ---------------------------------------------------- */
+
+static inline bool bit_get(const uint64_t *b, uint32_t i)
+{
+	return (b[i / 64] >> (i % 64)) & 1;
+}
+
+static inline void bit_set(uint64_t *b, uint32_t i)
+{
+	b[i / 64] |= 1ULL << (i % 64);
+}
+
+static inline void bit_clr(uint64_t *b, uint32_t i)
+{
+	b[i / 64] &= ~(1ULL << (i % 64));
+}
+
+static inline uint64_t round_up(uint64_t x, uint32_t a)
+{
+	return (x + a - 1) / a * a;
+}
+
+int xvd_ua_init(struct xvd_ualloc *a, uint32_t nunits)
+{
+	size_t words = XVD_DIV_UP((size_t)nunits, 64);
+
+	memset(a, 0, sizeof(*a));
+	a->busy = calloc(words, sizeof(uint64_t));
+	a->leak = calloc(words, sizeof(uint64_t));
+	a->len = calloc(nunits ? nunits : 1, sizeof(uint32_t));
+	if (!a->busy || !a->leak || !a->len) {
+		xvd_ua_destroy(a);
+		return -ENOMEM;
+	}
+	a->nunits = nunits;
+	return 0;
+}
+
+void xvd_ua_destroy(struct xvd_ualloc *a)
+{
+	free(a->busy);
+	free(a->leak);
+	free(a->len);
+	memset(a, 0, sizeof(*a));
+}
+
+static int64_t ua_scan(const struct xvd_ualloc *a, uint32_t n, uint32_t align,
+		       uint64_t from, uint64_t to)
+{
+	uint64_t i = round_up(from, align);
+
+	while (i + n <= to) {
+		uint32_t j = 0;
+
+		if (i % 64 == 0 && a->busy[i / 64] == ~0ULL) {	/* skip full words */
+			i = round_up(i + 64, align);
+			continue;
+		}
+		while (j < n && !bit_get(a->busy, i + j))
+			j++;
+		if (j == n)
+			return (int64_t)i;
+		i = round_up(i + j + 1, align);
+	}
+	return -1;
+}
+
+int64_t xvd_ua_alloc(struct xvd_ualloc *a, uint32_t n, uint32_t align)
+{
+	int64_t s;
+
+	if (!n || n > a->nunits)
+		return -ENOMEM;
+	if (!align)
+		align = 1;
+	s = ua_scan(a, n, align, a->hint, a->nunits);		/* next fit ... */
+	if (s < 0)
+		s = ua_scan(a, n, align, 0, a->nunits);		/* ... then first fit */
+	if (s < 0)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++)
+		bit_set(a->busy, (uint32_t)s + i);
+	a->len[s] = n;
+	a->hint = (uint32_t)s + n < a->nunits ? (uint32_t)s + n : 0;
+	return s;
+}
+
+uint32_t xvd_ua_free(struct xvd_ualloc *a, uint32_t start)
+{
+	uint32_t n;
+
+	if (start >= a->nunits || !a->len[start])
+		return 0;
+	n = a->len[start];
+	for (uint32_t i = start; i < start + n; i++)
+		if (!bit_get(a->leak, i))
+			bit_clr(a->busy, i);
+	a->len[start] = 0;
+	return n;
+}
+
+void xvd_ua_leak(struct xvd_ualloc *a, uint32_t unit, uint32_t n)
+{
+	for (uint32_t i = unit; i < unit + n && i < a->nunits; i++) {
+		bit_set(a->leak, i);
+		bit_set(a->busy, i);
+	}
+}
+
+bool xvd_ua_is_busy(const struct xvd_ualloc *a, uint32_t unit)
+{
+	return unit < a->nunits && bit_get(a->busy, unit);
+}
+
+/* ---- guest RAM --------------------------------------------------------- */
+
+int xvd_ram_get(struct xvd_ram *r, size_t len, void **va)
+{
+	int64_t s;
+	size_t n = XVD_DIV_UP(len, XVD_RAM_UNIT);
+
+	if (!len || n > UINT32_MAX)
+		return -EINVAL;
+	s = xvd_ua_alloc(&r->ua, (uint32_t)n,
+			 len >= XVMSG_PAGE_SIZE ? XVMSG_PAGE_SIZE / XVD_RAM_UNIT : 1);
+	if (s < 0)
+		return -ENOMEM;
+	*va = (uint8_t *)r->mem.va + (size_t)s * XVD_RAM_UNIT;
+	memset(*va, 0, n * XVD_RAM_UNIT);
+	return 0;
+}
+
+bool xvd_ram_holds(const struct xvd_ram *r, const void *va, size_t len)
+{
+	uintptr_t base = (uintptr_t)r->mem.va, p = (uintptr_t)va;
+	size_t size = r->mem.pages * XVMSG_PAGE_SIZE;
+
+	return r->mem.va && p >= base && len <= size && p - base <= size - len;
+}
+
+void xvd_ram_put(struct xvd_ram *r, void *va)
+{
+	size_t off;
+
+	if (!va || !xvd_ram_holds(r, va, 1))
+		return;
+	off = (size_t)((uint8_t *)va - (uint8_t *)r->mem.va);
+	if (off % XVD_RAM_UNIT == 0)
+		xvd_ua_free(&r->ua, (uint32_t)(off / XVD_RAM_UNIT));
+}
+
+/* ---- modes ------------------------------------------------------------- */
+
+int xvd_dma_pool_init(struct xvd_dma *m, uint8_t *pool, size_t pages, uint32_t pool_ref)
+{
+	m->pool = pool;
+	m->pool_ref = pool_ref;
+	return xvd_ua_init(&m->pool_ua, (uint32_t)(pages * (XVMSG_PAGE_SIZE / XVD_POOL_UNIT)));
+}
+
+void xvd_dma_destroy(struct xvd_dma *m)
+{
+	xvd_ua_destroy(&m->pool_ua);
+	m->pool = NULL;
+}
+
+static uint64_t pool_addr(const struct xvd_dma *m, size_t off)
+{
+	return XVMSG_GRANT_ADDR(m->pool_ref + off / XVMSG_PAGE_SIZE, off % XVMSG_PAGE_SIZE);
+}
+
+static int pool_get(struct xvd_dma *m, uint32_t len, struct xvd_map *mp)
+{
+	int64_t s = xvd_ua_alloc(&m->pool_ua, XVD_DIV_UP(len, XVD_POOL_UNIT), 1);
+
+	if (s < 0) {
+		m->st->pool_full++;
+		return -ENOMEM;
+	}
+	mp->first = (uint32_t)s;
+	mp->addr = pool_addr(m, (size_t)s * XVD_POOL_UNIT);
+	return 0;
+}
+
+static void pool_put(struct xvd_dma *m, struct xvd_map *mp)
+{
+	/* Zero the whole slot: nothing of ours stays visible to the backend. */
+	memset(m->pool + (size_t)mp->first * XVD_POOL_UNIT, 0,
+	       (size_t)XVD_DIV_UP(mp->len, XVD_POOL_UNIT) * XVD_POOL_UNIT);
+	xvd_ua_free(&m->pool_ua, mp->first);
+}
+
+/* Grant the RAM pages under [va, va+len) with consecutive refs. */
+static int grant_range(struct xvd_dma *m, void *va, uint32_t len, bool dev_writes,
+		       struct xvd_map *mp)
+{
+	size_t off = (size_t)((uint8_t *)va - (uint8_t *)m->ram->mem.va);
+	size_t pg0 = off / XVMSG_PAGE_SIZE;
+	unsigned int n = XVD_DIV_UP(off % XVMSG_PAGE_SIZE + len, XVMSG_PAGE_SIZE), i;
+	uint32_t first;
+	int r;
+
+	r = m->bus->ops->gnt_alloc(m->bus, n, &first);
+	if (r < 0)
+		return r;
+	for (i = 0; i < n; i++) {
+		r = m->bus->ops->gnt_grant(m->bus, first + i, m->ram->mem.gfn + pg0 + i,
+					   !dev_writes);
+		if (r < 0)
+			break;
+	}
+	if (r < 0) {
+		while (i--)
+			m->bus->ops->gnt_revoke(m->bus, first + i);	/* never mapped yet */
+		m->bus->ops->gnt_free(m->bus, first, n);
+		return r;
+	}
+	m->st->grants += n;
+	mp->first = first;
+	mp->nref = (uint16_t)n;
+	mp->addr = XVMSG_GRANT_ADDR(first, off % XVMSG_PAGE_SIZE);
+	return 0;
+}
+
+/* Revoke; a page still mapped by the backend is leaked (never reused). */
+static void ungrant_range(struct xvd_dma *m, struct xvd_map *mp)
+{
+	size_t pg0 = (size_t)((uint8_t *)mp->va - (uint8_t *)m->ram->mem.va) / XVMSG_PAGE_SIZE;
+
+	for (unsigned int i = 0; i < mp->nref; i++) {
+		m->st->revokes++;
+		if (m->bus->ops->gnt_revoke(m->bus, mp->first + i) == -EBUSY) {
+			m->st->revoke_busy++;
+			xvd_ua_leak(&m->ram->ua, (uint32_t)((pg0 + i) * (XVMSG_PAGE_SIZE / XVD_RAM_UNIT)),
+				    XVMSG_PAGE_SIZE / XVD_RAM_UNIT);
+			xvd_logf(m->log, XVD_LOG_WARN, "grant %u still mapped by the backend: page leaked",
+				 mp->first + i);
+		}
+	}
+	m->bus->ops->gnt_free(m->bus, mp->first, mp->nref);
+	mp->nref = 0;
+}
+
+static uint64_t full_addr(const struct xvd_dma *m, const void *va)
+{
+	size_t off = (size_t)((const uint8_t *)va - (const uint8_t *)m->ram->mem.va);
+
+	return (m->ram->mem.gfn << XVMSG_PAGE_SHIFT) + off;
+}
+
+int xvd_dma_map(struct xvd_dma *m, void *va, uint32_t len, bool dev_writes, struct xvd_map *mp)
+{
+	int r = 0;
+
+	memset(mp, 0, sizeof(*mp));
+	if (!len)
+		return -EINVAL;
+	mp->va = va;
+	mp->len = len;
+	mp->dev_writes = dev_writes;
+	if (m->mode == XVMSG_MODE_POOL) {
+		r = pool_get(m, len, mp);
+		if (r == 0 && !dev_writes) {
+			memcpy(m->pool + (size_t)mp->first * XVD_POOL_UNIT, va, len);
+			m->st->bounce_in += len;
+		}
+	} else if (!xvd_ram_holds(m->ram, va, len)) {
+		r = -EINVAL;
+	} else if (m->mode == XVMSG_MODE_GRANT) {
+		r = grant_range(m, va, len, dev_writes, mp);
+	} else {
+		mp->addr = full_addr(m, va);
+	}
+	if (r == 0)
+		mp->kind = XVD_MAP_BUF;
+	return r;
+}
+
+void xvd_dma_unmap(struct xvd_dma *m, struct xvd_map *mp, uint32_t copy_len)
+{
+	if (mp->kind != XVD_MAP_BUF)
+		return;
+	if (m->mode == XVMSG_MODE_POOL) {
+		if (mp->dev_writes && copy_len) {
+			uint32_t n = copy_len < mp->len ? copy_len : mp->len;
+
+			memcpy(mp->va, m->pool + (size_t)mp->first * XVD_POOL_UNIT, n);
+			m->st->bounce_out += n;
+		}
+		pool_put(m, mp);
+	} else if (m->mode == XVMSG_MODE_GRANT) {
+		ungrant_range(m, mp);
+	}
+	mp->kind = XVD_MAP_NONE;
+}
+
+int xvd_dma_alloc(struct xvd_dma *m, uint32_t len, bool dev_writes, struct xvd_map *mp)
+{
+	int r;
+
+	memset(mp, 0, sizeof(*mp));
+	mp->len = len;
+	mp->dev_writes = dev_writes;
+	if (m->mode == XVMSG_MODE_POOL) {
+		r = pool_get(m, len, mp);
+		if (r < 0)
+			return r;
+		mp->va = m->pool + (size_t)mp->first * XVD_POOL_UNIT;
+		memset(mp->va, 0, len);
+	} else {
+		r = xvd_ram_get(m->ram, len, &mp->va);
+		if (r < 0)
+			return r;
+		if (m->mode == XVMSG_MODE_GRANT)
+			r = grant_range(m, mp->va, len, dev_writes, mp);
+		else
+			mp->addr = full_addr(m, mp->va);
+		if (r < 0) {
+			xvd_ram_put(m->ram, mp->va);
+			return r;
+		}
+	}
+	mp->kind = XVD_MAP_ALLOC;
+	return 0;
+}
+
+void xvd_dma_free(struct xvd_dma *m, struct xvd_map *mp)
+{
+	if (mp->kind != XVD_MAP_ALLOC)
+		return;
+	if (m->mode == XVMSG_MODE_POOL) {
+		pool_put(m, mp);
+	} else {
+		if (m->mode == XVMSG_MODE_GRANT)
+			ungrant_range(m, mp);
+		xvd_ram_put(m->ram, mp->va);	/* leaked pages stay reserved */
+	}
+	mp->kind = XVD_MAP_NONE;
+}
