@@ -942,7 +942,22 @@ static void client_free(struct loop_bus *lb, struct loop_client *c)
 	free(c);
 }
 
-static void reap_clients(struct loop_bus *lb)
+/*
+ * A dead client is a destroyed guest domain.  First its devices go (the
+ * watches make the core unmap everything of it), then, after the watches have
+ * run, its socket closes: by the time the driver sees EOF nothing of it is
+ * mapped any more, as when Xen tears down a domain's grant mappings.
+ */
+static void detach_dead(struct loop_bus *lb)
+{
+	struct loop_client *c;
+
+	for (c = lb->clients; c; c = c->next)
+		while (c->dead && c->ndev)
+			remove_dev(lb, c, 0);
+}
+
+static void free_dead(struct loop_bus *lb)
 {
 	struct loop_client **pp = &lb->clients, *c;
 
@@ -1139,9 +1154,11 @@ static int l_dispatch(struct xvb_bus *b)
 				break;
 			}
 		}
-		reap_clients(lb);
+		detach_dead(lb);
 		deliver_watches(lb);
-		reap_clients(lb);
+		detach_dead(lb);	/* a send may have failed meanwhile */
+		deliver_watches(lb);
+		free_dead(lb);
 	} while (n == 32 && ++rounds < 8);
 	return 0;
 }

@@ -100,8 +100,7 @@ struct xvb_vq {
 	uint16_t last_avail;		/* next avail entry we take */
 	uint16_t used_idx;		/* our copy; we are the only writer */
 	uint16_t published_used;	/* used_idx last made visible */
-	uint16_t signalled_used;	/* used_idx when we last notified */
-	bool signalled_valid;
+	bool signalled_valid;		/* notified at least once since start */
 	uint32_t inflight;
 	struct xvb_mc_ticket *tickets;	/* by head, for transient mappings */
 	uint8_t *busy;			/* by head: taken, not yet pushed */

@@ -71,7 +71,7 @@ void xvb_vdev_reset(struct xvb_vdev *d)
 
 static void send_config_event(struct xvb_vdev *d)
 {
-	struct vmsg m;
+	_Alignas(8) struct vmsg m;	/* the payload struct needs 4-byte alignment */
 	struct vmsg_event_config *ev = (void *)m.payload;
 	uint32_t len = d->ops->config_size;
 	uint8_t cfg[512];
@@ -160,7 +160,7 @@ void xvb_flush(struct xvb_vdev *d, unsigned int q)
 
 void xvb_vdev_kick(struct xvb_vdev *d, unsigned int q)
 {
-	if (q >= d->nvqs || !d->activated || d->broken || !d->ops->notify)
+	if (q >= d->nvqs || !d->activated || d->broken || !d->vq[q].live || !d->ops->notify)
 		return;
 	d->ops->notify(d->priv, q);
 	/* Bad chains the model skipped were completed by xvb_pop. */
@@ -387,16 +387,11 @@ static int h_set_vqueue(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8
 
 static int h_reset_vqueue(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8_t *out)
 {
-	uint32_t q;
-
 	if (len < 4)
 		return -1;
-	memcpy(&q, in, 4);
-	q = le32toh(q);
-	if (q < d->nvqs && d->mc) {
-		xvb_vq_stop(&d->vq[q], d->mc);
-		d->vq[q].size = 0;
-	}
+	/* Only with VIRTIO_F_RING_RESET, which we do not offer: a queue stopped
+	 * behind the model's back could not be set up again before a reset. */
+	xvb_dbg(d->log, "%s: RESET_VQUEUE without RING_RESET ignored", d->name);
 	return 0;
 }
 
@@ -469,7 +464,10 @@ size_t xvb_vdev_handle(struct xvb_vdev *d, const struct vmsg *req, struct vmsg *
 {
 	size_t plen = le16toh(req->hdr.msg_size) - sizeof(req->hdr);
 	const uint8_t *in = req->payload;
-	uint8_t *out = resp->payload;
+	/* Handlers fill payload structs with 64-bit fields in place; a struct
+	 * vmsg is only 2-byte aligned, so they write here and it is copied. */
+	union { uint8_t b[VMSG_MAX_PAYLOAD]; uint64_t align; } buf;
+	uint8_t *out = buf.b;
 	int n;
 
 	switch (req->hdr.msg_id) {
@@ -505,5 +503,6 @@ size_t xvb_vdev_handle(struct xvb_vdev *d, const struct vmsg *req, struct vmsg *
 	resp->hdr.dev_num = req->hdr.dev_num;
 	resp->hdr.token = req->hdr.token;
 	resp->hdr.msg_size = htole16((uint16_t)(sizeof(resp->hdr) + (size_t)n));
+	memcpy(resp->payload, buf.b, (size_t)n);
 	return sizeof(resp->hdr) + (size_t)n;
 }

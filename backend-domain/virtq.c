@@ -106,7 +106,7 @@ int xvb_vq_start(struct xvb_vq *vq, struct xvb_mapcache *mc, bool event_idx, boo
 		return -EINVAL;
 	vq->event_idx = event_idx;
 	vq->indirect = indirect;
-	vq->last_avail = vq->used_idx = vq->published_used = vq->signalled_used = 0;
+	vq->last_avail = vq->used_idx = vq->published_used = 0;
 	vq->signalled_valid = false;
 	vq->inflight = 0;
 	vq->tickets = calloc(n, sizeof(*vq->tickets));
@@ -379,9 +379,7 @@ bool xvb_vq_publish(struct xvb_vq *vq)
 	} else {
 		need = !(rd16(&vq->avail, 0) & VRING_AVAIL_F_NO_INTERRUPT);
 	}
-	if (need) {
-		vq->signalled_used = new;
+	if (need)
 		vq->signalled_valid = true;
-	}
 	return need;
 }

@@ -79,9 +79,20 @@ struct loop_bus {
 
 static int loop_dead(struct loop_bus *b, const char *why)
 {
-	if (!b->dead)
-		xvd_logf(b->log, XVD_LOG_ERR, "loop bus: backend connection lost (%s)", why);
+	uint32_t i;
+
+	if (b->dead)
+		return -ENODEV;
+	xvd_logf(b->log, XVD_LOG_ERR, "loop bus: backend connection lost (%s)", why);
 	b->dead = true;
+	/* The backend domain is gone.  A live backend unmaps everything of ours
+	 * before it closes the connection; a killed one took its mappings with
+	 * it.  Either way nothing is mapped any more: release the in-use marks,
+	 * as Xen does when it destroys a domain. */
+	for (i = 0; b->gnt && i < b->ngnt; i++)
+		__atomic_and_fetch(&b->gnt[i].flags,
+				   (uint16_t)~htole16(XVMSG_GTF_READING | XVMSG_GTF_WRITING),
+				   __ATOMIC_SEQ_CST);
 	return -ENODEV;
 }
 

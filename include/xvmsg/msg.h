@@ -180,11 +180,12 @@ struct vmsg_bus_event_device {
 };
 XVMSG_ASSERT_SIZE(struct vmsg_bus_event_device, 4);
 
-/* One whole message as it sits in a ring slot. */
+/* One whole message as it sits in a ring slot.  8-byte aligned so that
+ * payload structs can be accessed in place (slots are at 8-byte offsets). */
 struct vmsg {
 	struct vmsg_hdr	hdr;
 	__u8		payload[VMSG_MAX_PAYLOAD];
-};
+} __attribute__((__aligned__(8)));
 XVMSG_ASSERT_SIZE(struct vmsg, VMSG_MAX_SIZE);
 
 /* virtio status bits (virtio 1.2, 2.1) */
