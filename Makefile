@@ -116,6 +116,9 @@ $(BIN)/tests/%: $(OBJ)/tests/loop/%.o $(TEST_COMMON) $(CORE_LIB) $(DRV_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS) -lcmocka
 
+# Keep objects of test programs (otherwise make deletes them as intermediates).
+.SECONDARY:
+
 .PHONY: all check check-unit check-loop check-san deps demo clean
 
 deps:

