@@ -148,20 +148,20 @@ int xvd_blk_submit(struct xvd_dev *dev, int op, uint64_t sector, void *buf, size
 		hdr.sector = htole64(sector);
 	memcpy(s, &hdr, sizeof(hdr));
 	s[SLOT_STATUS] = 0xff;		/* not written by the device => -EIO */
-	bufs[n++] = (struct xvd_buf){ s, sizeof(hdr), false };
+	bufs[n++] = (struct xvd_buf){ .addr = s, .len = sizeof(hdr), .dev_writes = false };
 	if (op == XVD_BLK_READ || op == XVD_BLK_WRITE)
-		bufs[n++] = (struct xvd_buf){ buf, (uint32_t)len, op == XVD_BLK_READ };
+		bufs[n++] = (struct xvd_buf){ .addr = buf, .len = (uint32_t)len, .dev_writes = op == XVD_BLK_READ };
 	else if (op == XVD_BLK_GET_ID)
-		bufs[n++] = (struct xvd_buf){ buf, VIRTIO_BLK_ID_BYTES, true };
+		bufs[n++] = (struct xvd_buf){ .addr = buf, .len = VIRTIO_BLK_ID_BYTES, .dev_writes = true };
 	else if (op != XVD_BLK_FLUSH) {
 		struct virtio_blk_discard_write_zeroes seg = {
 			.sector = htole64(sector), .num_sectors = htole32((uint32_t)(len / SECTOR)),
 		};
 
 		memcpy(s + SLOT_SEG, &seg, sizeof(seg));
-		bufs[n++] = (struct xvd_buf){ s + SLOT_SEG, sizeof(seg), false };
+		bufs[n++] = (struct xvd_buf){ .addr = s + SLOT_SEG, .len = sizeof(seg), .dev_writes = false };
 	}
-	bufs[n++] = (struct xvd_buf){ s + SLOT_STATUS, 1, true };
+	bufs[n++] = (struct xvd_buf){ .addr = s + SLOT_STATUS, .len = 1, .dev_writes = true };
 	p->req[slot].cookie = cookie;
 	r = xvd_vq_submit(dev, 0, bufs, n, &p->req[slot], flags);
 	if (r < 0)

@@ -38,7 +38,7 @@ static void con_free(struct xvd_dev *dev)
 static int con_post(struct xvd_dev *dev, int i)
 {
 	struct con_priv *p = dev->type_priv;
-	struct xvd_buf b = { con_buf(p, i), CON_BUF, true };
+	struct xvd_buf b = { .addr = con_buf(p, i), .len = CON_BUF, .dev_writes = true };
 
 	memset(b.addr, 0, CON_BUF);
 	return xvd_vq_submit(dev, 0, &b, 1, (void *)(uintptr_t)(i + 1), 0);
@@ -81,8 +81,10 @@ int xvd_console_write(struct xvd_dev *dev, const void *buf, size_t len)
 	if (!p || dev->type_free != con_free || len > INT32_MAX)
 		return -EINVAL;
 	while (done < len) {
-		struct xvd_buf b = { con_buf(p, CON_RX_BUFS),
-				     len - done < CON_BUF ? (uint32_t)(len - done) : CON_BUF, false };
+		struct xvd_buf b = {
+			.addr = con_buf(p, CON_RX_BUFS),
+			.len = len - done < CON_BUF ? (uint32_t)(len - done) : CON_BUF,
+		};
 		struct xvd_done d;
 		int r;
 

@@ -46,8 +46,11 @@ int xvd_rng_read(struct xvd_dev *dev, void *buf, size_t len)
 	if (xvd_vq_inflight(dev, 0))
 		return -EBUSY;
 	while (done < len) {
-		struct xvd_buf b = { chunk, len - done < RNG_CHUNK ? (uint32_t)(len - done) : RNG_CHUNK,
-				     true };
+		struct xvd_buf b = {
+			.addr = chunk,
+			.len = len - done < RNG_CHUNK ? (uint32_t)(len - done) : RNG_CHUNK,
+			.dev_writes = true,
+		};
 		struct xvd_done d;
 		int r = xvd_vq_submit(dev, 0, &b, 1, NULL, 0);
 

@@ -172,6 +172,11 @@ int xvd_vq_add(struct xvd_vq *vq, const struct xvd_buf *bufs, unsigned int n, vo
 	if (!maps)
 		return -ENOMEM;
 	for (i = 0; i < n; i++) {
+		if (bufs[i].raw) {	/* XVD_MAP_NONE: nothing to undo on completion */
+			maps[i] = (struct xvd_map){ .addr = bufs[i].bus_addr, .len = bufs[i].len,
+						    .dev_writes = bufs[i].dev_writes };
+			continue;
+		}
 		r = xvd_dma_map(vq->dma, bufs[i].addr, bufs[i].len, bufs[i].dev_writes, &maps[i]);
 		if (r < 0)
 			goto unmap;

@@ -135,6 +135,11 @@ struct xvd_buf {
 	void *addr;
 	uint32_t len;
 	bool dev_writes;	/* device-writable; these must follow the readable ones */
+	/* Testing and fault injection only: put bus_addr in the descriptor
+	 * verbatim instead of mapping addr (no bounce, no grant).  Lets a test
+	 * name memory the backend must refuse. */
+	bool raw;
+	uint64_t bus_addr;
 };
 
 struct xvd_done {

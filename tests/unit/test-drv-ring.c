@@ -498,7 +498,11 @@ static void run_chain(int mode, bool indirect)
 	assert_int_equal(xvd_ram_get(&f->ram, 2048, (void **)&data), 0);
 	assert_int_equal(xvd_ram_get(&f->ram, 1, (void **)&st), 0);
 	memset(hdr, 0x42, 16);
-	struct xvd_buf bufs[3] = { { hdr, 16, false }, { data, 2048, true }, { st, 1, true } };
+	struct xvd_buf bufs[3] = {
+		{ .addr = hdr, .len = 16 },
+		{ .addr = data, .len = 2048, .dev_writes = true },
+		{ .addr = st, .len = 1, .dev_writes = true },
+	};
 
 	assert_int_equal(xvd_vq_add(&f->vq, bufs, 3, (void *)0x1234), 0);
 	assert_true(xvd_vq_kick_prepare(&f->vq));
@@ -541,11 +545,11 @@ static void test_vq_full_ring_and_order(void **state)
 
 	vq_new(f, 8);
 	for (int i = 0; i < 8; i++) {
-		struct xvd_buf x = { b[i], 64, true };
+		struct xvd_buf x = { .addr = b[i], .len = 64, .dev_writes = true };
 
 		assert_int_equal(xvd_vq_add(&f->vq, &x, 1, (void *)(uintptr_t)(i + 1)), 0);
 	}
-	struct xvd_buf x = { b[0], 64, true };
+	struct xvd_buf x = { .addr = b[0], .len = 64, .dev_writes = true };
 	assert_int_equal(xvd_vq_add(&f->vq, &x, 1, NULL), -ENOSPC);
 	for (int i = 0; i < 8; i++)
 		heads[i] = dev_take(f, &seen, 0, (uint8_t)i, &w, &ndesc);
@@ -566,7 +570,7 @@ static void test_vq_event_idx(void **state)
 {
 	struct fix *f = fix_new(XVMSG_MODE_POOL);
 	uint8_t b[64];
-	struct xvd_buf x = { b, 64, true };
+	struct xvd_buf x = { .addr = b, .len = 64, .dev_writes = true };
 	uint16_t seen = 0, h;
 	unsigned int ndesc;
 	struct xvd_done d;
@@ -611,7 +615,7 @@ static void malformed(int kind)
 	memset(b, 0, sizeof(b));
 	vq_new(f, 8);
 	for (int i = 0; i < 3; i++) {
-		struct xvd_buf x = { b[i], 64, true };
+		struct xvd_buf x = { .addr = b[i], .len = 64, .dev_writes = true };
 
 		assert_int_equal(xvd_vq_add(&f->vq, &x, 1, (void *)(uintptr_t)(i + 1)), 0);
 	}
@@ -635,7 +639,7 @@ static void malformed(int kind)
 	assert_int_equal(n, kind == 2 ? 2 : 3);
 	assert_int_equal(f->err, -EIO);
 	assert_int_equal(xvd_vq_get(&f->vq, &d), -EIO);
-	struct xvd_buf x = { b[0], 64, true };
+	struct xvd_buf x = { .addr = b[0], .len = 64, .dev_writes = true };
 	assert_int_equal(xvd_vq_add(&f->vq, &x, 1, NULL), -EIO);
 	assert_int_equal(f->vq.inflight, 0);
 	assert_int_equal(b[0][0], 0);				/* nothing copied back */
@@ -652,7 +656,10 @@ static void test_vq_pool_exhaustion(void **state)
 {
 	struct fix *f = fix_new(XVMSG_MODE_POOL);
 	static uint8_t big[3 * 4096];
-	struct xvd_buf x[2] = { { big, 4096, false }, { big, 3 * 4096, true } };
+	struct xvd_buf x[2] = {
+		{ .addr = big, .len = 4096 },
+		{ .addr = big, .len = 3 * 4096, .dev_writes = true },
+	};
 	unsigned int free_before;
 
 	vq_new(f, 8);
@@ -663,7 +670,10 @@ static void test_vq_pool_exhaustion(void **state)
 	assert_int_equal(f->vq.inflight, 0);
 	assert_int_equal(xvd_vq_add(&f->vq, x, 1, NULL), 0);
 	/* Bad chains: empty, writable before readable, too many. */
-	struct xvd_buf bad[2] = { { big, 16, true }, { big, 16, false } };
+	struct xvd_buf bad[2] = {
+		{ .addr = big, .len = 16, .dev_writes = true },
+		{ .addr = big, .len = 16 },
+	};
 	assert_int_equal(xvd_vq_add(&f->vq, bad, 2, NULL), -EINVAL);
 	assert_int_equal(xvd_vq_add(&f->vq, bad, 0, NULL), -EINVAL);
 	fix_free(f);

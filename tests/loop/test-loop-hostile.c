@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Integration: a driver that points descriptors where it must not.  The
+ * backend refuses each such request (completed with length 0), stays up,
+ * and keeps serving the same device and others.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+#include <linux/virtio_blk.h>
+
+#include <xvmsg/xenbus.h>
+
+#include "backend-proc.h"
+#include "xvmsg-drv.h"
+
+struct fx {
+	struct backend_proc b;
+	struct xvd_domain *d;
+	struct xvd_dev *dev;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char img[160], exp[256];
+
+	assert_non_null(f);
+	assert_int_equal(backend_setup(&f->b), 0);
+	assert_int_equal(backend_image(&f->b, "disk.img", 1u << 20, img, sizeof(img)), 0);
+	snprintf(exp, sizeof(exp), "disk0:blk:path=%s", img);
+	assert_int_equal(backend_start(&f->b, "--export", exp, "--export", "rng0:rng", NULL), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	if (f->dev)
+		xvd_dev_close(f->dev);
+	if (f->d)
+		xvd_domain_close(f->d);
+	backend_cleanup(&f->b);
+	free(f);
+	return 0;
+}
+
+static void open_blk(struct fx *f, int mode)
+{
+	struct xvd_domain_opts dopts = { .socket_path = f->b.sock, .log_level = XVD_LOG_ERR };
+	struct xvd_dev_opts o = { .export_name = "disk0", .mode = mode, .pool_pages = 64 };
+
+	assert_int_equal(xvd_domain_open_loop(&dopts, &f->d), 0);
+	assert_int_equal(xvd_blk_open(f->d, &o, &f->dev), 0);
+}
+
+/* A read whose data buffer is at a raw bus address; returns the used length.
+ * Header and status live in guest RAM so that every mode can map them. */
+static uint32_t read_to(struct fx *f, uint64_t bus_addr, uint32_t len)
+{
+	struct virtio_blk_outhdr *hdr;
+	uint8_t *status;
+	struct xvd_done done;
+	int n;
+
+	assert_int_equal(xvd_ram_alloc(f->d, sizeof(*hdr), (void **)&hdr), 0);
+	assert_int_equal(xvd_ram_alloc(f->d, 1, (void **)&status), 0);
+	hdr->type = htole32(VIRTIO_BLK_T_IN);
+	*status = 0xff;
+	{
+		struct xvd_buf bufs[3] = {
+			{ .addr = hdr, .len = sizeof(*hdr) },
+			{ .len = len, .dev_writes = true, .raw = true, .bus_addr = bus_addr },
+			{ .addr = status, .len = 1, .dev_writes = true },
+		};
+
+		assert_int_equal(xvd_vq_submit(f->dev, 0, bufs, 3, (void *)0x1, 0), 0);
+	}
+	do {
+		n = xvd_vq_poll(f->dev, 0, &done, 1);
+		if (n == 0)
+			assert_true(xvd_dev_wait(f->dev, 5000) > 0);
+	} while (n == 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(done.status, 0);
+	assert_int_equal(*status, 0xff);	/* the device wrote nothing */
+	xvd_ram_free(f->d, hdr);
+	xvd_ram_free(f->d, status);
+	return done.len;
+}
+
+/* After every refusal the same device still works, and the backend lives. */
+static void still_serving(struct fx *f)
+{
+	uint8_t buf[4096];
+	int status;
+
+	memset(buf, 0x5a, sizeof(buf));
+	assert_int_equal(xvd_blk_write(f->dev, 8, buf, sizeof(buf)), 0);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(xvd_blk_read(f->dev, 8, buf, sizeof(buf)), 0);
+	assert_int_equal(buf[0], 0x5a);
+	assert_int_equal(buf[4095], 0x5a);
+	assert_int_equal(waitpid(f->b.pid, &status, WNOHANG), 0);
+}
+
+static void test_pool_refuses_outside_addresses(void **state)
+{
+	struct fx *f = *state;
+	static const uint64_t bad[] = {
+		0x1000,				/* a guest frame: RAM, not the pool */
+		XVMSG_GRANT_ADDR(0x7fff0, 0),	/* a grant far beyond the pool */
+		XVMSG_GRANT_ADDR(2, 0),		/* a reserved grant, below the pool */
+		0xfffffffffffff000ULL,		/* address + length overflows */
+	};
+	unsigned int i;
+
+	open_blk(f, XVD_MODE_POOL);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(read_to(f, bad[i], 4096), 0);
+		still_serving(f);
+	}
+	assert_true(backend_log_count(&f->b, "refused a request") >= 4);
+}
+
+static void test_grant_refuses_ungranted(void **state)
+{
+	struct fx *f = *state;
+
+	open_blk(f, XVD_MODE_GRANT);
+	/* In range of the grant table, but never granted. */
+	assert_int_equal(read_to(f, XVMSG_GRANT_ADDR(60000, 0), 4096), 0);
+	still_serving(f);
+	/* Beyond the grant table. */
+	assert_int_equal(read_to(f, XVMSG_GRANT_ADDR(0x7ffffff, 0), 4096), 0);
+	still_serving(f);
+	/* A frame address is not a grant. */
+	assert_int_equal(read_to(f, 0x2000, 4096), 0);
+	still_serving(f);
+}
+
+/* A broken device does not disturb another device of the same backend. */
+static void test_other_device_unaffected(void **state)
+{
+	struct fx *f = *state;
+	struct xvd_dev_opts o = { .export_name = "rng0", .devid = 5, .mode = XVD_MODE_POOL };
+	struct xvd_dev *rng;
+	uint8_t r[64];
+
+	open_blk(f, XVD_MODE_POOL);
+	assert_int_equal(xvd_rng_open(f->d, &o, &rng), 0);
+	assert_int_equal(read_to(f, 0x1000, 4096), 0);
+	assert_int_equal(xvd_rng_read(rng, r, sizeof(r)), (int)sizeof(r));
+	xvd_dev_close(rng);
+	still_serving(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_pool_refuses_outside_addresses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_grant_refuses_ungranted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_device_unaffected, setup, teardown),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests_name("loop-hostile", tests, NULL, NULL);
+}
