@@ -1,0 +1,1363 @@
+// SPDX-License-Identifier: MIT
+/*
+ * xvmsg-bench: virtio-blk throughput and latency of the three xvmsg memory
+ * modes over the loopback bus, side by side with the backing store itself.
+ *
+ * It starts its own xvmsg-backend (own socket, own log) exporting one image
+ * three times, opens one guest domain per mode with one blk device each, and
+ * runs the workloads with requests kept in flight asynchronously.  Without
+ * --mode the modes run interleaved, round by round, so that their ratios
+ * are measured under the same conditions.
+ *
+ * Per (mode, workload) it reports IOPS, MiB/s, latency percentiles and the
+ * per-request costs the modes differ in: backend map/unmap calls (from the
+ * counters the backend prints on SIGUSR1), notifications both ways, and bytes
+ * copied through the pool.  "raw" is pread/pwrite on the image at QD 1 in this
+ * process: the limit of the backing store.
+ *
+ * Copyright (c) 2026 The xvmsg authors
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "xvmsg-drv.h"
+
+#define SECTOR			512
+#define MAX_QD			256
+#define DEV_QUEUE_SIZE		256	/* the backend's blk queue size */
+#define MAX_POOL_PAGES		65536
+#define WARMUP_S		0.2
+#define COMPLETION_WAIT_MS	5000
+#define DEVID			0
+
+/*
+ * Set by the SIGINT/SIGTERM handler and polled by every loop, which then
+ * unwinds through the normal cleanup (backend killed, temp files removed).
+ * A signal handler can reach nothing else, hence the one global.
+ */
+static volatile sig_atomic_t g_stop_signal;
+
+enum { M_POOL, M_GRANT, M_FULL, M_RAW, NMODES };
+static const char *const mode_names[NMODES] = { "pool", "grant", "full", "raw" };
+static const int drv_modes[3] = { XVD_MODE_POOL, XVD_MODE_GRANT, XVD_MODE_FULL };
+
+struct workload {
+	const char *name;
+	int op;			/* XVD_BLK_READ / XVD_BLK_WRITE */
+	uint32_t bs;		/* request size */
+	bool seq;
+	unsigned int def_qd;
+};
+
+enum { W_RANDREAD, W_SEQREAD, W_RANDWRITE, W_LAT, NWL };
+static const struct workload workloads[NWL] = {
+	[W_RANDREAD]  = { "randread4k",  XVD_BLK_READ,  4096,   false, 32 },
+	[W_SEQREAD]   = { "seqread256k", XVD_BLK_READ,  262144, true,  8 },
+	[W_RANDWRITE] = { "randwrite4k", XVD_BLK_WRITE, 4096,   false, 32 },
+	[W_LAT]       = { "lat4k",       XVD_BLK_READ,  4096,   false, 1 },
+};
+
+struct opts {
+	unsigned int modes;	/* bit per M_* */
+	unsigned int wls;	/* bit per W_* */
+	double seconds;		/* per mode per workload, over all rounds */
+	unsigned int qd;	/* 0 = the workload's default */
+	const char *csv;
+	const char *image;
+	uint64_t size;
+	unsigned int rounds;
+	const char *backend;
+};
+
+/* Latency samples in nanoseconds. */
+struct samples {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+struct result {
+	bool valid;
+	unsigned int qd;
+	uint64_t reqs, bytes;
+	uint64_t ns;			/* timed phases, summed over rounds */
+	struct samples lat;
+	uint64_t maps, unmaps;		/* backend counters over the phases */
+	uint64_t kicks, notify_out;	/* driver kicks, backend notifications */
+	uint64_t copied;		/* pool bounce bytes, both ways */
+};
+
+/* One line of the backend's SIGUSR1 dump, the fields we use. */
+struct be_counters {
+	char mode[16];
+	uint64_t maps, unmaps, notify_out;
+};
+
+struct backend {
+	pid_t pid;
+	char dir[64];
+	char sock[108];		/* sizeof(sockaddr_un.sun_path) */
+	char log[128];
+	long log_off;		/* where the next dump is looked for */
+};
+
+struct bench_dev {
+	int mode;			/* M_POOL .. M_FULL */
+	struct xvd_domain *dom;
+	struct xvd_dev *dev;
+	char be_name[48];		/* "blk<devid>(dom<domid>)" in the backend */
+	uint64_t rng;			/* xorshift state for random offsets */
+	uint64_t seq_off;		/* next sequential offset */
+};
+
+struct bench {
+	struct opts o;
+	struct backend be;
+	char img_path[160];
+	bool img_temp;
+	int img_fd;
+	uint64_t img_size;
+	uint64_t raw_rng, raw_seq;
+	struct bench_dev devs[3];
+	struct result res[NMODES][NWL];
+	struct samples ref_rtt;		/* eventfd round trips, ns */
+	struct result ref_raw;		/* raw 4 KiB reads, when raw mode is off */
+	bool tty;
+	bool failed;			/* driver messages from now on are noise */
+	unsigned long drv_quiet;	/* driver messages not shown after a failure */
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void on_signal(int sig)
+{
+	g_stop_signal = sig;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static __attribute__((format(printf, 1, 2))) int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("xvmsg-bench: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return -1;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+/* Next request offset in bytes: 4 KiB aligned random, or sequential. */
+static uint64_t next_offset(uint64_t *rng, uint64_t *seq, const struct workload *w,
+			    uint64_t size)
+{
+	uint64_t off;
+
+	if (!w->seq)
+		return xorshift(rng) % (size / w->bs) * w->bs;
+	if (*seq + w->bs > size)
+		*seq = 0;
+	off = *seq;
+	*seq += w->bs;
+	return off;
+}
+
+static int samples_add(struct samples *s, uint64_t v)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 65536;
+		uint64_t *n = realloc(s->v, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		s->v = n;
+		s->cap = cap;
+	}
+	s->v[s->n++] = v;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile in microseconds; sorts the samples. */
+static double percentile_us(struct samples *s, double p)
+{
+	size_t i;
+
+	if (!s->n)
+		return 0;
+	qsort(s->v, s->n, sizeof(*s->v), cmp_u64);
+	i = (size_t)(p / 100.0 * (double)s->n + 0.999999);
+	i = i ? i - 1 : 0;
+	return (double)s->v[i < s->n ? i : s->n - 1] / 1000.0;
+}
+
+/* ---- the backend process ------------------------------------------------ */
+
+static bool can_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+/* Print the backend log's last lines (not the counter dumps) to stderr. */
+static void backend_log_tail(const struct backend *be)
+{
+	char lines[10][256], buf[256];
+	unsigned int n = 0, i;
+	FILE *f = fopen(be->log, "r");
+
+	if (!f)
+		return;
+	while (fgets(buf, sizeof(buf), f)) {
+		if (strstr(buf, " mode=") && strstr(buf, " maps="))
+			continue;
+		snprintf(lines[n % 10], sizeof(lines[0]), "%s", buf);
+		n++;
+	}
+	fclose(f);
+	if (!n)
+		return;
+	fprintf(stderr, "xvmsg-bench: last lines of the backend log:\n");
+	for (i = n > 10 ? n - 10 : 0; i < n; i++)
+		fprintf(stderr, "  | %s", lines[i % 10]);
+}
+
+/* 0 while running; else reports how it ended and returns -1. */
+static int backend_check(struct backend *be)
+{
+	int status;
+
+	if (be->pid <= 0)
+		return fail("backend is not running");
+	if (waitpid(be->pid, &status, WNOHANG) != be->pid)
+		return 0;
+	be->pid = 0;
+	if (WIFSIGNALED(status))
+		fail("backend died (signal %d)", WTERMSIG(status));
+	else
+		fail("backend exited (status %d)", WEXITSTATUS(status));
+	backend_log_tail(be);
+	return -1;
+}
+
+static int backend_start(struct backend *be, const char *bin, const char *image)
+{
+	static const char *const names[3] = { "bench-pool", "bench-grant", "bench-full" };
+	char exports[3][256], *argv[16];
+	unsigned int argc = 0, i;
+
+	for (i = 0; i < 3; i++)
+		snprintf(exports[i], sizeof(exports[i]), "%s:blk:path=%s", names[i], image);
+	argv[argc++] = (char *)bin;
+	argv[argc++] = (char *)"--socket";
+	argv[argc++] = be->sock;
+	argv[argc++] = (char *)"--log-level";
+	argv[argc++] = (char *)"warn";
+	for (i = 0; i < 3; i++) {
+		argv[argc++] = (char *)"--export";
+		argv[argc++] = exports[i];
+	}
+	argv[argc] = NULL;
+
+	be->pid = fork();
+	if (be->pid < 0)
+		return fail("fork: %s", strerror(errno));
+	if (be->pid == 0) {
+		int fd = open(be->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+		/* Own process group: a ^C reaches only us, and we stop it.  If we
+		 * die without cleaning up, the kernel sends it SIGTERM. */
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (fd < 0 || dup2(fd, STDERR_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0)
+			_exit(126);
+		execv(bin, argv);
+		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
+		_exit(127);
+	}
+	for (i = 0; i < 1000; i++) {	/* 10 s */
+		if (can_connect(be->sock))
+			return 0;
+		if (backend_check(be))
+			return -1;
+		if (g_stop_signal)
+			return -1;
+		sleep_ms(10);
+	}
+	return fail("backend did not start listening on %s within 10 s", be->sock);
+}
+
+static void backend_stop(struct backend *be)
+{
+	int status, i;
+
+	if (be->pid <= 0)
+		return;
+	kill(be->pid, SIGTERM);
+	for (i = 0; i < 500; i++) {	/* 5 s, then SIGKILL */
+		if (waitpid(be->pid, &status, WNOHANG) == be->pid) {
+			be->pid = 0;
+			return;
+		}
+		sleep_ms(10);
+	}
+	kill(be->pid, SIGKILL);
+	waitpid(be->pid, &status, 0);
+	be->pid = 0;
+}
+
+/* Value of " key=<u64>" in line; false if absent. */
+static bool kv_u64(const char *line, const char *key, uint64_t *v)
+{
+	char pat[32];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), " %s=", key);
+	p = strstr(line, pat);
+	if (!p)
+		return false;
+	*v = strtoull(p + strlen(pat), NULL, 10);
+	return true;
+}
+
+/*
+ * Ask the backend for its counters (SIGUSR1) and parse the line of device
+ * `name` from the part of the log written after the previous request.  Only
+ * whole lines are consumed, so a dump being written is never read torn.
+ */
+static int backend_counters(struct backend *be, const char *name, struct be_counters *c)
+{
+	size_t nlen = strlen(name);
+	char line[1024];
+	FILE *f;
+	int i;
+
+	if (backend_check(be))
+		return -1;
+	if (kill(be->pid, SIGUSR1) < 0)
+		return fail("cannot signal the backend: %s", strerror(errno));
+	f = fopen(be->log, "r");
+	if (!f)
+		return fail("cannot read the backend log %s: %s", be->log, strerror(errno));
+	for (i = 0; i < 3000; i++) {	/* 3 s */
+		clearerr(f);
+		fseek(f, be->log_off, SEEK_SET);
+		while (fgets(line, sizeof(line), f)) {
+			const char *m;
+
+			if (!strchr(line, '\n'))
+				break;		/* incomplete: read it again later */
+			be->log_off = ftell(f);
+			if (strncmp(line, name, nlen) || line[nlen] != ' ')
+				continue;
+			m = strstr(line, " mode=");
+			if (!m || !kv_u64(line, "maps", &c->maps) ||
+			    !kv_u64(line, "unmaps", &c->unmaps) ||
+			    !kv_u64(line, "notify_out", &c->notify_out)) {
+				fclose(f);
+				return fail("cannot parse the backend counters: %s", line);
+			}
+			sscanf(m, " mode=%15s", c->mode);
+			fclose(f);
+			return 0;
+		}
+		if (backend_check(be) || g_stop_signal) {
+			fclose(f);
+			return -1;
+		}
+		sleep_ms(1);
+	}
+	fclose(f);
+	return fail("no counters for %s in the backend log after SIGUSR1", name);
+}
+
+/* ---- the image ---------------------------------------------------------- */
+
+/* Write size bytes of non-zero data, then read them once (page cache). */
+static int image_create(struct bench *b)
+{
+	const size_t chunk = 1 << 20;
+	uint64_t *buf = malloc(chunk), off;
+	int r = -1;
+
+	if (!buf)
+		return fail("out of memory");
+	for (off = 0; off < b->img_size; off += chunk) {
+		size_t n = b->img_size - off < chunk ? (size_t)(b->img_size - off) : chunk;
+
+		if (g_stop_signal)
+			goto out;
+		for (size_t i = 0; i < chunk / 8; i++)
+			buf[i] = ((off + i * 8) * 0x9e3779b97f4a7c15ULL) | 1;
+		if (pwrite(b->img_fd, buf, n, (off_t)off) != (ssize_t)n) {
+			fail("writing the image %s: %s", b->img_path, strerror(errno ? errno : EIO));
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	free(buf);
+	return r;
+}
+
+static int image_warm(struct bench *b)
+{
+	const size_t chunk = 1 << 20;
+	char *buf = malloc(chunk);
+	uint64_t off;
+	ssize_t n;
+
+	if (!buf)
+		return fail("out of memory");
+	for (off = 0; off < b->img_size && !g_stop_signal; off += (uint64_t)n) {
+		n = pread(b->img_fd, buf, chunk, (off_t)off);
+		if (n <= 0) {
+			free(buf);
+			return fail("reading the image %s: %s", b->img_path,
+				    n ? strerror(errno) : "unexpected end of file");
+		}
+	}
+	free(buf);
+	return g_stop_signal ? -1 : 0;
+}
+
+static int image_open(struct bench *b)
+{
+	struct stat st;
+
+	if (!b->o.image) {
+		snprintf(b->img_path, sizeof(b->img_path), "%s/image", b->be.dir);
+		b->img_fd = open(b->img_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (b->img_fd < 0)
+			return fail("cannot create %s: %s", b->img_path, strerror(errno));
+		b->img_temp = true;
+		b->img_size = b->o.size;
+		if (image_create(b))
+			return -1;
+	} else {
+		if (!realpath(b->o.image, b->img_path))
+			return fail("image %s: %s", b->o.image, strerror(errno));
+		b->img_fd = open(b->img_path, O_RDWR | O_CLOEXEC);
+		if (b->img_fd < 0 || fstat(b->img_fd, &st) < 0)
+			return fail("image %s: %s", b->img_path, strerror(errno));
+		if (!S_ISREG(st.st_mode))
+			return fail("image %s is not a regular file", b->img_path);
+		b->img_size = (uint64_t)st.st_size;
+		if (b->img_size % SECTOR)
+			return fail("image %s: size %" PRIu64 " is not a multiple of 512",
+				    b->img_path, b->img_size);
+		if (b->img_size < workloads[W_SEQREAD].bs)
+			return fail("image %s: smaller than 256 KiB", b->img_path);
+	}
+	return image_warm(b);
+}
+
+/* ---- devices ------------------------------------------------------------ */
+
+static unsigned int wl_qd(const struct bench *b, int w)
+{
+	return b->o.qd ? b->o.qd : workloads[w].def_qd;
+}
+
+/* Largest qd * request size over the selected workloads. */
+static uint64_t max_inflight_bytes(const struct bench *b)
+{
+	uint64_t m = 0;
+
+	for (int w = 0; w < NWL; w++)
+		if (b->o.wls & (1u << w) && (uint64_t)wl_qd(b, w) * workloads[w].bs > m)
+			m = (uint64_t)wl_qd(b, w) * workloads[w].bs;
+	return m;
+}
+
+/* Driver library messages: shown, except after a failure, when closing a
+ * domain whose backend is gone only adds noise. */
+static void drv_log(void *ctx, int level, const char *msg)
+{
+	struct bench *b = ctx;
+
+	if (b->failed) {
+		b->drv_quiet++;
+		return;
+	}
+	fprintf(stderr, "xvmsg-bench: driver: %s\n", msg);
+}
+
+static int dev_open(struct bench *b, struct bench_dev *bd, int mode)
+{
+	static const char *const exports[3] = { "bench-pool", "bench-grant", "bench-full" };
+	uint64_t need = max_inflight_bytes(b) / 4096;
+	struct xvd_domain_opts dopt = {
+		.socket_path = b->be.sock,
+		.ram_pages = need + 1024 > 4096 ? need + 1024 : 4096,
+		.log_level = XVD_LOG_WARN,
+		.log = drv_log,
+		.log_ctx = b,
+	};
+	struct xvd_dev_opts o = {
+		.export_name = exports[mode],
+		.devid = DEVID,
+		.mode = drv_modes[mode],
+		.pool_pages = need + 64 < MAX_POOL_PAGES ? (unsigned int)(need + 64) : MAX_POOL_PAGES,
+	};
+	unsigned int maxqd = 0;
+	struct xvd_blk_info info;
+	int r;
+
+	for (int w = 0; w < NWL; w++)
+		if (b->o.wls & (1u << w) && wl_qd(b, w) > maxqd)
+			maxqd = wl_qd(b, w);
+	/* A request is 3 descriptors; past a third of the ring they must go
+	 * indirect or the ring, not qd, would limit the depth. */
+	if (maxqd * 3 > DEV_QUEUE_SIZE)
+		o.indirect_min = 3;
+
+	bd->mode = mode;
+	bd->rng = 0x2545f4914f6cdd1dULL * (uint64_t)(mode + 1);
+	r = xvd_domain_open_loop(&dopt, &bd->dom);
+	if (r < 0)
+		return fail("%s mode: cannot connect to the backend: %s", mode_names[mode],
+			    strerror(-r));
+	r = xvd_blk_open(bd->dom, &o, &bd->dev);
+	if (r < 0)
+		return fail("%s mode: cannot open export %s: %s", mode_names[mode], exports[mode],
+			    strerror(-r));
+	r = xvd_blk_info(bd->dev, &info);
+	if (r < 0)
+		return fail("%s mode: reading the capacity: %s", mode_names[mode], strerror(-r));
+	if (info.capacity * SECTOR != b->img_size)
+		return fail("%s mode: capacity %" PRIu64 " sectors, image has %" PRIu64 " bytes",
+			    mode_names[mode], info.capacity, b->img_size);
+	snprintf(bd->be_name, sizeof(bd->be_name), "blk%u(dom%u)", DEVID,
+		 xvd_domain_id(bd->dom));
+	return 0;
+}
+
+static void dev_close(struct bench_dev *bd)
+{
+	if (bd->dom)
+		xvd_domain_close(bd->dom);	/* closes the device too */
+	bd->dom = NULL;
+	bd->dev = NULL;
+}
+
+/* ---- timed phases ------------------------------------------------------- */
+
+struct slot {
+	void *buf;
+	uint64_t t0;
+};
+
+static int dev_fail(struct bench *b, const struct bench_dev *bd, const char *what, int err)
+{
+	b->failed = true;
+	if ((err == -ENODEV || err == -EPIPE) && backend_check(&b->be))
+		return -1;	/* it said why */
+	return fail("%s mode (export bench-%s, %s): %s: %s", mode_names[bd->mode],
+		    mode_names[bd->mode], bd->be_name, what, strerror(-err));
+}
+
+/* The body of a phase: keep qd requests in flight until secs pass, then
+ * drain.  r == NULL: warmup, nothing recorded. */
+static int dev_io(struct bench *b, struct bench_dev *bd, const struct workload *w,
+		  unsigned int qd, double secs, struct slot *slots, struct result *r)
+{
+	struct xvd_done done[64];
+	unsigned int freel[MAX_QD], nfree = qd, inflight = 0, i;
+	uint64_t t_start = now_ns(), deadline = t_start + (uint64_t)(secs * 1e9), t;
+	int n, rc;
+
+	for (i = 0; i < qd; i++)
+		freel[i] = qd - 1 - i;
+	for (;;) {
+		unsigned int submitted = 0;
+
+		if (g_stop_signal)
+			return -1;
+		t = now_ns();
+		while (t < deadline && nfree) {
+			struct slot *s = &slots[freel[nfree - 1]];
+			uint64_t off = next_offset(&bd->rng, &bd->seq_off, w, b->img_size);
+
+			s->t0 = now_ns();
+			rc = xvd_blk_submit(bd->dev, w->op, off / SECTOR, s->buf, w->bs, s,
+					    XVD_NO_KICK);
+			if (rc == -ENOSPC || rc == -ENOMEM) {
+				if (!inflight && !submitted)
+					return dev_fail(b, bd, "no room for a single request", rc);
+				break;	/* reap first */
+			}
+			if (rc < 0)
+				return dev_fail(b, bd, "submit", rc);
+			nfree--;
+			inflight++;
+			submitted++;
+		}
+		if (submitted && (rc = xvd_vq_kick(bd->dev, 0)) < 0)
+			return dev_fail(b, bd, "kick", rc);
+		if (!inflight)
+			break;
+		n = xvd_blk_poll(bd->dev, done, 64);
+		if (n == 0)
+			n = xvd_blk_wait(bd->dev, done, 64, COMPLETION_WAIT_MS);
+		if (n < 0)
+			return dev_fail(b, bd, "completion", n);
+		if (n == 0 && !g_stop_signal) {
+			if (backend_check(&b->be))
+				return -1;
+			return dev_fail(b, bd, "no completion within 5 s", -ETIMEDOUT);
+		}
+		t = now_ns();
+		for (i = 0; i < (unsigned int)n; i++) {
+			struct slot *s = done[i].cookie;
+
+			if (done[i].status)
+				return dev_fail(b, bd, "request failed", done[i].status);
+			if (r && samples_add(&r->lat, t - s->t0))
+				return fail("out of memory");
+			freel[nfree++] = (unsigned int)(s - slots);
+			inflight--;
+		}
+		if (r) {
+			r->reqs += (uint64_t)n;
+			r->bytes += (uint64_t)n * w->bs;
+		}
+	}
+	if (r)
+		r->ns += now_ns() - t_start;
+	return 0;
+}
+
+/* One timed (or warmup, r == NULL) phase on an xvmsg device, with the
+ * driver and backend counters taken around it. */
+static int dev_phase(struct bench *b, struct bench_dev *bd, int wl, double secs,
+		     struct result *r)
+{
+	const struct workload *w = &workloads[wl];
+	unsigned int qd = wl_qd(b, wl), i;
+	struct be_counters c0, c1;
+	struct xvd_stats s0, s1;
+	struct slot slots[MAX_QD];
+	int rc = -1;
+
+	memset(slots, 0, sizeof(slots));
+	for (i = 0; i < qd; i++) {
+		int e = xvd_ram_alloc(bd->dom, w->bs, &slots[i].buf);
+
+		if (e < 0) {
+			dev_fail(b, bd, "allocating buffers in guest RAM", e);
+			goto out;
+		}
+		if (w->op == XVD_BLK_WRITE)
+			memset(slots[i].buf, 0xa5 ^ (int)i, w->bs);
+	}
+	if (r) {
+		xvd_dev_stats(bd->dev, &s0);
+		if (backend_counters(&b->be, bd->be_name, &c0))
+			goto out;
+		if (strcmp(c0.mode, mode_names[bd->mode])) {
+			fail("%s: the backend serves it in mode %s, expected %s", bd->be_name,
+			     c0.mode, mode_names[bd->mode]);
+			goto out;
+		}
+	}
+	if (dev_io(b, bd, w, qd, secs, slots, r))
+		goto out;
+	if (r) {
+		xvd_dev_stats(bd->dev, &s1);
+		if (backend_counters(&b->be, bd->be_name, &c1))
+			goto out;
+		r->valid = true;
+		r->qd = qd;
+		r->maps += c1.maps - c0.maps;
+		r->unmaps += c1.unmaps - c0.unmaps;
+		r->notify_out += c1.notify_out - c0.notify_out;
+		r->kicks += s1.kicks - s0.kicks;
+		r->copied += (s1.bounce_in - s0.bounce_in) + (s1.bounce_out - s0.bounce_out);
+	}
+	rc = 0;
+out:
+	for (i = 0; i < qd; i++)
+		xvd_ram_free(bd->dom, slots[i].buf);
+	return rc;
+}
+
+/* pread/pwrite at QD 1 on the image: the backing store's own speed. */
+static int raw_phase(struct bench *b, int wl, double secs, struct result *r)
+{
+	const struct workload *w = &workloads[wl];
+	uint64_t t_start = now_ns(), deadline = t_start + (uint64_t)(secs * 1e9), t0, t1;
+	void *buf;
+	int rc = 0;
+
+	if (posix_memalign(&buf, 4096, w->bs))
+		return fail("out of memory");
+	memset(buf, 0x5a, w->bs);
+	do {
+		uint64_t off = next_offset(&b->raw_rng, &b->raw_seq, w, b->img_size);
+		ssize_t n;
+
+		t0 = now_ns();
+		n = w->op == XVD_BLK_WRITE ? pwrite(b->img_fd, buf, w->bs, (off_t)off)
+					   : pread(b->img_fd, buf, w->bs, (off_t)off);
+		t1 = now_ns();
+		if (n != (ssize_t)w->bs) {
+			rc = fail("raw %s on %s: %s", w->op == XVD_BLK_WRITE ? "pwrite" : "pread",
+				  b->img_path, n < 0 ? strerror(errno) : "short transfer");
+			break;
+		}
+		if (r) {
+			if (samples_add(&r->lat, t1 - t0)) {
+				rc = fail("out of memory");
+				break;
+			}
+			r->reqs++;
+			r->bytes += w->bs;
+		}
+	} while (t1 < deadline && !g_stop_signal);
+	if (r && !rc) {
+		r->valid = true;
+		r->qd = 1;
+		r->ns += now_ns() - t_start;
+	}
+	free(buf);
+	return g_stop_signal ? -1 : rc;
+}
+
+static int phase(struct bench *b, int mode, int wl, double secs, struct result *r)
+{
+	if (mode == M_RAW)
+		return raw_phase(b, wl, secs, r);
+	return dev_phase(b, &b->devs[mode], wl, secs, r);
+}
+
+/* ---- references for the latency ----------------------------------------- */
+
+/*
+ * Eventfd round trips between this process and a forked child for secs,
+ * appended to s (ns): the cost of two cross-process wakeups, the floor of a
+ * request that needs a kick and an interrupt.  Blocking reads on both sides.
+ * A cpu >= 0 pins that side to it (the parent only for the measurement).
+ */
+static int eventfd_rtt(double secs, struct samples *s, int parent_cpu, int child_cpu)
+{
+	cpu_set_t saved, one;
+	int ping = eventfd(0, EFD_CLOEXEC), pong = eventfd(0, EFD_CLOEXEC), rc = -1, status, i;
+	uint64_t v, t0, t1, deadline;
+	pid_t pid = -1;
+
+	if (ping < 0 || pong < 0) {
+		fail("eventfd: %s", strerror(errno));
+		goto out;
+	}
+	pid = fork();
+	if (pid < 0) {
+		fail("fork: %s", strerror(errno));
+		goto out;
+	}
+	if (pid == 0) {		/* echo each ping; 2 means stop */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (child_cpu >= 0) {
+			CPU_ZERO(&one);
+			CPU_SET(child_cpu, &one);
+			sched_setaffinity(0, sizeof(one), &one);
+		}
+		while (read(ping, &v, sizeof(v)) == sizeof(v) && v == 1)
+			if (write(pong, &v, sizeof(v)) != sizeof(v))
+				break;
+		_exit(0);
+	}
+	if (parent_cpu >= 0) {
+		CPU_ZERO(&one);
+		CPU_SET(parent_cpu, &one);
+		if (sched_getaffinity(0, sizeof(saved), &saved) ||
+		    sched_setaffinity(0, sizeof(one), &one))
+			parent_cpu = -1;	/* unpinned, then */
+	}
+	deadline = now_ns() + (uint64_t)(secs * 1e9);
+	for (i = 0;; i++) {		/* the first 100 warm up */
+		v = 1;
+		t0 = now_ns();
+		if (write(ping, &v, sizeof(v)) != sizeof(v) ||
+		    read(pong, &v, sizeof(v)) != sizeof(v)) {
+			if (!g_stop_signal)
+				fail("eventfd ping-pong: %s", strerror(errno));
+			break;
+		}
+		t1 = now_ns();
+		if (i >= 100 && samples_add(s, t1 - t0)) {
+			fail("out of memory");
+			break;
+		}
+		if (t1 >= deadline && i >= 200) {
+			rc = 0;
+			break;
+		}
+	}
+	if (parent_cpu >= 0)
+		sched_setaffinity(0, sizeof(saved), &saved);
+	v = 2;
+	if (write(ping, &v, sizeof(v)) != sizeof(v))
+		kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	pid = -1;
+out:
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	if (ping >= 0)
+		close(ping);
+	if (pong >= 0)
+		close(pong);
+	return rc;
+}
+
+/*
+ * Where the two processes run matters more than anything else on a small
+ * VM: a wakeup on a CPU that idles costs far more than a switch on the same
+ * CPU.  Measure both placements once, pinned, to explain the unpinned p50.
+ */
+static int rtt_placements(double *same_cpu, double *two_cpus)
+{
+	struct samples s1 = { 0 }, s2 = { 0 };
+	int cpus[2], n = 0, rc = 1;
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return 1;
+	for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+		if (CPU_ISSET(c, &set))
+			cpus[n++] = c;
+	if (n == 2 && !eventfd_rtt(0.1, &s1, cpus[0], cpus[0]) &&
+	    !eventfd_rtt(0.1, &s2, cpus[0], cpus[1])) {
+		*same_cpu = percentile_us(&s1, 50);
+		*two_cpus = percentile_us(&s2, 50);
+		rc = 0;
+	}
+	free(s1.v);
+	free(s2.v);
+	return rc;
+}
+
+/* One round of the references, next to the lat4k phases of that round:
+ * eventfd round trips, and raw 4 KiB reads unless raw mode measures them. */
+static int reference_round(struct bench *b, double secs)
+{
+	if (eventfd_rtt(secs, &b->ref_rtt, -1, -1))
+		return -1;
+	if (!(b->o.modes & (1u << M_RAW)))
+		return raw_phase(b, W_LAT, secs, &b->ref_raw);
+	return 0;
+}
+
+/* One status line on a terminal, rewritten as the run goes on. */
+static void progress(const struct bench *b, const char *wl, unsigned int round, const char *what)
+{
+	if (!b->tty)
+		return;
+	if (!wl)
+		fprintf(stderr, "\r\033[K");
+	else if (!round)
+		fprintf(stderr, "\r\033[K  %s: warming up %s ...", wl, what);
+	else
+		fprintf(stderr, "\r\033[K  %s: round %u/%u, %s ...", wl, round, b->o.rounds, what);
+}
+
+/* Every selected workload: warm each mode up, then the rounds, the modes
+ * interleaved and their order rotated from round to round. */
+static int run_all(struct bench *b)
+{
+	double per_phase = b->o.seconds / b->o.rounds;
+	int modes[NMODES], nm = 0;
+
+	for (int m = 0; m < NMODES; m++)
+		if (b->o.modes & (1u << m))
+			modes[nm++] = m;
+	for (int wl = 0; wl < NWL; wl++) {
+		if (!(b->o.wls & (1u << wl)))
+			continue;
+		for (int i = 0; i < nm; i++) {
+			progress(b, workloads[wl].name, 0, mode_names[modes[i]]);
+			if (phase(b, modes[i], wl, per_phase < WARMUP_S ? per_phase : WARMUP_S, NULL))
+				return -1;
+		}
+		for (unsigned int round = 0; round < b->o.rounds; round++) {
+			for (int i = 0; i < nm; i++) {
+				int m = modes[(i + (int)round) % nm];
+
+				progress(b, workloads[wl].name, round + 1, mode_names[m]);
+				if (phase(b, m, wl, per_phase, &b->res[m][wl]))
+					return -1;
+			}
+			if (wl == W_LAT && (b->o.modes & ((1u << M_RAW) - 1))) {
+				progress(b, workloads[wl].name, round + 1, "references");
+				if (reference_round(b, per_phase / 2))
+					return -1;
+			}
+		}
+	}
+	progress(b, NULL, 0, NULL);
+	return 0;
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+struct row {
+	double iops, mib_s, p50, p99, maps, unmaps, notifies, copied;
+};
+
+static void row_compute(struct result *r, struct row *o)
+{
+	double secs = (double)r->ns / 1e9, n = r->reqs ? (double)r->reqs : 1;
+
+	o->iops = secs > 0 ? (double)r->reqs / secs : 0;
+	o->mib_s = secs > 0 ? (double)r->bytes / secs / (1024.0 * 1024.0) : 0;
+	o->p99 = percentile_us(&r->lat, 99);
+	o->p50 = percentile_us(&r->lat, 50);
+	o->maps = (double)r->maps / n;
+	o->unmaps = (double)r->unmaps / n;
+	o->notifies = (double)(r->kicks + r->notify_out) / n;
+	o->copied = (double)r->copied / n;
+}
+
+static void print_results(struct bench *b, FILE *csv)
+{
+	struct row rows[NMODES][NWL];
+
+	/* "µs" is two bytes and one column: its fields are one byte wider. */
+	printf("%-6s %-12s %4s %10s %9s %10s %10s %9s %10s %12s %13s\n", "mode", "workload", "qd",
+	       "IOPS", "MiB/s", "p50 µs", "p99 µs", "maps/req", "unmaps/req", "notifies/req",
+	       "copied B/req");
+	if (csv)
+		fprintf(csv, "mode,workload,qd,iops,mib_s,p50_us,p99_us,maps_per_req,"
+			     "unmaps_per_req,notifies_per_req,copied_bytes_per_req\n");
+	for (int wl = 0; wl < NWL; wl++) {
+		for (int m = 0; m < NMODES; m++) {
+			struct result *r = &b->res[m][wl];
+			struct row *o = &rows[m][wl];
+
+			if (!r->valid)
+				continue;
+			row_compute(r, o);
+			printf("%-6s %-12s %4u %10.0f %9.1f %9.1f %9.1f", mode_names[m],
+			       workloads[wl].name, r->qd, o->iops, o->mib_s, o->p50, o->p99);
+			if (m == M_RAW)
+				printf(" %9s %10s %12s %13s\n", "-", "-", "-", "-");
+			else
+				printf(" %9.2f %10.2f %12.2f %13.1f\n", o->maps, o->unmaps,
+				       o->notifies, o->copied);
+			if (csv)
+				fprintf(csv, "%s,%s,%u,%.1f,%.2f,%.2f,%.2f,%.3f,%.3f,%.3f,%.1f\n",
+					mode_names[m], workloads[wl].name, r->qd, o->iops,
+					o->mib_s, o->p50, o->p99, o->maps, o->unmaps, o->notifies,
+					o->copied);
+		}
+	}
+
+	if (b->res[M_POOL][W_RANDREAD].valid) {
+		bool any = false;
+
+		for (int m = M_GRANT; m < NMODES; m++) {
+			if (!b->res[m][W_RANDREAD].valid || rows[m][W_RANDREAD].iops <= 0)
+				continue;
+			if (!any)
+				printf("\nratios, randread4k IOPS, same run:\n");
+			any = true;
+			printf("  pool/%-5s = %.2f\n", mode_names[m],
+			       rows[M_POOL][W_RANDREAD].iops / rows[m][W_RANDREAD].iops);
+		}
+	}
+
+	if (b->ref_rtt.n) {
+		double rtt = percentile_us(&b->ref_rtt, 50), raw, sum, same, two;
+
+		raw = b->res[M_RAW][W_LAT].valid ? rows[M_RAW][W_LAT].p50
+						 : percentile_us(&b->ref_raw.lat, 50);
+		sum = rtt + raw;
+		printf("\n");
+		for (int m = M_POOL; m <= M_FULL; m++)
+			if (b->res[m][W_LAT].valid)
+				printf("lat4k %s p50 = %.1f µs vs eventfd RTT p50 %.1f + raw read p50 "
+				       "%.1f = %.1f µs (ratio %.2f)\n", mode_names[m],
+				       rows[m][W_LAT].p50, rtt, raw, sum,
+				       sum > 0 ? rows[m][W_LAT].p50 / sum : 0);
+		if (!g_stop_signal && rtt_placements(&same, &two) == 0)
+			printf("  (eventfd RTT p50 pinned to one CPU %.1f µs, to two CPUs %.1f µs: "
+			       "unpinned processes,\n   the driver and the backend too, land on "
+			       "either)\n", same, two);
+	}
+}
+
+/* ---- command line ------------------------------------------------------- */
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+"Usage: xvmsg-bench [OPTION]...\n"
+"Measure virtio-blk over the xvmsg loopback bus in pool, grant and full mode\n"
+"against the backing store itself (raw), side by side.\n"
+"\n"
+"  --mode MODE        pool, grant, full or raw; default: all four, interleaved\n"
+"  --workload W       randread4k (QD 32), seqread256k (QD 8), randwrite4k (QD 32),\n"
+"                     lat4k (QD 1) or all (default)\n"
+"  --seconds N        timed seconds per mode per workload, over all rounds\n"
+"                     (default 3; fractions allowed)\n"
+"  --rounds N         rounds the time is split into (default 3)\n"
+"  --qd N             queue depth for every workload, 1..%d (raw stays at 1)\n"
+"  --image PATH       use this file (size a multiple of 512); randwrite4k\n"
+"                     overwrites parts of it\n"
+"  --size BYTES       size of the temporary image (default 256M; K/M/G allowed)\n"
+"  --csv FILE         also write the results as CSV to FILE\n"
+"  --backend PATH     xvmsg-backend to run (default: next to this program)\n"
+"  -h, --help         show this help and exit\n"
+"\n"
+"Columns: maps/req and unmaps/req are the backend's map and unmap calls,\n"
+"notifies/req the driver's kicks plus the backend's notifications, copied B/req\n"
+"the bytes bounced through the pool, all per request.\n"
+"Exit status: 0 done, 1 failure, 2 bad usage.\n", MAX_QD);
+}
+
+static int parse_double(const char *s, double *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtod(s, &end);
+	return errno || end == s || *end || !(*v > 0) || *v > 86400 ? -1 : 0;
+}
+
+static int parse_uint(const char *s, unsigned int lo, unsigned int hi, unsigned int *v)
+{
+	char *end;
+	unsigned long x;
+
+	errno = 0;
+	x = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || x < lo || x > hi)
+		return -1;
+	*v = (unsigned int)x;
+	return 0;
+}
+
+static int parse_size(const char *s, uint64_t *v)
+{
+	unsigned long long x;
+	char *end;
+	int shift = 0;
+
+	errno = 0;
+	x = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		return -1;
+	if (*end == 'k' || *end == 'K')
+		shift = 10;
+	else if (*end == 'm' || *end == 'M')
+		shift = 20;
+	else if (*end == 'g' || *end == 'G')
+		shift = 30;
+	if (shift)
+		end++;
+	if (*end == 'i' && shift)	/* KiB, MiB, GiB */
+		end++;
+	if (*end == 'B' && shift)
+		end++;
+	if (*end || x > (UINT64_MAX >> shift))
+		return -1;
+	*v = (uint64_t)x << shift;
+	return 0;
+}
+
+static __attribute__((format(printf, 1, 2))) int bad_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("xvmsg-bench: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'xvmsg-bench --help'.\n", stderr);
+	return 2;
+}
+
+/* 0, 1 (help shown) or 2 (bad usage, reported). */
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	enum { O_MODE = 256, O_WL, O_SECONDS, O_QD, O_CSV, O_IMAGE, O_SIZE, O_ROUNDS, O_BACKEND };
+	static const struct option lopts[] = {
+		{ "mode", required_argument, NULL, O_MODE },
+		{ "workload", required_argument, NULL, O_WL },
+		{ "seconds", required_argument, NULL, O_SECONDS },
+		{ "qd", required_argument, NULL, O_QD },
+		{ "csv", required_argument, NULL, O_CSV },
+		{ "image", required_argument, NULL, O_IMAGE },
+		{ "size", required_argument, NULL, O_SIZE },
+		{ "rounds", required_argument, NULL, O_ROUNDS },
+		{ "backend", required_argument, NULL, O_BACKEND },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool size_set = false;
+	int c, i;
+
+	*o = (struct opts){ .modes = (1u << NMODES) - 1, .wls = (1u << NWL) - 1,
+			    .seconds = 3, .size = 256ULL << 20, .rounds = 3 };
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", lopts, NULL)) != -1) {
+		switch (c) {
+		case O_MODE:
+			for (i = 0; i < NMODES && strcmp(optarg, mode_names[i]); i++)
+				;
+			if (i == NMODES)
+				return bad_usage("--mode: '%s' is not pool, grant, full or raw",
+						 optarg);
+			o->modes = 1u << i;
+			break;
+		case O_WL:
+			if (!strcmp(optarg, "all")) {
+				o->wls = (1u << NWL) - 1;
+				break;
+			}
+			for (i = 0; i < NWL && strcmp(optarg, workloads[i].name); i++)
+				;
+			if (i == NWL)
+				return bad_usage("--workload: '%s' is not randread4k, seqread256k, "
+						 "randwrite4k, lat4k or all", optarg);
+			o->wls = 1u << i;
+			break;
+		case O_SECONDS:
+			if (parse_double(optarg, &o->seconds))
+				return bad_usage("--seconds: '%s' is not a positive number", optarg);
+			break;
+		case O_QD:
+			if (parse_uint(optarg, 1, MAX_QD, &o->qd))
+				return bad_usage("--qd: '%s' is not in 1..256", optarg);
+			break;
+		case O_ROUNDS:
+			if (parse_uint(optarg, 1, 1000, &o->rounds))
+				return bad_usage("--rounds: '%s' is not in 1..1000", optarg);
+			break;
+		case O_SIZE:
+			if (parse_size(optarg, &o->size) || o->size < (1 << 20) ||
+			    o->size % 4096 || o->size > (1ULL << 40))
+				return bad_usage("--size: '%s' is not a multiple of 4096 between "
+						 "1 MiB and 1 TiB", optarg);
+			size_set = true;
+			break;
+		case O_CSV:
+			o->csv = optarg;
+			break;
+		case O_IMAGE:
+			o->image = optarg;
+			break;
+		case O_BACKEND:
+			o->backend = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		case ':':
+			return bad_usage("option '%s' needs an argument", argv[optind - 1]);
+		default:
+			return bad_usage("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return bad_usage("unexpected argument '%s'", argv[optind]);
+	if (o->image && size_set)
+		return bad_usage("%s", "--size and --image exclude each other");
+	return 0;
+}
+
+/* The xvmsg-backend next to our own executable. */
+static int default_backend(char *out, size_t len)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+
+	if (n <= 0)
+		return fail("cannot read /proc/self/exe: %s", strerror(errno));
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (slash)
+		*slash = '\0';
+	if ((size_t)snprintf(out, len, "%s/xvmsg-backend", exe) >= len)
+		return fail("path of this program too long");
+	return 0;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static int bench_run(struct bench *b, const char *backend_bin, FILE *csv)
+{
+	if (!mkdtemp(b->be.dir))
+		return fail("cannot create a temporary directory: %s", strerror(errno));
+	snprintf(b->be.sock, sizeof(b->be.sock), "%s/loop.sock", b->be.dir);
+	snprintf(b->be.log, sizeof(b->be.log), "%s/backend.log", b->be.dir);
+	if (image_open(b))
+		return -1;
+	if (backend_start(&b->be, backend_bin, b->img_path))
+		return -1;
+	for (int m = M_POOL; m <= M_FULL; m++) {
+		if (b->o.modes & (1u << m) && dev_open(b, &b->devs[m], m)) {
+			backend_check(&b->be);	/* says so if it died */
+			return -1;
+		}
+	}
+	if (run_all(b))
+		return -1;
+	if (backend_check(&b->be))
+		return -1;
+	printf("xvmsg-bench: image %s (%" PRIu64 " MiB%s), %.3g s per mode per workload in %u "
+	       "round%s\n\n", b->img_temp ? "temporary" : b->img_path, b->img_size >> 20,
+	       b->img_temp ? ", page cache" : "", b->o.seconds, b->o.rounds,
+	       b->o.rounds == 1 ? "" : "s");
+	print_results(b, csv);
+	return 0;
+}
+
+static void bench_cleanup(struct bench *b)
+{
+	for (int m = M_POOL; m <= M_FULL; m++)
+		dev_close(&b->devs[m]);
+	backend_stop(&b->be);
+	if (b->img_fd >= 0)
+		close(b->img_fd);
+	if (b->img_temp)
+		unlink(b->img_path);
+	if (b->be.dir[0] && strcmp(b->be.dir, "/tmp/xvmsg-bench-XXXXXX")) {
+		unlink(b->be.sock);
+		unlink(b->be.log);
+		rmdir(b->be.dir);
+	}
+	for (int m = 0; m < NMODES; m++)
+		for (int w = 0; w < NWL; w++)
+			free(b->res[m][w].lat.v);
+	free(b->ref_rtt.v);
+	free(b->ref_raw.lat.v);
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = on_signal };	/* no SA_RESTART */
+	char backend_bin[PATH_MAX];
+	struct bench *b;
+	FILE *csv = NULL;
+	int rc;
+
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		fail("out of memory");
+		return 1;
+	}
+	b->img_fd = -1;
+	b->raw_rng = 0x853c49e6748fea9bULL;	/* xorshift: any non-zero seed */
+	rc = parse_args(argc, argv, &b->o);
+	if (rc) {
+		free(b);
+		return rc == 1 ? 0 : 2;
+	}
+	if (b->o.backend)
+		snprintf(backend_bin, sizeof(backend_bin), "%s", b->o.backend);
+	else if (default_backend(backend_bin, sizeof(backend_bin)))
+		goto fail_early;
+	if (access(backend_bin, X_OK)) {
+		fail("cannot run the backend %s: %s%s", backend_bin, strerror(errno),
+		     b->o.backend ? "" : " (use --backend)");
+		goto fail_early;
+	}
+	if (b->o.csv && !(csv = fopen(b->o.csv, "w"))) {
+		fail("cannot write %s: %s", b->o.csv, strerror(errno));
+		goto fail_early;
+	}
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	b->tty = isatty(STDERR_FILENO);
+	snprintf(b->be.dir, sizeof(b->be.dir), "/tmp/xvmsg-bench-XXXXXX");
+
+	rc = bench_run(b, backend_bin, csv) ? 1 : 0;
+	b->failed |= rc || g_stop_signal;
+	if (b->tty)
+		progress(b, NULL, 0, NULL);
+	bench_cleanup(b);
+	if (b->drv_quiet)
+		fprintf(stderr, "xvmsg-bench: (%lu driver messages during the teardown not shown)\n",
+			b->drv_quiet);
+	if (csv && fclose(csv) && !rc) {
+		fail("writing %s: %s", b->o.csv, strerror(errno));
+		rc = 1;
+	}
+	if (g_stop_signal) {
+		fprintf(stderr, "xvmsg-bench: interrupted, backend stopped and temporary files "
+				"removed\n");
+		rc = 128 + g_stop_signal;
+	}
+	free(b);
+	return rc;
+
+fail_early:
+	free(b);
+	return 1;
+}
