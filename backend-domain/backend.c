@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core.h"
 
@@ -186,6 +187,16 @@ int xvb_backend_start(struct xvb_backend *be)
 	return 0;
 }
 
+bool xvb_backend_poll(struct xvb_backend *be)
+{
+	struct xvb_conn *c;
+	bool any = false;
+
+	for (c = be->conns; c; c = xvb_conn_next(c))
+		any |= xvb_conn_poll(c);
+	return any;
+}
+
 void xvb_backend_shutdown(struct xvb_backend *be)
 {
 	be->stopping = true;
@@ -197,11 +208,22 @@ void xvb_backend_shutdown(struct xvb_backend *be)
 	be->nports = 0;
 }
 
+/* One write for the whole dump, so a reader never sees part of it. */
 void xvb_backend_dump_stats(struct xvb_backend *be, FILE *out)
 {
 	struct xvb_conn *c;
+	size_t len = 0;
+	char *buf = NULL;
+	FILE *m = open_memstream(&buf, &len);
 
+	if (!m)
+		return;
 	for (c = be->conns; c; c = xvb_conn_next(c))
-		xvb_conn_dump(c, out);
+		xvb_conn_dump(c, m);
+	fclose(m);
 	fflush(out);
+	if (len && write(fileno(out), buf, len) < 0) {
+		/* nowhere left to report it */
+	}
+	free(buf);
 }

@@ -146,6 +146,19 @@ static int set_bool(bool *b, const char *v, char *err, size_t errlen)
 	return 0;
 }
 
+static int set_poll(struct xvb_config *cfg, const char *v, char *err, size_t errlen)
+{
+	char *end;
+	unsigned long n = strtoul(v, &end, 10);
+
+	if (!isdigit((unsigned char)*v) || *end || n > 1000000) {
+		snprintf(err, errlen, "poll-us must be 0..1000000 microseconds");
+		return -EINVAL;
+	}
+	cfg->poll_us = (unsigned int)n;
+	return 0;
+}
+
 static char *trim(char *s)
 {
 	char *e;
@@ -189,6 +202,8 @@ static int load_line(struct xvb_config *cfg, char *line, const struct xvb_model_
 		return set_bus(cfg, val, err, errlen);
 	if (!strcmp(key, "full-mode"))
 		return set_bool(&cfg->allow_full, val, err, errlen);
+	if (!strcmp(key, "poll-us"))
+		return set_poll(cfg, val, err, errlen);
 	if (!strcmp(key, "stats-on-exit"))
 		return set_bool(&cfg->stats_on_exit, val, err, errlen);
 	if (!strcmp(key, "log-level")) {
@@ -261,6 +276,8 @@ static void usage(FILE *out, const char *prog)
 "                             rng      (no parameters)\n"
 "                             console  stdio | pty[,link=PATH] | socket=PATH\n"
 "      --no-full            refuse full mode (foreign mapping of guest memory)\n"
+"      --poll-us N          after work, keep polling the queues for N us\n"
+"                           before sleeping (default 0: interrupt driven)\n"
 "      --stats-on-exit      print per-device counters when stopping\n"
 "  -l, --log-level LEVEL    err, warn, info (default) or debug\n"
 "  -h, --help               show this help and exit\n"
@@ -276,7 +293,7 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 			  const struct xvb_model_ops *const *models, FILE *out,
 			  char *err, size_t errlen)
 {
-	enum { OPT_NO_FULL = 256, OPT_STATS };
+	enum { OPT_NO_FULL = 256, OPT_STATS, OPT_POLL };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "bus", required_argument, NULL, 'b' },
@@ -284,6 +301,7 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 		{ "export", required_argument, NULL, 'e' },
 		{ "no-full", no_argument, NULL, OPT_NO_FULL },
 		{ "stats-on-exit", no_argument, NULL, OPT_STATS },
+		{ "poll-us", required_argument, NULL, OPT_POLL },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -317,6 +335,10 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 			break;
 		case OPT_STATS:
 			cfg->stats_on_exit = true;
+			break;
+		case OPT_POLL:
+			if ((rc = set_poll(cfg, optarg, err, errlen)))
+				return rc;
 			break;
 		case 'l':
 			if (xvb_log_level_parse(optarg, &cfg->log_level)) {

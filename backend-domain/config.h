@@ -17,6 +17,7 @@ struct xvb_config {
 	enum xvb_log_level log_level;
 	bool allow_full;
 	bool stats_on_exit;
+	unsigned int poll_us;		/* busy-poll queues this long before sleeping */
 	unsigned int nexports;
 	struct xvb_export exports[XVB_MAX_EXPORTS];
 };

@@ -635,6 +635,11 @@ int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struc
 	return 0;
 }
 
+bool xvb_conn_poll(struct xvb_conn *c)
+{
+	return c->connected && xvb_vdev_poll(&c->vdev);
+}
+
 void xvb_conn_quiesce(struct xvb_conn *c)
 {
 	if (c->priv && c->ops->quiesce)

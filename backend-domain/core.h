@@ -124,6 +124,8 @@ enum xvb_vq_err xvb_vq_pop(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xv
 int xvb_vq_push(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xvb_req *req, uint32_t len);
 /* Publish pushed entries; true when the driver wants a notification. */
 bool xvb_vq_publish(struct xvb_vq *vq);
+/* Are there available entries we have not taken?  One read of avail->idx. */
+bool xvb_vq_has_work(const struct xvb_vq *vq);
 
 /* ---- vdev.c: the virtio-msg device side -------------------------------- */
 
@@ -167,6 +169,8 @@ size_t xvb_vdev_handle(struct xvb_vdev *d, const struct vmsg *req, struct vmsg *
 void xvb_vdev_kick(struct xvb_vdev *d, unsigned int q);
 /* Device reset: stop the model and every queue. */
 void xvb_vdev_reset(struct xvb_vdev *d);
+/* Polling: kick every queue that has available entries; true if any had. */
+bool xvb_vdev_poll(struct xvb_vdev *d);
 
 /* ---- conn.c / backend.c ------------------------------------------------ */
 
@@ -191,6 +195,9 @@ int xvb_backend_start(struct xvb_backend *be);
 /* Bus callbacks (pass be as ctx). */
 void xvb_backend_watch(void *be, const char *path);
 void xvb_backend_event(void *be, uint32_t port);
+/* Busy polling: serve queues that have work without waiting for a kick.
+ * True if any device had work. */
+bool xvb_backend_poll(struct xvb_backend *be);
 /* Finish in-flight work, flush, disconnect every device. */
 void xvb_backend_shutdown(struct xvb_backend *be);
 /* Print per-device counters. */
@@ -209,6 +216,7 @@ bool xvb_conn_owns_path(const struct xvb_conn *c, const char *path);
 /* Does the toolstack's backend dir still exist? */
 bool xvb_conn_present(struct xvb_conn *c);
 void xvb_conn_quiesce(struct xvb_conn *c);
+bool xvb_conn_poll(struct xvb_conn *c);
 /* Write the counters to xenstore if the toolstack asked (stats-request). */
 void xvb_conn_publish_stats(struct xvb_conn *c);
 bool xvb_conn_owns_backend_path(const struct xvb_conn *c, const char *path);

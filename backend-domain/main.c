@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/signalfd.h>
 
@@ -50,6 +51,32 @@ static void on_signal(void *arg, int fd, uint32_t events)
 			xvb_info(&app->log, "signal %u: finishing", si.ssi_signo);
 			app->stop = true;
 		}
+	}
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/*
+ * After work, keep serving queues without waiting for kicks until poll_us
+ * pass with nothing to do (like vhost's busyloop_timeout): a sleep/wake
+ * cycle between two processes costs far more than a short spin.
+ */
+static void busy_poll(struct app *app, struct xvb_evloop *loop, unsigned int poll_us)
+{
+	uint64_t idle_since = now_us();
+
+	while (!app->stop && now_us() - idle_since < poll_us) {
+		bool worked = xvb_backend_poll(&app->be);
+
+		worked |= xvb_evloop_run_once(loop, 0) > 0;
+		if (worked)
+			idle_since = now_us();
 	}
 }
 
@@ -162,6 +189,8 @@ int main(int argc, char **argv)
 			xvb_err(&app.log, "event loop: %s", strerror(-rc));
 			break;
 		}
+		if (cfg.poll_us)
+			busy_poll(&app, loop, cfg.poll_us);
 	}
 	if (cfg.stats_on_exit)
 		xvb_backend_dump_stats(&app.be, stderr);

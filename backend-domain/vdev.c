@@ -167,6 +167,22 @@ void xvb_vdev_kick(struct xvb_vdev *d, unsigned int q)
 	xvb_flush(d, q);
 }
 
+bool xvb_vdev_poll(struct xvb_vdev *d)
+{
+	bool any = false;
+	unsigned int q;
+
+	if (!d->activated || d->broken)
+		return false;
+	for (q = 0; q < d->nvqs; q++) {
+		if (xvb_vq_has_work(&d->vq[q])) {
+			xvb_vdev_kick(d, q);
+			any = true;
+		}
+	}
+	return any;
+}
+
 /* ---- message handlers: each returns the response payload size, or -1 for
  * "no response" (malformed request). ---- */
 

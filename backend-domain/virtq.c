@@ -383,3 +383,8 @@ bool xvb_vq_publish(struct xvb_vq *vq)
 		vq->signalled_valid = true;
 	return need;
 }
+
+bool xvb_vq_has_work(const struct xvb_vq *vq)
+{
+	return vq->live && rd16(&vq->avail, 2) != vq->last_avail;
+}

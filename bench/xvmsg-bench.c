@@ -86,6 +86,7 @@ struct opts {
 	uint64_t size;
 	unsigned int rounds;
 	const char *backend;
+	unsigned int poll_us;	/* backend --poll-us */
 };
 
 /* Latency samples in nanoseconds. */
@@ -296,10 +297,11 @@ static int backend_check(struct backend *be)
 	return -1;
 }
 
-static int backend_start(struct backend *be, const char *bin, const char *image)
+static int backend_start(struct backend *be, const char *bin, const char *image,
+			 unsigned int poll_us)
 {
 	static const char *const names[3] = { "bench-pool", "bench-grant", "bench-full" };
-	char exports[3][256], *argv[16];
+	char exports[3][256], poll[16], *argv[20];
 	unsigned int argc = 0, i;
 
 	for (i = 0; i < 3; i++)
@@ -309,6 +311,9 @@ static int backend_start(struct backend *be, const char *bin, const char *image)
 	argv[argc++] = be->sock;
 	argv[argc++] = (char *)"--log-level";
 	argv[argc++] = (char *)"warn";
+	snprintf(poll, sizeof(poll), "%u", poll_us);
+	argv[argc++] = (char *)"--poll-us";
+	argv[argc++] = poll;
 	for (i = 0; i < 3; i++) {
 		argv[argc++] = (char *)"--export";
 		argv[argc++] = exports[i];
@@ -378,8 +383,8 @@ static bool kv_u64(const char *line, const char *key, uint64_t *v)
 
 /*
  * Ask the backend for its counters (SIGUSR1) and parse the line of device
- * `name` from the part of the log written after the previous request.  Only
- * whole lines are consumed, so a dump being written is never read torn.
+ * `name` from the part of the log written after the signal.  Only whole
+ * lines are consumed, so a dump being written is never read torn.
  */
 static int backend_counters(struct backend *be, const char *name, struct be_counters *c)
 {
@@ -390,11 +395,17 @@ static int backend_counters(struct backend *be, const char *name, struct be_coun
 
 	if (backend_check(be))
 		return -1;
-	if (kill(be->pid, SIGUSR1) < 0)
-		return fail("cannot signal the backend: %s", strerror(errno));
 	f = fopen(be->log, "r");
 	if (!f)
 		return fail("cannot read the backend log %s: %s", be->log, strerror(errno));
+	/* Everything after the current end is the answer to this signal: the
+	 * backend writes each dump with one write. */
+	if (fseek(f, 0, SEEK_END) == 0)
+		be->log_off = ftell(f);
+	if (kill(be->pid, SIGUSR1) < 0) {
+		fclose(f);
+		return fail("cannot signal the backend: %s", strerror(errno));
+	}
 	for (i = 0; i < 3000; i++) {	/* 3 s */
 		clearerr(f);
 		fseek(f, be->log_off, SEEK_SET);
@@ -1066,6 +1077,8 @@ static void usage(FILE *out)
 "  --size BYTES       size of the temporary image (default 256M; K/M/G allowed)\n"
 "  --csv FILE         also write the results as CSV to FILE\n"
 "  --backend PATH     xvmsg-backend to run (default: next to this program)\n"
+"  --backend-poll-us N  the backend keeps polling queues N us after work\n"
+"                     before it sleeps (default 0: interrupt driven)\n"
 "  -h, --help         show this help and exit\n"
 "\n"
 "Columns: maps/req and unmaps/req are the backend's map and unmap calls,\n"
@@ -1139,7 +1152,8 @@ static __attribute__((format(printf, 1, 2))) int bad_usage(const char *fmt, ...)
 /* 0, 1 (help shown) or 2 (bad usage, reported). */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum { O_MODE = 256, O_WL, O_SECONDS, O_QD, O_CSV, O_IMAGE, O_SIZE, O_ROUNDS, O_BACKEND };
+	enum { O_MODE = 256, O_WL, O_SECONDS, O_QD, O_CSV, O_IMAGE, O_SIZE, O_ROUNDS, O_BACKEND,
+	       O_POLL };
 	static const struct option lopts[] = {
 		{ "mode", required_argument, NULL, O_MODE },
 		{ "workload", required_argument, NULL, O_WL },
@@ -1150,6 +1164,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "size", required_argument, NULL, O_SIZE },
 		{ "rounds", required_argument, NULL, O_ROUNDS },
 		{ "backend", required_argument, NULL, O_BACKEND },
+		{ "backend-poll-us", required_argument, NULL, O_POLL },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1209,6 +1224,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_BACKEND:
 			o->backend = optarg;
 			break;
+		case O_POLL:
+			if (parse_uint(optarg, 0, 1000000, &o->poll_us))
+				return bad_usage("--backend-poll-us: '%s' is not in 0..1000000", optarg);
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -1253,7 +1272,7 @@ static int bench_run(struct bench *b, const char *backend_bin, FILE *csv)
 	snprintf(b->be.log, sizeof(b->be.log), "%s/backend.log", b->be.dir);
 	if (image_open(b))
 		return -1;
-	if (backend_start(&b->be, backend_bin, b->img_path))
+	if (backend_start(&b->be, backend_bin, b->img_path, b->o.poll_us))
 		return -1;
 	for (int m = M_POOL; m <= M_FULL; m++) {
 		if (b->o.modes & (1u << m) && dev_open(b, &b->devs[m], m)) {
