@@ -1098,12 +1098,8 @@ static uint32_t l_self_domid(struct xvb_bus *b)
 
 static void deliver_watches(struct loop_bus *lb)
 {
-	uint64_t v;
 	size_t i;
 
-	if (read(lb->wake, &v, sizeof(v)) < 0) {
-		/* nothing pending */
-	}
 	/* Callbacks may queue more; take the batch first. */
 	while (lb->npend) {
 		char **batch = lb->pend;
@@ -1150,7 +1146,10 @@ static int l_dispatch(struct xvb_bus *b)
 				    read(lb->port[id].kick, &v, sizeof(v)) == sizeof(v))
 					lb->ev.event(lb->ev.ctx, id);
 				break;
-			case K_WAKE:
+			case K_WAKE:	/* the events themselves are in lb->pend */
+				if (read(lb->wake, &v, sizeof(v)) < 0) {
+					/* drained already */
+				}
 				break;
 			}
 		}

@@ -36,6 +36,10 @@ struct loop_port {
 	uint32_t port;
 	int kick_fd;		/* we write: notify the backend */
 	int irq_fd;		/* the backend writes: notify us */
+	/* Notifications loop_wait drained from irq_fd, not yet acked.  The
+	 * fast path (ack, then look at the rings) makes no system call; only a
+	 * wait reads the eventfd, right after poll() said it fired. */
+	uint64_t pending;
 };
 
 struct loop_kv {
@@ -507,8 +511,8 @@ static int loop_evtchn_ack(struct drv_bus *bus, uint32_t port)
 
 	if (!p)
 		return -EINVAL;
-	if (read(p->irq_fd, &v, sizeof(v)) != sizeof(v))
-		v = 0;
+	v = p->pending;
+	p->pending = 0;
 	if (b->dead)
 		return -ENODEV;
 	return v > INT32_MAX ? INT32_MAX : (int)v;
@@ -549,16 +553,26 @@ static int loop_wait(struct drv_bus *bus, const uint32_t *ports, unsigned int n,
 		b->store_changed = false;
 		return 1;
 	}
+	struct loop_port *pp[XVMSG_MAX_QUEUES + 2];
+
 	pfd[0] = (struct pollfd){ b->sock, POLLIN, 0 };
 	for (unsigned int i = 0; i < n && k < XVMSG_MAX_QUEUES + 2; i++) {
 		struct loop_port *p = port_find(b, ports[i]);
 
-		if (p)
+		if (p) {
+			pp[k] = p;
 			pfd[k++] = (struct pollfd){ p->irq_fd, POLLIN, 0 };
+		}
 	}
 	r = poll(pfd, k, timeout_ms);
 	if (r < 0)
 		return errno == EINTR ? 1 : -errno;
+	for (unsigned int i = 1; i < k; i++) {
+		uint64_t v;
+
+		if (pfd[i].revents && read(pp[i]->irq_fd, &v, sizeof(v)) == sizeof(v))
+			pp[i]->pending += v;
+	}
 	if (r == 0)
 		return 0;
 	if (pfd[0].revents) {

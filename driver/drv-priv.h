@@ -188,6 +188,7 @@ struct xvd_domain {
 	bool ram_shared;
 	bool gone;			/* the bus peer is gone */
 	struct xvd_dev *devs;
+	int64_t last_check_ms;		/* xvd_vq_poll looked for a vanished peer */
 };
 
 struct xvd_dev {

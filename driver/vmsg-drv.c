@@ -732,9 +732,13 @@ int xvd_vq_poll(struct xvd_dev *dev, unsigned int q, struct xvd_done *done, unsi
 		else
 			return r;
 	}
-	/* Nothing new: notice a vanished backend even if the caller only polls. */
-	if (!n && xvd_domain_dispatch(dev->dom) < 0)
-		return xvd_vq_poll(dev, q, done, max);
+	/* Nothing new: notice a vanished backend even if the caller only polls
+	 * (looked at once a millisecond: a receive is a system call). */
+	if (!n && xvd_now_ms() != dev->dom->last_check_ms) {
+		dev->dom->last_check_ms = xvd_now_ms();
+		if (xvd_domain_dispatch(dev->dom) < 0)
+			return xvd_vq_poll(dev, q, done, max);
+	}
 	return (int)n;
 }
 

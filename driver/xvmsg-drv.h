@@ -110,7 +110,9 @@ int xvd_dev_config_write(struct xvd_dev *dev, uint32_t off, const void *buf, uin
 int xvd_dev_config_events(struct xvd_dev *dev, uint32_t *status, uint32_t *generation);
 
 /* Fds that become readable when the device may have something for us (its
- * event channels, then the bus control fd); count, at most max. */
+ * event channels, then the bus control fd); count, at most max.  A caller
+ * with its own poll loop calls xvd_dev_wait(dev, 0) when one is readable,
+ * to take the notifications, and then polls the queues. */
 int xvd_dev_fds(const struct xvd_dev *dev, int *fds, unsigned int max);
 /* Block until the device signals or timeout_ms (-1 = the device timeout)
  * passes: 1 = maybe something to poll, 0 = timeout, or the device error. */
