@@ -92,12 +92,12 @@ $(BIN)/xvmsg-ctl: $(call obj,dom0-tools/xvmsg-ctl.c) $(CORE_LIB)
 $(BIN)/xvmsg-bench: $(call obj,bench/xvmsg-bench.c) $(DRV_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lm
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS) -lm
 
 $(BIN)/xvmsg-demo-driver: $(call obj,scripts/demo-driver.c) $(DRV_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS)
 
 # ---- tests ---------------------------------------------------------------
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)

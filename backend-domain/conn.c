@@ -31,6 +31,7 @@ struct xvb_conn {
 	void *priv;
 	bool failed;			/* model could not be created: stays Closed */
 	bool connected;
+	bool ever_connected;		/* this instance connected the frontend once */
 	struct xvb_stats stats;
 	struct xvb_vdev vdev;
 	struct xvb_mapcache mc;
@@ -544,6 +545,16 @@ void xvb_conn_changed(struct xvb_conn *c)
 	case XVMSG_STATE_CONNECTED:
 		if (c->state != XVMSG_STATE_INITWAIT)
 			break;
+		if (fe_state == XVMSG_STATE_CONNECTED && !c->ever_connected) {
+			/* Connected to an earlier backend (one that died): its
+			 * rings and device state are not ours.  Make it start over:
+			 * it closes, then comes back through Initialising. */
+			xvb_info(c->be->log, "%s: frontend was connected to an earlier backend; "
+				 "asking it to reconnect", c->name);
+			set_state(c, XVMSG_STATE_CLOSING);
+			set_state(c, XVMSG_STATE_CLOSED);
+			break;
+		}
 		if (connect_frontend(c, why, sizeof(why))) {
 			fail(c, why);
 			break;
@@ -551,6 +562,7 @@ void xvb_conn_changed(struct xvb_conn *c)
 		snprintf(why, sizeof(why), "%s/%s", c->bepath, XVMSG_XS_HOTPLUG_ERROR);
 		c->be->bus->ops->store_rm(c->be->bus, why);	/* an earlier failure */
 		set_state(c, XVMSG_STATE_CONNECTED);
+		c->ever_connected = true;
 		process_msgs(c);	/* it may have queued requests already */
 		break;
 	case XVMSG_STATE_CLOSING:

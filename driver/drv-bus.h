@@ -62,6 +62,12 @@ struct drv_bus_ops {
 	/* Make the frames reachable by the backend (loopback: REGION).  On
 	 * Xen this is a no-op: grants or foreign mapping do it. */
 	int (*mem_share)(struct drv_bus *bus, const struct drv_mem *mem);
+	/* Optional: grant pages [first_page, first_page + n) of a DRV_MEM_DEV
+	 * block with consecutive refs, for a bus whose memory comes granted
+	 * (Xen gntalloc).  The grants then end in mem_free, and gnt_revoke of
+	 * them is a no-op.  NULL: the generic gnt_alloc + gnt_grant path. */
+	int (*mem_grant)(struct drv_bus *bus, const struct drv_mem *mem, size_t first_page,
+			 unsigned int n, bool readonly, uint32_t *first_ref);
 
 	/* --- event channels --- */
 	/* Allocate an interdomain channel to the backend; *port = our number. */
@@ -106,5 +112,8 @@ struct drv_bus {
 struct xvd_logger;
 int drv_loop_open(const char *socket_path, unsigned int gnt_entries, int timeout_ms,
 		  const struct xvd_logger *log, struct drv_bus **out);
+
+/* Xen bus (drv-xen.c): gntalloc, libxenevtchn, libxenstore; pool mode. */
+int drv_xen_open(int timeout_ms, const struct xvd_logger *log, struct drv_bus **out);
 
 #endif /* XVD_DRV_BUS_H */

@@ -24,13 +24,13 @@
 
 /* ---- domain ------------------------------------------------------------ */
 
-int xvd_domain_open_loop(const struct xvd_domain_opts *o, struct xvd_domain **out)
+static int domain_open(const struct xvd_domain_opts *o, bool xen, struct xvd_domain **out)
 {
 	struct xvd_domain *d;
 	size_t pages;
 	int r;
 
-	if (!o || !o->socket_path)
+	if (!o || (!xen && !o->socket_path))
 		return -EINVAL;
 	pages = o->ram_pages ? o->ram_pages : XVD_DEFAULT_RAM_PAGES;
 	if (pages > (UINT32_MAX / (XVMSG_PAGE_SIZE / XVD_RAM_UNIT)) || pages >= 0x100000)
@@ -40,8 +40,11 @@ int xvd_domain_open_loop(const struct xvd_domain_opts *o, struct xvd_domain **ou
 		return -ENOMEM;
 	d->log = (struct xvd_logger){ o->log, o->log_ctx, o->log_level };
 	d->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : XVD_DEFAULT_TIMEOUT_MS;
-	r = drv_loop_open(o->socket_path, o->gnt_entries ? o->gnt_entries : XVD_DEFAULT_GNT,
-			  d->timeout_ms, &d->log, &d->bus);
+	if (xen)
+		r = drv_xen_open(d->timeout_ms, &d->log, &d->bus);
+	else
+		r = drv_loop_open(o->socket_path, o->gnt_entries ? o->gnt_entries : XVD_DEFAULT_GNT,
+				  d->timeout_ms, &d->log, &d->bus);
 	if (r < 0)
 		goto err;
 	r = d->bus->ops->mem_alloc(d->bus, DRV_MEM_RAM, 0, pages, &d->ram.mem);
@@ -60,6 +63,16 @@ err_bus:
 err:
 	free(d);
 	return r;
+}
+
+int xvd_domain_open_loop(const struct xvd_domain_opts *o, struct xvd_domain **out)
+{
+	return domain_open(o, false, out);
+}
+
+int xvd_domain_open_xen(const struct xvd_domain_opts *o, struct xvd_domain **out)
+{
+	return domain_open(o, true, out);
 }
 
 void xvd_domain_close(struct xvd_domain *d)
@@ -172,36 +185,52 @@ static int wait_backend(struct xvd_dev *dev, int lo, int hi)
 
 /* ---- handshake --------------------------------------------------------- */
 
+/* Grant n pages of the device region from first_page with consecutive refs. */
+static int grant_pages(struct xvd_dev *dev, size_t first_page, unsigned int n, uint32_t *first)
+{
+	struct drv_bus *bus = dev->dom->bus;
+	unsigned int i;
+	int r;
+
+	if (bus->ops->mem_grant) {
+		r = bus->ops->mem_grant(bus, &dev->region, first_page, n, false, first);
+		if (r == 0)
+			dev->st.grants += n;
+		return r;
+	}
+	r = bus->ops->gnt_alloc(bus, n, first);
+	if (r < 0)
+		return r;
+	for (i = 0; i < n; i++) {
+		r = bus->ops->gnt_grant(bus, *first + i, dev->region.gfn + first_page + i, false);
+		if (r < 0)
+			break;
+	}
+	if (r < 0) {
+		while (i--)
+			bus->ops->gnt_revoke(bus, *first + i);	/* never mapped yet */
+		bus->ops->gnt_free(bus, *first, n);
+		return r;
+	}
+	dev->st.grants += n;
+	return 0;
+}
+
 static int grant_region(struct xvd_dev *dev)
 {
 	struct drv_bus *bus = dev->dom->bus;
 	int r;
 
-	r = bus->ops->gnt_alloc(bus, 1, &dev->msg_ref);
+	r = grant_pages(dev, 0, 1, &dev->msg_ref);
 	if (r < 0)
 		return r;
-	r = bus->ops->gnt_grant(bus, dev->msg_ref, dev->region.gfn, false);
-	if (r < 0) {
-		bus->ops->gnt_free(bus, dev->msg_ref, 1);
-		return r;
-	}
-	dev->st.grants++;
 	if (dev->pool_pages) {
-		unsigned int i;
-
-		r = bus->ops->gnt_alloc(bus, dev->pool_pages, &dev->pool_ref);
-		for (i = 0; r == 0 && i < dev->pool_pages; i++)
-			r = bus->ops->gnt_grant(bus, dev->pool_ref + i, dev->region.gfn + 1 + i,
-						false);
-		dev->st.grants += i;
-		if (r < 0 && i) {
-			while (i--)
-				bus->ops->gnt_revoke(bus, dev->pool_ref + i);
-			bus->ops->gnt_free(bus, dev->pool_ref, dev->pool_pages);
-		}
+		r = grant_pages(dev, 1, dev->pool_pages, &dev->pool_ref);
 		if (r < 0) {
-			bus->ops->gnt_revoke(bus, dev->msg_ref);
-			bus->ops->gnt_free(bus, dev->msg_ref, 1);
+			if (!bus->ops->mem_grant) {
+				bus->ops->gnt_revoke(bus, dev->msg_ref);
+				bus->ops->gnt_free(bus, dev->msg_ref, 1);
+			}
 			return r;
 		}
 	}
@@ -215,6 +244,10 @@ static void revoke_region(struct xvd_dev *dev)
 
 	if (!dev->granted)
 		return;
+	if (bus->ops->mem_grant) {	/* the bus ends them with the memory */
+		dev->granted = false;
+		return;
+	}
 	for (unsigned int i = 0; i <= dev->pool_pages; i++) {
 		uint32_t ref = i ? dev->pool_ref + i - 1 : dev->msg_ref;
 
@@ -281,6 +314,18 @@ int xvd_xenbus_connect(struct xvd_dev *dev)
 	}
 	if (be_read_ulong(dev, XVMSG_XS_MAX_POOL, &maxpool) < 0)
 		maxpool = XVMSG_MAX_POOL_PAGES;
+	{
+		/* The toolstack's choice of mode is the one the backend enforces. */
+		static const char *const modes[] = XVMSG_MODE_NAMES;
+		char want[16];
+
+		if (bus->ops->store_read(bus, dev->o.devid, XVMSG_XS_MODE, want, sizeof(want)) == 0 &&
+		    strcmp(want, modes[dev->o.mode])) {
+			dev_log(dev, XVD_LOG_ERR, "the toolstack set mode '%s', we were asked for '%s'",
+				want, modes[dev->o.mode]);
+			return -EINVAL;
+		}
+	}
 	if (dev->o.mode == XVMSG_MODE_POOL) {
 		dev->pool_pages = dev->o.pool_pages ? dev->o.pool_pages : XVMSG_DEFAULT_POOL_PAGES;
 		if (dev->pool_pages > maxpool) {

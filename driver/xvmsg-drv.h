@@ -49,6 +49,10 @@ struct xvd_domain_opts {
 
 /* Connect to the backend, say HELLO, create RAM.  Blocks (one round trip). */
 int xvd_domain_open_loop(const struct xvd_domain_opts *opts, struct xvd_domain **out);
+/* The same in a Xen guest domain (xenstore, gntalloc, event channels):
+ * devices are attached by the toolstack (xvmsg-ctl); socket_path and
+ * gnt_entries are unused.  Pool mode only. */
+int xvd_domain_open_xen(const struct xvd_domain_opts *opts, struct xvd_domain **out);
 /* Close every device still open, then the connection.  Blocks (bounded). */
 void xvd_domain_close(struct xvd_domain *d);
 unsigned int xvd_domain_id(const struct xvd_domain *d);

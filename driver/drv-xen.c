@@ -1,0 +1,456 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The Xen bus for the userspace driver side: a guest domain's process that
+ * acts as an xvmsg frontend, so xvmsg-backend can be exercised on real Xen
+ * without the guest kernel module.
+ *
+ *   memory, grants  /dev/xen/gntalloc through libxengnttab's gntshr calls:
+ *                   the message page and the pool are allocated and granted
+ *                   to the backend domain in one call; their references must
+ *                   come out consecutive (they do in a fresh domain; if not,
+ *                   the device fails with a clear message).
+ *   event channels  libxenevtchn: unbound ports the backend binds to.
+ *   xenstore        libxenstore: the toolstack (xvmsg-ctl) made the dirs.
+ *
+ * Pool mode only: gntalloc can grant only pages it allocates itself, so
+ * per-request grants of arbitrary memory (grant mode) and the guest frame
+ * numbers that full mode needs are the guest kernel module's business.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+
+#include <xenevtchn.h>
+#include <xengnttab.h>
+#include <xenstore.h>
+
+#include <xvmsg/xenbus.h>
+
+#include "drv-priv.h"
+
+#define MAX_REGIONS 64
+#define MAX_PORTS 1024
+
+struct xen_region {
+	void *va;
+	size_t pages;
+	uint32_t *refs;		/* one per page */
+};
+
+struct xen_bus {
+	struct drv_bus bus;
+	const struct xvd_logger *log;
+	struct xs_handle *xs;
+	xenevtchn_handle *xce;
+	xengntshr_handle *xgs;
+	unsigned int domid, bdomid;
+	int timeout_ms;
+	struct xen_region region[MAX_REGIONS];
+	uint32_t pending[MAX_PORTS];	/* notifications taken by wait, not acked */
+	bool gone;
+};
+
+#define to_xen(b) ((struct xen_bus *)(b))
+
+static char *xs_get(struct xen_bus *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *xs_get(struct xen_bus *b, const char *fmt, ...)
+{
+	char path[256];
+	unsigned int len;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(path, sizeof(path), fmt, ap);
+	va_end(ap);
+	return xs_read(b->xs, XBT_NULL, path, &len);
+}
+
+static unsigned int x_domid(struct drv_bus *bus)
+{
+	return to_xen(bus)->domid;
+}
+
+static unsigned int x_bdomid(struct drv_bus *bus)
+{
+	return to_xen(bus)->bdomid;
+}
+
+/* Grants come with the memory (mem_grant); the generic calls do not apply. */
+static int x_gnt_alloc(struct drv_bus *bus, unsigned int n, uint32_t *first)
+{
+	return -EOPNOTSUPP;
+}
+
+static void x_gnt_free(struct drv_bus *bus, uint32_t first, unsigned int n)
+{
+}
+
+static int x_gnt_grant(struct drv_bus *bus, uint32_t ref, uint64_t gfn, bool readonly)
+{
+	return -EOPNOTSUPP;
+}
+
+static int x_gnt_revoke(struct drv_bus *bus, uint32_t ref)
+{
+	return 0;	/* ended when the memory is unshared */
+}
+
+static int x_mem_alloc(struct drv_bus *bus, enum drv_mem_kind kind, unsigned int devid,
+		       size_t pages, struct drv_mem *mem)
+{
+	struct xen_bus *b = to_xen(bus);
+	unsigned int i;
+
+	memset(mem, 0, sizeof(*mem));
+	if (kind == DRV_MEM_RAM) {
+		/* Application buffers: ordinary memory, bounced in pool mode. */
+		mem->va = mmap(NULL, pages * XVMSG_PAGE_SIZE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (mem->va == MAP_FAILED)
+			return -ENOMEM;
+		mem->pages = pages;
+		mem->handle = -1;
+		return 0;
+	}
+	if (!b->bdomid)
+		return -EINVAL;
+	for (i = 0; i < MAX_REGIONS && b->region[i].va; i++)
+		;
+	if (i == MAX_REGIONS || pages > UINT32_MAX)
+		return -ENOSPC;
+	b->region[i].refs = calloc(pages, sizeof(uint32_t));
+	if (!b->region[i].refs)
+		return -ENOMEM;
+	b->region[i].va = xengntshr_share_pages(b->xgs, b->bdomid, (uint32_t)pages,
+						b->region[i].refs, 1);
+	if (!b->region[i].va) {
+		int e = errno;
+
+		free(b->region[i].refs);
+		b->region[i].refs = NULL;
+		xvd_logf(b->log, XVD_LOG_ERR, "gntalloc: cannot share %zu pages with domain %u: %s "
+			 "(is xen-gntalloc loaded, and its limit high enough?)", pages, b->bdomid,
+			 strerror(e));
+		return -e;
+	}
+	b->region[i].pages = pages;
+	memset(b->region[i].va, 0, pages * XVMSG_PAGE_SIZE);
+	mem->va = b->region[i].va;
+	mem->pages = pages;
+	mem->handle = (int)i;
+	return 0;
+}
+
+static void x_mem_free(struct drv_bus *bus, struct drv_mem *mem)
+{
+	struct xen_bus *b = to_xen(bus);
+
+	if (!mem->va)
+		return;
+	if (mem->handle < 0) {
+		munmap(mem->va, mem->pages * XVMSG_PAGE_SIZE);
+	} else {
+		struct xen_region *r = &b->region[mem->handle];
+
+		/* gntalloc ends the grants; a page the backend still maps is kept
+		 * by the kernel until it lets go, never reused before. */
+		xengntshr_unshare(b->xgs, r->va, (uint32_t)r->pages);
+		free(r->refs);
+		memset(r, 0, sizeof(*r));
+	}
+	mem->va = NULL;
+}
+
+static int x_mem_share(struct drv_bus *bus, const struct drv_mem *mem)
+{
+	return 0;
+}
+
+static int x_mem_grant(struct drv_bus *bus, const struct drv_mem *mem, size_t first_page,
+		       unsigned int n, bool readonly, uint32_t *first_ref)
+{
+	struct xen_bus *b = to_xen(bus);
+	struct xen_region *r;
+	unsigned int i;
+
+	if (mem->handle < 0 || mem->handle >= MAX_REGIONS || readonly)
+		return -EOPNOTSUPP;
+	r = &b->region[mem->handle];
+	if (first_page + n > r->pages)
+		return -EINVAL;
+	for (i = 1; i < n; i++) {
+		if (r->refs[first_page + i] != r->refs[first_page] + i) {
+			xvd_logf(b->log, XVD_LOG_ERR, "gntalloc gave non-consecutive grant refs "
+				 "(%u then %u): the pool cannot be described; try a smaller pool",
+				 r->refs[first_page + i - 1], r->refs[first_page + i]);
+			return -EAGAIN;
+		}
+	}
+	*first_ref = r->refs[first_page];
+	return 0;
+}
+
+static int x_evtchn_alloc(struct drv_bus *bus, uint32_t *port)
+{
+	struct xen_bus *b = to_xen(bus);
+	xenevtchn_port_or_error_t p = xenevtchn_bind_unbound_port(b->xce, b->bdomid);
+
+	if (p < 0)
+		return -errno;
+	if (p >= MAX_PORTS) {
+		xenevtchn_unbind(b->xce, (evtchn_port_t)p);
+		return -ENOSPC;
+	}
+	b->pending[p] = 0;
+	*port = (uint32_t)p;
+	return 0;
+}
+
+static void x_evtchn_free(struct drv_bus *bus, uint32_t port)
+{
+	xenevtchn_unbind(to_xen(bus)->xce, port);
+}
+
+static int x_evtchn_notify(struct drv_bus *bus, uint32_t port)
+{
+	return xenevtchn_notify(to_xen(bus)->xce, port) ? -errno : 0;
+}
+
+static int x_evtchn_ack(struct drv_bus *bus, uint32_t port)
+{
+	struct xen_bus *b = to_xen(bus);
+	uint32_t v;
+
+	if (port >= MAX_PORTS)
+		return -EINVAL;
+	v = b->pending[port];
+	b->pending[port] = 0;
+	return v > INT32_MAX ? INT32_MAX : (int)v;
+}
+
+static int x_evtchn_fd(struct drv_bus *bus, uint32_t port)
+{
+	return xenevtchn_fd(to_xen(bus)->xce);
+}
+
+static int x_get_fd(struct drv_bus *bus)
+{
+	return xs_fileno(to_xen(bus)->xs);
+}
+
+static int x_dispatch(struct drv_bus *bus)
+{
+	struct xen_bus *b = to_xen(bus);
+	char **vec;
+
+	while ((vec = xs_check_watch(b->xs)))
+		free(vec);
+	return b->gone ? -ENODEV : 0;
+}
+
+static void take_events(struct xen_bus *b)
+{
+	struct pollfd p = { .fd = xenevtchn_fd(b->xce), .events = POLLIN };
+
+	while (poll(&p, 1, 0) == 1) {
+		xenevtchn_port_or_error_t port = xenevtchn_pending(b->xce);
+
+		if (port < 0)
+			break;
+		if (port < MAX_PORTS)
+			b->pending[port]++;
+		xenevtchn_unmask(b->xce, (evtchn_port_t)port);
+	}
+}
+
+static int x_wait(struct drv_bus *bus, const uint32_t *ports, unsigned int n, int timeout_ms)
+{
+	struct xen_bus *b = to_xen(bus);
+	struct pollfd p[2] = {
+		{ .fd = xenevtchn_fd(b->xce), .events = POLLIN },
+		{ .fd = xs_fileno(b->xs), .events = POLLIN },
+	};
+	unsigned int i;
+	int r;
+
+	for (i = 0; i < n; i++)
+		if (ports[i] < MAX_PORTS && b->pending[ports[i]])
+			return 1;
+	r = poll(p, 2, timeout_ms);
+	if (r < 0)
+		return errno == EINTR ? 1 : -errno;
+	if (r == 0)
+		return 0;
+	if (p[0].revents)
+		take_events(b);
+	if (p[1].revents)
+		x_dispatch(bus);
+	return 1;
+}
+
+static int x_store_write(struct drv_bus *bus, unsigned int devid, const char *key,
+			 const char *val);
+
+/* The toolstack attached the device: find it and its backend. */
+static int x_attach(struct drv_bus *bus, const char *export_name, unsigned int devid,
+		    unsigned int mode, unsigned int pool_pages)
+{
+	struct xen_bus *b = to_xen(bus);
+	char *bid = xs_get(b, "device/%s/%u/%s", XVMSG_XS_CLASS, devid, XVMSG_XS_BACKEND_ID);
+	char *bpath = xs_get(b, "device/%s/%u/%s", XVMSG_XS_CLASS, devid, XVMSG_XS_BACKEND);
+	char watch[300];
+	unsigned long id;
+	char *end;
+
+	if (!bid || !bpath) {
+		free(bid);
+		free(bpath);
+		xvd_logf(b->log, XVD_LOG_ERR, "no xvmsg device %u for this domain: attach it with "
+			 "xvmsg-ctl in dom0 first", devid);
+		return -ENOENT;
+	}
+	id = strtoul(bid, &end, 10);
+	free(bid);
+	if (*end || id == 0 || id >= 0x7ff0 || (b->bdomid && b->bdomid != id)) {
+		free(bpath);
+		return -EINVAL;
+	}
+	b->bdomid = (unsigned int)id;
+	snprintf(watch, sizeof(watch), "%s", bpath);
+	free(bpath);
+	if (!xs_watch(b->xs, watch, "xvmsg-drv"))
+		return -errno;
+	/* Start (or start over) the handshake: the directories outlive us. */
+	return x_store_write(bus, devid, XVMSG_XS_STATE, "1");
+}
+
+static int x_detach(struct drv_bus *bus, unsigned int devid)
+{
+	return 0;	/* the toolstack removes the device */
+}
+
+static int x_store_write(struct drv_bus *bus, unsigned int devid, const char *key, const char *val)
+{
+	struct xen_bus *b = to_xen(bus);
+	char path[256];
+
+	snprintf(path, sizeof(path), "device/%s/%u/%s", XVMSG_XS_CLASS, devid, key);
+	return xs_write(b->xs, XBT_NULL, path, val, (unsigned int)strlen(val)) ? 0 : -errno;
+}
+
+static int x_store_read(struct drv_bus *bus, unsigned int devid, const char *key, char *buf,
+			size_t len)
+{
+	struct xen_bus *b = to_xen(bus);
+	char *bpath = xs_get(b, "device/%s/%u/%s", XVMSG_XS_CLASS, devid, XVMSG_XS_BACKEND);
+	char *v;
+	size_t n;
+
+	if (!bpath)
+		return -ENOENT;
+	v = xs_get(b, "%s/%s", bpath, key);
+	free(bpath);
+	if (!v)
+		return -ENOENT;
+	n = strlen(v);
+	if (n + 1 > len) {
+		free(v);
+		return -E2BIG;
+	}
+	memcpy(buf, v, n + 1);
+	free(v);
+	return 0;
+}
+
+static void x_close(struct drv_bus *bus)
+{
+	struct xen_bus *b = to_xen(bus);
+	unsigned int i;
+
+	for (i = 0; i < MAX_REGIONS; i++) {
+		if (b->region[i].va) {
+			xengntshr_unshare(b->xgs, b->region[i].va, (uint32_t)b->region[i].pages);
+			free(b->region[i].refs);
+		}
+	}
+	xengntshr_close(b->xgs);
+	xenevtchn_close(b->xce);
+	xs_close(b->xs);
+	free(b);
+}
+
+static const struct drv_bus_ops xen_ops = {
+	.name = "xen",
+	.close = x_close,
+	.domid = x_domid,
+	.backend_domid = x_bdomid,
+	.gnt_alloc = x_gnt_alloc,
+	.gnt_free = x_gnt_free,
+	.gnt_grant = x_gnt_grant,
+	.gnt_revoke = x_gnt_revoke,
+	.mem_alloc = x_mem_alloc,
+	.mem_free = x_mem_free,
+	.mem_share = x_mem_share,
+	.mem_grant = x_mem_grant,
+	.evtchn_alloc = x_evtchn_alloc,
+	.evtchn_free = x_evtchn_free,
+	.evtchn_notify = x_evtchn_notify,
+	.evtchn_ack = x_evtchn_ack,
+	.evtchn_fd = x_evtchn_fd,
+	.get_fd = x_get_fd,
+	.dispatch = x_dispatch,
+	.wait = x_wait,
+	.attach = x_attach,
+	.detach = x_detach,
+	.store_write = x_store_write,
+	.store_read = x_store_read,
+};
+
+int drv_xen_open(int timeout_ms, const struct xvd_logger *log, struct drv_bus **out)
+{
+	struct xen_bus *b = calloc(1, sizeof(*b));
+	char *id, *end;
+	int r;
+
+	if (!b)
+		return -ENOMEM;
+	b->bus.ops = &xen_ops;
+	b->log = log;
+	b->timeout_ms = timeout_ms;
+	b->xs = xs_open(0);
+	b->xce = xenevtchn_open(NULL, 0);
+	b->xgs = xengntshr_open(NULL, 0);
+	if (!b->xs || !b->xce || !b->xgs) {
+		r = -errno;
+		xvd_logf(log, XVD_LOG_ERR, "cannot open %s: %s (load xen-evtchn, xen-gntalloc; "
+			 "is xenbus mounted?)", !b->xs ? "xenstore" : !b->xce ? "event channels"
+			 : "gntalloc", strerror(errno));
+		goto err;
+	}
+	id = xs_get(b, "domid");
+	if (!id) {
+		r = -errno;
+		goto err;
+	}
+	b->domid = (unsigned int)strtoul(id, &end, 10);
+	r = *end ? -EINVAL : 0;
+	free(id);
+	if (r)
+		goto err;
+	*out = &b->bus;
+	return 0;
+err:
+	if (b->xgs)
+		xengntshr_close(b->xgs);
+	if (b->xce)
+		xenevtchn_close(b->xce);
+	if (b->xs)
+		xs_close(b->xs);
+	free(b);
+	return r ? r : -EIO;
+}
