@@ -60,7 +60,8 @@ DRIVER_LIB_O   := $(call obj,$(DRIVER_LIB))
 CORE_LIB   := $(BUILD)/lib/libxvb.a
 DRV_LIB    := $(BUILD)/lib/libxvmsg-drv.a
 
-PROGS := $(BIN)/xvmsg-backend $(BIN)/xvmsg-bench $(BIN)/xvmsg-demo-driver $(BIN)/xvmsg-ctl
+PROGS := $(BIN)/xvmsg-backend $(BIN)/xvmsg-bench $(BIN)/xvmsg-demo-driver $(BIN)/xvmsg-ctl \
+         $(BIN)/xvmsg-guest-check
 
 all: $(PROGS)
 
@@ -93,6 +94,11 @@ $(BIN)/xvmsg-bench: $(call obj,bench/xvmsg-bench.c) $(DRV_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS) -lm
+
+$(BIN)/xvmsg-guest-check: $(call obj,tests/xen/guest-check.c) $(DRV_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS)
 
 $(BIN)/xvmsg-demo-driver: $(call obj,scripts/demo-driver.c) $(DRV_LIB)
 	@mkdir -p $(dir $@)

@@ -323,7 +323,7 @@ static int x_attach(struct drv_bus *bus, const char *export_name, unsigned int d
 	b->bdomid = (unsigned int)id;
 	snprintf(watch, sizeof(watch), "%s", bpath);
 	free(bpath);
-	if (!xs_watch(b->xs, watch, "xvmsg-drv"))
+	if (!xs_watch(b->xs, watch, "xvmsg-drv") && errno != EEXIST)
 		return -errno;
 	/* Start (or start over) the handshake: the directories outlive us. */
 	return x_store_write(bus, devid, XVMSG_XS_STATE, "1");

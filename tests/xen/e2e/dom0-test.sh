@@ -1,0 +1,87 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# End-to-end test on real Xen, dom0 side (the toolstack):
+#  1. boot the driver domain and the guest;
+#  2. wait until xvmsg-backend runs in the driver domain (unprivileged);
+#  3. attach a disk and an rng with xvmsg-ctl, as a user would;
+#  4. let the guest write a pattern over the disk, read it back, read random
+#     bytes (userspace frontend on the Xen bus, pool mode);
+#  5. kill -9 and restart the backend while the guest waits: the guest must
+#     reconnect and find the data written before intact;
+#  6. print the backend's counters (xvmsg-ctl stats), detach, check removal.
+# Every wait is bounded.  Exit 0 = PASS; xv_fail records why.
+. /etc/xvmsg/lib.sh
+
+UP_TIMEOUT=150
+STEP_TIMEOUT=120
+SEED=0x5eed
+
+xv_stage "xl create xvmsg-driver + xvmsg-guest"
+xv_xl_create xvmsg-driver &
+p_driver=$!
+xv_xl_create xvmsg-guest &
+p_guest=$!
+wait "$p_driver" || xv_fail "xl create xvmsg-driver failed: $(tail -n1 "$XV_RUN/xl-create-xvmsg-driver.log")"
+wait "$p_guest" || xv_fail "xl create xvmsg-guest failed: $(tail -n1 "$XV_RUN/xl-create-xvmsg-guest.log")"
+
+xv_wait_console "$UP_TIMEOUT" xvmsg-driver "XVMSG-MARK driver backend up" \
+	xvmsg-guest "XVMSG-MARK guest up" || xv_fail "$XV_WHY"
+d=$(xv_domid xvmsg-driver) || xv_fail "xvmsg-driver has no domid"
+g=$(xv_domid xvmsg-guest) || xv_fail "xvmsg-guest has no domid"
+xv_stage "backend running in driver domain $d; guest is domain $g"
+
+# A directory each domU owns for test coordination (not part of xvmsg).
+for dom in "$d" "$g"; do
+	xenstore-write "/local/domain/$dom/xvmsg-e2e/ready" 0 &&
+		xenstore-chmod -r "/local/domain/$dom/xvmsg-e2e" "n$dom" ||
+		xv_fail "xenstore setup for domain $dom"
+done
+
+xv_stage "xvmsg-ctl attach"
+blk=$(xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/disk.img,serial=e2e-disk) ||
+	xv_fail "xvmsg-ctl attach blk failed"
+rng=$(xvmsg-ctl attach xvmsg-guest xvmsg-driver rng --pool-pages 16) ||
+	xv_fail "xvmsg-ctl attach rng failed"
+# Bad requests are refused with a clear error and leave nothing behind.
+if xvmsg-ctl attach xvmsg-guest nosuchdomain blk path=/x 2>"$XV_RUN/ctl-err.log"; then
+	xv_fail "xvmsg-ctl accepted an unknown backend domain"
+fi
+grep -q "unknown domain" "$XV_RUN/ctl-err.log" || xv_fail "unclear error: $(cat "$XV_RUN/ctl-err.log")"
+if xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/disk.img --devid "$blk" 2>/dev/null; then
+	xv_fail "xvmsg-ctl accepted a duplicate device id"
+fi
+xvmsg-ctl list
+xv_stage "attached blk as device $blk and rng as device $rng"
+
+xenstore-write "/local/domain/$g/xvmsg-e2e/devices" "$blk $rng $SEED" ||
+	xv_fail "cannot hand the device ids to the guest"
+xv_wait_console "$STEP_TIMEOUT" xvmsg-guest "XVMSG-MARK guest io done" || xv_fail "$XV_WHY"
+xv_stage "guest wrote, verified and read random bytes"
+
+# Restart the backend while the guest is waiting for it.
+xv_wait_console "$STEP_TIMEOUT" xvmsg-guest "waiting for the backend to go away" || xv_fail "$XV_WHY"
+xenstore-write "/local/domain/$d/xvmsg-e2e/restart" 1 || xv_fail "cannot ask for a restart"
+xv_wait_console "$STEP_TIMEOUT" xvmsg-driver "XVMSG-MARK driver backend restarted" \
+	xvmsg-guest "XVMSG-MARK guest reconnected" || xv_fail "$XV_WHY"
+xv_stage "backend killed and restarted; guest reconnected, data intact"
+
+xv_stage "backend counters (xvmsg-ctl stats)"
+xvmsg-ctl stats xvmsg-guest "$blk" | tee "$XV_RUN/stats-blk.txt" || xv_fail "xvmsg-ctl stats failed"
+xvmsg-ctl --json stats xvmsg-guest "$rng" || xv_fail "xvmsg-ctl stats rng failed"
+# Pool mode: every page mapped is a pool page or the message page: one map of
+# the message page plus one per pool chunk, never per request.
+requests=$(awk '$1 == "requests" { print $2 }' "$XV_RUN/stats-blk.txt")
+maps=$(awk '$1 == "maps" { print $2 }' "$XV_RUN/stats-blk.txt")
+pages=$(awk '$1 == "map_pages" { print $2 }' "$XV_RUN/stats-blk.txt")
+[ -n "$requests" ] && [ "$requests" -gt 100 ] || xv_fail "too few requests counted: $requests"
+[ "$pages" -le 257 ] || xv_fail "backend mapped $pages pages for a 256-page pool"
+[ "$maps" -le 6 ] || xv_fail "backend made $maps map calls: pool not kept mapped"
+xv_stage "pool mode: $requests requests, $maps map calls, $pages pages (pool 256 + message page)"
+
+xvmsg-ctl detach xvmsg-guest "$blk" || xv_fail "detach blk failed"
+xvmsg-ctl detach xvmsg-guest "$rng" || xv_fail "detach rng failed"
+xv_wait 30 sh -c "! xvmsg-ctl list | grep -q xvmsg-guest" || xv_fail "devices still listed after detach"
+xenstore-write "/local/domain/$d/xvmsg-e2e/done" 1
+xv_wait_console 60 xvmsg-driver "XVMSG-MARK driver devices released" || xv_fail "$XV_WHY"
+xv_stage "detached; the backend released every mapping"
+exit 0
