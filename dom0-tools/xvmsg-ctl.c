@@ -268,7 +268,7 @@ static int cmd_attach(struct ctl *c, int argc, char **argv)
 	long fe, be;
 	int o, r;
 
-	while ((o = getopt_long(argc, argv, "+m:p:d:n", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "m:p:d:n", opts, NULL)) != -1) {
 		switch (o) {
 		case 'm':
 			mode = optarg;

@@ -4,11 +4,13 @@
  * acts as an xvmsg frontend, so xvmsg-backend can be exercised on real Xen
  * without the guest kernel module.
  *
- *   memory, grants  /dev/xen/gntalloc through libxengnttab's gntshr calls:
- *                   the message page and the pool are allocated and granted
- *                   to the backend domain in one call; their references must
- *                   come out consecutive (they do in a fresh domain; if not,
- *                   the device fails with a clear message).
+ *   memory, grants  /dev/xen/gntalloc: the message page and the pool are
+ *                   allocated and granted to the backend domain page by page,
+ *                   then mapped in the order of their grant references, so
+ *                   that the pool is linear in reference space.  (The
+ *                   kernel hands freed references back last-in first-out:
+ *                   a second pool gets descending ones.)  References that are
+ *                   not consecutive fail the device with a clear message.
  *   event channels  libxenevtchn: unbound ports the backend binds to.
  *   xenstore        libxenstore: the toolstack (xvmsg-ctl) made the dirs.
  *
@@ -23,7 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <xen/gntalloc.h>
 
 #include <xenevtchn.h>
 #include <xengnttab.h>
@@ -39,7 +44,8 @@
 struct xen_region {
 	void *va;
 	size_t pages;
-	uint32_t *refs;		/* one per page */
+	uint32_t *refs;		/* one per page, ascending */
+	uint64_t *index;	/* gntalloc offsets, for the deallocation */
 };
 
 struct xen_bus {
@@ -47,7 +53,7 @@ struct xen_bus {
 	const struct xvd_logger *log;
 	struct xs_handle *xs;
 	xenevtchn_handle *xce;
-	xengntshr_handle *xgs;
+	int gntalloc;		/* /dev/xen/gntalloc */
 	unsigned int domid, bdomid;
 	int timeout_ms;
 	struct xen_region region[MAX_REGIONS];
@@ -100,11 +106,14 @@ static int x_gnt_revoke(struct drv_bus *bus, uint32_t ref)
 	return 0;	/* ended when the memory is unshared */
 }
 
+static int region_alloc(struct xen_bus *b, struct xen_region *r, size_t pages);
+
 static int x_mem_alloc(struct drv_bus *bus, enum drv_mem_kind kind, unsigned int devid,
 		       size_t pages, struct drv_mem *mem)
 {
 	struct xen_bus *b = to_xen(bus);
 	unsigned int i;
+	int r;
 
 	memset(mem, 0, sizeof(*mem));
 	if (kind == DRV_MEM_RAM) {
@@ -121,28 +130,83 @@ static int x_mem_alloc(struct drv_bus *bus, enum drv_mem_kind kind, unsigned int
 		return -EINVAL;
 	for (i = 0; i < MAX_REGIONS && b->region[i].va; i++)
 		;
-	if (i == MAX_REGIONS || pages > UINT32_MAX)
+	if (i == MAX_REGIONS || pages == 0 || pages > 65536)
 		return -ENOSPC;
-	b->region[i].refs = calloc(pages, sizeof(uint32_t));
-	if (!b->region[i].refs)
-		return -ENOMEM;
-	b->region[i].va = xengntshr_share_pages(b->xgs, b->bdomid, (uint32_t)pages,
-						b->region[i].refs, 1);
-	if (!b->region[i].va) {
-		int e = errno;
-
-		free(b->region[i].refs);
-		b->region[i].refs = NULL;
-		xvd_logf(b->log, XVD_LOG_ERR, "gntalloc: cannot share %zu pages with domain %u: %s "
-			 "(is xen-gntalloc loaded, and its limit high enough?)", pages, b->bdomid,
-			 strerror(e));
-		return -e;
-	}
-	b->region[i].pages = pages;
-	memset(b->region[i].va, 0, pages * XVMSG_PAGE_SIZE);
+	r = region_alloc(b, &b->region[i], pages);
+	if (r)
+		return r;
 	mem->va = b->region[i].va;
 	mem->pages = pages;
 	mem->handle = (int)i;
+	return 0;
+}
+
+static void region_free(struct xen_bus *b, struct xen_region *r, size_t allocated)
+{
+	size_t k;
+
+	if (r->va)
+		munmap(r->va, r->pages * XVMSG_PAGE_SIZE);
+	/* gntalloc ends each grant; a page the backend still maps is kept by
+	 * the kernel until it lets go, and never reused before. */
+	for (k = 0; k < allocated; k++) {
+		struct ioctl_gntalloc_dealloc_gref d = { .index = r->index[k], .count = 1 };
+
+		ioctl(b->gntalloc, IOCTL_GNTALLOC_DEALLOC_GREF, &d);
+	}
+	free(r->refs);
+	free(r->index);
+	memset(r, 0, sizeof(*r));
+}
+
+static int region_alloc(struct xen_bus *b, struct xen_region *r, size_t pages)
+{
+	size_t k, j;
+	char *va;
+	int e;
+
+	r->pages = pages;
+	r->refs = calloc(pages, sizeof(*r->refs));
+	r->index = calloc(pages, sizeof(*r->index));
+	if (!r->refs || !r->index) {
+		region_free(b, r, 0);
+		return -ENOMEM;
+	}
+	for (k = 0; k < pages; k++) {
+		struct ioctl_gntalloc_alloc_gref a = { .domid = (uint16_t)b->bdomid,
+						       .flags = GNTALLOC_FLAG_WRITABLE, .count = 1 };
+
+		if (ioctl(b->gntalloc, IOCTL_GNTALLOC_ALLOC_GREF, &a)) {
+			e = errno;
+			xvd_logf(b->log, XVD_LOG_ERR, "gntalloc: cannot grant page %zu of %zu to "
+				 "domain %u: %s (raise xen-gntalloc's limit?)", k, pages,
+				 b->bdomid, strerror(e));
+			region_free(b, r, k);
+			return -e;
+		}
+		/* Insertion by reference: the pool is ordered by ref. */
+		for (j = k; j > 0 && r->refs[j - 1] > a.gref_ids[0]; j--) {
+			r->refs[j] = r->refs[j - 1];
+			r->index[j] = r->index[j - 1];
+		}
+		r->refs[j] = a.gref_ids[0];
+		r->index[j] = a.index;
+	}
+	va = mmap(NULL, pages * XVMSG_PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (va == MAP_FAILED) {
+		region_free(b, r, pages);
+		return -ENOMEM;
+	}
+	r->va = va;
+	for (k = 0; k < pages; k++) {
+		if (mmap(va + k * XVMSG_PAGE_SIZE, XVMSG_PAGE_SIZE, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_FIXED, b->gntalloc, (off_t)r->index[k]) == MAP_FAILED) {
+			e = errno;
+			region_free(b, r, pages);
+			return -e;
+		}
+	}
+	memset(va, 0, pages * XVMSG_PAGE_SIZE);
 	return 0;
 }
 
@@ -152,17 +216,10 @@ static void x_mem_free(struct drv_bus *bus, struct drv_mem *mem)
 
 	if (!mem->va)
 		return;
-	if (mem->handle < 0) {
+	if (mem->handle < 0)
 		munmap(mem->va, mem->pages * XVMSG_PAGE_SIZE);
-	} else {
-		struct xen_region *r = &b->region[mem->handle];
-
-		/* gntalloc ends the grants; a page the backend still maps is kept
-		 * by the kernel until it lets go, never reused before. */
-		xengntshr_unshare(b->xgs, r->va, (uint32_t)r->pages);
-		free(r->refs);
-		memset(r, 0, sizeof(*r));
-	}
+	else
+		region_free(b, &b->region[mem->handle], b->region[mem->handle].pages);
 	mem->va = NULL;
 }
 
@@ -315,16 +372,22 @@ static int x_attach(struct drv_bus *bus, const char *export_name, unsigned int d
 		return -ENOENT;
 	}
 	id = strtoul(bid, &end, 10);
-	free(bid);
 	if (*end || id == 0 || id >= 0x7ff0 || (b->bdomid && b->bdomid != id)) {
+		xvd_logf(b->log, XVD_LOG_ERR, "device %u: backend-id '%s' is not a usable domain%s",
+			 devid, bid, b->bdomid ? " (or not the one of our other devices)" : "");
+		free(bid);
 		free(bpath);
 		return -EINVAL;
 	}
+	free(bid);
 	b->bdomid = (unsigned int)id;
 	snprintf(watch, sizeof(watch), "%s", bpath);
 	free(bpath);
-	if (!xs_watch(b->xs, watch, "xvmsg-drv") && errno != EEXIST)
+	if (!xs_watch(b->xs, watch, "xvmsg-drv") && errno != EEXIST) {
+		xvd_logf(b->log, XVD_LOG_ERR, "device %u: cannot watch %s: %s", devid, watch,
+			 strerror(errno));
 		return -errno;
+	}
 	/* Start (or start over) the handshake: the directories outlive us. */
 	return x_store_write(bus, devid, XVMSG_XS_STATE, "1");
 }
@@ -372,13 +435,10 @@ static void x_close(struct drv_bus *bus)
 	struct xen_bus *b = to_xen(bus);
 	unsigned int i;
 
-	for (i = 0; i < MAX_REGIONS; i++) {
-		if (b->region[i].va) {
-			xengntshr_unshare(b->xgs, b->region[i].va, (uint32_t)b->region[i].pages);
-			free(b->region[i].refs);
-		}
-	}
-	xengntshr_close(b->xgs);
+	for (i = 0; i < MAX_REGIONS; i++)
+		if (b->region[i].va)
+			region_free(b, &b->region[i], b->region[i].pages);
+	close(b->gntalloc);
 	xenevtchn_close(b->xce);
 	xs_close(b->xs);
 	free(b);
@@ -424,8 +484,8 @@ int drv_xen_open(int timeout_ms, const struct xvd_logger *log, struct drv_bus **
 	b->timeout_ms = timeout_ms;
 	b->xs = xs_open(0);
 	b->xce = xenevtchn_open(NULL, 0);
-	b->xgs = xengntshr_open(NULL, 0);
-	if (!b->xs || !b->xce || !b->xgs) {
+	b->gntalloc = open("/dev/xen/gntalloc", O_RDWR | O_CLOEXEC);
+	if (!b->xs || !b->xce || b->gntalloc < 0) {
 		r = -errno;
 		xvd_logf(log, XVD_LOG_ERR, "cannot open %s: %s (load xen-evtchn, xen-gntalloc; "
 			 "is xenbus mounted?)", !b->xs ? "xenstore" : !b->xce ? "event channels"
@@ -445,8 +505,8 @@ int drv_xen_open(int timeout_ms, const struct xvd_logger *log, struct drv_bus **
 	*out = &b->bus;
 	return 0;
 err:
-	if (b->xgs)
-		xengntshr_close(b->xgs);
+	if (b->gntalloc >= 0)
+		close(b->gntalloc);
 	if (b->xce)
 		xenevtchn_close(b->xce);
 	if (b->xs)

@@ -58,7 +58,7 @@ static void fill(uint8_t *b, uint64_t sector, size_t len, uint64_t seed)
 
 static int open_blk(unsigned int devid, struct xvd_dev **dev, uint64_t *sectors)
 {
-	struct xvd_dev_opts o = { .devid = devid, .mode = XVD_MODE_POOL, .export_name = "",
+	struct xvd_dev_opts o = { .devid = devid, .mode = XVD_MODE_POOL, .export_name = "xen",
 				  .pool_pages = 256 };
 	struct xvd_blk_info info;
 	int r = xvd_blk_open(dom, &o, dev);
@@ -136,7 +136,7 @@ static int cmd_blk(unsigned int devid, uint64_t seed, bool write)
 
 static int cmd_rng(unsigned int devid, size_t n)
 {
-	struct xvd_dev_opts o = { .devid = devid, .mode = XVD_MODE_POOL, .export_name = "" };
+	struct xvd_dev_opts o = { .devid = devid, .mode = XVD_MODE_POOL, .export_name = "xen" };
 	struct xvd_dev *dev;
 	uint8_t *buf = calloc(1, n);
 	size_t i, same = 0;
@@ -204,7 +204,7 @@ static int cmd_survive(unsigned int devid, uint64_t seed, int seconds)
 
 int main(int argc, char **argv)
 {
-	struct xvd_domain_opts o = { .log_level = XVD_LOG_WARN, .ram_pages = 1024 };
+	struct xvd_domain_opts o = { .log_level = XVD_LOG_INFO, .ram_pages = 1024 };
 	unsigned long devid;
 	int r;
 

@@ -1,0 +1,139 @@
+# SPDX-License-Identifier: MIT
+# shellcheck shell=dash disable=SC2034
+# Helpers for /init and the test plans (busybox sh), in every image as
+# /etc/xvmsg/lib.sh.  Source it: . /etc/xvmsg/lib.sh
+#
+# Output conventions, read by scripts/xen/run-qemu.sh and by dom0:
+#   XVMSG-STAGE <what> (uptime <s>s)   a milestone (dom0 prints to serial)
+#   XVMSG-MARK <role> <what>           a domU milestone, on its console
+#   XVMSG-MARK <role> FAIL: <why>      a domU test failed
+#   XVMSG-RESULT: PASS | FAIL <why>    printed once by dom0's /init, last
+
+XV_RUN=/run/xvmsg
+XV_CONSOLE_DIR=/var/log/xen/console
+XV_ROLE=$(cat /etc/xvmsg/role 2>/dev/null || echo unknown)
+
+# Whole seconds since boot.
+xv_uptime() {
+	local up _
+	read -r up _ </proc/uptime
+	echo "${up%.*}"
+}
+
+xv_stage() {
+	local up _
+	read -r up _ </proc/uptime
+	echo "XVMSG-STAGE $* (uptime ${up}s)"
+}
+
+xv_mark() {
+	echo "XVMSG-MARK $XV_ROLE $*"
+}
+
+# xv_fail WHY: record why, say so, and end the calling script with 1.
+xv_fail() {
+	mkdir -p "$XV_RUN"
+	echo "$*" >"$XV_RUN/fail-reason"
+	xv_mark "FAIL: $*"
+	exit 1
+}
+
+# xv_wait SECONDS CMD...: run CMD until it succeeds, for at most SECONDS.
+# Returns 0 as soon as CMD did, 1 on timeout.
+xv_wait() {
+	local limit=$1 end
+	shift
+	end=$(($(xv_uptime) + limit))
+	while :; do
+		"$@" && return 0
+		[ "$(xv_uptime)" -ge "$end" ] && return 1
+		sleep 0.2
+	done
+}
+
+# xv_read_wait SECONDS PATH: print xenstore PATH once it exists and is
+# readable.  Relative paths are in this domain's home, /local/domain/<id>.
+xv_read_wait() {
+	xv_wait "$1" xenstore-exists "$2" 2>/dev/null || return 1
+	xenstore-read "$2"
+}
+
+# xv_load_modules: insmod what /etc/xvmsg/modules lists, in order.  A module
+# that does not load is reported, not fatal (crc32c-intel needs SSE4.2,
+# which -cpu qemu64 lacks; the plan checks what it needs).
+xv_load_modules() {
+	local ko
+	[ -f /etc/xvmsg/modules ] || return 0
+	while read -r ko; do
+		insmod "$ko" 2>/dev/null || echo "xvmsg: insmod $(basename "$ko") failed" >&2
+	done </etc/xvmsg/modules
+}
+
+# ---- dom0 only -----------------------------------------------------------
+
+# xv_domid NAME: the domain's current id.  Re-read it in every poll loop:
+# a domain that crashed and was restarted has a new one.
+xv_domid() {
+	xl domid "$1" 2>/dev/null
+}
+
+xv_console_log() {
+	echo "$XV_CONSOLE_DIR/guest-$1.log"
+}
+
+# xv_wait_console SECONDS NAME TEXT [NAME TEXT]...: wait until each TEXT
+# (a fixed string) has appeared on the console of its domain NAME.
+# Returns 1 early when one of these domains reports "XVMSG-MARK <role>
+# FAIL" or disappears; XV_WHY then says why.
+xv_wait_console() {
+	local limit=$1 end check_at i name text log missing
+	shift
+	end=$(($(xv_uptime) + limit))
+	check_at=0
+	XV_WHY=
+	while :; do
+		missing=
+		i=1
+		while [ "$i" -lt "$#" ]; do
+			eval "name=\${$i} text=\${$((i + 1))}"
+			i=$((i + 2))
+			log=$(xv_console_log "$name")
+			grep -qF -- "$text" "$log" 2>/dev/null && continue
+			missing="$missing '$text' on $name,"
+			if grep -q 'XVMSG-MARK [^ ]* FAIL' "$log" 2>/dev/null; then
+				XV_WHY="$name: $(grep -m1 'XVMSG-MARK [^ ]* FAIL' "$log" | sed 's/.*FAIL: *//' | tr -d '\r')"
+				return 1
+			fi
+			# Every few seconds (xl is slow under TCG): still there?
+			# The domid is looked up anew each time.
+			if [ "$(xv_uptime)" -ge "$check_at" ] && ! xv_domid "$name" >/dev/null; then
+				XV_WHY="domain $name is gone (crashed?)"
+				return 1
+			fi
+		done
+		[ -z "$missing" ] && return 0
+		[ "$(xv_uptime)" -ge "$check_at" ] && check_at=$(($(xv_uptime) + 3))
+		if [ "$(xv_uptime)" -ge "$end" ]; then
+			XV_WHY="timeout after ${limit}s waiting for${missing%,}"
+			return 1
+		fi
+		sleep 0.3
+	done
+}
+
+# xv_xl_create NAME: xl create /etc/xen/NAME.cfg, its output in
+# /run/xvmsg/xl-create-NAME.log; says how long it took.
+xv_xl_create() {
+	local t0 rc
+	mkdir -p "$XV_RUN"
+	t0=$(xv_uptime)
+	xl create "/etc/xen/$1.cfg" >"$XV_RUN/xl-create-$1.log" 2>&1
+	rc=$?
+	if [ "$rc" -eq 0 ]; then
+		xv_stage "xl create $1 done in $(($(xv_uptime) - t0))s, domid $(xv_domid "$1")"
+	else
+		echo "xvmsg: xl create $1 failed ($rc):" >&2
+		sed 's/^/  /' "$XV_RUN/xl-create-$1.log" >&2
+	fi
+	return "$rc"
+}

@@ -1,0 +1,388 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Build what QEMU boots, from the staging root that fetch.sh extracted:
+#
+#   build/xen/images/xen             the hypervisor, decompressed (multiboot)
+#   build/xen/images/vmlinuz         the dom0 kernel (Debian's bzImage)
+#   build/xen/images/dom0.cpio.gz    dom0: busybox, Xen tools, xl configs, and
+#                                    under /boot/xvmsg/ the domU kernel
+#                                    (uncompressed vmlinux) plus:
+#   build/xen/images/driver.cpio.gz  the driver domain   (copies; the ones dom0
+#   build/xen/images/guest.cpio.gz   the guest            uses are inside it)
+#
+# An image is repacked only when the tree it is made of changed (content
+# hash in images/.<img>.hash), so a second run takes a few seconds.
+#
+# Hooks, for IMG in dom0, driver, guest (all optional):
+#   build/xen/overlay/IMG/          every file is copied into the image root,
+#                                   last, so it may replace anything; ELF
+#                                   executables in it get their libraries
+#   build/xen/overlay/IMG.bins      one executable a line: "HOSTPATH [IMAGEPATH]"
+#                                   (IMAGEPATH defaults to /usr/bin/NAME);
+#                                   its shared libraries are added too
+#   build/xen/overlay/IMG.modules   kernel module names to add and load at boot
+#   $XVMSG_XEN_<IMG>_BINS           words "HOSTPATH" or "HOSTPATH:IMAGEPATH", as .bins
+#   $XVMSG_XEN_<IMG>_KMODS          out-of-tree .ko files, put in
+#                                   /lib/modules/KABI/extra/ (depmod'ed, not loaded)
+#   $XVMSG_XEN_<IMG>_MODULES        modules loaded at boot (defaults below)
+#   $XVMSG_XEN_PLAN                 test-plan folder (default scripts/xen/plans/smoke):
+#                                   ROLE-* files go to /etc/xvmsg/ of that image,
+#                                   other files to /etc/xvmsg/ of all three
+# <IMG> in variable names is DOM0, DRIVER or GUEST.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+ROOT=$XVMSG_XEN_ROOT
+[ -f "$ROOT/.kabi" ] || xen_die "no staging root in $ROOT: run scripts/xen/fetch.sh first"
+KABI=$(cat "$ROOT/.kabi")
+MODDIR=lib/modules/$KABI
+PLAN=${XVMSG_XEN_PLAN:-$XVMSG_XEN_SCRIPTS/plans/smoke}
+case $PLAN in /*) ;; *) PLAN=$XVMSG_TOP/$PLAN ;; esac
+[ -d "$PLAN" ] || xen_die "no test plan folder $PLAN"
+CC=${CC:-gcc}
+GZIP_LEVEL=${XVMSG_XEN_GZIP_LEVEL:-6}
+
+XVMSG_XEN_DOM0_MODULES=${XVMSG_XEN_DOM0_MODULES:-xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs}
+XVMSG_XEN_DRIVER_MODULES=${XVMSG_XEN_DRIVER_MODULES:-xen-evtchn xen-gntdev xen-gntalloc}
+# ext4 and its helpers are modules in Debian's kernel.
+XVMSG_XEN_GUEST_MODULES=${XVMSG_XEN_GUEST_MODULES:-xen-evtchn xen-gntdev xen-gntalloc virtio virtio_ring virtio_blk virtio_console virtio_rng ext4}
+# Modules never put in an image although something pulls them in (ext4's
+# softdep crc32c-intel needs SSE4.2, which -cpu qemu64 lacks).
+XVMSG_XEN_MODULES_SKIP=${XVMSG_XEN_MODULES_SKIP-crc32c-intel}
+
+LIBPATH=$ROOT/usr/lib/x86_64-linux-gnu:$ROOT/lib/x86_64-linux-gnu
+
+# ---- helpers on one image tree ($T) ---------------------------------------
+
+# put SRC DEST: copy one file into the tree (DEST is an absolute image path).
+put() {
+	mkdir -p "$T$(dirname "$2")"
+	cp -L --preserve=mode "$1" "$T$2"
+}
+
+# add_libs FILE: the shared libraries FILE needs (ldd on the host, Xen's
+# from the staging root first), and the dynamic loader.
+add_libs() {
+	local out lib dest
+	# A static or non-ELF file: nothing to do.
+	out=$(LD_LIBRARY_PATH=$LIBPATH ldd "$1" 2>/dev/null) || return 0
+	if echo "$out" | grep -q 'not found'; then
+		xen_die "$1: libraries not found: $(echo "$out" | grep 'not found' | tr -s ' \t' ' ')"
+	fi
+	echo "$out" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' |
+	while read -r lib; do
+		dest=${lib#"$ROOT"}
+		[ -e "$T$dest" ] || put "$lib" "$dest"
+	done
+}
+
+# add_bin SRC DEST: an executable and its libraries.
+add_bin() {
+	[ -f "$1" ] || xen_die "no such executable: $1"
+	put "$1" "$2"
+	add_libs "$1"
+}
+
+# add_bins_file FILE: lines "HOSTPATH [IMAGEPATH]"; # comments.
+add_bins_file() {
+	[ -f "$1" ] || return 0
+	sed '/^[[:space:]]*#/d; /^[[:space:]]*$/d' "$1" | while read -r src dst; do
+		case $src in /*) ;; *) src=$XVMSG_TOP/$src ;; esac
+		add_bin "$src" "${dst:-/usr/bin/$(basename "$src")}"
+	done
+}
+
+# add_bins_words WORD...: "HOSTPATH" or "HOSTPATH:IMAGEPATH".
+add_bins_words() {
+	for w in "$@"; do
+		src=${w%%:*}
+		dst=${w#*:}
+		[ "$dst" = "$w" ] && dst=/usr/bin/$(basename "$src")
+		case $src in /*) ;; *) src=$XVMSG_TOP/$src ;; esac
+		add_bin "$src" "$dst"
+	done
+}
+
+# busybox and its applet links, made once into work/busybox and copied into
+# each tree (hundreds of ln calls per image would dominate a no-op rebuild).
+add_busybox() {
+	local bb=$XVMSG_XEN_WORK/busybox p
+	if stale "$bb/bin/busybox" "$ROOT/bin/busybox"; then
+		rm -rf "$bb"
+		mkdir -p "$bb/bin"
+		cp --preserve=mode "$ROOT/bin/busybox" "$bb/bin/busybox"
+		"$ROOT/bin/busybox" --list-full | while read -r p; do
+			[ -e "$bb/$p" ] || [ -L "$bb/$p" ] && continue
+			mkdir -p "$bb/$(dirname "$p")"
+			ln -s /bin/busybox "$bb/$p"
+		done
+	fi
+	cp -a "$bb/." "$T/"
+}
+
+add_base() {
+	role=$1
+	for d in dev proc sys run tmp etc/xvmsg var/log root; do mkdir -p "$T/$d"; done
+	chmod 1777 "$T/tmp"
+	ln -sfn /run "$T/var/run"
+	# The kernel opens /dev/console before it runs /init.
+	if [ "$(id -u)" -eq 0 ]; then
+		mknod -m 600 "$T/dev/console" c 5 1
+	else
+		echo "xen: warning: not root, no /dev/console in the $role image (init reopens it)" >&2
+	fi
+	add_busybox
+	put "$XVMSG_XEN_SCRIPTS/init/lib.sh" /etc/xvmsg/lib.sh
+	if [ "$role" = dom0 ]; then
+		put "$XVMSG_XEN_SCRIPTS/init/dom0-init" /init
+	else
+		put "$XVMSG_XEN_SCRIPTS/init/domu-init" /init
+	fi
+	chmod 755 "$T/init"
+	echo "$role" >"$T/etc/xvmsg/role"
+	# Test plan: ROLE-* to that role, anything else to all.
+	for f in "$PLAN"/*; do
+		[ -f "$f" ] || continue
+		b=$(basename "$f")
+		case $b in
+		dom0-*|driver-*|guest-*) [ "${b%%-*}" = "$role" ] || continue ;;
+		esac
+		put "$f" "/etc/xvmsg/$b"
+	done
+	# libxenstore and xl call pthread_cancel, which dlopens libgcc_s; ldd
+	# does not list it.
+	put "$(gcc_s)" /lib/x86_64-linux-gnu/libgcc_s.so.1
+}
+
+gcc_s() {
+	for f in /lib/x86_64-linux-gnu/libgcc_s.so.1 /usr/lib/x86_64-linux-gnu/libgcc_s.so.1; do
+		[ -f "$f" ] && { echo "$f"; return 0; }
+	done
+	xen_die "no libgcc_s.so.1 on the host"
+}
+
+# The xenstore-* tools are one multi-call binary.
+add_xenstore_utils() {
+	add_bin "$ROOT/usr/bin/xenstore" /usr/bin/xenstore
+	for t in read write rm chmod exists list ls watch; do
+		ln -sfn xenstore "$T/usr/bin/xenstore-$t"
+	done
+}
+
+# add_modules NAMES KMODS: kernel modules with their dependencies (from the
+# staging root's modules.dep), out-of-tree .ko files, depmod, and
+# /etc/xvmsg/modules: the load order for /init.
+add_modules() {
+	local names=$1 kmods=$2 n k ko
+	mkdir -p "$T/$MODDIR/extra"
+	for k in $kmods; do
+		case $k in /*) ;; *) k=$XVMSG_TOP/$k ;; esac
+		put "$k" "/$MODDIR/extra/$(basename "$k")"
+	done
+	for n in $names; do
+		if ! modprobe -d "$ROOT" -S "$KABI" --show-depends "$n" >"$T.deps" 2>/dev/null; then
+			[ -f "$T/$MODDIR/extra/$n.ko" ] || xen_die "no kernel module $n in $KABI"
+			continue
+		fi
+		for ko in $(awk '$1 == "insmod" { print $2 }' "$T.deps"); do
+			skipped "$ko" && continue
+			[ -f "$T${ko#"$ROOT"}" ] || put "$ko" "${ko#"$ROOT"}"
+		done
+	done
+	rm -f "$T.deps"
+	cp "$ROOT/$MODDIR/modules.builtin" "$ROOT/$MODDIR/modules.builtin.modinfo" "$T/$MODDIR/"
+	# modules.order, cut down to the modules the image has.
+	(cd "$T/$MODDIR" && find . -name '*.ko' | sed 's|^\./||' | LC_ALL=C sort) >"$T.kos"
+	awk 'NR == FNR { have[$0] = 1; next } have[$0]' "$T.kos" "$ROOT/$MODDIR/modules.order" \
+		>"$T/$MODDIR/modules.order"
+	rm -f "$T.kos"
+	depmod -b "$T" "$KABI"
+	# Load order from the image's own modules.dep, each module once.
+	for n in $names; do
+		modprobe -d "$T" -S "$KABI" --show-depends "$n"
+	done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' |
+		sed "s|^$T||" >"$T/etc/xvmsg/modules"
+}
+
+# skipped KO: true if KO is in XVMSG_XEN_MODULES_SKIP (by name).
+skipped() {
+	local n
+	n=$(basename "$1" .ko)
+	case " $XVMSG_XEN_MODULES_SKIP " in *" $n "*) return 0 ;; esac
+	return 1
+}
+
+add_overlay() {
+	img=$1
+	o=$XVMSG_XEN_OVERLAY/$img
+	if [ -d "$o" ]; then
+		cp -a "$o/." "$T/"
+		find "$o" -type f | while read -r f; do
+			if [ -x "$f" ] && [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ]; then
+				add_libs "$f"
+			fi
+		done
+	fi
+	add_bins_file "$XVMSG_XEN_OVERLAY/$img.bins"
+	return 0
+}
+
+# The modules an image loads: the role's list, plus the overlay's list.
+modules_of() {
+	img=$1 list=$2
+	f=$XVMSG_XEN_OVERLAY/$img.modules
+	[ -f "$f" ] && list="$list $(sed '/^[[:space:]]*#/d' "$f" | tr '\n' ' ')"
+	echo "$list"
+}
+
+# tree_hash DIR: hash of names, types, modes, link targets and contents.
+tree_hash() {
+	(
+		cd "$1"
+		find . -printf '%p %y %m %l\n' | LC_ALL=C sort
+		find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum
+	) | sha256sum | cut -d' ' -f1
+}
+
+# pack IMG: the tree into images/IMG.cpio.gz unless its hash is unchanged.
+pack() {
+	img=$1
+	out=$XVMSG_XEN_IMAGES/$img.cpio.gz
+	h=$(tree_hash "$T")
+	if [ -f "$out" ] && [ "$(cat "$XVMSG_XEN_IMAGES/.$img.hash" 2>/dev/null)" = "$h" ]; then
+		xen_log "$img.cpio.gz up to date"
+		return 0
+	fi
+	xen_log "packing $img.cpio.gz ($(du -sm "$T" | cut -f1) MB tree)"
+	(cd "$T" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) |
+		gzip -"$GZIP_LEVEL" -n >"$out.tmp"
+	mv "$out.tmp" "$out"
+	echo "$h" >"$XVMSG_XEN_IMAGES/.$img.hash"
+	xen_log "$img.cpio.gz: $(du -k "$out" | cut -f1) KiB"
+}
+
+new_tree() {
+	T=$XVMSG_XEN_WORK/$1
+	rm -rf "$T"
+	mkdir -p "$T"
+}
+
+# ---- inputs built here ---------------------------------------------------
+
+# newer A B: true if A is missing or older than B.
+stale() { [ ! -e "$1" ] || [ "$2" -nt "$1" ]; }
+
+# The hypervisor, decompressed: QEMU's multiboot loader needs it raw.
+make_xen() {
+	src=$ROOT/boot/xen-$XVMSG_XEN_SERIES-amd64.gz
+	stale "$XVMSG_XEN_IMAGES/xen" "$src" || return 0
+	gzip -dc "$src" >"$XVMSG_XEN_IMAGES/xen.tmp"
+	mv "$XVMSG_XEN_IMAGES/xen.tmp" "$XVMSG_XEN_IMAGES/xen"
+	xen_log "xen decompressed"
+}
+
+make_dom0_kernel() {
+	src=$ROOT/boot/vmlinuz-$KABI
+	stale "$XVMSG_XEN_IMAGES/vmlinuz" "$src" || return 0
+	cp "$src" "$XVMSG_XEN_IMAGES/vmlinuz"
+}
+
+# The domU kernel: the vmlinux inside Debian's bzImage.  libxenguest can load
+# the bzImage itself, but decompressing xz in dom0 under TCG costs ~12 s
+# per domain; an uncompressed ELF costs nothing.  (What the kernel tree's
+# scripts/extract-vmlinux does, for the one compression Debian uses, xz.)
+make_vmlinux() {
+	src=$ROOT/boot/vmlinuz-$KABI
+	VMLINUX=$XVMSG_XEN_WORK/vmlinux-$KABI
+	stale "$VMLINUX" "$src" || return 0
+	xen_log "extracting vmlinux from $(basename "$src")"
+	for off in $(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$src" | cut -d: -f1); do
+		tail -c +$((off + 1)) "$src" | xz -dcq >"$VMLINUX.tmp" 2>/dev/null || true
+		if [ "$(head -c 4 "$VMLINUX.tmp" | od -An -c | tr -d ' ')" = '177ELF' ]; then
+			mv "$VMLINUX.tmp" "$VMLINUX"
+			return 0
+		fi
+	done
+	rm -f "$VMLINUX.tmp"
+	xen_die "no xz-compressed ELF kernel found in $src"
+}
+
+# The grant/event-channel helper of the smoke test, static: no libraries.
+make_gntshare() {
+	GNTSHARE=$XVMSG_XEN_WORK/gntshare
+	src=$XVMSG_XEN_SCRIPTS/gntshare.c
+	stale "$GNTSHARE" "$src" || return 0
+	xen_log "compiling gntshare"
+	$CC -static -s -O2 -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror -o "$GNTSHARE" "$src"
+}
+
+# ---- the three images ----------------------------------------------------
+
+build_domu() {
+	img=$1 mods=$2 bins=$3 kmods=$4
+	new_tree "$img"
+	add_base "$img"
+	add_xenstore_utils
+	add_bin "$GNTSHARE" /usr/bin/gntshare
+	# shellcheck disable=SC2086
+	add_bins_words $bins
+	add_modules "$(modules_of "$img" "$mods")" "$kmods"
+	add_overlay "$img"
+	pack "$img"
+}
+
+build_dom0() {
+	new_tree dom0
+	add_base dom0
+	add_xenstore_utils
+	for b in xl xenstored xenconsoled xen-init-dom0; do
+		add_bin "$ROOT$XVMSG_XEN_LIBEXEC/$b" "$XVMSG_XEN_LIBEXEC/$b"
+		ln -sfn "$XVMSG_XEN_LIBEXEC/$b" "$T/usr/sbin/$b"
+	done
+	# shellcheck disable=SC2086
+	add_bins_words ${XVMSG_XEN_DOM0_BINS:-}
+	add_modules "$(modules_of dom0 "$XVMSG_XEN_DOM0_MODULES")" "${XVMSG_XEN_DOM0_KMODS:-}"
+	mkdir -p "$T/etc/xen" "$T/var/lib/xen" "$T/var/lib/xenstored" "$T/var/log/xen/console" "$T/boot/xvmsg"
+	: >"$T/etc/xen/xl.conf"     # an empty one silences a warning
+	for f in "$XVMSG_XEN_SCRIPTS"/xl/*.cfg; do
+		put "$f" "/etc/xen/$(basename "$f")"
+	done
+	# The domU kernel and initramfs images.  Copies: a hard link to a file
+	# outside the tree would be archived with nlink > 1.
+	cp "$VMLINUX" "$T/boot/xvmsg/vmlinux"
+	cp "$XVMSG_XEN_IMAGES/driver.cpio.gz" "$XVMSG_XEN_IMAGES/guest.cpio.gz" "$T/boot/xvmsg/"
+	add_overlay dom0
+	pack dom0
+}
+
+write_sizes() {
+	(
+		cd "$XVMSG_XEN_IMAGES"
+		echo "# sizes in KiB (kernel ABI $KABI), written by mkimages.sh"
+		du -k --apparent-size xen vmlinuz dom0.cpio.gz driver.cpio.gz guest.cpio.gz
+		echo "# inside dom0.cpio.gz:"
+		du -k --apparent-size "$VMLINUX" | sed "s|$XVMSG_XEN_WORK/||"
+		for i in dom0 driver guest; do
+			echo "$(du -sk --apparent-size "$XVMSG_XEN_WORK/$i" | cut -f1)	$i tree (uncompressed)"
+		done
+	) >"$XVMSG_XEN_IMAGES/SIZES"
+}
+
+main() {
+	xen_lock mkimages
+	mkdir -p "$XVMSG_XEN_IMAGES" "$XVMSG_XEN_WORK"
+	make_xen
+	make_dom0_kernel
+	make_vmlinux
+	make_gntshare
+	build_domu driver "$XVMSG_XEN_DRIVER_MODULES" "${XVMSG_XEN_DRIVER_BINS:-}" "${XVMSG_XEN_DRIVER_KMODS:-}"
+	build_domu guest "$XVMSG_XEN_GUEST_MODULES" "${XVMSG_XEN_GUEST_BINS:-}" "${XVMSG_XEN_GUEST_KMODS:-}"
+	build_dom0
+	write_sizes
+	# Which test plan these images carry; run-qemu.sh says it.
+	echo "${PLAN#"$XVMSG_TOP"/}" >"$XVMSG_XEN_IMAGES/PLAN"
+	xen_log "images in $XVMSG_XEN_IMAGES"
+	cat "$XVMSG_XEN_IMAGES/SIZES" >&2
+}
+
+main "$@"

@@ -1,0 +1,195 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Boot build/xen/images (Xen 4.17 + dom0 with its test plan) in QEMU under
+# TCG and report the outcome.
+#
+#   scripts/xen/run-qemu.sh
+#
+# Serial output goes to stdout and to the log file; progress lines with the
+# time of each boot milestone go to stderr.  Exits 0 iff the serial line
+# showed "XVMSG-RESULT: PASS"; 1 on FAIL or when QEMU stopped without a
+# result; 124 when the overall timeout hit (QEMU is killed).  Unless PASS,
+# the XVMSG lines and the last 50 lines of the log are shown on stderr.  One QEMU at a time: a lock file serialises runs.
+#
+# Environment:
+#   XVMSG_XEN_TIMEOUT      overall seconds (default 300); dom0's test plan
+#                          gets this minus 60 so that it reports first
+#   XVMSG_XEN_LOG          serial log (default build/xen/serial.log)
+#   XVMSG_XEN_SERIAL=0     do not copy the serial output to stdout
+#   XVMSG_XEN_DOM0_APPEND  more dom0 kernel arguments (e.g. xvmsg.shell)
+#   XVMSG_XEN_XEN_APPEND   more Xen arguments
+#   XVMSG_XEN_QEMU         the QEMU binary (default qemu-system-x86_64)
+#   XVMSG_XEN_INTERACTIVE=1  no timeout, no checks: the serial line is this
+#                          terminal and dom0 gives a shell after the plan
+#                          (xvmsg.shell); Ctrl-a x quits QEMU
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+IMG=$XVMSG_XEN_IMAGES
+TIMEOUT=${XVMSG_XEN_TIMEOUT:-300}
+LOG=${XVMSG_XEN_LOG:-$XVMSG_XEN_OUT/serial.log}
+SERIAL=${XVMSG_XEN_SERIAL:-1}
+QEMU=${XVMSG_XEN_QEMU:-qemu-system-x86_64}
+PLAN_TIMEOUT=$((TIMEOUT - 60))
+[ "$PLAN_TIMEOUT" -ge 30 ] || PLAN_TIMEOUT=30
+
+for f in xen vmlinuz dom0.cpio.gz; do
+	[ -f "$IMG/$f" ] || xen_die "no $IMG/$f: run scripts/xen/mkimages.sh (or make xen-images)"
+done
+command -v "$QEMU" >/dev/null || xen_die "no $QEMU: run scripts/xen/fetch.sh"
+
+# Known good (docs: shared guide xen-in-qemu.md): -cpu qemu64, since with
+# max or EPYC programs in PV guests crash at random.
+XEN_ARGS="dom0_mem=512M,max:512M console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all ${XVMSG_XEN_XEN_APPEND:-}"
+DOM0_ARGS="console=hvc0 earlyprintk=xen panic=5 xvmsg.plan_timeout=$PLAN_TIMEOUT ${XVMSG_XEN_DOM0_APPEND:-}"
+
+QEMU_ARGS=(-machine pc -accel tcg -cpu qemu64 -m 1536 -smp 2
+	-display none -nic none -no-reboot
+	-kernel "$IMG/xen" -append "$XEN_ARGS")
+
+if [ "${XVMSG_XEN_INTERACTIVE:-0}" = 1 ]; then
+	exec "$QEMU" "${QEMU_ARGS[@]}" -serial mon:stdio \
+		-initrd "$IMG/vmlinuz $DOM0_ARGS xvmsg.shell,$IMG/dom0.cpio.gz"
+fi
+
+mkdir -p "$(dirname "$LOG")" "$XVMSG_XEN_OUT"
+exec 9>"$XVMSG_XEN_OUT/qemu.lock"
+if ! flock -n 9; then
+	xen_log "another run-qemu.sh holds $XVMSG_XEN_OUT/qemu.lock; waiting (up to ${TIMEOUT}s)"
+	flock -w "$TIMEOUT" 9 || xen_die "still locked after ${TIMEOUT}s"
+fi
+
+: >"$LOG"
+# fd 3: where QEMU's copy of the serial line goes.  (Not >/dev/stdout: that
+# reopens, and truncates, a stdout redirected to a file.)
+if [ "$SERIAL" = 1 ]; then exec 3>&1; else exec 3>/dev/null; fi
+
+qpid=
+cleanup() {
+	if [ -n "$qpid" ] && kill -0 "$qpid" 2>/dev/null; then
+		kill "$qpid" 2>/dev/null || true
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			kill -0 "$qpid" 2>/dev/null || break
+			sleep 0.5
+		done
+		kill -9 "$qpid" 2>/dev/null || true
+		wait "$qpid" 2>/dev/null || true
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+xen_t0=$(date +%s.%N)
+xen_log "starting QEMU (TCG, -cpu qemu64, -m 1536, -smp 2), timeout ${TIMEOUT}s, log $LOG"
+[ -f "$IMG/PLAN" ] && xen_log "test plan in the images: $(cat "$IMG/PLAN")"
+"$QEMU" "${QEMU_ARGS[@]}" -monitor none \
+	-chardev "stdio,id=ser0,signal=off,logfile=$LOG" -serial chardev:ser0 \
+	-initrd "$IMG/vmlinuz $DOM0_ARGS,$IMG/dom0.cpio.gz" \
+	</dev/null >&3 2>"$XVMSG_XEN_OUT/qemu.stderr" &
+qpid=$!
+
+# Milestones: a pattern (fixed string, first hit only) and what it means.
+# XVMSG-STAGE lines from dom0 are shown as they come.
+milestones=(
+	"Xen version 4.17|Xen started"
+	"*** Building a PV Dom0 ***|Xen builds dom0"
+	"Linux version|dom0 kernel starts"
+	"Run /init as init process|dom0 kernel runs /init"
+	"Panic on CPU|XEN PANIC"
+	"Kernel panic|KERNEL PANIC in dom0"
+)
+declare -A hit=()
+SUMMARY=$XVMSG_XEN_OUT/timings.txt
+: >"$SUMMARY"
+
+elapsed() { echo "$(date +%s.%N) $xen_t0" | awk '{printf "%.1f", $1 - $2}'; }
+
+note() {
+	local t
+	t=$(elapsed)
+	printf '[run-qemu %6ss] %s\n' "$t" "$1" >&2
+	printf '%s\t%s\n' "$t" "$1" >>"$SUMMARY"
+}
+
+# scan FROM TO: look at serial lines FROM..TO for milestones.
+result=
+scan() {
+	local chunk m pat what line
+	# Without the domU consoles that dom0 copies at the end ("[name] ...").
+	chunk=$(sed -n "$1,$2p" "$LOG" | tr -d '\r' | grep -av '^\[[A-Za-z]' || true)
+	for m in "${milestones[@]}"; do
+		pat=${m%%|*} what=${m#*|}
+		[ -n "${hit[$pat]:-}" ] && continue
+		if grep -qF -- "$pat" <<<"$chunk"; then
+			hit[$pat]=1
+			note "$what"
+		fi
+	done
+	while IFS= read -r line; do
+		case $line in
+		*XVMSG-STAGE*) note "${line#*XVMSG-STAGE }" ;;
+		*XVMSG-RESULT:*)
+			result=${line#*XVMSG-RESULT: }
+			note "result: $result"
+			;;
+		esac
+	done < <(grep -E 'XVMSG-(STAGE|RESULT:)' <<<"$chunk" || true)
+}
+
+seen=0
+deadline=$(($(date +%s) + TIMEOUT))
+status=
+while :; do
+	# Only whole lines: the last one may still be growing.
+	n=$(wc -l <"$LOG")
+	if [ "$n" -gt "$seen" ]; then
+		scan $((seen + 1)) "$n"
+		seen=$n
+	fi
+	if ! kill -0 "$qpid" 2>/dev/null; then
+		wait "$qpid" && qrc=0 || qrc=$?
+		qpid=
+		n=$(wc -l <"$LOG")
+		[ "$n" -gt "$seen" ] && scan $((seen + 1)) "$n"
+		note "QEMU exited ($qrc)"
+		break
+	fi
+	if [ -n "$result" ] && [ -z "${result_at:-}" ]; then
+		result_at=$(date +%s)
+	fi
+	# After the result dom0 powers off; give it 30 s, then stop QEMU.
+	if [ -n "${result_at:-}" ] && [ "$(date +%s)" -ge $((result_at + 30)) ]; then
+		note "QEMU still running 30 s after the result: stopping it"
+		cleanup
+		qpid=
+		break
+	fi
+	if [ "$(date +%s)" -ge "$deadline" ]; then
+		status=timeout
+		note "TIMEOUT after ${TIMEOUT}s: stopping QEMU"
+		cleanup
+		qpid=
+		break
+	fi
+	sleep 0.5
+done
+
+if [ "$status" = timeout ] || [ "$result" != PASS ]; then
+	echo "----- XVMSG lines of $LOG -----" >&2
+	grep -a 'XVMSG-' "$LOG" | tr -d '\r' >&2 || true
+	echo "----- last 50 lines of $LOG -----" >&2
+	tail -n 50 "$LOG" | tr -d '\r' >&2
+	if [ -s "$XVMSG_XEN_OUT/qemu.stderr" ]; then
+		echo "----- QEMU stderr -----" >&2
+		cat "$XVMSG_XEN_OUT/qemu.stderr" >&2
+	fi
+	[ "$status" = timeout ] && exit 124
+	if [ -z "$result" ]; then
+		xen_log "no XVMSG-RESULT line: FAIL"
+	else
+		xen_log "FAIL: ${result#FAIL }"
+	fi
+	exit 1
+fi
+xen_log "PASS (timings in $SUMMARY)"
+exit 0

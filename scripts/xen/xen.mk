@@ -1,0 +1,89 @@
+# SPDX-License-Identifier: MIT
+# Real Xen 4.17 in QEMU (TCG): images and boot tests.  Included from the
+# top-level Makefile; every path is relative to the top folder.
+#
+#   make xen-images        fetch the Debian packages (once) and build the images
+#   make check-xen-smoke   the smoke test: dom0 + driver domain + guest,
+#                          a granted page and an event channel between them
+#
+# Hooks for the including Makefile (set or += them before or after the
+# include; they are read when the recipes run):
+#
+#   XEN_DOM0_BINS, XEN_DRIVER_BINS, XEN_GUEST_BINS
+#       host executables to put into that image, each "PATH" (goes to
+#       /usr/bin/NAME) or "PATH:/image/path"; their shared libraries are
+#       added.  Plain PATHs are also prerequisites of xen-images, so make
+#       builds them first.
+#   XEN_DOM0_KMODS, XEN_DRIVER_KMODS, XEN_GUEST_KMODS
+#       out-of-tree .ko files, put in /lib/modules/KABI/extra/ and depmod'ed
+#       (load them from the test script with modprobe NAME); prerequisites too.
+#   XEN_DOM0_MODULES, XEN_DRIVER_MODULES, XEN_GUEST_MODULES
+#       when set, replace the list of kernel modules loaded at boot
+#       (defaults in scripts/xen/mkimages.sh)
+#   XEN_PLAN           test-plan folder for xen-images (default: the smoke plan):
+#                      dom0-test.sh, driver-test.sh, guest-test.sh, and
+#                      shared files; see scripts/xen/plans/smoke/
+#   XEN_IMAGE_DEPS     more prerequisites of xen-images
+#   XEN_TIMEOUT        seconds for one QEMU run (default 300)
+#   V=1                check-xen-smoke copies the serial line to stdout (it is
+#                      always in $(XEN_OUT)/serial.log; progress lines always)
+#   XEN_OUT            output folder (default build/xen); files under
+#                      $(XEN_OUT)/overlay/{dom0,driver,guest}/ are copied into
+#                      the images as they are, and overlay/IMG.bins lists more
+#                      executables, one "HOSTPATH [IMAGEPATH]" a line
+#
+# A test target of another plan looks like check-xen-smoke:
+#   check-xen-foo:
+#   	$(MAKE) -f $(XEN_MAKEFILE) --no-print-directory xen-images XEN_PLAN=tests/xen/foo
+#   	$(XEN_RUN)
+
+XEN_OUT            ?= build/xen
+XEN_MAKEFILE       := $(firstword $(MAKEFILE_LIST))
+XEN_SMOKE_PLAN     := scripts/xen/plans/smoke
+XEN_PLAN           ?= $(XEN_SMOKE_PLAN)
+XEN_TIMEOUT        ?= 300
+XEN_DOM0_BINS      ?=
+XEN_DRIVER_BINS    ?=
+XEN_GUEST_BINS     ?=
+XEN_DOM0_KMODS     ?=
+XEN_DRIVER_KMODS   ?=
+XEN_GUEST_KMODS    ?=
+XEN_IMAGE_DEPS     ?=
+
+# The host paths of the BINS words ("PATH:/dest" -> PATH).
+xen_srcs = $(foreach w,$(1),$(firstword $(subst :, ,$(w))))
+
+XEN_ENV = XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' \
+	XVMSG_XEN_PLAN='$(abspath $(XEN_PLAN))' \
+	XVMSG_XEN_DOM0_BINS='$(strip $(XEN_DOM0_BINS))' \
+	XVMSG_XEN_DRIVER_BINS='$(strip $(XEN_DRIVER_BINS))' \
+	XVMSG_XEN_GUEST_BINS='$(strip $(XEN_GUEST_BINS))' \
+	XVMSG_XEN_DOM0_KMODS='$(strip $(XEN_DOM0_KMODS))' \
+	XVMSG_XEN_DRIVER_KMODS='$(strip $(XEN_DRIVER_KMODS))' \
+	XVMSG_XEN_GUEST_KMODS='$(strip $(XEN_GUEST_KMODS))' \
+	$(if $(XEN_DOM0_MODULES),XVMSG_XEN_DOM0_MODULES='$(XEN_DOM0_MODULES)') \
+	$(if $(XEN_DRIVER_MODULES),XVMSG_XEN_DRIVER_MODULES='$(XEN_DRIVER_MODULES)') \
+	$(if $(XEN_GUEST_MODULES),XVMSG_XEN_GUEST_MODULES='$(XEN_GUEST_MODULES)')
+
+# Boots whatever xen-images built last.
+XEN_RUN = XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' XVMSG_XEN_TIMEOUT=$(XEN_TIMEOUT) \
+	scripts/xen/run-qemu.sh
+
+.PHONY: xen-fetch xen-images check-xen-smoke xen-clean
+
+xen-fetch:
+	$(Q)XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' scripts/xen/fetch.sh
+
+# mkimages.sh itself repacks only the images whose content changed.
+xen-images: xen-fetch $(XEN_IMAGE_DEPS) \
+		$(call xen_srcs,$(XEN_DOM0_BINS) $(XEN_DRIVER_BINS) $(XEN_GUEST_BINS)) \
+		$(XEN_DOM0_KMODS) $(XEN_DRIVER_KMODS) $(XEN_GUEST_KMODS)
+	$(Q)$(XEN_ENV) scripts/xen/mkimages.sh
+
+check-xen-smoke:
+	$(Q)$(MAKE) -f $(XEN_MAKEFILE) --no-print-directory xen-images XEN_PLAN=$(XEN_SMOKE_PLAN)
+	$(Q)XVMSG_XEN_SERIAL=$(if $(filter 1,$(V)),1,0) $(XEN_RUN)
+
+# Keeps the downloaded .debs.
+xen-clean:
+	rm -rf $(XEN_OUT)/root $(XEN_OUT)/work $(XEN_OUT)/images
