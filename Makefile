@@ -164,6 +164,8 @@ check: deps
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/demo-loop.sh $(BIN)
+	$(Q)$(MAKE) --no-print-directory xen-images XEN_PLAN=tests/xen/e2e
+	$(Q)scripts/demo-xen.sh
 
 clean:
 	rm -rf build

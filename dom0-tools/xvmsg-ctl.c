@@ -558,6 +558,95 @@ static int cmd_stats(struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
+/*
+ * apply FRONTEND FILE: attach every device a description file lists.
+ * One device per line: TYPE key=value...  with keys backend (required),
+ * params, mode, pool-pages, devid.  '#' starts a comment.  The whole file is
+ * checked before anything is attached.
+ */
+static int cmd_apply(struct ctl *c, int argc, char **argv)
+{
+	char line[1024], *args[64][12], store[64][1024];
+	unsigned int n = 0, lineno = 0, i;
+	FILE *f;
+	int rc = 0;
+
+	if (argc != 3)
+		die_usage("usage: apply FRONTEND FILE");
+	f = fopen(argv[2], "r");
+	if (!f)
+		return fail("%s: %s", argv[2], strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		char *save = NULL, *tok, *hash = strchr(line, '#');
+		const char *backend = NULL, *params = NULL;
+		int k = 0;
+
+		lineno++;
+		if (hash)
+			*hash = '\0';
+		if (line[strspn(line, " \t\r\n")] == '\0')
+			continue;	/* blank */
+		if (n == 64) {
+			fclose(f);
+			return fail("%s:%u: more than 64 devices", argv[2], lineno);
+		}
+		strcpy(store[n], line);
+		tok = strtok_r(store[n], " \t\r\n", &save);
+		args[n][k++] = "attach";
+		args[n][k++] = argv[1];
+		args[n][k++] = NULL;	/* backend, below */
+		args[n][k++] = tok;	/* type */
+		args[n][k++] = NULL;	/* params, below */
+		while ((tok = strtok_r(NULL, " \t\r\n", &save))) {
+			char *eq = strchr(tok, '=');
+
+			if (!eq) {
+				fclose(f);
+				return fail("%s:%u: '%s' is not key=value", argv[2], lineno, tok);
+			}
+			*eq++ = '\0';
+			if (!strcmp(tok, "backend")) {
+				backend = eq;
+			} else if (!strcmp(tok, "params")) {
+				params = eq;
+			} else if (!strcmp(tok, "mode") || !strcmp(tok, "pool-pages") ||
+				   !strcmp(tok, "devid")) {
+				if (k > 9) {
+					fclose(f);
+					return fail("%s:%u: a key given twice", argv[2], lineno);
+				}
+				args[n][k++] = tok[0] == 'm' ? "--mode" : tok[0] == 'p' ?
+					       "--pool-pages" : "--devid";
+				args[n][k++] = eq;
+			} else {
+				fclose(f);
+				return fail("%s:%u: unknown key '%s' (backend, params, mode, "
+					    "pool-pages, devid)", argv[2], lineno, tok);
+			}
+		}
+		if (!backend) {
+			fclose(f);
+			return fail("%s:%u: backend=DOMAIN missing", argv[2], lineno);
+		}
+		args[n][2] = (char *)backend;
+		args[n][4] = (char *)(params ? params : "");
+		args[n][k] = NULL;
+		n++;
+	}
+	fclose(f);
+	if (n == 0)
+		return fail("%s: no devices", argv[2]);
+	for (i = 0; i < n && !rc; i++) {
+		int cnt = 0;
+
+		while (args[i][cnt])
+			cnt++;
+		optind = 1;
+		rc = cmd_attach(c, cnt, args[i]);
+	}
+	return rc;
+}
+
 static void usage(void)
 {
 	printf(
@@ -573,6 +662,10 @@ static void usage(void)
 "      defaults to pool, the pool to 256 pages (1 MiB).  Prints the device id.\n"
 "      Waits until the backend takes the device (or refuses it, or the\n"
 "      timeout passes: then the device is removed again).\n"
+"  apply FRONTEND FILE\n"
+"      Attach every device FILE describes, one per line:\n"
+"        TYPE backend=DOMAIN [params=P] [mode=M] [pool-pages=N] [devid=N]\n"
+"      ('#' starts a comment; see configs/guest.xvmsg).\n"
 "  detach FRONTEND DEVID\n"
 "      Remove the device; the backend releases everything it mapped.\n"
 "  list [DOMAIN]\n"
@@ -619,6 +712,8 @@ int main(int argc, char **argv)
 	optind = 1;
 	if (!strcmp(argv[0], "attach"))
 		rc = cmd_attach(&c, argc, argv);
+	else if (!strcmp(argv[0], "apply"))
+		rc = cmd_apply(&c, argc, argv);
 	else if (!strcmp(argv[0], "detach"))
 		rc = cmd_detach(&c, argc, argv);
 	else if (!strcmp(argv[0], "list"))

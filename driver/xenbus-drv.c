@@ -152,7 +152,8 @@ static int wait_backend(struct xvd_dev *dev, int lo, int hi)
 {
 	struct drv_bus *bus = dev->dom->bus;
 	int64_t deadline = xvd_now_ms() + dev->o.timeout_ms;
-	unsigned long st = 0;
+	unsigned long st = 0, st0 = ~0UL;
+	bool moved = false;
 	char err[128];
 
 	for (;;) {
@@ -163,7 +164,13 @@ static int wait_backend(struct xvd_dev *dev, int lo, int hi)
 			return 0;
 		if (r < 0)
 			st = 0;
-		if (lo < XVMSG_STATE_CLOSING) {
+		if (st0 == ~0UL)
+			st0 = st;
+		moved |= st != st0;
+		/* A backend found Closing/Closed (with the error of an earlier
+		 * attempt, maybe) has yet to see our Initialising: only a state
+		 * it moves to now says something about this attempt. */
+		if (lo < XVMSG_STATE_CLOSING && (moved || st0 < XVMSG_STATE_CLOSING)) {
 			int e = bus->ops->store_read(bus, dev->o.devid, XVMSG_XS_HOTPLUG_ERROR,
 						     err, sizeof(err));
 

@@ -344,7 +344,7 @@ build_dom0() {
 	add_modules "$(modules_of dom0 "$XVMSG_XEN_DOM0_MODULES")" "${XVMSG_XEN_DOM0_KMODS:-}"
 	mkdir -p "$T/etc/xen" "$T/var/lib/xen" "$T/var/lib/xenstored" "$T/var/log/xen/console" "$T/boot/xvmsg"
 	: >"$T/etc/xen/xl.conf"     # an empty one silences a warning
-	for f in "$XVMSG_XEN_SCRIPTS"/xl/*.cfg; do
+	for f in "$XVMSG_TOP"/configs/*.cfg; do
 		put "$f" "/etc/xen/$(basename "$f")"
 	done
 	# The domU kernel and initramfs images.  Copies: a hard link to a file

@@ -40,8 +40,8 @@ done
 xv_stage "xvmsg-ctl attach"
 blk=$(xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/disk.img,serial=e2e-disk) ||
 	xv_fail "xvmsg-ctl attach blk failed"
-rng=$(xvmsg-ctl attach xvmsg-guest xvmsg-driver rng --pool-pages 16) ||
-	xv_fail "xvmsg-ctl attach rng failed"
+rng=$(xvmsg-ctl apply xvmsg-guest /etc/xvmsg/devices.xvmsg) ||
+	xv_fail "xvmsg-ctl apply /etc/xvmsg/devices.xvmsg failed"
 # Bad requests are refused with a clear error and leave nothing behind.
 if xvmsg-ctl attach xvmsg-guest nosuchdomain blk path=/x 2>"$XV_RUN/ctl-err.log"; then
 	xv_fail "xvmsg-ctl accepted an unknown backend domain"
