@@ -13,7 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <unistd.h>
+#include <xvmsg/loop.h>
 #include <cmocka.h>
 #include <linux/virtio_blk.h>
 
@@ -165,12 +169,80 @@ static void test_other_device_unaffected(void **state)
 	still_serving(f);
 }
 
+static int raw_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* Send a packet; return the reply's status, or 1 if the backend hung up. */
+static int raw_call(int fd, uint32_t op, uint32_t len_field, const void *p, size_t len)
+{
+	char buf[XVMSG_LOOP_MAX_PACKET + 64];
+	struct xvmsg_loop_hdr h = { htole32(op), htole32(len_field), htole32(7), 0 };
+	ssize_t n;
+
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), p, len);
+	if (send(fd, buf, sizeof(h) + len, MSG_NOSIGNAL) < 0)
+		return 1;
+	n = recv(fd, buf, sizeof(buf), 0);
+	if (n <= 0)
+		return 1;
+	assert_true(n >= (ssize_t)sizeof(h));
+	memcpy(&h, buf, sizeof(h));
+	assert_int_equal(le32toh(h.op), op | XVMSG_LOOP_REPLY);
+	return (int)le32toh(h.status);
+}
+
+/* Garbage on the control socket: refused or disconnected, never a crash,
+ * and other guests are served as before. */
+static void test_control_socket_garbage(void **state)
+{
+	struct fx *f = *state;
+	struct xvmsg_loop_hello hello = { htole32(99), htole32(64) };
+	struct xvmsg_loop_attach at = { .mode = htole32(0) };
+	char junk[3] = { 1, 2, 3 };
+	int fd;
+
+	fd = raw_connect(f->b.sock);
+	/* Anything before HELLO is refused. */
+	assert_int_equal(raw_call(fd, XVMSG_LOOP_OP_ATTACH, sizeof(at), &at, sizeof(at)), -EPROTO);
+	/* Wrong version, and HELLO without its grant table fd. */
+	assert_int_equal(raw_call(fd, XVMSG_LOOP_OP_HELLO, sizeof(hello), &hello, sizeof(hello)),
+			 -EINVAL);
+	hello.version = htole32(XVMSG_LOOP_VERSION);
+	assert_int_equal(raw_call(fd, XVMSG_LOOP_OP_HELLO, sizeof(hello), &hello, sizeof(hello)),
+			 -EINVAL);
+	/* Unknown op before HELLO. */
+	assert_int_equal(raw_call(fd, 12345, 0, NULL, 0), -EPROTO);
+	/* A length field that lies: the connection is dropped. */
+	assert_int_equal(raw_call(fd, XVMSG_LOOP_OP_WRITE, 500, "x", 1), 1);
+	close(fd);
+
+	/* A packet shorter than a header: dropped too. */
+	fd = raw_connect(f->b.sock);
+	assert_int_equal(send(fd, junk, sizeof(junk), MSG_NOSIGNAL), (ssize_t)sizeof(junk));
+	assert_int_equal(recv(fd, junk, sizeof(junk), 0), 0);
+	close(fd);
+
+	/* Everyone else is still served. */
+	open_blk(f, XVD_MODE_POOL);
+	still_serving(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_pool_refuses_outside_addresses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_grant_refuses_ungranted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_device_unaffected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_control_socket_garbage, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
