@@ -154,7 +154,11 @@ include scripts/xen/xen.mk
 # The end-to-end test on real Xen: tests/xen/e2e/.
 check-xen:
 	$(Q)$(MAKE) --no-print-directory xen-images XEN_PLAN=tests/xen/e2e
-	$(Q)XVMSG_XEN_SERIAL=$(if $(filter 1,$(V)),1,0) $(XEN_RUN)
+	$(Q)if XVMSG_XEN_SERIAL=$(if $(filter 1,$(V)),1,0) $(XEN_RUN); then \
+		echo "xen: 1 passed, 0 failed"; \
+	else \
+		echo "xen: 0 passed, 1 failed"; exit 1; \
+	fi
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory check-unit check-loop
