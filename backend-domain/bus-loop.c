@@ -1086,6 +1086,15 @@ static void accept_client(struct loop_bus *lb)
 	lb->clients = c;
 }
 
+static int l_check_mode(struct xvb_bus *b, int mode, char *why, size_t len)
+{
+	if (mode == XVMSG_MODE_FULL && !LB(b)->allow_full) {
+		snprintf(why, len, "full mode is switched off in this backend (--no-full)");
+		return -EPERM;
+	}
+	return 0;
+}
+
 static int l_get_fd(struct xvb_bus *b)
 {
 	return LB(b)->epfd;
@@ -1207,6 +1216,7 @@ static const struct xvb_bus_ops loop_ops = {
 	.get_fd = l_get_fd,
 	.dispatch = l_dispatch,
 	.self_domid = l_self_domid,
+	.check_mode = l_check_mode,
 	.store_read = l_store_read,
 	.store_write = l_store_write,
 	.store_rm = l_store_rm,

@@ -65,6 +65,33 @@ static uint32_t x_self_domid(struct xvb_bus *b)
 	return XB(b)->domid;
 }
 
+/* Full mode maps guest frames: that takes the foreign-mapping privilege of
+ * the control domain.  A driver domain is refused up front, with a reason. */
+static int x_check_mode(struct xvb_bus *b, int mode, char *why, size_t len)
+{
+	char caps[64] = "";
+	FILE *f;
+
+	if (mode != XVMSG_MODE_FULL)
+		return 0;
+	if (!XB(b)->allow_full) {
+		snprintf(why, len, "full mode is switched off in this backend (--no-full)");
+		return -EPERM;
+	}
+	f = fopen("/proc/xen/capabilities", "r");
+	if (f) {
+		if (!fgets(caps, sizeof(caps), f))
+			caps[0] = '\0';
+		fclose(f);
+	}
+	if (!strstr(caps, "control_d")) {
+		snprintf(why, len, "full mode needs a backend with foreign-mapping privilege "
+			 "(dom0); this domain has none");
+		return -EPERM;
+	}
+	return 0;
+}
+
 static int x_dispatch(struct xvb_bus *b)
 {
 	struct xen_bus *xb = XB(b);
@@ -308,6 +335,7 @@ static const struct xvb_bus_ops xen_ops = {
 	.get_fd = x_get_fd,
 	.dispatch = x_dispatch,
 	.self_domid = x_self_domid,
+	.check_mode = x_check_mode,
 	.store_read = x_store_read,
 	.store_write = x_store_write,
 	.store_rm = x_store_rm,

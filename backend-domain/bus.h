@@ -43,6 +43,9 @@ struct xvb_bus_ops {
 	int (*dispatch)(struct xvb_bus *bus);
 	/* Our own domain id. */
 	uint32_t (*self_domid)(struct xvb_bus *bus);
+	/* Can we serve a device in this memory-access mode?  0, or -EPERM with
+	 * the reason in why.  NULL: every mode. */
+	int (*check_mode)(struct xvb_bus *bus, int mode, char *why, size_t len);
 
 	/* --- config store (xenstore) --- */
 	/* Read a value into buf (NUL-terminated). -ENOENT if absent,

@@ -618,6 +618,15 @@ int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struc
 		}
 		c->mode = i;
 	}
+	if (be->bus->ops->check_mode) {
+		char why[160];
+
+		if (be->bus->ops->check_mode(be->bus, c->mode, why, sizeof(why))) {
+			c->failed = true;
+			fail(c, why);
+			return 0;
+		}
+	}
 	c->max_pool = XVMSG_MAX_POOL_PAGES;
 	if (rd_u32(c, c->bepath, XVMSG_XS_POOL_PAGES, &v) == 0 && v && v <= XVMSG_MAX_POOL_PAGES)
 		c->max_pool = v;

@@ -50,6 +50,13 @@ grep -q "unknown domain" "$XV_RUN/ctl-err.log" || xv_fail "unclear error: $(cat 
 if xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/disk.img --devid "$blk" 2>/dev/null; then
 	xv_fail "xvmsg-ctl accepted a duplicate device id"
 fi
+# Full mode (foreign mapping) from an unprivileged driver domain: refused
+# up front, with the backend's reason, and rolled back.
+if xvmsg-ctl attach xvmsg-guest xvmsg-driver rng --mode full 2>"$XV_RUN/ctl-full.log"; then
+	xv_fail "an unprivileged backend accepted full mode"
+fi
+cat "$XV_RUN/ctl-full.log"
+grep -q "full mode" "$XV_RUN/ctl-full.log" || xv_fail "unclear refusal: $(cat "$XV_RUN/ctl-full.log")"
 xvmsg-ctl list
 xv_stage "attached blk as device $blk and rng as device $rng"
 
