@@ -27,8 +27,15 @@ struct xvb_export {
 
 struct xvb_vdev;	/* core: the virtio device a model instance serves */
 
-/* One request: a descriptor chain, already copied, validated and mapped. */
-#define XVB_REQ_MAX_IOV 64
+/*
+ * One request: a descriptor chain, already copied, validated and mapped.
+ * A chain has at most XVB_REQ_MAX_SEGS buffers (models advertise limits
+ * below that, e.g. blk's seg_max).  Translation may split a buffer where
+ * the backend's mappings of the guest's memory end (pool and full mode map
+ * in chunks), so each direction has room for more iovecs than buffers.
+ */
+#define XVB_REQ_MAX_SEGS 128
+#define XVB_REQ_MAX_IOV 512
 struct xvb_req {
 	uint16_t head;			/* chain head; core private */
 	uint16_t queue;			/* queue it came from */

@@ -22,7 +22,7 @@
 
 #define PAGE XVMSG_PAGE_SIZE
 #define MAX_INDIRECT 1024	/* descriptors in one indirect table */
-#define MAX_SEGS (2 * XVB_REQ_MAX_IOV)
+#define MAX_SEGS XVB_REQ_MAX_SEGS	/* buffers in one chain */
 
 static void *area_ptr(const struct xvb_ring_area *a, size_t off)
 {
@@ -182,10 +182,10 @@ static int copy_indirect(struct xvb_mapcache *mc, uint64_t addr, uint32_t len,
 enum xvb_vq_err xvb_vq_pop(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xvb_req *req,
 			   const char **why)
 {
+	static __thread struct iovec iov[2 * XVB_REQ_MAX_IOV];	/* 16 KiB: off the stack */
 	struct xvb_seg segs[MAX_SEGS];
 	struct vring_desc d, *table = NULL;
 	unsigned int nsegs = 0, nread = 0, count = 0, limit = vq->size, split = 0;
-	struct iovec iov[2 * XVB_REQ_MAX_IOV];
 	uint16_t avail_idx, head, idx;
 	bool in_seen = false;
 	int n;

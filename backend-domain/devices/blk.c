@@ -30,7 +30,7 @@
 #define BLK_SECTOR_SHIFT	9
 #define BLK_SECTOR_SIZE		512u
 #define BLK_QUEUE_SIZE		256
-#define BLK_SEG_MAX		(XVB_REQ_MAX_IOV - 2)	/* minus header and status */
+#define BLK_SEG_MAX		(XVB_REQ_MAX_SEGS - 2)	/* minus header and status */
 #define BLK_DWZ_MAX_SECTORS	(1u << 22)		/* 2 GiB per range */
 #define BLK_DWZ_MAX_SEG		1
 #define BLK_ZERO_BUF		(64 * 1024)

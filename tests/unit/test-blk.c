@@ -254,7 +254,7 @@ static void test_ops_and_config(void **state)
 	memset(&c, 0xaa, sizeof(c));
 	xvb_blk_ops.get_config(t->priv, (uint8_t *)&c);
 	assert_int_equal(le64toh(c.capacity), IMG_SECTORS);
-	assert_int_equal(le32toh(c.seg_max), XVB_REQ_MAX_IOV - 2);
+	assert_int_equal(le32toh(c.seg_max), XVB_REQ_MAX_SEGS - 2);
 	assert_int_equal(le32toh(c.blk_size), 512);
 	assert_int_equal(le32toh(c.max_discard_seg), 1);
 	assert_int_equal(le32toh(c.max_write_zeroes_seg), 1);
