@@ -147,8 +147,18 @@ check-san:
 # boots them; these hooks put our programs into them.
 XEN_DOM0_BINS   = $(BIN)/xvmsg-ctl
 XEN_DRIVER_BINS = $(BIN)/xvmsg-backend
-XEN_GUEST_BINS  = $(BIN)/xvmsg-guest-check
+XEN_GUEST_BINS  = $(BIN)/xvmsg-guest-check /sbin/mke2fs:/sbin/mkfs.ext4 /sbin/e2fsck:/sbin/e2fsck
+XEN_DOM0_BINS  += $(BIN)/xvmsg-backend
+XEN_GUEST_KMODS = guest-kernel/xvmsg.ko
 include scripts/xen/xen.mk
+
+# ---- the guest kernel module (GPL-2.0, guest-kernel/) ----------------------
+.PHONY: module
+module: guest-kernel/xvmsg.ko
+# xen-fetch installs the kernel headers of the pinned ABI (scripts/xen/common.sh).
+guest-kernel/xvmsg.ko: $(wildcard guest-kernel/*.c guest-kernel/*.h guest-kernel/Kbuild) \
+		$(wildcard include/xvmsg/*.h) | xen-fetch
+	$(Q)$(MAKE) -C guest-kernel $(if $(filter 0,$(WERROR)),WERROR=0)
 
 .PHONY: check-xen
 # The end-to-end test on real Xen: tests/xen/e2e/.
@@ -160,10 +170,21 @@ check-xen:
 		echo "xen: 0 passed, 1 failed"; exit 1; \
 	fi
 
+.PHONY: check-xen-kmod
+# Stock virtio drivers on the guest kernel module: tests/xen/kmod/.
+check-xen-kmod:
+	$(Q)$(MAKE) --no-print-directory xen-images XEN_PLAN=tests/xen/kmod
+	$(Q)if XVMSG_XEN_SERIAL=$(if $(filter 1,$(V)),1,0) $(XEN_RUN); then \
+		echo "xen-kmod: 1 passed, 0 failed"; \
+	else \
+		echo "xen-kmod: 0 passed, 1 failed"; exit 1; \
+	fi
+
 check: deps
 	$(Q)$(MAKE) --no-print-directory check-unit check-loop
 	$(Q)$(MAKE) --no-print-directory check-san
 	$(Q)$(MAKE) --no-print-directory check-xen
+	$(Q)$(MAKE) --no-print-directory check-xen-kmod
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -1,0 +1,476 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * virtio_config_ops over virtio-msg messages, and the virtqueues.
+ *
+ * Every op that talks to the device sleeps (one message round trip, bounded
+ * by timeout_ms).  Once the connection is broken the ops answer locally:
+ * reads return zeros, writes are dropped, the status is what the core set,
+ * so the virtio core and the drivers unwind without waiting and without
+ * tripping over a WARN or BUG on values the backend chose.
+ *
+ * Copyright (c) 2026 The xvmsg authors
+ */
+#include <linux/slab.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
+#include <xen/events.h>
+
+#include "xvmsg.h"
+
+static struct xvmsg_conn *vd_conn(struct virtio_device *vdev)
+{
+	return container_of(vdev, struct xvmsg_vdev, vdev)->conn;
+}
+
+/* Remember the generation a response carried (cfg_lock held). */
+static void note_generation(struct xvmsg_conn *c, u32 gen)
+{
+	if (gen == READ_ONCE(c->cfg_gen)) {
+		c->gen_changes = 0;
+		return;
+	}
+	WRITE_ONCE(c->cfg_gen, gen);
+	/* virtio_cread loops until two generation reads agree: a device
+	 * whose generation moves on every read would keep it forever.
+	 */
+	if (++c->gen_changes > XVMSG_GEN_CHANGES_MAX)
+		xvmsg_conn_fail(c, "config generation changed on %u reads in a row",
+				XVMSG_GEN_CHANGES_MAX);
+}
+
+static void xv_get(struct virtio_device *vdev, unsigned int offset, void *buf, unsigned int len)
+{
+	struct xvmsg_conn *c = vd_conn(vdev);
+	unsigned int done = 0, n, data;
+	struct vmsg_get_config_req req;
+	struct vmsg m;
+	u32 gen;
+	int r;
+
+	if (offset > c->dinfo.config_size || len > c->dinfo.config_size - offset) {
+		dev_warn_ratelimited(&vdev->dev,
+			"config read %u+%u beyond the %u-byte config space\n",
+			offset, len, c->dinfo.config_size);
+		memset(buf, 0, len);
+		return;
+	}
+	mutex_lock(&c->cfg_lock);
+	for (; done < len; done += n) {
+		n = min_t(unsigned int, len - done, VMSG_MAX_CONFIG_CHUNK);
+		req.offset = cpu_to_le32(offset + done);
+		req.length = cpu_to_le32(n);
+		r = xvmsg_call(c, VMSG_GET_CONFIG, &req, sizeof(req), &m);
+		if (r)
+			break;
+		r = xvmsg_check_get_config(&m, offset + done, n, &gen, &data);
+		if (r == -ERANGE) {
+			dev_warn_ratelimited(&vdev->dev, "device refused config read %u+%u\n",
+					     offset + done, n);
+			memset(buf + done, 0, n);
+			continue;
+		}
+		if (r) {
+			xvmsg_conn_fail(c,
+				"GET_CONFIG %u+%u answered for another range or too short",
+				offset + done, n);
+			break;
+		}
+		memcpy(buf + done, m.payload + data, n);
+		note_generation(c, gen);
+	}
+	mutex_unlock(&c->cfg_lock);
+	if (done < len)
+		memset(buf + done, 0, len - done);
+}
+
+static void xv_set(struct virtio_device *vdev, unsigned int offset, const void *buf,
+		   unsigned int len)
+{
+	struct xvmsg_conn *c = vd_conn(vdev);
+	u8 req[sizeof(struct vmsg_config) + VMSG_MAX_CONFIG_CHUNK] __aligned(4);
+	struct vmsg_config *rc = (struct vmsg_config *)req;
+	unsigned int done, n, tries;
+	struct vmsg m;
+	u32 gen;
+	int r = 0;
+
+	if (offset > c->dinfo.config_size || len > c->dinfo.config_size - offset) {
+		dev_warn_ratelimited(&vdev->dev,
+			"config write %u+%u beyond the %u-byte config space\n",
+			offset, len, c->dinfo.config_size);
+		return;
+	}
+	mutex_lock(&c->cfg_lock);
+	for (done = 0; done < len && !r; done += n) {
+		n = min_t(unsigned int, len - done, VMSG_MAX_CONFIG_CHUNK);
+		for (tries = 0; tries < XVMSG_SET_CONFIG_TRIES; tries++) {
+			u32 sent = READ_ONCE(c->cfg_gen);
+
+			rc->generation = cpu_to_le32(sent);
+			rc->offset = cpu_to_le32(offset + done);
+			rc->length = cpu_to_le32(n);
+			memcpy(rc->data, buf + done, n);
+			r = xvmsg_call(c, VMSG_SET_CONFIG, req, sizeof(*rc) + n, &m);
+			if (r)
+				break;
+			r = xvmsg_check_set_config(&m, offset + done, n, &gen);
+			if (r == -EPROTO) {
+				xvmsg_conn_fail(c, "SET_CONFIG %u+%u answered for another range",
+						offset + done, n);
+				break;
+			}
+			WRITE_ONCE(c->cfg_gen, gen);
+			if (r == 0 || gen == sent)
+				break;	/* done, or refused for another reason */
+			/* Lost a race with a config change: try with the new one. */
+		}
+		if (r == -EAGAIN)
+			dev_warn_ratelimited(&vdev->dev, "device refused config write %u+%u\n",
+					     offset + done, n);
+	}
+	mutex_unlock(&c->cfg_lock);
+}
+
+static u32 xv_generation(struct virtio_device *vdev)
+{
+	return READ_ONCE(vd_conn(vdev)->cfg_gen);
+}
+
+static u8 xv_get_status(struct virtio_device *vdev)
+{
+	return READ_ONCE(vd_conn(vdev)->status);
+}
+
+static void xv_set_status(struct virtio_device *vdev, u8 status)
+{
+	struct xvmsg_conn *c = vd_conn(vdev);
+	struct vmsg_status s = { cpu_to_le32(status) };
+	struct vmsg m;
+	u32 got;
+
+	mutex_lock(&c->cfg_lock);
+	if (xvmsg_call(c, VMSG_SET_DEVICE_STATUS, &s, sizeof(s), &m)) {
+		/* Broken: keep the core's view consistent, it is unwinding. */
+		WRITE_ONCE(c->status, status);
+	} else {
+		memcpy(&s, m.payload, sizeof(s));
+		got = le32_to_cpu(s.status);
+		WRITE_ONCE(c->status, xvmsg_status_accept(status, got));
+		if (status & ~got & (VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK))
+			dev_info(&vdev->dev,
+				"device refused status %#x (it has %#x)\n", status, got);
+	}
+	mutex_unlock(&c->cfg_lock);
+}
+
+static void xv_reset(struct virtio_device *vdev)
+{
+	struct xvmsg_conn *c = vd_conn(vdev);
+	struct vmsg_status s = { 0 };
+	struct vmsg m;
+
+	mutex_lock(&c->cfg_lock);
+	if (!xvmsg_call(c, VMSG_SET_DEVICE_STATUS, &s, sizeof(s), &m)) {
+		memcpy(&s, m.payload, sizeof(s));
+		if (le32_to_cpu(s.status) & ~VMSG_STATUS_NEEDS_RESET)
+			xvmsg_conn_fail(c, "device did not reset (status %#x after writing 0)",
+					le32_to_cpu(s.status));
+	}
+	/* Reset from the driver's side whatever the device said. */
+	WRITE_ONCE(c->status, 0);
+	c->gen_changes = 0;
+	mutex_unlock(&c->cfg_lock);
+}
+
+static u64 xv_get_features(struct virtio_device *vdev)
+{
+	struct xvmsg_conn *c = vd_conn(vdev);
+	struct vmsg_features req = { cpu_to_le32(0), cpu_to_le32(2) };
+	struct vmsg m;
+	u32 w[2];
+
+	if (xvmsg_call(c, VMSG_GET_DEVICE_FEATURES, &req, sizeof(req), &m))
+		return 0;
+	if (xvmsg_check_features(&m, 0, 2, w)) {
+		xvmsg_conn_fail(c, "GET_DEVICE_FEATURES answered for other blocks or too short");
+		return 0;
+	}
+	return (u64)w[1] << 32 | w[0];
+}
+
+static int xv_finalize_features(struct virtio_device *vdev)
+{
+	struct xvmsg_conn *c = vd_conn(vdev);
+	__le32 req[4];		/* struct vmsg_features and two data words */
+	struct vmsg m;
+
+	vring_transport_features(vdev);
+	/* The backend's virtqueue engine is split-ring only. */
+	__virtio_clear_bit(vdev, VIRTIO_F_RING_PACKED);
+	if (!__virtio_test_bit(vdev, VIRTIO_F_VERSION_1) ||
+	    !__virtio_test_bit(vdev, VIRTIO_F_ACCESS_PLATFORM)) {
+		dev_err(&vdev->dev,
+			"device does not offer VERSION_1 and ACCESS_PLATFORM: refusing it (features %#llx)\n",
+			vdev->features);
+		return -ENODEV;
+	}
+	req[0] = cpu_to_le32(0);
+	req[1] = cpu_to_le32(2);
+	req[2] = cpu_to_le32((u32)vdev->features);
+	req[3] = cpu_to_le32((u32)(vdev->features >> 32));
+	return xvmsg_call(c, VMSG_SET_DRIVER_FEATURES, req, sizeof(req), &m);
+}
+
+/* ---- virtqueues ------------------------------------------------------------ */
+
+static bool xv_notify(struct virtqueue *vq)
+{
+	struct xvmsg_queue *q = vq->priv;
+
+	if (test_bit(XVMSG_F_BROKEN, &q->conn->flags))
+		return false;	/* virtio_ring marks the queue broken */
+	xvmsg_stat_inc(q->conn->info, XVMSG_ST_KICKS);
+	notify_remote_via_irq(q->irq);
+	return true;
+}
+
+irqreturn_t xvmsg_vq_irq(int irq, void *data)
+{
+	struct xvmsg_queue *q = data;
+	struct virtqueue *vq = READ_ONCE(q->vq);
+	unsigned int eoi = XEN_EOI_FLAG_SPURIOUS;
+
+	xvmsg_stat_inc(q->conn->info, XVMSG_ST_IRQS_VQ);
+	/* A broken queue reports "handled" for used entries it will never
+	 * look at: count that as spurious so a flooding backend is throttled.
+	 */
+	if (vq && !virtqueue_is_broken(vq) && vring_interrupt(irq, vq) == IRQ_HANDLED)
+		eoi = 0;
+	else
+		xvmsg_stat_inc(q->conn->info, XVMSG_ST_IRQS_SPURIOUS);
+	xen_irq_lateeoi(irq, eoi);
+	return IRQ_HANDLED;
+}
+
+static int get_vqueue(struct xvmsg_conn *c, unsigned int index, struct xvmsg_vq_info *vi)
+{
+	struct vmsg_vq_index req = { cpu_to_le32(index) };
+	struct vmsg m;
+	int r;
+
+	r = xvmsg_call(c, VMSG_GET_VQUEUE, &req, sizeof(req), &m);
+	if (r)
+		return r;
+	if (xvmsg_check_vqueue(&m, index, vi)) {
+		xvmsg_conn_fail(c, "GET_VQUEUE %u answered for queue %u", index, vi->index);
+		return -EIO;
+	}
+	return 0;
+}
+
+static struct virtqueue *setup_vq(struct virtio_device *vdev, unsigned int index,
+				  vq_callback_t *callback, const char *name, bool ctx)
+{
+	struct xvmsg_conn *c = vd_conn(vdev);
+	struct vmsg_set_vqueue_req sv = { 0 };
+	struct xvmsg_vq_info vi;
+	struct virtqueue *vq;
+	unsigned int size;
+	struct vmsg m;
+	int r;
+
+	if (index >= c->nq || index >= c->dinfo.max_vqs) {
+		dev_err(&vdev->dev, "driver wants queue %u, the device has %u\n", index,
+			min(c->nq, c->dinfo.max_vqs));
+		return ERR_PTR(-ENOENT);
+	}
+	r = get_vqueue(c, index, &vi);
+	if (r)
+		return ERR_PTR(r);
+	size = xvmsg_queue_size(vi.max_size);
+	if (!size) {
+		dev_err(&vdev->dev, "device has no queue %u\n", index);
+		return ERR_PTR(-ENOENT);
+	}
+	/* Rings from the parent's DMA API: in pool mode they land in the pool. */
+	vq = vring_create_virtqueue(index, size, XVMSG_VRING_ALIGN, vdev, true, true, ctx,
+				    xv_notify, callback, name);
+	if (!vq) {
+		dev_err(&vdev->dev, "no memory for a %u-entry ring of queue %u\n", size, index);
+		return ERR_PTR(-ENOMEM);
+	}
+	vq->num_max = size;
+	vq->priv = &c->q[index];
+
+	sv.index = cpu_to_le32(index);
+	sv.size = cpu_to_le32(virtqueue_get_vring_size(vq));
+	sv.desc_addr = cpu_to_le64(virtqueue_get_desc_addr(vq));
+	sv.driver_addr = cpu_to_le64(virtqueue_get_avail_addr(vq));
+	sv.device_addr = cpu_to_le64(virtqueue_get_used_addr(vq));
+	r = xvmsg_call(c, VMSG_SET_VQUEUE, &sv, sizeof(sv), &m);
+	if (!r)
+		r = get_vqueue(c, index, &vi);
+	/* SET_VQUEUE has no status: the device shows what it took. */
+	if (!r && (vi.cur_size != virtqueue_get_vring_size(vq) ||
+		   vi.desc_addr != virtqueue_get_desc_addr(vq) ||
+		   vi.driver_addr != virtqueue_get_avail_addr(vq) ||
+		   vi.device_addr != virtqueue_get_used_addr(vq))) {
+		dev_err(&vdev->dev,
+			"device did not accept queue %u (size %u; see the backend's log)\n",
+			index, virtqueue_get_vring_size(vq));
+		r = -EIO;
+	}
+	if (r) {
+		vring_del_virtqueue(vq);
+		return ERR_PTR(r);
+	}
+	WRITE_ONCE(c->q[index].vq, vq);
+	return vq;
+}
+
+static void xv_del_vqs(struct virtio_device *vdev)
+{
+	struct virtqueue *vq, *n;
+
+	list_for_each_entry_safe(vq, n, &vdev->vqs, list) {
+		struct xvmsg_queue *q = vq->priv;
+
+		if (q) {
+			WRITE_ONCE(q->vq, NULL);
+			if (q->irq > 0)
+				synchronize_irq(q->irq);	/* the handler let go */
+		}
+		vring_del_virtqueue(vq);
+	}
+}
+
+static int xv_find_vqs(struct virtio_device *vdev, unsigned int nvqs, struct virtqueue *vqs[],
+		       vq_callback_t *callbacks[], const char * const names[], const bool *ctx,
+		       struct irq_affinity *desc)
+{
+	unsigned int i, index = 0;
+
+	for (i = 0; i < nvqs; i++) {
+		if (!names[i]) {
+			vqs[i] = NULL;
+			continue;
+		}
+		vqs[i] = setup_vq(vdev, index++, callbacks[i], names[i], ctx ? ctx[i] : false);
+		if (IS_ERR(vqs[i])) {
+			int r = PTR_ERR(vqs[i]);
+
+			xv_del_vqs(vdev);
+			return r;
+		}
+	}
+	return 0;
+}
+
+static void xv_synchronize_cbs(struct virtio_device *vdev)
+{
+	struct xvmsg_conn *c = vd_conn(vdev);
+	unsigned int i;
+
+	for (i = 0; i < c->nq; i++)
+		if (c->q[i].irq > 0)
+			synchronize_irq(c->q[i].irq);
+}
+
+static const struct virtio_config_ops xvmsg_config_ops = {
+	.get			= xv_get,
+	.set			= xv_set,
+	.generation		= xv_generation,
+	.get_status		= xv_get_status,
+	.set_status		= xv_set_status,
+	.reset			= xv_reset,
+	.find_vqs		= xv_find_vqs,
+	.del_vqs		= xv_del_vqs,
+	.synchronize_cbs	= xv_synchronize_cbs,
+	.get_features		= xv_get_features,
+	.finalize_features	= xv_finalize_features,
+};
+
+/* ---- the virtio device ------------------------------------------------------ */
+
+static void xv_release(struct device *dev)
+{
+	struct virtio_device *vdev = dev_to_virtio(dev);
+
+	kfree(container_of(vdev, struct xvmsg_vdev, vdev));
+}
+
+int xvmsg_vdev_register(struct xvmsg_conn *c)
+{
+	struct xvmsg_vdev *vd;
+	bool kick;
+	struct vmsg m;
+	int r;
+
+	r = xvmsg_call(c, VMSG_GET_DEVICE_INFO, NULL, 0, &m);
+	if (r)
+		return r;
+	if (xvmsg_check_device_info(&m, &c->dinfo)) {
+		xvmsg_conn_fail(c,
+			"GET_DEVICE_INFO: device id %u, config %u bytes, %u queues: not acceptable",
+			c->dinfo.device_id, c->dinfo.config_size, c->dinfo.max_vqs);
+		return -EIO;
+	}
+	vd = kzalloc(sizeof(*vd), GFP_KERNEL);
+	if (!vd)
+		return -ENOMEM;
+	vd->conn = c;
+	vd->vdev.dev.parent = xvmsg_dev(c);	/* virtio_ring uses its DMA ops */
+	vd->vdev.dev.release = xv_release;
+	vd->vdev.config = &xvmsg_config_ops;
+	vd->vdev.id.device = c->dinfo.device_id;
+	vd->vdev.id.vendor = c->dinfo.vendor_id;
+
+	spin_lock_irq(&c->ev_lock);
+	c->vd = vd;
+	spin_unlock_irq(&c->ev_lock);
+	r = register_virtio_device(&vd->vdev);
+	if (r) {
+		spin_lock_irq(&c->ev_lock);
+		c->vd = NULL;
+		spin_unlock_irq(&c->ev_lock);
+		put_device(&vd->vdev.dev);	/* frees vd through xv_release */
+		return r;
+	}
+	/* Events that came during the driver's probe are delivered now. */
+	spin_lock_irq(&c->ev_lock);
+	c->vdev_live = true;
+	kick = test_bit(XVMSG_F_BROKEN, &c->flags) || test_bit(XVMSG_F_CFG_PENDING, &c->flags);
+	spin_unlock_irq(&c->ev_lock);
+	if (kick)
+		xvmsg_ev_kick(c);
+	dev_info(xvmsg_dev(c), "%s: virtio device id %u, %s mode, %u queue(s)\n",
+		 dev_name(&vd->vdev.dev), c->dinfo.device_id, xvmsg_mode_name(c->mode),
+		 min(c->nq, c->dinfo.max_vqs));
+	return 0;
+}
+
+void xvmsg_vdev_unregister(struct xvmsg_conn *c, bool graceful)
+{
+	struct xvmsg_vdev *vd = c->vd;
+
+	if (!vd)
+		return;
+	if (!graceful && c->vdev_live) {
+		/* Fail new requests fast; the driver's remove must not wait
+		 * on a device that will not answer.
+		 */
+		xvmsg_conn_stop(c);
+		if (!test_and_set_bit(XVMSG_F_BREAK_DONE, &c->flags))
+			virtio_break_device(&vd->vdev);
+	}
+	spin_lock_irq(&c->ev_lock);
+	c->ev_dead = true;
+	spin_unlock_irq(&c->ev_lock);
+	cancel_work_sync(&c->ev_work);
+	if (c->vdev_live)
+		unregister_virtio_device(&vd->vdev);	/* drops our reference */
+	spin_lock_irq(&c->ev_lock);
+	c->vd = NULL;
+	c->vdev_live = false;
+	spin_unlock_irq(&c->ev_lock);
+}

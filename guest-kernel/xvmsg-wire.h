@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * Pure helpers of the guest module that judge what the backend sent: message
+ * headers, response payloads, ring indices, xenstore values.  No locks, no
+ * allocation, no shared memory: every function works on a private copy, so
+ * the same file compiles in the kernel and in userspace (tests/unit/
+ * test-guest-msg.c).  Dual licensed so that MIT-licensed tests may include it.
+ *
+ * Rules (docs/protocol.md, sections 2 and 3):
+ *   - type bits 2..7 set, msg_size outside 8..248, a transport message for a
+ *     device other than 1, or a payload shorter than its id needs: discarded;
+ *   - a response is accepted only for the one request in flight (token and
+ *     id both match);
+ *   - a ring holding more than XVMSG_RING_SLOTS messages is corrupt.
+ *
+ * Copyright (c) 2026 The xvmsg authors
+ */
+#ifndef XVMSG_WIRE_H
+#define XVMSG_WIRE_H
+
+#include <xvmsg/msg.h>
+#include <xvmsg/xenbus.h>
+
+#ifdef __KERNEL__
+#include <linux/errno.h>
+#include <linux/string.h>
+#else
+#include <errno.h>
+#include <string.h>
+#endif
+
+/* Largest config space the module reads (virtio devices stay far below). */
+#define XVMSG_MAX_CONFIG_SIZE	4096
+/* Largest virtqueue the module sets up (split rings: 2^15). */
+#define XVMSG_MAX_QUEUE_SIZE	32768
+
+/* Messages the ring holds, from indices just read; -1 when it is corrupt. */
+static inline int xvmsg_ring_count(__u32 prod, __u32 cons)
+{
+	__u32 n = prod - cons;
+
+	return n > XVMSG_RING_SLOTS ? -1 : (int)n;
+}
+
+/* Smallest payload a response (response != 0) or an event with this id has. */
+static inline unsigned int xvmsg_min_payload(unsigned int id, int response)
+{
+	if (!response) {
+		switch (id) {
+		case VMSG_EVENT_CONFIG:	return sizeof(struct vmsg_event_config);
+		case VMSG_EVENT_USED:	return sizeof(struct vmsg_event_used);
+		default:		return 0;
+		}
+	}
+	switch (id) {
+	case VMSG_GET_DEVICE_INFO:	return sizeof(struct vmsg_device_info_resp);
+	case VMSG_GET_DEVICE_FEATURES:	return sizeof(struct vmsg_features);
+	case VMSG_GET_CONFIG:
+	case VMSG_SET_CONFIG:		return sizeof(struct vmsg_config);
+	case VMSG_GET_DEVICE_STATUS:
+	case VMSG_SET_DEVICE_STATUS:	return sizeof(struct vmsg_status);
+	case VMSG_GET_VQUEUE:		return sizeof(struct vmsg_get_vqueue_resp);
+	case VMSG_GET_SHM:		return sizeof(struct vmsg_get_shm_resp);
+	default:			return 0;
+	}
+}
+
+/* Payload bytes of a message whose header passed xvmsg_classify. */
+static inline unsigned int xvmsg_payload_len(const struct vmsg *m)
+{
+	return le16_to_cpu(m->hdr.msg_size) - (unsigned int)sizeof(struct vmsg_hdr);
+}
+
+/* What a message copied out of the b2d ring is. */
+enum xvmsg_verdict {
+	XVMSG_V_BAD,		/* malformed or unexpected: discard and count */
+	XVMSG_V_STALE,		/* a response nobody waits for: discard and count */
+	XVMSG_V_RESPONSE,	/* the response to the request in flight */
+	XVMSG_V_RESP_BROKEN,	/* right token, wrong id or too short: device broken */
+	XVMSG_V_EVENT_CONFIG,
+	XVMSG_V_EVENT_USED,
+	XVMSG_V_BUS,		/* a bus message: none is expected, ignored */
+};
+
+/*
+ * Classify a private copy of a b2d message.  wait_token is the token of the
+ * request in flight (0: none), wait_id its message id.
+ */
+static inline enum xvmsg_verdict xvmsg_classify(const struct vmsg *m, __u16 wait_token,
+						__u8 wait_id)
+{
+	unsigned int size = le16_to_cpu(m->hdr.msg_size), id = m->hdr.msg_id, psize;
+	__u16 token = le16_to_cpu(m->hdr.token);
+
+	if (m->hdr.type & ~VMSG_TYPE_VALID_MASK)
+		return XVMSG_V_BAD;
+	if (size < sizeof(struct vmsg_hdr) || size > VMSG_MAX_SIZE)
+		return XVMSG_V_BAD;
+	psize = size - (unsigned int)sizeof(struct vmsg_hdr);
+	if (vmsg_is_bus(&m->hdr))
+		return XVMSG_V_BUS;
+	if (le16_to_cpu(m->hdr.dev_num) != XVMSG_DEV_NUM)
+		return XVMSG_V_BAD;
+	if (vmsg_is_response(&m->hdr)) {
+		if (!wait_token || token != wait_token)
+			return XVMSG_V_STALE;
+		if (id != wait_id || psize < xvmsg_min_payload(id, 1))
+			return XVMSG_V_RESP_BROKEN;
+		return XVMSG_V_RESPONSE;
+	}
+	if (!vmsg_is_event_id(id) || token != 0)
+		return XVMSG_V_BAD;
+	if (id == VMSG_EVENT_CONFIG && psize >= xvmsg_min_payload(id, 0))
+		return XVMSG_V_EVENT_CONFIG;
+	if (id == VMSG_EVENT_USED && psize >= xvmsg_min_payload(id, 0))
+		return XVMSG_V_EVENT_USED;
+	return XVMSG_V_BAD;
+}
+
+/* Build a transport request: header plus len payload bytes, rest zero. */
+static inline void xvmsg_msg_build(struct vmsg *m, __u8 id, __u16 token, const void *payload,
+				   unsigned int len)
+{
+	memset(m, 0, sizeof(*m));
+	m->hdr.type = 0;
+	m->hdr.msg_id = id;
+	m->hdr.dev_num = cpu_to_le16(XVMSG_DEV_NUM);
+	m->hdr.token = cpu_to_le16(token);
+	m->hdr.msg_size = cpu_to_le16((__u16)(sizeof(struct vmsg_hdr) + len));
+	if (len)
+		memcpy(m->payload, payload, len);
+}
+
+/*
+ * GET_DEVICE_FEATURES response for blocks [block, block + nblocks): copies
+ * the words to out.  0, or -EPROTO when the response does not answer that.
+ */
+static inline int xvmsg_check_features(const struct vmsg *m, __u32 block, __u32 nblocks,
+				       __u32 *out)
+{
+	struct vmsg_features f;
+	__u32 i;
+
+	if (nblocks > VMSG_MAX_FEATURE_BLOCKS ||
+	    xvmsg_payload_len(m) < sizeof(f) + 4 * nblocks)
+		return -EPROTO;
+	memcpy(&f, m->payload, sizeof(f));
+	if (le32_to_cpu(f.block_index) != block || le32_to_cpu(f.num_blocks) != nblocks)
+		return -EPROTO;
+	for (i = 0; i < nblocks; i++) {
+		__le32 w;
+
+		memcpy(&w, m->payload + sizeof(f) + 4 * i, 4);
+		out[i] = le32_to_cpu(w);
+	}
+	return 0;
+}
+
+/*
+ * GET_CONFIG response to (off, len): *gen and the offset of the data in the
+ * payload.  0; -ERANGE when the device says the range is outside its config
+ * space (length 0); -EPROTO when the response does not answer the request.
+ */
+static inline int xvmsg_check_get_config(const struct vmsg *m, __u32 off, __u32 len,
+					 __u32 *gen, unsigned int *data_off)
+{
+	struct vmsg_config c;
+
+	memcpy(&c, m->payload, sizeof(c));
+	if (le32_to_cpu(c.offset) != off)
+		return -EPROTO;
+	*gen = le32_to_cpu(c.generation);
+	if (le32_to_cpu(c.length) == 0 && len)
+		return -ERANGE;
+	if (le32_to_cpu(c.length) != len || xvmsg_payload_len(m) < sizeof(c) + len)
+		return -EPROTO;
+	*data_off = sizeof(c);
+	return 0;
+}
+
+/*
+ * SET_CONFIG response to (off, len): *gen is the device's generation now.
+ * 0 accepted; -EAGAIN rejected (length 0); -EPROTO malformed.
+ */
+static inline int xvmsg_check_set_config(const struct vmsg *m, __u32 off, __u32 len, __u32 *gen)
+{
+	struct vmsg_config c;
+	__u32 n;
+
+	memcpy(&c, m->payload, sizeof(c));
+	n = le32_to_cpu(c.length);
+	if (le32_to_cpu(c.offset) != off || (n && n != len))
+		return -EPROTO;
+	*gen = le32_to_cpu(c.generation);
+	return n ? 0 : -EAGAIN;
+}
+
+/*
+ * The status the driver may believe after asking for `requested` and getting
+ * `reported` back: the device may refuse bits (FEATURES_OK, DRIVER_OK) but
+ * never add any, so a backend cannot make the virtio core see DRIVER_OK it
+ * never set.  NEEDS_RESET arrives by EVENT_CONFIG and is handled there.
+ */
+static inline __u8 xvmsg_status_accept(__u8 requested, __u32 reported)
+{
+	return requested & (__u8)reported;
+}
+
+/* GET_DEVICE_INFO response, in CPU order. */
+struct xvmsg_dev_info {
+	__u32 device_id, vendor_id, num_feature_bits, config_size, max_vqs;
+};
+
+/* GET_DEVICE_INFO response: 0 or -EPROTO. */
+static inline int xvmsg_check_device_info(const struct vmsg *m, struct xvmsg_dev_info *out)
+{
+	struct vmsg_device_info_resp r;
+
+	memcpy(&r, m->payload, sizeof(r));
+	out->device_id = le32_to_cpu(r.device_id);
+	out->vendor_id = le32_to_cpu(r.vendor_id);
+	out->num_feature_bits = le32_to_cpu(r.num_feature_bits);
+	out->config_size = le32_to_cpu(r.config_size);
+	out->max_vqs = le32_to_cpu(r.max_vqs);
+	if (!out->device_id || out->config_size > XVMSG_MAX_CONFIG_SIZE ||
+	    !out->max_vqs || out->max_vqs > XVMSG_MAX_QUEUES)
+		return -EPROTO;
+	return 0;
+}
+
+/* Queue size to use for a device maximum: a power of two <= 32768, 0 = none. */
+static inline unsigned int xvmsg_queue_size(__u32 max_size)
+{
+	unsigned int s = 1;
+
+	if (!max_size)
+		return 0;
+	if (max_size > XVMSG_MAX_QUEUE_SIZE)
+		max_size = XVMSG_MAX_QUEUE_SIZE;
+	while (s * 2 <= max_size)
+		s *= 2;
+	return s;
+}
+
+/* GET_VQUEUE response, in CPU order. */
+struct xvmsg_vq_info {
+	__u32 index, max_size, cur_size;
+	__u64 desc_addr, driver_addr, device_addr;
+};
+
+/* GET_VQUEUE response for queue index: 0 or -EPROTO. */
+static inline int xvmsg_check_vqueue(const struct vmsg *m, __u32 index, struct xvmsg_vq_info *out)
+{
+	struct vmsg_get_vqueue_resp r;
+
+	memcpy(&r, m->payload, sizeof(r));
+	out->index = le32_to_cpu(r.index);
+	out->max_size = le32_to_cpu(r.max_size);
+	out->cur_size = le32_to_cpu(r.cur_size);
+	out->desc_addr = le64_to_cpu(r.desc_addr);
+	out->driver_addr = le64_to_cpu(r.driver_addr);
+	out->device_addr = le64_to_cpu(r.device_addr);
+	return out->index == index ? 0 : -EPROTO;
+}
+
+/* A xenstore number: decimal, no sign, no spaces, fits 32 bits. 0, -EINVAL, -ERANGE. */
+static inline int xvmsg_parse_u32(const char *s, __u32 *out)
+{
+	__u64 v = 0;
+
+	if (!s || !*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		v = v * 10 + (__u64)(*s - '0');
+		if (v > 0xffffffffULL)
+			return -ERANGE;
+	}
+	*out = (__u32)v;
+	return 0;
+}
+
+/* "pool" | "grant" | "full" -> XVMSG_MODE_*, or -EINVAL.  A trailing newline
+ * (from a sysfs or module parameter write) is accepted.
+ */
+static inline int xvmsg_parse_mode(const char *s)
+{
+	static const char *const names[] = XVMSG_MODE_NAMES;
+	size_t len;
+	int i;
+
+	if (!s)
+		return -EINVAL;
+	len = strlen(s);
+	if (len && s[len - 1] == '\n')
+		len--;
+	for (i = 0; i < 3; i++)
+		if (len == strlen(names[i]) && !memcmp(s, names[i], len))
+			return i;
+	return -EINVAL;
+}
+
+static inline const char *xvmsg_mode_name(int mode)
+{
+	static const char *const names[] = XVMSG_MODE_NAMES;
+
+	return mode >= 0 && mode < 3 ? names[mode] : "?";
+}
+
+#endif /* XVMSG_WIRE_H */

@@ -1,0 +1,24 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Guest kernel module test, driver-domain side: the backend (unprivileged)
+# serves two disks, an rng and a console whose host side is a pty.
+. /etc/xvmsg/lib.sh
+
+truncate -s 32M /run/disk0.img && truncate -s 8M /run/disk1.img || xv_fail "images"
+LOG=/run/xvmsg-backend.log
+xvmsg-backend --bus xen --log-level info --no-full >"$LOG" 2>&1 &
+pid=$!
+xv_wait 20 grep -q "serving on xen bus" "$LOG" || { cat "$LOG"; xv_fail "backend did not start"; }
+xv_mark "backend up"
+tail -f "$LOG" | grep --line-buffered -v ": info: " | sed -u 's/^/xvmsg-backend| /' &
+xv_wait 300 test -e /run/con0 || { cat "$LOG"; xv_fail "no console pty"; }
+# The guest writes a line to its hvc port: it arrives here.
+xv_wait 200 sh -c "timeout 1 cat /run/con0 >>/run/con0.out; grep -q 'hello from the guest kernel' /run/con0.out" ||
+	{ cat "$LOG"; xv_fail "nothing from the guest's console"; }
+xv_mark "console ok"
+xv_wait 600 sh -c "! kill -0 $pid 2>/dev/null || grep -q 'console4(dom[0-9]*): removed' $LOG" ||
+	xv_fail "devices never removed"
+kill -USR1 "$pid" 2>/dev/null
+sleep 1
+echo "xvmsg: backend log:"
+sed 's/^/  | /' "$LOG"

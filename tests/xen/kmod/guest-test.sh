@@ -1,0 +1,76 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Guest kernel module test, guest side: stock virtio drivers on xvmsg.ko.
+. /etc/xvmsg/lib.sh
+
+modprobe virtio_blk && modprobe virtio_rng && modprobe virtio_console || xv_fail "virtio drivers"
+modprobe xvmsg || xv_fail "modprobe xvmsg"
+xv_mark "module loaded"
+# If something hangs, say what the kernel said (the console is all we have).
+( sleep 60; echo "xvmsg: --- blocked tasks after 60 s ---"; echo w >/proc/sysrq-trigger;
+  dmesg | tail -120; ls /sys/block ) &
+xv_read_wait 300 xvmsg-e2e/ready >/dev/null || xv_fail "dom0 never attached devices"
+
+serial_of() { cat "/sys/block/$1/serial" 2>/dev/null; }
+disk_with_serial() {
+	for b in /sys/block/vd*; do
+		[ -e "$b" ] || continue
+		[ "$(serial_of "${b##*/}")" = "$1" ] && { echo "/dev/${b##*/}"; return 0; }
+	done
+	return 1
+}
+xv_wait 120 disk_with_serial pool-disk >/dev/null || { dmesg | tail -30; xv_fail "no pool disk appeared"; }
+xv_wait 60 disk_with_serial grant-disk >/dev/null || { dmesg | tail -30; xv_fail "no grant disk"; }
+xv_wait 60 disk_with_serial full-disk >/dev/null || { dmesg | tail -30; xv_fail "no full-mode disk"; }
+pool=$(disk_with_serial pool-disk) grant=$(disk_with_serial grant-disk) full=$(disk_with_serial full-disk)
+echo "xvmsg: pool disk $pool, grant disk $grant, full-mode disk $full"
+
+# ext4 on the pool disk.
+mkfs.ext4 -q -F "$pool" || xv_fail "mkfs.ext4 $pool"
+mkdir -p /mnt && mount -t ext4 "$pool" /mnt || xv_fail "mount $pool"
+for i in 1 2 3 4; do
+	dd if=/dev/urandom of=/mnt/file$i bs=64k count=$((i * 8)) 2>/dev/null || xv_fail "write file$i"
+done
+(cd /mnt && sha256sum file* >/run/sums)
+sync
+umount /mnt || xv_fail "umount"
+e2fsck -fn "$pool" || xv_fail "e2fsck found problems"
+mount -t ext4 "$pool" /mnt && (cd /mnt && sha256sum -c /run/sums) || xv_fail "checksums after remount"
+umount /mnt
+xv_mark "ext4 ok"
+
+# Raw pattern on the grant and full-mode disks.
+for dev in "$grant" "$full"; do
+	dd if=/dev/urandom of=/run/pattern bs=1M count=4 2>/dev/null
+	dd if=/run/pattern of="$dev" bs=64k conv=fsync 2>/dev/null || xv_fail "write $dev"
+	echo 3 >/proc/sys/vm/drop_caches
+	dd if="$dev" of=/run/back bs=64k count=64 2>/dev/null || xv_fail "read $dev"
+	cmp /run/pattern /run/back || xv_fail "data differs on $dev"
+done
+xv_mark "grant and full disks ok"
+
+grep -q virtio /sys/class/misc/hw_random/rng_available || xv_fail "no virtio_rng in hw_random"
+echo "xvmsg: hw_random current: $(cat /sys/class/misc/hw_random/rng_current)"
+dd if=/dev/hwrng of=/run/rnd bs=64 count=1 2>/dev/null || xv_fail "read /dev/hwrng"
+[ "$(od -An -tx1 /run/rnd | tr -d ' \n' | wc -c)" -eq 128 ] || xv_fail "short hwrng read"
+xv_mark "hwrng ok"
+
+con=
+for t in /dev/hvc1 /dev/hvc2 /dev/vport0p0; do [ -c "$t" ] && { con=$t; break; }; done
+[ -n "$con" ] || { ls /dev; xv_fail "no virtio console device"; }
+for i in 1 2 3 4 5; do echo "hello from the guest kernel $i" >"$con"; sleep 1; done &
+xv_mark "devices ok"
+
+xv_read_wait 300 xvmsg-e2e/reload >/dev/null || xv_fail "dom0 never asked for the reload"
+for d in /sys/bus/xen/drivers/xvmsg/xvmsg-*; do
+	[ -e "$d" ] && echo "${d##*/}" >/sys/bus/xen/drivers/xvmsg/unbind
+done
+rmmod xvmsg || xv_fail "rmmod xvmsg"
+modprobe xvmsg || xv_fail "modprobe xvmsg again"
+xv_wait 120 disk_with_serial pool-disk >/dev/null || xv_fail "pool disk did not come back"
+pool=$(disk_with_serial pool-disk)
+mount -t ext4 "$pool" /mnt && (cd /mnt && sha256sum -c /run/sums) || xv_fail "files after reload"
+umount /mnt
+xv_mark "reload ok"
+xv_wait 300 sh -c "! ls /sys/block | grep -q vd" || xv_fail "disks still there after detach"
+xv_mark "detached"
