@@ -92,6 +92,11 @@ static int x_check_mode(struct xvb_bus *b, int mode, char *why, size_t len)
 	return 0;
 }
 
+static bool x_cache_frames(struct xvb_bus *b)
+{
+	return false;
+}
+
 static int x_dispatch(struct xvb_bus *b)
 {
 	struct xen_bus *xb = XB(b);
@@ -336,6 +341,7 @@ static const struct xvb_bus_ops xen_ops = {
 	.dispatch = x_dispatch,
 	.self_domid = x_self_domid,
 	.check_mode = x_check_mode,
+	.cache_frames = x_cache_frames,
 	.store_read = x_store_read,
 	.store_write = x_store_write,
 	.store_rm = x_store_rm,

@@ -43,6 +43,10 @@ struct xvb_bus_ops {
 	int (*dispatch)(struct xvb_bus *bus);
 	/* Our own domain id. */
 	uint32_t (*self_domid)(struct xvb_bus *bus);
+	/* May full mode keep guest frames mapped between requests?  NULL:
+	 * yes.  Xen says no: a PV guest cannot pin a page as a page table
+	 * while another domain maps it writable. */
+	bool (*cache_frames)(struct xvb_bus *bus);
 	/* Can we serve a device in this memory-access mode?  0, or -EPERM with
 	 * the reason in why.  NULL: every mode. */
 	int (*check_mode)(struct xvb_bus *bus, int mode, char *why, size_t len);

@@ -48,6 +48,7 @@ struct xvb_mapcache {
 	struct xvb_stats *stats;
 	uint32_t domid;
 	int mode;			/* XVMSG_MODE_* */
+	bool cache_frames;		/* full mode: keep frame chunks mapped */
 	uint64_t pool_ref;		/* pool mode: first ref, and count */
 	uint32_t pool_pages;
 	void **chunk;			/* pool: chunk index -> mapping */

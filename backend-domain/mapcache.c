@@ -13,7 +13,10 @@
  *  full   Guest frame addresses, mapped in chunks and kept (a classic
  *         privileged backend's map cache).  A chunk that cannot be mapped
  *         whole (the end of guest memory) falls back to a transient mapping
- *         of just the pages needed.
+ *         of just the pages needed.  On a bus that says frames must not be
+ *         kept (Xen: a PV guest cannot turn a page into a page table while
+ *         another domain maps it writable), each request maps exactly its
+ *         pages, read-only or writable, and unmaps them before it completes.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -52,6 +55,7 @@ int xvb_mc_init(struct xvb_mapcache *mc, struct xvb_bus *bus, struct xvb_stats *
 	mc->stats = stats;
 	mc->domid = domid;
 	mc->mode = mode;
+	mc->cache_frames = !bus->ops->cache_frames || bus->ops->cache_frames(bus);
 	if (mode == XVMSG_MODE_POOL) {
 		if (pool_pages == 0 || pool_pages > XVMSG_MAX_POOL_PAGES ||
 		    pool_ref + pool_pages > (1ULL << 51))
@@ -275,8 +279,9 @@ static int map_cached(struct xvb_mapcache *mc, const struct xvb_seg *s, struct i
 	return 0;
 }
 
-/* grant: map all pages of the request with one call per access kind. */
-static int map_grant(struct xvb_mapcache *mc, const struct xvb_seg *segs, unsigned int nsegs,
+/* grant, and full mode without a frame cache: map all pages of the request
+ * with one call per access kind, for the request only. */
+static int map_request(struct xvb_mapcache *mc, const struct xvb_seg *segs, unsigned int nsegs,
 		     unsigned int split, unsigned int *split_iov,
 		     struct iovec *iov, unsigned int *n, unsigned int max, struct xvb_mc_ticket *t)
 {
@@ -312,7 +317,8 @@ static int map_grant(struct xvb_mapcache *mc, const struct xvb_seg *segs, unsign
 			for (j = 0; j < np; j++)
 				ids[pass][k++] = XVMSG_ADDR_PFN(segs[i].addr) + j;
 		}
-		rc = bus_map(mc, XVB_SPACE_GRANT, ids[pass], npages[pass], pass, &base[pass]);
+		rc = bus_map(mc, mc->mode == XVMSG_MODE_GRANT ? XVB_SPACE_GRANT : XVB_SPACE_FRAME,
+			     ids[pass], npages[pass], pass, &base[pass]);
 		if (rc)
 			goto out;
 		rc = ticket_add(t, base[pass], npages[pass]);
@@ -358,8 +364,8 @@ int xvb_mc_map_sg(struct xvb_mapcache *mc, const struct xvb_seg *segs, unsigned 
 		if (rc)
 			return rc;
 	}
-	if (mc->mode == XVMSG_MODE_GRANT) {
-		rc = map_grant(mc, segs, nsegs, split, split_iov, iov, &n, max, t);
+	if (mc->mode == XVMSG_MODE_GRANT || (mc->mode == XVMSG_MODE_FULL && !mc->cache_frames)) {
+		rc = map_request(mc, segs, nsegs, split, split_iov, iov, &n, max, t);
 	} else {
 		for (i = 0; i < nsegs && !rc; i++) {
 			if (i == split && split_iov)
