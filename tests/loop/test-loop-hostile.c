@@ -188,7 +188,8 @@ static int raw_call(int fd, uint32_t op, uint32_t len_field, const void *p, size
 	ssize_t n;
 
 	memcpy(buf, &h, sizeof(h));
-	memcpy(buf + sizeof(h), p, len);
+	if (len)
+		memcpy(buf + sizeof(h), p, len);
 	if (send(fd, buf, sizeof(h) + len, MSG_NOSIGNAL) < 0)
 		return 1;
 	n = recv(fd, buf, sizeof(buf), 0);
