@@ -441,6 +441,26 @@ static unsigned int grant_forget(struct xvmsg_conn *c, grant_ref_t ref)
 	return xa_to_value(entry);
 }
 
+/*
+ * Grant and full mode: the device writes straight into the buffer.  A small
+ * device-writable buffer (a status byte) starts as 0xff, as in pool mode, so
+ * a request completed without the device writing it reads as a failure.
+ * The content of a DMA_FROM_DEVICE buffer is undefined until the device
+ * wrote it, so nothing of the driver's is lost.
+ */
+static void poison_small(struct page *page, unsigned long offset, size_t size,
+			 enum dma_data_direction dir)
+{
+	void *va;
+
+	if (dir != DMA_FROM_DEVICE || size > XVMSG_POISON_MAX ||
+	    offset_in_page(offset) + size > PAGE_SIZE)
+		return;
+	va = kmap_local_page(nth_page(page, offset >> PAGE_SHIFT));
+	memset(va + offset_in_page(offset), 0xff, size);
+	kunmap_local(va);
+}
+
 static dma_addr_t grant_map_page_rcu(struct device *dev, struct page *page, unsigned long offset,
 				     size_t size, enum dma_data_direction dir, unsigned long attrs)
 {
@@ -451,6 +471,7 @@ static dma_addr_t grant_map_page_rcu(struct device *dev, struct page *page, unsi
 			xvmsg_stat_inc(c->info, XVMSG_ST_MAP_ERRORS);
 		return DMA_MAPPING_ERROR;
 	}
+	poison_small(page, offset, size, dir);
 	page = nth_page(page, offset >> PAGE_SHIFT);
 	offset = offset_in_page(offset);
 	return grant_pages(c, page_to_xen_pfn(page), PFN_UP(offset + size), offset,
@@ -596,6 +617,7 @@ static dma_addr_t full_map_page_rcu(struct device *dev, struct page *page, unsig
 			xvmsg_stat_inc(c->info, XVMSG_ST_MAP_ERRORS);
 		return DMA_MAPPING_ERROR;
 	}
+	poison_small(page, offset, size, dir);
 	page = nth_page(page, offset >> PAGE_SHIFT);
 	offset = offset_in_page(offset);
 	if (!gfns_contiguous(page_to_xen_pfn(page), PFN_UP(offset + size), &gfn)) {

@@ -449,6 +449,48 @@ int xvmsg_vdev_register(struct xvmsg_conn *c)
 	return 0;
 }
 
+/*
+ * The backend is gone with requests in flight.  A driver like virtio_blk
+ * waits for every request before it can be removed (del_gendisk freezes the
+ * queue), and 6.1's virtio_blk has no timeout to give up.  So complete them
+ * here the way a device would: a used entry of length 0 for every head the
+ * device has not given back (it completes in order), then the queue's
+ * interrupt.  Their small device-writable buffers (status bytes) start as
+ * 0xff in every mode, so drivers see I/O errors, never success.  Called only
+ * once nothing can write the rings any more: the backend unmapped them
+ * before it went to Closing/Closed, or it died.
+ */
+static void xvmsg_fail_inflight(struct virtio_device *vdev)
+{
+	struct virtqueue *vq;
+
+	list_for_each_entry(vq, &vdev->vqs, list) {
+		const struct vring *vr = virtqueue_get_vring(vq);
+		u16 avail, used, n, i;
+
+		if (!vr || !vr->num)
+			continue;
+		avail = virtio16_to_cpu(vdev, READ_ONCE(vr->avail->idx));
+		used = virtio16_to_cpu(vdev, READ_ONCE(vr->used->idx));
+		n = avail - used;
+		if (!n || n > vr->num)
+			continue;	/* nothing in flight, or a used index not to trust */
+		for (i = 0; i < n; i++) {
+			unsigned int slot = (u16)(used + i) % vr->num;
+			u16 head = virtio16_to_cpu(vdev, READ_ONCE(vr->avail->ring[slot]));
+
+			WRITE_ONCE(vr->used->ring[slot].id, cpu_to_virtio32(vdev, head));
+			WRITE_ONCE(vr->used->ring[slot].len, 0);
+		}
+		/* Entries before the index, as a device's write barrier. */
+		virtio_wmb(true);
+		WRITE_ONCE(vr->used->idx, cpu_to_virtio16(vdev, avail));
+		dev_warn(&vdev->dev, "queue %s: %u request(s) in flight failed: backend gone\n",
+			 vq->name, n);
+		vring_interrupt(0, vq);
+	}
+}
+
 void xvmsg_vdev_unregister(struct xvmsg_conn *c, bool graceful)
 {
 	struct xvmsg_vdev *vd = c->vd;
@@ -460,8 +502,13 @@ void xvmsg_vdev_unregister(struct xvmsg_conn *c, bool graceful)
 		 * on a device that will not answer.
 		 */
 		xvmsg_conn_stop(c);
-		if (!test_and_set_bit(XVMSG_F_BREAK_DONE, &c->flags))
-			virtio_break_device(&vd->vdev);
+		/* A broken queue gives nothing back: unbreak for the moment
+		 * it takes to hand the requests in flight back as failed. */
+		if (test_bit(XVMSG_F_BREAK_DONE, &c->flags))
+			__virtio_unbreak_device(&vd->vdev);
+		xvmsg_fail_inflight(&vd->vdev);
+		set_bit(XVMSG_F_BREAK_DONE, &c->flags);
+		virtio_break_device(&vd->vdev);
 	}
 	spin_lock_irq(&c->ev_lock);
 	c->ev_dead = true;

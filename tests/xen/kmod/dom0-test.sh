@@ -6,7 +6,8 @@
 #   vdb  grant mode, driver domain         (raw pattern write/verify)
 #   vdc  full mode, backend in dom0        (the classic privileged backend)
 #   hwrng, and an hvc console line, pool mode, driver domain
-# then the module is unloaded and loaded again and the ext4 files checked.
+# then the module is unloaded and loaded again and the ext4 files checked,
+# and the backend is killed and restarted under I/O.
 . /etc/xvmsg/lib.sh
 
 UP_TIMEOUT=150
@@ -73,6 +74,17 @@ reqs=$(awk '$1 == "requests" { print $2 }' "$XV_RUN/stats-0.txt")
 [ "$pool_maps" -eq 10 ] || xv_fail "pool disk: $pool_maps map calls, want 2 x 5 (pool kept mapped)"
 [ "$grant_maps" -gt 20 ] || xv_fail "grant disk: only $grant_maps map calls"
 xv_stage "pool disk: $reqs requests, $pool_maps map calls, $pool_pages pages; grant disk: $grant_maps map calls"
+
+# kill -9 of the backend while the guest writes to the pool disk: the
+# requests in flight fail with I/O errors (no hang, no crash), the module
+# reconnects to the restarted backend by itself, and the disk is back.
+xenstore-write "/local/domain/$g/xvmsg-e2e/io" 1
+xv_wait_console 60 xvmsg-guest "XVMSG-MARK guest io running" || xv_fail "$XV_WHY"
+xenstore-write "/local/domain/$d/xvmsg-e2e/restart" 1
+xv_wait_console "$STEP_TIMEOUT" xvmsg-driver "XVMSG-MARK driver backend restarted" \
+	xvmsg-guest "XVMSG-MARK guest io failed cleanly" \
+	xvmsg-guest "XVMSG-MARK guest reattached" || xv_fail "$XV_WHY"
+xv_stage "backend killed under I/O: I/O errors in the guest, then reconnected"
 
 for dev in 0 1 2 3 4; do
 	xvmsg-ctl detach xvmsg-guest "$dev" || xv_fail "detach $dev"

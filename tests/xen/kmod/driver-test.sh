@@ -16,9 +16,15 @@ xv_wait 300 test -e /run/con0 || { cat "$LOG"; xv_fail "no console pty"; }
 xv_wait 200 sh -c "timeout 1 cat /run/con0 >>/run/con0.out; grep -q 'hello from the guest kernel' /run/con0.out" ||
 	{ cat "$LOG"; xv_fail "nothing from the guest's console"; }
 xv_mark "console ok"
-xv_wait 600 sh -c "! kill -0 $pid 2>/dev/null || grep -q 'console4(dom[0-9]*): removed' $LOG" ||
-	xv_fail "devices never removed"
-kill -USR1 "$pid" 2>/dev/null
-sleep 1
+xv_wait 600 xenstore-exists xvmsg-e2e/restart || xv_fail "dom0 never asked for the restart"
+kill -9 "$pid"
+echo "xvmsg: backend (pid $pid) killed with SIGKILL under I/O"
+sleep 2
+xvmsg-backend --bus xen --log-level info --no-full >>"$LOG" 2>&1 &
+pid=$!
+xv_wait 20 sh -c "grep -c 'serving on xen bus' $LOG | grep -q 2" || xv_fail "restart failed"
+xv_mark "backend restarted"
+xv_wait 600 sh -c "grep -q 'console4(dom[0-9]*): removed' $LOG" || xv_fail "devices never removed"
+kill -TERM "$pid" 2>/dev/null
 echo "xvmsg: backend log:"
 sed 's/^/  | /' "$LOG"

@@ -79,5 +79,23 @@ pool=$(disk_with_serial pool-disk)
 mount -t ext4 "$pool" /mnt && (cd /mnt && sha256sum -c /run/sums) || xv_fail "files after reload"
 umount /mnt
 xv_mark "reload ok"
+
+xv_read_wait 300 xvmsg-e2e/io >/dev/null || xv_fail "dom0 never started the restart test"
+dd if=/dev/urandom of=/run/pat bs=1M count=1 2>/dev/null
+dd if=/run/pat of="$pool" bs=64k oflag=direct conv=fsync 2>/dev/null || xv_fail "write before restart"
+( i=0; while dd if=/run/pat of="$pool" bs=64k oflag=direct 2>/dev/null; do i=$((i + 1)); done
+  echo "xvmsg: writer stopped by an I/O error after $i passes" ) &
+w=$!
+sleep 1
+xv_mark "io running"
+xv_wait 120 sh -c "! kill -0 $w 2>/dev/null" ||
+	{ echo w >/proc/sysrq-trigger; dmesg | tail -40; xv_fail "writer hangs after the backend died"; }
+xv_mark "io failed cleanly"
+xv_wait 120 sh -c 'd=$(for b in /sys/block/vd*; do [ "$(cat $b/serial 2>/dev/null)" = pool-disk ] && echo ${b##*/}; done); [ -n "$d" ] && dd if=/dev/$d of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null' ||
+	{ dmesg | tail -30; xv_fail "pool disk did not come back after the restart"; }
+pool=$(disk_with_serial pool-disk)
+dd if="$pool" of=/run/back bs=64k count=16 iflag=direct 2>/dev/null || xv_fail "read after restart"
+cmp /run/pat /run/back || xv_fail "data written before the restart is gone"
+xv_mark "reattached"
 xv_wait 300 sh -c "! ls /sys/block | grep -q vd" || xv_fail "disks still there after detach"
 xv_mark "detached"
