@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <xvmsg/wire.h>
+
 #include "drv-priv.h"
 
 void xvd_logf(const struct xvd_logger *l, int level, const char *fmt, ...)
@@ -132,24 +134,7 @@ int xvd_msg_check(const struct vmsg *m)
 
 unsigned int xvd_msg_min_payload(unsigned int id, bool response)
 {
-	if (!response) {
-		switch (id) {
-		case VMSG_EVENT_CONFIG:	return sizeof(struct vmsg_event_config);
-		case VMSG_EVENT_USED:	return sizeof(struct vmsg_event_used);
-		default:		return 0;
-		}
-	}
-	switch (id) {
-	case VMSG_GET_DEVICE_INFO:	return sizeof(struct vmsg_device_info_resp);
-	case VMSG_GET_DEVICE_FEATURES:	return sizeof(struct vmsg_features);
-	case VMSG_GET_CONFIG:
-	case VMSG_SET_CONFIG:		return sizeof(struct vmsg_config);
-	case VMSG_GET_DEVICE_STATUS:
-	case VMSG_SET_DEVICE_STATUS:	return sizeof(struct vmsg_status);
-	case VMSG_GET_VQUEUE:		return sizeof(struct vmsg_get_vqueue_resp);
-	case VMSG_GET_SHM:		return sizeof(struct vmsg_get_shm_resp);
-	default:			return 0;
-	}
+	return xvmsg_min_payload(id, response);	/* shared with the kernel module */
 }
 
 /* ---- device errors and service ---------------------------------------- */

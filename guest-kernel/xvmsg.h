@@ -19,7 +19,7 @@
  *   xvmsg-msg.c     the two message rings, requests, device events
  *   xvmsg-virtio.c  virtio_config_ops over messages, virtqueues
  *   xvmsg-dma.c     dma_map_ops for pool, grant and full mode; grant helpers
- *   xvmsg-wire.h    pure checks of what the backend sends (userspace-testable)
+ *   <xvmsg/wire.h>  pure checks of what the backend sends (shared, userspace-testable)
  *
  * Contexts: config ops, the lifecycle work and the message work sleep; the
  * event-channel handlers and the DMA ops never do.
@@ -42,7 +42,7 @@
 #include <xen/grant_table.h>
 #include <xen/xenbus.h>
 
-#include "xvmsg-wire.h"
+#include <xvmsg/wire.h>
 
 #define XVMSG_DEFAULT_TIMEOUT_MS	5000
 #define XVMSG_MIN_TIMEOUT_MS		100

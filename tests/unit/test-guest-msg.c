@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests: the guest module's checks of what the backend sends
- * (guest-kernel/xvmsg-wire.h, dual GPL-2.0-only/MIT, built here in userspace).
+ * (include/xvmsg/wire.h, shared with the kernel module, built here in userspace).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "../../guest-kernel/xvmsg-wire.h"
+#include <xvmsg/wire.h>
 
 /* A b2d message as the backend would write it. */
 static void mk(struct vmsg *m, uint8_t type, uint8_t id, uint16_t dev, uint16_t token,

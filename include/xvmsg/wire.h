@@ -1,10 +1,10 @@
-/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/* SPDX-License-Identifier: MIT */
 /*
- * Pure helpers of the guest module that judge what the backend sent: message
+ * Pure helpers that judge what a backend sent: message
  * headers, response payloads, ring indices, xenstore values.  No locks, no
  * allocation, no shared memory: every function works on a private copy, so
  * the same file compiles in the kernel and in userspace (tests/unit/
- * test-guest-msg.c).  Dual licensed so that MIT-licensed tests may include it.
+ * test-guest-msg.c), and the userspace driver (driver/) uses them too.
  *
  * Rules (docs/protocol.md, sections 2 and 3):
  *   - type bits 2..7 set, msg_size outside 8..248, a transport message for a
