@@ -125,6 +125,50 @@ $(BIN)/tests/%: $(OBJ)/tests/loop/%.o $(TEST_COMMON) $(CORE_LIB) $(DRV_LIB)
 # Keep objects of test programs (otherwise make deletes them as intermediates).
 .SECONDARY:
 
+# ---- fuzzing -------------------------------------------------------------
+# tests/fuzz/fuzz-*.c are libFuzzer targets.  make check replays their seed
+# corpora (tests/fuzz/corpus/<target>/) with the sanitizers; make fuzz runs
+# each with libFuzzer (clang) for FUZZ_SECONDS, keeping new inputs in
+# build/fuzz/corpus/<target>/.
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
+FUZZ_SECONDS ?= 60
+FUZZ_CORE := backend-domain/mapcache.c backend-domain/virtq.c backend-domain/vdev.c \
+             backend-domain/log.c backend-domain/iov.c backend-domain/params.c \
+             backend-domain/config.c backend-domain/evloop.c backend-domain/backend.c \
+             backend-domain/conn.c \
+             backend-domain/devices/blk.c backend-domain/devices/rng.c \
+             backend-domain/devices/console.c tests/common/fakebus.c
+REPLAY_BINS := $(patsubst %,$(BIN)/fuzz/replay-%,$(FUZZ_TARGETS))
+
+$(BIN)/fuzz/replay-%: $(OBJ)/tests/fuzz/fuzz-%.o $(OBJ)/tests/fuzz/replay.o $(call obj,tests/common/fakebus.c) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS)
+
+.PHONY: check-fuzz fuzz
+check-fuzz: $(REPLAY_BINS)
+	$(Q)pass=0; fail=0; for t in $(FUZZ_TARGETS); do \
+		if $(BIN)/fuzz/replay-$$t tests/fuzz/corpus/$$t >$(BIN)/fuzz/replay-$$t.log 2>&1; then \
+			pass=$$((pass + 1)); echo "  PASS    fuzz/$$t ($$(tail -n1 $(BIN)/fuzz/replay-$$t.log))"; \
+		else \
+			fail=$$((fail + 1)); echo "  FAIL    fuzz/$$t"; tail -n 30 $(BIN)/fuzz/replay-$$t.log; \
+		fi; \
+	done; echo "fuzz-replay: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
+
+fuzz:
+	$(Q)command -v clang >/dev/null || apt-get install -y -qq clang libclang-rt-14-dev >/dev/null
+	$(Q)mkdir -p build/fuzz
+	$(Q)for t in $(FUZZ_TARGETS); do \
+		echo "  FUZZ    $$t ($(FUZZ_SECONDS) s)"; \
+		clang -g -O1 -std=gnu11 -D_GNU_SOURCE -DXVMSG_VERSION='"fuzz"' -Iinclude -Ibackend-domain \
+			-Itests/common -fsanitize=fuzzer,address,undefined \
+			-o build/fuzz/fuzz-$$t tests/fuzz/fuzz-$$t.c $(FUZZ_CORE) -lutil || exit 1; \
+		mkdir -p build/fuzz/corpus/$$t; \
+		build/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			build/fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>&1 | \
+			grep -E "stat::number_of_executed_units|cov:|ERROR|SUMMARY" | tail -n 3 || exit 1; \
+	done
+
 .PHONY: all check check-unit check-loop check-san deps demo clean
 
 deps:
@@ -140,7 +184,7 @@ check-loop: $(LOOP_BINS) $(PROGS)
 
 # The same tests built with ASan+UBSan.
 check-san:
-	$(Q)$(MAKE) --no-print-directory SAN=1 check-unit check-loop
+	$(Q)$(MAKE) --no-print-directory SAN=1 check-unit check-loop check-fuzz
 
 # ---- real Xen in QEMU ------------------------------------------------------
 # scripts/xen/xen.mk builds the images (Debian's Xen 4.17 and 6.1 kernel) and

@@ -68,7 +68,13 @@ static inline unsigned int xvmsg_min_payload(unsigned int id, int response)
 /* Payload bytes of a message whose header passed xvmsg_classify. */
 static inline unsigned int xvmsg_payload_len(const struct vmsg *m)
 {
-	return le16_to_cpu(m->hdr.msg_size) - (unsigned int)sizeof(struct vmsg_hdr);
+	unsigned int size = le16_to_cpu(m->hdr.msg_size);
+
+	/* Never more than a slot holds, whatever the header says (found by
+	 * fuzzing: a size below the header's used to wrap around). */
+	if (size < sizeof(struct vmsg_hdr) || size > VMSG_MAX_SIZE)
+		return 0;
+	return size - (unsigned int)sizeof(struct vmsg_hdr);
 }
 
 /* What a message copied out of the b2d ring is. */
@@ -223,7 +229,8 @@ static inline int xvmsg_check_device_info(const struct vmsg *m, struct xvmsg_dev
 	out->config_size = le32_to_cpu(r.config_size);
 	out->max_vqs = le32_to_cpu(r.max_vqs);
 	if (!out->device_id || out->config_size > XVMSG_MAX_CONFIG_SIZE ||
-	    !out->max_vqs || out->max_vqs > XVMSG_MAX_QUEUES)
+	    !out->max_vqs || out->max_vqs > XVMSG_MAX_QUEUES ||
+	    !out->num_feature_bits || out->num_feature_bits % 32)
 		return -EPROTO;
 	return 0;
 }
