@@ -19,13 +19,14 @@ XVMSG_XEN_SERIAL=0 scripts/xen/run-qemu.sh
 rc=$?
 echo
 echo "--- what each domain said (from $LOG) ---"
-grep -a -e 'XVMSG-STAGE' -e 'XVMSG-GUEST' -e 'xvmsg-ctl' -e 'capabilities' \
-	-e 'xvmsg-backend: ' -e 'after detach' "$LOG" |
+tr -d '\r' <"$LOG" |
+	grep -a -e 'XVMSG-STAGE' -e 'XVMSG-GUEST' -e 'xvmsg-ctl' -e 'capabilities' \
+	-e 'after detach' -e '^\[xvmsg-driver\]   | xvmsg-backend: ' |
 	grep -a -v -e 'XVMSG-STAGE dom0 init' -e '\] \[ ' |
 	sed -e 's/^XVMSG-STAGE /[dom0] /' -e 's/ (uptime [0-9.]*s)$//' -e 's/^/  /' | uniq
 echo
 echo "--- xvmsg-ctl stats of the disk, from dom0 ---"
-sed -n '/backend counters (xvmsg-ctl stats)/,/XVMSG-STAGE pool mode/p' "$LOG" |
+tr -d '\r' <"$LOG" | sed -n '/backend counters (xvmsg-ctl stats)/,/XVMSG-STAGE pool mode/p' |
 	grep -a -E '^[a-z_]+ +[0-9]+$' | sed 's/^/  /'
 echo
 if [ "$rc" -eq 0 ]; then
