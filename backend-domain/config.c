@@ -279,6 +279,8 @@ static void usage(FILE *out, const char *prog)
 "      --poll-us N          after work, keep polling the queues for N us\n"
 "                           before sleeping (default 0: interrupt driven)\n"
 "      --stats-on-exit      print per-device counters when stopping\n"
+"      --fault NAME         misbehave on purpose, to test guests: used-bad-id,\n"
+"                           used-bad-len, silent, irq-storm (never in production)\n"
 "  -l, --log-level LEVEL    err, warn, info (default) or debug\n"
 "  -h, --help               show this help and exit\n"
 "  -V, --version            show the version and exit\n"
@@ -293,7 +295,7 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 			  const struct xvb_model_ops *const *models, FILE *out,
 			  char *err, size_t errlen)
 {
-	enum { OPT_NO_FULL = 256, OPT_STATS, OPT_POLL };
+	enum { OPT_NO_FULL = 256, OPT_STATS, OPT_POLL, OPT_FAULT };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "bus", required_argument, NULL, 'b' },
@@ -302,6 +304,7 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 		{ "no-full", no_argument, NULL, OPT_NO_FULL },
 		{ "stats-on-exit", no_argument, NULL, OPT_STATS },
 		{ "poll-us", required_argument, NULL, OPT_POLL },
+		{ "fault", required_argument, NULL, OPT_FAULT },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -340,6 +343,21 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 			if ((rc = set_poll(cfg, optarg, err, errlen)))
 				return rc;
 			break;
+		case OPT_FAULT: {
+			static const char *const names[] = XVB_FAULT_NAMES;
+			int i;
+
+			for (i = 0; i < (int)(sizeof(names) / sizeof(names[0])) &&
+				    strcmp(names[i], optarg); i++)
+				;
+			if (i == (int)(sizeof(names) / sizeof(names[0]))) {
+				snprintf(err, errlen, "--fault must be used-bad-id, used-bad-len, "
+					 "silent or irq-storm");
+				return -EINVAL;
+			}
+			cfg->fault = i;
+			break;
+		}
 		case 'l':
 			if (xvb_log_level_parse(optarg, &cfg->log_level)) {
 				snprintf(err, errlen, "--log-level must be err, warn, info or debug");

@@ -646,6 +646,7 @@ int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struc
 		return 0;
 	}
 	xvb_vdev_init(&c->vdev, c->ops, c->priv, &conn_transport, c, &c->stats, be->log, c->name);
+	c->vdev.fault = be->fault;
 	wr(c, XVMSG_XS_MAX_QUEUES, "%u", c->vdev.nvqs);
 	wr(c, XVMSG_XS_MAX_POOL, "%u", c->max_pool);
 	be->bus->ops->store_watch(be->bus, c->fepath);

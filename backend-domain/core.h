@@ -123,10 +123,24 @@ enum xvb_vq_err xvb_vq_pop(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xv
 			   const char **why);
 /* Complete a chain; returns -EINVAL if the head is not in flight. */
 int xvb_vq_push(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xvb_req *req, uint32_t len);
+void xvb_vq_push_fault(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xvb_req *req,
+		       uint32_t len, bool bad_id);
 /* Publish pushed entries; true when the driver wants a notification. */
 bool xvb_vq_publish(struct xvb_vq *vq);
 /* Are there available entries we have not taken?  One read of avail->idx. */
 bool xvb_vq_has_work(const struct xvb_vq *vq);
+
+/* ---- fault injection ----------------------------------------------------
+ * A backend that misbehaves on purpose, to test that guests survive one
+ * (xvmsg-backend --fault NAME; never set in normal use). */
+enum {
+	XVB_FAULT_NONE = 0,
+	XVB_FAULT_USED_BAD_ID,		/* used entries name a descriptor beyond the queue */
+	XVB_FAULT_USED_BAD_LEN,		/* used lengths larger than the buffers */
+	XVB_FAULT_SILENT,		/* after DRIVER_OK, never complete or answer */
+	XVB_FAULT_IRQ_STORM,		/* thousands of notifications per completion */
+};
+#define XVB_FAULT_NAMES { "none", "used-bad-id", "used-bad-len", "silent", "irq-storm" }
 
 /* ---- vdev.c: the virtio-msg device side -------------------------------- */
 
@@ -153,6 +167,7 @@ struct xvb_vdev {
 	uint32_t config_gen;
 	bool activated;
 	bool broken;
+	int fault;			/* XVB_FAULT_* */
 	unsigned int nvqs;
 	struct xvb_vq vq[XVMSG_MAX_QUEUES];
 };
@@ -187,6 +202,7 @@ struct xvb_backend {
 	struct xvb_port_slot { struct xvb_conn *conn; int q; } *ports;	/* by local port, q = -1: msg */
 	uint32_t nports;
 	bool stopping;
+	int fault;			/* XVB_FAULT_*: testing the guest only */
 };
 
 int xvb_backend_init(struct xvb_backend *be, struct xvb_bus *bus, struct xvb_evloop *loop,

@@ -148,14 +148,28 @@ void xvb_push(struct xvb_vdev *d, struct xvb_req *req, uint32_t written)
 {
 	if (req->queue >= d->nvqs || !d->mc)
 		return;
+	if (d->fault == XVB_FAULT_SILENT)
+		return;			/* the request stays in flight forever */
+	if (d->fault == XVB_FAULT_USED_BAD_LEN)
+		written = (uint32_t)req->in_len + 4096;	/* past the clamp below */
+	if (d->fault == XVB_FAULT_USED_BAD_ID || d->fault == XVB_FAULT_USED_BAD_LEN) {
+		xvb_vq_push_fault(&d->vq[req->queue], d->mc, req, written,
+				  d->fault == XVB_FAULT_USED_BAD_ID);
+		return;
+	}
 	if (xvb_vq_push(&d->vq[req->queue], d->mc, req, written))
 		xvb_warn(d->log, "%s: model pushed a request that is not in flight", d->name);
 }
 
 void xvb_flush(struct xvb_vdev *d, unsigned int q)
 {
-	if (q < d->nvqs && xvb_vq_publish(&d->vq[q]))
+	unsigned int i;
+
+	if (q < d->nvqs && xvb_vq_publish(&d->vq[q])) {
 		d->tp->notify_used(d->tp_ctx, q);
+		for (i = 0; d->fault == XVB_FAULT_IRQ_STORM && i < 5000; i++)
+			d->tp->notify_used(d->tp_ctx, q);
+	}
 }
 
 void xvb_vdev_kick(struct xvb_vdev *d, unsigned int q)
@@ -478,6 +492,8 @@ static int h_set_config(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8
 
 size_t xvb_vdev_handle(struct xvb_vdev *d, const struct vmsg *req, struct vmsg *resp)
 {
+	if (d->fault == XVB_FAULT_SILENT && d->activated)
+		return 0;
 	size_t plen = le16toh(req->hdr.msg_size) - sizeof(req->hdr);
 	const uint8_t *in = req->payload;
 	/* Handlers fill payload structs with 64-bit fields in place; a struct

@@ -388,3 +388,21 @@ bool xvb_vq_has_work(const struct xvb_vq *vq)
 {
 	return vq->live && rd16(&vq->avail, 2) != vq->last_avail;
 }
+
+/* Fault injection only: complete a chain with a lie (see XVB_FAULT_*). */
+void xvb_vq_push_fault(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xvb_req *req,
+		       uint32_t len, bool bad_id)
+{
+	uint16_t head = req->head;
+	size_t slot;
+
+	if (!vq->live || head >= vq->size || !vq->busy[head])
+		return;
+	xvb_mc_release(mc, &vq->tickets[head]);
+	vq->busy[head] = 0;
+	vq->inflight--;
+	slot = 4 + 8 * (size_t)(vq->used_idx % vq->size);
+	wr32(&vq->used, slot, bad_id ? (uint32_t)head + vq->size : head);
+	wr32(&vq->used, slot + 4, len);
+	vq->used_idx++;
+}

@@ -466,17 +466,23 @@ static void xvmsg_fail_inflight(struct virtio_device *vdev)
 
 	list_for_each_entry(vq, &vdev->vqs, list) {
 		const struct vring *vr = virtqueue_get_vring(vq);
-		u16 avail, used, n, i;
+		u16 avail, p;
+		unsigned int n;
 
-		if (!vr || !vr->num)
-			continue;
+		if (!vr || !vr->num || vq->num_free == vr->num)
+			continue;	/* nothing in flight */
+		/*
+		 * The used ring cannot be trusted (the backend may have lied
+		 * in it), and where virtio_ring stopped reading is its own.
+		 * So rewrite the whole window: the used entry at each position
+		 * names the head made available at that position, length 0.
+		 * virtio_ring reads from where it stopped up to avail, and
+		 * finds exactly the requests still in flight (the device
+		 * completes in order).
+		 */
 		avail = virtio16_to_cpu(vdev, READ_ONCE(vr->avail->idx));
-		used = virtio16_to_cpu(vdev, READ_ONCE(vr->used->idx));
-		n = avail - used;
-		if (!n || n > vr->num)
-			continue;	/* nothing in flight, or a used index not to trust */
-		for (i = 0; i < n; i++) {
-			unsigned int slot = (u16)(used + i) % vr->num;
+		for (n = 0, p = avail - vr->num; n < vr->num; n++, p++) {
+			unsigned int slot = p % vr->num;
 			u16 head = virtio16_to_cpu(vdev, READ_ONCE(vr->avail->ring[slot]));
 
 			WRITE_ONCE(vr->used->ring[slot].id, cpu_to_virtio32(vdev, head));
@@ -485,8 +491,8 @@ static void xvmsg_fail_inflight(struct virtio_device *vdev)
 		/* Entries before the index, as a device's write barrier. */
 		virtio_wmb(true);
 		WRITE_ONCE(vr->used->idx, cpu_to_virtio16(vdev, avail));
-		dev_warn(&vdev->dev, "queue %s: %u request(s) in flight failed: backend gone\n",
-			 vq->name, n);
+		dev_warn(&vdev->dev, "queue %s: requests in flight failed: backend gone\n",
+			 vq->name);
 		vring_interrupt(0, vq);
 	}
 }

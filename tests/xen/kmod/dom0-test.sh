@@ -7,7 +7,8 @@
 #   vdc  full mode, backend in dom0        (the classic privileged backend)
 #   hwrng, and an hvc console line, pool mode, driver domain
 # then the module is unloaded and loaded again and the ext4 files checked,
-# and the backend is killed and restarted under I/O.
+# the backend is killed and restarted under I/O, and backends that lie
+# (notification storms, used lengths beyond the buffers) are survived.
 . /etc/xvmsg/lib.sh
 
 UP_TIMEOUT=150
@@ -91,5 +92,27 @@ for dev in 0 1 2 3 4; do
 done
 xv_wait_console 60 xvmsg-guest "XVMSG-MARK guest detached" || xv_fail "$XV_WHY"
 kill "$dom0_backend"
+wait "$dom0_backend" 2>/dev/null
 xv_stage "detached"
+
+# A lying backend (xvmsg-backend --fault, in dom0): the guest stays up and
+# responsive, and the disk works or fails with errors.
+n=0
+for fault in irq-storm used-bad-len; do
+	n=$((n + 1))
+	xvmsg-backend --bus xen --log-level warn --fault "$fault" >>/run/xvmsg-fault.log 2>&1 &
+	fb=$!
+	xv_wait 20 sh -c "grep -c 'fault injection on' /run/xvmsg-fault.log | grep -qx $n" ||
+		xv_fail "fault backend $fault did not start"
+	dev=$((10 + n))
+	xvmsg-ctl attach xvmsg-guest Domain-0 blk path=/run/dom0-disk.img,serial=evil-$n \
+		--devid "$dev" >/dev/null || xv_fail "attach to the $fault backend"
+	xenstore-write "/local/domain/$g/xvmsg-e2e/fault$n" "$fault" || xv_fail "xenstore"
+	xv_wait_console 90 xvmsg-guest "XVMSG-MARK guest survived $fault" || xv_fail "$XV_WHY"
+	xvmsg-ctl detach xvmsg-guest "$dev" || xv_fail "detach $dev"
+	xv_wait_console 60 xvmsg-guest "XVMSG-MARK guest gone $fault" || xv_fail "$XV_WHY"
+	kill "$fb"
+	wait "$fb" 2>/dev/null
+	xv_stage "backend fault $fault: guest survived"
+done
 exit 0

@@ -99,3 +99,21 @@ cmp /run/pat /run/back || xv_fail "data written before the restart is gone"
 xv_mark "reattached"
 xv_wait 300 sh -c "! ls /sys/block | grep -q vd" || xv_fail "disks still there after detach"
 xv_mark "detached"
+
+n=0
+for expect in irq-storm used-bad-len; do
+	n=$((n + 1))
+	fault=$(xv_read_wait 200 xvmsg-e2e/fault$n) || xv_fail "no fault $n from dom0"
+	[ "$fault" = "$expect" ] || xv_fail "fault $n is '$fault', expected $expect"
+	xv_wait 60 disk_with_serial "evil-$n" >/dev/null || { dmesg | tail -20; xv_fail "no disk from the $fault backend"; }
+	d=$(disk_with_serial "evil-$n")
+	t0=$(xv_uptime)
+	if dd if="$d" of=/dev/null bs=64k count=64 iflag=direct 2>/dev/null; then r=worked; else r="failed with an error"; fi
+	# Still responsive: a process runs and the clock moves.
+	[ "$(xv_uptime)" -lt $((t0 + 60)) ] || xv_fail "$fault: 4 MiB read took over 60 s"
+	echo "xvmsg: $fault: a 4 MiB read $r; $(grep -c . /proc/interrupts) interrupt lines, kernel fine"
+	xv_mark "survived $fault"
+	xv_wait 60 sh -c "! ls /sys/block | grep -q vd" ||
+		xv_fail "$fault: disk not removed"
+	xv_mark "gone $fault"
+done
