@@ -87,12 +87,17 @@ void xvmsg_conn_stop(struct xvmsg_conn *c)
 void xvmsg_ev_work(struct work_struct *w)
 {
 	struct xvmsg_conn *c = container_of(w, struct xvmsg_conn, ev_work);
-	struct xvmsg_vdev *vd = NULL;
+	struct xvmsg_vdev *vd = NULL, *any = NULL;
 
 	spin_lock_irq(&c->ev_lock);
-	if (c->vdev_live && !c->ev_dead)
-		vd = c->vd;
+	if (!c->ev_dead) {
+		any = c->vd;	/* also while the driver probes: it may wait on I/O */
+		if (c->vdev_live)
+			vd = c->vd;
+	}
 	spin_unlock_irq(&c->ev_lock);
+	if (any && test_and_clear_bit(XVMSG_F_RING_FAIL, &c->flags))
+		xvmsg_vdev_fail_broken(any);
 	if (!vd)
 		return;
 	if (test_bit(XVMSG_F_BROKEN, &c->flags) &&

@@ -248,6 +248,18 @@ irqreturn_t xvmsg_vq_irq(int irq, void *data)
 		eoi = 0;
 	else
 		xvmsg_stat_inc(q->conn->info, XVMSG_ST_IRQS_SPURIOUS);
+	/* virtio_ring found a used entry it cannot accept and broke the
+	 * queue: its requests would wait forever (virtio_blk has no timeout,
+	 * not even while probing).  Fail them, from process context. */
+	if (vq && virtqueue_is_broken(vq) && !test_bit(XVMSG_F_BREAK_DONE, &q->conn->flags) &&
+	    !test_and_set_bit(XVMSG_F_RING_FAIL, &q->conn->flags)) {
+		unsigned long flags;
+
+		spin_lock_irqsave(&q->conn->ev_lock, flags);
+		if (q->conn->vd && !q->conn->ev_dead)
+			queue_work(system_wq, &q->conn->ev_work);
+		spin_unlock_irqrestore(&q->conn->ev_lock, flags);
+	}
 	xen_irq_lateeoi(irq, eoi);
 	return IRQ_HANDLED;
 }
@@ -495,6 +507,20 @@ static void xvmsg_fail_inflight(struct virtio_device *vdev)
 			 vq->name);
 		vring_interrupt(0, vq);
 	}
+}
+
+/* A used ring lied: fail what is in flight and keep the device broken. */
+void xvmsg_vdev_fail_broken(struct xvmsg_vdev *vd)
+{
+	struct xvmsg_conn *c = vd->conn;
+
+	dev_err(xvmsg_dev(c), "%s: the backend wrote a bad used entry: device broken\n",
+		dev_name(&vd->vdev.dev));
+	if (test_and_set_bit(XVMSG_F_BREAK_DONE, &c->flags))
+		return;		/* broken already, and its requests failed */
+	__virtio_unbreak_device(&vd->vdev);
+	xvmsg_fail_inflight(&vd->vdev);
+	virtio_break_device(&vd->vdev);
 }
 
 void xvmsg_vdev_unregister(struct xvmsg_conn *c, bool graceful)

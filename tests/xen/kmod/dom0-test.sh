@@ -96,9 +96,11 @@ wait "$dom0_backend" 2>/dev/null
 xv_stage "detached"
 
 # A lying backend (xvmsg-backend --fault, in dom0): the guest stays up and
-# responsive, and the disk works or fails with errors.
+# responsive, and the disk works (notification storm, used lengths beyond
+# the buffers) or fails with I/O errors (used entries naming descriptors
+# beyond the queue), never hangs.
 n=0
-for fault in irq-storm used-bad-len; do
+for fault in irq-storm used-bad-len used-bad-id; do
 	n=$((n + 1))
 	xvmsg-backend --bus xen --log-level warn --fault "$fault" >>/run/xvmsg-fault.log 2>&1 &
 	fb=$!
