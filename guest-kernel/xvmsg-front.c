@@ -145,6 +145,7 @@ static struct xvmsg_conn *conn_alloc(struct xvmsg_info *info, int mode, unsigned
 	xa_init_flags(&c->grants, XA_FLAGS_LOCK_IRQ);
 	INIT_WORK(&c->msg_work, xvmsg_msg_work);
 	INIT_WORK(&c->ev_work, xvmsg_ev_work);
+	INIT_DELAYED_WORK(&c->stall_work, xvmsg_stall_work);
 	return c;
 }
 

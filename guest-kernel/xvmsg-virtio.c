@@ -12,6 +12,7 @@
  */
 #include <linux/slab.h>
 #include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
 #include <linux/virtio_ring.h>
 #include <xen/events.h>
 
@@ -340,9 +341,56 @@ static struct virtqueue *setup_vq(struct virtio_device *vdev, unsigned int index
 	return vq;
 }
 
+#define XVMSG_STALL_PERIOD	(5 * HZ)
+#define XVMSG_STALL_TICKS	6	/* 30 s without a completion: give up */
+
+/*
+ * Block devices only: every 5 s, is something in flight while no queue
+ * moved its used index?  After 30 s of that the backend is not answering:
+ * the requests in flight fail and the device stays broken, as when a used
+ * ring lies.  (Queues that keep buffers posted for input, like a console's,
+ * would look stalled: that is why only block devices are watched.)
+ */
+void xvmsg_stall_work(struct work_struct *w)
+{
+	struct xvmsg_conn *c = container_of(to_delayed_work(w), struct xvmsg_conn, stall_work);
+	struct xvmsg_vdev *vd;
+	struct virtqueue *vq;
+	bool busy = false, moved = false;
+	unsigned int i = 0;
+
+	spin_lock_irq(&c->ev_lock);
+	vd = c->ev_dead ? NULL : c->vd;
+	spin_unlock_irq(&c->ev_lock);
+	if (!vd || test_bit(XVMSG_F_BREAK_DONE, &c->flags))
+		return;
+	list_for_each_entry(vq, &vd->vdev.vqs, list) {
+		const struct vring *vr = virtqueue_get_vring(vq);
+		u16 used;
+
+		if (!vr || i >= ARRAY_SIZE(c->stall_used))
+			break;
+		used = virtio16_to_cpu(&vd->vdev, READ_ONCE(vr->used->idx));
+		busy |= vq->num_free < vr->num;
+		moved |= used != c->stall_used[i];
+		c->stall_used[i++] = used;
+	}
+	c->stall_ticks = busy && !moved ? c->stall_ticks + 1 : 0;
+	if (c->stall_ticks < XVMSG_STALL_TICKS) {
+		schedule_delayed_work(&c->stall_work, XVMSG_STALL_PERIOD);
+		return;
+	}
+	dev_err(xvmsg_dev(c), "no request completed for %u s: the backend is not answering\n",
+		XVMSG_STALL_TICKS * XVMSG_STALL_PERIOD / HZ);
+	if (!test_and_set_bit(XVMSG_F_RING_FAIL, &c->flags))
+		queue_work(system_wq, &c->ev_work);
+}
+
 static void xv_del_vqs(struct virtio_device *vdev)
 {
 	struct virtqueue *vq, *n;
+
+	cancel_delayed_work_sync(&vd_conn(vdev)->stall_work);
 
 	list_for_each_entry_safe(vq, n, &vdev->vqs, list) {
 		struct xvmsg_queue *q = vq->priv;
@@ -374,6 +422,13 @@ static int xv_find_vqs(struct virtio_device *vdev, unsigned int nvqs, struct vir
 			xv_del_vqs(vdev);
 			return r;
 		}
+	}
+	if (vdev->id.device == VIRTIO_ID_BLOCK) {
+		struct xvmsg_conn *c = vd_conn(vdev);
+
+		c->stall_ticks = 0;
+		memset(c->stall_used, 0, sizeof(c->stall_used));
+		schedule_delayed_work(&c->stall_work, XVMSG_STALL_PERIOD);
 	}
 	return 0;
 }
@@ -514,8 +569,8 @@ void xvmsg_vdev_fail_broken(struct xvmsg_vdev *vd)
 {
 	struct xvmsg_conn *c = vd->conn;
 
-	dev_err(xvmsg_dev(c), "%s: the backend wrote a bad used entry: device broken\n",
-		dev_name(&vd->vdev.dev));
+	dev_err(xvmsg_dev(c), "%s: the backend broke a virtqueue or stopped answering: "
+		"device broken\n", dev_name(&vd->vdev.dev));
 	if (test_and_set_bit(XVMSG_F_BREAK_DONE, &c->flags))
 		return;		/* broken already, and its requests failed */
 	__virtio_unbreak_device(&vd->vdev);

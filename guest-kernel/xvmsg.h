@@ -206,6 +206,11 @@ struct xvmsg_conn {
 	struct xvmsg_vdev *vd;
 	bool vdev_live, ev_dead;
 	struct work_struct ev_work;
+	/* Block devices: a request the backend never completes would wait
+	 * forever (6.1's virtio_blk has no timeout); see xvmsg_stall_work. */
+	struct delayed_work stall_work;
+	u16 stall_used[8];		/* used->idx per queue at the last look */
+	unsigned int stall_ticks;	/* looks in a row without progress */
 
 	struct xvmsg_pool pool;		/* pool mode */
 	struct xarray grants;		/* grant mode: first ref -> pages */
@@ -268,6 +273,7 @@ __printf(2, 3) void xvmsg_conn_fail(struct xvmsg_conn *c, const char *fmt, ...);
 void xvmsg_conn_stop(struct xvmsg_conn *c);
 void xvmsg_ev_kick(struct xvmsg_conn *c);
 void xvmsg_ev_work(struct work_struct *w);
+void xvmsg_stall_work(struct work_struct *w);
 
 /* xvmsg-virtio.c */
 irqreturn_t xvmsg_vq_irq(int irq, void *data);

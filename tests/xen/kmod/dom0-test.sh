@@ -98,9 +98,10 @@ xv_stage "detached"
 # A lying backend (xvmsg-backend --fault, in dom0): the guest stays up and
 # responsive, and the disk works (notification storm, used lengths beyond
 # the buffers) or fails with I/O errors (used entries naming descriptors
-# beyond the queue), never hangs.
+# beyond the queue; a backend that stops answering, after the module's 30 s
+# stall watchdog), never hangs.
 n=0
-for fault in irq-storm used-bad-len used-bad-id; do
+for fault in irq-storm used-bad-len used-bad-id silent; do
 	n=$((n + 1))
 	xvmsg-backend --bus xen --log-level warn --fault "$fault" >>/run/xvmsg-fault.log 2>&1 &
 	fb=$!
@@ -110,7 +111,7 @@ for fault in irq-storm used-bad-len used-bad-id; do
 	xvmsg-ctl attach xvmsg-guest Domain-0 blk path=/run/dom0-disk.img,serial=evil-$n \
 		--devid "$dev" >/dev/null || xv_fail "attach to the $fault backend"
 	xenstore-write "/local/domain/$g/xvmsg-e2e/fault$n" "$fault" || xv_fail "xenstore"
-	xv_wait_console 90 xvmsg-guest "XVMSG-MARK guest survived $fault" || xv_fail "$XV_WHY"
+	xv_wait_console 120 xvmsg-guest "XVMSG-MARK guest survived $fault" || xv_fail "$XV_WHY"
 	xvmsg-ctl detach xvmsg-guest "$dev" || xv_fail "detach $dev"
 	xv_wait_console 60 xvmsg-guest "XVMSG-MARK guest gone $fault" || xv_fail "$XV_WHY"
 	kill "$fb"
