@@ -185,7 +185,7 @@ enum xvb_vq_err xvb_vq_pop(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xv
 	static __thread struct iovec iov[2 * XVB_REQ_MAX_IOV];	/* 16 KiB: off the stack */
 	struct xvb_seg segs[MAX_SEGS];
 	struct vring_desc d, *table = NULL;
-	unsigned int nsegs = 0, nread = 0, count = 0, limit = vq->size, split = 0;
+	unsigned int nsegs = 0, count = 0, limit = vq->size, split = 0;
 	uint16_t avail_idx, head, idx;
 	bool in_seen = false;
 	int n;
@@ -273,8 +273,6 @@ enum xvb_vq_err xvb_vq_pop(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xv
 		} else if (in_seen) {
 			*why = "device-readable buffer after a device-writable one";
 			goto bad;
-		} else {
-			nread++;
 		}
 		if (nsegs == MAX_SEGS) {
 			*why = "too many buffers in one chain";
@@ -320,7 +318,6 @@ enum xvb_vq_err xvb_vq_pop(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xv
 		req->out_len += req->out[n].iov_len;
 	for (n = 0; n < (int)req->nin; n++)
 		req->in_len += req->in[n].iov_len;
-	(void)nread;
 	return XVB_VQ_OK;
 
 bad_loop:

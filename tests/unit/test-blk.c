@@ -21,63 +21,7 @@
 
 #include "device.h"
 
-/* ---- fake core ---- */
-#define FQ_MAX 16
-
-struct fake_vdev {
-	struct { struct xvb_req *req; int ret; } q[2][FQ_MAX];
-	unsigned int qn[2], qnext[2], pops;
-	struct { uint16_t head; uint32_t written; } push[FQ_MAX];
-	unsigned int npush, flushes[2], needs_reset, config_changed;
-};
-#define VDEV(f) ((struct xvb_vdev *)(f))
-
-int xvb_pop(struct xvb_vdev *vdev, unsigned int q, struct xvb_req *req)
-{
-	struct fake_vdev *f = (struct fake_vdev *)vdev;
-
-	f->pops++;
-	assert_true(q < 2);
-	if (f->qnext[q] == f->qn[q])
-		return 0;
-	if (!f->q[q][f->qnext[q]].req)
-		return f->q[q][f->qnext[q]++].ret;
-	*req = *f->q[q][f->qnext[q]++].req;
-	req->queue = (uint16_t)q;
-	return 1;
-}
-
-void xvb_push(struct xvb_vdev *vdev, struct xvb_req *req, uint32_t written)
-{
-	struct fake_vdev *f = (struct fake_vdev *)vdev;
-
-	assert_true(f->npush < FQ_MAX);
-	assert_true(written <= req->in_len);
-	f->push[f->npush].head = req->head;
-	f->push[f->npush++].written = written;
-}
-
-void xvb_flush(struct xvb_vdev *vdev, unsigned int q)
-{
-	((struct fake_vdev *)vdev)->flushes[q]++;
-}
-
-void xvb_config_changed(struct xvb_vdev *vdev)
-{
-	((struct fake_vdev *)vdev)->config_changed++;
-}
-
-void xvb_needs_reset(struct xvb_vdev *vdev, const char *why)
-{
-	((struct fake_vdev *)vdev)->needs_reset++;
-}
-
-static void fake_queue(struct fake_vdev *f, unsigned int q, struct xvb_req *req, int ret)
-{
-	assert_true(f->qn[q] < FQ_MAX);
-	f->q[q][f->qn[q]].req = req;
-	f->q[q][f->qn[q]++].ret = ret;
-}
+#include "fake-core.h"
 
 static void mkreq(struct xvb_req *r, uint16_t head, const struct iovec *out, unsigned int nout,
 		  const struct iovec *in, unsigned int nin)
