@@ -29,7 +29,7 @@ XVMSG_VERSION := 0.1.0
 CFLAGS  += -DXVMSG_VERSION='"$(XVMSG_VERSION)"'
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter -Wformat=2 -fno-strict-aliasing -D_GNU_SOURCE \
-           -Iinclude -Ibackend-domain -Idriver -Itests/common $(SANFLAGS)
+           -Iinclude -Ibackend-domain -Idriver -Itests/common -Itests/hostile $(SANFLAGS)
 ifeq ($(WERROR),1)
 CFLAGS  += -Werror
 endif
@@ -61,7 +61,11 @@ CORE_LIB   := $(BUILD)/lib/libxvb.a
 DRV_LIB    := $(BUILD)/lib/libxvmsg-drv.a
 
 PROGS := $(BIN)/xvmsg-backend $(BIN)/xvmsg-bench $(BIN)/xvmsg-demo-driver $(BIN)/xvmsg-ctl \
-         $(BIN)/xvmsg-guest-check
+         $(BIN)/xvmsg-guest-check $(BIN)/xvmsg-evil
+
+# The malicious driver's cases (tests/hostile/), linked into xvmsg-evil and
+# tests/loop/test-loop-evil.
+HOSTILE_O := $(call obj,$(wildcard tests/hostile/evil-*.c))
 
 all: $(PROGS)
 
@@ -100,6 +104,11 @@ $(BIN)/xvmsg-guest-check: $(call obj,tests/xen/guest-check.c) $(DRV_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS)
 
+$(BIN)/xvmsg-evil: $(call obj,tests/hostile/xvmsg-evil.c) $(HOSTILE_O) $(DRV_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS)
+
 $(BIN)/xvmsg-demo-driver: $(call obj,scripts/demo-driver.c) $(DRV_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
@@ -118,6 +127,12 @@ $(BIN)/tests/%: $(OBJ)/tests/unit/%.o $(TEST_COMMON) $(CORE_LIB) $(DRV_LIB)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS) -lcmocka
 
 $(BIN)/tests/%: $(OBJ)/tests/loop/%.o $(TEST_COMMON) $(CORE_LIB) $(DRV_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS) -lcmocka
+
+$(BIN)/tests/test-loop-evil: $(OBJ)/tests/loop/test-loop-evil.o $(HOSTILE_O) $(TEST_COMMON) \
+                             $(CORE_LIB) $(DRV_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS) -lcmocka

@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Integration: the malicious driver (tests/hostile/) against a real
+ * xvmsg-backend process on the loopback bus.  Each case gets a fresh
+ * backend serving a disk to abuse, an rng and a witness disk that a second
+ * guest keeps using; the case asserts its expected outcome, then the
+ * witness must still be served.  Under make check-san the backend runs
+ * with ASan and UBSan, so a stray access is a failure too.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "backend-proc.h"
+#include "evil.h"
+
+struct fx {
+	struct backend_proc b;
+	struct evil_env e;
+	struct xvd_domain *wd;
+};
+
+static const struct evil_case *current;
+
+static int log_count(void *ctx, const char *needle)
+{
+	return backend_log_count(ctx, needle);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct xvd_domain_opts dopts = { .log_level = XVD_LOG_ERR };
+	struct xvd_dev_opts wo = { .export_name = "witness", .devid = 1,
+				   .mode = XVD_MODE_POOL, .pool_pages = 32 };
+	char img[160], wimg[160], exp[256], wexp[256];
+
+	assert_non_null(f);
+	assert_int_equal(backend_setup(&f->b), 0);
+	assert_int_equal(backend_image(&f->b, "disk.img", 4u << 20, img, sizeof(img)), 0);
+	assert_int_equal(backend_image(&f->b, "witness.img", 1u << 20, wimg, sizeof(wimg)), 0);
+	snprintf(exp, sizeof(exp), "disk0:blk:path=%s", img);
+	snprintf(wexp, sizeof(wexp), "witness:blk:path=%s", wimg);
+	assert_int_equal(backend_start(&f->b, "--export", exp, "--export", wexp,
+				       "--export", "rng0:rng", NULL), 0);
+	f->e.blk_export = "disk0";
+	f->e.rng_export = "rng0";
+	f->e.blk_devid = 1;
+	f->e.rng_devid = 2;
+	f->e.spare_devid = 100;
+	f->e.backend_pid = f->b.pid;
+	f->e.socket_path = f->b.sock;
+	f->e.log_count = log_count;
+	f->e.log_ctx = &f->b;
+	dopts.socket_path = f->b.sock;
+	assert_int_equal(xvd_domain_open_loop(&dopts, &f->e.d), 0);
+	assert_int_equal(xvd_domain_open_loop(&dopts, &f->wd), 0);
+	assert_int_equal(xvd_blk_open(f->wd, &wo, &f->e.witness), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	if (f->e.witness)
+		xvd_dev_close(f->e.witness);
+	if (f->wd)
+		xvd_domain_close(f->wd);
+	if (f->e.d)
+		xvd_domain_close(f->e.d);
+	backend_cleanup(&f->b);
+	free(f);
+	return 0;
+}
+
+static void run_case(void **state)
+{
+	struct fx *f = *state;
+	char obs[512] = "";
+	int r;
+
+	r = current->run(&f->e, obs, sizeof(obs));
+	if (r == 0)
+		r = evil_witness_ok(&f->e, obs, sizeof(obs));
+	if (r) {
+		print_error("evil/%s: expected %s; observed %s\n", current->name,
+			    current->expect, obs);
+		backend_dump_log(&f->b);
+	} else {
+		print_message("evil/%s: %s\n", current->name, obs);
+	}
+	assert_int_equal(r, 0);
+}
+
+int main(void)
+{
+	static const struct evil_case *const tables[] = { evil_ring_cases, evil_msg_cases };
+	int fail = 0, total = 0;
+
+	signal(SIGPIPE, SIG_IGN);
+	/* One cmocka group per case, so each is named in the output. */
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+		for (const struct evil_case *k = tables[t]; k->name; k++) {
+			const struct CMUnitTest one[] = {
+				{ k->name, run_case, setup, teardown, NULL },
+			};
+
+			current = k;
+			total++;
+			fail += cmocka_run_group_tests_name(k->name, one, NULL, NULL) != 0;
+		}
+	}
+	printf("loop-evil: %d passed, %d failed\n", total - fail, fail);
+	return fail ? 1 : 0;
+}
