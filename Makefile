@@ -89,7 +89,7 @@ $(BIN)/xvmsg-backend: $(call obj,$(BACKEND_MAIN)) $(CORE_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS)
 
-$(BIN)/xvmsg-ctl: $(call obj,dom0-tools/xvmsg-ctl.c) $(CORE_LIB)
+$(BIN)/xvmsg-ctl: $(call obj,dom0-tools/xvmsg-ctl.c dom0-tools/ctl-parse.c) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lxenstore $(LDLIBS)

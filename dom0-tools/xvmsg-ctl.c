@@ -6,9 +6,7 @@
  * libxl does for its own device kinds; lists them; fetches their counters.
  * Run it in dom0 (or wherever the toolstack lives).
  */
-#include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -22,33 +20,13 @@
 
 #include <xvmsg/xenbus.h>
 
-#include "device.h"	/* xvb_params_parse */
-
-#define MAX_DEVID 65535
+#include "ctl-parse.h"
 
 struct ctl {
 	struct xs_handle *xs;
 	bool json;
 	int timeout_s;
 };
-
-static const char *const state_names[] = {
-	"Unknown", "Initialising", "InitWait", "Initialised", "Connected",
-	"Closing", "Closed", "Reconfiguring", "Reconfigured",
-};
-
-static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die_usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "xvmsg-ctl: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (see xvmsg-ctl --help)\n");
-	exit(2);
-}
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...)
@@ -76,29 +54,20 @@ static char *rd(struct ctl *c, const char *fmt, ...)
 	return xs_read(c->xs, XBT_NULL, path, &len);
 }
 
-static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
-{
-	char *end;
-
-	if (!isdigit((unsigned char)*s))
-		return false;
-	errno = 0;
-	*out = strtoul(s, &end, 10);
-	return !*end && !errno && *out <= max;
-}
-
-/* A domain by name or id.  Returns the id, or -1 with a message. */
+/* A domain by name or id.  Returns the id, or -1 with a message.  A name
+ * two domains claim is refused: a guest can rewrite its own name key. */
 static long resolve_domain(struct ctl *c, const char *spec)
 {
-	unsigned long id;
-	unsigned int n, i;
-	char **doms, *name;
+	unsigned int id, n, i;
+	char **doms, *name, shown[160];
 	long found = -1;
 
-	if (parse_uint(spec, 0x7fef, &id)) {
-		name = rd(c, "/local/domain/%lu/name", id);
-		if (!name && !rd(c, "/local/domain/%lu/domid", id)) {
-			fail("domain %lu does not exist", id);
+	if (!ctl_parse_domid(spec, &id)) {
+		name = rd(c, "/local/domain/%u/name", id);
+		if (!name)
+			name = rd(c, "/local/domain/%u/domid", id);
+		if (!name) {
+			fail("domain %u does not exist", id);
 			return -1;
 		}
 		free(name);
@@ -106,14 +75,25 @@ static long resolve_domain(struct ctl *c, const char *spec)
 	}
 	doms = xs_directory(c->xs, XBT_NULL, "/local/domain", &n);
 	for (i = 0; doms && i < n; i++) {
-		name = rd(c, "/local/domain/%s/name", doms[i]);
-		if (name && strcmp(name, spec) == 0 && parse_uint(doms[i], 0x7fef, &id))
+		if (ctl_parse_domid(doms[i], &id))
+			continue;
+		name = rd(c, "/local/domain/%u/name", id);
+		if (name && strcmp(name, spec) == 0) {
+			if (found >= 0) {
+				fail("domain name '%s' is ambiguous: domains %ld and %u have it "
+				     "(give the id)", ctl_printable(shown, sizeof(shown), spec), found, id);
+				free(name);
+				free(doms);
+				return -1;
+			}
 			found = (long)id;
+		}
 		free(name);
 	}
 	free(doms);
 	if (found < 0)
-		fail("unknown domain '%s' (give a name from 'xl list' or a domain id)", spec);
+		fail("unknown domain '%s' (give a name from 'xl list' or a domain id)",
+		     ctl_printable(shown, sizeof(shown), spec));
 	return found;
 }
 
@@ -136,12 +116,12 @@ static long find_backend(struct ctl *c, long fe, unsigned long devid)
 	long be = -1;
 
 	for (i = 0; doms && i < n && be < 0; i++) {
-		unsigned long id;
+		unsigned int id;
 		char *t;
 
-		if (!parse_uint(doms[i], 0x7fef, &id))
+		if (ctl_parse_domid(doms[i], &id))
 			continue;
-		t = rd(c, "/local/domain/%lu/backend/%s/%ld/%lu/frontend-id", id, XVMSG_XS_CLASS,
+		t = rd(c, "/local/domain/%u/backend/%s/%ld/%lu/frontend-id", id, XVMSG_XS_CLASS,
 		       fe, devid);
 		if (t)
 			be = (long)id;
@@ -157,11 +137,6 @@ static bool devid_used(struct ctl *c, long fe, unsigned long devid)
 
 	free(v);
 	return v != NULL || find_backend(c, fe, devid) >= 0;
-}
-
-static int check_param(void *arg, const char *key, const char *value)
-{
-	return 0;
 }
 
 static bool write_dir(struct ctl *c, xs_transaction_t t, const char *dir, long owner, long reader)
@@ -226,18 +201,24 @@ struct attach_wait {
 	char why[256];
 };
 
+/* The backend domain writes state and error: both untrusted here. */
 static int backend_answered(struct ctl *c, void *arg)
 {
 	struct attach_wait *w = arg;
 	char *state = rd(c, "%s/%s", w->be, XVMSG_XS_STATE);
 	char *err = rd(c, "%s/%s", w->be, XVMSG_XS_HOTPLUG_ERROR);
+	unsigned int st;
+	char shown[64];
 	int r = 0;
 
 	if (err) {
-		snprintf(w->why, sizeof(w->why), "%s", err);
+		ctl_printable(w->why, sizeof(w->why), err);
 		r = -1;
-	} else if (state && atoi(state) >= XVMSG_STATE_INITWAIT &&
-		   atoi(state) <= XVMSG_STATE_CONNECTED) {
+	} else if (state && ctl_parse_state(state, &st)) {
+		snprintf(w->why, sizeof(w->why), "it wrote an invalid state '%s'",
+			 ctl_printable(shown, sizeof(shown), state));
+		r = -1;
+	} else if (state && st >= XVMSG_STATE_INITWAIT && st <= XVMSG_STATE_CONNECTED) {
 		r = 1;
 	}
 	free(state);
@@ -251,68 +232,44 @@ static void remove_dirs(struct ctl *c, const char *be, const char *fe)
 	xs_rm(c->xs, XBT_NULL, fe);
 }
 
-static int cmd_attach(struct ctl *c, int argc, char **argv)
+/* Is devid given explicitly by a device of the description file being
+ * applied?  Then no earlier device may take it as the lowest free one. */
+static bool devid_reserved(const struct ctl_desc *desc, unsigned long devid)
 {
-	static const struct option opts[] = {
-		{ "mode", required_argument, NULL, 'm' },
-		{ "pool-pages", required_argument, NULL, 'p' },
-		{ "devid", required_argument, NULL, 'd' },
-		{ "no-wait", no_argument, NULL, 'n' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *mode = "pool", *params = "", *type;
-	unsigned long pool = XVMSG_DEFAULT_POOL_PAGES, devid = 0;
-	bool have_devid = false, wait = true;
+	unsigned int i;
+
+	for (i = 0; desc && i < desc->n; i++)
+		if (desc->dev[i].have_devid && desc->dev[i].devid == devid)
+			return true;
+	return false;
+}
+
+/* Attach d (already checked by ctl-parse) to the domain named frontend. */
+static int do_attach(struct ctl *c, const char *frontend, const struct ctl_dev *d,
+		     const struct ctl_desc *desc)
+{
+	unsigned long devid = d->devid;
 	struct attach_wait w = { .why = "" };
+	const char *mode = d->mode, *params = d->params, *type = d->type;
+	unsigned long pool = d->pool_pages;
 	char fe_dir[200];
 	long fe, be;
-	int o, r;
+	int r;
 
-	while ((o = getopt_long(argc, argv, "m:p:d:n", opts, NULL)) != -1) {
-		switch (o) {
-		case 'm':
-			mode = optarg;
-			if (strcmp(mode, "pool") && strcmp(mode, "grant") && strcmp(mode, "full"))
-				die_usage("--mode must be pool, grant or full");
-			break;
-		case 'p':
-			if (!parse_uint(optarg, XVMSG_MAX_POOL_PAGES, &pool) || pool == 0)
-				die_usage("--pool-pages must be 1..%d", XVMSG_MAX_POOL_PAGES);
-			break;
-		case 'd':
-			if (!parse_uint(optarg, MAX_DEVID, &devid))
-				die_usage("--devid must be 0..%d", MAX_DEVID);
-			have_devid = true;
-			break;
-		case 'n':
-			wait = false;
-			break;
-		default:
-			die_usage("attach: bad option");
-		}
-	}
-	if (argc - optind < 3 || argc - optind > 4)
-		die_usage("usage: attach FRONTEND BACKEND TYPE [PARAMS] [options]");
-	type = argv[optind + 2];
-	if (argc - optind == 4)
-		params = argv[optind + 3];
-	if (strcmp(type, "blk") && strcmp(type, "rng") && strcmp(type, "console"))
-		die_usage("device type '%s' unknown: blk, rng or console", type);
-	if (strlen(params) > 255 || xvb_params_parse(params, check_param, NULL))
-		die_usage("parameters '%s' are not key=value,key,... (at most 255 characters)",
-			  params);
-	fe = resolve_domain(c, argv[optind]);
-	be = resolve_domain(c, argv[optind + 1]);
+	fe = resolve_domain(c, frontend);
+	be = resolve_domain(c, d->backend);
 	if (fe < 0 || be < 0)
 		return 1;
 	if (fe == be)
 		return fail("frontend and backend must be different domains");
-	if (have_devid && devid_used(c, fe, devid))
+	if (d->have_devid && devid_used(c, fe, devid))
 		return fail("device %lu of domain %ld already exists", devid, fe);
-	if (!have_devid) {
-		while (devid <= MAX_DEVID && devid_used(c, fe, devid))
+	if (!d->have_devid) {
+		devid = 0;
+		while (devid <= CTL_MAX_DEVID &&
+		       (devid_reserved(desc, devid) || devid_used(c, fe, devid)))
 			devid++;
-		if (devid > MAX_DEVID)
+		if (devid > CTL_MAX_DEVID)
 			return fail("domain %ld has no free device id", fe);
 	}
 	be_path(w.be, sizeof(w.be), be, fe, devid);
@@ -348,7 +305,7 @@ static int cmd_attach(struct ctl *c, int argc, char **argv)
 		if (errno != EAGAIN)
 			return fail("xenstore transaction: %s", strerror(errno));
 	}
-	if (wait) {
+	if (d->wait) {
 		r = wait_for(c, w.be, backend_answered, &w);
 		if (r <= 0) {
 			remove_dirs(c, w.be, fe_dir);
@@ -364,17 +321,13 @@ static int cmd_attach(struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
-static int cmd_detach(struct ctl *c, int argc, char **argv)
+static int cmd_detach(struct ctl *c, const struct ctl_args *a)
 {
 	char be_dir[200], fe_dir[200];
-	unsigned long devid;
+	unsigned long devid = a->devid;
 	long fe, be;
 
-	if (argc != 3)
-		die_usage("usage: detach FRONTEND DEVID");
-	if (!parse_uint(argv[2], MAX_DEVID, &devid))
-		die_usage("device id '%s' is not a number", argv[2]);
-	fe = resolve_domain(c, argv[1]);
+	fe = resolve_domain(c, a->domain);
 	if (fe < 0)
 		return 1;
 	be = find_backend(c, fe, devid);
@@ -402,26 +355,27 @@ static void json_str(const char *s)
 	putchar('"');
 }
 
-static const char *state_name(const char *s)
+/* A value from xenstore for the table: control characters escaped. */
+static const char *shown(char *buf, size_t len, const char *s, const char *dflt)
 {
-	unsigned long v;
-
-	if (s && parse_uint(s, 8, &v))
-		return state_names[v];
-	return "-";
+	return s ? ctl_printable(buf, len, s) : dflt;
 }
 
-static int cmd_list(struct ctl *c, int argc, char **argv)
+/*
+ * Every key and directory name read here is written by a backend domain (its
+ * backend dirs) or a guest (its frontend dirs, its name): ids are parsed
+ * before they go into a path or into the JSON, and text is escaped.
+ */
+static int cmd_list(struct ctl *c, const struct ctl_args *a)
 {
 	unsigned int nd, i, nf, j, nv, k;
-	char **doms = xs_directory(c->xs, XBT_NULL, "/local/domain", &nd);
+	char **doms;
 	long only = -1;
 	int count = 0;
 
-	if (argc > 2)
-		die_usage("usage: list [DOMAIN]");
-	if (argc == 2 && (only = resolve_domain(c, argv[1])) < 0)
+	if (a->domain[0] && (only = resolve_domain(c, a->domain)) < 0)
 		return 1;
+	doms = xs_directory(c->xs, XBT_NULL, "/local/domain", &nd);
 	if (c->json)
 		printf("[");
 	else
@@ -429,44 +383,65 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
 		       "backend", "type", "mode", "be-state", "fe-state", "params");
 	for (i = 0; doms && i < nd; i++) {
 		char path[200], **fes;
+		unsigned int be;
 
-		snprintf(path, sizeof(path), "/local/domain/%s/backend/%s", doms[i],
-			 XVMSG_XS_CLASS);
+		if (ctl_parse_domid(doms[i], &be))
+			continue;
+		snprintf(path, sizeof(path), "/local/domain/%u/backend/%s", be, XVMSG_XS_CLASS);
 		fes = xs_directory(c->xs, XBT_NULL, path, &nf);
 		for (j = 0; fes && j < nf; j++) {
-			char **devs;
+			char dpath[200], **devs, bad[80];
+			unsigned int fe;
 
-			if (only >= 0 && atol(fes[j]) != only && atol(doms[i]) != only)
+			if (ctl_parse_domid(fes[j], &fe)) {
+				fprintf(stderr, "xvmsg-ctl: skipping %s/%s: not a domain id\n", path,
+					ctl_printable(bad, sizeof(bad), fes[j]));
 				continue;
-			snprintf(path, sizeof(path), "/local/domain/%s/backend/%s/%s", doms[i],
-				 XVMSG_XS_CLASS, fes[j]);
-			devs = xs_directory(c->xs, XBT_NULL, path, &nv);
+			}
+			if (only >= 0 && (long)fe != only && (long)be != only)
+				continue;
+			snprintf(dpath, sizeof(dpath), "/local/domain/%u/backend/%s/%u", be,
+				 XVMSG_XS_CLASS, fe);
+			devs = xs_directory(c->xs, XBT_NULL, dpath, &nv);
 			for (k = 0; devs && k < nv; k++) {
-				char *type = rd(c, "%s/%s/type", path, devs[k]);
-				char *mode = rd(c, "%s/%s/mode", path, devs[k]);
-				char *params = rd(c, "%s/%s/params", path, devs[k]);
-				char *bs = rd(c, "%s/%s/state", path, devs[k]);
-				char *fs = rd(c, "/local/domain/%s/device/%s/%s/state", fes[j],
-					      XVMSG_XS_CLASS, devs[k]);
-				char *err = rd(c, "%s/%s/error", path, devs[k]);
-				char *fname = rd(c, "/local/domain/%s/name", fes[j]);
-				char *bname = rd(c, "/local/domain/%s/name", doms[i]);
+				char *type, *mode, *params, *bs, *fs, *err, *fname, *bname;
+				char s1[160], s2[160], s3[64], s4[64], s5[600], s6[600];
+				unsigned int devid;
 
+				if (ctl_parse_devid(devs[k], &devid)) {
+					fprintf(stderr, "xvmsg-ctl: skipping %s/%s: not a device id\n",
+						dpath, ctl_printable(bad, sizeof(bad), devs[k]));
+					continue;
+				}
+				type = rd(c, "%s/%u/type", dpath, devid);
+				mode = rd(c, "%s/%u/mode", dpath, devid);
+				params = rd(c, "%s/%u/params", dpath, devid);
+				bs = rd(c, "%s/%u/state", dpath, devid);
+				fs = rd(c, "/local/domain/%u/device/%s/%u/state", fe, XVMSG_XS_CLASS,
+					devid);
+				err = rd(c, "%s/%u/error", dpath, devid);
+				fname = rd(c, "/local/domain/%u/name", fe);
+				bname = rd(c, "/local/domain/%u/name", be);
 				if (c->json) {
-					printf("%s{\"frontend_id\":%s,\"frontend\":", count ? "," : "",
-					       fes[j]);
-					json_str(fname ? fname : fes[j]);
-					printf(",\"devid\":%s,\"backend_id\":%s,\"backend\":", devs[k],
-					       doms[i]);
-					json_str(bname ? bname : doms[i]);
+					printf("%s{\"frontend_id\":%u,\"frontend\":", count ? "," : "",
+					       fe);
+					if (fname)
+						json_str(fname);
+					else
+						printf("\"%u\"", fe);
+					printf(",\"devid\":%u,\"backend_id\":%u,\"backend\":", devid, be);
+					if (bname)
+						json_str(bname);
+					else
+						printf("\"%u\"", be);
 					printf(",\"type\":");
 					json_str(type);
 					printf(",\"mode\":");
 					json_str(mode ? mode : "pool");
 					printf(",\"backend_state\":");
-					json_str(state_name(bs));
+					json_str(ctl_state_name(bs));
 					printf(",\"frontend_state\":");
-					json_str(state_name(fs));
+					json_str(ctl_state_name(fs));
 					printf(",\"params\":");
 					json_str(params);
 					if (err) {
@@ -475,11 +450,18 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
 					}
 					printf("}");
 				} else {
-					printf("%-10s %-6s %-10s %-8s %-6s %-12s %-12s %s%s%s\n",
-					       fname ? fname : fes[j], devs[k], bname ? bname : doms[i],
-					       type ? type : "-", mode ? mode : "pool", state_name(bs),
-					       state_name(fs), params ? params : "",
-					       err ? "  error: " : "", err ? err : "");
+					char fid[16], bid[16];
+
+					snprintf(fid, sizeof(fid), "%u", fe);
+					snprintf(bid, sizeof(bid), "%u", be);
+					printf("%-10s %-6u %-10s %-8s %-6s %-12s %-12s %s%s%s\n",
+					       shown(s1, sizeof(s1), fname, fid), devid,
+					       shown(s2, sizeof(s2), bname, bid),
+					       shown(s3, sizeof(s3), type, "-"),
+					       shown(s4, sizeof(s4), mode, "pool"),
+					       ctl_state_name(bs), ctl_state_name(fs),
+					       shown(s5, sizeof(s5), params, ""),
+					       err ? "  error: " : "", shown(s6, sizeof(s6), err, ""));
 				}
 				count++;
 				free(type); free(mode); free(params); free(bs); free(fs);
@@ -510,19 +492,32 @@ static int stats_fresh(struct ctl *c, void *arg)
 	return r;
 }
 
-static int cmd_stats(struct ctl *c, int argc, char **argv)
+struct stats_out {
+	bool json;
+	bool first;
+};
+
+static int print_counter(void *arg, const char *key, unsigned long long value)
+{
+	struct stats_out *o = arg;
+
+	if (o->json)
+		printf("%s\"%s\":%llu", o->first ? "" : ",", key, value);
+	else
+		printf("%-12s %llu\n", key, value);
+	o->first = false;
+	return 0;
+}
+
+static int cmd_stats(struct ctl *c, const struct ctl_args *a)
 {
 	struct stats_wait w;
-	unsigned long devid;
-	char path[256], *stats, *tok, *save = NULL;
+	struct stats_out o = { .json = c->json, .first = true };
+	unsigned long devid = a->devid;
+	char path[256], why[256], *stats;
 	long fe, be;
-	bool first = true;
 
-	if (argc != 3)
-		die_usage("usage: stats FRONTEND DEVID");
-	if (!parse_uint(argv[2], MAX_DEVID, &devid))
-		die_usage("device id '%s' is not a number", argv[2]);
-	fe = resolve_domain(c, argv[1]);
+	fe = resolve_domain(c, a->domain);
 	if (fe < 0)
 		return 1;
 	be = find_backend(c, fe, devid);
@@ -538,111 +533,64 @@ static int cmd_stats(struct ctl *c, int argc, char **argv)
 	stats = rd(c, "%s/%s", w.be, XVMSG_XS_STATS);
 	if (!stats)
 		return fail("backend wrote no counters");
+	/* Checked whole before anything is printed. */
+	if (ctl_parse_stats(stats, NULL, NULL, why, sizeof(why))) {
+		free(stats);
+		return fail("backend domain %ld wrote bad counters: %s", be, why);
+	}
 	if (c->json)
 		printf("{");
-	for (tok = strtok_r(stats, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-		char *eq = strchr(tok, '=');
-
-		if (!eq)
-			continue;
-		*eq = '\0';
-		if (c->json)
-			printf("%s\"%s\":%s", first ? "" : ",", tok, eq + 1);
-		else
-			printf("%-12s %s\n", tok, eq + 1);
-		first = false;
-	}
+	ctl_parse_stats(stats, print_counter, &o, why, sizeof(why));
 	if (c->json)
 		printf("}\n");
 	free(stats);
 	return 0;
 }
 
-/*
- * apply FRONTEND FILE: attach every device a description file lists.
- * One device per line: TYPE key=value...  with keys backend (required),
- * params, mode, pool-pages, devid.  '#' starts a comment.  The whole file is
- * checked before anything is attached.
- */
-static int cmd_apply(struct ctl *c, int argc, char **argv)
+/* Read the whole description file: it is checked before anything is
+ * attached.  Returns 0, or 1 with a message. */
+static int read_desc(const char *file, struct ctl_desc *desc)
 {
-	char line[1024], *args[64][12], store[64][1024];
-	unsigned int n = 0, lineno = 0, i;
+	char *buf = malloc(CTL_FILE_MAX + 1), err[512];
+	size_t len;
 	FILE *f;
+	int r;
+
+	if (!buf)
+		return fail("%s: out of memory", file);
+	f = fopen(file, "r");
+	if (!f) {
+		free(buf);
+		return fail("%s: %s", file, strerror(errno));
+	}
+	len = fread(buf, 1, CTL_FILE_MAX + 1, f);
+	r = ferror(f);
+	fclose(f);
+	if (r) {
+		free(buf);
+		return fail("%s: read error", file);
+	}
+	r = ctl_parse_desc(buf, len, file, desc, err, sizeof(err));
+	free(buf);
+	return r ? fail("%s", err) : 0;
+}
+
+/*
+ * apply FRONTEND FILE: attach every device a description file lists (the
+ * format: ctl-parse.h, configs/guest.xvmsg).  The whole file is checked
+ * before anything is attached; devids the file gives are kept free for
+ * their lines.  Stops at the first device that fails.
+ */
+static int cmd_apply(struct ctl *c, const struct ctl_args *a, const struct ctl_desc *desc)
+{
+	unsigned int i;
 	int rc = 0;
 
-	if (argc != 3)
-		die_usage("usage: apply FRONTEND FILE");
-	f = fopen(argv[2], "r");
-	if (!f)
-		return fail("%s: %s", argv[2], strerror(errno));
-	while (fgets(line, sizeof(line), f)) {
-		char *save = NULL, *tok, *hash = strchr(line, '#');
-		const char *backend = NULL, *params = NULL;
-		int k = 0;
-
-		lineno++;
-		if (hash)
-			*hash = '\0';
-		if (line[strspn(line, " \t\r\n")] == '\0')
-			continue;	/* blank */
-		if (n == 64) {
-			fclose(f);
-			return fail("%s:%u: more than 64 devices", argv[2], lineno);
-		}
-		strcpy(store[n], line);
-		tok = strtok_r(store[n], " \t\r\n", &save);
-		args[n][k++] = "attach";
-		args[n][k++] = argv[1];
-		args[n][k++] = NULL;	/* backend, below */
-		args[n][k++] = tok;	/* type */
-		args[n][k++] = NULL;	/* params, below */
-		while ((tok = strtok_r(NULL, " \t\r\n", &save))) {
-			char *eq = strchr(tok, '=');
-
-			if (!eq) {
-				fclose(f);
-				return fail("%s:%u: '%s' is not key=value", argv[2], lineno, tok);
-			}
-			*eq++ = '\0';
-			if (!strcmp(tok, "backend")) {
-				backend = eq;
-			} else if (!strcmp(tok, "params")) {
-				params = eq;
-			} else if (!strcmp(tok, "mode") || !strcmp(tok, "pool-pages") ||
-				   !strcmp(tok, "devid")) {
-				if (k > 9) {
-					fclose(f);
-					return fail("%s:%u: a key given twice", argv[2], lineno);
-				}
-				args[n][k++] = tok[0] == 'm' ? "--mode" : tok[0] == 'p' ?
-					       "--pool-pages" : "--devid";
-				args[n][k++] = eq;
-			} else {
-				fclose(f);
-				return fail("%s:%u: unknown key '%s' (backend, params, mode, "
-					    "pool-pages, devid)", argv[2], lineno, tok);
-			}
-		}
-		if (!backend) {
-			fclose(f);
-			return fail("%s:%u: backend=DOMAIN missing", argv[2], lineno);
-		}
-		args[n][2] = (char *)backend;
-		args[n][4] = (char *)(params ? params : "");
-		args[n][k] = NULL;
-		n++;
-	}
-	fclose(f);
-	if (n == 0)
-		return fail("%s: no devices", argv[2]);
-	for (i = 0; i < n && !rc; i++) {
-		int cnt = 0;
-
-		while (args[i][cnt])
-			cnt++;
-		optind = 1;
-		rc = cmd_attach(c, cnt, args[i]);
+	for (i = 0; i < desc->n && !rc; i++) {
+		rc = do_attach(c, a->domain, &desc->dev[i], desc);
+		if (rc)
+			fprintf(stderr, "xvmsg-ctl: %s:%u: device not attached%s\n", a->file,
+				desc->dev[i].line, i ? " (the ones before it are)" : "");
 	}
 	return rc;
 }
@@ -684,44 +632,57 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	struct ctl c = { .timeout_s = 10 };
-	unsigned long t;
-	int i, rc;
+	struct ctl_desc *desc = NULL;
+	struct ctl_args a;
+	char err[512];
+	int rc;
 
-	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-		if (!strcmp(argv[i], "--json")) {
-			c.json = true;
-		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
-			if (!parse_uint(argv[++i], 3600, &t) || t == 0)
-				die_usage("--timeout must be 1..3600 seconds");
-			c.timeout_s = (int)t;
-		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			usage();
-			return 0;
-		} else {
-			die_usage("unknown option '%s'", argv[i]);
+	/* Everything the user gave is checked before xenstore is opened. */
+	if (ctl_parse_args(argc, argv, &a, err, sizeof(err))) {
+		fprintf(stderr, "xvmsg-ctl: %s (see xvmsg-ctl --help)\n", err);
+		return 2;
+	}
+	if (a.cmd == CTL_CMD_HELP) {
+		usage();
+		return 0;
+	}
+	c.json = a.json;
+	c.timeout_s = (int)a.timeout_s;
+	if (a.cmd == CTL_CMD_APPLY) {
+		desc = malloc(sizeof(*desc));
+		if (!desc)
+			return fail("out of memory");
+		if (read_desc(a.file, desc)) {
+			free(desc);
+			return 1;
 		}
 	}
-	if (i == argc)
-		die_usage("no command given");
 	c.xs = xs_open(0);
-	if (!c.xs)
+	if (!c.xs) {
+		free(desc);
 		return fail("cannot open xenstore: %s (run in dom0 with xenstored running)",
 			    strerror(errno));
-	argc -= i;
-	argv += i;
-	optind = 1;
-	if (!strcmp(argv[0], "attach"))
-		rc = cmd_attach(&c, argc, argv);
-	else if (!strcmp(argv[0], "apply"))
-		rc = cmd_apply(&c, argc, argv);
-	else if (!strcmp(argv[0], "detach"))
-		rc = cmd_detach(&c, argc, argv);
-	else if (!strcmp(argv[0], "list"))
-		rc = cmd_list(&c, argc, argv);
-	else if (!strcmp(argv[0], "stats"))
-		rc = cmd_stats(&c, argc, argv);
-	else
-		die_usage("unknown command '%s'", argv[0]);
+	}
+	switch (a.cmd) {
+	case CTL_CMD_ATTACH:
+		rc = do_attach(&c, a.domain, &a.dev, NULL);
+		break;
+	case CTL_CMD_APPLY:
+		rc = cmd_apply(&c, &a, desc);
+		break;
+	case CTL_CMD_DETACH:
+		rc = cmd_detach(&c, &a);
+		break;
+	case CTL_CMD_LIST:
+		rc = cmd_list(&c, &a);
+		break;
+	case CTL_CMD_STATS:
+		rc = cmd_stats(&c, &a);
+		break;
+	default:
+		rc = 2;
+	}
 	xs_close(c.xs);
+	free(desc);
 	return rc;
 }
