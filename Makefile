@@ -29,7 +29,7 @@ XVMSG_VERSION := 0.1.0
 CFLAGS  += -DXVMSG_VERSION='"$(XVMSG_VERSION)"'
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter -Wformat=2 -fno-strict-aliasing -D_GNU_SOURCE \
-           -Iinclude -Ibackend-domain -Idriver -Itests/common -Itests/hostile $(SANFLAGS)
+           -Iinclude -Ibackend-domain -Idriver -Itests/common -Itests/hostile -Idom0-tools $(SANFLAGS)
 ifeq ($(WERROR),1)
 CFLAGS  += -Werror
 endif
@@ -152,10 +152,13 @@ FUZZ_CORE := backend-domain/mapcache.c backend-domain/virtq.c backend-domain/vde
              backend-domain/config.c backend-domain/evloop.c backend-domain/backend.c \
              backend-domain/conn.c \
              backend-domain/devices/blk.c backend-domain/devices/rng.c \
-             backend-domain/devices/console.c tests/common/fakebus.c
+             backend-domain/devices/console.c tests/common/fakebus.c dom0-tools/ctl-parse.c
+# make fuzz FUZZ_ONLY="ctl config" runs only those targets.
+FUZZ_ONLY ?= $(FUZZ_TARGETS)
 REPLAY_BINS := $(patsubst %,$(BIN)/fuzz/replay-%,$(FUZZ_TARGETS))
 
-$(BIN)/fuzz/replay-%: $(OBJ)/tests/fuzz/fuzz-%.o $(OBJ)/tests/fuzz/replay.o $(call obj,tests/common/fakebus.c) $(CORE_LIB)
+$(BIN)/fuzz/replay-%: $(OBJ)/tests/fuzz/fuzz-%.o $(OBJ)/tests/fuzz/replay.o $(call obj,tests/common/fakebus.c) \
+                      $(call obj,dom0-tools/ctl-parse.c) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS)
@@ -173,10 +176,10 @@ check-fuzz: $(REPLAY_BINS)
 fuzz:
 	$(Q)command -v clang >/dev/null || apt-get install -y -qq clang libclang-rt-14-dev >/dev/null
 	$(Q)mkdir -p build/fuzz
-	$(Q)for t in $(FUZZ_TARGETS); do \
+	$(Q)for t in $(FUZZ_ONLY); do \
 		echo "  FUZZ    $$t ($(FUZZ_SECONDS) s)"; \
 		clang -g -O1 -std=gnu11 -D_GNU_SOURCE -DXVMSG_VERSION='"fuzz"' -Iinclude -Ibackend-domain \
-			-Itests/common -fsanitize=fuzzer,address,undefined \
+			-Itests/common -Idom0-tools -fsanitize=fuzzer,address,undefined \
 			-o build/fuzz/fuzz-$$t tests/fuzz/fuzz-$$t.c $(FUZZ_CORE) -lutil || exit 1; \
 		mkdir -p build/fuzz/corpus/$$t; \
 		build/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \

@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Fuzz target: xvmsg-ctl's parsers (dom0-tools/ctl-parse.c).  The first byte
+ * of the input picks the parser, the rest is its input:
+ *
+ *   0  a description file (xvmsg-ctl apply)
+ *   1  a command line: arguments separated by NUL bytes
+ *   2  a backend's counters line (xenstore "stats")
+ *   3  numbers: ctl_parse_uint with a maximum, domid, devid, state
+ *   4  ctl_printable into an output buffer of the size the next byte gives
+ *   5  ctl_dev_set: the next byte picks the key, the rest is the value
+ *
+ * Besides the sanitizers, each case checks what the parser promises: an
+ * error always comes with a message, an accepted device has valid fields,
+ * printable output is printable and fits.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xvmsg/xenbus.h>
+
+#include "ctl-parse.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define MAX_ARGS 32
+
+static void check(int ok)
+{
+	if (!ok)
+		abort();
+}
+
+/* An accepted device is valid whatever the input was. */
+static void check_dev(const struct ctl_dev *d, bool complete)
+{
+	check((!complete && !d->type[0]) || !strcmp(d->type, "blk") || !strcmp(d->type, "rng") ||
+	      !strcmp(d->type, "console"));
+	check(!strcmp(d->mode, "pool") || !strcmp(d->mode, "grant") || !strcmp(d->mode, "full"));
+	check(d->pool_pages >= 1 && d->pool_pages <= XVMSG_MAX_POOL_PAGES);
+	check(!d->have_devid || d->devid <= CTL_MAX_DEVID);
+	check(strlen(d->params) <= CTL_PARAMS_MAX);
+	check(strlen(d->backend) <= CTL_NAME_MAX);
+	check(!complete || d->backend[0]);
+}
+
+/* The message is set (err starts as "") and on one line. */
+static void check_err(const char *err)
+{
+	check(err[0] != '\0');
+	check(strchr(err, '\n') == NULL);
+}
+
+static void fuzz_desc(const char *buf, size_t len)
+{
+	static struct ctl_desc d;
+	char err[512] = "";
+	unsigned int i, j;
+
+	if (ctl_parse_desc(buf, len, "fuzz.xvmsg", &d, err, sizeof(err))) {
+		check_err(err);
+		return;
+	}
+	check(d.n >= 1 && d.n <= CTL_MAX_DEVICES);
+	for (i = 0; i < d.n; i++) {
+		check_dev(&d.dev[i], true);
+		check(d.dev[i].line >= 1 && (i == 0 || d.dev[i].line > d.dev[i - 1].line));
+		for (j = 0; j < i; j++)
+			check(!d.dev[i].have_devid || !d.dev[j].have_devid ||
+			      d.dev[i].devid != d.dev[j].devid);
+	}
+}
+
+static void fuzz_args(char *buf, size_t len)
+{
+	char *argv[MAX_ARGS + 1] = { "xvmsg-ctl" }, err[512] = "";
+	struct ctl_args a;
+	int argc = 1;
+	size_t p = 0;
+
+	/* buf is NUL-terminated at len: arguments are the NUL-separated pieces. */
+	while (p <= len && argc < MAX_ARGS) {
+		argv[argc++] = buf + p;
+		p += strlen(buf + p) + 1;
+	}
+	argv[argc] = NULL;
+	if (ctl_parse_args(argc, argv, &a, err, sizeof(err))) {
+		check_err(err);
+		return;
+	}
+	check(a.timeout_s >= 1 && a.timeout_s <= CTL_MAX_TIMEOUT);
+	switch (a.cmd) {
+	case CTL_CMD_HELP:
+		break;
+	case CTL_CMD_ATTACH:
+		check_dev(&a.dev, true);
+		check(a.domain[0] != '\0');
+		break;
+	case CTL_CMD_APPLY:
+		check(a.file != NULL && a.domain[0] != '\0');
+		break;
+	case CTL_CMD_DETACH:
+	case CTL_CMD_STATS:
+		check(a.devid <= CTL_MAX_DEVID && a.domain[0] != '\0');
+		break;
+	case CTL_CMD_LIST:
+		break;
+	default:
+		abort();
+	}
+}
+
+struct counted {
+	unsigned int n;
+};
+
+static int counter(void *arg, const char *key, unsigned long long value)
+{
+	struct counted *c = arg;
+	size_t len = strlen(key);
+
+	check(len >= 1 && len <= CTL_STATS_KEY_MAX);
+	check(strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_") == len);
+	c->n++;
+	return 0;
+}
+
+static void fuzz_stats(const char *s)
+{
+	struct counted c = { 0 };
+	char err[256] = "";
+
+	if (ctl_parse_stats(s, counter, &c, err, sizeof(err))) {
+		check_err(err);
+		check(c.n == 0);	/* checked whole before fn sees anything */
+		return;
+	}
+	check(c.n <= CTL_STATS_KEYS);
+}
+
+static void fuzz_numbers(const char *s, const uint8_t *data, size_t size)
+{
+	unsigned long max = 0, v = 12345;
+	unsigned int u;
+	size_t i;
+	int r;
+
+	for (i = 0; i < size && i < sizeof(max); i++)
+		max = max << 8 | data[i];
+	r = ctl_parse_uint(s, max, &v);
+	check(r == 0 || r == -EINVAL || r == -ERANGE);
+	if (r == 0) {
+		char *end;
+		unsigned long ref;
+
+		errno = 0;
+		ref = strtoul(s, &end, 10);
+		/* same value as the C library, and only digits */
+		check(v <= max && !errno && !*end && ref == v && strspn(s, "0123456789") == strlen(s));
+	} else {
+		check(v == 12345);	/* untouched on error */
+	}
+	if (!ctl_parse_domid(s, &u))
+		check(u <= CTL_MAX_DOMID);
+	if (!ctl_parse_devid(s, &u))
+		check(u <= CTL_MAX_DEVID);
+	if (!ctl_parse_state(s, &u))
+		check(u <= CTL_MAX_STATE && strcmp(ctl_state_name(s), "-"));
+	else
+		check(!strcmp(ctl_state_name(s), "-"));
+}
+
+static void fuzz_printable(const char *s, size_t outlen)
+{
+	char out[300];
+	size_t n, i;
+
+	memset(out, 'Z', sizeof(out));
+	check(ctl_printable(out, outlen, s) == out);
+	n = strlen(out);
+	check(n < outlen);
+	check(out[outlen] == 'Z');	/* nothing written past outlen */
+	for (i = 0; i < n; i++)
+		check(out[i] >= 0x20 && out[i] < 0x7f);
+}
+
+static void fuzz_dev_set(unsigned int which, const char *value)
+{
+	static const char *const keys[] = {
+		"backend", "type", "params", "mode", "pool-pages", "devid",
+		"--mode", "--devid", "bogus",
+	};
+	struct ctl_dev d;
+	char err[256] = "";
+	int r;
+
+	ctl_dev_init(&d);
+	r = ctl_dev_set(&d, keys[which % 9], value, err, sizeof(err));
+	if (r) {
+		check(r == -EINVAL || r == -ENOENT);
+		check_err(err);
+		return;
+	}
+	check(which % 9 != 8);
+	check_dev(&d, false);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *s;
+
+	if (size < 1)
+		return 0;
+	/* A NUL-terminated copy, so that parsers of C strings see the bytes
+	 * before the first NUL; the description parser gets the raw bytes. */
+	s = malloc(size);
+	if (!s)
+		abort();
+	memcpy(s, data + 1, size - 1);
+	s[size - 1] = '\0';
+	switch (data[0] % 6) {
+	case 0:
+		fuzz_desc(s, size - 1);
+		break;
+	case 1:
+		fuzz_args(s, size - 1);
+		break;
+	case 2:
+		fuzz_stats(s);
+		break;
+	case 3:
+		fuzz_numbers(size > 1 ? s + (size > 9 ? 8 : size - 1) : s, data + 1,
+			     size - 1 < 8 ? size - 1 : 8);
+		break;
+	case 4:
+		fuzz_printable(size > 1 ? s + 1 : s, size > 1 ? 1 + data[1] % 299 : 1);
+		break;
+	case 5:
+		fuzz_dev_set(size > 1 ? data[1] : 0, size > 1 ? s + 1 : s);
+		break;
+	}
+	free(s);
+	return 0;
+}
