@@ -61,7 +61,7 @@ CORE_LIB   := $(BUILD)/lib/libxvb.a
 DRV_LIB    := $(BUILD)/lib/libxvmsg-drv.a
 
 PROGS := $(BIN)/xvmsg-backend $(BIN)/xvmsg-bench $(BIN)/xvmsg-demo-driver $(BIN)/xvmsg-ctl \
-         $(BIN)/xvmsg-guest-check $(BIN)/xvmsg-evil
+         $(BIN)/xvmsg-guest-check $(BIN)/xvmsg-evil $(BIN)/xvmsg-blkcrash
 
 # The malicious driver's cases (tests/hostile/), linked into xvmsg-evil and
 # tests/loop/test-loop-evil.
@@ -105,6 +105,12 @@ $(BIN)/xvmsg-guest-check: $(call obj,tests/xen/guest-check.c) $(DRV_LIB)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS)
 
 $(BIN)/xvmsg-evil: $(call obj,tests/hostile/xvmsg-evil.c) $(HOSTILE_O) $(DRV_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS)
+
+# The write verifier for backend crashes (tests/loop/test-loop-crash, Xen e2e).
+$(BIN)/xvmsg-blkcrash: $(call obj,tests/hostile/xvmsg-blkcrash.c) $(DRV_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS)

@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Integration: backend crashes under sustained writes.  xvmsg-blkcrash
+ * (tests/hostile/xvmsg-blkcrash.c) writes self-describing blocks with many
+ * requests in flight and a FLUSH every few writes, journalling what each
+ * completed flush covered; meanwhile the backend is killed with SIGKILL at
+ * random moments and restarted, and the writer reconnects each time.  Then
+ * the verifier proves, from the image file and again through a new
+ * backend, that every write acknowledged before a completed flush is there
+ * (or was overwritten by a later write to the same block).  A second case
+ * damages an image on purpose and checks that the verifier notices a lost,
+ * a corrupt and a misplaced block, so the first one can fail.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "backend-proc.h"
+
+#define KILLS		6
+#define IMG_SIZE	(16u << 20)
+
+struct fx {
+	struct backend_proc b;
+	char img[160], journal[160], wout[160], vout[160];
+};
+
+static long long now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char exp[256];
+
+	assert_non_null(f);
+	assert_int_equal(backend_setup(&f->b), 0);
+	assert_int_equal(backend_image(&f->b, "disk.img", IMG_SIZE, f->img, sizeof(f->img)), 0);
+	snprintf(f->journal, sizeof(f->journal), "%s/journal", f->b.dir);
+	snprintf(f->wout, sizeof(f->wout), "%s/writer.out", f->b.dir);
+	snprintf(f->vout, sizeof(f->vout), "%s/verify.out", f->b.dir);
+	snprintf(exp, sizeof(exp), "disk0:blk:path=%s", f->img);
+	assert_int_equal(backend_start(&f->b, "--export", exp, NULL), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	backend_cleanup(&f->b);
+	free(f);
+	return 0;
+}
+
+/* Start XVMSG_BIN/xvmsg-blkcrash with args (NULL-ended), output to out. */
+static pid_t spawn_tool(const char *out, ...)
+{
+	const char *bin = getenv("XVMSG_BIN");
+	char path[512];
+	char *argv[32];
+	int argc = 0, fd;
+	va_list ap;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/xvmsg-blkcrash", bin ? bin : "build/bin");
+	argv[argc++] = path;
+	va_start(ap, out);
+	while (argc < 31 && (argv[argc] = va_arg(ap, char *)) != NULL)
+		argc++;
+	va_end(ap);
+	argv[argc] = NULL;
+	pid = fork();
+	if (pid == 0) {
+		fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+		execv(path, argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* waitpid, bounded; SIGKILL after limit_ms.  The exit status, or -1. */
+static int wait_tool(pid_t pid, long long limit_ms)
+{
+	long long end = now_ms() + limit_ms;
+	int status;
+
+	while (now_ms() < end) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		if (r < 0)
+			return -1;
+		sleep_ms(20);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return -1;
+}
+
+static void dump(const char *path)
+{
+	char line[512];
+	FILE *fp = fopen(path, "r");
+
+	if (!fp)
+		return;
+	while (fgets(line, sizeof(line), fp))
+		fprintf(stderr, "  | %s", line);
+	fclose(fp);
+}
+
+/* The number after key in the file's last line containing key; -1 if none. */
+static long long find_count(const char *path, const char *key)
+{
+	char line[1024];
+	long long v = -1;
+	FILE *fp = fopen(path, "r");
+
+	if (!fp)
+		return -1;
+	while (fgets(line, sizeof(line), fp)) {
+		const char *k = strstr(line, key);
+
+		if (!k)
+			continue;
+		/* key is "N word": scan back from it to the number before */
+		while (k > line && k[-1] == ' ')
+			k--;
+		while (k > line && k[-1] >= '0' && k[-1] <= '9')
+			k--;
+		v = strtoll(k, NULL, 10);
+	}
+	fclose(fp);
+	return v;
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/* Wait until the journal grew past size: the writer completed a flush. */
+static bool journal_grows(const char *path, off_t size, long long limit_ms)
+{
+	long long end = now_ms() + limit_ms;
+
+	while (now_ms() < end) {
+		if (file_size(path) > size)
+			return true;
+		sleep_ms(5);
+	}
+	return false;
+}
+
+static long long run_verify(struct fx *f, bool image)
+{
+	pid_t pid;
+	int rc;
+
+	if (image)
+		pid = spawn_tool(f->vout, "verify", "--image", f->img, "--journal", f->journal,
+				 "--no-torn", NULL);
+	else
+		pid = spawn_tool(f->vout, "verify", "--socket", f->b.sock, "--export", "disk0",
+				 "--journal", f->journal, "--no-torn", NULL);
+	assert_true(pid > 0);
+	rc = wait_tool(pid, 20000);
+	dump(f->vout);
+	if (rc != 0)
+		return -1;
+	return find_count(f->vout, "acknowledged writes verified");
+}
+
+/* Kill -9 and restart the backend KILLS times at random moments under
+ * sustained writes; every flushed write must be on the image. */
+static void test_kill_under_writes(void **state)
+{
+	struct fx *f = *state;
+	unsigned int seed = (unsigned int)time(NULL) ^ (unsigned int)getpid();
+	char wseed[32];
+	long long t0 = now_ms(), reconnects, durable, from_image, from_dev;
+	pid_t w;
+	int i, rc;
+
+	fprintf(stderr, "random seed %u\n", seed);
+	snprintf(wseed, sizeof(wseed), "%u", seed);
+	w = spawn_tool(f->wout, "write", "--socket", f->b.sock, "--export", "disk0",
+		       "--journal", f->journal, "--seconds", "60", "--depth", "32",
+		       "--flush-every", "16", "--blocks", "1024", "--seed", wseed, NULL);
+	assert_true(w > 0);
+
+	for (i = 0; i < KILLS; i++) {
+		/* The writer is connected to this backend and has flushed. */
+		off_t sz = file_size(f->journal);
+
+		if (!journal_grows(f->journal, sz, 10000)) {
+			dump(f->wout);
+			backend_dump_log(&f->b);
+			fail_msg("kill %d: the writer made no progress in 10 s", i);
+		}
+		sleep_ms(rand_r(&seed) % 400);	/* a random moment, mid-stream */
+		assert_true(WIFSIGNALED(backend_stop(&f->b, SIGKILL)));
+		sleep_ms(rand_r(&seed) % 100);	/* the writer sees a dead backend */
+		assert_int_equal(backend_restart(&f->b), 0);
+	}
+	/* And it carries on over the last instance. */
+	if (!journal_grows(f->journal, file_size(f->journal), 10000)) {
+		dump(f->wout);
+		fail_msg("the writer made no progress after the last restart");
+	}
+	assert_int_equal(kill(w, SIGTERM), 0);
+	rc = wait_tool(w, 15000);
+	dump(f->wout);
+	assert_int_equal(rc, 0);
+	reconnects = find_count(f->wout, "reconnects");
+	durable = find_count(f->wout, "flushed (journalled)");
+	assert_true(reconnects >= KILLS);
+	assert_true(durable > 0);
+
+	from_image = run_verify(f, true);
+	assert_true(from_image > 0);
+	assert_int_equal(from_image, durable);
+	from_dev = run_verify(f, false);
+	assert_int_equal(from_dev, from_image);
+	fprintf(stderr, "%d kills, %lld reconnects, %lld acknowledged+flushed writes verified, "
+		"%lld ms\n", KILLS, reconnects, from_image, now_ms() - t0);
+}
+
+/* pread/pwrite 512 bytes of the image at byte offset off. */
+static void img_io(struct fx *f, off_t off, void *buf, bool write)
+{
+	int fd = open(f->img, O_RDWR | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	if (write)
+		assert_int_equal(pwrite(fd, buf, 512, off), 512);
+	else
+		assert_int_equal(pread(fd, buf, 512, off), 512);
+	close(fd);
+}
+
+/* The verifier can fail: a lost, a corrupt and a misplaced sector each
+ * make it fail, with a reason. */
+static void test_verifier_detects_damage(void **state)
+{
+	struct fx *f = *state;
+	uint8_t good[512], other[512], bad[512];
+	char vlog[1024] = "";
+	pid_t w;
+	FILE *fp;
+
+	w = spawn_tool(f->wout, "write", "--socket", f->b.sock, "--export", "disk0",
+		       "--journal", f->journal, "--seconds", "1", "--blocks", "64", "--seed", "9",
+		       NULL);
+	assert_true(w > 0);
+	assert_int_equal(wait_tool(w, 15000), 0);
+	assert_int_equal(backend_stop(&f->b, SIGTERM), 0);
+	assert_true(run_verify(f, true) > 0);
+
+	/* Block 3, sector 2 back to zeroes: a flushed write lost. */
+	img_io(f, 3 * 4096 + 2 * 512, good, false);
+	memset(bad, 0, sizeof(bad));
+	img_io(f, 3 * 4096 + 2 * 512, bad, true);
+	assert_int_equal(run_verify(f, true), -1);
+	assert_true(find_count(f->vout, "blocks lost a flushed write") == 1);
+	img_io(f, 3 * 4096 + 2 * 512, good, true);
+	assert_true(run_verify(f, true) > 0);
+
+	/* One bit flipped: corrupt. */
+	memcpy(bad, good, sizeof(bad));
+	bad[100] ^= 0x10;
+	img_io(f, 3 * 4096 + 2 * 512, bad, true);
+	assert_int_equal(run_verify(f, true), -1);
+	assert_true(find_count(f->vout, "corrupt or misplaced") == 1);
+
+	/* Block 5's sector 2 at block 3: misplaced. */
+	img_io(f, 5 * 4096 + 2 * 512, other, false);
+	img_io(f, 3 * 4096 + 2 * 512, other, true);
+	assert_int_equal(run_verify(f, true), -1);
+	fp = fopen(f->vout, "r");
+	assert_non_null(fp);
+	assert_true(fread(vlog, 1, sizeof(vlog) - 1, fp) > 0);
+	fclose(fp);
+	assert_non_null(strstr(vlog, "block 3 sector 2: corrupt or misplaced"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_kill_under_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verifier_detects_damage, setup, teardown),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
