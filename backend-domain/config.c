@@ -279,8 +279,11 @@ static void usage(FILE *out, const char *prog)
 "      --poll-us N          after work, keep polling the queues for N us\n"
 "                           before sleeping (default 0: interrupt driven)\n"
 "      --stats-on-exit      print per-device counters when stopping\n"
-"      --fault NAME         misbehave on purpose, to test guests: used-bad-id,\n"
-"                           used-bad-len, silent, irq-storm (never in production)\n"
+"      --fault NAME         misbehave on purpose, to test guests (never in\n"
+"                           production; docs/backend.md says what each does):\n"
+"                           used-bad-id, used-bad-len, used-dup-id, silent,\n"
+"                           irq-storm, msg-bad-token, msg-rewrite,\n"
+"                           vanish-handshake, keep-mapped, snoop\n"
 "  -l, --log-level LEVEL    err, warn, info (default) or debug\n"
 "  -h, --help               show this help and exit\n"
 "  -V, --version            show the version and exit\n"
@@ -352,7 +355,8 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 				;
 			if (i == (int)(sizeof(names) / sizeof(names[0]))) {
 				snprintf(err, errlen, "--fault must be used-bad-id, used-bad-len, "
-					 "silent or irq-storm");
+					 "used-dup-id, silent, irq-storm, msg-bad-token, msg-rewrite, "
+					 "vanish-handshake, keep-mapped or snoop");
 				return -EINVAL;
 			}
 			cfg->fault = i;

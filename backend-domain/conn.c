@@ -16,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/timerfd.h>
 
 #include "core.h"
 
@@ -45,6 +48,14 @@ struct xvb_conn {
 	struct vmsg pending;		/* EVENT_CONFIG: the latest one is enough */
 	uint64_t used_pending;		/* in-band EVENT_USED waiting, by queue */
 	uint32_t notify_from;		/* b2d prod at the last notification */
+	/* Fault injection (--fault), testing guests only. */
+	uint32_t rewrite_from;		/* msg-rewrite: b2d slots below are done */
+	uint64_t rewrites, bad_tokens;
+	int snoop_fd;			/* snoop: timerfd, -1 when none */
+	uint64_t snoop_requests;	/* stats.requests at the last tick */
+	uint64_t snoop_quiet_since;	/* ms: no new request since */
+	bool snoop_dirty;		/* requests since the last idle scan */
+	uint64_t snoop_idle_scans, snoop_stale_scans;
 };
 
 static const char *const mode_names[] = XVMSG_MODE_NAMES;
@@ -165,10 +176,33 @@ static bool b2d_full(struct xvb_conn *c)
 	return c->b2d_prod - cons >= XVMSG_RING_SLOTS;
 }
 
+/* --fault msg-rewrite: scribble over every response slot the driver has
+ * consumed (its b2d.cons moved past it).  A driver that copied the message
+ * once cannot tell; one that reads the slot again gets garbage.  Runs before
+ * a slot is reused. */
+static void fault_rewrite_consumed(struct xvb_conn *c)
+{
+	uint32_t cons = le32toh(XVB_READ_ONCE(c->msg->b2d.cons));
+	uint8_t *slot;
+	size_t j;
+
+	if (cons - c->rewrite_from > c->b2d_prod - c->rewrite_from)
+		return;		/* an index out of range: nothing to trust */
+	for (; c->rewrite_from != cons; c->rewrite_from++) {
+		slot = (uint8_t *)&c->msg->b2d_slot[c->rewrite_from % XVMSG_RING_SLOTS];
+		for (j = 0; j < sizeof(c->msg->b2d_slot[0]); j++)
+			slot[j] ^= 0x5a;
+		c->rewrites++;
+	}
+}
+
 /* Put one message in the b2d ring; the caller made sure there is room. */
 static void b2d_put(struct xvb_conn *c, const struct vmsg *m)
 {
 	size_t size = le16toh(m->hdr.msg_size);
+
+	if (c->be->fault == XVB_FAULT_MSG_REWRITE)
+		fault_rewrite_consumed(c);
 
 	memcpy(&c->msg->b2d_slot[c->b2d_prod % XVMSG_RING_SLOTS], m, size);
 	/* Slot contents before the index: pairs with the driver's read barrier
@@ -311,6 +345,28 @@ static void handle_bus_msg(struct xvb_conn *c, const struct vmsg *req, struct vm
 	*rsize += sizeof(resp->hdr);
 }
 
+/* --fault msg-bad-token: before a response, the same with its payload
+ * inverted under the previous request's token (stale) and under the next
+ * one (not asked yet).  Only when the ring has room for all three. */
+static void fault_bad_tokens(struct xvb_conn *c, const struct vmsg *resp)
+{
+	uint32_t cons = le32toh(XVB_READ_ONCE(c->msg->b2d.cons));
+	uint16_t tok = le16toh(resp->hdr.token);
+	size_t plen = le16toh(resp->hdr.msg_size) - sizeof(resp->hdr), i;
+	struct vmsg m;
+
+	if (c->b2d_prod - cons > XVMSG_RING_SLOTS - 3)
+		return;
+	memcpy(&m, resp, sizeof(m));
+	for (i = 0; i < plen && i < sizeof(m.payload); i++)
+		m.payload[i] ^= 0xff;
+	m.hdr.token = htole16(tok == 1 ? 0xffff : (uint16_t)(tok - 1));
+	b2d_put(c, &m);
+	m.hdr.token = htole16(tok == 0xffff ? 1 : (uint16_t)(tok + 1));
+	b2d_put(c, &m);
+	c->bad_tokens += 2;
+}
+
 static void process_msgs(struct xvb_conn *c)
 {
 	uint32_t prod, old_cons = c->d2b_cons, pev;
@@ -363,6 +419,8 @@ static void process_msgs(struct xvb_conn *c)
 		} else {
 			rsize = xvb_vdev_handle(&c->vdev, &req, &resp);
 		}
+		if (rsize && c->connected && c->be->fault == XVB_FAULT_MSG_BAD_TOKEN)
+			fault_bad_tokens(c, &resp);
 		if (rsize && c->connected)
 			b2d_put(c, &resp);
 		if (!c->connected)
@@ -385,6 +443,8 @@ void xvb_conn_event(struct xvb_conn *c, int q)
 	c->stats.notify_in++;
 	if (!c->connected)
 		return;
+	if (c->be->fault == XVB_FAULT_MSG_REWRITE)
+		fault_rewrite_consumed(c);
 	if (q < 0)
 		process_msgs(c);
 	else
@@ -409,11 +469,90 @@ static void unbind_all(struct xvb_conn *c)
 	}
 }
 
+/* ---- --fault snoop: does the guest leave its data in freed pool slots? ---- */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Every 250 ms: once no request came for a second and none is in flight or
+ * waiting, every completion has long reached the guest, which has freed
+ * (and should have scrubbed) the slots.  Scan the whole pool then, once per
+ * burst of activity. */
+static void snoop_tick(void *arg, int fd, uint32_t events)
+{
+	struct xvb_conn *c = arg;
+	uint64_t expirations, now = now_ms();
+	unsigned int q;
+	long found;
+
+	(void)events;
+	if (read(fd, &expirations, sizeof(expirations)) < 0 || !c->connected ||
+	    !c->vdev.activated)
+		return;
+	if (c->stats.requests != c->snoop_requests) {
+		c->snoop_requests = c->stats.requests;
+		c->snoop_quiet_since = now;
+		c->snoop_dirty = true;
+		return;
+	}
+	if (!c->snoop_dirty || now - c->snoop_quiet_since < 1000)
+		return;
+	for (q = 0; q < c->vdev.nvqs; q++)
+		if (c->vdev.vq[q].inflight || xvb_vq_has_work(&c->vdev.vq[q]))
+			return;
+	c->snoop_dirty = false;
+	found = xvb_mc_pool_scan(&c->mc, XVB_SNOOP_MARKER);
+	c->snoop_idle_scans++;
+	if (found > 0)
+		c->snoop_stale_scans++;
+	xvb_warn(c->be->log, "%s: snoop: idle scan %" PRIu64 ": %ld stale bytes", c->name,
+		 c->snoop_idle_scans, found);
+}
+
+static void snoop_start(struct xvb_conn *c)
+{
+	struct itimerspec its = { .it_interval = { 0, 250000000 }, .it_value = { 0, 250000000 } };
+
+	c->snoop_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (c->snoop_fd < 0)
+		return;
+	if (timerfd_settime(c->snoop_fd, 0, &its, NULL) ||
+	    xvb_evloop_add(c->be->loop, c->snoop_fd, EPOLLIN, snoop_tick, c)) {
+		close(c->snoop_fd);
+		c->snoop_fd = -1;
+		return;
+	}
+	c->snoop_requests = c->stats.requests;
+	c->snoop_dirty = false;
+}
+
+static void snoop_stop(struct xvb_conn *c)
+{
+	if (c->snoop_fd < 0)
+		return;
+	xvb_evloop_del(c->be->loop, c->snoop_fd);
+	close(c->snoop_fd);
+	c->snoop_fd = -1;
+	xvb_warn(c->be->log, "%s: snoop: %" PRIu64 " idle scans, %" PRIu64 " found stale bytes; "
+		 "%" PRIu64 " scans during writes saw the marker", c->name, c->snoop_idle_scans,
+		 c->snoop_stale_scans, c->vdev.snoop_busy_hits);
+}
+
 static void disconnect(struct xvb_conn *c)
 {
 	if (!c->connected)
 		return;
 	c->connected = false;
+	snoop_stop(c);
+	if (c->be->fault == XVB_FAULT_MSG_REWRITE || c->be->fault == XVB_FAULT_MSG_BAD_TOKEN)
+		xvb_warn(c->be->log, "%s: fault: %" PRIu64 " consumed response slots rewritten, "
+			 "%" PRIu64 " responses with wrong tokens sent", c->name, c->rewrites,
+			 c->bad_tokens);
 	xvb_vdev_reset(&c->vdev);
 	xvb_vdev_set_mapcache(&c->vdev, NULL);
 	xvb_mc_fini(&c->mc);
@@ -509,7 +648,10 @@ static int connect_frontend(struct xvb_conn *c, char *why, size_t whylen)
 	c->d2b_cons = le32toh(XVB_READ_ONCE(c->msg->d2b.cons));
 	c->b2d_prod = le32toh(XVB_READ_ONCE(c->msg->b2d.prod));
 	c->notify_from = c->b2d_prod;
+	c->rewrite_from = c->b2d_prod;
 	c->connected = true;
+	if (c->be->fault == XVB_FAULT_SNOOP && c->mode == XVMSG_MODE_POOL)
+		snoop_start(c);
 	xvb_info(c->be->log, "%s: connected, mode %s%s%.0u%s, %u queue channels", c->name,
 		 mode_names[c->mode], c->mode == XVMSG_MODE_POOL ? " (" : "",
 		 c->mode == XVMSG_MODE_POOL ? pool_pages : 0,
@@ -559,6 +701,12 @@ void xvb_conn_changed(struct xvb_conn *c)
 			fail(c, why);
 			break;
 		}
+		if (c->be->fault == XVB_FAULT_VANISH_HANDSHAKE) {
+			/* Like a crash between mapping and Connected. */
+			xvb_err(c->be->log, "%s: fault vanish-handshake: frontend's page mapped, "
+				"exiting before Connected", c->name);
+			_exit(3);
+		}
 		snprintf(why, sizeof(why), "%s/%s", c->bepath, XVMSG_XS_HOTPLUG_ERROR);
 		c->be->bus->ops->store_rm(c->be->bus, why);	/* an earlier failure */
 		set_state(c, XVMSG_STATE_CONNECTED);
@@ -594,6 +742,7 @@ int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struc
 	c->feid = feid;
 	c->devid = devid;
 	c->state = XVMSG_STATE_UNKNOWN;
+	c->snoop_fd = -1;
 	snprintf(c->bepath, sizeof(c->bepath), "%s/%u/%u", be->root, feid, devid);
 	if (rd(c, c->bepath, XVMSG_XS_FRONTEND, c->fepath, sizeof(c->fepath)) ||
 	    rd(c, c->bepath, XVMSG_XS_TYPE, type, sizeof(type))) {

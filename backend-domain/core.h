@@ -81,6 +81,10 @@ int xvb_mc_map_sg(struct xvb_mapcache *mc, const struct xvb_seg *segs, unsigned 
 		  unsigned int split, unsigned int *split_iov,
 		  struct iovec *iov, unsigned int max, struct xvb_mc_ticket *t);
 void xvb_mc_release(struct xvb_mapcache *mc, struct xvb_mc_ticket *t);
+/* Fault injection only (--fault snoop): bytes of the pool that belong to a
+ * copy of marker, mapping what is not mapped yet; -errno if the pool cannot
+ * be mapped, -EINVAL outside pool mode. */
+long xvb_mc_pool_scan(struct xvb_mapcache *mc, const char *marker);
 
 /* ---- virtq.c: split virtqueue, device side ---------------------------- */
 
@@ -105,6 +109,8 @@ struct xvb_vq {
 	uint32_t inflight;
 	struct xvb_mc_ticket *tickets;	/* by head, for transient mappings */
 	uint8_t *busy;			/* by head: taken, not yet pushed */
+	struct xvb_mc_ticket *kept;	/* --fault keep-mapped: released at stop */
+	unsigned int nkept, kept_cap;
 };
 
 /* Why a chain was refused. */
@@ -123,8 +129,9 @@ enum xvb_vq_err xvb_vq_pop(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xv
 			   const char **why);
 /* Complete a chain; returns -EINVAL if the head is not in flight. */
 int xvb_vq_push(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xvb_req *req, uint32_t len);
+/* Fault injection only: complete a chain with a lie (enum xvb_vq_lie). */
 void xvb_vq_push_fault(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xvb_req *req,
-		       uint32_t len, bool bad_id);
+		       uint32_t len, int lie);
 /* Publish pushed entries; true when the driver wants a notification. */
 bool xvb_vq_publish(struct xvb_vq *vq);
 /* Are there available entries we have not taken?  One read of avail->idx. */
@@ -139,8 +146,27 @@ enum {
 	XVB_FAULT_USED_BAD_LEN,		/* used lengths larger than the buffers */
 	XVB_FAULT_SILENT,		/* after DRIVER_OK, never complete or answer */
 	XVB_FAULT_IRQ_STORM,		/* thousands of notifications per completion */
+	XVB_FAULT_USED_DUP_ID,		/* every completion's used entry written twice */
+	XVB_FAULT_MSG_BAD_TOKEN,	/* a stale and an unsolicited response before each right one */
+	XVB_FAULT_MSG_REWRITE,		/* response slots rewritten after the driver consumed them */
+	XVB_FAULT_VANISH_HANDSHAKE,	/* _exit() after mapping the frontend's page, before Connected */
+	XVB_FAULT_KEEP_MAPPED,		/* grant mode: a request's pages stay mapped after completion */
+	XVB_FAULT_SNOOP,		/* pool mode: look for XVB_SNOOP_MARKER in the idle pool */
 };
-#define XVB_FAULT_NAMES { "none", "used-bad-id", "used-bad-len", "silent", "irq-storm" }
+#define XVB_FAULT_NAMES { "none", "used-bad-id", "used-bad-len", "silent", "irq-storm",	\
+			  "used-dup-id", "msg-bad-token", "msg-rewrite", "vanish-handshake",	\
+			  "keep-mapped", "snoop" }
+/* What --fault snoop looks for: guest data a test wrote, which must not
+ * stay in pool slots the guest freed. */
+#define XVB_SNOOP_MARKER "XVMSG-SECRET-"
+
+/* How xvb_vq_push_fault() lies. */
+enum xvb_vq_lie {
+	XVB_VQ_LIE_LEN,			/* len as given, not clamped to the buffers */
+	XVB_VQ_LIE_BAD_ID,		/* an id beyond the queue */
+	XVB_VQ_LIE_DUP_ID,		/* a correct entry, then the same id again */
+	XVB_VQ_LIE_KEEP_MAPPED,		/* a correct entry; the pages stay mapped until stop */
+};
 
 /* ---- vdev.c: the virtio-msg device side -------------------------------- */
 
@@ -168,6 +194,7 @@ struct xvb_vdev {
 	bool activated;
 	bool broken;
 	int fault;			/* XVB_FAULT_* */
+	uint64_t snoop_busy_scans, snoop_busy_hits;	/* --fault snoop, positive control */
 	unsigned int nvqs;
 	struct xvb_vq vq[XVMSG_MAX_QUEUES];
 };

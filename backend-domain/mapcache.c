@@ -381,3 +381,31 @@ int xvb_mc_map_sg(struct xvb_mapcache *mc, const struct xvb_seg *segs, unsigned 
 	}
 	return (int)n;
 }
+
+/* Fault injection only (--fault snoop): what a backend could read from the
+ * pool.  Copies of marker that span two chunks are not counted. */
+long xvb_mc_pool_scan(struct xvb_mapcache *mc, const char *marker)
+{
+	size_t mlen = strlen(marker), len;
+	const char *p, *end, *hit;
+	long found = 0;
+	uint32_t c;
+	void *base;
+	int rc;
+
+	if (mc->mode != XVMSG_MODE_POOL || mlen == 0)
+		return -EINVAL;
+	for (c = 0; c < mc->nchunks; c++) {
+		rc = pool_chunk(mc, c, &base);
+		if (rc)
+			return rc;
+		p = base;
+		len = (size_t)pool_chunk_pages(mc, c) * PAGE;
+		end = p + len;
+		while ((hit = memmem(p, (size_t)(end - p), marker, mlen))) {
+			found += (long)mlen;
+			p = hit + mlen;
+		}
+	}
+	return found;
+}

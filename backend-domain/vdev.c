@@ -152,10 +152,27 @@ void xvb_push(struct xvb_vdev *d, struct xvb_req *req, uint32_t written)
 		return;			/* the request stays in flight forever */
 	if (d->fault == XVB_FAULT_USED_BAD_LEN)
 		written = (uint32_t)req->in_len + 4096;	/* past the clamp below */
-	if (d->fault == XVB_FAULT_USED_BAD_ID || d->fault == XVB_FAULT_USED_BAD_LEN) {
-		xvb_vq_push_fault(&d->vq[req->queue], d->mc, req, written,
-				  d->fault == XVB_FAULT_USED_BAD_ID);
+	if (d->fault == XVB_FAULT_SNOOP && req->out_len >= 4096 &&
+	    d->snoop_busy_scans < 1000 && ++d->snoop_busy_scans % 8 == 1 &&
+	    xvb_mc_pool_scan(d->mc, XVB_SNOOP_MARKER) > 0 && !d->snoop_busy_hits++)
+		xvb_warn(d->log, "%s: snoop: the marker is in the pool while a write is in flight "
+			 "(positive control)", d->name);
+	switch (d->fault) {
+	case XVB_FAULT_USED_BAD_ID:
+		xvb_vq_push_fault(&d->vq[req->queue], d->mc, req, written, XVB_VQ_LIE_BAD_ID);
 		return;
+	case XVB_FAULT_USED_BAD_LEN:
+		xvb_vq_push_fault(&d->vq[req->queue], d->mc, req, written, XVB_VQ_LIE_LEN);
+		return;
+	case XVB_FAULT_USED_DUP_ID:
+		xvb_vq_push_fault(&d->vq[req->queue], d->mc, req, written, XVB_VQ_LIE_DUP_ID);
+		return;
+	case XVB_FAULT_KEEP_MAPPED:
+		xvb_vq_push_fault(&d->vq[req->queue], d->mc, req, written,
+				  XVB_VQ_LIE_KEEP_MAPPED);
+		return;
+	default:
+		break;
 	}
 	if (xvb_vq_push(&d->vq[req->queue], d->mc, req, written))
 		xvb_warn(d->log, "%s: model pushed a request that is not in flight", d->name);

@@ -148,6 +148,11 @@ void xvb_vq_stop(struct xvb_vq *vq, struct xvb_mapcache *mc)
 	for (i = 0; i < vq->size; i++)
 		if (vq->busy[i])
 			xvb_mc_release(mc, &vq->tickets[i]);
+	for (i = 0; i < vq->nkept; i++)
+		xvb_mc_release(mc, &vq->kept[i]);
+	free(vq->kept);
+	vq->kept = NULL;
+	vq->nkept = vq->kept_cap = 0;
 	area_unmap(&vq->used, mc);
 	area_unmap(&vq->avail, mc);
 	area_unmap(&vq->desc, mc);
@@ -386,20 +391,45 @@ bool xvb_vq_has_work(const struct xvb_vq *vq)
 	return vq->live && rd16(&vq->avail, 2) != vq->last_avail;
 }
 
-/* Fault injection only: complete a chain with a lie (see XVB_FAULT_*). */
+/* Fault injection only: complete a chain with a lie (see enum xvb_vq_lie). */
 void xvb_vq_push_fault(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xvb_req *req,
-		       uint32_t len, bool bad_id)
+		       uint32_t len, int lie)
 {
 	uint16_t head = req->head;
 	size_t slot;
 
 	if (!vq->live || head >= vq->size || !vq->busy[head])
 		return;
-	xvb_mc_release(mc, &vq->tickets[head]);
+	if (lie == XVB_VQ_LIE_KEEP_MAPPED && vq->tickets[head].n) {
+		if (vq->nkept == vq->kept_cap) {
+			unsigned int cap = vq->kept_cap ? 2 * vq->kept_cap : 64;
+			struct xvb_mc_ticket *k = realloc(vq->kept, cap * sizeof(*k));
+
+			if (!k) {
+				xvb_mc_release(mc, &vq->tickets[head]);
+				goto released;
+			}
+			vq->kept = k;
+			vq->kept_cap = cap;
+		}
+		vq->kept[vq->nkept++] = vq->tickets[head];
+		vq->tickets[head].n = 0;
+	} else {
+		xvb_mc_release(mc, &vq->tickets[head]);
+	}
+released:
 	vq->busy[head] = 0;
 	vq->inflight--;
+	if (lie != XVB_VQ_LIE_LEN && len > req->in_len)
+		len = (uint32_t)req->in_len;
 	slot = 4 + 8 * (size_t)(vq->used_idx % vq->size);
-	wr32(&vq->used, slot, bad_id ? (uint32_t)head + vq->size : head);
+	wr32(&vq->used, slot, lie == XVB_VQ_LIE_BAD_ID ? (uint32_t)head + vq->size : head);
 	wr32(&vq->used, slot + 4, len);
 	vq->used_idx++;
+	if (lie == XVB_VQ_LIE_DUP_ID) {
+		slot = 4 + 8 * (size_t)(vq->used_idx % vq->size);
+		wr32(&vq->used, slot, head);
+		wr32(&vq->used, slot + 4, len);
+		vq->used_idx++;
+	}
 }

@@ -1,0 +1,374 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Integration: the userspace driver library (driver/) against a malicious
+ * backend, on the loopback bus.  Each case starts xvmsg-backend with one
+ * --fault mode (the lies are in backend-domain/, see docs/backend.md),
+ * drives a disk through libxvmsg-drv and asserts what the driver must do:
+ * keep working where the lie is harmless, fail with a clean error where it
+ * is not, and never crash or hang (every step is bounded; under make
+ * check-san the library runs with ASan and UBSan).  A case also checks the
+ * backend really lied (its log or the driver's counters), so it can fail.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "backend-proc.h"
+#include "xvmsg-drv.h"
+
+#define DISK_BYTES	(4u << 20)
+#define MARKER		"XVMSG-SECRET-"	/* = XVB_SNOOP_MARKER */
+
+struct fx {
+	struct backend_proc b;
+	struct xvd_domain *d;
+	struct xvd_dev *dev;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Start a backend lying with `fault` and open a domain on it. */
+static struct fx *start(const char *fault)
+{
+	struct xvd_domain_opts dopts = { .log_level = XVD_LOG_ERR, .timeout_ms = 1000 };
+	struct fx *f = calloc(1, sizeof(*f));
+	char img[160], exp[256];
+
+	assert_non_null(f);
+	assert_int_equal(backend_setup(&f->b), 0);
+	assert_int_equal(backend_image(&f->b, "disk.img", DISK_BYTES, img, sizeof(img)), 0);
+	snprintf(exp, sizeof(exp), "disk0:blk:path=%s", img);
+	assert_int_equal(backend_start(&f->b, "--export", exp, "--fault", fault, NULL), 0);
+	dopts.socket_path = f->b.sock;
+	assert_int_equal(xvd_domain_open_loop(&dopts, &f->d), 0);
+	return f;
+}
+
+static int open_blk(struct fx *f, int mode)
+{
+	struct xvd_dev_opts o = { .export_name = "disk0", .devid = 1, .mode = mode,
+				  .pool_pages = 64 };
+
+	return xvd_blk_open(f->d, &o, &f->dev);
+}
+
+/* Close everything; the backend must still be running (it lies, it does not
+ * crash) and stop cleanly on SIGTERM. */
+static void finish(struct fx *f, bool backend_alive)
+{
+	int st;
+
+	if (f->dev)
+		xvd_dev_close(f->dev);
+	f->dev = NULL;
+	xvd_domain_close(f->d);
+	st = backend_stop(&f->b, SIGTERM);
+	if (backend_alive && !(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+		backend_dump_log(&f->b);
+		fail_msg("backend did not stop cleanly (status %d)", st);
+	}
+	backend_cleanup(&f->b);
+	free(f);
+}
+
+/* A value "<prefix>N" in the backend's log, or -1. */
+static long log_number_after(const struct fx *f, const char *prefix)
+{
+	char line[512];
+	FILE *fp = fopen(f->b.log, "r");
+	long v = -1;
+	char *p;
+
+	if (!fp)
+		return -1;
+	while (fgets(line, sizeof(line), fp))
+		if ((p = strstr(line, prefix)))
+			v = strtol(p + strlen(prefix), NULL, 10);
+	fclose(fp);
+	return v;
+}
+
+static void fill(uint8_t *buf, size_t len, unsigned int seed)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(i * 7 + seed);
+}
+
+/* Write then read back 64 KiB at a few places; 0 if all matched, else the
+ * first error. */
+static int io_roundtrip(struct xvd_dev *dev)
+{
+	static uint8_t out[65536], in[65536];
+	int r;
+
+	for (unsigned int k = 0; k < 4; k++) {
+		fill(out, sizeof(out), k);
+		r = xvd_blk_write(dev, 256 * k, out, sizeof(out));
+		if (r)
+			return r;
+		memset(in, 0, sizeof(in));
+		r = xvd_blk_read(dev, 256 * k, in, sizeof(in));
+		if (r)
+			return r;
+		if (memcmp(out, in, sizeof(in)))
+			return -EBADMSG;
+	}
+	return 0;
+}
+
+/* ---- lies about the used ring ------------------------------------------ */
+
+/* The same id twice: the first completion is real, the second names a
+ * chain no longer in flight.  The queue is broken (-EIO), promptly. */
+static void used_dup_id(void **state)
+{
+	struct fx *f = start("used-dup-id");
+	static uint8_t buf[8192];
+	double t0;
+	int r;
+
+	(void)state;
+	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
+	t0 = now_s();
+	r = xvd_blk_write(f->dev, 0, buf, sizeof(buf));
+	assert_true(r == 0 || r == -EIO);
+	r = xvd_blk_read(f->dev, 0, buf, sizeof(buf));
+	assert_int_equal(r, -EIO);
+	assert_int_equal(xvd_dev_error(f->dev), -EIO);
+	assert_true(now_s() - t0 < 3.0);
+	print_message("used-dup-id: device broken (-EIO) after %.2f s\n", now_s() - t0);
+	finish(f, true);
+}
+
+static void used_bad_id(void **state)
+{
+	struct fx *f = start("used-bad-id");
+	static uint8_t buf[4096];
+
+	(void)state;
+	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
+	assert_int_equal(xvd_blk_read(f->dev, 0, buf, sizeof(buf)), -EIO);
+	assert_int_equal(xvd_dev_error(f->dev), -EIO);
+	finish(f, true);
+}
+
+/* Used lengths beyond the buffers: the library treats a length it cannot
+ * trust as a broken device (-EIO); it never copies past the buffer.  (The
+ * kernel module clamps instead, and its reads work.) */
+static void used_bad_len(void **state)
+{
+	struct fx *f = start("used-bad-len");
+	static uint8_t buf[4096];
+
+	(void)state;
+	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
+	assert_int_equal(xvd_blk_read(f->dev, 0, buf, sizeof(buf)), -EIO);
+	assert_int_equal(xvd_dev_error(f->dev), -EIO);
+	finish(f, true);
+}
+
+/* Notifications by the thousand: I/O works, the driver does not spin. */
+static void irq_storm(void **state)
+{
+	struct fx *f = start("irq-storm");
+	struct xvd_stats st;
+
+	(void)state;
+	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
+	assert_int_equal(io_roundtrip(f->dev), 0);
+	xvd_dev_stats(f->dev, &st);
+	print_message("irq-storm: %llu notifications taken\n", (unsigned long long)st.irqs);
+	finish(f, true);
+}
+
+/* Never completes: the wait ends at the device timeout (1 s here). */
+static void silent(void **state)
+{
+	struct fx *f = start("silent");
+	static uint8_t buf[4096];
+	double t0;
+	int r;
+
+	(void)state;
+	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
+	t0 = now_s();
+	r = xvd_blk_read(f->dev, 0, buf, sizeof(buf));
+	assert_true(r == -ETIMEDOUT || r == -EIO);
+	assert_true(now_s() - t0 < 5.0);
+	print_message("silent: read returned %d after %.2f s\n", r, now_s() - t0);
+	finish(f, true);
+}
+
+/* ---- lies on the message ring ------------------------------------------- */
+
+/* Before every response, a stale and an unsolicited one with the payload
+ * inverted: the driver drops both (counted), takes the right one, and the
+ * device works. */
+static void msg_bad_token(void **state)
+{
+	struct fx *f = start("msg-bad-token");
+	struct xvd_blk_info info;
+	struct xvd_stats st;
+
+	(void)state;
+	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
+	assert_int_equal(xvd_blk_info(f->dev, &info), 0);
+	assert_int_equal(info.capacity, DISK_BYTES / 512);
+	assert_int_equal(io_roundtrip(f->dev), 0);
+	xvd_dev_stats(f->dev, &st);
+	print_message("msg-bad-token: %llu messages dropped, device fine\n",
+		      (unsigned long long)st.msgs_bad);
+	assert_true(st.msgs_bad >= 2);
+	finish(f, true);
+	(void)log_number_after;
+}
+
+/* Response slots scribbled over once consumed: the driver copied each
+ * once, so config reads and I/O are unaffected. */
+static void msg_rewrite(void **state)
+{
+	struct fx *f = start("msg-rewrite");
+	struct xvd_blk_info info;
+	long n;
+
+	(void)state;
+	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(xvd_blk_info(f->dev, &info), 0);
+		assert_int_equal(info.capacity, DISK_BYTES / 512);
+	}
+	assert_int_equal(io_roundtrip(f->dev), 0);
+	xvd_dev_close(f->dev);
+	f->dev = NULL;
+	/* The backend logs its count at disconnect: it did rewrite. */
+	for (int i = 0; i < 200 && log_number_after(f, "fault: ") < 0; i++)
+		usleep(10000);
+	n = log_number_after(f, "fault: ");
+	print_message("msg-rewrite: %ld consumed response slots rewritten\n", n);
+	assert_true(n > 20);
+	finish(f, true);
+}
+
+/* ---- the backend dies in the handshake ---------------------------------- */
+
+static void vanish_handshake(void **state)
+{
+	struct fx *f = start("vanish-handshake");
+	double t0 = now_s();
+	int r, st;
+
+	(void)state;
+	r = open_blk(f, XVD_MODE_POOL);
+	print_message("vanish-handshake: open returned %d after %.2f s\n", r, now_s() - t0);
+	assert_true(r < 0);
+	assert_null(f->dev);
+	assert_true(now_s() - t0 < 5.0);
+	/* The domain notices the peer is gone; nothing blocks. */
+	assert_true(xvd_domain_dispatch(f->d) == -ENODEV || xvd_domain_dispatch(f->d) == 0);
+	st = backend_stop(&f->b, SIGTERM);
+	assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 3);
+	finish(f, false);
+}
+
+/* ---- grant mode: pages kept mapped after completion ---------------------- */
+
+/* Revoking a grant the backend still maps fails: the driver must count it
+ * and leak the page, never hand it out again. */
+static void keep_mapped(void **state)
+{
+	struct fx *f = start("keep-mapped");
+	struct xvd_stats st;
+	void *a, *b;
+	int r;
+
+	(void)state;
+	assert_int_equal(open_blk(f, XVD_MODE_GRANT), 0);
+	assert_int_equal(xvd_ram_alloc(f->d, 65536, &a), 0);
+	fill(a, 65536, 3);
+	r = xvd_blk_write(f->dev, 0, a, 65536);
+	assert_true(r == 0 || r == -EIO);
+	r = xvd_blk_read(f->dev, 0, a, 65536);
+	assert_true(r == 0 || r == -EIO);
+	xvd_dev_stats(f->dev, &st);
+	xvd_ram_free(f->d, a);
+	/* The freed range is still mapped by the backend: not reused. */
+	assert_int_equal(xvd_ram_alloc(f->d, 65536, &b), 0);
+	print_message("keep-mapped: revokes %llu, busy %llu; buffer %p, next %p\n",
+		      (unsigned long long)st.revokes, (unsigned long long)st.revoke_busy, a, b);
+	assert_true(st.revoke_busy > 0);
+	assert_true((uint8_t *)b >= (uint8_t *)a + 65536 || (uint8_t *)b + 65536 <= (uint8_t *)a);
+	xvd_ram_free(f->d, b);
+	finish(f, true);
+}
+
+/* ---- pool mode: does freed pool memory keep guest data? ------------------ */
+
+static void snoop(void **state)
+{
+	struct fx *f = start("snoop");
+	static uint8_t buf[131072], back[131072];
+	size_t m = strlen(MARKER);
+	int idle_scans = 0;
+
+	(void)state;
+	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
+	for (size_t i = 0; i + m <= sizeof(buf); i += m)
+		memcpy(buf + i, MARKER, m);
+	for (unsigned int k = 0; k < 8; k++)
+		assert_int_equal(xvd_blk_write(f->dev, 256 * k, buf, sizeof(buf)), 0);
+	/* Read back somewhere else: a slot the device wrote holds what the
+	 * backend put there, not the guest's (the library does not scrub
+	 * those), so reading the marker back would plant it in the pool. */
+	memset(back, 0xee, sizeof(back));
+	assert_int_equal(xvd_blk_read(f->dev, 4096, back, sizeof(back)), 0);
+	for (size_t i = 0; i < sizeof(back); i++)
+		assert_int_equal(back[i], 0);
+	/* Idle for a second: the backend scans the whole pool (bounded wait). */
+	for (int i = 0; i < 500 && !idle_scans; i++) {
+		usleep(10000);
+		idle_scans = backend_log_count(&f->b, "snoop: idle scan");
+	}
+	if (!idle_scans || backend_log_count(&f->b, "snoop: idle scan 1: 0 stale bytes") != 1 ||
+	    backend_log_count(&f->b, "marker is in the pool while a write") != 1)
+		backend_dump_log(&f->b);
+	assert_int_equal(idle_scans, 1);
+	/* Nothing stale, and the scan can see the marker (positive control). */
+	assert_int_equal(backend_log_count(&f->b, "snoop: idle scan 1: 0 stale bytes"), 1);
+	assert_int_equal(backend_log_count(&f->b, "marker is in the pool while a write"), 1);
+	finish(f, true);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(used_dup_id),
+		cmocka_unit_test(used_bad_id),
+		cmocka_unit_test(used_bad_len),
+		cmocka_unit_test(irq_storm),
+		cmocka_unit_test(silent),
+		cmocka_unit_test(msg_bad_token),
+		cmocka_unit_test(msg_rewrite),
+		cmocka_unit_test(vanish_handshake),
+		cmocka_unit_test(keep_mapped),
+		cmocka_unit_test(snoop),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests_name("loop-badbackend", tests, NULL, NULL);
+}
