@@ -143,6 +143,13 @@ $(BIN)/tests/test-loop-evil: $(OBJ)/tests/loop/test-loop-evil.o $(HOSTILE_O) $(T
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS) -lcmocka
 
+# xvmsg-ctl's parsers (dom0-tools/ctl-parse.c).
+$(BIN)/tests/test-ctl-parse: $(OBJ)/tests/unit/test-ctl-parse.o $(call obj,dom0-tools/ctl-parse.c) \
+                             $(TEST_COMMON) $(CORE_LIB) $(DRV_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS) -lcmocka
+
 # Keep objects of test programs (otherwise make deletes them as intermediates).
 .SECONDARY:
 
