@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,11 +54,49 @@ static void check_err(const char *err)
 	check(strchr(err, '\n') == NULL);
 }
 
+/* Write d back as a description file: parsing that must give d again. */
+static size_t unparse(const struct ctl_desc *d, char *out, size_t len)
+{
+	size_t o = 0;
+	unsigned int i;
+
+	for (i = 0; i < d->n; i++) {
+		const struct ctl_dev *v = &d->dev[i];
+		int n = snprintf(out + o, len - o, "%s backend=%s params=%s mode=%s pool-pages=%lu",
+				 v->type, v->backend, v->params, v->mode, v->pool_pages);
+
+		check(n > 0 && (size_t)n < len - o);
+		o += (size_t)n;
+		n = v->have_devid ? snprintf(out + o, len - o, " devid=%u\n", v->devid) :
+				    snprintf(out + o, len - o, "\n");
+		check(n > 0 && (size_t)n < len - o);
+		o += (size_t)n;
+	}
+	return o;
+}
+
+static void same_devs(const struct ctl_desc *a, const struct ctl_desc *b)
+{
+	unsigned int i;
+
+	check(a->n == b->n);
+	for (i = 0; i < a->n; i++) {
+		const struct ctl_dev *x = &a->dev[i], *y = &b->dev[i];
+
+		check(!strcmp(x->type, y->type) && !strcmp(x->backend, y->backend) &&
+		      !strcmp(x->params, y->params) && !strcmp(x->mode, y->mode) &&
+		      x->pool_pages == y->pool_pages && x->have_devid == y->have_devid &&
+		      (!x->have_devid || x->devid == y->devid));
+	}
+}
+
 static void fuzz_desc(const char *buf, size_t len)
 {
-	static struct ctl_desc d;
+	static struct ctl_desc d, again;
+	static char text[CTL_MAX_DEVICES * (CTL_NAME_MAX + CTL_PARAMS_MAX + 100)];
 	char err[512] = "";
 	unsigned int i, j;
+	size_t n;
 
 	if (ctl_parse_desc(buf, len, "fuzz.xvmsg", &d, err, sizeof(err))) {
 		check_err(err);
@@ -71,6 +110,10 @@ static void fuzz_desc(const char *buf, size_t len)
 			check(!d.dev[i].have_devid || !d.dev[j].have_devid ||
 			      d.dev[i].devid != d.dev[j].devid);
 	}
+	n = unparse(&d, text, sizeof(text));
+	if (ctl_parse_desc(text, n, "again", &again, err, sizeof(err)))
+		abort();
+	same_devs(&d, &again);
 }
 
 static void fuzz_args(char *buf, size_t len)
