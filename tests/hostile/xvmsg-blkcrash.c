@@ -4,7 +4,7 @@
  *
  *   xvmsg-blkcrash write  TARGET --journal FILE [--seconds S] [--depth N]
  *                         [--flush-every N] [--blocks N] [--seed X]
- *                         [--stop-after-reconnects R] [--stop-file F]
+ *                         [--stop-after-reconnects R] [--stop-file F] [--pool-pages N]
  *   xvmsg-blkcrash verify (TARGET | --image PATH) --journal FILE [--min N]
  *                         [--no-torn]
  *   TARGET: --socket PATH --export NAME      (loopback bus)
@@ -28,7 +28,8 @@
  * cover them).  When the backend goes away (any error), every request in
  * flight is dropped, the device (and on the loopback bus the connection) is
  * closed and opened again with a bounded backoff, and writing continues with
- * new sequence numbers.  SIGTERM/SIGINT, the stop file, the time bound or
+ * new sequence numbers (a backend that completes nothing for 5 s counts as
+ * gone too).  SIGTERM/SIGINT, the stop file, the time bound or
  * --stop-after-reconnects ends the run: in-flight writes are drained, a last
  * flush is journalled, then "E next=..." records the first seq never issued.
  *
@@ -81,6 +82,7 @@
 #define BC_MAGIC	0x6873617263627678ULL	/* "xvbcrash" */
 #define BC_MAX_DEPTH	128u
 #define BC_NO_SEQ	UINT64_MAX
+#define BC_STALL_S	5.0	/* no completion for this long: backend lost */
 
 /* One sector as written; the payload fills the rest up to the checksum. */
 struct bc_sector_hdr {
@@ -106,7 +108,7 @@ struct bc_opts {
 	const char *socket_path, *export_name, *image, *journal, *stop_file;
 	unsigned int devid;
 	double seconds;
-	unsigned int depth, flush_every, stop_after_reconnects;
+	unsigned int depth, flush_every, stop_after_reconnects, pool_pages;
 	uint64_t blocks, seed, min_verified;
 	bool no_torn;
 };
@@ -272,7 +274,7 @@ static int conn_open(struct bc_conn *c)
 {
 	struct xvd_domain_opts dopts = { .log_level = XVD_LOG_ERR, .timeout_ms = 3000,
 					 .ram_pages = 1024, .socket_path = c->o->socket_path };
-	struct xvd_dev_opts o = { .mode = XVD_MODE_POOL, .pool_pages = 256 };
+	struct xvd_dev_opts o = { .mode = XVD_MODE_POOL, .pool_pages = c->o->pool_pages };
 	struct xvd_blk_info info;
 	int r;
 
@@ -522,7 +524,8 @@ static bool writer_should_stop(const struct bc_writer *w, double end)
 static int cmd_write(const struct bc_opts *o)
 {
 	struct bc_writer w = { .o = o, .c = { .o = o } };
-	double t0 = now_s(), end = t0 + o->seconds, backoff_until = 0;
+	double t0 = now_s(), end = t0 + o->seconds, backoff_until = 0, last_progress = t0;
+	uint64_t progress = 0;
 	bool connected_once = false;
 	char hdr[128];
 	int r, ret = 1;
@@ -572,10 +575,17 @@ static int cmd_write(const struct bc_opts *o)
 			}
 			connected_once = true;
 			w.durable_since_connect = false;
+			last_progress = now_s();
 		}
 		r = writer_submit(&w, false);
 		if (!r)
 			r = writer_reap(&w, 100);
+		if (!r && w.n_acked + w.n_flushes != progress) {
+			progress = w.n_acked + w.n_flushes;
+			last_progress = now_s();
+		} else if (!r && w.inflight && now_s() - last_progress > BC_STALL_S) {
+			r = -ETIMEDOUT;	/* a backend that stopped answering */
+		}
 		if (r == -EBADF)
 			goto out;
 		if (r == -ENOMEM) {
@@ -942,7 +952,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: xvmsg-blkcrash write  TARGET --journal FILE [--seconds S] [--depth N]\n"
 "                             [--flush-every N] [--blocks N] [--seed X]\n"
-"                             [--stop-after-reconnects R] [--stop-file F]\n"
+"                             [--stop-after-reconnects R] [--stop-file F] [--pool-pages N]\n"
 "       xvmsg-blkcrash verify (TARGET | --image PATH) --journal FILE [--min N] [--no-torn]\n"
 "TARGET: --socket PATH --export NAME | --xen --devid N\n");
 }
@@ -979,12 +989,13 @@ int main(int argc, char **argv)
 		{ "stop-after-reconnects", required_argument, NULL, 'R' },
 		{ "stop-file", required_argument, NULL, 'f' },
 		{ "min", required_argument, NULL, 'm' },
+		{ "pool-pages", required_argument, NULL, 'P' },
 		{ "no-torn", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct bc_opts o = { .seconds = 10, .depth = 32, .flush_every = 32, .blocks = 1024,
-			     .min_verified = 1 };
+			     .min_verified = 1, .pool_pages = 256 };
 	struct sigaction sa = { .sa_handler = on_signal };
 	uint64_t v;
 	int c;
@@ -1043,6 +1054,11 @@ int main(int argc, char **argv)
 				return 2;
 			break;
 		case 'T': o.no_torn = true; break;
+		case 'P':
+			if (parse_u64(optarg, 1u << 16, &v) || !v)
+				return 2;
+			o.pool_pages = (unsigned int)v;
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
