@@ -105,6 +105,7 @@ struct loop_bus {
 	bool allow_full;
 	char sock_path[108];
 	int epfd, lsock, wake;
+	int spare;		/* kept open to refuse a connection when out of fds */
 	struct loop_client *clients;
 	uint16_t next_domid;
 	struct loop_map *maps;
@@ -971,6 +972,19 @@ static void free_dead(struct loop_bus *lb)
 	}
 }
 
+/* Would opening one more descriptor fail for lack of room?  (open_fd: any
+ * descriptor we have open, to duplicate.) */
+static bool out_of_fds(int open_fd)
+{
+	int fd = fcntl(open_fd, F_DUPFD_CLOEXEC, 0);
+
+	if (fd >= 0) {
+		close(fd);
+		return false;
+	}
+	return errno == EMFILE || errno == ENFILE;
+}
+
 static void client_input(struct loop_bus *lb, struct loop_client *c)
 {
 	char buf[XVMSG_LOOP_MAX_PACKET];
@@ -1005,7 +1019,7 @@ static void client_input(struct loop_bus *lb, struct loop_client *c)
 			}
 		}
 	}
-	if (n <= 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)n < sizeof(h)) {
+	if (n <= 0 || (mh.msg_flags & MSG_TRUNC) || (size_t)n < sizeof(h)) {
 		close_fds(fds, nfds);
 		c->dead = true;		/* EOF, error, or garbage: the domain is gone */
 		return;
@@ -1018,7 +1032,13 @@ static void client_input(struct loop_bus *lb, struct loop_client *c)
 		c->dead = true;
 		return;
 	}
-	if (op != XVMSG_LOOP_OP_HELLO && !c->gnt) {
+	if (mh.msg_flags & MSG_CTRUNC) {
+		/* Not every descriptor reached us: more than a request carries,
+		 * or we are out of descriptors (maybe because of another guest).
+		 * The packet itself is whole, so refuse this request and keep the
+		 * connection: its other devices are not at fault. */
+		rc = out_of_fds(c->sock) ? -EMFILE : -EINVAL;
+	} else if (op != XVMSG_LOOP_OP_HELLO && !c->gnt) {
 		rc = -EPROTO;
 	} else {
 		const char *p = buf + sizeof(h);
@@ -1067,6 +1087,17 @@ static void accept_client(struct loop_bus *lb)
 	struct loop_client *c;
 	int fd = accept4(lb->lsock, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE) && lb->spare >= 0) {
+		/* Out of descriptors: the connection would stay queued and the
+		 * listening socket readable, and we would spin.  Use the spare
+		 * to take it and hang up at once; the driver sees the refusal. */
+		close(lb->spare);
+		fd = accept4(lb->lsock, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0)
+			close(fd);
+		lb->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		return;
+	}
 	if (fd < 0)
 		return;
 	c = calloc(1, sizeof(*c));
@@ -1206,6 +1237,8 @@ static void l_destroy(struct xvb_bus *b)
 	close(lb->lsock);
 	unlink(lb->sock_path);
 	close(lb->wake);
+	if (lb->spare >= 0)
+		close(lb->spare);
 	close(lb->epfd);
 	free(lb);
 }
@@ -1250,6 +1283,7 @@ int xvb_loop_create(const struct xvb_loop_opts *opts, const struct xvb_bus_event
 	lb->allow_full = opts->allow_full;
 	lb->next_domid = 2;
 	lb->lsock = lb->wake = -1;
+	lb->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	snprintf(lb->sock_path, sizeof(lb->sock_path), "%s", opts->socket_path);
 	lb->export_busy = calloc(opts->nr_exports + 1, sizeof(bool));
 	lb->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -1299,6 +1333,8 @@ err:
 		close(lb->lsock);
 	if (lb->wake >= 0)
 		close(lb->wake);
+	if (lb->spare >= 0)
+		close(lb->spare);
 	if (lb->epfd >= 0)
 		close(lb->epfd);
 	free(lb->export_busy);

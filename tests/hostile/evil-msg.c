@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1583,6 +1584,151 @@ static int case_attach_churn(struct evil_env *e, char *observed, size_t len)
 	return rc;
 }
 
+/* ---- 11. fd-exhaustion (loopback) ---------------------------------------- */
+
+/* Each event channel a loopback guest registers leaves two eventfds in the
+ * backend until that guest disconnects (regions one memfd each).  A guest
+ * can thus run the backend out of descriptors.  What must hold then: the
+ * guest asking for more gets a clean error, other guests keep their
+ * devices and their connection, and nothing spins.  The backend's soft
+ * RLIMIT_NOFILE is lowered for the case (as on a host with the common
+ * default of 1024) so the limit is reached quickly, then restored. */
+static int case_fd_exhaustion(struct evil_env *e, char *observed, size_t len)
+{
+	struct xvd_domain_opts dopts = { .socket_path = e->socket_path, .log_level = -1 };
+	struct xvd_domain *inno = NULL, *att = NULL, *probe = NULL;
+	struct xvd_dev *rng = NULL, *disk = NULL;
+	long fd0 = evil_backend_fds(e), fd1, map1, cpu0, cpu1;
+	unsigned int nev = 0, extra = 0, regions = 0;
+	int r, r_open, r_more, r_fill = 0, r_probe, r_rng, r_after, rc = -1;
+	struct rlimit old, lim;
+	int64_t t0, t1;
+	uint8_t b[16];
+
+	if (prlimit(e->backend_pid, RLIMIT_NOFILE, NULL, &old)) {
+		evil_say(observed, len, "prlimit: %s", strerror(errno));
+		return -1;
+	}
+	lim = old;
+	lim.rlim_cur = (rlim_t)fd0 + 120;
+	if (prlimit(e->backend_pid, RLIMIT_NOFILE, &lim, NULL)) {
+		evil_say(observed, len, "prlimit: %s", strerror(errno));
+		return -1;
+	}
+	r = xvd_domain_open_loop(&dopts, &inno);
+	if (!r)
+		r = evil_open_rng(&(struct evil_env){ .d = inno, .rng_export = e->rng_export },
+				  &(struct xvd_dev_opts){ .devid = 5, .pool_pages = 2 }, &rng);
+	if (!r)
+		r = xvd_domain_open_loop(&dopts, &att);
+	if (r) {
+		evil_say(observed, len, "setup: %s", err_name(r));
+		goto out;
+	}
+	/* The attacker stops just short of the limit... */
+	while (nev < 5000 && evil_backend_fds(e) < (long)lim.rlim_cur - 3) {
+		uint32_t port;
+
+		r = att->bus->ops->evtchn_alloc(att->bus, &port);
+		if (r)
+			break;
+		att->bus->ops->evtchn_free(att->bus, port);	/* ours; the backend keeps its */
+		nev++;
+	}
+	evil_say(observed, len, "limit %ld fds: attacker registered %u event channels (%s), "
+		 "backend fds %ld; ", (long)lim.rlim_cur, nev, err_name(r), evil_backend_fds(e));
+	/* ...so the innocent guest's next device is the one that needs more. */
+	r_open = evil_open_blk(&(struct evil_env){ .d = inno, .blk_export = e->blk_export },
+			       XVD_MODE_POOL, &(struct xvd_dev_opts){ .devid = 6, .pool_pages = 4 },
+			       &disk);
+	r_rng = xvd_rng_read(rng, b, sizeof(b));
+	evil_say(observed, len, "innocent guest's new device: %s, its open rng: %s; ",
+		 err_name(r_open), r_rng == (int)sizeof(b) ? "works" : err_name(r_rng));
+	if (disk) {
+		xvd_dev_close(disk);
+		disk = NULL;
+	}
+	/* The attacker goes on until refused: a clean error, not a hang-up. */
+	do {
+		uint32_t port;
+
+		r_more = att->bus->ops->evtchn_alloc(att->bus, &port);
+		if (!r_more) {
+			att->bus->ops->evtchn_free(att->bus, port);
+			extra++;
+		}
+	} while (!r_more && extra < 5000);
+	/* Regions take one descriptor each: fill the last few exactly. */
+	for (unsigned int i = 0; i < 60; i++) {
+		struct drv_mem mem;
+
+		r_fill = att->bus->ops->mem_alloc(att->bus, DRV_MEM_DEV, 900 + i, 1, &mem);
+		if (r_fill)
+			break;
+		r_fill = att->bus->ops->mem_share(att->bus, &mem);
+		att->bus->ops->mem_free(att->bus, &mem);
+		if (r_fill)
+			break;
+		regions++;
+	}
+	evil_say(observed, len, "attacker went on for %u more event channels, then: %s, "
+		 "and %u regions, then: %s, backend fds %ld; ", extra, err_name(r_more), regions,
+		 err_name(r_fill), evil_backend_fds(e));
+	/* A new guest while no descriptor is left: refused or timed out, and
+	 * the backend does not spin on its listening socket meanwhile. */
+	cpu0 = evil_backend_cpu_ms(e);
+	t0 = xvd_now_ms();
+	dopts.timeout_ms = 500;
+	r_probe = xvd_domain_open_loop(&dopts, &probe);
+	{
+		struct timespec ts = { 0, 300 * 1000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	t1 = xvd_now_ms();
+	cpu1 = evil_backend_cpu_ms(e);
+	evil_say(observed, len, "new guest: %s, backend CPU %ld ms in %lld ms; ",
+		 err_name(r_probe), cpu1 - cpu0, (long long)(t1 - t0));
+	if (probe) {
+		xvd_domain_close(probe);
+		probe = NULL;
+	}
+	/* The attacker leaves: everything comes back. */
+	xvd_domain_close(att);
+	att = NULL;
+	r_after = xvd_rng_read(rng, b, sizeof(b)) == (int)sizeof(b) ? 0 : -EIO;
+	if (!r_after)
+		r_after = evil_open_blk(&(struct evil_env){ .d = inno, .blk_export = e->blk_export },
+					XVD_MODE_POOL,
+					&(struct xvd_dev_opts){ .devid = 7, .pool_pages = 4 }, &disk);
+	if (!r_after)
+		r_after = evil_blk_still_works(disk);
+	evil_say(observed, len, "after the attacker left: innocent rng + new disk %s",
+		 err_name(r_after));
+	/* A clean error: anything but the connection being lost. */
+	if (r_open == -ENODEV || r_open == -EPIPE)
+		goto out;
+	if (r_rng != (int)sizeof(b) || (r_more != -EMFILE && r_more != -ENFILE) ||
+	    (r_fill != -EMFILE && r_fill != -ENFILE) || r_probe == 0 ||
+	    (cpu1 - cpu0) > (t1 - t0) / 4 || r_after)
+		goto out;
+	rc = 0;
+out:
+	if (disk)
+		xvd_dev_close(disk);
+	if (rng)
+		xvd_dev_close(rng);
+	xvd_domain_close(probe);
+	xvd_domain_close(att);
+	xvd_domain_close(inno);
+	prlimit(e->backend_pid, RLIMIT_NOFILE, &old, NULL);
+	wait_baseline(e, fd0, -1, &fd1, &map1);
+	evil_say(observed, len, "; fds %ld -> %ld", fd0, fd1);
+	if (fd1 > fd0)
+		rc = -1;
+	return rc;
+}
+
 const struct evil_case evil_msg_cases[] = {
 	{ "msg-garbage", "every malformed message (size, type bits, response bit, dev_num, "
 	  "unknown id, token 0, short or lying payload) is discarded without a reply, slack "
@@ -1619,5 +1765,9 @@ const struct evil_case evil_msg_cases[] = {
 	{ "attach-churn", "1000 open/close cycles and 200 connections dropped mid-handshake: "
 	  "nothing fails, backend fds and mappings back to baseline",
 	  case_attach_churn, EVIL_LOOP_ONLY },
+	{ "fd-exhaustion", "a guest that runs the backend out of descriptors gets clean EMFILE "
+	  "refusals; another guest keeps its connection and devices (a new device fails "
+	  "cleanly or works), nothing spins, all comes back when the guest leaves",
+	  case_fd_exhaustion, EVIL_LOOP_ONLY },
 	{ 0 }
 };
