@@ -116,6 +116,39 @@ char *ctl_printable(char *out, size_t outlen, const char *s)
 	return out;
 }
 
+size_t ctl_utf8_len(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	unsigned int cp;
+	size_t n, i;
+
+	if (u[0] < 0x80)
+		return 1;
+	if (u[0] < 0xc2)		/* continuation byte, or overlong 2-byte form */
+		return 0;
+	if (u[0] < 0xe0) {
+		n = 2;
+		cp = u[0] & 0x1f;
+	} else if (u[0] < 0xf0) {
+		n = 3;
+		cp = u[0] & 0x0f;
+	} else if (u[0] < 0xf5) {
+		n = 4;
+		cp = u[0] & 0x07;
+	} else {
+		return 0;
+	}
+	for (i = 1; i < n; i++) {
+		if ((u[i] & 0xc0) != 0x80)	/* a NUL stops here too */
+			return 0;
+		cp = cp << 6 | (u[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
 /* ---- devices ------------------------------------------------------------ */
 
 void ctl_dev_init(struct ctl_dev *d)

@@ -140,4 +140,13 @@ int ctl_parse_stats(const char *line,
  */
 char *ctl_printable(char *out, size_t outlen, const char *s);
 
+/*
+ * Length of the valid UTF-8 character s starts with: 1 for ASCII (NUL
+ * included), 2..4, or 0 if s does not start one (a stray continuation byte,
+ * an overlong form, a surrogate, above U+10FFFF, cut short by the NUL).
+ * Reads no further than the first byte that decides.  For JSON output of
+ * values a guest or a backend domain wrote.
+ */
+size_t ctl_utf8_len(const char *s);
+
 #endif /* XVMSG_CTL_PARSE_H */

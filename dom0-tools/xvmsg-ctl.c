@@ -341,16 +341,28 @@ static int cmd_detach(struct ctl *c, const struct ctl_args *a)
 	return 0;
 }
 
+/* A JSON string of a value a guest or a backend domain wrote: always valid
+ * JSON, bytes that are not UTF-8 become U+FFFD. */
 static void json_str(const char *s)
 {
+	size_t n;
+
 	putchar('"');
-	for (; s && *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
+	while (s && *s) {
+		unsigned char ch = (unsigned char)*s;
+
+		n = 1;
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else if ((n = ctl_utf8_len(s)) == 0) {
+			printf("\\ufffd");
+			n = 1;
+		} else {
+			fwrite(s, 1, n, stdout);
+		}
+		s += n;
 	}
 	putchar('"');
 }

@@ -7,7 +7,8 @@
  *   1  a command line: arguments separated by NUL bytes
  *   2  a backend's counters line (xenstore "stats")
  *   3  numbers: ctl_parse_uint with a maximum, domid, devid, state
- *   4  ctl_printable into an output buffer of the size the next byte gives
+ *   4  ctl_printable into an output buffer of the size the next byte gives,
+ *      and ctl_utf8_len over the same text
  *   5  ctl_dev_set: the next byte picks the key, the rest is the value
  *
  * Besides the sanitizers, each case checks what the parser promises: an
@@ -227,6 +228,25 @@ static void fuzz_printable(const char *s, size_t outlen)
 	check(out[outlen] == 'Z');	/* nothing written past outlen */
 	for (i = 0; i < n; i++)
 		check(out[i] >= 0x20 && out[i] < 0x7f);
+	/* UTF-8 walk as json_str does it: never past the NUL, and a sequence
+	 * taken is a minimal encoding of a scalar value */
+	while (s && *s) {
+		const unsigned char *u = (const unsigned char *)s;
+		unsigned int cp;
+
+		n = ctl_utf8_len(s);
+		check(n <= 4 && (u[0] >= 0x80 || n == 1));
+		if (n >= 2) {
+			cp = u[0] & (0x7f >> n);
+			for (i = 1; i < n; i++) {
+				check((u[i] & 0xc0) == 0x80);
+				cp = cp << 6 | (u[i] & 0x3f);
+			}
+			check(cp >= (n == 2 ? 0x80u : n == 3 ? 0x800u : 0x10000u));
+			check(cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff));
+		}
+		s += n ? n : 1;
+	}
 }
 
 static void fuzz_dev_set(unsigned int which, const char *value)

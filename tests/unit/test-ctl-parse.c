@@ -384,6 +384,25 @@ static void test_printable(void **state)
 	assert_string_equal(ctl_printable(out, 1, "abc"), "");
 }
 
+static void test_utf8(void **state)
+{
+	assert_int_equal(ctl_utf8_len("a"), 1);
+	assert_int_equal(ctl_utf8_len(""), 1);
+	assert_int_equal(ctl_utf8_len("\xc3\xa9"), 2);		/* U+00E9 */
+	assert_int_equal(ctl_utf8_len("\xe2\x82\xac"), 3);	/* U+20AC */
+	assert_int_equal(ctl_utf8_len("\xf0\x9f\x98\x80"), 4);	/* U+1F600 */
+	assert_int_equal(ctl_utf8_len("\xf4\x8f\xbf\xbf"), 4);	/* U+10FFFF */
+	assert_int_equal(ctl_utf8_len("\x80"), 0);		/* stray continuation */
+	assert_int_equal(ctl_utf8_len("\xc0\xaf"), 0);		/* overlong '/' */
+	assert_int_equal(ctl_utf8_len("\xe0\x80\xaf"), 0);	/* overlong '/' */
+	assert_int_equal(ctl_utf8_len("\xf0\x80\x80\xaf"), 0);	/* overlong '/' */
+	assert_int_equal(ctl_utf8_len("\xed\xa0\x80"), 0);	/* surrogate U+D800 */
+	assert_int_equal(ctl_utf8_len("\xf4\x90\x80\x80"), 0);	/* U+110000 */
+	assert_int_equal(ctl_utf8_len("\xf5\x80\x80\x80"), 0);
+	assert_int_equal(ctl_utf8_len("\xe2\x82"), 0);		/* cut short by the NUL */
+	assert_int_equal(ctl_utf8_len("\xc3" "a"), 0);
+}
+
 static void test_dev_set(void **state)
 {
 	struct ctl_dev d;
@@ -413,6 +432,7 @@ int main(void)
 		cmocka_unit_test(test_args_bad),
 		cmocka_unit_test(test_stats),
 		cmocka_unit_test(test_printable),
+		cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_dev_set),
 	};
 
