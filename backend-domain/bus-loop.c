@@ -812,6 +812,16 @@ static bool is_eventfd(int fd)
 	return strcmp(link, "anon_inode:[eventfd]") == 0;
 }
 
+/* The guest owns every memfd it hands us and could shrink it at any time:
+ * our next access to a page past the new end would be SIGBUS, the end of
+ * every guest's backend.  Accept only memfds sealed against shrinking. */
+static bool shrink_sealed(int fd)
+{
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	return seals >= 0 && (seals & F_SEAL_SHRINK);
+}
+
 static int do_hello(struct loop_bus *lb, struct loop_client *c, const void *p, size_t len,
 		    int *fds, unsigned int nfds, struct xvmsg_loop_hello_reply *r)
 {
@@ -828,7 +838,7 @@ static int do_hello(struct loop_bus *lb, struct loop_client *c, const void *p, s
 	n = le32toh(h.gnt_entries);
 	if (le32toh(h.version) != XVMSG_LOOP_VERSION)
 		return -EPROTONOSUPPORT;
-	if (n <= GNT_RESERVED || n > MAX_GNT || fstat(fds[0], &st) ||
+	if (n <= GNT_RESERVED || n > MAX_GNT || !shrink_sealed(fds[0]) || fstat(fds[0], &st) ||
 	    (uint64_t)st.st_size < (uint64_t)n * sizeof(struct xvmsg_loop_gnt))
 		return -EINVAL;
 	g = calloc(1, sizeof(*g));
@@ -874,7 +884,7 @@ static int do_region(struct loop_client *c, const void *p, size_t len, int *fds,
 	pages = le64toh(r.pages);
 	if (!pages || pages > (1ULL << 28) || base > (1ULL << 40) || c->nregions == MAX_REGIONS)
 		return -EINVAL;
-	if (fstat(fds[0], &st) || (uint64_t)st.st_size < pages * PAGE)
+	if (!shrink_sealed(fds[0]) || fstat(fds[0], &st) || (uint64_t)st.st_size < pages * PAGE)
 		return -EINVAL;
 	for (i = 0; i < c->nregions; i++)
 		if (base < c->region[i].base + c->region[i].pages &&

@@ -9,6 +9,7 @@
  * Copyright (c) 2026 The xvmsg authors
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -391,10 +392,14 @@ static int loop_mem_alloc(struct drv_bus *bus, enum drv_mem_kind kind, unsigned 
 		return -EINVAL;
 	if (kind == DRV_MEM_DEV && b->dev_slots >= LOOP_DEV_SLOTS)
 		return -ENOSPC;
-	fd = memfd_create(kind == DRV_MEM_RAM ? "xvmsg-ram" : "xvmsg-dev", MFD_CLOEXEC);
+	fd = memfd_create(kind == DRV_MEM_RAM ? "xvmsg-ram" : "xvmsg-dev",
+			  MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
-	if (ftruncate(fd, (off_t)(pages * XVMSG_PAGE_SIZE)) < 0) {
+	/* Sealed against shrinking: the backend refuses memory that could
+	 * vanish under its mappings. */
+	if (ftruncate(fd, (off_t)(pages * XVMSG_PAGE_SIZE)) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0) {
 		r = -errno;
 		close(fd);
 		return r;
@@ -712,8 +717,9 @@ int drv_loop_open(const char *socket_path, unsigned int gnt_entries, int timeout
 		goto err;
 	xvd_ua_leak(&b->refs, 0, LOOP_FIRST_REF);
 	b->ngnt = gnt_entries;
-	b->gnt_fd = memfd_create("xvmsg-gnttab", MFD_CLOEXEC);
-	if (b->gnt_fd < 0 || ftruncate(b->gnt_fd, (off_t)gnt_entries * sizeof(*b->gnt)) < 0) {
+	b->gnt_fd = memfd_create("xvmsg-gnttab", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (b->gnt_fd < 0 || ftruncate(b->gnt_fd, (off_t)gnt_entries * sizeof(*b->gnt)) < 0 ||
+	    fcntl(b->gnt_fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0) {
 		r = -errno;
 		goto err;
 	}

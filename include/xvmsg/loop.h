@@ -23,6 +23,10 @@
  * len bytes of payload.  Requests get a reply with the same op | REPLY and the
  * same seq; status is 0 or a negative errno.  See docs/protocol.md.
  *
+ * Memory fds (the grant table, regions) must be memfds sealed with
+ * F_SEAL_SHRINK: memory that could shrink under the backend's mappings would
+ * kill it with SIGBUS.
+ *
  * Copyright (c) 2026 The xvmsg authors
  */
 #ifndef XVMSG_LOOP_H

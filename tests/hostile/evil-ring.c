@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include <linux/virtio_blk.h>
 #include <xvmsg/loop.h>
 
@@ -306,8 +308,12 @@ static void quiet(struct evil_env *e, struct quiet_log *q, bool on)
 
 /* ---- the request engine: many reads and writes, each one classified ---- */
 
+struct tamper;
+static void tamper_pause(struct tamper *t, bool on);
+
 struct eng {
 	struct evil_env *e;
+	struct tamper *t;		/* paused while the device resets; may be NULL */
 	struct rdev *r;
 	struct breq *q;
 	unsigned int depth, inflight;
@@ -409,7 +415,14 @@ static void eng_reset(struct eng *g)
 	/* A broken device hands back what was in flight first. */
 	while ((n = xvd_vq_poll(g->r->dev, 0, &d, 1)) == 1)
 		eng_done(g, &d);
-	if (xvd_dev_reset(g->r->dev) < 0) {
+	/* A liar at work during the re-initialisation would make it fail:
+	 * the library zeroes the rings and the device looks at them at once. */
+	if (g->t)
+		tamper_pause(g->t, true);
+	n = xvd_dev_reset(g->r->dev);
+	if (g->t)
+		tamper_pause(g->t, false);
+	if (n < 0) {
 		g->reset_fail++;
 		return;
 	}
@@ -547,6 +560,7 @@ struct tamper {
 	uint32_t ngnt;
 	uint32_t seed;
 	int stop;
+	int pause, parked;		/* pause asked / the thread is waiting */
 	unsigned long lies;		/* rewrites done */
 	pthread_t th;
 };
@@ -556,6 +570,11 @@ static void *tamper_main(void *arg)
 	struct tamper *t = arg;
 
 	while (!__atomic_load_n(&t->stop, __ATOMIC_RELAXED)) {
+		if (__atomic_load_n(&t->pause, __ATOMIC_ACQUIRE)) {
+			__atomic_store_n(&t->parked, 1, __ATOMIC_RELEASE);
+			pause_us(100);
+			continue;
+		}
 		/* Aim at a chain published a moment ago: most likely still in
 		 * flight.  Walk a step or two along it, as the backend would. */
 		uint16_t aidx = le16toh(__atomic_load_n(&t->avail->idx, __ATOMIC_RELAXED));
@@ -637,6 +656,18 @@ static int tamper_start(struct tamper *t, int kind, struct xvd_dev *dev, uint32_
 	t->size = dev->vq[0].size;
 	t->seed = seed;
 	return -pthread_create(&t->th, NULL, tamper_main, t);
+}
+
+/* Pause (and wait, bounded, until no lie is half written) or resume. */
+static void tamper_pause(struct tamper *t, bool on)
+{
+	int64_t end = xvd_now_ms() + 1000;
+
+	/* The thread sets parked only between lies, while paused. */
+	__atomic_store_n(&t->parked, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&t->pause, on, __ATOMIC_RELEASE);
+	while (on && !__atomic_load_n(&t->parked, __ATOMIC_ACQUIRE) && xvd_now_ms() < end)
+		pause_us(50);
 }
 
 static void tamper_stop(struct tamper *t)
@@ -745,6 +776,7 @@ static int toctou(struct evil_env *e, char *obs, size_t len, bool indirect)
 		return -1;
 	}
 	g.lie = indirect ? lie_indirect : lie_direct;
+	g.t = &t;
 	quiet(e, &ql, true);
 	fail = eng_run(&g, 2000);
 	tamper_stop(&t);
@@ -968,6 +1000,7 @@ static int case_avail_race(struct evil_env *e, char *obs, size_t len)
 		rdev_close(&r);
 		return -1;
 	}
+	g.t = &t;
 	quiet(e, &ql, true);
 	fail = eng_run(&g, 1500);
 	tamper_stop(&t);
@@ -1314,6 +1347,7 @@ static int case_grant_revoked(struct evil_env *e, char *obs, size_t len)
 		rdev_close(&r);
 		return -1;
 	}
+	g.t = &t;
 	maps1 = evil_backend_maps(e);
 	fds1 = evil_backend_fds(e);
 	quiet(e, &ql, true);
@@ -1526,6 +1560,56 @@ out:
 	return fail ? -1 : 0;
 }
 
+/* ---- 13: memory taken away under the backend's mappings ---------------- */
+
+/* The loopback bus hands the backend memfds the guest owns.  Shrink the
+ * device's region (message page + pool, rings included) while the backend
+ * maps it, and make the backend look: it must not die of SIGBUS. */
+static int case_region_shrink(struct evil_env *e, char *obs, size_t len)
+{
+	struct rdev r;
+	struct stat st;
+	int rc, fd, fail = 0;
+
+	rc = rdev_open(e, &r, XVD_MODE_POOL, NULL);
+	if (rc) {
+		evil_say(obs, len, "open: %s", strerror(-rc));
+		return -1;
+	}
+	fd = r.dev->region.handle;
+	if (fstat(fd, &st) || evil_blk_still_works(r.dev)) {
+		evil_say(obs, len, "setup failed");
+		rdev_close(&r);
+		return -1;
+	}
+	/* The library seals its memfds against shrinking and the backend
+	 * takes no other kind; try anyway.  If it worked, this process must
+	 * not touch the region either until the size is back: only event
+	 * channels and waiting. */
+	if (ftruncate(fd, 0) == 0) {
+		kick_raw(r.dev);
+		r.dev->dom->bus->ops->evtchn_notify(r.dev->dom->bus, r.dev->msg_port);
+		pause_us(300 * 1000);
+		if (ftruncate(fd, st.st_size))
+			fail = -1;
+		evil_say(obs, len, "region of %lld bytes shrunk to 0 while mapped, both channels "
+			 "kicked, size restored (zeroed) after 300 ms", (long long)st.st_size);
+	} else {
+		evil_say(obs, len, "shrinking the %lld-byte region refused: %s",
+			 (long long)st.st_size, strerror(errno));
+	}
+	/* The rings came back zeroed: whatever the device thinks now, a reset
+	 * or a fresh open must work. */
+	rdev_close(&r);
+	rc = rdev_open(e, &r, XVD_MODE_POOL, NULL);
+	if (rc == 0)
+		rc = evil_blk_still_works(r.dev);
+	evil_say(obs, len, "; reopened: %s", rc ? strerror(-rc) : "works");
+	if (r.dev)
+		rdev_close(&r);
+	return fail || rc ? -1 : 0;
+}
+
 const struct evil_case evil_ring_cases[] = {
 	{ "desc-toctou",
 	  "descriptors rewritten in flight (bad addresses, lengths, flags, next): every request "
@@ -1577,5 +1661,10 @@ const struct evil_case evil_ring_cases[] = {
 	  "full mode: frames beyond guest RAM, beyond the 2^48 limit, grant addresses and "
 	  "overflowing buffers are each refused with length 0",
 	  case_full_outside, EVIL_LOOP_ONLY },
+	{ "region-shrink",
+	  "the guest shrinks its device memory (memfd) under the backend's mappings and kicks: "
+	  "refused by the seal the backend insists on (or, were it possible, survived); the "
+	  "disk can be opened again",
+	  case_region_shrink, EVIL_LOOP_ONLY },
 	{ 0 }
 };

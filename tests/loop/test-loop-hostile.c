@@ -5,6 +5,7 @@
  * and keeps serving the same device and others.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -237,6 +239,71 @@ static void test_control_socket_garbage(void **state)
 	still_serving(f);
 }
 
+/* Send a packet carrying one fd; return the reply's status (1: hung up). */
+static int raw_call_fd(int fd, uint32_t op, const void *p, size_t len, int memfd)
+{
+	char buf[XVMSG_LOOP_MAX_PACKET];
+	struct xvmsg_loop_hdr h = { htole32(op), htole32((uint32_t)len), htole32(8), 0 };
+	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)p, len } };
+	union { struct cmsghdr c; char b[CMSG_SPACE(sizeof(int))]; } u;
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2, .msg_control = u.b,
+			      .msg_controllen = sizeof(u.b) };
+	ssize_t n;
+
+	memset(&u, 0, sizeof(u));
+	u.c.cmsg_level = SOL_SOCKET;
+	u.c.cmsg_type = SCM_RIGHTS;
+	u.c.cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(&u.c), &memfd, sizeof(int));
+	if (sendmsg(fd, &msg, MSG_NOSIGNAL) < 0)
+		return 1;
+	n = recv(fd, buf, sizeof(buf), 0);
+	if (n <= 0)
+		return 1;
+	assert_true(n >= (ssize_t)sizeof(h));
+	memcpy(&h, buf, sizeof(h));
+	assert_int_equal(le32toh(h.op), op | XVMSG_LOOP_REPLY);
+	return (int)le32toh(h.status);
+}
+
+static int memfd_of(size_t size, bool seal)
+{
+	int fd = memfd_create("hostile", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
+	if (seal)
+		assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+	return fd;
+}
+
+/* Memory the guest could shrink under the backend's mappings (SIGBUS in
+ * the backend, every guest's service gone) is refused: the grant table and
+ * every region must come sealed against shrinking. */
+static void test_unsealed_memory_refused(void **state)
+{
+	struct fx *f = *state;
+	struct xvmsg_loop_hello hello = { htole32(XVMSG_LOOP_VERSION), htole32(64) };
+	struct xvmsg_loop_region reg = { htole64(0x1000), htole64(4) };
+	int fd = raw_connect(f->b.sock), m;
+
+	m = memfd_of(64 * sizeof(struct xvmsg_loop_gnt), false);
+	assert_int_equal(raw_call_fd(fd, XVMSG_LOOP_OP_HELLO, &hello, sizeof(hello), m), -EINVAL);
+	close(m);
+	m = memfd_of(64 * sizeof(struct xvmsg_loop_gnt), true);
+	assert_int_equal(raw_call_fd(fd, XVMSG_LOOP_OP_HELLO, &hello, sizeof(hello), m), 0);
+	close(m);
+	m = memfd_of(4 * 4096, false);
+	assert_int_equal(raw_call_fd(fd, XVMSG_LOOP_OP_REGION, &reg, sizeof(reg), m), -EINVAL);
+	close(m);
+	m = memfd_of(4 * 4096, true);
+	assert_int_equal(raw_call_fd(fd, XVMSG_LOOP_OP_REGION, &reg, sizeof(reg), m), 0);
+	close(m);
+	close(fd);
+	open_blk(f, XVD_MODE_POOL);
+	still_serving(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -244,6 +311,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_grant_refuses_ungranted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_device_unaffected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_control_socket_garbage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unsealed_memory_refused, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
