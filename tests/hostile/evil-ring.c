@@ -389,10 +389,10 @@ static void eng_done(struct eng *g, const struct xvd_done *d)
 		g->bad++;
 		eng_note(g, "completion status %u", (unsigned int)-d->status);
 	} else if (d->len == 0) {
-		/* Refused: nothing may come back.  Pool and grant mode copy
-		 * back at most len bytes, so the status stays untouched. */
+		/* Refused: nothing may come back.  Pool mode copies back at
+		 * most len bytes; in grant mode the device wrote nothing. */
 		g->refused++;
-		if (*q->status != ST_UNTOUCHED && g->r->dev->o.mode == XVD_MODE_POOL) {
+		if (*q->status != ST_UNTOUCHED) {
 			g->bad++;
 			eng_note(g, "refused request with status byte %u", *q->status);
 		}
@@ -1113,7 +1113,8 @@ static int case_head_dup(struct evil_env *e, char *obs, size_t len)
 				 both ? "served, then refused" : r.needs_reset ? "NEEDS_RESET" : "neither",
 				 id0, len0, id1, len1, xvd_dev_error(r.dev) ? "broke the device" : "fine");
 		}
-		good = good && xvd_dev_error(r.dev) != 0 ? good : good && !both;
+		if (both && !xvd_dev_error(r.dev))
+			good = false;	/* the library must notice the extra entry */
 		rc = rdev_reset(&r);
 		good = good && rc == 0 && evil_blk_still_works(r.dev) == 0;
 		pass += good;
