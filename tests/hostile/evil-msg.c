@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -544,7 +545,7 @@ static void scribbler_pause(struct scribbler *s)
 	atomic_store(&s->on, 0);
 	atomic_store(&s->idle, 0);
 	while (!atomic_load(&s->idle) && xvd_now_ms() < end)
-		;
+		sched_yield();		/* a guest may have one vCPU */
 }
 
 struct toctou_count {
@@ -617,15 +618,19 @@ static int case_msg_toctou(struct evil_env *e, char *observed, size_t len)
 				break;
 		}
 		sent += BATCH;
-		for (volatile int spin = 0; spin < 20000; spin++)
-			;
+		{
+			/* let the rewriting run (it may share our vCPU) */
+			struct timespec ts = { 0, 50 * 1000 };
+
+			nanosleep(&ts, NULL);
+		}
 		dbus(dev)->ops->evtchn_notify(dbus(dev), dev->msg_port);
 		{
 			int64_t until = xvd_now_ms() + 200;
 
 			while (le32toh(RD_ONCE(dev->page->d2b.cons)) != dev->d2b.idx &&
 			       xvd_now_ms() < until)
-				;
+				sched_yield();
 		}
 		scribbler_pause(&s);
 		raw_mk(&m, VMSG_TYPE_BUS, VMSG_BUS_PING, ptok, NULL, 0);
@@ -657,7 +662,10 @@ static int case_msg_toctou(struct evil_env *e, char *observed, size_t len)
 		 "%u malformed, %u events; %u/%u barrier PINGs answered",
 		 sent, batches, s.writes, t.resp, t.scribbled, t.dup, t.badhdr, t.events, pings,
 		 batches);
-	if (lost_ping || t.dup || t.badhdr || t.resp > sent || batches < 50 || !t.scribbled)
+	/* On loopback (two host CPUs) the rewriting must have hit something;
+	 * a one-vCPU guest may not get to run it in time. */
+	if (lost_ping || t.dup || t.badhdr || t.resp > sent || batches < 10 ||
+	    (!e->xen && !t.scribbled))
 		goto out;
 	/* The rewrites may have reset or failed the device: reset it and use it. */
 	r = xvd_dev_reset(dev);
@@ -1031,7 +1039,7 @@ static int case_notify_storm(struct evil_env *e, char *observed, size_t len)
 	struct xvd_dev *dev = NULL;
 	unsigned long wok = 0, wfail = 0;
 	long cpu0, cpu1, idle;
-	int64_t t0, t1;
+	int64_t t0, t1, wmax = 0;
 	pthread_t th;
 	int r, rc = -1;
 
@@ -1054,11 +1062,14 @@ static int case_notify_storm(struct evil_env *e, char *observed, size_t len)
 	}
 	while (!atomic_load(&s.done)) {
 		char tmp[128] = "";
+		int64_t w0 = xvd_now_ms();
 
 		if (evil_witness_ok(e, tmp, sizeof(tmp)) == 0)
 			wok++;
 		else
 			wfail++;
+		if (xvd_now_ms() - w0 > wmax)
+			wmax = xvd_now_ms() - w0;
 	}
 	pthread_join(th, NULL);
 	t1 = xvd_now_ms();
@@ -1066,8 +1077,9 @@ static int case_notify_storm(struct evil_env *e, char *observed, size_t len)
 	idle = evil_backend_idle(e, 1000);
 	r = evil_blk_still_works(dev);
 	evil_say(observed, len, "%lu queue + %lu message notifications in %lld ms (%lu refused); "
-		 "witness did %lu write+read rounds meanwhile (%lu failed); ",
-		 s.nq, s.sent - s.nq, (long long)(t1 - t0), s.errors, wok, wfail);
+		 "witness did %lu write+read rounds meanwhile (%lu failed, slowest %lld ms); ",
+		 s.nq, s.sent - s.nq, (long long)(t1 - t0), s.errors, wok, wfail,
+		 (long long)wmax);
 	if (cpu0 >= 0 && cpu1 >= 0)
 		evil_say(observed, len, "backend CPU %ld ms = %.3f ms per 1000 notifications; ",
 			 cpu1 - cpu0, (double)(cpu1 - cpu0) * 1000.0 / (double)s.sent);
@@ -1075,7 +1087,7 @@ static int case_notify_storm(struct evil_env *e, char *observed, size_t len)
 		evil_say(observed, len, "backend CPU n/a; ");
 	evil_say(observed, len, "after: backend %s (%ld ms CPU in 1 s), hostile device I/O %s",
 		 idle < 0 ? "BUSY" : "idle", idle, err_name(r));
-	if (wok > 0 && !wfail && idle >= 0 && r == 0 && !s.errors)
+	if (wok > 0 && !wfail && idle >= 0 && r == 0 && !s.errors && wmax < 2000)
 		rc = 0;
 	xvd_dev_close(dev);
 	return rc;
