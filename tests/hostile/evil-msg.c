@@ -313,6 +313,7 @@ static int case_msg_garbage(struct evil_env *e, char *observed, size_t len)
 	};
 	/* Answered: well-formed apart from slack (extra payload is ignored). */
 	static const struct garbage ok[] = {
+		{ "GET_DEVICE_FEATURES 0 blocks", 0, VMSG_GET_DEVICE_FEATURES, 1, 1, 16, 0 },
 		{ "GET_DEVICE_INFO 240 bytes of slack", 0, VMSG_GET_DEVICE_INFO, 1, 1, 248, 0xee },
 		{ "GET_DEVICE_STATUS slack", 0, VMSG_GET_DEVICE_STATUS, 1, 1, 100, 0xee },
 		{ "PING slack", VMSG_TYPE_BUS, VMSG_BUS_PING, 0, 1, 200, 0xee },
@@ -1460,7 +1461,8 @@ static int case_handshake_abuse(struct evil_env *e, char *observed, size_t len)
 	fe_putu(&h, XVMSG_XS_STATE, XVMSG_STATE_INITIALISED);
 	r = wait_be_state(e->d, devid, XVMSG_STATE_CONNECTED, 3000);
 	evil_say(observed, len, "%u/%u bad handshakes refused with the expected error key, "
-		 "%u with a log line; hand-made good keys: %s", refused, nsteps + 2, logged,
+		 "%u with a log line%s; hand-made good keys: %s", refused, nsteps + 2, logged,
+		 count_log(e, "x") < 0 ? " (log not available)" : "",
 		 r ? "NOT connected" : "Connected");
 	if (first_bad[0])
 		evil_say(observed, len, " (first wrong: %s)", first_bad);
@@ -1480,7 +1482,9 @@ static int case_handshake_abuse(struct evil_env *e, char *observed, size_t len)
 			r = -EIO;
 	}
 	evil_say(observed, len, "; proper open afterwards: %s", err_name(r));
-	if (r == 0 && refused == nsteps + 2 && logged == nsteps + 2 && !first_bad[0])
+	/* The log is only known when the backend's log is (test-loop-evil). */
+	if (r == 0 && refused == nsteps + 2 && !first_bad[0] &&
+	    (logged == nsteps + 2 || count_log(e, "x") < 0))
 		rc = 0;
 out:
 	if (dev)
