@@ -8,14 +8,16 @@
  * The driver library keeps its own copy of every chain (free list, maps),
  * so rewriting the shared rings here never confuses it; it only sees what
  * the backend does about the lies.  A case that rewrites rings from a
- * second thread touches shared memory only (the rings, the pool, the grant
- * table), never the library's private state.
+ * second thread writes shared memory only (the rings, the pool, the grant
+ * table), never the library's private state, and pauses while the device
+ * resets.  The same storms also lie from the main thread right after each
+ * kick, so that some lies reach the backend before it takes the chain and
+ * some after: both outcomes happen in every run.
  *
  * Copyright (c) 2026 The xvmsg authors
  */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1378,18 +1380,16 @@ static int case_grant_revoked(struct evil_env *e, char *obs, size_t len)
 /* ---- 10: a pool granted read-only --------------------------------------- */
 
 struct ro_bus {
-	struct drv_bus_ops ops;		/* a copy with gnt_grant below */
+	struct drv_bus_ops ops;		/* first: a copy with gnt_grant below */
 	const struct drv_bus_ops *orig;
 	unsigned int calls;
 };
 
-static struct ro_bus *ro_active;	/* only set inside case_pool_readonly */
-
 /* The first grant of a device is its message page: writable; every pool
- * page after it read-only. */
+ * page after it read-only.  bus->ops is the ops member of our ro_bus. */
 static int ro_grant(struct drv_bus *bus, uint32_t ref, uint64_t gfn, bool readonly)
 {
-	struct ro_bus *rb = ro_active;
+	struct ro_bus *rb = (struct ro_bus *)(uintptr_t)bus->ops;
 
 	return rb->orig->gnt_grant(bus, ref, gfn, readonly || rb->calls++ > 0);
 }
@@ -1410,11 +1410,9 @@ static int case_pool_readonly(struct evil_env *e, char *obs, size_t len)
 	/* Interpose on our own bus for the one open: a hostile guest grants
 	 * whatever it likes. */
 	rb.ops.gnt_grant = ro_grant;
-	ro_active = &rb;
 	bus->ops = &rb.ops;
 	rc = rdev_open(e, &r, XVD_MODE_POOL, NULL);
 	bus->ops = rb.orig;
-	ro_active = NULL;
 	if (e->log_count)
 		logged = e->log_count(e->log_ctx, "rings not accessible");
 	evil_say(obs, len, "open with %u read-only pool grants: %s; backend logged 'rings not "
