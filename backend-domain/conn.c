@@ -146,6 +146,16 @@ static void set_state(struct xvb_conn *c, int state)
 	wr(c, XVMSG_XS_STATE, "%d", state);
 }
 
+/* A new attempt starts (we go InitWait): the error of an earlier one must
+ * not be taken for its answer. */
+static void clear_error(struct xvb_conn *c)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", c->bepath, XVMSG_XS_HOTPLUG_ERROR);
+	c->be->bus->ops->store_rm(c->be->bus, path);
+}
+
 static void fail(struct xvb_conn *c, const char *why)
 {
 	xvb_err(c->be->log, "%s: %s", c->name, why);
@@ -680,6 +690,7 @@ void xvb_conn_changed(struct xvb_conn *c)
 	case XVMSG_STATE_INITIALISING:
 		if (c->state == XVMSG_STATE_CLOSED || c->state == XVMSG_STATE_CLOSING) {
 			disconnect(c);
+			clear_error(c);
 			set_state(c, XVMSG_STATE_INITWAIT);
 		}
 		break;
@@ -707,8 +718,7 @@ void xvb_conn_changed(struct xvb_conn *c)
 				"exiting before Connected", c->name);
 			_exit(3);
 		}
-		snprintf(why, sizeof(why), "%s/%s", c->bepath, XVMSG_XS_HOTPLUG_ERROR);
-		c->be->bus->ops->store_rm(c->be->bus, why);	/* an earlier failure */
+		clear_error(c);		/* an earlier failure */
 		set_state(c, XVMSG_STATE_CONNECTED);
 		c->ever_connected = true;
 		process_msgs(c);	/* it may have queued requests already */
@@ -799,6 +809,7 @@ int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struc
 	wr(c, XVMSG_XS_MAX_QUEUES, "%u", c->vdev.nvqs);
 	wr(c, XVMSG_XS_MAX_POOL, "%u", c->max_pool);
 	be->bus->ops->store_watch(be->bus, c->fepath);
+	clear_error(c);			/* left by an earlier backend instance */
 	set_state(c, XVMSG_STATE_INITWAIT);
 	xvb_info(be->log, "%s: new device, mode %s, frontend %s", c->name, mode_names[c->mode],
 		 c->fepath);

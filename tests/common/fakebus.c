@@ -140,6 +140,18 @@ static int fb_write(struct xvb_bus *b, const char *path, const char *val)
 
 static int fb_rm(struct xvb_bus *b, const char *path)
 {
+	struct fakebus *fb = FB(b);
+	size_t n = strlen(path);
+	unsigned int i = 0;
+
+	/* path and everything below it, as xenstore does */
+	while (i < fb->nst) {
+		if (!strncmp(fb->st[i].path, path, n) &&
+		    (fb->st[i].path[n] == '\0' || fb->st[i].path[n] == '/'))
+			fb->st[i] = fb->st[--fb->nst];
+		else
+			i++;
+	}
 	return 0;
 }
 
