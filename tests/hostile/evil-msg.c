@@ -455,6 +455,11 @@ static int case_msg_ring_lies(struct evil_env *e, char *observed, size_t len)
 	evil_say(observed, len, "; rng of the same guest: %d", r);
 	if (r != (int)sizeof(rbuf))
 		goto out;
+	/* Close the rng first: on Xen a pool needs consecutive grant refs,
+	 * and refs freed last are handed out first (closing in the order of
+	 * opening would mix the two devices' refs in the next pool). */
+	xvd_dev_close(rng);
+	rng = NULL;
 	close_dead(dev);
 	dev = NULL;
 	r = evil_open_blk(e, XVD_MODE_POOL, &small_pool, &dev);
