@@ -46,8 +46,11 @@ void xvmsg_ev_kick(struct xvmsg_conn *c)
 {
 	unsigned long flags;
 
+	/* Also while the driver probes (vd set, not live yet): a broken
+	 * connection must fail the probe's requests too.  What needs a live
+	 * device waits in the work until xvmsg_vdev_register() kicks again. */
 	spin_lock_irqsave(&c->ev_lock, flags);
-	if (c->vdev_live && !c->ev_dead)
+	if (c->vd && !c->ev_dead)
 		queue_work(system_wq, &c->ev_work);
 	spin_unlock_irqrestore(&c->ev_lock, flags);
 }
@@ -96,7 +99,16 @@ void xvmsg_ev_work(struct work_struct *w)
 			vd = c->vd;
 	}
 	spin_unlock_irq(&c->ev_lock);
-	if (any && test_and_clear_bit(XVMSG_F_RING_FAIL, &c->flags))
+	/*
+	 * A lie in a used ring, the stall watchdog, or a connection failed
+	 * for any other reason (a page the backend kept mapped, a bad
+	 * response, the backend closing): the requests in flight would wait
+	 * forever on a broken queue (virtio_blk has no timeout, and the stall
+	 * watchdog stands down once the device is broken), so fail them.
+	 */
+	if (any && (test_and_clear_bit(XVMSG_F_RING_FAIL, &c->flags) ||
+		    (test_bit(XVMSG_F_BROKEN, &c->flags) &&
+		     !test_bit(XVMSG_F_BREAK_DONE, &c->flags))))
 		xvmsg_vdev_fail_broken(any);
 	if (!vd)
 		return;

@@ -564,15 +564,17 @@ static void xvmsg_fail_inflight(struct virtio_device *vdev)
 	}
 }
 
-/* A used ring lied: fail what is in flight and keep the device broken. */
+/* A used ring lied, the backend stopped answering, or the connection
+ * failed: fail what is in flight and keep the device broken. */
 void xvmsg_vdev_fail_broken(struct xvmsg_vdev *vd)
 {
 	struct xvmsg_conn *c = vd->conn;
 
-	dev_err(xvmsg_dev(c), "%s: the backend broke a virtqueue or stopped answering: "
-		"device broken\n", dev_name(&vd->vdev.dev));
 	if (test_and_set_bit(XVMSG_F_BREAK_DONE, &c->flags))
 		return;		/* broken already, and its requests failed */
+	dev_err(xvmsg_dev(c), "%s: the backend broke a virtqueue, stopped answering or failed "
+		"the connection: device broken, requests in flight failed\n",
+		dev_name(&vd->vdev.dev));
 	__virtio_unbreak_device(&vd->vdev);
 	xvmsg_fail_inflight(&vd->vdev);
 	virtio_break_device(&vd->vdev);

@@ -7,8 +7,9 @@
 #   vdc  full mode, backend in dom0        (the classic privileged backend)
 #   hwrng, and an hvc console line, pool mode, driver domain
 # then the module is unloaded and loaded again and the ext4 files checked,
-# the backend is killed and restarted under I/O, and backends that lie
-# (notification storms, used lengths beyond the buffers) are survived.
+# the backend is killed and restarted under I/O, backends that lie (each
+# xvmsg-backend --fault, run in dom0) are survived, and at the end the
+# driver domain is shut down under the guest's I/O, then the guest.
 . /etc/xvmsg/lib.sh
 
 UP_TIMEOUT=150
@@ -96,26 +97,89 @@ wait "$dom0_backend" 2>/dev/null
 xv_stage "detached"
 
 # A lying backend (xvmsg-backend --fault, in dom0): the guest stays up and
-# responsive, and the disk works (notification storm, used lengths beyond
-# the buffers) or fails with I/O errors (used entries naming descriptors
-# beyond the queue; a backend that stops answering, after the module's 30 s
-# stall watchdog), never hangs.
+# responsive; the disk works (notification storm, used lengths beyond the
+# buffers, wrong-token and rewritten responses, a pool snooper) or fails
+# with I/O errors (used entries naming descriptors beyond the queue or the
+# same one twice, grant-mode pages kept mapped, a backend that stops
+# answering, after the module's 30 s stall watchdog); a backend that dies
+# in the handshake gives no disk.  Nothing hangs.  FAULTS lists
+# fault:mode; tests/xen/kmod/guest-test.sh has the same order.
+FAULTS="irq-storm:pool used-bad-len:pool used-bad-id:pool used-dup-id:pool msg-bad-token:pool
+	msg-rewrite:pool keep-mapped:grant vanish-handshake:pool snoop:pool silent:pool"
+# "N" from the last line of the fault log with "blkDEV(...): ... N WHAT".
+fault_count() {
+	grep "blk$1(dom$g): " /run/xvmsg-fault.log | grep -o "[0-9]* $2" | tail -1 | cut -d' ' -f1
+}
 n=0
-for fault in irq-storm used-bad-len used-bad-id silent; do
+for spec in $FAULTS; do
+	fault=${spec%%:*} mode=${spec#*:}
 	n=$((n + 1))
+	t0=$(xv_uptime)
 	xvmsg-backend --bus xen --log-level warn --fault "$fault" >>/run/xvmsg-fault.log 2>&1 &
 	fb=$!
 	xv_wait 20 sh -c "grep -c 'fault injection on' /run/xvmsg-fault.log | grep -qx $n" ||
 		xv_fail "fault backend $fault did not start"
 	dev=$((10 + n))
 	xvmsg-ctl attach xvmsg-guest Domain-0 blk path=/run/dom0-disk.img,serial=evil-$n \
-		--devid "$dev" >/dev/null || xv_fail "attach to the $fault backend"
+		--devid "$dev" --mode "$mode" >/dev/null || xv_fail "attach to the $fault backend"
+	if [ "$fault" = vanish-handshake ]; then
+		# It maps the guest's message page, then exits like a crash.
+		xv_wait 60 grep -q "exiting before Connected" /run/xvmsg-fault.log ||
+			xv_fail "vanish-handshake: the backend did not get to the handshake"
+		wait "$fb"
+		rc=$?
+		[ "$rc" -eq 3 ] || xv_fail "vanish-handshake: backend exit status $rc, want 3"
+		fe=$(xenstore-read "/local/domain/$g/device/xvmsg/$dev/state")
+		echo "xvmsg: vanish-handshake: backend exited (3) in the handshake, frontend state $fe"
+	fi
 	xenstore-write "/local/domain/$g/xvmsg-e2e/fault$n" "$fault" || xv_fail "xenstore"
 	xv_wait_console 120 xvmsg-guest "XVMSG-MARK guest survived $fault" || xv_fail "$XV_WHY"
 	xvmsg-ctl detach xvmsg-guest "$dev" || xv_fail "detach $dev"
 	xv_wait_console 60 xvmsg-guest "XVMSG-MARK guest gone $fault" || xv_fail "$XV_WHY"
-	kill "$fb"
+	kill "$fb" 2>/dev/null
 	wait "$fb" 2>/dev/null
-	xv_stage "backend fault $fault: guest survived"
+	# The lie really happened (the backend's counters, logged at disconnect).
+	what=
+	case "$fault" in
+	msg-bad-token)
+		k=$(fault_count "$dev" "responses with wrong tokens")
+		[ "${k:-0}" -gt 0 ] || xv_fail "msg-bad-token: no wrong-token responses sent"
+		what=", $k wrong-token responses dropped" ;;
+	msg-rewrite)
+		k=$(fault_count "$dev" "consumed response slots")
+		[ "${k:-0}" -gt 0 ] || xv_fail "msg-rewrite: no slot rewritten"
+		what=", $k consumed response slots rewritten" ;;
+	snoop)
+		grep "blk$dev(dom$g): snoop" /run/xvmsg-fault.log | sed 's/^/  | /'
+		scans=$(fault_count "$dev" "idle scans")
+		stale=$(fault_count "$dev" "found stale bytes")
+		seen=$(fault_count "$dev" "scans during writes")
+		[ "${scans:-0}" -gt 0 ] || xv_fail "snoop: the backend never scanned an idle pool"
+		[ "${seen:-0}" -gt 0 ] || xv_fail "snoop: the scan never saw the marker in flight (no positive control)"
+		[ "$stale" = 0 ] || xv_fail "snoop: $stale idle scans found guest data in freed pool slots"
+		what=", $scans idle pool scans found nothing stale; $seen scans during writes saw the marker" ;;
+	esac
+	xv_stage "backend fault $fault ($mode): guest survived$what ($(($(xv_uptime) - t0)) s)"
 done
+
+# The driver domain is shut down while the guest writes to a disk it serves:
+# the guest stays up, the writes end with I/O errors, the disk goes away;
+# then the guest shuts down cleanly.  Both bounded.
+xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/disk0.img,serial=last-disk --devid 30 \
+	>/dev/null || xv_fail "attach the last disk"
+xenstore-write "/local/domain/$g/xvmsg-e2e/last" 1 || xv_fail "xenstore"
+xv_wait_console 90 xvmsg-guest "XVMSG-MARK guest io on the driver domain" \
+	xvmsg-driver "XVMSG-MARK driver serving until shutdown" || xv_fail "$XV_WHY"
+t0=$(xv_uptime)
+if timeout 60 xl shutdown -w xvmsg-driver >/dev/null 2>&1; then
+	how="xl shutdown"
+else
+	xl destroy xvmsg-driver || xv_fail "xl destroy xvmsg-driver"
+	how="xl destroy (xl shutdown did not finish in 60 s)"
+fi
+xv_stage "driver domain down by $how in $(($(xv_uptime) - t0)) s"
+xv_wait_console 90 xvmsg-guest "XVMSG-MARK guest survived the driver domain" || xv_fail "$XV_WHY"
+t0=$(xv_uptime)
+timeout 60 xl shutdown -w xvmsg-guest >/dev/null 2>&1 || xv_fail "xl shutdown of the guest did not finish in 60 s"
+xv_stage "guest shut down cleanly in $(($(xv_uptime) - t0)) s"
 exit 0

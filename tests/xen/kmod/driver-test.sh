@@ -25,6 +25,21 @@ pid=$!
 xv_wait 20 sh -c "grep -c 'serving on xen bus' $LOG | grep -q 2" || xv_fail "restart failed"
 xv_mark "backend restarted"
 xv_wait 600 sh -c "grep -q 'console4(dom[0-9]*): removed' $LOG" || xv_fail "devices never removed"
-kill -TERM "$pid" 2>/dev/null
 echo "xvmsg: backend log:"
 sed 's/^/  | /' "$LOG"
+# The backend keeps serving until dom0 shuts this domain down (xl shutdown):
+# the kernel runs poweroff_cmd, which stops the backend like an init system
+# would (SIGTERM, bounded), then powers off.
+cat >/run/xvmsg-poweroff <<EOF
+#!/bin/sh
+exec >/dev/console 2>&1
+echo "XVMSG-MARK driver shutting down: SIGTERM to the backend"
+kill -TERM $pid
+i=0
+while kill -0 $pid 2>/dev/null && [ \$i -lt 10 ]; do sleep 1; i=\$((i + 1)); done
+tail -n 3 $LOG | sed 's/^/  | /'
+poweroff -f
+EOF
+chmod +x /run/xvmsg-poweroff && echo /run/xvmsg-poweroff >/proc/sys/kernel/poweroff_cmd ||
+	xv_fail "poweroff_cmd"
+xv_mark "serving until shutdown"
