@@ -222,7 +222,7 @@ check-san:
 # boots them; these hooks put our programs into them.
 XEN_DOM0_BINS   = $(BIN)/xvmsg-ctl
 XEN_DRIVER_BINS = $(BIN)/xvmsg-backend
-XEN_GUEST_BINS  = $(BIN)/xvmsg-guest-check /sbin/mke2fs:/sbin/mkfs.ext4 /sbin/e2fsck:/sbin/e2fsck
+XEN_GUEST_BINS  = $(BIN)/xvmsg-guest-check $(BIN)/xvmsg-blkcrash $(BIN)/xvmsg-evil /sbin/mke2fs:/sbin/mkfs.ext4 /sbin/e2fsck:/sbin/e2fsck
 XEN_DOM0_BINS  += $(BIN)/xvmsg-backend
 XEN_GUEST_KMODS = guest-kernel/xvmsg.ko
 include scripts/xen/xen.mk

@@ -8,7 +8,19 @@
 #     bytes (userspace frontend on the Xen bus, pool mode);
 #  5. kill -9 and restart the backend while the guest waits: the guest must
 #     reconnect and find the data written before intact;
-#  6. print the backend's counters (xvmsg-ctl stats), detach, check removal.
+#  6. print the backend's counters (xvmsg-ctl stats);
+#  7. kill -9 and restart the backend again while xvmsg-blkcrash writes with
+#     periodic flushes: every write acknowledged before a completed flush
+#     must be on the disk (count printed and asserted);
+#  8. the guest powers off with its devices attached and a frontend
+#     writing: the domain must be fully destroyed (no zombie held by a
+#     grant mapping), the backend must map nothing of it and keep serving:
+#     a new guest gets new devices and uses them;
+#  9. attach a disk to abuse and a witness disk to the new guest; it runs
+#     the malicious driver (xvmsg-evil); any FAIL fails the test; the
+#     backend must be alive (not restarted) afterwards, its CPU time is
+#     printed;
+# 10. detach the new guest's devices, check removal.
 # Every wait is bounded.  Exit 0 = PASS; xv_fail records why.
 . /etc/xvmsg/lib.sh
 
@@ -85,8 +97,83 @@ pages=$(awk '$1 == "map_pages" { print $2 }' "$XV_RUN/stats-blk.txt")
 [ "$maps" -le 6 ] || xv_fail "backend made $maps map calls: pool not kept mapped"
 xv_stage "pool mode: $requests requests, $maps map calls, $pages pages (pool 256 + message page)"
 
+# 7. The backend dies (kill -9) under sustained writes and comes back.
+GLOG=$(xv_console_log xvmsg-guest)
+xenstore-write "/local/domain/$g/xvmsg-e2e/crash" 1 || xv_fail "cannot start the crash writer"
+xv_wait_console "$STEP_TIMEOUT" xvmsg-guest "XVMSG-MARK guest writer running" || xv_fail "$XV_WHY"
+xenstore-write "/local/domain/$d/xvmsg-e2e/restart2" 1 || xv_fail "cannot ask for the second restart"
+xv_wait_console "$STEP_TIMEOUT" xvmsg-driver "XVMSG-MARK driver backend restarted again" \
+	xvmsg-guest "XVMSG-MARK guest crash verified" || xv_fail "$XV_WHY"
+verified=$(sed -n 's/.*XVMSG-MARK guest crash verified \([0-9]*\) .*/\1/p' "$GLOG" | tail -n1)
+[ -n "$verified" ] && [ "$verified" -gt 0 ] || xv_fail "no acknowledged write verified after the crash"
+xv_stage "backend killed -9 under sustained writes: $verified acknowledged+flushed writes verified"
+
+# 8. The guest powers off with its devices attached.
+xenstore-write "/local/domain/$g/xvmsg-e2e/hold" 1 || xv_fail "cannot ask the guest to hold"
+xv_wait_console 60 xvmsg-guest "XVMSG-MARK guest holding devices" || xv_fail "$XV_WHY"
+xenstore-write "/local/domain/$d/xvmsg-e2e/premaps" 1 || xv_fail "cannot ask for the mappings"
+xv_wait_console 30 xvmsg-driver "XVMSG-MARK driver grant mappings before shutdown" || xv_fail "$XV_WHY"
+before=$(sed -n 's/.*XVMSG-MARK driver grant mappings before shutdown: \([0-9]*\).*/\1/p' \
+	"$(xv_console_log xvmsg-driver)" | tail -n1)
+[ -n "$before" ] && [ "$before" -gt 0 ] || xv_fail "the backend mapped nothing of the guest ($before)"
+oldg=$g
+xenstore-write "/local/domain/$g/xvmsg-e2e/shutdown" 1 || xv_fail "cannot ask for the shutdown"
+xv_wait 60 sh -c "! xl domid xvmsg-guest >/dev/null 2>&1" || xv_fail "the guest did not power off"
+# A domain whose pages are still mapped by a backend stays behind as a
+# dying "(null)" domain: it must go away.
+xv_wait 30 sh -c "! xl list | grep -q '(null)' && [ \$(xl list | wc -l) -eq 3 ]" ||
+	{ xl list; xv_fail "the guest is a zombie: its pages are still mapped"; }
+xv_stage "guest powered off with its blk and rng attached ($before grant mappings); domain fully destroyed"
+xenstore-write "/local/domain/$d/xvmsg-e2e/guestgone" 1 || xv_fail "cannot tell the driver domain"
+xv_wait_console 60 xvmsg-driver "XVMSG-MARK driver released after guest shutdown" || xv_fail "$XV_WHY"
+xv_stage "backend released every grant mapping of the dead guest on its own"
+# The toolstack's part: drop the dead guest's backend directories.
+xvmsg-ctl list
+xenstore-rm "/local/domain/$d/backend/xvmsg/$oldg" 2>/dev/null
+
+# ... and keeps serving: a new guest, new devices.
+xv_xl_create xvmsg-guest || xv_fail "xl create of the second guest failed"
+g=$(xv_domid xvmsg-guest) || xv_fail "the second guest has no domid"
+xenstore-write "/local/domain/$g/xvmsg-e2e/ready" 0 &&
+	xenstore-chmod -r "/local/domain/$g/xvmsg-e2e" "n$g" || xv_fail "xenstore setup for domain $g"
+blk=$(xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/disk2.img,serial=e2e-disk2) ||
+	xv_fail "xvmsg-ctl attach blk for the second guest failed"
+rng=$(xvmsg-ctl attach xvmsg-guest xvmsg-driver rng) ||
+	xv_fail "xvmsg-ctl attach rng for the second guest failed"
+xenstore-write "/local/domain/$g/xvmsg-e2e/devices" "$blk $rng 0x5eed2 second" ||
+	xv_fail "cannot hand the device ids to the second guest"
+xv_wait_console "$UP_TIMEOUT" xvmsg-guest "XVMSG-MARK guest second guest io done" || xv_fail "$XV_WHY"
+xv_stage "second guest (domain $g) wrote, verified and read random bytes"
+
+# 9. The malicious driver in the second guest (fresh grant refs: see
+# guest-test.sh), on a pool disk of its own, with a witness disk.
+# Small pools: the userspace frontend needs a consecutive run of grant refs
+# per pool, and the cases open and close the disk many times.
+evil=$(xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/evil.img,serial=evil \
+	--pool-pages 32) || xv_fail "xvmsg-ctl attach of the disk to abuse failed"
+witness=$(xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/witness.img,serial=witness \
+	--pool-pages 32) ||
+	xv_fail "xvmsg-ctl attach of the witness disk failed"
+xenstore-write "/local/domain/$d/xvmsg-e2e/evil-begin" 1 || xv_fail "cannot start the evil run"
+xv_wait_console 30 xvmsg-driver "XVMSG-MARK driver backend cpu before evil" || xv_fail "$XV_WHY"
+xv_stage "malicious driver on device $evil (rng $rng), witness device $witness"
+xenstore-write "/local/domain/$g/xvmsg-e2e/evil" "$evil $rng $witness" ||
+	xv_fail "cannot hand the evil devices to the guest"
+xv_wait_console 150 xvmsg-guest "XVMSG-MARK guest evil done" || xv_fail "$XV_WHY"
+if grep -q "XVMSG-GUEST: FAIL evil" "$GLOG"; then
+	xv_fail "$(grep -m1 'XVMSG-GUEST: FAIL evil' "$GLOG" | tr -d '\r')"
+fi
+xenstore-write "/local/domain/$d/xvmsg-e2e/evil-done" 1 || xv_fail "cannot end the evil run"
+xv_wait_console 30 xvmsg-driver "XVMSG-MARK driver backend alive after evil" || xv_fail "$XV_WHY"
+ncases=$(grep -c "XVMSG-GUEST: PASS evil/" "$GLOG")
+cpu=$(grep -m1 "XVMSG-MARK driver backend alive after evil" "$(xv_console_log xvmsg-driver)" |
+	sed 's/.*after evil: //' | tr -d '\r')
+xv_stage "malicious driver: $ncases cases passed; backend alive, not restarted: $cpu"
+
 xvmsg-ctl detach xvmsg-guest "$blk" || xv_fail "detach blk failed"
 xvmsg-ctl detach xvmsg-guest "$rng" || xv_fail "detach rng failed"
+xvmsg-ctl detach xvmsg-guest "$evil" || xv_fail "detach of the abused disk failed"
+xvmsg-ctl detach xvmsg-guest "$witness" || xv_fail "detach of the witness disk failed"
 xv_wait 30 sh -c "! xvmsg-ctl list | grep -q xvmsg-guest" || xv_fail "devices still listed after detach"
 xenstore-write "/local/domain/$d/xvmsg-e2e/done" 1
 xv_wait_console 60 xvmsg-driver "XVMSG-MARK driver devices released" || xv_fail "$XV_WHY"
