@@ -55,8 +55,10 @@ static char *rd(struct ctl *c, const char *fmt, ...)
 }
 
 /* A domain by name or id.  Returns the id, or -1 with a message.  A name
- * two domains claim is refused: a guest can rewrite its own name key. */
-static long resolve_domain(struct ctl *c, const char *spec)
+ * two domains claim is refused: a guest can rewrite its own name key.  With
+ * gone_ok, an id is accepted even when the domain no longer exists (to
+ * detach the devices of a guest that died). */
+static long resolve_domain_opt(struct ctl *c, const char *spec, bool gone_ok)
 {
 	unsigned int id, n, i;
 	char **doms, *name, shown[160];
@@ -66,7 +68,7 @@ static long resolve_domain(struct ctl *c, const char *spec)
 		name = rd(c, "/local/domain/%u/name", id);
 		if (!name)
 			name = rd(c, "/local/domain/%u/domid", id);
-		if (!name) {
+		if (!name && !gone_ok) {
 			fail("domain %u does not exist", id);
 			return -1;
 		}
@@ -97,6 +99,11 @@ static long resolve_domain(struct ctl *c, const char *spec)
 	return found;
 }
 
+static long resolve_domain(struct ctl *c, const char *spec)
+{
+	return resolve_domain_opt(c, spec, false);
+}
+
 static void be_path(char *buf, size_t len, long be, long fe, unsigned long devid)
 {
 	snprintf(buf, len, "/local/domain/%ld/backend/%s/%ld/%lu", be, XVMSG_XS_CLASS, fe, devid);
@@ -108,14 +115,17 @@ static void fe_path(char *buf, size_t len, long fe, unsigned long devid)
 }
 
 /* The backend dir of (fe, devid), found by scanning the backends: never by
- * trusting the frontend's own "backend" key, which the guest can rewrite. */
+ * trusting the frontend's own "backend" key, which the guest can rewrite.
+ * A backend domain owns its backend tree, so a rogue one could plant a dir
+ * for another backend's device: when two domains claim (fe, devid) the
+ * answer is -2 (ambiguous), and callers refuse to act. */
 static long find_backend(struct ctl *c, long fe, unsigned long devid)
 {
 	unsigned int n, i;
 	char **doms = xs_directory(c->xs, XBT_NULL, "/local/domain", &n);
 	long be = -1;
 
-	for (i = 0; doms && i < n && be < 0; i++) {
+	for (i = 0; doms && i < n; i++) {
 		unsigned int id;
 		char *t;
 
@@ -123,8 +133,17 @@ static long find_backend(struct ctl *c, long fe, unsigned long devid)
 			continue;
 		t = rd(c, "/local/domain/%u/backend/%s/%ld/%lu/frontend-id", id, XVMSG_XS_CLASS,
 		       fe, devid);
-		if (t)
+		if (t) {
+			if (be >= 0) {
+				fail("device %lu of domain %ld is claimed by backend domains %ld and "
+				     "%u; remove the wrong one by hand (xenstore-rm)", devid, fe, be,
+				     id);
+				be = -2;
+				free(t);
+				break;
+			}
 			be = (long)id;
+		}
 		free(t);
 	}
 	free(doms);
@@ -136,7 +155,7 @@ static bool devid_used(struct ctl *c, long fe, unsigned long devid)
 	char *v = rd(c, "/local/domain/%ld/device/%s/%lu/backend-id", fe, XVMSG_XS_CLASS, devid);
 
 	free(v);
-	return v != NULL || find_backend(c, fe, devid) >= 0;
+	return v != NULL || find_backend(c, fe, devid) != -1;
 }
 
 static bool write_dir(struct ctl *c, xs_transaction_t t, const char *dir, long owner, long reader)
@@ -327,10 +346,12 @@ static int cmd_detach(struct ctl *c, const struct ctl_args *a)
 	unsigned long devid = a->devid;
 	long fe, be;
 
-	fe = resolve_domain(c, a->domain);
+	fe = resolve_domain_opt(c, a->domain, true);
 	if (fe < 0)
 		return 1;
 	be = find_backend(c, fe, devid);
+	if (be == -2)
+		return 1;
 	if (be < 0)
 		return fail("domain %ld has no xvmsg device %lu", fe, devid);
 	be_path(be_dir, sizeof(be_dir), be, fe, devid);
@@ -529,10 +550,12 @@ static int cmd_stats(struct ctl *c, const struct ctl_args *a)
 	char path[256], why[256], *stats;
 	long fe, be;
 
-	fe = resolve_domain(c, a->domain);
+	fe = resolve_domain_opt(c, a->domain, true);
 	if (fe < 0)
 		return 1;
 	be = find_backend(c, fe, devid);
+	if (be == -2)
+		return 1;
 	if (be < 0)
 		return fail("domain %ld has no xvmsg device %lu", fe, devid);
 	be_path(w.be, sizeof(w.be), be, fe, devid);
@@ -628,6 +651,7 @@ static void usage(void)
 "      ('#' starts a comment; see configs/guest.xvmsg).\n"
 "  detach FRONTEND DEVID\n"
 "      Remove the device; the backend releases everything it mapped.\n"
+"      FRONTEND may be the id of a domain already gone (cleans up after it).\n"
 "  list [DOMAIN]\n"
 "      Show xvmsg devices (of DOMAIN as frontend or backend).\n"
 "  stats FRONTEND DEVID\n"

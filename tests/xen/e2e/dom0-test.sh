@@ -127,9 +127,12 @@ xv_stage "guest powered off with its blk and rng attached ($before grant mapping
 xenstore-write "/local/domain/$d/xvmsg-e2e/guestgone" 1 || xv_fail "cannot tell the driver domain"
 xv_wait_console 60 xvmsg-driver "XVMSG-MARK driver released after guest shutdown" || xv_fail "$XV_WHY"
 xv_stage "backend released every grant mapping of the dead guest on its own"
-# The toolstack's part: drop the dead guest's backend directories.
+# The toolstack's part: drop the dead guest's devices (by its old id).
 xvmsg-ctl list
-xenstore-rm "/local/domain/$d/backend/xvmsg/$oldg" 2>/dev/null
+xvmsg-ctl detach "$oldg" "$blk" || xv_fail "detach of the dead guest's blk failed"
+xvmsg-ctl detach "$oldg" "$rng" || xv_fail "detach of the dead guest's rng failed"
+[ -z "$(xenstore-list "/local/domain/$d/backend/xvmsg/$oldg" 2>/dev/null)" ] ||
+	xv_fail "the dead guest's backend directories are still there"
 
 # ... and keeps serving: a new guest, new devices.
 xv_xl_create xvmsg-guest || xv_fail "xl create of the second guest failed"
