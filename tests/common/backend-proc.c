@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -18,8 +19,12 @@ int backend_setup(struct backend_proc *b)
 {
 	memset(b, 0, sizeof(*b));
 	strcpy(b->dir, "/tmp/xvmsg-test-XXXXXX");
-	if (!mkdtemp(b->dir))
-		return -errno;
+	if (!mkdtemp(b->dir)) {
+		int e = errno;
+
+		b->dir[0] = '\0';
+		return -e;
+	}
 	snprintf(b->sock, sizeof(b->sock), "%.60s/loop.sock", b->dir);
 	snprintf(b->log, sizeof(b->log), "%s/backend.log", b->dir);
 	return 0;
@@ -57,14 +62,26 @@ static int can_connect(const char *path)
 static int spawn(struct backend_proc *b)
 {
 	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	pid_t parent = getpid();
 	int i, status;
 
 	unlink(b->sock);
 	b->pid = fork();
-	if (b->pid < 0)
-		return -errno;
+	if (b->pid < 0) {
+		int e = errno;
+
+		b->pid = 0;
+		return -e;
+	}
 	if (b->pid == 0) {
-		int fd = open(b->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		int fd;
+
+		/* Die with the test: a crashed or killed test binary must not
+		 * leave a backend behind.  Kept across execv; checked after
+		 * setting it in case the parent died in between. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(126);
+		fd = open(b->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 
 		if (fd >= 0) {
 			dup2(fd, 2);
@@ -145,6 +162,7 @@ void backend_cleanup(struct backend_proc *b)
 		if (system(cmd) != 0)
 			fprintf(stderr, "could not remove %s\n", b->dir);
 	}
+	b->dir[0] = '\0';
 }
 
 void backend_dump_log(const struct backend_proc *b)

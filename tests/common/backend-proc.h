@@ -8,7 +8,27 @@
 #define XVMSG_TEST_BACKEND_PROC_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
+
+/*
+ * cmocka does not run a test's teardown when its setup fails, so a setup
+ * must not assert once backend_setup/backend_start ran: the backend and the
+ * temp dir would outlive the test.  SETUP_TRY(expr) runs one fallible step
+ * (0 on success, nonzero on failure), prints the failed step and jumps to
+ * the setup's `fail:` label, which cleans up (backend_cleanup) and returns
+ * -1.  The backend also dies with the test process (PR_SET_PDEATHSIG), so a
+ * crashed test binary cannot leave it running either.
+ */
+#define SETUP_TRY(expr)								\
+	do {									\
+		long setup_try_rc_ = (long)(expr);				\
+		if (setup_try_rc_ != 0) {					\
+			fprintf(stderr, "%s:%d: setup step failed (%ld): %s\n",	\
+				__FILE__, __LINE__, setup_try_rc_, #expr);	\
+			goto fail;						\
+		}								\
+	} while (0)
 
 struct backend_proc {
 	char dir[64];		/* temp dir, removed by backend_cleanup */
@@ -19,19 +39,22 @@ struct backend_proc {
 	int argc;
 };
 
-/* Make the temp dir.  0 or -errno. */
+/* Make the temp dir.  0 or -errno (then b->dir is empty, cleanup is a no-op). */
 int backend_setup(struct backend_proc *b);
 /* Create DIR/name of size bytes (sparse); path written to out. */
 int backend_image(struct backend_proc *b, const char *name, size_t size, char *out, size_t len);
 /* Start xvmsg-backend with --socket and the given extra args (NULL-ended);
- * waits (bounded) until the socket accepts connections.  0 or -errno. */
+ * waits (bounded) until the socket accepts connections.  0 or -errno.  The
+ * backend gets SIGKILL when the calling thread exits (PR_SET_PDEATHSIG), so
+ * start it from the test's main thread. */
 int backend_start(struct backend_proc *b, const char *arg, ...);
 /* Start again with the same arguments. */
 int backend_restart(struct backend_proc *b);
 /* Send sig and wait for exit (bounded, then SIGKILL); returns the exit
  * status as from waitpid, or -errno. */
 int backend_stop(struct backend_proc *b, int sig);
-/* Stop if running, remove the temp dir. */
+/* Stop if running, remove the temp dir.  Safe on a zeroed struct, after a
+ * failed backend_setup, and twice. */
 void backend_cleanup(struct backend_proc *b);
 /* Print the backend's log to stderr (for failing tests). */
 void backend_dump_log(const struct backend_proc *b);

@@ -43,14 +43,34 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Start a backend lying with `fault` and open a domain on it. */
-static struct fx *start(const char *fault)
+/* Close whatever the test left open (each case registers this as its
+ * cmocka teardown, which runs also when the case fails half-way). */
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	if (!f)
+		return 0;
+	if (f->dev)
+		xvd_dev_close(f->dev);
+	if (f->d)
+		xvd_domain_close(f->d);
+	backend_cleanup(&f->b);
+	free(f);
+	*state = NULL;
+	return 0;
+}
+
+/* Start a backend lying with `fault` and open a domain on it; *state holds
+ * it for the teardown until finish(). */
+static struct fx *start(void **state, const char *fault)
 {
 	struct xvd_domain_opts dopts = { .log_level = XVD_LOG_ERR, .timeout_ms = 1000 };
 	struct fx *f = calloc(1, sizeof(*f));
 	char img[160], exp[256];
 
 	assert_non_null(f);
+	*state = f;
 	assert_int_equal(backend_setup(&f->b), 0);
 	assert_int_equal(backend_image(&f->b, "disk.img", DISK_BYTES, img, sizeof(img)), 0);
 	snprintf(exp, sizeof(exp), "disk0:blk:path=%s", img);
@@ -70,21 +90,24 @@ static int open_blk(struct fx *f, int mode)
 
 /* Close everything; the backend must still be running (it lies, it does not
  * crash) and stop cleanly on SIGTERM. */
-static void finish(struct fx *f, bool backend_alive)
+static void finish(void **state, bool backend_alive)
 {
+	struct fx *f = *state;
+	bool bad;
 	int st;
 
 	if (f->dev)
 		xvd_dev_close(f->dev);
 	f->dev = NULL;
 	xvd_domain_close(f->d);
+	f->d = NULL;
 	st = backend_stop(&f->b, SIGTERM);
-	if (backend_alive && !(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+	bad = backend_alive && !(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	if (bad)
 		backend_dump_log(&f->b);
+	teardown(state);
+	if (bad)
 		fail_msg("backend did not stop cleanly (status %d)", st);
-	}
-	backend_cleanup(&f->b);
-	free(f);
 }
 
 /* A value "<prefix>N" in the backend's log, or -1. */
@@ -138,12 +161,11 @@ static int io_roundtrip(struct xvd_dev *dev)
  * chain no longer in flight.  The queue is broken (-EIO), promptly. */
 static void used_dup_id(void **state)
 {
-	struct fx *f = start("used-dup-id");
+	struct fx *f = start(state, "used-dup-id");
 	static uint8_t buf[8192];
 	double t0;
 	int r;
 
-	(void)state;
 	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
 	t0 = now_s();
 	r = xvd_blk_write(f->dev, 0, buf, sizeof(buf));
@@ -153,19 +175,18 @@ static void used_dup_id(void **state)
 	assert_int_equal(xvd_dev_error(f->dev), -EIO);
 	assert_true(now_s() - t0 < 3.0);
 	print_message("used-dup-id: device broken (-EIO) after %.2f s\n", now_s() - t0);
-	finish(f, true);
+	finish(state, true);
 }
 
 static void used_bad_id(void **state)
 {
-	struct fx *f = start("used-bad-id");
+	struct fx *f = start(state, "used-bad-id");
 	static uint8_t buf[4096];
 
-	(void)state;
 	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
 	assert_int_equal(xvd_blk_read(f->dev, 0, buf, sizeof(buf)), -EIO);
 	assert_int_equal(xvd_dev_error(f->dev), -EIO);
-	finish(f, true);
+	finish(state, true);
 }
 
 /* Used lengths beyond the buffers: the library treats a length it cannot
@@ -173,46 +194,43 @@ static void used_bad_id(void **state)
  * kernel module clamps instead, and its reads work.) */
 static void used_bad_len(void **state)
 {
-	struct fx *f = start("used-bad-len");
+	struct fx *f = start(state, "used-bad-len");
 	static uint8_t buf[4096];
 
-	(void)state;
 	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
 	assert_int_equal(xvd_blk_read(f->dev, 0, buf, sizeof(buf)), -EIO);
 	assert_int_equal(xvd_dev_error(f->dev), -EIO);
-	finish(f, true);
+	finish(state, true);
 }
 
 /* Notifications by the thousand: I/O works, the driver does not spin. */
 static void irq_storm(void **state)
 {
-	struct fx *f = start("irq-storm");
+	struct fx *f = start(state, "irq-storm");
 	struct xvd_stats st;
 
-	(void)state;
 	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
 	assert_int_equal(io_roundtrip(f->dev), 0);
 	xvd_dev_stats(f->dev, &st);
 	print_message("irq-storm: %llu notifications taken\n", (unsigned long long)st.irqs);
-	finish(f, true);
+	finish(state, true);
 }
 
 /* Never completes: the wait ends at the device timeout (1 s here). */
 static void silent(void **state)
 {
-	struct fx *f = start("silent");
+	struct fx *f = start(state, "silent");
 	static uint8_t buf[4096];
 	double t0;
 	int r;
 
-	(void)state;
 	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
 	t0 = now_s();
 	r = xvd_blk_read(f->dev, 0, buf, sizeof(buf));
 	assert_true(r == -ETIMEDOUT || r == -EIO);
 	assert_true(now_s() - t0 < 5.0);
 	print_message("silent: read returned %d after %.2f s\n", r, now_s() - t0);
-	finish(f, true);
+	finish(state, true);
 }
 
 /* ---- lies on the message ring ------------------------------------------- */
@@ -222,11 +240,10 @@ static void silent(void **state)
  * device works. */
 static void msg_bad_token(void **state)
 {
-	struct fx *f = start("msg-bad-token");
+	struct fx *f = start(state, "msg-bad-token");
 	struct xvd_blk_info info;
 	struct xvd_stats st;
 
-	(void)state;
 	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
 	assert_int_equal(xvd_blk_info(f->dev, &info), 0);
 	assert_int_equal(info.capacity, DISK_BYTES / 512);
@@ -235,7 +252,7 @@ static void msg_bad_token(void **state)
 	print_message("msg-bad-token: %llu messages dropped, device fine\n",
 		      (unsigned long long)st.msgs_bad);
 	assert_true(st.msgs_bad >= 2);
-	finish(f, true);
+	finish(state, true);
 	(void)log_number_after;
 }
 
@@ -243,11 +260,10 @@ static void msg_bad_token(void **state)
  * once, so config reads and I/O are unaffected. */
 static void msg_rewrite(void **state)
 {
-	struct fx *f = start("msg-rewrite");
+	struct fx *f = start(state, "msg-rewrite");
 	struct xvd_blk_info info;
 	long n;
 
-	(void)state;
 	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
 	for (int i = 0; i < 20; i++) {
 		assert_int_equal(xvd_blk_info(f->dev, &info), 0);
@@ -262,18 +278,17 @@ static void msg_rewrite(void **state)
 	n = log_number_after(f, "fault: ");
 	print_message("msg-rewrite: %ld consumed response slots rewritten\n", n);
 	assert_true(n > 20);
-	finish(f, true);
+	finish(state, true);
 }
 
 /* ---- the backend dies in the handshake ---------------------------------- */
 
 static void vanish_handshake(void **state)
 {
-	struct fx *f = start("vanish-handshake");
+	struct fx *f = start(state, "vanish-handshake");
 	double t0 = now_s();
 	int r, st;
 
-	(void)state;
 	r = open_blk(f, XVD_MODE_POOL);
 	print_message("vanish-handshake: open returned %d after %.2f s\n", r, now_s() - t0);
 	assert_true(r < 0);
@@ -283,7 +298,7 @@ static void vanish_handshake(void **state)
 	assert_true(xvd_domain_dispatch(f->d) == -ENODEV || xvd_domain_dispatch(f->d) == 0);
 	st = backend_stop(&f->b, SIGTERM);
 	assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 3);
-	finish(f, false);
+	finish(state, false);
 }
 
 /* ---- grant mode: pages kept mapped after completion ---------------------- */
@@ -292,12 +307,11 @@ static void vanish_handshake(void **state)
  * and leak the page, never hand it out again. */
 static void keep_mapped(void **state)
 {
-	struct fx *f = start("keep-mapped");
+	struct fx *f = start(state, "keep-mapped");
 	struct xvd_stats st;
 	void *a, *b;
 	int r;
 
-	(void)state;
 	assert_int_equal(open_blk(f, XVD_MODE_GRANT), 0);
 	assert_int_equal(xvd_ram_alloc(f->d, 65536, &a), 0);
 	fill(a, 65536, 3);
@@ -314,19 +328,18 @@ static void keep_mapped(void **state)
 	assert_true(st.revoke_busy > 0);
 	assert_true((uint8_t *)b >= (uint8_t *)a + 65536 || (uint8_t *)b + 65536 <= (uint8_t *)a);
 	xvd_ram_free(f->d, b);
-	finish(f, true);
+	finish(state, true);
 }
 
 /* ---- pool mode: does freed pool memory keep guest data? ------------------ */
 
 static void snoop(void **state)
 {
-	struct fx *f = start("snoop");
+	struct fx *f = start(state, "snoop");
 	static uint8_t buf[131072], back[131072];
 	size_t m = strlen(MARKER);
 	int idle_scans = 0;
 
-	(void)state;
 	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
 	for (size_t i = 0; i + m <= sizeof(buf); i += m)
 		memcpy(buf + i, MARKER, m);
@@ -351,22 +364,22 @@ static void snoop(void **state)
 	/* Nothing stale, and the scan can see the marker (positive control). */
 	assert_int_equal(backend_log_count(&f->b, "snoop: idle scan 1: 0 stale bytes"), 1);
 	assert_int_equal(backend_log_count(&f->b, "marker is in the pool while a write"), 1);
-	finish(f, true);
+	finish(state, true);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(used_dup_id),
-		cmocka_unit_test(used_bad_id),
-		cmocka_unit_test(used_bad_len),
-		cmocka_unit_test(irq_storm),
-		cmocka_unit_test(silent),
-		cmocka_unit_test(msg_bad_token),
-		cmocka_unit_test(msg_rewrite),
-		cmocka_unit_test(vanish_handshake),
-		cmocka_unit_test(keep_mapped),
-		cmocka_unit_test(snoop),
+		cmocka_unit_test_teardown(used_dup_id, teardown),
+		cmocka_unit_test_teardown(used_bad_id, teardown),
+		cmocka_unit_test_teardown(used_bad_len, teardown),
+		cmocka_unit_test_teardown(irq_storm, teardown),
+		cmocka_unit_test_teardown(silent, teardown),
+		cmocka_unit_test_teardown(msg_bad_token, teardown),
+		cmocka_unit_test_teardown(msg_rewrite, teardown),
+		cmocka_unit_test_teardown(vanish_handshake, teardown),
+		cmocka_unit_test_teardown(keep_mapped, teardown),
+		cmocka_unit_test_teardown(snoop, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

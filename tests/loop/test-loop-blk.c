@@ -32,30 +32,41 @@ struct fx {
 	struct xvd_dev *dev;
 };
 
+static int teardown(void **state);
+
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	char exp[256];
 
-	assert_non_null(f);
-	assert_int_equal(backend_setup(&f->b), 0);
-	assert_int_equal(backend_image(&f->b, "disk.img", DISK_SIZE, f->img, sizeof(f->img)), 0);
-	snprintf(exp, sizeof(exp), "disk0:blk:path=%s,serial=xvmsg-test", f->img);
-	assert_int_equal(backend_start(&f->b, "--export", exp, "--log-level", "info", NULL), 0);
+	if (!f)
+		return -1;
 	*state = f;
+	/* No asserts: cmocka skips the teardown when a setup fails. */
+	SETUP_TRY(backend_setup(&f->b));
+	SETUP_TRY(backend_image(&f->b, "disk.img", DISK_SIZE, f->img, sizeof(f->img)));
+	snprintf(exp, sizeof(exp), "disk0:blk:path=%s,serial=xvmsg-test", f->img);
+	SETUP_TRY(backend_start(&f->b, "--export", exp, "--log-level", "info", NULL));
 	return 0;
+fail:
+	backend_dump_log(&f->b);
+	teardown(state);
+	return -1;
 }
 
 static int teardown(void **state)
 {
 	struct fx *f = *state;
 
+	if (!f)
+		return 0;
 	if (f->dev)
 		xvd_dev_close(f->dev);
 	if (f->d)
 		xvd_domain_close(f->d);
 	backend_cleanup(&f->b);
 	free(f);
+	*state = NULL;
 	return 0;
 }
 

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -36,6 +37,7 @@
 struct fx {
 	struct backend_proc b;
 	char img[160], journal[160], wout[160], vout[160];
+	pid_t writer;		/* a running xvmsg-blkcrash write, killed by teardown */
 };
 
 static long long now_ms(void)
@@ -54,29 +56,44 @@ static void sleep_ms(long ms)
 		;
 }
 
+static int teardown(void **state);
+
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	char exp[256];
 
-	assert_non_null(f);
-	assert_int_equal(backend_setup(&f->b), 0);
-	assert_int_equal(backend_image(&f->b, "disk.img", IMG_SIZE, f->img, sizeof(f->img)), 0);
+	if (!f)
+		return -1;
+	*state = f;
+	/* No asserts: cmocka skips the teardown when a setup fails. */
+	SETUP_TRY(backend_setup(&f->b));
+	SETUP_TRY(backend_image(&f->b, "disk.img", IMG_SIZE, f->img, sizeof(f->img)));
 	snprintf(f->journal, sizeof(f->journal), "%s/journal", f->b.dir);
 	snprintf(f->wout, sizeof(f->wout), "%s/writer.out", f->b.dir);
 	snprintf(f->vout, sizeof(f->vout), "%s/verify.out", f->b.dir);
 	snprintf(exp, sizeof(exp), "disk0:blk:path=%s", f->img);
-	assert_int_equal(backend_start(&f->b, "--export", exp, NULL), 0);
-	*state = f;
+	SETUP_TRY(backend_start(&f->b, "--export", exp, NULL));
 	return 0;
+fail:
+	backend_dump_log(&f->b);
+	teardown(state);
+	return -1;
 }
 
 static int teardown(void **state)
 {
 	struct fx *f = *state;
 
+	if (!f)
+		return 0;
+	if (f->writer > 0) {	/* a failed test left it running */
+		kill(f->writer, SIGKILL);
+		waitpid(f->writer, NULL, 0);
+	}
 	backend_cleanup(&f->b);
 	free(f);
+	*state = NULL;
 	return 0;
 }
 
@@ -88,7 +105,7 @@ static pid_t spawn_tool(const char *out, ...)
 	char *argv[32];
 	int argc = 0, fd;
 	va_list ap;
-	pid_t pid;
+	pid_t pid, parent = getpid();
 
 	snprintf(path, sizeof(path), "%s/xvmsg-blkcrash", bin ? bin : "build/bin");
 	argv[argc++] = path;
@@ -99,6 +116,9 @@ static pid_t spawn_tool(const char *out, ...)
 	argv[argc] = NULL;
 	pid = fork();
 	if (pid == 0) {
+		/* Dies with the test, like the backend (backend-proc.c). */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(126);
 		fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
 			_exit(126);
@@ -220,6 +240,7 @@ static void test_kill_under_writes(void **state)
 	w = spawn_tool(f->wout, "write", "--socket", f->b.sock, "--export", "disk0",
 		       "--journal", f->journal, "--seconds", "60", "--depth", "32",
 		       "--flush-every", "16", "--blocks", "1024", "--seed", wseed, NULL);
+	f->writer = w;
 	assert_true(w > 0);
 
 	for (i = 0; i < KILLS; i++) {
@@ -243,6 +264,7 @@ static void test_kill_under_writes(void **state)
 	}
 	assert_int_equal(kill(w, SIGTERM), 0);
 	rc = wait_tool(w, 15000);
+	f->writer = 0;
 	dump(f->wout);
 	assert_int_equal(rc, 0);
 	reconnects = find_count(f->wout, "reconnects");
@@ -286,7 +308,7 @@ static void test_verifier_detects_damage(void **state)
 		       "--journal", f->journal, "--seconds", "1", "--blocks", "64", "--seed", "9",
 		       NULL);
 	assert_true(w > 0);
-	assert_int_equal(wait_tool(w, 15000), 0);
+	assert_int_equal(wait_tool(w, 15000), 0);	/* reaps it, or kills it after 15 s */
 	assert_int_equal(backend_stop(&f->b, SIGTERM), 0);
 	assert_true(run_verify(f, true) > 0);
 

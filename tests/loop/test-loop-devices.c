@@ -26,33 +26,44 @@ struct fx {
 	struct xvd_dev *dev;
 };
 
+static int teardown(void **state);
+
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct xvd_domain_opts o = { .log_level = XVD_LOG_WARN };
 	char exp[256];
 
-	assert_non_null(f);
-	assert_int_equal(backend_setup(&f->b), 0);
+	if (!f)
+		return -1;
+	*state = f;
+	/* No asserts: cmocka skips the teardown when a setup fails. */
+	SETUP_TRY(backend_setup(&f->b));
 	snprintf(f->con_sock, sizeof(f->con_sock), "%.60s/con.sock", f->b.dir);
 	snprintf(exp, sizeof(exp), "con0:console:socket=%s", f->con_sock);
-	assert_int_equal(backend_start(&f->b, "--export", "rng0:rng", "--export", exp, NULL), 0);
+	SETUP_TRY(backend_start(&f->b, "--export", "rng0:rng", "--export", exp, NULL));
 	o.socket_path = f->b.sock;
-	assert_int_equal(xvd_domain_open_loop(&o, &f->d), 0);
-	*state = f;
+	SETUP_TRY(xvd_domain_open_loop(&o, &f->d));
 	return 0;
+fail:
+	backend_dump_log(&f->b);
+	teardown(state);
+	return -1;
 }
 
 static int teardown(void **state)
 {
 	struct fx *f = *state;
 
+	if (!f)
+		return 0;
 	if (f->dev)
 		xvd_dev_close(f->dev);
 	if (f->d)
 		xvd_domain_close(f->d);
 	backend_cleanup(&f->b);
 	free(f);
+	*state = NULL;
 	return 0;
 }
 

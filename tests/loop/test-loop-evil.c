@@ -35,6 +35,24 @@ static int log_count(void *ctx, const char *needle)
 	return backend_log_count(ctx, needle);
 }
 
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	if (!f)
+		return 0;
+	if (f->e.witness)
+		xvd_dev_close(f->e.witness);
+	if (f->wd)
+		xvd_domain_close(f->wd);
+	if (f->e.d)
+		xvd_domain_close(f->e.d);
+	backend_cleanup(&f->b);
+	free(f);
+	*state = NULL;
+	return 0;
+}
+
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
@@ -43,14 +61,17 @@ static int setup(void **state)
 				   .mode = XVD_MODE_POOL, .pool_pages = 32 };
 	char img[160], wimg[160], exp[256], wexp[256];
 
-	assert_non_null(f);
-	assert_int_equal(backend_setup(&f->b), 0);
-	assert_int_equal(backend_image(&f->b, "disk.img", 4u << 20, img, sizeof(img)), 0);
-	assert_int_equal(backend_image(&f->b, "witness.img", 1u << 20, wimg, sizeof(wimg)), 0);
+	if (!f)
+		return -1;
+	*state = f;
+	/* No asserts here: cmocka skips the teardown when a setup fails. */
+	SETUP_TRY(backend_setup(&f->b));
+	SETUP_TRY(backend_image(&f->b, "disk.img", 4u << 20, img, sizeof(img)));
+	SETUP_TRY(backend_image(&f->b, "witness.img", 1u << 20, wimg, sizeof(wimg)));
 	snprintf(exp, sizeof(exp), "disk0:blk:path=%s", img);
 	snprintf(wexp, sizeof(wexp), "witness:blk:path=%s", wimg);
-	assert_int_equal(backend_start(&f->b, "--export", exp, "--export", wexp,
-				       "--export", "rng0:rng", NULL), 0);
+	SETUP_TRY(backend_start(&f->b, "--export", exp, "--export", wexp,
+				"--export", "rng0:rng", NULL));
 	f->e.blk_export = "disk0";
 	f->e.rng_export = "rng0";
 	f->e.blk_devid = 1;
@@ -61,26 +82,14 @@ static int setup(void **state)
 	f->e.log_count = log_count;
 	f->e.log_ctx = &f->b;
 	dopts.socket_path = f->b.sock;
-	assert_int_equal(xvd_domain_open_loop(&dopts, &f->e.d), 0);
-	assert_int_equal(xvd_domain_open_loop(&dopts, &f->wd), 0);
-	assert_int_equal(xvd_blk_open(f->wd, &wo, &f->e.witness), 0);
-	*state = f;
+	SETUP_TRY(xvd_domain_open_loop(&dopts, &f->e.d));
+	SETUP_TRY(xvd_domain_open_loop(&dopts, &f->wd));
+	SETUP_TRY(xvd_blk_open(f->wd, &wo, &f->e.witness));
 	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-
-	if (f->e.witness)
-		xvd_dev_close(f->e.witness);
-	if (f->wd)
-		xvd_domain_close(f->wd);
-	if (f->e.d)
-		xvd_domain_close(f->e.d);
-	backend_cleanup(&f->b);
-	free(f);
-	return 0;
+fail:
+	backend_dump_log(&f->b);
+	teardown(state);
+	return -1;
 }
 
 static void run_case(void **state)
