@@ -18,6 +18,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -29,7 +30,7 @@
 #include "device.h"
 
 #define PAGE		XVMSG_PAGE_SIZE
-#define MAX_REGIONS	64
+#define MAX_REGIONS	64	/* held at once by one connection */
 #define MAX_EVTCHNS	(XVMSG_MAX_QUEUES + 1) * 64
 #define MAX_DEVS	256
 #define MAX_GNT		(1u << 20)
@@ -76,6 +77,12 @@ struct loop_client {
 	unsigned int ndev;
 };
 
+/* Descriptors a connection makes us hold: its quota's measure. */
+static unsigned int client_fds(const struct loop_client *c)
+{
+	return c->nregions + 2 * c->nev;
+}
+
 struct loop_map {
 	struct loop_map *next;
 	void *addr;
@@ -103,6 +110,7 @@ struct loop_bus {
 	unsigned int nexports;
 	bool *export_busy;
 	bool allow_full;
+	unsigned int max_guest_fds;	/* per-connection quota (client_fds) */
 	char sock_path[108];
 	int epfd, lsock, wake;
 	int spare;		/* kept open to refuse a connection when out of fds */
@@ -869,8 +877,8 @@ static int do_hello(struct loop_bus *lb, struct loop_client *c, const void *p, s
 	return 0;
 }
 
-static int do_region(struct loop_client *c, const void *p, size_t len, int *fds,
-		     unsigned int nfds)
+static int do_region(struct loop_bus *lb, struct loop_client *c, const void *p, size_t len,
+		     int *fds, unsigned int nfds)
 {
 	struct xvmsg_loop_region r;
 	uint64_t base, pages;
@@ -882,7 +890,7 @@ static int do_region(struct loop_client *c, const void *p, size_t len, int *fds,
 	memcpy(&r, p, sizeof(r));
 	base = le64toh(r.base_gfn);
 	pages = le64toh(r.pages);
-	if (!pages || pages > (1ULL << 28) || base > (1ULL << 40) || c->nregions == MAX_REGIONS)
+	if (!pages || pages > (1ULL << 28) || base > (1ULL << 40))
 		return -EINVAL;
 	if (!shrink_sealed(fds[0]) || fstat(fds[0], &st) || (uint64_t)st.st_size < pages * PAGE)
 		return -EINVAL;
@@ -890,6 +898,10 @@ static int do_region(struct loop_client *c, const void *p, size_t len, int *fds,
 		if (base < c->region[i].base + c->region[i].pages &&
 		    c->region[i].base < base + pages)
 			return -EEXIST;
+	if (client_fds(c) + 1 > lb->max_guest_fds)
+		return -EDQUOT;
+	if (c->nregions == MAX_REGIONS)
+		return -ENOSPC;
 	c->region[c->nregions].base = base;
 	c->region[c->nregions].pages = pages;
 	c->region[c->nregions].fd = fds[0];
@@ -898,8 +910,8 @@ static int do_region(struct loop_client *c, const void *p, size_t len, int *fds,
 	return 0;
 }
 
-static int do_evtchn(struct loop_client *c, const void *p, size_t len, int *fds,
-		     unsigned int nfds)
+static int do_evtchn(struct loop_bus *lb, struct loop_client *c, const void *p, size_t len,
+		     int *fds, unsigned int nfds)
 {
 	struct xvmsg_loop_evtchn e;
 	struct loop_evtchn *ev;
@@ -910,11 +922,15 @@ static int do_evtchn(struct loop_client *c, const void *p, size_t len, int *fds,
 		return -EINVAL;
 	memcpy(&e, p, sizeof(e));
 	port = le32toh(e.port);
-	if (port == 0 || c->nev >= MAX_EVTCHNS)
+	if (port == 0)
 		return -EINVAL;
 	for (i = 0; i < c->nev; i++)
 		if (c->ev[i].port == port)
 			return -EEXIST;
+	if (client_fds(c) + 2 > lb->max_guest_fds)
+		return -EDQUOT;
+	if (c->nev >= MAX_EVTCHNS)
+		return -ENOSPC;
 	if (!is_eventfd(fds[0]) || !is_eventfd(fds[1]))
 		return -EINVAL;
 	/* The file status flags are shared with the driver: make sure a read
@@ -931,6 +947,58 @@ static int do_evtchn(struct loop_client *c, const void *p, size_t len, int *fds,
 	ev[c->nev].bound = false;
 	c->nev++;
 	fds[0] = fds[1] = -1;
+	return 0;
+}
+
+/*
+ * UNREGION: like a guest taking memory back from a grant-mapped backend,
+ * except that mappings made before stay valid (each mmap holds its own
+ * reference to the memfd) until the device that made them unmaps them; only
+ * new maps of these frames fail.  The descriptor and the slot are freed now.
+ */
+static int do_unregion(struct loop_client *c, const void *p, size_t len, unsigned int nfds)
+{
+	struct xvmsg_loop_unregion u;
+	uint64_t base;
+	unsigned int i;
+
+	if (len < sizeof(u) || nfds)
+		return -EINVAL;
+	memcpy(&u, p, sizeof(u));
+	base = le64toh(u.base_gfn);
+	for (i = 0; i < c->nregions && c->region[i].base != base; i++)
+		;
+	if (i == c->nregions)
+		return -ENOENT;
+	close(c->region[i].fd);
+	c->region[i] = c->region[--c->nregions];
+	return 0;
+}
+
+/*
+ * EVTCHN_CLOSE: refused with -EBUSY while a device we serve has the channel
+ * bound (its port holds duplicates of the eventfds and may notify at any
+ * time); the driver closes the device first.  Otherwise our two eventfds go.
+ */
+static int do_evtchn_close(struct loop_client *c, const void *p, size_t len, unsigned int nfds)
+{
+	struct xvmsg_loop_evtchn e;
+	uint32_t port;
+	unsigned int i;
+
+	if (len < sizeof(e) || nfds)
+		return -EINVAL;
+	memcpy(&e, p, sizeof(e));
+	port = le32toh(e.port);
+	for (i = 0; i < c->nev && c->ev[i].port != port; i++)
+		;
+	if (i == c->nev)
+		return -ENOENT;
+	if (c->ev[i].bound)
+		return -EBUSY;
+	close(c->ev[i].kick);
+	close(c->ev[i].irq);
+	c->ev[i] = c->ev[--c->nev];
 	return 0;
 }
 
@@ -1059,10 +1127,16 @@ static void client_input(struct loop_bus *lb, struct loop_client *c)
 			rlen = rc ? 0 : sizeof(hr);
 			break;
 		case XVMSG_LOOP_OP_REGION:
-			rc = do_region(c, p, len, fds, nfds);
+			rc = do_region(lb, c, p, len, fds, nfds);
 			break;
 		case XVMSG_LOOP_OP_EVTCHN:
-			rc = do_evtchn(c, p, len, fds, nfds);
+			rc = do_evtchn(lb, c, p, len, fds, nfds);
+			break;
+		case XVMSG_LOOP_OP_UNREGION:
+			rc = do_unregion(c, p, len, nfds);
+			break;
+		case XVMSG_LOOP_OP_EVTCHN_CLOSE:
+			rc = do_evtchn_close(c, p, len, nfds);
 			break;
 		case XVMSG_LOOP_OP_ATTACH:
 			if (len >= sizeof(struct xvmsg_loop_attach)) {
@@ -1253,6 +1327,13 @@ static void l_destroy(struct xvb_bus *b)
 	free(lb);
 }
 
+unsigned int xvb_loop_default_guest_fds(unsigned long nofile)
+{
+	unsigned long q = nofile / 8;
+
+	return q < 16 ? 16 : q > 1024 ? 1024 : (unsigned int)q;
+}
+
 static const struct xvb_bus_ops loop_ops = {
 	.name = "loopback",
 	.destroy = l_destroy,
@@ -1291,6 +1372,13 @@ int xvb_loop_create(const struct xvb_loop_opts *opts, const struct xvb_bus_event
 	lb->exports = opts->exports;
 	lb->nexports = opts->nr_exports;
 	lb->allow_full = opts->allow_full;
+	lb->max_guest_fds = opts->max_guest_fds;
+	if (!lb->max_guest_fds) {
+		struct rlimit lim;
+
+		lb->max_guest_fds = xvb_loop_default_guest_fds(
+			getrlimit(RLIMIT_NOFILE, &lim) ? 1024 : lim.rlim_cur);
+	}
 	lb->next_domid = 2;
 	lb->lsock = lb->wake = -1;
 	lb->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);

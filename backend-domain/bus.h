@@ -94,7 +94,14 @@ struct xvb_loop_opts {
 	const struct xvb_export *exports;
 	unsigned int nr_exports;
 	bool allow_full;		/* permit full mode (foreign mapping) */
+	/* Descriptors one connection may make the backend hold (a region is
+	 * one, an event channel two); beyond it REGION/EVTCHN fail with
+	 * -EDQUOT.  0: xvb_loop_default_guest_fds of the current soft limit. */
+	unsigned int max_guest_fds;
 };
+/* The default per-guest quota for a soft RLIMIT_NOFILE of nofile: an eighth
+ * of it, at least 16 and at most 1024. */
+unsigned int xvb_loop_default_guest_fds(unsigned long nofile);
 int xvb_loop_create(const struct xvb_loop_opts *opts, const struct xvb_bus_events *ev,
 		    struct xvb_bus **out);
 

@@ -8,6 +8,7 @@
  *   socket = /run/xvmsg/loop.sock
  *   log-level = info
  *   full-mode = yes|no
+ *   max-guest-fds = N
  *   export NAME TYPE [PARAMS]
  */
 #include <ctype.h>
@@ -159,6 +160,19 @@ static int set_poll(struct xvb_config *cfg, const char *v, char *err, size_t err
 	return 0;
 }
 
+static int set_guest_fds(struct xvb_config *cfg, const char *v, char *err, size_t errlen)
+{
+	char *end;
+	unsigned long n = strtoul(v, &end, 10);
+
+	if (!isdigit((unsigned char)*v) || *end || n < 4 || n > 1000000) {
+		snprintf(err, errlen, "max-guest-fds must be 4..1000000 descriptors");
+		return -EINVAL;
+	}
+	cfg->max_guest_fds = (unsigned int)n;
+	return 0;
+}
+
 static char *trim(char *s)
 {
 	char *e;
@@ -204,6 +218,8 @@ static int load_line(struct xvb_config *cfg, char *line, const struct xvb_model_
 		return set_bool(&cfg->allow_full, val, err, errlen);
 	if (!strcmp(key, "poll-us"))
 		return set_poll(cfg, val, err, errlen);
+	if (!strcmp(key, "max-guest-fds"))
+		return set_guest_fds(cfg, val, err, errlen);
 	if (!strcmp(key, "stats-on-exit"))
 		return set_bool(&cfg->stats_on_exit, val, err, errlen);
 	if (!strcmp(key, "log-level")) {
@@ -278,6 +294,9 @@ static void usage(FILE *out, const char *prog)
 "      --no-full            refuse full mode (foreign mapping of guest memory)\n"
 "      --poll-us N          after work, keep polling the queues for N us\n"
 "                           before sleeping (default 0: interrupt driven)\n"
+"      --max-guest-fds N    loop bus: descriptors one guest may make the backend\n"
+"                           hold (regions 1, event channels 2; default an\n"
+"                           eighth of the fd limit, 16..1024)\n"
 "      --stats-on-exit      print per-device counters when stopping\n"
 "      --fault NAME         misbehave on purpose, to test guests (never in\n"
 "                           production; docs/backend.md says what each does):\n"
@@ -298,7 +317,7 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 			  const struct xvb_model_ops *const *models, FILE *out,
 			  char *err, size_t errlen)
 {
-	enum { OPT_NO_FULL = 256, OPT_STATS, OPT_POLL, OPT_FAULT };
+	enum { OPT_NO_FULL = 256, OPT_STATS, OPT_POLL, OPT_FAULT, OPT_GUEST_FDS };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "bus", required_argument, NULL, 'b' },
@@ -307,6 +326,7 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 		{ "no-full", no_argument, NULL, OPT_NO_FULL },
 		{ "stats-on-exit", no_argument, NULL, OPT_STATS },
 		{ "poll-us", required_argument, NULL, OPT_POLL },
+		{ "max-guest-fds", required_argument, NULL, OPT_GUEST_FDS },
 		{ "fault", required_argument, NULL, OPT_FAULT },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
@@ -344,6 +364,10 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 			break;
 		case OPT_POLL:
 			if ((rc = set_poll(cfg, optarg, err, errlen)))
+				return rc;
+			break;
+		case OPT_GUEST_FDS:
+			if ((rc = set_guest_fds(cfg, optarg, err, errlen)))
 				return rc;
 			break;
 		case OPT_FAULT: {

@@ -18,6 +18,7 @@ struct xvb_config {
 	bool allow_full;
 	bool stats_on_exit;
 	unsigned int poll_us;		/* busy-poll queues this long before sleeping */
+	unsigned int max_guest_fds;	/* loop bus per-guest fd quota, 0 = default */
 	int fault;			/* XVB_FAULT_*, for testing guests */
 	unsigned int nexports;
 	struct xvb_export exports[XVB_MAX_EXPORTS];

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 
 #include "config.h"
@@ -78,6 +79,30 @@ static void busy_poll(struct app *app, struct xvb_evloop *loop, unsigned int pol
 		if (worked)
 			idle_since = now_us();
 	}
+}
+
+/*
+ * Every loopback guest makes us hold descriptors (its regions and event
+ * channels), and a soft limit of 1024 is common: take the hard limit.
+ * Returns the soft limit now in force.
+ */
+static unsigned long raise_nofile(struct xvb_log *log)
+{
+	struct rlimit l;
+
+	if (getrlimit(RLIMIT_NOFILE, &l))
+		return 1024;
+	if (l.rlim_cur < l.rlim_max) {
+		rlim_t was = l.rlim_cur;
+
+		l.rlim_cur = l.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &l)) {
+			xvb_warn(log, "cannot raise the fd limit from %lu: %s", (unsigned long)was,
+				 strerror(errno));
+			l.rlim_cur = was;
+		}
+	}
+	return l.rlim_cur == RLIM_INFINITY ? 1UL << 20 : (unsigned long)l.rlim_cur;
 }
 
 /* Create and destroy each export once so that a bad one stops us now. */
@@ -160,11 +185,16 @@ int main(int argc, char **argv)
 			goto fail_logged;
 		}
 	} else {
+		unsigned long nofile = raise_nofile(&app.log);
+
 		memset(&lo, 0, sizeof(lo));
 		lo.socket_path = cfg.socket_path;
 		lo.exports = cfg.exports;
 		lo.nr_exports = cfg.nexports;
 		lo.allow_full = cfg.allow_full;
+		lo.max_guest_fds = cfg.max_guest_fds ? cfg.max_guest_fds
+						     : xvb_loop_default_guest_fds(nofile);
+		xvb_info(&app.log, "fd limit %lu, at most %u per guest", nofile, lo.max_guest_fds);
 		rc = xvb_loop_create(&lo, &ev, &app.bus);
 		if (rc) {
 			xvb_err(&app.log, "cannot serve on %s: %s", cfg.socket_path,

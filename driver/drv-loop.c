@@ -66,6 +66,9 @@ struct loop_bus {
 	unsigned int nports, cap_ports;
 	uint32_t next_port;
 	uint32_t dev_slots;	/* device regions handed out */
+	bool ram_shared;	/* REGION sent for guest RAM (gfn 0) */
+	bool closing;		/* loop_close: the connection's end releases all */
+	bool release_stuck;	/* a release timed out: send no more */
 
 	struct loop_kv *kv;
 	unsigned int nkv, cap_kv;
@@ -415,8 +418,37 @@ static int loop_mem_alloc(struct drv_bus *bus, enum drv_mem_kind kind, unsigned 
 	return 0;
 }
 
+/* Best effort: the backend may be gone (then it holds nothing of ours) or
+ * refuse; either way our side is released. */
+static void loop_release(struct loop_bus *b, uint32_t op, const void *p, size_t len)
+{
+	int r;
+
+	if (b->dead || b->closing || b->release_stuck || b->sock < 0)
+		return;
+	r = loop_call(b, op, p, len, NULL, 0);
+	if (r == -ETIMEDOUT) {
+		/* Not answering: do not make every later close wait as long. */
+		xvd_logf(b->log, XVD_LOG_WARN, "loop bus: backend does not answer releases; "
+			 "it keeps them until we disconnect");
+		b->release_stuck = true;
+	} else if (r < 0 && r != -ENODEV && r != -EPIPE) {
+		xvd_logf(b->log, XVD_LOG_DEBUG, "loop bus: release op %u: %s", op, strerror(-r));
+	}
+}
+
 static void loop_mem_free(struct drv_bus *bus, struct drv_mem *mem)
 {
+	struct loop_bus *b = to_loop(bus);
+
+	/* Device regions were (maybe) shared, RAM only when ram_shared. */
+	if (mem->va && (mem->gfn || b->ram_shared)) {
+		struct xvmsg_loop_unregion u = { htole64(mem->gfn) };
+
+		if (!mem->gfn)
+			b->ram_shared = false;
+		loop_release(b, XVMSG_LOOP_OP_UNREGION, &u, sizeof(u));
+	}
 	if (mem->va)
 		munmap(mem->va, mem->pages * XVMSG_PAGE_SIZE);
 	if (mem->handle >= 0)
@@ -428,8 +460,12 @@ static void loop_mem_free(struct drv_bus *bus, struct drv_mem *mem)
 static int loop_mem_share(struct drv_bus *bus, const struct drv_mem *mem)
 {
 	struct xvmsg_loop_region reg = { htole64(mem->gfn), htole64(mem->pages) };
+	struct loop_bus *b = to_loop(bus);
+	int r = loop_call(b, XVMSG_LOOP_OP_REGION, &reg, sizeof(reg), &mem->handle, 1);
 
-	return loop_call(to_loop(bus), XVMSG_LOOP_OP_REGION, &reg, sizeof(reg), &mem->handle, 1);
+	if (r == 0 && !mem->gfn)
+		b->ram_shared = true;
+	return r;
 }
 
 static struct loop_port *port_find(struct loop_bus *b, uint32_t port)
@@ -485,9 +521,13 @@ static void loop_evtchn_free(struct drv_bus *bus, uint32_t port)
 {
 	struct loop_bus *b = to_loop(bus);
 	struct loop_port *p = port_find(b, port);
+	struct xvmsg_loop_evtchn ev = { htole32(port), 0 };
 
 	if (!p)
 		return;
+	/* -EBUSY if the backend still has it bound: it keeps its copies until
+	 * the connection ends (a device closed in order has unbound first). */
+	loop_release(b, XVMSG_LOOP_OP_EVTCHN_CLOSE, &ev, sizeof(ev));
 	close(p->kick_fd);
 	close(p->irq_fd);
 	*p = b->ports[--b->nports];
@@ -643,6 +683,7 @@ static void loop_close(struct drv_bus *bus)
 {
 	struct loop_bus *b = to_loop(bus);
 
+	b->closing = true;
 	while (b->nports)
 		loop_evtchn_free(bus, b->ports[0].port);
 	while (b->nkv)

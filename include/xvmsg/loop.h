@@ -27,6 +27,11 @@
  * F_SEAL_SHRINK: memory that could shrink under the backend's mappings would
  * kill it with SIGBUS.
  *
+ * Every region (one fd) and event channel (two) a connection registers counts
+ * against its descriptor quota in the backend until released with UNREGION /
+ * EVTCHN_CLOSE or the connection ends; beyond it REGION and EVTCHN fail with
+ * -EDQUOT (-EMFILE: the backend as a whole is out of descriptors).
+ *
  * Copyright (c) 2026 The xvmsg authors
  */
 #ifndef XVMSG_LOOP_H
@@ -57,6 +62,8 @@ enum {
 	XVMSG_LOOP_OP_ATTACH	= 4,	/* xvmsg_loop_attach: act as toolstack */
 	XVMSG_LOOP_OP_DETACH	= 5,	/* xvmsg_loop_devid */
 	XVMSG_LOOP_OP_WRITE	= 6,	/* "path\0value\0", path in own frontend dir */
+	XVMSG_LOOP_OP_UNREGION	= 7,	/* xvmsg_loop_unregion: release a region */
+	XVMSG_LOOP_OP_EVTCHN_CLOSE = 8,	/* xvmsg_loop_evtchn: release a channel */
 	/* backend -> driver, no reply */
 	XVMSG_LOOP_OP_STORE_EVENT = 32,	/* "path\0value\0"; value absent = removed */
 };
@@ -81,8 +88,18 @@ struct xvmsg_loop_region {
 };
 XVMSG_ASSERT_SIZE(struct xvmsg_loop_region, 16);
 
+/* UNREGION: the region registered at exactly base_gfn is forgotten and its
+ * memfd closed (-ENOENT if none).  Mappings the backend already holds stay
+ * valid until it unmaps them; no new ones can be made. */
+struct xvmsg_loop_unregion {
+	__le64	base_gfn;
+};
+XVMSG_ASSERT_SIZE(struct xvmsg_loop_unregion, 8);
+
 /* Interdomain event channel `port` (frontend's number): fds[0] is written by
- * the driver to notify the backend, fds[1] by the backend to notify the driver. */
+ * the driver to notify the backend, fds[1] by the backend to notify the driver.
+ * EVTCHN_CLOSE (no fds) releases it: -ENOENT unknown port, -EBUSY while a
+ * device the backend serves has it bound (close the device first). */
 struct xvmsg_loop_evtchn {
 	__le32	port;
 	__le32	reserved;

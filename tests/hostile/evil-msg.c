@@ -1239,15 +1239,15 @@ static void wait_baseline(struct evil_env *e, long fd0, long map0, long *fd, lon
 
 static int case_many_devices(struct evil_env *e, char *observed, size_t len)
 {
-	enum { G = 6, ATTACHES = 400, OPENS = 40 };
+	enum { G = 6, ATTACHES = 400, OPENS = 40, OPENS0 = 300 };
 	static const char *const names[] = { "disk0", "rng0", "witness", "no-such-export" };
 	struct xvd_domain_opts dopts = { .socket_path = e->socket_path, .log_level = -1 };
 	struct xvd_domain *g[G] = { 0 };
 	unsigned int nattach = 0, ok = 0, busy = 0, noent = 0, exist = 0, inval = 0, other = 0;
-	unsigned int opened = 0, open_fail = 0, limit_at = 0;
-	int limit_err = 0, r, rc = -1;
-	long fd0 = evil_backend_fds(e), map0 = guest_maps(e), peak_a = 0, peak_b = 0;
-	long fd1, map1;
+	unsigned int opened = 0, open_fail = 0, opened0 = 0, not_back = 0;
+	int first_err = 0, r, rc = -1;
+	long fd0 = evil_backend_fds(e), map0 = guest_maps(e), peak_a = 0, peak_open = 0;
+	long fdb = -1, fd1, map1;
 
 	for (int i = 0; i < G; i++) {
 		r = xvd_domain_open_loop(&dopts, &g[i]);
@@ -1296,40 +1296,44 @@ static int case_many_devices(struct evil_env *e, char *observed, size_t len)
 		goto out;
 
 	/* Full handshakes: every guest opens and closes the rng OPENS times,
-	 * guest 0 until the bus refuses (a connection shares at most 64
-	 * regions with the backend, and never takes one back). */
-	for (unsigned int k = 0; k < 100; k++) {
+	 * guest 0 OPENS0 times on its one connection (once the 65th failed: a
+	 * connection never gave a region back).  One device is open at a time,
+	 * so after every close the backend holds what it held before the first
+	 * open: each close released its region and event channels. */
+	for (unsigned int k = 0; k < OPENS0; k++) {
 		for (int i = 0; i < G; i++) {
 			struct xvd_dev_opts o = { .devid = 300 + k, .pool_pages = 4 };
 			struct xvd_dev *dev;
 			uint8_t b[16];
+			long n;
 
-			if ((i && k >= OPENS) || (!i && limit_at))
+			if (i && k >= OPENS)
 				continue;
+			if (fdb < 0)
+				fdb = evil_backend_fds(e);
 			r = evil_open_rng(&(struct evil_env){ .d = g[i], .rng_export = e->rng_export },
 					  &o, &dev);
 			if (r == 0) {
 				if (xvd_rng_read(dev, b, sizeof(b)) != (int)sizeof(b))
-					open_fail++;
+					r = -EIO;
+				n = evil_backend_fds(e);
+				if (n > peak_open)
+					peak_open = n;
 				opened++;
+				opened0 += !i;
 				xvd_dev_close(dev);
-			} else if (i == 0) {
-				limit_at = k + 1;
-				limit_err = r;
-			} else {
-				open_fail++;
 			}
-		}
-		if (k % 10 == 0) {
-			long n = evil_backend_fds(e);
-
-			if (n > peak_b)
-				peak_b = n;
+			if (r) {
+				open_fail++;
+				first_err = first_err ? first_err : r;
+			}
+			not_back += evil_backend_fds(e) != fdb;
 		}
 	}
-	evil_say(observed, len, "%u full open/read/close, %u failed; guest 0 refused at open "
-		 "#%u (%s); fds peak %ld; ", opened, open_fail, limit_at, err_name(limit_err),
-		 peak_b);
+	evil_say(observed, len, "%u full open/read/close (guest 0: %u on one connection), %u "
+		 "failed (%s); backend fds %ld before each open, +%ld while one is open, not back "
+		 "after %u closes; ", opened, opened0, open_fail, err_name(first_err), fdb,
+		 peak_open - fdb, not_back);
 	for (int i = 0; i < G; i++) {
 		xvd_domain_close(g[i]);
 		g[i] = NULL;
@@ -1337,10 +1341,10 @@ static int case_many_devices(struct evil_env *e, char *observed, size_t len)
 	wait_baseline(e, fd0, map0, &fd1, &map1);
 	evil_say(observed, len, "after close: fds %ld (baseline %ld), guest memory mappings "
 		 "%ld (%ld)", fd1, fd0, map1, map0);
-	/* Bounded: per guest a socket, <= 64 regions, 2 fds per event channel
-	 * (2 per rng open here), plus the attached devices' files. */
-	if (!open_fail && limit_at >= 60 && limit_at <= 66 && limit_err == -EINVAL &&
-	    peak_a <= fd0 + G + 4 && peak_b <= fd0 + G * (1 + 64 + 2 * 2 * 66) + 4 &&
+	/* Bounded: per guest a socket; an open rng costs its region, 2 fds for
+	 * each of its 2 event channels, 2 more for each bound port. */
+	if (!open_fail && opened0 == OPENS0 && opened == OPENS0 + (G - 1) * OPENS &&
+	    !not_back && peak_a <= fd0 + G + 4 && fdb <= fd0 + G && peak_open <= fdb + 9 &&
 	    fd1 <= fd0 && map1 <= map0)
 		rc = 0;
 out:
@@ -1513,16 +1517,18 @@ out:
 
 static int case_attach_churn(struct evil_env *e, char *observed, size_t len)
 {
-	enum { CYCLES = 1000, PER_CONN = 50, DROPS = 200 };
+	/* More cycles per connection than it once had regions (64). */
+	enum { CYCLES = 1000, PER_CONN = 250, DROPS = 200 };
 	struct xvd_domain_opts dopts = { .socket_path = e->socket_path, .log_level = -1 };
 	long fd0 = evil_backend_fds(e), map0 = guest_maps(e), fd1, map1;
-	long all0 = evil_backend_maps(e);
+	long all0 = evil_backend_maps(e), kept = 0;
 	unsigned int cycles = 0, fails = 0, drops = 0, dfail = 0;
 	int64_t t0 = xvd_now_ms(), t1;
 	int r, rc = -1, first_err = 0;
 
 	for (unsigned int c = 0; c < CYCLES / PER_CONN; c++) {
 		struct xvd_domain *d;
+		long fdc;
 
 		r = xvd_domain_open_loop(&dopts, &d);
 		if (r) {
@@ -1530,6 +1536,7 @@ static int case_attach_churn(struct evil_env *e, char *observed, size_t len)
 			first_err = first_err ? first_err : r;
 			continue;
 		}
+		fdc = evil_backend_fds(e);
 		for (unsigned int k = 0; k < PER_CONN; k++) {
 			struct xvd_dev_opts o = { .devid = 1 + k % 3, .pool_pages = 2 };
 			struct xvd_dev *dev;
@@ -1548,6 +1555,7 @@ static int case_attach_churn(struct evil_env *e, char *observed, size_t len)
 			}
 			cycles++;
 		}
+		kept += evil_backend_fds(e) - fdc;	/* what the closes did not release */
 		xvd_domain_close(d);
 	}
 	t1 = xvd_now_ms();
@@ -1604,33 +1612,85 @@ static int case_attach_churn(struct evil_env *e, char *observed, size_t len)
 	}
 	wait_baseline(e, fd0, map0, &fd1, &map1);
 	evil_say(observed, len, "%u open/read/close cycles over %u connections in %lld ms, "
-		 "%u failed (%s); %u connections dropped mid-handshake (%u set-ups failed); "
+		 "%u failed (%s), backend fds kept by live connections after their closes: %ld; "
+		 "%u connections dropped mid-handshake (%u set-ups failed); "
 		 "backend fds %ld -> %ld, guest memory mappings %ld -> %ld (all mappings %ld -> "
 		 "%ld)", cycles, CYCLES / PER_CONN, (long long)(t1 - t0), fails,
-		 err_name(first_err), drops, dfail, fd0, fd1, map0, map1, all0,
+		 err_name(first_err), kept, drops, dfail, fd0, fd1, map0, map1, all0,
 		 evil_backend_maps(e));
-	if (!fails && !dfail && fd1 <= fd0 && map1 <= map0)
+	if (!fails && !kept && !dfail && fd1 <= fd0 && map1 <= map0)
 		rc = 0;
 	return rc;
 }
 
 /* ---- 11. fd-exhaustion (loopback) ---------------------------------------- */
 
-/* Each event channel a loopback guest registers leaves two eventfds in the
- * backend until that guest disconnects (regions one memfd each).  A guest
- * can thus run the backend out of descriptors.  What must hold then: the
- * guest asking for more gets a clean error, other guests keep their
- * devices and their connection, and nothing spins.  The backend's soft
- * RLIMIT_NOFILE is lowered for the case (as on a host with the common
- * default of 1024) so the limit is reached quickly, then restored. */
+/* The backend's default per-guest quota (docs/backend.md) for its soft
+ * limit: an eighth, 16..1024. */
+static long default_quota(rlim_t soft)
+{
+	long q = (long)(soft / 8);
+
+	return q < 16 ? 16 : q > 1024 ? 1024 : q;
+}
+
+/* Register event channels on d until refused, keeping them (the backend
+ * keeps two descriptors each until they are freed); returns the refusal. */
+static int hog_channels(struct xvd_domain *d, unsigned int max, unsigned int *n)
+{
+	int r = 0;
+
+	while (*n < max) {
+		uint32_t port;
+
+		r = d->bus->ops->evtchn_alloc(d->bus, &port);
+		if (r)
+			break;
+		(*n)++;
+	}
+	return r;
+}
+
+/* Share one-page regions on d until refused; the memory stays ours (and
+ * shared) in mem[], so the caller frees it. */
+static int hog_regions(struct xvd_domain *d, struct drv_mem *mem, unsigned int max,
+		       unsigned int *n, unsigned int devid0)
+{
+	int r = 0;
+
+	while (*n < max) {
+		r = d->bus->ops->mem_alloc(d->bus, DRV_MEM_DEV, devid0 + *n, 1, &mem[*n]);
+		if (r)
+			break;
+		r = d->bus->ops->mem_share(d->bus, &mem[*n]);
+		(*n)++;			/* freed by the caller either way */
+		if (r)
+			break;
+	}
+	return r;
+}
+
+/*
+ * Every event channel a loopback guest registers keeps two eventfds in the
+ * backend until released (regions one memfd each).  First an attacker
+ * that never releases anything runs into its own quota: clean -EDQUOT for
+ * channels and regions, and every other guest still opens new devices.
+ * Then the backend as a whole runs out (its soft RLIMIT_NOFILE lowered to
+ * just above what it holds, so that a second attacker, far from its quota,
+ * takes the rest): clean EMFILE refusals, other guests keep their devices
+ * and connection, a new connection is refused without the backend spinning,
+ * and all comes back when the attackers leave.
+ */
 static int case_fd_exhaustion(struct evil_env *e, char *observed, size_t len)
 {
+	enum { MAXR = 64 };
 	struct xvd_domain_opts dopts = { .socket_path = e->socket_path, .log_level = -1 };
-	struct xvd_domain *inno = NULL, *att = NULL, *probe = NULL;
-	struct xvd_dev *rng = NULL, *disk = NULL;
-	long fd0 = evil_backend_fds(e), fd1, map1, cpu0, cpu1;
-	unsigned int nev = 0, extra = 0, regions = 0;
-	int r, r_open, r_more, r_fill = 0, r_probe, r_rng, r_after, rc = -1;
+	struct xvd_domain *inno = NULL, *att = NULL, *att2 = NULL, *probe = NULL, *fresh = NULL;
+	struct xvd_dev *rng = NULL, *disk = NULL, *frng = NULL;
+	struct drv_mem mem[MAXR], mem2[MAXR];
+	long fd0 = evil_backend_fds(e), fda, fdq, fd1, map1, cpu0, cpu1, quota;
+	unsigned int nev = 0, nreg = 0, nev2 = 0, nreg2 = 0;
+	int r, r_ev, r_reg, r_open, r_fresh, r_ev2, r_reg2, r_probe, r_rng, r_after, rc = -1;
 	struct rlimit old, lim;
 	int64_t t0, t1;
 	uint8_t b[16];
@@ -1639,12 +1699,7 @@ static int case_fd_exhaustion(struct evil_env *e, char *observed, size_t len)
 		evil_say(observed, len, "prlimit: %s", strerror(errno));
 		return -1;
 	}
-	lim = old;
-	lim.rlim_cur = (rlim_t)fd0 + 120;
-	if (prlimit(e->backend_pid, RLIMIT_NOFILE, &lim, NULL)) {
-		evil_say(observed, len, "prlimit: %s", strerror(errno));
-		return -1;
-	}
+	quota = default_quota(old.rlim_cur);
 	r = xvd_domain_open_loop(&dopts, &inno);
 	if (!r)
 		r = evil_open_rng(&(struct evil_env){ .d = inno, .rng_export = e->rng_export },
@@ -1655,55 +1710,65 @@ static int case_fd_exhaustion(struct evil_env *e, char *observed, size_t len)
 		evil_say(observed, len, "setup: %s", err_name(r));
 		goto out;
 	}
-	/* The attacker stops just short of the limit... */
-	while (nev < 5000 && evil_backend_fds(e) < (long)lim.rlim_cur - 3) {
-		uint32_t port;
-
-		r = att->bus->ops->evtchn_alloc(att->bus, &port);
-		if (r)
-			break;
-		att->bus->ops->evtchn_free(att->bus, port);	/* ours; the backend keeps its */
-		nev++;
-	}
-	evil_say(observed, len, "limit %ld fds: attacker registered %u event channels (%s), "
-		 "backend fds %ld; ", (long)lim.rlim_cur, nev, err_name(r), evil_backend_fds(e));
-	/* ...so the innocent guest's next device is the one that needs more. */
+	/* 1. The attacker fills its quota (its RAM is not shared in pool mode). */
+	fda = evil_backend_fds(e);
+	r_ev = hog_channels(att, 5000, &nev);
+	r_reg = hog_regions(att, mem, MAXR, &nreg, 700);
+	fdq = evil_backend_fds(e);
+	evil_say(observed, len, "backend fd limit %ld, quota %ld: attacker registered %u event "
+		 "channels, then %s, regions then %s (%u tried); backend fds +%ld; ",
+		 (long)old.rlim_cur, quota, nev, err_name(r_ev), err_name(r_reg), nreg, fdq - fda);
+	/* ...and everybody else still gets new devices. */
 	r_open = evil_open_blk(&(struct evil_env){ .d = inno, .blk_export = e->blk_export },
 			       XVD_MODE_POOL, &(struct xvd_dev_opts){ .devid = 6, .pool_pages = 4 },
 			       &disk);
+	if (!r_open)
+		r_open = evil_blk_still_works(disk);
 	r_rng = xvd_rng_read(rng, b, sizeof(b));
-	evil_say(observed, len, "innocent guest's new device: %s, its open rng: %s; ",
-		 err_name(r_open), r_rng == (int)sizeof(b) ? "works" : err_name(r_rng));
 	if (disk) {
 		xvd_dev_close(disk);
 		disk = NULL;
 	}
-	/* The attacker goes on until refused: a clean error, not a hang-up. */
-	do {
-		uint32_t port;
-
-		r_more = att->bus->ops->evtchn_alloc(att->bus, &port);
-		if (!r_more) {
-			att->bus->ops->evtchn_free(att->bus, port);
-			extra++;
-		}
-	} while (!r_more && extra < 5000);
-	/* Regions take one descriptor each: fill the last few exactly. */
-	for (unsigned int i = 0; i < 60; i++) {
-		struct drv_mem mem;
-
-		r_fill = att->bus->ops->mem_alloc(att->bus, DRV_MEM_DEV, 900 + i, 1, &mem);
-		if (r_fill)
-			break;
-		r_fill = att->bus->ops->mem_share(att->bus, &mem);
-		att->bus->ops->mem_free(att->bus, &mem);
-		if (r_fill)
-			break;
-		regions++;
+	r_fresh = xvd_domain_open_loop(&dopts, &fresh);
+	if (!r_fresh) {
+		xvd_dev_close(rng);	/* the export goes to the new guest */
+		rng = NULL;
+		r_fresh = evil_open_rng(&(struct evil_env){ .d = fresh, .rng_export = e->rng_export },
+					&(struct xvd_dev_opts){ .devid = 9, .pool_pages = 2 }, &frng);
 	}
-	evil_say(observed, len, "attacker went on for %u more event channels, then: %s, "
-		 "and %u regions, then: %s, backend fds %ld; ", extra, err_name(r_more), regions,
-		 err_name(r_fill), evil_backend_fds(e));
+	if (!r_fresh && xvd_rng_read(frng, b, sizeof(b)) != (int)sizeof(b))
+		r_fresh = -EIO;
+	evil_say(observed, len, "innocent guest's new disk: %s, its open rng: %s; a new guest's "
+		 "rng: %s; ", err_name(r_open),
+		 r_rng == (int)sizeof(b) ? "works" : err_name(r_rng), err_name(r_fresh));
+	if (frng) {
+		xvd_dev_close(frng);
+		frng = NULL;
+	}
+	xvd_domain_close(fresh);
+	fresh = NULL;
+	r = evil_open_rng(&(struct evil_env){ .d = inno, .rng_export = e->rng_export },
+			  &(struct xvd_dev_opts){ .devid = 5, .pool_pages = 2 }, &rng);
+	if (r) {
+		evil_say(observed, len, "innocent rng reopen: %s", err_name(r));
+		goto out;
+	}
+
+	/* 2. The backend as a whole runs out: a second attacker, far below its
+	 * quota, takes the last descriptors under a lowered limit. */
+	lim = old;
+	lim.rlim_cur = (rlim_t)evil_backend_fds(e) + 40;
+	r = xvd_domain_open_loop(&dopts, &att2);
+	if (r || prlimit(e->backend_pid, RLIMIT_NOFILE, &lim, NULL)) {
+		evil_say(observed, len, "second attacker: %s", r ? err_name(r) : strerror(errno));
+		goto out;
+	}
+	r_ev2 = hog_channels(att2, 5000, &nev2);
+	r_reg2 = hog_regions(att2, mem2, MAXR, &nreg2, 800);	/* the last odd one */
+	r_rng = xvd_rng_read(rng, b, sizeof(b));
+	evil_say(observed, len, "limit lowered to %ld: second attacker got %u channels, then %s, "
+		 "regions then %s; innocent rng: %s; ", (long)lim.rlim_cur, nev2, err_name(r_ev2),
+		 err_name(r_reg2), r_rng == (int)sizeof(b) ? "works" : err_name(r_rng));
 	/* A new guest while no descriptor is left: refused or timed out, and
 	 * the backend does not spin on its listening socket meanwhile. */
 	cpu0 = evil_backend_cpu_ms(e);
@@ -1717,13 +1782,21 @@ static int case_fd_exhaustion(struct evil_env *e, char *observed, size_t len)
 	}
 	t1 = xvd_now_ms();
 	cpu1 = evil_backend_cpu_ms(e);
+	dopts.timeout_ms = 0;
 	evil_say(observed, len, "new guest: %s, backend CPU %ld ms in %lld ms; ",
 		 err_name(r_probe), cpu1 - cpu0, (long long)(t1 - t0));
-	if (probe) {
-		xvd_domain_close(probe);
-		probe = NULL;
-	}
-	/* The attacker leaves: everything comes back. */
+	xvd_domain_close(probe);
+	probe = NULL;
+	/* The attackers leave: everything comes back. */
+	prlimit(e->backend_pid, RLIMIT_NOFILE, &old, NULL);
+	for (unsigned int i = 0; i < nreg2; i++)
+		att2->bus->ops->mem_free(att2->bus, &mem2[i]);
+	nreg2 = 0;
+	xvd_domain_close(att2);
+	att2 = NULL;
+	for (unsigned int i = 0; i < nreg; i++)
+		att->bus->ops->mem_free(att->bus, &mem[i]);
+	nreg = 0;
 	xvd_domain_close(att);
 	att = NULL;
 	r_after = xvd_rng_read(rng, b, sizeof(b)) == (int)sizeof(b) ? 0 : -EIO;
@@ -1733,25 +1806,35 @@ static int case_fd_exhaustion(struct evil_env *e, char *observed, size_t len)
 					&(struct xvd_dev_opts){ .devid = 7, .pool_pages = 4 }, &disk);
 	if (!r_after)
 		r_after = evil_blk_still_works(disk);
-	evil_say(observed, len, "after the attacker left: innocent rng + new disk %s",
+	evil_say(observed, len, "after the attackers left: innocent rng + new disk %s",
 		 err_name(r_after));
-	/* A clean error: anything but the connection being lost. */
-	if (r_open == -ENODEV || r_open == -EPIPE)
+	/* The quota held exactly (channels 2 fds, regions 1), the refusals
+	 * were clean, nobody else noticed. */
+	if (r_ev != -EDQUOT || r_reg != -EDQUOT || (long)nev != quota / 2 ||
+	    fdq - fda != quota || r_open || r_fresh)
 		goto out;
-	if (r_rng != (int)sizeof(b) || (r_more != -EMFILE && r_more != -ENFILE) ||
-	    (r_fill != -EMFILE && r_fill != -ENFILE) || r_probe == 0 ||
-	    (cpu1 - cpu0) > (t1 - t0) / 4 || r_after)
+	if (r_rng != (int)sizeof(b) || (r_ev2 != -EMFILE && r_ev2 != -ENFILE) ||
+	    (r_reg2 != -EMFILE && r_reg2 != -ENFILE) || 2 * (long)nev2 >= quota ||
+	    r_probe == 0 || (cpu1 - cpu0) > (t1 - t0) / 4 || r_after)
 		goto out;
 	rc = 0;
 out:
+	prlimit(e->backend_pid, RLIMIT_NOFILE, &old, NULL);
 	if (disk)
 		xvd_dev_close(disk);
 	if (rng)
 		xvd_dev_close(rng);
+	if (frng)
+		xvd_dev_close(frng);
+	for (unsigned int i = 0; att && i < nreg; i++)
+		att->bus->ops->mem_free(att->bus, &mem[i]);
+	for (unsigned int i = 0; att2 && i < nreg2; i++)
+		att2->bus->ops->mem_free(att2->bus, &mem2[i]);
+	xvd_domain_close(fresh);
 	xvd_domain_close(probe);
+	xvd_domain_close(att2);
 	xvd_domain_close(att);
 	xvd_domain_close(inno);
-	prlimit(e->backend_pid, RLIMIT_NOFILE, &old, NULL);
 	wait_baseline(e, fd0, -1, &fd1, &map1);
 	evil_say(observed, len, "; fds %ld -> %ld", fd0, fd1);
 	if (fd1 > fd0)
@@ -1786,19 +1869,22 @@ const struct evil_case evil_msg_cases[] = {
 	  "witness is served throughout and the backend is idle afterwards",
 	  case_notify_storm, 0 },
 	{ "many-devices", "thousands of attach requests over several guests: one frontend per "
-	  "export, clean EBUSY/ENOENT/EEXIST/EINVAL refusals; hundreds of full opens; a "
-	  "connection's 64-region limit refuses cleanly; backend fds bounded and back to baseline",
+	  "export, clean EBUSY/ENOENT/EEXIST/EINVAL refusals; 500 full opens, 300 of them on "
+	  "one connection, all work; backend fds back to baseline after every close (regions "
+	  "and channels released), bounded while open, at baseline after the guests leave",
 	  case_many_devices, EVIL_LOOP_ONLY },
 	{ "handshake-abuse", "garbage frontend keys and states out of order: the device goes "
 	  "Closed with an error key and log line naming the key, the error is gone when the "
 	  "frontend starts over; a proper open afterwards works",
 	  case_handshake_abuse, EVIL_LOOP_ONLY },
-	{ "attach-churn", "1000 open/close cycles and 200 connections dropped mid-handshake: "
-	  "nothing fails, backend fds and mappings back to baseline",
+	{ "attach-churn", "1000 open/close cycles (250 per connection) and 200 connections "
+	  "dropped mid-handshake: nothing fails, a live connection's closes leave no backend fds, "
+	  "backend fds and mappings back to baseline",
 	  case_attach_churn, EVIL_LOOP_ONLY },
-	{ "fd-exhaustion", "a guest that runs the backend out of descriptors gets clean EMFILE "
-	  "refusals; another guest keeps its connection and devices (a new device fails "
-	  "cleanly or works), nothing spins, all comes back when the guest leaves",
+	{ "fd-exhaustion", "a guest that never releases gets clean EDQUOT refusals at exactly "
+	  "its quota while other guests (old and new) open new devices; with the backend's "
+	  "limit lowered a second guest runs it out: clean EMFILE refusals, others keep their "
+	  "devices, a new connection is refused, nothing spins; all comes back after",
 	  case_fd_exhaustion, EVIL_LOOP_ONLY },
 	{ 0 }
 };

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests of the loopback bus when the backend runs out of file
- * descriptors (a guest can cause that: every event channel and region it
- * registers keeps descriptors open in the backend).  This process plays
- * both sides: the bus, and raw clients on its socket.
+ * Unit tests of the loopback bus's descriptor handling: running out of file
+ * descriptors (every event channel and region a guest registers keeps
+ * descriptors open in the backend), releasing them (UNREGION,
+ * EVTCHN_CLOSE), and the per-guest quota.  This process plays both sides:
+ * the bus, and raw clients on its socket.
  *
  * Copyright (c) 2026 The xvmsg authors
  */
@@ -56,10 +57,10 @@ static long count_fds(void)
 	return n - 1;		/* the directory's own */
 }
 
-static int setup(void **state)
+static int setup_quota(void **state, unsigned int max_guest_fds)
 {
 	struct xvb_bus_events ev = { NULL, no_watch, no_event };
-	struct xvb_loop_opts o = { 0 };
+	struct xvb_loop_opts o = { .allow_full = true, .max_guest_fds = max_guest_fds };
 	struct fx *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
@@ -71,6 +72,18 @@ static int setup(void **state)
 	assert_int_equal(getrlimit(RLIMIT_NOFILE, &f->lim), 0);
 	*state = f;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_quota(state, 0);	/* the default quota */
+}
+
+#define SMALL_QUOTA 10
+
+static int setup_small(void **state)
+{
+	return setup_quota(state, SMALL_QUOTA);
 }
 
 static void unhog(struct fx *f)
@@ -141,8 +154,8 @@ static void send_op(int s, uint32_t op, const void *p, size_t len, const int *fd
 	assert_int_equal(sendmsg(s, &mh, MSG_NOSIGNAL), (ssize_t)(sizeof(h) + len));
 }
 
-/* The reply's status, or 1 if the bus hung up. */
-static int reply(struct fx *f, int s)
+/* The reply's status, or 1 if the bus hung up; its payload to out. */
+static int reply_p(struct fx *f, int s, void *out, size_t outlen)
 {
 	struct xvmsg_loop_hdr h;
 	char buf[1024];
@@ -158,10 +171,20 @@ static int reply(struct fx *f, int s)
 		return 1;
 	assert_true(n >= (ssize_t)sizeof(h));
 	memcpy(&h, buf, sizeof(h));
+	if (out) {
+		assert_true((size_t)n >= sizeof(h) + outlen);
+		memcpy(out, buf + sizeof(h), outlen);
+	}
 	return (int)le32toh(h.status);
 }
 
-static void hello(struct fx *f, int s)
+static int reply(struct fx *f, int s)
+{
+	return reply_p(f, s, NULL, 0);
+}
+
+/* HELLO; returns the domid the bus gave. */
+static uint32_t hello(struct fx *f, int s)
 {
 	struct xvmsg_loop_hello h = { htole32(XVMSG_LOOP_VERSION), htole32(64) };
 	int fd = memfd_create("gnt", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -169,9 +192,12 @@ static void hello(struct fx *f, int s)
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, 64 * sizeof(struct xvmsg_loop_gnt)), 0);
 	assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+	struct xvmsg_loop_hello_reply r;
+
 	send_op(s, XVMSG_LOOP_OP_HELLO, &h, sizeof(h), &fd, 1);
 	close(fd);
-	assert_int_equal(reply(f, s), 0);
+	assert_int_equal(reply_p(f, s, &r, sizeof(r)), 0);
+	return le16toh(r.frontend_domid);
 }
 
 /* Descriptors that cannot all be received: that request fails with
@@ -276,12 +302,265 @@ static void test_accept_out_of_fds(void **state)
 	close(alive);
 }
 
+/* ---- releasing regions and event channels ---- */
+
+/* A sealed memfd of `pages` pages, page i filled with byte 'A' + i. */
+static int region_fd(unsigned int pages)
+{
+	int fd = memfd_create("xvmsg-test", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	char page[4096];
+
+	assert_true(fd >= 0);
+	for (unsigned int i = 0; i < pages; i++) {
+		memset(page, 'A' + (int)i, sizeof(page));
+		assert_int_equal(write(fd, page, sizeof(page)), (ssize_t)sizeof(page));
+	}
+	assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+	return fd;
+}
+
+static int op_region(struct fx *f, int s, uint64_t gfn, uint64_t pages)
+{
+	struct xvmsg_loop_region r = { htole64(gfn), htole64(pages) };
+	int fd = region_fd((unsigned int)pages);
+
+	send_op(s, XVMSG_LOOP_OP_REGION, &r, sizeof(r), &fd, 1);
+	close(fd);
+	return reply(f, s);
+}
+
+static int op_unregion(struct fx *f, int s, uint64_t gfn)
+{
+	struct xvmsg_loop_unregion u = { htole64(gfn) };
+
+	send_op(s, XVMSG_LOOP_OP_UNREGION, &u, sizeof(u), NULL, 0);
+	return reply(f, s);
+}
+
+/* EVTCHN with fresh eventfds; ours are returned in efd (or closed). */
+static int op_evtchn(struct fx *f, int s, uint32_t port, int *efd)
+{
+	struct xvmsg_loop_evtchn ev = { htole32(port), 0 };
+	int mine[2], r;
+
+	mine[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	mine[1] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	assert_true(mine[0] >= 0 && mine[1] >= 0);
+	send_op(s, XVMSG_LOOP_OP_EVTCHN, &ev, sizeof(ev), mine, 2);
+	r = reply(f, s);
+	if (efd) {
+		efd[0] = mine[0];
+		efd[1] = mine[1];
+	} else {
+		close(mine[0]);
+		close(mine[1]);
+	}
+	return r;
+}
+
+static int op_evtchn_close(struct fx *f, int s, uint32_t port)
+{
+	struct xvmsg_loop_evtchn ev = { htole32(port), 0 };
+
+	send_op(s, XVMSG_LOOP_OP_EVTCHN_CLOSE, &ev, sizeof(ev), NULL, 0);
+	return reply(f, s);
+}
+
+/* UNREGION: unknown gfn, release, double release, the slot reusable; a
+ * descriptor sent along is refused and not kept. */
+static void test_unregion(void **state)
+{
+	struct fx *f = *state;
+	int s = client(f), fd;
+	long base;
+
+	hello(f, s);
+	base = count_fds();
+	assert_int_equal(op_unregion(f, s, 0x100), -ENOENT);	/* nothing yet */
+	assert_int_equal(op_region(f, s, 0x100, 2), 0);
+	assert_int_equal(count_fds(), base + 1);
+	assert_int_equal(op_unregion(f, s, 0x101), -ENOENT);	/* inside, not its base */
+	assert_int_equal(op_unregion(f, s, 0x200), -ENOENT);
+	{
+		struct xvmsg_loop_unregion u = { htole64(0x100) };
+
+		fd = region_fd(1);
+		send_op(s, XVMSG_LOOP_OP_UNREGION, &u, sizeof(u), &fd, 1);
+		close(fd);
+		assert_int_equal(reply(f, s), -EINVAL);
+		send_op(s, XVMSG_LOOP_OP_UNREGION, &u, 4, NULL, 0);	/* short */
+		assert_int_equal(reply(f, s), -EINVAL);
+	}
+	assert_int_equal(count_fds(), base + 1);
+	assert_int_equal(op_unregion(f, s, 0x100), 0);
+	assert_int_equal(count_fds(), base);
+	assert_int_equal(op_unregion(f, s, 0x100), -ENOENT);	/* double release */
+	assert_int_equal(op_region(f, s, 0x100, 1), 0);		/* the frames are free */
+	assert_int_equal(op_unregion(f, s, 0x100), 0);
+	assert_int_equal(count_fds(), base);
+	close(s);
+}
+
+/* A region released while the backend maps it: the mapping stays valid
+ * (no SIGBUS, the same memory), new maps fail, unmap works. */
+static void test_unregion_mapped(void **state)
+{
+	struct fx *f = *state;
+	int s = client(f);
+	uint32_t domid = hello(f, s);
+	uint64_t frames[2] = { 0x300, 0x301 };
+	unsigned char *va;
+	void *addr, *again;
+	long base = count_fds();
+
+	assert_int_equal(op_region(f, s, 0x300, 2), 0);
+	assert_int_equal(f->bus->ops->map(f->bus, domid, XVB_SPACE_FRAME, frames, 2, true, &addr),
+			 0);
+	assert_int_equal(op_unregion(f, s, 0x300), 0);
+	assert_int_equal(count_fds(), base);			/* the fd went */
+	va = addr;
+	assert_int_equal(va[0], 'A');
+	assert_int_equal(va[4096 + 17], 'B');
+	va[5] = 'z';						/* still writable */
+	assert_int_equal(va[5], 'z');
+	assert_int_equal(f->bus->ops->map(f->bus, domid, XVB_SPACE_FRAME, frames, 1, false,
+					  &again), -EFAULT);	/* no new maps */
+	assert_int_equal(f->bus->ops->unmap(f->bus, addr, 2), 0);
+	close(s);
+}
+
+/* EVTCHN_CLOSE: unknown port, refused while bound (the bound port keeps
+ * working), released after unbind, double release; fds back to baseline. */
+static void test_evtchn_close(void **state)
+{
+	struct fx *f = *state;
+	int s = client(f), efd[2];
+	uint32_t domid = hello(f, s), local;
+	long base = count_fds();
+	uint64_t v = 0;
+
+	assert_int_equal(op_evtchn_close(f, s, 5), -ENOENT);
+	assert_int_equal(op_evtchn(f, s, 5, efd), 0);
+	assert_int_equal(count_fds(), base + 4);		/* ours 2, the bus's 2 */
+	assert_int_equal(op_evtchn_close(f, s, 6), -ENOENT);
+	assert_int_equal(f->bus->ops->evtchn_bind(f->bus, domid, 5, &local), 0);
+	assert_int_equal(op_evtchn_close(f, s, 5), -EBUSY);
+	assert_int_equal(f->bus->ops->evtchn_notify(f->bus, local), 0);
+	assert_int_equal(read(efd[1], &v, sizeof(v)), (ssize_t)sizeof(v));
+	assert_int_equal(v, 1);
+	assert_int_equal(f->bus->ops->evtchn_unbind(f->bus, local), 0);
+	assert_int_equal(op_evtchn_close(f, s, 5), 0);
+	assert_int_equal(count_fds(), base + 2);		/* only ours left */
+	assert_int_equal(op_evtchn_close(f, s, 5), -ENOENT);	/* double release */
+	{
+		struct xvmsg_loop_evtchn ev = { htole32(5), 0 };
+
+		send_op(s, XVMSG_LOOP_OP_EVTCHN_CLOSE, &ev, sizeof(ev), efd, 1);
+		assert_int_equal(reply(f, s), -EINVAL);		/* fds are not taken */
+	}
+	assert_int_equal(count_fds(), base + 2);
+	/* The port number can be registered and bound again. */
+	assert_int_equal(op_evtchn(f, s, 5, NULL), 0);
+	assert_int_equal(f->bus->ops->evtchn_bind(f->bus, domid, 5, &local), 0);
+	assert_int_equal(f->bus->ops->evtchn_unbind(f->bus, local), 0);
+	assert_int_equal(op_evtchn_close(f, s, 5), 0);
+	assert_int_equal(count_fds(), base + 2);
+	close(efd[0]);
+	close(efd[1]);
+	close(s);
+}
+
+/* What a device open/close does, 300 times on one connection: once a
+ * connection could share only 64 regions in its lifetime. */
+static void test_release_churn(void **state)
+{
+	struct fx *f = *state;
+	int s = client(f);
+	uint32_t domid = hello(f, s), local[2];
+	long base = count_fds();
+
+	for (unsigned int k = 0; k < 300; k++) {
+		uint64_t gfn = 0x100000 + (uint64_t)k * 0x20;
+
+		assert_int_equal(op_region(f, s, gfn, 1), 0);
+		assert_int_equal(op_evtchn(f, s, 2 * k + 1, NULL), 0);
+		assert_int_equal(op_evtchn(f, s, 2 * k + 2, NULL), 0);
+		assert_int_equal(f->bus->ops->evtchn_bind(f->bus, domid, 2 * k + 1, &local[0]), 0);
+		assert_int_equal(f->bus->ops->evtchn_bind(f->bus, domid, 2 * k + 2, &local[1]), 0);
+		assert_int_equal(f->bus->ops->evtchn_unbind(f->bus, local[0]), 0);
+		assert_int_equal(f->bus->ops->evtchn_unbind(f->bus, local[1]), 0);
+		assert_int_equal(op_evtchn_close(f, s, 2 * k + 1), 0);
+		assert_int_equal(op_evtchn_close(f, s, 2 * k + 2), 0);
+		assert_int_equal(op_unregion(f, s, gfn), 0);
+		assert_int_equal(count_fds(), base);
+	}
+	close(s);
+}
+
+/* ---- the per-guest quota ---- */
+
+/* A guest at its quota gets -EDQUOT for regions and channels, keeps its
+ * connection, gets room back by releasing; another guest is unaffected. */
+static void test_quota(void **state)
+{
+	struct fx *f = *state;
+	int a = client(f), b = client(f);
+	unsigned int n;
+	long base;
+
+	hello(f, a);
+	hello(f, b);
+	base = count_fds();
+	for (n = 0; n < 100 && op_evtchn(f, a, n + 1, NULL) == 0; n++)
+		;
+	assert_int_equal(n, SMALL_QUOTA / 2);
+	assert_int_equal(op_evtchn(f, a, 50, NULL), -EDQUOT);
+	assert_int_equal(op_region(f, a, 0x100, 1), -EDQUOT);
+	assert_int_equal(count_fds(), base + SMALL_QUOTA);	/* refused ones not kept */
+	/* The other guest still gets its full quota. */
+	assert_int_equal(op_region(f, b, 0x100, 1), 0);
+	assert_int_equal(op_evtchn(f, b, 1, NULL), 0);
+	/* Releasing one channel makes room for a region, not then a channel. */
+	assert_int_equal(op_evtchn_close(f, a, 1), 0);
+	assert_int_equal(op_region(f, a, 0x100, 1), 0);
+	assert_int_equal(op_evtchn(f, a, 51, NULL), -EDQUOT);
+	assert_int_equal(op_region(f, a, 0x200, 1), 0);		/* the 10th fd */
+	assert_int_equal(op_region(f, a, 0x300, 1), -EDQUOT);
+	/* The connection is fine: other requests work. */
+	{
+		struct xvmsg_loop_devid d = { htole32(3), 0 };
+
+		send_op(a, XVMSG_LOOP_OP_DETACH, &d, sizeof(d), NULL, 0);
+		assert_int_equal(reply(f, a), -ENOENT);
+	}
+	/* A guest that leaves gives everything back. */
+	close(a);
+	assert_int_equal(f->bus->ops->dispatch(f->bus), 0);
+	assert_int_equal(count_fds(), base + 3 - 2);		/* b's 3; a's 2 sockets gone */
+	close(b);
+}
+
+/* The default quota: an eighth of the limit, 16..1024. */
+static void test_default_quota(void **state)
+{
+	assert_int_equal(xvb_loop_default_guest_fds(0), 16);
+	assert_int_equal(xvb_loop_default_guest_fds(1024), 128);
+	assert_int_equal(xvb_loop_default_guest_fds(8192), 1024);
+	assert_int_equal(xvb_loop_default_guest_fds(1u << 20), 1024);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_evtchn_out_of_fds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_many_fds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accept_out_of_fds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unregion, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unregion_mapped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_evtchn_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_release_churn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quota, setup_small, teardown),
+		cmocka_unit_test(test_default_quota),
 	};
 
 	return cmocka_run_group_tests_name("bus-loop", tests, NULL, NULL);
