@@ -28,6 +28,14 @@ UP_TIMEOUT=150
 STEP_TIMEOUT=120
 SEED=0x5eed
 
+# console_line LOG ERE: wait (bounded, 10 s) until a line of the console
+# LOG matches ERE.  xenconsoled copies a domain's console ring into LOG as
+# the bytes come, so a mark can be there before the rest of its line: read
+# a value from a line only once the pattern up to its last word matched.
+console_line() {
+	xv_wait 10 grep -qE -- "$2" "$1"
+}
+
 xv_stage "xl create xvmsg-driver + xvmsg-guest"
 xv_xl_create xvmsg-driver &
 p_driver=$!
@@ -104,6 +112,8 @@ xv_wait_console "$STEP_TIMEOUT" xvmsg-guest "XVMSG-MARK guest writer running" ||
 xenstore-write "/local/domain/$d/xvmsg-e2e/restart2" 1 || xv_fail "cannot ask for the second restart"
 xv_wait_console "$STEP_TIMEOUT" xvmsg-driver "XVMSG-MARK driver backend restarted again" \
 	xvmsg-guest "XVMSG-MARK guest crash verified" || xv_fail "$XV_WHY"
+console_line "$GLOG" 'XVMSG-MARK guest crash verified [0-9]+ acknowledged writes' ||
+	xv_fail "incomplete crash line from the guest: '$(grep 'crash verified' "$GLOG" | tail -n1 | tr -d '\r')'"
 verified=$(sed -n 's/.*XVMSG-MARK guest crash verified \([0-9]*\) .*/\1/p' "$GLOG" | tail -n1)
 [ -n "$verified" ] && [ "$verified" -gt 0 ] || xv_fail "no acknowledged write verified after the crash"
 xv_stage "backend killed -9 under sustained writes: $verified acknowledged+flushed writes verified"
@@ -112,9 +122,14 @@ xv_stage "backend killed -9 under sustained writes: $verified acknowledged+flush
 xenstore-write "/local/domain/$g/xvmsg-e2e/hold" 1 || xv_fail "cannot ask the guest to hold"
 xv_wait_console 60 xvmsg-guest "XVMSG-MARK guest holding devices" || xv_fail "$XV_WHY"
 xenstore-write "/local/domain/$d/xvmsg-e2e/premaps" 1 || xv_fail "cannot ask for the mappings"
+DLOG=$(xv_console_log xvmsg-driver)
 xv_wait_console 30 xvmsg-driver "XVMSG-MARK driver grant mappings before shutdown" || xv_fail "$XV_WHY"
-before=$(sed -n 's/.*XVMSG-MARK driver grant mappings before shutdown: \([0-9]*\).*/\1/p' \
-	"$(xv_console_log xvmsg-driver)" | tail -n1)
+# xenconsoled may have written only the start of the line yet: wait for the
+# whole of it (the count and the closing "(backend pid N)") before reading.
+console_line "$DLOG" 'XVMSG-MARK driver grant mappings before shutdown: [0-9]+ \(backend pid [0-9]+\)' ||
+	xv_fail "incomplete mappings line from the driver domain: '$(grep 'grant mappings before' "$DLOG" | tail -n1 | tr -d '\r')'"
+before=$(sed -n 's/.*XVMSG-MARK driver grant mappings before shutdown: \([0-9][0-9]*\) (backend pid.*/\1/p' \
+	"$DLOG" | tail -n1)
 [ -n "$before" ] && [ "$before" -gt 0 ] || xv_fail "the backend mapped nothing of the guest ($before)"
 oldg=$g
 xenstore-write "/local/domain/$g/xvmsg-e2e/shutdown" 1 || xv_fail "cannot ask for the shutdown"

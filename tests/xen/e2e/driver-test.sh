@@ -64,7 +64,16 @@ xv_mark "backend restarted again"
 # of every grant it mapped, and keep serving.
 xv_wait 600 xenstore-exists xvmsg-e2e/premaps || xv_fail "dom0 never asked for the mappings"
 pid=$(cat /run/xvmsg-backend.pid)
-xv_mark "grant mappings before shutdown: $(gnt_maps "$pid")"
+# Never print an empty count: gnt_maps says nothing when /proc/$pid is gone.
+alive "$pid" || { sed 's/^/  | /' "$LOG"; xv_fail "the backend (pid $pid) is not running while the guest holds its devices"; }
+# The guest is writing, so the backend maps its pool; wait (bounded) for it.
+xv_wait 15 sh -c "[ \"\$(grep -c gntdev /proc/$pid/maps 2>/dev/null)\" -gt 0 ]"
+n=$(gnt_maps "$pid")
+[ -n "$n" ] && alive "$pid" ||
+	{ sed 's/^/  | /' "$LOG"; xv_fail "the backend (pid $pid) died while the guest holds its devices"; }
+# dom0 reads the number from this console line; "(backend pid N)" closes it,
+# so dom0 can tell a whole line from one xenconsoled has only partly written.
+xv_mark "grant mappings before shutdown: $n (backend pid $pid)"
 xv_wait 600 xenstore-exists xvmsg-e2e/guestgone || xv_fail "dom0 never said the guest is gone"
 xv_wait 30 sh -c "[ \"\$(grep -c gntdev /proc/$pid/maps)\" -eq 0 ]" ||
 	xv_fail "backend still maps $(gnt_maps "$pid") grant regions of a guest that is gone"

@@ -28,9 +28,13 @@ evil_run() {
 	: >/run/evil.log
 	bad=
 	for c in $(xvmsg-evil --list | awk '!/\(loopback only\)$/ { print $1 }'); do
+		read -r t0 _ </proc/uptime
 		xvmsg-evil --xen --blk "$1" --rng "$2" --witness "$3" --case "$c" >/run/evil-case.log 2>&1 ||
 			bad="$bad $c"
+		read -r t1 _ </proc/uptime
 		cat /run/evil-case.log
+		# Where the stage's time goes (uptime in 1/100 s).
+		echo "xvmsg-evil: evil/$c took $(echo "$t0 $t1" | awk '{ printf "%.2f", $2 - $1 }') s"
 		cat /run/evil-case.log >>/run/evil.log
 	done
 	if grep -q "XVMSG-GUEST: FAIL" /run/evil.log; then
