@@ -71,7 +71,7 @@ MODULE_PARM_DESC(mode, "memory-access mode when the backend directory has no \"m
 module_param(pool_pages, uint, 0644);
 MODULE_PARM_DESC(pool_pages, "pool size in 4 KiB pages (pool mode); 0 (default): the backend's max-pool-pages, or 256; always at most max-pool-pages");
 module_param(timeout_ms, uint, 0644);
-MODULE_PARM_DESC(timeout_ms, "how long a request waits for the backend, in ms (default 5000, 100..600000); past it the device is marked broken");
+MODULE_PARM_DESC(timeout_ms, "how long a request waits for the backend, in ms (default 30000, 100..600000); past it the device is marked broken");
 
 unsigned int xvmsg_timeout_ms(void)
 {

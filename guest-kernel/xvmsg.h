@@ -44,7 +44,15 @@
 
 #include <xvmsg/wire.h>
 
-#define XVMSG_DEFAULT_TIMEOUT_MS	5000
+/*
+ * How long a message waits for the backend's answer.  The backend is a
+ * process in another domain that may be descheduled, paging or starting up
+ * (and, in the tests, emulated by TCG on a loaded host): 30 s, like the
+ * block layer's default request timeout and the stall watchdog
+ * (xvmsg-virtio.c), not a round-trip estimate.  A backend that really died
+ * is noticed sooner through xenstore (Closing, Closed, InitWait).
+ */
+#define XVMSG_DEFAULT_TIMEOUT_MS	30000
 #define XVMSG_MIN_TIMEOUT_MS		100
 #define XVMSG_MAX_TIMEOUT_MS		600000
 /* Pool slots: 256 bytes, so the many small virtio headers stay cheap. */
