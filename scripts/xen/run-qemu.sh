@@ -12,7 +12,7 @@
 # the XVMSG lines and the last 50 lines of the log are shown on stderr.  One QEMU at a time: a lock file serialises runs.
 #
 # Environment:
-#   XVMSG_XEN_TIMEOUT      overall seconds (default 300); dom0's test plan
+#   XVMSG_XEN_TIMEOUT      overall seconds (default 600); dom0's test plan
 #                          gets this minus 60 so that it reports first
 #   XVMSG_XEN_LOG          serial log (default build/xen/serial.log)
 #   XVMSG_XEN_SERIAL=0     do not copy the serial output to stdout
@@ -26,7 +26,7 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 IMG=$XVMSG_XEN_IMAGES
-TIMEOUT=${XVMSG_XEN_TIMEOUT:-300}
+TIMEOUT=${XVMSG_XEN_TIMEOUT:-600}
 LOG=${XVMSG_XEN_LOG:-$XVMSG_XEN_OUT/serial.log}
 SERIAL=${XVMSG_XEN_SERIAL:-1}
 QEMU=${XVMSG_XEN_QEMU:-qemu-system-x86_64}

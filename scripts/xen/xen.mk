@@ -24,7 +24,7 @@
 #                      dom0-test.sh, driver-test.sh, guest-test.sh, and
 #                      shared files; see scripts/xen/plans/smoke/
 #   XEN_IMAGE_DEPS     more prerequisites of xen-images
-#   XEN_TIMEOUT        seconds for one QEMU run (default 300)
+#   XEN_TIMEOUT        seconds for one QEMU run (default 600)
 #   V=1                check-xen-smoke copies the serial line to stdout (it is
 #                      always in $(XEN_OUT)/serial.log; progress lines always)
 #   XEN_OUT            output folder (default build/xen); files under
@@ -41,7 +41,7 @@ XEN_OUT            ?= build/xen
 XEN_MAKEFILE       := $(firstword $(MAKEFILE_LIST))
 XEN_SMOKE_PLAN     := scripts/xen/plans/smoke
 XEN_PLAN           ?= $(XEN_SMOKE_PLAN)
-XEN_TIMEOUT        ?= 300
+XEN_TIMEOUT        ?= 600
 XEN_DOM0_BINS      ?=
 XEN_DRIVER_BINS    ?=
 XEN_GUEST_BINS     ?=
