@@ -9,7 +9,7 @@ LOG=${XVMSG_XEN_LOG:-build/xen/serial.log}
 
 cat <<'EOT'
 
-=== The reference system on Xen (Xen 4.17 in QEMU, software emulation: about a minute) ===
+=== The reference system on Xen (Xen 4.17 in QEMU, software emulation: about a minute and a half) ===
   dom0          toolstack: xl, xvmsg-ctl
   xvmsg-driver  unprivileged driver domain: xvmsg-backend --bus xen
   xvmsg-guest   the guest: a userspace xvmsg frontend sharing only its pool
@@ -30,7 +30,8 @@ tr -d '\r' <"$LOG" | sed -n '/backend counters (xvmsg-ctl stats)/,/XVMSG-STAGE p
 	grep -a -E '^[a-z_]+ +[0-9]+$' | sed 's/^/  /'
 echo
 if [ "$rc" -eq 0 ]; then
-	echo "demo (Xen): the guest's disk and rng worked through the driver domain, across a backend restart"
+	echo "demo (Xen): the guest's disk and rng worked through the driver domain, across backend"
+	echo "restarts and a guest power-off, and the malicious driver's cases were all survived"
 else
 	echo "demo (Xen): FAILED, see $LOG"
 fi
