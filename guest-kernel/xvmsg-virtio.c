@@ -500,6 +500,9 @@ int xvmsg_vdev_register(struct xvmsg_conn *c)
 		spin_lock_irq(&c->ev_lock);
 		c->vd = NULL;
 		spin_unlock_irq(&c->ev_lock);
+		/* The event work may have taken vd before: let it finish
+		 * (it takes nothing any more) before vd is freed. */
+		cancel_work_sync(&c->ev_work);
 		put_device(&vd->vdev.dev);	/* frees vd through xv_release */
 		return r;
 	}
