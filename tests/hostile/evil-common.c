@@ -158,7 +158,7 @@ long evil_backend_fds(const struct evil_env *e)
 	return n;
 }
 
-long evil_backend_maps(const struct evil_env *e)
+long evil_backend_maps_of(const struct evil_env *e, const char *needle)
 {
 	char path[64], line[512];
 	long n = 0;
@@ -171,9 +171,14 @@ long evil_backend_maps(const struct evil_env *e)
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		n++;
+		n += !needle || strstr(line, needle) != NULL;
 	fclose(f);
 	return n;
+}
+
+long evil_backend_maps(const struct evil_env *e)
+{
+	return evil_backend_maps_of(e, NULL);
 }
 
 long evil_backend_idle(const struct evil_env *e, int ms)

@@ -1205,20 +1205,7 @@ static int count_log(struct evil_env *e, const char *needle)
  * the process runs).  -1 on Xen. */
 static long guest_maps(const struct evil_env *e)
 {
-	char path[64], line[512];
-	long n = 0;
-	FILE *f;
-
-	if (!e->backend_pid)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)e->backend_pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		n += strstr(line, "/memfd:xvmsg") != NULL;
-	fclose(f);
-	return n;
+	return evil_backend_maps_of(e, "/memfd:xvmsg");
 }
 
 /* Wait (bounded) until fds and guest-memory mappings of the backend are

@@ -82,6 +82,8 @@ int evil_blk_still_works(struct xvd_dev *dev);
 long evil_backend_cpu_ms(const struct evil_env *e);
 long evil_backend_fds(const struct evil_env *e);
 long evil_backend_maps(const struct evil_env *e);
+/* Only the mappings whose /proc/PID/maps line contains needle (all: NULL). */
+long evil_backend_maps_of(const struct evil_env *e, const char *needle);
 
 /* The backend is not spinning: it uses less than 20 % of a CPU over the
  * next `ms` milliseconds (loopback; always true on Xen).  Returns the
