@@ -5,12 +5,17 @@
  * without the guest kernel module.
  *
  *   memory, grants  /dev/xen/gntalloc: the message page and the pool are
- *                   allocated and granted to the backend domain page by page,
- *                   then mapped in the order of their grant references, so
- *                   that the pool is linear in reference space.  (The
- *                   kernel hands freed references back last-in first-out:
- *                   a second pool gets descending ones.)  References that are
- *                   not consecutive fail the device with a clear message.
+ *                   one region whose pages must have consecutive grant
+ *                   references (the pool is described by its first ref).
+ *                   The kernel hands references out from a free list that
+ *                   is last-in first-out and, after open/close churn, a mix
+ *                   of runs; gntalloc cannot ask for a consecutive range.
+ *                   So pages are granted one at a time until a run of
+ *                   consecutive refs as long as the region shows up among
+ *                   them (bounded: REGION_TRIES(pages) grants), the run is
+ *                   kept, mapped in ref order, and every other grant is
+ *                   given back at once.  No run within the bound fails the
+ *                   device with a clear message and leaks nothing.
  *   event channels  libxenevtchn: unbound ports the backend binds to.
  *   xenstore        libxenstore: the toolstack (xvmsg-ctl) made the dirs.
  *
@@ -141,56 +146,119 @@ static int x_mem_alloc(struct drv_bus *bus, enum drv_mem_kind kind, unsigned int
 	return 0;
 }
 
+/* Grants one region may take while it looks for a run of consecutive refs:
+ * the region, what the free list's recycled head may hold before its
+ * never-used (consecutive) tail, and slack.  gntalloc's own limit (module
+ * parameter "limit", 1024 by default) may stop it earlier. */
+#define REGION_TRIES(pages) (2 * (pages) + 256)
+
+static void gref_dealloc(struct xen_bus *b, uint64_t index)
+{
+	struct ioctl_gntalloc_dealloc_gref d = { .index = index, .count = 1 };
+
+	/* gntalloc ends the grant; a page the backend still maps is kept by
+	 * the kernel until it lets go, and its ref is never reused before. */
+	ioctl(b->gntalloc, IOCTL_GNTALLOC_DEALLOC_GREF, &d);
+}
+
 static void region_free(struct xen_bus *b, struct xen_region *r, size_t allocated)
 {
 	size_t k;
 
 	if (r->va)
 		munmap(r->va, r->pages * XVMSG_PAGE_SIZE);
-	/* gntalloc ends each grant; a page the backend still maps is kept by
-	 * the kernel until it lets go, and never reused before. */
-	for (k = 0; k < allocated; k++) {
-		struct ioctl_gntalloc_dealloc_gref d = { .index = r->index[k], .count = 1 };
-
-		ioctl(b->gntalloc, IOCTL_GNTALLOC_DEALLOC_GREF, &d);
-	}
+	for (k = 0; k < allocated; k++)
+		gref_dealloc(b, r->index[k]);
 	free(r->refs);
 	free(r->index);
 	memset(r, 0, sizeof(*r));
 }
 
+/*
+ * Grant pages one by one until `pages` consecutive refs are among them.
+ * ref[]/idx[] (room for tries) are kept sorted by ref; on success the run is
+ * moved to r->refs/r->index and every other grant is given back.  On failure
+ * everything is given back.  Returns 0 or a negative errno.
+ */
+static int grant_run(struct xen_bus *b, struct xen_region *r, size_t pages, uint32_t *ref,
+		     uint64_t *idx, size_t tries)
+{
+	size_t got = 0, first = SIZE_MAX, k, j, lo, hi;
+	int e = 0;
+
+	while (first == SIZE_MAX && got < tries) {
+		struct ioctl_gntalloc_alloc_gref a = { .domid = (uint16_t)b->bdomid,
+						       .flags = GNTALLOC_FLAG_WRITABLE, .count = 1 };
+
+		if (ioctl(b->gntalloc, IOCTL_GNTALLOC_ALLOC_GREF, &a)) {
+			e = errno;
+			break;
+		}
+		for (j = got; j > 0 && ref[j - 1] > a.gref_ids[0]; j--) {
+			ref[j] = ref[j - 1];
+			idx[j] = idx[j - 1];
+		}
+		ref[j] = a.gref_ids[0];
+		idx[j] = a.index;
+		got++;
+		/* Only the run through the new ref can have grown. */
+		for (lo = j; lo > 0 && ref[lo - 1] + 1 == ref[lo]; lo--)
+			;
+		for (hi = j; hi + 1 < got && ref[hi] + 1 == ref[hi + 1]; hi++)
+			;
+		if (hi - lo + 1 >= pages)
+			first = lo;
+	}
+	if (first == SIZE_MAX) {
+		for (k = 0; k < got; k++)
+			gref_dealloc(b, idx[k]);
+		if (e)
+			xvd_logf(b->log, XVD_LOG_ERR, "gntalloc: cannot grant page %zu of %zu to "
+				 "domain %u: %s (raise xen-gntalloc's limit?)", got, tries,
+				 b->bdomid, strerror(e));
+		else
+			xvd_logf(b->log, XVD_LOG_ERR, "gntalloc: no %zu consecutive grant refs "
+				 "among %zu granted: the guest's grant refs are too fragmented; "
+				 "try a smaller pool", pages, got);
+		return e ? -e : -EAGAIN;
+	}
+	memcpy(r->refs, ref + first, pages * sizeof(*ref));
+	memcpy(r->index, idx + first, pages * sizeof(*idx));
+	for (k = 0; k < got; k++)
+		if (k < first || k >= first + pages)
+			gref_dealloc(b, idx[k]);
+	if (got > pages)
+		xvd_logf(b->log, XVD_LOG_INFO, "gntalloc: %zu grants taken for a run of %zu "
+			 "consecutive refs (%u..%u), %zu given back", got, pages, r->refs[0],
+			 r->refs[pages - 1], got - pages);
+	return 0;
+}
+
 static int region_alloc(struct xen_bus *b, struct xen_region *r, size_t pages)
 {
-	size_t k, j;
+	size_t tries = REGION_TRIES(pages), k;
+	uint32_t *ref;
+	uint64_t *idx;
 	char *va;
 	int e;
 
 	r->pages = pages;
 	r->refs = calloc(pages, sizeof(*r->refs));
 	r->index = calloc(pages, sizeof(*r->index));
-	if (!r->refs || !r->index) {
+	ref = calloc(tries, sizeof(*ref));
+	idx = calloc(tries, sizeof(*idx));
+	if (!r->refs || !r->index || !ref || !idx) {
+		free(ref);
+		free(idx);
 		region_free(b, r, 0);
 		return -ENOMEM;
 	}
-	for (k = 0; k < pages; k++) {
-		struct ioctl_gntalloc_alloc_gref a = { .domid = (uint16_t)b->bdomid,
-						       .flags = GNTALLOC_FLAG_WRITABLE, .count = 1 };
-
-		if (ioctl(b->gntalloc, IOCTL_GNTALLOC_ALLOC_GREF, &a)) {
-			e = errno;
-			xvd_logf(b->log, XVD_LOG_ERR, "gntalloc: cannot grant page %zu of %zu to "
-				 "domain %u: %s (raise xen-gntalloc's limit?)", k, pages,
-				 b->bdomid, strerror(e));
-			region_free(b, r, k);
-			return -e;
-		}
-		/* Insertion by reference: the pool is ordered by ref. */
-		for (j = k; j > 0 && r->refs[j - 1] > a.gref_ids[0]; j--) {
-			r->refs[j] = r->refs[j - 1];
-			r->index[j] = r->index[j - 1];
-		}
-		r->refs[j] = a.gref_ids[0];
-		r->index[j] = a.index;
+	e = grant_run(b, r, pages, ref, idx, tries);
+	free(ref);
+	free(idx);
+	if (e) {
+		region_free(b, r, 0);
+		return e;
 	}
 	va = mmap(NULL, pages * XVMSG_PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (va == MAP_FAILED) {
@@ -242,8 +310,9 @@ static int x_mem_grant(struct drv_bus *bus, const struct drv_mem *mem, size_t fi
 		return -EINVAL;
 	for (i = 1; i < n; i++) {
 		if (r->refs[first_page + i] != r->refs[first_page] + i) {
+			/* region_alloc takes a run: cannot happen. */
 			xvd_logf(b->log, XVD_LOG_ERR, "gntalloc gave non-consecutive grant refs "
-				 "(%u then %u): the pool cannot be described; try a smaller pool",
+				 "(%u then %u): the pool cannot be described",
 				 r->refs[first_page + i - 1], r->refs[first_page + i]);
 			return -EAGAIN;
 		}

@@ -11,6 +11,11 @@
  *   xvmsg-guest-check blk-survive DEVID SEED SECONDS
  *        verify, then keep reading until the backend goes away; reconnect
  *        (bounded by SECONDS) and verify again: for a backend restart.
+ *   xvmsg-guest-check churn BLK RNG SEED ROUNDS
+ *        open and close the disk and the rng in shifting orders with pool
+ *        sizes that change every time, one reopened while the other stays
+ *        open: the guest's grant refs fragment, and every open must still
+ *        get its pool (consecutive refs) and do I/O through it.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -202,6 +207,121 @@ static int cmd_survive(unsigned int devid, uint64_t seed, int seconds)
 	return 0;
 }
 
+/* Pool sizes for the churn, varied so that freed runs never fit exactly. */
+static const unsigned int churn_pool[] = { 16, 64, 24, 128, 20, 96, 32, 17, 48, 112, 40, 80 };
+#define NCHURN (sizeof(churn_pool) / sizeof(churn_pool[0]))
+
+struct churn_dev {
+	const char *name;
+	unsigned int devid;
+	bool blk;
+	struct xvd_dev *dev;
+	unsigned int pool;
+};
+
+static int churn_open(struct churn_dev *c, unsigned int pool, unsigned int *opens)
+{
+	struct xvd_dev_opts o = { .devid = c->devid, .mode = XVD_MODE_POOL, .export_name = "xen",
+				  .pool_pages = pool, .queue_size = 16 };
+	int r = c->blk ? xvd_blk_open(dom, &o, &c->dev) : xvd_rng_open(dom, &o, &c->dev);
+
+	if (r) {
+		printf("XVMSG-GUEST: FAIL churn: open %u of %s with a %u-page pool: %s\n", *opens + 1,
+		       c->name, pool, strerror(-r));
+		c->dev = NULL;
+		return r;
+	}
+	c->pool = pool;
+	(*opens)++;
+	return 0;
+}
+
+static void churn_close(struct churn_dev *c)
+{
+	if (c->dev)
+		xvd_dev_close(c->dev);
+	c->dev = NULL;
+}
+
+/* One I/O through the pool: a disk block must hold blk-write's pattern. */
+static int churn_io(struct churn_dev *c, uint64_t seed, unsigned int round, uint64_t sectors)
+{
+	uint8_t buf[4096], want[4096];
+	uint64_t s = (uint64_t)round * 8 % (sectors - 7);
+	int r;
+
+	if (!c->blk) {
+		r = xvd_rng_read(c->dev, buf, 64);
+		return r == 64 ? 0 : r < 0 ? r : -EIO;
+	}
+	r = xvd_blk_read(c->dev, s, buf, sizeof(buf));
+	if (r)
+		return r;
+	fill(want, s, sizeof(want), seed);
+	return memcmp(buf, want, sizeof(buf)) ? -EILSEQ : 0;
+}
+
+static int cmd_churn(unsigned int blk, unsigned int rng, uint64_t seed, unsigned int rounds)
+{
+	struct churn_dev c[2] = { { "blk", blk, true, NULL, 0 }, { "rng", rng, false, NULL, 0 } };
+	struct xvd_blk_info info = { 0 };
+	struct timespec t0, t1;
+	unsigned int round, opens = 0, ios = 0, k;
+	int r = 0;
+
+	if (rounds == 0)
+		return fail("churn: no rounds", EINVAL);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (round = 0; round < rounds && !r; round++) {
+		/* Which device opens first, which one is reopened while the
+		 * other stays open, which one closes last: all shift. */
+		struct churn_dev *a = &c[round & 1], *b = &c[!(round & 1)];
+		struct churn_dev *re = (round & 2) ? a : b, *held = re == a ? b : a;
+
+		r = churn_open(a, churn_pool[round % NCHURN], &opens);
+		if (!r)
+			r = churn_open(b, churn_pool[(round * 5 + 3) % NCHURN], &opens);
+		for (k = 0; k < 2 && !r; k++) {
+			if (c[k].blk && round == 0) {
+				r = xvd_blk_info(c[k].dev, &info);
+				if (!r && info.capacity < 16)
+					r = -ENOSPC;
+			}
+			if (!r)
+				r = churn_io(&c[k], seed, round, info.capacity);
+			ios += !r;
+		}
+		if (!r) {
+			churn_close(re);
+			r = churn_open(re, churn_pool[(round * 7 + 5) % NCHURN], &opens);
+		}
+		if (!r) {
+			r = churn_io(re, seed, round + 1, info.capacity);
+			ios += !r;
+			if (r)
+				printf("XVMSG-GUEST: FAIL churn: I/O on %s (%u-page pool, %s held) "
+				       "in round %u: %s\n", re->name, re->pool, held->name, round,
+				       strerror(-r));
+		}
+		if (round & 4) {
+			churn_close(held);
+			churn_close(re);
+		} else {
+			churn_close(re);
+			churn_close(held);
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	churn_close(&c[0]);
+	churn_close(&c[1]);
+	if (r)
+		return fail("churn", r);
+	pass("churn: %u rounds, %u opens (pools of 16 to 128 pages) and %u pool I/Os in %.2f s",
+	     rounds, opens, ios,
+	     (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct xvd_domain_opts o = { .log_level = XVD_LOG_INFO, .ram_pages = 1024 };
@@ -210,8 +330,8 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 4) {
-		fprintf(stderr, "usage: %s blk-write|blk-verify|rng|blk-survive DEVID ARG [SECONDS]\n",
-			argv[0]);
+		fprintf(stderr, "usage: %s blk-write|blk-verify|rng|blk-survive DEVID ARG [SECONDS]\n"
+			"       %s churn BLK RNG SEED ROUNDS\n", argv[0], argv[0]);
 		return 2;
 	}
 	devid = strtoul(argv[2], NULL, 10);
@@ -224,6 +344,9 @@ int main(int argc, char **argv)
 		r = cmd_blk((unsigned int)devid, strtoull(argv[3], NULL, 0), false);
 	else if (!strcmp(argv[1], "rng"))
 		r = cmd_rng((unsigned int)devid, strtoul(argv[3], NULL, 0));
+	else if (!strcmp(argv[1], "churn") && argc == 6)
+		r = cmd_churn((unsigned int)devid, (unsigned int)strtoul(argv[3], NULL, 10),
+			      strtoull(argv[4], NULL, 0), (unsigned int)strtoul(argv[5], NULL, 10));
 	else if (!strcmp(argv[1], "blk-survive") && argc == 5)
 		r = cmd_survive((unsigned int)devid, strtoull(argv[3], NULL, 0), atoi(argv[4]));
 	else

@@ -54,6 +54,11 @@ if [ "$role" = second ]; then
 	evil_run
 	exit 0
 fi
+# Open/close churn (12 rounds, 36 opens, ~9 s under TCG): the disk and the
+# rng in shifting orders with changing pool sizes fragment the guest's grant
+# refs; every open must still get a pool of consecutive refs and do I/O
+# through it.
+xvmsg-guest-check churn "$blk" "$rng" "$seed" 12 || xv_fail "grant-ref churn"
 xv_mark "io done"
 xvmsg-guest-check blk-survive "$blk" "$seed" 180 || xv_fail "blk across the backend restart"
 xv_mark "reconnected"
