@@ -213,9 +213,9 @@ static int grant_run(struct xen_bus *b, struct xen_region *r, size_t pages, uint
 		for (k = 0; k < got; k++)
 			gref_dealloc(b, idx[k]);
 		if (e)
-			xvd_logf(b->log, XVD_LOG_ERR, "gntalloc: cannot grant page %zu of %zu to "
-				 "domain %u: %s (raise xen-gntalloc's limit?)", got, tries,
-				 b->bdomid, strerror(e));
+			xvd_logf(b->log, XVD_LOG_ERR, "gntalloc: cannot grant page %zu to domain %u "
+				 "(looking for %zu consecutive refs): %s (raise xen-gntalloc's "
+				 "limit?)", got + 1, b->bdomid, pages, strerror(e));
 		else
 			xvd_logf(b->log, XVD_LOG_ERR, "gntalloc: no %zu consecutive grant refs "
 				 "among %zu granted: the guest's grant refs are too fragmented; "
