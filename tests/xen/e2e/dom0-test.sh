@@ -163,10 +163,9 @@ xenstore-write "/local/domain/$g/xvmsg-e2e/devices" "$blk $rng 0x5eed2 second" |
 xv_wait_console "$UP_TIMEOUT" xvmsg-guest "XVMSG-MARK guest second guest io done" || xv_fail "$XV_WHY"
 xv_stage "second guest (domain $g) wrote, verified and read random bytes"
 
-# 9. The malicious driver in the second guest (fresh grant refs: see
-# guest-test.sh), on a pool disk of its own, with a witness disk.
-# Small pools: the userspace frontend needs a consecutive run of grant refs
-# per pool, and the cases open and close the disk many times.
+# 9. The malicious driver in the second guest, on a pool disk of its own,
+# with a witness disk.  Small pools: the cases open and close the disk many
+# times, each open needs a run of consecutive grant refs (see drv-xen.c).
 evil=$(xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/evil.img,serial=evil \
 	--pool-pages 32) || xv_fail "xvmsg-ctl attach of the disk to abuse failed"
 witness=$(xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/witness.img,serial=witness \

@@ -5,9 +5,7 @@
 # xvmsg-blkcrash writes while dom0 has the backend killed, and the guest
 # powers off with its devices attached.  A second guest (dom0 passes
 # "second") does the basic I/O on fresh devices, then runs the malicious
-# driver (xvmsg-evil) on a disk of its own next to a witness disk: a fresh
-# guest, because the userspace frontend needs consecutive grant refs for a
-# pool and a guest's grant refs fragment with use.
+# driver (xvmsg-evil) on a disk of its own next to a witness disk.
 . /etc/xvmsg/lib.sh
 
 for dev in evtchn gntalloc xenbus; do
