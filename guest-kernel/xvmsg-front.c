@@ -139,6 +139,7 @@ static struct xvmsg_conn *conn_alloc(struct xvmsg_info *info, int mode, unsigned
 	}
 	mutex_init(&c->req_lock);
 	mutex_init(&c->cfg_lock);
+	mutex_init(&c->vq_lock);
 	spin_lock_init(&c->rx_lock);
 	spin_lock_init(&c->ev_lock);
 	init_waitqueue_head(&c->wq);

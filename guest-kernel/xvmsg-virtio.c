@@ -388,10 +388,14 @@ void xvmsg_stall_work(struct work_struct *w)
 
 static void xv_del_vqs(struct virtio_device *vdev)
 {
+	struct xvmsg_conn *c = vd_conn(vdev);
 	struct virtqueue *vq, *n;
 
-	cancel_delayed_work_sync(&vd_conn(vdev)->stall_work);
+	cancel_delayed_work_sync(&c->stall_work);
 
+	/* Not while ev_work fails requests in flight on these queues (a
+	 * driver's probe that failed on a broken connection lands here). */
+	mutex_lock(&c->vq_lock);
 	list_for_each_entry_safe(vq, n, &vdev->vqs, list) {
 		struct xvmsg_queue *q = vq->priv;
 
@@ -402,6 +406,7 @@ static void xv_del_vqs(struct virtio_device *vdev)
 		}
 		vring_del_virtqueue(vq);
 	}
+	mutex_unlock(&c->vq_lock);
 }
 
 static int xv_find_vqs(struct virtio_device *vdev, unsigned int nvqs, struct virtqueue *vqs[],
@@ -410,6 +415,7 @@ static int xv_find_vqs(struct virtio_device *vdev, unsigned int nvqs, struct vir
 {
 	unsigned int i, index = 0;
 
+	mutex_lock(&vd_conn(vdev)->vq_lock);
 	for (i = 0; i < nvqs; i++) {
 		if (!names[i]) {
 			vqs[i] = NULL;
@@ -419,10 +425,12 @@ static int xv_find_vqs(struct virtio_device *vdev, unsigned int nvqs, struct vir
 		if (IS_ERR(vqs[i])) {
 			int r = PTR_ERR(vqs[i]);
 
+			mutex_unlock(&vd_conn(vdev)->vq_lock);
 			xv_del_vqs(vdev);
 			return r;
 		}
 	}
+	mutex_unlock(&vd_conn(vdev)->vq_lock);
 	if (vdev->id.device == VIRTIO_ID_BLOCK) {
 		struct xvmsg_conn *c = vd_conn(vdev);
 
@@ -573,14 +581,18 @@ void xvmsg_vdev_fail_broken(struct xvmsg_vdev *vd)
 {
 	struct xvmsg_conn *c = vd->conn;
 
-	if (test_and_set_bit(XVMSG_F_BREAK_DONE, &c->flags))
+	mutex_lock(&c->vq_lock);
+	if (test_and_set_bit(XVMSG_F_BREAK_DONE, &c->flags)) {
+		mutex_unlock(&c->vq_lock);
 		return;		/* broken already, and its requests failed */
+	}
 	dev_err(xvmsg_dev(c), "%s: the backend broke a virtqueue, stopped answering or failed "
 		"the connection: device broken, requests in flight failed\n",
 		dev_name(&vd->vdev.dev));
 	__virtio_unbreak_device(&vd->vdev);
 	xvmsg_fail_inflight(&vd->vdev);
 	virtio_break_device(&vd->vdev);
+	mutex_unlock(&c->vq_lock);
 }
 
 void xvmsg_vdev_unregister(struct xvmsg_conn *c, bool graceful)
@@ -595,12 +607,16 @@ void xvmsg_vdev_unregister(struct xvmsg_conn *c, bool graceful)
 		 */
 		xvmsg_conn_stop(c);
 		/* A broken queue gives nothing back: unbreak for the moment
-		 * it takes to hand the requests in flight back as failed. */
+		 * it takes to hand the requests in flight back as failed.
+		 * ev_work (kicked just now) may be doing the same: one at a
+		 * time, or one breaks the device under the other. */
+		mutex_lock(&c->vq_lock);
 		if (test_bit(XVMSG_F_BREAK_DONE, &c->flags))
 			__virtio_unbreak_device(&vd->vdev);
 		xvmsg_fail_inflight(&vd->vdev);
 		set_bit(XVMSG_F_BREAK_DONE, &c->flags);
 		virtio_break_device(&vd->vdev);
+		mutex_unlock(&c->vq_lock);
 	}
 	spin_lock_irq(&c->ev_lock);
 	c->ev_dead = true;

@@ -214,6 +214,9 @@ struct xvmsg_conn {
 	struct xvmsg_vdev *vd;
 	bool vdev_live, ev_dead;
 	struct work_struct ev_work;
+	/* The device's virtqueue list (find_vqs, del_vqs) against failing its
+	 * requests in flight (ev_work, also during probe, and teardown). */
+	struct mutex vq_lock;
 	/* Block devices: a request the backend never completes would wait
 	 * forever (6.1's virtio_blk has no timeout); see xvmsg_stall_work. */
 	struct delayed_work stall_work;
