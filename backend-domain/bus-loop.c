@@ -77,10 +77,16 @@ struct loop_client {
 	unsigned int ndev;
 };
 
-/* Descriptors a connection makes us hold: its quota's measure. */
+/* Descriptors a connection makes us hold, its quota's measure: a memfd per
+ * region, two eventfds per channel, and two more per channel a device of
+ * ours has bound (the port keeps its own copies). */
 static unsigned int client_fds(const struct loop_client *c)
 {
-	return c->nregions + 2 * c->nev;
+	unsigned int i, n = c->nregions + 2 * c->nev;
+
+	for (i = 0; i < c->nev; i++)
+		n += 2 * c->ev[i].bound;
+	return n;
 }
 
 struct loop_map {
@@ -114,6 +120,7 @@ struct loop_bus {
 	char sock_path[108];
 	int epfd, lsock, wake;
 	int spare;		/* kept open to refuse a connection when out of fds */
+	bool listen_paused;	/* out of fds and no spare: not accepting */
 	struct loop_client *clients;
 	uint16_t next_domid;
 	struct loop_map *maps;
@@ -603,6 +610,8 @@ static int l_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, uint32_t *
 		return -ENOENT;
 	if (ev->bound)
 		return -EBUSY;
+	if (client_fds(c) + 2 > lb->max_guest_fds)
+		return -EDQUOT;
 	for (p = 1; p < lb->nports && lb->port[p].used; p++)
 		;
 	if (p >= lb->nports) {
@@ -1019,6 +1028,14 @@ static void client_free(struct loop_bus *lb, struct loop_client *c)
 	free(c->ev);
 	gnt_put(c->gnt);
 	free(c);
+	if (lb->listen_paused) {
+		struct epoll_event e = { .events = EPOLLIN, .data.u64 = EPDATA(K_LISTEN, 0) };
+
+		if (lb->spare < 0)
+			lb->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (!epoll_ctl(lb->epfd, EPOLL_CTL_ADD, lb->lsock, &e))
+			lb->listen_paused = false;
+	}
 }
 
 /*
@@ -1180,6 +1197,14 @@ static void accept_client(struct loop_bus *lb)
 		if (fd >= 0)
 			close(fd);
 		lb->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		return;
+	}
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+		/* No spare either (it could not be reopened): stop listening
+		 * until a guest leaves, rather than spin on a readable socket. */
+		lb->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (lb->spare < 0 && !epoll_ctl(lb->epfd, EPOLL_CTL_DEL, lb->lsock, NULL))
+			lb->listen_paused = true;
 		return;
 	}
 	if (fd < 0)

@@ -301,14 +301,20 @@ static int loop_call(struct loop_bus *b, uint32_t op, const void *p, size_t len,
 		int64_t left;
 
 		r = loop_recv_one(b);
-		if (r != 0) {
-			r = r < 0 ? r : 0;
-			continue;
+		if (r < 0)
+			break;
+		if (b->got_reply) {
+			r = 0;
+			break;
 		}
+		/* Checked after every packet too: a peer that never lets the
+		 * socket drain still meets the deadline. */
 		left = deadline - xvd_now_ms();
 		if (left <= 0) {
 			xvd_logf(b->log, XVD_LOG_ERR, "loop bus: no reply to op %u", op);
 			r = -ETIMEDOUT;
+		} else if (r > 0) {
+			r = 0;		/* took a packet: look for the next at once */
 		} else if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR) {
 			r = -errno;
 		}

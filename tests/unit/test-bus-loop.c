@@ -540,6 +540,36 @@ static void test_quota(void **state)
 	close(b);
 }
 
+/* The copies a bound channel keeps count too: binding is refused at the
+ * quota, and unbinding gives the room back. */
+static void test_quota_counts_bound(void **state)
+{
+	struct fx *f = *state;
+	int a = client(f);
+	uint32_t domid = hello(f, a), local[SMALL_QUOTA];
+	unsigned int i;
+	long base = count_fds();
+
+	/* Two channels (4 fds), both bound (4 more): 8 of the 10. */
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(op_evtchn(f, a, i + 1, NULL), 0);
+		assert_int_equal(f->bus->ops->evtchn_bind(f->bus, domid, i + 1, &local[i]), 0);
+	}
+	assert_int_equal(count_fds(), base + 8);
+	/* A third channel fits (10), but binding it would make 12. */
+	assert_int_equal(op_evtchn(f, a, 3, NULL), 0);
+	assert_int_equal(f->bus->ops->evtchn_bind(f->bus, domid, 3, &local[2]), -EDQUOT);
+	assert_int_equal(count_fds(), base + 10);
+	assert_int_equal(op_region(f, a, 0x100, 1), -EDQUOT);
+	/* Unbinding one makes room for the other. */
+	assert_int_equal(f->bus->ops->evtchn_unbind(f->bus, local[0]), 0);
+	assert_int_equal(f->bus->ops->evtchn_bind(f->bus, domid, 3, &local[2]), 0);
+	assert_int_equal(f->bus->ops->evtchn_unbind(f->bus, local[1]), 0);
+	assert_int_equal(f->bus->ops->evtchn_unbind(f->bus, local[2]), 0);
+	close(a);
+	assert_int_equal(f->bus->ops->dispatch(f->bus), 0);
+}
+
 /* The default quota: an eighth of the limit, 16..1024. */
 static void test_default_quota(void **state)
 {
@@ -560,6 +590,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_evtchn_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_churn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup_small, teardown),
+		cmocka_unit_test_setup_teardown(test_quota_counts_bound, setup_small, teardown),
 		cmocka_unit_test(test_default_quota),
 	};
 
