@@ -297,6 +297,34 @@ static int publish(struct xvd_dev *dev)
 	return r;
 }
 
+/*
+ * A frontend instance that died without closing (kill -9 of the process
+ * that had the device) leaves the device Initialised or Connected, and the
+ * backend ignores a new Initialising from a device it considers live.
+ * Start over the way Linux's xenbus_reset_state() does for a kexec'd
+ * kernel: Closing, wait (bounded) for the backend to close, then
+ * Initialising again.
+ */
+static int reset_stale(struct xvd_dev *dev)
+{
+	unsigned long st;
+	int r;
+
+	if (be_read_ulong(dev, XVMSG_XS_STATE, &st) < 0 ||
+	    (st != XVMSG_STATE_INITIALISED && st != XVMSG_STATE_CONNECTED))
+		return 0;
+	dev_log(dev, XVD_LOG_INFO, "backend still in state %lu from an earlier frontend: "
+		"resetting the device", st);
+	r = fe_state(dev, XVMSG_STATE_CLOSING);
+	if (!r)
+		r = wait_backend(dev, XVMSG_STATE_CLOSED, XVMSG_STATE_CLOSED);
+	if (!r)
+		r = fe_state(dev, XVMSG_STATE_INITIALISING);
+	if (r < 0)
+		dev_log(dev, XVD_LOG_ERR, "could not reset the stale device: %s", strerror(-r));
+	return r;
+}
+
 int xvd_xenbus_connect(struct xvd_dev *dev)
 {
 	struct xvd_domain *d = dev->dom;
@@ -312,6 +340,9 @@ int xvd_xenbus_connect(struct xvd_dev *dev)
 	}
 	dev->attached = true;
 	dev->fe_state = XVMSG_STATE_INITIALISING;
+	r = reset_stale(dev);
+	if (r < 0)
+		return r;
 	r = wait_backend(dev, XVMSG_STATE_INITWAIT, XVMSG_STATE_INITWAIT);
 	if (r < 0)
 		return r;

@@ -117,6 +117,12 @@ console_line "$GLOG" 'XVMSG-MARK guest crash verified [0-9]+ acknowledged writes
 verified=$(sed -n 's/.*XVMSG-MARK guest crash verified \([0-9]*\) .*/\1/p' "$GLOG" | tail -n1)
 [ -n "$verified" ] && [ "$verified" -gt 0 ] || xv_fail "no acknowledged write verified after the crash"
 xv_stage "backend killed -9 under sustained writes: $verified acknowledged+flushed writes verified"
+# ... and the guest's frontend process is killed -9 under writes (guest-test.sh).
+xv_wait_console "$STEP_TIMEOUT" xvmsg-guest "XVMSG-MARK guest frontend killed -9" || xv_fail "$XV_WHY"
+console_line "$GLOG" 'XVMSG-MARK guest frontend killed -9 under writes: reopened at once, [0-9]+ flushed writes verified' ||
+	xv_fail "incomplete frontend-crash line from the guest"
+fe_verified=$(sed -n 's/.*reopened at once, \([0-9]*\) flushed.*/\1/p' "$GLOG" | tail -n1)
+xv_stage "guest frontend killed -9 under writes: reopened, $fe_verified flushed writes verified"
 
 # 8. The guest powers off with its devices attached.
 xenstore-write "/local/domain/$g/xvmsg-e2e/hold" 1 || xv_fail "cannot ask the guest to hold"

@@ -88,6 +88,27 @@ n=$(sed -n 's/.*PASS blkcrash verify: \([0-9]*\) acknowledged.*/\1/p' /run/blkcr
 [ -n "$n" ] && [ "$n" -gt 0 ] || xv_fail "crash verify: no acknowledged write verified"
 xv_mark "crash verified $n acknowledged writes"
 
+# The frontend itself dies (kill -9) under sustained writes, leaving its
+# device Connected and its pool mapped by the backend; a new process opens
+# the same device at once (the backend must start over with it), and every
+# write acknowledged before a completed flush is there.
+J2=/run/fecrash.journal
+xvmsg-blkcrash write --xen --devid "$blk" --journal "$J2" --seconds 120 --depth 32 \
+	--flush-every 16 --blocks 1024 >/run/fecrash-write.log 2>&1 &
+fpid=$!
+xv_wait 60 sh -c "[ \$(grep -c '^D' $J2 2>/dev/null) -ge 20 ]" ||
+	{ cat /run/fecrash-write.log; xv_fail "the writer to kill made no progress"; }
+kill -9 "$fpid"
+wait "$fpid" 2>/dev/null
+xvmsg-blkcrash verify --xen --devid "$blk" --journal "$J2" --no-torn --min 1 \
+	>/run/fecrash-verify.log 2>&1
+rc=$?
+cat /run/fecrash-verify.log
+[ "$rc" -eq 0 ] || xv_fail "after the frontend's kill -9: $(grep -m1 'FAIL' /run/fecrash-verify.log)"
+n=$(sed -n 's/.*PASS blkcrash verify: \([0-9]*\) acknowledged.*/\1/p' /run/fecrash-verify.log)
+[ -n "$n" ] && [ "$n" -gt 0 ] || xv_fail "after the frontend's kill -9: no write verified"
+xv_mark "frontend killed -9 under writes: reopened at once, $n flushed writes verified"
+
 # Power off with the devices attached and a frontend writing to one of them.
 xv_read_wait 300 xvmsg-e2e/hold >/dev/null || xv_fail "dom0 never asked to hold the devices"
 xvmsg-blkcrash write --xen --devid "$blk" --journal /run/hold.journal --seconds 600 --pool-pages 32 \
