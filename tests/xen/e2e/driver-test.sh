@@ -90,7 +90,13 @@ alive "$pid" || { cat "$LOG"; xv_fail "the backend died during the evil run"; }
 [ "$(cat /run/xvmsg-backend.pid)" = "$pid" ] && [ "$(grep -c 'serving on xen bus' "$LOG")" -eq 3 ] ||
 	xv_fail "the backend was restarted during the evil run"
 cpu1=$(cpu_ms "$pid")
-xv_mark "backend alive after evil: pid $pid, cpu ${cpu1}ms (${cpu0}ms before, +$((cpu1 - cpu0))ms)"
+# Nothing the malicious driver did may leave the backend busy: over the
+# next 2 s it must use under 20 % of a CPU (idle, it uses about nothing).
+sleep 2
+cpu2=$(cpu_ms "$pid")
+[ $((cpu2 - cpu1)) -lt 400 ] ||
+	{ cat "$LOG"; xv_fail "the backend stays busy after the evil run: +$((cpu2 - cpu1))ms in 2 s"; }
+xv_mark "backend alive after evil: pid $pid, cpu ${cpu1}ms (${cpu0}ms before, +$((cpu1 - cpu0))ms), then +$((cpu2 - cpu1))ms in 2 s idle"
 
 xv_wait 600 xenstore-exists xvmsg-e2e/done || xv_fail "dom0 never finished"
 pid=$(cat /run/xvmsg-backend.pid)
