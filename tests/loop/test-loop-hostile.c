@@ -193,18 +193,13 @@ static int raw_connect(const char *path)
 	return fd;
 }
 
-/* Send a packet; return the reply's status, or 1 if the backend hung up. */
-static int raw_call(int fd, uint32_t op, uint32_t len_field, const void *p, size_t len)
+/* The reply to op: its status, or 1 if the backend hung up. */
+static int raw_reply(int fd, uint32_t op)
 {
 	char buf[XVMSG_LOOP_MAX_PACKET + 64];
-	struct xvmsg_loop_hdr h = { htole32(op), htole32(len_field), htole32(7), 0 };
+	struct xvmsg_loop_hdr h;
 	ssize_t n;
 
-	memcpy(buf, &h, sizeof(h));
-	if (len)
-		memcpy(buf + sizeof(h), p, len);
-	if (send(fd, buf, sizeof(h) + len, MSG_NOSIGNAL) < 0)
-		return 1;
 	n = recv(fd, buf, sizeof(buf), 0);
 	if (n <= 0)
 		return 1;
@@ -212,6 +207,20 @@ static int raw_call(int fd, uint32_t op, uint32_t len_field, const void *p, size
 	memcpy(&h, buf, sizeof(h));
 	assert_int_equal(le32toh(h.op), op | XVMSG_LOOP_REPLY);
 	return (int)le32toh(h.status);
+}
+
+/* Send a packet; return the reply's status, or 1 if the backend hung up. */
+static int raw_call(int fd, uint32_t op, uint32_t len_field, const void *p, size_t len)
+{
+	char buf[XVMSG_LOOP_MAX_PACKET + 64];
+	struct xvmsg_loop_hdr h = { htole32(op), htole32(len_field), htole32(7), 0 };
+
+	memcpy(buf, &h, sizeof(h));
+	if (len)
+		memcpy(buf + sizeof(h), p, len);
+	if (send(fd, buf, sizeof(h) + len, MSG_NOSIGNAL) < 0)
+		return 1;
+	return raw_reply(fd, op);
 }
 
 /* Garbage on the control socket: refused or disconnected, never a crash,
@@ -253,13 +262,11 @@ static void test_control_socket_garbage(void **state)
 /* Send a packet carrying one fd; return the reply's status (1: hung up). */
 static int raw_call_fd(int fd, uint32_t op, const void *p, size_t len, int memfd)
 {
-	char buf[XVMSG_LOOP_MAX_PACKET];
 	struct xvmsg_loop_hdr h = { htole32(op), htole32((uint32_t)len), htole32(8), 0 };
 	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)p, len } };
 	union { struct cmsghdr c; char b[CMSG_SPACE(sizeof(int))]; } u;
 	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2, .msg_control = u.b,
 			      .msg_controllen = sizeof(u.b) };
-	ssize_t n;
 
 	memset(&u, 0, sizeof(u));
 	u.c.cmsg_level = SOL_SOCKET;
@@ -268,13 +275,7 @@ static int raw_call_fd(int fd, uint32_t op, const void *p, size_t len, int memfd
 	memcpy(CMSG_DATA(&u.c), &memfd, sizeof(int));
 	if (sendmsg(fd, &msg, MSG_NOSIGNAL) < 0)
 		return 1;
-	n = recv(fd, buf, sizeof(buf), 0);
-	if (n <= 0)
-		return 1;
-	assert_true(n >= (ssize_t)sizeof(h));
-	memcpy(&h, buf, sizeof(h));
-	assert_int_equal(le32toh(h.op), op | XVMSG_LOOP_REPLY);
-	return (int)le32toh(h.status);
+	return raw_reply(fd, op);
 }
 
 static int memfd_of(size_t size, bool seal)
