@@ -123,6 +123,8 @@ $(BIN)/xvmsg-demo-driver: $(call obj,scripts/demo-driver.c) $(DRV_LIB)
 # ---- tests ---------------------------------------------------------------
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(UNIT_SRCS))
+# Shell tests of the scripts (tests/scripts/), run with the unit tests.
+SCRIPT_TESTS := $(patsubst tests/scripts/%.sh,$(BIN)/tests/%,$(wildcard tests/scripts/test-*.sh))
 LOOP_SRCS := $(wildcard tests/loop/test-*.c)
 LOOP_BINS := $(patsubst tests/loop/%.c,$(BIN)/tests/%,$(LOOP_SRCS))
 TEST_COMMON := $(call obj,$(wildcard tests/common/*.c))
@@ -149,6 +151,10 @@ $(BIN)/tests/test-ctl-parse: $(OBJ)/tests/unit/test-ctl-parse.o $(call obj,dom0-
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS) -lcmocka
+
+$(BIN)/tests/%: tests/scripts/%.sh
+	@mkdir -p $(dir $@)
+	$(Q)install -m 755 $< $@
 
 # Keep objects of test programs (otherwise make deletes them as intermediates).
 .SECONDARY:
@@ -207,8 +213,8 @@ deps:
 
 tests: $(UNIT_BINS) $(LOOP_BINS) $(PROGS)
 
-check-unit: $(UNIT_BINS)
-	$(Q)scripts/run-tests.sh unit $(UNIT_BINS)
+check-unit: $(UNIT_BINS) $(SCRIPT_TESTS)
+	$(Q)XVMSG_TOP=$(CURDIR) scripts/run-tests.sh unit $(UNIT_BINS) $(SCRIPT_TESTS)
 
 check-loop: $(LOOP_BINS) $(PROGS)
 	$(Q)XVMSG_BIN=$(abspath $(BIN)) scripts/run-tests.sh loop $(LOOP_BINS)

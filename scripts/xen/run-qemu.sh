@@ -174,6 +174,30 @@ while :; do
 	sleep 0.5
 done
 
+# Over the whole log, domU consoles included: faults that a plan may pass
+# through but that must not stay unnoticed.
+#   - a kernel that could not unpack its initramfs (its domain's memory is
+#     too small for it): later steps fail for reasons that look unrelated;
+#   - a busybox applet called with an option it does not have: it prints its
+#     usage text instead of doing the work.
+check_log() {
+	local line
+	line=$(grep -a -m1 'Initramfs unpacking failed' "$LOG" | tr -d '\r' || true)
+	if [ -n "$line" ]; then
+		note "FAIL: $line (a kernel's initramfs does not fit its domain's memory)"
+		return 1
+	fi
+	line=$(grep -a -m1 -B1 'multi-call binary' "$LOG" | head -1 | tr -d '\r' || true)
+	if [ -n "$line" ]; then
+		note "FAIL: busybox usage text in the log (an applet got an option it lacks): $line"
+		return 1
+	fi
+	return 0
+}
+if ! check_log && [ "$status" != timeout ] && [ "$result" = PASS ]; then
+	result="FAIL the log shows a fault (above)"
+fi
+
 if [ "$status" = timeout ] || [ "$result" != PASS ]; then
 	echo "----- XVMSG lines of $LOG -----" >&2
 	grep -a 'XVMSG-' "$LOG" | tr -d '\r' >&2 || true

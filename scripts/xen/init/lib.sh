@@ -84,7 +84,7 @@ xv_console_log() {
 # xv_wait_console SECONDS NAME TEXT [NAME TEXT]...: wait until each TEXT
 # (a fixed string) has appeared on the console of its domain NAME.
 # Returns 1 early when one of these domains reports "XVMSG-MARK <role>
-# FAIL" or disappears; XV_WHY then says why.
+# FAIL", could not unpack its initramfs, or disappears; XV_WHY then says why.
 xv_wait_console() {
 	local limit=$1 end check_at i name text log missing
 	shift
@@ -102,6 +102,12 @@ xv_wait_console() {
 			missing="$missing '$text' on $name,"
 			if grep -q 'XVMSG-MARK [^ ]* FAIL' "$log" 2>/dev/null; then
 				XV_WHY="$name: $(grep -m1 'XVMSG-MARK [^ ]* FAIL' "$log" | sed 's/.*FAIL: *//' | tr -d '\r')"
+				return 1
+			fi
+			# The domain builder gave the kernel too little memory for
+			# its initramfs: nothing of the plan will run there.
+			if grep -q 'Initramfs unpacking failed' "$log" 2>/dev/null; then
+				XV_WHY="$name: $(grep -m1 'Initramfs unpacking failed' "$log" | sed 's/^\[[^]]*\] *//' | tr -d '\r') (initramfs too large for the domain's memory?)"
 				return 1
 			fi
 			# Every few seconds (xl is slow under TCG): still there?
