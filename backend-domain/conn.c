@@ -20,6 +20,8 @@
 #include <unistd.h>
 #include <sys/timerfd.h>
 
+#include <xvmsg/pool.h>
+
 #include "core.h"
 
 struct xvb_conn {
@@ -30,6 +32,7 @@ struct xvb_conn {
 	int state;			/* our XenbusState */
 	int mode;
 	uint32_t max_pool;
+	uint32_t min_pool;		/* xvmsg_min_pool_pages() of the type */
 	const struct xvb_model_ops *ops;
 	void *priv;
 	bool failed;			/* model could not be created: stays Closed */
@@ -610,8 +613,9 @@ static int connect_frontend(struct xvb_conn *c, char *why, size_t whylen)
 		if ((rc = rd_u32(c, c->fepath, XVMSG_XS_POOL_REF, &pool_ref)) ||
 		    (rc = rd_u32(c, c->fepath, XVMSG_XS_POOL_PAGES, &pool_pages)))
 			BAD("frontend keys pool-ref/pool-pages missing or not numbers");
-		if (pool_pages == 0 || pool_pages > c->max_pool)
-			BAD("frontend pool of %u pages outside 1..%u", pool_pages, c->max_pool);
+		if (pool_pages < c->min_pool || pool_pages > c->max_pool)
+			BAD("frontend pool of %u pages outside %u..%u (a %s needs at least %u)",
+			    pool_pages, c->min_pool, c->max_pool, c->ops->type, c->min_pool);
 	}
 	rc = rd_u32(c, c->fepath, XVMSG_XS_NUM_QUEUES, &nq);
 	if (rc == -ENOENT)
@@ -793,6 +797,17 @@ int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struc
 	if (!c->ops) {
 		c->failed = true;
 		fail(c, "unknown device type");
+		return 0;
+	}
+	c->min_pool = xvmsg_min_pool_pages(c->ops->type);
+	if (c->mode == XVMSG_MODE_POOL && c->max_pool < c->min_pool) {
+		char why[160];
+
+		snprintf(why, sizeof(why),
+			 "toolstack key pool-pages %u is below the minimum of %u pages for %s",
+			 c->max_pool, c->min_pool, c->ops->type);
+		c->failed = true;
+		fail(c, why);
 		return 0;
 	}
 	env.loop = be->loop;

@@ -53,7 +53,19 @@ struct xvb_model_env {
 	const char *name;		/* for messages, e.g. "blk0(dom2)" */
 };
 
-/* Every op must be set except set_config, features and quiesce (may be NULL). */
+/*
+ * What the transport can carry in one request, for the connected driver.
+ * In pool mode every buffer is bounced through the pool, so a model must
+ * not offer request shapes beyond these (include/xvmsg/pool.h); a zero
+ * field means no limit beyond the model's own.
+ */
+struct xvb_req_limits {
+	uint32_t seg_bytes;		/* largest single buffer */
+	uint32_t req_bytes;		/* largest data payload of one request */
+};
+
+/* Every op must be set except set_config, set_limits, features and quiesce
+ * (may be NULL). */
 struct xvb_model_ops {
 	const char *type;		/* "blk", "rng", "console" */
 	uint32_t device_id;		/* VIRTIO_ID_* */
@@ -69,6 +81,9 @@ struct xvb_model_ops {
 	/* Device-specific feature bits (0..63); the core adds the transport
 	 * bits (VERSION_1, ACCESS_PLATFORM, RING_EVENT_IDX, INDIRECT_DESC). */
 	uint64_t (*features)(void *priv);
+	/* The transport's limits for the driver that just connected, before
+	 * it reads features or config; zeros again at disconnect. */
+	void (*set_limits)(void *priv, const struct xvb_req_limits *lim);
 	/* Fill config space (config_size bytes, little-endian fields). */
 	void (*get_config)(void *priv, uint8_t *cfg);
 	/* Driver wrote config bytes; NULL = read-only config.  0 or -errno. */

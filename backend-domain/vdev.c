@@ -13,6 +13,7 @@
 #include <string.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
+#include <xvmsg/pool.h>
 
 #include "core.h"
 
@@ -44,7 +45,20 @@ void xvb_vdev_init(struct xvb_vdev *d, const struct xvb_model_ops *ops, void *pr
 
 void xvb_vdev_set_mapcache(struct xvb_vdev *d, struct xvb_mapcache *mc)
 {
+	struct xvb_req_limits lim = { 0 };
+
 	d->mc = mc;
+	/* Pool mode: no request shape the pool cannot carry (xvmsg/pool.h). */
+	if (mc && mc->mode == XVMSG_MODE_POOL) {
+		lim.seg_bytes = xvmsg_pool_seg_bytes(mc->pool_pages);
+		lim.req_bytes = xvmsg_pool_req_bytes(mc->pool_pages);
+	}
+	if (d->ops->set_limits) {
+		d->ops->set_limits(d->priv, &lim);
+		/* The offer may follow the limits (blk: SIZE_MAX in pool mode). */
+		d->dev_features = TRANSPORT_FEATURES |
+				  (d->ops->features ? d->ops->features(d->priv) : 0);
+	}
 }
 
 void xvb_vdev_reset(struct xvb_vdev *d)

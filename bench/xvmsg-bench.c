@@ -39,6 +39,8 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <xvmsg/pool.h>
+
 #include "xvmsg-drv.h"
 
 #define SECTOR			512
@@ -537,6 +539,25 @@ static uint64_t max_inflight_bytes(const struct bench *b)
 	return m;
 }
 
+/*
+ * Pool pages for the chosen workloads: every request in flight at once, and
+ * a pool whose request limits (docs/protocol.md 4.1; the driver library
+ * cuts seg_max to XVD_BLK_MAX_SEGS) carry the largest block size whole.
+ */
+static unsigned int pool_pages_for(const struct bench *b)
+{
+	uint64_t need = max_inflight_bytes(b) / 4096 + 64, bs = 0;
+
+	for (int w = 0; w < NWL; w++)
+		if (b->o.wls & (1u << w) && workloads[w].bs > bs)
+			bs = workloads[w].bs;
+	while (need < MAX_POOL_PAGES &&
+	       (uint64_t)xvmsg_pool_seg_max((uint32_t)need, XVD_BLK_MAX_SEGS) *
+	       xvmsg_pool_seg_bytes((uint32_t)need) < bs)
+		need++;
+	return need < MAX_POOL_PAGES ? (unsigned int)need : MAX_POOL_PAGES;
+}
+
 /* Driver library messages: shown, except after a failure, when closing a
  * domain whose backend is gone only adds noise. */
 static void drv_log(void *ctx, int level, const char *msg)
@@ -565,7 +586,7 @@ static int dev_open(struct bench *b, struct bench_dev *bd, int mode)
 		.export_name = exports[mode],
 		.devid = DEVID,
 		.mode = drv_modes[mode],
-		.pool_pages = need + 64 < MAX_POOL_PAGES ? (unsigned int)(need + 64) : MAX_POOL_PAGES,
+		.pool_pages = pool_pages_for(b),
 	};
 	unsigned int maxqd = 0;
 	struct xvd_blk_info info;

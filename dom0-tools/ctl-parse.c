@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <xvmsg/pool.h>
 #include <xvmsg/xenbus.h>
 
 #include "ctl-parse.h"
@@ -227,6 +228,19 @@ int ctl_dev_set(struct ctl_dev *d, const char *key, const char *value, char *err
 	return 0;
 }
 
+/* Checks across keys, once all are set: a pool mode device's pool must be
+ * large enough for its type (include/xvmsg/pool.h). */
+static int dev_check(const struct ctl_dev *d, char *err, size_t errlen)
+{
+	unsigned int min = xvmsg_min_pool_pages(d->type);
+
+	if (!strcmp(d->mode, "pool") && d->pool_pages < min)
+		return say(err, errlen, -EINVAL,
+			   "pool-pages must be at least %u for %s in pool mode, not %lu", min,
+			   d->type, d->pool_pages);
+	return 0;
+}
+
 /* ---- description files -------------------------------------------------- */
 
 #define DESC_SEP " \t\r"
@@ -271,7 +285,7 @@ static int desc_line(char *line, struct ctl_dev *d, char *err, size_t errlen)
 	}
 	if (!seen[0])
 		return say(err, errlen, -EINVAL, "backend=DOMAIN missing");
-	return 0;
+	return dev_check(d, err, errlen);
 }
 
 int ctl_parse_desc(const char *buf, size_t len, const char *name, struct ctl_desc *d,
@@ -415,7 +429,7 @@ static int parse_attach(int argc, char *const argv[], struct ctl_args *a, char *
 	    ctl_dev_set(&a->dev, "type", pos[2], err, errlen) ||
 	    (npos == 4 && ctl_dev_set(&a->dev, "params", pos[3], err, errlen)))
 		return -EINVAL;
-	return 0;
+	return dev_check(&a->dev, err, errlen);
 }
 
 static int parse_devid_arg(const char *s, unsigned int *devid, char *err, size_t errlen)

@@ -3,6 +3,11 @@
  * virtio-blk helper: one request queue, asynchronous submit/poll for
  * benchmarks at any queue depth, and synchronous wrappers.
  *
+ * A read or write buffer is cut into segments of at most the device's
+ * size_max, at most seg_max of them (the device derives both from its pool
+ * in pool mode: include/xvmsg/pool.h); xvd_blk_max_io() tells the largest
+ * request, and the synchronous wrappers split larger I/O into such requests.
+ *
  * Each request uses a private 64-byte slot in guest RAM for its header
  * (virtio_blk_outhdr), its discard/write-zeroes segment and its status byte,
  * so that the same code works in all three memory modes.
@@ -10,6 +15,7 @@
  * Copyright (c) 2026 The xvmsg authors
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/virtio_blk.h>
@@ -22,12 +28,16 @@
 #define SLOT_STATUS	32
 #define SECTOR		512
 
+_Static_assert(XVD_BLK_MAX_SEGS + 2 <= XVD_MAX_SEGS, "a request's chain must fit");
+
 struct blk_req {
 	void *cookie;
 	uint16_t slot;
 };
 
 struct blk_priv {
+	uint32_t seg_max;		/* data segments per request, >= 1 */
+	uint32_t seg_bytes;		/* size_max; 0: no limit per segment */
 	uint8_t *slots;			/* nslots * SLOT_SIZE, guest RAM */
 	struct blk_req *req;
 	uint16_t *free;
@@ -46,6 +56,44 @@ static void blk_free(struct xvd_dev *dev)
 	dev->type_priv = NULL;
 }
 
+/*
+ * seg_max and size_max from config space, when negotiated.  A seg_max the
+ * ring could not carry (segments plus header and status in one chain) is
+ * cut; 0 counts as 1, as Linux's virtio_blk does.  A size_max below one
+ * sector could carry no I/O: -EPROTO.
+ */
+static int blk_read_limits(struct xvd_dev *dev, void *arg)
+{
+	struct blk_priv *p = arg;
+	uint32_t ring_max = dev->vq[0].size > 2 ? dev->vq[0].size - 2 : 1;
+	__le32 v;
+	int r;
+
+	p->seg_max = 1;
+	p->seg_bytes = 0;
+	if (dev->features & (1ULL << VIRTIO_BLK_F_SEG_MAX)) {
+		r = xvd_dev_config_read(dev, offsetof(struct virtio_blk_config, seg_max), &v,
+					sizeof(v));
+		if (r < 0)
+			return r;
+		p->seg_max = le32toh(v) ? le32toh(v) : 1;
+	}
+	if (p->seg_max > XVD_BLK_MAX_SEGS)
+		p->seg_max = XVD_BLK_MAX_SEGS;
+	if (p->seg_max > ring_max)
+		p->seg_max = ring_max;
+	if (dev->features & (1ULL << VIRTIO_BLK_F_SIZE_MAX)) {
+		r = xvd_dev_config_read(dev, offsetof(struct virtio_blk_config, size_max), &v,
+					sizeof(v));
+		if (r < 0)
+			return r;
+		p->seg_bytes = le32toh(v) & ~(uint32_t)(SECTOR - 1);
+		if (!p->seg_bytes)
+			return -EPROTO;
+	}
+	return 0;
+}
+
 int xvd_blk_open(struct xvd_domain *d, const struct xvd_dev_opts *o, struct xvd_dev **out)
 {
 	struct xvd_dev_opts bo = *o;
@@ -55,14 +103,16 @@ int xvd_blk_open(struct xvd_domain *d, const struct xvd_dev_opts *o, struct xvd_
 
 	bo.features |= 1ULL << VIRTIO_BLK_F_RO | 1ULL << VIRTIO_BLK_F_BLK_SIZE |
 		       1ULL << VIRTIO_BLK_F_FLUSH | 1ULL << VIRTIO_BLK_F_DISCARD |
-		       1ULL << VIRTIO_BLK_F_WRITE_ZEROES | 1ULL << VIRTIO_BLK_F_SEG_MAX;
-	r = xvd_dev_open(d, &bo, VIRTIO_ID_BLOCK, 1, &dev);
-	if (r < 0)
-		return r;
+		       1ULL << VIRTIO_BLK_F_WRITE_ZEROES | 1ULL << VIRTIO_BLK_F_SEG_MAX |
+		       1ULL << VIRTIO_BLK_F_SIZE_MAX;
 	p = calloc(1, sizeof(*p));
-	if (!p) {
-		r = -ENOMEM;
-		goto err;
+	if (!p)
+		return -ENOMEM;
+	/* The limits are read before DRIVER_OK, as virtio_blk's probe does. */
+	r = xvd_dev_open_ready(d, &bo, VIRTIO_ID_BLOCK, 1, blk_read_limits, p, &dev);
+	if (r < 0) {
+		free(p);
+		return r;
 	}
 	dev->type_priv = p;
 	dev->type_free = blk_free;
@@ -106,7 +156,21 @@ int xvd_blk_info(struct xvd_dev *dev, struct xvd_blk_info *info)
 	info->flush = dev->features & (1ULL << VIRTIO_BLK_F_FLUSH);
 	info->discard = dev->features & (1ULL << VIRTIO_BLK_F_DISCARD);
 	info->write_zeroes = dev->features & (1ULL << VIRTIO_BLK_F_WRITE_ZEROES);
+	info->seg_max = ((struct blk_priv *)dev->type_priv)->seg_max;
+	info->size_max = ((struct blk_priv *)dev->type_priv)->seg_bytes;
+	info->max_io = xvd_blk_max_io(dev);
 	return 0;
+}
+
+size_t xvd_blk_max_io(const struct xvd_dev *dev)
+{
+	const struct blk_priv *p = dev->type_priv;
+
+	if (!p || dev->type_free != blk_free)
+		return 0;
+	if (!p->seg_bytes)
+		return UINT32_MAX & ~(size_t)(SECTOR - 1);
+	return (size_t)p->seg_max * p->seg_bytes;
 }
 
 int xvd_blk_submit(struct xvd_dev *dev, int op, uint64_t sector, void *buf, size_t len,
@@ -120,7 +184,7 @@ int xvd_blk_submit(struct xvd_dev *dev, int op, uint64_t sector, void *buf, size
 	};
 	struct blk_priv *p = dev->type_priv;
 	struct virtio_blk_outhdr hdr = { 0 };
-	struct xvd_buf bufs[3];
+	struct xvd_buf bufs[XVD_BLK_MAX_SEGS + 2];
 	unsigned int n = 0;
 	uint8_t *s;
 	uint16_t slot;
@@ -138,6 +202,8 @@ int xvd_blk_submit(struct xvd_dev *dev, int op, uint64_t sector, void *buf, size
 		return -EINVAL;
 	if (op == XVD_BLK_GET_ID && (!buf || len < VIRTIO_BLK_ID_BYTES))
 		return -EINVAL;
+	if ((op == XVD_BLK_READ || op == XVD_BLK_WRITE) && len > xvd_blk_max_io(dev))
+		return -E2BIG;
 	if (!p->nfree)
 		return dev->err ? dev->err : -ENOSPC;
 
@@ -149,9 +215,16 @@ int xvd_blk_submit(struct xvd_dev *dev, int op, uint64_t sector, void *buf, size
 	memcpy(s, &hdr, sizeof(hdr));
 	s[SLOT_STATUS] = 0xff;		/* not written by the device => -EIO */
 	bufs[n++] = (struct xvd_buf){ .addr = s, .len = sizeof(hdr), .dev_writes = false };
-	if (op == XVD_BLK_READ || op == XVD_BLK_WRITE)
-		bufs[n++] = (struct xvd_buf){ .addr = buf, .len = (uint32_t)len, .dev_writes = op == XVD_BLK_READ };
-	else if (op == XVD_BLK_GET_ID)
+	if (op == XVD_BLK_READ || op == XVD_BLK_WRITE) {
+		size_t seg = p->seg_bytes ? p->seg_bytes : len;
+
+		for (size_t off = 0; off < len; off += seg)
+			bufs[n++] = (struct xvd_buf){
+				.addr = (uint8_t *)buf + off,
+				.len = (uint32_t)(len - off < seg ? len - off : seg),
+				.dev_writes = op == XVD_BLK_READ,
+			};
+	} else if (op == XVD_BLK_GET_ID)
 		bufs[n++] = (struct xvd_buf){ .addr = buf, .len = VIRTIO_BLK_ID_BYTES, .dev_writes = true };
 	else if (op != XVD_BLK_FLUSH) {
 		struct virtio_blk_discard_write_zeroes seg = {
@@ -252,14 +325,33 @@ static int blk_sync(struct xvd_dev *dev, int op, uint64_t sector, void *buf, siz
 	return r;
 }
 
+/* READ or WRITE of any length, as requests of at most xvd_blk_max_io(). */
+static int blk_sync_rw(struct xvd_dev *dev, int op, uint64_t sector, uint8_t *buf, size_t len)
+{
+	size_t max = xvd_blk_max_io(dev), n;
+	int r;
+
+	if (!max)
+		return -EINVAL;
+	if (!len || len % SECTOR)
+		return -EINVAL;
+	for (; len; len -= n, buf += n, sector += n / SECTOR) {
+		n = len < max ? len : max;
+		r = blk_sync(dev, op, sector, buf, n);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 int xvd_blk_read(struct xvd_dev *dev, uint64_t sector, void *buf, size_t len)
 {
-	return blk_sync(dev, XVD_BLK_READ, sector, buf, len);
+	return blk_sync_rw(dev, XVD_BLK_READ, sector, buf, len);
 }
 
 int xvd_blk_write(struct xvd_dev *dev, uint64_t sector, const void *buf, size_t len)
 {
-	return blk_sync(dev, XVD_BLK_WRITE, sector, (void *)buf, len);
+	return blk_sync_rw(dev, XVD_BLK_WRITE, sector, (uint8_t *)buf, len);
 }
 
 int xvd_blk_flush(struct xvd_dev *dev)

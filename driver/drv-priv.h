@@ -229,6 +229,11 @@ struct xvd_dev {
 
 	void *type_priv;		/* device helper state */
 	void (*type_free)(struct xvd_dev *dev);
+	/* Device helper's step before DRIVER_OK (features negotiated, queues
+	 * set up), at every initialisation: reads config it needs, as Linux
+	 * drivers do in probe.  0 or -errno. */
+	int (*before_ready)(struct xvd_dev *dev, void *arg);
+	void *before_ready_arg;
 };
 
 #define dev_log(dev, lvl, fmt, ...) \
@@ -237,6 +242,10 @@ struct xvd_dev {
 /* vmsg-drv.c */
 /* Handle incoming notifications and messages without blocking. */
 void xvd_dev_service(struct xvd_dev *dev);
+/* xvd_dev_open() with a step run before DRIVER_OK (see before_ready). */
+int xvd_dev_open_ready(struct xvd_domain *d, const struct xvd_dev_opts *o, uint32_t device_id,
+		       unsigned int num_queues, int (*before_ready)(struct xvd_dev *, void *),
+		       void *arg, struct xvd_dev **out);
 /* Run the virtio initialisation (reset .. DRIVER_OK), setting up the queues. */
 int xvd_virtio_init(struct xvd_dev *dev);
 int xvd_set_status(struct xvd_dev *dev, uint32_t status);

@@ -476,6 +476,8 @@ int xvd_virtio_init(struct xvd_dev *dev)
 	}
 	for (unsigned int q = 0; q < dev->num_queues && r >= 0; q++)
 		r = setup_queue(dev, q);
+	if (r >= 0 && dev->before_ready)
+		r = dev->before_ready(dev, dev->before_ready_arg);
 	if (r >= 0)
 		r = xvd_set_status(dev, VMSG_STATUS_ACKNOWLEDGE | VMSG_STATUS_DRIVER |
 				   VMSG_STATUS_FEATURES_OK | VMSG_STATUS_DRIVER_OK);

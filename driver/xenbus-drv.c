@@ -452,6 +452,13 @@ void xvd_xenbus_disconnect(struct xvd_dev *dev)
 int xvd_dev_open(struct xvd_domain *d, const struct xvd_dev_opts *o, uint32_t device_id,
 		 unsigned int num_queues, struct xvd_dev **out)
 {
+	return xvd_dev_open_ready(d, o, device_id, num_queues, NULL, NULL, out);
+}
+
+int xvd_dev_open_ready(struct xvd_domain *d, const struct xvd_dev_opts *o, uint32_t device_id,
+		       unsigned int num_queues, int (*before_ready)(struct xvd_dev *, void *),
+		       void *arg, struct xvd_dev **out)
+{
 	struct xvd_dev *dev;
 	int r;
 
@@ -476,6 +483,8 @@ int xvd_dev_open(struct xvd_domain *d, const struct xvd_dev_opts *o, uint32_t de
 	snprintf(dev->name, sizeof(dev->name), "dev%u(%s)", o->devid, dev->export_name);
 	dev->device_id = device_id;
 	dev->num_queues = num_queues;
+	dev->before_ready = before_ready;
+	dev->before_ready_arg = arg;
 	dev->next = d->devs;
 	d->devs = dev;
 

@@ -177,9 +177,16 @@ unsigned int xvd_vq_inflight(const struct xvd_dev *dev, unsigned int q);
 enum { XVD_BLK_READ, XVD_BLK_WRITE, XVD_BLK_FLUSH, XVD_BLK_GET_ID,
        XVD_BLK_DISCARD, XVD_BLK_WRITE_ZEROES };
 
+/* Data segments one request may have at most (virtio-blk seg_max is cut to
+ * it): a chain holds 64 buffers, header and status among them. */
+#define XVD_BLK_MAX_SEGS	62
+
 struct xvd_blk_info {
 	uint64_t capacity;	/* 512-byte sectors */
 	uint32_t blk_size;	/* 512 unless the device says otherwise */
+	uint32_t seg_max;	/* data segments per request (1 if not offered) */
+	uint32_t size_max;	/* bytes per segment; 0: not limited */
+	size_t max_io;		/* largest READ/WRITE one request carries */
 	bool ro, flush, discard, write_zeroes;
 };
 
@@ -188,8 +195,12 @@ struct xvd_blk_info {
 int xvd_blk_open(struct xvd_domain *d, const struct xvd_dev_opts *o, struct xvd_dev **out);
 /* Read capacity etc. from config space.  Blocks. */
 int xvd_blk_info(struct xvd_dev *dev, struct xvd_blk_info *info);
-/* Queue one request.  READ/WRITE: len multiple of 512; GET_ID: buf of 20
- * bytes; DISCARD/WRITE_ZEROES: len bytes from sector, buf unused; FLUSH: none.
+/* Largest READ/WRITE length one request carries: seg_max segments of
+ * size_max (the device's limits; in pool mode they follow the pool). */
+size_t xvd_blk_max_io(const struct xvd_dev *dev);
+/* Queue one request.  READ/WRITE: len multiple of 512, at most
+ * xvd_blk_max_io() (-E2BIG); GET_ID: buf of 20 bytes; DISCARD/WRITE_ZEROES:
+ * len bytes from sector, buf unused; FLUSH: none.
  * Never blocks: -ENOSPC/-ENOMEM when no room (poll, then retry), -EROFS. */
 int xvd_blk_submit(struct xvd_dev *dev, int op, uint64_t sector, void *buf, size_t len,
 		   void *cookie, unsigned int flags);
@@ -198,7 +209,9 @@ int xvd_blk_submit(struct xvd_dev *dev, int op, uint64_t sector, void *buf, size
  * (-1 = the device timeout) and returns 0 on timeout. */
 int xvd_blk_poll(struct xvd_dev *dev, struct xvd_done *done, unsigned int max);
 int xvd_blk_wait(struct xvd_dev *dev, struct xvd_done *done, unsigned int max, int timeout_ms);
-/* Synchronous wrappers (-EBUSY while async requests are in flight).  Block. */
+/* Synchronous wrappers (-EBUSY while async requests are in flight).  Block.
+ * Reads and writes of any length are split into requests of at most
+ * xvd_blk_max_io(); an error stops at the failed request. */
 int xvd_blk_read(struct xvd_dev *dev, uint64_t sector, void *buf, size_t len);
 int xvd_blk_write(struct xvd_dev *dev, uint64_t sector, const void *buf, size_t len);
 int xvd_blk_flush(struct xvd_dev *dev);

@@ -801,7 +801,6 @@ const struct dma_map_ops *xvmsg_dma_ops(int mode)
 int xvmsg_pool_create(struct xvmsg_conn *c, unsigned int npages)
 {
 	struct xvmsg_pool *p = &c->pool;
-	size_t bytes = (size_t)npages << PAGE_SHIFT;
 	unsigned int i;
 	int r;
 
@@ -836,11 +835,12 @@ int xvmsg_pool_create(struct xvmsg_conn *c, unsigned int npages)
 	}
 	xvmsg_stat_add(c->info, XVMSG_ST_GRANTS, npages);
 	/*
-	 * Largest streaming mapping: small enough that a whole block request
-	 * (seg_max segments of this size) fits in a fraction of the pool, so
-	 * a request never waits for more pool than there is.
+	 * Largest streaming mapping (include/xvmsg/pool.h): seg_max segments
+	 * of this size fit in half the pool (the backend derives seg_max from
+	 * the pool, clamp_blk_seg_max() makes sure), so a request never waits
+	 * for more pool than there is.
 	 */
-	c->max_map = clamp_t(size_t, bytes / 128, PAGE_SIZE, SZ_64K) & PAGE_MASK;
+	c->max_map = xvmsg_pool_seg_bytes(npages);
 	return 0;
 }
 

@@ -62,6 +62,7 @@ void xvmsg_conn_fail(struct xvmsg_conn *c, const char *fmt, ...)
 
 	if (test_and_set_bit(XVMSG_F_BROKEN, &c->flags))
 		return;
+	set_bit(XVMSG_F_FAILED, &c->flags);
 	va_start(args, fmt);
 	vaf.fmt = fmt;
 	vaf.va = &args;
@@ -106,10 +107,13 @@ void xvmsg_ev_work(struct work_struct *w)
 	 * forever on a broken queue (virtio_blk has no timeout, and the stall
 	 * watchdog stands down once the device is broken), so fail them.
 	 */
-	if (any && (test_and_clear_bit(XVMSG_F_RING_FAIL, &c->flags) ||
-		    (test_bit(XVMSG_F_BROKEN, &c->flags) &&
-		     !test_bit(XVMSG_F_BREAK_DONE, &c->flags))))
-		xvmsg_vdev_fail_broken(any);
+	if (any) {
+		bool lie = test_and_clear_bit(XVMSG_F_RING_FAIL, &c->flags);
+
+		if (lie || (test_bit(XVMSG_F_BROKEN, &c->flags) &&
+			    !test_bit(XVMSG_F_BREAK_DONE, &c->flags)))
+			xvmsg_vdev_fail_broken(any, lie || test_bit(XVMSG_F_FAILED, &c->flags));
+	}
 	if (!vd)
 		return;
 	if (test_bit(XVMSG_F_BROKEN, &c->flags) &&

@@ -11,6 +11,7 @@
  * Copyright (c) 2026 The xvmsg authors
  */
 #include <linux/slab.h>
+#include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ids.h>
 #include <linux/virtio_ring.h>
@@ -37,6 +38,37 @@ static void note_generation(struct xvmsg_conn *c, u32 gen)
 	if (++c->gen_changes > XVMSG_GEN_CHANGES_MAX)
 		xvmsg_conn_fail(c, "config generation changed on %u reads in a row",
 				XVMSG_GEN_CHANGES_MAX);
+}
+
+/*
+ * Pool mode: every block request is bounced through the pool, so one the
+ * pool cannot hold is retried by blk-mq for ever (-ENOMEM from the DMA
+ * map), unkillable.  The backend derives seg_max from the pool
+ * (include/xvmsg/pool.h); a backend that offers more (an older or a
+ * hostile one) has seg_max cut here, where virtio_blk reads it, so the
+ * block layer never builds such a request.  Segments are at most max_map
+ * (our max_mapping_size), whatever size_max says.
+ */
+static void clamp_blk_seg_max(struct xvmsg_conn *c, unsigned int offset, void *buf,
+			      unsigned int len)
+{
+	const unsigned int at = offsetof(struct virtio_blk_config, seg_max);
+	u32 offered, fits;
+	__le32 v;
+
+	if (c->mode != XVMSG_MODE_POOL || c->dinfo.device_id != VIRTIO_ID_BLOCK ||
+	    offset > at || len < at + sizeof(v) - offset)
+		return;
+	memcpy(&v, buf + at - offset, sizeof(v));
+	offered = le32_to_cpu(v);
+	fits = max_t(u32, xvmsg_pool_seg_max(c->pool.npages, offered), 1);
+	if (offered == fits)
+		return;
+	dev_info_once(xvmsg_dev(c),
+		      "seg_max %u from the backend is more than a %u-page pool carries: using %u\n",
+		      offered, c->pool.npages, fits);
+	v = cpu_to_le32(fits);
+	memcpy(buf + at - offset, &v, sizeof(v));
 }
 
 static void xv_get(struct virtio_device *vdev, unsigned int offset, void *buf, unsigned int len)
@@ -82,6 +114,7 @@ static void xv_get(struct virtio_device *vdev, unsigned int offset, void *buf, u
 	mutex_unlock(&c->cfg_lock);
 	if (done < len)
 		memset(buf + done, 0, len - done);
+	clamp_blk_seg_max(c, offset, buf, len);
 }
 
 static void xv_set(struct virtio_device *vdev, unsigned int offset, const void *buf,
@@ -575,9 +608,13 @@ static void xvmsg_fail_inflight(struct virtio_device *vdev)
 	}
 }
 
-/* A used ring lied, the backend stopped answering, or the connection
- * failed: fail what is in flight and keep the device broken. */
-void xvmsg_vdev_fail_broken(struct xvmsg_vdev *vd)
+/*
+ * The connection ended: fail what is in flight and keep the device broken.
+ * failure: a used ring lied, the backend stopped answering, or a message
+ * failed (an error); otherwise the connection was closed in order (the
+ * device detached, the backend closing, the module unbound: info).
+ */
+void xvmsg_vdev_fail_broken(struct xvmsg_vdev *vd, bool failure)
 {
 	struct xvmsg_conn *c = vd->conn;
 
@@ -586,9 +623,14 @@ void xvmsg_vdev_fail_broken(struct xvmsg_vdev *vd)
 		mutex_unlock(&c->vq_lock);
 		return;		/* broken already, and its requests failed */
 	}
-	dev_err(xvmsg_dev(c), "%s: the backend broke a virtqueue, stopped answering or failed "
-		"the connection: device broken, requests in flight failed\n",
-		dev_name(&vd->vdev.dev));
+	if (failure)
+		dev_err(xvmsg_dev(c), "%s: the backend broke a virtqueue, stopped answering or "
+			"failed the connection: device broken, requests in flight failed\n",
+			dev_name(&vd->vdev.dev));
+	else
+		dev_info(xvmsg_dev(c), "%s: connection closed (device detached, backend closing "
+			 "or driver unbound): device stopped, requests in flight failed\n",
+			 dev_name(&vd->vdev.dev));
 	__virtio_unbreak_device(&vd->vdev);
 	xvmsg_fail_inflight(&vd->vdev);
 	virtio_break_device(&vd->vdev);

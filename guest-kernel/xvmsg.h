@@ -42,6 +42,7 @@
 #include <xen/grant_table.h>
 #include <xen/xenbus.h>
 
+#include <xvmsg/pool.h>
 #include <xvmsg/wire.h>
 
 /*
@@ -167,6 +168,7 @@ enum {
 	XVMSG_F_DYING,		/* interrupts no longer schedule work */
 	XVMSG_F_D2B_WAIT,	/* a request waits for room in d2b */
 	XVMSG_F_RING_FAIL,	/* virtio_ring found a lie in a used ring */
+	XVMSG_F_FAILED,		/* broken by a failure (xvmsg_conn_fail), not a stop */
 };
 
 struct xvmsg_vdev;
@@ -290,7 +292,7 @@ void xvmsg_stall_work(struct work_struct *w);
 irqreturn_t xvmsg_vq_irq(int irq, void *data);
 /* Ask the device what it is and register a virtio device for it.  Sleeps. */
 int xvmsg_vdev_register(struct xvmsg_conn *c);
-void xvmsg_vdev_fail_broken(struct xvmsg_vdev *vd);
+void xvmsg_vdev_fail_broken(struct xvmsg_vdev *vd, bool failure);
 /* Unregister it; graceful: the backend still works, do not break it first. */
 void xvmsg_vdev_unregister(struct xvmsg_conn *c, bool graceful);
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * virtio-blk on a raw image file or block device (virtio 1.2, 5.2).
- * Requests are served synchronously from notify().
+ * Requests are served synchronously from notify().  In pool mode seg_max and
+ * size_max follow the pool (set_limits), so no request outgrows it.
  *
  * Params:
  *   path=FILE          image; size a non-zero multiple of 512 (required)
@@ -44,6 +45,7 @@ struct blk {
 	uint64_t capacity;		/* in sectors */
 	uint32_t discard_align;		/* in sectors */
 	char serial[VIRTIO_BLK_ID_BYTES];
+	struct xvb_req_limits lim;	/* the transport's, for the connected driver */
 	struct xvb_vdev *vdev;		/* set between activate and reset */
 	uint64_t features;		/* negotiated */
 	void *zeroes;			/* write-zeroes fallback buffer */
@@ -191,6 +193,8 @@ static uint64_t blk_features(void *priv)
 	uint64_t f = 1ULL << VIRTIO_BLK_F_SEG_MAX | 1ULL << VIRTIO_BLK_F_BLK_SIZE |
 		     1ULL << VIRTIO_BLK_F_FLUSH;
 
+	if (b->lim.seg_bytes)
+		f |= 1ULL << VIRTIO_BLK_F_SIZE_MAX;
 	if (b->ro)
 		f |= 1ULL << VIRTIO_BLK_F_RO;
 	if (b->discard && !b->ro)
@@ -200,6 +204,27 @@ static uint64_t blk_features(void *priv)
 	return f;
 }
 
+static void blk_set_limits(void *priv, const struct xvb_req_limits *lim)
+{
+	struct blk *b = priv;
+
+	b->lim = *lim;
+}
+
+/*
+ * Segments per request: BLK_SEG_MAX, or fewer when the transport limits the
+ * request (pool mode: seg_max segments of size_max bytes fit in its budget).
+ */
+static uint32_t blk_seg_max(const struct blk *b)
+{
+	uint32_t n;
+
+	if (!b->lim.seg_bytes || !b->lim.req_bytes)
+		return BLK_SEG_MAX;
+	n = b->lim.req_bytes / b->lim.seg_bytes;
+	return n < 1 ? 1 : n < BLK_SEG_MAX ? n : BLK_SEG_MAX;
+}
+
 static void blk_get_config(void *priv, uint8_t *cfg)
 {
 	struct blk *b = priv;
@@ -207,7 +232,8 @@ static void blk_get_config(void *priv, uint8_t *cfg)
 
 	memset(&c, 0, sizeof(c));
 	c.capacity = htole64(b->capacity);
-	c.seg_max = htole32(BLK_SEG_MAX);
+	c.size_max = htole32(b->lim.seg_bytes);
+	c.seg_max = htole32(blk_seg_max(b));
 	c.blk_size = htole32(BLK_SECTOR_SIZE);
 	c.max_discard_sectors = htole32(BLK_DWZ_MAX_SECTORS);
 	c.max_discard_seg = htole32(BLK_DWZ_MAX_SEG);
@@ -474,6 +500,7 @@ const struct xvb_model_ops xvb_blk_ops = {
 	.create = blk_create,
 	.destroy = blk_destroy,
 	.features = blk_features,
+	.set_limits = blk_set_limits,
 	.get_config = blk_get_config,
 	.activate = blk_activate,
 	.reset = blk_reset,

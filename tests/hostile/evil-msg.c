@@ -27,7 +27,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <xvmsg/pool.h>
+
 #include "evil.h"
+
+/* Pages of the pool the hand-made handshakes grant: the rng minimum. */
+#define MANUAL_POOL	XVMSG_MIN_POOL_PAGES_RNG
 
 #define RAW_TOKEN_BASE	0x9000u		/* raw tokens: far from the library's */
 
@@ -1139,7 +1144,8 @@ static int manual_setup(struct xvd_domain *d, unsigned int devid, struct manual 
 	h->bus = bus;
 	h->devid = devid;
 	h->mem.handle = -1;
-	r = bus->ops->mem_alloc(bus, DRV_MEM_DEV, devid, 2, &h->mem);
+	/* The message page, then a pool of the rng's minimum (xvmsg/pool.h). */
+	r = bus->ops->mem_alloc(bus, DRV_MEM_DEV, devid, 1 + MANUAL_POOL, &h->mem);
 	if (r)
 		return r;
 	h->mem_ok = true;
@@ -1147,13 +1153,12 @@ static int manual_setup(struct xvd_domain *d, unsigned int devid, struct manual 
 	r = bus->ops->mem_share(bus, &h->mem);
 	if (r)
 		return r;
-	r = bus->ops->gnt_alloc(bus, 2, &h->ref);
+	r = bus->ops->gnt_alloc(bus, 1 + MANUAL_POOL, &h->ref);
 	if (r)
 		return r;
 	h->ref_ok = true;
-	r = bus->ops->gnt_grant(bus, h->ref, h->mem.gfn, false);
-	if (!r)
-		r = bus->ops->gnt_grant(bus, h->ref + 1, h->mem.gfn + 1, false);
+	for (unsigned int i = 0; i <= MANUAL_POOL && !r; i++)
+		r = bus->ops->gnt_grant(bus, h->ref + i, h->mem.gfn + i, false);
 	if (r)
 		return r;
 	r = bus->ops->evtchn_alloc(bus, &h->port);
@@ -1163,7 +1168,7 @@ static int manual_setup(struct xvd_domain *d, unsigned int devid, struct manual 
 	return 0;
 }
 
-/* The keys of a good handshake (pool of one page, no queue channels). */
+/* The keys of a good handshake (the smallest pool, no queue channels). */
 static int manual_keys(struct manual *h)
 {
 	int r = fe_put(h, XVMSG_XS_MODE, "pool");
@@ -1175,7 +1180,7 @@ static int manual_keys(struct manual *h)
 	if (!r)
 		r = fe_putu(h, XVMSG_XS_POOL_REF, h->ref + 1);
 	if (!r)
-		r = fe_putu(h, XVMSG_XS_POOL_PAGES, 1);
+		r = fe_putu(h, XVMSG_XS_POOL_PAGES, MANUAL_POOL);
 	if (!r)
 		r = fe_putu(h, XVMSG_XS_NUM_QUEUES, 0);
 	return r;
@@ -1186,9 +1191,9 @@ static void manual_free(struct manual *h)
 	if (h->port_ok)
 		h->bus->ops->evtchn_free(h->bus, h->port);
 	if (h->ref_ok) {
-		h->bus->ops->gnt_revoke(h->bus, h->ref);
-		h->bus->ops->gnt_revoke(h->bus, h->ref + 1);
-		h->bus->ops->gnt_free(h->bus, h->ref, 2);
+		for (unsigned int i = 0; i <= MANUAL_POOL; i++)
+			h->bus->ops->gnt_revoke(h->bus, h->ref + i);
+		h->bus->ops->gnt_free(h->bus, h->ref, 1 + MANUAL_POOL);
 	}
 	if (h->mem_ok)
 		h->bus->ops->mem_free(h->bus, &h->mem);
@@ -1363,8 +1368,10 @@ static int case_handshake_abuse(struct evil_env *e, char *observed, size_t len)
 		{ "event-channel 4000000000", XVMSG_XS_EVTCHN, "4000000000",
 		  "cannot bind event channel" },
 		{ "pool-ref junk", XVMSG_XS_POOL_REF, "12x", "pool-ref/pool-pages missing" },
-		{ "pool-pages 0", XVMSG_XS_POOL_PAGES, "0", "pages outside 1.." },
-		{ "pool-pages above max", XVMSG_XS_POOL_PAGES, big, "pages outside 1.." },
+		{ "pool-pages 0", XVMSG_XS_POOL_PAGES, "0", "pages outside 2.." },
+		{ "pool-pages below the rng minimum", XVMSG_XS_POOL_PAGES, "1",
+		  "a rng needs at least 2" },
+		{ "pool-pages above max", XVMSG_XS_POOL_PAGES, big, "pages outside 2.." },
 		{ "pool-pages empty", XVMSG_XS_POOL_PAGES, "", "pool-ref/pool-pages missing" },
 		{ "num-queues 99", XVMSG_XS_NUM_QUEUES, "99", "num-queues must be" },
 		{ "mode grant", XVMSG_XS_MODE, "grant", "frontend uses mode" },
@@ -1709,7 +1716,7 @@ static int case_fd_exhaustion(struct evil_env *e, char *observed, size_t len)
 		 (long)old.rlim_cur, quota, nev, err_name(r_ev), err_name(r_reg), nreg, fdq - fda);
 	/* ...and everybody else still gets new devices. */
 	r_open = evil_open_blk(&(struct evil_env){ .d = inno, .blk_export = e->blk_export },
-			       XVD_MODE_POOL, &(struct xvd_dev_opts){ .devid = 6, .pool_pages = 4 },
+			       XVD_MODE_POOL, &(struct xvd_dev_opts){ .devid = 6, .pool_pages = 8 },
 			       &disk);
 	if (!r_open)
 		r_open = evil_blk_still_works(disk);
@@ -1792,7 +1799,7 @@ static int case_fd_exhaustion(struct evil_env *e, char *observed, size_t len)
 	if (!r_after)
 		r_after = evil_open_blk(&(struct evil_env){ .d = inno, .blk_export = e->blk_export },
 					XVD_MODE_POOL,
-					&(struct xvd_dev_opts){ .devid = 7, .pool_pages = 4 }, &disk);
+					&(struct xvd_dev_opts){ .devid = 7, .pool_pages = 8 }, &disk);
 	if (!r_after)
 		r_after = evil_blk_still_works(disk);
 	evil_say(observed, len, "after the attackers left: innocent rng + new disk %s",

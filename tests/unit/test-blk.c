@@ -207,6 +207,37 @@ static void test_ops_and_config(void **state)
 	assert_true(le32toh(c.discard_sector_alignment) > 0);
 }
 
+/* Pool mode: seg_max and size_max follow the transport's limits, SIZE_MAX
+ * is offered only then, and a disconnect (zero limits) restores the rest. */
+static void test_pool_limits(void **state)
+{
+	struct t *t = *state;
+	struct xvb_req_limits lim = { .seg_bytes = 4096, .req_bytes = 126976 };
+	struct virtio_blk_config c;
+
+	assert_non_null(xvb_blk_ops.set_limits);
+	assert_false(xvb_blk_ops.features(t->priv) & 1ULL << VIRTIO_BLK_F_SIZE_MAX);
+	xvb_blk_ops.set_limits(t->priv, &lim);
+	assert_true(xvb_blk_ops.features(t->priv) & 1ULL << VIRTIO_BLK_F_SIZE_MAX);
+	xvb_blk_ops.get_config(t->priv, (uint8_t *)&c);
+	assert_int_equal(le32toh(c.seg_max), 31);
+	assert_int_equal(le32toh(c.size_max), 4096);
+	lim.req_bytes = 100;		/* smaller than a segment: still one */
+	xvb_blk_ops.set_limits(t->priv, &lim);
+	xvb_blk_ops.get_config(t->priv, (uint8_t *)&c);
+	assert_int_equal(le32toh(c.seg_max), 1);
+	lim = (struct xvb_req_limits){ .seg_bytes = 65536, .req_bytes = 1u << 30 };
+	xvb_blk_ops.set_limits(t->priv, &lim);	/* a huge pool: the model's own cap */
+	xvb_blk_ops.get_config(t->priv, (uint8_t *)&c);
+	assert_int_equal(le32toh(c.seg_max), XVB_REQ_MAX_SEGS - 2);
+	lim = (struct xvb_req_limits){ 0 };
+	xvb_blk_ops.set_limits(t->priv, &lim);
+	assert_false(xvb_blk_ops.features(t->priv) & 1ULL << VIRTIO_BLK_F_SIZE_MAX);
+	xvb_blk_ops.get_config(t->priv, (uint8_t *)&c);
+	assert_int_equal(le32toh(c.seg_max), XVB_REQ_MAX_SEGS - 2);
+	assert_int_equal(le32toh(c.size_max), 0);
+}
+
 static void test_write_read(void **state)
 {
 	struct t *t = *state;
@@ -591,6 +622,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ops_and_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pool_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_and_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_serial_param, setup, teardown),

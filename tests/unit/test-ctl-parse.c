@@ -154,6 +154,11 @@ static void test_desc_bad(void **state)
 		 "f.xvmsg:2: pool-pages must be 1..65536");
 	desc_bad("rng backend=d pool-pages=99999999999999999999999\n", -EINVAL, "f.xvmsg:1: pool-pages");
 	desc_bad("rng backend=d pool-pages=-1\n", -EINVAL, "pool-pages must be");
+	/* Below a type's minimum in pool mode (include/xvmsg/pool.h). */
+	desc_bad("blk backend=d params=path=/x pool-pages=7\n", -EINVAL,
+		 "f.xvmsg:1: pool-pages must be at least 8 for blk in pool mode, not 7");
+	desc_bad("console backend=d pool-pages=3\n", -EINVAL, "at least 4 for console");
+	desc_bad("rng backend=d pool-pages=1\n", -EINVAL, "at least 2 for rng");
 	desc_bad("rng backend=d pool-pages=\n", -EINVAL, "pool-pages must be");
 	desc_bad("rng backend=d devid=65536\n", -EINVAL, "f.xvmsg:1: devid must be 0..65535");
 	desc_bad("rng backend=d devid=99999999999\n", -EINVAL, "devid must be 0..65535");
@@ -281,6 +286,10 @@ static void test_args_bad(void **state)
 	ARGS_BAD("--pool-pages must be 1..65536, not '1e3'",
 		 "attach", "g", "d", "blk", "--pool-pages=1e3");
 	ARGS_BAD("device type 'disk' unknown", "attach", "g", "d", "disk");
+	ARGS_BAD("pool-pages must be at least 8 for blk in pool mode, not 4",
+		 "attach", "g", "d", "blk", "path=/x", "--pool-pages", "4");
+	ARGS_BAD("pool-pages must be at least 8 for blk in pool mode, not 4",
+		 "attach", "g", "d", "--pool-pages", "4", "blk", "path=/x");
 	ARGS_BAD("parameters 'path=/x,' are not key=value", "attach", "g", "d", "blk", "path=/x,");
 	ARGS_BAD("attach: unknown option '--bogus'", "attach", "g", "d", "blk", "--bogus");
 	ARGS_BAD("usage: attach FRONTEND BACKEND TYPE", "attach", "g", "d");

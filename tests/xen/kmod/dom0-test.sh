@@ -96,6 +96,30 @@ kill "$dom0_backend"
 wait "$dom0_backend" 2>/dev/null
 xv_stage "detached"
 
+# Small pools: the driver domain serves disks with 16-, 64- and 128-page
+# pools; the guest writes 1 MiB and 4 MiB O_DIRECT requests and runs
+# mkfs.ext4 + e2fsck on the smallest (guest-test.sh).  Below the blk
+# minimum (8 pages) xvmsg-ctl refuses with the minimum in the message.
+if out=$(xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/small16.img --devid 9 \
+	--pool-pages 7 2>&1); then
+	xv_fail "xvmsg-ctl accepted a 7-page pool for blk"
+fi
+echo "$out" | grep -q "at least 8 for blk" || xv_fail "7-page pool refused without the minimum: $out"
+echo "xvmsg: xvmsg-ctl: $out"
+for pages in 16 64 128; do
+	xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/small$pages.img,serial=small$pages \
+		--devid $((pages == 16 ? 5 : pages == 64 ? 6 : 7)) --pool-pages "$pages" >/dev/null ||
+		xv_fail "attach the $pages-page pool disk"
+done
+xenstore-write "/local/domain/$g/xvmsg-e2e/small" 1 || xv_fail "xenstore"
+xv_wait_console 240 xvmsg-guest "XVMSG-MARK guest small pools ok" || xv_fail "$XV_WHY"
+t0=$(xv_uptime)
+for dev in 5 6 7; do
+	xvmsg-ctl detach xvmsg-guest "$dev" || xv_fail "detach $dev"
+done
+xv_wait_console 120 xvmsg-guest "XVMSG-MARK guest small pools detached" || xv_fail "$XV_WHY"
+xv_stage "small pools (16, 64, 128 pages): 1 MiB and 4 MiB O_DIRECT requests, ext4 + e2fsck on 16 pages"
+
 # A lying backend (xvmsg-backend --fault, in dom0): the guest stays up and
 # responsive; the disk works (notification storm, used lengths beyond the
 # buffers, wrong-token and rewritten responses, a pool snooper) or fails

@@ -4,13 +4,17 @@
 # serves two disks, an rng and a console whose host side is a pty.
 . /etc/xvmsg/lib.sh
 
-truncate -s 32M /run/disk0.img && truncate -s 8M /run/disk1.img || xv_fail "images"
+truncate -s 32M /run/disk0.img && truncate -s 8M /run/disk1.img &&
+	truncate -s 16M /run/small16.img /run/small64.img /run/small128.img || xv_fail "images"
 LOG=/run/xvmsg-backend.log
 xvmsg-backend --bus xen --log-level info --no-full >"$LOG" 2>&1 &
 pid=$!
 xv_wait 20 grep -q "serving on xen bus" "$LOG" || { cat "$LOG"; xv_fail "backend did not start"; }
 xv_mark "backend up"
-tail -f "$LOG" | grep --line-buffered -v ": info: " | sed -u 's/^/xvmsg-backend| /' &
+# What is not info, as it comes (busybox: no grep --line-buffered, no sed -u).
+tail -f "$LOG" | while IFS= read -r l; do
+	case $l in *": info: "*) ;; *) echo "xvmsg-backend| $l" ;; esac
+done &
 xv_wait 300 test -e /run/con0 || { cat "$LOG"; xv_fail "no console pty"; }
 # The guest writes a line to its hvc port: it arrives here.
 xv_wait 200 sh -c "timeout 1 cat /run/con0 >>/run/con0.out; grep -q 'hello from the guest kernel' /run/con0.out" ||

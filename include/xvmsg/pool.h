@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pool mode: what a pool of a given size can carry.
+ *
+ * In pool mode every buffer a driver hands to the device is bounced through
+ * the pool, so a request larger than the pool can never be mapped: a guest
+ * that builds one retries it for ever.  Both sides therefore follow one
+ * rule, defined here once and used by the backend (the limits its devices
+ * offer), the guest module (its DMA mapping limit and the block limits it
+ * accepts) and the userspace driver (how it splits I/O):
+ *
+ *   segment  one mapping (one buffer of a request) is at most
+ *            xvmsg_pool_seg_bytes(): 1/128 of the pool, whole pages,
+ *            4 KiB .. 64 KiB;
+ *   request  the data of one request is at most xvmsg_pool_req_bytes():
+ *            half the pool, less XVMSG_POOL_REQ_SLACK for the request's
+ *            header, status and indirect descriptor table.  The other half
+ *            holds the rings and lets a second request be in flight.
+ *
+ * A device type also needs a smallest pool to be useful at all
+ * (xvmsg_min_pool_pages()): the toolstack and the backend refuse smaller
+ * ones, naming the minimum.  docs/protocol.md, section 4.3, has the numbers.
+ *
+ * Pure functions of their arguments: they compile in the kernel and in
+ * userspace.
+ *
+ * Copyright (c) 2026 The xvmsg authors
+ */
+#ifndef XVMSG_POOL_H
+#define XVMSG_POOL_H
+
+#ifdef __KERNEL__
+#include <linux/string.h>
+#include <linux/types.h>
+#else
+#include <linux/types.h>
+#include <string.h>
+#endif
+
+#define XVMSG_POOL_PAGE		4096u
+#define XVMSG_POOL_SEG_MIN	4096u		/* smallest segment limit: one page */
+#define XVMSG_POOL_SEG_MAX	65536u		/* largest segment limit */
+#define XVMSG_POOL_REQ_SLACK	4096u		/* header, status, indirect table */
+
+/* Smallest useful pools, in pages (rings plus one request or buffer). */
+#define XVMSG_MIN_POOL_PAGES_BLK	8	/* 2 ring pages, a 12 KiB request */
+#define XVMSG_MIN_POOL_PAGES_CONSOLE	4	/* 2 rings, one receive page */
+#define XVMSG_MIN_POOL_PAGES_RNG	2	/* 1 ring, one buffer */
+
+/* Largest single mapping (segment) for a pool of pool_pages pages. */
+static inline __u32 xvmsg_pool_seg_bytes(__u32 pool_pages)
+{
+	__u64 s = (__u64)pool_pages * XVMSG_POOL_PAGE / 128;
+
+	if (s < XVMSG_POOL_SEG_MIN)
+		s = XVMSG_POOL_SEG_MIN;
+	if (s > XVMSG_POOL_SEG_MAX)
+		s = XVMSG_POOL_SEG_MAX;
+	return (__u32)(s & ~(__u64)(XVMSG_POOL_PAGE - 1));
+}
+
+/* Largest data payload of one request; 0 if the pool is too small for any. */
+static inline __u32 xvmsg_pool_req_bytes(__u32 pool_pages)
+{
+	__u64 half = (__u64)pool_pages * XVMSG_POOL_PAGE / 2;
+
+	return half > XVMSG_POOL_REQ_SLACK ? (__u32)(half - XVMSG_POOL_REQ_SLACK) : 0;
+}
+
+/*
+ * Segments of xvmsg_pool_seg_bytes() that one request may carry: the
+ * device's offer (e.g. virtio-blk seg_max) cut to what the pool holds.
+ * 0 when not even one segment fits.
+ */
+static inline __u32 xvmsg_pool_seg_max(__u32 pool_pages, __u32 offered)
+{
+	__u32 n = xvmsg_pool_req_bytes(pool_pages) / xvmsg_pool_seg_bytes(pool_pages);
+
+	return offered < n ? offered : n;
+}
+
+/* Smallest pool for a device type ("blk", "rng", "console"); 1 for others. */
+static inline __u32 xvmsg_min_pool_pages(const char *type)
+{
+	if (type && !strcmp(type, "blk"))
+		return XVMSG_MIN_POOL_PAGES_BLK;
+	if (type && !strcmp(type, "console"))
+		return XVMSG_MIN_POOL_PAGES_CONSOLE;
+	if (type && !strcmp(type, "rng"))
+		return XVMSG_MIN_POOL_PAGES_RNG;
+	return 1;
+}
+
+#endif /* XVMSG_POOL_H */
