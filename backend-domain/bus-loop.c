@@ -733,6 +733,7 @@ static int do_attach(struct loop_bus *lb, struct loop_client *c, const struct xv
 	dev_paths(c->domid, devid, be, fe, sizeof(be));
 	kv(lb, fe, XVMSG_XS_BACKEND, "%s", be);
 	kv(lb, fe, XVMSG_XS_BACKEND_ID, "%u", XVMSG_LOOP_BACKEND_DOMID);
+	kv(lb, fe, XVMSG_XS_TYPE, "%s", lb->exports[x].type);
 	kv(lb, fe, XVMSG_XS_STATE, "%d", XVMSG_STATE_INITIALISING);
 	kv(lb, be, XVMSG_XS_FRONTEND_ID, "%u", c->domid);
 	kv(lb, be, XVMSG_XS_TYPE, "%s", lb->exports[x].type);

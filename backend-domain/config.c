@@ -302,7 +302,8 @@ static void usage(FILE *out, const char *prog)
 "                           production; docs/backend.md says what each does):\n"
 "                           used-bad-id, used-bad-len, used-dup-id, silent,\n"
 "                           irq-storm, msg-bad-token, msg-rewrite,\n"
-"                           vanish-handshake, keep-mapped, snoop\n"
+"                           vanish-handshake, keep-mapped, snoop,\n"
+"                           desc-rewrite, avail-rewrite, wrong-device-id\n"
 "  -l, --log-level LEVEL    err, warn, info (default) or debug\n"
 "  -h, --help               show this help and exit\n"
 "  -V, --version            show the version and exit\n"
@@ -380,7 +381,8 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 			if (i == (int)(sizeof(names) / sizeof(names[0]))) {
 				snprintf(err, errlen, "--fault must be used-bad-id, used-bad-len, "
 					 "used-dup-id, silent, irq-storm, msg-bad-token, msg-rewrite, "
-					 "vanish-handshake, keep-mapped or snoop");
+					 "vanish-handshake, keep-mapped, snoop, desc-rewrite, "
+					 "avail-rewrite or wrong-device-id");
 				return -EINVAL;
 			}
 			cfg->fault = i;

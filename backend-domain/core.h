@@ -132,6 +132,12 @@ int xvb_vq_push(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xvb_req *req,
 /* Fault injection only: complete a chain with a lie (enum xvb_vq_lie). */
 void xvb_vq_push_fault(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xvb_req *req,
 		       uint32_t len, int lie);
+/* Fault injection only: write into the driver's rings where only the driver
+ * may write (pool mode maps them writable): NEXT on every descriptor of
+ * the table (desc-rewrite); avail->idx back to our used index
+ * (avail-rewrite).  No-ops on a queue that is not live. */
+void xvb_vq_lie_desc_next(struct xvb_vq *vq);
+void xvb_vq_lie_avail_idx(struct xvb_vq *vq);
 /* Publish pushed entries; true when the driver wants a notification. */
 bool xvb_vq_publish(struct xvb_vq *vq);
 /* Are there available entries we have not taken?  One read of avail->idx. */
@@ -152,10 +158,14 @@ enum {
 	XVB_FAULT_VANISH_HANDSHAKE,	/* _exit() after mapping the frontend's page, before Connected */
 	XVB_FAULT_KEEP_MAPPED,		/* grant mode: a request's pages stay mapped after completion */
 	XVB_FAULT_SNOOP,		/* pool mode: look for XVB_SNOOP_MARKER in the idle pool */
+	XVB_FAULT_DESC_REWRITE,		/* NEXT set on every descriptor, then a valid completion */
+	XVB_FAULT_AVAIL_REWRITE,	/* never complete; avail->idx set back to the used index */
+	XVB_FAULT_WRONG_DEVICE_ID,	/* GET_DEVICE_INFO names another device (balloon) */
 };
 #define XVB_FAULT_NAMES { "none", "used-bad-id", "used-bad-len", "silent", "irq-storm",	\
 			  "used-dup-id", "msg-bad-token", "msg-rewrite", "vanish-handshake",	\
-			  "keep-mapped", "snoop" }
+			  "keep-mapped", "snoop", "desc-rewrite", "avail-rewrite",		\
+			  "wrong-device-id" }
 /* What --fault snoop looks for: guest data a test wrote, which must not
  * stay in pool slots the guest freed. */
 #define XVB_SNOOP_MARKER "XVMSG-SECRET-"
@@ -195,6 +205,7 @@ struct xvb_vdev {
 	bool broken;
 	int fault;			/* XVB_FAULT_* */
 	uint64_t snoop_busy_scans, snoop_busy_hits;	/* --fault snoop, positive control */
+	unsigned int fault_said;	/* --fault desc-/avail-rewrite: logged once */
 	unsigned int nvqs;
 	struct xvb_vq vq[XVMSG_MAX_QUEUES];
 };

@@ -164,6 +164,22 @@ void xvb_push(struct xvb_vdev *d, struct xvb_req *req, uint32_t written)
 		return;
 	if (d->fault == XVB_FAULT_SILENT)
 		return;			/* the request stays in flight forever */
+	if (d->fault == XVB_FAULT_AVAIL_REWRITE) {
+		/* In flight forever, and the driver's avail index says none is. */
+		xvb_vq_lie_avail_idx(&d->vq[req->queue]);
+		if (!d->fault_said++)
+			xvb_warn(d->log, "%s: avail-rewrite: requests kept, avail index set back",
+				 d->name);
+		return;
+	}
+	if (d->fault == XVB_FAULT_DESC_REWRITE) {
+		/* Every descriptor chained on, then this (valid) completion: a
+		 * driver that reads NEXT back from the table follows a chain
+		 * that never ends. */
+		xvb_vq_lie_desc_next(&d->vq[req->queue]);
+		if (!d->fault_said++)
+			xvb_warn(d->log, "%s: desc-rewrite: NEXT set on every descriptor", d->name);
+	}
 	if (d->fault == XVB_FAULT_USED_BAD_LEN)
 		written = (uint32_t)req->in_len + 4096;	/* past the clamp below */
 	if (d->fault == XVB_FAULT_SNOOP && req->out_len >= 4096 &&
@@ -236,7 +252,8 @@ static int h_device_info(struct xvb_vdev *d, const uint8_t *in, size_t len, uint
 	struct vmsg_device_info_resp *r = (void *)out;
 
 	memset(r, 0, sizeof(*r));
-	r->device_id = htole32(d->ops->device_id);
+	r->device_id = htole32(d->fault == XVB_FAULT_WRONG_DEVICE_ID ? 5 /* balloon */ :
+			       d->ops->device_id);
 	r->vendor_id = htole32(0x584d5658);	/* "XVMX" */
 	r->num_feature_bits = htole32(32 * FEATURE_BLOCKS);
 	r->config_size = htole32(d->ops->config_size);

@@ -433,3 +433,18 @@ released:
 		vq->used_idx++;
 	}
 }
+
+void xvb_vq_lie_desc_next(struct xvb_vq *vq)
+{
+	unsigned int i;
+
+	for (i = 0; vq->live && i < vq->size; i++)
+		wr16(&vq->desc, 16 * (size_t)i + 12,
+		     rd16(&vq->desc, 16 * (size_t)i + 12) | VRING_DESC_F_NEXT);
+}
+
+void xvb_vq_lie_avail_idx(struct xvb_vq *vq)
+{
+	if (vq->live)
+		wr16(&vq->avail, 2, vq->used_idx);
+}

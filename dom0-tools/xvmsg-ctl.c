@@ -303,6 +303,7 @@ static int do_attach(struct ctl *c, const char *frontend, const struct ctl_dev *
 		ok = write_dir(c, t, fe_dir, fe, be) &&
 		     wr(c, t, fe_dir, XVMSG_XS_BACKEND, "%s", w.be) &&
 		     wr(c, t, fe_dir, XVMSG_XS_BACKEND_ID, "%ld", be) &&
+		     wr(c, t, fe_dir, XVMSG_XS_TYPE, "%s", type) &&
 		     wr(c, t, fe_dir, XVMSG_XS_STATE, "%d", XVMSG_STATE_INITIALISING) &&
 		     write_dir(c, t, w.be, be, fe) &&
 		     wr(c, t, w.be, XVMSG_XS_FRONTEND_ID, "%ld", fe) &&
@@ -643,7 +644,7 @@ static void usage(void)
 "      domain BACKEND to domain FRONTEND.  PARAMS are the device's parameters\n"
 "      as the backend reads them, e.g. path=/srv/disk.img,ro for blk.  Mode\n"
 "      defaults to pool, the pool to 256 pages (1 MiB); a pool mode device\n"
-"      needs at least 8 pages (blk), 4 (console) or 2 (rng).  Prints the id.\n"
+"      needs at least 8 pages (blk), 6 (console) or 3 (rng).  Prints the id.\n"
 "      Waits until the backend takes the device (or refuses it, or the\n"
 "      timeout passes: then the device is removed again).\n"
 "  apply FRONTEND FILE\n"

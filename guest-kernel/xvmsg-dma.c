@@ -307,6 +307,8 @@ static void pool_unmap_page_rcu(struct device *dev, dma_addr_t addr, size_t size
 	unsigned int n;
 	u32 flags;
 
+	if (c)
+		xvmsg_shadow_unmapped(c, addr);	/* a chain virtio_ring freed? */
 	if (off < 0 || (off & (XVMSG_POOL_UNIT - 1))) {
 		if (c)
 			dev_err_ratelimited(dev, "dma unmap of %pad: not a pool mapping\n", &addr);
@@ -347,13 +349,52 @@ static bool pool_range_live(struct xvmsg_conn *c, long off, size_t size)
 	return true;
 }
 
+/*
+ * The streaming mapping that holds pool byte off: its first and end byte.
+ * false if off is in no live streaming mapping.
+ */
+static bool pool_mapping_of(struct xvmsg_conn *c, long off, size_t *start, size_t *end)
+{
+	struct xvmsg_pool *p = &c->pool;
+	unsigned long u, irqf;
+	bool ok = false;
+
+	if (off < 0 || (size_t)off >= ((size_t)p->npages << PAGE_SHIFT))
+		return false;
+	spin_lock_irqsave(&p->lock, irqf);
+	for (u = (unsigned long)off >> XVMSG_POOL_UNIT_SHIFT; ; u--) {
+		if (p->slot[u].flags & XVMSG_SLOT_HEAD) {
+			ok = !(p->slot[u].flags & XVMSG_SLOT_COHERENT) &&
+			     u + p->slot[u].nunits > ((unsigned long)off >> XVMSG_POOL_UNIT_SHIFT);
+			*start = (size_t)u << XVMSG_POOL_UNIT_SHIFT;
+			*end = (size_t)(u + p->slot[u].nunits) << XVMSG_POOL_UNIT_SHIFT;
+			break;
+		}
+		if (!u || !test_bit(u, p->map))
+			break;
+	}
+	spin_unlock_irqrestore(&p->lock, irqf);
+	return ok;
+}
+
 static void pool_sync_rcu(struct device *dev, dma_addr_t addr, size_t size, bool to_pool)
 {
 	struct xvmsg_conn *c = dev_conn(dev);
 	long off = c ? pool_off(&c->pool, addr) : -1;
+	size_t start, end, n;
 	struct xvmsg_slot *s;
 
-	if (!c || !pool_range_live(c, off, size)) {
+	/* Never past the mapping that holds addr (a device-reported size). */
+	if (c && pool_mapping_of(c, off, &start, &end)) {
+		n = xvmsg_pool_sync_len(off, size, start, end);
+		if (n < size)
+			dev_err_ratelimited(dev, "dma sync of %pad+%zu past its mapping: %zu bytes synced\n",
+					    &addr, size, n);
+		size = n;
+	} else {
+		size = 0;
+	}
+	if (!c || !size || !pool_range_live(c, off, size)) {
 		if (c)
 			dev_err_ratelimited(dev, "dma sync of %pad+%zu: not a pool mapping\n",
 					    &addr, size);
@@ -489,6 +530,8 @@ static void grant_unmap_page_rcu(struct device *dev, dma_addr_t addr, size_t siz
 	unsigned int i, n, busy = 0;
 	grant_ref_t ref;
 
+	if (c)
+		xvmsg_shadow_unmapped(c, addr);	/* a chain virtio_ring freed? */
 	if (!c || !XVMSG_ADDR_IS_GRANT(addr))
 		return;
 	ref = (grant_ref_t)XVMSG_ADDR_PFN(addr);
@@ -634,10 +677,18 @@ XVMSG_RCU_OP(dma_addr_t, full_map_page,
 	      enum dma_data_direction dir, unsigned long attrs),
 	     (dev, page, offset, size, dir, attrs))
 
-static void full_unmap_page(struct device *dev, dma_addr_t addr, size_t size,
-			    enum dma_data_direction dir, unsigned long attrs)
+static void full_unmap_page_rcu(struct device *dev, dma_addr_t addr, size_t size,
+				enum dma_data_direction dir, unsigned long attrs)
 {
+	struct xvmsg_conn *c = dev_conn(dev);
+
+	if (c)
+		xvmsg_shadow_unmapped(c, addr);	/* a chain virtio_ring freed? */
 }
+XVMSG_RCU_VOID_OP(full_unmap_page,
+		  (struct device *dev, dma_addr_t addr, size_t size, enum dma_data_direction dir,
+		   unsigned long attrs),
+		  (dev, addr, size, dir, attrs))
 
 #define FULL_ALLOC_TRIES 4
 

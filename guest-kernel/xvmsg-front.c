@@ -144,6 +144,7 @@ static struct xvmsg_conn *conn_alloc(struct xvmsg_info *info, int mode, unsigned
 	spin_lock_init(&c->ev_lock);
 	init_waitqueue_head(&c->wq);
 	xa_init_flags(&c->grants, XA_FLAGS_LOCK_IRQ);
+	xa_init_flags(&c->heads, XA_FLAGS_LOCK_IRQ);
 	INIT_WORK(&c->msg_work, xvmsg_msg_work);
 	INIT_WORK(&c->ev_work, xvmsg_ev_work);
 	INIT_DELAYED_WORK(&c->stall_work, xvmsg_stall_work);
@@ -249,6 +250,7 @@ static void conn_destroy(struct xvmsg_info *info, struct xvmsg_conn *c)
 		synchronize_rcu();
 	}
 	xvmsg_grants_revoke_all(c);
+	xa_destroy(&c->heads);
 	if (c->mode == XVMSG_MODE_POOL)
 		xvmsg_pool_destroy(c);
 	msg_page_destroy(c);

@@ -241,6 +241,9 @@ static int xv_finalize_features(struct virtio_device *vdev)
 	vring_transport_features(vdev);
 	/* The backend's virtqueue engine is split-ring only. */
 	__virtio_clear_bit(vdev, VIRTIO_F_RING_PACKED);
+	/* Shadow rings (xvmsg-shadow.c): virtio_ring would read the event
+	 * indices from its private ring, which the backend never writes. */
+	__virtio_clear_bit(vdev, VIRTIO_RING_F_EVENT_IDX);
 	if (!__virtio_test_bit(vdev, VIRTIO_F_VERSION_1) ||
 	    !__virtio_test_bit(vdev, VIRTIO_F_ACCESS_PLATFORM)) {
 		dev_err(&vdev->dev,
@@ -261,7 +264,7 @@ static bool xv_notify(struct virtqueue *vq)
 {
 	struct xvmsg_queue *q = vq->priv;
 
-	if (test_bit(XVMSG_F_BROKEN, &q->conn->flags))
+	if (test_bit(XVMSG_F_BROKEN, &q->conn->flags) || !xvmsg_shadow_kick(q))
 		return false;	/* virtio_ring marks the queue broken */
 	xvmsg_stat_inc(q->conn->info, XVMSG_ST_KICKS);
 	notify_remote_via_irq(q->irq);
@@ -278,7 +281,7 @@ irqreturn_t xvmsg_vq_irq(int irq, void *data)
 	/* A broken queue reports "handled" for used entries it will never
 	 * look at: count that as spurious so a flooding backend is throttled.
 	 */
-	if (vq && !virtqueue_is_broken(vq) && vring_interrupt(irq, vq) == IRQ_HANDLED)
+	if (vq && !virtqueue_is_broken(vq) && xvmsg_shadow_interrupt(q, vq, irq) == IRQ_HANDLED)
 		eoi = 0;
 	else
 		xvmsg_stat_inc(q->conn->info, XVMSG_ST_IRQS_SPURIOUS);
@@ -319,7 +322,9 @@ static struct virtqueue *setup_vq(struct virtio_device *vdev, unsigned int index
 {
 	struct xvmsg_conn *c = vd_conn(vdev);
 	struct vmsg_set_vqueue_req sv = { 0 };
+	u64 desc, avail, used;
 	struct xvmsg_vq_info vi;
+	struct xvmsg_queue *q;
 	struct virtqueue *vq;
 	unsigned int size;
 	struct vmsg m;
@@ -330,6 +335,7 @@ static struct virtqueue *setup_vq(struct virtio_device *vdev, unsigned int index
 			min(c->nq, c->dinfo.max_vqs));
 		return ERR_PTR(-ENOENT);
 	}
+	q = &c->q[index];
 	r = get_vqueue(c, index, &vi);
 	if (r)
 		return ERR_PTR(r);
@@ -338,39 +344,53 @@ static struct virtqueue *setup_vq(struct virtio_device *vdev, unsigned int index
 		dev_err(&vdev->dev, "device has no queue %u\n", index);
 		return ERR_PTR(-ENOENT);
 	}
-	/* Rings from the parent's DMA API: in pool mode they land in the pool. */
-	vq = vring_create_virtqueue(index, size, XVMSG_VRING_ALIGN, vdev, true, true, ctx,
-				    xv_notify, callback, name);
+	/*
+	 * The rings (xvmsg-shadow.c): the shared one from the parent's DMA
+	 * API (in pool mode it lands in the pool), which the backend uses;
+	 * virtio_ring's own view with a private descriptor table and avail
+	 * ring.  A smaller ring when the pool has no room for this one, as
+	 * vring_create_virtqueue would.
+	 */
+	for (; size; size /= 2)
+		if (!xvmsg_shadow_create(q, xvmsg_dev(c), size))
+			break;
+	if (!size) {
+		dev_err(&vdev->dev, "no memory for a ring of queue %u\n", index);
+		return ERR_PTR(-ENOMEM);
+	}
+	vq = vring_new_virtqueue(index, size, PAGE_SIZE, vdev, true, ctx, q->sh.ring_va,
+				 xv_notify, callback, name);
 	if (!vq) {
+		xvmsg_shadow_destroy(q, xvmsg_dev(c));
 		dev_err(&vdev->dev, "no memory for a %u-entry ring of queue %u\n", size, index);
 		return ERR_PTR(-ENOMEM);
 	}
 	vq->num_max = size;
-	vq->priv = &c->q[index];
+	vq->priv = q;
 
+	xvmsg_shadow_addrs(q, &desc, &avail, &used);
 	sv.index = cpu_to_le32(index);
-	sv.size = cpu_to_le32(virtqueue_get_vring_size(vq));
-	sv.desc_addr = cpu_to_le64(virtqueue_get_desc_addr(vq));
-	sv.driver_addr = cpu_to_le64(virtqueue_get_avail_addr(vq));
-	sv.device_addr = cpu_to_le64(virtqueue_get_used_addr(vq));
+	sv.size = cpu_to_le32(size);
+	sv.desc_addr = cpu_to_le64(desc);
+	sv.driver_addr = cpu_to_le64(avail);
+	sv.device_addr = cpu_to_le64(used);
 	r = xvmsg_call(c, VMSG_SET_VQUEUE, &sv, sizeof(sv), &m);
 	if (!r)
 		r = get_vqueue(c, index, &vi);
 	/* SET_VQUEUE has no status: the device shows what it took. */
-	if (!r && (vi.cur_size != virtqueue_get_vring_size(vq) ||
-		   vi.desc_addr != virtqueue_get_desc_addr(vq) ||
-		   vi.driver_addr != virtqueue_get_avail_addr(vq) ||
-		   vi.device_addr != virtqueue_get_used_addr(vq))) {
+	if (!r && (vi.cur_size != size || vi.desc_addr != desc || vi.driver_addr != avail ||
+		   vi.device_addr != used)) {
 		dev_err(&vdev->dev,
 			"device did not accept queue %u (size %u; see the backend's log)\n",
-			index, virtqueue_get_vring_size(vq));
+			index, size);
 		r = -EIO;
 	}
 	if (r) {
 		vring_del_virtqueue(vq);
+		xvmsg_shadow_destroy(q, xvmsg_dev(c));
 		return ERR_PTR(r);
 	}
-	WRITE_ONCE(c->q[index].vq, vq);
+	WRITE_ONCE(q->vq, vq);
 	return vq;
 }
 
@@ -399,12 +419,13 @@ void xvmsg_stall_work(struct work_struct *w)
 		return;
 	list_for_each_entry(vq, &vd->vdev.vqs, list) {
 		const struct vring *vr = virtqueue_get_vring(vq);
+		struct xvmsg_queue *q = vq->priv;
 		u16 used;
 
-		if (!vr || i >= ARRAY_SIZE(c->stall_used))
+		if (!q || !vr || i >= ARRAY_SIZE(c->stall_used))
 			break;
 		used = virtio16_to_cpu(&vd->vdev, READ_ONCE(vr->used->idx));
-		busy |= vq->num_free < vr->num;
+		busy |= xvmsg_shadow_inflight(q) != 0;
 		moved |= used != c->stall_used[i];
 		c->stall_used[i++] = used;
 	}
@@ -438,6 +459,8 @@ static void xv_del_vqs(struct virtio_device *vdev)
 				synchronize_irq(q->irq);	/* the handler let go */
 		}
 		vring_del_virtqueue(vq);
+		if (q)
+			xvmsg_shadow_destroy(q, xvmsg_dev(c));
 	}
 	mutex_unlock(&c->vq_lock);
 }
@@ -507,6 +530,41 @@ static void xv_release(struct device *dev)
 	kfree(container_of(vdev, struct xvmsg_vdev, vdev));
 }
 
+/*
+ * The device must be what the toolstack attached: the type it wrote in our
+ * own (frontend) directory, which the backend cannot write; a toolstack
+ * that writes it only in the backend directory is still understood.
+ * Otherwise a backend could make the guest bind any virtio driver.
+ */
+static int check_device_type(struct xvmsg_conn *c)
+{
+	struct xenbus_device *dev = c->info->xbdev;
+	const char *where = "frontend";
+	char *type;
+	int want;
+
+	type = xenbus_read(XBT_NIL, dev->nodename, XVMSG_XS_TYPE, NULL);
+	if (IS_ERR(type)) {
+		where = "backend";
+		type = xenbus_read(XBT_NIL, dev->otherend, XVMSG_XS_TYPE, NULL);
+	}
+	if (IS_ERR(type)) {
+		xvmsg_conn_fail(c, "no device type in xenstore (toolstack key %s): refusing the device",
+				XVMSG_XS_TYPE);
+		return -EINVAL;
+	}
+	want = xvmsg_type_device_id(type);
+	if (want < 0 || (u32)want != c->dinfo.device_id) {
+		xvmsg_conn_fail(c,
+			"backend reports virtio device id %u, the toolstack attached '%.16s' (%s directory): refusing the device",
+			c->dinfo.device_id, type, where);
+		kfree(type);
+		return -EINVAL;
+	}
+	kfree(type);
+	return 0;
+}
+
 int xvmsg_vdev_register(struct xvmsg_conn *c)
 {
 	struct xvmsg_vdev *vd;
@@ -523,6 +581,9 @@ int xvmsg_vdev_register(struct xvmsg_conn *c)
 			c->dinfo.device_id, c->dinfo.config_size, c->dinfo.max_vqs);
 		return -EIO;
 	}
+	r = check_device_type(c);
+	if (r)
+		return r;
 	vd = kzalloc(sizeof(*vd), GFP_KERNEL);
 	if (!vd)
 		return -ENOMEM;
@@ -561,50 +622,34 @@ int xvmsg_vdev_register(struct xvmsg_conn *c)
 }
 
 /*
- * The backend is gone with requests in flight.  A driver like virtio_blk
- * waits for every request before it can be removed (del_gendisk freezes the
- * queue), and 6.1's virtio_blk has no timeout to give up.  So complete them
- * here the way a device would: a used entry of length 0 for every head the
- * device has not given back (it completes in order), then the queue's
- * interrupt.  Their small device-writable buffers (status bytes) start as
- * 0xff in every mode, so drivers see I/O errors, never success.  Called only
- * once nothing can write the rings any more: the backend unmapped them
- * before it went to Closing/Closed, or it died.
+ * The backend is gone with requests in flight, stopped answering, or lied.
+ * A driver like virtio_blk waits for every request before it can be
+ * removed (del_gendisk freezes the queue), and 6.1's virtio_blk has no
+ * timeout to give up.  So complete them here the way a device would, with
+ * length 0, from the module's own record of what is in flight
+ * (xvmsg-shadow.c): nothing the backend can still write is read, and the
+ * queue's callback never runs twice at once.  Their small device-writable
+ * buffers (status bytes) start as 0xff in every mode, so drivers see I/O
+ * errors, never success.
  */
 static void xvmsg_fail_inflight(struct virtio_device *vdev)
 {
 	struct virtqueue *vq;
 
 	list_for_each_entry(vq, &vdev->vqs, list) {
-		const struct vring *vr = virtqueue_get_vring(vq);
-		u16 avail, p;
-		unsigned int n;
+		struct xvmsg_queue *q = vq->priv;
+		unsigned int n, left;
 
-		if (!vr || !vr->num || vq->num_free == vr->num)
-			continue;	/* nothing in flight */
-		/*
-		 * The used ring cannot be trusted (the backend may have lied
-		 * in it), and where virtio_ring stopped reading is its own.
-		 * So rewrite the whole window: the used entry at each position
-		 * names the head made available at that position, length 0.
-		 * virtio_ring reads from where it stopped up to avail, and
-		 * finds exactly the requests still in flight (the device
-		 * completes in order).
-		 */
-		avail = virtio16_to_cpu(vdev, READ_ONCE(vr->avail->idx));
-		for (n = 0, p = avail - vr->num; n < vr->num; n++, p++) {
-			unsigned int slot = p % vr->num;
-			u16 head = virtio16_to_cpu(vdev, READ_ONCE(vr->avail->ring[slot]));
-
-			WRITE_ONCE(vr->used->ring[slot].id, cpu_to_virtio32(vdev, head));
-			WRITE_ONCE(vr->used->ring[slot].len, 0);
-		}
-		/* Entries before the index, as a device's write barrier. */
-		virtio_wmb(true);
-		WRITE_ONCE(vr->used->idx, cpu_to_virtio16(vdev, avail));
-		dev_warn(&vdev->dev, "queue %s: requests in flight failed: backend gone\n",
-			 vq->name);
-		vring_interrupt(0, vq);
+		if (!q)
+			continue;
+		n = xvmsg_shadow_fail_all(q, vq, &left);
+		if (n)
+			dev_warn(&vdev->dev, "queue %s: %u requests in flight failed\n",
+				 vq->name, n);
+		if (left)
+			dev_err(&vdev->dev,
+				"queue %s: %u requests not taken back (the backend rewrote the used ring while they were failed)\n",
+				vq->name, left);
 	}
 }
 

@@ -36,6 +36,7 @@
 #include <linux/mutex.h>
 #include <linux/spinlock.h>
 #include <linux/virtio.h>
+#include <linux/virtio_ring.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
@@ -68,8 +69,6 @@
 #define XVMSG_GEN_CHANGES_MAX		32
 /* Tries of a SET_CONFIG that loses the race with a config change. */
 #define XVMSG_SET_CONFIG_TRIES		3
-/* Ring alignment handed to vring_create_virtqueue (the used ring). */
-#define XVMSG_VRING_ALIGN		SMP_CACHE_BYTES
 
 /*
  * Counters, per xenbus device, kept across reconnects.  Exported in sysfs
@@ -124,12 +123,36 @@ extern const char *const xvmsg_stat_names[XVMSG_ST_NR];
 struct xvmsg_conn;
 
 /* One virtqueue's event channel, both directions. */
+/*
+ * A virtqueue's rings (xvmsg-shadow.c): virtio_ring uses ring (private
+ * descriptor table and avail ring, then the shared used ring), the backend
+ * shared (a copy of those, then the same used ring).
+ */
+struct xvmsg_shadow {
+	unsigned int num;
+	size_t size;			/* of shared */
+	unsigned int ndriver;		/* pages of desc + avail */
+	struct page **priv;		/* those pages, guest memory only */
+	void *ring_va;			/* vmap: priv pages, then shared's used pages */
+	struct vring ring;		/* virtio_ring's view */
+	void *shared_va;		/* from the device's DMA ops */
+	dma_addr_t shared_dma;
+	struct vring shared;
+	spinlock_t avail_lock;		/* avail_seen, dead; the shared avail side */
+	u16 avail_seen;			/* private avail->idx copied so far */
+	bool dead;			/* requests failed: nothing more to the backend */
+	spinlock_t used_lock;		/* every vring_interrupt of the queue */
+	unsigned long *inflight;	/* by head: recorded, not yet freed by virtio_ring */
+	atomic_t ninflight;
+};
+
 struct xvmsg_queue {
 	struct xvmsg_conn *conn;
 	unsigned int index;
 	evtchn_port_t port;		/* 0: not allocated */
 	int irq;			/* 0: not bound */
 	struct virtqueue *vq;		/* set by find_vqs; the handler reads it */
+	struct xvmsg_shadow sh;		/* its rings, while vq is set up */
 	char name[40];
 };
 
@@ -227,6 +250,7 @@ struct xvmsg_conn {
 
 	struct xvmsg_pool pool;		/* pool mode */
 	struct xarray grants;		/* grant mode: first ref -> pages */
+	struct xarray heads;		/* bus address of a chain's first buffer -> queue << 16 | head */
 };
 
 struct xvmsg_info {
@@ -293,6 +317,21 @@ irqreturn_t xvmsg_vq_irq(int irq, void *data);
 /* Ask the device what it is and register a virtio device for it.  Sleeps. */
 int xvmsg_vdev_register(struct xvmsg_conn *c);
 void xvmsg_vdev_fail_broken(struct xvmsg_vdev *vd, bool failure);
+
+/* xvmsg-shadow.c: a virtqueue's rings and the record of requests in flight */
+int xvmsg_shadow_create(struct xvmsg_queue *q, struct device *dma_dev, unsigned int num);
+void xvmsg_shadow_destroy(struct xvmsg_queue *q, struct device *dma_dev);
+/* Bus addresses of the shared ring's parts, for SET_VQUEUE. */
+void xvmsg_shadow_addrs(const struct xvmsg_queue *q, u64 *desc, u64 *avail, u64 *used);
+/* A kick: copy the new chains out.  false once the queue's requests failed. */
+bool xvmsg_shadow_kick(struct xvmsg_queue *q);
+/* From the DMA ops' unmap, any context. */
+void xvmsg_shadow_unmapped(struct xvmsg_conn *c, dma_addr_t addr);
+/* vring_interrupt, never at the same time as xvmsg_shadow_fail_all(). */
+irqreturn_t xvmsg_shadow_interrupt(struct xvmsg_queue *q, struct virtqueue *vq, int irq);
+unsigned int xvmsg_shadow_fail_all(struct xvmsg_queue *q, struct virtqueue *vq,
+				   unsigned int *left);
+unsigned int xvmsg_shadow_inflight(struct xvmsg_queue *q);
 /* Unregister it; graceful: the backend still works, do not break it first. */
 void xvmsg_vdev_unregister(struct xvmsg_conn *c, bool graceful);
 

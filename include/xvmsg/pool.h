@@ -42,10 +42,14 @@
 #define XVMSG_POOL_SEG_MAX	65536u		/* largest segment limit */
 #define XVMSG_POOL_REQ_SLACK	4096u		/* header, status, indirect table */
 
-/* Smallest useful pools, in pages (rings plus one request or buffer). */
-#define XVMSG_MIN_POOL_PAGES_BLK	8	/* 2 ring pages, a 12 KiB request */
-#define XVMSG_MIN_POOL_PAGES_CONSOLE	4	/* 2 rings, one receive page */
-#define XVMSG_MIN_POOL_PAGES_RNG	2	/* 1 ring, one buffer */
+/*
+ * Smallest useful pools, in pages: the rings (the guest module lays each
+ * queue out with page-aligned parts: 2 pages for 64 entries, 3 for 256)
+ * plus one request or buffer.
+ */
+#define XVMSG_MIN_POOL_PAGES_BLK	8	/* 3 ring pages, a 12 KiB request */
+#define XVMSG_MIN_POOL_PAGES_CONSOLE	6	/* 2 rings, one receive page, output */
+#define XVMSG_MIN_POOL_PAGES_RNG	3	/* 1 ring, one buffer */
 
 /* Largest single mapping (segment) for a pool of pool_pages pages. */
 static inline __u32 xvmsg_pool_seg_bytes(__u32 pool_pages)
@@ -77,6 +81,20 @@ static inline __u32 xvmsg_pool_seg_max(__u32 pool_pages, __u32 offered)
 	__u32 n = xvmsg_pool_req_bytes(pool_pages) / xvmsg_pool_seg_bytes(pool_pages);
 
 	return offered < n ? offered : n;
+}
+
+/*
+ * A DMA sync of size bytes at pool byte off, inside the mapping that spans
+ * pool bytes [start, end): how many bytes may be copied.  Never past the
+ * mapping, whatever size the driver passed (a device-reported length, in
+ * virtio_net's receive path): swiotlb clamps the same way.  0 when off is
+ * not inside the mapping.
+ */
+static inline __u64 xvmsg_pool_sync_len(__u64 off, __u64 size, __u64 start, __u64 end)
+{
+	if (off < start || off >= end)
+		return 0;
+	return size < end - off ? size : end - off;
 }
 
 /* Smallest pool for a device type ("blk", "rng", "console"); 1 for others. */

@@ -315,4 +315,23 @@ static inline const char *xvmsg_mode_name(int mode)
 	return mode >= 0 && mode < 3 ? names[mode] : "?";
 }
 
+/*
+ * The virtio device id a toolstack device type ("type" key) stands for, or
+ * -EINVAL for a type xvmsg does not know.  A frontend refuses a device whose
+ * GET_DEVICE_INFO names another id, so a backend cannot make the guest
+ * bind a driver the toolstack never attached (balloon, pmem, ...).
+ */
+static inline int xvmsg_type_device_id(const char *type)
+{
+	static const struct { const char *name; int id; } types[] = {
+		{ "net", 1 }, { "blk", 2 }, { "console", 3 }, { "rng", 4 },
+	};
+	size_t i;
+
+	for (i = 0; type && i < sizeof(types) / sizeof(types[0]); i++)
+		if (!strcmp(type, types[i].name))
+			return types[i].id;
+	return -EINVAL;
+}
+
 #endif /* XVMSG_WIRE_H */

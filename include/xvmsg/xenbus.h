@@ -123,7 +123,8 @@ enum {
 #define XVMSG_XS_STATS_SEQ	"stats-seq"	/* stats-request the counters answer */
 /* backend dir, written by the toolstack to ask for fresh counters */
 #define XVMSG_XS_STATS_REQUEST	"stats-request"
-/* frontend dir, written by the toolstack */
+/* frontend dir, written by the toolstack (and XVMSG_XS_TYPE: the type the
+ * guest must find behind the device; the backend cannot write it here) */
 #define XVMSG_XS_BACKEND	"backend"
 #define XVMSG_XS_BACKEND_ID	"backend-id"
 /* frontend dir, written by the frontend */

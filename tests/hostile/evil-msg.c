@@ -1368,10 +1368,10 @@ static int case_handshake_abuse(struct evil_env *e, char *observed, size_t len)
 		{ "event-channel 4000000000", XVMSG_XS_EVTCHN, "4000000000",
 		  "cannot bind event channel" },
 		{ "pool-ref junk", XVMSG_XS_POOL_REF, "12x", "pool-ref/pool-pages missing" },
-		{ "pool-pages 0", XVMSG_XS_POOL_PAGES, "0", "pages outside 2.." },
-		{ "pool-pages below the rng minimum", XVMSG_XS_POOL_PAGES, "1",
-		  "a rng needs at least 2" },
-		{ "pool-pages above max", XVMSG_XS_POOL_PAGES, big, "pages outside 2.." },
+		{ "pool-pages 0", XVMSG_XS_POOL_PAGES, "0", "pages outside 3.." },
+		{ "pool-pages below the rng minimum", XVMSG_XS_POOL_PAGES, "2",
+		  "a rng needs at least 3" },
+		{ "pool-pages above max", XVMSG_XS_POOL_PAGES, big, "pages outside 3.." },
 		{ "pool-pages empty", XVMSG_XS_POOL_PAGES, "", "pool-ref/pool-pages missing" },
 		{ "num-queues 99", XVMSG_XS_NUM_QUEUES, "99", "num-queues must be" },
 		{ "mode grant", XVMSG_XS_MODE, "grant", "frontend uses mode" },
@@ -1534,7 +1534,7 @@ static int case_attach_churn(struct evil_env *e, char *observed, size_t len)
 		}
 		fdc = evil_backend_fds(e);
 		for (unsigned int k = 0; k < PER_CONN; k++) {
-			struct xvd_dev_opts o = { .devid = 1 + k % 3, .pool_pages = 2 };
+			struct xvd_dev_opts o = { .devid = 1 + k % 3, .pool_pages = XVMSG_MIN_POOL_PAGES_RNG };
 			struct xvd_dev *dev;
 			uint8_t b[8];
 
@@ -1585,7 +1585,7 @@ static int case_attach_churn(struct evil_env *e, char *observed, size_t len)
 			break;
 		case 2:		/* a device fully open */
 			r = evil_open_rng(&(struct evil_env){ .d = d, .rng_export = e->rng_export },
-					  &(struct xvd_dev_opts){ .devid = devid, .pool_pages = 2 },
+					  &(struct xvd_dev_opts){ .devid = devid, .pool_pages = XVMSG_MIN_POOL_PAGES_RNG },
 					  &dev);
 			break;
 		default:	/* Initialised with garbage, not waiting for the answer */
@@ -1699,7 +1699,7 @@ static int case_fd_exhaustion(struct evil_env *e, char *observed, size_t len)
 	r = xvd_domain_open_loop(&dopts, &inno);
 	if (!r)
 		r = evil_open_rng(&(struct evil_env){ .d = inno, .rng_export = e->rng_export },
-				  &(struct xvd_dev_opts){ .devid = 5, .pool_pages = 2 }, &rng);
+				  &(struct xvd_dev_opts){ .devid = 5, .pool_pages = XVMSG_MIN_POOL_PAGES_RNG }, &rng);
 	if (!r)
 		r = xvd_domain_open_loop(&dopts, &att);
 	if (r) {
@@ -1730,7 +1730,7 @@ static int case_fd_exhaustion(struct evil_env *e, char *observed, size_t len)
 		xvd_dev_close(rng);	/* the export goes to the new guest */
 		rng = NULL;
 		r_fresh = evil_open_rng(&(struct evil_env){ .d = fresh, .rng_export = e->rng_export },
-					&(struct xvd_dev_opts){ .devid = 9, .pool_pages = 2 }, &frng);
+					&(struct xvd_dev_opts){ .devid = 9, .pool_pages = XVMSG_MIN_POOL_PAGES_RNG }, &frng);
 	}
 	if (!r_fresh && xvd_rng_read(frng, b, sizeof(b)) != (int)sizeof(b))
 		r_fresh = -EIO;
@@ -1744,7 +1744,7 @@ static int case_fd_exhaustion(struct evil_env *e, char *observed, size_t len)
 	xvd_domain_close(fresh);
 	fresh = NULL;
 	r = evil_open_rng(&(struct evil_env){ .d = inno, .rng_export = e->rng_export },
-			  &(struct xvd_dev_opts){ .devid = 5, .pool_pages = 2 }, &rng);
+			  &(struct xvd_dev_opts){ .devid = 5, .pool_pages = XVMSG_MIN_POOL_PAGES_RNG }, &rng);
 	if (r) {
 		evil_say(observed, len, "innocent rng reopen: %s", err_name(r));
 		goto out;

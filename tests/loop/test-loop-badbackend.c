@@ -367,9 +367,61 @@ static void snoop(void **state)
 	finish(state, true);
 }
 
+/* ---- the driver's own rings rewritten (issue 17, items 5 and 6) --------- */
+
+/* NEXT on every descriptor: the library never reads its table back, so I/O
+ * either works or fails; it never hangs or loops. */
+static void desc_rewrite(void **state)
+{
+	struct fx *f = start(state, "desc-rewrite");
+	double t0;
+	int r;
+
+	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
+	t0 = now_s();
+	r = io_roundtrip(f->dev);
+	assert_true(r == 0 || r == -EIO || r == -ETIMEDOUT);
+	assert_true(now_s() - t0 < 10.0);
+	print_message("desc-rewrite: I/O returned %d after %.2f s\n", r, now_s() - t0);
+	assert_true(backend_log_count(&f->b, "desc-rewrite: NEXT set on every descriptor") >= 1);
+	finish(state, true);
+}
+
+/* avail->idx set back, nothing completed: the wait ends at the device
+ * timeout, from the library's own record of what is in flight. */
+static void avail_rewrite(void **state)
+{
+	struct fx *f = start(state, "avail-rewrite");
+	static uint8_t buf[4096];
+	double t0;
+	int r;
+
+	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
+	t0 = now_s();
+	r = xvd_blk_read(f->dev, 0, buf, sizeof(buf));
+	assert_true(r == -ETIMEDOUT || r == -EIO);
+	assert_true(now_s() - t0 < 5.0);
+	assert_true(backend_log_count(&f->b, "avail-rewrite: requests kept") >= 1);
+	print_message("avail-rewrite: read returned %d after %.2f s\n", r, now_s() - t0);
+	finish(state, true);
+}
+
+/* A device id other than the one asked for (balloon for a blk): refused. */
+static void wrong_device_id(void **state)
+{
+	struct fx *f = start(state, "wrong-device-id");
+
+	assert_int_not_equal(open_blk(f, XVD_MODE_POOL), 0);
+	assert_null(f->dev);
+	finish(state, true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(desc_rewrite, teardown),
+		cmocka_unit_test_teardown(avail_rewrite, teardown),
+		cmocka_unit_test_teardown(wrong_device_id, teardown),
 		cmocka_unit_test_teardown(used_dup_id, teardown),
 		cmocka_unit_test_teardown(used_bad_id, teardown),
 		cmocka_unit_test_teardown(used_bad_len, teardown),

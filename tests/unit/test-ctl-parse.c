@@ -157,8 +157,8 @@ static void test_desc_bad(void **state)
 	/* Below a type's minimum in pool mode (include/xvmsg/pool.h). */
 	desc_bad("blk backend=d params=path=/x pool-pages=7\n", -EINVAL,
 		 "f.xvmsg:1: pool-pages must be at least 8 for blk in pool mode, not 7");
-	desc_bad("console backend=d pool-pages=3\n", -EINVAL, "at least 4 for console");
-	desc_bad("rng backend=d pool-pages=1\n", -EINVAL, "at least 2 for rng");
+	desc_bad("console backend=d pool-pages=5\n", -EINVAL, "at least 6 for console");
+	desc_bad("rng backend=d pool-pages=2\n", -EINVAL, "at least 3 for rng");
 	desc_bad("rng backend=d pool-pages=\n", -EINVAL, "pool-pages must be");
 	desc_bad("rng backend=d devid=65536\n", -EINVAL, "f.xvmsg:1: devid must be 0..65535");
 	desc_bad("rng backend=d devid=99999999999\n", -EINVAL, "devid must be 0..65535");

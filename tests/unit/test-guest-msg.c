@@ -276,10 +276,24 @@ static void test_parse(void **state)
 	assert_string_equal(xvmsg_mode_name(7), "?");
 }
 
+/* Toolstack type -> virtio device id (the module refuses any other id). */
+static void test_type_device_id(void **state)
+{
+	assert_int_equal(xvmsg_type_device_id("blk"), 2);
+	assert_int_equal(xvmsg_type_device_id("console"), 3);
+	assert_int_equal(xvmsg_type_device_id("rng"), 4);
+	assert_int_equal(xvmsg_type_device_id("net"), 1);
+	assert_int_equal(xvmsg_type_device_id("balloon"), -EINVAL);
+	assert_int_equal(xvmsg_type_device_id("blk "), -EINVAL);
+	assert_int_equal(xvmsg_type_device_id(""), -EINVAL);
+	assert_int_equal(xvmsg_type_device_id(NULL), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ring_count),
+		cmocka_unit_test(test_type_device_id),
 		cmocka_unit_test(test_classify_header),
 		cmocka_unit_test(test_classify_response),
 		cmocka_unit_test(test_classify_events),

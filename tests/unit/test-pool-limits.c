@@ -77,9 +77,25 @@ static void test_minimums(void **state)
 	assert_true(XVMSG_MIN_POOL_PAGES_BLK <= XVMSG_DEFAULT_POOL_PAGES);
 }
 
+/* A sync never runs past its mapping (issue 17, item 7): the module copies
+ * what this returns, whatever length a driver passes. */
+static void test_sync_len(void **state)
+{
+	/* A mapping of pool bytes [4096, 8192). */
+	assert_int_equal(xvmsg_pool_sync_len(4096, 4096, 4096, 8192), 4096);
+	assert_int_equal(xvmsg_pool_sync_len(4096, 100, 4096, 8192), 100);
+	assert_int_equal(xvmsg_pool_sync_len(6000, 4096, 4096, 8192), 2192);	/* clamped */
+	assert_int_equal(xvmsg_pool_sync_len(4096, 1ULL << 40, 4096, 8192), 4096);
+	assert_int_equal(xvmsg_pool_sync_len(8191, 2, 4096, 8192), 1);
+	assert_int_equal(xvmsg_pool_sync_len(8192, 1, 4096, 8192), 0);	/* outside */
+	assert_int_equal(xvmsg_pool_sync_len(4095, 1, 4096, 8192), 0);
+	assert_int_equal(xvmsg_pool_sync_len(~0ULL, ~0ULL, 4096, 8192), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sync_len),
 		cmocka_unit_test(test_known_values),
 		cmocka_unit_test(test_every_pool),
 		cmocka_unit_test(test_minimums),

@@ -125,11 +125,14 @@ xv_stage "small pools (16, 64, 128 pages): 1 MiB and 4 MiB O_DIRECT requests, ex
 # buffers, wrong-token and rewritten responses, a pool snooper) or fails
 # with I/O errors (used entries naming descriptors beyond the queue or the
 # same one twice, grant-mode pages kept mapped, a backend that stops
-# answering, after the module's 30 s stall watchdog); a backend that dies
-# in the handshake gives no disk.  Nothing hangs.  FAULTS lists
+# answering or rewrites the avail index, after the module's 30 s stall
+# watchdog); a backend that rewrites the descriptor table changes nothing
+# the guest reads back; a backend that dies in the handshake, or names
+# another device type, gives no disk.  Nothing hangs.  FAULTS lists
 # fault:mode; tests/xen/kmod/guest-test.sh has the same order.
 FAULTS="irq-storm:pool used-bad-len:pool used-bad-id:pool used-dup-id:pool msg-bad-token:pool
-	msg-rewrite:pool keep-mapped:grant vanish-handshake:pool snoop:pool silent:pool"
+	msg-rewrite:pool keep-mapped:grant vanish-handshake:pool snoop:pool silent:pool
+	desc-rewrite:pool avail-rewrite:pool wrong-device-id:pool"
 # "N" from the last line of the fault log with "blkDEV(...): ... N WHAT".
 fault_count() {
 	grep "blk$1(dom$g): " /run/xvmsg-fault.log | grep -o "[0-9]* $2" | tail -1 | cut -d' ' -f1

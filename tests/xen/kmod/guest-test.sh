@@ -146,7 +146,7 @@ xv_mark "small pools detached"
 # fault n is xvmsg device 10 + n.
 n=0
 for expect in irq-storm used-bad-len used-bad-id used-dup-id msg-bad-token msg-rewrite \
-	keep-mapped vanish-handshake snoop silent; do
+	keep-mapped vanish-handshake snoop silent desc-rewrite avail-rewrite wrong-device-id; do
 	n=$((n + 1))
 	dev=$((10 + n))
 	st=/sys/bus/xen/devices/xvmsg-$dev/xvmsg
@@ -164,20 +164,43 @@ for expect in irq-storm used-bad-len used-bad-id used-dup-id msg-bad-token msg-r
 		xv_mark "gone $fault"
 		continue
 	fi
+	if [ "$fault" = wrong-device-id ]; then
+		# The backend says balloon (5) behind a blk the toolstack
+		# attached: the module refuses it, no driver binds.
+		xv_wait 60 sh -c "dmesg | grep -q 'xvmsg-$dev: .*device id 5, the toolstack attached .blk.'" ||
+			{ dmesg | tail -20; xv_fail "wrong-device-id: not refused"; }
+		! ls /sys/bus/virtio/drivers/virtio_balloon 2>/dev/null | grep -q virtio ||
+			xv_fail "wrong-device-id: virtio_balloon bound"
+		! ls /sys/block | grep -q vd || xv_fail "wrong-device-id: a disk appeared"
+		echo "xvmsg: wrong-device-id: $(dmesg | grep -o 'backend reports virtio device id 5.*' | tail -1)"
+		xv_mark "survived $fault"
+		xv_wait 60 sh -c "! [ -e /sys/bus/xen/devices/xvmsg-$dev ]" ||
+			xv_fail "$fault: device not removed"
+		xv_mark "gone $fault"
+		continue
+	fi
 	# The only disk now.  (Not by serial: a broken device cannot answer.)
 	xv_wait 60 sh -c 'ls /sys/block | grep -q vd' || { dmesg | tail -20; xv_fail "no disk from the $fault backend"; }
 	d=/dev/$(ls /sys/block | grep vd | head -1)
 	t0=$(xv_uptime)
-	if timeout 60 dd if="$d" of=/dev/null bs=64k count=64 iflag=direct 2>/dev/null; then
+	# Worked: all 4 MiB came back (a broken device may also shrink to 0
+	# bytes, and dd reads nothing from it without an error).
+	rm -f /run/rd
+	if timeout 60 dd if="$d" of=/run/rd bs=64k count=64 iflag=direct 2>/dev/null &&
+		[ "$(wc -c </run/rd)" -eq 4194304 ]; then
 		r=worked
 	else
 		r="failed with an error"
 	fi
 	case "$fault:$r" in
-	used-bad-id:worked | used-dup-id:worked | keep-mapped:worked | silent:worked)
+	used-bad-id:worked | used-dup-id:worked | keep-mapped:worked | silent:worked | \
+	avail-rewrite:worked)
 		xv_fail "reads from a $fault backend succeeded" ;;
 	*:failed*)
-		case "$fault" in used-bad-id | used-dup-id | keep-mapped | silent) ;;
+		# desc-rewrite: the lie also corrupts the backend's own view of
+		# chains it has not taken yet; refusing those is its business.
+		case "$fault" in used-bad-id | used-dup-id | keep-mapped | silent | avail-rewrite | \
+			desc-rewrite) ;;
 		*) xv_fail "$fault: the read failed" ;;
 		esac ;;
 	esac

@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Private descriptor tables: what virtio_ring reads back is never memory the
+ * backend can write, and the module keeps its own record of the requests in
+ * flight.
+ *
+ * In pool and grant mode a split ring lives in memory the backend maps
+ * writable.  virtio_ring reads its own descriptor table back when it frees a
+ * chain (the NEXT flag, in detach_buf_split), so a backend that sets NEXT
+ * everywhere would make the guest walk a chain for ever in interrupt
+ * context.  So each virtqueue has:
+ *
+ *   ring    what virtio_ring uses (vring_new_virtqueue): a virtually
+ *           contiguous mapping of private pages (descriptor table and avail
+ *           ring, page-rounded) followed by the pages of the shared used
+ *           ring, which the device writes and virtio_ring reads and checks,
+ *           as always;
+ *   shared  one allocation through the device's DMA ops (the pool, grants or
+ *           guest frames), laid out like a split ring with 4 KiB alignment:
+ *           a copy of the descriptor table and avail ring, then the used ring
+ *           (the same pages as above).  This is the ring the backend is told
+ *           about.
+ *
+ * Each kick copies the new chains' descriptors and avail entries to the
+ * shared copy, then its index.  The shared rings run without
+ * VIRTIO_RING_F_EVENT_IDX (used_event would sit in the private avail ring).
+ *
+ * The record of requests in flight: a head is recorded when it is copied out
+ * (or found when failing), keyed by the bus address of its first descriptor;
+ * virtio_ring unmaps exactly that address when it frees the chain, and the
+ * DMA ops report it here (xvmsg_shadow_unmapped), which clears the head.
+ * Failing the requests in flight completes the recorded heads, nothing read
+ * from shared memory, under the same lock as the queue's interrupt handler.
+ *
+ * Copyright (c) 2026 The xvmsg authors
+ */
+#include <linux/bitmap.h>
+#include <linux/dma-mapping.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+#include <linux/virtio_ring.h>
+
+#include "xvmsg.h"
+
+/* Bytes of the descriptor table and avail ring (with used_event), page-rounded. */
+static size_t driver_part(unsigned int num)
+{
+	return PAGE_ALIGN(16 * (size_t)num + 6 + 2 * (size_t)num);
+}
+
+static size_t used_part(unsigned int num)
+{
+	return PAGE_ALIGN(6 + 8 * (size_t)num + 2);
+}
+
+static struct page *va_page(void *va)
+{
+	return is_vmalloc_addr(va) ? vmalloc_to_page(va) : virt_to_page(va);
+}
+
+int xvmsg_shadow_create(struct xvmsg_queue *q, struct device *dma_dev, unsigned int num)
+{
+	struct xvmsg_shadow *s = &q->sh;
+	size_t dp = driver_part(num), up = used_part(num), i;
+	unsigned int np = (dp + up) >> PAGE_SHIFT;
+	struct page **pages = NULL;
+
+	memset(s, 0, sizeof(*s));
+	spin_lock_init(&s->avail_lock);
+	spin_lock_init(&s->used_lock);
+	s->num = num;
+	s->ndriver = dp >> PAGE_SHIFT;
+	s->size = dp + up;
+	s->priv = kcalloc(s->ndriver, sizeof(*s->priv), GFP_KERNEL);
+	s->inflight = bitmap_zalloc(num, GFP_KERNEL);
+	pages = kcalloc(np, sizeof(*pages), GFP_KERNEL);
+	if (!s->priv || !s->inflight || !pages)
+		goto fail;
+	s->shared_va = dma_alloc_coherent(dma_dev, s->size, &s->shared_dma, GFP_KERNEL);
+	if (!s->shared_va)
+		goto fail;
+	memset(s->shared_va, 0, s->size);
+	for (i = 0; i < s->ndriver; i++) {
+		s->priv[i] = alloc_page(GFP_KERNEL | __GFP_ZERO);
+		if (!s->priv[i])
+			goto fail;
+		pages[i] = s->priv[i];
+	}
+	for (; i < np; i++)
+		pages[i] = va_page(s->shared_va + (i << PAGE_SHIFT));
+	s->ring_va = vmap(pages, np, VM_MAP, PAGE_KERNEL);
+	if (!s->ring_va)
+		goto fail;
+	kfree(pages);
+	vring_init(&s->ring, num, s->ring_va, PAGE_SIZE);
+	vring_init(&s->shared, num, s->shared_va, PAGE_SIZE);
+	return 0;
+fail:
+	kfree(pages);
+	xvmsg_shadow_destroy(q, dma_dev);
+	return -ENOMEM;
+}
+
+void xvmsg_shadow_destroy(struct xvmsg_queue *q, struct device *dma_dev)
+{
+	struct xvmsg_shadow *s = &q->sh;
+	unsigned int i;
+
+	if (s->ring_va)
+		vunmap(s->ring_va);
+	if (s->shared_va)
+		dma_free_coherent(dma_dev, s->size, s->shared_va, s->shared_dma);
+	for (i = 0; s->priv && i < s->ndriver; i++)
+		if (s->priv[i])
+			__free_page(s->priv[i]);
+	kfree(s->priv);
+	bitmap_free(s->inflight);
+	memset(s, 0, sizeof(*s));
+}
+
+void xvmsg_shadow_addrs(const struct xvmsg_queue *q, u64 *desc, u64 *avail, u64 *used)
+{
+	const struct xvmsg_shadow *s = &q->sh;
+
+	*desc = s->shared_dma;
+	*avail = s->shared_dma + 16 * (u64)s->num;
+	*used = s->shared_dma + ((u64)s->ndriver << PAGE_SHIFT);
+}
+
+/* Record head as in flight under the bus address of its first descriptor. */
+static void record(struct xvmsg_queue *q, u16 head, u64 addr)
+{
+	struct xvmsg_shadow *s = &q->sh;
+	struct xvmsg_conn *c = q->conn;
+	unsigned long flags;
+	int r;
+
+	if (test_and_set_bit(head, s->inflight))
+		return;
+	atomic_inc(&s->ninflight);
+	/* An address the record cannot hold (no memory) is failed with the
+	 * rest but never cleared early: at worst it fails twice, which
+	 * virtio_ring refuses (a broken queue), never a hang. */
+	xa_lock_irqsave(&c->heads, flags);
+	r = xa_err(__xa_store(&c->heads, (unsigned long)addr,
+			      xa_mk_value((unsigned long)q->index << 16 | head), GFP_ATOMIC));
+	xa_unlock_irqrestore(&c->heads, flags);
+	if (r)
+		xvmsg_stat_inc(c->info, XVMSG_ST_MAP_ERRORS);
+}
+
+/*
+ * Heads virtio_ring made available since the last call: recorded, and with
+ * to_shared their chains and avail entries copied to the shared ring.
+ * avail_lock held.  Returns the private avail index.
+ */
+static u16 take_avail(struct xvmsg_queue *q, bool to_shared)
+{
+	struct xvmsg_shadow *s = &q->sh;
+	u16 idx = le16_to_cpu(READ_ONCE(s->ring.avail->idx)), i;
+
+	/* Pairs with virtio_ring's write barrier before it sets avail->idx:
+	 * the entries and descriptors read below are complete. */
+	smp_rmb();
+	for (i = s->avail_seen; i != idx; i++) {
+		unsigned int slot = i % s->num, n;
+		u16 head = le16_to_cpu(READ_ONCE(s->ring.avail->ring[slot]));
+		u16 d = head;
+
+		if (head >= s->num)
+			continue;	/* cannot happen: virtio_ring wrote it */
+		record(q, head, le64_to_cpu(s->ring.desc[head].addr));
+		for (n = 0; to_shared && n < s->num; n++) {
+			struct vring_desc v = s->ring.desc[d];
+
+			s->shared.desc[d] = v;
+			if (!(le16_to_cpu(v.flags) & VRING_DESC_F_NEXT) ||
+			    le16_to_cpu(v.next) >= s->num)
+				break;
+			d = le16_to_cpu(v.next);
+		}
+		if (to_shared)
+			WRITE_ONCE(s->shared.avail->ring[slot], cpu_to_le16(head));
+	}
+	s->avail_seen = idx;
+	return idx;
+}
+
+bool xvmsg_shadow_kick(struct xvmsg_queue *q)
+{
+	struct xvmsg_shadow *s = &q->sh;
+	unsigned long flags;
+	u16 idx;
+
+	spin_lock_irqsave(&s->avail_lock, flags);
+	if (s->dead) {
+		spin_unlock_irqrestore(&s->avail_lock, flags);
+		return false;
+	}
+	idx = take_avail(q, true);
+	/* Descriptors and entries before the index; pairs with the backend's
+	 * read barrier after it reads avail->idx. */
+	virt_wmb();
+	WRITE_ONCE(s->shared.avail->idx, cpu_to_le16(idx));
+	spin_unlock_irqrestore(&s->avail_lock, flags);
+	return true;
+}
+
+/* The DMA ops unmapped addr: if it starts a recorded chain, virtio_ring has
+ * freed that chain, so it is no longer in flight.  Any context. */
+void xvmsg_shadow_unmapped(struct xvmsg_conn *c, dma_addr_t addr)
+{
+	unsigned long flags;
+	unsigned int qi, head;
+	void *v;
+
+	if (xa_empty(&c->heads))
+		return;
+	xa_lock_irqsave(&c->heads, flags);
+	v = __xa_erase(&c->heads, (unsigned long)addr);
+	xa_unlock_irqrestore(&c->heads, flags);
+	if (!v)
+		return;
+	qi = xa_to_value(v) >> 16;
+	head = xa_to_value(v) & 0xffff;
+	if (qi < c->nq && c->q[qi].sh.inflight && head < c->q[qi].sh.num &&
+	    test_and_clear_bit(head, c->q[qi].sh.inflight))
+		atomic_dec(&c->q[qi].sh.ninflight);
+}
+
+irqreturn_t xvmsg_shadow_interrupt(struct xvmsg_queue *q, struct virtqueue *vq, int irq)
+{
+	struct xvmsg_shadow *s = &q->sh;
+	unsigned long flags;
+	irqreturn_t ret;
+
+	spin_lock_irqsave(&s->used_lock, flags);
+	ret = vring_interrupt(irq, vq);
+	spin_unlock_irqrestore(&s->used_lock, flags);
+	return ret;
+}
+
+/*
+ * Complete every recorded head with length 0 and run virtio_ring on them;
+ * nothing more goes to the backend afterwards.  The entries go where
+ * virtio_ring reads next (its own last_used index), so nothing the backend
+ * wrote into the used ring is needed.  The caller has unbroken the device.
+ * Returns how many were completed; *left how many virtio_ring did not take
+ * back (the backend rewrote the used ring at the same moment).
+ */
+unsigned int xvmsg_shadow_fail_all(struct xvmsg_queue *q, struct virtqueue *vq,
+				   unsigned int *left)
+{
+	struct xvmsg_shadow *s = &q->sh;
+	unsigned int n = 0, head;
+	unsigned long flags;
+	u16 last;
+
+	spin_lock_irqsave(&s->avail_lock, flags);
+	s->dead = true;
+	take_avail(q, false);		/* made available, not kicked yet */
+	spin_unlock_irqrestore(&s->avail_lock, flags);
+
+	spin_lock_irqsave(&s->used_lock, flags);
+	last = (u16)virtqueue_enable_cb_prepare(vq);
+	for_each_set_bit(head, s->inflight, s->num) {
+		unsigned int slot = (u16)(last + n) % s->num;
+
+		WRITE_ONCE(s->ring.used->ring[slot].id, cpu_to_le32(head));
+		WRITE_ONCE(s->ring.used->ring[slot].len, 0);
+		n++;
+	}
+	if (n) {
+		/* Entries before the index, as a device's write barrier. */
+		virt_wmb();
+		WRITE_ONCE(s->ring.used->idx, cpu_to_le16(last + n));
+		vring_interrupt(0, vq);
+	}
+	spin_unlock_irqrestore(&s->used_lock, flags);
+	*left = atomic_read(&s->ninflight);
+	return n;
+}
+
+unsigned int xvmsg_shadow_inflight(struct xvmsg_queue *q)
+{
+	return atomic_read(&q->sh.ninflight);
+}
