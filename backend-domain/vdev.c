@@ -230,6 +230,16 @@ static int h_device_info(struct xvb_vdev *d, const uint8_t *in, size_t len, uint
 	return sizeof(*r);
 }
 
+/*
+ * Feature blocks [index, index + n) all have an index, i.e. the window ends
+ * at block 0xffffffff at the latest.  Block indices are 32 bits: a window
+ * running past the last one would wrap around to block 0.
+ */
+static bool blocks_exist(uint32_t index, uint32_t n)
+{
+	return n == 0 || index <= UINT32_MAX - (n - 1);
+}
+
 static int h_get_features(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8_t *out)
 {
 	struct vmsg_features req, *r = (void *)out;
@@ -240,7 +250,7 @@ static int h_get_features(struct xvb_vdev *d, const uint8_t *in, size_t len, uin
 	memcpy(&req, in, sizeof(req));
 	req.block_index = le32toh(req.block_index);
 	req.num_blocks = le32toh(req.num_blocks);
-	if (req.num_blocks > VMSG_MAX_FEATURE_BLOCKS || req.block_index > UINT32_MAX - req.num_blocks)
+	if (req.num_blocks > VMSG_MAX_FEATURE_BLOCKS || !blocks_exist(req.block_index, req.num_blocks))
 		return -1;
 	r->block_index = htole32(req.block_index);
 	r->num_blocks = htole32(req.num_blocks);
@@ -263,7 +273,7 @@ static int h_set_features(struct xvb_vdev *d, const uint8_t *in, size_t len, uin
 	req.block_index = le32toh(req.block_index);
 	req.num_blocks = le32toh(req.num_blocks);
 	if (req.num_blocks > VMSG_MAX_FEATURE_BLOCKS || len < sizeof(req) + 4 * req.num_blocks ||
-	    req.block_index > UINT32_MAX - req.num_blocks)
+	    !blocks_exist(req.block_index, req.num_blocks))
 		return -1;
 	if (!(d->status & VMSG_STATUS_DRIVER) || (d->status & VMSG_STATUS_FEATURES_OK)) {
 		xvb_dbg(d->log, "%s: SET_DRIVER_FEATURES in status 0x%x ignored", d->name, d->status);
