@@ -406,9 +406,15 @@ static int h_get_vqueue(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8
 	return sizeof(*r);
 }
 
+/*
+ * SET_VQUEUE is checked whole before anything changes: a refused one leaves
+ * the queue as it was (size and addresses), an accepted one replaces all of
+ * it, and size 0 disables the queue (GET_VQUEUE still shows the addresses).
+ */
 static int h_set_vqueue(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8_t *out)
 {
 	struct vmsg_set_vqueue_req r;
+	uint64_t desc, avail, used;
 	uint32_t q, size;
 	struct xvb_vq *vq;
 
@@ -423,21 +429,25 @@ static int h_set_vqueue(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8
 		return 0;
 	}
 	vq = &d->vq[q];
-	vq->size = 0;
-	if (size == 0)
-		return 0;
-	vq->desc_addr = le64toh(r.desc_addr);
-	vq->avail_addr = le64toh(r.driver_addr);
-	vq->used_addr = le64toh(r.device_addr);
-	if ((size & (size - 1)) || size > vq->max_size || !d->mc ||
-	    xvb_mc_check(d->mc, vq->desc_addr, 16ULL * size) ||
-	    xvb_mc_check(d->mc, vq->avail_addr, 6 + 2ULL * size) ||
-	    xvb_mc_check(d->mc, vq->used_addr, 6 + 8ULL * size) ||
-	    (vq->desc_addr & 15) || (vq->avail_addr & 1) || (vq->used_addr & 3)) {
-		xvb_warn(d->log, "%s: queue %u: size %u or ring addresses not acceptable", d->name,
-			 q, size);
+	if (size == 0) {
+		vq->size = 0;
 		return 0;
 	}
+	desc = le64toh(r.desc_addr);
+	avail = le64toh(r.driver_addr);
+	used = le64toh(r.device_addr);
+	if ((size & (size - 1)) || size > vq->max_size || !d->mc ||
+	    xvb_mc_check(d->mc, desc, 16ULL * size) ||
+	    xvb_mc_check(d->mc, avail, 6 + 2ULL * size) ||
+	    xvb_mc_check(d->mc, used, 6 + 8ULL * size) ||
+	    (desc & 15) || (avail & 1) || (used & 3)) {
+		xvb_warn(d->log, "%s: queue %u: size %u or ring addresses not acceptable: "
+			 "refused, queue unchanged", d->name, q, size);
+		return 0;
+	}
+	vq->desc_addr = desc;
+	vq->avail_addr = avail;
+	vq->used_addr = used;
 	vq->size = (uint16_t)size;
 	return 0;
 }

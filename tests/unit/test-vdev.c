@@ -610,6 +610,57 @@ static void test_set_vqueue_rejects(void **state)
 	assert_int_equal(get_vqueue(v, 1, NULL), 0);
 }
 
+/* GET_VQUEUE of q matches size and the three addresses. */
+static void assert_vqueue(struct vd *v, uint32_t q, uint32_t size, uint64_t desc, uint64_t drv,
+			  uint64_t dev)
+{
+	assert_int_equal(get_vqueue(v, q, NULL), size);
+	assert_int_equal(resp64(v, offsetof(struct vmsg_get_vqueue_resp, desc_addr)), desc);
+	assert_int_equal(resp64(v, offsetof(struct vmsg_get_vqueue_resp, driver_addr)), drv);
+	assert_int_equal(resp64(v, offsetof(struct vmsg_get_vqueue_resp, device_addr)), dev);
+}
+
+/* A refused SET_VQUEUE changes nothing: not the size, not the addresses. */
+static void test_set_vqueue_refused_changes_nothing(void **state)
+{
+	struct vd *v = *state;
+	const uint64_t desc = pool_addr(DESC_GPA), drv = pool_addr(AVAIL_GPA),
+		       dev = pool_addr(USED_GPA), other = pool_addr(0x2000);
+
+	assert_int_equal(negotiate(v, negotiated), S_ACK | S_DRIVER | S_FEAT);
+	/* A queue never set up stays disabled with no addresses. */
+	set_vqueue(v, 1, QSZ + 512, other, other, other);
+	assert_vqueue(v, 1, 0, 0, 0, 0);
+	set_vqueue(v, 1, QSZ, other + 8, other, other);
+	assert_vqueue(v, 1, 0, 0, 0, 0);
+
+	/* A queue set up keeps its size and rings through refusals. */
+	set_vqueue0(v);
+	set_vqueue(v, 0, QSZ + 512, other, other, other);		/* beyond max_size */
+	assert_vqueue(v, 0, QSZ, desc, drv, dev);
+	set_vqueue(v, 0, 12, other, other, other);			/* not a power of 2 */
+	assert_vqueue(v, 0, QSZ, desc, drv, dev);
+	set_vqueue(v, 0, QSZ / 2, other + 8, other, other);		/* desc misaligned */
+	assert_vqueue(v, 0, QSZ, desc, drv, dev);
+	set_vqueue(v, 0, QSZ / 2, other, other,
+		   XVMSG_GRANT_ADDR(POOL_REF + POOL_PAGES, 0));		/* outside the pool */
+	assert_vqueue(v, 0, QSZ, desc, drv, dev);
+
+	/* And it runs on those rings. */
+	assert_int_equal(set_status(v, S_ACK | S_DRIVER | S_FEAT | S_OK),
+			 S_ACK | S_DRIVER | S_FEAT | S_OK);
+	assert_true(v->d.vq[0].live);
+	assert_false(v->d.vq[1].live);
+
+	/* An accepted one replaces everything; size 0 still disables. */
+	assert_int_equal(set_status(v, 0), 0);
+	assert_int_equal(negotiate(v, negotiated), S_ACK | S_DRIVER | S_FEAT);
+	set_vqueue(v, 1, QSZ / 2, other, other + 0x400, other + 0x800);
+	assert_vqueue(v, 1, QSZ / 2, other, other + 0x400, other + 0x800);
+	set_vqueue(v, 1, 0, 0, 0, 0);
+	assert_int_equal(get_vqueue(v, 1, NULL), 0);
+}
+
 /* ---- tests: config space ---- */
 
 static uint32_t get_config(struct vd *v, uint32_t off, uint32_t len)
@@ -873,6 +924,7 @@ int main(void)
 		T(test_driver_ok_needs_features_ok),
 		T(test_get_vqueue),
 		T(test_set_vqueue_rejects),
+		T(test_set_vqueue_refused_changes_nothing),
 		T(test_get_config),
 		T(test_set_config),
 		T(test_set_config_read_only),
