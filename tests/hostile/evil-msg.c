@@ -276,7 +276,6 @@ static int case_msg_garbage(struct evil_env *e, char *observed, size_t len)
 		{ "msg_size 7", 0, VMSG_GET_DEVICE_INFO, 1, 1, 7, 0 },
 		{ "msg_size 249", 0, VMSG_GET_DEVICE_INFO, 1, 1, 249, 0 },
 		{ "msg_size 65535", 0, VMSG_GET_DEVICE_INFO, 1, 1, 65535, 0 },
-		{ "type bits 2-7", 0x84, VMSG_GET_DEVICE_INFO, 1, 1, 8, 0 },
 		{ "response bit", VMSG_TYPE_RESPONSE, VMSG_GET_DEVICE_INFO, 1, 1, 8, 0 },
 		{ "bus response bit", VMSG_TYPE_RESPONSE | VMSG_TYPE_BUS, VMSG_BUS_PING, 0, 1, 8, 0 },
 		{ "dev_num 0", 0, VMSG_GET_DEVICE_INFO, 0, 1, 8, 0 },
@@ -315,8 +314,11 @@ static int case_msg_garbage(struct evil_env *e, char *observed, size_t len)
 		{ "SET_DRIVER_FEATURES 2^32-1 blocks", 0, VMSG_SET_DRIVER_FEATURES, 1, 1, 248, 0xff },
 		{ "SET_CONFIG length 2^32-1", 0, VMSG_SET_CONFIG, 1, 1, 248, 0xff },
 	};
-	/* Answered: well-formed apart from slack (extra payload is ignored). */
+	/* Answered: well-formed apart from slack (extra payload is ignored) or
+	 * reserved type bits (ignored on receipt, zero in the response). */
 	static const struct garbage ok[] = {
+		{ "type bits 2 and 7", 0x84, VMSG_GET_DEVICE_INFO, 1, 1, 8, 0 },
+		{ "type bits 2-7, PING", 0xfc | VMSG_TYPE_BUS, VMSG_BUS_PING, 0, 1, 8, 0 },
 		{ "GET_DEVICE_FEATURES 0 blocks", 0, VMSG_GET_DEVICE_FEATURES, 1, 1, 16, 0 },
 		{ "GET_DEVICE_INFO 240 bytes of slack", 0, VMSG_GET_DEVICE_INFO, 1, 1, 248, 0xee },
 		{ "GET_DEVICE_STATUS slack", 0, VMSG_GET_DEVICE_STATUS, 1, 1, 100, 0xee },
@@ -370,11 +372,11 @@ static int case_msg_garbage(struct evil_env *e, char *observed, size_t len)
 		memset(m.payload, ok[i].fill, sizeof(m.payload));
 		if (raw_put(dev, &m) == 0 &&
 		    raw_wait_resp(dev, tok, ok[i].type & VMSG_TYPE_BUS, &m, NULL, 2000) == 1 &&
-		    m.hdr.msg_id == ok[i].id)
+		    m.hdr.msg_id == ok[i].id && !(m.hdr.type & VMSG_TYPE_RESERVED))
 			answered++;
 	}
 	evil_say(observed, len, "%u malformed messages x3: %u replies, %u without a PING after; "
-		 "%u/%zu well-formed-with-slack answered",
+		 "%u/%zu well-formed (slack, reserved type bits) answered",
 		 nbad, replied, lost, answered, sizeof(ok) / sizeof(ok[0]));
 	if (first_bad[0])
 		evil_say(observed, len, " (first wrong: %s)", first_bad);
@@ -1832,9 +1834,9 @@ out:
 }
 
 const struct evil_case evil_msg_cases[] = {
-	{ "msg-garbage", "every malformed message (size, type bits, response bit, dev_num, "
-	  "unknown id, token 0, short or lying payload) is discarded without a reply, slack "
-	  "after a valid payload is ignored, and the device keeps working",
+	{ "msg-garbage", "every malformed message (size, response bit, dev_num, unknown id, "
+	  "token 0, short or lying payload) is discarded without a reply, slack after a valid "
+	  "payload and reserved type bits are ignored, and the device keeps working",
 	  case_msg_garbage, 0 },
 	{ "msg-ring-lies", "a lying b2d.cons stalls only that device (no spin) until corrected; "
 	  "garbage event fields change nothing; d2b.prod 1000 ahead disconnects that device "
