@@ -974,6 +974,10 @@ static int case_status_abuse(struct evil_env *e, char *observed, size_t len)
 	/* The right queue, DRIVER_OK, then changes after DRIVER_OK are ignored. */
 	raw_set_vq(dev, 0, vq->size, vq->desc_addr, vq->avail_addr, vq->used_addr);
 	CHECK("proper queue", raw_vq_size(dev, 0, NULL) == vq->size);
+	/* A refused set-up of a queue that is set up changes nothing. */
+	raw_set_vq(dev, 0, 2048, vq->desc_addr + 16, vq->avail_addr, vq->used_addr);
+	s = raw_vq_size(dev, 0, &d0);
+	CHECK("refused SET_VQUEUE kept the queue", s == vq->size && d0 == vq->desc_addr);
 	CHECK("DRIVER_OK", raw_status(dev, true, ST_DOK) == ST_DOK);
 	raw_set_vq(dev, 0, vq->size / 2, XVMSG_GRANT_ADDR(dev->pool_ref, 0), vq->avail_addr,
 		   vq->used_addr);
@@ -1853,8 +1857,9 @@ const struct evil_case evil_msg_cases[] = {
 	  "get no reply; config and generation unchanged",
 	  case_config_abuse, 0 },
 	{ "status-abuse", "DRIVER_OK without FEATURES_OK, unoffered or missing features, bad "
-	  "queue set-ups, changes after DRIVER_OK and status going backwards are refused as "
-	  "documented; FAILED then reset works; a fresh open works",
+	  "queue set-ups (which leave the queue as it was), changes after DRIVER_OK and status "
+	  "going backwards are refused as documented; FAILED then reset works; a fresh open "
+	  "works",
 	  case_status_abuse, 0 },
 	{ "notify-storm", "1e6 queue and 1e5 message notifications with nothing to do: the "
 	  "witness is served throughout and the backend is idle afterwards",
