@@ -5,8 +5,9 @@
  * API device models use (xvb_pop/xvb_push/xvb_flush).
  *
  * Requests arrive here already copied out of the message ring; the header's
- * type, size and device number have been checked by the caller.  Payloads
- * are checked here against the size each message needs.
+ * size, response bit and device number have been checked by the caller (type
+ * bits 2..7 are reserved and ignored).  Payloads are checked here against the
+ * size each message needs.
  */
 #include <errno.h>
 #include <stdlib.h>
