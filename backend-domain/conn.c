@@ -318,15 +318,6 @@ static void ring_broken(struct xvb_conn *c, const char *why)
 	fail(c, msg);
 }
 
-static bool valid_header(const struct vmsg_hdr *h, size_t size)
-{
-	if (h->type & ~VMSG_TYPE_VALID_MASK)
-		return false;
-	if (size < sizeof(*h) || size > VMSG_MAX_SIZE)
-		return false;
-	return true;
-}
-
 static void handle_bus_msg(struct xvb_conn *c, const struct vmsg *req, struct vmsg *resp,
 			   size_t *rsize)
 {
@@ -384,7 +375,7 @@ static void process_msgs(struct xvb_conn *c)
 {
 	uint32_t prod, old_cons = c->d2b_cons, pev;
 	struct vmsg req, resp;
-	size_t size, rsize;
+	size_t rsize;
 
 	flush_pending(c);
 	while (c->connected) {
@@ -414,8 +405,9 @@ static void process_msgs(struct xvb_conn *c)
 		__atomic_store_n(&c->msg->d2b.cons, htole32(c->d2b_cons), __ATOMIC_RELEASE);
 		c->stats.msgs_in++;
 
-		size = le16toh(req.hdr.msg_size);
-		if (!valid_header(&req.hdr, size)) {
+		/* Type bits 2..7 are reserved: ignored (msg.h), only the size
+		 * can make a header unusable here. */
+		if (!vmsg_size_ok(&req.hdr)) {
 			c->stats.msgs_bad++;
 			continue;
 		}

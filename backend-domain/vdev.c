@@ -5,8 +5,9 @@
  * API device models use (xvb_pop/xvb_push/xvb_flush).
  *
  * Requests arrive here already copied out of the message ring; the header's
- * type, size and device number have been checked by the caller.  Payloads
- * are checked here against the size each message needs.
+ * size, response bit and device number have been checked by the caller (type
+ * bits 2..7 are reserved and ignored).  Payloads are checked here against the
+ * size each message needs.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -261,6 +262,16 @@ static int h_device_info(struct xvb_vdev *d, const uint8_t *in, size_t len, uint
 	return sizeof(*r);
 }
 
+/*
+ * Feature blocks [index, index + n) all have an index, i.e. the window ends
+ * at block 0xffffffff at the latest.  Block indices are 32 bits: a window
+ * running past the last one would wrap around to block 0.
+ */
+static bool blocks_exist(uint32_t index, uint32_t n)
+{
+	return n == 0 || index <= UINT32_MAX - (n - 1);
+}
+
 static int h_get_features(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8_t *out)
 {
 	struct vmsg_features req, *r = (void *)out;
@@ -271,7 +282,7 @@ static int h_get_features(struct xvb_vdev *d, const uint8_t *in, size_t len, uin
 	memcpy(&req, in, sizeof(req));
 	req.block_index = le32toh(req.block_index);
 	req.num_blocks = le32toh(req.num_blocks);
-	if (req.num_blocks > VMSG_MAX_FEATURE_BLOCKS || req.block_index > UINT32_MAX - req.num_blocks)
+	if (req.num_blocks > VMSG_MAX_FEATURE_BLOCKS || !blocks_exist(req.block_index, req.num_blocks))
 		return -1;
 	r->block_index = htole32(req.block_index);
 	r->num_blocks = htole32(req.num_blocks);
@@ -294,7 +305,7 @@ static int h_set_features(struct xvb_vdev *d, const uint8_t *in, size_t len, uin
 	req.block_index = le32toh(req.block_index);
 	req.num_blocks = le32toh(req.num_blocks);
 	if (req.num_blocks > VMSG_MAX_FEATURE_BLOCKS || len < sizeof(req) + 4 * req.num_blocks ||
-	    req.block_index > UINT32_MAX - req.num_blocks)
+	    !blocks_exist(req.block_index, req.num_blocks))
 		return -1;
 	if (!(d->status & VMSG_STATUS_DRIVER) || (d->status & VMSG_STATUS_FEATURES_OK)) {
 		xvb_dbg(d->log, "%s: SET_DRIVER_FEATURES in status 0x%x ignored", d->name, d->status);
@@ -427,9 +438,15 @@ static int h_get_vqueue(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8
 	return sizeof(*r);
 }
 
+/*
+ * SET_VQUEUE is checked whole before anything changes: a refused one leaves
+ * the queue as it was (size and addresses), an accepted one replaces all of
+ * it, and size 0 disables the queue (GET_VQUEUE still shows the addresses).
+ */
 static int h_set_vqueue(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8_t *out)
 {
 	struct vmsg_set_vqueue_req r;
+	uint64_t desc, avail, used;
 	uint32_t q, size;
 	struct xvb_vq *vq;
 
@@ -444,21 +461,25 @@ static int h_set_vqueue(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8
 		return 0;
 	}
 	vq = &d->vq[q];
-	vq->size = 0;
-	if (size == 0)
-		return 0;
-	vq->desc_addr = le64toh(r.desc_addr);
-	vq->avail_addr = le64toh(r.driver_addr);
-	vq->used_addr = le64toh(r.device_addr);
-	if ((size & (size - 1)) || size > vq->max_size || !d->mc ||
-	    xvb_mc_check(d->mc, vq->desc_addr, 16ULL * size) ||
-	    xvb_mc_check(d->mc, vq->avail_addr, 6 + 2ULL * size) ||
-	    xvb_mc_check(d->mc, vq->used_addr, 6 + 8ULL * size) ||
-	    (vq->desc_addr & 15) || (vq->avail_addr & 1) || (vq->used_addr & 3)) {
-		xvb_warn(d->log, "%s: queue %u: size %u or ring addresses not acceptable", d->name,
-			 q, size);
+	if (size == 0) {
+		vq->size = 0;
 		return 0;
 	}
+	desc = le64toh(r.desc_addr);
+	avail = le64toh(r.driver_addr);
+	used = le64toh(r.device_addr);
+	if ((size & (size - 1)) || size > vq->max_size || !d->mc ||
+	    xvb_mc_check(d->mc, desc, 16ULL * size) ||
+	    xvb_mc_check(d->mc, avail, 6 + 2ULL * size) ||
+	    xvb_mc_check(d->mc, used, 6 + 8ULL * size) ||
+	    (desc & 15) || (avail & 1) || (used & 3)) {
+		xvb_warn(d->log, "%s: queue %u: size %u or ring addresses not acceptable: "
+			 "refused, queue unchanged", d->name, q, size);
+		return 0;
+	}
+	vq->desc_addr = desc;
+	vq->avail_addr = avail;
+	vq->used_addr = used;
 	vq->size = (uint16_t)size;
 	return 0;
 }

@@ -121,11 +121,8 @@ int xvd_mring_get(struct xvd_mring *r, struct vmsg *m, bool *notify)
 
 int xvd_msg_check(const struct vmsg *m)
 {
-	unsigned int size = le16toh(m->hdr.msg_size);
-
-	if (m->hdr.type & ~VMSG_TYPE_VALID_MASK)
-		return -EPROTO;
-	if (size < sizeof(struct vmsg_hdr) || size > VMSG_MAX_SIZE)
+	/* Type bits 2..7 are reserved and ignored (msg.h). */
+	if (!vmsg_size_ok(&m->hdr))
 		return -EPROTO;
 	if (!vmsg_is_bus(&m->hdr) && le16toh(m->hdr.dev_num) != XVMSG_DEV_NUM)
 		return -EPROTO;

@@ -1,8 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * virtio-console (virtio 1.2, 5.3): one port, no optional features.
- * Queue 0 (receiveq) carries input to the driver, queue 1 (transmitq) its
- * output.
+ * virtio-console (virtio 1.2, 5.3): one port; of the optional features only
+ * VIRTIO_CONSOLE_F_EMERG_WRITE.  Queue 0 (receiveq) carries input to the
+ * driver, queue 1 (transmitq) its output.
+ *
+ * Config space (12 bytes, all reading as zero): cols, rows and max_nr_ports
+ * are read-only (no F_SIZE, no F_MULTIPORT); emerg_wr is write-only.  A
+ * SET_CONFIG of the whole emerg_wr field (offset 8, 4 bytes) writes its low
+ * byte to the console output, like transmitq output and in order with it.
+ * As the virtio spec allows, this works at any time, even before the queues
+ * are set up or the feature is negotiated.  Any other write is refused.
  *
  * Params, exactly one of:
  *   stdio              our stdin and stdout
@@ -22,6 +29,7 @@
 #include <linux/virtio_console.h>
 #include <linux/virtio_ids.h>
 #include <pty.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -37,6 +45,8 @@
 #define CON_RXQ		0
 #define CON_TXQ		1
 #define CON_PENDING	4096
+#define CON_EMERG_OFF	offsetof(struct virtio_console_config, emerg_wr)
+#define CON_EMERG_LEN	sizeof(((struct virtio_console_config *)0)->emerg_wr)
 
 enum con_mode { CON_NONE, CON_STDIO, CON_PTY, CON_SOCKET };
 
@@ -422,12 +432,23 @@ fail:
 
 static uint64_t con_features(void *priv)
 {
-	return 0;
+	return 1ULL << VIRTIO_CONSOLE_F_EMERG_WRITE;
 }
 
 static void con_get_config(void *priv, uint8_t *cfg)
 {
 	memset(cfg, 0, sizeof(struct virtio_console_config));
+}
+
+/* Only emerg_wr, whole: its low byte is console output.  0 or -EPERM. */
+static int con_set_config(void *priv, uint32_t off, const uint8_t *data, uint32_t len)
+{
+	struct console *c = priv;
+
+	if (off != CON_EMERG_OFF || len != CON_EMERG_LEN)
+		return -EPERM;
+	con_output(c, (const char *)data, 1);	/* little-endian: the low byte first */
+	return 0;
 }
 
 static int con_activate(void *priv, struct xvb_vdev *vdev, uint64_t features)
@@ -475,6 +496,7 @@ const struct xvb_model_ops xvb_console_ops = {
 	.destroy = con_destroy,
 	.features = con_features,
 	.get_config = con_get_config,
+	.set_config = con_set_config,
 	.activate = con_activate,
 	.reset = con_reset,
 	.notify = con_notify,

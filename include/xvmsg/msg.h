@@ -29,7 +29,12 @@ XVMSG_ASSERT_OFF(struct vmsg_hdr, msg_size, 6);
 
 #define VMSG_TYPE_RESPONSE	0x01	/* bit 0: 0 request, 1 response */
 #define VMSG_TYPE_BUS		0x02	/* bit 1: 0 transport, 1 bus message */
-#define VMSG_TYPE_VALID_MASK	0x03	/* other bits must be zero */
+/*
+ * Bits 2..7 are reserved: a sender writes them as zero and a receiver
+ * ignores them (the draft's forward-compatibility rule), so no message is
+ * dropped for them and no receiver looks at them.
+ */
+#define VMSG_TYPE_RESERVED	0xfc
 
 /*
  * Largest message on the xvmsg buses (one ring slot, see xenbus.h).  The
@@ -201,7 +206,16 @@ XVMSG_ASSERT_SIZE(struct vmsg, VMSG_MAX_SIZE);
 #define VMSG_F_ACCESS_PLATFORM		33
 #define VMSG_F_RING_RESET		40
 
-/* Header helpers shared by both sides. */
+/* Header helpers shared by both sides (type bits 2..7 are never looked at). */
+
+/* msg_size covers at least the header and at most one ring slot. */
+static inline int vmsg_size_ok(const struct vmsg_hdr *h)
+{
+	unsigned int size = le16_to_cpu(h->msg_size);
+
+	return size >= sizeof(*h) && size <= VMSG_MAX_SIZE;
+}
+
 static inline int vmsg_is_response(const struct vmsg_hdr *h)
 {
 	return h->type & VMSG_TYPE_RESPONSE;

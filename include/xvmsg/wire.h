@@ -7,8 +7,9 @@
  * test-guest-msg.c), and the userspace driver (driver/) uses them too.
  *
  * Rules (docs/protocol.md, sections 2 and 3):
- *   - type bits 2..7 set, msg_size outside 8..248, a transport message for a
- *     device other than 1, or a payload shorter than its id needs: discarded;
+ *   - msg_size outside 8..248, a transport message for a device other than
+ *     1, or a payload shorter than its id needs: discarded;
+ *   - type bits 2..7 are reserved and ignored (never a reason to discard);
  *   - a response is accepted only for the one request in flight (token and
  *     id both match);
  *   - a ring holding more than XVMSG_RING_SLOTS messages is corrupt.
@@ -68,13 +69,11 @@ static inline unsigned int xvmsg_min_payload(unsigned int id, int response)
 /* Payload bytes of a message whose header passed xvmsg_classify. */
 static inline unsigned int xvmsg_payload_len(const struct vmsg *m)
 {
-	unsigned int size = le16_to_cpu(m->hdr.msg_size);
-
 	/* Never more than a slot holds, whatever the header says (found by
 	 * fuzzing: a size below the header's used to wrap around). */
-	if (size < sizeof(struct vmsg_hdr) || size > VMSG_MAX_SIZE)
+	if (!vmsg_size_ok(&m->hdr))
 		return 0;
-	return size - (unsigned int)sizeof(struct vmsg_hdr);
+	return le16_to_cpu(m->hdr.msg_size) - (unsigned int)sizeof(struct vmsg_hdr);
 }
 
 /* What a message copied out of the b2d ring is. */
@@ -95,14 +94,13 @@ enum xvmsg_verdict {
 static inline enum xvmsg_verdict xvmsg_classify(const struct vmsg *m, __u16 wait_token,
 						__u8 wait_id)
 {
-	unsigned int size = le16_to_cpu(m->hdr.msg_size), id = m->hdr.msg_id, psize;
+	unsigned int id = m->hdr.msg_id, psize;
 	__u16 token = le16_to_cpu(m->hdr.token);
 
-	if (m->hdr.type & ~VMSG_TYPE_VALID_MASK)
+	/* Type bits 2..7 are reserved: ignored, whatever they hold. */
+	if (!vmsg_size_ok(&m->hdr))
 		return XVMSG_V_BAD;
-	if (size < sizeof(struct vmsg_hdr) || size > VMSG_MAX_SIZE)
-		return XVMSG_V_BAD;
-	psize = size - (unsigned int)sizeof(struct vmsg_hdr);
+	psize = xvmsg_payload_len(m);
 	if (vmsg_is_bus(&m->hdr))
 		return XVMSG_V_BUS;
 	if (le16_to_cpu(m->hdr.dev_num) != XVMSG_DEV_NUM)

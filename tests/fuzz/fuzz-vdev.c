@@ -85,8 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(&req, data + pos, n);
 		pos += n;
 		/* What conn.c checks before handing a message over. */
-		if ((req.hdr.type & ~VMSG_TYPE_VALID_MASK) || vmsg_is_response(&req.hdr) ||
-		    le16toh(req.hdr.msg_size) < 8 || le16toh(req.hdr.msg_size) > VMSG_MAX_SIZE)
+		if (!vmsg_size_ok(&req.hdr) || vmsg_is_response(&req.hdr))
 			continue;
 		r = xvb_vdev_handle(&d, &req, &resp);
 		if (r && (r < 8 || r > VMSG_MAX_SIZE || le16toh(resp.hdr.msg_size) != r ||

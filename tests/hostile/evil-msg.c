@@ -281,7 +281,6 @@ static int case_msg_garbage(struct evil_env *e, char *observed, size_t len)
 		{ "msg_size 7", 0, VMSG_GET_DEVICE_INFO, 1, 1, 7, 0 },
 		{ "msg_size 249", 0, VMSG_GET_DEVICE_INFO, 1, 1, 249, 0 },
 		{ "msg_size 65535", 0, VMSG_GET_DEVICE_INFO, 1, 1, 65535, 0 },
-		{ "type bits 2-7", 0x84, VMSG_GET_DEVICE_INFO, 1, 1, 8, 0 },
 		{ "response bit", VMSG_TYPE_RESPONSE, VMSG_GET_DEVICE_INFO, 1, 1, 8, 0 },
 		{ "bus response bit", VMSG_TYPE_RESPONSE | VMSG_TYPE_BUS, VMSG_BUS_PING, 0, 1, 8, 0 },
 		{ "dev_num 0", 0, VMSG_GET_DEVICE_INFO, 0, 1, 8, 0 },
@@ -320,8 +319,11 @@ static int case_msg_garbage(struct evil_env *e, char *observed, size_t len)
 		{ "SET_DRIVER_FEATURES 2^32-1 blocks", 0, VMSG_SET_DRIVER_FEATURES, 1, 1, 248, 0xff },
 		{ "SET_CONFIG length 2^32-1", 0, VMSG_SET_CONFIG, 1, 1, 248, 0xff },
 	};
-	/* Answered: well-formed apart from slack (extra payload is ignored). */
+	/* Answered: well-formed apart from slack (extra payload is ignored) or
+	 * reserved type bits (ignored on receipt, zero in the response). */
 	static const struct garbage ok[] = {
+		{ "type bits 2 and 7", 0x84, VMSG_GET_DEVICE_INFO, 1, 1, 8, 0 },
+		{ "type bits 2-7, PING", 0xfc | VMSG_TYPE_BUS, VMSG_BUS_PING, 0, 1, 8, 0 },
 		{ "GET_DEVICE_FEATURES 0 blocks", 0, VMSG_GET_DEVICE_FEATURES, 1, 1, 16, 0 },
 		{ "GET_DEVICE_INFO 240 bytes of slack", 0, VMSG_GET_DEVICE_INFO, 1, 1, 248, 0xee },
 		{ "GET_DEVICE_STATUS slack", 0, VMSG_GET_DEVICE_STATUS, 1, 1, 100, 0xee },
@@ -375,11 +377,11 @@ static int case_msg_garbage(struct evil_env *e, char *observed, size_t len)
 		memset(m.payload, ok[i].fill, sizeof(m.payload));
 		if (raw_put(dev, &m) == 0 &&
 		    raw_wait_resp(dev, tok, ok[i].type & VMSG_TYPE_BUS, &m, NULL, 2000) == 1 &&
-		    m.hdr.msg_id == ok[i].id)
+		    m.hdr.msg_id == ok[i].id && !(m.hdr.type & VMSG_TYPE_RESERVED))
 			answered++;
 	}
 	evil_say(observed, len, "%u malformed messages x3: %u replies, %u without a PING after; "
-		 "%u/%zu well-formed-with-slack answered",
+		 "%u/%zu well-formed (slack, reserved type bits) answered",
 		 nbad, replied, lost, answered, sizeof(ok) / sizeof(ok[0]));
 	if (first_bad[0])
 		evil_say(observed, len, " (first wrong: %s)", first_bad);
@@ -977,6 +979,10 @@ static int case_status_abuse(struct evil_env *e, char *observed, size_t len)
 	/* The right queue, DRIVER_OK, then changes after DRIVER_OK are ignored. */
 	raw_set_vq(dev, 0, vq->size, vq->desc_addr, vq->avail_addr, vq->used_addr);
 	CHECK("proper queue", raw_vq_size(dev, 0, NULL) == vq->size);
+	/* A refused set-up of a queue that is set up changes nothing. */
+	raw_set_vq(dev, 0, 2048, vq->desc_addr + 16, vq->avail_addr, vq->used_addr);
+	s = raw_vq_size(dev, 0, &d0);
+	CHECK("refused SET_VQUEUE kept the queue", s == vq->size && d0 == vq->desc_addr);
 	CHECK("DRIVER_OK", raw_status(dev, true, ST_DOK) == ST_DOK);
 	raw_set_vq(dev, 0, vq->size / 2, XVMSG_GRANT_ADDR(dev->pool_ref, 0), vq->avail_addr,
 		   vq->used_addr);
@@ -1839,9 +1845,9 @@ out:
 }
 
 const struct evil_case evil_msg_cases[] = {
-	{ "msg-garbage", "every malformed message (size, type bits, response bit, dev_num, "
-	  "unknown id, token 0, short or lying payload) is discarded without a reply, slack "
-	  "after a valid payload is ignored, and the device keeps working",
+	{ "msg-garbage", "every malformed message (size, response bit, dev_num, unknown id, "
+	  "token 0, short or lying payload) is discarded without a reply, slack after a valid "
+	  "payload and reserved type bits are ignored, and the device keeps working",
 	  case_msg_garbage, 0 },
 	{ "msg-ring-lies", "a lying b2d.cons stalls only that device (no spin) until corrected; "
 	  "garbage event fields change nothing; d2b.prod 1000 ahead disconnects that device "
@@ -1858,8 +1864,9 @@ const struct evil_case evil_msg_cases[] = {
 	  "get no reply; config and generation unchanged",
 	  case_config_abuse, 0 },
 	{ "status-abuse", "DRIVER_OK without FEATURES_OK, unoffered or missing features, bad "
-	  "queue set-ups, changes after DRIVER_OK and status going backwards are refused as "
-	  "documented; FAILED then reset works; a fresh open works",
+	  "queue set-ups (which leave the queue as it was), changes after DRIVER_OK and status "
+	  "going backwards are refused as documented; FAILED then reset works; a fresh open "
+	  "works",
 	  case_status_abuse, 0 },
 	{ "notify-storm", "1e6 queue and 1e5 message notifications with nothing to do: the "
 	  "witness is served throughout and the backend is idle afterwards",

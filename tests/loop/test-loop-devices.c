@@ -15,8 +15,10 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <cmocka.h>
+#include <linux/virtio_console.h>
 
 #include "backend-proc.h"
+#include "drv-priv.h"
 #include "xvmsg-drv.h"
 
 struct fx {
@@ -153,6 +155,58 @@ static void console_in_mode(void **state, int mode)
 static void test_console_pool(void **state) { console_in_mode(state, XVD_MODE_POOL); }
 static void test_console_full(void **state) { console_in_mode(state, XVD_MODE_FULL); }
 
+/* The generation check of SET_CONFIG, from outside, on a field that can be
+ * written: virtio-console's emerg_wr (VIRTIO_CONSOLE_F_EMERG_WRITE).  The
+ * current generation: accepted, the character is console output, and the
+ * generation moves on.  A stale one: refused (-EAGAIN), nothing written.  A
+ * read-only field at the current generation: refused (-EPERM). */
+static void test_console_config_generation(void **state)
+{
+	struct fx *f = *state;
+	struct xvd_dev_opts o = { .export_name = "con0" };
+	const uint32_t emerg = offsetof(struct virtio_console_config, emerg_wr);
+	uint8_t cfg[sizeof(struct virtio_console_config)], ch[4] = { 'X', 0, 0, 0 };
+	uint32_t gen;
+	char buf[16];
+	int sock;
+
+	assert_int_equal(xvd_console_open(f->d, &o, &f->dev), 0);
+	sock = connect_console(f->con_sock);
+	assert_true(sock >= 0);
+	usleep(100 * 1000);	/* the backend accepts the client */
+	assert_int_equal(xvd_dev_config_read(f->dev, 0, cfg, sizeof(cfg)), 0);
+	gen = f->dev->cfg_gen;
+
+	assert_int_equal(xvd_dev_config_write(f->dev, emerg, ch, sizeof(ch)), 0);
+	assert_int_equal(f->dev->cfg_gen, gen + 1);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(read_some(sock, buf, sizeof(buf), 1), 1);
+	assert_string_equal(buf, "X");
+
+	/* Our view falls behind (another writer, say): refused, and the
+	 * response tells the current generation. */
+	f->dev->cfg_gen = gen;
+	ch[0] = 'Y';
+	assert_int_equal(xvd_dev_config_write(f->dev, emerg, ch, sizeof(ch)), -EAGAIN);
+	assert_int_equal(f->dev->cfg_gen, gen + 1);
+	/* cols is read-only: refused at the current generation. */
+	assert_int_equal(xvd_dev_config_write(f->dev, 0, ch, 2), -EPERM);
+	assert_int_equal(f->dev->cfg_gen, gen + 1);
+	/* Retried at the current generation: accepted. */
+	ch[0] = 'Z';
+	assert_int_equal(xvd_dev_config_write(f->dev, emerg, ch, sizeof(ch)), 0);
+	assert_int_equal(f->dev->cfg_gen, gen + 2);
+	/* Only X and Z came out, then normal output follows them. */
+	assert_int_equal(xvd_console_write(f->dev, "\n", 1), 1);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(read_some(sock, buf, sizeof(buf), 2), 2);
+	assert_string_equal(buf, "Z\n");
+	/* emerg_wr is write-only: it reads as zero. */
+	assert_int_equal(xvd_dev_config_read(f->dev, emerg, ch, sizeof(ch)), 0);
+	assert_memory_equal(ch, "\0\0\0\0", 4);
+	close(sock);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -160,6 +214,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rng_grant, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_console_pool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_console_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_console_config_generation, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

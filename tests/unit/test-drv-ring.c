@@ -302,7 +302,16 @@ static void test_msg_check(void **state)
 
 	mk_msg(&m, VMSG_TYPE_RESPONSE, VMSG_GET_DEVICE_INFO, 1, 24);
 	assert_int_equal(xvd_msg_check(&m), 0);
+	/* Type bits 2-7 are reserved: ignored on receipt, not a reason to drop. */
 	m.hdr.type = 0x05;
+	assert_int_equal(xvd_msg_check(&m), 0);
+	m.hdr.type = 0xfd;
+	assert_int_equal(xvd_msg_check(&m), 0);
+	/* ... also when the size or device number is wrong. */
+	m.hdr.msg_size = htole16(7);
+	assert_int_equal(xvd_msg_check(&m), -EPROTO);
+	mk_msg(&m, 0xfd, VMSG_GET_DEVICE_INFO, 1, 24);
+	m.hdr.dev_num = htole16(2);
 	assert_int_equal(xvd_msg_check(&m), -EPROTO);
 	mk_msg(&m, VMSG_TYPE_RESPONSE, VMSG_GET_DEVICE_INFO, 1, 0);
 	m.hdr.msg_size = htole16(7);

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/virtio_console.h>
 #include <linux/virtio_ids.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -359,6 +360,21 @@ static ssize_t read_wait(int fd, void *buf, size_t len)
 	return read(fd, buf, len);
 }
 
+/* Read until want bytes came (or 2 s without any). */
+static ssize_t read_some_wait(int fd, char *buf, size_t len, size_t want)
+{
+	size_t got = 0;
+
+	while (got < want) {
+		ssize_t n = read_wait(fd, buf + got, len - got);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
 static int connect_to(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -611,6 +627,62 @@ static void test_console_stdio(void **state)
 	close(out[1]);
 }
 
+/* VIRTIO_CONSOLE_F_EMERG_WRITE: emerg_wr is the one writable config field.
+ * A character written there goes out like normal output, even before the
+ * driver set the device up; every other field refuses writes. */
+static void test_console_emergency_write(void **state)
+{
+	struct t *t = *state;
+	const uint32_t emerg = offsetof(struct virtio_console_config, emerg_wr);
+	uint8_t cfg[sizeof(struct virtio_console_config)] = { 0 }, le[4] = { 'E', 0, 0, 0 };
+	char params[200], got[16];
+	int cl;
+
+	snprintf(t->path, sizeof(t->path), "%s/con.sock", t->dir);
+	snprintf(params, sizeof(params), "socket=%s", t->path);
+	t->ops = &xvb_console_ops;
+	assert_int_equal(emerg, 8);
+	assert_int_equal(xvb_console_ops.create(params, &t->env, &t->priv), 0);
+	assert_non_null(xvb_console_ops.set_config);
+	assert_true(xvb_console_ops.features(t->priv) & (1ULL << VIRTIO_CONSOLE_F_EMERG_WRITE));
+	cl = connect_to(t->path);
+	assert_int_equal(xvb_evloop_run_once(t->loop, 2000), 1);	/* accept */
+
+	/* Not activated (no queues): the character still goes out. */
+	assert_int_equal(xvb_console_ops.set_config(t->priv, emerg, le, 4), 0);
+	memset(got, 0, sizeof(got));
+	assert_int_equal(read_wait(cl, got, sizeof(got)), 1);
+	assert_string_equal(got, "E");
+
+	/* Activated: in order with the transmit queue's output. */
+	assert_int_equal(xvb_console_ops.activate(t->priv, VDEV(&t->f), 0), 0);
+	tx(t, 1, "ab", NULL);
+	le[0] = '!';
+	assert_int_equal(xvb_console_ops.set_config(t->priv, emerg, le, 4), 0);
+	tx(t, 2, "cd", NULL);
+	memset(got, 0, sizeof(got));
+	assert_int_equal(read_some_wait(cl, got, sizeof(got), 5), 5);
+	assert_string_equal(got, "ab!cd");
+
+	/* Read-only fields, and emerg_wr in pieces or together with them. */
+	assert_int_equal(xvb_console_ops.set_config(t->priv, 0, le, 2), -EPERM);	/* cols */
+	assert_int_equal(xvb_console_ops.set_config(t->priv, 2, le, 2), -EPERM);	/* rows */
+	assert_int_equal(xvb_console_ops.set_config(t->priv, 4, le, 4), -EPERM);	/* ports */
+	assert_int_equal(xvb_console_ops.set_config(t->priv, emerg, le, 1), -EPERM);
+	assert_int_equal(xvb_console_ops.set_config(t->priv, emerg + 1, le, 3), -EPERM);
+	assert_int_equal(xvb_console_ops.set_config(t->priv, 4, cfg, 8), -EPERM);
+	/* Write-only: it reads as zero, like the rest of the config space. */
+	memset(cfg, 0xee, sizeof(cfg));
+	xvb_console_ops.get_config(t->priv, cfg);
+	assert_true(all_zero(cfg, sizeof(cfg)));
+	/* Nothing went out for the refused writes. */
+	tx(t, 3, "z", NULL);
+	memset(got, 0, sizeof(got));
+	assert_int_equal(read_wait(cl, got, sizeof(got)), 1);
+	assert_string_equal(got, "z");
+	close(cl);
+}
+
 static void test_console_inactive(void **state)
 {
 	struct t *t = *state;
@@ -642,6 +714,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_console_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_console_pty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_console_stdio, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_console_emergency_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_console_inactive, setup, teardown),
 	};
 

@@ -401,6 +401,77 @@ static void test_device_features(void **state)
 	assert_int_equal(resp32(v, 8), (uint32_t)(f >> 32));
 }
 
+/* GET_DEVICE_FEATURES for blocks [index, index + n); its response size. */
+static size_t get_features(struct vd *v, uint32_t index, uint32_t n)
+{
+	struct vmsg_features p = { .block_index = htole32(index), .num_blocks = htole32(n) };
+
+	return call(v, VMSG_GET_DEVICE_FEATURES, &p, sizeof(p));
+}
+
+/* Windows that end at the last block index, 0xffffffff, are answered with
+ * zeros (the device has no such blocks); only windows that would run past
+ * it name blocks that cannot exist and are dropped. */
+static void test_device_features_top_of_range(void **state)
+{
+	struct vd *v = *state;
+	static const struct { uint32_t index, n; } top[] = {
+		{ 0xffffffff, 1 }, { 0xfffffffe, 2 }, { 0xfffffffd, 3 }, { 0xffffffff, 0 },
+		{ 0x7fffffff, 1 }, { UINT32_MAX - VMSG_MAX_FEATURE_BLOCKS + 1, VMSG_MAX_FEATURE_BLOCKS },
+	};
+	unsigned int i, k;
+
+	for (i = 0; i < sizeof(top) / sizeof(top[0]); i++) {
+		if (get_features(v, top[i].index, top[i].n) != 8 + 8 + 4 * top[i].n)
+			fail_msg("GET_DEVICE_FEATURES %u blocks at %#x not answered", top[i].n,
+				 top[i].index);
+		assert_int_equal(resp32(v, 0), top[i].index);
+		assert_int_equal(resp32(v, 4), top[i].n);
+		for (k = 0; k < top[i].n; k++)
+			assert_int_equal(resp32(v, 8 + 4 * k), 0);
+	}
+	assert_int_equal(v->st.msgs_bad, 0);
+	/* Past the last index: block 0x100000000 would wrap to block 0. */
+	assert_int_equal(get_features(v, 0xffffffff, 2), 0);
+	assert_int_equal(get_features(v, 0xfffffffe, 3), 0);
+	assert_int_equal(get_features(v, 0x80000000, VMSG_MAX_FEATURE_BLOCKS),
+			 8 + 8 + 4 * VMSG_MAX_FEATURE_BLOCKS);
+	assert_int_equal(v->st.msgs_bad, 2);
+}
+
+/* SET_DRIVER_FEATURES up to the last block index: answered, and a bit set
+ * there (never offered) makes FEATURES_OK fail. */
+static void test_set_features_top_of_range(void **state)
+{
+	struct vd *v = *state;
+	struct { struct vmsg_features h; uint32_t w[2]; } p = {
+		.h = { .block_index = htole32(0xfffffffe), .num_blocks = htole32(2) },
+		.w = { 0, htole32(0x80000000) },
+	};
+
+	set_status(v, S_ACK);
+	set_status(v, S_ACK | S_DRIVER);
+	set_features(v, REQUIRED);
+	assert_int_equal(call(v, VMSG_SET_DRIVER_FEATURES, &p, sizeof(p)), 8);
+	assert_int_equal(v->st.msgs_bad, 0);
+	assert_int_equal(set_status(v, S_ACK | S_DRIVER | S_FEAT), S_ACK | S_DRIVER);
+	/* The bits it writes never reach blocks 0 and 1. */
+	assert_int_equal(v->d.drv_features, REQUIRED);
+	/* Zeros up there are harmless; a window past the last index is dropped. */
+	assert_int_equal(set_status(v, 0), 0);
+	set_status(v, S_ACK);
+	set_status(v, S_ACK | S_DRIVER);
+	set_features(v, REQUIRED);
+	p.w[1] = 0;
+	p.h.block_index = htole32(0xffffffff);
+	p.h.num_blocks = htole32(1);
+	assert_int_equal(call(v, VMSG_SET_DRIVER_FEATURES, &p, sizeof(p.h) + 4), 8);
+	p.h.num_blocks = htole32(2);
+	assert_int_equal(call(v, VMSG_SET_DRIVER_FEATURES, &p, sizeof(p)), 0);
+	assert_int_equal(v->st.msgs_bad, 1);
+	assert_int_equal(set_status(v, S_ACK | S_DRIVER | S_FEAT), S_ACK | S_DRIVER | S_FEAT);
+}
+
 /* ---- tests: feature negotiation and status ---- */
 
 static void test_set_features_before_driver(void **state)
@@ -536,6 +607,57 @@ static void test_set_vqueue_rejects(void **state)
 	assert_int_equal(resp64(v, offsetof(struct vmsg_get_vqueue_resp, driver_addr)), drv);
 	assert_int_equal(resp64(v, offsetof(struct vmsg_get_vqueue_resp, device_addr)), dev);
 	set_vqueue(v, 1, 0, 0, 0, 0);					/* size 0 disables */
+	assert_int_equal(get_vqueue(v, 1, NULL), 0);
+}
+
+/* GET_VQUEUE of q matches size and the three addresses. */
+static void assert_vqueue(struct vd *v, uint32_t q, uint32_t size, uint64_t desc, uint64_t drv,
+			  uint64_t dev)
+{
+	assert_int_equal(get_vqueue(v, q, NULL), size);
+	assert_int_equal(resp64(v, offsetof(struct vmsg_get_vqueue_resp, desc_addr)), desc);
+	assert_int_equal(resp64(v, offsetof(struct vmsg_get_vqueue_resp, driver_addr)), drv);
+	assert_int_equal(resp64(v, offsetof(struct vmsg_get_vqueue_resp, device_addr)), dev);
+}
+
+/* A refused SET_VQUEUE changes nothing: not the size, not the addresses. */
+static void test_set_vqueue_refused_changes_nothing(void **state)
+{
+	struct vd *v = *state;
+	const uint64_t desc = pool_addr(DESC_GPA), drv = pool_addr(AVAIL_GPA),
+		       dev = pool_addr(USED_GPA), other = pool_addr(0x2000);
+
+	assert_int_equal(negotiate(v, negotiated), S_ACK | S_DRIVER | S_FEAT);
+	/* A queue never set up stays disabled with no addresses. */
+	set_vqueue(v, 1, QSZ + 512, other, other, other);
+	assert_vqueue(v, 1, 0, 0, 0, 0);
+	set_vqueue(v, 1, QSZ, other + 8, other, other);
+	assert_vqueue(v, 1, 0, 0, 0, 0);
+
+	/* A queue set up keeps its size and rings through refusals. */
+	set_vqueue0(v);
+	set_vqueue(v, 0, QSZ + 512, other, other, other);		/* beyond max_size */
+	assert_vqueue(v, 0, QSZ, desc, drv, dev);
+	set_vqueue(v, 0, 12, other, other, other);			/* not a power of 2 */
+	assert_vqueue(v, 0, QSZ, desc, drv, dev);
+	set_vqueue(v, 0, QSZ / 2, other + 8, other, other);		/* desc misaligned */
+	assert_vqueue(v, 0, QSZ, desc, drv, dev);
+	set_vqueue(v, 0, QSZ / 2, other, other,
+		   XVMSG_GRANT_ADDR(POOL_REF + POOL_PAGES, 0));		/* outside the pool */
+	assert_vqueue(v, 0, QSZ, desc, drv, dev);
+
+	/* And it runs on those rings. */
+	assert_int_equal(set_status(v, S_ACK | S_DRIVER | S_FEAT | S_OK),
+			 S_ACK | S_DRIVER | S_FEAT | S_OK);
+	assert_true(v->d.vq[0].live);
+	assert_false(v->d.vq[1].live);
+
+	/* An accepted one replaces everything; size 0 still disables. */
+	assert_int_equal(set_status(v, 0), 0);
+	assert_int_equal(negotiate(v, negotiated), S_ACK | S_DRIVER | S_FEAT);
+	set_vqueue(v, 1, QSZ / 2, other, other + 0x400, other + 0x800);
+	assert_vqueue(v, 1, QSZ / 2, other, other + 0x400, other + 0x800);
+	set_vqueue(v, 1, 0, 0, 0, 0);
 	assert_int_equal(get_vqueue(v, 1, NULL), 0);
 }
 
@@ -793,6 +915,8 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(test_device_info),
 		T(test_device_features),
+		T(test_device_features_top_of_range),
+		T(test_set_features_top_of_range),
 		T(test_set_features_before_driver),
 		T(test_features_ok_rules),
 		T(test_features_beyond_64_refused),
@@ -800,6 +924,7 @@ int main(void)
 		T(test_driver_ok_needs_features_ok),
 		T(test_get_vqueue),
 		T(test_set_vqueue_rejects),
+		T(test_set_vqueue_refused_changes_nothing),
 		T(test_get_config),
 		T(test_set_config),
 		T(test_set_config_read_only),
