@@ -45,6 +45,7 @@ struct xvb_conn {
 	unsigned int nvq_ports;
 	uint32_t d2b_cons, b2d_prod;
 	bool event_pending;		/* an event waits for a free b2d slot */
+	bool in_request;		/* handling a request: its response owns the slot kept */
 	struct vmsg pending;		/* EVENT_CONFIG: the latest one is enough */
 	uint64_t used_pending;		/* in-band EVENT_USED waiting, by queue */
 	uint32_t notify_from;		/* b2d prod at the last notification */
@@ -206,11 +207,20 @@ static void fault_rewrite_consumed(struct xvb_conn *c)
 	}
 }
 
-/* Put one message in the b2d ring; the caller made sure there is room. */
+/* Put one message in the b2d ring; the caller made sure there is room (a
+ * response uses the slot process_msgs kept for it, an event checks
+ * b2d_full).  Should that ever be wrong, the message is dropped rather than
+ * written over one the driver has not read. */
 static void b2d_put(struct xvb_conn *c, const struct vmsg *m)
 {
 	size_t size = le16toh(m->hdr.msg_size);
+	uint32_t cons = le32toh(XVB_READ_ONCE(c->msg->b2d.cons));
 
+	if (c->b2d_prod - cons >= XVMSG_RING_SLOTS) {
+		xvb_err(c->be->log, "%s: no room in b2d for message 0x%x: dropped", c->name,
+			m->hdr.msg_id);
+		return;
+	}
 	if (c->be->fault == XVB_FAULT_MSG_REWRITE)
 		fault_rewrite_consumed(c);
 
@@ -250,12 +260,16 @@ static void used_event_msg(struct vmsg *m, unsigned int q)
 	ev->vq_index = htole32(q);
 }
 
-/* Send events that waited for room. */
-static void flush_pending(struct xvb_conn *c)
+/* Put events that waited for room into b2d, as far as there is room.  While
+ * a request is being handled its events wait too: the slot kept for its
+ * response is not theirs. */
+static void put_pending(struct xvb_conn *c)
 {
 	struct vmsg m;
 	unsigned int q;
 
+	if (c->in_request)
+		return;
 	while (c->event_pending || c->used_pending) {
 		if (b2d_full(c))
 			break;
@@ -269,6 +283,14 @@ static void flush_pending(struct xvb_conn *c)
 		used_event_msg(&m, q);
 		b2d_put(c, &m);
 	}
+}
+
+/* Send events that waited for room, and notify. */
+static void flush_pending(struct xvb_conn *c)
+{
+	if (c->in_request)
+		return;
+	put_pending(c);
 	b2d_kick(c);
 }
 
@@ -427,7 +449,11 @@ static void process_msgs(struct xvb_conn *c)
 			c->stats.msgs_bad++;
 			continue;
 		} else {
+			/* Events the request causes (EVENT_CONFIG on NEEDS_RESET,
+			 * in-band EVENT_USED) wait until its response is in. */
+			c->in_request = true;
 			rsize = xvb_vdev_handle(&c->vdev, &req, &resp);
+			c->in_request = false;
 		}
 		if (rsize && c->connected && c->be->fault == XVB_FAULT_MSG_BAD_TOKEN)
 			fault_bad_tokens(c, &resp);
@@ -435,6 +461,7 @@ static void process_msgs(struct xvb_conn *c)
 			b2d_put(c, &resp);
 		if (!c->connected)
 			return;
+		put_pending(c);		/* what the request emitted (kicked below) */
 	}
 	if (!c->connected)
 		return;
