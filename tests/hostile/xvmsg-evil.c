@@ -25,7 +25,8 @@
 
 #include "evil.h"
 
-static const struct evil_case *const tables[] = { evil_ring_cases, evil_msg_cases };
+static const struct evil_case *const tables[] = { evil_ring_cases, evil_msg_cases,
+						  evil_quota_cases };
 
 static void usage(FILE *f)
 {

@@ -36,6 +36,11 @@ static int log_count(void *ctx, const char *needle)
 	return backend_log_count(ctx, needle);
 }
 
+static long stat_of(void *ctx, const char *dev, const char *key)
+{
+	return backend_stat(ctx, dev, key);
+}
+
 static int teardown(void **state)
 {
 	struct fx *f = *state;
@@ -82,6 +87,7 @@ static int setup(void **state)
 	f->e.socket_path = f->b.sock;
 	f->e.log_count = log_count;
 	f->e.log_ctx = &f->b;
+	f->e.backend_stat = stat_of;
 	dopts.socket_path = f->b.sock;
 	SETUP_TRY(xvd_domain_open_loop(&dopts, &f->e.d));
 	SETUP_TRY(xvd_domain_open_loop(&dopts, &f->wd));
@@ -129,7 +135,8 @@ static bool wanted(const char *name)
 
 int main(void)
 {
-	static const struct evil_case *const tables[] = { evil_ring_cases, evil_msg_cases };
+	static const struct evil_case *const tables[] = { evil_ring_cases, evil_msg_cases,
+							  evil_quota_cases };
 	int fail = 0, total = 0;
 
 	signal(SIGPIPE, SIG_IGN);

@@ -160,7 +160,8 @@ static void d2b_put(struct t *t, uint8_t type, uint8_t id, uint16_t token, const
 	m->hdr.dev_num = htole16((type & VMSG_TYPE_BUS) ? 0 : XVMSG_DEV_NUM);
 	m->hdr.token = htole16(token);
 	m->hdr.msg_size = htole16((uint16_t)(sizeof(m->hdr) + plen));
-	memcpy(m->payload, p, plen);
+	if (plen)
+		memcpy(m->payload, p, plen);
 	mp->d2b.prod = htole32(prod + 1);
 }
 

@@ -1,0 +1,368 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Malicious-driver cases about what one guest can take away from the
+ * others: the backend's time (a message ring or a virtqueue kept busy
+ * without end), its mappings of guest memory (full mode), and the
+ * loopback bus's store.  Each asserts the limit the backend keeps, with
+ * a statistic of its own where there is one, and that another guest is
+ * served meanwhile.
+ *
+ * Copyright (c) 2026 The xvmsg authors
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core.h"		/* XVB_MSG_BUDGET, XVB_CHAIN_BUDGET */
+#include "evil.h"
+
+#define ST_AD	(VMSG_STATUS_ACKNOWLEDGE | VMSG_STATUS_DRIVER)
+#define ST_FOK	(ST_AD | VMSG_STATUS_FEATURES_OK)
+#define ST_DOK	(ST_FOK | VMSG_STATUS_DRIVER_OK)
+
+static const char *err_name(int r)
+{
+	return r < 0 ? strerror(-r) : "ok";
+}
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* A counter of one of the hostile devices ("blk", devid), -1 if unknown. */
+static long dev_stat(struct evil_env *e, const char *type, unsigned int devid, const char *key)
+{
+	char name[64];
+
+	if (!e->backend_stat)
+		return -1;
+	snprintf(name, sizeof(name), "%s%u(dom%u)", type, devid, xvd_domain_id(e->d));
+	return e->backend_stat(e->log_ctx, name, key);
+}
+
+/* ---- the witness's round trips while another guest makes noise --------- */
+
+#define LAT_MAX 4096
+
+struct lat {
+	double ms[LAT_MAX];
+	unsigned int n, fail;
+};
+
+static void lat_round(struct evil_env *e, struct lat *l)
+{
+	char tmp[128] = "";
+	int64_t t0 = now_us();
+
+	if (evil_witness_ok(e, tmp, sizeof(tmp)))
+		l->fail++;
+	if (l->n < LAT_MAX)
+		l->ms[l->n++] = (double)(now_us() - t0) / 1000.0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Sorts l->ms. */
+static void lat_summary(struct lat *l, double *max, double *median)
+{
+	qsort(l->ms, l->n, sizeof(l->ms[0]), cmp_double);
+	*max = l->n ? l->ms[l->n - 1] : 0;
+	*median = l->n ? l->ms[l->n / 2] : 0;
+}
+
+/* Witness rounds 2 ms apart (a guest with work of its own, not one that
+ * spins), for at least min_ms and min_rounds, at most max_ms. */
+static void witness_while(struct evil_env *e, struct lat *l, int min_ms, unsigned int min_rounds,
+			  int max_ms)
+{
+	struct timespec gap = { 0, 2 * 1000 * 1000 };
+	int64_t t0 = now_us();
+
+	do {
+		lat_round(e, l);
+		nanosleep(&gap, NULL);
+	} while (((now_us() - t0) / 1000 < min_ms || l->n < min_rounds) &&
+		 (now_us() - t0) / 1000 < max_ms && l->n < LAT_MAX);
+}
+
+/* ---- noisy-neighbour ----------------------------------------------------- */
+
+#define NOISY_BOUND_MS	200	/* the witness's slowest round trip, generously */
+
+struct noise {
+	struct xvd_dev *dev;
+	atomic_bool stop;
+	unsigned long put;		/* messages or avail entries published */
+	int err;
+	uint16_t head;			/* chains: the one chain made available again and again */
+};
+
+static void mk_msg(struct vmsg *m, uint8_t id, const void *p, size_t plen)
+{
+	memset(m, 0, sizeof(*m));
+	m->hdr.msg_id = id;
+	m->hdr.dev_num = htole16(XVMSG_DEV_NUM);
+	m->hdr.token = 0;		/* no response: nothing ever fills b2d */
+	m->hdr.msg_size = htole16((uint16_t)(sizeof(m->hdr) + plen));
+	if (plen)
+		memcpy(m->payload, p, plen);
+}
+
+/* Keep the message ring full of token-0 requests that make the device
+ * map and unmap its rings (grant mode): reset, status, features, queue,
+ * DRIVER_OK, over and over.  None gets a response.  The avail ring offers
+ * one chain in every entry (the caller made it so): each DRIVER_OK starts
+ * the queue from entry 0 and finds a whole queue of work. */
+static void *msg_noise(void *arg)
+{
+	struct noise *n = arg;
+	struct xvd_dev *dev = n->dev;
+	struct drv_bus *bus = dev->dom->bus;
+	const struct xvd_vq *vq = &dev->vq[0];
+	struct vmsg_set_vqueue_req sv = { 0 };
+	__le32 feat[4] = { 0, htole32(2), htole32((uint32_t)dev->features),
+			   htole32((uint32_t)(dev->features >> 32)) };
+	__le32 st[4] = { 0, htole32(ST_AD), htole32(ST_FOK), htole32(ST_DOK) };
+	struct vmsg cycle[6];
+	unsigned int i = 0;
+	bool notify;
+	int r;
+
+	sv.size = htole32(vq->size);
+	sv.desc_addr = htole64(vq->desc_addr);
+	sv.driver_addr = htole64(vq->avail_addr);
+	sv.device_addr = htole64(vq->used_addr);
+	mk_msg(&cycle[0], VMSG_SET_DEVICE_STATUS, &st[0], 4);
+	mk_msg(&cycle[1], VMSG_SET_DEVICE_STATUS, &st[1], 4);
+	mk_msg(&cycle[2], VMSG_SET_DRIVER_FEATURES, feat, sizeof(feat));
+	mk_msg(&cycle[3], VMSG_SET_DEVICE_STATUS, &st[2], 4);
+	mk_msg(&cycle[4], VMSG_SET_VQUEUE, &sv, sizeof(sv));
+	mk_msg(&cycle[5], VMSG_SET_DEVICE_STATUS, &st[3], 4);
+	while (!atomic_load(&n->stop)) {
+		r = xvd_mring_put(&dev->d2b, &cycle[i % 6], &notify);
+		if (r == 0) {
+			n->put++;
+			i++;
+			if (notify)
+				bus->ops->evtchn_notify(bus, dev->msg_port);
+		} else if (r == -EAGAIN) {
+			bus->ops->evtchn_notify(bus, dev->msg_port);
+			sched_yield();		/* and look again: stay eight ahead */
+		} else {
+			n->err = r;
+			break;
+		}
+	}
+	return NULL;
+}
+
+#define CHAIN_SENTINEL 0xfffffffeu	/* a used length no chain has */
+
+/* Make one chain available again and again, a whole queue ahead of what the
+ * device has completed.  The used ring's entries (written at once, while
+ * used->idx waits for the end of the model's batch) show the progress: each
+ * seen entry is marked with a sentinel again. */
+static void *chain_noise(void *arg)
+{
+	struct noise *n = arg;
+	struct xvd_dev *dev = n->dev;
+	struct drv_bus *bus = dev->dom->bus;
+	struct xvd_vq *vq = &dev->vq[0];
+	uint16_t avail = vq->avail_idx, seen = le16toh(RD_ONCE(vq->used->idx));
+	unsigned int added;
+
+	/* Not kicked yet: the device has written no entry beyond seen. */
+	for (unsigned int k = 0; k < vq->size; k++)
+		WR_ONCE(vq->used->ring[k].len, htole32(CHAIN_SENTINEL));
+	while (!atomic_load(&n->stop)) {
+		while (le32toh(RD_ONCE(vq->used->ring[seen % vq->size].len)) != CHAIN_SENTINEL &&
+		       seen != avail) {
+			WR_ONCE(vq->used->ring[seen % vq->size].len, htole32(CHAIN_SENTINEL));
+			seen++;
+		}
+		for (added = 0; (uint16_t)(avail - seen) < vq->size; added++, avail++)
+			WR_ONCE(vq->avail->ring[avail % vq->size], htole16(n->head));
+		if (!added) {
+			sched_yield();
+			continue;
+		}
+		smp_wmb();	/* entries before the index: pairs with the backend's rmb */
+		WR_ONCE(vq->avail->idx, htole16(avail));
+		n->put += added;
+		smp_mb();
+		bus->ops->evtchn_notify(bus, vq->port);
+	}
+	return NULL;
+}
+
+struct phase {
+	const char *what;
+	struct lat lat;
+	unsigned long put;
+	long work, most, budget;	/* handled by the backend; most in one call */
+	int64_t ms;
+	int err;
+};
+
+/* Run noise fn on dev while the witness does its round trips. */
+static int noisy_phase(struct evil_env *e, struct phase *p, void *(*fn)(void *),
+		       struct xvd_dev *dev, uint16_t head, const char *type, unsigned int devid,
+		       const char *work_key, const char *most_key)
+{
+	struct noise n = { .dev = dev, .head = head };
+	long w0 = dev_stat(e, type, devid, work_key);
+	int64_t t0 = now_us();
+	pthread_t th;
+
+	atomic_init(&n.stop, false);
+	if (pthread_create(&th, NULL, fn, &n))
+		return -1;
+	witness_while(e, &p->lat, 2000, 100, 20000);
+	atomic_store(&n.stop, true);
+	pthread_join(th, NULL);
+	p->ms = (now_us() - t0) / 1000;
+	p->put = n.put;
+	p->err = n.err;
+	p->work = dev_stat(e, type, devid, work_key) - w0;
+	p->most = dev_stat(e, type, devid, most_key);
+	return 0;
+}
+
+static bool phase_report(struct phase *p, char *observed, size_t len)
+{
+	double max, median;
+
+	lat_summary(&p->lat, &max, &median);
+	evil_say(observed, len, "%s: %lu published, %ld handled in %lld ms, most in one call %ld "
+		 "(budget %ld); witness %u rounds (%u failed), slowest %.1f ms, median %.2f ms; ",
+		 p->what, p->put, p->work, (long long)p->ms, p->most, p->budget, p->lat.n,
+		 p->lat.fail, max, median);
+	return !p->err && !p->lat.fail && p->lat.n && max <= NOISY_BOUND_MS && p->work >= 1000 &&
+	       p->most >= 0 && p->most <= p->budget;
+}
+
+/*
+ * A guest keeps the backend busy without end, through its message ring
+ * (token-0 requests that map and unmap, never a response to wait for) and
+ * then through a virtqueue (one chain made available again and again).
+ * Each call may take at most a budget of messages or chains; the rest
+ * waits for the guest's next turn, after the other guests'.  So the
+ * witness keeps being served, and fast.  Before the fix one call took
+ * tens of thousands of messages and a witness round trip took up to
+ * about a second.
+ */
+static int case_noisy_neighbour(struct evil_env *e, char *observed, size_t len)
+{
+	struct phase *pm = calloc(1, sizeof(*pm)), *pc = calloc(1, sizeof(*pc));
+	struct xvd_dev *blk = NULL;
+	uint8_t *buf = NULL;
+	bool ok_m = false, ok_c = false;
+	long idle = -1;
+	int r, rc = -1;
+
+	if (!pm || !pc)
+		goto out;
+	pm->what = "messages";
+	pm->budget = XVB_MSG_BUDGET;
+	pc->what = "chains";
+	pc->budget = XVB_CHAIN_BUDGET;
+
+	r = evil_open_blk(e, XVD_MODE_GRANT, NULL, &blk);
+	if (r == 0)
+		r = xvd_ram_alloc(e->d, 4096, (void **)&buf);
+	if (r) {
+		evil_say(observed, len, "open blk: %s", err_name(r));
+		goto out;
+	}
+	/* Messages: one chain (a 512-byte read) in every avail entry. */
+	{
+		struct xvd_vq *vq = &blk->vq[0];
+		uint16_t head = vq->free_head;
+
+		r = xvd_blk_submit(blk, XVD_BLK_READ, 0, buf, 512, buf, XVD_NO_KICK);
+		if (r) {
+			evil_say(observed, len, "submit: %s", err_name(r));
+			goto out;
+		}
+		for (unsigned int k = 0; k < vq->size; k++)
+			WR_ONCE(vq->avail->ring[k], htole16(head));
+		smp_wmb();
+		WR_ONCE(vq->avail->idx, htole16(vq->size));
+	}
+	if (noisy_phase(e, pm, msg_noise, blk, 0, "blk", e->blk_devid, "msgs_in",
+			"max_msgs_call"))
+		goto out;
+	ok_m = phase_report(pm, observed, len);
+	pm->most = dev_stat(e, "blk", e->blk_devid, "max_chains_call");
+	evil_say(observed, len, "most chains in one call %ld (budget %d); ", pm->most,
+		 XVB_CHAIN_BUDGET);
+	ok_m = ok_m && pm->most >= 0 && pm->most <= XVB_CHAIN_BUDGET;
+	r = xvd_dev_reset(blk);
+	while (r == 0 && xvd_blk_poll(blk, &(struct xvd_done){ 0 }, 1) == 1)
+		;		/* the read, cancelled */
+	if (r == 0)
+		r = evil_blk_still_works(blk);
+	evil_say(observed, len, "blk after reset: %s; ", err_name(r));
+	ok_m = ok_m && r == 0;
+	xvd_dev_close(blk);
+	blk = NULL;
+
+	/* Chains: one read made available again and again, a whole queue
+	 * ahead, with no message at all. */
+	r = evil_open_blk(e, XVD_MODE_POOL, NULL, &blk);
+	if (r == 0) {
+		uint16_t head = blk->vq[0].free_head;
+
+		r = xvd_blk_submit(blk, XVD_BLK_READ, 0, buf, 512, buf, XVD_NO_KICK);
+		if (r == 0 && noisy_phase(e, pc, chain_noise, blk, head, "blk", e->blk_devid,
+					  "requests", "max_chains_call"))
+			r = -ENOMEM;
+	}
+	if (r) {
+		evil_say(observed, len, "chains: %s", err_name(r));
+		goto out;
+	}
+	ok_c = phase_report(pc, observed, len);
+	/* The used ring now names chains the library never made: closing
+	 * resets the device. */
+	xvd_dev_close(blk);
+	blk = NULL;
+	idle = evil_backend_idle(e, 500);
+	evil_say(observed, len, "after: backend %s (%ld ms CPU in 500 ms)",
+		 idle < 0 ? "BUSY" : "idle", idle);
+	if (ok_m && ok_c && idle >= 0)
+		rc = 0;
+out:
+	if (blk)
+		xvd_dev_close(blk);
+	if (buf)
+		xvd_ram_free(e->d, buf);
+	free(pm);
+	free(pc);
+	return rc;
+}
+
+const struct evil_case evil_quota_cases[] = {
+	{ "noisy-neighbour",
+	  "a guest keeps its message ring eight ahead with token-0 requests that map and unmap "
+	  "(grant mode) and re-offer a whole queue of reads, then keeps one read available "
+	  "without end: each call takes at most the message / chain budget, the witness's 4 KiB write+read round trips all succeed, "
+	  "the slowest within 200 ms; the backend is idle after",
+	  case_noisy_neighbour, EVIL_LOOP_ONLY },
+	{ 0 }
+};
