@@ -75,6 +75,7 @@ struct loop_client {
 	unsigned int nev;
 	struct loop_dev dev[MAX_DEVS];
 	unsigned int ndev;
+	unsigned int nvmas;		/* mappings of its memory we hold (loop_map.vmas) */
 };
 
 /* Descriptors a connection makes us hold, its quota's measure: a memfd per
@@ -93,6 +94,8 @@ struct loop_map {
 	struct loop_map *next;
 	void *addr;
 	unsigned int n;
+	unsigned int vmas;	/* kernel mappings it made: one per run of frames */
+	struct loop_client *owner;	/* whose quota it counts in; NULL once gone */
 	bool writable;
 	struct loop_gnt *gnt;	/* NULL: frame mapping */
 	uint32_t ref[];
@@ -117,6 +120,7 @@ struct loop_bus {
 	bool *export_busy;
 	bool allow_full;
 	unsigned int max_guest_fds;	/* per-connection quota (client_fds) */
+	unsigned int max_guest_maps;	/* per-connection quota (loop_client.nvmas) */
 	char sock_path[108];
 	int epfd, lsock, wake;
 	int spare;		/* kept open to refuse a connection when out of fds */
@@ -491,7 +495,7 @@ static int l_map(struct xvb_bus *b, uint32_t domid, enum xvb_space space, const 
 	const struct loop_region **reg = NULL;
 	struct loop_map *m = NULL;
 	uint64_t *frame = NULL;
-	unsigned int i = 0, pinned = 0, j;
+	unsigned int i = 0, pinned = 0, j, runs = 0;
 	char *base = MAP_FAILED;
 	int rc;
 
@@ -525,13 +529,22 @@ static int l_map(struct xvb_bus *b, uint32_t domid, enum xvb_space space, const 
 			goto err;
 		}
 	}
+	/* Runs of consecutive frames of one region are mapped at once, each a
+	 * mapping of the kernel's: the guest's quota counts them (the kernel's
+	 * own limit, vm.max_map_count, is shared by every guest). */
+	for (i = 0; i < n; i = j, runs++)
+		for (j = i + 1; j < n && reg[j] == reg[i] && frame[j] == frame[j - 1] + 1; j++)
+			;
+	if (c->nvmas + runs > lb->max_guest_maps) {
+		rc = -EDQUOT;
+		goto err;
+	}
 	base = mmap(NULL, (size_t)n * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (base == MAP_FAILED) {
 		rc = -ENOMEM;
 		goto err;
 	}
 	for (i = 0; i < n; i = j) {
-		/* Map runs of consecutive frames of one region at once. */
 		for (j = i + 1; j < n && reg[j] == reg[i] && frame[j] == frame[j - 1] + 1; j++)
 			;
 		if (mmap(base + (size_t)i * PAGE, (size_t)(j - i) * PAGE, prot,
@@ -543,6 +556,9 @@ static int l_map(struct xvb_bus *b, uint32_t domid, enum xvb_space space, const 
 	}
 	m->addr = base;
 	m->n = n;
+	m->vmas = runs;
+	m->owner = c;
+	c->nvmas += runs;
 	m->writable = writable;
 	if (space == XVB_SPACE_GRANT) {
 		m->gnt = c->gnt;
@@ -579,6 +595,8 @@ static int l_unmap(struct xvb_bus *b, void *addr, unsigned int n)
 			return -EINVAL;
 		*pp = m->next;
 		munmap(m->addr, (size_t)m->n * PAGE);
+		if (m->owner)
+			m->owner->nvmas -= m->vmas;
 		if (m->gnt) {
 			for (i = 0; i < m->n; i++)
 				unpin(m->gnt, m->ref[i], m->writable);
@@ -1013,10 +1031,16 @@ static int do_evtchn_close(struct loop_client *c, const void *p, size_t len, uns
 
 static void client_free(struct loop_bus *lb, struct loop_client *c)
 {
+	struct loop_map *m;
 	unsigned int i;
 
 	while (c->ndev)
 		remove_dev(lb, c, 0);
+	/* Its devices unmapped everything when they went; should anything be
+	 * left, it no longer counts for anybody. */
+	for (m = lb->maps; m; m = m->next)
+		if (m->owner == c)
+			m->owner = NULL;
 	epoll_ctl(lb->epfd, EPOLL_CTL_DEL, c->sock, NULL);
 	close(c->sock);
 	for (i = 0; i < c->nregions; i++)
@@ -1229,7 +1253,7 @@ static void accept_client(struct loop_bus *lb)
 static int l_check_mode(struct xvb_bus *b, int mode, char *why, size_t len)
 {
 	if (mode == XVMSG_MODE_FULL && !LB(b)->allow_full) {
-		snprintf(why, len, "full mode is switched off in this backend (--no-full)");
+		snprintf(why, len, "full mode is off in this backend (it takes --full)");
 		return -EPERM;
 	}
 	return 0;
@@ -1359,6 +1383,26 @@ unsigned int xvb_loop_default_guest_fds(unsigned long nofile)
 	return q < 16 ? 16 : q > 1024 ? 1024 : (unsigned int)q;
 }
 
+unsigned int xvb_loop_default_guest_maps(unsigned long max_map_count)
+{
+	unsigned long q = (max_map_count ? max_map_count : 65530) / 8;
+
+	return q < 256 ? 256 : q > (1u << 24) ? 1u << 24 : (unsigned int)q;
+}
+
+unsigned long xvb_loop_max_map_count(void)
+{
+	unsigned long v = 0;
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+
+	if (f) {
+		if (fscanf(f, "%lu", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v;
+}
+
 static const struct xvb_bus_ops loop_ops = {
 	.name = "loopback",
 	.destroy = l_destroy,
@@ -1398,6 +1442,8 @@ int xvb_loop_create(const struct xvb_loop_opts *opts, const struct xvb_bus_event
 	lb->nexports = opts->nr_exports;
 	lb->allow_full = opts->allow_full;
 	lb->max_guest_fds = opts->max_guest_fds;
+	lb->max_guest_maps = opts->max_guest_maps ? opts->max_guest_maps :
+			     xvb_loop_default_guest_maps(xvb_loop_max_map_count());
 	if (!lb->max_guest_fds) {
 		struct rlimit lim;
 

@@ -37,6 +37,9 @@ struct xvb_stats {
 /* ---- mapcache.c: bus address -> process address, per memory-access mode -- */
 
 #define XVB_CHUNK_PAGES 64	/* pool and full mode map in chunks of this many pages */
+/* Full mode: chunks of guest frames one device keeps mapped (64 MiB of
+ * guest memory); beyond them each request maps its own pages. */
+#define XVB_FULL_CACHE_CHUNKS 256
 
 struct xvb_mc_chunk;
 /* Mappings a request holds until it completes (grant mode; full-mode edges). */
@@ -58,6 +61,8 @@ struct xvb_mapcache {
 	uint32_t nchunks;
 	void ***full_dir;		/* full: two-level table of chunk mappings */
 	uint32_t full_dir_len;
+	uint32_t full_cached;		/* full: chunks in it, at most full_cap */
+	uint32_t full_cap;		/* XVB_FULL_CACHE_CHUNKS (tests lower it) */
 };
 
 struct xvb_seg {		/* one descriptor's buffer */

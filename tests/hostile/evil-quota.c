@@ -18,8 +18,11 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <linux/virtio_blk.h>
 
-#include "core.h"		/* XVB_MSG_BUDGET, XVB_CHAIN_BUDGET */
+#include "core.h"		/* the budgets and the chunk cap */
 #include "evil.h"
 
 #define ST_AD	(VMSG_STATUS_ACKNOWLEDGE | VMSG_STATUS_DRIVER)
@@ -357,6 +360,200 @@ out:
 	return rc;
 }
 
+/* ---- full-map-flood (loopback, full mode) ------------------------------- */
+
+#define FLOOD_REGIONS	32			/* sparse regions of ... */
+#define FLOOD_PAGES	(128u * 1024)		/* ... 512 MiB each */
+#define FLOOD_GFN	(1ULL << 30)		/* far from RAM and device regions */
+#define FLOOD_SEGS	(XVD_MAX_SEGS - 2)	/* one-byte buffers per request */
+#define FLOOD_DEPTH	8
+#define FLOOD_CHUNK	(XVB_CHUNK_PAGES * (uint64_t)XVMSG_PAGE_SIZE)
+
+/* The backend's mappings of guest memory (the driver's memfds, ours
+ * included: they are called xvmsg-flood). */
+static long guest_maps(const struct evil_env *e)
+{
+	return evil_backend_maps_of(e, "/memfd:xvmsg");
+}
+
+struct flood_req {
+	uint8_t *hdr;			/* virtio_blk_outhdr, status at +64 */
+	bool busy;
+};
+
+/*
+ * Full mode names guest frames, and the backend keeps what it maps in
+ * 64-page chunks.  A guest naming one byte in every chunk of sparse
+ * regions (32 x 512 MiB: 65536 chunks) would make it keep 65536 mappings,
+ * past the kernel's limit (vm.max_map_count, 65530 by default), and then
+ * every other guest's open fails.  The backend keeps at most
+ * XVB_FULL_CACHE_CHUNKS chunks per device and maps the rest per request;
+ * another guest opens a device while the flood's mappings are held.
+ */
+static int case_full_map_flood(struct evil_env *e, char *observed, size_t len)
+{
+	struct drv_bus *bus = e->d->bus;
+	struct drv_mem mem[FLOOD_REGIONS];
+	struct flood_req q[FLOOD_DEPTH];
+	struct xvd_buf b[XVD_MAX_SEGS];
+	struct xvd_dev *dev = NULL, *other = NULL;
+	struct xvd_domain *od = NULL;
+	struct xvd_domain_opts dopts = { .socket_path = e->socket_path, .log_level = -1 };
+	unsigned int nmem = 0, submitted = 0, inflight = 0, ok = 0, refused = 0, bad = 0;
+	const unsigned int total = FLOOD_REGIONS * (FLOOD_PAGES / XVB_CHUNK_PAGES) / FLOOD_SEGS;
+	long maps0 = guest_maps(e), peak = maps0, m, maps_end = -1;
+	uint64_t chunk = 0;
+	int64_t last;
+	int r, rc = -1, other_rc = -1;
+	uint8_t rnd[16];
+
+	memset(q, 0, sizeof(q));
+	r = evil_open_blk(e, XVD_MODE_FULL, NULL, &dev);
+	if (r) {
+		evil_say(observed, len, "open: %s", err_name(r));
+		return -1;
+	}
+	for (; nmem < FLOOD_REGIONS; nmem++) {
+		int fd = memfd_create("xvmsg-flood", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		void *va = MAP_FAILED;
+
+		if (fd >= 0 && ftruncate(fd, (off_t)FLOOD_PAGES * XVMSG_PAGE_SIZE) == 0 &&
+		    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) == 0)
+			va = mmap(NULL, (size_t)FLOOD_PAGES * XVMSG_PAGE_SIZE, PROT_READ, MAP_SHARED,
+				  fd, 0);
+		if (va == MAP_FAILED) {
+			if (fd >= 0)
+				close(fd);
+			evil_say(observed, len, "no sparse region %u", nmem);
+			goto out;
+		}
+		mem[nmem] = (struct drv_mem){ va, FLOOD_GFN + (uint64_t)nmem * FLOOD_PAGES,
+					      FLOOD_PAGES, fd };
+		r = bus->ops->mem_share(bus, &mem[nmem]);
+		if (r) {
+			bus->ops->mem_free(bus, &mem[nmem]);
+			evil_say(observed, len, "region %u: %s", nmem, err_name(r));
+			goto out;
+		}
+	}
+	for (unsigned int i = 0; i < FLOOD_DEPTH; i++)
+		if (xvd_ram_alloc(e->d, 512, (void **)&q[i].hdr) < 0) {
+			evil_say(observed, len, "no RAM");
+			goto out;
+		}
+
+	/* Reads of one byte into each of 62 chunks per request (blk refuses
+	 * the odd length with an I/O error, after the backend mapped it all). */
+	last = xvd_now_ms();
+	while (submitted < total || inflight) {
+		struct xvd_done d[FLOOD_DEPTH];
+		int n;
+
+		while (submitted < total && inflight < FLOOD_DEPTH) {
+			struct flood_req *p = NULL;
+			struct virtio_blk_outhdr *h;
+
+			for (unsigned int i = 0; i < FLOOD_DEPTH && !p; i++)
+				if (!q[i].busy)
+					p = &q[i];
+			h = (struct virtio_blk_outhdr *)p->hdr;
+			h->type = htole32(VIRTIO_BLK_T_IN);
+			h->ioprio = 0;
+			h->sector = 0;
+			p->hdr[64] = 0xff;
+			b[0] = (struct xvd_buf){ .addr = p->hdr, .len = sizeof(*h) };
+			for (unsigned int i = 0; i < FLOOD_SEGS; i++, chunk++)
+				b[1 + i] = (struct xvd_buf){ .len = 1, .dev_writes = true, .raw = true,
+							     .bus_addr = FLOOD_GFN * XVMSG_PAGE_SIZE +
+									 chunk * FLOOD_CHUNK };
+			b[1 + FLOOD_SEGS] = (struct xvd_buf){ .addr = p->hdr + 64, .len = 1,
+							      .dev_writes = true };
+			r = xvd_vq_submit(dev, 0, b, XVD_MAX_SEGS, p, XVD_NO_KICK);
+			if (r == -ENOSPC || r == -ENOMEM)
+				break;
+			if (r < 0) {
+				evil_say(observed, len, "submit: %s; ", err_name(r));
+				goto drain;
+			}
+			p->busy = true;
+			inflight++;
+			submitted++;
+		}
+		xvd_vq_kick(dev, 0);
+		n = xvd_vq_poll(dev, 0, d, FLOOD_DEPTH);
+		if (n < 0) {
+			evil_say(observed, len, "device error: %s; ", err_name(n));
+			goto drain;
+		}
+		for (int i = 0; i < n; i++) {
+			struct flood_req *p = d[i].cookie;
+
+			p->busy = false;
+			inflight--;
+			if (d[i].status == 0 && d[i].len == 0)
+				refused++;
+			else if (d[i].status == 0 && d[i].len == FLOOD_SEGS + 1 &&
+				 p->hdr[64] == VIRTIO_BLK_S_IOERR)
+				ok++;
+			else
+				bad++;
+		}
+		if (n > 0) {
+			last = xvd_now_ms();
+			if (submitted % 64 < (unsigned int)n && (m = guest_maps(e)) > peak)
+				peak = m;
+		} else if (xvd_now_ms() - last > 5000) {
+			evil_say(observed, len, "no completion for 5 s; ");
+			goto drain;
+		} else {
+			xvd_dev_wait(dev, 20);
+		}
+	}
+drain:
+	m = guest_maps(e);
+	if (m > peak)
+		peak = m;
+	evil_say(observed, len, "%u requests naming %llu chunks of 32 x 512 MiB: %u served "
+		 "(I/O error), %u refused, %u other; backend's guest-memory mappings %ld -> peak "
+		 "%ld (at most %d chunks cached per device); ", submitted,
+		 (unsigned long long)chunk, ok, refused, bad, maps0, peak, XVB_FULL_CACHE_CHUNKS);
+	/* Another guest while all that is held. */
+	other_rc = xvd_domain_open_loop(&dopts, &od);
+	if (other_rc == 0) {
+		struct xvd_dev_opts o = { .export_name = e->rng_export, .devid = 7 };
+
+		other_rc = xvd_rng_open(od, &o, &other);
+		if (other_rc == 0)
+			other_rc = xvd_rng_read(other, rnd, sizeof(rnd)) == (int)sizeof(rnd) ? 0 : -EIO;
+	}
+	evil_say(observed, len, "another guest's new rng: %s; ", err_name(other_rc));
+	if (inflight && xvd_dev_reset(dev) < 0)
+		bad++;
+out:
+	if (other)
+		xvd_dev_close(other);
+	if (od)
+		xvd_domain_close(od);
+	if (dev)
+		xvd_dev_close(dev);
+	for (unsigned int i = 0; i < FLOOD_DEPTH; i++)
+		if (q[i].hdr)
+			xvd_ram_free(e->d, q[i].hdr);
+	while (nmem)
+		bus->ops->mem_free(bus, &mem[--nmem]);
+	{
+		int64_t end = xvd_now_ms() + 3000;
+
+		while ((maps_end = guest_maps(e)) > maps0 && xvd_now_ms() < end)
+			xvd_dev_wait(e->witness, 20);
+	}
+	evil_say(observed, len, "after close: %ld mappings", maps_end);
+	if (submitted == total && ok == total && !refused && !bad && other_rc == 0 &&
+	    peak - maps0 <= XVB_FULL_CACHE_CHUNKS + 2 * XVD_MAX_SEGS && maps_end <= maps0)
+		rc = 0;
+	return rc;
+}
+
 const struct evil_case evil_quota_cases[] = {
 	{ "noisy-neighbour",
 	  "a guest keeps its message ring eight ahead with token-0 requests that map and unmap "
@@ -364,5 +561,11 @@ const struct evil_case evil_quota_cases[] = {
 	  "without end: each call takes at most the message / chain budget, the witness's 4 KiB write+read round trips all succeed, "
 	  "the slowest within 200 ms; the backend is idle after",
 	  case_noisy_neighbour, EVIL_LOOP_ONLY },
+	{ "full-map-flood",
+	  "full mode: one byte named in each of 65536 chunks of sparse guest memory (32 x 512 "
+	  "MiB): every request is served, the backend holds at most its chunk cap (plus one "
+	  "request's pages) of mappings, another guest opens a device meanwhile, the mappings "
+	  "go when the device closes",
+	  case_full_map_flood, EVIL_LOOP_ONLY },
 	{ 0 }
 };

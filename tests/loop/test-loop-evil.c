@@ -76,8 +76,9 @@ static int setup(void **state)
 	SETUP_TRY(backend_image(&f->b, "witness.img", 1u << 20, wimg, sizeof(wimg)));
 	snprintf(exp, sizeof(exp), "disk0:blk:path=%s", img);
 	snprintf(wexp, sizeof(wexp), "witness:blk:path=%s", wimg);
+	/* --full: full-outside and full-map-flood abuse full mode. */
 	SETUP_TRY(backend_start(&f->b, "--export", exp, "--export", wexp,
-				"--export", "rng0:rng", NULL));
+				"--export", "rng0:rng", "--full", NULL));
 	f->e.blk_export = "disk0";
 	f->e.rng_export = "rng0";
 	f->e.blk_devid = 1;

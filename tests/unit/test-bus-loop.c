@@ -57,10 +57,11 @@ static long count_fds(void)
 	return n - 1;		/* the directory's own */
 }
 
-static int setup_quota(void **state, unsigned int max_guest_fds)
+static int setup_quota(void **state, unsigned int max_guest_fds, unsigned int max_guest_maps)
 {
 	struct xvb_bus_events ev = { NULL, no_watch, no_event };
-	struct xvb_loop_opts o = { .allow_full = true, .max_guest_fds = max_guest_fds };
+	struct xvb_loop_opts o = { .allow_full = true, .max_guest_fds = max_guest_fds,
+				   .max_guest_maps = max_guest_maps };
 	struct fx *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
@@ -76,14 +77,14 @@ static int setup_quota(void **state, unsigned int max_guest_fds)
 
 static int setup(void **state)
 {
-	return setup_quota(state, 0);	/* the default quota */
+	return setup_quota(state, 0, 0);	/* the default quotas */
 }
 
 #define SMALL_QUOTA 10
 
 static int setup_small(void **state)
 {
-	return setup_quota(state, SMALL_QUOTA);
+	return setup_quota(state, SMALL_QUOTA, 0);
 }
 
 static void unhog(struct fx *f)
@@ -570,6 +571,64 @@ static void test_quota_counts_bound(void **state)
 	assert_int_equal(f->bus->ops->dispatch(f->bus), 0);
 }
 
+#define MAP_QUOTA 4
+
+static int setup_maps(void **state)
+{
+	return setup_quota(state, 0, MAP_QUOTA);
+}
+
+/* A guest's mappings count against its quota, one per run of frames the
+ * kernel has to map; beyond it a map fails with -EDQUOT and changes
+ * nothing; unmapping gives the room back; another guest is unaffected. */
+static void test_map_quota(void **state)
+{
+	struct fx *f = *state;
+	int a = client(f), b = client(f);
+	uint32_t da = hello(f, a), db = hello(f, b);
+	uint64_t fr[MAP_QUOTA + 1], gap[2] = { 0x100, 0x102 }, run[3] = { 0x100, 0x101, 0x102 };
+	void *addr[MAP_QUOTA + 1], *x;
+	unsigned int i;
+
+	assert_int_equal(op_region(f, a, 0x100, 8), 0);
+	assert_int_equal(op_region(f, b, 0x100, 8), 0);
+	for (i = 0; i < MAP_QUOTA; i++) {
+		fr[i] = 0x100 + 2 * i;		/* not adjacent: a mapping each */
+		assert_int_equal(f->bus->ops->map(f->bus, da, XVB_SPACE_FRAME, &fr[i], 1, false,
+						  &addr[i]), 0);
+	}
+	fr[i] = 0x107;
+	assert_int_equal(f->bus->ops->map(f->bus, da, XVB_SPACE_FRAME, &fr[i], 1, false, &x),
+			 -EDQUOT);
+	/* The other guest maps as before, three frames in a run counting one. */
+	for (i = 0; i < MAP_QUOTA; i++) {
+		assert_int_equal(f->bus->ops->map(f->bus, db, XVB_SPACE_FRAME, run, 3, true, &x), 0);
+		assert_int_equal(f->bus->ops->unmap(f->bus, x, 3), 0);
+	}
+	/* Room for one: a map of two frames apart needs two. */
+	assert_int_equal(f->bus->ops->unmap(f->bus, addr[0], 1), 0);
+	assert_int_equal(f->bus->ops->map(f->bus, da, XVB_SPACE_FRAME, gap, 2, false, &x), -EDQUOT);
+	assert_int_equal(f->bus->ops->map(f->bus, da, XVB_SPACE_FRAME, run, 3, false, &x), 0);
+	assert_int_equal(f->bus->ops->unmap(f->bus, x, 3), 0);
+	assert_int_equal(f->bus->ops->unmap(f->bus, addr[1], 1), 0);
+	assert_int_equal(f->bus->ops->map(f->bus, da, XVB_SPACE_FRAME, gap, 2, false, &x), 0);
+	assert_int_equal(f->bus->ops->unmap(f->bus, x, 2), 0);
+	for (i = 2; i < MAP_QUOTA; i++)
+		assert_int_equal(f->bus->ops->unmap(f->bus, addr[i], 1), 0);
+	close(a);
+	close(b);
+	assert_int_equal(f->bus->ops->dispatch(f->bus), 0);
+}
+
+/* The default mapping quota: an eighth of vm.max_map_count, at least 256. */
+static void test_default_map_quota(void **state)
+{
+	assert_int_equal(xvb_loop_default_guest_maps(65530), 8191);
+	assert_int_equal(xvb_loop_default_guest_maps(0), 8191);
+	assert_int_equal(xvb_loop_default_guest_maps(1000), 256);
+	assert_int_equal(xvb_loop_default_guest_maps(1u << 20), 1u << 17);
+}
+
 /* The default quota: an eighth of the limit, 16..1024. */
 static void test_default_quota(void **state)
 {
@@ -592,6 +651,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_quota, setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_quota_counts_bound, setup_small, teardown),
 		cmocka_unit_test(test_default_quota),
+		cmocka_unit_test_setup_teardown(test_map_quota, setup_maps, teardown),
+		cmocka_unit_test(test_default_map_quota),
 	};
 
 	return cmocka_run_group_tests_name("bus-loop", tests, NULL, NULL);
