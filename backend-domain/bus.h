@@ -87,6 +87,10 @@ struct xvb_bus {
 
 /* Loopback bus (bus-loop.c). */
 struct xvb_export;
+/* Default store quota of one guest (xenstored's quota-nb-entry-per-domain
+ * is 1000 too): keys it writes, and bytes of their paths and values. */
+#define XVB_LOOP_GUEST_KEYS		1000
+#define XVB_LOOP_GUEST_STORE_BYTES	(256 * 1024)
 struct xvb_loop_opts {
 	const char *socket_path;	/* unix socket to listen on */
 	/* Devices a connecting driver may attach by name (the loopback bus is
@@ -102,6 +106,11 @@ struct xvb_loop_opts {
 	 * may hold at once; beyond it a map fails with -EDQUOT.  0:
 	 * xvb_loop_default_guest_maps of vm.max_map_count. */
 	unsigned int max_guest_maps;
+	/* Store keys one connection may write, and bytes of their paths and
+	 * values; beyond them WRITE fails with -EDQUOT.  0: the defaults
+	 * XVB_LOOP_GUEST_KEYS, XVB_LOOP_GUEST_STORE_BYTES. */
+	unsigned int max_guest_keys;
+	unsigned int max_guest_store_bytes;
 };
 /* The default per-guest quota for a soft RLIMIT_NOFILE of nofile: an eighth
  * of it, at least 16 and at most 1024. */

@@ -10,6 +10,8 @@
  *   full-mode = yes|no       (default: no on the loop bus, yes on xen)
  *   max-guest-fds = N
  *   max-guest-maps = N
+ *   max-guest-keys = N
+ *   max-guest-store-bytes = N
  *   export NAME TYPE [PARAMS]
  */
 #include <ctype.h>
@@ -177,16 +179,18 @@ static int set_guest_fds(struct xvb_config *cfg, const char *v, char *err, size_
 	return 0;
 }
 
-static int set_guest_maps(struct xvb_config *cfg, const char *v, char *err, size_t errlen)
+/* A number key = min..max into *out. */
+static int set_uint(unsigned int *out, const char *key, const char *v, unsigned long min,
+		    unsigned long max, const char *unit, char *err, size_t errlen)
 {
 	char *end;
 	unsigned long n = strtoul(v, &end, 10);
 
-	if (!isdigit((unsigned char)*v) || *end || n < 16 || n > 16000000) {
-		snprintf(err, errlen, "max-guest-maps must be 16..16000000 mappings");
+	if (!isdigit((unsigned char)*v) || *end || n < min || n > max) {
+		snprintf(err, errlen, "%s must be %lu..%lu %s", key, min, max, unit);
 		return -EINVAL;
 	}
-	cfg->max_guest_maps = (unsigned int)n;
+	*out = (unsigned int)n;
 	return 0;
 }
 
@@ -240,7 +244,13 @@ static int load_line(struct xvb_config *cfg, char *line, const struct xvb_model_
 	if (!strcmp(key, "max-guest-fds"))
 		return set_guest_fds(cfg, val, err, errlen);
 	if (!strcmp(key, "max-guest-maps"))
-		return set_guest_maps(cfg, val, err, errlen);
+		return set_uint(&cfg->max_guest_maps, key, val, 16, 16000000, "mappings", err,
+				errlen);
+	if (!strcmp(key, "max-guest-keys"))
+		return set_uint(&cfg->max_guest_keys, key, val, 16, 1000000, "keys", err, errlen);
+	if (!strcmp(key, "max-guest-store-bytes"))
+		return set_uint(&cfg->max_guest_store_bytes, key, val, 4096, 1u << 30, "bytes",
+				err, errlen);
 	if (!strcmp(key, "stats-on-exit"))
 		return set_bool(&cfg->stats_on_exit, val, err, errlen);
 	if (!strcmp(key, "log-level")) {
@@ -323,6 +333,11 @@ static void usage(FILE *out, const char *prog)
 "                           eighth of the fd limit, 16..1024)\n"
 "      --max-guest-maps N   loop bus: mappings of one guest's memory the backend\n"
 "                           may hold (default an eighth of vm.max_map_count)\n"
+"      --max-guest-keys N   loop bus: store keys one guest may write (default\n"
+"                           1000)\n"
+"      --max-guest-store-bytes N\n"
+"                           loop bus: bytes of paths and values of those keys\n"
+"                           (default 262144)\n"
 "      --stats-on-exit      print per-device counters when stopping\n"
 "      --fault NAME         misbehave on purpose, to test guests (never in\n"
 "                           production; docs/backend.md says what each does):\n"
@@ -344,7 +359,7 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 			  char *err, size_t errlen)
 {
 	enum { OPT_NO_FULL = 256, OPT_FULL, OPT_STATS, OPT_POLL, OPT_FAULT, OPT_GUEST_FDS,
-	       OPT_GUEST_MAPS };
+	       OPT_GUEST_MAPS, OPT_GUEST_KEYS, OPT_GUEST_STORE };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "bus", required_argument, NULL, 'b' },
@@ -356,6 +371,8 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 		{ "poll-us", required_argument, NULL, OPT_POLL },
 		{ "max-guest-fds", required_argument, NULL, OPT_GUEST_FDS },
 		{ "max-guest-maps", required_argument, NULL, OPT_GUEST_MAPS },
+		{ "max-guest-keys", required_argument, NULL, OPT_GUEST_KEYS },
+		{ "max-guest-store-bytes", required_argument, NULL, OPT_GUEST_STORE },
 		{ "fault", required_argument, NULL, OPT_FAULT },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
@@ -402,7 +419,18 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 				return rc;
 			break;
 		case OPT_GUEST_MAPS:
-			if ((rc = set_guest_maps(cfg, optarg, err, errlen)))
+			if ((rc = set_uint(&cfg->max_guest_maps, "--max-guest-maps", optarg, 16,
+					   16000000, "mappings", err, errlen)))
+				return rc;
+			break;
+		case OPT_GUEST_KEYS:
+			if ((rc = set_uint(&cfg->max_guest_keys, "--max-guest-keys", optarg, 16,
+					   1000000, "keys", err, errlen)))
+				return rc;
+			break;
+		case OPT_GUEST_STORE:
+			if ((rc = set_uint(&cfg->max_guest_store_bytes, "--max-guest-store-bytes",
+					   optarg, 4096, 1u << 30, "bytes", err, errlen)))
 				return rc;
 			break;
 		case OPT_FAULT: {

@@ -21,6 +21,8 @@ struct xvb_config {
 	unsigned int poll_us;		/* busy-poll queues this long before sleeping */
 	unsigned int max_guest_fds;	/* loop bus per-guest fd quota, 0 = default */
 	unsigned int max_guest_maps;	/* loop bus per-guest mapping quota, 0 = default */
+	unsigned int max_guest_keys;	/* loop bus per-guest store quota, 0 = default */
+	unsigned int max_guest_store_bytes;
 	int fault;			/* XVB_FAULT_*, for testing guests */
 	unsigned int nexports;
 	struct xvb_export exports[XVB_MAX_EXPORTS];

@@ -198,8 +198,12 @@ int main(int argc, char **argv)
 						     : xvb_loop_default_guest_fds(nofile);
 		lo.max_guest_maps = cfg.max_guest_maps ? cfg.max_guest_maps
 			: xvb_loop_default_guest_maps(xvb_loop_max_map_count());
-		xvb_info(&app.log, "fd limit %lu, at most %u per guest; at most %u mappings per "
-			 "guest", nofile, lo.max_guest_fds, lo.max_guest_maps);
+		lo.max_guest_keys = cfg.max_guest_keys ? cfg.max_guest_keys : XVB_LOOP_GUEST_KEYS;
+		lo.max_guest_store_bytes = cfg.max_guest_store_bytes ? cfg.max_guest_store_bytes
+								     : XVB_LOOP_GUEST_STORE_BYTES;
+		xvb_info(&app.log, "fd limit %lu, at most %u per guest; per guest at most %u "
+			 "mappings, %u store keys of %u bytes", nofile, lo.max_guest_fds,
+			 lo.max_guest_maps, lo.max_guest_keys, lo.max_guest_store_bytes);
 		rc = xvb_loop_create(&lo, &ev, &app.bus);
 		if (rc) {
 			xvb_err(&app.log, "cannot serve on %s: %s", cfg.socket_path,

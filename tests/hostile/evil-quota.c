@@ -19,7 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <xvmsg/loop.h>
 #include <linux/virtio_blk.h>
 
 #include "core.h"		/* the budgets and the chunk cap */
@@ -554,6 +558,243 @@ out:
 	return rc;
 }
 
+/* ---- store-flood (loopback) ---------------------------------------------- */
+
+/* A guest on a raw control connection: it writes paths the library never
+ * would. */
+struct raw_guest {
+	int sock;
+	uint32_t domid, seq;
+};
+
+static int rg_send(struct raw_guest *g, uint32_t op, const void *p, size_t len, int fd)
+{
+	struct xvmsg_loop_hdr h = { htole32(op), htole32((uint32_t)len), htole32(++g->seq), 0 };
+	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)p, len } };
+	union { struct cmsghdr c; char b[CMSG_SPACE(sizeof(int))]; } u;
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+
+	if (fd >= 0) {
+		memset(&u, 0, sizeof(u));
+		u.c.cmsg_level = SOL_SOCKET;
+		u.c.cmsg_type = SCM_RIGHTS;
+		u.c.cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(&u.c), &fd, sizeof(int));
+		mh.msg_control = u.b;
+		mh.msg_controllen = sizeof(u.b);
+	}
+	return sendmsg(g->sock, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+/* The reply to the last request: its status, -EPIPE when the backend hung
+ * up, -ETIMEDOUT.  Store events in between are skipped; out gets the
+ * payload. */
+static int rg_reply(struct raw_guest *g, void *out, size_t outlen)
+{
+	char buf[XVMSG_LOOP_MAX_PACKET];
+	struct pollfd pfd = { .fd = g->sock, .events = POLLIN };
+	struct xvmsg_loop_hdr h;
+	int64_t end = xvd_now_ms() + 5000;
+	ssize_t n;
+
+	for (;;) {
+		int64_t left = end - xvd_now_ms();
+
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			return -ETIMEDOUT;
+		n = recv(g->sock, buf, sizeof(buf), 0);
+		if (n <= 0)
+			return -EPIPE;
+		if ((size_t)n < sizeof(h))
+			return -EPROTO;
+		memcpy(&h, buf, sizeof(h));
+		if (le32toh(h.op) == XVMSG_LOOP_OP_STORE_EVENT)
+			continue;
+		if (le32toh(h.seq) != g->seq)
+			return -EPROTO;
+		if (out)
+			memcpy(out, buf + sizeof(h), (size_t)n - sizeof(h) < outlen ?
+			       (size_t)n - sizeof(h) : outlen);
+		return (int)le32toh(h.status);
+	}
+}
+
+static int rg_call(struct raw_guest *g, uint32_t op, const void *p, size_t len)
+{
+	int r = rg_send(g, op, p, len, -1);
+
+	return r ? r : rg_reply(g, NULL, 0);
+}
+
+static void rg_close(struct raw_guest *g)
+{
+	if (g->sock >= 0)
+		close(g->sock);
+	g->sock = -1;
+}
+
+static int rg_open(struct raw_guest *g, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct xvmsg_loop_hello hello = { htole32(XVMSG_LOOP_VERSION), htole32(64) };
+	struct xvmsg_loop_hello_reply hr;
+	int fd, r;
+
+	memset(g, 0, sizeof(*g));
+	g->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (g->sock < 0 || connect(g->sock, (struct sockaddr *)&sa, sizeof(sa)))
+		goto fail;
+	fd = memfd_create("xvmsg-evil-gnt", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		goto fail;
+	if (ftruncate(fd, 64 * sizeof(struct xvmsg_loop_gnt)) ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK)) {
+		close(fd);
+		goto fail;
+	}
+	r = rg_send(g, XVMSG_LOOP_OP_HELLO, &hello, sizeof(hello), fd);
+	close(fd);
+	if (r == 0)
+		r = rg_reply(g, &hr, sizeof(hr));
+	if (r)
+		goto fail_r;
+	g->domid = le16toh(hr.frontend_domid);
+	return 0;
+fail:
+	r = -errno;
+fail_r:
+	rg_close(g);
+	return r ? r : -EIO;
+}
+
+static int rg_attach(struct raw_guest *g, const char *export, uint32_t devid, bool detach)
+{
+	struct xvmsg_loop_attach a = { .devid = htole32(devid) };
+	struct xvmsg_loop_devid d = { htole32(devid), 0 };
+
+	if (detach)
+		return rg_call(g, XVMSG_LOOP_OP_DETACH, &d, sizeof(d));
+	snprintf(a.export_name, sizeof(a.export_name), "%s", export);
+	return rg_call(g, XVMSG_LOOP_OP_ATTACH, &a, sizeof(a));
+}
+
+/* WRITE "/local/domain/<its domid>/device/xvmsg/<rel>" = val. */
+static int rg_write(struct raw_guest *g, const char *rel, const char *val)
+{
+	char buf[XVMSG_LOOP_MAX_PACKET - sizeof(struct xvmsg_loop_hdr)];
+	int n = snprintf(buf, sizeof(buf), "/local/domain/%u/device/xvmsg/%s", g->domid, rel);
+	size_t vlen = strlen(val);
+
+	if (n < 0 || (size_t)n + 2 + vlen > sizeof(buf))
+		return -E2BIG;
+	memcpy(buf + n + 1, val, vlen + 1);
+	return rg_call(g, XVMSG_LOOP_OP_WRITE, buf, (size_t)n + 2 + vlen);
+}
+
+/* A fresh guest opens the rng (devid 1) and reads from it. */
+static int fresh_rng(struct evil_env *e)
+{
+	struct xvd_domain_opts dopts = { .socket_path = e->socket_path, .log_level = -1 };
+	struct xvd_dev_opts o = { .export_name = e->rng_export, .devid = 1 };
+	struct xvd_domain *d = NULL;
+	struct xvd_dev *dev = NULL;
+	uint8_t b[16];
+	int r = xvd_domain_open_loop(&dopts, &d);
+
+	if (r == 0)
+		r = xvd_rng_open(d, &o, &dev);
+	if (r == 0)
+		r = xvd_rng_read(dev, b, sizeof(b)) == (int)sizeof(b) ? 0 : -EIO;
+	if (dev)
+		xvd_dev_close(dev);
+	if (d)
+		xvd_domain_close(d);
+	return r;
+}
+
+/*
+ * The loopback bus's store: a guest writes keys only directly in the
+ * dirs of devices it attached (a device id in canonical decimal, then
+ * '/'), at most its quota of them, and everything it wrote goes with its
+ * device or with itself.  Before the fix "1junk/k" passed as device 1, was
+ * never removed, and there was no quota: ~100000 such keys left behind
+ * made every later guest's open fail with -ENOSPC.
+ */
+static int case_store_flood(struct evil_env *e, char *observed, size_t len)
+{
+	struct raw_guest g = { .sock = -1 };
+	unsigned int junk = 0, own = 0, again = 0;
+	int junk_err = 0, own_err = 0, zero_err, other = -1, after = -1, r, rc = -1;
+	char key[64];
+
+	r = rg_open(&g, e->socket_path);
+	if (r == 0)
+		r = rg_attach(&g, e->rng_export, 1, false);
+	if (r) {
+		evil_say(observed, len, "raw guest: %s", err_name(r));
+		goto out;
+	}
+	/* Keys outside any device dir. */
+	for (; junk < 2000; junk++) {
+		snprintf(key, sizeof(key), "1junk%u/k", junk);
+		if ((junk_err = rg_write(&g, key, "x")))
+			break;
+	}
+	zero_err = rg_write(&g, "01/k", "x");
+	/* Its own device's dir, up to the quota. */
+	for (; own < 3 * XVB_LOOP_GUEST_KEYS; own++) {
+		snprintf(key, sizeof(key), "1/k%u", own);
+		if ((own_err = rg_write(&g, key, "x")))
+			break;
+	}
+	evil_say(observed, len, "keys outside its device dirs: %u accepted, then %s (\"01/k\": "
+		 "%s); in its device dir: %u accepted, then %s (quota %d); ", junk,
+		 err_name(junk_err), err_name(zero_err), own, err_name(own_err),
+		 XVB_LOOP_GUEST_KEYS);
+	/* Another guest while this one holds its quota. */
+	{
+		struct xvd_dev_opts o = { .export_name = e->blk_export, .devid = e->blk_devid };
+		struct xvd_domain_opts dopts = { .socket_path = e->socket_path, .log_level = -1 };
+		struct xvd_domain *d = NULL;
+		struct xvd_dev *dev = NULL;
+
+		other = xvd_domain_open_loop(&dopts, &d);
+		if (other == 0)
+			other = xvd_blk_open(d, &o, &dev);
+		if (other == 0)
+			other = evil_blk_still_works(dev);
+		if (dev)
+			xvd_dev_close(dev);
+		if (d)
+			xvd_domain_close(d);
+	}
+	evil_say(observed, len, "another guest's new disk meanwhile: %s; ", err_name(other));
+	/* Detach and attach again: the quota is free again. */
+	r = rg_attach(&g, NULL, 1, true);
+	if (r == 0)
+		r = rg_attach(&g, e->rng_export, 1, false);
+	for (; r == 0 && again < XVB_LOOP_GUEST_KEYS; again++) {
+		snprintf(key, sizeof(key), "1/k%u", again);
+		r = rg_write(&g, key, "x");
+	}
+	if (r)
+		again--;
+	evil_say(observed, len, "after detach and attach: %u keys again (%s); ", again,
+		 err_name(r));
+	rg_close(&g);
+	after = fresh_rng(e);
+	evil_say(observed, len, "it left; a new guest's rng on the same export and devid: %s",
+		 err_name(after));
+	if (junk == 0 && junk_err == -EACCES && zero_err == -EACCES &&
+	    own == XVB_LOOP_GUEST_KEYS && own_err == -EDQUOT && other == 0 &&
+	    again == XVB_LOOP_GUEST_KEYS && after == 0)
+		rc = 0;
+out:
+	rg_close(&g);
+	return rc;
+}
+
 const struct evil_case evil_quota_cases[] = {
 	{ "noisy-neighbour",
 	  "a guest keeps its message ring eight ahead with token-0 requests that map and unmap "
@@ -567,5 +808,10 @@ const struct evil_case evil_quota_cases[] = {
 	  "request's pages) of mappings, another guest opens a device meanwhile, the mappings "
 	  "go when the device closes",
 	  case_full_map_flood, EVIL_LOOP_ONLY },
+	{ "store-flood",
+	  "loopback store: keys outside its device dirs (1junk/k, 01/k) refused with EACCES, "
+	  "its own device dir takes exactly its quota (then EDQUOT) while another guest opens a "
+	  "disk; detaching frees the quota; after it leaves, a new guest opens the same export",
+	  case_store_flood, EVIL_LOOP_ONLY },
 	{ 0 }
 };
