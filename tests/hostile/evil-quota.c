@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +118,15 @@ struct noise {
 	uint16_t head;			/* chains: the one chain made available again and again */
 };
 
+/* The noise threads wait this long when the device is a full ring behind:
+ * far less than it takes to catch up, so the ring never runs empty. */
+static void nap(void)
+{
+	struct timespec ts = { 0, 50 * 1000 };
+
+	nanosleep(&ts, NULL);
+}
+
 static void mk_msg(struct vmsg *m, uint8_t id, const void *p, size_t plen)
 {
 	memset(m, 0, sizeof(*m));
@@ -168,8 +176,11 @@ static void *msg_noise(void *arg)
 			if (notify)
 				bus->ops->evtchn_notify(bus, dev->msg_port);
 		} else if (r == -EAGAIN) {
+			/* Full: look again in a moment (the device takes
+			 * milliseconds for these), staying eight ahead without
+			 * taking a CPU from the witness. */
 			bus->ops->evtchn_notify(bus, dev->msg_port);
-			sched_yield();		/* and look again: stay eight ahead */
+			nap();
 		} else {
 			n->err = r;
 			break;
@@ -205,7 +216,7 @@ static void *chain_noise(void *arg)
 		for (added = 0; (uint16_t)(avail - seen) < vq->size; added++, avail++)
 			WR_ONCE(vq->avail->ring[avail % vq->size], htole16(n->head));
 		if (!added) {
-			sched_yield();
+			nap();
 			continue;
 		}
 		smp_wmb();	/* entries before the index: pairs with the backend's rmb */
