@@ -31,6 +31,8 @@ int xvb_backend_init(struct xvb_backend *be, struct xvb_bus *bus, struct xvb_evl
 	be->pend_tail = &be->pend_head;
 	be->pend_run.cb = xvb_conn_run_pending;
 	be->pend_run.arg = be;
+	be->msg_budget = XVB_MSG_BUDGET;
+	be->chain_budget = XVB_CHAIN_BUDGET;
 	return 0;
 }
 

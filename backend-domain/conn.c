@@ -405,8 +405,8 @@ static void fault_bad_tokens(struct xvb_conn *c, const struct vmsg *resp)
 	c->bad_tokens += 2;
 }
 
-/* Take up to XVB_MSG_BUDGET messages; with more waiting, pend_msgs says so
- * and the rest waits for the device's next turn. */
+/* Take up to the message budget; with more waiting, pend_msgs says so and
+ * the rest waits for the device's next turn. */
 static void process_msgs(struct xvb_conn *c)
 {
 	uint32_t prod, old_cons = c->d2b_cons, pev;
@@ -416,10 +416,6 @@ static void process_msgs(struct xvb_conn *c)
 
 	flush_pending(c);
 	while (c->connected) {
-		if (taken == XVB_MSG_BUDGET) {
-			c->pend_msgs = true;
-			break;
-		}
 		prod = le32toh(XVB_READ_ONCE(c->msg->d2b.prod));
 		if (prod - c->d2b_cons > XVMSG_RING_SLOTS) {
 			ring_broken(c, "driver index ran ahead");
@@ -434,6 +430,10 @@ static void process_msgs(struct xvb_conn *c)
 			if (le32toh(XVB_READ_ONCE(c->msg->d2b.prod)) == c->d2b_cons)
 				break;
 			continue;
+		}
+		if (taken == c->be->msg_budget) {
+			c->pend_msgs = true;	/* more waits: the device's next turn */
+			break;
 		}
 		/* Every request may need a response slot: wait for one. */
 		if (b2d_full(c))
@@ -547,7 +547,7 @@ static void serve(struct xvb_conn *c, bool msgs, uint64_t queues)
 	if (c->be->fault == XVB_FAULT_MSG_REWRITE)
 		fault_rewrite_consumed(c);
 	c->pend_msgs = false;
-	xvb_vdev_budget(&c->vdev, XVB_CHAIN_BUDGET);
+	xvb_vdev_budget(&c->vdev, c->be->chain_budget);
 	if (msgs)
 		process_msgs(c);
 	for (q = 0; c->connected && q < c->vdev.nvqs; q++)

@@ -256,6 +256,7 @@ struct xvb_backend {
 	struct xvb_conn *pend_head, **pend_tail;
 	struct xvb_conn *pend_round;	/* the turn being served, not served yet */
 	struct xvb_evdefer pend_run;
+	unsigned int msg_budget, chain_budget;	/* XVB_*_BUDGET (tests lower them) */
 	struct xvb_port_slot { struct xvb_conn *conn; int q; } *ports;	/* by local port, q = -1: msg */
 	uint32_t nports;
 	bool stopping;

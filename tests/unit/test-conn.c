@@ -120,36 +120,60 @@ static void test_error_cleared_on_new_attempt(void **state)
 #define MSG_REF		10	/* the message page: frame 0 */
 #define POOL_REF	11	/* the pool: frames 1..8, never granted here */
 
+/* The message page of device devid: frame devid, granted as ref 10 + 10 * devid. */
+static struct xvmsg_msg_page *page_of(struct t *t, unsigned int devid)
+{
+	return (struct xvmsg_msg_page *)(t->fb.mem + (size_t)devid * XVMSG_PAGE_SIZE);
+}
+
 static struct xvmsg_msg_page *page(struct t *t)
 {
-	return (struct xvmsg_msg_page *)t->fb.mem;
+	return page_of(t, 0);
 }
 
-/* A device connected in pool mode whose pool the backend cannot map. */
+/* Device devid of domain 5 connected in pool mode; its pool (refs after
+ * its message page's) is never granted, so the backend cannot map it. */
+static struct xvb_conn *connect_devid(struct t *t, unsigned int devid)
+{
+	char be[96], fe[96], path[160], val[16];
+	struct xvb_conn *c;
+
+	snprintf(be, sizeof(be), "/local/domain/1/backend/xvmsg/5/%u", devid);
+	snprintf(fe, sizeof(fe), "/local/domain/5/device/xvmsg/%u", devid);
+	fakebus_grant(&t->fb, MSG_REF + 10 * devid, devid, 1, false);
+#define PUT(dir, key, v) do { snprintf(path, sizeof(path), "%s/%s", dir, key); put(t, path, v); } \
+			 while (0)
+	PUT(be, "frontend-id", "5");
+	PUT(be, "type", "rng");
+	PUT(be, "frontend", fe);
+	PUT(fe, "state", "1");
+	assert_int_equal(xvb_conn_create(&t->be, 5, devid, &c), 0);
+	PUT(fe, "mode", "pool");
+	snprintf(val, sizeof(val), "%u", MSG_REF + 10 * devid);
+	PUT(fe, "msg-ref", val);
+	snprintf(val, sizeof(val), "%u", 3 + devid);
+	PUT(fe, "event-channel", val);
+	snprintf(val, sizeof(val), "%u", POOL_REF + 10 * devid);
+	PUT(fe, "pool-ref", val);
+	PUT(fe, "pool-pages", "8");
+	PUT(fe, "num-queues", "0");
+	PUT(fe, "state", "3");
+#undef PUT
+	xvb_conn_changed(c);
+	snprintf(path, sizeof(path), "%s/state", be);
+	assert_string_equal(get(t, path), "4");
+	return c;
+}
+
 static void connect_dev(struct t *t)
 {
-	fakebus_grant(&t->fb, MSG_REF, 0, 1, false);
-	put(t, BE "/frontend-id", "5");
-	put(t, BE "/type", "rng");
-	put(t, BE "/frontend", FE);
-	put(t, FE "/state", "1");
-	assert_int_equal(xvb_conn_create(&t->be, 5, 0, &t->c), 0);
-	put(t, FE "/mode", "pool");
-	put(t, FE "/msg-ref", "10");
-	put(t, FE "/event-channel", "3");
-	put(t, FE "/pool-ref", "11");
-	put(t, FE "/pool-pages", "8");
-	put(t, FE "/num-queues", "0");
-	put(t, FE "/state", "3");
-	xvb_conn_changed(t->c);
-	assert_string_equal(get(t, BE "/state"), "4");
+	t->c = connect_devid(t, 0);
 }
 
-/* Publish one message in d2b (without telling the backend). */
-static void d2b_put(struct t *t, uint8_t type, uint8_t id, uint16_t token, const void *p,
-		    size_t plen)
+/* Publish one message in d2b of mp (without telling the backend). */
+static void d2b_put_on(struct xvmsg_msg_page *mp, uint8_t type, uint8_t id, uint16_t token,
+		       const void *p, size_t plen)
 {
-	struct xvmsg_msg_page *mp = page(t);
 	uint32_t prod = le32toh(mp->d2b.prod);
 	struct vmsg *m = &mp->d2b_slot[prod % XVMSG_RING_SLOTS];
 
@@ -163,6 +187,12 @@ static void d2b_put(struct t *t, uint8_t type, uint8_t id, uint16_t token, const
 	if (plen)
 		memcpy(m->payload, p, plen);
 	mp->d2b.prod = htole32(prod + 1);
+}
+
+static void d2b_put(struct t *t, uint8_t type, uint8_t id, uint16_t token, const void *p,
+		    size_t plen)
+{
+	d2b_put_on(page(t), type, id, token, p, plen);
 }
 
 static void status_msg(struct t *t, uint32_t status, uint16_t token)
@@ -240,11 +270,86 @@ static void test_reply_slot_not_taken_by_events(void **state)
 	assert_true(event);
 }
 
+/* Responses a device has published. */
+static uint32_t answered(struct t *t, unsigned int devid)
+{
+	return le32toh(page_of(t, devid)->b2d.prod);
+}
+
+/*
+ * Two devices with seven messages each and a budget of two messages per
+ * call: a notification serves two, the rest waits on the pending list;
+ * each round of the event loop gives each device one more call, in turn,
+ * with no further notification; a notification for a device already
+ * waiting only adds to its turn.
+ */
+static void test_round_robin(void **state)
+{
+	struct t *t = *state;
+	struct xvb_conn *a, *b;
+	unsigned int i;
+
+	t->be.msg_budget = 2;
+	a = t->c = connect_devid(t, 0);
+	b = connect_devid(t, 1);
+	for (i = 0; i < 7; i++) {
+		d2b_put_on(page_of(t, 0), VMSG_TYPE_BUS, VMSG_BUS_PING, (uint16_t)(1 + i), NULL, 0);
+		d2b_put_on(page_of(t, 1), VMSG_TYPE_BUS, VMSG_BUS_PING, (uint16_t)(1 + i), NULL, 0);
+	}
+	xvb_conn_event(a, -1);
+	assert_int_equal(answered(t, 0), 2);
+	assert_true(t->be.pend_run.armed);
+	xvb_conn_event(b, -1);
+	assert_int_equal(answered(t, 1), 2);
+	xvb_conn_event(a, -1);			/* waiting: its turn comes */
+	assert_int_equal(answered(t, 0), 2);
+	/* Rounds of the loop: nothing to wait for, one call each. */
+	assert_int_equal(xvb_evloop_run_once(t->loop, 5000), 1);
+	assert_int_equal(answered(t, 0), 4);
+	assert_int_equal(answered(t, 1), 4);
+	assert_int_equal(xvb_evloop_run_once(t->loop, 5000), 1);
+	assert_int_equal(answered(t, 0), 6);
+	assert_int_equal(answered(t, 1), 6);
+	assert_int_equal(xvb_evloop_run_once(t->loop, 5000), 1);
+	assert_int_equal(answered(t, 0), 7);
+	assert_int_equal(answered(t, 1), 7);
+	assert_false(t->be.pend_run.armed);	/* nothing left: the loop may sleep */
+	assert_null(t->be.pend_head);
+	/* In order, each answered once. */
+	for (i = 0; i < 7; i++) {
+		assert_int_equal(le16toh(page_of(t, 0)->b2d_slot[i].hdr.token), 1 + i);
+		assert_int_equal(le16toh(page_of(t, 1)->b2d_slot[i].hdr.token), 1 + i);
+	}
+	{
+		FILE *m;
+		char *buf = NULL;
+		size_t len = 0;
+
+		m = open_memstream(&buf, &len);
+		assert_non_null(m);
+		xvb_conn_dump(a, m);
+		fclose(m);
+		assert_non_null(strstr(buf, " max_msgs_call=2 "));
+		free(buf);
+	}
+	/* A device that goes while waiting leaves the list. */
+	b2d_drain(t);
+	for (i = 0; i < 3; i++)
+		d2b_put_on(page_of(t, 1), VMSG_TYPE_BUS, VMSG_BUS_PING, (uint16_t)(20 + i), NULL, 0);
+	page_of(t, 1)->b2d.cons = page_of(t, 1)->b2d.prod;
+	xvb_conn_event(b, -1);
+	assert_non_null(t->be.pend_head);
+	xvb_conn_destroy(b);
+	assert_null(t->be.pend_head);
+	assert_int_equal(xvb_evloop_run_once(t->loop, 0), 1);	/* the armed round, empty */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_error_cleared_on_new_attempt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reply_slot_not_taken_by_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_round_robin, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("conn", tests, NULL, NULL);
