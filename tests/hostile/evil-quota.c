@@ -574,6 +574,214 @@ out:
 	return rc;
 }
 
+/* A fresh guest opens the rng (devid 1) and reads from it. */
+static int fresh_rng(struct evil_env *e)
+{
+	struct xvd_domain_opts dopts = { .socket_path = e->socket_path, .log_level = -1 };
+	struct xvd_dev_opts o = { .export_name = e->rng_export, .devid = 1 };
+	struct xvd_domain *d = NULL;
+	struct xvd_dev *dev = NULL;
+	uint8_t b[16];
+	int r = xvd_domain_open_loop(&dopts, &d);
+
+	if (r == 0)
+		r = xvd_rng_open(d, &o, &dev);
+	if (r == 0)
+		r = xvd_rng_read(dev, b, sizeof(b)) == (int)sizeof(b) ? 0 : -EIO;
+	if (dev)
+		xvd_dev_close(dev);
+	if (d)
+		xvd_domain_close(d);
+	return r;
+}
+
+/* ---- pool-scatter (loopback) --------------------------------------------- */
+
+#define SCATTER_POOL	65536			/* pages: the largest pool */
+
+/* The backend's default mapping quota per guest: an eighth of
+ * vm.max_map_count, at least 256 (docs/backend.md). */
+static long default_map_quota(void)
+{
+	unsigned long v = 65530;
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+
+	if (f) {
+		if (fscanf(f, "%lu", &v) != 1)
+			v = 65530;
+		fclose(f);
+	}
+	return v / 8 < 256 ? 256 : (long)(v / 8);
+}
+
+/* A sparse region of pages at gfn, shared with the backend. */
+static int sparse_region(struct drv_bus *bus, uint64_t gfn, size_t pages, struct drv_mem *mem)
+{
+	int fd = memfd_create("xvmsg-scatter", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	void *va = MAP_FAILED;
+	int r;
+
+	if (fd >= 0 && ftruncate(fd, (off_t)(pages * XVMSG_PAGE_SIZE)) == 0 &&
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) == 0)
+		va = mmap(NULL, pages * XVMSG_PAGE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	if (va == MAP_FAILED) {
+		r = -errno;
+		if (fd >= 0)
+			close(fd);
+		return r ? r : -ENOMEM;
+	}
+	*mem = (struct drv_mem){ va, gfn, pages, fd };
+	r = bus->ops->mem_share(bus, mem);
+	if (r)
+		bus->ops->mem_free(bus, mem);
+	return r;
+}
+
+/*
+ * Pool mode shares only the pool, but the guest says which frames its pool
+ * references grant.  Granted to every other frame of a sparse region, each
+ * 64-page chunk of the largest pool costs the backend 64 mappings of the
+ * kernel's: 65472 for the pool, past vm.max_map_count for the whole
+ * backend.  The loopback bus counts them against the guest's quota
+ * (--max-guest-maps): beyond it the guest's requests are refused, another
+ * guest opens a device meanwhile, and all of it goes at close.
+ */
+static int case_pool_scatter(struct evil_env *e, char *observed, size_t len)
+{
+	struct xvd_domain_opts dopts = { .socket_path = e->socket_path, .log_level = -1,
+					 .gnt_entries = 1u << 18 };
+	struct xvd_dev_opts o = { .export_name = e->blk_export, .devid = e->blk_devid,
+				  .mode = XVD_MODE_POOL, .pool_pages = SCATTER_POOL };
+	struct xvd_domain *d = NULL;
+	struct xvd_dev *dev = NULL;
+	struct drv_mem mem = { .handle = -1 };
+	struct flood_req q[FLOOD_DEPTH];
+	struct xvd_buf b[XVD_MAX_SEGS];
+	long maps0 = guest_maps(e), peak = maps0, m, maps_end = -1;
+	unsigned int submitted = 0, inflight = 0, served = 0, refused = 0, bad = 0, chunk = 1;
+	const unsigned int nchunks = SCATTER_POOL / XVB_CHUNK_PAGES;
+	int r, rc = -1, other = -1;
+	int64_t last;
+
+	memset(q, 0, sizeof(q));
+	r = xvd_domain_open_loop(&dopts, &d);
+	if (r == 0)
+		r = xvd_blk_open(d, &o, &dev);
+	if (r == 0 && dev->pool_pages != SCATTER_POOL)
+		r = -ERANGE;
+	if (r == 0)
+		r = sparse_region(d->bus, FLOOD_GFN, 2 * SCATTER_POOL, &mem);
+	for (unsigned int i = 0; r == 0 && i < FLOOD_DEPTH; i++)
+		r = xvd_ram_alloc(d, 512, (void **)&q[i].hdr);
+	if (r) {
+		evil_say(observed, len, "set-up: %s", err_name(r));
+		goto out;
+	}
+	/* Chunk 0 holds the rings and the bounce slots; the others now grant
+	 * every other frame of the sparse region. */
+	for (uint32_t i = XVB_CHUNK_PAGES; r == 0 && i < SCATTER_POOL; i++)
+		r = d->bus->ops->gnt_grant(d->bus, dev->pool_ref + i, FLOOD_GFN + 2ULL * i, false);
+	if (r) {
+		evil_say(observed, len, "grant: %s", err_name(r));
+		goto out;
+	}
+	last = xvd_now_ms();
+	while (chunk < nchunks || inflight) {
+		struct xvd_done done[FLOOD_DEPTH];
+		int n;
+
+		while (chunk < nchunks && inflight < FLOOD_DEPTH) {
+			struct flood_req *p = NULL;
+			struct virtio_blk_outhdr *h;
+			unsigned int k = 0;
+
+			for (unsigned int i = 0; i < FLOOD_DEPTH && !p; i++)
+				if (!q[i].busy)
+					p = &q[i];
+			h = (struct virtio_blk_outhdr *)p->hdr;
+			h->type = htole32(VIRTIO_BLK_T_IN);
+			h->ioprio = 0;
+			h->sector = 0;
+			p->hdr[64] = 0xff;
+			b[k++] = (struct xvd_buf){ .addr = p->hdr, .len = sizeof(*h) };
+			for (; k <= FLOOD_SEGS && chunk < nchunks; k++, chunk++)
+				b[k] = (struct xvd_buf){ .len = 1, .dev_writes = true, .raw = true,
+							 .bus_addr = XVMSG_GRANT_ADDR(dev->pool_ref +
+							 chunk * XVB_CHUNK_PAGES, 0) };
+			b[k++] = (struct xvd_buf){ .addr = p->hdr + 64, .len = 1, .dev_writes = true };
+			r = xvd_vq_submit(dev, 0, b, k, p, XVD_NO_KICK);
+			if (r < 0) {
+				evil_say(observed, len, "submit: %s; ", err_name(r));
+				goto drain;
+			}
+			p->busy = true;
+			inflight++;
+			submitted++;
+		}
+		xvd_vq_kick(dev, 0);
+		n = xvd_vq_poll(dev, 0, done, FLOOD_DEPTH);
+		if (n < 0) {
+			evil_say(observed, len, "device error: %s; ", err_name(n));
+			goto drain;
+		}
+		for (int i = 0; i < n; i++) {
+			struct flood_req *p = done[i].cookie;
+
+			p->busy = false;
+			inflight--;
+			if (done[i].status == 0 && done[i].len == 0)
+				refused++;
+			else if (done[i].status == 0 && p->hdr[64] == VIRTIO_BLK_S_IOERR)
+				served++;
+			else
+				bad++;
+		}
+		if (n > 0) {
+			last = xvd_now_ms();
+			if ((m = guest_maps(e)) > peak)
+				peak = m;
+		} else if (xvd_now_ms() - last > 5000) {
+			evil_say(observed, len, "no completion for 5 s; ");
+			goto drain;
+		} else {
+			xvd_dev_wait(dev, 20);
+		}
+	}
+drain:
+	evil_say(observed, len, "a pool of %u pages granting every other frame: %u requests "
+		 "naming its %u chunks: %u served (I/O error), %u refused, %u other; backend's "
+		 "guest-memory mappings %ld -> peak %ld; ", SCATTER_POOL, submitted, nchunks - 1,
+		 served, refused, bad, maps0, peak);
+	other = fresh_rng(e);
+	evil_say(observed, len, "another guest's new rng: %s; ", err_name(other));
+	if (e->log_count)
+		evil_say(observed, len, "refusals logged as over the quota: %d; ",
+			 e->log_count(e->log_ctx, "quota of mappings"));
+	r = evil_blk_still_works(dev);
+	evil_say(observed, len, "its disk (chunk 0) still works: %s; ", err_name(r));
+out:
+	if (dev)
+		xvd_dev_close(dev);
+	for (unsigned int i = 0; i < FLOOD_DEPTH; i++)
+		if (q[i].hdr)
+			xvd_ram_free(d, q[i].hdr);
+	if (mem.va)
+		d->bus->ops->mem_free(d->bus, &mem);
+	if (d)
+		xvd_domain_close(d);
+	{
+		int64_t end = xvd_now_ms() + 3000;
+
+		while ((maps_end = guest_maps(e)) > maps0 && xvd_now_ms() < end)
+			xvd_dev_wait(e->witness, 20);
+	}
+	evil_say(observed, len, "after close: %ld mappings", maps_end);
+	if (served > 0 && refused > 0 && !bad && served + refused == submitted && other == 0 &&
+	    r == 0 && peak - maps0 <= default_map_quota() + XVB_CHUNK_PAGES && maps_end <= maps0)
+		rc = 0;
+	return rc;
+}
+
 /* ---- store-flood (loopback) ---------------------------------------------- */
 
 /* A guest on a raw control connection: it writes paths the library never
@@ -708,27 +916,6 @@ static int rg_write(struct raw_guest *g, const char *rel, const char *val)
 	return rg_call(g, XVMSG_LOOP_OP_WRITE, buf, (size_t)n + 2 + vlen);
 }
 
-/* A fresh guest opens the rng (devid 1) and reads from it. */
-static int fresh_rng(struct evil_env *e)
-{
-	struct xvd_domain_opts dopts = { .socket_path = e->socket_path, .log_level = -1 };
-	struct xvd_dev_opts o = { .export_name = e->rng_export, .devid = 1 };
-	struct xvd_domain *d = NULL;
-	struct xvd_dev *dev = NULL;
-	uint8_t b[16];
-	int r = xvd_domain_open_loop(&dopts, &d);
-
-	if (r == 0)
-		r = xvd_rng_open(d, &o, &dev);
-	if (r == 0)
-		r = xvd_rng_read(dev, b, sizeof(b)) == (int)sizeof(b) ? 0 : -EIO;
-	if (dev)
-		xvd_dev_close(dev);
-	if (d)
-		xvd_domain_close(d);
-	return r;
-}
-
 /*
  * The loopback bus's store: a guest writes keys only directly in the
  * dirs of devices it attached (a device id in canonical decimal, then
@@ -824,6 +1011,12 @@ const struct evil_case evil_quota_cases[] = {
 	  "request's pages) of mappings, another guest opens a device meanwhile, the mappings "
 	  "go when the device closes",
 	  case_full_map_flood, EVIL_LOOP_ONLY },
+	{ "pool-scatter",
+	  "pool mode: the largest pool's references granted to every other frame of a sparse "
+	  "region (64 kernel mappings per chunk): the guest's maps stop at its quota and later "
+	  "requests are refused, its disk still works, another guest opens a device meanwhile, "
+	  "the mappings go at close",
+	  case_pool_scatter, EVIL_LOOP_ONLY },
 	{ "store-flood",
 	  "loopback store: keys outside its device dirs (1junk/k, 01/k) refused with EACCES, "
 	  "its own device dir takes exactly its quota (then EDQUOT) while another guest opens a "
