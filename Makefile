@@ -47,7 +47,8 @@ endif
 BACKEND_CORE := backend-domain/log.c backend-domain/evloop.c backend-domain/iov.c \
                 backend-domain/params.c backend-domain/mapcache.c backend-domain/virtq.c \
                 backend-domain/vdev.c backend-domain/conn.c backend-domain/backend.c \
-                backend-domain/bus-loop.c backend-domain/bus-xen.c backend-domain/config.c \
+                backend-domain/bus-loop.c backend-domain/loop-store.c backend-domain/bus-xen.c \
+                backend-domain/config.c \
                 backend-domain/devices/blk.c backend-domain/devices/rng.c \
                 backend-domain/devices/console.c
 BACKEND_MAIN := backend-domain/main.c

@@ -28,6 +28,11 @@ int xvb_backend_init(struct xvb_backend *be, struct xvb_bus *bus, struct xvb_evl
 	be->loop = loop;
 	be->log = log;
 	be->models = models;
+	be->pend_tail = &be->pend_head;
+	be->pend_run.cb = xvb_conn_run_pending;
+	be->pend_run.arg = be;
+	be->msg_budget = XVB_MSG_BUDGET;
+	be->chain_budget = XVB_CHAIN_BUDGET;
 	return 0;
 }
 
@@ -202,6 +207,7 @@ void xvb_backend_shutdown(struct xvb_backend *be)
 	be->stopping = true;
 	while (be->conns)
 		xvb_conn_destroy(be->conns);
+	xvb_evloop_cancel(be->loop, &be->pend_run);
 	be->bus->ops->store_unwatch(be->bus, be->root);
 	free(be->ports);
 	be->ports = NULL;

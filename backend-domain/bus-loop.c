@@ -5,8 +5,8 @@
  * the toolstack play on the Xen bus: it checks every map against the
  * driver's grant table and marks entries in use, maps only frames of memfd
  * regions the driver handed over, relays event channels over eventfds,
- * keeps the key/value store, and creates device directories when a driver
- * attaches an export.
+ * keeps the key/value store (loop-store.c) with a quota per guest, and
+ * creates device directories when a driver attaches an export.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,13 +28,14 @@
 
 #include "bus.h"
 #include "device.h"
+#include "loop-store.h"
 
 #define PAGE		XVMSG_PAGE_SIZE
 #define MAX_REGIONS	64	/* held at once by one connection */
 #define MAX_EVTCHNS	(XVMSG_MAX_QUEUES + 1) * 64
 #define MAX_DEVS	256
 #define MAX_GNT		(1u << 20)
-#define MAX_STORE	100000
+#define MAX_STORE	100000	/* values in the store: a backstop, guests have quotas */
 #define GNT_RESERVED	8
 
 enum { K_LISTEN = 1, K_CLIENT, K_PORT, K_WAKE };
@@ -75,6 +76,8 @@ struct loop_client {
 	unsigned int nev;
 	struct loop_dev dev[MAX_DEVS];
 	unsigned int ndev;
+	unsigned int nvmas;		/* mappings of its memory we hold (loop_map.vmas) */
+	struct ls_account keys;		/* what it wrote into the store */
 };
 
 /* Descriptors a connection makes us hold, its quota's measure: a memfd per
@@ -93,6 +96,8 @@ struct loop_map {
 	struct loop_map *next;
 	void *addr;
 	unsigned int n;
+	unsigned int vmas;	/* kernel mappings it made: one per run of frames */
+	struct loop_client *owner;	/* whose quota it counts in; NULL once gone */
 	bool writable;
 	struct loop_gnt *gnt;	/* NULL: frame mapping */
 	uint32_t ref[];
@@ -105,10 +110,6 @@ struct loop_port {
 	uint32_t remote;
 };
 
-struct store_ent {
-	char *path, *val;
-};
-
 struct loop_bus {
 	struct xvb_bus bus;
 	struct xvb_bus_events ev;
@@ -117,6 +118,7 @@ struct loop_bus {
 	bool *export_busy;
 	bool allow_full;
 	unsigned int max_guest_fds;	/* per-connection quota (client_fds) */
+	unsigned int max_guest_maps;	/* per-connection quota (loop_client.nvmas) */
 	char sock_path[108];
 	int epfd, lsock, wake;
 	int spare;		/* kept open to refuse a connection when out of fds */
@@ -126,8 +128,7 @@ struct loop_bus {
 	struct loop_map *maps;
 	struct loop_port *port;
 	uint32_t nports;
-	struct store_ent *st;
-	size_t nst, capst;
+	struct ls_store *store;
 	char **watch;
 	size_t nwatch;
 	char **pend;
@@ -216,18 +217,38 @@ static int send_pkt(struct loop_client *c, uint32_t op, uint32_t seq, int32_t st
 	return 0;
 }
 
+/* A domain or device id as the store spells it: decimal digits, no sign, no
+ * leading zero, at most max; *end: the first byte after it. */
+static int parse_id(const char *s, const char **end, uint32_t max, uint32_t *out)
+{
+	uint32_t v = 0;
+
+	if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] >= '0' && s[1] <= '9'))
+		return -EINVAL;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		v = v * 10 + (uint32_t)(*s - '0');
+		if (v > max)
+			return -ERANGE;
+	}
+	*end = s;
+	*out = v;
+	return 0;
+}
+
 /* Writes to a driver's backend dirs are mirrored to that driver. */
 static void forward(struct loop_bus *lb, const char *path, const char *val)
 {
 	char prefix[64], buf[600];
-	unsigned int fe;
+	const char *end;
+	uint32_t fe;
 	struct loop_client *c;
 	size_t pl, vl;
 	int n;
 
 	n = snprintf(prefix, sizeof(prefix), "/local/domain/%u/backend/%s/",
 		     XVMSG_LOOP_BACKEND_DOMID, XVMSG_XS_CLASS);
-	if (strncmp(path, prefix, (size_t)n) || sscanf(path + n, "%u/", &fe) != 1)
+	if (strncmp(path, prefix, (size_t)n) || parse_id(path + n, &end, 0xffff, &fe) ||
+	    *end != '/')
 		return;
 	c = client_by_domid(lb, fe);
 	pl = strlen(path) + 1;
@@ -240,50 +261,22 @@ static void forward(struct loop_bus *lb, const char *path, const char *val)
 	send_pkt(c, XVMSG_LOOP_OP_STORE_EVENT, 0, 0, buf, pl + vl);
 }
 
-static ssize_t st_find(struct loop_bus *lb, const char *path)
+/* A value the store took away: watchers and the guest hear of it. */
+static void st_removed(void *arg, const char *path)
 {
-	size_t i;
+	struct loop_bus *lb = arg;
 
-	for (i = 0; i < lb->nst; i++)
-		if (strcmp(lb->st[i].path, path) == 0)
-			return (ssize_t)i;
-	return -1;
+	queue_watch(lb, path);
+	forward(lb, path, NULL);
 }
 
-static int st_set(struct loop_bus *lb, const char *path, const char *val)
+/* Set a key for acct's guest (NULL: the backend or our toolstack part). */
+static int st_set(struct loop_bus *lb, const char *path, const char *val, struct ls_account *acct)
 {
-	ssize_t i = st_find(lb, path);
-	char *v = xstrdup(val);
+	int rc = ls_write(lb->store, path, val, acct);
 
-	if (!v)
-		return -ENOMEM;
-	if (i >= 0) {
-		free(lb->st[i].val);
-		lb->st[i].val = v;
-	} else {
-		if (lb->nst >= MAX_STORE) {
-			free(v);
-			return -ENOSPC;
-		}
-		if (lb->nst == lb->capst) {
-			size_t cap = lb->capst ? 2 * lb->capst : 64;
-			struct store_ent *p = realloc(lb->st, cap * sizeof(*p));
-
-			if (!p) {
-				free(v);
-				return -ENOMEM;
-			}
-			lb->st = p;
-			lb->capst = cap;
-		}
-		lb->st[lb->nst].path = xstrdup(path);
-		if (!lb->st[lb->nst].path) {
-			free(v);
-			return -ENOMEM;
-		}
-		lb->st[lb->nst].val = v;
-		lb->nst++;
-	}
+	if (rc)
+		return rc;
 	queue_watch(lb, path);
 	forward(lb, path, val);
 	return 0;
@@ -291,41 +284,26 @@ static int st_set(struct loop_bus *lb, const char *path, const char *val)
 
 static int st_rm(struct loop_bus *lb, const char *path)
 {
-	size_t i = 0;
-	int found = 0;
-
-	while (i < lb->nst) {
-		if (under(lb->st[i].path, path)) {
-			queue_watch(lb, lb->st[i].path);
-			forward(lb, lb->st[i].path, NULL);
-			free(lb->st[i].path);
-			free(lb->st[i].val);
-			lb->st[i] = lb->st[--lb->nst];
-			found = 1;
-		} else {
-			i++;
-		}
-	}
-	return found ? 0 : -ENOENT;
+	return ls_rm(lb->store, path, st_removed, lb);
 }
 
 static int l_store_read(struct xvb_bus *b, const char *path, char *buf, size_t len)
 {
-	ssize_t i = st_find(LB(b), path);
+	const char *v = ls_read(LB(b)->store, path);
 	size_t n;
 
-	if (i < 0)
+	if (!v)
 		return -ENOENT;
-	n = strlen(LB(b)->st[i].val);
+	n = strlen(v);
 	if (n + 1 > len)
 		return -E2BIG;
-	memcpy(buf, LB(b)->st[i].val, n + 1);
+	memcpy(buf, v, n + 1);
 	return 0;
 }
 
 static int l_store_write(struct xvb_bus *b, const char *path, const char *val)
 {
-	return st_set(LB(b), path, val);
+	return st_set(LB(b), path, val, NULL);
 }
 
 static int l_store_rm(struct xvb_bus *b, const char *path)
@@ -335,58 +313,44 @@ static int l_store_rm(struct xvb_bus *b, const char *path)
 	return rc == -ENOENT ? 0 : rc;
 }
 
+struct dir_names {
+	char **name;
+	size_t n;
+	int err;
+};
+
+static int take_name(void *arg, const char *child)
+{
+	struct dir_names *d = arg;
+	char **p = realloc(d->name, (d->n + 1) * sizeof(*p));
+
+	if (!p || !(p[d->n] = strdup(child))) {
+		if (p)
+			d->name = p;
+		d->err = -ENOMEM;
+		return 1;
+	}
+	d->name = p;
+	d->n++;
+	return 0;
+}
+
+/* The names are copied first: fn may change the store (the core creates
+ * devices while it scans). */
 static int l_store_dir(struct xvb_bus *b, const char *path,
 		       int (*fn)(void *arg, const char *child), void *arg)
 {
-	struct loop_bus *lb = LB(b);
-	size_t plen = strlen(path), i, j, nk = 0;
-	char **kids = NULL;
-	int rc = 0;
-	bool any = false;
+	struct dir_names d = { 0 };
+	size_t j;
+	int rc = ls_dir(LB(b)->store, path, take_name, &d);
 
-	for (i = 0; i < lb->nst; i++) {
-		const char *p = lb->st[i].path, *rest, *slash;
-		size_t klen;
-
-		if (!under(p, path))
-			continue;
-		any = true;
-		if (p[plen] != '/')
-			continue;
-		rest = p + plen + 1;
-		slash = strchr(rest, '/');
-		klen = slash ? (size_t)(slash - rest) : strlen(rest);
-		for (j = 0; j < nk; j++)
-			if (strlen(kids[j]) == klen && strncmp(kids[j], rest, klen) == 0)
-				break;
-		if (j < nk)
-			continue;
-		{
-			char **k = realloc(kids, (nk + 1) * sizeof(*k));
-
-			if (!k) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			kids = k;
-			kids[nk] = strndup(rest, klen);
-			if (!kids[nk]) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			nk++;
-		}
-	}
-	if (!any) {
-		rc = -ENOENT;
-		goto out;
-	}
-	for (j = 0; j < nk && !rc; j++)
-		rc = fn(arg, kids[j]);
-out:
-	for (j = 0; j < nk; j++)
-		free(kids[j]);
-	free(kids);
+	if (rc > 0)
+		rc = d.err;
+	for (j = 0; j < d.n && !rc; j++)
+		rc = fn(arg, d.name[j]);
+	for (j = 0; j < d.n; j++)
+		free(d.name[j]);
+	free(d.name);
 	return rc;
 }
 
@@ -491,7 +455,7 @@ static int l_map(struct xvb_bus *b, uint32_t domid, enum xvb_space space, const 
 	const struct loop_region **reg = NULL;
 	struct loop_map *m = NULL;
 	uint64_t *frame = NULL;
-	unsigned int i = 0, pinned = 0, j;
+	unsigned int i = 0, pinned = 0, j, runs = 0;
 	char *base = MAP_FAILED;
 	int rc;
 
@@ -525,13 +489,22 @@ static int l_map(struct xvb_bus *b, uint32_t domid, enum xvb_space space, const 
 			goto err;
 		}
 	}
+	/* Runs of consecutive frames of one region are mapped at once, each a
+	 * mapping of the kernel's: the guest's quota counts them (the kernel's
+	 * own limit, vm.max_map_count, is shared by every guest). */
+	for (i = 0; i < n; i = j, runs++)
+		for (j = i + 1; j < n && reg[j] == reg[i] && frame[j] == frame[j - 1] + 1; j++)
+			;
+	if (c->nvmas + runs > lb->max_guest_maps) {
+		rc = -EDQUOT;
+		goto err;
+	}
 	base = mmap(NULL, (size_t)n * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (base == MAP_FAILED) {
 		rc = -ENOMEM;
 		goto err;
 	}
 	for (i = 0; i < n; i = j) {
-		/* Map runs of consecutive frames of one region at once. */
 		for (j = i + 1; j < n && reg[j] == reg[i] && frame[j] == frame[j - 1] + 1; j++)
 			;
 		if (mmap(base + (size_t)i * PAGE, (size_t)(j - i) * PAGE, prot,
@@ -543,6 +516,9 @@ static int l_map(struct xvb_bus *b, uint32_t domid, enum xvb_space space, const 
 	}
 	m->addr = base;
 	m->n = n;
+	m->vmas = runs;
+	m->owner = c;
+	c->nvmas += runs;
 	m->writable = writable;
 	if (space == XVB_SPACE_GRANT) {
 		m->gnt = c->gnt;
@@ -579,6 +555,8 @@ static int l_unmap(struct xvb_bus *b, void *addr, unsigned int n)
 			return -EINVAL;
 		*pp = m->next;
 		munmap(m->addr, (size_t)m->n * PAGE);
+		if (m->owner)
+			m->owner->nvmas -= m->vmas;
 		if (m->gnt) {
 			for (i = 0; i < m->n; i++)
 				unpin(m->gnt, m->ref[i], m->writable);
@@ -700,7 +678,7 @@ static int kv(struct loop_bus *lb, const char *dir, const char *key, const char 
 	vsnprintf(val, sizeof(val), fmt, ap);
 	va_end(ap);
 	snprintf(path, sizeof(path), "%s/%s", dir, key);
-	return st_set(lb, path, val);
+	return st_set(lb, path, val, NULL);
 }
 
 static int do_attach(struct loop_bus *lb, struct loop_client *c, const struct xvmsg_loop_attach *a)
@@ -777,11 +755,27 @@ static int do_detach(struct loop_bus *lb, struct loop_client *c, uint32_t devid)
 	return -ENOENT;
 }
 
+/* A key name a guest may write: xenstore's characters, without '/'. */
+static bool valid_key(const char *k)
+{
+	if (!*k)
+		return false;
+	for (; *k; k++)
+		if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
+		      (*k >= '0' && *k <= '9') || *k == '-' || *k == '_' || *k == '@'))
+			return false;
+	return true;
+}
+
+/* A guest writes one key directly in the dir of a device it attached:
+ * /local/domain/<its domid>/device/xvmsg/<devid>/<key>, the devid spelt
+ * as the toolstack spells it, charged to its quota. */
 static int do_write(struct loop_bus *lb, struct loop_client *c, const char *p, size_t len)
 {
 	const char *path = p, *val, *rest;
 	char prefix[96];
-	unsigned int devid, i;
+	uint32_t devid;
+	unsigned int i;
 	int n;
 
 	if (len == 0 || p[len - 1] != '\0')
@@ -794,16 +788,14 @@ static int do_write(struct loop_bus *lb, struct loop_client *c, const char *p, s
 		return -E2BIG;
 	n = snprintf(prefix, sizeof(prefix), "/local/domain/%u/device/%s/", c->domid,
 		     XVMSG_XS_CLASS);
-	if (strncmp(path, prefix, (size_t)n) || sscanf(path + n, "%u", &devid) != 1)
-		return -EACCES;
-	rest = strchr(path + n, '/');
-	if (!rest || !rest[1] || strchr(rest + 1, '/'))
-		return -EACCES;		/* exactly one key below the device dir */
+	if (strncmp(path, prefix, (size_t)n) || parse_id(path + n, &rest, 0xffff, &devid) ||
+	    *rest != '/' || !valid_key(rest + 1))
+		return -EACCES;		/* exactly one key below a device dir */
 	for (i = 0; i < c->ndev && c->dev[i].devid != devid; i++)
 		;
 	if (i == c->ndev)
 		return -EACCES;
-	return st_set(lb, path, val);
+	return st_set(lb, path, val, &c->keys);
 }
 
 /* ---- driver connections ---- */
@@ -1014,10 +1006,18 @@ static int do_evtchn_close(struct loop_client *c, const void *p, size_t len, uns
 
 static void client_free(struct loop_bus *lb, struct loop_client *c)
 {
+	struct loop_map *m;
 	unsigned int i;
 
 	while (c->ndev)
 		remove_dev(lb, c, 0);
+	/* Its devices' dirs went with them; anything else it wrote goes now. */
+	ls_rm_account(lb->store, &c->keys, st_removed, lb);
+	/* Its devices unmapped everything when they went; should anything be
+	 * left, it no longer counts for anybody. */
+	for (m = lb->maps; m; m = m->next)
+		if (m->owner == c)
+			m->owner = NULL;
 	epoll_ctl(lb->epfd, EPOLL_CTL_DEL, c->sock, NULL);
 	close(c->sock);
 	for (i = 0; i < c->nregions; i++)
@@ -1230,7 +1230,7 @@ static void accept_client(struct loop_bus *lb)
 static int l_check_mode(struct xvb_bus *b, int mode, char *why, size_t len)
 {
 	if (mode == XVMSG_MODE_FULL && !LB(b)->allow_full) {
-		snprintf(why, len, "full mode is switched off in this backend (--no-full)");
+		snprintf(why, len, "full mode is off in this backend (it takes --full)");
 		return -EPERM;
 	}
 	return 0;
@@ -1331,15 +1331,11 @@ static void l_destroy(struct xvb_bus *b)
 	for (i = 1; i < lb->nports; i++)
 		if (lb->port[i].used)
 			l_unbind(b, (uint32_t)i);
-	for (i = 0; i < lb->nst; i++) {
-		free(lb->st[i].path);
-		free(lb->st[i].val);
-	}
+	ls_destroy(lb->store);
 	for (i = 0; i < lb->nwatch; i++)
 		free(lb->watch[i]);
 	for (i = 0; i < lb->npend; i++)
 		free(lb->pend[i]);
-	free(lb->st);
 	free(lb->watch);
 	free(lb->pend);
 	free(lb->port);
@@ -1358,6 +1354,26 @@ unsigned int xvb_loop_default_guest_fds(unsigned long nofile)
 	unsigned long q = nofile / 8;
 
 	return q < 16 ? 16 : q > 1024 ? 1024 : (unsigned int)q;
+}
+
+unsigned int xvb_loop_default_guest_maps(unsigned long max_map_count)
+{
+	unsigned long q = (max_map_count ? max_map_count : 65530) / 8;
+
+	return q < 256 ? 256 : q > (1u << 24) ? 1u << 24 : (unsigned int)q;
+}
+
+unsigned long xvb_loop_max_map_count(void)
+{
+	unsigned long v = 0;
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+
+	if (f) {
+		if (fscanf(f, "%lu", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v;
 }
 
 static const struct xvb_bus_ops loop_ops = {
@@ -1399,6 +1415,8 @@ int xvb_loop_create(const struct xvb_loop_opts *opts, const struct xvb_bus_event
 	lb->nexports = opts->nr_exports;
 	lb->allow_full = opts->allow_full;
 	lb->max_guest_fds = opts->max_guest_fds;
+	lb->max_guest_maps = opts->max_guest_maps ? opts->max_guest_maps :
+			     xvb_loop_default_guest_maps(xvb_loop_max_map_count());
 	if (!lb->max_guest_fds) {
 		struct rlimit lim;
 
@@ -1411,7 +1429,17 @@ int xvb_loop_create(const struct xvb_loop_opts *opts, const struct xvb_bus_event
 	snprintf(lb->sock_path, sizeof(lb->sock_path), "%s", opts->socket_path);
 	lb->export_busy = calloc(opts->nr_exports + 1, sizeof(bool));
 	lb->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (!lb->export_busy || lb->epfd < 0) {
+	{
+		struct ls_limits lim = {
+			.keys = opts->max_guest_keys ? opts->max_guest_keys : XVB_LOOP_GUEST_KEYS,
+			.bytes = opts->max_guest_store_bytes ? opts->max_guest_store_bytes
+							     : XVB_LOOP_GUEST_STORE_BYTES,
+			.total = MAX_STORE,
+		};
+
+		rc = ls_create(&lim, &lb->store);
+	}
+	if (!lb->export_busy || lb->epfd < 0 || rc) {
 		rc = -ENOMEM;
 		goto err;
 	}
@@ -1461,6 +1489,7 @@ err:
 		close(lb->spare);
 	if (lb->epfd >= 0)
 		close(lb->epfd);
+	ls_destroy(lb->store);
 	free(lb->export_busy);
 	free(lb);
 	return rc;

@@ -87,6 +87,10 @@ struct xvb_bus {
 
 /* Loopback bus (bus-loop.c). */
 struct xvb_export;
+/* Default store quota of one guest (xenstored's quota-nb-entry-per-domain
+ * is 1000 too): keys it writes, and bytes of their paths and values. */
+#define XVB_LOOP_GUEST_KEYS		1000
+#define XVB_LOOP_GUEST_STORE_BYTES	(256 * 1024)
 struct xvb_loop_opts {
 	const char *socket_path;	/* unix socket to listen on */
 	/* Devices a connecting driver may attach by name (the loopback bus is
@@ -98,10 +102,24 @@ struct xvb_loop_opts {
 	 * one, an event channel two); beyond it REGION/EVTCHN fail with
 	 * -EDQUOT.  0: xvb_loop_default_guest_fds of the current soft limit. */
 	unsigned int max_guest_fds;
+	/* Mappings (the kernel's VMAs) of one connection's memory the backend
+	 * may hold at once; beyond it a map fails with -EDQUOT.  0:
+	 * xvb_loop_default_guest_maps of vm.max_map_count. */
+	unsigned int max_guest_maps;
+	/* Store keys one connection may write, and bytes of their paths and
+	 * values; beyond them WRITE fails with -EDQUOT.  0: the defaults
+	 * XVB_LOOP_GUEST_KEYS, XVB_LOOP_GUEST_STORE_BYTES. */
+	unsigned int max_guest_keys;
+	unsigned int max_guest_store_bytes;
 };
 /* The default per-guest quota for a soft RLIMIT_NOFILE of nofile: an eighth
  * of it, at least 16 and at most 1024. */
 unsigned int xvb_loop_default_guest_fds(unsigned long nofile);
+/* The default per-guest mapping quota for the kernel's vm.max_map_count
+ * (0: unknown, taken as 65530): an eighth of it, at least 256. */
+unsigned int xvb_loop_default_guest_maps(unsigned long max_map_count);
+/* vm.max_map_count, or 0 when it cannot be read. */
+unsigned long xvb_loop_max_map_count(void);
 int xvb_loop_create(const struct xvb_loop_opts *opts, const struct xvb_bus_events *ev,
 		    struct xvb_bus **out);
 

@@ -7,8 +7,11 @@
  *   bus = loop
  *   socket = /run/xvmsg/loop.sock
  *   log-level = info
- *   full-mode = yes|no
+ *   full-mode = yes|no       (default: no on the loop bus, yes on xen)
  *   max-guest-fds = N
+ *   max-guest-maps = N
+ *   max-guest-keys = N
+ *   max-guest-store-bytes = N
  *   export NAME TYPE [PARAMS]
  */
 #include <ctype.h>
@@ -27,7 +30,10 @@ void xvb_config_defaults(struct xvb_config *cfg)
 	strcpy(cfg->bus, "loop");
 	strcpy(cfg->socket_path, "/run/xvmsg/loop.sock");
 	cfg->log_level = XVB_LOG_INFO;
-	cfg->allow_full = true;
+	/* Full mode hands the backend all of a guest's memory: only when asked
+	 * for (main() keeps the Xen bus's default, where it also needs the
+	 * foreign-mapping privilege of dom0). */
+	cfg->allow_full = false;
 }
 
 static bool valid_name(const char *s, size_t max)
@@ -173,6 +179,21 @@ static int set_guest_fds(struct xvb_config *cfg, const char *v, char *err, size_
 	return 0;
 }
 
+/* A number key = min..max into *out. */
+static int set_uint(unsigned int *out, const char *key, const char *v, unsigned long min,
+		    unsigned long max, const char *unit, char *err, size_t errlen)
+{
+	char *end;
+	unsigned long n = strtoul(v, &end, 10);
+
+	if (!isdigit((unsigned char)*v) || *end || n < min || n > max) {
+		snprintf(err, errlen, "%s must be %lu..%lu %s", key, min, max, unit);
+		return -EINVAL;
+	}
+	*out = (unsigned int)n;
+	return 0;
+}
+
 static char *trim(char *s)
 {
 	char *e;
@@ -214,12 +235,22 @@ static int load_line(struct xvb_config *cfg, char *line, const struct xvb_model_
 		return set_socket(cfg, val, err, errlen);
 	if (!strcmp(key, "bus"))
 		return set_bus(cfg, val, err, errlen);
-	if (!strcmp(key, "full-mode"))
+	if (!strcmp(key, "full-mode")) {
+		cfg->full_given = true;
 		return set_bool(&cfg->allow_full, val, err, errlen);
+	}
 	if (!strcmp(key, "poll-us"))
 		return set_poll(cfg, val, err, errlen);
 	if (!strcmp(key, "max-guest-fds"))
 		return set_guest_fds(cfg, val, err, errlen);
+	if (!strcmp(key, "max-guest-maps"))
+		return set_uint(&cfg->max_guest_maps, key, val, 16, 16000000, "mappings", err,
+				errlen);
+	if (!strcmp(key, "max-guest-keys"))
+		return set_uint(&cfg->max_guest_keys, key, val, 16, 1000000, "keys", err, errlen);
+	if (!strcmp(key, "max-guest-store-bytes"))
+		return set_uint(&cfg->max_guest_store_bytes, key, val, 4096, 1u << 30, "bytes",
+				err, errlen);
 	if (!strcmp(key, "stats-on-exit"))
 		return set_bool(&cfg->stats_on_exit, val, err, errlen);
 	if (!strcmp(key, "log-level")) {
@@ -291,12 +322,22 @@ static void usage(FILE *out, const char *prog)
 "                                      [,discard=on|off][,write-zeroes=on|off]\n"
 "                             rng      (no parameters)\n"
 "                             console  stdio | pty[,link=PATH] | socket=PATH\n"
-"      --no-full            refuse full mode (foreign mapping of guest memory)\n"
+"      --full               allow full mode (the backend maps any guest memory;\n"
+"                           default on the loop bus: off; on xen: on, and only\n"
+"                           a backend in dom0 can use it)\n"
+"      --no-full            refuse full mode\n"
 "      --poll-us N          after work, keep polling the queues for N us\n"
 "                           before sleeping (default 0: interrupt driven)\n"
 "      --max-guest-fds N    loop bus: descriptors one guest may make the backend\n"
 "                           hold (regions 1, event channels 2; default an\n"
 "                           eighth of the fd limit, 16..1024)\n"
+"      --max-guest-maps N   loop bus: mappings of one guest's memory the backend\n"
+"                           may hold (default an eighth of vm.max_map_count)\n"
+"      --max-guest-keys N   loop bus: store keys one guest may write (default\n"
+"                           1000)\n"
+"      --max-guest-store-bytes N\n"
+"                           loop bus: bytes of paths and values of those keys\n"
+"                           (default 262144)\n"
 "      --stats-on-exit      print per-device counters when stopping\n"
 "      --fault NAME         misbehave on purpose, to test guests (never in\n"
 "                           production; docs/backend.md says what each does):\n"
@@ -318,16 +359,21 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 			  const struct xvb_model_ops *const *models, FILE *out,
 			  char *err, size_t errlen)
 {
-	enum { OPT_NO_FULL = 256, OPT_STATS, OPT_POLL, OPT_FAULT, OPT_GUEST_FDS };
+	enum { OPT_NO_FULL = 256, OPT_FULL, OPT_STATS, OPT_POLL, OPT_FAULT, OPT_GUEST_FDS,
+	       OPT_GUEST_MAPS, OPT_GUEST_KEYS, OPT_GUEST_STORE };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "bus", required_argument, NULL, 'b' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "export", required_argument, NULL, 'e' },
 		{ "no-full", no_argument, NULL, OPT_NO_FULL },
+		{ "full", no_argument, NULL, OPT_FULL },
 		{ "stats-on-exit", no_argument, NULL, OPT_STATS },
 		{ "poll-us", required_argument, NULL, OPT_POLL },
 		{ "max-guest-fds", required_argument, NULL, OPT_GUEST_FDS },
+		{ "max-guest-maps", required_argument, NULL, OPT_GUEST_MAPS },
+		{ "max-guest-keys", required_argument, NULL, OPT_GUEST_KEYS },
+		{ "max-guest-store-bytes", required_argument, NULL, OPT_GUEST_STORE },
 		{ "fault", required_argument, NULL, OPT_FAULT },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
@@ -358,7 +404,9 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 				return rc;
 			break;
 		case OPT_NO_FULL:
-			cfg->allow_full = false;
+		case OPT_FULL:
+			cfg->allow_full = c == OPT_FULL;
+			cfg->full_given = true;
 			break;
 		case OPT_STATS:
 			cfg->stats_on_exit = true;
@@ -369,6 +417,21 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 			break;
 		case OPT_GUEST_FDS:
 			if ((rc = set_guest_fds(cfg, optarg, err, errlen)))
+				return rc;
+			break;
+		case OPT_GUEST_MAPS:
+			if ((rc = set_uint(&cfg->max_guest_maps, "--max-guest-maps", optarg, 16,
+					   16000000, "mappings", err, errlen)))
+				return rc;
+			break;
+		case OPT_GUEST_KEYS:
+			if ((rc = set_uint(&cfg->max_guest_keys, "--max-guest-keys", optarg, 16,
+					   1000000, "keys", err, errlen)))
+				return rc;
+			break;
+		case OPT_GUEST_STORE:
+			if ((rc = set_uint(&cfg->max_guest_store_bytes, "--max-guest-store-bytes",
+					   optarg, 4096, 1u << 30, "bytes", err, errlen)))
 				return rc;
 			break;
 		case OPT_FAULT: {

@@ -15,10 +15,14 @@ struct xvb_config {
 	char bus[16];			/* "loop" */
 	char socket_path[108];
 	enum xvb_log_level log_level;
-	bool allow_full;
+	bool allow_full;		/* full mode (foreign mapping) */
+	bool full_given;		/* --full / --no-full / full-mode said so */
 	bool stats_on_exit;
 	unsigned int poll_us;		/* busy-poll queues this long before sleeping */
 	unsigned int max_guest_fds;	/* loop bus per-guest fd quota, 0 = default */
+	unsigned int max_guest_maps;	/* loop bus per-guest mapping quota, 0 = default */
+	unsigned int max_guest_keys;	/* loop bus per-guest store quota, 0 = default */
+	unsigned int max_guest_store_bytes;
 	int fault;			/* XVB_FAULT_*, for testing guests */
 	unsigned int nexports;
 	struct xvb_export exports[XVB_MAX_EXPORTS];

@@ -47,7 +47,14 @@ struct xvb_conn {
 	uint32_t vq_port[XVMSG_MAX_QUEUES];
 	unsigned int nvq_ports;
 	uint32_t d2b_cons, b2d_prod;
+	/* On the backend's pending list: the last call ran out of budget.
+	 * Work found meanwhile (notifications) waits for the turn. */
+	struct xvb_conn *pend_next;
+	bool pend_on;
+	bool pend_msgs;			/* the message ring has more */
+	uint64_t pend_q;		/* these queues have more */
 	bool event_pending;		/* an event waits for a free b2d slot */
+	bool in_request;		/* handling a request: its response owns the slot kept */
 	struct vmsg pending;		/* EVENT_CONFIG: the latest one is enough */
 	uint64_t used_pending;		/* in-band EVENT_USED waiting, by queue */
 	uint32_t notify_from;		/* b2d prod at the last notification */
@@ -209,11 +216,20 @@ static void fault_rewrite_consumed(struct xvb_conn *c)
 	}
 }
 
-/* Put one message in the b2d ring; the caller made sure there is room. */
+/* Put one message in the b2d ring; the caller made sure there is room (a
+ * response uses the slot process_msgs kept for it, an event checks
+ * b2d_full).  Should that ever be wrong, the message is dropped rather than
+ * written over one the driver has not read. */
 static void b2d_put(struct xvb_conn *c, const struct vmsg *m)
 {
 	size_t size = le16toh(m->hdr.msg_size);
+	uint32_t cons = le32toh(XVB_READ_ONCE(c->msg->b2d.cons));
 
+	if (c->b2d_prod - cons >= XVMSG_RING_SLOTS) {
+		xvb_err(c->be->log, "%s: no room in b2d for message 0x%x: dropped", c->name,
+			m->hdr.msg_id);
+		return;
+	}
 	if (c->be->fault == XVB_FAULT_MSG_REWRITE)
 		fault_rewrite_consumed(c);
 
@@ -253,12 +269,16 @@ static void used_event_msg(struct vmsg *m, unsigned int q)
 	ev->vq_index = htole32(q);
 }
 
-/* Send events that waited for room. */
-static void flush_pending(struct xvb_conn *c)
+/* Put events that waited for room into b2d, as far as there is room.  While
+ * a request is being handled its events wait too: the slot kept for its
+ * response is not theirs. */
+static void put_pending(struct xvb_conn *c)
 {
 	struct vmsg m;
 	unsigned int q;
 
+	if (c->in_request)
+		return;
 	while (c->event_pending || c->used_pending) {
 		if (b2d_full(c))
 			break;
@@ -272,6 +292,14 @@ static void flush_pending(struct xvb_conn *c)
 		used_event_msg(&m, q);
 		b2d_put(c, &m);
 	}
+}
+
+/* Send events that waited for room, and notify. */
+static void flush_pending(struct xvb_conn *c)
+{
+	if (c->in_request)
+		return;
+	put_pending(c);
 	b2d_kick(c);
 }
 
@@ -371,11 +399,14 @@ static void fault_bad_tokens(struct xvb_conn *c, const struct vmsg *resp)
 	c->bad_tokens += 2;
 }
 
+/* Take up to the message budget; with more waiting, pend_msgs says so and
+ * the rest waits for the device's next turn. */
 static void process_msgs(struct xvb_conn *c)
 {
 	uint32_t prod, old_cons = c->d2b_cons, pev;
 	struct vmsg req, resp;
 	size_t rsize;
+	unsigned int taken = 0;
 
 	flush_pending(c);
 	while (c->connected) {
@@ -394,6 +425,10 @@ static void process_msgs(struct xvb_conn *c)
 				break;
 			continue;
 		}
+		if (taken == c->be->msg_budget) {
+			c->pend_msgs = true;	/* more waits: the device's next turn */
+			break;
+		}
 		/* Every request may need a response slot: wait for one. */
 		if (b2d_full(c))
 			break;
@@ -401,6 +436,7 @@ static void process_msgs(struct xvb_conn *c)
 		xvb_rmb();
 		memcpy(&req, &c->msg->d2b_slot[c->d2b_cons % XVMSG_RING_SLOTS], sizeof(req));
 		c->d2b_cons++;
+		taken++;
 		/* Our copy is taken before the slot is handed back. */
 		__atomic_store_n(&c->msg->d2b.cons, htole32(c->d2b_cons), __ATOMIC_RELEASE);
 		c->stats.msgs_in++;
@@ -422,7 +458,11 @@ static void process_msgs(struct xvb_conn *c)
 			c->stats.msgs_bad++;
 			continue;
 		} else {
+			/* Events the request causes (EVENT_CONFIG on NEEDS_RESET,
+			 * in-band EVENT_USED) wait until its response is in. */
+			c->in_request = true;
 			rsize = xvb_vdev_handle(&c->vdev, &req, &resp);
+			c->in_request = false;
 		}
 		if (rsize && c->connected && c->be->fault == XVB_FAULT_MSG_BAD_TOKEN)
 			fault_bad_tokens(c, &resp);
@@ -430,6 +470,7 @@ static void process_msgs(struct xvb_conn *c)
 			b2d_put(c, &resp);
 		if (!c->connected)
 			return;
+		put_pending(c);		/* what the request emitted (kicked below) */
 	}
 	if (!c->connected)
 		return;
@@ -443,17 +484,118 @@ static void process_msgs(struct xvb_conn *c)
 		notify_msg(c);
 }
 
+/* ---- calls and turns ----
+ *
+ * A call serves one device: its message ring and the queues named, within
+ * the budgets (XVB_MSG_BUDGET messages, XVB_CHAIN_BUDGET chains).  A call
+ * that leaves work behind puts the device on the backend's pending list;
+ * the event loop gives every device there one more call per round, after
+ * that round's notifications, until it has no work left.  A notification
+ * for a device already on the list only adds to its next turn: a guest
+ * that notifies all the time gets no more than one call per round. */
+
+static void pend(struct xvb_conn *c)
+{
+	struct xvb_backend *be = c->be;
+
+	if (c->pend_on)
+		return;
+	c->pend_on = true;
+	c->pend_next = NULL;
+	*be->pend_tail = c;
+	be->pend_tail = &c->pend_next;
+	xvb_evloop_defer(be->loop, &be->pend_run);
+}
+
+static void unpend(struct xvb_conn *c)
+{
+	struct xvb_backend *be = c->be;
+	struct xvb_conn **p;
+
+	c->pend_msgs = false;
+	c->pend_q = 0;
+	if (!c->pend_on)
+		return;
+	c->pend_on = false;
+	for (p = &be->pend_head; *p; p = &(*p)->pend_next) {
+		if (*p == c) {
+			*p = c->pend_next;
+			if (be->pend_tail == &c->pend_next)
+				be->pend_tail = p;
+			return;
+		}
+	}
+	for (p = &be->pend_round; *p; p = &(*p)->pend_next) {
+		if (*p == c) {
+			*p = c->pend_next;
+			return;
+		}
+	}
+}
+
+static void serve(struct xvb_conn *c, bool msgs, uint64_t queues)
+{
+	uint64_t msgs0 = c->stats.msgs_in;
+	uint64_t chains0 = c->stats.requests + c->stats.bad_chains, n;
+	unsigned int q;
+
+	if (c->be->fault == XVB_FAULT_MSG_REWRITE)
+		fault_rewrite_consumed(c);
+	c->pend_msgs = false;
+	xvb_vdev_budget(&c->vdev, c->be->chain_budget);
+	if (msgs)
+		process_msgs(c);
+	for (q = 0; c->connected && q < c->vdev.nvqs; q++)
+		if (queues & (1ULL << q))
+			xvb_vdev_kick(&c->vdev, q);
+	c->pend_q = xvb_vdev_budget_end(&c->vdev);
+	n = c->stats.msgs_in - msgs0;
+	if (n > c->stats.max_msgs_call)
+		c->stats.max_msgs_call = n;
+	n = c->stats.requests + c->stats.bad_chains - chains0;
+	if (n > c->stats.max_chains_call)
+		c->stats.max_chains_call = n;
+	if (c->connected && (c->pend_msgs || c->pend_q))
+		pend(c);
+	else
+		unpend(c);
+}
+
 void xvb_conn_event(struct xvb_conn *c, int q)
 {
 	c->stats.notify_in++;
 	if (!c->connected)
 		return;
-	if (c->be->fault == XVB_FAULT_MSG_REWRITE)
-		fault_rewrite_consumed(c);
-	if (q < 0)
-		process_msgs(c);
-	else
-		xvb_vdev_kick(&c->vdev, (unsigned int)q);
+	if (c->pend_on) {
+		/* Its turn comes: the work waits for it. */
+		if (q < 0)
+			c->pend_msgs = true;
+		else if ((unsigned int)q < c->vdev.nvqs)
+			c->pend_q |= 1ULL << q;
+		return;
+	}
+	serve(c, q < 0, q < 0 ? 0 : 1ULL << q);
+}
+
+void xvb_conn_run_pending(void *arg)
+{
+	struct xvb_backend *be = arg;
+	struct xvb_conn *c;
+
+	/* This turn: the list as it is; devices that run out of budget again
+	 * go to the end of a new one, for the next round. */
+	be->pend_round = be->pend_head;
+	be->pend_head = NULL;
+	be->pend_tail = &be->pend_head;
+	while ((c = be->pend_round)) {
+		be->pend_round = c->pend_next;
+		c->pend_next = NULL;
+		c->pend_on = false;
+		if (c->connected)
+			serve(c, c->pend_msgs, c->pend_q);
+		else
+			unpend(c);
+	}
 }
 
 /* ---- connect / disconnect ---- */
@@ -550,6 +692,7 @@ static void snoop_stop(struct xvb_conn *c)
 
 static void disconnect(struct xvb_conn *c)
 {
+	unpend(c);
 	if (!c->connected)
 		return;
 	c->connected = false;
@@ -717,7 +860,7 @@ void xvb_conn_changed(struct xvb_conn *c)
 		clear_error(c);		/* an earlier failure */
 		set_state(c, XVMSG_STATE_CONNECTED);
 		c->ever_connected = true;
-		process_msgs(c);	/* it may have queued requests already */
+		serve(c, true, 0);	/* it may have queued requests already */
 		break;
 	case XVMSG_STATE_CLOSING:
 		disconnect(c);
@@ -826,7 +969,14 @@ int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struc
 
 bool xvb_conn_poll(struct xvb_conn *c)
 {
-	return c->connected && xvb_vdev_poll(&c->vdev);
+	uint64_t work;
+
+	if (!c->connected || c->pend_on)
+		return false;
+	work = xvb_vdev_work(&c->vdev);
+	if (work)
+		serve(c, false, work);
+	return work != 0;
 }
 
 void xvb_conn_quiesce(struct xvb_conn *c)
@@ -889,8 +1039,10 @@ void xvb_conn_dump(const struct xvb_conn *c, FILE *out)
 		" unmaps=%" PRIu64 " unmap_pages=%" PRIu64 " notify_in=%" PRIu64
 		" notify_out=%" PRIu64 " msgs_in=%" PRIu64 " msgs_out=%" PRIu64
 		" msgs_bad=%" PRIu64 " requests=%" PRIu64 " bad_chains=%" PRIu64
-		" bytes_out=%" PRIu64 " bytes_in=%" PRIu64 "\n",
+		" bytes_out=%" PRIu64 " bytes_in=%" PRIu64 " max_msgs_call=%" PRIu64
+		" max_chains_call=%" PRIu64 "\n",
 		c->name, mode_names[c->mode], c->state, s->map_calls, s->map_pages,
 		s->unmap_calls, s->unmap_pages, s->notify_in, s->notify_out, s->msgs_in,
-		s->msgs_out, s->msgs_bad, s->requests, s->bad_chains, s->bytes_out, s->bytes_in);
+		s->msgs_out, s->msgs_bad, s->requests, s->bad_chains, s->bytes_out, s->bytes_in,
+		s->max_msgs_call, s->max_chains_call);
 }

@@ -29,11 +29,17 @@ struct xvb_stats {
 	uint64_t msgs_in, msgs_out, msgs_bad;	/* virtio-msg messages */
 	uint64_t requests, bad_chains;		/* virtqueue chains taken / refused */
 	uint64_t bytes_out, bytes_in;		/* buffer bytes readable / writable by device */
+	/* The most messages / chains one call (a notification, or a turn on
+	 * the pending list) took: bounded by the budgets below. */
+	uint64_t max_msgs_call, max_chains_call;
 };
 
 /* ---- mapcache.c: bus address -> process address, per memory-access mode -- */
 
 #define XVB_CHUNK_PAGES 64	/* pool and full mode map in chunks of this many pages */
+/* Full mode: chunks of guest frames one device keeps mapped (64 MiB of
+ * guest memory); beyond them each request maps its own pages. */
+#define XVB_FULL_CACHE_CHUNKS 256
 
 struct xvb_mc_chunk;
 /* Mappings a request holds until it completes (grant mode; full-mode edges). */
@@ -55,6 +61,8 @@ struct xvb_mapcache {
 	uint32_t nchunks;
 	void ***full_dir;		/* full: two-level table of chunk mappings */
 	uint32_t full_dir_len;
+	uint32_t full_cached;		/* full: chunks in it, at most full_cap */
+	uint32_t full_cap;		/* XVB_FULL_CACHE_CHUNKS (tests lower it) */
 };
 
 struct xvb_seg {		/* one descriptor's buffer */
@@ -203,6 +211,9 @@ struct xvb_vdev {
 	uint32_t config_gen;
 	bool activated;
 	bool broken;
+	bool budgeted;			/* in a call: chain_budget applies */
+	unsigned int chain_budget;	/* chains the call may still take */
+	uint64_t starved;		/* queues left with work when it ran out */
 	int fault;			/* XVB_FAULT_* */
 	uint64_t snoop_busy_scans, snoop_busy_hits;	/* --fault snoop, positive control */
 	unsigned int fault_said;	/* --fault desc-/avail-rewrite: logged once */
@@ -221,12 +232,26 @@ void xvb_vdev_set_mapcache(struct xvb_vdev *d, struct xvb_mapcache *mc);
 size_t xvb_vdev_handle(struct xvb_vdev *d, const struct vmsg *req, struct vmsg *resp);
 /* Driver kicked queue q. */
 void xvb_vdev_kick(struct xvb_vdev *d, unsigned int q);
+/* A call's chain budget: until xvb_vdev_budget_end(), xvb_pop() takes at
+ * most `chains` chains in all and then answers 0 (empty) for a queue that
+ * still has work, noting it.  budget_end returns those queues (bit q) and
+ * lifts the limit.  Outside a call (console input, say) there is none. */
+void xvb_vdev_budget(struct xvb_vdev *d, unsigned int chains);
+uint64_t xvb_vdev_budget_end(struct xvb_vdev *d);
 /* Device reset: stop the model and every queue. */
 void xvb_vdev_reset(struct xvb_vdev *d);
-/* Polling: kick every queue that has available entries; true if any had. */
-bool xvb_vdev_poll(struct xvb_vdev *d);
+/* Queues with available entries not taken yet (bit q); 0 while the device
+ * is not running. */
+uint64_t xvb_vdev_work(const struct xvb_vdev *d);
 
 /* ---- conn.c / backend.c ------------------------------------------------ */
+
+/* Work one call may do for one device (a notification, or its turn on the
+ * backend's pending list): messages taken from its message ring, chains
+ * taken from its virtqueues.  What is left waits for the device's next turn
+ * (docs/security.md, bounded work per notification). */
+#define XVB_MSG_BUDGET		16
+#define XVB_CHAIN_BUDGET	64
 
 struct xvb_conn;
 
@@ -237,6 +262,12 @@ struct xvb_backend {
 	const struct xvb_model_ops *const *models;	/* NULL-terminated */
 	char root[96];			/* /local/domain/<self>/backend/xvmsg */
 	struct xvb_conn *conns;		/* list */
+	/* Devices whose last call ran out of budget, in turn order; each gets
+	 * one call per turn (run_pending), after the fds of that loop round. */
+	struct xvb_conn *pend_head, **pend_tail;
+	struct xvb_conn *pend_round;	/* the turn being served, not served yet */
+	struct xvb_evdefer pend_run;
+	unsigned int msg_budget, chain_budget;	/* XVB_*_BUDGET (tests lower them) */
 	struct xvb_port_slot { struct xvb_conn *conn; int q; } *ports;	/* by local port, q = -1: msg */
 	uint32_t nports;
 	bool stopping;
@@ -250,8 +281,8 @@ int xvb_backend_start(struct xvb_backend *be);
 /* Bus callbacks (pass be as ctx). */
 void xvb_backend_watch(void *be, const char *path);
 void xvb_backend_event(void *be, uint32_t port);
-/* Busy polling: serve queues that have work without waiting for a kick.
- * True if any device had work. */
+/* Busy polling: serve queues that have work without waiting for a kick
+ * (within the budgets, like a notification).  True if any device had work. */
 bool xvb_backend_poll(struct xvb_backend *be);
 /* Finish in-flight work, flush, disconnect every device. */
 void xvb_backend_shutdown(struct xvb_backend *be);
@@ -272,6 +303,9 @@ bool xvb_conn_owns_path(const struct xvb_conn *c, const char *path);
 bool xvb_conn_present(struct xvb_conn *c);
 void xvb_conn_quiesce(struct xvb_conn *c);
 bool xvb_conn_poll(struct xvb_conn *c);
+/* The backend's pending list: one turn of every device on it (the
+ * callback of be->pend_run; pass the backend). */
+void xvb_conn_run_pending(void *be);
 /* Write the counters to xenstore if the toolstack asked (stats-request). */
 void xvb_conn_publish_stats(struct xvb_conn *c);
 bool xvb_conn_owns_backend_path(const struct xvb_conn *c, const char *path);

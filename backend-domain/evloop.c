@@ -32,6 +32,8 @@ struct xvb_evloop {
 	bool dispatching;
 	struct xvb_evreg *regs;		/* live registrations */
 	struct xvb_evreg *dead;		/* removed during dispatch, freed after */
+	struct xvb_evdefer *defer, **defer_tail;	/* armed, for the next round */
+	struct xvb_evdefer *running;	/* this round's, not run yet */
 };
 
 int xvb_evloop_create(struct xvb_evloop **out)
@@ -40,6 +42,7 @@ int xvb_evloop_create(struct xvb_evloop **out)
 
 	if (!loop)
 		return -ENOMEM;
+	loop->defer_tail = &loop->defer;
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (loop->epfd < 0) {
 		int err = -errno;
@@ -152,17 +155,58 @@ void xvb_evloop_del(struct xvb_evloop *loop, int fd)
 	}
 }
 
+void xvb_evloop_defer(struct xvb_evloop *loop, struct xvb_evdefer *d)
+{
+	if (d->armed)
+		return;
+	d->armed = true;
+	d->next = NULL;
+	*loop->defer_tail = d;
+	loop->defer_tail = &d->next;
+}
+
+static bool unlink_defer(struct xvb_evdefer **head, struct xvb_evdefer ***tail,
+			 struct xvb_evdefer *d)
+{
+	struct xvb_evdefer **p;
+
+	for (p = head; *p; p = &(*p)->next) {
+		if (*p == d) {
+			*p = d->next;
+			if (tail && *tail == &d->next)
+				*tail = p;
+			return true;
+		}
+	}
+	return false;
+}
+
+void xvb_evloop_cancel(struct xvb_evloop *loop, struct xvb_evdefer *d)
+{
+	if (!d->armed)
+		return;
+	if (!unlink_defer(&loop->defer, &loop->defer_tail, d))
+		unlink_defer(&loop->running, NULL, d);
+	d->armed = false;
+	d->next = NULL;
+}
+
 int xvb_evloop_run_once(struct xvb_evloop *loop, int timeout_ms)
 {
 	struct epoll_event ev[XVB_EVLOOP_MAX_EVENTS];
+	struct xvb_evdefer *d;
 	int i, n, ran = 0;
 
 	if (loop->dispatching)
 		return -EBUSY;	/* not re-entrant */
-	n = epoll_wait(loop->epfd, ev, XVB_EVLOOP_MAX_EVENTS, timeout_ms);
+	n = epoll_wait(loop->epfd, ev, XVB_EVLOOP_MAX_EVENTS, loop->defer ? 0 : timeout_ms);
 	if (n < 0)
 		return -errno;
 	loop->dispatching = true;
+	/* This round's deferred work: what was armed before it. */
+	loop->running = loop->defer;
+	loop->defer = NULL;
+	loop->defer_tail = &loop->defer;
 	for (i = 0; i < n; i++) {
 		struct xvb_evreg *r = ev[i].data.ptr;
 
@@ -170,6 +214,13 @@ int xvb_evloop_run_once(struct xvb_evloop *loop, int timeout_ms)
 		if (r->removed || !r->events)
 			continue;
 		r->cb(r->arg, r->fd, ev[i].events);
+		ran++;
+	}
+	while ((d = loop->running)) {
+		loop->running = d->next;
+		d->next = NULL;
+		d->armed = false;
+		d->cb(d->arg);
 		ran++;
 	}
 	loop->dispatching = false;

@@ -6,11 +6,25 @@
 #ifndef XVB_EVLOOP_H
 #define XVB_EVLOOP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/epoll.h>	/* EPOLLIN, EPOLLOUT for callers */
 
 struct xvb_evloop;
 typedef void (*xvb_fd_cb)(void *arg, int fd, uint32_t events);
+
+/*
+ * Work that waits for no fd: armed, it runs once in the next round, after
+ * that round's fd callbacks (so whatever the fds brought gets its turn
+ * first).  While any is armed a round does not wait for fds.  The caller
+ * owns the struct and sets cb and arg; the loop only links it.
+ */
+struct xvb_evdefer {
+	void (*cb)(void *arg);
+	void *arg;
+	struct xvb_evdefer *next;	/* loop private */
+	bool armed;			/* loop private */
+};
 
 int xvb_evloop_create(struct xvb_evloop **out);
 void xvb_evloop_destroy(struct xvb_evloop *loop);
@@ -21,9 +35,14 @@ int xvb_evloop_add(struct xvb_evloop *loop, int fd, uint32_t events, xvb_fd_cb c
  * until it is set again. */
 int xvb_evloop_mod(struct xvb_evloop *loop, int fd, uint32_t events);
 void xvb_evloop_del(struct xvb_evloop *loop, int fd);
-/* Run one round: wait up to timeout_ms (-1 = forever) and dispatch.
- * Returns the number of callbacks run or -errno (-EINTR on a signal,
- * -EBUSY when called from inside a callback). */
+/* Arm d (no-op when armed); callable from callbacks, d's own included. */
+void xvb_evloop_defer(struct xvb_evloop *loop, struct xvb_evdefer *d);
+/* Disarm d; after this the loop holds no pointer to it. */
+void xvb_evloop_cancel(struct xvb_evloop *loop, struct xvb_evdefer *d);
+/* Run one round: wait up to timeout_ms (-1 = forever; 0 while deferred
+ * work is armed), dispatch the fds, then the deferred work armed before the
+ * round.  Returns the number of callbacks run or -errno (-EINTR on a
+ * signal, -EBUSY when called from inside a callback). */
 int xvb_evloop_run_once(struct xvb_evloop *loop, int timeout_ms);
 
 #endif /* XVB_EVLOOP_H */

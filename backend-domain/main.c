@@ -177,7 +177,9 @@ int main(int argc, char **argv)
 	ev.watch = xvb_backend_watch;
 	ev.event = xvb_backend_event;
 	if (strcmp(cfg.bus, "xen") == 0) {
-		struct xvb_xen_opts xo = { .allow_full = cfg.allow_full };
+		/* On Xen full mode stays available unless refused: only a
+		 * backend with dom0's privilege can use it anyway. */
+		struct xvb_xen_opts xo = { .allow_full = cfg.full_given ? cfg.allow_full : true };
 
 		rc = xvb_xen_create(&xo, &ev, &app.bus, err, sizeof(err));
 		if (rc) {
@@ -194,7 +196,14 @@ int main(int argc, char **argv)
 		lo.allow_full = cfg.allow_full;
 		lo.max_guest_fds = cfg.max_guest_fds ? cfg.max_guest_fds
 						     : xvb_loop_default_guest_fds(nofile);
-		xvb_info(&app.log, "fd limit %lu, at most %u per guest", nofile, lo.max_guest_fds);
+		lo.max_guest_maps = cfg.max_guest_maps ? cfg.max_guest_maps
+			: xvb_loop_default_guest_maps(xvb_loop_max_map_count());
+		lo.max_guest_keys = cfg.max_guest_keys ? cfg.max_guest_keys : XVB_LOOP_GUEST_KEYS;
+		lo.max_guest_store_bytes = cfg.max_guest_store_bytes ? cfg.max_guest_store_bytes
+								     : XVB_LOOP_GUEST_STORE_BYTES;
+		xvb_info(&app.log, "fd limit %lu, at most %u per guest; per guest at most %u "
+			 "mappings, %u store keys of %u bytes", nofile, lo.max_guest_fds,
+			 lo.max_guest_maps, lo.max_guest_keys, lo.max_guest_store_bytes);
 		rc = xvb_loop_create(&lo, &ev, &app.bus);
 		if (rc) {
 			xvb_err(&app.log, "cannot serve on %s: %s", cfg.socket_path,

@@ -11,7 +11,10 @@
  *         backends).  Pages of one request are mapped in at most two batched
  *         calls, read-only and writable.
  *  full   Guest frame addresses, mapped in chunks and kept (a classic
- *         privileged backend's map cache).  A chunk that cannot be mapped
+ *         privileged backend's map cache), at most full_cap
+ *         (XVB_FULL_CACHE_CHUNKS) of them: a request that would need more maps its own pages, like
+ *         grant mode, so a guest naming memory all over cannot make the
+ *         backend hold mappings without end.  A chunk that cannot be mapped
  *         whole (the end of guest memory) falls back to a transient mapping
  *         of just the pages needed.  On a bus that says frames must not be
  *         kept (Xen: a PV guest cannot turn a page into a page table while
@@ -56,6 +59,7 @@ int xvb_mc_init(struct xvb_mapcache *mc, struct xvb_bus *bus, struct xvb_stats *
 	mc->domid = domid;
 	mc->mode = mode;
 	mc->cache_frames = !bus->ops->cache_frames || bus->ops->cache_frames(bus);
+	mc->full_cap = XVB_FULL_CACHE_CHUNKS;
 	if (mode == XVMSG_MODE_POOL) {
 		if (pool_pages == 0 || pool_pages > XVMSG_MAX_POOL_PAGES ||
 		    pool_ref + pool_pages > (1ULL << 51))
@@ -99,7 +103,7 @@ void xvb_mc_fini(struct xvb_mapcache *mc)
 	free(mc->full_dir);
 	mc->chunk = NULL;
 	mc->full_dir = NULL;
-	mc->nchunks = mc->full_dir_len = 0;
+	mc->nchunks = mc->full_dir_len = mc->full_cached = 0;
 }
 
 int xvb_mc_check(const struct xvb_mapcache *mc, uint64_t addr, uint64_t len)
@@ -213,12 +217,44 @@ static int full_chunk(struct xvb_mapcache *mc, uint64_t c, void **out)
 			goto nomem;
 	}
 	mc->full_dir[hi][lo] = p;
+	mc->full_cached++;
 	*out = p;
 	return 0;
 
 nomem:
 	bus_unmap(mc, p, XVB_CHUNK_PAGES);
 	return -ENOMEM;
+}
+
+static bool full_is_cached(const struct xvb_mapcache *mc, uint64_t c)
+{
+	uint64_t hi = c >> FULL_DIR_SHIFT, lo = c & ((1u << FULL_DIR_SHIFT) - 1);
+
+	return hi < mc->full_dir_len && mc->full_dir[hi] && mc->full_dir[hi][lo];
+}
+
+/* Full mode: would the chunks these segments touch fit in the cache?
+ * (Chunks two segments share are counted twice: it errs on the side of
+ * mapping per request.) */
+static bool full_cache_fits(const struct xvb_mapcache *mc, const struct xvb_seg *segs,
+			    unsigned int nsegs)
+{
+	uint64_t room = mc->full_cap > mc->full_cached ? mc->full_cap - mc->full_cached : 0;
+	uint64_t c, last;
+	unsigned int i;
+
+	for (i = 0; i < nsegs; i++) {
+		c = XVMSG_ADDR_PFN(segs[i].addr) / XVB_CHUNK_PAGES;
+		last = XVMSG_ADDR_PFN(segs[i].addr + segs[i].len - 1) / XVB_CHUNK_PAGES;
+		for (; c <= last; c++) {
+			if (full_is_cached(mc, c))
+				continue;
+			if (!room)
+				return false;
+			room--;
+		}
+	}
+	return true;
 }
 
 /* pool/full: walk a segment chunk by chunk through the cache. */
@@ -364,7 +400,9 @@ int xvb_mc_map_sg(struct xvb_mapcache *mc, const struct xvb_seg *segs, unsigned 
 		if (rc)
 			return rc;
 	}
-	if (mc->mode == XVMSG_MODE_GRANT || (mc->mode == XVMSG_MODE_FULL && !mc->cache_frames)) {
+	if (mc->mode == XVMSG_MODE_GRANT ||
+	    (mc->mode == XVMSG_MODE_FULL &&
+	     (!mc->cache_frames || !full_cache_fits(mc, segs, nsegs)))) {
 		rc = map_request(mc, segs, nsegs, split, split_iov, iov, &n, max, t);
 	} else {
 		for (i = 0; i < nsegs && !rc; i++) {

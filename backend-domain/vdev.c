@@ -133,7 +133,15 @@ int xvb_pop(struct xvb_vdev *d, unsigned int q, struct xvb_req *req)
 
 	if (d->broken || !d->activated || q >= d->nvqs || !d->vq[q].live)
 		return -EIO;
+	if (d->budgeted && !d->chain_budget) {
+		/* The call has done its share: the rest waits for its turn. */
+		if (xvb_vq_has_work(&d->vq[q]))
+			d->starved |= 1ULL << q;
+		return 0;
+	}
 	e = xvb_vq_pop(&d->vq[q], d->mc, req, &why);
+	if (d->budgeted && (e == XVB_VQ_OK || e == XVB_VQ_BAD_CHAIN))
+		d->chain_budget--;
 	switch (e) {
 	case XVB_VQ_OK:
 		req->queue = (uint16_t)q;
@@ -229,20 +237,34 @@ void xvb_vdev_kick(struct xvb_vdev *d, unsigned int q)
 	xvb_flush(d, q);
 }
 
-bool xvb_vdev_poll(struct xvb_vdev *d)
+void xvb_vdev_budget(struct xvb_vdev *d, unsigned int chains)
 {
-	bool any = false;
+	d->budgeted = true;
+	d->chain_budget = chains;
+	d->starved = 0;
+}
+
+uint64_t xvb_vdev_budget_end(struct xvb_vdev *d)
+{
+	uint64_t starved = d->starved;
+
+	d->budgeted = false;
+	d->starved = 0;
+	/* A reset during the call stopped the queues: nothing is left. */
+	return d->activated && !d->broken ? starved : 0;
+}
+
+uint64_t xvb_vdev_work(const struct xvb_vdev *d)
+{
+	uint64_t work = 0;
 	unsigned int q;
 
 	if (!d->activated || d->broken)
-		return false;
-	for (q = 0; q < d->nvqs; q++) {
-		if (xvb_vq_has_work(&d->vq[q])) {
-			xvb_vdev_kick(d, q);
-			any = true;
-		}
-	}
-	return any;
+		return 0;
+	for (q = 0; q < d->nvqs; q++)
+		if (xvb_vq_has_work(&d->vq[q]))
+			work |= 1ULL << q;
+	return work;
 }
 
 /* ---- message handlers: each returns the response payload size, or -1 for

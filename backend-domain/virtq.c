@@ -308,7 +308,8 @@ enum xvb_vq_err xvb_vq_pop(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xv
 			  &vq->tickets[head]);
 	if (n < 0) {
 		*why = n == -E2BIG ? "too many buffers in one chain"
-				   : "buffer address not accessible in this mode";
+		       : n == -EDQUOT ? "the guest's quota of mappings is used up"
+				      : "buffer address not accessible in this mode";
 		goto bad;
 	}
 	req->nin = (unsigned int)n - req->nout;

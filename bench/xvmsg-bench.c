@@ -313,6 +313,7 @@ static int backend_start(struct backend *be, const char *bin, const char *image,
 	argv[argc++] = be->sock;
 	argv[argc++] = (char *)"--log-level";
 	argv[argc++] = (char *)"warn";
+	argv[argc++] = (char *)"--full";	/* full mode is measured too */
 	snprintf(poll, sizeof(poll), "%u", poll_us);
 	argv[argc++] = (char *)"--poll-us";
 	argv[argc++] = poll;

@@ -56,7 +56,7 @@ echo "A guest (xvmsg-demo-driver) and a backend (xvmsg-backend) run as two proce
 echo "the backend serves a disk, a random number generator and a console."
 
 truncate -s 64M "$dir/disk0.img" || exit 1
-"$backend" --socket "$dir/loop.sock" --log-level warn \
+"$backend" --socket "$dir/loop.sock" --log-level warn --full \
 	--export "disk0:blk:path=$dir/disk0.img" \
 	--export rng0:rng \
 	--export "con0:console:socket=$dir/con.sock" \

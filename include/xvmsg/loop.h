@@ -30,7 +30,9 @@
  * Every region (one fd) and event channel (two) a connection registers counts
  * against its descriptor quota in the backend until released with UNREGION /
  * EVTCHN_CLOSE or the connection ends; beyond it REGION and EVTCHN fail with
- * -EDQUOT (-EMFILE: the backend as a whole is out of descriptors).
+ * -EDQUOT (-EMFILE: the backend as a whole is out of descriptors).  The
+ * backend's mappings of a connection's memory and the store keys it writes
+ * have quotas too (-EDQUOT); its keys go with its devices and with it.
  *
  * Copyright (c) 2026 The xvmsg authors
  */
@@ -61,7 +63,11 @@ enum {
 	XVMSG_LOOP_OP_EVTCHN	= 3,	/* xvmsg_loop_evtchn + fds: kick, irq eventfds */
 	XVMSG_LOOP_OP_ATTACH	= 4,	/* xvmsg_loop_attach: act as toolstack */
 	XVMSG_LOOP_OP_DETACH	= 5,	/* xvmsg_loop_devid */
-	XVMSG_LOOP_OP_WRITE	= 6,	/* "path\0value\0", path in own frontend dir */
+	XVMSG_LOOP_OP_WRITE	= 6,	/* "path\0value\0": one key directly in the
+					 * frontend dir of a device the sender
+					 * attached (.../xvmsg/<devid>/<key>, devid
+					 * in canonical decimal); -EACCES otherwise,
+					 * -EDQUOT beyond its store quota */
 	XVMSG_LOOP_OP_UNREGION	= 7,	/* xvmsg_loop_unregion: release a region */
 	XVMSG_LOOP_OP_EVTCHN_CLOSE = 8,	/* xvmsg_loop_evtchn: release a channel */
 	/* backend -> driver, no reply */

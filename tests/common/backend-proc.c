@@ -192,3 +192,29 @@ int backend_log_count(const struct backend_proc *b, const char *needle)
 	fclose(f);
 	return n;
 }
+
+long backend_stat(const struct backend_proc *b, const char *dev, const char *key)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	char prefix[96], pat[64], line[1024], last[1024] = "";
+	const char *v;
+	int before, i;
+	FILE *f;
+
+	snprintf(prefix, sizeof(prefix), "%s mode=", dev);
+	snprintf(pat, sizeof(pat), " %s=", key);
+	before = backend_log_count(b, prefix);
+	if (b->pid <= 0 || kill(b->pid, SIGUSR1))
+		return -1;
+	for (i = 0; i < 300 && backend_log_count(b, prefix) <= before; i++)	/* 3 s */
+		nanosleep(&ts, NULL);
+	f = fopen(b->log, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, prefix, strlen(prefix)) == 0)
+			memcpy(last, line, sizeof(last));
+	fclose(f);
+	v = strstr(last, pat);
+	return v ? strtol(v + strlen(pat), NULL, 10) : -1;
+}

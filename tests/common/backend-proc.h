@@ -60,5 +60,9 @@ void backend_cleanup(struct backend_proc *b);
 void backend_dump_log(const struct backend_proc *b);
 /* Count of lines in the backend's log containing needle. */
 int backend_log_count(const struct backend_proc *b, const char *needle);
+/* One counter of device dev (e.g. "blk1(dom2)"): SIGUSR1 makes the backend
+ * print its counters to the log (docs/backend.md); key=N of dev's newest
+ * line.  -1 when the backend or the counter is not there. */
+long backend_stat(const struct backend_proc *b, const char *dev, const char *key);
 
 #endif

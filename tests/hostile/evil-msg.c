@@ -1028,6 +1028,116 @@ static int case_status_abuse(struct evil_env *e, char *observed, size_t len)
 	return rc;
 }
 
+/* ---- reply-overflow (loopback: grant mode) ------------------------------ */
+
+/* Wait (bounded) until the backend has taken every message we put. */
+static int d2b_taken(struct xvd_dev *dev, int ms)
+{
+	int64_t end = xvd_now_ms() + ms;
+
+	while (le32toh(RD_ONCE(dev->d2b.ctl->cons)) != dev->d2b.idx) {
+		if (xvd_now_ms() >= end)
+			return -ETIMEDOUT;
+		dbus(dev)->ops->wait(dbus(dev), &dev->msg_port, 1, 10);
+	}
+	return 0;
+}
+
+/*
+ * The backend keeps one b2d slot for each request's response, but handling
+ * a request may also emit events: a DRIVER_OK whose rings cannot be mapped
+ * sets NEEDS_RESET and sends EVENT_CONFIG.  With seven responses left
+ * unread, response and event do not both fit: the response must take the
+ * last slot and the event wait until the driver reads.  Before the fix the
+ * backend wrote nine messages into the eight slots (the oldest unread one
+ * overwritten).
+ */
+static int case_reply_overflow(struct evil_env *e, char *observed, size_t len)
+{
+	const uint32_t far_ref = 0x7ff00;	/* beyond the grant table: never mappable */
+	struct xvd_dev *dev = NULL;
+	unsigned int pings = 0, in_order = 0, events = 0;
+	uint32_t feat = 3, used = 0, prod;	/* block 1: VERSION_1, ACCESS_PLATFORM */
+	uint16_t tok[7];
+	bool status_ok = false, event_after = false;
+	struct vmsg m;
+	int r, rc = -1;
+
+	r = evil_open_blk(e, XVD_MODE_GRANT, NULL, &dev);
+	if (r) {
+		evil_say(observed, len, "open: %s", err_name(r));
+		return -1;
+	}
+	if (raw_status(dev, true, 0) != 0 || raw_status(dev, true, ST_AD) != ST_AD ||
+	    raw_features(dev, 1, 1, &feat) || raw_status(dev, true, ST_FOK) != ST_FOK ||
+	    raw_set_vq(dev, 0, 64, XVMSG_GRANT_ADDR(far_ref, 0), XVMSG_GRANT_ADDR(far_ref + 1, 0),
+		       XVMSG_GRANT_ADDR(far_ref + 2, 0)) || raw_vq_size(dev, 0, NULL) != 64) {
+		evil_say(observed, len, "set-up by hand failed");
+		goto out;
+	}
+	/* Seven PINGs whose responses stay unread. */
+	for (unsigned int i = 0; i < 7; i++) {
+		tok[i] = raw_token();
+		raw_mk(&m, VMSG_TYPE_BUS, VMSG_BUS_PING, tok[i], NULL, 0);
+		if (raw_put(dev, &m))
+			goto out;
+	}
+	if (d2b_taken(dev, 2000))
+		goto out;
+	{
+		__le32 st = htole32(ST_DOK);
+
+		raw_mk(&m, 0, VMSG_SET_DEVICE_STATUS, raw_token(), &st, sizeof(st));
+		if (raw_put(dev, &m) || d2b_taken(dev, 2000))
+			goto out;
+	}
+	{
+		struct timespec ts = { 0, 100 * 1000000 };	/* anything more it would write */
+
+		nanosleep(&ts, NULL);
+	}
+	prod = le32toh(RD_ONCE(dev->b2d.ctl->prod));
+	used = prod - dev->b2d.idx;
+	evil_say(observed, len, "b2d holds %u messages in %u slots", used, XVMSG_RING_SLOTS);
+	if (used > XVMSG_RING_SLOTS)
+		goto out;
+	/* In order: the seven PINGs, the DRIVER_OK response saying
+	 * NEEDS_RESET; then, once there is room, the EVENT_CONFIG. */
+	for (unsigned int i = 0; i < used; i++) {
+		if (raw_get(dev, &m, 100) != 1)
+			break;
+		if (i < 7 && vmsg_is_response(&m.hdr) && m.hdr.msg_id == VMSG_BUS_PING) {
+			pings++;
+			in_order += le16toh(m.hdr.token) == tok[i];
+		} else if (i == 7 && vmsg_is_response(&m.hdr) &&
+			   m.hdr.msg_id == VMSG_SET_DEVICE_STATUS) {
+			__le32 st;
+
+			memcpy(&st, m.payload, sizeof(st));
+			status_ok = le32toh(st) & VMSG_STATUS_NEEDS_RESET;
+		} else if (m.hdr.msg_id == VMSG_EVENT_CONFIG) {
+			events++;
+		}
+	}
+	/* The event comes once we have read (raw_get notifies). */
+	while (!event_after && raw_get(dev, &m, 1000) == 1)
+		event_after = m.hdr.msg_id == VMSG_EVENT_CONFIG;
+	evil_say(observed, len, "; read back: %u/7 PING responses (%u in order), DRIVER_OK "
+		 "response %s, %u events among them, EVENT_CONFIG %s", pings, in_order,
+		 status_ok ? "with NEEDS_RESET" : "MISSING", events,
+		 event_after ? "after them" : "never");
+	r = xvd_dev_reset(dev);
+	if (r == 0)
+		r = evil_blk_still_works(dev);
+	evil_say(observed, len, "; after reset: %s", err_name(r));
+	if (used == XVMSG_RING_SLOTS && pings == 7 && in_order == 7 && status_ok && !events &&
+	    event_after && r == 0)
+		rc = 0;
+out:
+	xvd_dev_close(dev);
+	return rc;
+}
+
 /* ---- 7. notify-storm ---------------------------------------------------- */
 
 struct storm {
@@ -1868,6 +1978,10 @@ const struct evil_case evil_msg_cases[] = {
 	  "going backwards are refused as documented; FAILED then reset works; a fresh open "
 	  "works",
 	  case_status_abuse, 0 },
+	{ "reply-overflow", "grant mode: with seven responses unread, a DRIVER_OK whose rings "
+	  "cannot be mapped fills the eighth slot with its response (NEEDS_RESET); the "
+	  "EVENT_CONFIG waits until the driver reads, nothing is overwritten; a reset recovers",
+	  case_reply_overflow, EVIL_LOOP_ONLY },
 	{ "notify-storm", "1e6 queue and 1e5 message notifications with nothing to do: the "
 	  "witness is served throughout and the backend is idle afterwards",
 	  case_notify_storm, 0 },

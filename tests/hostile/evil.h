@@ -45,6 +45,9 @@ struct evil_env {
 	 * (-1 when unknown). */
 	int (*log_count)(void *ctx, const char *needle);
 	void *log_ctx;
+	/* Loopback only: a counter of the backend's device dev ("blk1(dom2)",
+	 * docs/backend.md, Counters), or -1 (unknown, or NULL on Xen). */
+	long (*backend_stat)(void *ctx, const char *dev, const char *key);
 };
 
 #define EVIL_LOOP_ONLY	1u	/* needs the loopback bus (attach, grant mode...) */
@@ -59,6 +62,7 @@ struct evil_case {
 /* NULL-name-terminated tables, one per file. */
 extern const struct evil_case evil_ring_cases[];	/* evil-ring.c */
 extern const struct evil_case evil_msg_cases[];		/* evil-msg.c */
+extern const struct evil_case evil_quota_cases[];	/* evil-quota.c */
 
 /* ---- helpers (evil-common.c) ---- */
 

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * xvmsg-evil: the malicious driver as a program.  Runs the cases of
- * evil-ring.c and evil-msg.c against a backend and prints, per case, what
- * was expected and what happened:
+ * evil-ring.c, evil-msg.c and evil-quota.c against a backend and prints,
+ * per case, what was expected and what happened:
  *
  *   XVMSG-GUEST: PASS evil/<case>: <observed>
  *   XVMSG-GUEST: FAIL evil/<case>: expected <expect>; observed <observed>
@@ -12,6 +12,9 @@
  * On the loopback bus (a second connection plays the witness guest):
  *   xvmsg-evil --socket PATH --blk EXPORT --rng EXPORT --witness EXPORT
  *              [--backend-pid PID] [--case NAME]...
+ * (the full-mode cases want a backend started with --full; noisy-neighbour
+ * reads the backend's counters, which only tests/loop/test-loop-evil can:
+ * here it fails, saying so.)
  * --list prints the cases.  Exit status: 0 when every case passed.
  *
  * Copyright (c) 2026 The xvmsg authors
@@ -25,7 +28,8 @@
 
 #include "evil.h"
 
-static const struct evil_case *const tables[] = { evil_ring_cases, evil_msg_cases };
+static const struct evil_case *const tables[] = { evil_ring_cases, evil_msg_cases,
+						  evil_quota_cases };
 
 static void usage(FILE *f)
 {

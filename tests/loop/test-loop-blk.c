@@ -48,7 +48,7 @@ static int setup(void **state)
 	SETUP_TRY(backend_setup(&f->b));
 	SETUP_TRY(backend_image(&f->b, "disk.img", DISK_SIZE, f->img, sizeof(f->img)));
 	snprintf(exp, sizeof(exp), "disk0:blk:path=%s,serial=xvmsg-test", f->img);
-	SETUP_TRY(backend_start(&f->b, "--export", exp, "--log-level", "info", NULL));
+	SETUP_TRY(backend_start(&f->b, "--export", exp, "--log-level", "info", "--full", NULL));
 	return 0;
 fail:
 	backend_dump_log(&f->b);

@@ -43,7 +43,7 @@ static int setup(void **state)
 	SETUP_TRY(backend_setup(&f->b));
 	snprintf(f->con_sock, sizeof(f->con_sock), "%.60s/con.sock", f->b.dir);
 	snprintf(exp, sizeof(exp), "con0:console:socket=%s", f->con_sock);
-	SETUP_TRY(backend_start(&f->b, "--export", "rng0:rng", "--export", exp, NULL));
+	SETUP_TRY(backend_start(&f->b, "--export", "rng0:rng", "--export", exp, "--full", NULL));
 	o.socket_path = f->b.sock;
 	SETUP_TRY(xvd_domain_open_loop(&o, &f->d));
 	return 0;

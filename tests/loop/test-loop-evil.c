@@ -8,6 +8,7 @@
  * with ASan and UBSan, so a stray access is a failure too.
  */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,6 +34,11 @@ static const struct evil_case *current;
 static int log_count(void *ctx, const char *needle)
 {
 	return backend_log_count(ctx, needle);
+}
+
+static long stat_of(void *ctx, const char *dev, const char *key)
+{
+	return backend_stat(ctx, dev, key);
 }
 
 static int teardown(void **state)
@@ -70,8 +76,9 @@ static int setup(void **state)
 	SETUP_TRY(backend_image(&f->b, "witness.img", 1u << 20, wimg, sizeof(wimg)));
 	snprintf(exp, sizeof(exp), "disk0:blk:path=%s", img);
 	snprintf(wexp, sizeof(wexp), "witness:blk:path=%s", wimg);
+	/* --full: full-outside and full-map-flood abuse full mode. */
 	SETUP_TRY(backend_start(&f->b, "--export", exp, "--export", wexp,
-				"--export", "rng0:rng", NULL));
+				"--export", "rng0:rng", "--full", NULL));
 	f->e.blk_export = "disk0";
 	f->e.rng_export = "rng0";
 	f->e.blk_devid = 1;
@@ -81,6 +88,7 @@ static int setup(void **state)
 	f->e.socket_path = f->b.sock;
 	f->e.log_count = log_count;
 	f->e.log_ctx = &f->b;
+	f->e.backend_stat = stat_of;
 	dopts.socket_path = f->b.sock;
 	SETUP_TRY(xvd_domain_open_loop(&dopts, &f->e.d));
 	SETUP_TRY(xvd_domain_open_loop(&dopts, &f->wd));
@@ -111,15 +119,33 @@ static void run_case(void **state)
 	assert_int_equal(r, 0);
 }
 
+/* XVMSG_EVIL_CASES="a b": run only the cases named (for working on one);
+ * unset: all of them, as make check does. */
+static bool wanted(const char *name)
+{
+	const char *list = getenv("XVMSG_EVIL_CASES"), *p;
+	size_t n = strlen(name);
+
+	if (!list || !*list)
+		return true;
+	for (p = list; (p = strstr(p, name)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' '))
+			return true;
+	return false;
+}
+
 int main(void)
 {
-	static const struct evil_case *const tables[] = { evil_ring_cases, evil_msg_cases };
+	static const struct evil_case *const tables[] = { evil_ring_cases, evil_msg_cases,
+							  evil_quota_cases };
 	int fail = 0, total = 0;
 
 	signal(SIGPIPE, SIG_IGN);
 	/* One cmocka group per case, so each is named in the output. */
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
 		for (const struct evil_case *k = tables[t]; k->name; k++) {
+			if (!wanted(k->name))
+				continue;
 			const struct CMUnitTest one[] = {
 				{ k->name, run_case, setup, teardown, NULL },
 			};

@@ -33,7 +33,8 @@ struct fx {
 
 static int teardown(void **state);
 
-static int setup(void **state)
+/* A backend with the default options, or with --full. */
+static int setup_with(void **state, const char *extra)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	char exp[256];
@@ -45,12 +46,22 @@ static int setup(void **state)
 	SETUP_TRY(backend_setup(&f->b));
 	SETUP_TRY(backend_image(&f->b, "disk.img", 4u << 20, f->img, sizeof(f->img)));
 	snprintf(exp, sizeof(exp), "disk0:blk:path=%s", f->img);
-	SETUP_TRY(backend_start(&f->b, "--export", exp, NULL));
+	SETUP_TRY(backend_start(&f->b, "--export", exp, extra, NULL));
 	return 0;
 fail:
 	backend_dump_log(&f->b);
 	teardown(state);
 	return -1;
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, NULL);
+}
+
+static int setup_full(void **state)
+{
+	return setup_with(state, "--full");
 }
 
 static int teardown(void **state)
@@ -196,12 +207,35 @@ static void test_full_mode_maps_ram(void **state)
 	assert_true(maps_of_inode(f->b.pid, ram) > 0);
 }
 
+/* Full mode hands the backend all of guest RAM: off unless the backend was
+ * started with --full.  The attach is refused, nothing of RAM reaches the
+ * backend, and pool mode works as before. */
+static void test_full_mode_off_by_default(void **state)
+{
+	struct fx *f = *state;
+	struct xvd_domain_opts dopts = { .socket_path = f->b.sock, .ram_pages = 4096,
+					 .log_level = -1 };
+	struct xvd_dev_opts o = { .export_name = "disk0", .mode = XVD_MODE_FULL };
+	unsigned long ram;
+
+	assert_int_equal(xvd_domain_open_loop(&dopts, &f->d), 0);
+	assert_int_equal(xvd_blk_open(f->d, &o, &f->dev), -EPERM);
+	f->dev = NULL;
+	ram = memfd_inode(getpid(), "xvmsg-ram");
+	if (ram)
+		assert_int_equal(maps_of_inode(f->b.pid, ram), 0);
+	xvd_domain_close(f->d);
+	f->d = NULL;
+	run_io(f, XVD_MODE_POOL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_pool_mode_reaches_only_the_pool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_grant_mode_gets_ram, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_full_mode_maps_ram, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_mode_maps_ram, setup_full, teardown),
+		cmocka_unit_test_setup_teardown(test_full_mode_off_by_default, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -3,7 +3,8 @@
  * Unit tests of the loopback bus's descriptor handling: running out of file
  * descriptors (every event channel and region a guest registers keeps
  * descriptors open in the backend), releasing them (UNREGION,
- * EVTCHN_CLOSE), and the per-guest quota.  This process plays both sides:
+ * EVTCHN_CLOSE), and the per-guest quotas; the store (keys a guest may
+ * write, its quota, what goes when it goes).  This process plays both sides:
  * the bus, and raw clients on its socket.
  *
  * Copyright (c) 2026 The xvmsg authors
@@ -29,8 +30,10 @@
 #include <cmocka.h>
 
 #include <xvmsg/loop.h>
+#include <xvmsg/xenbus.h>
 
 #include "bus.h"
+#include "device.h"
 
 struct fx {
 	char dir[48], sock[64];
@@ -57,10 +60,15 @@ static long count_fds(void)
 	return n - 1;		/* the directory's own */
 }
 
-static int setup_quota(void **state, unsigned int max_guest_fds)
+static int setup_quota(void **state, unsigned int max_guest_fds, unsigned int max_guest_maps)
 {
 	struct xvb_bus_events ev = { NULL, no_watch, no_event };
-	struct xvb_loop_opts o = { .allow_full = true, .max_guest_fds = max_guest_fds };
+	static const struct xvb_export exports[] = {
+		{ .name = "rng0", .type = "rng" }, { .name = "rng1", .type = "rng" },
+	};
+	struct xvb_loop_opts o = { .allow_full = true, .max_guest_fds = max_guest_fds,
+				   .max_guest_maps = max_guest_maps, .exports = exports,
+				   .nr_exports = 2 };
 	struct fx *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
@@ -76,14 +84,14 @@ static int setup_quota(void **state, unsigned int max_guest_fds)
 
 static int setup(void **state)
 {
-	return setup_quota(state, 0);	/* the default quota */
+	return setup_quota(state, 0, 0);	/* the default quotas */
 }
 
 #define SMALL_QUOTA 10
 
 static int setup_small(void **state)
 {
-	return setup_quota(state, SMALL_QUOTA);
+	return setup_quota(state, SMALL_QUOTA, 0);
 }
 
 static void unhog(struct fx *f)
@@ -132,7 +140,7 @@ static int client(struct fx *f)
 
 static void send_op(int s, uint32_t op, const void *p, size_t len, const int *fds, unsigned int n)
 {
-	char buf[64], cbuf[CMSG_SPACE(4 * sizeof(int))];
+	char buf[XVMSG_LOOP_MAX_PACKET], cbuf[CMSG_SPACE(4 * sizeof(int))];
 	struct xvmsg_loop_hdr h = { htole32(op), htole32((uint32_t)len), htole32(7), 0 };
 	struct iovec iov = { buf, sizeof(h) + len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
@@ -154,7 +162,8 @@ static void send_op(int s, uint32_t op, const void *p, size_t len, const int *fd
 	assert_int_equal(sendmsg(s, &mh, MSG_NOSIGNAL), (ssize_t)(sizeof(h) + len));
 }
 
-/* The reply's status, or 1 if the bus hung up; its payload to out. */
+/* The reply's status, or 1 if the bus hung up; its payload to out.  Store
+ * events (writes to the sender's backend dirs) are skipped. */
 static int reply_p(struct fx *f, int s, void *out, size_t outlen)
 {
 	struct xvmsg_loop_hdr h;
@@ -163,7 +172,9 @@ static int reply_p(struct fx *f, int s, void *out, size_t outlen)
 
 	for (int i = 0; i < 20; i++) {	/* accept, then read: rounds of dispatch */
 		assert_int_equal(f->bus->ops->dispatch(f->bus), 0);
-		n = recv(s, buf, sizeof(buf), MSG_DONTWAIT);
+		while ((n = recv(s, buf, sizeof(buf), MSG_DONTWAIT)) >= (ssize_t)sizeof(h) &&
+		       le32toh(((struct xvmsg_loop_hdr *)buf)->op) == XVMSG_LOOP_OP_STORE_EVENT)
+			;
 		if (n >= 0)
 			break;
 	}
@@ -570,6 +581,233 @@ static void test_quota_counts_bound(void **state)
 	assert_int_equal(f->bus->ops->dispatch(f->bus), 0);
 }
 
+#define MAP_QUOTA 4
+
+static int setup_maps(void **state)
+{
+	return setup_quota(state, 0, MAP_QUOTA);
+}
+
+/* A guest's mappings count against its quota, one per run of frames the
+ * kernel has to map; beyond it a map fails with -EDQUOT and changes
+ * nothing; unmapping gives the room back; another guest is unaffected. */
+static void test_map_quota(void **state)
+{
+	struct fx *f = *state;
+	int a = client(f), b = client(f);
+	uint32_t da = hello(f, a), db = hello(f, b);
+	uint64_t fr[MAP_QUOTA + 1], gap[2] = { 0x100, 0x102 }, run[3] = { 0x100, 0x101, 0x102 };
+	void *addr[MAP_QUOTA + 1], *x;
+	unsigned int i;
+
+	assert_int_equal(op_region(f, a, 0x100, 8), 0);
+	assert_int_equal(op_region(f, b, 0x100, 8), 0);
+	for (i = 0; i < MAP_QUOTA; i++) {
+		fr[i] = 0x100 + 2 * i;		/* not adjacent: a mapping each */
+		assert_int_equal(f->bus->ops->map(f->bus, da, XVB_SPACE_FRAME, &fr[i], 1, false,
+						  &addr[i]), 0);
+	}
+	fr[i] = 0x107;
+	assert_int_equal(f->bus->ops->map(f->bus, da, XVB_SPACE_FRAME, &fr[i], 1, false, &x),
+			 -EDQUOT);
+	/* The other guest maps as before, three frames in a run counting one. */
+	for (i = 0; i < MAP_QUOTA; i++) {
+		assert_int_equal(f->bus->ops->map(f->bus, db, XVB_SPACE_FRAME, run, 3, true, &x), 0);
+		assert_int_equal(f->bus->ops->unmap(f->bus, x, 3), 0);
+	}
+	/* Room for one: a map of two frames apart needs two. */
+	assert_int_equal(f->bus->ops->unmap(f->bus, addr[0], 1), 0);
+	assert_int_equal(f->bus->ops->map(f->bus, da, XVB_SPACE_FRAME, gap, 2, false, &x), -EDQUOT);
+	assert_int_equal(f->bus->ops->map(f->bus, da, XVB_SPACE_FRAME, run, 3, false, &x), 0);
+	assert_int_equal(f->bus->ops->unmap(f->bus, x, 3), 0);
+	assert_int_equal(f->bus->ops->unmap(f->bus, addr[1], 1), 0);
+	assert_int_equal(f->bus->ops->map(f->bus, da, XVB_SPACE_FRAME, gap, 2, false, &x), 0);
+	assert_int_equal(f->bus->ops->unmap(f->bus, x, 2), 0);
+	for (i = 2; i < MAP_QUOTA; i++)
+		assert_int_equal(f->bus->ops->unmap(f->bus, addr[i], 1), 0);
+	close(a);
+	close(b);
+	assert_int_equal(f->bus->ops->dispatch(f->bus), 0);
+}
+
+/* The default mapping quota: an eighth of vm.max_map_count, at least 256. */
+static void test_default_map_quota(void **state)
+{
+	assert_int_equal(xvb_loop_default_guest_maps(65530), 8191);
+	assert_int_equal(xvb_loop_default_guest_maps(0), 8191);
+	assert_int_equal(xvb_loop_default_guest_maps(1000), 256);
+	assert_int_equal(xvb_loop_default_guest_maps(1u << 20), 1u << 17);
+}
+
+/* ---- the store ---- */
+
+static int op_attach(struct fx *f, int s, const char *export, uint32_t devid)
+{
+	struct xvmsg_loop_attach a = { .devid = htole32(devid) };
+
+	snprintf(a.export_name, sizeof(a.export_name), "%s", export);
+	send_op(s, XVMSG_LOOP_OP_ATTACH, &a, sizeof(a), NULL, 0);
+	return reply(f, s);
+}
+
+static int op_detach(struct fx *f, int s, uint32_t devid)
+{
+	struct xvmsg_loop_devid d = { htole32(devid), 0 };
+
+	send_op(s, XVMSG_LOOP_OP_DETACH, &d, sizeof(d), NULL, 0);
+	return reply(f, s);
+}
+
+/* WRITE of path (relative ones are taken below the sender's device dirs). */
+static int op_write(struct fx *f, int s, uint32_t domid, const char *path, const char *val)
+{
+	char buf[600];
+	int n = path[0] == '/' ? snprintf(buf, sizeof(buf), "%s", path)
+			       : snprintf(buf, sizeof(buf), "/local/domain/%u/device/xvmsg/%s",
+					  domid, path);
+
+	assert_true(n > 0 && (size_t)n + strlen(val) + 2 <= sizeof(buf));
+	memcpy(buf + n + 1, val, strlen(val) + 1);
+	send_op(s, XVMSG_LOOP_OP_WRITE, buf, (size_t)n + 2 + strlen(val), NULL, 0);
+	return reply(f, s);
+}
+
+/* The store's value of path below domid's device dirs, or NULL. */
+static const char *fe_read(struct fx *f, uint32_t domid, const char *rel)
+{
+	static char buf[300];
+	char path[300];
+
+	snprintf(path, sizeof(path), "/local/domain/%u/device/xvmsg/%s", domid, rel);
+	return f->bus->ops->store_read(f->bus, path, buf, sizeof(buf)) ? NULL : buf;
+}
+
+/* A guest writes only single keys directly in the dirs of devices it has
+ * attached: the device id is a canonical decimal followed by '/'.  Before,
+ * "1junk/k" passed as device 1 (and was never removed). */
+static void test_store_strict_paths(void **state)
+{
+	struct fx *f = *state;
+	int a = client(f);
+	uint32_t da = hello(f, a);
+	char path[128];
+
+	assert_int_equal(op_attach(f, a, "rng0", 1), 0);
+	assert_int_equal(op_write(f, a, da, "1junk/k", "v"), -EACCES);
+	assert_int_equal(op_write(f, a, da, "01/k", "v"), -EACCES);
+	assert_int_equal(op_write(f, a, da, "1 /k", "v"), -EACCES);
+	assert_int_equal(op_write(f, a, da, "+1/k", "v"), -EACCES);
+	assert_int_equal(op_write(f, a, da, "1", "v"), -EACCES);
+	assert_int_equal(op_write(f, a, da, "1/", "v"), -EACCES);
+	assert_int_equal(op_write(f, a, da, "1//k", "v"), -EACCES);
+	assert_int_equal(op_write(f, a, da, "1/k/x", "v"), -EACCES);
+	assert_int_equal(op_write(f, a, da, "2/k", "v"), -EACCES);	/* not attached */
+	assert_int_equal(op_write(f, a, da, "4294967297/k", "v"), -EACCES);	/* wraps to 1 */
+	assert_int_equal(op_write(f, a, da, "1/k*", "v"), -EACCES);
+	snprintf(path, sizeof(path), "/local/domain/%u/device/xvmsg/1/k", da + 1);
+	assert_int_equal(op_write(f, a, da, path, "v"), -EACCES);	/* another guest's */
+	assert_null(fe_read(f, da, "1junk/k"));
+	assert_null(fe_read(f, da, "01/k"));
+	assert_int_equal(op_write(f, a, da, "1/k", "v"), 0);
+	assert_int_equal(op_write(f, a, da, "1/vq-0-event-channel", "17"), 0);
+	assert_string_equal(fe_read(f, da, "1/k"), "v");
+	assert_string_equal(fe_read(f, da, "1/vq-0-event-channel"), "17");
+	close(a);
+	assert_int_equal(f->bus->ops->dispatch(f->bus), 0);
+}
+
+/* Keys a guest may hold: XVB_LOOP_GUEST_KEYS of short values, fewer of
+ * long ones (XVB_LOOP_GUEST_STORE_BYTES of paths and values); a rewrite of
+ * its own key is fine at the quota; another guest has its own; detaching
+ * the device gives all of it back. */
+static void test_store_quota(void **state)
+{
+	struct fx *f = *state;
+	int a = client(f), b = client(f);
+	uint32_t da = hello(f, a), db = hello(f, b);
+	char key[64], val[256];
+	size_t bytes = 0, next;
+	unsigned int n;
+	int r;
+
+	assert_int_equal(op_attach(f, a, "rng0", 1), 0);
+	assert_int_equal(op_attach(f, b, "rng1", 1), 0);
+	for (n = 0; n < 2 * XVB_LOOP_GUEST_KEYS; n++) {
+		snprintf(key, sizeof(key), "1/k%u", n);
+		if (op_write(f, a, da, key, "1"))
+			break;
+	}
+	assert_int_equal(n, XVB_LOOP_GUEST_KEYS);
+	assert_int_equal(op_write(f, a, da, key, "1"), -EDQUOT);
+	assert_null(fe_read(f, da, key));
+	assert_int_equal(op_write(f, a, da, "1/k0", "22"), 0);		/* its own key */
+	assert_int_equal(op_write(f, a, da, "1/state", "3"), 0);	/* the toolstack's */
+	assert_int_equal(op_write(f, b, db, "1/k0", "1"), 0);		/* b is not a */
+
+	/* Detach: everything of the device goes, and with it the usage. */
+	assert_int_equal(op_detach(f, a, 1), 0);
+	assert_null(fe_read(f, da, "1/k0"));
+	assert_int_equal(op_attach(f, a, "rng0", 1), 0);
+	memset(val, 'x', 255);
+	val[255] = '\0';
+	for (n = 0; n < 2 * XVB_LOOP_GUEST_KEYS; n++) {
+		snprintf(key, sizeof(key), "1/k%u", n);
+		next = strlen("/local/domain//device/xvmsg/") + (size_t)snprintf(NULL, 0, "%u", da) +
+		       strlen(key) + 255;
+		r = op_write(f, a, da, key, val);
+		if (r) {
+			assert_int_equal(r, -EDQUOT);
+			assert_true(bytes + next > XVB_LOOP_GUEST_STORE_BYTES);
+			break;
+		}
+		bytes += next;
+	}
+	assert_true(n > 0 && n < XVB_LOOP_GUEST_KEYS);
+	assert_true(bytes <= XVB_LOOP_GUEST_STORE_BYTES);
+	close(a);
+	close(b);
+	assert_int_equal(f->bus->ops->dispatch(f->bus), 0);
+}
+
+static int count_child(void *arg, const char *child)
+{
+	(*(unsigned int *)arg)++;
+	return 0;
+}
+
+/* A guest that goes takes everything it wrote with it: not one of its
+ * keys is left, nor its domain's directory.  Before, keys it had put
+ * outside its device's dir (1junk/k) stayed until the backend restarted. */
+static void test_store_removed_when_guest_leaves(void **state)
+{
+	struct fx *f = *state;
+	int a = client(f), b = client(f);
+	uint32_t da = hello(f, a), db = hello(f, b);
+	char dom[64], key[32];
+	unsigned int n = 0, i;
+
+	assert_int_equal(op_attach(f, a, "rng0", 1), 0);
+	assert_int_equal(op_attach(f, b, "rng1", 1), 0);
+	op_write(f, a, da, "1junk/k", "v");
+	op_write(f, a, da, "01/k", "v");
+	for (i = 0; i < 100; i++) {
+		snprintf(key, sizeof(key), "1/k%u", i);
+		assert_int_equal(op_write(f, a, da, key, "v"), 0);
+	}
+	assert_int_equal(op_write(f, b, db, "1/mine", "v"), 0);
+	close(a);
+	assert_int_equal(f->bus->ops->dispatch(f->bus), 0);
+	assert_null(fe_read(f, da, "1junk/k"));
+	assert_null(fe_read(f, da, "01/k"));
+	assert_null(fe_read(f, da, "1/k0"));
+	snprintf(dom, sizeof(dom), "/local/domain/%u", da);
+	assert_int_equal(f->bus->ops->store_dir(f->bus, dom, count_child, &n), -ENOENT);
+	/* The other guest keeps its own. */
+	assert_string_equal(fe_read(f, db, "1/mine"), "v");
+	close(b);
+	assert_int_equal(f->bus->ops->dispatch(f->bus), 0);
+}
+
 /* The default quota: an eighth of the limit, 16..1024. */
 static void test_default_quota(void **state)
 {
@@ -592,6 +830,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_quota, setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_quota_counts_bound, setup_small, teardown),
 		cmocka_unit_test(test_default_quota),
+		cmocka_unit_test_setup_teardown(test_map_quota, setup_maps, teardown),
+		cmocka_unit_test(test_default_map_quota),
+		cmocka_unit_test_setup_teardown(test_store_strict_paths, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_quota, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_removed_when_guest_leaves, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests_name("bus-loop", tests, NULL, NULL);

@@ -69,6 +69,63 @@ static void test_cli_good(void **state)
 	assert_int_equal(cfg.poll_us, 20);
 }
 
+/* Full mode (all of guest RAM to the backend) is off unless asked for;
+ * the last of --full, --no-full and full-mode wins, and says it was given
+ * (the Xen bus keeps its own default otherwise). */
+static void test_full_mode_default_off(void **state)
+{
+	struct xvb_config cfg;
+	char err[256];
+	char *path = write_file("full-mode = yes\n");
+
+	assert_int_equal(parse(&cfg, err, sizeof(err), "-e", "r:rng", NULL), 0);
+	assert_false(cfg.allow_full);
+	assert_false(cfg.full_given);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "-e", "r:rng", "--full", NULL), 0);
+	assert_true(cfg.allow_full);
+	assert_true(cfg.full_given);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "-e", "r:rng", "--full", "--no-full",
+			       NULL), 0);
+	assert_false(cfg.allow_full);
+	assert_true(cfg.full_given);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--config", path, "-e", "r:rng", NULL), 0);
+	assert_true(cfg.allow_full);
+	assert_true(cfg.full_given);
+	unlink(path);
+}
+
+/* The loop bus's per-guest quotas: mappings, store keys and bytes. */
+static void test_guest_quotas(void **state)
+{
+	struct xvb_config cfg;
+	char err[256];
+	char *path = write_file("max-guest-keys = 64\nmax-guest-store-bytes = 8192\n"
+				"max-guest-maps = 300\n");
+
+	assert_int_equal(parse(&cfg, err, sizeof(err), "-e", "r:rng", NULL), 0);
+	assert_int_equal(cfg.max_guest_keys, 0);		/* 0: the bus's default */
+	assert_int_equal(cfg.max_guest_store_bytes, 0);
+	assert_int_equal(cfg.max_guest_maps, 0);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "-e", "r:rng", "--max-guest-keys", "50",
+			       "--max-guest-store-bytes", "10000", "--max-guest-maps", "100",
+			       NULL), 0);
+	assert_int_equal(cfg.max_guest_keys, 50);
+	assert_int_equal(cfg.max_guest_store_bytes, 10000);
+	assert_int_equal(cfg.max_guest_maps, 100);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--config", path, "-e", "r:rng", NULL), 0);
+	assert_int_equal(cfg.max_guest_keys, 64);
+	assert_int_equal(cfg.max_guest_store_bytes, 8192);
+	assert_int_equal(cfg.max_guest_maps, 300);
+	assert_true(parse(&cfg, err, sizeof(err), "-e", "r:rng", "--max-guest-keys", "0",
+			  NULL) < 0);
+	assert_non_null(strstr(err, "max-guest-keys"));
+	assert_true(parse(&cfg, err, sizeof(err), "-e", "r:rng", "--max-guest-store-bytes",
+			  "12k", NULL) < 0);
+	assert_true(parse(&cfg, err, sizeof(err), "-e", "r:rng", "--max-guest-maps", "-5",
+			  NULL) < 0);
+	unlink(path);
+}
+
 static void test_cli_help_and_version(void **state)
 {
 	struct xvb_config cfg;
@@ -196,6 +253,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cli_good),
 		cmocka_unit_test(test_cli_help_and_version),
+		cmocka_unit_test(test_full_mode_default_off),
+		cmocka_unit_test(test_guest_quotas),
 		cmocka_unit_test(test_cli_bad),
 		cmocka_unit_test(test_xen_bus_needs_no_exports),
 		cmocka_unit_test(test_file_good),

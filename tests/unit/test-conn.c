@@ -117,14 +117,14 @@ static void test_error_cleared_on_new_attempt(void **state)
 
 /* ---- the message rings, as a frontend drives them ---- */
 
-#define MSG_REF		8	/* the message page: frame 0 */
-#define POOL_REF	16	/* the pool: frames 1..8 */
+#define RB_MSG_REF		8	/* the message page: frame 0 */
+#define RB_POOL_REF	16	/* the pool: frames 1..8 */
 
 /* Connect an rng device; returns the message page as the frontend sees it. */
 static struct xvmsg_msg_page *connect_rng(struct t *t)
 {
-	fakebus_grant(&t->fb, MSG_REF, 0, 1, false);
-	fakebus_grant(&t->fb, POOL_REF, 1, 8, false);
+	fakebus_grant(&t->fb, RB_MSG_REF, 0, 1, false);
+	fakebus_grant(&t->fb, RB_POOL_REF, 1, 8, false);
 	put(t, BE "/frontend-id", "5");
 	put(t, BE "/type", "rng");
 	put(t, BE "/frontend", FE);
@@ -211,11 +211,245 @@ static void test_reserved_type_bits_ignored(void **state)
 	assert_non_null(strstr(get(t, BE "/stats"), " msgs_in=4 msgs_out=3 msgs_bad=1 "));
 }
 
+#undef RB_MSG_REF
+#undef RB_POOL_REF
+
+/* ---- the message rings of a connected device ---- */
+
+#define MSG_REF		10	/* the message page: frame 0 */
+#define POOL_REF	11	/* the pool: frames 1..8, never granted here */
+
+/* The message page of device devid: frame devid, granted as ref 10 + 10 * devid. */
+static struct xvmsg_msg_page *page_of(struct t *t, unsigned int devid)
+{
+	return (struct xvmsg_msg_page *)(t->fb.mem + (size_t)devid * XVMSG_PAGE_SIZE);
+}
+
+static struct xvmsg_msg_page *page(struct t *t)
+{
+	return page_of(t, 0);
+}
+
+/* Device devid of domain 5 connected in pool mode; its pool (refs after
+ * its message page's) is never granted, so the backend cannot map it. */
+static struct xvb_conn *connect_devid(struct t *t, unsigned int devid)
+{
+	char be[96], fe[96], path[160], val[16];
+	struct xvb_conn *c;
+
+	snprintf(be, sizeof(be), "/local/domain/1/backend/xvmsg/5/%u", devid);
+	snprintf(fe, sizeof(fe), "/local/domain/5/device/xvmsg/%u", devid);
+	fakebus_grant(&t->fb, MSG_REF + 10 * devid, devid, 1, false);
+#define PUT(dir, key, v) do { snprintf(path, sizeof(path), "%s/%s", dir, key); put(t, path, v); } \
+			 while (0)
+	PUT(be, "frontend-id", "5");
+	PUT(be, "type", "rng");
+	PUT(be, "frontend", fe);
+	PUT(fe, "state", "1");
+	assert_int_equal(xvb_conn_create(&t->be, 5, devid, &c), 0);
+	PUT(fe, "mode", "pool");
+	snprintf(val, sizeof(val), "%u", MSG_REF + 10 * devid);
+	PUT(fe, "msg-ref", val);
+	snprintf(val, sizeof(val), "%u", 3 + devid);
+	PUT(fe, "event-channel", val);
+	snprintf(val, sizeof(val), "%u", POOL_REF + 10 * devid);
+	PUT(fe, "pool-ref", val);
+	PUT(fe, "pool-pages", "8");
+	PUT(fe, "num-queues", "0");
+	PUT(fe, "state", "3");
+#undef PUT
+	xvb_conn_changed(c);
+	snprintf(path, sizeof(path), "%s/state", be);
+	assert_string_equal(get(t, path), "4");
+	return c;
+}
+
+static void connect_dev(struct t *t)
+{
+	t->c = connect_devid(t, 0);
+}
+
+/* Publish one message in d2b of mp (without telling the backend). */
+static void d2b_put_on(struct xvmsg_msg_page *mp, uint8_t type, uint8_t id, uint16_t token,
+		       const void *p, size_t plen)
+{
+	uint32_t prod = le32toh(mp->d2b.prod);
+	struct vmsg *m = &mp->d2b_slot[prod % XVMSG_RING_SLOTS];
+
+	assert_true(prod - le32toh(mp->d2b.cons) < XVMSG_RING_SLOTS);
+	memset(m, 0, sizeof(*m));
+	m->hdr.type = type;
+	m->hdr.msg_id = id;
+	m->hdr.dev_num = htole16((type & VMSG_TYPE_BUS) ? 0 : XVMSG_DEV_NUM);
+	m->hdr.token = htole16(token);
+	m->hdr.msg_size = htole16((uint16_t)(sizeof(m->hdr) + plen));
+	if (plen)
+		memcpy(m->payload, p, plen);
+	mp->d2b.prod = htole32(prod + 1);
+}
+
+static void d2b_put(struct t *t, uint8_t type, uint8_t id, uint16_t token, const void *p,
+		    size_t plen)
+{
+	d2b_put_on(page(t), type, id, token, p, plen);
+}
+
+static void status_msg(struct t *t, uint32_t status, uint16_t token)
+{
+	__le32 s = htole32(status);
+
+	d2b_put(t, 0, VMSG_SET_DEVICE_STATUS, token, &s, sizeof(s));
+}
+
+/* The driver consumes every response (and event) the backend wrote. */
+static void b2d_drain(struct t *t)
+{
+	page(t)->b2d.cons = page(t)->b2d.prod;
+}
+
+/* The one slot kept for a request's response must not be taken by the
+ * events its handling emits: a DRIVER_OK whose rings cannot be mapped sets
+ * NEEDS_RESET (EVENT_CONFIG) while 7 responses wait unread.  The response
+ * fills the ring; the event waits until the driver frees a slot.  Before
+ * the fix the backend wrote both: 9 messages in 8 slots, the oldest unread
+ * response overwritten. */
+static void test_reply_slot_not_taken_by_events(void **state)
+{
+	struct t *t = *state;
+	struct xvmsg_msg_page *mp = page(t);
+	struct vmsg_set_vqueue_req vq = { 0 };
+	__le32 feat[3] = { htole32(1), htole32(1), htole32(3) };	/* VERSION_1, ACCESS_PLATFORM */
+	uint32_t cons, i;
+	bool event = false;
+
+	connect_dev(t);
+	status_msg(t, VMSG_STATUS_ACKNOWLEDGE | VMSG_STATUS_DRIVER, 1);
+	d2b_put(t, 0, VMSG_SET_DRIVER_FEATURES, 2, feat, sizeof(feat));
+	status_msg(t, VMSG_STATUS_ACKNOWLEDGE | VMSG_STATUS_DRIVER | VMSG_STATUS_FEATURES_OK, 3);
+	vq.size = htole32(64);
+	vq.desc_addr = htole64(XVMSG_GRANT_ADDR(POOL_REF, 0));
+	vq.driver_addr = htole64(XVMSG_GRANT_ADDR(POOL_REF + 1, 0));
+	vq.device_addr = htole64(XVMSG_GRANT_ADDR(POOL_REF + 2, 0));
+	d2b_put(t, 0, VMSG_SET_VQUEUE, 4, &vq, sizeof(vq));
+	xvb_conn_event(t->c, -1);
+	assert_int_equal(le32toh(mp->b2d.prod), 4);
+	b2d_drain(t);
+
+	/* Seven responses the driver leaves unread, then DRIVER_OK. */
+	for (i = 0; i < 7; i++)
+		d2b_put(t, VMSG_TYPE_BUS, VMSG_BUS_PING, (uint16_t)(100 + i), NULL, 0);
+	status_msg(t, VMSG_STATUS_ACKNOWLEDGE | VMSG_STATUS_DRIVER | VMSG_STATUS_FEATURES_OK |
+		   VMSG_STATUS_DRIVER_OK, 200);
+	xvb_conn_event(t->c, -1);
+	cons = le32toh(mp->b2d.cons);
+	assert_int_equal(le32toh(mp->b2d.prod) - cons, XVMSG_RING_SLOTS);
+	for (i = 0; i < 7; i++) {
+		const struct vmsg *m = &mp->b2d_slot[(cons + i) % XVMSG_RING_SLOTS];
+
+		assert_int_equal(m->hdr.msg_id, VMSG_BUS_PING);
+		assert_int_equal(le16toh(m->hdr.token), 100 + i);
+	}
+	{
+		const struct vmsg *m = &mp->b2d_slot[(cons + 7) % XVMSG_RING_SLOTS];
+		__le32 st;
+
+		assert_int_equal(m->hdr.msg_id, VMSG_SET_DEVICE_STATUS);
+		assert_int_equal(le16toh(m->hdr.token), 200);
+		memcpy(&st, m->payload, sizeof(st));
+		assert_true(le32toh(st) & VMSG_STATUS_NEEDS_RESET);
+	}
+
+	/* Once the driver reads them (and kicks), the event follows. */
+	b2d_drain(t);
+	cons = le32toh(mp->b2d.cons);
+	xvb_conn_event(t->c, -1);
+	assert_true(le32toh(mp->b2d.prod) - cons >= 1);
+	for (i = cons; i != le32toh(mp->b2d.prod); i++)
+		event |= mp->b2d_slot[i % XVMSG_RING_SLOTS].hdr.msg_id == VMSG_EVENT_CONFIG;
+	assert_true(event);
+}
+
+/* Responses a device has published. */
+static uint32_t answered(struct t *t, unsigned int devid)
+{
+	return le32toh(page_of(t, devid)->b2d.prod);
+}
+
+/*
+ * Two devices with seven messages each and a budget of two messages per
+ * call: a notification serves two, the rest waits on the pending list;
+ * each round of the event loop gives each device one more call, in turn,
+ * with no further notification; a notification for a device already
+ * waiting only adds to its turn.
+ */
+static void test_round_robin(void **state)
+{
+	struct t *t = *state;
+	struct xvb_conn *a, *b;
+	unsigned int i;
+
+	t->be.msg_budget = 2;
+	a = t->c = connect_devid(t, 0);
+	b = connect_devid(t, 1);
+	for (i = 0; i < 7; i++) {
+		d2b_put_on(page_of(t, 0), VMSG_TYPE_BUS, VMSG_BUS_PING, (uint16_t)(1 + i), NULL, 0);
+		d2b_put_on(page_of(t, 1), VMSG_TYPE_BUS, VMSG_BUS_PING, (uint16_t)(1 + i), NULL, 0);
+	}
+	xvb_conn_event(a, -1);
+	assert_int_equal(answered(t, 0), 2);
+	assert_true(t->be.pend_run.armed);
+	xvb_conn_event(b, -1);
+	assert_int_equal(answered(t, 1), 2);
+	xvb_conn_event(a, -1);			/* waiting: its turn comes */
+	assert_int_equal(answered(t, 0), 2);
+	/* Rounds of the loop: nothing to wait for, one call each. */
+	assert_int_equal(xvb_evloop_run_once(t->loop, 5000), 1);
+	assert_int_equal(answered(t, 0), 4);
+	assert_int_equal(answered(t, 1), 4);
+	assert_int_equal(xvb_evloop_run_once(t->loop, 5000), 1);
+	assert_int_equal(answered(t, 0), 6);
+	assert_int_equal(answered(t, 1), 6);
+	assert_int_equal(xvb_evloop_run_once(t->loop, 5000), 1);
+	assert_int_equal(answered(t, 0), 7);
+	assert_int_equal(answered(t, 1), 7);
+	assert_false(t->be.pend_run.armed);	/* nothing left: the loop may sleep */
+	assert_null(t->be.pend_head);
+	/* In order, each answered once. */
+	for (i = 0; i < 7; i++) {
+		assert_int_equal(le16toh(page_of(t, 0)->b2d_slot[i].hdr.token), 1 + i);
+		assert_int_equal(le16toh(page_of(t, 1)->b2d_slot[i].hdr.token), 1 + i);
+	}
+	{
+		FILE *m;
+		char *buf = NULL;
+		size_t len = 0;
+
+		m = open_memstream(&buf, &len);
+		assert_non_null(m);
+		xvb_conn_dump(a, m);
+		fclose(m);
+		assert_non_null(strstr(buf, " max_msgs_call=2 "));
+		free(buf);
+	}
+	/* A device that goes while waiting leaves the list. */
+	b2d_drain(t);
+	for (i = 0; i < 3; i++)
+		d2b_put_on(page_of(t, 1), VMSG_TYPE_BUS, VMSG_BUS_PING, (uint16_t)(20 + i), NULL, 0);
+	page_of(t, 1)->b2d.cons = page_of(t, 1)->b2d.prod;
+	xvb_conn_event(b, -1);
+	assert_non_null(t->be.pend_head);
+	xvb_conn_destroy(b);
+	assert_null(t->be.pend_head);
+	assert_int_equal(xvb_evloop_run_once(t->loop, 0), 1);	/* the armed round, empty */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_error_cleared_on_new_attempt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reserved_type_bits_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reply_slot_not_taken_by_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_round_robin, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("conn", tests, NULL, NULL);

@@ -274,6 +274,55 @@ static void test_full_edge_fallback(void **state)
 	assert_int_equal(f->fb->live, 1);
 }
 
+/* At most full_cap chunks stay mapped; a request needing more maps its own
+ * pages and gives them back when released. */
+static void test_full_cache_cap(void **state)
+{
+	struct fix *f = *state;
+	struct xvb_mc_ticket t = { 0 };
+	struct iovec iov[4];
+	uint64_t chunk = (uint64_t)XVB_CHUNK_PAGES * PAGE;
+	unsigned int i;
+
+	init_mode(f, XVMSG_MODE_FULL);
+	f->mc.full_cap = 2;
+	assert_int_equal(map1(f, 0 * chunk + 5, 10, true, iov, 4, &t), 1);
+	assert_int_equal(map1(f, 1 * chunk + 5, 10, true, iov, 4, &t), 1);
+	assert_int_equal(t.n, 0);
+	assert_int_equal(f->fb->live, 2);
+	for (i = 0; i < 100; i++) {
+		uint64_t gpa = (2 + i % 6) * chunk + PAGE - 3;	/* crosses a page */
+
+		assert_int_equal(map1(f, gpa, 7, true, iov, 4, &t), 1);
+		assert_int_equal(t.n, 1);
+		assert_int_equal(t.m[0].pages, 2);
+		assert_aliases(f, &iov[0], gpa);
+		assert_int_equal(f->fb->live, 3);
+		xvb_mc_release(&f->mc, &t);
+		assert_int_equal(f->fb->live, 2);
+	}
+	/* Cached chunks still serve without a map; a request touching a
+	 * cached and an uncached chunk maps its own pages. */
+	{
+		unsigned int maps = f->fb->maps;
+		struct xvb_seg segs[2] = {
+			{ .addr = 0 * chunk + 100, .len = 10 },
+			{ .addr = 3 * chunk + 100, .len = 10, .write = true },
+		};
+
+		assert_int_equal(map1(f, 1 * chunk + 99, 1, false, iov, 4, &t), 1);
+		assert_int_equal(f->fb->maps, maps);
+		assert_int_equal(xvb_mc_map_sg(&f->mc, segs, 2, 1, NULL, iov, 4, &t), 2);
+		assert_int_equal(t.n, 2);		/* one read-only, one writable */
+		f->fb->mem[0 * chunk + 100] = 0x5c;
+		assert_int_equal(((uint8_t *)iov[0].iov_base)[0], 0x5c);
+		assert_aliases(f, &iov[1], 3 * chunk + 100);
+		xvb_mc_release(&f->mc, &t);
+	}
+	assert_int_equal(f->mc.full_cached, 2);
+	assert_int_equal(f->fb->live, 2);
+}
+
 static void test_full_no_growth_for_bad_addresses(void **state)
 {
 	struct fix *f = *state;
@@ -391,6 +440,7 @@ int main(void)
 		T(test_full_chunk_cached),
 		T(test_full_edge_fallback),
 		T(test_full_no_growth_for_bad_addresses),
+		T(test_full_cache_cap),
 		T(test_e2big),
 		T(test_e2big_grant_releases),
 		T(test_grant_readonly_refused),

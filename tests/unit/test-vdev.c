@@ -909,6 +909,51 @@ static void test_ring_broken_by_driver(void **state)
 	assert_true(get_status(v) & VMSG_STATUS_NEEDS_RESET);
 }
 
+/* A call's chain budget: xvb_pop takes that many chains, then answers
+ * "empty" and notes the queue; the rest is there for the next call. */
+static void test_chain_budget(void **state)
+{
+	struct vd *v = *state;
+	struct xvb_req req;
+	unsigned int i;
+
+	bring_up(v);
+	for (i = 0; i < 5; i++)
+		offer(v, (uint16_t)i, 0x3000 + 0x100 * i, 8);
+	xvb_vdev_budget(&v->d, 3);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(xvb_pop(&v->d, 0, &req), 1);
+		xvb_push(&v->d, &req, 0);
+	}
+	assert_int_equal(xvb_pop(&v->d, 0, &req), 0);
+	assert_int_equal(xvb_pop(&v->d, 0, &req), 0);
+	assert_int_equal(xvb_vdev_budget_end(&v->d), 1ULL << 0);
+	assert_int_equal(v->st.requests, 3);
+	assert_int_equal(xvb_vdev_work(&v->d), 1ULL << 0);
+
+	/* The next call takes the rest; an empty queue is not noted. */
+	xvb_vdev_budget(&v->d, 2);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(xvb_pop(&v->d, 0, &req), 1);
+		xvb_push(&v->d, &req, 0);
+	}
+	assert_int_equal(xvb_pop(&v->d, 0, &req), 0);
+	assert_int_equal(xvb_vdev_budget_end(&v->d), 0);
+	assert_int_equal(xvb_vdev_work(&v->d), 0);
+
+	/* A bad chain counts too; outside a call there is no limit. */
+	offer(v, 5, 0x3000, 0);
+	offer(v, 6, 0x3000, 8);
+	xvb_vdev_budget(&v->d, 1);
+	assert_int_equal(xvb_pop(&v->d, 0, &req), -EINVAL);
+	assert_int_equal(xvb_pop(&v->d, 0, &req), 0);
+	assert_int_equal(xvb_vdev_budget_end(&v->d), 1ULL << 0);
+	assert_int_equal(xvb_pop(&v->d, 0, &req), 1);
+	xvb_push(&v->d, &req, 0);
+	xvb_flush(&v->d, 0);
+	assert_int_equal(le16toh(used(v)->idx), 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -933,6 +978,7 @@ int main(void)
 		T(test_event_avail),
 		T(test_full_init_and_needs_reset),
 		T(test_ring_broken_by_driver),
+		T(test_chain_budget),
 #undef T
 	};
 

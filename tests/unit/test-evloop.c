@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests of the event loop's deferred work (evloop.c): what the
+ * backend's pending list of devices relies on to give each its turn.
+ *
+ * Copyright (c) 2026 The xvmsg authors
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+
+#include <cmocka.h>
+
+#include "evloop.h"
+
+struct rec;
+
+struct item {				/* a deferred entry's arg */
+	struct rec *r;
+	unsigned int i;
+};
+
+struct rec {
+	struct xvb_evloop *loop;
+	char order[32];			/* what ran: 'a' + entry, 'F' the fd */
+	unsigned int n;
+	struct xvb_evdefer d[3];
+	struct item it[3];
+	unsigned int rearm[3];		/* times each arms itself again */
+	struct xvb_evdefer *cancel;	/* d[0] cancels this */
+	struct xvb_evdefer *fd_arms;	/* the fd callback arms this */
+};
+
+static void cb(void *arg)
+{
+	struct item *it = arg;
+	struct rec *r = it->r;
+
+	r->order[r->n++] = (char)('a' + it->i);
+	if (it->i == 0 && r->cancel)
+		xvb_evloop_cancel(r->loop, r->cancel);
+	if (r->rearm[it->i]) {
+		r->rearm[it->i]--;
+		xvb_evloop_defer(r->loop, &r->d[it->i]);
+	}
+}
+
+static void fd_cb(void *arg, int fd, uint32_t events)
+{
+	struct rec *r = arg;
+	uint64_t v;
+
+	(void)events;
+	if (read(fd, &v, sizeof(v)) < 0)
+		return;
+	r->order[r->n++] = 'F';
+	if (r->fd_arms)
+		xvb_evloop_defer(r->loop, r->fd_arms);
+}
+
+static int setup(void **state)
+{
+	struct rec *r = calloc(1, sizeof(*r));
+
+	if (!r || xvb_evloop_create(&r->loop))
+		return -1;
+	for (unsigned int i = 0; i < 3; i++) {
+		r->it[i] = (struct item){ r, i };
+		r->d[i].cb = cb;
+		r->d[i].arg = &r->it[i];
+	}
+	*state = r;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct rec *r = *state;
+
+	xvb_evloop_destroy(r->loop);
+	free(r);
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Armed work runs once, in the order armed; arming twice is once; a round
+ * with work armed does not wait for fds. */
+static void test_fifo_once(void **state)
+{
+	struct rec *r = *state;
+	int64_t t0;
+
+	xvb_evloop_defer(r->loop, &r->d[1]);
+	xvb_evloop_defer(r->loop, &r->d[0]);
+	xvb_evloop_defer(r->loop, &r->d[1]);
+	t0 = now_ms();
+	assert_int_equal(xvb_evloop_run_once(r->loop, 5000), 2);
+	assert_true(now_ms() - t0 < 1000);		/* did not sleep */
+	assert_string_equal(r->order, "ba");
+	assert_int_equal(xvb_evloop_run_once(r->loop, 0), 0);
+	assert_string_equal(r->order, "ba");
+}
+
+/* Work armed again by its own callback waits for the next round, behind
+ * what others armed meanwhile: each gets one turn per round. */
+static void test_rearm_next_round(void **state)
+{
+	struct rec *r = *state;
+
+	r->rearm[0] = 2;
+	r->rearm[1] = 1;
+	xvb_evloop_defer(r->loop, &r->d[0]);
+	xvb_evloop_defer(r->loop, &r->d[1]);
+	assert_int_equal(xvb_evloop_run_once(r->loop, -1), 2);
+	assert_string_equal(r->order, "ab");
+	xvb_evloop_defer(r->loop, &r->d[2]);
+	assert_int_equal(xvb_evloop_run_once(r->loop, -1), 3);
+	assert_string_equal(r->order, "ababc");
+	assert_int_equal(xvb_evloop_run_once(r->loop, -1), 1);
+	assert_string_equal(r->order, "ababca");
+	assert_int_equal(xvb_evloop_run_once(r->loop, 0), 0);
+}
+
+/* The fds of a round come first; work they arm runs in the next round. */
+static void test_fds_first(void **state)
+{
+	struct rec *r = *state;
+	int fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+
+	assert_true(fd >= 0);
+	r->fd_arms = &r->d[2];
+	assert_int_equal(xvb_evloop_add(r->loop, fd, EPOLLIN, fd_cb, r), 0);
+	xvb_evloop_defer(r->loop, &r->d[0]);
+	assert_int_equal(xvb_evloop_run_once(r->loop, -1), 2);
+	assert_string_equal(r->order, "Fa");
+	assert_int_equal(xvb_evloop_run_once(r->loop, -1), 1);
+	assert_string_equal(r->order, "Fac");
+	xvb_evloop_del(r->loop, fd);
+	close(fd);
+}
+
+/* Cancelled work does not run, also when cancelled during its round. */
+static void test_cancel(void **state)
+{
+	struct rec *r = *state;
+
+	xvb_evloop_defer(r->loop, &r->d[0]);
+	xvb_evloop_defer(r->loop, &r->d[1]);
+	xvb_evloop_defer(r->loop, &r->d[2]);
+	xvb_evloop_cancel(r->loop, &r->d[2]);
+	r->cancel = &r->d[1];			/* d[0] cancels d[1] as it runs */
+	assert_int_equal(xvb_evloop_run_once(r->loop, 0), 1);
+	assert_string_equal(r->order, "a");
+	assert_false(r->d[1].armed);
+	assert_int_equal(xvb_evloop_run_once(r->loop, 0), 0);
+	/* Cancelled entries can be armed again; cancelling twice is fine. */
+	xvb_evloop_cancel(r->loop, &r->d[2]);
+	r->cancel = NULL;
+	xvb_evloop_defer(r->loop, &r->d[2]);
+	xvb_evloop_defer(r->loop, &r->d[1]);
+	assert_int_equal(xvb_evloop_run_once(r->loop, 0), 2);
+	assert_string_equal(r->order, "acb");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_fifo_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rearm_next_round, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fds_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("evloop", tests, NULL, NULL);
+}
