@@ -14,27 +14,36 @@
  *
  *   find_vqs          6.11 passes one struct virtqueue_info per queue
  *                     instead of three arrays (callbacks, names, ctx).
- *                     Below: the struct and an adapter for older kernels.
+ *   dma_map_ops       6.19 has map_phys/unmap_phys in place of
+ *                     map_page/unmap_page; 6.18 adds DMA_ATTR_MMIO.
+ *   xenbus_read_driver_state
+ *                     7.0 takes the xenbus device as well as the path.
+ *   nth_page          gone in 6.18; the module does pfn arithmetic instead.
  *   vring_new_virtqueue, vring_del_virtqueue, vring_interrupt,
  *   virtqueue_get_vring, vring_transport_features, virtio_break_device,
- *   __virtio_unbreak_device, synchronize_cbs
- *                     same signatures on every kernel above.
+ *   __virtio_unbreak_device, virtio_config_ops' other members
+ *                     same signatures, still exported (GPL) on all three.
  *   struct vring, vring_init
  *                     uapi <linux/virtio_ring.h>, unchanged.
- *   dma_map_ops       the members the module sets (alloc, free, map_page,
- *                     unmap_page, map_sg, unmap_sg, sync_*, dma_supported,
- *                     max_mapping_size) keep their types.
- *   xenbus, grant table, event channels
- *                     same signatures on every kernel above.
+ *   dma_map_ops' other members (alloc, free, map_sg, unmap_sg, sync_*,
+ *   dma_supported, max_mapping_size), xenbus, grant table (gnttab_*_seq,
+ *   gnttab_try_end_foreign_access), event channels, vmap
+ *                     same signatures on all three.
+ *
+ * The 6.11 step is checked by building on 6.1 and 6.12, the 7.0 and 6.19
+ * steps only by building on 6.12 and 7.x: the exact release of those two
+ * comes from the kernel's history, not from a build.
  *
  * Copyright (c) 2026 The xvmsg authors
  */
 #ifndef XVMSG_COMPAT_H
 #define XVMSG_COMPAT_H
 
+#include <linux/dma-map-ops.h>
 #include <linux/slab.h>
 #include <linux/version.h>
 #include <linux/virtio_config.h>
+#include <xen/xenbus.h>
 
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 11, 0)
 /* As in 6.11's <linux/virtio_config.h>: a NULL name means "no queue". */
@@ -101,5 +110,58 @@ static int op(struct virtio_device *vdev, unsigned int nvqs,			\
 }
 
 #endif /* 6.11 */
+
+/*
+ * dma_map_ops: 6.19 maps physical addresses (map_phys, unmap_phys) where
+ * older kernels map pages (map_page, unmap_page; the unmap arguments are
+ * the same).  The module implements <mode>_map_phys and <mode>_unmap_phys;
+ * XVMSG_DEFINE_MAP_PAGE_OPS(mode) adds <mode>_map_page on older kernels,
+ * and XVMSG_DMA_MAP_PHYS_OPS(mode) fills in the members of the table.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 19, 0)
+
+#define XVMSG_DEFINE_MAP_PAGE_OPS(mode)
+#define XVMSG_DMA_MAP_PHYS_OPS(mode)						\
+	.map_phys = mode##_map_phys,						\
+	.unmap_phys = mode##_unmap_phys
+
+#else /* < 6.19 */
+
+#define XVMSG_DEFINE_MAP_PAGE_OPS(mode)						\
+static dma_addr_t mode##_map_page(struct device *dev, struct page *page,	\
+				  unsigned long offset, size_t size,		\
+				  enum dma_data_direction dir,			\
+				  unsigned long attrs)				\
+{										\
+	return mode##_map_phys(dev, page_to_phys(page) + offset, size, dir,	\
+			       attrs);						\
+}
+#define XVMSG_DMA_MAP_PHYS_OPS(mode)						\
+	.map_page = mode##_map_page,						\
+	.unmap_page = mode##_unmap_phys
+
+#endif /* 6.19 */
+
+/*
+ * DMA_ATTR_MMIO (6.18): the address is MMIO, not RAM with a struct page.
+ * dma_map_resource() passes it to map_phys.  Older kernels never set it.
+ */
+#ifndef DMA_ATTR_MMIO
+#define DMA_ATTR_MMIO 0
+#endif
+
+/*
+ * The state of the driver at path.  7.0 takes the xenbus device too (and
+ * answers XenbusStateUnknown once the device vanished).
+ */
+static inline enum xenbus_state xvmsg_read_driver_state(const struct xenbus_device *dev,
+							const char *path)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(7, 0, 0)
+	return xenbus_read_driver_state(dev, path);
+#else
+	return xenbus_read_driver_state(path);
+#endif
+}
 
 #endif /* XVMSG_COMPAT_H */
