@@ -243,9 +243,9 @@ guest-kernel/xvmsg.ko: $(wildcard guest-kernel/*.c guest-kernel/*.h guest-kernel
 	$(Q)$(MAKE) -C guest-kernel $(if $(filter 0,$(WERROR)),WERROR=0)
 
 .PHONY: check-module-builds
-# The module against every Debian kernel's headers (6.1, bookworm's 6.12,
-# trixie-backports' newest), W=1 and -Werror; fetches them into build/kbuild/.
-# MODULE_BUILDS="6.12 7.x" checks only some.
+# The module against every Debian kernel's headers (6.1, bookworm's and
+# trixie's 6.12, trixie-backports' newest), W=1 and -Werror; fetches them into
+# build/kbuild/.  MODULE_BUILDS="6.12 7.x" checks only some.
 check-module-builds:
 	$(Q)WERROR=$(WERROR) scripts/kbuild/check-builds.sh $(MODULE_BUILDS)
 

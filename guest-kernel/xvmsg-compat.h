@@ -7,7 +7,7 @@
  * test.  Kernels checked (make check-module-builds, see README.md):
  *
  *   6.1    Debian 12 (bookworm)
- *   6.12   Debian 12's 6.12 and Debian 13 (trixie)
+ *   6.12   Debian 12's 6.12 (gcc-12) and Debian 13's (trixie, gcc-14)
  *   newer  the newest kernel in Debian 13's trixie-backports
  *
  * What changed and what did not, for every kernel API the module uses:

@@ -7,11 +7,12 @@
 #          (XVMSG_XEN_KABI, scripts/xen/common.sh); host headers package
 #   6.12   bookworm's 6.12 (built by gcc-12, like the host): the .debs of
 #          linux-headers-6.12-amd64's dependency, extracted under build/
-#   7.x    the newest kernel of trixie-backports, whose headers are built by
-#          trixie's gcc-14: in a trixie chroot made with debootstrap
+#   6.12-trixie  trixie's 6.12, built by trixie's gcc-14: in a trixie
+#          chroot made with debootstrap (.debs extracted there)
+#   7.x    the newest kernel of trixie-backports (gcc-14), in the same chroot
 #
 #   scripts/kbuild/check-builds.sh            all header sets
-#   scripts/kbuild/check-builds.sh 6.12       only some (6.1, 6.12, 7.x)
+#   scripts/kbuild/check-builds.sh 6.12 7.x   only some (6.1, 6.12, 6.12-trixie, 7.x)
 #
 # One line per header set (PASS, FAIL or SKIP with the reason), then
 # "module-builds: N passed, N failed".  A set whose packages cannot be had
@@ -169,13 +170,15 @@ check_612() {
 }
 
 # ---- 7.x: trixie-backports in a trixie chroot -------------------------------
-# gcc-14 builds the headers; pahole for BTF; libelf/libssl for kbuild's tools.
-TRIXIE_PKGS=gcc-14,gcc-14-for-host,make,libc6-dev,libelf1t64,libssl3t64,zlib1g,pahole,ca-certificates
+# gcc-14 builds the headers; pahole for BTF; libelf/libssl for kbuild's tools;
+# perl for 6.12's kernel-doc (W=1).
+TRIXIE_PKGS=gcc-14,gcc-14-for-host,make,libc6-dev,libelf1t64,libssl3t64,zlib1g,pahole,perl,ca-certificates
 CHROOT=$OUT/trixie
 
 # in_chroot CMD...: run CMD in the chroot with /proc mounted (objtool reads
 # it), in a mount namespace of its own so nothing stays mounted.
 in_chroot() {
+	# shellcheck disable=SC2016
 	unshare --mount --propagation private -- sh -c \
 		'mount -t proc proc "$0/proc" && exec chroot "$0" "$@"' "$CHROOT" "$@"
 }
@@ -200,17 +203,65 @@ make_chroot() {
 	rm -rf "$CHROOT" && mv "$CHROOT.tmp" "$CHROOT"
 }
 
+# chroot_update: apt-get update in the chroot, once a run.
+chroot_updated=0
+chroot_update() {
+	[ "$chroot_updated" = 1 ] && return 0
+	chroot_updated=1
+	in_chroot apt-get update -qq >/dev/null 2>&1 || log "apt-get update in the chroot failed: using its lists"
+}
+
+# trixie_headers SUITE: the ABI that linux-headers-amd64 of SUITE (trixie,
+# trixie-backports) depends on, from the chroot's lists.
+trixie_headers() {
+	ver=$(in_chroot apt-cache madison linux-headers-amd64 2>/dev/null |
+		awk -F' *[|] *' -v s="$1/" 'index($3, s) {print $2}' | sort -V | tail -n1)
+	[ -n "$ver" ] && in_chroot apt-cache depends "linux-headers-amd64=$ver" 2>/dev/null |
+		sed -n 's/^ *Depends: linux-headers-\([0-9.]*+deb13-amd64\)$/\1/p' | head -n1
+}
+
+# build_chroot NAME ABI: build in the chroot against /usr/src/linux-headers-ABI.
+build_chroot() {
+	sync_src "$CHROOT/build/$2"
+	start=$(date +%s)
+	# shellcheck disable=SC2046
+	if in_chroot make -C "/usr/src/linux-headers-$2" M="/build/$2/guest-kernel" \
+		$(kbuild_flags) modules >"$OUT/build-$2.log" 2>&1 &&
+	   clean_log "$OUT/build-$2.log"; then
+		result_pass "$1" $(($(date +%s) - start))
+	else
+		result_fail "$1" "$OUT/build-$2.log"
+	fi
+}
+
+# trixie's own 6.12.  Its headers package depends on the kernel image, so
+# the three packages a build needs are extracted rather than installed.
+check_612t() {
+	is_root || { result_skip "6.12 (trixie)" "the trixie chroot needs root"; return; }
+	why=$(make_chroot) || { result_skip "6.12 (trixie)" "$why"; return; }
+	chroot_update
+	abi=$(trixie_headers trixie)
+	[ -n "$abi" ] || { result_skip "6.12 (trixie)" "trixie has no linux-headers-amd64 (apt-get update in $CHROOT?)"; return; }
+	name="$abi (trixie, gcc-14)"
+	ver=${abi%-amd64}
+	if [ ! -f "$CHROOT/usr/src/linux-headers-$abi/.xvmsg-ok" ]; then
+		log "extracting linux-headers-$abi in the chroot"
+		# shellcheck disable=SC2016
+		in_chroot sh -c 'mkdir -p /var/cache/xvmsg && cd /var/cache/xvmsg && rm -f ./*.deb &&
+			apt-get download -qq "$@" && for d in ./*.deb; do dpkg -x "$d" /; done' sh \
+			"linux-headers-$abi" "linux-headers-$ver-common" "linux-kbuild-$ver" \
+			>"$OUT/trixie-install.log" 2>&1 ||
+			{ result_skip "$name" "apt-get download of linux-headers-$abi in the chroot failed (see $OUT/trixie-install.log)"; return; }
+		touch "$CHROOT/usr/src/linux-headers-$abi/.xvmsg-ok"
+	fi
+	build_chroot "$name" "$abi"
+}
+
 check_7x() {
 	is_root || { result_skip "7.x (trixie-backports)" "the trixie chroot needs root"; return; }
 	why=$(make_chroot) || { result_skip "7.x (trixie-backports)" "$why"; return; }
-	in_chroot apt-get update -qq >/dev/null 2>&1 || log "apt-get update in the chroot failed: using its lists"
-	# The version linux-headers-amd64 has in trixie-backports, and the ABI
-	# package it depends on.
-	ver=$(in_chroot apt-cache madison linux-headers-amd64 2>/dev/null |
-		awk -F' *[|] *' '$3 ~ /trixie-backports/ {print $2}' | sort -V | tail -n1)
-	abi=""
-	[ -n "$ver" ] && abi=$(in_chroot apt-cache depends "linux-headers-amd64=$ver" 2>/dev/null |
-		sed -n 's/^ *Depends: linux-headers-\([0-9.]*+deb13-amd64\)$/\1/p' | head -n1)
+	chroot_update
+	abi=$(trixie_headers trixie-backports)
 	[ -n "$abi" ] || { result_skip "7.x (trixie-backports)" \
 		"trixie-backports has no linux-headers-amd64 (apt-get update in $CHROOT?)"; return; }
 	name="$abi (trixie-backports, gcc-14)"
@@ -221,29 +272,21 @@ check_7x() {
 			>"$OUT/trixie-install.log" 2>&1 ||
 			{ result_skip "$name" "apt-get install linux-headers-$abi in the chroot failed (see $OUT/trixie-install.log)"; return; }
 	fi
-	sync_src "$CHROOT/build/$abi"
-	start=$(date +%s)
-	# shellcheck disable=SC2046
-	if in_chroot make -C "/usr/src/linux-headers-$abi" M="/build/$abi/guest-kernel" \
-		$(kbuild_flags) modules >"$OUT/build-$abi.log" 2>&1 &&
-	   clean_log "$OUT/build-$abi.log"; then
-		result_pass "$name" $(($(date +%s) - start))
-	else
-		result_fail "$name" "$OUT/build-$abi.log"
-	fi
+	build_chroot "$name" "$abi"
 }
 
 main() {
 	mkdir -p "$OUT"
 	exec 9>"$OUT/kbuild.lock"
 	flock -w 900 9 || { echo "module-builds: $OUT/kbuild.lock held for 900 s"; exit 1; }
-	sets=${*:-6.1 6.12 7.x}
+	sets=${*:-6.1 6.12 6.12-trixie 7.x}
 	for s in $sets; do
 		case $s in
 		6.1) check_61 ;;
 		6.12) check_612 ;;
+		6.12-trixie) check_612t ;;
 		7.x) check_7x ;;
-		*) echo "check-builds.sh: unknown header set $s (6.1, 6.12, 7.x)" >&2; exit 2 ;;
+		*) echo "check-builds.sh: unknown header set $s (6.1, 6.12, 6.12-trixie, 7.x)" >&2; exit 2 ;;
 		esac
 	done
 	echo "module-builds: $pass passed, $fail failed$([ "$skip" -gt 0 ] && echo " ($skip skipped)")"
