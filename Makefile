@@ -3,6 +3,7 @@
 #
 #   make              userspace programs into build/bin/
 #   make check        install missing packages, then every test
+#   make check-module-builds   the guest module against each Debian kernel
 #   make demo         loopback demo (later: the Xen reference system)
 #   make SAN=1 ...    build with ASan+UBSan into build/san/
 #   make WERROR=0     do not treat warnings as errors
@@ -242,6 +243,13 @@ guest-kernel/xvmsg.ko: $(wildcard guest-kernel/*.c guest-kernel/*.h guest-kernel
 		$(wildcard include/xvmsg/*.h) | xen-fetch
 	$(Q)$(MAKE) -C guest-kernel $(if $(filter 0,$(WERROR)),WERROR=0)
 
+.PHONY: check-module-builds
+# The module against every Debian kernel's headers (6.1, bookworm's and
+# trixie's 6.12, trixie-backports' newest), W=1 and -Werror; fetches them into
+# build/kbuild/.  MODULE_BUILDS="6.12 7.x" checks only some.
+check-module-builds:
+	$(Q)WERROR=$(WERROR) scripts/kbuild/check-builds.sh $(MODULE_BUILDS)
+
 .PHONY: check-xen
 # The end-to-end test on real Xen: tests/xen/e2e/.
 check-xen:
@@ -265,6 +273,7 @@ check-xen-kmod:
 check: deps
 	$(Q)$(MAKE) --no-print-directory check-unit check-loop
 	$(Q)$(MAKE) --no-print-directory check-san
+	$(Q)$(MAKE) --no-print-directory check-module-builds
 	$(Q)$(MAKE) --no-print-directory check-xen
 	$(Q)$(MAKE) --no-print-directory check-xen-kmod
 

@@ -41,6 +41,7 @@
 #include <xen/xen.h>
 
 #include "xvmsg.h"
+#include "xvmsg-compat.h"
 
 static_assert(PAGE_SIZE == XEN_PAGE_SIZE, "xvmsg assumes 4 KiB kernel pages");
 static_assert(PAGE_SIZE == XVMSG_PAGE_SIZE, "xvmsg assumes 4 KiB kernel pages");
@@ -252,15 +253,14 @@ XVMSG_RCU_VOID_OP(pool_free,
 		   unsigned long attrs),
 		  (dev, size, vaddr, handle, attrs))
 
-static dma_addr_t pool_map_page_rcu(struct device *dev, struct page *page, unsigned long offset,
-				    size_t size, enum dma_data_direction dir, unsigned long attrs)
+static dma_addr_t pool_map_phys_rcu(struct device *dev, phys_addr_t phys, size_t size,
+				    enum dma_data_direction dir, unsigned long attrs)
 {
 	struct xvmsg_conn *c = dev_conn(dev);
-	phys_addr_t phys = page_to_phys(page) + offset;
 	unsigned int n, i;
 	long idx;
 
-	if (!c || !size || dir == DMA_NONE) {
+	if (!c || !size || dir == DMA_NONE || (attrs & DMA_ATTR_MMIO)) {
 		if (c)
 			xvmsg_stat_inc(c->info, XVMSG_ST_MAP_ERRORS);
 		return DMA_MAPPING_ERROR;
@@ -293,12 +293,12 @@ static dma_addr_t pool_map_page_rcu(struct device *dev, struct page *page, unsig
 		memset(c->pool.va + ((size_t)idx << XVMSG_POOL_UNIT_SHIFT), 0xff, size);
 	return pool_bus(&c->pool, (size_t)idx << XVMSG_POOL_UNIT_SHIFT);
 }
-XVMSG_RCU_OP(dma_addr_t, pool_map_page,
-	     (struct device *dev, struct page *page, unsigned long offset, size_t size,
-	      enum dma_data_direction dir, unsigned long attrs),
-	     (dev, page, offset, size, dir, attrs))
+XVMSG_RCU_OP(dma_addr_t, pool_map_phys,
+	     (struct device *dev, phys_addr_t phys, size_t size, enum dma_data_direction dir,
+	      unsigned long attrs),
+	     (dev, phys, size, dir, attrs))
 
-static void pool_unmap_page_rcu(struct device *dev, dma_addr_t addr, size_t size,
+static void pool_unmap_phys_rcu(struct device *dev, dma_addr_t addr, size_t size,
 				enum dma_data_direction dir, unsigned long attrs)
 {
 	struct xvmsg_conn *c = dev_conn(dev);
@@ -328,7 +328,7 @@ static void pool_unmap_page_rcu(struct device *dev, dma_addr_t addr, size_t size
 		bounce(c, c->pool.slot[idx].orig, c->pool.va + off, size, false);
 	pool_give(c, idx, n, flags);
 }
-XVMSG_RCU_VOID_OP(pool_unmap_page,
+XVMSG_RCU_VOID_OP(pool_unmap_phys,
 		  (struct device *dev, dma_addr_t addr, size_t size, enum dma_data_direction dir,
 		   unsigned long attrs),
 		  (dev, addr, size, dir, attrs))
@@ -489,41 +489,39 @@ static unsigned int grant_forget(struct xvmsg_conn *c, grant_ref_t ref)
  * The content of a DMA_FROM_DEVICE buffer is undefined until the device
  * wrote it, so nothing of the driver's is lost.
  */
-static void poison_small(struct page *page, unsigned long offset, size_t size,
-			 enum dma_data_direction dir)
+static void poison_small(phys_addr_t phys, size_t size, enum dma_data_direction dir)
 {
 	void *va;
 
 	if (dir != DMA_FROM_DEVICE || size > XVMSG_POISON_MAX ||
-	    offset_in_page(offset) + size > PAGE_SIZE)
+	    offset_in_page(phys) + size > PAGE_SIZE)
 		return;
-	va = kmap_local_page(nth_page(page, offset >> PAGE_SHIFT));
-	memset(va + offset_in_page(offset), 0xff, size);
+	va = kmap_local_page(pfn_to_page(PHYS_PFN(phys)));
+	memset(va + offset_in_page(phys), 0xff, size);
 	kunmap_local(va);
 }
 
-static dma_addr_t grant_map_page_rcu(struct device *dev, struct page *page, unsigned long offset,
-				     size_t size, enum dma_data_direction dir, unsigned long attrs)
+static dma_addr_t grant_map_phys_rcu(struct device *dev, phys_addr_t phys, size_t size,
+				     enum dma_data_direction dir, unsigned long attrs)
 {
 	struct xvmsg_conn *c = dev_conn(dev);
+	unsigned long offset = offset_in_page(phys);
 
-	if (!c || !size || dir == DMA_NONE) {
+	if (!c || !size || dir == DMA_NONE || (attrs & DMA_ATTR_MMIO)) {
 		if (c)
 			xvmsg_stat_inc(c->info, XVMSG_ST_MAP_ERRORS);
 		return DMA_MAPPING_ERROR;
 	}
-	poison_small(page, offset, size, dir);
-	page = nth_page(page, offset >> PAGE_SHIFT);
-	offset = offset_in_page(offset);
-	return grant_pages(c, page_to_xen_pfn(page), PFN_UP(offset + size), offset,
+	poison_small(phys, size, dir);
+	return grant_pages(c, XEN_PFN_DOWN(phys), PFN_UP(offset + size), offset,
 			   dir == DMA_TO_DEVICE);
 }
-XVMSG_RCU_OP(dma_addr_t, grant_map_page,
-	     (struct device *dev, struct page *page, unsigned long offset, size_t size,
-	      enum dma_data_direction dir, unsigned long attrs),
-	     (dev, page, offset, size, dir, attrs))
+XVMSG_RCU_OP(dma_addr_t, grant_map_phys,
+	     (struct device *dev, phys_addr_t phys, size_t size, enum dma_data_direction dir,
+	      unsigned long attrs),
+	     (dev, phys, size, dir, attrs))
 
-static void grant_unmap_page_rcu(struct device *dev, dma_addr_t addr, size_t size,
+static void grant_unmap_phys_rcu(struct device *dev, dma_addr_t addr, size_t size,
 				 enum dma_data_direction dir, unsigned long attrs)
 {
 	struct xvmsg_conn *c = dev_conn(dev);
@@ -546,7 +544,7 @@ static void grant_unmap_page_rcu(struct device *dev, dma_addr_t addr, size_t siz
 				"backend still maps %u page(s) of a buffer the driver took back (grants %u..%u)",
 				busy, ref, ref + n - 1);
 }
-XVMSG_RCU_VOID_OP(grant_unmap_page,
+XVMSG_RCU_VOID_OP(grant_unmap_phys,
 		  (struct device *dev, dma_addr_t addr, size_t size, enum dma_data_direction dir,
 		   unsigned long attrs),
 		  (dev, addr, size, dir, attrs))
@@ -649,21 +647,20 @@ static bool gfns_contiguous(unsigned long pfn, unsigned int n, unsigned long *gf
 	return true;
 }
 
-static dma_addr_t full_map_page_rcu(struct device *dev, struct page *page, unsigned long offset,
-				    size_t size, enum dma_data_direction dir, unsigned long attrs)
+static dma_addr_t full_map_phys_rcu(struct device *dev, phys_addr_t phys, size_t size,
+				    enum dma_data_direction dir, unsigned long attrs)
 {
 	struct xvmsg_conn *c = dev_conn(dev);
+	unsigned long offset = offset_in_page(phys);
 	unsigned long gfn;
 
-	if (!c || !size || dir == DMA_NONE) {
+	if (!c || !size || dir == DMA_NONE || (attrs & DMA_ATTR_MMIO)) {
 		if (c)
 			xvmsg_stat_inc(c->info, XVMSG_ST_MAP_ERRORS);
 		return DMA_MAPPING_ERROR;
 	}
-	poison_small(page, offset, size, dir);
-	page = nth_page(page, offset >> PAGE_SHIFT);
-	offset = offset_in_page(offset);
-	if (!gfns_contiguous(page_to_xen_pfn(page), PFN_UP(offset + size), &gfn)) {
+	poison_small(phys, size, dir);
+	if (!gfns_contiguous(XEN_PFN_DOWN(phys), PFN_UP(offset + size), &gfn)) {
 		xvmsg_stat_inc(c->info, XVMSG_ST_FULL_DISCONTIG);
 		dev_warn_ratelimited(dev,
 				     "full mode: %zu-byte buffer spans machine-discontiguous frames, not mapped\n",
@@ -672,12 +669,12 @@ static dma_addr_t full_map_page_rcu(struct device *dev, struct page *page, unsig
 	}
 	return ((dma_addr_t)gfn << PAGE_SHIFT) | offset;
 }
-XVMSG_RCU_OP(dma_addr_t, full_map_page,
-	     (struct device *dev, struct page *page, unsigned long offset, size_t size,
-	      enum dma_data_direction dir, unsigned long attrs),
-	     (dev, page, offset, size, dir, attrs))
+XVMSG_RCU_OP(dma_addr_t, full_map_phys,
+	     (struct device *dev, phys_addr_t phys, size_t size, enum dma_data_direction dir,
+	      unsigned long attrs),
+	     (dev, phys, size, dir, attrs))
 
-static void full_unmap_page_rcu(struct device *dev, dma_addr_t addr, size_t size,
+static void full_unmap_phys_rcu(struct device *dev, dma_addr_t addr, size_t size,
 				enum dma_data_direction dir, unsigned long attrs)
 {
 	struct xvmsg_conn *c = dev_conn(dev);
@@ -685,7 +682,7 @@ static void full_unmap_page_rcu(struct device *dev, dma_addr_t addr, size_t size
 	if (c)
 		xvmsg_shadow_unmapped(c, addr);	/* a chain virtio_ring freed? */
 }
-XVMSG_RCU_VOID_OP(full_unmap_page,
+XVMSG_RCU_VOID_OP(full_unmap_phys,
 		  (struct device *dev, dma_addr_t addr, size_t size, enum dma_data_direction dir,
 		   unsigned long attrs),
 		  (dev, addr, size, dir, attrs))
@@ -746,7 +743,7 @@ static void mode##_unmap_sg(struct device *dev, struct scatterlist *sgl, int nen
 	int i;										\
 											\
 	for_each_sg(sgl, sg, nents, i)							\
-		mode##_unmap_page(dev, sg_dma_address(sg), sg_dma_len(sg), dir, attrs);	\
+		mode##_unmap_phys(dev, sg_dma_address(sg), sg_dma_len(sg), dir, attrs);	\
 }											\
 											\
 static int mode##_map_sg(struct device *dev, struct scatterlist *sgl, int nents,	\
@@ -756,8 +753,8 @@ static int mode##_map_sg(struct device *dev, struct scatterlist *sgl, int nents,
 	int i;										\
 											\
 	for_each_sg(sgl, sg, nents, i) {						\
-		sg_dma_address(sg) = mode##_map_page(dev, sg_page(sg), sg->offset,	\
-						     sg->length, dir, attrs);		\
+		sg_dma_address(sg) = mode##_map_phys(dev, sg_phys(sg), sg->length,	\
+						     dir, attrs);			\
 		if (sg_dma_address(sg) == DMA_MAPPING_ERROR) {				\
 			mode##_unmap_sg(dev, sgl, i, dir,				\
 					attrs | DMA_ATTR_SKIP_CPU_SYNC);		\
@@ -769,8 +766,11 @@ static int mode##_map_sg(struct device *dev, struct scatterlist *sgl, int nents,
 }
 
 DEFINE_SG_OPS(pool)
+XVMSG_DEFINE_MAP_PAGE_OPS(pool)
 DEFINE_SG_OPS(grant)
+XVMSG_DEFINE_MAP_PAGE_OPS(grant)
 DEFINE_SG_OPS(full)
+XVMSG_DEFINE_MAP_PAGE_OPS(full)
 
 static void pool_sync_sg_for_cpu(struct device *dev, struct scatterlist *sgl, int nents,
 				 enum dma_data_direction dir)
@@ -806,8 +806,7 @@ static int xvmsg_dma_supported_any(struct device *dev, u64 mask)
 static const struct dma_map_ops xvmsg_pool_ops = {
 	.alloc			= pool_alloc,
 	.free			= pool_free,
-	.map_page		= pool_map_page,
-	.unmap_page		= pool_unmap_page,
+	XVMSG_DMA_MAP_PHYS_OPS(pool),
 	.map_sg			= pool_map_sg,
 	.unmap_sg		= pool_unmap_sg,
 	.sync_single_for_cpu	= pool_sync_for_cpu,
@@ -821,8 +820,7 @@ static const struct dma_map_ops xvmsg_pool_ops = {
 static const struct dma_map_ops xvmsg_grant_ops = {
 	.alloc			= grant_alloc,
 	.free			= grant_free,
-	.map_page		= grant_map_page,
-	.unmap_page		= grant_unmap_page,
+	XVMSG_DMA_MAP_PHYS_OPS(grant),
 	.map_sg			= grant_map_sg,
 	.unmap_sg		= grant_unmap_sg,
 	.dma_supported		= xvmsg_dma_supported_64,
@@ -831,8 +829,7 @@ static const struct dma_map_ops xvmsg_grant_ops = {
 static const struct dma_map_ops xvmsg_full_ops = {
 	.alloc			= full_alloc,
 	.free			= full_free,
-	.map_page		= full_map_page,
-	.unmap_page		= full_unmap_page,
+	XVMSG_DMA_MAP_PHYS_OPS(full),
 	.map_sg			= full_map_sg,
 	.unmap_sg		= full_unmap_sg,
 	.dma_supported		= xvmsg_dma_supported_any,

@@ -39,6 +39,7 @@
 #include <xen/xen.h>
 
 #include "xvmsg.h"
+#include "xvmsg-compat.h"
 
 /* ---- module parameters ---------------------------------------------------- */
 
@@ -419,7 +420,7 @@ static void wait_backend_released(struct xenbus_device *dev)
 	enum xenbus_state s;
 
 	for (;;) {
-		s = xenbus_read_driver_state(dev->otherend);
+		s = xvmsg_read_driver_state(dev, dev->otherend);
 		if (s != XenbusStateInitialised && s != XenbusStateConnected &&
 		    s != XenbusStateClosing)
 			return;
@@ -447,7 +448,7 @@ static void xvmsg_teardown(struct xvmsg_info *info, bool graceful, const char *w
 		return;
 	dev_info(&dev->dev, "disconnecting: %s\n", why);
 	if (graceful && (test_bit(XVMSG_F_BROKEN, &c->flags) ||
-			 xenbus_read_driver_state(dev->otherend) != XenbusStateConnected))
+			 xvmsg_read_driver_state(dev, dev->otherend) != XenbusStateConnected))
 		graceful = false;
 	xvmsg_vdev_unregister(c, graceful);
 	xvmsg_conn_stop(c);	/* nothing more goes over the rings */
@@ -514,7 +515,7 @@ static void xvmsg_step(struct xvmsg_info *info)
 	int r;
 
 	for (pass = 0; pass < 4; pass++) {
-		be = xenbus_read_driver_state(dev->otherend);
+		be = xvmsg_read_driver_state(dev, dev->otherend);
 		dev_dbg(&dev->dev, "backend %s, frontend %s\n", xenbus_strstate(be),
 			xenbus_strstate(dev->state));
 		again = false;

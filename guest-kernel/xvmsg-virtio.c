@@ -18,6 +18,7 @@
 #include <xen/events.h>
 
 #include "xvmsg.h"
+#include "xvmsg-compat.h"
 
 static struct xvmsg_conn *vd_conn(struct virtio_device *vdev)
 {
@@ -466,18 +467,19 @@ static void xv_del_vqs(struct virtio_device *vdev)
 }
 
 static int xv_find_vqs(struct virtio_device *vdev, unsigned int nvqs, struct virtqueue *vqs[],
-		       vq_callback_t *callbacks[], const char * const names[], const bool *ctx,
-		       struct irq_affinity *desc)
+		       struct virtqueue_info vqs_info[], struct irq_affinity *desc)
 {
 	unsigned int i, index = 0;
 
 	mutex_lock(&vd_conn(vdev)->vq_lock);
 	for (i = 0; i < nvqs; i++) {
-		if (!names[i]) {
+		const struct virtqueue_info *info = &vqs_info[i];
+
+		if (!info->name) {
 			vqs[i] = NULL;
 			continue;
 		}
-		vqs[i] = setup_vq(vdev, index++, callbacks[i], names[i], ctx ? ctx[i] : false);
+		vqs[i] = setup_vq(vdev, index++, info->callback, info->name, info->ctx);
 		if (IS_ERR(vqs[i])) {
 			int r = PTR_ERR(vqs[i]);
 
@@ -497,6 +499,8 @@ static int xv_find_vqs(struct virtio_device *vdev, unsigned int nvqs, struct vir
 	return 0;
 }
 
+XVMSG_FIND_VQS_OP(xv_find_vqs_op, xv_find_vqs)
+
 static void xv_synchronize_cbs(struct virtio_device *vdev)
 {
 	struct xvmsg_conn *c = vd_conn(vdev);
@@ -514,7 +518,7 @@ static const struct virtio_config_ops xvmsg_config_ops = {
 	.get_status		= xv_get_status,
 	.set_status		= xv_set_status,
 	.reset			= xv_reset,
-	.find_vqs		= xv_find_vqs,
+	.find_vqs		= xv_find_vqs_op,
 	.del_vqs		= xv_del_vqs,
 	.synchronize_cbs	= xv_synchronize_cbs,
 	.get_features		= xv_get_features,
