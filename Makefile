@@ -261,6 +261,17 @@ check-xen-kmod:
 		echo "xen-kmod: 0 passed, 1 failed"; exit 1; \
 	fi
 
+# ---- Debian packages (debian/, docs/install.md) ---------------------------
+.PHONY: deb check-deb
+# Builds xvmsg-backend, xvmsg-utils and xvmsg-dkms into build/deb/.
+deb:
+	$(Q)XVMSG_VERSION=$(XVMSG_VERSION) scripts/deb/build.sh
+
+# Installs them into a Debian 12 chroot (cached in build/deb-chroot/) and
+# checks them there (scripts/deb/check.sh).  Not part of make check.
+check-deb: deb
+	$(Q)XVMSG_VERSION=$(XVMSG_VERSION) scripts/deb/check.sh
+
 check: deps
 	$(Q)$(MAKE) --no-print-directory check-unit check-loop
 	$(Q)$(MAKE) --no-print-directory check-san
