@@ -213,8 +213,9 @@ deps:
 
 tests: $(UNIT_BINS) $(LOOP_BINS) $(PROGS)
 
-check-unit: $(UNIT_BINS) $(SCRIPT_TESTS)
-	$(Q)XVMSG_TOP=$(CURDIR) scripts/run-tests.sh unit $(UNIT_BINS) $(SCRIPT_TESTS)
+# test-man-options compares the programs' --help with docs/man/.
+check-unit: $(UNIT_BINS) $(SCRIPT_TESTS) $(BIN)/xvmsg-backend $(BIN)/xvmsg-ctl
+	$(Q)XVMSG_TOP=$(CURDIR) XVMSG_BIN=$(abspath $(BIN)) scripts/run-tests.sh unit $(UNIT_BINS) $(SCRIPT_TESTS)
 
 check-loop: $(LOOP_BINS) $(PROGS)
 	$(Q)XVMSG_BIN=$(abspath $(BIN)) scripts/run-tests.sh loop $(LOOP_BINS)
