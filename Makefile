@@ -215,8 +215,9 @@ deps:
 
 tests: $(UNIT_BINS) $(LOOP_BINS) $(PROGS)
 
-check-unit: $(UNIT_BINS) $(SCRIPT_TESTS)
-	$(Q)XVMSG_TOP=$(CURDIR) scripts/run-tests.sh unit $(UNIT_BINS) $(SCRIPT_TESTS)
+# test-man-options compares the programs' --help with docs/man/.
+check-unit: $(UNIT_BINS) $(SCRIPT_TESTS) $(BIN)/xvmsg-backend $(BIN)/xvmsg-ctl
+	$(Q)XVMSG_TOP=$(CURDIR) XVMSG_BIN=$(abspath $(BIN)) scripts/run-tests.sh unit $(UNIT_BINS) $(SCRIPT_TESTS)
 
 check-loop: $(LOOP_BINS) $(PROGS)
 	$(Q)XVMSG_BIN=$(abspath $(BIN)) scripts/run-tests.sh loop $(LOOP_BINS)
@@ -269,6 +270,17 @@ check-xen-kmod:
 	else \
 		echo "xen-kmod: 0 passed, 1 failed"; exit 1; \
 	fi
+
+# ---- Debian packages (debian/, docs/install.md) ---------------------------
+.PHONY: deb check-deb
+# Builds xvmsg-backend, xvmsg-utils and xvmsg-dkms into build/deb/.
+deb:
+	$(Q)XVMSG_VERSION=$(XVMSG_VERSION) scripts/deb/build.sh
+
+# Installs them into a Debian 12 chroot (cached in build/deb-chroot/) and
+# checks them there (scripts/deb/check.sh).  Not part of make check.
+check-deb: deb
+	$(Q)XVMSG_VERSION=$(XVMSG_VERSION) scripts/deb/check.sh
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory check-unit check-loop

@@ -1,0 +1,39 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Each program's --help and its man page (docs/man/) name the same options,
+# long and short, so that neither falls behind when an option is added.
+set -u
+# The tree: XVMSG_TOP (make check-unit sets it), else this script's; the
+# programs: XVMSG_BIN, else build/bin.
+top=${XVMSG_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+bin=${XVMSG_BIN:-$top/build/bin}
+
+# options: the options a text names, one a line, sorted: --long and -x.
+options() {
+	grep -oE -- '(^|[^A-Za-z0-9-])--?[A-Za-z][A-Za-z-]*' |
+		sed -E 's/^[^-]*//' | grep -E -- '^(--[a-z][a-z-]*[a-z]|-[A-Za-z])$' | sort -u
+}
+# man_text PAGE: the roff source with escaped dashes and font changes undone.
+man_text() {
+	sed -e 's/\\-/-/g' -e 's/\\f[BIRP]//g' -e 's/^\.[A-Z]* //' "$1"
+}
+
+pass=0 fail=0
+for prog in xvmsg-backend xvmsg-ctl; do
+	page=$top/docs/man/$prog.8
+	if [ ! -x "$bin/$prog" ] || [ ! -f "$page" ]; then
+		echo "  FAIL    $prog: no $bin/$prog or no $page"; fail=$((fail + 1)); continue
+	fi
+	help=$("$bin/$prog" --help | options)
+	man=$(man_text "$page" | options)
+	if [ -n "$help" ] && [ "$help" = "$man" ]; then
+		echo "  PASS    $prog: --help and $prog.8 name the same $(echo "$help" | wc -l) options"
+		pass=$((pass + 1))
+	else
+		echo "  FAIL    $prog: options differ (< only in --help, > only in $prog.8)"
+		diff <(echo "$help") <(echo "$man") | grep '^[<>]' | sed 's/^/          /'
+		fail=$((fail + 1))
+	fi
+done
+echo "man-options: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
