@@ -286,6 +286,7 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory check-unit check-loop
 	$(Q)$(MAKE) --no-print-directory check-san
 	$(Q)$(MAKE) --no-print-directory check-module-builds
+	$(Q)$(MAKE) --no-print-directory check-deb
 	$(Q)$(MAKE) --no-print-directory check-xen
 	$(Q)$(MAKE) --no-print-directory check-xen-kmod
 
