@@ -102,10 +102,29 @@ fail:
 	return -ENOMEM;
 }
 
+/* Forget the queue's recorded chains (a reset may leave some behind): a
+ * later unmap of the same address must not clear a head of a new ring. */
+static void forget_records(struct xvmsg_queue *q)
+{
+	struct xvmsg_conn *c = q->conn;
+	unsigned long index, flags;
+	void *v;
+
+	if (!c)
+		return;
+	xa_lock_irqsave(&c->heads, flags);
+	xa_for_each(&c->heads, index, v)
+		if (xa_to_value(v) >> 16 == q->index)
+			__xa_erase(&c->heads, index);
+	xa_unlock_irqrestore(&c->heads, flags);
+}
+
 void xvmsg_shadow_destroy(struct xvmsg_queue *q, struct device *dma_dev)
 {
 	struct xvmsg_shadow *s = &q->sh;
 	unsigned int i;
+
+	forget_records(q);
 
 	if (s->ring_va)
 		vunmap(s->ring_va);
@@ -138,16 +157,19 @@ static void record(struct xvmsg_queue *q, u16 head, u64 addr)
 
 	if (test_and_set_bit(head, s->inflight))
 		return;
-	atomic_inc(&s->ninflight);
-	/* An address the record cannot hold (no memory) is failed with the
-	 * rest but never cleared early: at worst it fails twice, which
-	 * virtio_ring refuses (a broken queue), never a hang. */
 	xa_lock_irqsave(&c->heads, flags);
 	r = xa_err(__xa_store(&c->heads, (unsigned long)addr,
 			      xa_mk_value((unsigned long)q->index << 16 | head), GFP_ATOMIC));
 	xa_unlock_irqrestore(&c->heads, flags);
-	if (r)
+	/* No memory for the record: the request goes unrecorded (it would
+	 * never be cleared, and the stall watchdog would count it for ever);
+	 * only failing it, should the backend fail, is lost. */
+	if (r) {
+		clear_bit(head, s->inflight);
 		xvmsg_stat_inc(c->info, XVMSG_ST_MAP_ERRORS);
+		return;
+	}
+	atomic_inc(&s->ninflight);
 }
 
 /*
