@@ -153,6 +153,14 @@ static void fuzz_args(char *buf, size_t len)
 		break;
 	case CTL_CMD_LIST:
 		break;
+	case CTL_CMD_ATTACH_FROM:
+		check(a.file != NULL);
+		break;
+	case CTL_CMD_CREATE:
+		check(a.file != NULL && a.xl_argc >= 0 && a.xl_argc <= CTL_XL_OPTIONS_MAX);
+		for (int i = 0; i < a.xl_argc; i++)
+			check(a.xl_argv[i][0] == '-' && a.xl_argv[i][1] != '\0');
+		break;
 	default:
 		abort();
 	}
