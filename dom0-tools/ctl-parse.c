@@ -341,6 +341,484 @@ int ctl_parse_desc(const char *buf, size_t len, const char *name, struct ctl_des
 	return 0;
 }
 
+/* ---- xl configs: entries of xvmsg = [ ... ] ------------------------------ */
+
+/* A device parameter an entry may give, and whether it takes a value. */
+struct entry_param {
+	const char *type;
+	const char *key;
+	bool value;
+	bool on_off;		/* the value is on or off */
+};
+
+static const struct entry_param entry_params[] = {
+	{ "blk", "path", true, false },
+	{ "blk", "ro", false, false },
+	{ "blk", "serial", true, false },
+	{ "blk", "direct", false, false },
+	{ "blk", "discard", true, true },
+	{ "blk", "write-zeroes", true, true },
+	{ "console", "stdio", false, false },
+	{ "console", "pty", false, false },
+	{ "console", "link", true, false },
+	{ "console", "socket", true, false },
+};
+#define ENTRY_NPARAMS (sizeof(entry_params) / sizeof(entry_params[0]))
+
+static const char *const entry_keys[] = { "backend", "mode", "pool-pages", "devid" };
+#define ENTRY_NKEYS (sizeof(entry_keys) / sizeof(entry_keys[0]))
+
+static char *trim(char *s)
+{
+	char *e;
+
+	s += strspn(s, " \t");
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+		*--e = '\0';
+	return s;
+}
+
+/* The keys an entry of type may have, for messages. */
+static void entry_key_list(const char *type, char *out, size_t len)
+{
+	size_t o = (size_t)snprintf(out, len, "backend, mode, pool-pages, devid");
+	unsigned int i;
+
+	for (i = 0; i < ENTRY_NPARAMS && o < len; i++)
+		if (!strcmp(entry_params[i].type, type))
+			o += (size_t)snprintf(out + o, len - o, ", %s", entry_params[i].key);
+}
+
+static int entry_param_check(struct ctl_dev *d, const bool *seen, char *err, size_t errlen)
+{
+	unsigned int i, consoles = 0;
+	bool pty = false, link = false, path = false;
+
+	for (i = 0; i < ENTRY_NPARAMS; i++) {
+		if (!seen[i])
+			continue;
+		if (!strcmp(entry_params[i].key, "path"))
+			path = true;
+		else if (!strcmp(entry_params[i].key, "link"))
+			link = true;
+		else if (!strcmp(entry_params[i].key, "pty"))
+			pty = true, consoles++;
+		else if (!strcmp(entry_params[i].type, "console"))
+			consoles++;
+	}
+	if (!strcmp(d->type, "blk") && !path)
+		return say(err, errlen, -EINVAL, "blk needs path=FILE");
+	if (!strcmp(d->type, "console") && consoles != 1)
+		return say(err, errlen, -EINVAL, "console needs exactly one of stdio, pty, socket=PATH");
+	if (link && !pty)
+		return say(err, errlen, -EINVAL, "link= goes with pty only");
+	return 0;
+}
+
+int ctl_parse_entry(const char *entry, struct ctl_dev *d, char *err, size_t errlen)
+{
+	bool seen_key[ENTRY_NKEYS] = { false }, seen_param[ENTRY_NPARAMS] = { false };
+	char buf[CTL_LINE_MAX + 1], params[CTL_LINE_MAX + 1], shown[80], keys[160];
+	char *save = NULL, *item;
+	size_t plen = 0;
+	unsigned int i;
+	int r;
+
+	ctl_dev_init(d);
+	params[0] = '\0';
+	if (strlen(entry) > CTL_LINE_MAX)
+		return say(err, errlen, -EINVAL, "entry longer than %d characters", CTL_LINE_MAX);
+	snprintf(buf, sizeof(buf), "%s", entry);
+	/* The type: everything up to the first comma. */
+	item = buf;
+	save = strchr(buf, ',');
+	if (save)
+		*save++ = '\0';
+	item = trim(item);
+	if (!*item)
+		return say(err, errlen, -EINVAL, "no device type (blk, rng or console) first");
+	if (strchr(item, '='))
+		return say(err, errlen, -EINVAL,
+			   "the device type (blk, rng or console) comes first, not '%s'",
+			   SHOW(shown, item));
+	r = ctl_dev_set(d, "type", item, err, errlen);
+	if (r)
+		return -EINVAL;
+	entry_key_list(d->type, keys, sizeof(keys));
+	while (save) {
+		char *eq, *value;
+
+		item = save;
+		save = strchr(item, ',');
+		if (save)
+			*save++ = '\0';
+		item = trim(item);
+		if (!*item)
+			return say(err, errlen, -EINVAL, "empty item between commas");
+		eq = strchr(item, '=');
+		value = NULL;
+		if (eq) {
+			*eq = '\0';
+			value = trim(eq + 1);
+			item = trim(item);
+		}
+		for (i = 0; i < ENTRY_NKEYS && strcmp(item, entry_keys[i]); i++)
+			;
+		if (i < ENTRY_NKEYS) {
+			if (seen_key[i])
+				return say(err, errlen, -EINVAL, "key '%s' given twice", entry_keys[i]);
+			seen_key[i] = true;
+			if (!value || !*value)
+				return say(err, errlen, -EINVAL, "%s= needs a value", entry_keys[i]);
+			if (ctl_dev_set(d, item, value, err, errlen))
+				return -EINVAL;
+			continue;
+		}
+		for (i = 0; i < ENTRY_NPARAMS; i++)
+			if (!strcmp(entry_params[i].type, d->type) &&
+			    !strcmp(entry_params[i].key, item))
+				break;
+		if (i == ENTRY_NPARAMS)
+			return say(err, errlen, -EINVAL, "unknown key '%s' for %s (%s)",
+				   SHOW(shown, item), d->type, keys);
+		if (seen_param[i])
+			return say(err, errlen, -EINVAL, "key '%s' given twice", item);
+		seen_param[i] = true;
+		if (entry_params[i].value && (!value || !*value))
+			return say(err, errlen, -EINVAL, "%s= needs a value", item);
+		if (!entry_params[i].value && value)
+			return say(err, errlen, -EINVAL, "%s takes no value", item);
+		if (entry_params[i].on_off && strcmp(value, "on") && strcmp(value, "off"))
+			return say(err, errlen, -EINVAL, "%s= must be on or off, not '%s'", item,
+				   SHOW(shown, value));
+		if (value && strchr(value, '='))
+			return say(err, errlen, -EINVAL, "the value of %s= holds a '='", item);
+		plen += (size_t)snprintf(params + plen, sizeof(params) - plen, "%s%s%s%s",
+					 plen ? "," : "", item, value ? "=" : "", value ? value : "");
+		if (plen >= sizeof(params))
+			return say(err, errlen, -EINVAL, "device parameters too long");
+	}
+	if (!seen_key[0])
+		return say(err, errlen, -EINVAL, "backend=DOMAIN missing");
+	r = entry_param_check(d, seen_param, err, errlen);
+	if (r)
+		return r;
+	if (plen && ctl_dev_set(d, "params", params, err, errlen))
+		return -EINVAL;
+	return dev_check(d, err, errlen);
+}
+
+/* ---- xl configs: the file ------------------------------------------------ */
+
+enum xl_tok { XL_EOF, XL_END, XL_IDENT, XL_ATOM, XL_SET, XL_ADD, XL_OPEN, XL_CLOSE, XL_COMMA };
+
+#define XL_DEPTH 16	/* lists nested deeper are refused */
+
+struct xl_lex {
+	const char *p, *end;
+	const char *file;
+	unsigned int line;	/* of the next character */
+	unsigned int tok_line;	/* of the last token */
+	bool newline;		/* the last XL_END was a newline, not ';' */
+	/* XL_IDENT and XL_ATOM: the text, decoded, truncated to CTL_LINE_MAX */
+	char text[CTL_LINE_MAX + 1];
+	bool long_text;		/* text was truncated */
+	bool odd_escape;	/* a string held an escape other than \" \' \\ */
+	char *err;
+	size_t errlen;
+};
+
+static int xl_error(struct xl_lex *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int xl_error(struct xl_lex *l, const char *fmt, ...)
+{
+	char why[320];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	return say(l->err, l->errlen, -EINVAL, "%s:%u: %s", l->file, l->tok_line, why);
+}
+
+static void xl_put(struct xl_lex *l, size_t *n, char c)
+{
+	if (*n < CTL_LINE_MAX)
+		l->text[(*n)++] = c;
+	else
+		l->long_text = true;
+}
+
+/* A quoted string at l->p (its quote): decoded into text. */
+static int xl_string(struct xl_lex *l)
+{
+	char q = *l->p++;
+	size_t n = 0;
+
+	for (;;) {
+		char c;
+
+		if (l->p == l->end || *l->p == '\n')
+			return xl_error(l, "string not closed on its line");
+		c = *l->p++;
+		if (c == q)
+			break;
+		if (c == '\0')
+			return xl_error(l, "NUL byte (not a text file?)");
+		if (c != '\\') {
+			xl_put(l, &n, c);
+			continue;
+		}
+		if (l->p == l->end || *l->p == '\n')
+			return xl_error(l, "string not closed on its line");
+		c = *l->p++;
+		if (c != '"' && c != '\'' && c != '\\') {
+			/* xl knows more escapes; only strings xvmsg-ctl skips may use them */
+			l->odd_escape = true;
+			xl_put(l, &n, '\\');
+		}
+		xl_put(l, &n, c);
+	}
+	l->text[n] = '\0';
+	return XL_ATOM;
+}
+
+static bool xl_in(char c, const char *set)
+{
+	return c && strchr(set, c);
+}
+
+/* The next token, or -EINVAL. */
+static int xl_next(struct xl_lex *l)
+{
+	size_t n = 0;
+	char shown[16];
+
+	l->long_text = false;
+	l->odd_escape = false;
+	while (l->p < l->end && (*l->p == ' ' || *l->p == '\t' || *l->p == '\r'))
+		l->p++;
+	if (l->p < l->end && *l->p == '#')
+		while (l->p < l->end && *l->p != '\n')
+			l->p++;
+	l->tok_line = l->line;
+	if (l->p == l->end)
+		return XL_EOF;
+	switch (*l->p) {
+	case '\n':
+		l->p++;
+		l->line++;
+		l->newline = true;
+		return XL_END;
+	case ';':
+		l->p++;
+		l->newline = false;
+		return XL_END;
+	case '=':
+		l->p++;
+		return XL_SET;
+	case '+':
+		if (l->p + 1 < l->end && l->p[1] == '=') {
+			l->p += 2;
+			return XL_ADD;
+		}
+		break;
+	case '[':
+		l->p++;
+		return XL_OPEN;
+	case ']':
+		l->p++;
+		return XL_CLOSE;
+	case ',':
+		l->p++;
+		return XL_COMMA;
+	case '"':
+	case '\'':
+		return xl_string(l);
+	case '\0':
+		return xl_error(l, "NUL byte (not a text file?)");
+	}
+	if (*l->p >= 'a' && *l->p <= 'z') {
+		while (l->p < l->end && (xl_in(*l->p, "._0123456789") || (*l->p >= 'a' && *l->p <= 'z')))
+			xl_put(l, &n, *l->p++);
+		l->text[n] = '\0';
+		return XL_IDENT;
+	}
+	if (*l->p >= '0' && *l->p <= '9') {
+		while (l->p < l->end && xl_in(*l->p, "0123456789abcdefx"))
+			xl_put(l, &n, *l->p++);
+		l->text[n] = '\0';
+		return XL_ATOM;
+	}
+	ctl_printable(shown, sizeof(shown), (char[]){ *l->p, '\0' });
+	return xl_error(l, "unexpected '%s' (not xl config syntax)", shown);
+}
+
+/* Skip newlines inside a list; returns the first other token. */
+static int xl_next_nl(struct xl_lex *l)
+{
+	int t;
+
+	while ((t = xl_next(l)) == XL_END && l->newline)
+		;
+	return t;
+}
+
+/* The key a value belongs to, and what is done with its atoms. */
+enum xl_key { XL_OTHER, XL_NAME, XL_XVMSG };
+
+static int xl_add_entry(struct xl_lex *l, struct ctl_guest *g)
+{
+	char why[256] = "", shown[200];
+	struct ctl_dev *dev;
+
+	if (l->long_text)
+		return xl_error(l, "xvmsg entry longer than %d characters", CTL_LINE_MAX);
+	if (l->odd_escape)
+		return xl_error(l, "xvmsg entry with a backslash escape other than \\\" \\' \\\\");
+	if (g->desc.n == CTL_MAX_DEVICES)
+		return xl_error(l, "more than %d xvmsg devices", CTL_MAX_DEVICES);
+	dev = &g->desc.dev[g->desc.n];
+	if (ctl_parse_entry(l->text, dev, why, sizeof(why)))
+		return xl_error(l, "xvmsg entry \"%s\": %s", SHOW(shown, l->text), why);
+	dev->line = l->tok_line;
+	g->desc.n++;
+	return 0;
+}
+
+static int xl_set_name(struct xl_lex *l, struct ctl_guest *g, bool add)
+{
+	size_t have = add ? strlen(g->name) : 0;
+
+	if (l->long_text || have + strlen(l->text) > CTL_NAME_MAX)
+		return xl_error(l, "name longer than %d characters", CTL_NAME_MAX);
+	if (l->odd_escape)
+		return xl_error(l, "name with a backslash escape other than \\\" \\' \\\\");
+	snprintf(g->name + have, sizeof(g->name) - have, "%s", l->text);
+	g->name_line = l->tok_line;
+	return 0;
+}
+
+/* A value whose first token t has been read.  Returns 0 or -EINVAL. */
+static int xl_value(struct xl_lex *l, int t, enum xl_key key, bool add, unsigned int depth,
+		    struct ctl_guest *g)
+{
+	if (t < 0)
+		return t;
+	if (t == XL_ATOM) {
+		if (key == XL_NAME && depth == 0)
+			return xl_set_name(l, g, add);
+		if (key == XL_NAME)
+			return xl_error(l, "name must be a string, not a list");
+		if (key == XL_XVMSG && depth == 0)
+			return xl_error(l, "xvmsg must be a list: xvmsg = [ \"TYPE, backend=DOMAIN, ...\", ... ]");
+		if (key == XL_XVMSG)
+			return xl_add_entry(l, g);
+		return 0;
+	}
+	if (t != XL_OPEN)
+		return xl_error(l, "expected a value: \"string\", number or [ list ]");
+	if (key == XL_XVMSG && depth > 0)
+		return xl_error(l, "xvmsg entries are strings, not lists");
+	if (depth == XL_DEPTH)
+		return xl_error(l, "lists nested deeper than %d", XL_DEPTH);
+	if (key == XL_XVMSG && !add)
+		g->desc.n = 0;
+	t = xl_next_nl(l);
+	if (t == XL_CLOSE)
+		return 0;
+	for (;;) {
+		int r = xl_value(l, t, key, add, depth + 1, g);
+
+		if (r)
+			return r;
+		t = xl_next_nl(l);
+		if (t < 0)
+			return t;
+		if (t == XL_CLOSE)
+			return 0;
+		if (t != XL_COMMA)
+			return xl_error(l, "expected ',' or ']' in a list");
+		t = xl_next_nl(l);
+		if (t == XL_CLOSE)
+			return 0;
+	}
+}
+
+static int xl_check_devs(const struct ctl_desc *d, const char *file, char *err, size_t errlen)
+{
+	unsigned int i, j;
+
+	for (i = 0; i < d->n; i++)
+		for (j = 0; j < i; j++) {
+			const struct ctl_dev *a = &d->dev[j], *b = &d->dev[i];
+
+			if (a->have_devid && b->have_devid && a->devid == b->devid)
+				return say(err, errlen, -EINVAL,
+					   "%s:%u: devid %u already used by the entry on line %u",
+					   file, b->line, b->devid, a->line);
+			if (!strcmp(a->type, b->type) && !strcmp(a->backend, b->backend) &&
+			    !strcmp(a->params, b->params))
+				return say(err, errlen, -EINVAL,
+					   "%s:%u: the same device (%s from %s%s%s) as the entry on "
+					   "line %u", file, b->line, b->type, b->backend,
+					   b->params[0] ? ", " : "", b->params, a->line);
+		}
+	return 0;
+}
+
+int ctl_parse_xlcfg(const char *buf, size_t len, const char *name, struct ctl_guest *g,
+		    char *err, size_t errlen)
+{
+	struct xl_lex l = {
+		.p = buf, .end = buf + len, .file = name, .line = 1, .err = err, .errlen = errlen,
+	};
+	int t, r;
+
+	memset(g->name, 0, sizeof(g->name));
+	g->name_line = 0;
+	g->desc.n = 0;
+	if (len > CTL_FILE_MAX)
+		return say(err, errlen, -E2BIG, "%s: larger than %d bytes", name, CTL_FILE_MAX);
+	while ((t = xl_next(&l)) != XL_EOF) {
+		enum xl_key key = XL_OTHER;
+		bool add;
+
+		if (t < 0)
+			return t;
+		if (t == XL_END)
+			continue;
+		if (t != XL_IDENT)
+			return xl_error(&l, "expected a KEY = VALUE statement");
+		if (!strcmp(l.text, "name"))
+			key = XL_NAME;
+		else if (!strcmp(l.text, "xvmsg"))
+			key = XL_XVMSG;
+		t = xl_next(&l);
+		if (t < 0)
+			return t;
+		if (t != XL_SET && t != XL_ADD)
+			return xl_error(&l, "expected '=' or '+=' after the key");
+		add = t == XL_ADD;
+		r = xl_value(&l, xl_next(&l), key, add, 0, g);
+		if (r)
+			return r;
+		t = xl_next(&l);
+		if (t < 0)
+			return t;
+		if (t != XL_END && t != XL_EOF)
+			return xl_error(&l, "expected the end of the statement (a newline or ';')");
+		if (t == XL_EOF)
+			break;
+	}
+	if (!g->name_line)
+		return say(err, errlen, -EINVAL, "%s: no name = \"GUEST\" (the domain's name)", name);
+	if (!domain_ok(g->name))
+		return say(err, errlen, -EINVAL, "%s:%u: name must be 1..%d printable characters",
+			   name, g->name_line, CTL_NAME_MAX);
+	return xl_check_devs(&g->desc, name, err, errlen);
+}
+
 /* ---- command line ------------------------------------------------------- */
 
 static int set_domain(char *out, const char *what, const char *s, char *err, size_t errlen)
@@ -442,6 +920,42 @@ static int parse_devid_arg(const char *s, unsigned int *devid, char *err, size_t
 	return 0;
 }
 
+/* xl create's options that create passes on: each must start with '-'; those
+ * that would attach a console, read another file, not create the domain, or
+ * pause it (create does that itself) are refused. */
+static int check_xl_options(int argc, char *const argv[], char *err, size_t errlen)
+{
+	static const char *const refused[] = { "-c", "-f", "-n", "-p", "--dryrun" };
+	char shown[80];
+	unsigned int k;
+	int i;
+
+	if (argc > CTL_XL_OPTIONS_MAX)
+		return say(err, errlen, -EINVAL, "create: more than %d xl options",
+			   CTL_XL_OPTIONS_MAX);
+	for (i = 0; i < argc; i++) {
+		const char *o = argv[i];
+
+		if (o[0] != '-' || o[1] == '\0')
+			return say(err, errlen, -EINVAL,
+				   "create: '%s' is not an xl option (KEY=VALUE overrides are not "
+				   "passed on: the name and the devices come from the file)",
+				   SHOW(shown, o));
+		for (k = 0; k < sizeof(refused) / sizeof(refused[0]); k++) {
+			size_t l = strlen(refused[k]);
+
+			/* "-f", "-fFILE", "--dryrun"; -c and -p also inside "-qc" */
+			if (!strncmp(o, refused[k], l) ||
+			    (o[1] != '-' && l == 2 && strchr(o + 1, refused[k][1]) &&
+			     refused[k][1] != 'f'))
+				return say(err, errlen, -EINVAL,
+					   "create: xl option '%s' is not allowed here (-c, -f, -n, "
+					   "-p and --dryrun are not)", SHOW(shown, o));
+		}
+	}
+	return 0;
+}
+
 int ctl_parse_args(int argc, char *const argv[], struct ctl_args *a, char *err, size_t errlen)
 {
 	char shown[80];
@@ -483,6 +997,22 @@ int ctl_parse_args(int argc, char *const argv[], struct ctl_args *a, char *err, 
 			return say(err, errlen, -EINVAL, "usage: apply FRONTEND FILE");
 		a->file = argv[2];
 		return set_domain(a->domain, "FRONTEND", argv[1], err, errlen);
+	}
+	if (!strcmp(cmd, "attach-from")) {
+		a->cmd = CTL_CMD_ATTACH_FROM;
+		if (argc != 2)
+			return say(err, errlen, -EINVAL, "usage: attach-from GUEST.cfg");
+		a->file = argv[1];
+		return 0;
+	}
+	if (!strcmp(cmd, "create")) {
+		a->cmd = CTL_CMD_CREATE;
+		if (argc < 2)
+			return say(err, errlen, -EINVAL, "usage: create GUEST.cfg [xl create options]");
+		a->file = argv[1];
+		a->xl_argv = argv + 2;
+		a->xl_argc = argc - 2;
+		return check_xl_options(a->xl_argc, a->xl_argv, err, errlen);
 	}
 	if (!strcmp(cmd, "detach") || !strcmp(cmd, "stats")) {
 		a->cmd = cmd[0] == 'd' ? CTL_CMD_DETACH : CTL_CMD_STATS;

@@ -33,6 +33,7 @@
 #define CTL_STATS_MAX		4096		/* bytes of a backend's counters line */
 #define CTL_STATS_KEYS		64		/* counters in that line */
 #define CTL_STATS_KEY_MAX	31		/* characters of a counter's name */
+#define CTL_XL_OPTIONS_MAX	32		/* xl options create passes on */
 
 /*
  * Decimal number 0..max: digits only (no sign, space, "0x" or suffix).
@@ -92,6 +93,47 @@ struct ctl_desc {
 int ctl_parse_desc(const char *buf, size_t len, const char *name, struct ctl_desc *d,
 		   char *err, size_t errlen);
 
+/*
+ * A guest's xl config (the syntax of xl's libxlu: KEY = VALUE or KEY += VALUE
+ * statements ended by a newline or ';', values "string", 'string', numbers or
+ * [ lists ] that may span lines, '#' comments).  Only two keys are read: the
+ * guest's name = "..." and its devices,
+ *
+ *   xvmsg = [ "blk, backend=xvmsg-driver, path=/srv/disk.img, mode=pool",
+ *             "rng, backend=xvmsg-driver" ]
+ *
+ * each entry a device type, then comma-separated keys: backend= (required),
+ * mode=, pool-pages=, devid= and the device's parameters (blk: path=, ro,
+ * serial=, direct, discard=, write-zeroes=; console: stdio, pty, link=,
+ * socket=; rng: none), which become ctl_dev.params.  Every other key is
+ * skipped (xl reads those); xvmsg = replaces the list, xvmsg += extends it,
+ * as xl does.
+ */
+struct ctl_guest {
+	char name[CTL_NAME_MAX + 1];	/* the domain's name, required */
+	unsigned int name_line;
+	struct ctl_desc desc;		/* dev[i].line: the line of entry i; n may be 0 */
+};
+
+/*
+ * One entry of xvmsg = [ ... ] (a decoded string, NUL-terminated) into d.
+ * Refuses an unknown type or key, a key given twice, a missing backend= or
+ * device parameter, and what ctl_dev_set and the pool minimums refuse.
+ * Returns 0 or -EINVAL with the reason in err (no file:line).
+ */
+int ctl_parse_entry(const char *entry, struct ctl_dev *d, char *err, size_t errlen);
+
+/*
+ * Parse an xl config (len bytes of buf, not NUL-terminated; at most
+ * CTL_FILE_MAX).  Checks the syntax as far as it must to find the keys,
+ * every entry, a device given twice (the same devid, or the same type,
+ * backend and params), at most CTL_MAX_DEVICES entries, and that the name is
+ * there.  name is the file name for messages ("name:line: why").  Returns 0,
+ * -EINVAL or -E2BIG; g is filled only in part on error.
+ */
+int ctl_parse_xlcfg(const char *buf, size_t len, const char *name, struct ctl_guest *g,
+		    char *err, size_t errlen);
+
 enum ctl_cmd {
 	CTL_CMD_HELP,
 	CTL_CMD_ATTACH,
@@ -99,6 +141,8 @@ enum ctl_cmd {
 	CTL_CMD_DETACH,
 	CTL_CMD_LIST,
 	CTL_CMD_STATS,
+	CTL_CMD_CREATE,
+	CTL_CMD_ATTACH_FROM,
 };
 
 /* A whole xvmsg-ctl command line. */
@@ -109,13 +153,18 @@ struct ctl_args {
 	char domain[CTL_NAME_MAX + 1];	/* FRONTEND; list: DOMAIN or "" for all */
 	unsigned int devid;		/* detach, stats */
 	struct ctl_dev dev;		/* attach */
-	const char *file;		/* apply: points into argv */
+	const char *file;		/* apply, create, attach-from: points into argv */
+	char *const *xl_argv;		/* create: the xl options after FILE, in argv */
+	int xl_argc;
 };
 
 /*
  * Parse argv[1..argc-1] (argv[0] is the program).  Global options come
  * before the command; attach takes its options (--mode M, --mode=M, -m M,
  * -mM; --pool-pages/-p, --devid/-d, --no-wait/-n) anywhere, "--" ends them.
+ * create takes FILE and then xl create's options, each starting with '-'
+ * (not -c, -f, -n, -p or --dryrun, and no KEY=VALUE: the devices and the
+ * name come from FILE).
  * Returns 0 (cmd CTL_CMD_HELP for -h/--help) or -EINVAL: a usage error,
  * said in err.  argv is not modified.
  */

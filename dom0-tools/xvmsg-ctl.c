@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -263,9 +264,16 @@ static bool devid_reserved(const struct ctl_desc *desc, unsigned long devid)
 	return false;
 }
 
-/* Attach d (already checked by ctl-parse) to the domain named frontend. */
+/* A device this run attached, to take away again if a later step fails. */
+struct attached {
+	long fe, be;
+	unsigned long devid;
+};
+
+/* Attach d (already checked by ctl-parse) to the domain named frontend and
+ * print its devid.  If done is not NULL, it is set to what was attached. */
 static int do_attach(struct ctl *c, const char *frontend, const struct ctl_dev *d,
-		     const struct ctl_desc *desc)
+		     const struct ctl_desc *desc, struct attached *done)
 {
 	unsigned long devid = d->devid;
 	struct attach_wait w = { .why = "" };
@@ -338,7 +346,21 @@ static int do_attach(struct ctl *c, const char *frontend, const struct ctl_dev *
 		}
 	}
 	printf("%lu\n", devid);
+	if (done)
+		*done = (struct attached){ .fe = fe, .be = be, .devid = devid };
 	return 0;
+}
+
+/* Take away what do_attach attached, last first. */
+static void undo_attached(struct ctl *c, const struct attached *done, unsigned int n)
+{
+	char be_dir[200], fe_dir[200];
+
+	while (n--) {
+		be_path(be_dir, sizeof(be_dir), done[n].be, done[n].fe, done[n].devid);
+		fe_path(fe_dir, sizeof(fe_dir), done[n].fe, done[n].devid);
+		remove_dirs(c, be_dir, fe_dir);
+	}
 }
 
 static int cmd_detach(struct ctl *c, const struct ctl_args *a)
@@ -583,9 +605,10 @@ static int cmd_stats(struct ctl *c, const struct ctl_args *a)
 	return 0;
 }
 
-/* Read the whole description file: it is checked before anything is
- * attached.  Returns 0, or 1 with a message. */
-static int read_desc(const char *file, struct ctl_desc *desc)
+/* Read the whole description file (or, with guest, the xl config): it is
+ * checked before anything is created or attached.  Returns 0, or 1 with a
+ * message. */
+static int read_desc(const char *file, struct ctl_desc *desc, struct ctl_guest *guest)
 {
 	char *buf = malloc(CTL_FILE_MAX + 1), err[512];
 	size_t len;
@@ -606,7 +629,10 @@ static int read_desc(const char *file, struct ctl_desc *desc)
 		free(buf);
 		return fail("%s: read error", file);
 	}
-	r = ctl_parse_desc(buf, len, file, desc, err, sizeof(err));
+	if (guest)
+		r = ctl_parse_xlcfg(buf, len, file, guest, err, sizeof(err));
+	else
+		r = ctl_parse_desc(buf, len, file, desc, err, sizeof(err));
 	free(buf);
 	return r ? fail("%s", err) : 0;
 }
@@ -623,12 +649,189 @@ static int cmd_apply(struct ctl *c, const struct ctl_args *a, const struct ctl_d
 	int rc = 0;
 
 	for (i = 0; i < desc->n && !rc; i++) {
-		rc = do_attach(c, a->domain, &desc->dev[i], desc);
+		rc = do_attach(c, a->domain, &desc->dev[i], desc, NULL);
 		if (rc)
 			fprintf(stderr, "xvmsg-ctl: %s:%u: device not attached%s\n", a->file,
 				desc->dev[i].line, i ? " (the ones before it are)" : "");
 	}
 	return rc;
+}
+
+/*
+ * Run xl (XVMSG_XL names it, default "xl" from PATH) with args (NULL-ended),
+ * no shell.  Its stderr is ours; its stdout too, or with out, up to outlen-1
+ * bytes of it go to out.  Returns its exit status, 128 + the signal that
+ * ended it, or 127 if it could not be run.
+ */
+static int run_xl(const char *const args[], char *out, size_t outlen)
+{
+	const char *xl = getenv("XVMSG_XL");
+	const char *argv[CTL_XL_OPTIONS_MAX + 8];
+	int pipefd[2] = { -1, -1 }, status, n = 0;
+	size_t used = 0;
+	pid_t pid;
+
+	argv[n++] = xl && *xl ? xl : "xl";
+	while (*args && n < (int)(sizeof(argv) / sizeof(argv[0])) - 1)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	fflush(stdout);
+	if (out && pipe(pipefd))
+		return 127;
+	pid = fork();
+	if (pid < 0) {
+		if (out) {
+			close(pipefd[0]);
+			close(pipefd[1]);
+		}
+		return 127;
+	}
+	if (pid == 0) {
+		if (out) {
+			dup2(pipefd[1], 1);
+			close(pipefd[0]);
+			close(pipefd[1]);
+		}
+		execvp(argv[0], (char *const *)argv);
+		fprintf(stderr, "xvmsg-ctl: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	if (out) {
+		ssize_t r;
+		char sink[256];
+
+		close(pipefd[1]);
+		while ((r = read(pipefd[0], used + 1 < outlen ? out + used : sink,
+				 used + 1 < outlen ? outlen - 1 - used : sizeof(sink))) > 0 ||
+		       (r < 0 && errno == EINTR))
+			if (r > 0 && used + 1 < outlen)
+				used += (size_t)r;
+		out[used] = '\0';
+		close(pipefd[0]);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return 127;
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+/* What run_xl's status says, for a message. */
+static const char *xl_status(int st, char *buf, size_t len)
+{
+	if (st == 127)
+		snprintf(buf, len, "could not run xl; set XVMSG_XL if it is not on PATH");
+	else if (st > 128)
+		snprintf(buf, len, "xl was killed by signal %d", st - 128);
+	else
+		snprintf(buf, len, "xl exited with status %d", st);
+	return buf;
+}
+
+/* Destroy the domain create made; says what happened. */
+static void destroy_domain(const char *spec, const char *name, unsigned int n)
+{
+	const char *args[] = { "destroy", spec, NULL };
+	char why[96];
+	int st = run_xl(args, NULL, 0);
+
+	if (st)
+		fail("could not destroy the paused domain %s (%s): run 'xl destroy %s'", name,
+		     xl_status(st, why, sizeof(why)), spec);
+	else
+		fail("domain %s destroyed%s", name,
+		     n ? " and the xvmsg devices attached to it removed" : "");
+}
+
+/*
+ * create GUEST.cfg [xl options]: xl create -p, attach every device the file
+ * declares, xl unpause.  The file was checked whole before this runs; if a
+ * step fails, the devices attached so far are removed and the paused domain
+ * destroyed.  xenstore is opened only once the domain exists (c->xs NULL on
+ * entry).
+ */
+static int cmd_create(struct ctl *c, const struct ctl_args *a, const struct ctl_guest *g)
+{
+	const char *args[CTL_XL_OPTIONS_MAX + 4];
+	struct attached done[CTL_MAX_DEVICES];
+	char out[64], domid_s[16], why[96], shown[160];
+	unsigned int i, n = 0, domid;
+	int k = 0, st;
+
+	ctl_printable(shown, sizeof(shown), g->name);
+	args[k++] = "create";
+	args[k++] = "-p";
+	for (i = 0; i < (unsigned int)a->xl_argc; i++)
+		args[k++] = a->xl_argv[i];
+	args[k++] = a->file;
+	args[k] = NULL;
+	st = run_xl(args, NULL, 0);
+	if (st)
+		return fail("%s: xl create -p failed (%s); nothing was created", a->file,
+			    xl_status(st, why, sizeof(why)));
+	args[0] = "domid";
+	args[1] = g->name;
+	args[2] = NULL;
+	st = run_xl(args, out, sizeof(out));
+	out[strcspn(out, "\n")] = '\0';
+	if (st || ctl_parse_domid(out, &domid)) {
+		fail("%s: xl domid %s did not give the id of the domain xl created (%s)", a->file,
+		     shown, st ? xl_status(st, why, sizeof(why)) : "not a number");
+		destroy_domain(g->name, shown, 0);
+		return 1;
+	}
+	snprintf(domid_s, sizeof(domid_s), "%u", domid);
+	c->xs = xs_open(0);
+	if (!c->xs) {
+		fail("cannot open xenstore: %s", strerror(errno));
+		destroy_domain(domid_s, shown, 0);
+		return 1;
+	}
+	for (i = 0; i < g->desc.n; i++) {
+		if (do_attach(c, domid_s, &g->desc.dev[i], &g->desc, &done[n])) {
+			fail("%s:%u: xvmsg entry %u (%s) not attached", a->file,
+			     g->desc.dev[i].line, i + 1, g->desc.dev[i].type);
+			goto undo;
+		}
+		n++;
+	}
+	args[0] = "unpause";
+	args[1] = domid_s;
+	st = run_xl(args, NULL, 0);
+	if (st) {
+		fail("xl unpause %s failed (%s)", domid_s, xl_status(st, why, sizeof(why)));
+		goto undo;
+	}
+	return 0;
+undo:
+	undo_attached(c, done, n);
+	destroy_domain(domid_s, shown, n);
+	return 1;
+}
+
+/*
+ * attach-from GUEST.cfg: attach every device the xl config declares to the
+ * running domain it names.  All or nothing: if one fails, those attached
+ * before it are removed again.
+ */
+static int cmd_attach_from(struct ctl *c, const struct ctl_args *a, const struct ctl_guest *g)
+{
+	struct attached done[CTL_MAX_DEVICES];
+	unsigned int i;
+
+	if (resolve_domain(c, g->name) < 0)
+		return 1;
+	for (i = 0; i < g->desc.n; i++) {
+		if (do_attach(c, g->name, &g->desc.dev[i], &g->desc, &done[i])) {
+			fail("%s:%u: xvmsg entry %u (%s) not attached%s", a->file,
+			     g->desc.dev[i].line, i + 1, g->desc.dev[i].type,
+			     i ? "; the ones before it are removed again" : "");
+			undo_attached(c, done, i);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 static void usage(void)
@@ -651,6 +854,18 @@ static void usage(void)
 "      Attach every device FILE describes, one per line:\n"
 "        TYPE backend=DOMAIN [params=P] [mode=M] [pool-pages=N] [devid=N]\n"
 "      ('#' starts a comment; see configs/guest.xvmsg).\n"
+"  create GUEST.cfg [XL-OPTIONS]\n"
+"      Start a guest with its xvmsg devices: 'xl create -p' with the xl\n"
+"      options given (not -c, -f, -n, -p, --dryrun or KEY=VALUE), attach\n"
+"      every device of the config's xvmsg = [ ... ] list, 'xl unpause'.  If a\n"
+"      step fails, removes what it attached and destroys the domain.  The\n"
+"      whole file is checked first.  XVMSG_XL names the xl program.\n"
+"  attach-from GUEST.cfg\n"
+"      Attach every device of the config's xvmsg list to the running guest\n"
+"      it names; if one fails, those attached before it are removed.\n"
+"      Entries: \"TYPE, backend=DOMAIN[, mode=M][, pool-pages=N][, devid=N]\n"
+"      [, device parameters]\", e.g. \"blk, backend=drv, path=/srv/d.img, ro\"\n"
+"      (see configs/xvmsg-guest.cfg).\n"
 "  detach FRONTEND DEVID\n"
 "      Remove the device; the backend releases everything it mapped.\n"
 "      FRONTEND may be the id of a domain already gone (cleans up after it).\n"
@@ -671,6 +886,7 @@ int main(int argc, char **argv)
 {
 	struct ctl c = { .timeout_s = 10 };
 	struct ctl_desc *desc = NULL;
+	struct ctl_guest *guest = NULL;
 	struct ctl_args a;
 	char err[512];
 	int rc;
@@ -690,23 +906,49 @@ int main(int argc, char **argv)
 		desc = malloc(sizeof(*desc));
 		if (!desc)
 			return fail("out of memory");
-		if (read_desc(a.file, desc)) {
+		if (read_desc(a.file, desc, NULL)) {
 			free(desc);
 			return 1;
 		}
 	}
+	if (a.cmd == CTL_CMD_CREATE || a.cmd == CTL_CMD_ATTACH_FROM) {
+		guest = malloc(sizeof(*guest));
+		if (!guest)
+			return fail("out of memory");
+		if (read_desc(a.file, NULL, guest)) {
+			free(guest);
+			return 1;
+		}
+		if (a.cmd == CTL_CMD_ATTACH_FROM && guest->desc.n == 0) {
+			free(guest);
+			return fail("%s: declares no devices (xvmsg = [ \"TYPE, backend=DOMAIN, "
+				    "...\", ... ])", a.file);
+		}
+	}
+	if (a.cmd == CTL_CMD_CREATE) {
+		/* xl first: xenstore is opened once the domain exists */
+		rc = cmd_create(&c, &a, guest);
+		if (c.xs)
+			xs_close(c.xs);
+		free(guest);
+		return rc;
+	}
 	c.xs = xs_open(0);
 	if (!c.xs) {
 		free(desc);
+		free(guest);
 		return fail("cannot open xenstore: %s (run in dom0 with xenstored running)",
 			    strerror(errno));
 	}
 	switch (a.cmd) {
 	case CTL_CMD_ATTACH:
-		rc = do_attach(&c, a.domain, &a.dev, NULL);
+		rc = do_attach(&c, a.domain, &a.dev, NULL, NULL);
 		break;
 	case CTL_CMD_APPLY:
 		rc = cmd_apply(&c, &a, desc);
+		break;
+	case CTL_CMD_ATTACH_FROM:
+		rc = cmd_attach_from(&c, &a, guest);
 		break;
 	case CTL_CMD_DETACH:
 		rc = cmd_detach(&c, &a);
@@ -722,5 +964,6 @@ int main(int argc, char **argv)
 	}
 	xs_close(c.xs);
 	free(desc);
+	free(guest);
 	return rc;
 }

@@ -10,6 +10,8 @@
  *   4  ctl_printable into an output buffer of the size the next byte gives,
  *      and ctl_utf8_len over the same text
  *   5  ctl_dev_set: the next byte picks the key, the rest is the value
+ *   6  an xl config (xvmsg-ctl create, attach-from); only the byte 6 itself,
+ *      so that seeds kept from before it still pick what they picked
  *
  * Besides the sanitizers, each case checks what the parser promises: an
  * error always comes with a message, an accepted device has valid fields,
@@ -151,6 +153,14 @@ static void fuzz_args(char *buf, size_t len)
 		break;
 	case CTL_CMD_LIST:
 		break;
+	case CTL_CMD_ATTACH_FROM:
+		check(a.file != NULL);
+		break;
+	case CTL_CMD_CREATE:
+		check(a.file != NULL && a.xl_argc >= 0 && a.xl_argc <= CTL_XL_OPTIONS_MAX);
+		for (int i = 0; i < a.xl_argc; i++)
+			check(a.xl_argv[i][0] == '-' && a.xl_argv[i][1] != '\0');
+		break;
 	default:
 		abort();
 	}
@@ -270,6 +280,34 @@ static void fuzz_dev_set(unsigned int which, const char *value)
 	check_dev(&d, false);
 }
 
+/* An accepted xl config has a name and valid, distinct devices, each of
+ * which reads back from its own entry the same. */
+static void fuzz_xlcfg(const char *buf, size_t len)
+{
+	static struct ctl_guest g;
+	char err[512] = "";
+	unsigned int i, j;
+
+	if (ctl_parse_xlcfg(buf, len, "fuzz.cfg", &g, err, sizeof(err))) {
+		check_err(err);
+		return;
+	}
+	check(g.name[0] != '\0' && g.name_line >= 1 && strlen(g.name) <= CTL_NAME_MAX);
+	check(g.desc.n <= CTL_MAX_DEVICES);
+	for (i = 0; i < g.desc.n; i++) {
+		const struct ctl_dev *d = &g.desc.dev[i];
+
+		check_dev(d, true);
+		check(d->line >= 1);
+		for (j = 0; j < i; j++)
+			check((!d->have_devid || !g.desc.dev[j].have_devid ||
+			       d->devid != g.desc.dev[j].devid) &&
+			      (strcmp(d->type, g.desc.dev[j].type) ||
+			       strcmp(d->backend, g.desc.dev[j].backend) ||
+			       strcmp(d->params, g.desc.dev[j].params)));
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *s;
@@ -283,6 +321,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	memcpy(s, data + 1, size - 1);
 	s[size - 1] = '\0';
+	if (data[0] == 6) {
+		fuzz_xlcfg(s, size - 1);
+		free(s);
+		return 0;
+	}
 	switch (data[0] % 6) {
 	case 0:
 		fuzz_desc(s, size - 1);

@@ -431,6 +431,141 @@ static void test_dev_set(void **state)
 	assert_false(d.have_devid);
 }
 
+static int xlcfg(const char *text, struct ctl_guest *g)
+{
+	err[0] = '\0';
+	return ctl_parse_xlcfg(text, strlen(text), "g.cfg", g, err, sizeof(err));
+}
+
+static void xlcfg_bad(const char *text, const char *what)
+{
+	static struct ctl_guest g;
+
+	assert_int_equal(xlcfg(text, &g), -EINVAL);
+	if (!strstr(err, what))
+		fail_msg("error '%s' does not say '%s'", err, what);
+	assert_null(strchr(err, '\n'));
+}
+
+static void test_xlcfg_good(void **state)
+{
+	static struct ctl_guest g;
+
+	assert_int_equal(xlcfg("# a guest\n"
+			       "name = \"gu\\\"est\"  # comment\n"
+			       "type = 'pv'; memory = 0x100; vcpus = 2\n"
+			       "extra = \"console=hvc0 \\x41 \\n # not a comment\"\n"
+			       "cpus = [ [ \"0\", 1 ], [] ]\n"
+			       "xvmsg = [ \"rng, backend=old\" ]\n"
+			       "xvmsg = [\n"
+			       "  \"blk, backend=drv, path=/srv/d.img, ro, serial=s0, mode=grant\",\n"
+			       "\n"
+			       "  'rng,backend=7 ,pool-pages = 16, devid=3',\n"
+			       "]\n"
+			       "xvmsg += [ \"console, backend=drv, pty, link=/run/c\" ]\n", &g), 0);
+	assert_string_equal(g.name, "gu\"est");
+	assert_int_equal(g.name_line, 2);
+	assert_int_equal(g.desc.n, 3);
+	assert_string_equal(g.desc.dev[0].type, "blk");
+	assert_string_equal(g.desc.dev[0].backend, "drv");
+	assert_string_equal(g.desc.dev[0].params, "path=/srv/d.img,ro,serial=s0");
+	assert_string_equal(g.desc.dev[0].mode, "grant");
+	assert_int_equal(g.desc.dev[0].line, 8);
+	assert_string_equal(g.desc.dev[1].backend, "7");
+	assert_int_equal(g.desc.dev[1].pool_pages, 16);
+	assert_true(g.desc.dev[1].have_devid);
+	assert_int_equal(g.desc.dev[1].devid, 3);
+	assert_int_equal(g.desc.dev[1].line, 10);
+	assert_string_equal(g.desc.dev[2].params, "pty,link=/run/c");
+	assert_int_equal(g.desc.dev[2].line, 12);
+	/* no xvmsg key: a guest without xvmsg devices */
+	assert_int_equal(xlcfg("name=\"g\"", &g), 0);
+	assert_int_equal(g.desc.n, 0);
+}
+
+static void test_xlcfg_shipped(void **state)
+{
+	static struct ctl_guest g;
+	static char buf[CTL_FILE_MAX];
+	FILE *f = fopen("configs/xvmsg-guest.cfg", "r");
+	size_t len;
+
+	assert_non_null(f);
+	len = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	err[0] = '\0';
+	assert_int_equal(ctl_parse_xlcfg(buf, len, "xvmsg-guest.cfg", &g, err, sizeof(err)), 0);
+	assert_string_equal(g.name, "xvmsg-guest");
+	assert_int_equal(g.desc.n, 2);
+	assert_string_equal(g.desc.dev[0].params, "path=/srv/xvmsg/disk0.img,serial=disk0");
+}
+
+static void test_xlcfg_bad(void **state)
+{
+	static char big[CTL_FILE_MAX + 2];
+
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"disk, backend=d\" ]\n",
+		  "g.cfg:2: xvmsg entry \"disk, backend=d\": device type 'disk' unknown");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=/x, colour=blue\" ]\n",
+		  "g.cfg:2: xvmsg entry \"blk, backend=d, path=/x, colour=blue\": unknown key 'colour' for blk");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"rng, backend=d, path=/x\" ]\n", "unknown key 'path' for rng");
+	xlcfg_bad("name=\"g\"\nxvmsg = [\n\"rng, mode=pool\" ]\n", "g.cfg:3: xvmsg entry \"rng, mode=pool\": backend=DOMAIN missing");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=/x\",\n\"rng, backend=d\",\n"
+		  "\"blk, backend=d, path=/x\" ]\n", "g.cfg:4: the same device (blk from d, path=/x) as the entry on line 2");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=/x, devid=2\",\n"
+		  "\"rng, backend=d, devid=2\" ]\n", "g.cfg:3: devid 2 already used by the entry on line 2");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"rng, backend=d, backend=e\" ]\n", "key 'backend' given twice");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=/x, ro, ro\" ]\n", "key 'ro' given twice");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d\" ]\n", "blk needs path=FILE");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=/x, ro=yes\" ]\n", "ro takes no value");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=/x, discard=maybe\" ]\n", "discard= must be on or off");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=\" ]\n", "path= needs a value");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"console, backend=d, pty, stdio\" ]\n", "exactly one of stdio, pty");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"console, backend=d, socket=/s, link=/l\" ]\n", "link= goes with pty only");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"rng, backend=d, pool-pages=2\" ]\n", "pool-pages must be at least 3 for rng");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"backend=d, rng\" ]\n", "the device type (blk, rng or console) comes first");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"rng,, backend=d\" ]\n", "empty item between commas");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"rng, backend=d\\n\" ]\n", "backslash escape");
+	xlcfg_bad("name=\"g\"\nxvmsg = \"rng, backend=d\"\n", "g.cfg:2: xvmsg must be a list");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ [ \"rng, backend=d\" ] ]\n", "xvmsg entries are strings");
+	xlcfg_bad("xvmsg = [ \"rng, backend=d\" ]\n", "g.cfg: no name = \"GUEST\"");
+	xlcfg_bad("name = [ \"g\" ]\n", "g.cfg:1: name must be a string");
+	xlcfg_bad("name=\"g\"\nmemory = (128)\n", "g.cfg:2: unexpected '('");
+	xlcfg_bad("name=\"g\nmemory = 1\n", "g.cfg:1: string not closed");
+	xlcfg_bad("name=\"g\"\ndisk = [ \"a\" \"b\" ]\n", "g.cfg:2: expected ',' or ']'");
+	xlcfg_bad("name=\"g\" memory=1\n", "g.cfg:1: expected the end of the statement");
+	xlcfg_bad("name\n", "g.cfg:1: expected '=' or '+='");
+	xlcfg_bad("Name = \"g\"\n", "g.cfg:1: unexpected 'N'");
+	xlcfg_bad("name=\"g\"\ncpus = [[[[[[[[[[[[[[[[[[\"0\"]]]]]]]]]]]]]]]]]]\n", "nested deeper");
+	memset(big, '\n', sizeof(big));
+	assert_int_equal(ctl_parse_xlcfg(big, sizeof(big), "g.cfg", &(struct ctl_guest){ 0 }, err,
+					 sizeof(err)), -E2BIG);
+}
+
+static void test_args_create(void **state)
+{
+	struct ctl_args a;
+
+	assert_int_equal(args(&a, "create", "g.cfg", "-q", "-e", NULL), 0);
+	assert_int_equal(a.cmd, CTL_CMD_CREATE);
+	assert_string_equal(a.file, "g.cfg");
+	assert_int_equal(a.xl_argc, 2);
+	assert_string_equal(a.xl_argv[1], "-e");
+	assert_int_equal(args(&a, "create", "g.cfg", NULL), 0);
+	assert_int_equal(a.xl_argc, 0);
+	assert_int_equal(args(&a, "attach-from", "g.cfg", NULL), 0);
+	assert_int_equal(a.cmd, CTL_CMD_ATTACH_FROM);
+	assert_int_equal(args(&a, "create", "g.cfg", "-c", NULL), -EINVAL);
+	assert_non_null(strstr(err, "'-c' is not allowed"));
+	assert_int_equal(args(&a, "create", "g.cfg", "-qp", NULL), -EINVAL);
+	assert_int_equal(args(&a, "create", "g.cfg", "-fother.cfg", NULL), -EINVAL);
+	assert_int_equal(args(&a, "create", "g.cfg", "--dryrun", NULL), -EINVAL);
+	assert_int_equal(args(&a, "create", "g.cfg", "memory=512", NULL), -EINVAL);
+	assert_non_null(strstr(err, "'memory=512' is not an xl option"));
+	assert_int_equal(args(&a, "create", NULL), -EINVAL);
+	assert_int_equal(args(&a, "attach-from", "a", "b", NULL), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -445,6 +580,10 @@ int main(void)
 		cmocka_unit_test(test_printable),
 		cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_dev_set),
+		cmocka_unit_test(test_xlcfg_good),
+		cmocka_unit_test(test_xlcfg_shipped),
+		cmocka_unit_test(test_xlcfg_bad),
+		cmocka_unit_test(test_args_create),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
