@@ -155,15 +155,22 @@ xvmsg-ctl detach "$oldg" "$rng" || xv_fail "detach of the dead guest's rng faile
 [ -z "$(xenstore-list "/local/domain/$d/backend/xvmsg/$oldg" 2>/dev/null)" ] ||
 	xv_fail "the dead guest's backend directories are still there"
 
-# ... and keeps serving: a new guest, new devices.
-xv_xl_create xvmsg-guest || xv_fail "xl create of the second guest failed"
+# ... and keeps serving: a new guest, new devices, started as an
+# administrator would, from an xl config that declares its xvmsg devices
+# (xvmsg-ctl create: xl create -p, attach each, xl unpause): the shipped
+# config with this test's devices in its xvmsg = [ ... ] list.
+cfg=$XV_RUN/xvmsg-guest-e2e.cfg
+awk '/^xvmsg *=/ { skip = 1 } !skip { print } skip && /]/ { skip = 0 }' /etc/xen/xvmsg-guest.cfg >"$cfg"
+echo 'xvmsg = [ "blk, backend=xvmsg-driver, path=/run/disk2.img, serial=e2e-disk2, devid=20",' >>"$cfg"
+echo '          "rng, backend=xvmsg-driver, devid=21" ]' >>"$cfg"
+t0=$(xv_uptime)
+xvmsg-ctl create "$cfg" >"$XV_RUN/ctl-create.log" 2>&1 ||
+	{ cat "$XV_RUN/ctl-create.log"; xv_fail "xvmsg-ctl create of the second guest failed"; }
+blk=20 rng=21
 g=$(xv_domid xvmsg-guest) || xv_fail "the second guest has no domid"
+xv_stage "xvmsg-ctl create: second guest (domain $g), blk $blk and rng $rng from its xl config, in $(($(xv_uptime) - t0)) s"
 xenstore-write "/local/domain/$g/xvmsg-e2e/ready" 0 &&
 	xenstore-chmod -r "/local/domain/$g/xvmsg-e2e" "n$g" || xv_fail "xenstore setup for domain $g"
-blk=$(xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/disk2.img,serial=e2e-disk2) ||
-	xv_fail "xvmsg-ctl attach blk for the second guest failed"
-rng=$(xvmsg-ctl attach xvmsg-guest xvmsg-driver rng) ||
-	xv_fail "xvmsg-ctl attach rng for the second guest failed"
 xenstore-write "/local/domain/$g/xvmsg-e2e/devices" "$blk $rng 0x5eed2 second" ||
 	xv_fail "cannot hand the device ids to the second guest"
 xv_wait_console "$UP_TIMEOUT" xvmsg-guest "XVMSG-MARK guest second guest io done" || xv_fail "$XV_WHY"
