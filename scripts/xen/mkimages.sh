@@ -140,6 +140,9 @@ add_base() {
 	fi
 	chmod 755 "$T/init"
 	echo "$role" >"$T/etc/xvmsg/role"
+	# The driver domain starts its backend from the packaged settings file,
+	# as the xvmsg-backend service does.
+	[ "$role" = driver ] && put "$XVMSG_TOP/debian/conf/backend.conf" /etc/xvmsg/backend.conf
 	# Test plan: ROLE-* to that role, anything else to all.
 	for f in "$PLAN"/*; do
 		[ -f "$f" ] || continue

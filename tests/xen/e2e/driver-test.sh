@@ -20,8 +20,10 @@ truncate -s 16M /run/disk.img || xv_fail "cannot create the disk image"
 truncate -s 4M /run/evil.img && truncate -s 1M /run/witness.img &&
 	truncate -s 4M /run/disk2.img || xv_fail "cannot create the extra images"
 LOG=/run/xvmsg-backend.log
+# As the xvmsg-backend service runs it: the packaged settings file
+# (debian/conf/backend.conf: xen bus, full mode off).
 start_backend() {
-	xvmsg-backend --bus xen --log-level info --no-full >>"$LOG" 2>&1 &
+	xvmsg-backend --config /etc/xvmsg/backend.conf >>"$LOG" 2>&1 &
 	echo $! >/run/xvmsg-backend.pid
 }
 start_backend
