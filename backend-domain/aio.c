@@ -47,6 +47,7 @@ struct xvb_aio {
 	uint64_t backoff_until;		/* ms; the engine refused a submission */
 	bool sq_pending;		/* io_uring: SQEs the kernel has not taken */
 	unsigned long nsubmit;		/* for opts.refuse_every */
+	bool plugged;			/* xvb_aio_plug: submissions wait for unplug */
 	struct xvb_aio_stats st;
 	/* io_uring */
 	struct io_uring ring;
@@ -378,13 +379,18 @@ static void reap(struct xvb_aio *a)
 		/* EAGAIN: nothing signalled; the ring may still hold CQEs */
 	}
 	if (a->engine == XVB_AIO_URING) {
+		/* Resubmissions (kick) may complete inline, which the eventfd
+		 * does not signal: go round until the CQ stays empty. */
 		while (io_uring_peek_cqe(&a->ring, &cqe) == 0) {
-			op = io_uring_cqe_get_data(cqe);
-			int res = cqe->res;
+			do {
+				int res = cqe->res;
 
-			io_uring_cqe_seen(&a->ring, cqe);
-			if (engine_finished(a, op, res))
-				list_add(&tail, op);
+				op = io_uring_cqe_get_data(cqe);
+				io_uring_cqe_seen(&a->ring, cqe);
+				if (engine_finished(a, op, res))
+					list_add(&tail, op);
+			} while (io_uring_peek_cqe(&a->ring, &cqe) == 0);
+			kick(a);
 		}
 	} else {
 		pthread_mutex_lock(&a->mu);
@@ -424,6 +430,23 @@ static void on_timer(void *arg, int fd, uint32_t events)
 		/* spurious */
 	}
 	kick(a);
+	if (a->engine == XVB_AIO_URING && io_uring_cq_ready(&a->ring))
+		reap(a);	/* completed inline: no eventfd signal */
+}
+
+void xvb_aio_plug(struct xvb_aio *a)
+{
+	a->plugged = true;
+}
+
+void xvb_aio_unplug(struct xvb_aio *a)
+{
+	a->plugged = false;
+	kick(a);
+	/* Page-cache I/O often completes inside io_uring_enter: no round trip
+	 * through the loop for those. */
+	if (a->engine == XVB_AIO_URING && io_uring_cq_ready(&a->ring))
+		reap(a);
 }
 
 void xvb_aio_submit(struct xvb_aio *a, struct xvb_aio_op *op)
@@ -439,7 +462,8 @@ void xvb_aio_submit(struct xvb_aio *a, struct xvb_aio_op *op)
 		return;
 	}
 	list_add(&a->wait_tail, op);
-	kick(a);
+	if (!a->plugged)
+		xvb_aio_unplug(a);
 }
 
 unsigned int xvb_aio_inflight(const struct xvb_aio *a)
@@ -496,7 +520,9 @@ int xvb_aio_create(struct xvb_evloop *loop, const struct xvb_aio_opts *opts,
 	if (a->engine == XVB_AIO_URING) {
 		rc = io_uring_queue_init(AIO_RING_DEPTH, &a->ring, 0);
 		if (!rc) {
-			rc = io_uring_register_eventfd(&a->ring, a->efd);
+			/* Signalled only for completions that did not come
+			 * inline (xvb_aio_unplug reaps those). */
+			rc = io_uring_register_eventfd_async(&a->ring, a->efd);
 			if (rc)
 				io_uring_queue_exit(&a->ring);
 		}

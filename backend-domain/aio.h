@@ -72,6 +72,11 @@ int xvb_aio_create(struct xvb_evloop *loop, const struct xvb_aio_opts *opts,
 		   void (*batch)(void *arg), void *arg, struct xvb_aio **out);
 /* Start op.  Never fails: refusals are retried. */
 void xvb_aio_submit(struct xvb_aio *a, struct xvb_aio_op *op);
+/* Batching: between plug and unplug, submissions are only queued; unplug
+ * hands them to the engine at once (one io_uring_enter) and runs done()
+ * for those that completed inline. */
+void xvb_aio_plug(struct xvb_aio *a);
+void xvb_aio_unplug(struct xvb_aio *a);
 /* Ops submitted and not completed yet. */
 unsigned int xvb_aio_inflight(const struct xvb_aio *a);
 /* Block until every submitted op has completed and its done() has run.

@@ -586,6 +586,7 @@ static void blk_notify(void *priv, unsigned int q)
 	if (!b->vdev || q != 0)
 		return;
 	/* At most queue-size requests can be in flight: one slot each. */
+	xvb_aio_plug(b->aio);
 	while ((io = blk_io_get(b))) {
 		r = xvb_pop(b->vdev, 0, &io->req);
 		if (r <= 0) {
@@ -597,7 +598,9 @@ static void blk_notify(void *priv, unsigned int q)
 		}
 		blk_handle(b, io);
 	}
-	xvb_flush(b->vdev, 0);
+	xvb_aio_unplug(b->aio);
+	if (b->vdev)
+		xvb_flush(b->vdev, 0);
 	b->pushed = false;
 }
 
