@@ -35,5 +35,17 @@ for prog in xvmsg-backend xvmsg-ctl; do
 		fail=$((fail + 1))
 	fi
 done
+# The module's parameters (module_param* in guest-kernel/) and xvmsg.4.
+page=$top/docs/man/xvmsg.4
+params=$(grep -ohE 'module_param(_cb)?\([a-z_]+' "$top"/guest-kernel/*.c | sed 's/.*(//' | sort -u)
+man=$(sed -e 's/\\f[BIRP]//g' "$page" 2>/dev/null | grep -oE '^\.BI [a-z_]+=' | sed 's/^\.BI //; s/=$//' | sort -u)
+if [ -n "$params" ] && [ "$params" = "$man" ]; then
+	echo "  PASS    xvmsg.ko: its parameters and xvmsg.4 name the same $(echo "$params" | wc -l)"
+	pass=$((pass + 1))
+else
+	echo "  FAIL    xvmsg.ko: parameters differ (< only in the module, > only in xvmsg.4)"
+	diff <(echo "$params") <(echo "$man") | grep '^[<>]' | sed 's/^/          /'
+	fail=$((fail + 1))
+fi
 echo "man-options: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
