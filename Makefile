@@ -35,7 +35,7 @@ ifeq ($(WERROR),1)
 CFLAGS  += -Werror
 endif
 LDFLAGS += $(SANFLAGS)
-LDLIBS  += -luring -lpthread
+LDLIBS  += -lpthread
 XEN_LIBS := -lxenstore -lxenevtchn -lxengnttab -lxenforeignmemory
 
 ifeq ($(V),1)
@@ -49,7 +49,7 @@ BACKEND_CORE := backend-domain/log.c backend-domain/evloop.c backend-domain/iov.
                 backend-domain/params.c backend-domain/mapcache.c backend-domain/virtq.c \
                 backend-domain/vdev.c backend-domain/conn.c backend-domain/backend.c \
                 backend-domain/bus-loop.c backend-domain/loop-store.c backend-domain/bus-xen.c \
-                backend-domain/config.c backend-domain/aio.c \
+                backend-domain/config.c \
                 backend-domain/devices/blk.c backend-domain/devices/rng.c \
                 backend-domain/devices/console.c
 BACKEND_MAIN := backend-domain/main.c
@@ -171,7 +171,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CORE := backend-domain/mapcache.c backend-domain/virtq.c backend-domain/vdev.c \
              backend-domain/log.c backend-domain/iov.c backend-domain/params.c \
              backend-domain/config.c backend-domain/evloop.c backend-domain/backend.c \
-             backend-domain/conn.c backend-domain/aio.c \
+             backend-domain/conn.c \
              backend-domain/devices/blk.c backend-domain/devices/rng.c \
              backend-domain/devices/console.c tests/common/fakebus.c dom0-tools/ctl-parse.c
 # make fuzz FUZZ_ONLY="ctl config" runs only those targets.
@@ -201,7 +201,7 @@ fuzz:
 		echo "  FUZZ    $$t ($(FUZZ_SECONDS) s)"; \
 		clang -g -O1 -std=gnu11 -D_GNU_SOURCE -DXVMSG_VERSION='"fuzz"' -Iinclude -Ibackend-domain \
 			-Itests/common -Idom0-tools -fsanitize=fuzzer,address,undefined \
-			-o build/fuzz/fuzz-$$t tests/fuzz/fuzz-$$t.c $(FUZZ_CORE) -luring -lutil || exit 1; \
+			-o build/fuzz/fuzz-$$t tests/fuzz/fuzz-$$t.c $(FUZZ_CORE) -lutil || exit 1; \
 		mkdir -p build/fuzz/corpus/$$t; \
 		build/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 			build/fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>&1 | \

@@ -6,7 +6,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "aio.h"
 #include "device.h"
 #include "log.h"
 
@@ -25,7 +24,6 @@ struct xvb_config {
 	unsigned int max_guest_keys;	/* loop bus per-guest store quota, 0 = default */
 	unsigned int max_guest_store_bytes;
 	int fault;			/* XVB_FAULT_*, for testing guests */
-	struct xvb_aio_opts aio;	/* --aio, --fault slow-io=MS */
 	unsigned int nexports;
 	struct xvb_export exports[XVB_MAX_EXPORTS];
 };

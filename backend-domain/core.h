@@ -16,7 +16,6 @@
 #include <xvmsg/msg.h>
 #include <xvmsg/xenbus.h>
 
-#include "aio.h"
 #include "bus.h"
 #include "device.h"
 #include "evloop.h"
@@ -273,7 +272,6 @@ struct xvb_backend {
 	uint32_t nports;
 	bool stopping;
 	int fault;			/* XVB_FAULT_*: testing the guest only */
-	struct xvb_aio_opts aio;	/* block I/O engine, resolved at start */
 };
 
 int xvb_backend_init(struct xvb_backend *be, struct xvb_bus *bus, struct xvb_evloop *loop,
