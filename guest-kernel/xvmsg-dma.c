@@ -333,22 +333,6 @@ XVMSG_RCU_VOID_OP(pool_unmap_phys,
 		   unsigned long attrs),
 		  (dev, addr, size, dir, attrs))
 
-/* The pool bytes [off, off + size) if they lie inside live mappings. */
-static bool pool_range_live(struct xvmsg_conn *c, long off, size_t size)
-{
-	struct xvmsg_pool *p = &c->pool;
-	unsigned long first, last, u;
-
-	if (off < 0 || !size || size > ((size_t)p->npages << PAGE_SHIFT) - off)
-		return false;
-	first = (unsigned long)off >> XVMSG_POOL_UNIT_SHIFT;
-	last = ((unsigned long)off + size - 1) >> XVMSG_POOL_UNIT_SHIFT;
-	for (u = first; u <= last; u++)
-		if (!test_bit(u, p->map))
-			return false;
-	return true;
-}
-
 /*
  * The streaming mapping that holds pool byte off: its first and end byte.
  * false if off is in no live streaming mapping.
@@ -382,26 +366,20 @@ static void pool_sync_rcu(struct device *dev, dma_addr_t addr, size_t size, bool
 	struct xvmsg_conn *c = dev_conn(dev);
 	long off = c ? pool_off(&c->pool, addr) : -1;
 	size_t start, end, n;
-	struct xvmsg_slot *s;
 
-	/* Never past the mapping that holds addr (a device-reported size). */
-	if (c && pool_mapping_of(c, off, &start, &end)) {
-		n = xvmsg_pool_sync_len(off, size, start, end);
-		if (n < size)
-			dev_err_ratelimited(dev, "dma sync of %pad+%zu past its mapping: %zu bytes synced\n",
-					    &addr, size, n);
-		size = n;
-	} else {
-		size = 0;
-	}
-	if (!c || !size || !pool_range_live(c, off, size)) {
-		if (c)
-			dev_err_ratelimited(dev, "dma sync of %pad+%zu: not a pool mapping\n",
-					    &addr, size);
+	if (!c)
+		return;
+	if (!pool_mapping_of(c, off, &start, &end)) {
+		dev_err_ratelimited(dev, "dma sync of %pad+%zu: not a pool mapping\n", &addr, size);
 		return;
 	}
-	s = &c->pool.slot[off >> XVMSG_POOL_UNIT_SHIFT];
-	bounce(c, s->orig + (off & (XVMSG_POOL_UNIT - 1)), c->pool.va + off, size, to_pool);
+	/* Never past the mapping that holds addr (a device-reported size). */
+	n = xvmsg_pool_sync_len(off, size, start, end);
+	if (n < size)
+		dev_err_ratelimited(dev, "dma sync of %pad+%zu past its mapping: %zu bytes synced\n",
+				    &addr, size, n);
+	bounce(c, c->pool.slot[off >> XVMSG_POOL_UNIT_SHIFT].orig + (off & (XVMSG_POOL_UNIT - 1)),
+	       c->pool.va + off, n, to_pool);
 }
 XVMSG_RCU_VOID_OP(pool_sync, (struct device *dev, dma_addr_t addr, size_t size, bool to_pool),
 		  (dev, addr, size, to_pool))

@@ -19,33 +19,29 @@ man_text() {
 }
 
 pass=0 fail=0
+# same WHAT A B A_NAME B_NAME: the two sorted lists must match.
+same() {
+	if [ -n "$2" ] && [ "$2" = "$3" ]; then
+		echo "  PASS    $1: $4 and $5 name the same $(echo "$2" | wc -l)"
+		pass=$((pass + 1))
+	else
+		echo "  FAIL    $1: they differ (< only in $4, > only in $5)"
+		diff <(echo "$2") <(echo "$3") | grep '^[<>]' | sed 's/^/          /'
+		fail=$((fail + 1))
+	fi
+}
 for prog in xvmsg-backend xvmsg-ctl; do
 	page=$top/docs/man/$prog.8
 	if [ ! -x "$bin/$prog" ] || [ ! -f "$page" ]; then
 		echo "  FAIL    $prog: no $bin/$prog or no $page"; fail=$((fail + 1)); continue
 	fi
-	help=$("$bin/$prog" --help | options)
-	man=$(man_text "$page" | options)
-	if [ -n "$help" ] && [ "$help" = "$man" ]; then
-		echo "  PASS    $prog: --help and $prog.8 name the same $(echo "$help" | wc -l) options"
-		pass=$((pass + 1))
-	else
-		echo "  FAIL    $prog: options differ (< only in --help, > only in $prog.8)"
-		diff <(echo "$help") <(echo "$man") | grep '^[<>]' | sed 's/^/          /'
-		fail=$((fail + 1))
-	fi
+	same "$prog" "$("$bin/$prog" --help | options)" "$(man_text "$page" | options)" \
+		"--help" "$prog.8"
 done
 # The module's parameters (module_param* in guest-kernel/) and xvmsg.4.
 page=$top/docs/man/xvmsg.4
 params=$(grep -ohE 'module_param(_cb)?\([a-z_]+' "$top"/guest-kernel/*.c | sed 's/.*(//' | sort -u)
 man=$(sed -e 's/\\f[BIRP]//g' "$page" 2>/dev/null | grep -oE '^\.BI [a-z_]+=' | sed 's/^\.BI //; s/=$//' | sort -u)
-if [ -n "$params" ] && [ "$params" = "$man" ]; then
-	echo "  PASS    xvmsg.ko: its parameters and xvmsg.4 name the same $(echo "$params" | wc -l)"
-	pass=$((pass + 1))
-else
-	echo "  FAIL    xvmsg.ko: parameters differ (< only in the module, > only in xvmsg.4)"
-	diff <(echo "$params") <(echo "$man") | grep '^[<>]' | sed 's/^/          /'
-	fail=$((fail + 1))
-fi
+same xvmsg.ko "$params" "$man" "module_param" "xvmsg.4"
 echo "man-options: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
