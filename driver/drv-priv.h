@@ -259,6 +259,10 @@ int xvd_vq_wait(struct xvd_dev *dev, unsigned int q, struct xvd_done *done, unsi
 		int64_t deadline);
 
 /* xenbus-drv.c */
+/* A number in devid's backend dir (xenstore rules: decimal, no sign, no
+ * spaces, 32 bits): 0, -ENOENT absent, -EINVAL/-ERANGE not such a number,
+ * or the bus's error.  Blocks (a bounded store read). */
+int xvd_be_read_u32(struct xvd_dev *dev, const char *key, uint32_t *v);
 int xvd_xenbus_connect(struct xvd_dev *dev);
 void xvd_xenbus_disconnect(struct xvd_dev *dev);
 

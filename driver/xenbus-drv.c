@@ -146,6 +146,16 @@ static int be_read_ulong(struct xvd_dev *dev, const char *key, unsigned long *v)
 	return (errno || end == buf || *end) ? -EINVAL : 0;
 }
 
+int xvd_be_read_u32(struct xvd_dev *dev, const char *key, uint32_t *v)
+{
+	unsigned long n;
+	int r = be_read_ulong(dev, key, &n);
+
+	if (r == 0)
+		*v = (uint32_t)n;
+	return r;
+}
+
 /* Wait (bounded) until the backend state is in [lo, hi].  A backend that
  * closes, or writes "error", while we wait for lo < Closing fails us. */
 static int wait_backend(struct xvd_dev *dev, int lo, int hi)
