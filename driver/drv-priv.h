@@ -122,10 +122,6 @@ int xvd_mring_put(struct xvd_mring *r, const struct vmsg *m, bool *notify);
 /* Consumer: 1 and *m copied out, 0 empty (cons_event armed), -EIO corrupt.
  * *notify: the producer waits for space. */
 int xvd_mring_get(struct xvd_mring *r, struct vmsg *m, bool *notify);
-/* Header checks of a copied message: 0 or -EPROTO. */
-int xvd_msg_check(const struct vmsg *m);
-/* Smallest payload a response (or event) with this id must carry. */
-unsigned int xvd_msg_min_payload(unsigned int id, bool response);
 void xvd_mpage_init(struct xvmsg_msg_page *p);
 
 /* ---- split virtqueue (vring-drv.c) ---- */

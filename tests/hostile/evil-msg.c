@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <xvmsg/pool.h>
+#include <xvmsg/wire.h>
 
 #include "evil.h"
 
@@ -579,7 +580,7 @@ static void toctou_note(struct toctou_count *t, const struct vmsg *m, unsigned i
 		return;
 	}
 	t->resp++;
-	if (xvd_msg_check(m))
+	if (xvmsg_classify(m, tok, m->hdr.msg_id) == XVMSG_V_BAD)	/* header */
 		t->badhdr++;
 	if (tok & 0x8000)
 		t->scribbled++;

@@ -324,39 +324,6 @@ static void test_notify_math(void **state)
 	assert_true(vring_need_event(0xffff, 1, 0xfffe));
 }
 
-static void test_msg_check(void **state)
-{
-	struct vmsg m;
-
-	mk_msg(&m, VMSG_TYPE_RESPONSE, VMSG_GET_DEVICE_INFO, 1, 24);
-	assert_int_equal(xvd_msg_check(&m), 0);
-	/* Type bits 2-7 are reserved: ignored on receipt, not a reason to drop. */
-	m.hdr.type = 0x05;
-	assert_int_equal(xvd_msg_check(&m), 0);
-	m.hdr.type = 0xfd;
-	assert_int_equal(xvd_msg_check(&m), 0);
-	/* ... also when the size or device number is wrong. */
-	m.hdr.msg_size = htole16(7);
-	assert_int_equal(xvd_msg_check(&m), -EPROTO);
-	mk_msg(&m, 0xfd, VMSG_GET_DEVICE_INFO, 1, 24);
-	m.hdr.dev_num = htole16(2);
-	assert_int_equal(xvd_msg_check(&m), -EPROTO);
-	mk_msg(&m, VMSG_TYPE_RESPONSE, VMSG_GET_DEVICE_INFO, 1, 0);
-	m.hdr.msg_size = htole16(7);
-	assert_int_equal(xvd_msg_check(&m), -EPROTO);
-	m.hdr.msg_size = htole16(VMSG_MAX_SIZE + 1);
-	assert_int_equal(xvd_msg_check(&m), -EPROTO);
-	mk_msg(&m, VMSG_TYPE_RESPONSE, VMSG_GET_DEVICE_INFO, 1, 24);
-	m.hdr.dev_num = htole16(2);
-	assert_int_equal(xvd_msg_check(&m), -EPROTO);
-	mk_msg(&m, VMSG_TYPE_BUS, VMSG_BUS_EVENT_DEVICE, 0, 4);
-	m.hdr.dev_num = 0;
-	assert_int_equal(xvd_msg_check(&m), 0);
-	assert_int_equal(xvd_msg_min_payload(VMSG_GET_VQUEUE, true), 40);
-	assert_int_equal(xvd_msg_min_payload(VMSG_SET_VQUEUE, true), 0);
-	assert_int_equal(xvd_msg_min_payload(VMSG_EVENT_CONFIG, false), 16);
-}
-
 /*
  * The userspace driver judges what the backend sends exactly as the guest
  * module does (include/xvmsg/wire.h): the same xenstore numbers, the same
@@ -862,7 +829,6 @@ int main(void)
 		cmocka_unit_test(test_mring_consumer),
 		cmocka_unit_test(test_mring_wrap),
 		cmocka_unit_test(test_notify_math),
-		cmocka_unit_test(test_msg_check),
 		cmocka_unit_test(test_be_numbers_as_module),
 		cmocka_unit_test(test_b2d_verdicts_as_module),
 		cmocka_unit_test(test_ualloc),
