@@ -27,7 +27,7 @@
 #include <xengnttab.h>
 #include <xenstore.h>
 
-#include <xvmsg/xenbus.h>
+#include <xvmsg/wire.h>
 
 #include "bus.h"
 
@@ -360,7 +360,7 @@ int xvb_xen_create(const struct xvb_xen_opts *opts, const struct xvb_bus_events 
 {
 	struct epoll_event e = { .events = EPOLLIN };
 	struct xen_bus *xb = calloc(1, sizeof(*xb));
-	char buf[16], *end;
+	char buf[16];
 	int rc;
 
 	if (!xb)
@@ -395,8 +395,7 @@ int xvb_xen_create(const struct xvb_xen_opts *opts, const struct xvb_bus_events 
 		snprintf(err, errlen, "cannot read our domid from xenstore: %s", strerror(-rc));
 		goto fail;
 	}
-	xb->domid = (uint32_t)strtoul(buf, &end, 10);
-	if (*end || end == buf) {
+	if (xvmsg_parse_u32(buf, &xb->domid)) {
 		rc = -EINVAL;
 		snprintf(err, errlen, "xenstore domid '%s' is not a number", buf);
 		goto fail;

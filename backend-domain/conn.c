@@ -21,6 +21,7 @@
 #include <sys/timerfd.h>
 
 #include <xvmsg/pool.h>
+#include <xvmsg/wire.h>
 
 #include "core.h"
 
@@ -107,30 +108,12 @@ static int rd(struct xvb_conn *c, const char *dir, const char *key, char *buf, s
 	return c->be->bus->ops->store_read(c->be->bus, path, buf, len);
 }
 
-/* Strict decimal u32: no sign, no spaces, no trailing junk. */
-static int parse_u32(const char *s, uint32_t *out)
-{
-	uint64_t v = 0;
-
-	if (!*s)
-		return -EINVAL;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(*s - '0');
-		if (v > UINT32_MAX)
-			return -ERANGE;
-	}
-	*out = (uint32_t)v;
-	return 0;
-}
-
 static int rd_u32(struct xvb_conn *c, const char *dir, const char *key, uint32_t *out)
 {
 	char buf[32];
 	int rc = rd(c, dir, key, buf, sizeof(buf));
 
-	return rc ? rc : parse_u32(buf, out);
+	return rc ? rc : xvmsg_parse_u32(buf, out);
 }
 
 static int wr(struct xvb_conn *c, const char *key, const char *fmt, ...)

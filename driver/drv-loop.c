@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <xvmsg/loop.h>
+#include <xvmsg/wire.h>
 
 #include "drv-priv.h"
 
@@ -209,8 +210,9 @@ static void loop_store_event(struct loop_bus *b, const char *p, size_t len)
 {
 	size_t plen = strnlen(p, len), pre = strlen(b->be_prefix);
 	const char *val = NULL, *key;
-	char *end, vbuf[XVMSG_LOOP_MAX_PACKET];
-	unsigned long devid;
+	const char *end;
+	char vbuf[XVMSG_LOOP_MAX_PACKET];
+	uint32_t devid;
 
 	if (plen == len || strncmp(p, b->be_prefix, pre))
 		return;				/* malformed or not ours */
@@ -221,8 +223,11 @@ static void loop_store_event(struct loop_bus *b, const char *p, size_t len)
 		vbuf[vlen] = 0;
 		val = vbuf;
 	}
-	devid = strtoul(p + pre, &end, 10);
-	if (end == p + pre || devid > XVD_MAX_DEVID || (*end && *end != '/'))
+	end = strchr(p + pre, '/');
+	if (!end)
+		end = p + plen;
+	if (xvmsg_parse_u32_len(p + pre, (size_t)(end - (p + pre)), &devid) ||
+	    devid > XVD_MAX_DEVID)
 		return;
 	key = *end ? end + 1 : "";
 	b->store_changed = true;

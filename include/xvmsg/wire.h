@@ -268,22 +268,33 @@ static inline int xvmsg_check_vqueue(const struct vmsg *m, __u32 index, struct x
 	return out->index == index ? 0 : -EPROTO;
 }
 
-/* A xenstore number: decimal, no sign, no spaces, fits 32 bits. 0, -EINVAL, -ERANGE. */
-static inline int xvmsg_parse_u32(const char *s, __u32 *out)
+/*
+ * A xenstore number: decimal, no sign, no spaces, fits 32 bits.  0, -EINVAL,
+ * -ERANGE.  The one parser of numbers a peer or the toolstack wrote, for the
+ * backend, the userspace driver and the module alike.
+ */
+static inline int xvmsg_parse_u32_len(const char *s, size_t len, __u32 *out)
 {
 	__u64 v = 0;
+	size_t i;
 
-	if (!s || !*s)
+	if (!s || !len)
 		return -EINVAL;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
 			return -EINVAL;
-		v = v * 10 + (__u64)(*s - '0');
+		v = v * 10 + (__u64)(s[i] - '0');
 		if (v > 0xffffffffULL)
 			return -ERANGE;
 	}
 	*out = (__u32)v;
 	return 0;
+}
+
+/* The same for a whole NUL-terminated string. */
+static inline int xvmsg_parse_u32(const char *s, __u32 *out)
+{
+	return xvmsg_parse_u32_len(s, s ? strlen(s) : 0, out);
 }
 
 /* "pool" | "grant" | "full" -> XVMSG_MODE_*, or -EINVAL.  A trailing newline

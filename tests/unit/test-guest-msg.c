@@ -290,6 +290,12 @@ static void test_parse(void **state)
 	assert_int_equal(xvmsg_parse_u32(" 12", &v), -EINVAL);
 	assert_int_equal(xvmsg_parse_u32("-1", &v), -EINVAL);
 	assert_int_equal(xvmsg_parse_u32("+1", &v), -EINVAL);
+	/* A number that ends where a path component does. */
+	assert_int_equal(xvmsg_parse_u32_len("12/state", 2, &v), 0);
+	assert_int_equal(v, 12);
+	assert_int_equal(xvmsg_parse_u32_len("12/state", 3, &v), -EINVAL);
+	assert_int_equal(xvmsg_parse_u32_len("/state", 0, &v), -EINVAL);
+	assert_int_equal(xvmsg_parse_u32_len("-1/x", 2, &v), -EINVAL);
 
 	assert_int_equal(xvmsg_parse_mode("pool"), XVMSG_MODE_POOL);
 	assert_int_equal(xvmsg_parse_mode("grant\n"), XVMSG_MODE_GRANT);
