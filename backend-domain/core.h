@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include <xvmsg/barrier.h>
 #include <xvmsg/msg.h>
 #include <xvmsg/xenbus.h>
 
@@ -315,11 +316,12 @@ struct xvb_conn *xvb_conn_next(const struct xvb_conn *c);
 int xvb_port_register(struct xvb_backend *be, uint32_t port, struct xvb_conn *c, int q);
 void xvb_port_unregister(struct xvb_backend *be, uint32_t port);
 
-/* Compiler and CPU barriers.  Each use names its partner on the other side. */
-#define xvb_mb()	__atomic_thread_fence(__ATOMIC_SEQ_CST)
-#define xvb_rmb()	__atomic_thread_fence(__ATOMIC_ACQUIRE)
-#define xvb_wmb()	__atomic_thread_fence(__ATOMIC_RELEASE)
-#define XVB_READ_ONCE(x)	__atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define XVB_WRITE_ONCE(x, v)	__atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+/* Barriers and shared-memory accesses: include/xvmsg/barrier.h's, under the
+ * names the core has used (each use names its partner on the other side). */
+#define xvb_mb()		xvmsg_mb()
+#define xvb_rmb()		xvmsg_rmb()
+#define xvb_wmb()		xvmsg_wmb()
+#define XVB_READ_ONCE(x)	XVMSG_READ_ONCE(x)
+#define XVB_WRITE_ONCE(x, v)	XVMSG_WRITE_ONCE(x, v)
 
 #endif /* XVB_CORE_H */

@@ -365,12 +365,12 @@ static int loop_gnt_grant(struct drv_bus *bus, uint32_t ref, uint64_t gfn, bool 
 	if (ref < LOOP_FIRST_REF || ref >= b->ngnt || gfn > UINT32_MAX)
 		return -EINVAL;
 	e = &b->gnt[ref];
-	WR_ONCE(e->frame, htole32((uint32_t)gfn));
-	WR_ONCE(e->domid, htole16((uint16_t)b->bdomid));
+	XVMSG_WRITE_ONCE(e->frame, htole32((uint32_t)gfn));
+	XVMSG_WRITE_ONCE(e->domid, htole16((uint16_t)b->bdomid));
 	/* frame and domid before flags; pairs with the backend's read barrier
 	 * after it checks PERMIT_ACCESS (as Xen's gnttab_grant_foreign_access). */
-	smp_wmb();
-	WR_ONCE(e->flags, htole16(XVMSG_GTF_PERMIT_ACCESS | (readonly ? XVMSG_GTF_READONLY : 0)));
+	xvmsg_wmb();
+	XVMSG_WRITE_ONCE(e->flags, htole16(XVMSG_GTF_PERMIT_ACCESS | (readonly ? XVMSG_GTF_READONLY : 0)));
 	return 0;
 }
 
@@ -381,7 +381,7 @@ static int loop_gnt_revoke(struct drv_bus *bus, uint32_t ref)
 
 	if (ref < LOOP_FIRST_REF || ref >= b->ngnt)
 		return -EINVAL;
-	f = RD_ONCE(b->gnt[ref].flags);
+	f = XVMSG_READ_ONCE(b->gnt[ref].flags);
 	/* Clear the entry only while the backend maps nothing: the atomic
 	 * exchange races the backend's own atomic setting of READING/WRITING. */
 	do {

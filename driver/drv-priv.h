@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <linux/virtio_ring.h>
 
+#include <xvmsg/barrier.h>
 #include <xvmsg/msg.h>
 #include <xvmsg/xenbus.h>
 
@@ -27,14 +28,6 @@
 #define XVD_DEFAULT_IND_MIN	4
 #define XVD_RAM_UNIT		512
 #define XVD_POOL_UNIT		512
-
-/* Shared-memory accessors: single-copy atomic, never torn, never re-read by
- * the compiler.  Barriers are written out where they are needed. */
-#define RD_ONCE(x)	__atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define WR_ONCE(x, v)	__atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
-#define smp_mb()	__atomic_thread_fence(__ATOMIC_SEQ_CST)
-#define smp_rmb()	__atomic_thread_fence(__ATOMIC_ACQUIRE)
-#define smp_wmb()	__atomic_thread_fence(__ATOMIC_RELEASE)
 
 XVMSG_STATIC_ASSERT((int)XVD_MODE_POOL == (int)XVMSG_MODE_POOL &&
 		    (int)XVD_MODE_GRANT == (int)XVMSG_MODE_GRANT &&

@@ -55,7 +55,7 @@ void xvd_mpage_init(struct xvmsg_msg_page *p)
 
 int xvd_mring_put(struct xvd_mring *r, const struct vmsg *m, bool *notify)
 {
-	uint32_t prod = r->idx, cons = le32toh(RD_ONCE(r->ctl->cons));
+	uint32_t prod = r->idx, cons = le32toh(XVMSG_READ_ONCE(r->ctl->cons));
 	int n = xvmsg_ring_count(prod, cons);
 
 	*notify = false;
@@ -65,9 +65,9 @@ int xvd_mring_put(struct xvd_mring *r, const struct vmsg *m, bool *notify)
 		/* Full: ask to be told when a slot frees, then re-check.  The
 		 * barrier pairs with the consumer's between storing cons and
 		 * loading prod_event. */
-		WR_ONCE(r->ctl->prod_event, htole32(cons + 1));
-		smp_mb();
-		cons = le32toh(RD_ONCE(r->ctl->cons));
+		XVMSG_WRITE_ONCE(r->ctl->prod_event, htole32(cons + 1));
+		xvmsg_mb();
+		cons = le32toh(XVMSG_READ_ONCE(r->ctl->cons));
 		n = xvmsg_ring_count(prod, cons);
 		if (n < 0)
 			return -EIO;
@@ -76,23 +76,23 @@ int xvd_mring_put(struct xvd_mring *r, const struct vmsg *m, bool *notify)
 	}
 	/* cons load before reusing the slot; pairs with the consumer's
 	 * barrier between copying the slot and storing cons. */
-	smp_mb();
+	xvmsg_mb();
 	memcpy(&r->slot[prod % XVMSG_RING_SLOTS], m, sizeof(*m));
 	/* Message before prod; pairs with the consumer's read barrier after
 	 * loading prod. */
-	smp_wmb();
-	WR_ONCE(r->ctl->prod, htole32(prod + 1));
+	xvmsg_wmb();
+	XVMSG_WRITE_ONCE(r->ctl->prod, htole32(prod + 1));
 	r->idx = prod + 1;
 	/* prod store before the cons_event load; pairs with the consumer's
 	 * barrier between storing cons_event and re-loading prod. */
-	smp_mb();
-	*notify = xvmsg_ring_need_notify(prod, prod + 1, le32toh(RD_ONCE(r->ctl->cons_event)));
+	xvmsg_mb();
+	*notify = xvmsg_ring_need_notify(prod, prod + 1, le32toh(XVMSG_READ_ONCE(r->ctl->cons_event)));
 	return 0;
 }
 
 int xvd_mring_get(struct xvd_mring *r, struct vmsg *m, bool *notify)
 {
-	uint32_t cons = r->idx, prod = le32toh(RD_ONCE(r->ctl->prod));
+	uint32_t cons = r->idx, prod = le32toh(XVMSG_READ_ONCE(r->ctl->prod));
 	int n = xvmsg_ring_count(prod, cons);
 
 	*notify = false;
@@ -100,9 +100,9 @@ int xvd_mring_get(struct xvd_mring *r, struct vmsg *m, bool *notify)
 		return -EIO;
 	if (n == 0) {
 		/* Empty: ask for a notification, then re-check (see put). */
-		WR_ONCE(r->ctl->cons_event, htole32(cons + 1));
-		smp_mb();
-		prod = le32toh(RD_ONCE(r->ctl->prod));
+		XVMSG_WRITE_ONCE(r->ctl->cons_event, htole32(cons + 1));
+		xvmsg_mb();
+		prod = le32toh(XVMSG_READ_ONCE(r->ctl->prod));
 		n = xvmsg_ring_count(prod, cons);
 		if (n < 0)
 			return -EIO;
@@ -110,16 +110,16 @@ int xvd_mring_get(struct xvd_mring *r, struct vmsg *m, bool *notify)
 			return 0;
 	}
 	/* prod load before the slot; pairs with the producer's write barrier. */
-	smp_rmb();
+	xvmsg_rmb();
 	memcpy(m, &r->slot[cons % XVMSG_RING_SLOTS], sizeof(*m));	/* the one copy */
 	/* Done with the slot before releasing it; pairs with the producer's
 	 * barrier between loading cons and writing the slot. */
-	smp_mb();
-	WR_ONCE(r->ctl->cons, htole32(cons + 1));
+	xvmsg_mb();
+	XVMSG_WRITE_ONCE(r->ctl->cons, htole32(cons + 1));
 	r->idx = cons + 1;
 	/* cons store before the prod_event load; pairs with put's full path. */
-	smp_mb();
-	*notify = xvmsg_ring_need_notify(cons, cons + 1, le32toh(RD_ONCE(r->ctl->prod_event)));
+	xvmsg_mb();
+	*notify = xvmsg_ring_need_notify(cons, cons + 1, le32toh(XVMSG_READ_ONCE(r->ctl->prod_event)));
 	return 1;
 }
 

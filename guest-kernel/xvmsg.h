@@ -43,6 +43,7 @@
 #include <xen/grant_table.h>
 #include <xen/xenbus.h>
 
+#include <xvmsg/barrier.h>
 #include <xvmsg/pool.h>
 #include <xvmsg/wire.h>
 
