@@ -29,10 +29,6 @@
 #define XVD_RAM_UNIT		512
 #define XVD_POOL_UNIT		512
 
-XVMSG_STATIC_ASSERT((int)XVD_MODE_POOL == (int)XVMSG_MODE_POOL &&
-		    (int)XVD_MODE_GRANT == (int)XVMSG_MODE_GRANT &&
-		    (int)XVD_MODE_FULL == (int)XVMSG_MODE_FULL, "public mode numbers are the wire's");
-
 #define XVD_DIV_UP(a, b)	(((a) + (b) - 1) / (b))
 
 /* ---- logging ---- */
@@ -72,8 +68,25 @@ void xvd_ram_put(struct xvd_ram *r, void *va);
 bool xvd_ram_holds(const struct xvd_ram *r, const void *va, size_t len);
 
 /* ---- memory-access modes (dma.c) ---- */
+struct xvd_dma;
+struct xvd_map;
+/* What differs between the modes: one const table each in dma.c, chosen
+ * once by xvd_dma_init().  mp->va, len and dev_writes are set. */
+struct xvd_dma_ops {
+	bool in_ram;		/* buffers must lie in guest RAM (grant, full) */
+	/* Make mp->va reachable: set mp->addr (and what unmap needs). */
+	int (*map)(struct xvd_dma *m, struct xvd_map *mp);
+	/* Undo map; copy back at most copy_len device-written bytes.  NULL:
+	 * nothing to undo. */
+	void (*unmap)(struct xvd_dma *m, struct xvd_map *mp, uint32_t copy_len);
+	/* Zeroed memory the device can reach: set mp->va and mp->addr. */
+	int (*alloc)(struct xvd_dma *m, struct xvd_map *mp);
+	void (*free)(struct xvd_dma *m, struct xvd_map *mp);
+};
+
 struct xvd_dma {
-	int mode;			/* XVMSG_MODE_* */
+	enum xvmsg_mode mode;
+	const struct xvd_dma_ops *ops;	/* the mode's */
 	struct drv_bus *bus;		/* grant mode: grants */
 	struct xvd_ram *ram;		/* grant/full: buffers, rings */
 	uint8_t *pool;			/* pool mode: pool_units * XVD_POOL_UNIT bytes */
@@ -93,6 +106,10 @@ struct xvd_map {
 	uint8_t kind, dev_writes;
 };
 
+/* Choose the mode's ops: 0, or -EINVAL for no mode.  Pool mode then needs
+ * xvd_dma_pool_init(). */
+int xvd_dma_init(struct xvd_dma *m, enum xvmsg_mode mode, struct drv_bus *bus,
+		 struct xvd_ram *ram, struct xvd_stats *st, const struct xvd_logger *log);
 int xvd_dma_pool_init(struct xvd_dma *m, uint8_t *pool, size_t pages, uint32_t pool_ref);
 void xvd_dma_destroy(struct xvd_dma *m);
 /* Make [va, va+len) reachable: bounce (pool), grant (grant), gfn (full). */

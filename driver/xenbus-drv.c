@@ -269,12 +269,11 @@ static void revoke_region(struct xvd_dev *dev)
 
 static int publish(struct xvd_dev *dev)
 {
-	static const char *const modes[] = XVMSG_MODE_NAMES;
 	struct drv_bus *bus = dev->dom->bus;
 	int r;
 
 	r = xvd_bus_result(dev->dom, bus->ops->store_write(bus, dev->o.devid, XVMSG_XS_MODE,
-							   modes[dev->o.mode]));
+							   xvmsg_mode_name(dev->o.mode)));
 	if (!r)
 		r = fe_write(dev, XVMSG_XS_MSG_REF, dev->msg_ref);
 	if (!r)
@@ -351,13 +350,12 @@ int xvd_xenbus_connect(struct xvd_dev *dev)
 		maxpool = XVMSG_MAX_POOL_PAGES;
 	{
 		/* The toolstack's choice of mode is the one the backend enforces. */
-		static const char *const modes[] = XVMSG_MODE_NAMES;
 		char want[16];
 
 		if (bus->ops->store_read(bus, dev->o.devid, XVMSG_XS_MODE, want, sizeof(want)) == 0 &&
-		    strcmp(want, modes[dev->o.mode])) {
+		    strcmp(want, xvmsg_mode_name(dev->o.mode))) {
 			dev_log(dev, XVD_LOG_ERR, "the toolstack set mode '%s', we were asked for '%s'",
-				want, modes[dev->o.mode]);
+				want, xvmsg_mode_name(dev->o.mode));
 			return -EINVAL;
 		}
 	}
@@ -387,8 +385,9 @@ int xvd_xenbus_connect(struct xvd_dev *dev)
 	r = grant_region(dev);
 	if (r < 0)
 		return r;
-	dev->dma = (struct xvd_dma){ .mode = dev->o.mode, .bus = bus, .ram = &d->ram,
-				     .st = &dev->st, .log = &d->log };
+	r = xvd_dma_init(&dev->dma, dev->o.mode, bus, &d->ram, &dev->st, &d->log);
+	if (r < 0)
+		return r;
 	if (dev->pool_pages) {
 		r = xvd_dma_pool_init(&dev->dma, (uint8_t *)dev->region.va + XVMSG_PAGE_SIZE,
 				      dev->pool_pages, dev->pool_ref);
@@ -460,7 +459,7 @@ int xvd_dev_open_ready(struct xvd_domain *d, const struct xvd_dev_opts *o, uint3
 	int r;
 
 	if (!o || !o->export_name || !*o->export_name || strlen(o->export_name) >= 32 ||
-	    o->devid > XVD_MAX_DEVID || o->mode < XVMSG_MODE_POOL || o->mode > XVMSG_MODE_FULL ||
+	    o->devid > XVD_MAX_DEVID || (unsigned int)o->mode >= XVMSG_NR_MODES ||
 	    !num_queues || num_queues > XVMSG_MAX_QUEUES || o->pool_pages > XVMSG_MAX_POOL_PAGES)
 		return -EINVAL;
 	if (d->gone)
@@ -494,7 +493,7 @@ int xvd_dev_open_ready(struct xvd_domain *d, const struct xvd_dev_opts *o, uint3
 		return r;
 	}
 	dev_log(dev, XVD_LOG_INFO, "connected: %s mode, features %#llx, pool %u pages",
-		((const char *const[])XVMSG_MODE_NAMES)[o->mode],
+		xvmsg_mode_name(o->mode),
 		(unsigned long long)dev->features, dev->pool_pages);
 	*out = dev;
 	return 0;

@@ -199,7 +199,7 @@ struct xvmsg_vdev;
 
 struct xvmsg_conn {
 	struct xvmsg_info *info;
-	int mode;			/* XVMSG_MODE_* */
+	enum xvmsg_mode mode;
 	domid_t domid;			/* backend domain */
 	unsigned long flags;
 
@@ -337,7 +337,7 @@ unsigned int xvmsg_shadow_inflight(struct xvmsg_queue *q);
 void xvmsg_vdev_unregister(struct xvmsg_conn *c, bool graceful);
 
 /* xvmsg-dma.c */
-const struct dma_map_ops *xvmsg_dma_ops(int mode);
+const struct dma_map_ops *xvmsg_dma_ops(enum xvmsg_mode mode);
 int xvmsg_pool_create(struct xvmsg_conn *c, unsigned int npages);
 void xvmsg_pool_destroy(struct xvmsg_conn *c);
 /* Grant mode, at disconnect: revoke every mapping the drivers still hold. */

@@ -297,31 +297,41 @@ static inline int xvmsg_parse_u32(const char *s, __u32 *out)
 	return xvmsg_parse_u32_len(s, s ? strlen(s) : 0, out);
 }
 
-/* "pool" | "grant" | "full" -> XVMSG_MODE_*, or -EINVAL.  A trailing newline
- * (from a sysfs or module parameter write) is accepted.
- */
-static inline int xvmsg_parse_mode(const char *s)
+/* The name of a mode, as xenstore and every log and counter spell it; "?"
+ * for a value that is no mode. */
+static inline const char *xvmsg_mode_name(enum xvmsg_mode mode)
 {
-	static const char *const names[] = XVMSG_MODE_NAMES;
-	size_t len;
-	int i;
+	switch (mode) {
+	case XVMSG_MODE_POOL:	return "pool";
+	case XVMSG_MODE_GRANT:	return "grant";
+	case XVMSG_MODE_FULL:	return "full";
+	}
+	return "?";
+}
 
-	if (!s)
-		return -EINVAL;
-	len = strlen(s);
-	if (len && s[len - 1] == '\n')
-		len--;
-	for (i = 0; i < 3; i++)
-		if (len == strlen(names[i]) && !memcmp(s, names[i], len))
-			return i;
+/* The len bytes at s name a mode: 0 and *out set, or -EINVAL. */
+static inline int xvmsg_parse_mode_len(const char *s, size_t len, enum xvmsg_mode *out)
+{
+	static const enum xvmsg_mode modes[XVMSG_NR_MODES] = {
+		XVMSG_MODE_POOL, XVMSG_MODE_GRANT, XVMSG_MODE_FULL,
+	};
+	unsigned int i;
+
+	for (i = 0; s && i < XVMSG_NR_MODES; i++) {
+		const char *name = xvmsg_mode_name(modes[i]);
+
+		if (len == strlen(name) && !memcmp(s, name, len)) {
+			*out = modes[i];
+			return 0;
+		}
+	}
 	return -EINVAL;
 }
 
-static inline const char *xvmsg_mode_name(int mode)
+/* A xenstore mode value, "pool" | "grant" | "full" exactly: 0, or -EINVAL. */
+static inline int xvmsg_parse_mode(const char *s, enum xvmsg_mode *out)
 {
-	static const char *const names[] = XVMSG_MODE_NAMES;
-
-	return mode >= 0 && mode < 3 ? names[mode] : "?";
+	return xvmsg_parse_mode_len(s, s ? strlen(s) : 0, out);
 }
 
 /*

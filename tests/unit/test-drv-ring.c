@@ -132,8 +132,7 @@ static struct fix *fix_new(int mode)
 	f->ram.mem.pages = RAM_PAGES;
 	f->ram.mem.gfn = 0x40;
 	assert_int_equal(xvd_ua_init(&f->ram.ua, RAM_PAGES * 8), 0);
-	f->dma = (struct xvd_dma){ .mode = mode, .bus = &f->fb.bus, .ram = &f->ram,
-				   .st = &f->st, .log = &quiet };
+	assert_int_equal(xvd_dma_init(&f->dma, mode, &f->fb.bus, &f->ram, &f->st, &quiet), 0);
 	f->pool = calloc(POOL_PAGES, 4096);
 	assert_non_null(f->pool);
 	if (mode == XVMSG_MODE_POOL)
