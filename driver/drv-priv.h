@@ -132,7 +132,6 @@ int xvd_mring_put(struct xvd_mring *r, const struct vmsg *m, bool *notify);
 /* Consumer: 1 and *m copied out, 0 empty (cons_event armed), -EIO corrupt.
  * *notify: the producer waits for space. */
 int xvd_mring_get(struct xvd_mring *r, struct vmsg *m, bool *notify);
-void xvd_mpage_init(struct xvmsg_msg_page *p);
 
 /* ---- split virtqueue (vring-drv.c) ---- */
 struct xvd_chain {

@@ -43,16 +43,6 @@ int64_t xvd_now_ms(void)
 
 /* ---- message rings ----------------------------------------------------- */
 
-void xvd_mpage_init(struct xvmsg_msg_page *p)
-{
-	memset(p, 0, sizeof(*p));
-	p->magic = htole32(XVMSG_MSG_PAGE_MAGIC);
-	p->version = htole16(XVMSG_MSG_PAGE_VERSION);
-	/* As SHARED_RING_INIT: the first message of each ring is signalled. */
-	p->d2b.cons_event = htole32(1);
-	p->b2d.cons_event = htole32(1);
-}
-
 int xvd_mring_put(struct xvd_mring *r, const struct vmsg *m, bool *notify)
 {
 	uint32_t prod = r->idx, cons = le32toh(XVMSG_READ_ONCE(r->ctl->cons));

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xvmsg/wire.h>
+
 #include "drv-priv.h"
 
 /* Ring layout in one allocation: desc[size] | avail (+used_event) | used (+avail_event). */
@@ -37,7 +39,7 @@ int xvd_vq_setup(struct xvd_vq *vq, unsigned int index, unsigned int size,
 	int r;
 
 	memset(vq, 0, sizeof(*vq));
-	if (!size || size > 32768 || (size & (size - 1)))
+	if (!size || size > XVMSG_MAX_QUEUE_SIZE || (size & (size - 1)))
 		return -EINVAL;
 	vq->index = index;
 	vq->size = (uint16_t)size;

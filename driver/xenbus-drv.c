@@ -379,7 +379,7 @@ int xvd_xenbus_connect(struct xvd_dev *dev)
 	if (r < 0)
 		return r;
 	dev->page = dev->region.va;
-	xvd_mpage_init(dev->page);
+	xvmsg_msg_page_init(dev->page);
 	dev->d2b = (struct xvd_mring){ &dev->page->d2b, dev->page->d2b_slot, 0 };
 	dev->b2d = (struct xvd_mring){ &dev->page->b2d, dev->page->b2d_slot, 0 };
 	r = grant_region(dev);

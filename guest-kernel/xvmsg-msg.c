@@ -20,16 +20,6 @@
 
 #include "xvmsg.h"
 
-void xvmsg_msg_page_init(struct xvmsg_msg_page *p)
-{
-	memset(p, 0, sizeof(*p));
-	p->magic = cpu_to_le32(XVMSG_MSG_PAGE_MAGIC);
-	p->version = cpu_to_le16(XVMSG_MSG_PAGE_VERSION);
-	/* As SHARED_RING_INIT: the first message of each ring is signalled. */
-	p->d2b.cons_event = cpu_to_le32(1);
-	p->b2d.cons_event = cpu_to_le32(1);
-}
-
 static u32 ring_read(__le32 *field)
 {
 	return le32_to_cpu(XVMSG_READ_ONCE(*field));

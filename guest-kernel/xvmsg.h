@@ -296,7 +296,6 @@ static inline struct device *xvmsg_dev(struct xvmsg_conn *c)
 }
 
 /* xvmsg-msg.c */
-void xvmsg_msg_page_init(struct xvmsg_msg_page *p);
 irqreturn_t xvmsg_msg_irq(int irq, void *data);
 void xvmsg_msg_work(struct work_struct *w);
 /* Send one request and wait (bounded) for its response, copied to *resp.

@@ -35,6 +35,20 @@
 /* Largest virtqueue the module sets up (split rings: 2^15). */
 #define XVMSG_MAX_QUEUE_SIZE	32768
 
+/*
+ * A fresh message page, as the frontend grants it: magic and version, both
+ * rings empty, and (as Xen's SHARED_RING_INIT) the first message of each
+ * ring signalled.
+ */
+static inline void xvmsg_msg_page_init(struct xvmsg_msg_page *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->magic = cpu_to_le32(XVMSG_MSG_PAGE_MAGIC);
+	p->version = cpu_to_le16(XVMSG_MSG_PAGE_VERSION);
+	p->d2b.cons_event = cpu_to_le32(1);
+	p->b2d.cons_event = cpu_to_le32(1);
+}
+
 /* Messages the ring holds, from indices just read; -1 when it is corrupt. */
 static inline int xvmsg_ring_count(__u32 prod, __u32 cons)
 {

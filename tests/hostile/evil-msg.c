@@ -1266,7 +1266,7 @@ static int manual_setup(struct xvd_domain *d, unsigned int devid, struct manual 
 	if (r)
 		return r;
 	h->mem_ok = true;
-	xvd_mpage_init(h->mem.va);
+	xvmsg_msg_page_init(h->mem.va);
 	r = bus->ops->mem_share(bus, &h->mem);
 	if (r)
 		return r;

@@ -174,7 +174,7 @@ static struct xvmsg_msg_page *page_new(void)
 	struct xvmsg_msg_page *p = aligned_alloc(4096, sizeof(*p));
 
 	assert_non_null(p);
-	xvd_mpage_init(p);
+	xvmsg_msg_page_init(p);
 	assert_int_equal(le32toh(p->magic), XVMSG_MSG_PAGE_MAGIC);
 	return p;
 }
