@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <xvmsg/wire.h>
+
 #include "core.h"
 
 const struct xvb_model_ops *xvb_model_find(const struct xvb_model_ops *const *models,
@@ -83,15 +85,11 @@ static struct xvb_conn *find_conn(struct xvb_backend *be, uint32_t feid, uint32_
 
 static int parse_id(const char *s, uint32_t *out)
 {
-	char *end;
-	unsigned long v;
+	uint32_t v;
 
-	if (*s < '0' || *s > '9')
+	if (xvmsg_parse_u32(s, &v) || v > 0xffff)
 		return -EINVAL;
-	v = strtoul(s, &end, 10);
-	if (*end || v > 0xffff)
-		return -EINVAL;
-	*out = (uint32_t)v;
+	*out = v;
 	return 0;
 }
 

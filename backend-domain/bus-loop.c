@@ -24,7 +24,7 @@
 #include <sys/un.h>
 
 #include <xvmsg/loop.h>
-#include <xvmsg/xenbus.h>
+#include <xvmsg/wire.h>
 
 #include "bus.h"
 #include "device.h"
@@ -116,7 +116,7 @@ struct loop_bus {
 	const struct xvb_export *exports;
 	unsigned int nexports;
 	bool *export_busy;
-	bool allow_full;
+	struct xvb_bus_caps caps;	/* map_frames: --full */
 	unsigned int max_guest_fds;	/* per-connection quota (client_fds) */
 	unsigned int max_guest_maps;	/* per-connection quota (loop_client.nvmas) */
 	char sock_path[108];
@@ -463,7 +463,7 @@ static int l_map(struct xvb_bus *b, uint32_t domid, enum xvb_space space, const 
 		return -ESRCH;
 	if (n == 0 || n > 65536)
 		return -EINVAL;
-	if (space == XVB_SPACE_FRAME && !lb->allow_full)
+	if (space == XVB_SPACE_FRAME && !lb->caps.map_frames)
 		return -EPERM;
 	m = calloc(1, sizeof(*m) + n * sizeof(uint32_t));
 	frame = calloc(n, sizeof(*frame));
@@ -683,7 +683,6 @@ static int kv(struct loop_bus *lb, const char *dir, const char *key, const char 
 
 static int do_attach(struct loop_bus *lb, struct loop_client *c, const struct xvmsg_loop_attach *a)
 {
-	static const char *const modes[] = XVMSG_MODE_NAMES;
 	uint32_t devid = le32toh(a->devid), mode = le32toh(a->mode);
 	uint32_t pool = le32toh(a->pool_pages);
 	char be[160], fe[160];
@@ -697,8 +696,8 @@ static int do_attach(struct loop_bus *lb, struct loop_client *c, const struct xv
 		return -ENOENT;
 	if (mode > XVMSG_MODE_FULL || pool > XVMSG_MAX_POOL_PAGES || devid > 0xffff)
 		return -EINVAL;
-	if (mode == XVMSG_MODE_FULL && !lb->allow_full)
-		return -EPERM;
+	if (mode == XVMSG_MODE_FULL && !lb->caps.map_frames)
+		return -EPERM;		/* as the core's xvb_mode_check() would say */
 	for (i = 0; i < c->ndev; i++)
 		if (c->dev[i].devid == devid)
 			return -EEXIST;
@@ -716,7 +715,7 @@ static int do_attach(struct loop_bus *lb, struct loop_client *c, const struct xv
 	kv(lb, be, XVMSG_XS_FRONTEND_ID, "%u", c->domid);
 	kv(lb, be, XVMSG_XS_TYPE, "%s", lb->exports[x].type);
 	kv(lb, be, XVMSG_XS_PARAMS, "%s", lb->exports[x].params);
-	kv(lb, be, XVMSG_XS_MODE, "%s", modes[mode]);
+	kv(lb, be, XVMSG_XS_MODE, "%s", xvmsg_mode_name((enum xvmsg_mode)mode));
 	kv(lb, be, XVMSG_XS_POOL_PAGES, "%u", pool);
 	/* "frontend" last: the backend takes a device with it as complete. */
 	if (kv(lb, be, XVMSG_XS_FRONTEND, "%s", fe)) {
@@ -1227,13 +1226,9 @@ static void accept_client(struct loop_bus *lb)
 	lb->clients = c;
 }
 
-static int l_check_mode(struct xvb_bus *b, int mode, char *why, size_t len)
+static const struct xvb_bus_caps *l_caps(struct xvb_bus *b)
 {
-	if (mode == XVMSG_MODE_FULL && !LB(b)->allow_full) {
-		snprintf(why, len, "full mode is off in this backend (it takes --full)");
-		return -EPERM;
-	}
-	return 0;
+	return &LB(b)->caps;
 }
 
 static int l_get_fd(struct xvb_bus *b)
@@ -1382,7 +1377,7 @@ static const struct xvb_bus_ops loop_ops = {
 	.get_fd = l_get_fd,
 	.dispatch = l_dispatch,
 	.self_domid = l_self_domid,
-	.check_mode = l_check_mode,
+	.caps = l_caps,
 	.store_read = l_store_read,
 	.store_write = l_store_write,
 	.store_rm = l_store_rm,
@@ -1413,7 +1408,11 @@ int xvb_loop_create(const struct xvb_loop_opts *opts, const struct xvb_bus_event
 	lb->ev = *ev;
 	lb->exports = opts->exports;
 	lb->nexports = opts->nr_exports;
-	lb->allow_full = opts->allow_full;
+	lb->caps.map_frames = opts->allow_full;
+	lb->caps.cache_frames = true;
+	if (!opts->allow_full)
+		snprintf(lb->caps.no_frames, sizeof(lb->caps.no_frames),
+			 "full mode is off in this backend (it takes --full)");
 	lb->max_guest_fds = opts->max_guest_fds;
 	lb->max_guest_maps = opts->max_guest_maps ? opts->max_guest_maps :
 			     xvb_loop_default_guest_maps(xvb_loop_max_map_count());

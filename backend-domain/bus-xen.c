@@ -27,7 +27,7 @@
 #include <xengnttab.h>
 #include <xenstore.h>
 
-#include <xvmsg/xenbus.h>
+#include <xvmsg/wire.h>
 
 #include "bus.h"
 
@@ -49,7 +49,7 @@ struct xen_bus {
 	struct xs_handle *xs;
 	int epfd;
 	uint32_t domid;
-	bool allow_full;
+	struct xvb_bus_caps caps;
 	struct xen_map *maps;
 };
 
@@ -66,35 +66,37 @@ static uint32_t x_self_domid(struct xvb_bus *b)
 }
 
 /* Full mode maps guest frames: that takes the foreign-mapping privilege of
- * the control domain.  A driver domain is refused up front, with a reason. */
-static int x_check_mode(struct xvb_bus *b, int mode, char *why, size_t len)
+ * the control domain.  A driver domain cannot, and says why.  Frames are
+ * never kept mapped (bus.h). */
+static void x_caps_init(struct xvb_bus_caps *caps, bool allow_full)
 {
-	char caps[64] = "";
+	char domcaps[64] = "";
 	FILE *f;
 
-	if (mode != XVMSG_MODE_FULL)
-		return 0;
-	if (!XB(b)->allow_full) {
-		snprintf(why, len, "full mode is switched off in this backend (--no-full)");
-		return -EPERM;
+	memset(caps, 0, sizeof(*caps));
+	if (!allow_full) {
+		snprintf(caps->no_frames, sizeof(caps->no_frames),
+			 "full mode is switched off in this backend (--no-full)");
+		return;
 	}
 	f = fopen("/proc/xen/capabilities", "r");
 	if (f) {
-		if (!fgets(caps, sizeof(caps), f))
-			caps[0] = '\0';
+		if (!fgets(domcaps, sizeof(domcaps), f))
+			domcaps[0] = '\0';
 		fclose(f);
 	}
-	if (!strstr(caps, "control_d")) {
-		snprintf(why, len, "full mode needs a backend with foreign-mapping privilege "
-			 "(dom0); this domain has none");
-		return -EPERM;
+	if (!strstr(domcaps, "control_d")) {
+		snprintf(caps->no_frames, sizeof(caps->no_frames),
+			 "full mode needs a backend with foreign-mapping privilege (dom0); "
+			 "this domain has none");
+		return;
 	}
-	return 0;
+	caps->map_frames = true;
 }
 
-static bool x_cache_frames(struct xvb_bus *b)
+static const struct xvb_bus_caps *x_caps(struct xvb_bus *b)
 {
-	return false;
+	return &XB(b)->caps;
 }
 
 static int x_dispatch(struct xvb_bus *b)
@@ -258,7 +260,7 @@ static int x_map(struct xvb_bus *b, uint32_t domid, enum xvb_space space, const 
 		if (!a)
 			rc = -(errno ? errno : EPERM);
 		free(refs);
-	} else if (!xb->allow_full) {
+	} else if (!xb->caps.map_frames) {
 		rc = -EPERM;
 	} else {
 		rc = map_foreign(xb, domid, ids, n, prot, &a);
@@ -340,8 +342,7 @@ static const struct xvb_bus_ops xen_ops = {
 	.get_fd = x_get_fd,
 	.dispatch = x_dispatch,
 	.self_domid = x_self_domid,
-	.check_mode = x_check_mode,
-	.cache_frames = x_cache_frames,
+	.caps = x_caps,
 	.store_read = x_store_read,
 	.store_write = x_store_write,
 	.store_rm = x_store_rm,
@@ -360,14 +361,14 @@ int xvb_xen_create(const struct xvb_xen_opts *opts, const struct xvb_bus_events 
 {
 	struct epoll_event e = { .events = EPOLLIN };
 	struct xen_bus *xb = calloc(1, sizeof(*xb));
-	char buf[16], *end;
+	char buf[16];
 	int rc;
 
 	if (!xb)
 		return -ENOMEM;
 	xb->bus.ops = &xen_ops;
 	xb->ev = *ev;
-	xb->allow_full = opts->allow_full;
+	x_caps_init(&xb->caps, opts->allow_full);
 	xb->epfd = -1;
 	xb->xs = xs_open(0);
 	if (!xb->xs) {
@@ -395,8 +396,7 @@ int xvb_xen_create(const struct xvb_xen_opts *opts, const struct xvb_bus_events 
 		snprintf(err, errlen, "cannot read our domid from xenstore: %s", strerror(-rc));
 		goto fail;
 	}
-	xb->domid = (uint32_t)strtoul(buf, &end, 10);
-	if (*end || end == buf) {
+	if (xvmsg_parse_u32(buf, &xb->domid)) {
 		rc = -EINVAL;
 		snprintf(err, errlen, "xenstore domid '%s' is not a number", buf);
 		goto fail;

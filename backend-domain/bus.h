@@ -27,6 +27,23 @@ struct xvb_bus_events {
 	void (*event)(void *ctx, uint32_t local_port);
 };
 
+/*
+ * What a bus can do for the memory-access modes, fixed when it is created.
+ * The core decides from this alone which mode a device may use
+ * (xvb_mode_check, mapcache.c) and how full mode maps.
+ */
+struct xvb_bus_caps {
+	/* Maps of XVB_SPACE_FRAME work (full mode): on the loopback bus with
+	 * --full, on Xen with foreign-mapping privilege unless --no-full. */
+	bool map_frames;
+	/* Frames may stay mapped between requests (full mode's map cache).
+	 * Xen says no: a PV guest cannot pin a page as a page table while
+	 * another domain maps it writable. */
+	bool cache_frames;
+	/* !map_frames: why, for the device's error key. */
+	char no_frames[128];
+};
+
 /* Address spaces a map request can name. */
 enum xvb_space {
 	XVB_SPACE_GRANT = 0,	/* grant references of the peer */
@@ -43,13 +60,9 @@ struct xvb_bus_ops {
 	int (*dispatch)(struct xvb_bus *bus);
 	/* Our own domain id. */
 	uint32_t (*self_domid)(struct xvb_bus *bus);
-	/* May full mode keep guest frames mapped between requests?  NULL:
-	 * yes.  Xen says no: a PV guest cannot pin a page as a page table
-	 * while another domain maps it writable. */
-	bool (*cache_frames)(struct xvb_bus *bus);
-	/* Can we serve a device in this memory-access mode?  0, or -EPERM with
-	 * the reason in why.  NULL: every mode. */
-	int (*check_mode)(struct xvb_bus *bus, int mode, char *why, size_t len);
+	/* What this bus can do; valid until destroy.  NULL: everything
+	 * (frames mapped and cached). */
+	const struct xvb_bus_caps *(*caps)(struct xvb_bus *bus);
 
 	/* --- config store (xenstore) --- */
 	/* Read a value into buf (NUL-terminated). -ENOENT if absent,
@@ -97,7 +110,7 @@ struct xvb_loop_opts {
 	 * its own toolstack); the array must outlive the bus. */
 	const struct xvb_export *exports;
 	unsigned int nr_exports;
-	bool allow_full;		/* permit full mode (foreign mapping) */
+	bool allow_full;		/* permit full mode (foreign mapping): caps.map_frames */
 	/* Descriptors one connection may make the backend hold (a region is
 	 * one, an event channel two); beyond it REGION/EVTCHN fail with
 	 * -EDQUOT.  0: xvb_loop_default_guest_fds of the current soft limit. */
@@ -125,7 +138,8 @@ int xvb_loop_create(const struct xvb_loop_opts *opts, const struct xvb_bus_event
 
 /* Xen bus (bus-xen.c).  On failure err says what is missing. */
 struct xvb_xen_opts {
-	bool allow_full;		/* full mode: needs foreign-mapping privilege */
+	/* Full mode (caps.map_frames): also needs foreign-mapping privilege. */
+	bool allow_full;
 };
 int xvb_xen_create(const struct xvb_xen_opts *opts, const struct xvb_bus_events *ev,
 		   struct xvb_bus **out, char *err, size_t errlen);

@@ -21,6 +21,7 @@
 #include <sys/timerfd.h>
 
 #include <xvmsg/pool.h>
+#include <xvmsg/wire.h>
 
 #include "core.h"
 
@@ -30,7 +31,7 @@ struct xvb_conn {
 	uint32_t feid, devid;
 	char bepath[128], fepath[128], name[64];
 	int state;			/* our XenbusState */
-	int mode;
+	enum xvmsg_mode mode;
 	uint32_t max_pool;
 	uint32_t min_pool;		/* xvmsg_min_pool_pages() of the type */
 	const struct xvb_model_ops *ops;
@@ -67,8 +68,6 @@ struct xvb_conn {
 	bool snoop_dirty;		/* requests since the last idle scan */
 	uint64_t snoop_idle_scans, snoop_stale_scans;
 };
-
-static const char *const mode_names[] = XVMSG_MODE_NAMES;
 
 struct xvb_conn *xvb_conn_next(const struct xvb_conn *c)
 {
@@ -107,30 +106,12 @@ static int rd(struct xvb_conn *c, const char *dir, const char *key, char *buf, s
 	return c->be->bus->ops->store_read(c->be->bus, path, buf, len);
 }
 
-/* Strict decimal u32: no sign, no spaces, no trailing junk. */
-static int parse_u32(const char *s, uint32_t *out)
-{
-	uint64_t v = 0;
-
-	if (!*s)
-		return -EINVAL;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(*s - '0');
-		if (v > UINT32_MAX)
-			return -ERANGE;
-	}
-	*out = (uint32_t)v;
-	return 0;
-}
-
 static int rd_u32(struct xvb_conn *c, const char *dir, const char *key, uint32_t *out)
 {
 	char buf[32];
 	int rc = rd(c, dir, key, buf, sizeof(buf));
 
-	return rc ? rc : parse_u32(buf, out);
+	return rc ? rc : xvmsg_parse_u32(buf, out);
 }
 
 static int wr(struct xvb_conn *c, const char *key, const char *fmt, ...)
@@ -738,8 +719,8 @@ static int connect_frontend(struct xvb_conn *c, char *why, size_t whylen)
 
 #define BAD(...) do { snprintf(why, whylen, __VA_ARGS__); return rc ? rc : -EINVAL; } while (0)
 	rc = rd(c, c->fepath, XVMSG_XS_MODE, mode, sizeof(mode));
-	if (rc == 0 && strcmp(mode, mode_names[c->mode]))
-		BAD("frontend uses mode '%s', toolstack set '%s'", mode, mode_names[c->mode]);
+	if (rc == 0 && strcmp(mode, xvmsg_mode_name(c->mode)))
+		BAD("frontend uses mode '%s', toolstack set '%s'", mode, xvmsg_mode_name(c->mode));
 	if ((rc = rd_u32(c, c->fepath, XVMSG_XS_MSG_REF, &msg_ref)))
 		BAD("frontend key %s missing or not a number", XVMSG_XS_MSG_REF);
 	if ((rc = rd_u32(c, c->fepath, XVMSG_XS_EVTCHN, &port)))
@@ -802,7 +783,7 @@ static int connect_frontend(struct xvb_conn *c, char *why, size_t whylen)
 	if (c->be->fault == XVB_FAULT_SNOOP && c->mode == XVMSG_MODE_POOL)
 		snoop_start(c);
 	xvb_info(c->be->log, "%s: connected, mode %s%s%.0u%s, %u queue channels", c->name,
-		 mode_names[c->mode], c->mode == XVMSG_MODE_POOL ? " (" : "",
+		 xvmsg_mode_name(c->mode), c->mode == XVMSG_MODE_POOL ? " (" : "",
 		 c->mode == XVMSG_MODE_POOL ? pool_pages : 0,
 		 c->mode == XVMSG_MODE_POOL ? " pages)" : "", c->nvq_ports);
 	return 0;
@@ -882,7 +863,7 @@ int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struc
 	char type[32], params[256], mode[16];
 	struct xvb_conn *c;
 	uint32_t v;
-	int rc, i;
+	int rc;
 
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -906,20 +887,16 @@ int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struc
 	*out = c;
 
 	c->mode = XVMSG_MODE_POOL;
-	if (rd(c, c->bepath, XVMSG_XS_MODE, mode, sizeof(mode)) == 0) {
-		for (i = 0; i < 3 && strcmp(mode, mode_names[i]); i++)
-			;
-		if (i == 3) {
-			c->failed = true;
-			fail(c, "toolstack key mode must be pool, grant or full");
-			return 0;
-		}
-		c->mode = i;
+	if (rd(c, c->bepath, XVMSG_XS_MODE, mode, sizeof(mode)) == 0 &&
+	    xvmsg_parse_mode(mode, &c->mode)) {
+		c->failed = true;
+		fail(c, "toolstack key mode must be pool, grant or full");
+		return 0;
 	}
-	if (be->bus->ops->check_mode) {
+	{
 		char why[160];
 
-		if (be->bus->ops->check_mode(be->bus, c->mode, why, sizeof(why))) {
+		if (xvb_mode_check(be->bus, c->mode, why, sizeof(why))) {
 			c->failed = true;
 			fail(c, why);
 			return 0;
@@ -961,7 +938,7 @@ int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struc
 	be->bus->ops->store_watch(be->bus, c->fepath);
 	clear_error(c);			/* left by an earlier backend instance */
 	set_state(c, XVMSG_STATE_INITWAIT);
-	xvb_info(be->log, "%s: new device, mode %s, frontend %s", c->name, mode_names[c->mode],
+	xvb_info(be->log, "%s: new device, mode %s, frontend %s", c->name, xvmsg_mode_name(c->mode),
 		 c->fepath);
 	xvb_conn_changed(c);
 	return 0;
@@ -1041,7 +1018,7 @@ void xvb_conn_dump(const struct xvb_conn *c, FILE *out)
 		" msgs_bad=%" PRIu64 " requests=%" PRIu64 " bad_chains=%" PRIu64
 		" bytes_out=%" PRIu64 " bytes_in=%" PRIu64 " max_msgs_call=%" PRIu64
 		" max_chains_call=%" PRIu64 "\n",
-		c->name, mode_names[c->mode], c->state, s->map_calls, s->map_pages,
+		c->name, xvmsg_mode_name(c->mode), c->state, s->map_calls, s->map_pages,
 		s->unmap_calls, s->unmap_pages, s->notify_in, s->notify_out, s->msgs_in,
 		s->msgs_out, s->msgs_bad, s->requests, s->bad_chains, s->bytes_out, s->bytes_in,
 		s->max_msgs_call, s->max_chains_call);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include <xvmsg/barrier.h>
 #include <xvmsg/msg.h>
 #include <xvmsg/xenbus.h>
 
@@ -42,6 +43,23 @@ struct xvb_stats {
 #define XVB_FULL_CACHE_CHUNKS 256
 
 struct xvb_mc_chunk;
+struct xvb_mapcache;
+struct xvb_seg;
+struct xvb_mc_ticket;
+
+/* What differs between the memory-access modes: one const table each in
+ * mapcache.c, chosen once in xvb_mc_init(). */
+struct xvb_mc_ops {
+	/* Set up for a device (pool: the chunk table); NULL: nothing to do. */
+	int (*init)(struct xvb_mapcache *mc, uint64_t pool_ref, uint32_t pool_pages);
+	/* May a device name pages first..last (of a grant address or not)? */
+	bool (*check)(const struct xvb_mapcache *mc, bool grant, uint64_t first, uint64_t last);
+	/* Translate checked segments into iov[*n..max), recording transient
+	 * mappings in *t: 0 or -errno (the caller releases *t). */
+	int (*map_sg)(struct xvb_mapcache *mc, const struct xvb_seg *segs, unsigned int nsegs,
+		      unsigned int split, unsigned int *split_iov, struct iovec *iov,
+		      unsigned int *n, unsigned int max, struct xvb_mc_ticket *t);
+};
 /* Mappings a request holds until it completes (grant mode; full-mode edges). */
 #define XVB_TICKET_MAPS 4
 struct xvb_mc_ticket {
@@ -53,8 +71,9 @@ struct xvb_mapcache {
 	struct xvb_bus *bus;
 	struct xvb_stats *stats;
 	uint32_t domid;
-	int mode;			/* XVMSG_MODE_* */
-	bool cache_frames;		/* full mode: keep frame chunks mapped */
+	enum xvmsg_mode mode;
+	const struct xvb_mc_ops *ops;	/* the mode's */
+	bool cache_frames;		/* full mode: keep frame chunks mapped (bus caps) */
 	uint64_t pool_ref;		/* pool mode: first ref, and count */
 	uint32_t pool_pages;
 	void **chunk;			/* pool: chunk index -> mapping */
@@ -71,8 +90,13 @@ struct xvb_seg {		/* one descriptor's buffer */
 	bool write;
 };
 
+/* May a device on this bus use mode?  0, or -EPERM (-EINVAL: no such mode)
+ * with the reason in why.  The one place that decides it, from the bus's
+ * capabilities (struct xvb_bus_caps). */
+int xvb_mode_check(struct xvb_bus *bus, enum xvmsg_mode mode, char *why, size_t len);
+/* 0, -EINVAL (no such mode, or a pool that cannot be), -ENOMEM. */
 int xvb_mc_init(struct xvb_mapcache *mc, struct xvb_bus *bus, struct xvb_stats *stats,
-		uint32_t domid, int mode, uint64_t pool_ref, uint32_t pool_pages);
+		uint32_t domid, enum xvmsg_mode mode, uint64_t pool_ref, uint32_t pool_pages);
 /* Unmap everything cached.  Tickets must have been released. */
 void xvb_mc_fini(struct xvb_mapcache *mc);
 /* Is [addr, addr+len) acceptable in this mode at all?  0 or -EFAULT. */
@@ -315,11 +339,12 @@ struct xvb_conn *xvb_conn_next(const struct xvb_conn *c);
 int xvb_port_register(struct xvb_backend *be, uint32_t port, struct xvb_conn *c, int q);
 void xvb_port_unregister(struct xvb_backend *be, uint32_t port);
 
-/* Compiler and CPU barriers.  Each use names its partner on the other side. */
-#define xvb_mb()	__atomic_thread_fence(__ATOMIC_SEQ_CST)
-#define xvb_rmb()	__atomic_thread_fence(__ATOMIC_ACQUIRE)
-#define xvb_wmb()	__atomic_thread_fence(__ATOMIC_RELEASE)
-#define XVB_READ_ONCE(x)	__atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define XVB_WRITE_ONCE(x, v)	__atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+/* Barriers and shared-memory accesses: include/xvmsg/barrier.h's, under the
+ * names the core has used (each use names its partner on the other side). */
+#define xvb_mb()		xvmsg_mb()
+#define xvb_rmb()		xvmsg_rmb()
+#define xvb_wmb()		xvmsg_wmb()
+#define XVB_READ_ONCE(x)	XVMSG_READ_ONCE(x)
+#define XVB_WRITE_ONCE(x, v)	XVMSG_WRITE_ONCE(x, v)
 
 #endif /* XVB_CORE_H */

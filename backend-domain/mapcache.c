@@ -20,8 +20,13 @@
  *         kept (Xen: a PV guest cannot turn a page into a page table while
  *         another domain maps it writable), each request maps exactly its
  *         pages, read-only or writable, and unmaps them before it completes.
+ *
+ * Each mode is one const table of struct xvb_mc_ops (init, check, map),
+ * chosen once in xvb_mc_init(); which modes a bus can serve at all is
+ * decided in xvb_mode_check() from the bus's capabilities alone.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,30 +55,67 @@ static void bus_unmap(struct xvb_mapcache *mc, void *addr, unsigned int n)
 	mc->stats->unmap_pages += n;
 }
 
-int xvb_mc_init(struct xvb_mapcache *mc, struct xvb_bus *bus, struct xvb_stats *stats,
-		uint32_t domid, int mode, uint64_t pool_ref, uint32_t pool_pages)
+/* What a bus without a caps op can do: everything. */
+static const struct xvb_bus_caps all_caps = { .map_frames = true, .cache_frames = true };
+
+static const struct xvb_bus_caps *bus_caps(struct xvb_bus *bus)
 {
+	return bus->ops->caps ? bus->ops->caps(bus) : &all_caps;
+}
+
+int xvb_mode_check(struct xvb_bus *bus, enum xvmsg_mode mode, char *why, size_t len)
+{
+	const struct xvb_bus_caps *caps = bus_caps(bus);
+
+	switch (mode) {
+	case XVMSG_MODE_POOL:
+	case XVMSG_MODE_GRANT:
+		return 0;
+	case XVMSG_MODE_FULL:
+		if (caps->map_frames)
+			return 0;
+		snprintf(why, len, "%s", caps->no_frames[0] ? caps->no_frames :
+			 "full mode: this bus cannot map guest frames");
+		return -EPERM;
+	}
+	snprintf(why, len, "no such memory-access mode");
+	return -EINVAL;
+}
+
+static int pool_init(struct xvb_mapcache *mc, uint64_t pool_ref, uint32_t pool_pages)
+{
+	if (pool_pages == 0 || pool_pages > XVMSG_MAX_POOL_PAGES ||
+	    pool_ref + pool_pages > (1ULL << 51))
+		return -EINVAL;
+	mc->pool_ref = pool_ref;
+	mc->pool_pages = pool_pages;
+	mc->nchunks = (pool_pages + XVB_CHUNK_PAGES - 1) / XVB_CHUNK_PAGES;
+	mc->chunk = calloc(mc->nchunks, sizeof(void *));
+	return mc->chunk ? 0 : -ENOMEM;
+}
+
+static const struct xvb_mc_ops pool_ops, grant_ops, full_ops;
+
+int xvb_mc_init(struct xvb_mapcache *mc, struct xvb_bus *bus, struct xvb_stats *stats,
+		uint32_t domid, enum xvmsg_mode mode, uint64_t pool_ref, uint32_t pool_pages)
+{
+	static const struct xvb_mc_ops *const ops[XVMSG_NR_MODES] = {
+		[XVMSG_MODE_POOL] = &pool_ops,
+		[XVMSG_MODE_GRANT] = &grant_ops,
+		[XVMSG_MODE_FULL] = &full_ops,
+	};
+
 	memset(mc, 0, sizeof(*mc));
+	if ((unsigned int)mode >= XVMSG_NR_MODES)
+		return -EINVAL;
 	mc->bus = bus;
 	mc->stats = stats;
 	mc->domid = domid;
 	mc->mode = mode;
-	mc->cache_frames = !bus->ops->cache_frames || bus->ops->cache_frames(bus);
+	mc->ops = ops[mode];
+	mc->cache_frames = bus_caps(bus)->cache_frames;
 	mc->full_cap = XVB_FULL_CACHE_CHUNKS;
-	if (mode == XVMSG_MODE_POOL) {
-		if (pool_pages == 0 || pool_pages > XVMSG_MAX_POOL_PAGES ||
-		    pool_ref + pool_pages > (1ULL << 51))
-			return -EINVAL;
-		mc->pool_ref = pool_ref;
-		mc->pool_pages = pool_pages;
-		mc->nchunks = (pool_pages + XVB_CHUNK_PAGES - 1) / XVB_CHUNK_PAGES;
-		mc->chunk = calloc(mc->nchunks, sizeof(void *));
-		if (!mc->chunk)
-			return -ENOMEM;
-	} else if (mode != XVMSG_MODE_GRANT && mode != XVMSG_MODE_FULL) {
-		return -EINVAL;
-	}
-	return 0;
+	return mc->ops->init ? mc->ops->init(mc, pool_ref, pool_pages) : 0;
 }
 
 static unsigned int pool_chunk_pages(const struct xvb_mapcache *mc, uint32_t c)
@@ -108,28 +150,28 @@ void xvb_mc_fini(struct xvb_mapcache *mc)
 
 int xvb_mc_check(const struct xvb_mapcache *mc, uint64_t addr, uint64_t len)
 {
-	uint64_t first, last;
-
 	if (len == 0 || addr + len < addr)
 		return -EFAULT;
-	first = XVMSG_ADDR_PFN(addr);
-	last = XVMSG_ADDR_PFN(addr + len - 1);
 	if (XVMSG_ADDR_IS_GRANT(addr) != XVMSG_ADDR_IS_GRANT(addr + len - 1))
 		return -EFAULT;		/* wrapped across bit 63 */
-	switch (mc->mode) {
-	case XVMSG_MODE_POOL:
-		if (!XVMSG_ADDR_IS_GRANT(addr) || first < mc->pool_ref ||
-		    last >= mc->pool_ref + mc->pool_pages)
-			return -EFAULT;
-		return 0;
-	case XVMSG_MODE_GRANT:
-		/* refs are 32-bit on Xen */
-		return XVMSG_ADDR_IS_GRANT(addr) && last <= UINT32_MAX ? 0 : -EFAULT;
-	case XVMSG_MODE_FULL:
-		return XVMSG_ADDR_IS_GRANT(addr) ||
-		       last >= ((uint64_t)FULL_DIR_MAX << FULL_DIR_SHIFT) * XVB_CHUNK_PAGES ? -EFAULT : 0;
-	}
-	return -EFAULT;
+	return mc->ops->check(mc, XVMSG_ADDR_IS_GRANT(addr), XVMSG_ADDR_PFN(addr),
+			      XVMSG_ADDR_PFN(addr + len - 1)) ? 0 : -EFAULT;
+}
+
+/* Pages first..last (a grant range or not) in the pool. */
+static bool pool_check(const struct xvb_mapcache *mc, bool grant, uint64_t first, uint64_t last)
+{
+	return grant && first >= mc->pool_ref && last < mc->pool_ref + mc->pool_pages;
+}
+
+static bool grant_check(const struct xvb_mapcache *mc, bool grant, uint64_t first, uint64_t last)
+{
+	return grant && last <= UINT32_MAX;	/* refs are 32-bit on Xen */
+}
+
+static bool full_check(const struct xvb_mapcache *mc, bool grant, uint64_t first, uint64_t last)
+{
+	return !grant && last < ((uint64_t)FULL_DIR_MAX << FULL_DIR_SHIFT) * XVB_CHUNK_PAGES;
 }
 
 static int ticket_add(struct xvb_mc_ticket *t, void *addr, unsigned int pages)
@@ -257,54 +299,69 @@ static bool full_cache_fits(const struct xvb_mapcache *mc, const struct xvb_seg 
 	return true;
 }
 
-/* pool/full: walk a segment chunk by chunk through the cache. */
-static int map_cached(struct xvb_mapcache *mc, const struct xvb_seg *s, struct iovec *iov,
-		      unsigned int *n, unsigned int max, struct xvb_mc_ticket *t)
+/* Where a piece of a segment is: chunk c holds page (relative to the mode's
+ * first page) at byte off; take bytes from there stay inside the chunk. */
+struct chunk_at {
+	uint64_t c, page, off, take;
+};
+
+/* Pool: the chunk, mapped on first use and kept.  *in_chunk stays. */
+static int pool_chunk_at(struct xvb_mapcache *mc, const struct chunk_at *at, void **base,
+			 uint64_t *in_chunk, struct xvb_mc_ticket *t)
 {
-	uint64_t page = XVMSG_ADDR_PFN(s->addr);
+	return pool_chunk(mc, (uint32_t)at->c, base);
+}
+
+/* Full: the cached chunk; one that cannot be mapped whole (the end of guest
+ * memory: buses say -EFAULT or -EINVAL) falls back to mapping just these
+ * pages, for this request; if they do not exist either, that fails with
+ * the bus's error. */
+static int full_chunk_at(struct xvb_mapcache *mc, const struct chunk_at *at, void **base,
+			 uint64_t *in_chunk, struct xvb_mc_ticket *t)
+{
+	unsigned int np = (unsigned int)((at->off + at->take + PAGE - 1) / PAGE), i;
+	uint64_t ids[XVB_CHUNK_PAGES];
+	int rc = full_chunk(mc, at->c, base);
+
+	if (rc == 0 || rc == -ENOMEM)
+		return rc;
+	for (i = 0; i < np; i++)
+		ids[i] = at->page + i;
+	rc = bus_map(mc, XVB_SPACE_FRAME, ids, np, true, base);
+	if (rc)
+		return rc;
+	rc = ticket_add(t, *base, np);
+	if (rc) {
+		bus_unmap(mc, *base, np);
+		return rc;
+	}
+	*in_chunk = at->off;
+	return 0;
+}
+
+/* pool/full: walk a segment chunk by chunk through the cache; page0 is the
+ * mode's first page, get() finds a chunk. */
+static int map_cached(struct xvb_mapcache *mc, const struct xvb_seg *s, uint64_t page0,
+		      int (*get)(struct xvb_mapcache *mc, const struct chunk_at *at, void **base,
+				 uint64_t *in_chunk, struct xvb_mc_ticket *t),
+		      struct iovec *iov, unsigned int *n, unsigned int max, struct xvb_mc_ticket *t)
+{
+	uint64_t page = XVMSG_ADDR_PFN(s->addr) - page0;
 	uint64_t off = XVMSG_ADDR_OFF(s->addr);
 	uint64_t left = s->len;
 	int rc;
 
-	if (mc->mode == XVMSG_MODE_POOL)
-		page -= mc->pool_ref;
 	while (left) {
 		uint64_t c = page / XVB_CHUNK_PAGES;
 		uint64_t in_chunk = (page % XVB_CHUNK_PAGES) * PAGE + off;
 		uint64_t room = (uint64_t)XVB_CHUNK_PAGES * PAGE - in_chunk;
 		uint64_t take = left < room ? left : room;
+		struct chunk_at at = { c, page, off, take };
 		void *base;
 
-		if (mc->mode == XVMSG_MODE_POOL) {
-			rc = pool_chunk(mc, (uint32_t)c, &base);
-			if (rc)
-				return rc;
-		} else {
-			rc = full_chunk(mc, c, &base);
-			if (rc == -ENOMEM)
-				return rc;
-			if (rc) {
-				/* The chunk cannot be mapped whole (the end of guest
-				 * memory: buses say -EFAULT or -EINVAL).  Fall back:
-				 * map just these pages, for this request; if they do
-				 * not exist either, that fails with the bus's error. */
-				unsigned int np = (unsigned int)((off + take + PAGE - 1) / PAGE);
-				uint64_t ids[XVB_CHUNK_PAGES];
-				unsigned int i;
-
-				for (i = 0; i < np; i++)
-					ids[i] = page + i;
-				rc = bus_map(mc, XVB_SPACE_FRAME, ids, np, true, &base);
-				if (rc)
-					return rc;
-				rc = ticket_add(t, base, np);
-				if (rc) {
-					bus_unmap(mc, base, np);
-					return rc;
-				}
-				in_chunk = off;
-			}
-		}
+		rc = get(mc, &at, &base, &in_chunk, t);
+		if (rc)
+			return rc;
 		rc = iov_put(iov, n, max, (char *)base + in_chunk, take);
 		if (rc)
 			return rc;
@@ -316,10 +373,10 @@ static int map_cached(struct xvb_mapcache *mc, const struct xvb_seg *s, struct i
 }
 
 /* grant, and full mode without a frame cache: map all pages of the request
- * with one call per access kind, for the request only. */
-static int map_request(struct xvb_mapcache *mc, const struct xvb_seg *segs, unsigned int nsegs,
-		     unsigned int split, unsigned int *split_iov,
-		     struct iovec *iov, unsigned int *n, unsigned int max, struct xvb_mc_ticket *t)
+ * (in space) with one call per access kind, for the request only. */
+static int map_request(struct xvb_mapcache *mc, enum xvb_space space, const struct xvb_seg *segs,
+		       unsigned int nsegs, unsigned int split, unsigned int *split_iov,
+		       struct iovec *iov, unsigned int *n, unsigned int max, struct xvb_mc_ticket *t)
 {
 	/* Pages of one request: bounded by the iovec count and segment sizes. */
 	unsigned int npages[2] = { 0, 0 }, pass, i, j;
@@ -353,8 +410,7 @@ static int map_request(struct xvb_mapcache *mc, const struct xvb_seg *segs, unsi
 			for (j = 0; j < np; j++)
 				ids[pass][k++] = XVMSG_ADDR_PFN(segs[i].addr) + j;
 		}
-		rc = bus_map(mc, mc->mode == XVMSG_MODE_GRANT ? XVB_SPACE_GRANT : XVB_SPACE_FRAME,
-			     ids[pass], npages[pass], pass, &base[pass]);
+		rc = bus_map(mc, space, ids[pass], npages[pass], pass, &base[pass]);
 		if (rc)
 			goto out;
 		rc = ticket_add(t, base[pass], npages[pass]);
@@ -388,6 +444,62 @@ out:
 	return rc;
 }
 
+/* pool and full: every segment through the chunk cache. */
+static int map_all_cached(struct xvb_mapcache *mc, const struct xvb_seg *segs, unsigned int nsegs,
+			  unsigned int split, unsigned int *split_iov, uint64_t page0,
+			  int (*get)(struct xvb_mapcache *mc, const struct chunk_at *at,
+				     void **base, uint64_t *in_chunk, struct xvb_mc_ticket *t),
+			  struct iovec *iov, unsigned int *n, unsigned int max,
+			  struct xvb_mc_ticket *t)
+{
+	unsigned int i;
+	int rc = 0;
+
+	for (i = 0; i < nsegs && !rc; i++) {
+		if (i == split && split_iov)
+			*split_iov = *n;
+		rc = map_cached(mc, &segs[i], page0, get, iov, n, max, t);
+	}
+	if (nsegs == split && split_iov)
+		*split_iov = *n;
+	return rc;
+}
+
+static int pool_map_sg(struct xvb_mapcache *mc, const struct xvb_seg *segs, unsigned int nsegs,
+		       unsigned int split, unsigned int *split_iov,
+		       struct iovec *iov, unsigned int *n, unsigned int max, struct xvb_mc_ticket *t)
+{
+	return map_all_cached(mc, segs, nsegs, split, split_iov, mc->pool_ref, pool_chunk_at,
+			      iov, n, max, t);
+}
+
+static int grant_map_sg(struct xvb_mapcache *mc, const struct xvb_seg *segs, unsigned int nsegs,
+			unsigned int split, unsigned int *split_iov,
+			struct iovec *iov, unsigned int *n, unsigned int max, struct xvb_mc_ticket *t)
+{
+	return map_request(mc, XVB_SPACE_GRANT, segs, nsegs, split, split_iov, iov, n, max, t);
+}
+
+static int full_map_sg(struct xvb_mapcache *mc, const struct xvb_seg *segs, unsigned int nsegs,
+		       unsigned int split, unsigned int *split_iov,
+		       struct iovec *iov, unsigned int *n, unsigned int max, struct xvb_mc_ticket *t)
+{
+	if (!mc->cache_frames || !full_cache_fits(mc, segs, nsegs))
+		return map_request(mc, XVB_SPACE_FRAME, segs, nsegs, split, split_iov, iov, n,
+				   max, t);
+	return map_all_cached(mc, segs, nsegs, split, split_iov, 0, full_chunk_at, iov, n, max, t);
+}
+
+static const struct xvb_mc_ops pool_ops = {
+	.init = pool_init, .check = pool_check, .map_sg = pool_map_sg,
+};
+static const struct xvb_mc_ops grant_ops = {
+	.check = grant_check, .map_sg = grant_map_sg,
+};
+static const struct xvb_mc_ops full_ops = {
+	.check = full_check, .map_sg = full_map_sg,
+};
+
 int xvb_mc_map_sg(struct xvb_mapcache *mc, const struct xvb_seg *segs, unsigned int nsegs,
 		  unsigned int split, unsigned int *split_iov,
 		  struct iovec *iov, unsigned int max, struct xvb_mc_ticket *t)
@@ -400,19 +512,7 @@ int xvb_mc_map_sg(struct xvb_mapcache *mc, const struct xvb_seg *segs, unsigned 
 		if (rc)
 			return rc;
 	}
-	if (mc->mode == XVMSG_MODE_GRANT ||
-	    (mc->mode == XVMSG_MODE_FULL &&
-	     (!mc->cache_frames || !full_cache_fits(mc, segs, nsegs)))) {
-		rc = map_request(mc, segs, nsegs, split, split_iov, iov, &n, max, t);
-	} else {
-		for (i = 0; i < nsegs && !rc; i++) {
-			if (i == split && split_iov)
-				*split_iov = n;
-			rc = map_cached(mc, &segs[i], iov, &n, max, t);
-		}
-		if (nsegs == split && split_iov)
-			*split_iov = n;
-	}
+	rc = mc->ops->map_sg(mc, segs, nsegs, split, split_iov, iov, &n, max, t);
 	if (rc) {
 		xvb_mc_release(mc, t);
 		return rc;

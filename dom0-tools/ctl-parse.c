@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include <xvmsg/pool.h>
-#include <xvmsg/xenbus.h>
+#include <xvmsg/wire.h>
 
 #include "ctl-parse.h"
 #include "device.h"	/* xvb_params_parse */
@@ -207,7 +207,9 @@ int ctl_dev_set(struct ctl_dev *d, const char *key, const char *value, char *err
 				   "characters)", shown, CTL_PARAMS_MAX);
 		snprintf(d->params, sizeof(d->params), "%s", value);
 	} else if (!strcmp(k, "mode")) {
-		if (strcmp(value, "pool") && strcmp(value, "grant") && strcmp(value, "full"))
+		enum xvmsg_mode m;
+
+		if (xvmsg_parse_mode(value, &m))
 			return say(err, errlen, -EINVAL,
 				   "%s must be pool, grant or full, not '%s'", key, shown);
 		snprintf(d->mode, sizeof(d->mode), "%s", value);

@@ -218,6 +218,39 @@ static void pool_put(struct xvd_dma *m, struct xvd_map *mp)
 	xvd_ua_free(&m->pool_ua, mp->first);
 }
 
+static int pool_map(struct xvd_dma *m, struct xvd_map *mp)
+{
+	int r = pool_get(m, mp->len, mp);
+
+	if (r == 0 && !mp->dev_writes) {
+		memcpy(m->pool + (size_t)mp->first * XVD_POOL_UNIT, mp->va, mp->len);
+		m->st->bounce_in += mp->len;
+	}
+	return r;
+}
+
+static void pool_unmap(struct xvd_dma *m, struct xvd_map *mp, uint32_t copy_len)
+{
+	if (mp->dev_writes && copy_len) {
+		uint32_t n = copy_len < mp->len ? copy_len : mp->len;
+
+		memcpy(mp->va, m->pool + (size_t)mp->first * XVD_POOL_UNIT, n);
+		m->st->bounce_out += n;
+	}
+	pool_put(m, mp);
+}
+
+static int pool_alloc(struct xvd_dma *m, struct xvd_map *mp)
+{
+	int r = pool_get(m, mp->len, mp);
+
+	if (r < 0)
+		return r;
+	mp->va = m->pool + (size_t)mp->first * XVD_POOL_UNIT;
+	memset(mp->va, 0, mp->len);
+	return 0;
+}
+
 /* Grant the RAM pages under [va, va+len) with consecutive refs. */
 static int grant_range(struct xvd_dma *m, void *va, uint32_t len, bool dev_writes,
 		       struct xvd_map *mp)
@@ -269,6 +302,16 @@ static void ungrant_range(struct xvd_dma *m, struct xvd_map *mp)
 	mp->nref = 0;
 }
 
+static int grant_map(struct xvd_dma *m, struct xvd_map *mp)
+{
+	return grant_range(m, mp->va, mp->len, mp->dev_writes, mp);
+}
+
+static void grant_unmap(struct xvd_dma *m, struct xvd_map *mp, uint32_t copy_len)
+{
+	ungrant_range(m, mp);
+}
+
 static uint64_t full_addr(const struct xvd_dma *m, const void *va)
 {
 	size_t off = (size_t)((const uint8_t *)va - (const uint8_t *)m->ram->mem.va);
@@ -276,9 +319,64 @@ static uint64_t full_addr(const struct xvd_dma *m, const void *va)
 	return (m->ram->mem.gfn << XVMSG_PAGE_SHIFT) + off;
 }
 
+static int full_map(struct xvd_dma *m, struct xvd_map *mp)
+{
+	mp->addr = full_addr(m, mp->va);
+	return 0;
+}
+
+/* Grant and full mode: rings and tables in guest RAM, made reachable as a
+ * buffer is; freed (leaked pages stay reserved) after the buffer's unmap. */
+static int ram_alloc(struct xvd_dma *m, struct xvd_map *mp)
+{
+	int r = xvd_ram_get(m->ram, mp->len, &mp->va);
+
+	if (r < 0)
+		return r;
+	r = m->ops->map(m, mp);
+	if (r < 0)
+		xvd_ram_put(m->ram, mp->va);
+	return r;
+}
+
+static void ram_free(struct xvd_dma *m, struct xvd_map *mp)
+{
+	if (m->ops->unmap)
+		m->ops->unmap(m, mp, 0);
+	xvd_ram_put(m->ram, mp->va);
+}
+
+static const struct xvd_dma_ops pool_ops = {
+	.map = pool_map, .unmap = pool_unmap, .alloc = pool_alloc, .free = pool_put,
+};
+static const struct xvd_dma_ops grant_ops = {
+	.in_ram = true, .map = grant_map, .unmap = grant_unmap, .alloc = ram_alloc,
+	.free = ram_free,
+};
+static const struct xvd_dma_ops full_ops = {
+	.in_ram = true, .map = full_map, .alloc = ram_alloc, .free = ram_free,
+};
+
+int xvd_dma_init(struct xvd_dma *m, enum xvmsg_mode mode, struct drv_bus *bus,
+		 struct xvd_ram *ram, struct xvd_stats *st, const struct xvd_logger *log)
+{
+	static const struct xvd_dma_ops *const ops[XVMSG_NR_MODES] = {
+		[XVMSG_MODE_POOL] = &pool_ops,
+		[XVMSG_MODE_GRANT] = &grant_ops,
+		[XVMSG_MODE_FULL] = &full_ops,
+	};
+
+	memset(m, 0, sizeof(*m));
+	if ((unsigned int)mode >= XVMSG_NR_MODES)
+		return -EINVAL;
+	*m = (struct xvd_dma){ .mode = mode, .ops = ops[mode], .bus = bus, .ram = ram, .st = st,
+			       .log = log };
+	return 0;
+}
+
 int xvd_dma_map(struct xvd_dma *m, void *va, uint32_t len, bool dev_writes, struct xvd_map *mp)
 {
-	int r = 0;
+	int r;
 
 	memset(mp, 0, sizeof(*mp));
 	if (!len)
@@ -286,19 +384,9 @@ int xvd_dma_map(struct xvd_dma *m, void *va, uint32_t len, bool dev_writes, stru
 	mp->va = va;
 	mp->len = len;
 	mp->dev_writes = dev_writes;
-	if (m->mode == XVMSG_MODE_POOL) {
-		r = pool_get(m, len, mp);
-		if (r == 0 && !dev_writes) {
-			memcpy(m->pool + (size_t)mp->first * XVD_POOL_UNIT, va, len);
-			m->st->bounce_in += len;
-		}
-	} else if (!xvd_ram_holds(m->ram, va, len)) {
-		r = -EINVAL;
-	} else if (m->mode == XVMSG_MODE_GRANT) {
-		r = grant_range(m, va, len, dev_writes, mp);
-	} else {
-		mp->addr = full_addr(m, va);
-	}
+	if (m->ops->in_ram && !xvd_ram_holds(m->ram, va, len))
+		return -EINVAL;
+	r = m->ops->map(m, mp);
 	if (r == 0)
 		mp->kind = XVD_MAP_BUF;
 	return r;
@@ -308,17 +396,8 @@ void xvd_dma_unmap(struct xvd_dma *m, struct xvd_map *mp, uint32_t copy_len)
 {
 	if (mp->kind != XVD_MAP_BUF)
 		return;
-	if (m->mode == XVMSG_MODE_POOL) {
-		if (mp->dev_writes && copy_len) {
-			uint32_t n = copy_len < mp->len ? copy_len : mp->len;
-
-			memcpy(mp->va, m->pool + (size_t)mp->first * XVD_POOL_UNIT, n);
-			m->st->bounce_out += n;
-		}
-		pool_put(m, mp);
-	} else if (m->mode == XVMSG_MODE_GRANT) {
-		ungrant_range(m, mp);
-	}
+	if (m->ops->unmap)
+		m->ops->unmap(m, mp, copy_len);
 	mp->kind = XVD_MAP_NONE;
 }
 
@@ -329,25 +408,9 @@ int xvd_dma_alloc(struct xvd_dma *m, uint32_t len, bool dev_writes, struct xvd_m
 	memset(mp, 0, sizeof(*mp));
 	mp->len = len;
 	mp->dev_writes = dev_writes;
-	if (m->mode == XVMSG_MODE_POOL) {
-		r = pool_get(m, len, mp);
-		if (r < 0)
-			return r;
-		mp->va = m->pool + (size_t)mp->first * XVD_POOL_UNIT;
-		memset(mp->va, 0, len);
-	} else {
-		r = xvd_ram_get(m->ram, len, &mp->va);
-		if (r < 0)
-			return r;
-		if (m->mode == XVMSG_MODE_GRANT)
-			r = grant_range(m, mp->va, len, dev_writes, mp);
-		else
-			mp->addr = full_addr(m, mp->va);
-		if (r < 0) {
-			xvd_ram_put(m->ram, mp->va);
-			return r;
-		}
-	}
+	r = m->ops->alloc(m, mp);
+	if (r < 0)
+		return r;
 	mp->kind = XVD_MAP_ALLOC;
 	return 0;
 }
@@ -356,12 +419,6 @@ void xvd_dma_free(struct xvd_dma *m, struct xvd_map *mp)
 {
 	if (mp->kind != XVD_MAP_ALLOC)
 		return;
-	if (m->mode == XVMSG_MODE_POOL) {
-		pool_put(m, mp);
-	} else {
-		if (m->mode == XVMSG_MODE_GRANT)
-			ungrant_range(m, mp);
-		xvd_ram_put(m->ram, mp->va);	/* leaked pages stay reserved */
-	}
+	m->ops->free(m, mp);
 	mp->kind = XVD_MAP_NONE;
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <xvmsg/loop.h>
+#include <xvmsg/wire.h>
 
 #include "drv-priv.h"
 
@@ -209,8 +210,9 @@ static void loop_store_event(struct loop_bus *b, const char *p, size_t len)
 {
 	size_t plen = strnlen(p, len), pre = strlen(b->be_prefix);
 	const char *val = NULL, *key;
-	char *end, vbuf[XVMSG_LOOP_MAX_PACKET];
-	unsigned long devid;
+	const char *end;
+	char vbuf[XVMSG_LOOP_MAX_PACKET];
+	uint32_t devid;
 
 	if (plen == len || strncmp(p, b->be_prefix, pre))
 		return;				/* malformed or not ours */
@@ -221,8 +223,11 @@ static void loop_store_event(struct loop_bus *b, const char *p, size_t len)
 		vbuf[vlen] = 0;
 		val = vbuf;
 	}
-	devid = strtoul(p + pre, &end, 10);
-	if (end == p + pre || devid > XVD_MAX_DEVID || (*end && *end != '/'))
+	end = strchr(p + pre, '/');
+	if (!end)
+		end = p + plen;
+	if (xvmsg_parse_u32_len(p + pre, (size_t)(end - (p + pre)), &devid) ||
+	    devid > XVD_MAX_DEVID)
 		return;
 	key = *end ? end + 1 : "";
 	b->store_changed = true;
@@ -360,12 +365,12 @@ static int loop_gnt_grant(struct drv_bus *bus, uint32_t ref, uint64_t gfn, bool 
 	if (ref < LOOP_FIRST_REF || ref >= b->ngnt || gfn > UINT32_MAX)
 		return -EINVAL;
 	e = &b->gnt[ref];
-	WR_ONCE(e->frame, htole32((uint32_t)gfn));
-	WR_ONCE(e->domid, htole16((uint16_t)b->bdomid));
+	XVMSG_WRITE_ONCE(e->frame, htole32((uint32_t)gfn));
+	XVMSG_WRITE_ONCE(e->domid, htole16((uint16_t)b->bdomid));
 	/* frame and domid before flags; pairs with the backend's read barrier
 	 * after it checks PERMIT_ACCESS (as Xen's gnttab_grant_foreign_access). */
-	smp_wmb();
-	WR_ONCE(e->flags, htole16(XVMSG_GTF_PERMIT_ACCESS | (readonly ? XVMSG_GTF_READONLY : 0)));
+	xvmsg_wmb();
+	XVMSG_WRITE_ONCE(e->flags, htole16(XVMSG_GTF_PERMIT_ACCESS | (readonly ? XVMSG_GTF_READONLY : 0)));
 	return 0;
 }
 
@@ -376,7 +381,7 @@ static int loop_gnt_revoke(struct drv_bus *bus, uint32_t ref)
 
 	if (ref < LOOP_FIRST_REF || ref >= b->ngnt)
 		return -EINVAL;
-	f = RD_ONCE(b->gnt[ref].flags);
+	f = XVMSG_READ_ONCE(b->gnt[ref].flags);
 	/* Clear the entry only while the backend maps nothing: the atomic
 	 * exchange races the backend's own atomic setting of READING/WRITING. */
 	do {

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <linux/virtio_ring.h>
 
+#include <xvmsg/barrier.h>
 #include <xvmsg/msg.h>
 #include <xvmsg/xenbus.h>
 
@@ -27,18 +28,6 @@
 #define XVD_DEFAULT_IND_MIN	4
 #define XVD_RAM_UNIT		512
 #define XVD_POOL_UNIT		512
-
-/* Shared-memory accessors: single-copy atomic, never torn, never re-read by
- * the compiler.  Barriers are written out where they are needed. */
-#define RD_ONCE(x)	__atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define WR_ONCE(x, v)	__atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
-#define smp_mb()	__atomic_thread_fence(__ATOMIC_SEQ_CST)
-#define smp_rmb()	__atomic_thread_fence(__ATOMIC_ACQUIRE)
-#define smp_wmb()	__atomic_thread_fence(__ATOMIC_RELEASE)
-
-XVMSG_STATIC_ASSERT((int)XVD_MODE_POOL == (int)XVMSG_MODE_POOL &&
-		    (int)XVD_MODE_GRANT == (int)XVMSG_MODE_GRANT &&
-		    (int)XVD_MODE_FULL == (int)XVMSG_MODE_FULL, "public mode numbers are the wire's");
 
 #define XVD_DIV_UP(a, b)	(((a) + (b) - 1) / (b))
 
@@ -79,8 +68,25 @@ void xvd_ram_put(struct xvd_ram *r, void *va);
 bool xvd_ram_holds(const struct xvd_ram *r, const void *va, size_t len);
 
 /* ---- memory-access modes (dma.c) ---- */
+struct xvd_dma;
+struct xvd_map;
+/* What differs between the modes: one const table each in dma.c, chosen
+ * once by xvd_dma_init().  mp->va, len and dev_writes are set. */
+struct xvd_dma_ops {
+	bool in_ram;		/* buffers must lie in guest RAM (grant, full) */
+	/* Make mp->va reachable: set mp->addr (and what unmap needs). */
+	int (*map)(struct xvd_dma *m, struct xvd_map *mp);
+	/* Undo map; copy back at most copy_len device-written bytes.  NULL:
+	 * nothing to undo. */
+	void (*unmap)(struct xvd_dma *m, struct xvd_map *mp, uint32_t copy_len);
+	/* Zeroed memory the device can reach: set mp->va and mp->addr. */
+	int (*alloc)(struct xvd_dma *m, struct xvd_map *mp);
+	void (*free)(struct xvd_dma *m, struct xvd_map *mp);
+};
+
 struct xvd_dma {
-	int mode;			/* XVMSG_MODE_* */
+	enum xvmsg_mode mode;
+	const struct xvd_dma_ops *ops;	/* the mode's */
 	struct drv_bus *bus;		/* grant mode: grants */
 	struct xvd_ram *ram;		/* grant/full: buffers, rings */
 	uint8_t *pool;			/* pool mode: pool_units * XVD_POOL_UNIT bytes */
@@ -100,6 +106,10 @@ struct xvd_map {
 	uint8_t kind, dev_writes;
 };
 
+/* Choose the mode's ops: 0, or -EINVAL for no mode.  Pool mode then needs
+ * xvd_dma_pool_init(). */
+int xvd_dma_init(struct xvd_dma *m, enum xvmsg_mode mode, struct drv_bus *bus,
+		 struct xvd_ram *ram, struct xvd_stats *st, const struct xvd_logger *log);
 int xvd_dma_pool_init(struct xvd_dma *m, uint8_t *pool, size_t pages, uint32_t pool_ref);
 void xvd_dma_destroy(struct xvd_dma *m);
 /* Make [va, va+len) reachable: bounce (pool), grant (grant), gfn (full). */
@@ -122,11 +132,6 @@ int xvd_mring_put(struct xvd_mring *r, const struct vmsg *m, bool *notify);
 /* Consumer: 1 and *m copied out, 0 empty (cons_event armed), -EIO corrupt.
  * *notify: the producer waits for space. */
 int xvd_mring_get(struct xvd_mring *r, struct vmsg *m, bool *notify);
-/* Header checks of a copied message: 0 or -EPROTO. */
-int xvd_msg_check(const struct vmsg *m);
-/* Smallest payload a response (or event) with this id must carry. */
-unsigned int xvd_msg_min_payload(unsigned int id, bool response);
-void xvd_mpage_init(struct xvmsg_msg_page *p);
 
 /* ---- split virtqueue (vring-drv.c) ---- */
 struct xvd_chain {
@@ -259,6 +264,10 @@ int xvd_vq_wait(struct xvd_dev *dev, unsigned int q, struct xvd_done *done, unsi
 		int64_t deadline);
 
 /* xenbus-drv.c */
+/* A number in devid's backend dir (xenstore rules: decimal, no sign, no
+ * spaces, 32 bits): 0, -ENOENT absent, -EINVAL/-ERANGE not such a number,
+ * or the bus's error.  Blocks (a bounded store read). */
+int xvd_be_read_u32(struct xvd_dev *dev, const char *key, uint32_t *v);
 int xvd_xenbus_connect(struct xvd_dev *dev);
 void xvd_xenbus_disconnect(struct xvd_dev *dev);
 

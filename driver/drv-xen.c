@@ -39,7 +39,7 @@
 #include <xengnttab.h>
 #include <xenstore.h>
 
-#include <xvmsg/xenbus.h>
+#include <xvmsg/wire.h>
 
 #include "drv-priv.h"
 
@@ -430,8 +430,7 @@ static int x_attach(struct drv_bus *bus, const char *export_name, unsigned int d
 	char *bid = xs_get(b, "device/%s/%u/%s", XVMSG_XS_CLASS, devid, XVMSG_XS_BACKEND_ID);
 	char *bpath = xs_get(b, "device/%s/%u/%s", XVMSG_XS_CLASS, devid, XVMSG_XS_BACKEND);
 	char watch[300];
-	unsigned long id;
-	char *end;
+	uint32_t id;
 
 	if (!bid || !bpath) {
 		free(bid);
@@ -440,8 +439,8 @@ static int x_attach(struct drv_bus *bus, const char *export_name, unsigned int d
 			 "xvmsg-ctl in dom0 first", devid);
 		return -ENOENT;
 	}
-	id = strtoul(bid, &end, 10);
-	if (*end || id == 0 || id >= 0x7ff0 || (b->bdomid && b->bdomid != id)) {
+	if (xvmsg_parse_u32(bid, &id) || id == 0 || id >= 0x7ff0 ||
+	    (b->bdomid && b->bdomid != id)) {
 		xvd_logf(b->log, XVD_LOG_ERR, "device %u: backend-id '%s' is not a usable domain%s",
 			 devid, bid, b->bdomid ? " (or not the one of our other devices)" : "");
 		free(bid);
@@ -449,7 +448,7 @@ static int x_attach(struct drv_bus *bus, const char *export_name, unsigned int d
 		return -EINVAL;
 	}
 	free(bid);
-	b->bdomid = (unsigned int)id;
+	b->bdomid = id;
 	snprintf(watch, sizeof(watch), "%s", bpath);
 	free(bpath);
 	if (!xs_watch(b->xs, watch, "xvmsg-drv") && errno != EEXIST) {
@@ -543,7 +542,7 @@ static const struct drv_bus_ops xen_ops = {
 int drv_xen_open(int timeout_ms, const struct xvd_logger *log, struct drv_bus **out)
 {
 	struct xen_bus *b = calloc(1, sizeof(*b));
-	char *id, *end;
+	char *id;
 	int r;
 
 	if (!b)
@@ -566,8 +565,7 @@ int drv_xen_open(int timeout_ms, const struct xvd_logger *log, struct drv_bus **
 		r = -errno;
 		goto err;
 	}
-	b->domid = (unsigned int)strtoul(id, &end, 10);
-	r = *end ? -EINVAL : 0;
+	r = xvmsg_parse_u32(id, &b->domid) ? -EINVAL : 0;
 	free(id);
 	if (r)
 		goto err;

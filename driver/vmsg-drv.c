@@ -43,95 +43,74 @@ int64_t xvd_now_ms(void)
 
 /* ---- message rings ----------------------------------------------------- */
 
-void xvd_mpage_init(struct xvmsg_msg_page *p)
-{
-	memset(p, 0, sizeof(*p));
-	p->magic = htole32(XVMSG_MSG_PAGE_MAGIC);
-	p->version = htole16(XVMSG_MSG_PAGE_VERSION);
-	/* As SHARED_RING_INIT: the first message of each ring is signalled. */
-	p->d2b.cons_event = htole32(1);
-	p->b2d.cons_event = htole32(1);
-}
-
 int xvd_mring_put(struct xvd_mring *r, const struct vmsg *m, bool *notify)
 {
-	uint32_t prod = r->idx, cons = le32toh(RD_ONCE(r->ctl->cons));
+	uint32_t prod = r->idx, cons = le32toh(XVMSG_READ_ONCE(r->ctl->cons));
+	int n = xvmsg_ring_count(prod, cons);
 
 	*notify = false;
-	if (prod - cons > XVMSG_RING_SLOTS)
+	if (n < 0)
 		return -EIO;
-	if (prod - cons == XVMSG_RING_SLOTS) {
+	if (n == XVMSG_RING_SLOTS) {
 		/* Full: ask to be told when a slot frees, then re-check.  The
 		 * barrier pairs with the consumer's between storing cons and
 		 * loading prod_event. */
-		WR_ONCE(r->ctl->prod_event, htole32(cons + 1));
-		smp_mb();
-		cons = le32toh(RD_ONCE(r->ctl->cons));
-		if (prod - cons > XVMSG_RING_SLOTS)
+		XVMSG_WRITE_ONCE(r->ctl->prod_event, htole32(cons + 1));
+		xvmsg_mb();
+		cons = le32toh(XVMSG_READ_ONCE(r->ctl->cons));
+		n = xvmsg_ring_count(prod, cons);
+		if (n < 0)
 			return -EIO;
-		if (prod - cons == XVMSG_RING_SLOTS)
+		if (n == XVMSG_RING_SLOTS)
 			return -EAGAIN;
 	}
 	/* cons load before reusing the slot; pairs with the consumer's
 	 * barrier between copying the slot and storing cons. */
-	smp_mb();
+	xvmsg_mb();
 	memcpy(&r->slot[prod % XVMSG_RING_SLOTS], m, sizeof(*m));
 	/* Message before prod; pairs with the consumer's read barrier after
 	 * loading prod. */
-	smp_wmb();
-	WR_ONCE(r->ctl->prod, htole32(prod + 1));
+	xvmsg_wmb();
+	XVMSG_WRITE_ONCE(r->ctl->prod, htole32(prod + 1));
 	r->idx = prod + 1;
 	/* prod store before the cons_event load; pairs with the consumer's
 	 * barrier between storing cons_event and re-loading prod. */
-	smp_mb();
-	*notify = xvmsg_ring_need_notify(prod, prod + 1, le32toh(RD_ONCE(r->ctl->cons_event)));
+	xvmsg_mb();
+	*notify = xvmsg_ring_need_notify(prod, prod + 1, le32toh(XVMSG_READ_ONCE(r->ctl->cons_event)));
 	return 0;
 }
 
 int xvd_mring_get(struct xvd_mring *r, struct vmsg *m, bool *notify)
 {
-	uint32_t cons = r->idx, prod = le32toh(RD_ONCE(r->ctl->prod));
+	uint32_t cons = r->idx, prod = le32toh(XVMSG_READ_ONCE(r->ctl->prod));
+	int n = xvmsg_ring_count(prod, cons);
 
 	*notify = false;
-	if (prod - cons > XVMSG_RING_SLOTS)
+	if (n < 0)
 		return -EIO;
-	if (prod == cons) {
+	if (n == 0) {
 		/* Empty: ask for a notification, then re-check (see put). */
-		WR_ONCE(r->ctl->cons_event, htole32(cons + 1));
-		smp_mb();
-		prod = le32toh(RD_ONCE(r->ctl->prod));
-		if (prod - cons > XVMSG_RING_SLOTS)
+		XVMSG_WRITE_ONCE(r->ctl->cons_event, htole32(cons + 1));
+		xvmsg_mb();
+		prod = le32toh(XVMSG_READ_ONCE(r->ctl->prod));
+		n = xvmsg_ring_count(prod, cons);
+		if (n < 0)
 			return -EIO;
-		if (prod == cons)
+		if (n == 0)
 			return 0;
 	}
 	/* prod load before the slot; pairs with the producer's write barrier. */
-	smp_rmb();
+	xvmsg_rmb();
 	memcpy(m, &r->slot[cons % XVMSG_RING_SLOTS], sizeof(*m));	/* the one copy */
 	/* Done with the slot before releasing it; pairs with the producer's
 	 * barrier between loading cons and writing the slot. */
-	smp_mb();
-	WR_ONCE(r->ctl->cons, htole32(cons + 1));
+	xvmsg_mb();
+	XVMSG_WRITE_ONCE(r->ctl->cons, htole32(cons + 1));
 	r->idx = cons + 1;
 	/* cons store before the prod_event load; pairs with put's full path. */
-	smp_mb();
-	*notify = xvmsg_ring_need_notify(cons, cons + 1, le32toh(RD_ONCE(r->ctl->prod_event)));
+	xvmsg_mb();
+	*notify = xvmsg_ring_need_notify(cons, cons + 1, le32toh(XVMSG_READ_ONCE(r->ctl->prod_event)));
 	return 1;
-}
-
-int xvd_msg_check(const struct vmsg *m)
-{
-	/* Type bits 2..7 are reserved and ignored (msg.h). */
-	if (!vmsg_size_ok(&m->hdr))
-		return -EPROTO;
-	if (!vmsg_is_bus(&m->hdr) && le16toh(m->hdr.dev_num) != XVMSG_DEV_NUM)
-		return -EPROTO;
-	return 0;
-}
-
-unsigned int xvd_msg_min_payload(unsigned int id, bool response)
-{
-	return xvmsg_min_payload(id, response);	/* shared with the kernel module */
 }
 
 /* ---- device errors and service ---------------------------------------- */
@@ -170,44 +149,53 @@ static void dev_config_event(struct xvd_dev *dev, const struct vmsg *m)
 		dev->o.config_cb(dev->o.cb_ctx, dev, dev->cfg_status, dev->cfg_gen);
 }
 
+/* A bus message: only the removal of our device means something. */
+static void dev_bus_msg(struct xvd_dev *dev, const struct vmsg *m)
+{
+	struct vmsg_bus_event_device ev;
+
+	if (vmsg_is_response(&m->hdr) || m->hdr.msg_id != VMSG_BUS_EVENT_DEVICE ||
+	    xvmsg_payload_len(m) < sizeof(ev))
+		return;
+	memcpy(&ev, m->payload, sizeof(ev));
+	if (le16toh(ev.dev_num) == XVMSG_DEV_NUM &&
+	    le16toh(ev.state) == VMSG_DEVICE_STATE_REMOVED) {
+		dev_log(dev, XVD_LOG_ERR, "device removed by the bus");
+		dev->err = -ENODEV;
+	}
+}
+
+/* What to do with a message copied out of b2d: the verdict is the module's
+ * (xvmsg_classify); a second response to one request is stale. */
 static void dev_handle_msg(struct xvd_dev *dev, const struct vmsg *m)
 {
-	unsigned int id = m->hdr.msg_id, token = le16toh(m->hdr.token);
-	unsigned int psize = le16toh(m->hdr.msg_size) - sizeof(struct vmsg_hdr);
-	bool resp = vmsg_is_response(&m->hdr);
-
-	if (vmsg_is_bus(&m->hdr)) {
-		const struct vmsg_bus_event_device *ev = (const void *)m->payload;
-
-		if (!resp && id == VMSG_BUS_EVENT_DEVICE && psize >= sizeof(*ev) &&
-		    le16toh(ev->dev_num) == XVMSG_DEV_NUM &&
-		    le16toh(ev->state) == VMSG_DEVICE_STATE_REMOVED) {
-			dev_log(dev, XVD_LOG_ERR, "device removed by the bus");
-			dev->err = -ENODEV;
-		}
-		return;
-	}
-	if (resp) {
-		if (!dev->wait_token || token != dev->wait_token) {
-			dev->st.msgs_bad++;	/* stale or unknown: discard */
-			dev_log(dev, XVD_LOG_DEBUG, "discarding response token %u", token);
-			return;
-		}
-		if (id != dev->wait_id || psize < xvd_msg_min_payload(id, true)) {
-			xvd_dev_fail(dev, "malformed response");
-			return;
-		}
+	switch (xvmsg_classify(m, dev->resp_ready ? 0 : dev->wait_token, dev->wait_id)) {
+	case XVMSG_V_RESPONSE:
 		dev->resp = *m;
 		dev->resp_ready = true;
-		return;
-	}
-	if (!vmsg_is_event_id(id) || token || psize < xvd_msg_min_payload(id, false)) {
-		dev->st.msgs_bad++;
-		return;
-	}
-	if (id == VMSG_EVENT_CONFIG)
+		break;
+	case XVMSG_V_RESP_BROKEN:
+		xvd_dev_fail(dev, "malformed response");
+		break;
+	case XVMSG_V_EVENT_CONFIG:
 		dev_config_event(dev, m);
-	/* EVENT_USED in band: the queues are polled by the caller anyway. */
+		break;
+	case XVMSG_V_EVENT_USED:
+		break;	/* in band: the queues are polled by the caller anyway */
+	case XVMSG_V_BUS:
+		dev_bus_msg(dev, m);
+		break;
+	case XVMSG_V_STALE:
+		dev->st.msgs_bad++;
+		dev_log(dev, XVD_LOG_DEBUG, "discarding response token %u",
+			le16toh(m->hdr.token));
+		break;
+	case XVMSG_V_BAD:
+		dev->st.msgs_bad++;
+		dev_log(dev, XVD_LOG_WARN, "discarding malformed message (type %#x id %#x size %u)",
+			m->hdr.type, m->hdr.msg_id, le16toh(m->hdr.msg_size));
+		break;
+	}
 }
 
 void xvd_dev_service(struct xvd_dev *dev)
@@ -232,12 +220,6 @@ void xvd_dev_service(struct xvd_dev *dev)
 		if (notify)
 			bus->ops->evtchn_notify(bus, dev->msg_port);
 		dev->st.msgs_recv++;
-		if (xvd_msg_check(&m)) {
-			dev->st.msgs_bad++;
-			dev_log(dev, XVD_LOG_WARN, "discarding malformed message (type %#x size %u)",
-				m.hdr.type, le16toh(m.hdr.msg_size));
-			continue;
-		}
 		dev_handle_msg(dev, &m);
 	}
 	if (r < 0) {
@@ -266,7 +248,7 @@ static int vmsg_call(struct xvd_dev *dev, uint8_t id, const void *req, size_t re
 {
 	struct drv_bus *bus = dev->dom->bus;
 	int64_t deadline = xvd_now_ms() + dev->o.timeout_ms;
-	struct vmsg m = { 0 };
+	struct vmsg m;
 	bool notify;
 	int r;
 
@@ -276,12 +258,7 @@ static int vmsg_call(struct xvd_dev *dev, uint8_t id, const void *req, size_t re
 		return -EINVAL;
 	if (++dev->token == 0)
 		dev->token = 1;
-	m.hdr.msg_id = id;
-	m.hdr.dev_num = htole16(XVMSG_DEV_NUM);
-	m.hdr.token = htole16(dev->token);
-	m.hdr.msg_size = htole16((uint16_t)(sizeof(m.hdr) + req_len));
-	if (req_len)
-		memcpy(m.payload, req, req_len);
+	xvmsg_msg_build(&m, id, dev->token, req, (unsigned int)req_len);
 	dev->wait_token = dev->token;
 	dev->wait_id = id;
 	dev->resp_ready = false;
@@ -346,38 +323,39 @@ static int get_status(struct xvd_dev *dev)
 static int negotiate(struct xvd_dev *dev)
 {
 	__le32 req[4] = { 0, htole32(2) };	/* block_index, num_blocks, data[2] */
-	struct vmsg_device_info_resp info;
-	struct vmsg_features *f;
+	struct xvmsg_dev_info info;
 	uint64_t offered, want;
+	uint32_t w[2];
 	struct vmsg m;
 	int r;
 
 	r = vmsg_call(dev, VMSG_GET_DEVICE_INFO, NULL, 0, &m);
 	if (r < 0)
 		return r;
-	memcpy(&info, m.payload, sizeof(info));
-	if (le32toh(info.device_id) != dev->device_id) {
+	if (xvmsg_check_device_info(&m, &info)) {
+		xvd_dev_fail(dev, "bad GET_DEVICE_INFO response");
+		return -EIO;
+	}
+	if (info.device_id != dev->device_id) {
 		dev_log(dev, XVD_LOG_ERR, "virtio device id %u, expected %u",
-			le32toh(info.device_id), dev->device_id);
+			info.device_id, dev->device_id);
 		return -ENODEV;
 	}
-	if (le32toh(info.max_vqs) < dev->num_queues) {
+	if (info.max_vqs < dev->num_queues) {
 		dev_log(dev, XVD_LOG_ERR, "device has %u queues, need %u",
-			le32toh(info.max_vqs), dev->num_queues);
+			info.max_vqs, dev->num_queues);
 		return -ENODEV;
 	}
-	dev->config_size = le32toh(info.config_size);
+	dev->config_size = info.config_size;
 
 	r = vmsg_call(dev, VMSG_GET_DEVICE_FEATURES, req, sizeof(struct vmsg_features), &m);
 	if (r < 0)
 		return r;
-	f = (struct vmsg_features *)m.payload;
-	if (le32toh(f->block_index) != 0 || le32toh(f->num_blocks) != 2 ||
-	    le16toh(m.hdr.msg_size) < sizeof(m.hdr) + sizeof(*f) + 8) {
+	if (xvmsg_check_features(&m, 0, 2, w)) {
 		xvd_dev_fail(dev, "bad GET_DEVICE_FEATURES response");
 		return -EIO;
 	}
-	offered = le32toh(f->data[0]) | (uint64_t)le32toh(f->data[1]) << 32;
+	offered = w[0] | (uint64_t)w[1] << 32;
 	if (!(offered & (1ULL << VMSG_F_VERSION_1)) || !(offered & (1ULL << VMSG_F_ACCESS_PLATFORM))) {
 		dev_log(dev, XVD_LOG_ERR, "device lacks VERSION_1 or ACCESS_PLATFORM");
 		return -EOPNOTSUPP;
@@ -409,9 +387,9 @@ static int negotiate(struct xvd_dev *dev)
 static int setup_queue(struct xvd_dev *dev, unsigned int q)
 {
 	struct vmsg_vq_index idx = { htole32(q) };
-	struct vmsg_get_vqueue_resp gv;
 	struct vmsg_set_vqueue_req sv = { 0 };
 	struct xvd_vq *vq = &dev->vq[q];
+	struct xvmsg_vq_info vi;
 	unsigned int max, size;
 	struct vmsg m;
 	int r;
@@ -419,19 +397,17 @@ static int setup_queue(struct xvd_dev *dev, unsigned int q)
 	r = vmsg_call(dev, VMSG_GET_VQUEUE, &idx, sizeof(idx), &m);
 	if (r < 0)
 		return r;
-	memcpy(&gv, m.payload, sizeof(gv));
-	max = le32toh(gv.max_size);
-	if (le32toh(gv.index) != q || !max) {
+	if (xvmsg_check_vqueue(&m, q, &vi)) {
+		xvd_dev_fail(dev, "GET_VQUEUE answered for another queue");
+		return -EIO;
+	}
+	max = vi.max_size;
+	if (!max) {
 		dev_log(dev, XVD_LOG_ERR, "queue %u missing", q);
 		return -ENODEV;
 	}
 	size = dev->o.queue_size ? dev->o.queue_size : XVD_DEFAULT_QSIZE;
-	if (size > max)
-		size = max;
-	if (size > 32768)
-		size = 32768;
-	while (size & (size - 1))
-		size &= size - 1;		/* round down to a power of 2 */
+	size = xvmsg_queue_size(size < max ? size : max);	/* as the module rounds */
 	if (!vq->chain) {
 		r = xvd_vq_setup(vq, q, size, &dev->dma, dev->vq_port[q], &dev->err, &dev->st,
 				 &dev->dom->log);
@@ -547,7 +523,8 @@ int xvd_dev_config_read(struct xvd_dev *dev, uint32_t off, void *buf, uint32_t l
 
 		for (done = 0; done < len; done += n) {
 			struct vmsg_get_config_req req;
-			struct vmsg_config *c;
+			unsigned int data_off;
+			uint32_t g;
 			struct vmsg m;
 			int r;
 
@@ -557,16 +534,14 @@ int xvd_dev_config_read(struct xvd_dev *dev, uint32_t off, void *buf, uint32_t l
 			r = vmsg_call(dev, VMSG_GET_CONFIG, &req, sizeof(req), &m);
 			if (r < 0)
 				return r;
-			c = (struct vmsg_config *)m.payload;
-			if (le32toh(c->offset) != off + done || le32toh(c->length) != n ||
-			    le16toh(m.hdr.msg_size) < sizeof(m.hdr) + sizeof(*c) + n) {
+			if (xvmsg_check_get_config(&m, off + done, n, &g, &data_off)) {
 				xvd_dev_fail(dev, "bad GET_CONFIG response");
 				return -EIO;
 			}
-			memcpy((uint8_t *)buf + done, c->data, n);
-			if (done && le32toh(c->generation) != gen)
+			memcpy((uint8_t *)buf + done, m.payload + data_off, n);
+			if (done && g != gen)
 				stable = false;
-			gen = le32toh(c->generation);
+			gen = g;
 		}
 		dev->cfg_gen = gen;
 		if (stable)
@@ -584,8 +559,8 @@ int xvd_dev_config_write(struct xvd_dev *dev, uint32_t off, const void *buf, uin
 	if ((uint64_t)off + len > dev->config_size)
 		return -EINVAL;
 	for (done = 0; done < len; done += n) {
-		struct vmsg_config *c;
 		struct vmsg m;
+		uint32_t gen;
 		int r;
 
 		n = len - done < VMSG_MAX_CONFIG_CHUNK ? len - done : VMSG_MAX_CONFIG_CHUNK;
@@ -596,15 +571,19 @@ int xvd_dev_config_write(struct xvd_dev *dev, uint32_t off, const void *buf, uin
 		r = vmsg_call(dev, VMSG_SET_CONFIG, req, sizeof(*rc) + n, &m);
 		if (r < 0)
 			return r;
-		c = (struct vmsg_config *)m.payload;
-		if (le32toh(c->length) == 0) {
+		r = xvmsg_check_set_config(&m, off + done, n, &gen);
+		if (r == -EPROTO) {
+			xvd_dev_fail(dev, "bad SET_CONFIG response");
+			return -EIO;
+		}
+		if (r == -EAGAIN) {
 			/* Rejected: with a newer generation our view was stale;
 			 * with the same one the device refuses the write. */
-			r = le32toh(c->generation) != dev->cfg_gen ? -EAGAIN : -EPERM;
-			dev->cfg_gen = le32toh(c->generation);
+			r = gen != dev->cfg_gen ? -EAGAIN : -EPERM;
+			dev->cfg_gen = gen;
 			return r;
 		}
-		dev->cfg_gen = le32toh(c->generation);
+		dev->cfg_gen = gen;
 	}
 	return 0;
 }

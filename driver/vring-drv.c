@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xvmsg/wire.h>
+
 #include "drv-priv.h"
 
 /* Ring layout in one allocation: desc[size] | avail (+used_event) | used (+avail_event). */
@@ -37,7 +39,7 @@ int xvd_vq_setup(struct xvd_vq *vq, unsigned int index, unsigned int size,
 	int r;
 
 	memset(vq, 0, sizeof(*vq));
-	if (!size || size > 32768 || (size & (size - 1)))
+	if (!size || size > XVMSG_MAX_QUEUE_SIZE || (size & (size - 1)))
 		return -EINVAL;
 	vq->index = index;
 	vq->size = (uint16_t)size;
@@ -218,9 +220,9 @@ int xvd_vq_add(struct xvd_vq *vq, const struct xvd_buf *bufs, unsigned int n, vo
 	vq->avail->ring[vq->avail_idx % vq->size] = htole16(head);
 	/* Descriptors and ring entry before the index; pairs with the device's
 	 * read barrier between reading avail->idx and the entries. */
-	smp_wmb();
+	xvmsg_wmb();
 	vq->avail_idx++;
-	WR_ONCE(vq->avail->idx, htole16(vq->avail_idx));
+	XVMSG_WRITE_ONCE(vq->avail->idx, htole16(vq->avail_idx));
 	vq->inflight++;
 	vq->st->requests++;
 	return 0;
@@ -243,11 +245,11 @@ bool xvd_vq_kick_prepare(struct xvd_vq *vq)
 	/* avail->idx store before the avail_event/flags load; pairs with the
 	 * device's full barrier between writing avail_event and re-reading
 	 * avail->idx. */
-	smp_mb();
+	xvmsg_mb();
 	if (vq->event_idx)
-		kick = vring_need_event(le16toh(RD_ONCE(*vq->avail_event)), new, old);
+		kick = vring_need_event(le16toh(XVMSG_READ_ONCE(*vq->avail_event)), new, old);
 	else
-		kick = !(le16toh(RD_ONCE(vq->used->flags)) & VRING_USED_F_NO_NOTIFY);
+		kick = !(le16toh(XVMSG_READ_ONCE(vq->used->flags)) & VRING_USED_F_NO_NOTIFY);
 	if (!kick)
 		vq->st->kicks_suppressed++;
 	return kick;
@@ -276,10 +278,10 @@ int xvd_vq_get(struct xvd_vq *vq, struct xvd_done *d)
 	if (*vq->err)
 		return *vq->err;
 	while (vq->last_used == vq->shadow_used) {
-		idx = le16toh(RD_ONCE(vq->used->idx));
+		idx = le16toh(XVMSG_READ_ONCE(vq->used->idx));
 		/* Read used->idx before the elements; pairs with the device's
 		 * write barrier before it publishes used->idx. */
-		smp_rmb();
+		xvmsg_rmb();
 		if ((uint16_t)(idx - vq->last_used) > vq->inflight) {
 			vq_broken(vq, "used index ran ahead", idx, vq->last_used);
 			return xvd_vq_get(vq, d);
@@ -292,14 +294,14 @@ int xvd_vq_get(struct xvd_vq *vq, struct xvd_done *d)
 		/* Ask for an interrupt at the next completion, then re-check;
 		 * the full barrier pairs with the device's between writing
 		 * used->idx and reading used_event. */
-		WR_ONCE(*vq->used_event, htole16(vq->last_used));
-		smp_mb();
-		if (le16toh(RD_ONCE(vq->used->idx)) == vq->last_used)
+		XVMSG_WRITE_ONCE(*vq->used_event, htole16(vq->last_used));
+		xvmsg_mb();
+		if (le16toh(XVMSG_READ_ONCE(vq->used->idx)) == vq->last_used)
 			return 0;
 	}
 	/* Copy the element once, then check the copy. */
-	e.id = le32toh(RD_ONCE(vq->used->ring[vq->last_used % vq->size].id));
-	e.len = le32toh(RD_ONCE(vq->used->ring[vq->last_used % vq->size].len));
+	e.id = le32toh(XVMSG_READ_ONCE(vq->used->ring[vq->last_used % vq->size].id));
+	e.len = le32toh(XVMSG_READ_ONCE(vq->used->ring[vq->last_used % vq->size].len));
 	if (e.id >= vq->size || !vq->chain[e.id].busy) {
 		vq_broken(vq, "bad used id", e.id, vq->size);
 		return xvd_vq_get(vq, d);

@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xvmsg/wire.h>
+
 #include "drv-priv.h"
 
 /* ---- domain ------------------------------------------------------------ */
@@ -132,18 +134,13 @@ static int fe_state(struct xvd_dev *dev, int state)
 	return r;
 }
 
-/* A backend key as a number; -ENOENT if absent, -EINVAL if not a number. */
-static int be_read_ulong(struct xvd_dev *dev, const char *key, unsigned long *v)
+int xvd_be_read_u32(struct xvd_dev *dev, const char *key, uint32_t *v)
 {
 	struct drv_bus *bus = dev->dom->bus;
-	char buf[32], *end;
+	char buf[32];
 	int r = bus->ops->store_read(bus, dev->o.devid, key, buf, sizeof(buf));
 
-	if (r < 0)
-		return r;
-	errno = 0;
-	*v = strtoul(buf, &end, 10);
-	return (errno || end == buf || *end) ? -EINVAL : 0;
+	return r < 0 ? r : xvmsg_parse_u32(buf, v);	/* as the module reads it */
 }
 
 /* Wait (bounded) until the backend state is in [lo, hi].  A backend that
@@ -152,19 +149,19 @@ static int wait_backend(struct xvd_dev *dev, int lo, int hi)
 {
 	struct drv_bus *bus = dev->dom->bus;
 	int64_t deadline = xvd_now_ms() + dev->o.timeout_ms;
-	unsigned long st = 0, st0 = ~0UL;
+	uint32_t st = 0, st0 = UINT32_MAX;
 	bool moved = false;
 	char err[128];
 
 	for (;;) {
-		int r = be_read_ulong(dev, XVMSG_XS_STATE, &st);
+		int r = xvd_be_read_u32(dev, XVMSG_XS_STATE, &st);
 		int64_t left = deadline - xvd_now_ms();
 
 		if (r == 0 && (int)st >= lo && (int)st <= hi)
 			return 0;
 		if (r < 0)
 			st = 0;
-		if (st0 == ~0UL)
+		if (st0 == UINT32_MAX)
 			st0 = st;
 		moved |= st != st0;
 		/* A backend found Closing/Closed (with the error of an earlier
@@ -175,13 +172,13 @@ static int wait_backend(struct xvd_dev *dev, int lo, int hi)
 						     err, sizeof(err));
 
 			if (st >= XVMSG_STATE_CLOSING || e == 0 || e == -E2BIG) {
-				dev_log(dev, XVD_LOG_ERR, "backend failed (state %lu): %s", st,
+				dev_log(dev, XVD_LOG_ERR, "backend failed (state %u): %s", st,
 					e == 0 ? err : "(no readable error key)");
 				return -EIO;
 			}
 		}
 		if (left <= 0) {
-			dev_log(dev, XVD_LOG_ERR, "backend state %lu, waited for %d in vain", st, lo);
+			dev_log(dev, XVD_LOG_ERR, "backend state %u, waited for %d in vain", st, lo);
 			return -ETIMEDOUT;
 		}
 		r = xvd_bus_result(dev->dom, bus->ops->wait(bus, NULL, 0, (int)left));
@@ -272,12 +269,11 @@ static void revoke_region(struct xvd_dev *dev)
 
 static int publish(struct xvd_dev *dev)
 {
-	static const char *const modes[] = XVMSG_MODE_NAMES;
 	struct drv_bus *bus = dev->dom->bus;
 	int r;
 
 	r = xvd_bus_result(dev->dom, bus->ops->store_write(bus, dev->o.devid, XVMSG_XS_MODE,
-							   modes[dev->o.mode]));
+							   xvmsg_mode_name(dev->o.mode)));
 	if (!r)
 		r = fe_write(dev, XVMSG_XS_MSG_REF, dev->msg_ref);
 	if (!r)
@@ -307,13 +303,13 @@ static int publish(struct xvd_dev *dev)
  */
 static int reset_stale(struct xvd_dev *dev)
 {
-	unsigned long st;
+	uint32_t st;
 	int r;
 
-	if (be_read_ulong(dev, XVMSG_XS_STATE, &st) < 0 ||
+	if (xvd_be_read_u32(dev, XVMSG_XS_STATE, &st) < 0 ||
 	    (st != XVMSG_STATE_INITIALISED && st != XVMSG_STATE_CONNECTED))
 		return 0;
-	dev_log(dev, XVD_LOG_INFO, "backend still in state %lu from an earlier frontend: "
+	dev_log(dev, XVD_LOG_INFO, "backend still in state %u from an earlier frontend: "
 		"resetting the device", st);
 	r = fe_state(dev, XVMSG_STATE_CLOSING);
 	if (!r)
@@ -329,7 +325,7 @@ int xvd_xenbus_connect(struct xvd_dev *dev)
 {
 	struct xvd_domain *d = dev->dom;
 	struct drv_bus *bus = d->bus;
-	unsigned long maxq, maxpool;
+	uint32_t maxq, maxpool;
 	int r;
 
 	r = xvd_bus_result(d, bus->ops->attach(bus, dev->export_name, dev->o.devid,
@@ -346,28 +342,27 @@ int xvd_xenbus_connect(struct xvd_dev *dev)
 	r = wait_backend(dev, XVMSG_STATE_INITWAIT, XVMSG_STATE_INITWAIT);
 	if (r < 0)
 		return r;
-	if (be_read_ulong(dev, XVMSG_XS_MAX_QUEUES, &maxq) < 0 || maxq < dev->num_queues) {
+	if (xvd_be_read_u32(dev, XVMSG_XS_MAX_QUEUES, &maxq) < 0 || maxq < dev->num_queues) {
 		dev_log(dev, XVD_LOG_ERR, "backend offers too few queues (max-queues)");
 		return -ENODEV;
 	}
-	if (be_read_ulong(dev, XVMSG_XS_MAX_POOL, &maxpool) < 0)
+	if (xvd_be_read_u32(dev, XVMSG_XS_MAX_POOL, &maxpool) < 0)
 		maxpool = XVMSG_MAX_POOL_PAGES;
 	{
 		/* The toolstack's choice of mode is the one the backend enforces. */
-		static const char *const modes[] = XVMSG_MODE_NAMES;
 		char want[16];
 
 		if (bus->ops->store_read(bus, dev->o.devid, XVMSG_XS_MODE, want, sizeof(want)) == 0 &&
-		    strcmp(want, modes[dev->o.mode])) {
+		    strcmp(want, xvmsg_mode_name(dev->o.mode))) {
 			dev_log(dev, XVD_LOG_ERR, "the toolstack set mode '%s', we were asked for '%s'",
-				want, modes[dev->o.mode]);
+				want, xvmsg_mode_name(dev->o.mode));
 			return -EINVAL;
 		}
 	}
 	if (dev->o.mode == XVMSG_MODE_POOL) {
 		dev->pool_pages = dev->o.pool_pages ? dev->o.pool_pages : XVMSG_DEFAULT_POOL_PAGES;
 		if (dev->pool_pages > maxpool) {
-			dev_log(dev, XVD_LOG_WARN, "pool clamped to max-pool-pages %lu", maxpool);
+			dev_log(dev, XVD_LOG_WARN, "pool clamped to max-pool-pages %u", maxpool);
 			dev->pool_pages = (unsigned int)maxpool;
 		}
 		if (!dev->pool_pages)
@@ -384,14 +379,15 @@ int xvd_xenbus_connect(struct xvd_dev *dev)
 	if (r < 0)
 		return r;
 	dev->page = dev->region.va;
-	xvd_mpage_init(dev->page);
+	xvmsg_msg_page_init(dev->page);
 	dev->d2b = (struct xvd_mring){ &dev->page->d2b, dev->page->d2b_slot, 0 };
 	dev->b2d = (struct xvd_mring){ &dev->page->b2d, dev->page->b2d_slot, 0 };
 	r = grant_region(dev);
 	if (r < 0)
 		return r;
-	dev->dma = (struct xvd_dma){ .mode = dev->o.mode, .bus = bus, .ram = &d->ram,
-				     .st = &dev->st, .log = &d->log };
+	r = xvd_dma_init(&dev->dma, dev->o.mode, bus, &d->ram, &dev->st, &d->log);
+	if (r < 0)
+		return r;
 	if (dev->pool_pages) {
 		r = xvd_dma_pool_init(&dev->dma, (uint8_t *)dev->region.va + XVMSG_PAGE_SIZE,
 				      dev->pool_pages, dev->pool_ref);
@@ -463,7 +459,7 @@ int xvd_dev_open_ready(struct xvd_domain *d, const struct xvd_dev_opts *o, uint3
 	int r;
 
 	if (!o || !o->export_name || !*o->export_name || strlen(o->export_name) >= 32 ||
-	    o->devid > XVD_MAX_DEVID || o->mode < XVMSG_MODE_POOL || o->mode > XVMSG_MODE_FULL ||
+	    o->devid > XVD_MAX_DEVID || (unsigned int)o->mode >= XVMSG_NR_MODES ||
 	    !num_queues || num_queues > XVMSG_MAX_QUEUES || o->pool_pages > XVMSG_MAX_POOL_PAGES)
 		return -EINVAL;
 	if (d->gone)
@@ -497,7 +493,7 @@ int xvd_dev_open_ready(struct xvd_domain *d, const struct xvd_dev_opts *o, uint3
 		return r;
 	}
 	dev_log(dev, XVD_LOG_INFO, "connected: %s mode, features %#llx, pool %u pages",
-		((const char *const[])XVMSG_MODE_NAMES)[o->mode],
+		xvmsg_mode_name(o->mode),
 		(unsigned long long)dev->features, dev->pool_pages);
 	*out = dev;
 	return 0;

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <xvmsg/xenbus.h>	/* enum xvmsg_mode */
+
 struct xvd_domain;
 struct xvd_dev;
 
@@ -69,12 +71,16 @@ void xvd_ram_free(struct xvd_domain *d, void *buf);
 
 /* ---- devices ----------------------------------------------------------- */
 
-enum { XVD_MODE_POOL = 0, XVD_MODE_GRANT = 1, XVD_MODE_FULL = 2 };	/* = XVMSG_MODE_* */
+/* The memory-access modes are the wire's (enum xvmsg_mode); these are their
+ * names in this API. */
+#define XVD_MODE_POOL	XVMSG_MODE_POOL
+#define XVD_MODE_GRANT	XVMSG_MODE_GRANT
+#define XVD_MODE_FULL	XVMSG_MODE_FULL
 
 struct xvd_dev_opts {
 	const char *export_name;	/* backend export to attach */
 	unsigned int devid;		/* xenstore device id, < 1024 */
-	int mode;			/* XVD_MODE_* */
+	enum xvmsg_mode mode;		/* XVD_MODE_* */
 	unsigned int pool_pages;	/* pool mode; 0 = 256; clamped to max-pool-pages */
 	unsigned int queue_size;	/* 0 = min(max_size, 256); rounded down to 2^n */
 	uint64_t features;		/* device-specific feature bits wanted */

@@ -813,13 +813,14 @@ static const struct dma_map_ops xvmsg_full_ops = {
 	.dma_supported		= xvmsg_dma_supported_any,
 };
 
-const struct dma_map_ops *xvmsg_dma_ops(int mode)
+const struct dma_map_ops *xvmsg_dma_ops(enum xvmsg_mode mode)
 {
 	switch (mode) {
+	case XVMSG_MODE_POOL:	return &xvmsg_pool_ops;
 	case XVMSG_MODE_GRANT:	return &xvmsg_grant_ops;
 	case XVMSG_MODE_FULL:	return &xvmsg_full_ops;
-	default:		return &xvmsg_pool_ops;
 	}
+	return &xvmsg_pool_ops;
 }
 
 /* ---- pool lifetime -------------------------------------------------------- */

@@ -43,23 +43,26 @@
 
 /* ---- module parameters ---------------------------------------------------- */
 
-static int default_mode = XVMSG_MODE_POOL;
+static enum xvmsg_mode default_mode = XVMSG_MODE_POOL;
 static unsigned int pool_pages;
 static unsigned int timeout_ms = XVMSG_DEFAULT_TIMEOUT_MS;
 
 static int mode_param_set(const char *val, const struct kernel_param *kp)
 {
-	int m = xvmsg_parse_mode(val);
+	size_t len = strlen(val);
+	enum xvmsg_mode m;
 
-	if (m < 0)
+	if (len && val[len - 1] == '\n')
+		len--;		/* from a write to the parameter's sysfs file */
+	if (xvmsg_parse_mode_len(val, len, &m))
 		return -EINVAL;
-	WRITE_ONCE(*(int *)kp->arg, m);
+	WRITE_ONCE(*(enum xvmsg_mode *)kp->arg, m);
 	return 0;
 }
 
 static int mode_param_get(char *buf, const struct kernel_param *kp)
 {
-	return scnprintf(buf, PAGE_SIZE, "%s\n", xvmsg_mode_name(READ_ONCE(*(int *)kp->arg)));
+	return scnprintf(buf, PAGE_SIZE, "%s\n", xvmsg_mode_name(READ_ONCE(*(enum xvmsg_mode *)kp->arg)));
 }
 
 static const struct kernel_param_ops mode_param_ops = {
@@ -118,7 +121,8 @@ static void log_backend_error(struct xenbus_device *dev)
 
 /* ---- one connection --------------------------------------------------------- */
 
-static struct xvmsg_conn *conn_alloc(struct xvmsg_info *info, int mode, unsigned int nq)
+static struct xvmsg_conn *conn_alloc(struct xvmsg_info *info, enum xvmsg_mode mode,
+				     unsigned int nq)
 {
 	struct xvmsg_conn *c = kzalloc(sizeof(*c), GFP_KERNEL);
 	unsigned int i;
@@ -318,9 +322,10 @@ static int xvmsg_connect(struct xvmsg_info *info)
 	const char *what = "reading the backend's keys";
 	u32 maxq, maxpool = 0, pages = 0;
 	struct xvmsg_conn *c;
+	enum xvmsg_mode mode;
 	unsigned int i;
-	int mode, r;
 	char *s;
+	int r;
 
 	r = read_backend_u32(dev, XVMSG_XS_MAX_QUEUES, &maxq);
 	if (r || !maxq || maxq > XVMSG_MAX_QUEUES) {
@@ -336,13 +341,13 @@ static int xvmsg_connect(struct xvmsg_info *info)
 	if (IS_ERR(s)) {
 		mode = READ_ONCE(default_mode);
 	} else {
-		mode = xvmsg_parse_mode(s);
-		if (mode < 0)
+		r = xvmsg_parse_mode(s, &mode);
+		if (r)
 			xenbus_dev_fatal(dev, -EINVAL,
 				"backend mode \"%*pE\" is not pool, grant or full",
 				(int)strnlen(s, 20), s);
 		kfree(s);
-		if (mode < 0)
+		if (r)
 			return -EINVAL;
 	}
 	if (mode == XVMSG_MODE_POOL) {

@@ -20,24 +20,14 @@
 
 #include "xvmsg.h"
 
-void xvmsg_msg_page_init(struct xvmsg_msg_page *p)
-{
-	memset(p, 0, sizeof(*p));
-	p->magic = cpu_to_le32(XVMSG_MSG_PAGE_MAGIC);
-	p->version = cpu_to_le16(XVMSG_MSG_PAGE_VERSION);
-	/* As SHARED_RING_INIT: the first message of each ring is signalled. */
-	p->d2b.cons_event = cpu_to_le32(1);
-	p->b2d.cons_event = cpu_to_le32(1);
-}
-
 static u32 ring_read(__le32 *field)
 {
-	return le32_to_cpu(READ_ONCE(*field));
+	return le32_to_cpu(XVMSG_READ_ONCE(*field));
 }
 
 static void ring_write(__le32 *field, u32 v)
 {
-	WRITE_ONCE(*field, cpu_to_le32(v));
+	XVMSG_WRITE_ONCE(*field, cpu_to_le32(v));
 }
 
 /* ---- broken devices and events ------------------------------------------ */
@@ -220,7 +210,7 @@ void xvmsg_msg_work(struct work_struct *w)
 			 * the full barrier in the backend's b2d_kick() between
 			 * storing b2d.prod and reading cons_event.
 			 */
-			virt_mb();
+			xvmsg_mb();
 			prod = ring_read(&ctl->prod);
 			n = xvmsg_ring_count(prod, cons);
 			if (n == 0)
@@ -239,14 +229,14 @@ void xvmsg_msg_work(struct work_struct *w)
 		/* prod before the slot; pairs with the write barrier in the
 		 * backend's b2d_put() before it stores b2d.prod.
 		 */
-		virt_rmb();
+		xvmsg_rmb();
 		/* The one copy; only the copy is looked at from here on. */
 		memcpy(&m, &c->page->b2d_slot[cons % XVMSG_RING_SLOTS], sizeof(m));
 		/* Done reading the slot before handing it back; pairs with the
 		 * backend's b2d_full(), which reads b2d.cons before it
 		 * overwrites a slot.
 		 */
-		virt_mb();
+		xvmsg_mb();
 		cons++;
 		ring_write(&ctl->cons, cons);
 		got++;
@@ -258,7 +248,7 @@ void xvmsg_msg_work(struct work_struct *w)
 		 * backend's b2d_full() between storing prod_event and
 		 * re-reading b2d.cons.
 		 */
-		virt_mb();
+		xvmsg_mb();
 		if (xvmsg_ring_need_notify(old, cons, ring_read(&ctl->prod_event)))
 			notify_remote_via_irq(c->msg_irq);
 	}
@@ -303,7 +293,7 @@ static int d2b_put(struct xvmsg_conn *c, const struct vmsg *m, unsigned long dea
 			 * and before it reads prod_event (end of
 			 * process_msgs()).
 			 */
-			virt_mb();
+			xvmsg_mb();
 			cons = ring_read(&ctl->cons);
 			n = xvmsg_ring_count(prod, cons);
 		}
@@ -335,18 +325,18 @@ static int d2b_put(struct xvmsg_conn *c, const struct vmsg *m, unsigned long dea
 	/* The cons load before reusing its slot; pairs with the backend's
 	 * release store of d2b.cons after it copied the slot.
 	 */
-	virt_mb();
+	xvmsg_mb();
 	memcpy(&c->page->d2b_slot[prod % XVMSG_RING_SLOTS], m, sizeof(*m));
 	/* Message before prod; pairs with the backend's read barrier after it
 	 * loads d2b.prod.
 	 */
-	virt_wmb();
+	xvmsg_wmb();
 	ring_write(&ctl->prod, prod + 1);
 	c->d2b_prod = prod + 1;
 	/* prod before cons_event; pairs with the backend's full barrier
 	 * between storing d2b.cons_event and re-reading d2b.prod.
 	 */
-	virt_mb();
+	xvmsg_mb();
 	if (xvmsg_ring_need_notify(prod, prod + 1, ring_read(&ctl->cons_event)))
 		notify_remote_via_irq(c->msg_irq);
 	xvmsg_stat_inc(c->info, XVMSG_ST_MSGS_SENT);

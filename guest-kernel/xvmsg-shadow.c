@@ -223,7 +223,7 @@ bool xvmsg_shadow_kick(struct xvmsg_queue *q)
 	idx = take_avail(q, true);
 	/* Descriptors and entries before the index; pairs with the backend's
 	 * read barrier after it reads avail->idx. */
-	virt_wmb();
+	xvmsg_wmb();
 	WRITE_ONCE(s->shared.avail->idx, cpu_to_le16(idx));
 	spin_unlock_irqrestore(&s->avail_lock, flags);
 	return true;
@@ -295,7 +295,7 @@ unsigned int xvmsg_shadow_fail_all(struct xvmsg_queue *q, struct virtqueue *vq,
 	}
 	if (n) {
 		/* Entries before the index, as a device's write barrier. */
-		virt_wmb();
+		xvmsg_wmb();
 		WRITE_ONCE(s->ring.used->idx, cpu_to_le16(last + n));
 		vring_interrupt(0, vq);
 	}

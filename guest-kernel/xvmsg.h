@@ -43,6 +43,7 @@
 #include <xen/grant_table.h>
 #include <xen/xenbus.h>
 
+#include <xvmsg/barrier.h>
 #include <xvmsg/pool.h>
 #include <xvmsg/wire.h>
 
@@ -198,7 +199,7 @@ struct xvmsg_vdev;
 
 struct xvmsg_conn {
 	struct xvmsg_info *info;
-	int mode;			/* XVMSG_MODE_* */
+	enum xvmsg_mode mode;
 	domid_t domid;			/* backend domain */
 	unsigned long flags;
 
@@ -295,7 +296,6 @@ static inline struct device *xvmsg_dev(struct xvmsg_conn *c)
 }
 
 /* xvmsg-msg.c */
-void xvmsg_msg_page_init(struct xvmsg_msg_page *p);
 irqreturn_t xvmsg_msg_irq(int irq, void *data);
 void xvmsg_msg_work(struct work_struct *w);
 /* Send one request and wait (bounded) for its response, copied to *resp.
@@ -336,7 +336,7 @@ unsigned int xvmsg_shadow_inflight(struct xvmsg_queue *q);
 void xvmsg_vdev_unregister(struct xvmsg_conn *c, bool graceful);
 
 /* xvmsg-dma.c */
-const struct dma_map_ops *xvmsg_dma_ops(int mode);
+const struct dma_map_ops *xvmsg_dma_ops(enum xvmsg_mode mode);
 int xvmsg_pool_create(struct xvmsg_conn *c, unsigned int npages);
 void xvmsg_pool_destroy(struct xvmsg_conn *c);
 /* Grant mode, at disconnect: revoke every mapping the drivers still hold. */

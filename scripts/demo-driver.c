@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <xvmsg/wire.h>
+
 #include "xvmsg-drv.h"
 
 #define SECTOR		512
@@ -41,7 +43,6 @@
 #define GUEST_LINE	"hello from the guest"
 
 enum { DEVID_DISK = 0, DEVID_RNG = 1, DEVID_CON = 2 };
-static const char *const mode_names[] = { "pool", "grant", "full" };
 
 struct opts {
 	const char *socket;
@@ -214,7 +215,7 @@ static void disk_test(struct demo *d, int mode, struct xvd_dev **out)
 
 	mr->ran = true;
 	r = xvd_blk_open(d->dom, &o, &dev);
-	if (!check(d, r == 0, "disk0 attached in %s mode%s%s", mode_names[mode],
+	if (!check(d, r == 0, "disk0 attached in %s mode%s%s", xvmsg_mode_name(mode),
 		   r ? ": " : "", r ? strerror(-r) : ""))
 		return;
 	r = xvd_blk_info(dev, &bi);
@@ -506,7 +507,7 @@ static void summary(const struct demo *d)
 		if (!r->ran || !r->ok)
 			continue;
 		printf("    %-6s %9" PRIu64 " %10" PRIu64 " %11" PRIu64 " %12" PRIu64 " %8" PRIu64
-		       " %15" PRIu64 "\n", mode_names[m], r->requests, r->be.maps, r->be.unmaps,
+		       " %15" PRIu64 "\n", xvmsg_mode_name(m), r->requests, r->be.maps, r->be.unmaps,
 		       r->grants, r->revokes, r->copied);
 	}
 	info("pool mode: no map calls at all, the data is copied through the pool;");

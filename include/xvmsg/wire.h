@@ -35,6 +35,20 @@
 /* Largest virtqueue the module sets up (split rings: 2^15). */
 #define XVMSG_MAX_QUEUE_SIZE	32768
 
+/*
+ * A fresh message page, as the frontend grants it: magic and version, both
+ * rings empty, and (as Xen's SHARED_RING_INIT) the first message of each
+ * ring signalled.
+ */
+static inline void xvmsg_msg_page_init(struct xvmsg_msg_page *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->magic = cpu_to_le32(XVMSG_MSG_PAGE_MAGIC);
+	p->version = cpu_to_le16(XVMSG_MSG_PAGE_VERSION);
+	p->d2b.cons_event = cpu_to_le32(1);
+	p->b2d.cons_event = cpu_to_le32(1);
+}
+
 /* Messages the ring holds, from indices just read; -1 when it is corrupt. */
 static inline int xvmsg_ring_count(__u32 prod, __u32 cons)
 {
@@ -268,17 +282,22 @@ static inline int xvmsg_check_vqueue(const struct vmsg *m, __u32 index, struct x
 	return out->index == index ? 0 : -EPROTO;
 }
 
-/* A xenstore number: decimal, no sign, no spaces, fits 32 bits. 0, -EINVAL, -ERANGE. */
-static inline int xvmsg_parse_u32(const char *s, __u32 *out)
+/*
+ * A xenstore number: decimal, no sign, no spaces, fits 32 bits.  0, -EINVAL,
+ * -ERANGE.  The one parser of numbers a peer or the toolstack wrote, for the
+ * backend, the userspace driver and the module alike.
+ */
+static inline int xvmsg_parse_u32_len(const char *s, size_t len, __u32 *out)
 {
 	__u64 v = 0;
+	size_t i;
 
-	if (!s || !*s)
+	if (!s || !len)
 		return -EINVAL;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
 			return -EINVAL;
-		v = v * 10 + (__u64)(*s - '0');
+		v = v * 10 + (__u64)(s[i] - '0');
 		if (v > 0xffffffffULL)
 			return -ERANGE;
 	}
@@ -286,31 +305,47 @@ static inline int xvmsg_parse_u32(const char *s, __u32 *out)
 	return 0;
 }
 
-/* "pool" | "grant" | "full" -> XVMSG_MODE_*, or -EINVAL.  A trailing newline
- * (from a sysfs or module parameter write) is accepted.
- */
-static inline int xvmsg_parse_mode(const char *s)
+/* The same for a whole NUL-terminated string. */
+static inline int xvmsg_parse_u32(const char *s, __u32 *out)
 {
-	static const char *const names[] = XVMSG_MODE_NAMES;
-	size_t len;
-	int i;
+	return xvmsg_parse_u32_len(s, s ? strlen(s) : 0, out);
+}
 
-	if (!s)
-		return -EINVAL;
-	len = strlen(s);
-	if (len && s[len - 1] == '\n')
-		len--;
-	for (i = 0; i < 3; i++)
-		if (len == strlen(names[i]) && !memcmp(s, names[i], len))
-			return i;
+/* The name of a mode, as xenstore and every log and counter spell it; "?"
+ * for a value that is no mode. */
+static inline const char *xvmsg_mode_name(enum xvmsg_mode mode)
+{
+	switch (mode) {
+	case XVMSG_MODE_POOL:	return "pool";
+	case XVMSG_MODE_GRANT:	return "grant";
+	case XVMSG_MODE_FULL:	return "full";
+	}
+	return "?";
+}
+
+/* The len bytes at s name a mode: 0 and *out set, or -EINVAL. */
+static inline int xvmsg_parse_mode_len(const char *s, size_t len, enum xvmsg_mode *out)
+{
+	static const enum xvmsg_mode modes[XVMSG_NR_MODES] = {
+		XVMSG_MODE_POOL, XVMSG_MODE_GRANT, XVMSG_MODE_FULL,
+	};
+	unsigned int i;
+
+	for (i = 0; s && i < XVMSG_NR_MODES; i++) {
+		const char *name = xvmsg_mode_name(modes[i]);
+
+		if (len == strlen(name) && !memcmp(s, name, len)) {
+			*out = modes[i];
+			return 0;
+		}
+	}
 	return -EINVAL;
 }
 
-static inline const char *xvmsg_mode_name(int mode)
+/* A xenstore mode value, "pool" | "grant" | "full" exactly: 0, or -EINVAL. */
+static inline int xvmsg_parse_mode(const char *s, enum xvmsg_mode *out)
 {
-	static const char *const names[] = XVMSG_MODE_NAMES;
-
-	return mode >= 0 && mode < 3 ? names[mode] : "?";
+	return xvmsg_parse_mode_len(s, s ? strlen(s) : 0, out);
 }
 
 /*

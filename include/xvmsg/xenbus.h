@@ -88,12 +88,17 @@ static inline int xvmsg_ring_need_notify(__u32 old_prod, __u32 new_prod, __u32 e
 #define XVMSG_ADDR_PFN(a)	(((a) & ~XVMSG_ADDR_GRANT_BIT) >> XVMSG_PAGE_SHIFT)
 #define XVMSG_ADDR_OFF(a)	((a) & 0xfffULL)
 
-enum {
+/*
+ * The memory-access mode of a device.  In xenstore (key "mode") it is a name
+ * (wire.h: xvmsg_mode_name, xvmsg_parse_mode); in a shared or wire struct it
+ * is a fixed-width integer holding one of these values, never the enum.
+ */
+enum xvmsg_mode {
 	XVMSG_MODE_POOL  = 0,	/* only the pool is granted; data bounced (default) */
 	XVMSG_MODE_GRANT = 1,	/* each buffer granted per request (grant-dma-ops) */
 	XVMSG_MODE_FULL  = 2,	/* backend maps guest frames (classic dom0 backend) */
 };
-#define XVMSG_MODE_NAMES { "pool", "grant", "full" }
+#define XVMSG_NR_MODES		3
 
 /* ------------------------------------------------------------------------
  * xenstore

@@ -48,7 +48,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(str, data, size < sizeof(str) ? size : sizeof(str));
 		str[sizeof(str) - 1] = '\0';
 		(void)xvmsg_parse_u32(str, &gen);
-		(void)xvmsg_parse_mode(str);
+		{
+			enum xvmsg_mode mode;
+
+			(void)xvmsg_parse_mode(str, &mode);
+		}
 	}
 	return 0;
 }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <xvmsg/pool.h>
+#include <xvmsg/wire.h>
 
 #include "evil.h"
 
@@ -417,7 +418,7 @@ static int case_msg_ring_lies(struct evil_env *e, char *observed, size_t len)
 	/* (a) b2d.cons (ours) lies: far ahead of what the backend produced.
 	 * The backend sees no room for a response, takes nothing, and waits
 	 * for a notification without spinning. */
-	WR_ONCE(dev->page->b2d.cons, htole32(dev->b2d.idx + 1000));
+	XVMSG_WRITE_ONCE(dev->page->b2d.cons, htole32(dev->b2d.idx + 1000));
 	{
 		struct vmsg m;
 
@@ -427,7 +428,7 @@ static int case_msg_ring_lies(struct evil_env *e, char *observed, size_t len)
 		got = raw_get(dev, &m, 300);
 	}
 	idle = evil_backend_idle(e, 300);
-	WR_ONCE(dev->page->b2d.cons, htole32(dev->b2d.idx));
+	XVMSG_WRITE_ONCE(dev->page->b2d.cons, htole32(dev->b2d.idx));
 	dbus(dev)->ops->evtchn_notify(dbus(dev), dev->msg_port);
 	r = raw_wait_resp(dev, tok, true, NULL, &others, 2000);
 	evil_say(observed, len, "b2d.cons +1000: %s while lying, backend %s, %s after the truth",
@@ -439,8 +440,8 @@ static int case_msg_ring_lies(struct evil_env *e, char *observed, size_t len)
 	/* (b) garbage in the fields the backend owns but we can write:
 	 * d2b.cons_event, b2d.prod_event, reserved words.  They only steer
 	 * notifications; the device keeps working. */
-	WR_ONCE(dev->page->d2b.cons_event, htole32(0xdeadbeef));
-	WR_ONCE(dev->page->b2d.prod_event, htole32(0x7fffffff));
+	XVMSG_WRITE_ONCE(dev->page->d2b.cons_event, htole32(0xdeadbeef));
+	XVMSG_WRITE_ONCE(dev->page->b2d.prod_event, htole32(0x7fffffff));
 	memset((void *)dev->page->d2b.reserved, 0xff, sizeof(dev->page->d2b.reserved));
 	r = evil_blk_still_works(dev);
 	evil_say(observed, len, "; event fields garbage: I/O %s", err_name(r));
@@ -449,7 +450,7 @@ static int case_msg_ring_lies(struct evil_env *e, char *observed, size_t len)
 
 	/* (c) d2b.prod runs 1000 ahead: the ring is corrupt, the backend
 	 * disconnects this device only (error key, state Closed). */
-	WR_ONCE(dev->page->d2b.prod, htole32(dev->d2b.idx + 1000));
+	XVMSG_WRITE_ONCE(dev->page->d2b.prod, htole32(dev->d2b.idx + 1000));
 	dbus(dev)->ops->evtchn_notify(dbus(dev), dev->msg_port);
 	r = wait_be_state(e->d, dev->o.devid, XVMSG_STATE_CLOSED, 3000);
 	dbus(dev)->ops->store_read(dbus(dev), dev->o.devid, XVMSG_XS_HOTPLUG_ERROR, err,
@@ -579,7 +580,7 @@ static void toctou_note(struct toctou_count *t, const struct vmsg *m, unsigned i
 		return;
 	}
 	t->resp++;
-	if (xvd_msg_check(m))
+	if (xvmsg_classify(m, tok, m->hdr.msg_id) == XVMSG_V_BAD)	/* header */
 		t->badhdr++;
 	if (tok & 0x8000)
 		t->scribbled++;
@@ -645,7 +646,7 @@ static int case_msg_toctou(struct evil_env *e, char *observed, size_t len)
 		{
 			int64_t until = xvd_now_ms() + 200;
 
-			while (le32toh(RD_ONCE(dev->page->d2b.cons)) != dev->d2b.idx &&
+			while (le32toh(XVMSG_READ_ONCE(dev->page->d2b.cons)) != dev->d2b.idx &&
 			       xvd_now_ms() < until)
 				sched_yield();
 		}
@@ -1035,7 +1036,7 @@ static int d2b_taken(struct xvd_dev *dev, int ms)
 {
 	int64_t end = xvd_now_ms() + ms;
 
-	while (le32toh(RD_ONCE(dev->d2b.ctl->cons)) != dev->d2b.idx) {
+	while (le32toh(XVMSG_READ_ONCE(dev->d2b.ctl->cons)) != dev->d2b.idx) {
 		if (xvd_now_ms() >= end)
 			return -ETIMEDOUT;
 		dbus(dev)->ops->wait(dbus(dev), &dev->msg_port, 1, 10);
@@ -1096,7 +1097,7 @@ static int case_reply_overflow(struct evil_env *e, char *observed, size_t len)
 
 		nanosleep(&ts, NULL);
 	}
-	prod = le32toh(RD_ONCE(dev->b2d.ctl->prod));
+	prod = le32toh(XVMSG_READ_ONCE(dev->b2d.ctl->prod));
 	used = prod - dev->b2d.idx;
 	evil_say(observed, len, "b2d holds %u messages in %u slots", used, XVMSG_RING_SLOTS);
 	if (used > XVMSG_RING_SLOTS)
@@ -1265,7 +1266,7 @@ static int manual_setup(struct xvd_domain *d, unsigned int devid, struct manual 
 	if (r)
 		return r;
 	h->mem_ok = true;
-	xvd_mpage_init(h->mem.va);
+	xvmsg_msg_page_init(h->mem.va);
 	r = bus->ops->mem_share(bus, &h->mem);
 	if (r)
 		return r;

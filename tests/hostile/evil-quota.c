@@ -201,28 +201,28 @@ static void *chain_noise(void *arg)
 	struct xvd_dev *dev = n->dev;
 	struct drv_bus *bus = dev->dom->bus;
 	struct xvd_vq *vq = &dev->vq[0];
-	uint16_t avail = vq->avail_idx, seen = le16toh(RD_ONCE(vq->used->idx));
+	uint16_t avail = vq->avail_idx, seen = le16toh(XVMSG_READ_ONCE(vq->used->idx));
 	unsigned int added;
 
 	/* Not kicked yet: the device has written no entry beyond seen. */
 	for (unsigned int k = 0; k < vq->size; k++)
-		WR_ONCE(vq->used->ring[k].len, htole32(CHAIN_SENTINEL));
+		XVMSG_WRITE_ONCE(vq->used->ring[k].len, htole32(CHAIN_SENTINEL));
 	while (!atomic_load(&n->stop)) {
-		while (le32toh(RD_ONCE(vq->used->ring[seen % vq->size].len)) != CHAIN_SENTINEL &&
+		while (le32toh(XVMSG_READ_ONCE(vq->used->ring[seen % vq->size].len)) != CHAIN_SENTINEL &&
 		       seen != avail) {
-			WR_ONCE(vq->used->ring[seen % vq->size].len, htole32(CHAIN_SENTINEL));
+			XVMSG_WRITE_ONCE(vq->used->ring[seen % vq->size].len, htole32(CHAIN_SENTINEL));
 			seen++;
 		}
 		for (added = 0; (uint16_t)(avail - seen) < vq->size; added++, avail++)
-			WR_ONCE(vq->avail->ring[avail % vq->size], htole16(n->head));
+			XVMSG_WRITE_ONCE(vq->avail->ring[avail % vq->size], htole16(n->head));
 		if (!added) {
 			nap();
 			continue;
 		}
-		smp_wmb();	/* entries before the index: pairs with the backend's rmb */
-		WR_ONCE(vq->avail->idx, htole16(avail));
+		xvmsg_wmb();	/* entries before the index: pairs with the backend's rmb */
+		XVMSG_WRITE_ONCE(vq->avail->idx, htole16(avail));
 		n->put += added;
-		smp_mb();
+		xvmsg_mb();
 		bus->ops->evtchn_notify(bus, vq->port);
 	}
 	return NULL;
@@ -323,9 +323,9 @@ static int case_noisy_neighbour(struct evil_env *e, char *observed, size_t len)
 			goto out;
 		}
 		for (unsigned int k = 0; k < vq->size; k++)
-			WR_ONCE(vq->avail->ring[k], htole16(head));
-		smp_wmb();
-		WR_ONCE(vq->avail->idx, htole16(vq->size));
+			XVMSG_WRITE_ONCE(vq->avail->ring[k], htole16(head));
+		xvmsg_wmb();
+		XVMSG_WRITE_ONCE(vq->avail->idx, htole16(vq->size));
 	}
 	if (noisy_phase(e, pm, msg_noise, blk, 0, "blk", e->blk_devid, "msgs_in",
 			"max_msgs_call"))

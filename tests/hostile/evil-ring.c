@@ -211,12 +211,12 @@ static int submit_tweaked(struct xvd_dev *dev, const struct xvd_buf *b, unsigned
 	r = xvd_vq_submit(dev, 0, b, n, cookie, XVD_NO_KICK);
 	if (r < 0)
 		return r;
-	WR_ONCE(vq->avail->idx, htole16(old));
-	smp_wmb();	/* hidden before edited: the backend reads the index first */
+	XVMSG_WRITE_ONCE(vq->avail->idx, htole16(old));
+	xvmsg_wmb();	/* hidden before edited: the backend reads the index first */
 	if (tweak)
 		tweak(vq, head, ctx);
-	smp_wmb();	/* edits before the index; pairs with the backend's rmb */
-	WR_ONCE(vq->avail->idx, htole16(vq->avail_idx));
+	xvmsg_wmb();	/* edits before the index; pairs with the backend's rmb */
+	XVMSG_WRITE_ONCE(vq->avail->idx, htole16(vq->avail_idx));
 	return xvd_vq_kick(dev, 0);
 }
 
@@ -627,7 +627,7 @@ static void *tamper_main(void *arg)
 				__atomic_store_n(&t->avail->ring[(uint16_t)(idx + j) % t->size],
 						 htole16((uint16_t)(rnd(&t->seed) % (t->size + t->size / 16))),
 						 __ATOMIC_RELAXED);
-			smp_wmb();	/* entries before the index, as a driver would */
+			xvmsg_wmb();	/* entries before the index, as a driver would */
 			__atomic_store_n(&t->avail->idx, htole16((uint16_t)(idx + k)), __ATOMIC_RELAXED);
 		} else {
 			/* End the grant of a buffer in flight behind the
@@ -958,13 +958,13 @@ static int case_avail_ahead(struct evil_env *e, char *obs, size_t len)
 		}
 		last = vq->avail_idx;	/* = the backend's next entry: all consumed */
 		if (k == 0) {
-			WR_ONCE(vq->avail->idx, htole16((uint16_t)(last + vq->size + 1)));
+			XVMSG_WRITE_ONCE(vq->avail->idx, htole16((uint16_t)(last + vq->size + 1)));
 		} else if (k == 1) {
-			WR_ONCE(vq->avail->idx, htole16((uint16_t)(last - 1)));
+			XVMSG_WRITE_ONCE(vq->avail->idx, htole16((uint16_t)(last - 1)));
 		} else {
-			WR_ONCE(vq->avail->ring[last % vq->size], htole16(vq->size + 7));
-			smp_wmb();	/* entry before the index */
-			WR_ONCE(vq->avail->idx, htole16((uint16_t)(last + 1)));
+			XVMSG_WRITE_ONCE(vq->avail->ring[last % vq->size], htole16(vq->size + 7));
+			xvmsg_wmb();	/* entry before the index */
+			XVMSG_WRITE_ONCE(vq->avail->idx, htole16((uint16_t)(last + 1)));
 		}
 		kick_raw(r.dev);
 		good = evil_wait_needs_reset(r.dev, 2000) == 1;
@@ -1038,7 +1038,7 @@ static void tweak_dup(struct xvd_vq *vq, uint16_t head, void *ctx)
 
 	/* The library published avail_idx = old + 1 with ring[old] = head:
 	 * add ring[old + 1] and count it in the index it publishes next. */
-	WR_ONCE(vq->avail->ring[vq->avail_idx % vq->size],
+	XVMSG_WRITE_ONCE(vq->avail->ring[vq->avail_idx % vq->size],
 		htole16(tw->mid ? vq->next[head] : head));
 	vq->avail_idx++;	/* the library's shadow: it publishes this one */
 }
@@ -1082,7 +1082,7 @@ static int case_head_dup(struct evil_env *e, char *obs, size_t len)
 		 * entry (it names nothing in flight). */
 		end = xvd_now_ms() + 2000;
 		while (rc == 0 && !r.needs_reset && xvd_now_ms() < end) {
-			uidx = le16toh(RD_ONCE(vq->used->idx));
+			uidx = le16toh(XVMSG_READ_ONCE(vq->used->idx));
 			if ((uint16_t)(uidx - base) >= 2) {
 				both = true;
 				break;
@@ -1091,10 +1091,10 @@ static int case_head_dup(struct evil_env *e, char *obs, size_t len)
 			xvd_dev_config_events(r.dev, NULL, NULL);
 		}
 		if (both) {
-			id0 = le32toh(RD_ONCE(vq->used->ring[base % vq->size].id));
-			len0 = le32toh(RD_ONCE(vq->used->ring[base % vq->size].len));
-			id1 = le32toh(RD_ONCE(vq->used->ring[(uint16_t)(base + 1) % vq->size].id));
-			len1 = le32toh(RD_ONCE(vq->used->ring[(uint16_t)(base + 1) % vq->size].len));
+			id0 = le32toh(XVMSG_READ_ONCE(vq->used->ring[base % vq->size].id));
+			len0 = le32toh(XVMSG_READ_ONCE(vq->used->ring[base % vq->size].len));
+			id1 = le32toh(XVMSG_READ_ONCE(vq->used->ring[(uint16_t)(base + 1) % vq->size].id));
+			len1 = le32toh(XVMSG_READ_ONCE(vq->used->ring[(uint16_t)(base + 1) % vq->size].len));
 		}
 		while (xvd_vq_poll(r.dev, 0, &d, 1) == 1)
 			;

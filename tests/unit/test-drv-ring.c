@@ -13,9 +13,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+
+#include <xvmsg/wire.h>
 
 #include "drv-priv.h"
 
@@ -29,6 +32,7 @@ struct fake_bus {
 	struct xvd_ualloc refs;
 	struct { uint64_t gfn; bool ro, on; } gnt[256];
 	uint32_t busy_ref;	/* revoke of this ref reports -EBUSY */
+	const char *store_val;	/* what every backend key reads as (NULL: absent) */
 };
 
 static int fb_gnt_alloc(struct drv_bus *b, unsigned int n, uint32_t *first)
@@ -70,9 +74,33 @@ static int fb_gnt_revoke(struct drv_bus *b, uint32_t ref)
 	return 0;
 }
 
+static int fb_store_read(struct drv_bus *b, unsigned int devid, const char *key, char *buf,
+			 size_t len)
+{
+	const char *v = ((struct fake_bus *)b)->store_val;
+
+	if (!v)
+		return -ENOENT;
+	if (strlen(v) >= len)
+		return -E2BIG;
+	strcpy(buf, v);
+	return 0;
+}
+
+static int fb_evtchn_nop(struct drv_bus *b, uint32_t port)
+{
+	return 0;
+}
+
+static int fb_dispatch(struct drv_bus *b)
+{
+	return 0;
+}
+
 static const struct drv_bus_ops fake_ops = {
 	.name = "fake", .gnt_alloc = fb_gnt_alloc, .gnt_free = fb_gnt_free,
-	.gnt_grant = fb_gnt_grant, .gnt_revoke = fb_gnt_revoke,
+	.gnt_grant = fb_gnt_grant, .gnt_revoke = fb_gnt_revoke, .store_read = fb_store_read,
+	.evtchn_ack = fb_evtchn_nop, .evtchn_notify = fb_evtchn_nop, .dispatch = fb_dispatch,
 };
 
 #define POOL_PAGES	4
@@ -104,8 +132,7 @@ static struct fix *fix_new(int mode)
 	f->ram.mem.pages = RAM_PAGES;
 	f->ram.mem.gfn = 0x40;
 	assert_int_equal(xvd_ua_init(&f->ram.ua, RAM_PAGES * 8), 0);
-	f->dma = (struct xvd_dma){ .mode = mode, .bus = &f->fb.bus, .ram = &f->ram,
-				   .st = &f->st, .log = &quiet };
+	assert_int_equal(xvd_dma_init(&f->dma, mode, &f->fb.bus, &f->ram, &f->st, &quiet), 0);
 	f->pool = calloc(POOL_PAGES, 4096);
 	assert_non_null(f->pool);
 	if (mode == XVMSG_MODE_POOL)
@@ -147,7 +174,7 @@ static struct xvmsg_msg_page *page_new(void)
 	struct xvmsg_msg_page *p = aligned_alloc(4096, sizeof(*p));
 
 	assert_non_null(p);
-	xvd_mpage_init(p);
+	xvmsg_msg_page_init(p);
 	assert_int_equal(le32toh(p->magic), XVMSG_MSG_PAGE_MAGIC);
 	return p;
 }
@@ -296,37 +323,143 @@ static void test_notify_math(void **state)
 	assert_true(vring_need_event(0xffff, 1, 0xfffe));
 }
 
-static void test_msg_check(void **state)
+/*
+ * The userspace driver judges what the backend sends exactly as the guest
+ * module does (include/xvmsg/wire.h): the same xenstore numbers, the same
+ * verdict on every b2d message.
+ */
+static void test_be_numbers_as_module(void **state)
+{
+	static const char *const vals[] = {
+		"0", "12", "4294967295", "4294967296", "+12", "-1", " 12", "12 ", "0x10",
+		"", "007", "99999999999999999999",
+	};
+	struct fake_bus fb = { .bus.ops = &fake_ops };
+	struct xvd_domain d = { .bus = &fb.bus, .log = quiet };
+	struct xvd_dev dev = { .dom = &d, .name = "t" };
+	unsigned int differ = 0;
+
+	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		uint32_t got = 77, want = 77;
+		int r, rw = xvmsg_parse_u32(vals[i], &want);
+
+		fb.store_val = vals[i];
+		r = xvd_be_read_u32(&dev, XVMSG_XS_MAX_QUEUES, &got);
+		if (r != rw || (r == 0 && got != want)) {
+			print_error("backend key \"%s\": the driver says %d (%u), the module %d\n",
+				    vals[i], r, got, rw);
+			differ++;
+		}
+	}
+	assert_int_equal(differ, 0);
+	fb.store_val = NULL;
+	assert_int_equal(xvd_be_read_u32(&dev, XVMSG_XS_MAX_QUEUES, &(uint32_t){ 0 }), -ENOENT);
+}
+
+struct b2d_fix {
+	struct fake_bus fb;
+	struct xvd_domain d;
+	struct xvd_dev dev;
+	uint32_t prod;
+};
+
+static void b2d_fix_init(struct b2d_fix *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->fb.bus.ops = &fake_ops;
+	f->d.bus = &f->fb.bus;
+	f->d.log = quiet;
+	f->dev.dom = &f->d;
+	snprintf(f->dev.name, sizeof(f->dev.name), "t");
+	f->dev.page = page_new();
+	f->dev.b2d = (struct xvd_mring){ &f->dev.page->b2d, f->dev.page->b2d_slot, 0 };
+	f->dev.d2b = (struct xvd_mring){ &f->dev.page->d2b, f->dev.page->d2b_slot, 0 };
+}
+
+/* Deliver m to the driver while it waits for (token, id); check that what
+ * it does matches the shared verdict. */
+static void b2d_case(const struct vmsg *m, uint16_t token, uint8_t id, bool resp_ready)
+{
+	enum xvmsg_verdict v = xvmsg_classify(m, resp_ready ? 0 : token, id);
+	struct b2d_fix f;
+	uint64_t bad;
+	unsigned int ev;
+
+	b2d_fix_init(&f);
+	f.dev.wait_token = token;
+	f.dev.wait_id = id;
+	f.dev.resp_ready = resp_ready;
+	memset(&f.dev.resp, 0xa5, sizeof(f.dev.resp));
+	bad = f.dev.st.msgs_bad;
+	ev = f.dev.cfg_events;
+	peer_put(f.dev.page, &f.prod, m);
+	xvd_dev_service(&f.dev);
+	switch (v) {
+	case XVMSG_V_BAD:
+	case XVMSG_V_STALE:
+		if (f.dev.st.msgs_bad != bad + 1)
+			fail_msg("message type %#x id %#x token %u size %u: the module discards "
+				 "it as %s, the driver does not count it",
+				 m->hdr.type, m->hdr.msg_id, le16toh(m->hdr.token),
+				 le16toh(m->hdr.msg_size), v == XVMSG_V_BAD ? "bad" : "stale");
+		assert_int_equal(f.dev.err, 0);
+		assert_int_equal(f.dev.resp.hdr.type, 0xa5);	/* no response taken */
+		break;
+	case XVMSG_V_RESPONSE:
+		assert_true(f.dev.resp_ready);
+		assert_memory_equal(&f.dev.resp, m, sizeof(*m));
+		assert_int_equal(f.dev.err, 0);
+		break;
+	case XVMSG_V_RESP_BROKEN:
+		assert_int_equal(f.dev.err, -EIO);
+		break;
+	case XVMSG_V_EVENT_CONFIG:
+		assert_int_equal(f.dev.cfg_events, ev + 1);
+		assert_int_equal(f.dev.err, 0);
+		break;
+	case XVMSG_V_EVENT_USED:
+	case XVMSG_V_BUS:
+		assert_int_equal(f.dev.err, 0);
+		assert_int_equal(f.dev.resp.hdr.type, 0xa5);
+		break;
+	}
+	free(f.dev.page);
+}
+
+static void test_b2d_verdicts_as_module(void **state)
 {
 	struct vmsg m;
 
-	mk_msg(&m, VMSG_TYPE_RESPONSE, VMSG_GET_DEVICE_INFO, 1, 24);
-	assert_int_equal(xvd_msg_check(&m), 0);
-	/* Type bits 2-7 are reserved: ignored on receipt, not a reason to drop. */
-	m.hdr.type = 0x05;
-	assert_int_equal(xvd_msg_check(&m), 0);
-	m.hdr.type = 0xfd;
-	assert_int_equal(xvd_msg_check(&m), 0);
-	/* ... also when the size or device number is wrong. */
-	m.hdr.msg_size = htole16(7);
-	assert_int_equal(xvd_msg_check(&m), -EPROTO);
-	mk_msg(&m, 0xfd, VMSG_GET_DEVICE_INFO, 1, 24);
+	mk_msg(&m, VMSG_TYPE_RESPONSE, VMSG_GET_DEVICE_STATUS, 5, 4);
+	b2d_case(&m, 5, VMSG_GET_DEVICE_STATUS, false);		/* the response */
+	b2d_case(&m, 5, VMSG_GET_DEVICE_STATUS, true);		/* a second one: stale */
+	b2d_case(&m, 6, VMSG_GET_DEVICE_STATUS, false);		/* another token */
+	b2d_case(&m, 0, VMSG_GET_DEVICE_STATUS, false);		/* nobody waits */
+	b2d_case(&m, 5, VMSG_GET_DEVICE_INFO, false);		/* wrong id */
+	mk_msg(&m, VMSG_TYPE_RESPONSE, VMSG_GET_DEVICE_STATUS, 5, 3);
+	b2d_case(&m, 5, VMSG_GET_DEVICE_STATUS, false);		/* too short */
+	mk_msg(&m, 0, VMSG_EVENT_CONFIG, 0, 16);
+	b2d_case(&m, 5, VMSG_GET_DEVICE_STATUS, false);
+	mk_msg(&m, 0, VMSG_EVENT_CONFIG, 0, 15);
+	b2d_case(&m, 5, VMSG_GET_DEVICE_STATUS, false);		/* short event */
+	mk_msg(&m, 0, VMSG_EVENT_CONFIG, 3, 16);
+	b2d_case(&m, 5, VMSG_GET_DEVICE_STATUS, false);		/* event with a token */
+	mk_msg(&m, 0, VMSG_EVENT_USED, 0, 4);
+	b2d_case(&m, 5, VMSG_GET_DEVICE_STATUS, false);
+	mk_msg(&m, 0, VMSG_EVENT_AVAIL, 0, 8);
+	b2d_case(&m, 5, VMSG_GET_DEVICE_STATUS, false);		/* the driver's event */
+	mk_msg(&m, 0, 0x50, 0, 0);
+	b2d_case(&m, 5, VMSG_GET_DEVICE_STATUS, false);		/* unknown event */
+	mk_msg(&m, 0, VMSG_GET_DEVICE_STATUS, 5, 4);
+	b2d_case(&m, 5, VMSG_GET_DEVICE_STATUS, false);		/* a request */
+	mk_msg(&m, VMSG_TYPE_RESPONSE, VMSG_GET_DEVICE_STATUS, 5, 4);
 	m.hdr.dev_num = htole16(2);
-	assert_int_equal(xvd_msg_check(&m), -EPROTO);
-	mk_msg(&m, VMSG_TYPE_RESPONSE, VMSG_GET_DEVICE_INFO, 1, 0);
-	m.hdr.msg_size = htole16(7);
-	assert_int_equal(xvd_msg_check(&m), -EPROTO);
+	b2d_case(&m, 5, VMSG_GET_DEVICE_STATUS, false);		/* another device */
+	m.hdr.dev_num = htole16(XVMSG_DEV_NUM);
 	m.hdr.msg_size = htole16(VMSG_MAX_SIZE + 1);
-	assert_int_equal(xvd_msg_check(&m), -EPROTO);
-	mk_msg(&m, VMSG_TYPE_RESPONSE, VMSG_GET_DEVICE_INFO, 1, 24);
-	m.hdr.dev_num = htole16(2);
-	assert_int_equal(xvd_msg_check(&m), -EPROTO);
-	mk_msg(&m, VMSG_TYPE_BUS, VMSG_BUS_EVENT_DEVICE, 0, 4);
-	m.hdr.dev_num = 0;
-	assert_int_equal(xvd_msg_check(&m), 0);
-	assert_int_equal(xvd_msg_min_payload(VMSG_GET_VQUEUE, true), 40);
-	assert_int_equal(xvd_msg_min_payload(VMSG_SET_VQUEUE, true), 0);
-	assert_int_equal(xvd_msg_min_payload(VMSG_EVENT_CONFIG, false), 16);
+	b2d_case(&m, 5, VMSG_GET_DEVICE_STATUS, false);		/* oversized */
+	mk_msg(&m, VMSG_TYPE_BUS, VMSG_BUS_PING, 0, 0);
+	b2d_case(&m, 5, VMSG_GET_DEVICE_STATUS, false);
 }
 
 /* ---- allocators -------------------------------------------------------- */
@@ -695,7 +828,8 @@ int main(void)
 		cmocka_unit_test(test_mring_consumer),
 		cmocka_unit_test(test_mring_wrap),
 		cmocka_unit_test(test_notify_math),
-		cmocka_unit_test(test_msg_check),
+		cmocka_unit_test(test_be_numbers_as_module),
+		cmocka_unit_test(test_b2d_verdicts_as_module),
 		cmocka_unit_test(test_ualloc),
 		cmocka_unit_test(test_pool_slots),
 		cmocka_unit_test(test_grant_mode),

@@ -290,16 +290,40 @@ static void test_parse(void **state)
 	assert_int_equal(xvmsg_parse_u32(" 12", &v), -EINVAL);
 	assert_int_equal(xvmsg_parse_u32("-1", &v), -EINVAL);
 	assert_int_equal(xvmsg_parse_u32("+1", &v), -EINVAL);
+	/* A number that ends where a path component does. */
+	assert_int_equal(xvmsg_parse_u32_len("12/state", 2, &v), 0);
+	assert_int_equal(v, 12);
+	assert_int_equal(xvmsg_parse_u32_len("12/state", 3, &v), -EINVAL);
+	assert_int_equal(xvmsg_parse_u32_len("/state", 0, &v), -EINVAL);
+	assert_int_equal(xvmsg_parse_u32_len("-1/x", 2, &v), -EINVAL);
 
-	assert_int_equal(xvmsg_parse_mode("pool"), XVMSG_MODE_POOL);
-	assert_int_equal(xvmsg_parse_mode("grant\n"), XVMSG_MODE_GRANT);
-	assert_int_equal(xvmsg_parse_mode("full"), XVMSG_MODE_FULL);
-	assert_int_equal(xvmsg_parse_mode("fullx"), -EINVAL);
-	assert_int_equal(xvmsg_parse_mode("poo"), -EINVAL);
-	assert_int_equal(xvmsg_parse_mode("pool\n\n"), -EINVAL);
-	assert_int_equal(xvmsg_parse_mode(""), -EINVAL);
+	enum xvmsg_mode m = XVMSG_MODE_FULL;
+
+	assert_int_equal(xvmsg_parse_mode("pool", &m), 0);
+	assert_int_equal(m, XVMSG_MODE_POOL);
+	assert_int_equal(xvmsg_parse_mode("grant", &m), 0);
+	assert_int_equal(m, XVMSG_MODE_GRANT);
+	assert_int_equal(xvmsg_parse_mode("full", &m), 0);
+	assert_int_equal(m, XVMSG_MODE_FULL);
+	/* A xenstore value is exact, as the backend has always read it; the
+	 * module strips a sysfs write's newline itself (parse_mode_len). */
+	assert_int_equal(xvmsg_parse_mode("grant\n", &m), -EINVAL);
+	assert_int_equal(xvmsg_parse_mode_len("grant\n", 5, &m), 0);
+	assert_int_equal(m, XVMSG_MODE_GRANT);
+	assert_int_equal(xvmsg_parse_mode("fullx", &m), -EINVAL);
+	assert_int_equal(xvmsg_parse_mode("poo", &m), -EINVAL);
+	assert_int_equal(xvmsg_parse_mode("pool\n\n", &m), -EINVAL);
+	assert_int_equal(xvmsg_parse_mode("", &m), -EINVAL);
+	assert_int_equal(xvmsg_parse_mode(NULL, &m), -EINVAL);
+	assert_int_equal(m, XVMSG_MODE_GRANT);	/* untouched on failure */
 	assert_string_equal(xvmsg_mode_name(XVMSG_MODE_GRANT), "grant");
-	assert_string_equal(xvmsg_mode_name(7), "?");
+	assert_string_equal(xvmsg_mode_name((enum xvmsg_mode)7), "?");
+	for (m = XVMSG_MODE_POOL; m < XVMSG_NR_MODES; m++) {
+		enum xvmsg_mode back;
+
+		assert_int_equal(xvmsg_parse_mode(xvmsg_mode_name(m), &back), 0);
+		assert_int_equal(back, m);
+	}
 }
 
 /* Toolstack type -> virtio device id (the module refuses any other id). */
