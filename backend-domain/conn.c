@@ -16,13 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include <sys/timerfd.h>
 
 #include <xvmsg/pool.h>
 
 #include "core.h"
+#include "fault.h"
 
 struct xvb_conn {
 	struct xvb_conn *next;
@@ -58,14 +56,7 @@ struct xvb_conn {
 	struct vmsg pending;		/* EVENT_CONFIG: the latest one is enough */
 	uint64_t used_pending;		/* in-band EVENT_USED waiting, by queue */
 	uint32_t notify_from;		/* b2d prod at the last notification */
-	/* Fault injection (--fault), testing guests only. */
-	uint32_t rewrite_from;		/* msg-rewrite: b2d slots below are done */
-	uint64_t rewrites, bad_tokens;
-	int snoop_fd;			/* snoop: timerfd, -1 when none */
-	uint64_t snoop_requests;	/* stats.requests at the last tick */
-	uint64_t snoop_quiet_since;	/* ms: no new request since */
-	bool snoop_dirty;		/* requests since the last idle scan */
-	uint64_t snoop_idle_scans, snoop_stale_scans;
+	struct xvb_fault *fault;	/* --fault (fault.c), testing guests only; else NULL */
 };
 
 static const char *const mode_names[] = XVMSG_MODE_NAMES;
@@ -196,26 +187,6 @@ static bool b2d_full(struct xvb_conn *c)
 	return c->b2d_prod - cons >= XVMSG_RING_SLOTS;
 }
 
-/* --fault msg-rewrite: scribble over every response slot the driver has
- * consumed (its b2d.cons moved past it).  A driver that copied the message
- * once cannot tell; one that reads the slot again gets garbage.  Runs before
- * a slot is reused. */
-static void fault_rewrite_consumed(struct xvb_conn *c)
-{
-	uint32_t cons = le32toh(XVB_READ_ONCE(c->msg->b2d.cons));
-	uint8_t *slot;
-	size_t j;
-
-	if (cons - c->rewrite_from > c->b2d_prod - c->rewrite_from)
-		return;		/* an index out of range: nothing to trust */
-	for (; c->rewrite_from != cons; c->rewrite_from++) {
-		slot = (uint8_t *)&c->msg->b2d_slot[c->rewrite_from % XVMSG_RING_SLOTS];
-		for (j = 0; j < sizeof(c->msg->b2d_slot[0]); j++)
-			slot[j] ^= 0x5a;
-		c->rewrites++;
-	}
-}
-
 /* Put one message in the b2d ring; the caller made sure there is room (a
  * response uses the slot process_msgs kept for it, an event checks
  * b2d_full).  Should that ever be wrong, the message is dropped rather than
@@ -230,9 +201,8 @@ static void b2d_put(struct xvb_conn *c, const struct vmsg *m)
 			m->hdr.msg_id);
 		return;
 	}
-	if (c->be->fault == XVB_FAULT_MSG_REWRITE)
-		fault_rewrite_consumed(c);
-
+	if (c->fault)
+		xvb_fault_b2d(c->fault, c->msg, c->b2d_prod);
 	memcpy(&c->msg->b2d_slot[c->b2d_prod % XVMSG_RING_SLOTS], m, size);
 	/* Slot contents before the index: pairs with the driver's read barrier
 	 * after it reads b2d.prod. */
@@ -377,36 +347,14 @@ static void handle_bus_msg(struct xvb_conn *c, const struct vmsg *req, struct vm
 	*rsize += sizeof(resp->hdr);
 }
 
-/* --fault msg-bad-token: before a response, the same with its payload
- * inverted under the previous request's token (stale) and under the next
- * one (not asked yet).  Only when the ring has room for all three. */
-static void fault_bad_tokens(struct xvb_conn *c, const struct vmsg *resp)
-{
-	uint32_t cons = le32toh(XVB_READ_ONCE(c->msg->b2d.cons));
-	uint16_t tok = le16toh(resp->hdr.token);
-	size_t plen = le16toh(resp->hdr.msg_size) - sizeof(resp->hdr), i;
-	struct vmsg m;
-
-	if (c->b2d_prod - cons > XVMSG_RING_SLOTS - 3)
-		return;
-	memcpy(&m, resp, sizeof(m));
-	for (i = 0; i < plen && i < sizeof(m.payload); i++)
-		m.payload[i] ^= 0xff;
-	m.hdr.token = htole16(tok == 1 ? 0xffff : (uint16_t)(tok - 1));
-	b2d_put(c, &m);
-	m.hdr.token = htole16(tok == 0xffff ? 1 : (uint16_t)(tok + 1));
-	b2d_put(c, &m);
-	c->bad_tokens += 2;
-}
-
 /* Take up to the message budget; with more waiting, pend_msgs says so and
  * the rest waits for the device's next turn. */
 static void process_msgs(struct xvb_conn *c)
 {
 	uint32_t prod, old_cons = c->d2b_cons, pev;
-	struct vmsg req, resp;
+	struct vmsg req, resp, lie[2];
 	size_t rsize;
-	unsigned int taken = 0;
+	unsigned int taken = 0, nlies, i;
 
 	flush_pending(c);
 	while (c->connected) {
@@ -457,6 +405,8 @@ static void process_msgs(struct xvb_conn *c)
 		} else if (le16toh(req.hdr.dev_num) != XVMSG_DEV_NUM) {
 			c->stats.msgs_bad++;
 			continue;
+		} else if (c->fault && xvb_fault_drop_request(c->fault, &c->vdev)) {
+			rsize = 0;
 		} else {
 			/* Events the request causes (EVENT_CONFIG on NEEDS_RESET,
 			 * in-band EVENT_USED) wait until its response is in. */
@@ -464,10 +414,13 @@ static void process_msgs(struct xvb_conn *c)
 			rsize = xvb_vdev_handle(&c->vdev, &req, &resp);
 			c->in_request = false;
 		}
-		if (rsize && c->connected && c->be->fault == XVB_FAULT_MSG_BAD_TOKEN)
-			fault_bad_tokens(c, &resp);
-		if (rsize && c->connected)
+		if (rsize && c->connected) {
+			nlies = c->fault ? xvb_fault_response(c->fault, c->msg, c->b2d_prod,
+							      &resp, lie) : 0;
+			for (i = 0; i < nlies; i++)
+				b2d_put(c, &lie[i]);
 			b2d_put(c, &resp);
+		}
 		if (!c->connected)
 			return;
 		put_pending(c);		/* what the request emitted (kicked below) */
@@ -539,8 +492,8 @@ static void serve(struct xvb_conn *c, bool msgs, uint64_t queues)
 	uint64_t chains0 = c->stats.requests + c->stats.bad_chains, n;
 	unsigned int q;
 
-	if (c->be->fault == XVB_FAULT_MSG_REWRITE)
-		fault_rewrite_consumed(c);
+	if (c->fault)
+		xvb_fault_b2d(c->fault, c->msg, c->b2d_prod);
 	c->pend_msgs = false;
 	xvb_vdev_budget(&c->vdev, c->be->chain_budget);
 	if (msgs)
@@ -616,91 +569,14 @@ static void unbind_all(struct xvb_conn *c)
 	}
 }
 
-/* ---- --fault snoop: does the guest leave its data in freed pool slots? ---- */
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* Every 250 ms: once no request came for a second and none is in flight or
- * waiting, every completion has long reached the guest, which has freed
- * (and should have scrubbed) the slots.  Scan the whole pool then, once per
- * burst of activity. */
-static void snoop_tick(void *arg, int fd, uint32_t events)
-{
-	struct xvb_conn *c = arg;
-	uint64_t expirations, now = now_ms();
-	unsigned int q;
-	long found;
-
-	(void)events;
-	if (read(fd, &expirations, sizeof(expirations)) < 0 || !c->connected ||
-	    !c->vdev.activated)
-		return;
-	if (c->stats.requests != c->snoop_requests) {
-		c->snoop_requests = c->stats.requests;
-		c->snoop_quiet_since = now;
-		c->snoop_dirty = true;
-		return;
-	}
-	if (!c->snoop_dirty || now - c->snoop_quiet_since < 1000)
-		return;
-	for (q = 0; q < c->vdev.nvqs; q++)
-		if (c->vdev.vq[q].inflight || xvb_vq_has_work(&c->vdev.vq[q]))
-			return;
-	c->snoop_dirty = false;
-	found = xvb_mc_pool_scan(&c->mc, XVB_SNOOP_MARKER);
-	c->snoop_idle_scans++;
-	if (found > 0)
-		c->snoop_stale_scans++;
-	xvb_warn(c->be->log, "%s: snoop: idle scan %" PRIu64 ": %ld stale bytes", c->name,
-		 c->snoop_idle_scans, found);
-}
-
-static void snoop_start(struct xvb_conn *c)
-{
-	struct itimerspec its = { .it_interval = { 0, 250000000 }, .it_value = { 0, 250000000 } };
-
-	c->snoop_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (c->snoop_fd < 0)
-		return;
-	if (timerfd_settime(c->snoop_fd, 0, &its, NULL) ||
-	    xvb_evloop_add(c->be->loop, c->snoop_fd, EPOLLIN, snoop_tick, c)) {
-		close(c->snoop_fd);
-		c->snoop_fd = -1;
-		return;
-	}
-	c->snoop_requests = c->stats.requests;
-	c->snoop_dirty = false;
-}
-
-static void snoop_stop(struct xvb_conn *c)
-{
-	if (c->snoop_fd < 0)
-		return;
-	xvb_evloop_del(c->be->loop, c->snoop_fd);
-	close(c->snoop_fd);
-	c->snoop_fd = -1;
-	xvb_warn(c->be->log, "%s: snoop: %" PRIu64 " idle scans, %" PRIu64 " found stale bytes; "
-		 "%" PRIu64 " scans during writes saw the marker", c->name, c->snoop_idle_scans,
-		 c->snoop_stale_scans, c->vdev.snoop_busy_hits);
-}
-
 static void disconnect(struct xvb_conn *c)
 {
 	unpend(c);
 	if (!c->connected)
 		return;
 	c->connected = false;
-	snoop_stop(c);
-	if (c->be->fault == XVB_FAULT_MSG_REWRITE || c->be->fault == XVB_FAULT_MSG_BAD_TOKEN)
-		xvb_warn(c->be->log, "%s: fault: %" PRIu64 " consumed response slots rewritten, "
-			 "%" PRIu64 " responses with wrong tokens sent", c->name, c->rewrites,
-			 c->bad_tokens);
+	if (c->fault)
+		xvb_fault_disconnected(c->fault);
 	xvb_vdev_reset(&c->vdev);
 	xvb_vdev_set_mapcache(&c->vdev, NULL);
 	xvb_mc_fini(&c->mc);
@@ -797,10 +673,9 @@ static int connect_frontend(struct xvb_conn *c, char *why, size_t whylen)
 	c->d2b_cons = le32toh(XVB_READ_ONCE(c->msg->d2b.cons));
 	c->b2d_prod = le32toh(XVB_READ_ONCE(c->msg->b2d.prod));
 	c->notify_from = c->b2d_prod;
-	c->rewrite_from = c->b2d_prod;
 	c->connected = true;
-	if (c->be->fault == XVB_FAULT_SNOOP && c->mode == XVMSG_MODE_POOL)
-		snoop_start(c);
+	if (c->fault)
+		xvb_fault_connected(c->fault, &c->vdev, c->b2d_prod);
 	xvb_info(c->be->log, "%s: connected, mode %s%s%.0u%s, %u queue channels", c->name,
 		 mode_names[c->mode], c->mode == XVMSG_MODE_POOL ? " (" : "",
 		 c->mode == XVMSG_MODE_POOL ? pool_pages : 0,
@@ -851,12 +726,8 @@ void xvb_conn_changed(struct xvb_conn *c)
 			fail(c, why);
 			break;
 		}
-		if (c->be->fault == XVB_FAULT_VANISH_HANDSHAKE) {
-			/* Like a crash between mapping and Connected. */
-			xvb_err(c->be->log, "%s: fault vanish-handshake: frontend's page mapped, "
-				"exiting before Connected", c->name);
-			_exit(3);
-		}
+		if (c->fault)
+			xvb_fault_mapped(c->fault);
 		clear_error(c);		/* an earlier failure */
 		set_state(c, XVMSG_STATE_CONNECTED);
 		c->ever_connected = true;
@@ -878,6 +749,8 @@ void xvb_conn_changed(struct xvb_conn *c)
 
 int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struct xvb_conn **out)
 {
+	const struct xvb_vdev_transport *tp = &conn_transport;
+	void *tp_ctx;
 	struct xvb_model_env env;
 	char type[32], params[256], mode[16];
 	struct xvb_conn *c;
@@ -891,7 +764,6 @@ int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struc
 	c->feid = feid;
 	c->devid = devid;
 	c->state = XVMSG_STATE_UNKNOWN;
-	c->snoop_fd = -1;
 	snprintf(c->bepath, sizeof(c->bepath), "%s/%u/%u", be->root, feid, devid);
 	if (rd(c, c->bepath, XVMSG_XS_FRONTEND, c->fepath, sizeof(c->fepath)) ||
 	    rd(c, c->bepath, XVMSG_XS_TYPE, type, sizeof(type))) {
@@ -945,6 +817,11 @@ int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struc
 		fail(c, why);
 		return 0;
 	}
+	if (xvb_fault_create(be->fault, be->loop, be->log, c->name, &c->fault)) {
+		c->failed = true;
+		fail(c, "out of memory");
+		return 0;
+	}
 	env.loop = be->loop;
 	env.log = be->log;
 	env.name = c->name;
@@ -954,8 +831,10 @@ int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struc
 		fail(c, "device parameters rejected (see the backend's log)");
 		return 0;
 	}
-	xvb_vdev_init(&c->vdev, c->ops, c->priv, &conn_transport, c, &c->stats, be->log, c->name);
-	c->vdev.fault = be->fault;
+	tp_ctx = c;
+	if (c->fault)
+		xvb_fault_wrap(c->fault, &tp, &tp_ctx);
+	xvb_vdev_init(&c->vdev, c->ops, c->priv, tp, tp_ctx, &c->stats, be->log, c->name);
 	wr(c, XVMSG_XS_MAX_QUEUES, "%u", c->vdev.nvqs);
 	wr(c, XVMSG_XS_MAX_POOL, "%u", c->max_pool);
 	be->bus->ops->store_watch(be->bus, c->fepath);
@@ -1001,6 +880,7 @@ void xvb_conn_destroy(struct xvb_conn *c)
 		c->be->bus->ops->store_unwatch(c->be->bus, c->fepath);
 	if (c->priv)
 		c->ops->destroy(c->priv);
+	xvb_fault_destroy(c->fault);
 	xvb_info(c->be->log, "%s: removed", c->name);
 	free(c);
 }
