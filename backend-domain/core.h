@@ -232,7 +232,7 @@ void xvb_vdev_reset(struct xvb_vdev *d);
  * is not running. */
 uint64_t xvb_vdev_work(const struct xvb_vdev *d);
 
-/* ---- conn.c / backend.c ------------------------------------------------ */
+/* ---- conn.c, backend.c, registry.c ------------------------------------- */
 
 /* Work one call may do for one device (a notification, or its turn on the
  * backend's pending list): messages taken from its message ring, chains
@@ -276,8 +276,6 @@ bool xvb_backend_poll(struct xvb_backend *be);
 void xvb_backend_shutdown(struct xvb_backend *be);
 /* Print per-device counters. */
 void xvb_backend_dump_stats(struct xvb_backend *be, FILE *out);
-const struct xvb_model_ops *xvb_model_find(const struct xvb_model_ops *const *models,
-					   const char *type);
 
 /* conn.c */
 int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struct xvb_conn **out);
@@ -300,8 +298,17 @@ bool xvb_conn_owns_backend_path(const struct xvb_conn *c, const char *path);
 void xvb_conn_dump(const struct xvb_conn *c, FILE *out);
 struct xvb_conn *xvb_conn_next(const struct xvb_conn *c);
 
+/* registry.c: calls nobody.  The model of a type, or NULL. */
+const struct xvb_model_ops *xvb_model_find(const struct xvb_model_ops *const *models,
+					   const char *type);
+/* Port `port` belongs to c, queue q (-1: the message ring).  0, -ERANGE
+ * (port too large), -EBUSY (taken), -ENOMEM. */
 int xvb_port_register(struct xvb_backend *be, uint32_t port, struct xvb_conn *c, int q);
 void xvb_port_unregister(struct xvb_backend *be, uint32_t port);
+/* The connection a port belongs to (and its queue in *q), or NULL. */
+struct xvb_conn *xvb_port_lookup(const struct xvb_backend *be, uint32_t port, int *q);
+/* Forget every port (shutdown). */
+void xvb_ports_free(struct xvb_backend *be);
 
 /* Compiler and CPU barriers.  Each use names its partner on the other side. */
 #define xvb_mb()	__atomic_thread_fence(__ATOMIC_SEQ_CST)
