@@ -49,7 +49,10 @@ BACKEND_CORE := backend-domain/log.c backend-domain/evloop.c backend-domain/iov.
                 backend-domain/params.c backend-domain/mapcache.c backend-domain/virtq.c \
                 backend-domain/vdev.c backend-domain/fault.c backend-domain/registry.c \
                 backend-domain/conn.c backend-domain/conn-ring.c backend-domain/backend.c \
-                backend-domain/bus-loop.c backend-domain/loop-store.c backend-domain/bus-xen.c \
+                backend-domain/bus-loop.c backend-domain/loop-server.c \
+                backend-domain/loop-toolstack.c backend-domain/loop-watch.c \
+                backend-domain/loop-gnttab.c backend-domain/loop-evtchn.c \
+                backend-domain/loop-client.c backend-domain/loop-store.c backend-domain/bus-xen.c \
                 backend-domain/config.c \
                 backend-domain/devices/blk.c backend-domain/devices/rng.c \
                 backend-domain/devices/console.c
