@@ -35,7 +35,7 @@ static bool b2d_full(struct xvb_conn *c)
 }
 
 /* Put one message in the b2d ring; the caller made sure there is room (a
- * response uses the slot process_msgs kept for it, an event checks
+ * response uses the slot xvb_conn_ring_process kept for it, an event checks
  * b2d_full).  Should that ever be wrong, the message is dropped rather than
  * written over one the driver has not read. */
 static void b2d_put(struct xvb_conn *c, const struct vmsg *m)

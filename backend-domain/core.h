@@ -2,9 +2,10 @@
 /*
  * Backend core internals: address translation (mapcache.c), the split
  * virtqueue engine (virtq.c), the virtio-msg device side (vdev.c), one
- * xenstore device and its message rings (conn.c), and the backend context
- * (backend.c).  Nothing here knows which hypervisor is underneath: all of it
- * goes through struct xvb_bus.
+ * xenstore device (conn.c: its handshake; conn-ring.c: its message ring),
+ * the backend context (backend.c) and its registries (registry.c).  Fault
+ * injection is fault.h's.  Nothing here knows which hypervisor is
+ * underneath: all of it goes through struct xvb_bus.
  */
 #ifndef XVB_CORE_H
 #define XVB_CORE_H
