@@ -160,16 +160,10 @@ int loop_do_evtchn(struct loop_bus *lb, struct loop_client *c, const void *p, si
  * bound (its port holds duplicates of the eventfds and may notify at any
  * time); the driver closes the device first.  Otherwise our two eventfds go.
  */
-int loop_do_evtchn_close(struct loop_client *c, const void *p, size_t len, unsigned int nfds)
+int loop_evtchn_close(struct loop_client *c, uint32_t port)
 {
-	struct xvmsg_loop_evtchn e;
-	uint32_t port;
 	unsigned int i;
 
-	if (len < sizeof(e) || nfds)
-		return -EINVAL;
-	memcpy(&e, p, sizeof(e));
-	port = le32toh(e.port);
 	for (i = 0; i < c->nev && c->ev[i].port != port; i++)
 		;
 	if (i == c->nev)

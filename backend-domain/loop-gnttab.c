@@ -274,21 +274,14 @@ int loop_do_region(struct loop_bus *lb, struct loop_client *c, const void *p, si
  * reference to the memfd) until the device that made them unmaps them; only
  * new maps of these frames fail.  The descriptor and the slot are freed now.
  */
-int loop_do_unregion(struct loop_client *c, const void *p, size_t len, unsigned int nfds)
+int loop_region_remove(struct loop_client *c, uint64_t base_gfn)
 {
-	struct xvmsg_loop_unregion u;
-	uint64_t base;
-	unsigned int i;
+	const struct loop_region *r = region_of(c, base_gfn);
+	unsigned int i = r ? (unsigned int)(r - c->region) : 0;
 
-	if (len < sizeof(u) || nfds)
-		return -EINVAL;
-	memcpy(&u, p, sizeof(u));
-	base = le64toh(u.base_gfn);
-	for (i = 0; i < c->nregions && c->region[i].base != base; i++)
-		;
-	if (i == c->nregions)
+	if (!r || r->base != base_gfn)
 		return -ENOENT;
-	close(c->region[i].fd);
+	close(r->fd);
 	c->region[i] = c->region[--c->nregions];
 	return 0;
 }

@@ -165,7 +165,8 @@ int loop_gnt_open(int fd, uint32_t n, struct loop_gnt **out);
 void loop_gnt_put(struct loop_gnt *g);
 int loop_do_region(struct loop_bus *lb, struct loop_client *c, const void *p, size_t len,
 		   int *fds, unsigned int nfds);
-int loop_do_unregion(struct loop_client *c, const void *p, size_t len, unsigned int nfds);
+/* UNREGION: the region at exactly base_gfn goes (-ENOENT: none). */
+int loop_region_remove(struct loop_client *c, uint64_t base_gfn);
 /* The bus's map and unmap ops. */
 int loop_map(struct xvb_bus *b, uint32_t domid, enum xvb_space space, const uint64_t *ids,
 	     unsigned int n, bool writable, void **addr);
@@ -174,7 +175,8 @@ int loop_unmap(struct xvb_bus *b, void *addr, unsigned int n);
 /* ---- loop-evtchn.c ---- */
 int loop_do_evtchn(struct loop_bus *lb, struct loop_client *c, const void *p, size_t len,
 		   int *fds, unsigned int nfds);
-int loop_do_evtchn_close(struct loop_client *c, const void *p, size_t len, unsigned int nfds);
+/* EVTCHN_CLOSE of port: -ENOENT unknown, -EBUSY while bound. */
+int loop_evtchn_close(struct loop_client *c, uint32_t port);
 /* The bus's event-channel ops. */
 int loop_evtchn_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, uint32_t *local);
 int loop_evtchn_unbind(struct xvb_bus *b, uint32_t local);

@@ -28,6 +28,16 @@ static void close_fds(int *fds, unsigned int n)
 			close(fds[i]);
 }
 
+/* A request whose payload is one struct and no descriptors: copied out, or
+ * false (the request is -EINVAL). */
+static bool fixed(const void *p, size_t len, unsigned int nfds, void *out, size_t size)
+{
+	if (len < size || nfds)
+		return false;
+	memcpy(out, p, size);
+	return true;
+}
+
 static int do_hello(struct loop_bus *lb, struct loop_client *c, const void *p, size_t len,
 		    int *fds, unsigned int nfds, struct xvmsg_loop_hello_reply *r)
 {
@@ -143,6 +153,8 @@ void loop_client_input(struct loop_bus *lb, struct loop_client *c)
 	unsigned int nfds = 0, i;
 	struct xvmsg_loop_hdr h;
 	struct xvmsg_loop_hello_reply hr;
+	struct xvmsg_loop_unregion u;
+	struct xvmsg_loop_evtchn ec;
 	struct cmsghdr *cm;
 	size_t rlen = 0;
 	uint32_t op, len;
@@ -202,10 +214,12 @@ void loop_client_input(struct loop_bus *lb, struct loop_client *c)
 			rc = loop_do_evtchn(lb, c, p, len, fds, nfds);
 			break;
 		case XVMSG_LOOP_OP_UNREGION:
-			rc = loop_do_unregion(c, p, len, nfds);
+			if (fixed(p, len, nfds, &u, sizeof(u)))
+				rc = loop_region_remove(c, le64toh(u.base_gfn));
 			break;
 		case XVMSG_LOOP_OP_EVTCHN_CLOSE:
-			rc = loop_do_evtchn_close(c, p, len, nfds);
+			if (fixed(p, len, nfds, &ec, sizeof(ec)))
+				rc = loop_evtchn_close(c, le32toh(ec.port));
 			break;
 		case XVMSG_LOOP_OP_ATTACH:
 			if (len >= sizeof(struct xvmsg_loop_attach)) {
