@@ -47,8 +47,12 @@ endif
 # ---- sources -------------------------------------------------------------
 BACKEND_CORE := backend-domain/log.c backend-domain/evloop.c backend-domain/iov.c \
                 backend-domain/params.c backend-domain/mapcache.c backend-domain/virtq.c \
-                backend-domain/vdev.c backend-domain/conn.c backend-domain/backend.c \
-                backend-domain/bus-loop.c backend-domain/loop-store.c backend-domain/bus-xen.c \
+                backend-domain/vdev.c backend-domain/fault.c backend-domain/registry.c \
+                backend-domain/conn.c backend-domain/conn-ring.c backend-domain/backend.c \
+                backend-domain/bus-loop.c backend-domain/loop-server.c \
+                backend-domain/loop-toolstack.c backend-domain/loop-watch.c \
+                backend-domain/loop-gnttab.c backend-domain/loop-evtchn.c \
+                backend-domain/loop-client.c backend-domain/loop-store.c backend-domain/bus-xen.c \
                 backend-domain/config.c \
                 backend-domain/devices/blk.c backend-domain/devices/rng.c \
                 backend-domain/devices/console.c
@@ -171,7 +175,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_CORE := backend-domain/mapcache.c backend-domain/virtq.c backend-domain/vdev.c \
              backend-domain/log.c backend-domain/iov.c backend-domain/params.c \
              backend-domain/config.c backend-domain/evloop.c backend-domain/backend.c \
-             backend-domain/conn.c \
+             backend-domain/conn.c backend-domain/conn-ring.c backend-domain/fault.c \
+             backend-domain/registry.c \
              backend-domain/devices/blk.c backend-domain/devices/rng.c \
              backend-domain/devices/console.c tests/common/fakebus.c dom0-tools/ctl-parse.c
 # make fuzz FUZZ_ONLY="ctl config" runs only those targets.

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * The backend context: finds xvmsg devices in its xenstore directory, keeps
- * one connection per device, and routes event-channel signals to them.
+ * one connection per device (conn.c), and routes event-channel signals to
+ * them through the port registry (registry.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,15 +13,6 @@
 #include <xvmsg/wire.h>
 
 #include "core.h"
-
-const struct xvb_model_ops *xvb_model_find(const struct xvb_model_ops *const *models,
-					   const char *type)
-{
-	for (; *models; models++)
-		if (strcmp((*models)->type, type) == 0)
-			return *models;
-	return NULL;
-}
 
 int xvb_backend_init(struct xvb_backend *be, struct xvb_bus *bus, struct xvb_evloop *loop,
 		     struct xvb_log *log, const struct xvb_model_ops *const *models)
@@ -38,39 +30,15 @@ int xvb_backend_init(struct xvb_backend *be, struct xvb_bus *bus, struct xvb_evl
 	return 0;
 }
 
-int xvb_port_register(struct xvb_backend *be, uint32_t port, struct xvb_conn *c, int q)
-{
-	if (port >= 1u << 20)
-		return -ERANGE;
-	if (port >= be->nports) {
-		uint32_t n = port + 64;
-		struct xvb_port_slot *p = realloc(be->ports, n * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		memset(p + be->nports, 0, (n - be->nports) * sizeof(*p));
-		be->ports = p;
-		be->nports = n;
-	}
-	if (be->ports[port].conn)
-		return -EBUSY;
-	be->ports[port].conn = c;
-	be->ports[port].q = q;
-	return 0;
-}
-
-void xvb_port_unregister(struct xvb_backend *be, uint32_t port)
-{
-	if (port < be->nports)
-		be->ports[port].conn = NULL;
-}
-
 void xvb_backend_event(void *arg, uint32_t port)
 {
 	struct xvb_backend *be = arg;
+	struct xvb_conn *c;
+	int q;
 
-	if (port < be->nports && be->ports[port].conn)
-		xvb_conn_event(be->ports[port].conn, be->ports[port].q);
+	c = xvb_port_lookup(be, port, &q);
+	if (c)
+		xvb_conn_event(c, q);
 }
 
 static struct xvb_conn *find_conn(struct xvb_backend *be, uint32_t feid, uint32_t devid)
@@ -207,9 +175,7 @@ void xvb_backend_shutdown(struct xvb_backend *be)
 		xvb_conn_destroy(be->conns);
 	xvb_evloop_cancel(be->loop, &be->pend_run);
 	be->bus->ops->store_unwatch(be->bus, be->root);
-	free(be->ports);
-	be->ports = NULL;
-	be->nports = 0;
+	xvb_ports_free(be);
 }
 
 /* One write for the whole dump, so a reader never sees part of it. */

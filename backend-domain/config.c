@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "core.h"
+#include "fault.h"
 
 void xvb_config_defaults(struct xvb_config *cfg)
 {

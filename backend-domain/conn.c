@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * One xvmsg xenstore device: the XenbusState handshake with its frontend,
- * the granted message page with its two rings, and the event channels.
+ * mapping the granted message page and binding the event channels, and the
+ * device's calls and turns on the backend's pending list.  The message ring
+ * itself is conn-ring.c (as xen-blkback splits xenbus.c from blkback.c).
  *
  * Backend side of the handshake (keys in include/xvmsg/xenbus.h):
  *   toolstack creates both dirs -> we create the model, publish max-queues
@@ -16,58 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include <sys/timerfd.h>
 
 #include <xvmsg/pool.h>
 #include <xvmsg/wire.h>
 
-#include "core.h"
-
-struct xvb_conn {
-	struct xvb_conn *next;
-	struct xvb_backend *be;
-	uint32_t feid, devid;
-	char bepath[128], fepath[128], name[64];
-	int state;			/* our XenbusState */
-	enum xvmsg_mode mode;
-	uint32_t max_pool;
-	uint32_t min_pool;		/* xvmsg_min_pool_pages() of the type */
-	const struct xvb_model_ops *ops;
-	void *priv;
-	bool failed;			/* model could not be created: stays Closed */
-	bool connected;
-	bool ever_connected;		/* this instance connected the frontend once */
-	struct xvb_stats stats;
-	struct xvb_vdev vdev;
-	struct xvb_mapcache mc;
-	struct xvmsg_msg_page *msg;
-	uint32_t msg_port;
-	bool msg_bound;
-	uint32_t vq_port[XVMSG_MAX_QUEUES];
-	unsigned int nvq_ports;
-	uint32_t d2b_cons, b2d_prod;
-	/* On the backend's pending list: the last call ran out of budget.
-	 * Work found meanwhile (notifications) waits for the turn. */
-	struct xvb_conn *pend_next;
-	bool pend_on;
-	bool pend_msgs;			/* the message ring has more */
-	uint64_t pend_q;		/* these queues have more */
-	bool event_pending;		/* an event waits for a free b2d slot */
-	bool in_request;		/* handling a request: its response owns the slot kept */
-	struct vmsg pending;		/* EVENT_CONFIG: the latest one is enough */
-	uint64_t used_pending;		/* in-band EVENT_USED waiting, by queue */
-	uint32_t notify_from;		/* b2d prod at the last notification */
-	/* Fault injection (--fault), testing guests only. */
-	uint32_t rewrite_from;		/* msg-rewrite: b2d slots below are done */
-	uint64_t rewrites, bad_tokens;
-	int snoop_fd;			/* snoop: timerfd, -1 when none */
-	uint64_t snoop_requests;	/* stats.requests at the last tick */
-	uint64_t snoop_quiet_since;	/* ms: no new request since */
-	bool snoop_dirty;		/* requests since the last idle scan */
-	uint64_t snoop_idle_scans, snoop_stale_scans;
-};
+#include "conn.h"
+#include "fault.h"
 
 struct xvb_conn *xvb_conn_next(const struct xvb_conn *c)
 {
@@ -154,167 +110,6 @@ static void fail(struct xvb_conn *c, const char *why)
 	set_state(c, XVMSG_STATE_CLOSED);
 }
 
-/* ---- message rings ---- */
-
-static void notify_msg(struct xvb_conn *c)
-{
-	if (c->be->bus->ops->evtchn_notify(c->be->bus, c->msg_port) == 0)
-		c->stats.notify_out++;
-}
-
-static bool b2d_full(struct xvb_conn *c)
-{
-	uint32_t cons = le32toh(XVB_READ_ONCE(c->msg->b2d.cons));
-
-	if (c->b2d_prod - cons < XVMSG_RING_SLOTS)
-		return false;
-	/* Ask for a kick when the driver frees a slot, then look again.  The
-	 * full barrier pairs with the driver's between storing b2d.cons and
-	 * reading b2d.prod_event. */
-	XVB_WRITE_ONCE(c->msg->b2d.prod_event, htole32(cons + 1));
-	xvb_mb();
-	cons = le32toh(XVB_READ_ONCE(c->msg->b2d.cons));
-	return c->b2d_prod - cons >= XVMSG_RING_SLOTS;
-}
-
-/* --fault msg-rewrite: scribble over every response slot the driver has
- * consumed (its b2d.cons moved past it).  A driver that copied the message
- * once cannot tell; one that reads the slot again gets garbage.  Runs before
- * a slot is reused. */
-static void fault_rewrite_consumed(struct xvb_conn *c)
-{
-	uint32_t cons = le32toh(XVB_READ_ONCE(c->msg->b2d.cons));
-	uint8_t *slot;
-	size_t j;
-
-	if (cons - c->rewrite_from > c->b2d_prod - c->rewrite_from)
-		return;		/* an index out of range: nothing to trust */
-	for (; c->rewrite_from != cons; c->rewrite_from++) {
-		slot = (uint8_t *)&c->msg->b2d_slot[c->rewrite_from % XVMSG_RING_SLOTS];
-		for (j = 0; j < sizeof(c->msg->b2d_slot[0]); j++)
-			slot[j] ^= 0x5a;
-		c->rewrites++;
-	}
-}
-
-/* Put one message in the b2d ring; the caller made sure there is room (a
- * response uses the slot process_msgs kept for it, an event checks
- * b2d_full).  Should that ever be wrong, the message is dropped rather than
- * written over one the driver has not read. */
-static void b2d_put(struct xvb_conn *c, const struct vmsg *m)
-{
-	size_t size = le16toh(m->hdr.msg_size);
-	uint32_t cons = le32toh(XVB_READ_ONCE(c->msg->b2d.cons));
-
-	if (c->b2d_prod - cons >= XVMSG_RING_SLOTS) {
-		xvb_err(c->be->log, "%s: no room in b2d for message 0x%x: dropped", c->name,
-			m->hdr.msg_id);
-		return;
-	}
-	if (c->be->fault == XVB_FAULT_MSG_REWRITE)
-		fault_rewrite_consumed(c);
-
-	memcpy(&c->msg->b2d_slot[c->b2d_prod % XVMSG_RING_SLOTS], m, size);
-	/* Slot contents before the index: pairs with the driver's read barrier
-	 * after it reads b2d.prod. */
-	xvb_wmb();
-	c->b2d_prod++;
-	XVB_WRITE_ONCE(c->msg->b2d.prod, htole32(c->b2d_prod));
-	c->stats.msgs_out++;
-}
-
-/* Notify the driver if it asked for messages we published since last time. */
-static void b2d_kick(struct xvb_conn *c)
-{
-	uint32_t event;
-
-	if (c->notify_from == c->b2d_prod)
-		return;
-	/* Index before cons_event: pairs with the driver's full barrier between
-	 * storing cons_event and re-reading prod. */
-	xvb_mb();
-	event = le32toh(XVB_READ_ONCE(c->msg->b2d.cons_event));
-	if (xvmsg_ring_need_notify(c->notify_from, c->b2d_prod, event))
-		notify_msg(c);
-	c->notify_from = c->b2d_prod;
-}
-
-static void used_event_msg(struct vmsg *m, unsigned int q)
-{
-	struct vmsg_event_used *ev = (void *)m->payload;
-
-	memset(m, 0, sizeof(m->hdr) + sizeof(*ev));
-	m->hdr.msg_id = VMSG_EVENT_USED;
-	m->hdr.dev_num = htole16(XVMSG_DEV_NUM);
-	m->hdr.msg_size = htole16(sizeof(m->hdr) + sizeof(*ev));
-	ev->vq_index = htole32(q);
-}
-
-/* Put events that waited for room into b2d, as far as there is room.  While
- * a request is being handled its events wait too: the slot kept for its
- * response is not theirs. */
-static void put_pending(struct xvb_conn *c)
-{
-	struct vmsg m;
-	unsigned int q;
-
-	if (c->in_request)
-		return;
-	while (c->event_pending || c->used_pending) {
-		if (b2d_full(c))
-			break;
-		if (c->event_pending) {
-			b2d_put(c, &c->pending);
-			c->event_pending = false;
-			continue;
-		}
-		q = (unsigned int)__builtin_ctzll(c->used_pending);
-		c->used_pending &= ~(1ULL << q);
-		used_event_msg(&m, q);
-		b2d_put(c, &m);
-	}
-}
-
-/* Send events that waited for room, and notify. */
-static void flush_pending(struct xvb_conn *c)
-{
-	if (c->in_request)
-		return;
-	put_pending(c);
-	b2d_kick(c);
-}
-
-static void tp_send(void *ctx, const struct vmsg *m)
-{
-	struct xvb_conn *c = ctx;
-
-	if (!c->connected)
-		return;
-	c->pending = *m;
-	c->event_pending = true;
-	flush_pending(c);
-}
-
-static void tp_notify_used(void *ctx, unsigned int q)
-{
-	struct xvb_conn *c = ctx;
-
-	if (!c->connected)
-		return;
-	if (q < c->nvq_ports) {
-		if (c->be->bus->ops->evtchn_notify(c->be->bus, c->vq_port[q]) == 0)
-			c->stats.notify_out++;
-		return;
-	}
-	c->used_pending |= 1ULL << q;	/* no channel of its own: in band */
-	flush_pending(c);
-}
-
-static const struct xvb_vdev_transport conn_transport = {
-	.send = tp_send,
-	.notify_used = tp_notify_used,
-};
-
 static void disconnect(struct xvb_conn *c);
 
 /* The message ring itself is corrupt: nothing more can be said over it. */
@@ -325,144 +120,6 @@ static void ring_broken(struct xvb_conn *c, const char *why)
 	snprintf(msg, sizeof(msg), "message ring corrupt (%s): disconnected", why);
 	disconnect(c);
 	fail(c, msg);
-}
-
-static void handle_bus_msg(struct xvb_conn *c, const struct vmsg *req, struct vmsg *resp,
-			   size_t *rsize)
-{
-	*rsize = 0;
-	if (req->hdr.token == 0 || vmsg_is_event_id(req->hdr.msg_id))
-		return;		/* bus events from the driver: none defined */
-	memset(resp, 0, sizeof(*resp));
-	switch (req->hdr.msg_id) {
-	case VMSG_BUS_GET_DEVICES: {
-		struct vmsg_bus_get_devices_resp *r = (void *)resp->payload;
-
-		r->offset = 0;
-		r->count = htole16(8 * sizeof(r->bitmap));
-		r->bitmap[0] = 1u << XVMSG_DEV_NUM;
-		*rsize = sizeof(*r);
-		break;
-	}
-	case VMSG_BUS_PING:
-		*rsize = 0;
-		break;
-	default:
-		c->stats.msgs_bad++;
-		return;
-	}
-	resp->hdr.type = VMSG_TYPE_RESPONSE | VMSG_TYPE_BUS;
-	resp->hdr.msg_id = req->hdr.msg_id;
-	resp->hdr.token = req->hdr.token;
-	resp->hdr.msg_size = htole16((uint16_t)(sizeof(resp->hdr) + *rsize));
-	*rsize += sizeof(resp->hdr);
-}
-
-/* --fault msg-bad-token: before a response, the same with its payload
- * inverted under the previous request's token (stale) and under the next
- * one (not asked yet).  Only when the ring has room for all three. */
-static void fault_bad_tokens(struct xvb_conn *c, const struct vmsg *resp)
-{
-	uint32_t cons = le32toh(XVB_READ_ONCE(c->msg->b2d.cons));
-	uint16_t tok = le16toh(resp->hdr.token);
-	size_t plen = le16toh(resp->hdr.msg_size) - sizeof(resp->hdr), i;
-	struct vmsg m;
-
-	if (c->b2d_prod - cons > XVMSG_RING_SLOTS - 3)
-		return;
-	memcpy(&m, resp, sizeof(m));
-	for (i = 0; i < plen && i < sizeof(m.payload); i++)
-		m.payload[i] ^= 0xff;
-	m.hdr.token = htole16(tok == 1 ? 0xffff : (uint16_t)(tok - 1));
-	b2d_put(c, &m);
-	m.hdr.token = htole16(tok == 0xffff ? 1 : (uint16_t)(tok + 1));
-	b2d_put(c, &m);
-	c->bad_tokens += 2;
-}
-
-/* Take up to the message budget; with more waiting, pend_msgs says so and
- * the rest waits for the device's next turn. */
-static void process_msgs(struct xvb_conn *c)
-{
-	uint32_t prod, old_cons = c->d2b_cons, pev;
-	struct vmsg req, resp;
-	size_t rsize;
-	unsigned int taken = 0;
-
-	flush_pending(c);
-	while (c->connected) {
-		prod = le32toh(XVB_READ_ONCE(c->msg->d2b.prod));
-		if (prod - c->d2b_cons > XVMSG_RING_SLOTS) {
-			ring_broken(c, "driver index ran ahead");
-			return;
-		}
-		if (prod == c->d2b_cons) {
-			/* Going idle: ask for a kick at the next message.  Pairs
-			 * with the driver's full barrier between storing d2b.prod
-			 * and reading cons_event. */
-			XVB_WRITE_ONCE(c->msg->d2b.cons_event, htole32(c->d2b_cons + 1));
-			xvb_mb();
-			if (le32toh(XVB_READ_ONCE(c->msg->d2b.prod)) == c->d2b_cons)
-				break;
-			continue;
-		}
-		if (taken == c->be->msg_budget) {
-			c->pend_msgs = true;	/* more waits: the device's next turn */
-			break;
-		}
-		/* Every request may need a response slot: wait for one. */
-		if (b2d_full(c))
-			break;
-		/* Pairs with the driver's write barrier before storing d2b.prod. */
-		xvb_rmb();
-		memcpy(&req, &c->msg->d2b_slot[c->d2b_cons % XVMSG_RING_SLOTS], sizeof(req));
-		c->d2b_cons++;
-		taken++;
-		/* Our copy is taken before the slot is handed back. */
-		__atomic_store_n(&c->msg->d2b.cons, htole32(c->d2b_cons), __ATOMIC_RELEASE);
-		c->stats.msgs_in++;
-
-		/* Type bits 2..7 are reserved: ignored (msg.h), only the size
-		 * can make a header unusable here. */
-		if (!vmsg_size_ok(&req.hdr)) {
-			c->stats.msgs_bad++;
-			continue;
-		}
-		if (vmsg_is_response(&req.hdr)) {
-			c->stats.msgs_bad++;	/* we send no requests */
-			continue;
-		}
-		rsize = 0;
-		if (vmsg_is_bus(&req.hdr)) {
-			handle_bus_msg(c, &req, &resp, &rsize);
-		} else if (le16toh(req.hdr.dev_num) != XVMSG_DEV_NUM) {
-			c->stats.msgs_bad++;
-			continue;
-		} else {
-			/* Events the request causes (EVENT_CONFIG on NEEDS_RESET,
-			 * in-band EVENT_USED) wait until its response is in. */
-			c->in_request = true;
-			rsize = xvb_vdev_handle(&c->vdev, &req, &resp);
-			c->in_request = false;
-		}
-		if (rsize && c->connected && c->be->fault == XVB_FAULT_MSG_BAD_TOKEN)
-			fault_bad_tokens(c, &resp);
-		if (rsize && c->connected)
-			b2d_put(c, &resp);
-		if (!c->connected)
-			return;
-		put_pending(c);		/* what the request emitted (kicked below) */
-	}
-	if (!c->connected)
-		return;
-	b2d_kick(c);
-	/* Tell a driver waiting for d2b room that we freed some.  Pairs with
-	 * the driver's full barrier between storing prod_event and re-reading
-	 * d2b.cons. */
-	xvb_mb();
-	pev = le32toh(XVB_READ_ONCE(c->msg->d2b.prod_event));
-	if (c->d2b_cons != old_cons && xvmsg_ring_need_notify(old_cons, c->d2b_cons, pev))
-		notify_msg(c);
 }
 
 /* ---- calls and turns ----
@@ -518,14 +175,15 @@ static void serve(struct xvb_conn *c, bool msgs, uint64_t queues)
 {
 	uint64_t msgs0 = c->stats.msgs_in;
 	uint64_t chains0 = c->stats.requests + c->stats.bad_chains, n;
+	const char *why = "";
 	unsigned int q;
 
-	if (c->be->fault == XVB_FAULT_MSG_REWRITE)
-		fault_rewrite_consumed(c);
+	if (c->fault)
+		xvb_fault_b2d(c->fault, c->msg, c->b2d_prod);
 	c->pend_msgs = false;
 	xvb_vdev_budget(&c->vdev, c->be->chain_budget);
-	if (msgs)
-		process_msgs(c);
+	if (msgs && xvb_conn_ring_process(c, &why))
+		ring_broken(c, why);
 	for (q = 0; c->connected && q < c->vdev.nvqs; q++)
 		if (queues & (1ULL << q))
 			xvb_vdev_kick(&c->vdev, q);
@@ -597,91 +255,14 @@ static void unbind_all(struct xvb_conn *c)
 	}
 }
 
-/* ---- --fault snoop: does the guest leave its data in freed pool slots? ---- */
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* Every 250 ms: once no request came for a second and none is in flight or
- * waiting, every completion has long reached the guest, which has freed
- * (and should have scrubbed) the slots.  Scan the whole pool then, once per
- * burst of activity. */
-static void snoop_tick(void *arg, int fd, uint32_t events)
-{
-	struct xvb_conn *c = arg;
-	uint64_t expirations, now = now_ms();
-	unsigned int q;
-	long found;
-
-	(void)events;
-	if (read(fd, &expirations, sizeof(expirations)) < 0 || !c->connected ||
-	    !c->vdev.activated)
-		return;
-	if (c->stats.requests != c->snoop_requests) {
-		c->snoop_requests = c->stats.requests;
-		c->snoop_quiet_since = now;
-		c->snoop_dirty = true;
-		return;
-	}
-	if (!c->snoop_dirty || now - c->snoop_quiet_since < 1000)
-		return;
-	for (q = 0; q < c->vdev.nvqs; q++)
-		if (c->vdev.vq[q].inflight || xvb_vq_has_work(&c->vdev.vq[q]))
-			return;
-	c->snoop_dirty = false;
-	found = xvb_mc_pool_scan(&c->mc, XVB_SNOOP_MARKER);
-	c->snoop_idle_scans++;
-	if (found > 0)
-		c->snoop_stale_scans++;
-	xvb_warn(c->be->log, "%s: snoop: idle scan %" PRIu64 ": %ld stale bytes", c->name,
-		 c->snoop_idle_scans, found);
-}
-
-static void snoop_start(struct xvb_conn *c)
-{
-	struct itimerspec its = { .it_interval = { 0, 250000000 }, .it_value = { 0, 250000000 } };
-
-	c->snoop_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (c->snoop_fd < 0)
-		return;
-	if (timerfd_settime(c->snoop_fd, 0, &its, NULL) ||
-	    xvb_evloop_add(c->be->loop, c->snoop_fd, EPOLLIN, snoop_tick, c)) {
-		close(c->snoop_fd);
-		c->snoop_fd = -1;
-		return;
-	}
-	c->snoop_requests = c->stats.requests;
-	c->snoop_dirty = false;
-}
-
-static void snoop_stop(struct xvb_conn *c)
-{
-	if (c->snoop_fd < 0)
-		return;
-	xvb_evloop_del(c->be->loop, c->snoop_fd);
-	close(c->snoop_fd);
-	c->snoop_fd = -1;
-	xvb_warn(c->be->log, "%s: snoop: %" PRIu64 " idle scans, %" PRIu64 " found stale bytes; "
-		 "%" PRIu64 " scans during writes saw the marker", c->name, c->snoop_idle_scans,
-		 c->snoop_stale_scans, c->vdev.snoop_busy_hits);
-}
-
 static void disconnect(struct xvb_conn *c)
 {
 	unpend(c);
 	if (!c->connected)
 		return;
 	c->connected = false;
-	snoop_stop(c);
-	if (c->be->fault == XVB_FAULT_MSG_REWRITE || c->be->fault == XVB_FAULT_MSG_BAD_TOKEN)
-		xvb_warn(c->be->log, "%s: fault: %" PRIu64 " consumed response slots rewritten, "
-			 "%" PRIu64 " responses with wrong tokens sent", c->name, c->rewrites,
-			 c->bad_tokens);
+	if (c->fault)
+		xvb_fault_disconnected(c->fault);
 	xvb_vdev_reset(&c->vdev);
 	xvb_vdev_set_mapcache(&c->vdev, NULL);
 	xvb_mc_fini(&c->mc);
@@ -690,8 +271,7 @@ static void disconnect(struct xvb_conn *c)
 	c->stats.unmap_calls++;
 	c->stats.unmap_pages++;
 	c->msg = NULL;
-	c->event_pending = false;
-	c->used_pending = 0;
+	xvb_conn_ring_stop(c);
 	xvb_info(c->be->log, "%s: disconnected", c->name);
 }
 
@@ -774,14 +354,10 @@ static int connect_frontend(struct xvb_conn *c, char *why, size_t whylen)
 		goto err_unbind;
 	}
 	xvb_vdev_set_mapcache(&c->vdev, &c->mc);
-	/* Start from whatever the frontend initialised; checked on every use. */
-	c->d2b_cons = le32toh(XVB_READ_ONCE(c->msg->d2b.cons));
-	c->b2d_prod = le32toh(XVB_READ_ONCE(c->msg->b2d.prod));
-	c->notify_from = c->b2d_prod;
-	c->rewrite_from = c->b2d_prod;
+	xvb_conn_ring_start(c);
 	c->connected = true;
-	if (c->be->fault == XVB_FAULT_SNOOP && c->mode == XVMSG_MODE_POOL)
-		snoop_start(c);
+	if (c->fault)
+		xvb_fault_connected(c->fault, &c->vdev, c->b2d_prod);
 	xvb_info(c->be->log, "%s: connected, mode %s%s%.0u%s, %u queue channels", c->name,
 		 xvmsg_mode_name(c->mode), c->mode == XVMSG_MODE_POOL ? " (" : "",
 		 c->mode == XVMSG_MODE_POOL ? pool_pages : 0,
@@ -832,12 +408,8 @@ void xvb_conn_changed(struct xvb_conn *c)
 			fail(c, why);
 			break;
 		}
-		if (c->be->fault == XVB_FAULT_VANISH_HANDSHAKE) {
-			/* Like a crash between mapping and Connected. */
-			xvb_err(c->be->log, "%s: fault vanish-handshake: frontend's page mapped, "
-				"exiting before Connected", c->name);
-			_exit(3);
-		}
+		if (c->fault)
+			xvb_fault_mapped(c->fault);
 		clear_error(c);		/* an earlier failure */
 		set_state(c, XVMSG_STATE_CONNECTED);
 		c->ever_connected = true;
@@ -859,6 +431,8 @@ void xvb_conn_changed(struct xvb_conn *c)
 
 int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struct xvb_conn **out)
 {
+	const struct xvb_vdev_transport *tp = &xvb_conn_transport;
+	void *tp_ctx;
 	struct xvb_model_env env;
 	char type[32], params[256], mode[16];
 	struct xvb_conn *c;
@@ -872,7 +446,6 @@ int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struc
 	c->feid = feid;
 	c->devid = devid;
 	c->state = XVMSG_STATE_UNKNOWN;
-	c->snoop_fd = -1;
 	snprintf(c->bepath, sizeof(c->bepath), "%s/%u/%u", be->root, feid, devid);
 	if (rd(c, c->bepath, XVMSG_XS_FRONTEND, c->fepath, sizeof(c->fepath)) ||
 	    rd(c, c->bepath, XVMSG_XS_TYPE, type, sizeof(type))) {
@@ -902,6 +475,7 @@ int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struc
 			return 0;
 		}
 	}
+
 	c->max_pool = XVMSG_MAX_POOL_PAGES;
 	if (rd_u32(c, c->bepath, XVMSG_XS_POOL_PAGES, &v) == 0 && v && v <= XVMSG_MAX_POOL_PAGES)
 		c->max_pool = v;
@@ -922,6 +496,11 @@ int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struc
 		fail(c, why);
 		return 0;
 	}
+	if (xvb_fault_create(be->fault, be->loop, be->log, c->name, &c->fault)) {
+		c->failed = true;
+		fail(c, "out of memory");
+		return 0;
+	}
 	env.loop = be->loop;
 	env.log = be->log;
 	env.name = c->name;
@@ -931,8 +510,10 @@ int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struc
 		fail(c, "device parameters rejected (see the backend's log)");
 		return 0;
 	}
-	xvb_vdev_init(&c->vdev, c->ops, c->priv, &conn_transport, c, &c->stats, be->log, c->name);
-	c->vdev.fault = be->fault;
+	tp_ctx = c;
+	if (c->fault)
+		xvb_fault_wrap(c->fault, &tp, &tp_ctx);
+	xvb_vdev_init(&c->vdev, c->ops, c->priv, tp, tp_ctx, &c->stats, be->log, c->name);
 	wr(c, XVMSG_XS_MAX_QUEUES, "%u", c->vdev.nvqs);
 	wr(c, XVMSG_XS_MAX_POOL, "%u", c->max_pool);
 	be->bus->ops->store_watch(be->bus, c->fepath);
@@ -978,6 +559,7 @@ void xvb_conn_destroy(struct xvb_conn *c)
 		c->be->bus->ops->store_unwatch(c->be->bus, c->fepath);
 	if (c->priv)
 		c->ops->destroy(c->priv);
+	xvb_fault_destroy(c->fault);
 	xvb_info(c->be->log, "%s: removed", c->name);
 	free(c);
 }

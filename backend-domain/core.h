@@ -2,9 +2,10 @@
 /*
  * Backend core internals: address translation (mapcache.c), the split
  * virtqueue engine (virtq.c), the virtio-msg device side (vdev.c), one
- * xenstore device and its message rings (conn.c), and the backend context
- * (backend.c).  Nothing here knows which hypervisor is underneath: all of it
- * goes through struct xvb_bus.
+ * xenstore device (conn.c: its handshake; conn-ring.c: its message ring),
+ * the backend context (backend.c) and its registries (registry.c).  Fault
+ * injection is fault.h's.  Nothing here knows which hypervisor is
+ * underneath: all of it goes through struct xvb_bus.
  */
 #ifndef XVB_CORE_H
 #define XVB_CORE_H
@@ -141,9 +142,31 @@ struct xvb_vq {
 	uint32_t inflight;
 	struct xvb_mc_ticket *tickets;	/* by head, for transient mappings */
 	uint8_t *busy;			/* by head: taken, not yet pushed */
-	struct xvb_mc_ticket *kept;	/* --fault keep-mapped: released at stop */
-	unsigned int nkept, kept_cap;
 };
+
+/* Ring fields are little-endian and never cross a page (alignment): one
+ * access through the area's page table, atomic against the driver's. */
+static inline void *xvb_area_ptr(const struct xvb_ring_area *a, size_t off)
+{
+	size_t o = a->base_off + off;
+
+	return (char *)a->page[o / XVMSG_PAGE_SIZE] + (o % XVMSG_PAGE_SIZE);
+}
+
+static inline uint16_t xvb_area_rd16(const struct xvb_ring_area *a, size_t off)
+{
+	return le16toh(__atomic_load_n((uint16_t *)xvb_area_ptr(a, off), __ATOMIC_RELAXED));
+}
+
+static inline void xvb_area_wr16(const struct xvb_ring_area *a, size_t off, uint16_t v)
+{
+	__atomic_store_n((uint16_t *)xvb_area_ptr(a, off), htole16(v), __ATOMIC_RELAXED);
+}
+
+static inline void xvb_area_wr32(const struct xvb_ring_area *a, size_t off, uint32_t v)
+{
+	__atomic_store_n((uint32_t *)xvb_area_ptr(a, off), htole32(v), __ATOMIC_RELAXED);
+}
 
 /* Why a chain was refused. */
 enum xvb_vq_err {
@@ -161,54 +184,18 @@ enum xvb_vq_err xvb_vq_pop(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xv
 			   const char **why);
 /* Complete a chain; returns -EINVAL if the head is not in flight. */
 int xvb_vq_push(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xvb_req *req, uint32_t len);
-/* Fault injection only: complete a chain with a lie (enum xvb_vq_lie). */
-void xvb_vq_push_fault(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xvb_req *req,
-		       uint32_t len, int lie);
-/* Fault injection only: write into the driver's rings where only the driver
- * may write (pool mode maps them writable): NEXT on every descriptor of
- * the table (desc-rewrite); avail->idx back to our used index
- * (avail-rewrite).  No-ops on a queue that is not live. */
-void xvb_vq_lie_desc_next(struct xvb_vq *vq);
-void xvb_vq_lie_avail_idx(struct xvb_vq *vq);
+/* The two steps of xvb_vq_push, for fault.c's lies.  retire: take head out
+ * of flight, its transient mappings released or, when keep is not NULL,
+ * handed over to *keep (the caller releases them before the queue stops);
+ * -EINVAL if head is not in flight.  put_used: write one used entry (no
+ * checks) and advance our used index; xvb_vq_publish makes it visible. */
+int xvb_vq_retire(struct xvb_vq *vq, struct xvb_mapcache *mc, uint16_t head,
+		  struct xvb_mc_ticket *keep);
+void xvb_vq_put_used(struct xvb_vq *vq, uint32_t id, uint32_t len);
 /* Publish pushed entries; true when the driver wants a notification. */
 bool xvb_vq_publish(struct xvb_vq *vq);
 /* Are there available entries we have not taken?  One read of avail->idx. */
 bool xvb_vq_has_work(const struct xvb_vq *vq);
-
-/* ---- fault injection ----------------------------------------------------
- * A backend that misbehaves on purpose, to test that guests survive one
- * (xvmsg-backend --fault NAME; never set in normal use). */
-enum {
-	XVB_FAULT_NONE = 0,
-	XVB_FAULT_USED_BAD_ID,		/* used entries name a descriptor beyond the queue */
-	XVB_FAULT_USED_BAD_LEN,		/* used lengths larger than the buffers */
-	XVB_FAULT_SILENT,		/* after DRIVER_OK, never complete or answer */
-	XVB_FAULT_IRQ_STORM,		/* thousands of notifications per completion */
-	XVB_FAULT_USED_DUP_ID,		/* every completion's used entry written twice */
-	XVB_FAULT_MSG_BAD_TOKEN,	/* a stale and an unsolicited response before each right one */
-	XVB_FAULT_MSG_REWRITE,		/* response slots rewritten after the driver consumed them */
-	XVB_FAULT_VANISH_HANDSHAKE,	/* _exit() after mapping the frontend's page, before Connected */
-	XVB_FAULT_KEEP_MAPPED,		/* grant mode: a request's pages stay mapped after completion */
-	XVB_FAULT_SNOOP,		/* pool mode: look for XVB_SNOOP_MARKER in the idle pool */
-	XVB_FAULT_DESC_REWRITE,		/* NEXT set on every descriptor, then a valid completion */
-	XVB_FAULT_AVAIL_REWRITE,	/* never complete; avail->idx set back to the used index */
-	XVB_FAULT_WRONG_DEVICE_ID,	/* GET_DEVICE_INFO names another device (balloon) */
-};
-#define XVB_FAULT_NAMES { "none", "used-bad-id", "used-bad-len", "silent", "irq-storm",	\
-			  "used-dup-id", "msg-bad-token", "msg-rewrite", "vanish-handshake",	\
-			  "keep-mapped", "snoop", "desc-rewrite", "avail-rewrite",		\
-			  "wrong-device-id" }
-/* What --fault snoop looks for: guest data a test wrote, which must not
- * stay in pool slots the guest freed. */
-#define XVB_SNOOP_MARKER "XVMSG-SECRET-"
-
-/* How xvb_vq_push_fault() lies. */
-enum xvb_vq_lie {
-	XVB_VQ_LIE_LEN,			/* len as given, not clamped to the buffers */
-	XVB_VQ_LIE_BAD_ID,		/* an id beyond the queue */
-	XVB_VQ_LIE_DUP_ID,		/* a correct entry, then the same id again */
-	XVB_VQ_LIE_KEEP_MAPPED,		/* a correct entry; the pages stay mapped until stop */
-};
 
 /* ---- vdev.c: the virtio-msg device side -------------------------------- */
 
@@ -217,6 +204,11 @@ struct xvb_vdev_transport {
 	void (*send)(void *ctx, const struct vmsg *m);
 	/* Signal used buffers on queue q. */
 	void (*notify_used)(void *ctx, unsigned int q);
+	/* Optional, NULL in normal use (fault.c sets them to lie): complete a
+	 * request in the core's place, true when it took it over (completed
+	 * or kept in flight); the device is resetting, its queues stop next. */
+	bool (*push)(void *ctx, struct xvb_vdev *d, struct xvb_req *req, uint32_t written);
+	void (*reset)(void *ctx, struct xvb_vdev *d);
 };
 
 struct xvb_vdev {
@@ -238,9 +230,6 @@ struct xvb_vdev {
 	bool budgeted;			/* in a call: chain_budget applies */
 	unsigned int chain_budget;	/* chains the call may still take */
 	uint64_t starved;		/* queues left with work when it ran out */
-	int fault;			/* XVB_FAULT_* */
-	uint64_t snoop_busy_scans, snoop_busy_hits;	/* --fault snoop, positive control */
-	unsigned int fault_said;	/* --fault desc-/avail-rewrite: logged once */
 	unsigned int nvqs;
 	struct xvb_vq vq[XVMSG_MAX_QUEUES];
 };
@@ -268,7 +257,7 @@ void xvb_vdev_reset(struct xvb_vdev *d);
  * is not running. */
 uint64_t xvb_vdev_work(const struct xvb_vdev *d);
 
-/* ---- conn.c / backend.c ------------------------------------------------ */
+/* ---- conn.c, backend.c, registry.c ------------------------------------- */
 
 /* Work one call may do for one device (a notification, or its turn on the
  * backend's pending list): messages taken from its message ring, chains
@@ -295,7 +284,7 @@ struct xvb_backend {
 	struct xvb_port_slot { struct xvb_conn *conn; int q; } *ports;	/* by local port, q = -1: msg */
 	uint32_t nports;
 	bool stopping;
-	int fault;			/* XVB_FAULT_*: testing the guest only */
+	int fault;			/* XVB_FAULT_* (fault.h): testing the guest only */
 };
 
 int xvb_backend_init(struct xvb_backend *be, struct xvb_bus *bus, struct xvb_evloop *loop,
@@ -312,8 +301,6 @@ bool xvb_backend_poll(struct xvb_backend *be);
 void xvb_backend_shutdown(struct xvb_backend *be);
 /* Print per-device counters. */
 void xvb_backend_dump_stats(struct xvb_backend *be, FILE *out);
-const struct xvb_model_ops *xvb_model_find(const struct xvb_model_ops *const *models,
-					   const char *type);
 
 /* conn.c */
 int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struct xvb_conn **out);
@@ -336,8 +323,17 @@ bool xvb_conn_owns_backend_path(const struct xvb_conn *c, const char *path);
 void xvb_conn_dump(const struct xvb_conn *c, FILE *out);
 struct xvb_conn *xvb_conn_next(const struct xvb_conn *c);
 
+/* registry.c: calls nobody.  The model of a type, or NULL. */
+const struct xvb_model_ops *xvb_model_find(const struct xvb_model_ops *const *models,
+					   const char *type);
+/* Port `port` belongs to c, queue q (-1: the message ring).  0, -ERANGE
+ * (port too large), -EBUSY (taken), -ENOMEM. */
 int xvb_port_register(struct xvb_backend *be, uint32_t port, struct xvb_conn *c, int q);
 void xvb_port_unregister(struct xvb_backend *be, uint32_t port);
+/* The connection a port belongs to (and its queue in *q), or NULL. */
+struct xvb_conn *xvb_port_lookup(const struct xvb_backend *be, uint32_t port, int *q);
+/* Forget every port (shutdown). */
+void xvb_ports_free(struct xvb_backend *be);
 
 /* Barriers and shared-memory accesses: include/xvmsg/barrier.h's, under the
  * names the core has used (each use names its partner on the other side). */

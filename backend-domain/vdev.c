@@ -69,6 +69,8 @@ void xvb_vdev_reset(struct xvb_vdev *d)
 	if (d->activated && d->ops->reset)
 		d->ops->reset(d->priv);
 	d->activated = false;
+	if (d->tp->reset)
+		d->tp->reset(d->tp_ctx, d);
 	for (q = 0; q < d->nvqs; q++) {
 		struct xvb_vq *vq = &d->vq[q];
 
@@ -171,61 +173,16 @@ void xvb_push(struct xvb_vdev *d, struct xvb_req *req, uint32_t written)
 {
 	if (req->queue >= d->nvqs || !d->mc)
 		return;
-	if (d->fault == XVB_FAULT_SILENT)
-		return;			/* the request stays in flight forever */
-	if (d->fault == XVB_FAULT_AVAIL_REWRITE) {
-		/* In flight forever, and the driver's avail index says none is. */
-		xvb_vq_lie_avail_idx(&d->vq[req->queue]);
-		if (!d->fault_said++)
-			xvb_warn(d->log, "%s: avail-rewrite: requests kept, avail index set back",
-				 d->name);
+	if (d->tp->push && d->tp->push(d->tp_ctx, d, req, written))
 		return;
-	}
-	if (d->fault == XVB_FAULT_DESC_REWRITE) {
-		/* Every descriptor chained on, then this (valid) completion: a
-		 * driver that reads NEXT back from the table follows a chain
-		 * that never ends. */
-		xvb_vq_lie_desc_next(&d->vq[req->queue]);
-		if (!d->fault_said++)
-			xvb_warn(d->log, "%s: desc-rewrite: NEXT set on every descriptor", d->name);
-	}
-	if (d->fault == XVB_FAULT_USED_BAD_LEN)
-		written = (uint32_t)req->in_len + 4096;	/* past the clamp below */
-	if (d->fault == XVB_FAULT_SNOOP && req->out_len >= 4096 &&
-	    d->snoop_busy_scans < 1000 && ++d->snoop_busy_scans % 8 == 1 &&
-	    xvb_mc_pool_scan(d->mc, XVB_SNOOP_MARKER) > 0 && !d->snoop_busy_hits++)
-		xvb_warn(d->log, "%s: snoop: the marker is in the pool while a write is in flight "
-			 "(positive control)", d->name);
-	switch (d->fault) {
-	case XVB_FAULT_USED_BAD_ID:
-		xvb_vq_push_fault(&d->vq[req->queue], d->mc, req, written, XVB_VQ_LIE_BAD_ID);
-		return;
-	case XVB_FAULT_USED_BAD_LEN:
-		xvb_vq_push_fault(&d->vq[req->queue], d->mc, req, written, XVB_VQ_LIE_LEN);
-		return;
-	case XVB_FAULT_USED_DUP_ID:
-		xvb_vq_push_fault(&d->vq[req->queue], d->mc, req, written, XVB_VQ_LIE_DUP_ID);
-		return;
-	case XVB_FAULT_KEEP_MAPPED:
-		xvb_vq_push_fault(&d->vq[req->queue], d->mc, req, written,
-				  XVB_VQ_LIE_KEEP_MAPPED);
-		return;
-	default:
-		break;
-	}
 	if (xvb_vq_push(&d->vq[req->queue], d->mc, req, written))
 		xvb_warn(d->log, "%s: model pushed a request that is not in flight", d->name);
 }
 
 void xvb_flush(struct xvb_vdev *d, unsigned int q)
 {
-	unsigned int i;
-
-	if (q < d->nvqs && xvb_vq_publish(&d->vq[q])) {
+	if (q < d->nvqs && xvb_vq_publish(&d->vq[q]))
 		d->tp->notify_used(d->tp_ctx, q);
-		for (i = 0; d->fault == XVB_FAULT_IRQ_STORM && i < 5000; i++)
-			d->tp->notify_used(d->tp_ctx, q);
-	}
 }
 
 void xvb_vdev_kick(struct xvb_vdev *d, unsigned int q)
@@ -275,8 +232,7 @@ static int h_device_info(struct xvb_vdev *d, const uint8_t *in, size_t len, uint
 	struct vmsg_device_info_resp *r = (void *)out;
 
 	memset(r, 0, sizeof(*r));
-	r->device_id = htole32(d->fault == XVB_FAULT_WRONG_DEVICE_ID ? 5 /* balloon */ :
-			       d->ops->device_id);
+	r->device_id = htole32(d->ops->device_id);
 	r->vendor_id = htole32(0x584d5658);	/* "XVMX" */
 	r->num_feature_bits = htole32(32 * FEATURE_BLOCKS);
 	r->config_size = htole32(d->ops->config_size);
@@ -583,8 +539,6 @@ static int h_set_config(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8
 
 size_t xvb_vdev_handle(struct xvb_vdev *d, const struct vmsg *req, struct vmsg *resp)
 {
-	if (d->fault == XVB_FAULT_SILENT && d->activated)
-		return 0;
 	size_t plen = le16toh(req->hdr.msg_size) - sizeof(req->hdr);
 	const uint8_t *in = req->payload;
 	/* Handlers fill payload structs with 64-bit fields in place; a struct

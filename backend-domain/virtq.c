@@ -24,28 +24,6 @@
 #define MAX_INDIRECT 1024	/* descriptors in one indirect table */
 #define MAX_SEGS XVB_REQ_MAX_SEGS	/* buffers in one chain */
 
-static void *area_ptr(const struct xvb_ring_area *a, size_t off)
-{
-	size_t o = a->base_off + off;
-
-	return (char *)a->page[o / PAGE] + (o % PAGE);
-}
-
-static uint16_t rd16(const struct xvb_ring_area *a, size_t off)
-{
-	return le16toh(__atomic_load_n((uint16_t *)area_ptr(a, off), __ATOMIC_RELAXED));
-}
-
-static void wr16(const struct xvb_ring_area *a, size_t off, uint16_t v)
-{
-	__atomic_store_n((uint16_t *)area_ptr(a, off), htole16(v), __ATOMIC_RELAXED);
-}
-
-static void wr32(const struct xvb_ring_area *a, size_t off, uint32_t v)
-{
-	__atomic_store_n((uint32_t *)area_ptr(a, off), htole32(v), __ATOMIC_RELAXED);
-}
-
 static void area_unmap(struct xvb_ring_area *a, struct xvb_mapcache *mc)
 {
 	xvb_mc_release(mc, &a->t);
@@ -148,11 +126,6 @@ void xvb_vq_stop(struct xvb_vq *vq, struct xvb_mapcache *mc)
 	for (i = 0; i < vq->size; i++)
 		if (vq->busy[i])
 			xvb_mc_release(mc, &vq->tickets[i]);
-	for (i = 0; i < vq->nkept; i++)
-		xvb_mc_release(mc, &vq->kept[i]);
-	free(vq->kept);
-	vq->kept = NULL;
-	vq->nkept = vq->kept_cap = 0;
 	area_unmap(&vq->used, mc);
 	area_unmap(&vq->avail, mc);
 	area_unmap(&vq->desc, mc);
@@ -195,7 +168,7 @@ enum xvb_vq_err xvb_vq_pop(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xv
 	bool in_seen = false;
 	int n;
 
-	avail_idx = rd16(&vq->avail, 2);
+	avail_idx = xvb_area_rd16(&vq->avail, 2);
 	if ((uint16_t)(avail_idx - vq->last_avail) > vq->size) {
 		*why = "avail index ran ahead of the ring";
 		return XVB_VQ_BROKEN;
@@ -206,9 +179,9 @@ enum xvb_vq_err xvb_vq_pop(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xv
 		/* Going idle: ask for a kick at the next entry.  Full barrier
 		 * pairs with the driver's barrier between its avail->idx store
 		 * and its read of avail_event (virtqueue_kick_prepare). */
-		wr16(&vq->used, 4 + 8 * vq->size, vq->last_avail);
+		xvb_area_wr16(&vq->used, 4 + 8 * vq->size, vq->last_avail);
 		xvb_mb();
-		avail_idx = rd16(&vq->avail, 2);
+		avail_idx = xvb_area_rd16(&vq->avail, 2);
 		if (avail_idx == vq->last_avail)
 			return XVB_VQ_EMPTY;
 		if ((uint16_t)(avail_idx - vq->last_avail) > vq->size) {
@@ -219,7 +192,7 @@ enum xvb_vq_err xvb_vq_pop(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xv
 	/* Pairs with the driver's write barrier before it bumps avail->idx:
 	 * the entries below are at least as new as the index we read. */
 	xvb_rmb();
-	head = rd16(&vq->avail, 4 + 2 * (vq->last_avail % vq->size));
+	head = xvb_area_rd16(&vq->avail, 4 + 2 * (vq->last_avail % vq->size));
 	if (head >= vq->size) {
 		*why = "avail entry names a descriptor beyond the queue";
 		return XVB_VQ_BROKEN;
@@ -245,7 +218,7 @@ enum xvb_vq_err xvb_vq_pop(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xv
 		if (table)
 			d = table[idx];
 		else
-			memcpy(&d, area_ptr(&vq->desc, 16 * (size_t)idx), sizeof(d));
+			memcpy(&d, xvb_area_ptr(&vq->desc, 16 * (size_t)idx), sizeof(d));
 		d.addr = le64toh(d.addr);
 		d.len = le32toh(d.len);
 		d.flags = le16toh(d.flags);
@@ -334,24 +307,42 @@ bad:
 	return XVB_VQ_BAD_CHAIN;
 }
 
-int xvb_vq_push(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xvb_req *req, uint32_t len)
+int xvb_vq_retire(struct xvb_vq *vq, struct xvb_mapcache *mc, uint16_t head,
+		  struct xvb_mc_ticket *keep)
 {
-	uint16_t head = req->head;
-	size_t slot;
-
 	if (!vq->live || head >= vq->size || !vq->busy[head])
 		return -EINVAL;
-	if (len > req->in_len)
-		len = (uint32_t)req->in_len;
-	/* Unmap before the driver can see the completion: it revokes its
-	 * grants as soon as it does. */
-	xvb_mc_release(mc, &vq->tickets[head]);
+	if (keep) {
+		*keep = vq->tickets[head];
+		vq->tickets[head].n = 0;
+	} else {
+		xvb_mc_release(mc, &vq->tickets[head]);
+	}
 	vq->busy[head] = 0;
 	vq->inflight--;
-	slot = 4 + 8 * (size_t)(vq->used_idx % vq->size);
-	wr32(&vq->used, slot, head);
-	wr32(&vq->used, slot + 4, len);
+	return 0;
+}
+
+void xvb_vq_put_used(struct xvb_vq *vq, uint32_t id, uint32_t len)
+{
+	size_t slot = 4 + 8 * (size_t)(vq->used_idx % vq->size);
+
+	xvb_area_wr32(&vq->used, slot, id);
+	xvb_area_wr32(&vq->used, slot + 4, len);
 	vq->used_idx++;
+}
+
+int xvb_vq_push(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xvb_req *req, uint32_t len)
+{
+	/* Unmap before the driver can see the completion: it revokes its
+	 * grants as soon as it does. */
+	int rc = xvb_vq_retire(vq, mc, req->head, NULL);
+
+	if (rc)
+		return rc;
+	if (len > req->in_len)
+		len = (uint32_t)req->in_len;
+	xvb_vq_put_used(vq, req->head, len);
 	return 0;
 }
 
@@ -369,18 +360,18 @@ bool xvb_vq_publish(struct xvb_vq *vq)
 	/* Used entries before the index: pairs with the driver's read barrier
 	 * after it reads used->idx (virtqueue_get_buf). */
 	xvb_wmb();
-	wr16(&vq->used, 2, new);
+	xvb_area_wr16(&vq->used, 2, new);
 	vq->published_used = new;
 	/* Publish the index before reading used_event / flags: pairs with the
 	 * driver's full barrier between writing used_event and re-reading
 	 * used->idx (virtqueue_enable_cb). */
 	xvb_mb();
 	if (vq->event_idx) {
-		uint16_t ev = rd16(&vq->avail, 4 + 2 * (size_t)vq->size);
+		uint16_t ev = xvb_area_rd16(&vq->avail, 4 + 2 * (size_t)vq->size);
 
 		need = !vq->signalled_valid || vring_need_event(ev, new, old);
 	} else {
-		need = !(rd16(&vq->avail, 0) & VRING_AVAIL_F_NO_INTERRUPT);
+		need = !(xvb_area_rd16(&vq->avail, 0) & VRING_AVAIL_F_NO_INTERRUPT);
 	}
 	if (need)
 		vq->signalled_valid = true;
@@ -389,63 +380,5 @@ bool xvb_vq_publish(struct xvb_vq *vq)
 
 bool xvb_vq_has_work(const struct xvb_vq *vq)
 {
-	return vq->live && rd16(&vq->avail, 2) != vq->last_avail;
-}
-
-/* Fault injection only: complete a chain with a lie (see enum xvb_vq_lie). */
-void xvb_vq_push_fault(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xvb_req *req,
-		       uint32_t len, int lie)
-{
-	uint16_t head = req->head;
-	size_t slot;
-
-	if (!vq->live || head >= vq->size || !vq->busy[head])
-		return;
-	if (lie == XVB_VQ_LIE_KEEP_MAPPED && vq->tickets[head].n) {
-		if (vq->nkept == vq->kept_cap) {
-			unsigned int cap = vq->kept_cap ? 2 * vq->kept_cap : 64;
-			struct xvb_mc_ticket *k = realloc(vq->kept, cap * sizeof(*k));
-
-			if (!k) {
-				xvb_mc_release(mc, &vq->tickets[head]);
-				goto released;
-			}
-			vq->kept = k;
-			vq->kept_cap = cap;
-		}
-		vq->kept[vq->nkept++] = vq->tickets[head];
-		vq->tickets[head].n = 0;
-	} else {
-		xvb_mc_release(mc, &vq->tickets[head]);
-	}
-released:
-	vq->busy[head] = 0;
-	vq->inflight--;
-	if (lie != XVB_VQ_LIE_LEN && len > req->in_len)
-		len = (uint32_t)req->in_len;
-	slot = 4 + 8 * (size_t)(vq->used_idx % vq->size);
-	wr32(&vq->used, slot, lie == XVB_VQ_LIE_BAD_ID ? (uint32_t)head + vq->size : head);
-	wr32(&vq->used, slot + 4, len);
-	vq->used_idx++;
-	if (lie == XVB_VQ_LIE_DUP_ID) {
-		slot = 4 + 8 * (size_t)(vq->used_idx % vq->size);
-		wr32(&vq->used, slot, head);
-		wr32(&vq->used, slot + 4, len);
-		vq->used_idx++;
-	}
-}
-
-void xvb_vq_lie_desc_next(struct xvb_vq *vq)
-{
-	unsigned int i;
-
-	for (i = 0; vq->live && i < vq->size; i++)
-		wr16(&vq->desc, 16 * (size_t)i + 12,
-		     rd16(&vq->desc, 16 * (size_t)i + 12) | VRING_DESC_F_NEXT);
-}
-
-void xvb_vq_lie_avail_idx(struct xvb_vq *vq)
-{
-	if (vq->live)
-		wr16(&vq->avail, 2, vq->used_idx);
+	return vq->live && xvb_area_rd16(&vq->avail, 2) != vq->last_avail;
 }

@@ -31,7 +31,6 @@
 #define LOOP_DEV_GFN(slot)	(0x100000ULL + (uint64_t)(slot) * 0x20000)
 #define LOOP_DEV_MAX_PAGES	0x20000
 #define LOOP_DEV_SLOTS		((0x100000000ULL - 0x100000) / 0x20000)
-#define LOOP_FIRST_REF		8	/* 0..7 reserved, as in Xen */
 #define LOOP_MAX_KEYS		1024	/* cached backend keys: bounds a chatty peer */
 
 struct loop_port {
@@ -362,7 +361,7 @@ static int loop_gnt_grant(struct drv_bus *bus, uint32_t ref, uint64_t gfn, bool 
 	struct loop_bus *b = to_loop(bus);
 	struct xvmsg_loop_gnt *e;
 
-	if (ref < LOOP_FIRST_REF || ref >= b->ngnt || gfn > UINT32_MAX)
+	if (ref < XVMSG_LOOP_GNT_RESERVED || ref >= b->ngnt || gfn > UINT32_MAX)
 		return -EINVAL;
 	e = &b->gnt[ref];
 	XVMSG_WRITE_ONCE(e->frame, htole32((uint32_t)gfn));
@@ -379,7 +378,7 @@ static int loop_gnt_revoke(struct drv_bus *bus, uint32_t ref)
 	struct loop_bus *b = to_loop(bus);
 	uint16_t busy = htole16(XVMSG_GTF_READING | XVMSG_GTF_WRITING), f;
 
-	if (ref < LOOP_FIRST_REF || ref >= b->ngnt)
+	if (ref < XVMSG_LOOP_GNT_RESERVED || ref >= b->ngnt)
 		return -EINVAL;
 	f = XVMSG_READ_ONCE(b->gnt[ref].flags);
 	/* Clear the entry only while the backend maps nothing: the atomic
@@ -746,7 +745,7 @@ int drv_loop_open(const char *socket_path, unsigned int gnt_entries, int timeout
 	struct loop_bus *b;
 	int r;
 
-	if (strlen(socket_path) >= sizeof(sa.sun_path) || gnt_entries <= LOOP_FIRST_REF ||
+	if (strlen(socket_path) >= sizeof(sa.sun_path) || gnt_entries <= XVMSG_LOOP_GNT_RESERVED ||
 	    gnt_entries > (1u << 24))
 		return -EINVAL;
 	strcpy(sa.sun_path, socket_path);
@@ -767,7 +766,7 @@ int drv_loop_open(const char *socket_path, unsigned int gnt_entries, int timeout
 	r = xvd_ua_init(&b->refs, gnt_entries);
 	if (r < 0)
 		goto err;
-	xvd_ua_leak(&b->refs, 0, LOOP_FIRST_REF);
+	xvd_ua_leak(&b->refs, 0, XVMSG_LOOP_GNT_RESERVED);
 	b->ngnt = gnt_entries;
 	b->gnt_fd = memfd_create("xvmsg-gnttab", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (b->gnt_fd < 0 || ftruncate(b->gnt_fd, (off_t)gnt_entries * sizeof(*b->gnt)) < 0 ||

@@ -9,7 +9,7 @@
  * masked while messages are processed and a backend that floods it gets
  * spurious EOIs (which Xen throttles) instead of a hung guest.
  *
- * Every barrier below names its partner in backend-domain/conn.c.
+ * Every barrier below names its partner in backend-domain/conn-ring.c.
  *
  * Copyright (c) 2026 The xvmsg authors
  */

@@ -45,6 +45,11 @@
 #define XVMSG_LOOP_MAX_PACKET	1024
 #define XVMSG_LOOP_MAX_FDS	4
 #define XVMSG_LOOP_BACKEND_DOMID 1	/* the backend's domid on the loopback bus */
+/* Grant table (HELLO's gnt_entries): refs below XVMSG_LOOP_GNT_RESERVED are
+ * reserved, as in Xen, and never mapped; a table has more entries than
+ * that and at most XVMSG_LOOP_MAX_GNT_ENTRIES. */
+#define XVMSG_LOOP_GNT_RESERVED	8
+#define XVMSG_LOOP_MAX_GNT_ENTRIES (1u << 20)
 
 struct xvmsg_loop_hdr {
 	__le32	op;		/* XVMSG_LOOP_OP_*, | XVMSG_LOOP_REPLY in replies */

@@ -84,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memset(&req, 0, sizeof(req));
 		memcpy(&req, data + pos, n);
 		pos += n;
-		/* What conn.c checks before handing a message over. */
+		/* What conn-ring.c checks before handing a message over. */
 		if (!vmsg_size_ok(&req.hdr) || vmsg_is_response(&req.hdr))
 			continue;
 		r = xvb_vdev_handle(&d, &req, &resp);

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The loopback bus: a driver's connection as the other parts see it
+ * (loop-priv.h).  A base: it calls nobody.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "loop-priv.h"
+
+struct loop_client *loop_client_find(struct loop_bus *lb, uint32_t domid)
+{
+	struct loop_client *c;
+
+	for (c = lb->clients; c; c = c->next)
+		if (c->domid == domid && !c->dead)
+			return c;
+	return NULL;
+}
+
+unsigned int loop_client_fds(const struct loop_client *c)
+{
+	unsigned int i, n = c->nregions + 2 * c->nev;
+
+	for (i = 0; i < c->nev; i++)
+		n += 2 * c->ev[i].bound;
+	return n;
+}
+
+int loop_send(struct loop_client *c, uint32_t op, uint32_t seq, int32_t status,
+	      const void *payload, size_t len)
+{
+	char buf[XVMSG_LOOP_MAX_PACKET];
+	struct xvmsg_loop_hdr h = {
+		.op = htole32(op), .len = htole32((uint32_t)len),
+		.seq = htole32(seq), .status = htole32((uint32_t)status),
+	};
+
+	if (len > sizeof(buf) - sizeof(h))
+		return -E2BIG;
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), payload, len);
+	if (send(c->sock, buf, sizeof(h) + len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		c->dead = true;		/* not reading, or gone: dropped after this round */
+		return -errno;
+	}
+	return 0;
+}
+
+int loop_parse_id(const char *s, const char **end, uint32_t max, uint32_t *out)
+{
+	uint32_t v = 0;
+
+	if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] >= '0' && s[1] <= '9'))
+		return -EINVAL;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		v = v * 10 + (uint32_t)(*s - '0');
+		if (v > max)
+			return -ERANGE;
+	}
+	*end = s;
+	*out = v;
+	return 0;
+}

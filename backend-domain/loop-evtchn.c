@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The loopback bus's event channels: a driver registers a pair of eventfds
+ * per port (EVTCHN), one per direction; binding one gives the backend a
+ * local port holding its own copies, watched by the bus's epoll set.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+
+#include "loop-priv.h"
+
+int loop_evtchn_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, uint32_t *local)
+{
+	struct loop_bus *lb = LB(b);
+	struct loop_client *c = loop_client_find(lb, domid);
+	struct epoll_event e = { .events = EPOLLIN };
+	struct loop_evtchn *ev = NULL;
+	uint32_t p;
+	unsigned int i;
+
+	if (!c)
+		return -ESRCH;
+	for (i = 0; i < c->nev; i++)
+		if (c->ev[i].port == remote)
+			ev = &c->ev[i];
+	if (!ev)
+		return -ENOENT;
+	if (ev->bound)
+		return -EBUSY;
+	if (loop_client_fds(c) + 2 > lb->max_guest_fds)
+		return -EDQUOT;
+	for (p = 1; p < lb->nports && lb->port[p].used; p++)
+		;
+	if (p >= lb->nports) {
+		uint32_t n = lb->nports ? 2 * lb->nports : 64;
+		struct loop_port *np = realloc(lb->port, n * sizeof(*np));
+
+		if (!np)
+			return -ENOMEM;
+		memset(np + lb->nports, 0, (n - lb->nports) * sizeof(*np));
+		lb->port = np;
+		if (p == 0)
+			p = 1;
+		lb->nports = n;
+	}
+	lb->port[p].kick = fcntl(ev->kick, F_DUPFD_CLOEXEC, 0);
+	lb->port[p].irq = fcntl(ev->irq, F_DUPFD_CLOEXEC, 0);
+	if (lb->port[p].kick < 0 || lb->port[p].irq < 0)
+		goto err;
+	e.data.u64 = EPDATA(K_PORT, p);
+	if (epoll_ctl(lb->epfd, EPOLL_CTL_ADD, lb->port[p].kick, &e))
+		goto err;
+	lb->port[p].used = true;
+	lb->port[p].domid = (uint16_t)domid;
+	lb->port[p].remote = remote;
+	ev->bound = true;
+	*local = p;
+	return 0;
+err:
+	if (lb->port[p].kick >= 0)
+		close(lb->port[p].kick);
+	if (lb->port[p].irq >= 0)
+		close(lb->port[p].irq);
+	return -EINVAL;
+}
+
+int loop_evtchn_unbind(struct xvb_bus *b, uint32_t local)
+{
+	struct loop_bus *lb = LB(b);
+	struct loop_client *c;
+	struct loop_port *p;
+	unsigned int i;
+
+	if (local >= lb->nports || !lb->port[local].used)
+		return -ENOENT;
+	p = &lb->port[local];
+	epoll_ctl(lb->epfd, EPOLL_CTL_DEL, p->kick, NULL);
+	close(p->kick);
+	close(p->irq);
+	p->used = false;
+	c = loop_client_find(lb, p->domid);
+	for (i = 0; c && i < c->nev; i++)
+		if (c->ev[i].port == p->remote)
+			c->ev[i].bound = false;
+	return 0;
+}
+
+int loop_evtchn_notify(struct xvb_bus *b, uint32_t local)
+{
+	struct loop_bus *lb = LB(b);
+	uint64_t one = 1;
+
+	if (local >= lb->nports || !lb->port[local].used)
+		return -ENOENT;
+	if (write(lb->port[local].irq, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -errno;
+	return 0;
+}
+
+static bool is_eventfd(int fd)
+{
+	char link[64], path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return false;
+	link[n] = '\0';
+	return strcmp(link, "anon_inode:[eventfd]") == 0;
+}
+
+int loop_do_evtchn(struct loop_bus *lb, struct loop_client *c, const void *p, size_t len,
+		   int *fds, unsigned int nfds)
+{
+	struct xvmsg_loop_evtchn e;
+	struct loop_evtchn *ev;
+	uint32_t port;
+	unsigned int i;
+
+	if (len < sizeof(e) || nfds != 2)
+		return -EINVAL;
+	memcpy(&e, p, sizeof(e));
+	port = le32toh(e.port);
+	if (port == 0)
+		return -EINVAL;
+	for (i = 0; i < c->nev; i++)
+		if (c->ev[i].port == port)
+			return -EEXIST;
+	if (loop_client_fds(c) + 2 > lb->max_guest_fds)
+		return -EDQUOT;
+	if (c->nev >= MAX_EVTCHNS)
+		return -ENOSPC;
+	if (!is_eventfd(fds[0]) || !is_eventfd(fds[1]))
+		return -EINVAL;
+	/* The file status flags are shared with the driver: make sure a read
+	 * or write of ours can never block. */
+	if (fcntl(fds[0], F_SETFL, O_NONBLOCK) || fcntl(fds[1], F_SETFL, O_NONBLOCK))
+		return -EINVAL;
+	ev = realloc(c->ev, (c->nev + 1) * sizeof(*ev));
+	if (!ev)
+		return -ENOMEM;
+	c->ev = ev;
+	ev[c->nev].port = port;
+	ev[c->nev].kick = fds[0];
+	ev[c->nev].irq = fds[1];
+	ev[c->nev].bound = false;
+	c->nev++;
+	fds[0] = fds[1] = -1;
+	return 0;
+}
+
+/*
+ * EVTCHN_CLOSE: refused with -EBUSY while a device we serve has the channel
+ * bound (its port holds duplicates of the eventfds and may notify at any
+ * time); the driver closes the device first.  Otherwise our two eventfds go.
+ */
+int loop_evtchn_close(struct loop_client *c, uint32_t port)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->nev && c->ev[i].port != port; i++)
+		;
+	if (i == c->nev)
+		return -ENOENT;
+	if (c->ev[i].bound)
+		return -EBUSY;
+	close(c->ev[i].kick);
+	close(c->ev[i].irq);
+	c->ev[i] = c->ev[--c->nev];
+	return 0;
+}
