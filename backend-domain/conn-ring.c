@@ -21,16 +21,16 @@ static void notify_msg(struct xvb_conn *c)
 
 static bool b2d_full(struct xvb_conn *c)
 {
-	uint32_t cons = le32toh(XVB_READ_ONCE(c->msg->b2d.cons));
+	uint32_t cons = le32toh(XVMSG_READ_ONCE(c->msg->b2d.cons));
 
 	if (c->b2d_prod - cons < XVMSG_RING_SLOTS)
 		return false;
 	/* Ask for a kick when the driver frees a slot, then look again.  The
 	 * full barrier pairs with the driver's between storing b2d.cons and
 	 * reading b2d.prod_event. */
-	XVB_WRITE_ONCE(c->msg->b2d.prod_event, htole32(cons + 1));
-	xvb_mb();
-	cons = le32toh(XVB_READ_ONCE(c->msg->b2d.cons));
+	XVMSG_WRITE_ONCE(c->msg->b2d.prod_event, htole32(cons + 1));
+	xvmsg_mb();
+	cons = le32toh(XVMSG_READ_ONCE(c->msg->b2d.cons));
 	return c->b2d_prod - cons >= XVMSG_RING_SLOTS;
 }
 
@@ -41,7 +41,7 @@ static bool b2d_full(struct xvb_conn *c)
 static void b2d_put(struct xvb_conn *c, const struct vmsg *m)
 {
 	size_t size = le16toh(m->hdr.msg_size);
-	uint32_t cons = le32toh(XVB_READ_ONCE(c->msg->b2d.cons));
+	uint32_t cons = le32toh(XVMSG_READ_ONCE(c->msg->b2d.cons));
 
 	if (c->b2d_prod - cons >= XVMSG_RING_SLOTS) {
 		xvb_err(c->be->log, "%s: no room in b2d for message 0x%x: dropped", c->name,
@@ -53,9 +53,9 @@ static void b2d_put(struct xvb_conn *c, const struct vmsg *m)
 	memcpy(&c->msg->b2d_slot[c->b2d_prod % XVMSG_RING_SLOTS], m, size);
 	/* Slot contents before the index: pairs with the driver's read barrier
 	 * after it reads b2d.prod. */
-	xvb_wmb();
+	xvmsg_wmb();
 	c->b2d_prod++;
-	XVB_WRITE_ONCE(c->msg->b2d.prod, htole32(c->b2d_prod));
+	XVMSG_WRITE_ONCE(c->msg->b2d.prod, htole32(c->b2d_prod));
 	c->stats.msgs_out++;
 }
 
@@ -68,8 +68,8 @@ static void b2d_kick(struct xvb_conn *c)
 		return;
 	/* Index before cons_event: pairs with the driver's full barrier between
 	 * storing cons_event and re-reading prod. */
-	xvb_mb();
-	event = le32toh(XVB_READ_ONCE(c->msg->b2d.cons_event));
+	xvmsg_mb();
+	event = le32toh(XVMSG_READ_ONCE(c->msg->b2d.cons_event));
 	if (xvmsg_ring_need_notify(c->notify_from, c->b2d_prod, event))
 		notify_msg(c);
 	c->notify_from = c->b2d_prod;
@@ -191,7 +191,7 @@ int xvb_conn_ring_process(struct xvb_conn *c, const char **why)
 
 	flush_pending(c);
 	while (c->connected) {
-		prod = le32toh(XVB_READ_ONCE(c->msg->d2b.prod));
+		prod = le32toh(XVMSG_READ_ONCE(c->msg->d2b.prod));
 		if (prod - c->d2b_cons > XVMSG_RING_SLOTS) {
 			*why = "driver index ran ahead";
 			return -EPROTO;
@@ -200,9 +200,9 @@ int xvb_conn_ring_process(struct xvb_conn *c, const char **why)
 			/* Going idle: ask for a kick at the next message.  Pairs
 			 * with the driver's full barrier between storing d2b.prod
 			 * and reading cons_event. */
-			XVB_WRITE_ONCE(c->msg->d2b.cons_event, htole32(c->d2b_cons + 1));
-			xvb_mb();
-			if (le32toh(XVB_READ_ONCE(c->msg->d2b.prod)) == c->d2b_cons)
+			XVMSG_WRITE_ONCE(c->msg->d2b.cons_event, htole32(c->d2b_cons + 1));
+			xvmsg_mb();
+			if (le32toh(XVMSG_READ_ONCE(c->msg->d2b.prod)) == c->d2b_cons)
 				break;
 			continue;
 		}
@@ -214,7 +214,7 @@ int xvb_conn_ring_process(struct xvb_conn *c, const char **why)
 		if (b2d_full(c))
 			break;
 		/* Pairs with the driver's write barrier before storing d2b.prod. */
-		xvb_rmb();
+		xvmsg_rmb();
 		memcpy(&req, &c->msg->d2b_slot[c->d2b_cons % XVMSG_RING_SLOTS], sizeof(req));
 		c->d2b_cons++;
 		taken++;
@@ -264,8 +264,8 @@ int xvb_conn_ring_process(struct xvb_conn *c, const char **why)
 	/* Tell a driver waiting for d2b room that we freed some.  Pairs with
 	 * the driver's full barrier between storing prod_event and re-reading
 	 * d2b.cons. */
-	xvb_mb();
-	pev = le32toh(XVB_READ_ONCE(c->msg->d2b.prod_event));
+	xvmsg_mb();
+	pev = le32toh(XVMSG_READ_ONCE(c->msg->d2b.prod_event));
 	if (c->d2b_cons != old_cons && xvmsg_ring_need_notify(old_cons, c->d2b_cons, pev))
 		notify_msg(c);
 	return 0;
@@ -274,8 +274,8 @@ int xvb_conn_ring_process(struct xvb_conn *c, const char **why)
 void xvb_conn_ring_start(struct xvb_conn *c)
 {
 	/* Start from whatever the frontend initialised; checked on every use. */
-	c->d2b_cons = le32toh(XVB_READ_ONCE(c->msg->d2b.cons));
-	c->b2d_prod = le32toh(XVB_READ_ONCE(c->msg->b2d.prod));
+	c->d2b_cons = le32toh(XVMSG_READ_ONCE(c->msg->d2b.cons));
+	c->b2d_prod = le32toh(XVMSG_READ_ONCE(c->msg->b2d.prod));
 	c->notify_from = c->b2d_prod;
 }
 

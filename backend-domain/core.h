@@ -335,12 +335,4 @@ struct xvb_conn *xvb_port_lookup(const struct xvb_backend *be, uint32_t port, in
 /* Forget every port (shutdown). */
 void xvb_ports_free(struct xvb_backend *be);
 
-/* Barriers and shared-memory accesses: include/xvmsg/barrier.h's, under the
- * names the core has used (each use names its partner on the other side). */
-#define xvb_mb()		xvmsg_mb()
-#define xvb_rmb()		xvmsg_rmb()
-#define xvb_wmb()		xvmsg_wmb()
-#define XVB_READ_ONCE(x)	XVMSG_READ_ONCE(x)
-#define XVB_WRITE_ONCE(x, v)	XVMSG_WRITE_ONCE(x, v)
-
 #endif /* XVB_CORE_H */

@@ -257,7 +257,7 @@ void xvb_fault_b2d(struct xvb_fault *f, struct xvmsg_msg_page *msg, uint32_t b2d
 
 	if (f->kind != XVB_FAULT_MSG_REWRITE)
 		return;
-	cons = le32toh(XVB_READ_ONCE(msg->b2d.cons));
+	cons = le32toh(XVMSG_READ_ONCE(msg->b2d.cons));
 	if (cons - f->rewrite_from > b2d_prod - f->rewrite_from)
 		return;		/* an index out of range: nothing to trust */
 	for (; f->rewrite_from != cons; f->rewrite_from++) {
@@ -285,7 +285,7 @@ unsigned int xvb_fault_response(struct xvb_fault *f, const struct xvmsg_msg_page
 		       sizeof(id));
 	if (f->kind != XVB_FAULT_MSG_BAD_TOKEN)
 		return 0;
-	cons = le32toh(XVB_READ_ONCE(msg->b2d.cons));
+	cons = le32toh(XVMSG_READ_ONCE(msg->b2d.cons));
 	if (b2d_prod - cons > XVMSG_RING_SLOTS - 3)
 		return 0;
 	tok = le16toh(resp->hdr.token);

@@ -180,7 +180,7 @@ enum xvb_vq_err xvb_vq_pop(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xv
 		 * pairs with the driver's barrier between its avail->idx store
 		 * and its read of avail_event (virtqueue_kick_prepare). */
 		xvb_area_wr16(&vq->used, 4 + 8 * vq->size, vq->last_avail);
-		xvb_mb();
+		xvmsg_mb();
 		avail_idx = xvb_area_rd16(&vq->avail, 2);
 		if (avail_idx == vq->last_avail)
 			return XVB_VQ_EMPTY;
@@ -191,7 +191,7 @@ enum xvb_vq_err xvb_vq_pop(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xv
 	}
 	/* Pairs with the driver's write barrier before it bumps avail->idx:
 	 * the entries below are at least as new as the index we read. */
-	xvb_rmb();
+	xvmsg_rmb();
 	head = xvb_area_rd16(&vq->avail, 4 + 2 * (vq->last_avail % vq->size));
 	if (head >= vq->size) {
 		*why = "avail entry names a descriptor beyond the queue";
@@ -359,13 +359,13 @@ bool xvb_vq_publish(struct xvb_vq *vq)
 		return false;
 	/* Used entries before the index: pairs with the driver's read barrier
 	 * after it reads used->idx (virtqueue_get_buf). */
-	xvb_wmb();
+	xvmsg_wmb();
 	xvb_area_wr16(&vq->used, 2, new);
 	vq->published_used = new;
 	/* Publish the index before reading used_event / flags: pairs with the
 	 * driver's full barrier between writing used_event and re-reading
 	 * used->idx (virtqueue_enable_cb). */
-	xvb_mb();
+	xvmsg_mb();
 	if (vq->event_idx) {
 		uint16_t ev = xvb_area_rd16(&vq->avail, 4 + 2 * (size_t)vq->size);
 

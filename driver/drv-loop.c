@@ -746,7 +746,7 @@ int drv_loop_open(const char *socket_path, unsigned int gnt_entries, int timeout
 	int r;
 
 	if (strlen(socket_path) >= sizeof(sa.sun_path) || gnt_entries <= XVMSG_LOOP_GNT_RESERVED ||
-	    gnt_entries > (1u << 24))
+	    gnt_entries > XVMSG_LOOP_MAX_GNT_ENTRIES)
 		return -EINVAL;
 	strcpy(sa.sun_path, socket_path);
 	b = calloc(1, sizeof(*b));

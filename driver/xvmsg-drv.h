@@ -41,7 +41,7 @@ enum { XVD_LOG_ERR, XVD_LOG_WARN, XVD_LOG_INFO, XVD_LOG_DEBUG };
 struct xvd_domain_opts {
 	const char *socket_path;	/* loopback bus: the backend's unix socket */
 	size_t ram_pages;		/* guest RAM in 4 KiB pages; 0 = 4096 */
-	unsigned int gnt_entries;	/* grant table entries; 0 = 65536 */
+	unsigned int gnt_entries;	/* grant table entries, 9..2^20; 0 = 65536 */
 	int timeout_ms;			/* default bound of every wait; 0 = 5000 */
 	int log_level;			/* highest XVD_LOG_* reported */
 	/* Log sink; NULL = stderr.  msg has no trailing newline. */

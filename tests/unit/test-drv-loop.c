@@ -158,10 +158,31 @@ static void test_flood_no_reply(void **state)
 	print_message("open gave up after %lld ms\n", (long long)took);
 }
 
+/* The grant table sizes the driver asks for are the ones the backend takes
+ * (include/xvmsg/loop.h): a larger one is refused here, before anything is
+ * sent, not by the backend after the driver set up a table it cannot use. */
+static void test_gnt_entries_bounds(void **state)
+{
+	struct xvd_domain_opts o = { .socket_path = "/nonexistent/xvmsg.sock",
+				     .log_level = XVD_LOG_ERR };
+	struct xvd_domain *d = NULL;
+
+	(void)state;
+	o.gnt_entries = XVMSG_LOOP_MAX_GNT_ENTRIES + 1;
+	assert_int_equal(xvd_domain_open_loop(&o, &d), -EINVAL);
+	o.gnt_entries = XVMSG_LOOP_GNT_RESERVED;
+	assert_int_equal(xvd_domain_open_loop(&o, &d), -EINVAL);
+	/* in range: the missing socket is what fails */
+	o.gnt_entries = XVMSG_LOOP_MAX_GNT_ENTRIES;
+	assert_int_equal(xvd_domain_open_loop(&o, &d), -ENOENT);
+	assert_null(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_flood_no_reply, setup, teardown),
+		cmocka_unit_test(test_gnt_entries_bounds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
