@@ -27,6 +27,10 @@ start_backend() {
 	echo $! >/run/xvmsg-backend.pid
 }
 start_backend
+# The backend's log as it comes, on this console (busybox: no grep
+# --line-buffered, no sed -u): when the plan fails, dom0 copies the console
+# and the log shows how far each device came.
+tail -f "$LOG" 2>/dev/null | while IFS= read -r l; do echo "xvmsg-backend| $l"; done &
 xv_wait 20 grep -q "serving on xen bus" "$LOG" || { cat "$LOG"; xv_fail "xvmsg-backend did not start"; }
 grep "serving on xen bus" "$LOG"
 xv_mark "backend up"
