@@ -181,6 +181,11 @@ long evil_backend_maps(const struct evil_env *e)
 	return evil_backend_maps_of(e, NULL);
 }
 
+long evil_backend_guest_maps(const struct evil_env *e)
+{
+	return evil_backend_maps_of(e, "/memfd:xvmsg");
+}
+
 long evil_backend_idle(const struct evil_env *e, int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };

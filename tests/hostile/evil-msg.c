@@ -1322,14 +1322,6 @@ static int count_log(struct evil_env *e, const char *needle)
 	return e->log_count ? e->log_count(e->log_ctx, needle) : -1;
 }
 
-/* The backend's mappings of guest memory (the driver's memfds): unlike
- * evil_backend_maps, not disturbed by allocator growth (ASan maps more as
- * the process runs).  -1 on Xen. */
-static long guest_maps(const struct evil_env *e)
-{
-	return evil_backend_maps_of(e, "/memfd:xvmsg");
-}
-
 /* Wait (bounded) until fds and guest-memory mappings of the backend are
  * back to (at most) the baseline; returns the last counts. */
 static void wait_baseline(struct evil_env *e, long fd0, long map0, long *fd, long *map)
@@ -1339,7 +1331,7 @@ static void wait_baseline(struct evil_env *e, long fd0, long map0, long *fd, lon
 
 	do {
 		*fd = evil_backend_fds(e);
-		*map = guest_maps(e);
+		*map = evil_backend_guest_maps(e);
 		if (*fd <= fd0 && (map0 < 0 || *map <= map0))
 			return;
 		nanosleep(&ts, NULL);
@@ -1357,7 +1349,7 @@ static int case_many_devices(struct evil_env *e, char *observed, size_t len)
 	unsigned int nattach = 0, ok = 0, busy = 0, noent = 0, exist = 0, inval = 0, other = 0;
 	unsigned int opened = 0, open_fail = 0, opened0 = 0, not_back = 0;
 	int first_err = 0, r, rc = -1;
-	long fd0 = evil_backend_fds(e), map0 = guest_maps(e), peak_a = 0, peak_open = 0;
+	long fd0 = evil_backend_fds(e), map0 = evil_backend_guest_maps(e), peak_a = 0, peak_open = 0;
 	long fdb = -1, fd1, map1;
 
 	for (int i = 0; i < G; i++) {
@@ -1633,7 +1625,7 @@ static int case_attach_churn(struct evil_env *e, char *observed, size_t len)
 	/* More cycles per connection than it once had regions (64). */
 	enum { CYCLES = 1000, PER_CONN = 250, DROPS = 200 };
 	struct xvd_domain_opts dopts = { .socket_path = e->socket_path, .log_level = -1 };
-	long fd0 = evil_backend_fds(e), map0 = guest_maps(e), fd1, map1;
+	long fd0 = evil_backend_fds(e), map0 = evil_backend_guest_maps(e), fd1, map1;
 	long all0 = evil_backend_maps(e), kept = 0;
 	unsigned int cycles = 0, fails = 0, drops = 0, dfail = 0;
 	int64_t t0 = xvd_now_ms(), t1;

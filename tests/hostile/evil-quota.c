@@ -389,13 +389,6 @@ out:
 #define FLOOD_DEPTH	8
 #define FLOOD_CHUNK	(XVB_CHUNK_PAGES * (uint64_t)XVMSG_PAGE_SIZE)
 
-/* The backend's mappings of guest memory (the driver's memfds, ours
- * included: they are called xvmsg-flood). */
-static long guest_maps(const struct evil_env *e)
-{
-	return evil_backend_maps_of(e, "/memfd:xvmsg");
-}
-
 struct flood_req {
 	uint8_t *hdr;			/* virtio_blk_outhdr, status at +64 */
 	bool busy;
@@ -421,7 +414,7 @@ static int case_full_map_flood(struct evil_env *e, char *observed, size_t len)
 	struct xvd_domain_opts dopts = { .socket_path = e->socket_path, .log_level = -1 };
 	unsigned int nmem = 0, submitted = 0, inflight = 0, ok = 0, refused = 0, bad = 0;
 	const unsigned int total = FLOOD_REGIONS * (FLOOD_PAGES / XVB_CHUNK_PAGES) / FLOOD_SEGS;
-	long maps0 = guest_maps(e), peak = maps0, m, maps_end = -1;
+	long maps0 = evil_backend_guest_maps(e), peak = maps0, m, maps_end = -1;
 	uint64_t chunk = 0;
 	int64_t last;
 	int r, rc = -1, other_rc = -1;
@@ -520,7 +513,7 @@ static int case_full_map_flood(struct evil_env *e, char *observed, size_t len)
 		}
 		if (n > 0) {
 			last = xvd_now_ms();
-			if (submitted % 64 < (unsigned int)n && (m = guest_maps(e)) > peak)
+			if (submitted % 64 < (unsigned int)n && (m = evil_backend_guest_maps(e)) > peak)
 				peak = m;
 		} else if (xvd_now_ms() - last > 5000) {
 			evil_say(observed, len, "no completion for 5 s; ");
@@ -530,7 +523,7 @@ static int case_full_map_flood(struct evil_env *e, char *observed, size_t len)
 		}
 	}
 drain:
-	m = guest_maps(e);
+	m = evil_backend_guest_maps(e);
 	if (m > peak)
 		peak = m;
 	evil_say(observed, len, "%u requests naming %llu chunks of 32 x 512 MiB: %u served "
@@ -564,7 +557,7 @@ out:
 	{
 		int64_t end = xvd_now_ms() + 3000;
 
-		while ((maps_end = guest_maps(e)) > maps0 && xvd_now_ms() < end)
+		while ((maps_end = evil_backend_guest_maps(e)) > maps0 && xvd_now_ms() < end)
 			xvd_dev_wait(e->witness, 20);
 	}
 	evil_say(observed, len, "after close: %ld mappings", maps_end);
@@ -657,7 +650,7 @@ static int case_pool_scatter(struct evil_env *e, char *observed, size_t len)
 	struct drv_mem mem = { .handle = -1 };
 	struct flood_req q[FLOOD_DEPTH];
 	struct xvd_buf b[XVD_MAX_SEGS];
-	long maps0 = guest_maps(e), peak = maps0, m, maps_end = -1;
+	long maps0 = evil_backend_guest_maps(e), peak = maps0, m, maps_end = -1;
 	unsigned int submitted = 0, inflight = 0, served = 0, refused = 0, bad = 0, chunk = 1;
 	const unsigned int nchunks = SCATTER_POOL / XVB_CHUNK_PAGES;
 	int r, rc = -1, other = -1;
@@ -738,7 +731,7 @@ static int case_pool_scatter(struct evil_env *e, char *observed, size_t len)
 		}
 		if (n > 0) {
 			last = xvd_now_ms();
-			if ((m = guest_maps(e)) > peak)
+			if ((m = evil_backend_guest_maps(e)) > peak)
 				peak = m;
 		} else if (xvd_now_ms() - last > 5000) {
 			evil_say(observed, len, "no completion for 5 s; ");
@@ -772,7 +765,7 @@ out:
 	{
 		int64_t end = xvd_now_ms() + 3000;
 
-		while ((maps_end = guest_maps(e)) > maps0 && xvd_now_ms() < end)
+		while ((maps_end = evil_backend_guest_maps(e)) > maps0 && xvd_now_ms() < end)
 			xvd_dev_wait(e->witness, 20);
 	}
 	evil_say(observed, len, "after close: %ld mappings", maps_end);

@@ -1328,7 +1328,7 @@ static int no_more(const char *what, long before, long after, char *obs, size_t 
 static int case_grant_revoked(struct evil_env *e, char *obs, size_t len)
 {
 	struct xvd_dev_opts o = { .queue_size = 64, .no_indirect = true };
-	long maps0 = evil_backend_maps(e), fds0 = evil_backend_fds(e), maps1, fds1;
+	long maps0 = evil_backend_guest_maps(e), fds0 = evil_backend_fds(e), maps1, fds1;
 	struct quiet_log ql;
 	struct xvmsg_loop_gnt *gt;
 	struct rdev r;
@@ -1351,7 +1351,7 @@ static int case_grant_revoked(struct evil_env *e, char *obs, size_t len)
 		return -1;
 	}
 	g.t = &t;
-	maps1 = evil_backend_maps(e);
+	maps1 = evil_backend_guest_maps(e);
 	fds1 = evil_backend_fds(e);
 	quiet(e, &ql, true);
 	fail = eng_run(&g, 1500);
@@ -1366,11 +1366,13 @@ static int case_grant_revoked(struct evil_env *e, char *obs, size_t len)
 	if (!fail)
 		fail = after_storm(e, &r, obs, len);
 	/* Idle and open: the rings and nothing else, as before the storm. */
-	fail |= no_more("backend mappings while open", maps1, evil_backend_maps(e), obs, len);
+	fail |= no_more("guest-memory mappings while open", maps1, evil_backend_guest_maps(e),
+			obs, len);
 	fail |= no_more("fds while open", fds1, evil_backend_fds(e), obs, len);
 	eng_fini(&g);
 	rdev_close(&r);
-	fail |= no_more("mappings before open / after close", maps0, evil_backend_maps(e), obs, len);
+	fail |= no_more("guest-memory mappings before open / after close", maps0,
+			evil_backend_guest_maps(e), obs, len);
 	/* The device's channels and region are released at close; the guest's
 	 * RAM, shared with the backend by the first grant-mode buffer, stays
 	 * registered until the domain closes: at most one fd more. */
@@ -1451,7 +1453,7 @@ static int case_pool_readonly(struct evil_env *e, char *obs, size_t len)
 
 static int case_map_exhaustion(struct evil_env *e, char *obs, size_t len)
 {
-	long maps0 = evil_backend_maps(e), fds0 = evil_backend_fds(e), maps1 = -1, fds1 = -1;
+	long maps0 = evil_backend_guest_maps(e), fds0 = evil_backend_fds(e), maps1 = -1, fds1 = -1;
 	struct xvd_buf b[XVD_MAX_SEGS];
 	struct breq q[MX_DEPTH];
 	unsigned int submitted = 0, inflight = 0, ok = 0, refused = 0, bad = 0;
@@ -1477,7 +1479,7 @@ static int case_map_exhaustion(struct evil_env *e, char *obs, size_t len)
 		fail = -1;
 		goto out;
 	}
-	maps1 = evil_backend_maps(e);
+	maps1 = evil_backend_guest_maps(e);
 	fds1 = evil_backend_fds(e);
 	last = xvd_now_ms();
 	while (submitted < MX_CHAINS || inflight) {
@@ -1547,7 +1549,8 @@ drain:
 		fail = -1;
 	if (inflight && rdev_reset(&r) < 0)
 		fail = -1;		/* the reset cancels what is left */
-	fail |= no_more("backend mappings while open", maps1, evil_backend_maps(e), obs, len);
+	fail |= no_more("guest-memory mappings while open", maps1, evil_backend_guest_maps(e),
+			obs, len);
 	fail |= no_more("fds while open", fds1, evil_backend_fds(e), obs, len);
 out:
 	for (unsigned int i = 0; i < MX_DEPTH; i++)
@@ -1556,7 +1559,8 @@ out:
 	if (area)
 		xvd_ram_free(e->d, area);
 	rdev_close(&r);
-	fail |= no_more("mappings before open / after close", maps0, evil_backend_maps(e), obs, len);
+	fail |= no_more("guest-memory mappings before open / after close", maps0,
+			evil_backend_guest_maps(e), obs, len);
 	/* +1: the guest RAM region stays registered (see case_grant_revoked). */
 	fail |= no_more("fds before open / after close (+1: guest RAM)", fds0 + 1,
 			evil_backend_fds(e), obs, len);

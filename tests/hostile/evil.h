@@ -88,6 +88,10 @@ long evil_backend_fds(const struct evil_env *e);
 long evil_backend_maps(const struct evil_env *e);
 /* Only the mappings whose /proc/PID/maps line contains needle (all: NULL). */
 long evil_backend_maps_of(const struct evil_env *e, const char *needle);
+/* The backend's mappings of guest memory (the drivers' memfds, all named
+ * xvmsg-...): unlike evil_backend_maps, not disturbed by allocator growth
+ * (ASan maps more as the process runs).  -1 on Xen. */
+long evil_backend_guest_maps(const struct evil_env *e);
 
 /* The backend is not spinning: it uses less than 20 % of a CPU over the
  * next `ms` milliseconds (loopback; always true on Xen).  Returns the
