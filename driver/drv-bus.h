@@ -113,7 +113,8 @@ struct xvd_logger;
 int drv_loop_open(const char *socket_path, unsigned int gnt_entries, int timeout_ms,
 		  const struct xvd_logger *log, struct drv_bus **out);
 
-/* Xen bus (drv-xen.c): gntalloc, libxenevtchn, libxenstore; pool mode. */
+/* Xen bus (drv-xen.c): gntalloc, libxenevtchn, libxenstore; pool mode.  In a
+ * build without Xen drv-noxen.c, which always fails with -EOPNOTSUPP. */
 int drv_xen_open(int timeout_ms, const struct xvd_logger *log, struct drv_bus **out);
 
 #endif /* XVD_DRV_BUS_H */
