@@ -14,11 +14,14 @@
  *                       closes and comes back gets a fresh conn and a fresh
  *                       virtio device.
  *
- * Files:
+ * Files, each calling only those below it (docs/architecture.md):
  *   xvmsg-front.c   module, xenbus frontend, handshake, lifecycle, counters
+ *   xvmsg-virtio.c  virtio_config_ops over messages, virtqueues, breaking
+ *                   the virtio device (ev_work)
  *   xvmsg-msg.c     the two message rings, requests, device events
- *   xvmsg-virtio.c  virtio_config_ops over messages, virtqueues
+ *   xvmsg-shadow.c  each virtqueue's private rings and requests in flight
  *   xvmsg-dma.c     dma_map_ops for pool, grant and full mode; grant helpers
+ *   xvmsg-base.c    the timeout, a connection marked broken, the event kick
  *   <xvmsg/wire.h>  pure checks of what the backend sends (shared, userspace-testable)
  *
  * Contexts: config ops, the lifecycle work and the message work sleep; the
