@@ -4,15 +4,18 @@
 #   make              userspace programs into build/bin/
 #   make check        install missing packages, then every test
 #   make check-module-builds   the guest module against each Debian kernel
-#   make demo         loopback demo (later: the Xen reference system)
+#   make demo         the loopback demo, then the Xen reference system in QEMU
 #   make SAN=1 ...    build with ASan+UBSan into build/san/
 #   make WERROR=0     do not treat warnings as errors
 #   make V=1          show full command lines
+#   make XEN=0        loopback only, no Xen libraries (XEN=auto, the default:
+#                     so when libxen-dev is missing; XEN=1: always with Xen)
 
 CC      ?= gcc
 WERROR  ?= 1
 SAN     ?= 0
 V       ?= 0
+XEN     ?= auto
 
 ifeq ($(SAN),1)
 BUILD   ?= build/san
@@ -29,14 +32,12 @@ CFLAGS  ?= -O2 -g
 XVMSG_VERSION := 0.1.0
 CFLAGS  += -DXVMSG_VERSION='"$(XVMSG_VERSION)"'
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-           -Wno-unused-parameter -Wformat=2 -fno-strict-aliasing -D_GNU_SOURCE \
-           -Iinclude -Ibackend-domain -Idriver -Itests/common -Itests/hostile -Idom0-tools $(SANFLAGS)
+           -Wno-unused-parameter -Wformat=2 -fno-strict-aliasing -D_GNU_SOURCE $(SANFLAGS)
 ifeq ($(WERROR),1)
 CFLAGS  += -Werror
 endif
 LDFLAGS += $(SANFLAGS)
 LDLIBS  += -lpthread
-XEN_LIBS := -lxenstore -lxenevtchn -lxengnttab -lxenforeignmemory
 
 ifeq ($(V),1)
 Q :=
@@ -44,136 +45,155 @@ else
 Q := @
 endif
 
-# ---- sources -------------------------------------------------------------
-BACKEND_CORE := backend-domain/log.c backend-domain/evloop.c backend-domain/iov.c \
-                backend-domain/params.c backend-domain/mapcache.c backend-domain/virtq.c \
-                backend-domain/vdev.c backend-domain/fault.c backend-domain/registry.c \
-                backend-domain/conn.c backend-domain/conn-ring.c backend-domain/backend.c \
-                backend-domain/bus-loop.c backend-domain/loop-server.c \
-                backend-domain/loop-toolstack.c backend-domain/loop-watch.c \
-                backend-domain/loop-gnttab.c backend-domain/loop-evtchn.c \
-                backend-domain/loop-client.c backend-domain/loop-store.c backend-domain/bus-xen.c \
-                backend-domain/config.c \
-                backend-domain/devices/blk.c backend-domain/devices/rng.c \
-                backend-domain/devices/console.c
-BACKEND_MAIN := backend-domain/main.c
-DRIVER_LIB   := $(wildcard driver/*.c)
+# ---- Xen or not ------------------------------------------------------------
+# The Xen parts (bus-xen.c, drv-xen.c, xvmsg-ctl, xvmsg-guest-check) need
+# libxen-dev.  XEN=auto builds them when its headers are there;
+# XEN_HEADERS=/nonexistent shows what a host without them gets.
+XEN_HEADERS ?= /usr/include/xenstore.h /usr/include/xenevtchn.h \
+               /usr/include/xengnttab.h /usr/include/xenforeignmemory.h
+ifeq ($(XEN),auto)
+HAVE_XEN := $(if $(filter-out $(wildcard $(XEN_HEADERS)),$(XEN_HEADERS)),0,1)
+WHY_NO_XEN = libxen-dev's headers are missing ($(filter-out $(wildcard $(XEN_HEADERS)),$(XEN_HEADERS)))
+else ifneq ($(filter 0 1,$(XEN)),)
+HAVE_XEN := $(XEN)
+WHY_NO_XEN = XEN=0
+else
+$(error XEN is auto, 1 or 0, not '$(XEN)')
+endif
+ifeq ($(HAVE_XEN),1)
+XEN_LIBS := -lxenstore -lxenevtchn -lxengnttab -lxenforeignmemory
+else
+XEN_LIBS :=
+$(info xvmsg: loopback only, $(WHY_NO_XEN): bus-xen.c, drv-xen.c, xvmsg-ctl, \
+xvmsg-guest-check and the tests of xvmsg-ctl are left out (XEN=1 forces them))
+endif
+# The libraries are rebuilt when this changes.
+XEN_STAMP := $(BUILD)/xen-$(HAVE_XEN).stamp
+$(XEN_STAMP):
+	@mkdir -p $(dir $@) && rm -f $(BUILD)/xen-*.stamp && touch $@
 
+# ---- who may include what --------------------------------------------------
+# Every folder sees include/ (the wire protocol) and then only its own
+# headers; the driver library's users see its public header alone
+# (driver/xvmsg-drv.h, linked into $(PUBINC)).  Tests see what they test.
+# A folder with no line here sees include/ only.
+PUBINC := $(BUILD)/include
+INC.backend-domain         := -Ibackend-domain
+INC.backend-domain/devices := -Ibackend-domain
+INC.driver                 := -Idriver
+INC.dom0-tools             := -Idom0-tools
+INC.bench                  := -I$(PUBINC)
+INC.scripts                := -I$(PUBINC)
+INC.tests/xen              := -I$(PUBINC)
+INC.tests/common           := -Itests/common -Ibackend-domain -I$(PUBINC)
+INC.tests/hostile          := -Itests/hostile -Idriver -Ibackend-domain
+INC.tests/loop             := -Itests/common -Itests/hostile -Idriver
+INC.tests/unit             := -Itests/common -Ibackend-domain -Idriver -Idom0-tools
+INC.tests/fuzz             := -Itests/common -Ibackend-domain -Idom0-tools
+
+$(PUBINC)/xvmsg-drv.h: driver/xvmsg-drv.h
+	@mkdir -p $(dir $@)
+	$(Q)ln -sf $(abspath $<) $@
+
+$(OBJ)/%.o: %.c | $(PUBINC)/xvmsg-drv.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -Iinclude $(INC.$(patsubst %/,%,$(dir $<))) -MMD -MP -c -o $@ $<
+
+# ---- libraries -------------------------------------------------------------
 obj = $(patsubst %.c,$(OBJ)/%.o,$(1))
 
-BACKEND_CORE_O := $(call obj,$(BACKEND_CORE))
-DRIVER_LIB_O   := $(call obj,$(DRIVER_LIB))
-CORE_LIB   := $(BUILD)/lib/libxvb.a
-DRV_LIB    := $(BUILD)/lib/libxvmsg-drv.a
+# The backend core (libxvb) and the userspace driver (libxvmsg-drv); without
+# Xen, bus-noxen.c and drv-noxen.c stand in for their Xen buses.
+XEN_OR_NOT = $(if $(filter 1,$(HAVE_XEN)),$(1),$(2))
+BACKEND_CORE := $(filter-out backend-domain/main.c backend-domain/bus-xen.c \
+                             backend-domain/bus-noxen.c,$(wildcard backend-domain/*.c)) \
+                $(wildcard backend-domain/devices/*.c) \
+                $(call XEN_OR_NOT,backend-domain/bus-xen.c,backend-domain/bus-noxen.c)
+DRIVER_LIB   := $(filter-out driver/drv-xen.c driver/drv-noxen.c,$(wildcard driver/*.c)) \
+                $(call XEN_OR_NOT,driver/drv-xen.c,driver/drv-noxen.c)
+CORE_LIB     := $(BUILD)/lib/libxvb.a
+DRV_LIB      := $(BUILD)/lib/libxvmsg-drv.a
 
-PROGS := $(BIN)/xvmsg-backend $(BIN)/xvmsg-bench $(BIN)/xvmsg-demo-driver $(BIN)/xvmsg-ctl \
-         $(BIN)/xvmsg-guest-check $(BIN)/xvmsg-evil $(BIN)/xvmsg-blkcrash
+$(CORE_LIB): $(call obj,$(BACKEND_CORE)) $(XEN_STAMP)
+$(DRV_LIB): $(call obj,$(DRIVER_LIB)) $(XEN_STAMP)
+$(CORE_LIB) $(DRV_LIB):
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $(filter %.o,$^)
+
+# ---- programs and tests: what each is made of ------------------------------
+# parts.NAME: its sources and libraries; libs.NAME: what else it links.
+# Everything that links a library of ours also links the Xen libraries.
+XEN_ONLY_PROGS := $(BIN)/xvmsg-ctl $(BIN)/xvmsg-guest-check
+PROGS := $(BIN)/xvmsg-backend $(BIN)/xvmsg-bench $(BIN)/xvmsg-demo-driver $(BIN)/xvmsg-evil \
+         $(BIN)/xvmsg-blkcrash $(call XEN_OR_NOT,$(XEN_ONLY_PROGS))
 
 # The malicious driver's cases (tests/hostile/), linked into xvmsg-evil and
 # tests/loop/test-loop-evil.
-HOSTILE_O := $(call obj,$(wildcard tests/hostile/evil-*.c))
+HOSTILE := $(wildcard tests/hostile/evil-*.c)
 
-all: $(PROGS)
-
-$(OBJ)/%.o: %.c
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
-
-$(CORE_LIB): $(BACKEND_CORE_O)
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  AR      $@")
-	$(Q)rm -f $@ && ar rcs $@ $^
-
-$(DRV_LIB): $(DRIVER_LIB_O)
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  AR      $@")
-	$(Q)rm -f $@ && ar rcs $@ $^
-
-$(BIN)/xvmsg-backend: $(call obj,$(BACKEND_MAIN)) $(CORE_LIB)
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS)
-
-$(BIN)/xvmsg-ctl: $(call obj,dom0-tools/xvmsg-ctl.c dom0-tools/ctl-parse.c) $(CORE_LIB)
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lxenstore $(LDLIBS)
-
-$(BIN)/xvmsg-bench: $(call obj,bench/xvmsg-bench.c) $(DRV_LIB)
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS) -lm
-
-$(BIN)/xvmsg-guest-check: $(call obj,tests/xen/guest-check.c) $(DRV_LIB)
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS)
-
-$(BIN)/xvmsg-evil: $(call obj,tests/hostile/xvmsg-evil.c) $(HOSTILE_O) $(DRV_LIB)
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS)
-
+parts.xvmsg-backend     := backend-domain/main.c $(CORE_LIB)
+parts.xvmsg-ctl         := dom0-tools/xvmsg-ctl.c dom0-tools/ctl-parse.c
+libs.xvmsg-ctl          := -lxenstore
+parts.xvmsg-bench       := bench/xvmsg-bench.c $(DRV_LIB)
+libs.xvmsg-bench        := -lm
+parts.xvmsg-guest-check := tests/xen/guest-check.c $(DRV_LIB)
+parts.xvmsg-evil        := tests/hostile/xvmsg-evil.c $(HOSTILE) $(DRV_LIB)
 # The write verifier for backend crashes (tests/loop/test-loop-crash, Xen e2e).
-$(BIN)/xvmsg-blkcrash: $(call obj,tests/hostile/xvmsg-blkcrash.c) $(DRV_LIB)
+parts.xvmsg-blkcrash    := tests/hostile/xvmsg-blkcrash.c $(DRV_LIB)
+parts.xvmsg-demo-driver := scripts/demo-driver.c $(DRV_LIB)
+
+# Tests: tests/unit/test-*.c (cmocka), tests/loop/test-*.c (integration over
+# the loopback bus), each with tests/common/ and both libraries; the shell
+# tests of the scripts (tests/scripts/) run with the unit tests.
+XEN_ONLY_TESTS := test-loop-ctl-cli test-ctl-create
+test_name = $(patsubst %.c,%,$(patsubst %.sh,%,$(notdir $(1))))
+tests_of = $(patsubst %,$(BIN)/tests/%,$(filter-out $(call XEN_OR_NOT,,$(XEN_ONLY_TESTS)), \
+           $(call test_name,$(wildcard $(1)))))
+UNIT_BINS    := $(call tests_of,tests/unit/test-*.c)
+LOOP_BINS    := $(call tests_of,tests/loop/test-*.c)
+SCRIPT_TESTS := $(call tests_of,tests/scripts/test-*.sh)
+TEST_COMMON  := $(wildcard tests/common/*.c)
+
+parts.test-loop-evil := $(HOSTILE)
+parts.test-ctl-parse := dom0-tools/ctl-parse.c	# xvmsg-ctl's parsers
+$(foreach t,$(wildcard tests/unit/test-*.c tests/loop/test-*.c), \
+	$(eval parts.$(call test_name,$(t)) += $(t) $(TEST_COMMON) $(CORE_LIB) $(DRV_LIB)) \
+	$(eval libs.$(call test_name,$(t)) := -lcmocka))
+
+# tests/fuzz/fuzz-*.c are libFuzzer targets; make check replays their seed
+# corpora with the sanitizers (replay-NAME, below).
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
+REPLAY_BINS := $(patsubst %,$(BIN)/fuzz/replay-%,$(FUZZ_TARGETS))
+$(foreach t,$(FUZZ_TARGETS),$(eval parts.replay-$(t) := tests/fuzz/fuzz-$(t).c \
+	tests/fuzz/replay.c tests/common/fakebus.c dom0-tools/ctl-parse.c $(CORE_LIB)))
+
+# One link rule for all of them.
+.SECONDEXPANSION:
+$(sort $(PROGS) $(XEN_ONLY_PROGS)) $(UNIT_BINS) $(LOOP_BINS) $(REPLAY_BINS): \
+		$$(call obj,$$(parts.$$(notdir $$@)))
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(libs.$(notdir $@)) $(if $(filter %.a,$^),$(XEN_LIBS)) $(LDLIBS)
 
-$(BIN)/xvmsg-demo-driver: $(call obj,scripts/demo-driver.c) $(DRV_LIB)
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS)
-
-# ---- tests ---------------------------------------------------------------
-UNIT_SRCS := $(wildcard tests/unit/test-*.c)
-UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(UNIT_SRCS))
-# Shell tests of the scripts (tests/scripts/), run with the unit tests.
-SCRIPT_TESTS := $(patsubst tests/scripts/%.sh,$(BIN)/tests/%,$(wildcard tests/scripts/test-*.sh))
-LOOP_SRCS := $(wildcard tests/loop/test-*.c)
-LOOP_BINS := $(patsubst tests/loop/%.c,$(BIN)/tests/%,$(LOOP_SRCS))
-TEST_COMMON := $(call obj,$(wildcard tests/common/*.c))
-
-$(BIN)/tests/%: $(OBJ)/tests/unit/%.o $(TEST_COMMON) $(CORE_LIB) $(DRV_LIB)
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS) -lcmocka
-
-$(BIN)/tests/%: $(OBJ)/tests/loop/%.o $(TEST_COMMON) $(CORE_LIB) $(DRV_LIB)
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS) -lcmocka
-
-$(BIN)/tests/test-loop-evil: $(OBJ)/tests/loop/test-loop-evil.o $(HOSTILE_O) $(TEST_COMMON) \
-                             $(CORE_LIB) $(DRV_LIB)
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS) -lcmocka
-
-# xvmsg-ctl's parsers (dom0-tools/ctl-parse.c).
-$(BIN)/tests/test-ctl-parse: $(OBJ)/tests/unit/test-ctl-parse.o $(call obj,dom0-tools/ctl-parse.c) \
-                             $(TEST_COMMON) $(CORE_LIB) $(DRV_LIB)
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS) -lcmocka
-
-$(BIN)/tests/%: tests/scripts/%.sh
+$(SCRIPT_TESTS): $(BIN)/tests/%: tests/scripts/%.sh
 	@mkdir -p $(dir $@)
 	$(Q)install -m 755 $< $@
+
+all: $(PROGS)
+.DEFAULT_GOAL := all
 
 # Keep objects of test programs (otherwise make deletes them as intermediates).
 .SECONDARY:
 
 # ---- fuzzing -------------------------------------------------------------
-# tests/fuzz/fuzz-*.c are libFuzzer targets.  make check replays their seed
-# corpora (tests/fuzz/corpus/<target>/) with the sanitizers; make fuzz runs
-# each with libFuzzer (clang) for FUZZ_SECONDS, keeping new inputs in
-# build/fuzz/corpus/<target>/.
-FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
+# check-fuzz replays the seed corpora (tests/fuzz/corpus/<target>/); make
+# fuzz runs each target with libFuzzer (clang) for FUZZ_SECONDS, keeping new
+# inputs in build/fuzz/corpus/<target>/.
 FUZZ_SECONDS ?= 60
 FUZZ_CORE := backend-domain/mapcache.c backend-domain/virtq.c backend-domain/vdev.c \
-             backend-domain/log.c backend-domain/iov.c backend-domain/params.c \
+             backend-domain/log.c backend-domain/iov.c \
              backend-domain/config.c backend-domain/evloop.c backend-domain/backend.c \
              backend-domain/conn.c backend-domain/conn-ring.c backend-domain/fault.c \
              backend-domain/registry.c \
@@ -181,13 +201,6 @@ FUZZ_CORE := backend-domain/mapcache.c backend-domain/virtq.c backend-domain/vde
              backend-domain/devices/console.c tests/common/fakebus.c dom0-tools/ctl-parse.c
 # make fuzz FUZZ_ONLY="ctl config" runs only those targets.
 FUZZ_ONLY ?= $(FUZZ_TARGETS)
-REPLAY_BINS := $(patsubst %,$(BIN)/fuzz/replay-%,$(FUZZ_TARGETS))
-
-$(BIN)/fuzz/replay-%: $(OBJ)/tests/fuzz/fuzz-%.o $(OBJ)/tests/fuzz/replay.o $(call obj,tests/common/fakebus.c) \
-                      $(call obj,dom0-tools/ctl-parse.c) $(CORE_LIB)
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS) $(LDLIBS)
 
 .PHONY: check-fuzz fuzz
 check-fuzz: $(REPLAY_BINS)
@@ -204,8 +217,8 @@ fuzz:
 	$(Q)mkdir -p build/fuzz
 	$(Q)for t in $(FUZZ_ONLY); do \
 		echo "  FUZZ    $$t ($(FUZZ_SECONDS) s)"; \
-		clang -g -O1 -std=gnu11 -D_GNU_SOURCE -DXVMSG_VERSION='"fuzz"' -Iinclude -Ibackend-domain \
-			-Itests/common -Idom0-tools -fsanitize=fuzzer,address,undefined \
+		clang -g -O1 -std=gnu11 -D_GNU_SOURCE -DXVMSG_VERSION='"fuzz"' -Iinclude $(INC.tests/fuzz) \
+			-fsanitize=fuzzer,address,undefined \
 			-o build/fuzz/fuzz-$$t tests/fuzz/fuzz-$$t.c $(FUZZ_CORE) -lutil || exit 1; \
 		mkdir -p build/fuzz/corpus/$$t; \
 		build/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
@@ -220,9 +233,11 @@ deps:
 
 tests: $(UNIT_BINS) $(LOOP_BINS) $(PROGS)
 
-# test-man-options compares the programs' --help with docs/man/.
-check-unit: $(UNIT_BINS) $(SCRIPT_TESTS) $(BIN)/xvmsg-backend $(BIN)/xvmsg-ctl
-	$(Q)XVMSG_TOP=$(CURDIR) XVMSG_BIN=$(abspath $(BIN)) scripts/run-tests.sh unit $(UNIT_BINS) $(SCRIPT_TESTS)
+# test-man-options compares the programs' --help with docs/man/ (without
+# Xen, XVMSG_XEN=0 tells it xvmsg-ctl is not built).
+check-unit: $(UNIT_BINS) $(SCRIPT_TESTS) $(BIN)/xvmsg-backend $(call XEN_OR_NOT,$(BIN)/xvmsg-ctl)
+	$(Q)XVMSG_TOP=$(CURDIR) XVMSG_BIN=$(abspath $(BIN)) XVMSG_XEN=$(HAVE_XEN) \
+		scripts/run-tests.sh unit $(UNIT_BINS) $(SCRIPT_TESTS)
 
 check-loop: $(LOOP_BINS) $(PROGS)
 	$(Q)XVMSG_BIN=$(abspath $(BIN)) scripts/run-tests.sh loop $(LOOP_BINS)

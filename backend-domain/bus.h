@@ -136,7 +136,8 @@ unsigned long xvb_loop_max_map_count(void);
 int xvb_loop_create(const struct xvb_loop_opts *opts, const struct xvb_bus_events *ev,
 		    struct xvb_bus **out);
 
-/* Xen bus (bus-xen.c).  On failure err says what is missing. */
+/* Xen bus (bus-xen.c; in a build without Xen bus-noxen.c, which always fails
+ * with -EOPNOTSUPP).  On failure err says what is missing. */
 struct xvb_xen_opts {
 	/* Full mode (caps.map_frames): also needs foreign-mapping privilege. */
 	bool allow_full;

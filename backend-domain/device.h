@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include <xvmsg/params.h>
+
 #include "evloop.h"
 #include "log.h"
 
@@ -130,9 +132,9 @@ extern const struct xvb_model_ops xvb_blk_ops;
 extern const struct xvb_model_ops xvb_rng_ops;
 extern const struct xvb_model_ops xvb_console_ops;
 
-/* Parse "key=value,key,..." params; calls fn for each item (value NULL for a
- * bare key).  Returns fn's first non-zero value, 0, or -EINVAL on syntax. */
-int xvb_params_parse(const char *params,
-		     int (*fn)(void *arg, const char *key, const char *value), void *arg);
+/* A model parses its params with xvmsg_params_parse (include/xvmsg/params.h,
+ * shared with xvmsg-ctl): fn for each item, fn's first non-zero value, 0, or
+ * -EINVAL on syntax. */
+#define xvb_params_parse xvmsg_params_parse
 
 #endif /* XVB_DEVICE_H */

@@ -8,11 +8,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <xvmsg/params.h>
 #include <xvmsg/pool.h>
 #include <xvmsg/wire.h>
 
 #include "ctl-parse.h"
-#include "device.h"	/* xvb_params_parse */
 
 static int say(char *err, size_t errlen, int ret, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -201,7 +201,7 @@ int ctl_dev_set(struct ctl_dev *d, const char *key, const char *value, char *err
 				   "device type '%s' unknown: blk, rng or console", shown);
 		snprintf(d->type, sizeof(d->type), "%s", value);
 	} else if (!strcmp(k, "params")) {
-		if (strlen(value) > CTL_PARAMS_MAX || xvb_params_parse(value, params_ok, NULL))
+		if (strlen(value) > CTL_PARAMS_MAX || xvmsg_params_parse(value, params_ok, NULL))
 			return say(err, errlen, -EINVAL,
 				   "parameters '%s' are not key=value,key,... (at most %d "
 				   "characters)", shown, CTL_PARAMS_MAX);

@@ -2,8 +2,9 @@
 /*
  * The bus-specific part of the driver library: grant table, guest memory,
  * event channels and the config store.  One file implements it per bus
- * (drv-loop.c now, a Xen one later: gntalloc / libxenevtchn / libxenstore);
- * the virtio-msg, virtqueue and DMA code only ever call these ops.
+ * (drv-loop.c, the loopback bus; drv-xen.c: gntalloc / libxenevtchn /
+ * libxenstore); the virtio-msg, virtqueue and DMA code only ever call
+ * these ops.
  *
  * Every int op returns 0 (or a count where stated) or a negative errno.  No op
  * blocks except attach/detach/store_write/mem_share/evtchn_alloc (a bounded
@@ -113,7 +114,8 @@ struct xvd_logger;
 int drv_loop_open(const char *socket_path, unsigned int gnt_entries, int timeout_ms,
 		  const struct xvd_logger *log, struct drv_bus **out);
 
-/* Xen bus (drv-xen.c): gntalloc, libxenevtchn, libxenstore; pool mode. */
+/* Xen bus (drv-xen.c): gntalloc, libxenevtchn, libxenstore; pool mode.  In a
+ * build without Xen drv-noxen.c, which always fails with -EOPNOTSUPP. */
 int drv_xen_open(int timeout_ms, const struct xvd_logger *log, struct drv_bus **out);
 
 #endif /* XVD_DRV_BUS_H */

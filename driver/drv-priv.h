@@ -31,7 +31,8 @@
 
 #define XVD_DIV_UP(a, b)	(((a) + (b) - 1) / (b))
 
-/* ---- logging ---- */
+/* ---- the base (drv-base.c): logging, the clock, the unit allocator, bus
+ * results.  It calls no other file of the library. ---- */
 struct xvd_logger {
 	void (*fn)(void *ctx, int level, const char *msg);
 	void *ctx;
@@ -40,8 +41,10 @@ struct xvd_logger {
 void xvd_logf(const struct xvd_logger *l, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int64_t xvd_now_ms(void);
+/* Deal with a bus op result: -ENODEV/-EPIPE mark the whole domain gone. */
+int xvd_bus_result(struct xvd_domain *d, int r);
 
-/* ---- unit allocator (dma.c): first-fit bitmap, used for RAM, the pool and
+/* ---- unit allocator: first-fit bitmap, used for RAM, the pool and
  * grant references.  Leaked units are never handed out again. ---- */
 struct xvd_ualloc {
 	uint32_t nunits, hint;
@@ -255,8 +258,6 @@ int xvd_dev_open_ready(struct xvd_domain *d, const struct xvd_dev_opts *o, uint3
 int xvd_virtio_init(struct xvd_dev *dev);
 int xvd_set_status(struct xvd_dev *dev, uint32_t status);
 void xvd_dev_teardown_queues(struct xvd_dev *dev);
-/* Deal with a bus op result: -ENODEV/-EPIPE mark the whole domain gone. */
-int xvd_bus_result(struct xvd_domain *d, int r);
 void xvd_dev_fail(struct xvd_dev *dev, const char *why);
 /* Poll queue q, blocking until deadline (xvd_now_ms scale): count, 0 at the
  * deadline, or the device error once nothing is left to report. */

@@ -17,30 +17,6 @@
 
 #include "drv-priv.h"
 
-void xvd_logf(const struct xvd_logger *l, int level, const char *fmt, ...)
-{
-	char buf[320];
-	va_list ap;
-
-	if (level > (l ? l->level : XVD_LOG_ERR))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (l && l->fn)
-		l->fn(l->ctx, level, buf);
-	else
-		fprintf(stderr, "xvmsg-drv: %s\n", buf);
-}
-
-int64_t xvd_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- message rings ----------------------------------------------------- */
 
 int xvd_mring_put(struct xvd_mring *r, const struct vmsg *m, bool *notify)
@@ -114,19 +90,6 @@ int xvd_mring_get(struct xvd_mring *r, struct vmsg *m, bool *notify)
 }
 
 /* ---- device errors and service ---------------------------------------- */
-
-int xvd_bus_result(struct xvd_domain *d, int r)
-{
-	/* A reply status may also say -ENODEV: ask the bus whether it is the
-	 * peer that is gone (dispatch only ever fails for that). */
-	if ((r == -ENODEV || r == -EPIPE) && !d->gone && d->bus->ops->dispatch(d->bus) < 0) {
-		xvd_logf(&d->log, XVD_LOG_ERR, "backend gone: every device is lost");
-		d->gone = true;
-		for (struct xvd_dev *dev = d->devs; dev; dev = dev->next)
-			dev->err = -ENODEV;
-	}
-	return r;
-}
 
 void xvd_dev_fail(struct xvd_dev *dev, const char *why)
 {

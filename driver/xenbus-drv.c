@@ -99,11 +99,6 @@ int xvd_domain_fd(const struct xvd_domain *d)
 	return d->bus->ops->get_fd(d->bus);
 }
 
-int xvd_domain_dispatch(struct xvd_domain *d)
-{
-	return xvd_bus_result(d, d->bus->ops->dispatch(d->bus));
-}
-
 int xvd_ram_alloc(struct xvd_domain *d, size_t len, void **buf)
 {
 	return xvd_ram_get(&d->ram, len, buf);

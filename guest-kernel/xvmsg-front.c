@@ -45,7 +45,6 @@
 
 static enum xvmsg_mode default_mode = XVMSG_MODE_POOL;
 static unsigned int pool_pages;
-static unsigned int timeout_ms = XVMSG_DEFAULT_TIMEOUT_MS;
 
 static int mode_param_set(const char *val, const struct kernel_param *kp)
 {
@@ -74,15 +73,6 @@ module_param_cb(mode, &mode_param_ops, &default_mode, 0644);
 MODULE_PARM_DESC(mode, "memory-access mode when the backend directory has no \"mode\" key: pool (default), grant or full");
 module_param(pool_pages, uint, 0644);
 MODULE_PARM_DESC(pool_pages, "pool size in 4 KiB pages (pool mode); 0 (default): the backend's max-pool-pages, or 256; always at most max-pool-pages");
-module_param(timeout_ms, uint, 0644);
-MODULE_PARM_DESC(timeout_ms, "how long a request waits for the backend, in ms (default 30000, 100..600000); past it the device is marked broken");
-
-unsigned int xvmsg_timeout_ms(void)
-{
-	return clamp_t(unsigned int, READ_ONCE(timeout_ms), XVMSG_MIN_TIMEOUT_MS,
-		       XVMSG_MAX_TIMEOUT_MS);
-}
-
 struct workqueue_struct *xvmsg_wq;
 static struct dentry *xvmsg_dbg_root;
 

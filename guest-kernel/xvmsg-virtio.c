@@ -663,7 +663,7 @@ static void xvmsg_fail_inflight(struct virtio_device *vdev)
  * failed (an error); otherwise the connection was closed in order (the
  * device detached, the backend closing, the module unbound: info).
  */
-void xvmsg_vdev_fail_broken(struct xvmsg_vdev *vd, bool failure)
+static void xvmsg_vdev_fail_broken(struct xvmsg_vdev *vd, bool failure)
 {
 	struct xvmsg_conn *c = vd->conn;
 
@@ -684,6 +684,47 @@ void xvmsg_vdev_fail_broken(struct xvmsg_vdev *vd, bool failure)
 	xvmsg_fail_inflight(&vd->vdev);
 	virtio_break_device(&vd->vdev);
 	mutex_unlock(&c->vq_lock);
+}
+
+/*
+ * Tell the virtio core what happened, from process context: virtio_break_device
+ * and virtio_config_changed take locks that interrupt handlers must not.
+ * Runs only while the virtio device is registered (vdev_live); the events
+ * stay pending until then.
+ */
+void xvmsg_ev_work(struct work_struct *w)
+{
+	struct xvmsg_conn *c = container_of(w, struct xvmsg_conn, ev_work);
+	struct xvmsg_vdev *vd = NULL, *any = NULL;
+
+	spin_lock_irq(&c->ev_lock);
+	if (!c->ev_dead) {
+		any = c->vd;	/* also while the driver probes: it may wait on I/O */
+		if (c->vdev_live)
+			vd = c->vd;
+	}
+	spin_unlock_irq(&c->ev_lock);
+	/*
+	 * A lie in a used ring, the stall watchdog, or a connection failed
+	 * for any other reason (a page the backend kept mapped, a bad
+	 * response, the backend closing): the requests in flight would wait
+	 * forever on a broken queue (virtio_blk has no timeout, and the stall
+	 * watchdog stands down once the device is broken), so fail them.
+	 */
+	if (any) {
+		bool lie = test_and_clear_bit(XVMSG_F_RING_FAIL, &c->flags);
+
+		if (lie || (test_bit(XVMSG_F_BROKEN, &c->flags) &&
+			    !test_bit(XVMSG_F_BREAK_DONE, &c->flags)))
+			xvmsg_vdev_fail_broken(any, lie || test_bit(XVMSG_F_FAILED, &c->flags));
+	}
+	if (!vd)
+		return;
+	if (test_bit(XVMSG_F_BROKEN, &c->flags) &&
+	    !test_and_set_bit(XVMSG_F_BREAK_DONE, &c->flags))
+		virtio_break_device(&vd->vdev);
+	if (test_and_clear_bit(XVMSG_F_CFG_PENDING, &c->flags))
+		virtio_config_changed(&vd->vdev);
 }
 
 void xvmsg_vdev_unregister(struct xvmsg_conn *c, bool graceful)

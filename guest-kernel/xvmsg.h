@@ -14,11 +14,14 @@
  *                       closes and comes back gets a fresh conn and a fresh
  *                       virtio device.
  *
- * Files:
+ * Files, each calling only those below it (docs/architecture.md):
  *   xvmsg-front.c   module, xenbus frontend, handshake, lifecycle, counters
+ *   xvmsg-virtio.c  virtio_config_ops over messages, virtqueues, breaking
+ *                   the virtio device (ev_work)
  *   xvmsg-msg.c     the two message rings, requests, device events
- *   xvmsg-virtio.c  virtio_config_ops over messages, virtqueues
+ *   xvmsg-shadow.c  each virtqueue's private rings and requests in flight
  *   xvmsg-dma.c     dma_map_ops for pool, grant and full mode; grant helpers
+ *   xvmsg-base.c    the timeout, a connection marked broken, the event kick
  *   <xvmsg/wire.h>  pure checks of what the backend sends (shared, userspace-testable)
  *
  * Contexts: config ops, the lifecycle work and the message work sleep; the
@@ -278,7 +281,6 @@ struct xvmsg_vdev {
 };
 
 extern struct workqueue_struct *xvmsg_wq;
-unsigned int xvmsg_timeout_ms(void);
 
 static inline void xvmsg_stat_add(struct xvmsg_info *info, enum xvmsg_stat s, u64 v)
 {
@@ -295,6 +297,15 @@ static inline struct device *xvmsg_dev(struct xvmsg_conn *c)
 	return &c->info->xbdev->dev;
 }
 
+/* xvmsg-base.c: the base, which calls no other file of the module */
+unsigned int xvmsg_timeout_ms(void);
+/* Mark the connection broken (once, logged as an error).  Any context. */
+__printf(2, 3) void xvmsg_conn_fail(struct xvmsg_conn *c, const char *fmt, ...);
+/* Mark it broken without an error: the backend went away in order. */
+void xvmsg_conn_stop(struct xvmsg_conn *c);
+/* Queue ev_work, which tells the virtio core. */
+void xvmsg_ev_kick(struct xvmsg_conn *c);
+
 /* xvmsg-msg.c */
 irqreturn_t xvmsg_msg_irq(int irq, void *data);
 void xvmsg_msg_work(struct work_struct *w);
@@ -304,19 +315,14 @@ void xvmsg_msg_work(struct work_struct *w);
  */
 int xvmsg_call(struct xvmsg_conn *c, u8 id, const void *req, unsigned int len,
 	       struct vmsg *resp);
-/* Mark the connection broken (once, logged as an error).  Any context. */
-__printf(2, 3) void xvmsg_conn_fail(struct xvmsg_conn *c, const char *fmt, ...);
-/* Mark it broken without an error: the backend went away in order. */
-void xvmsg_conn_stop(struct xvmsg_conn *c);
-void xvmsg_ev_kick(struct xvmsg_conn *c);
-void xvmsg_ev_work(struct work_struct *w);
 void xvmsg_stall_work(struct work_struct *w);
 
 /* xvmsg-virtio.c */
 irqreturn_t xvmsg_vq_irq(int irq, void *data);
+/* Tells the virtio core what the connection's flags say (ev_kick's work). */
+void xvmsg_ev_work(struct work_struct *w);
 /* Ask the device what it is and register a virtio device for it.  Sleeps. */
 int xvmsg_vdev_register(struct xvmsg_conn *c);
-void xvmsg_vdev_fail_broken(struct xvmsg_vdev *vd, bool failure);
 
 /* xvmsg-shadow.c: a virtqueue's rings and the record of requests in flight */
 int xvmsg_shadow_create(struct xvmsg_queue *q, struct device *dma_dev, unsigned int num);

@@ -102,23 +102,34 @@ static int spawn(struct backend_proc *b)
 	return -ETIMEDOUT;
 }
 
-int backend_start(struct backend_proc *b, const char *arg, ...)
+int backend_startv(struct backend_proc *b, const char *const *args)
 {
 	const char *bin = getenv("XVMSG_BIN");
 	char path[256];
-	va_list ap;
 
 	snprintf(path, sizeof(path), "%s/xvmsg-backend", bin ? bin : "build/bin");
 	b->argc = 0;
 	b->argv[b->argc++] = strdup(path);
 	b->argv[b->argc++] = strdup("--socket");
 	b->argv[b->argc++] = strdup(b->sock);
-	va_start(ap, arg);
-	for (; arg && b->argc < 31; arg = va_arg(ap, const char *))
-		b->argv[b->argc++] = strdup(arg);
-	va_end(ap);
+	for (; *args && b->argc < 31; args++)
+		b->argv[b->argc++] = strdup(*args);
 	b->argv[b->argc] = NULL;
 	return spawn(b);
+}
+
+int backend_start(struct backend_proc *b, const char *arg, ...)
+{
+	const char *args[29];
+	unsigned int n = 0;
+	va_list ap;
+
+	va_start(ap, arg);
+	for (; arg && n < 28; arg = va_arg(ap, const char *))
+		args[n++] = arg;
+	va_end(ap);
+	args[n] = NULL;
+	return backend_startv(b, args);
 }
 
 int backend_restart(struct backend_proc *b)

@@ -48,6 +48,8 @@ int backend_image(struct backend_proc *b, const char *name, size_t size, char *o
  * backend gets SIGKILL when the calling thread exits (PR_SET_PDEATHSIG), so
  * start it from the test's main thread. */
 int backend_start(struct backend_proc *b, const char *arg, ...);
+/* The same with the extra args in a NULL-ended array. */
+int backend_startv(struct backend_proc *b, const char *const *args);
 /* Start again with the same arguments. */
 int backend_restart(struct backend_proc *b);
 /* Send sig and wait for exit (bounded, then SIGKILL); returns the exit

@@ -23,17 +23,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "backend-proc.h"
-#include "xvmsg-drv.h"
+#include "loop-fixture.h"
 
 #define DISK_BYTES	(4u << 20)
 #define MARKER		"XVMSG-SECRET-"	/* = XVB_SNOOP_MARKER */
-
-struct fx {
-	struct backend_proc b;
-	struct xvd_domain *d;
-	struct xvd_dev *dev;
-};
 
 static double now_s(void)
 {
@@ -43,44 +36,23 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Close whatever the test left open (each case registers this as its
- * cmocka teardown, which runs also when the case fails half-way). */
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-
-	if (!f)
-		return 0;
-	if (f->dev)
-		xvd_dev_close(f->dev);
-	if (f->d)
-		xvd_domain_close(f->d);
-	backend_cleanup(&f->b);
-	free(f);
-	*state = NULL;
-	return 0;
-}
-
 /* Start a backend lying with `fault` and open a domain on it; *state holds
  * it for the teardown until finish(). */
-static struct fx *start(void **state, const char *fault)
+static struct loop_fx *start(void **state, const char *fault)
 {
-	struct xvd_domain_opts dopts = { .log_level = XVD_LOG_ERR, .timeout_ms = 1000 };
-	struct fx *f = calloc(1, sizeof(*f));
-	char img[160], exp[256];
+	const struct loop_fx_opts o = {
+		.disk_bytes = DISK_BYTES, .args = { "--fault", fault },
+		.open_domain = 1, .domain = { .log_level = XVD_LOG_ERR, .timeout_ms = 1000 },
+	};
+	struct loop_fx *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
 	*state = f;
-	assert_int_equal(backend_setup(&f->b), 0);
-	assert_int_equal(backend_image(&f->b, "disk.img", DISK_BYTES, img, sizeof(img)), 0);
-	snprintf(exp, sizeof(exp), "disk0:blk:path=%s", img);
-	assert_int_equal(backend_start(&f->b, "--export", exp, "--fault", fault, NULL), 0);
-	dopts.socket_path = f->b.sock;
-	assert_int_equal(xvd_domain_open_loop(&dopts, &f->d), 0);
+	assert_int_equal(loop_fx_start(f, &o), 0);
 	return f;
 }
 
-static int open_blk(struct fx *f, int mode)
+static int open_blk(struct loop_fx *f, int mode)
 {
 	struct xvd_dev_opts o = { .export_name = "disk0", .devid = 1, .mode = mode,
 				  .pool_pages = 64 };
@@ -92,7 +64,7 @@ static int open_blk(struct fx *f, int mode)
  * crash) and stop cleanly on SIGTERM. */
 static void finish(void **state, bool backend_alive)
 {
-	struct fx *f = *state;
+	struct loop_fx *f = *state;
 	bool bad;
 	int st;
 
@@ -105,13 +77,13 @@ static void finish(void **state, bool backend_alive)
 	bad = backend_alive && !(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	if (bad)
 		backend_dump_log(&f->b);
-	teardown(state);
+	loop_fx_teardown(state);
 	if (bad)
 		fail_msg("backend did not stop cleanly (status %d)", st);
 }
 
 /* A value "<prefix>N" in the backend's log, or -1. */
-static long log_number_after(const struct fx *f, const char *prefix)
+static long log_number_after(const struct loop_fx *f, const char *prefix)
 {
 	char line[512];
 	FILE *fp = fopen(f->b.log, "r");
@@ -161,7 +133,7 @@ static int io_roundtrip(struct xvd_dev *dev)
  * chain no longer in flight.  The queue is broken (-EIO), promptly. */
 static void used_dup_id(void **state)
 {
-	struct fx *f = start(state, "used-dup-id");
+	struct loop_fx *f = start(state, "used-dup-id");
 	static uint8_t buf[8192];
 	double t0;
 	int r;
@@ -180,7 +152,7 @@ static void used_dup_id(void **state)
 
 static void used_bad_id(void **state)
 {
-	struct fx *f = start(state, "used-bad-id");
+	struct loop_fx *f = start(state, "used-bad-id");
 	static uint8_t buf[4096];
 
 	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
@@ -194,7 +166,7 @@ static void used_bad_id(void **state)
  * kernel module clamps instead, and its reads work.) */
 static void used_bad_len(void **state)
 {
-	struct fx *f = start(state, "used-bad-len");
+	struct loop_fx *f = start(state, "used-bad-len");
 	static uint8_t buf[4096];
 
 	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
@@ -206,7 +178,7 @@ static void used_bad_len(void **state)
 /* Notifications by the thousand: I/O works, the driver does not spin. */
 static void irq_storm(void **state)
 {
-	struct fx *f = start(state, "irq-storm");
+	struct loop_fx *f = start(state, "irq-storm");
 	struct xvd_stats st;
 
 	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
@@ -218,7 +190,7 @@ static void irq_storm(void **state)
 
 /* A 4 KiB read of a device that completes nothing: it must end at the device
  * timeout (1 s here) with an error, from the library's own record. */
-static void read_times_out(struct fx *f, const char *what)
+static void read_times_out(struct loop_fx *f, const char *what)
 {
 	static uint8_t buf[4096];
 	double t0 = now_s();
@@ -232,7 +204,7 @@ static void read_times_out(struct fx *f, const char *what)
 /* Never completes. */
 static void silent(void **state)
 {
-	struct fx *f = start(state, "silent");
+	struct loop_fx *f = start(state, "silent");
 
 	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
 	read_times_out(f, "silent");
@@ -246,7 +218,7 @@ static void silent(void **state)
  * device works. */
 static void msg_bad_token(void **state)
 {
-	struct fx *f = start(state, "msg-bad-token");
+	struct loop_fx *f = start(state, "msg-bad-token");
 	struct xvd_blk_info info;
 	struct xvd_stats st;
 
@@ -266,7 +238,7 @@ static void msg_bad_token(void **state)
  * once, so config reads and I/O are unaffected. */
 static void msg_rewrite(void **state)
 {
-	struct fx *f = start(state, "msg-rewrite");
+	struct loop_fx *f = start(state, "msg-rewrite");
 	struct xvd_blk_info info;
 	long n;
 
@@ -291,7 +263,7 @@ static void msg_rewrite(void **state)
 
 static void vanish_handshake(void **state)
 {
-	struct fx *f = start(state, "vanish-handshake");
+	struct loop_fx *f = start(state, "vanish-handshake");
 	double t0 = now_s();
 	int r, st;
 
@@ -313,7 +285,7 @@ static void vanish_handshake(void **state)
  * and leak the page, never hand it out again. */
 static void keep_mapped(void **state)
 {
-	struct fx *f = start(state, "keep-mapped");
+	struct loop_fx *f = start(state, "keep-mapped");
 	struct xvd_stats st;
 	void *a, *b;
 	int r;
@@ -341,7 +313,7 @@ static void keep_mapped(void **state)
 
 static void snoop(void **state)
 {
-	struct fx *f = start(state, "snoop");
+	struct loop_fx *f = start(state, "snoop");
 	static uint8_t buf[131072], back[131072];
 	size_t m = strlen(MARKER);
 	int idle_scans = 0;
@@ -379,7 +351,7 @@ static void snoop(void **state)
  * either works or fails; it never hangs or loops. */
 static void desc_rewrite(void **state)
 {
-	struct fx *f = start(state, "desc-rewrite");
+	struct loop_fx *f = start(state, "desc-rewrite");
 	double t0;
 	int r;
 
@@ -397,7 +369,7 @@ static void desc_rewrite(void **state)
  * timeout, from the library's own record of what is in flight. */
 static void avail_rewrite(void **state)
 {
-	struct fx *f = start(state, "avail-rewrite");
+	struct loop_fx *f = start(state, "avail-rewrite");
 
 	assert_int_equal(open_blk(f, XVD_MODE_POOL), 0);
 	read_times_out(f, "avail-rewrite");
@@ -408,7 +380,7 @@ static void avail_rewrite(void **state)
 /* A device id other than the one asked for (balloon for a blk): refused. */
 static void wrong_device_id(void **state)
 {
-	struct fx *f = start(state, "wrong-device-id");
+	struct loop_fx *f = start(state, "wrong-device-id");
 
 	assert_int_not_equal(open_blk(f, XVD_MODE_POOL), 0);
 	assert_null(f->dev);
@@ -418,19 +390,19 @@ static void wrong_device_id(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(desc_rewrite, teardown),
-		cmocka_unit_test_teardown(avail_rewrite, teardown),
-		cmocka_unit_test_teardown(wrong_device_id, teardown),
-		cmocka_unit_test_teardown(used_dup_id, teardown),
-		cmocka_unit_test_teardown(used_bad_id, teardown),
-		cmocka_unit_test_teardown(used_bad_len, teardown),
-		cmocka_unit_test_teardown(irq_storm, teardown),
-		cmocka_unit_test_teardown(silent, teardown),
-		cmocka_unit_test_teardown(msg_bad_token, teardown),
-		cmocka_unit_test_teardown(msg_rewrite, teardown),
-		cmocka_unit_test_teardown(vanish_handshake, teardown),
-		cmocka_unit_test_teardown(keep_mapped, teardown),
-		cmocka_unit_test_teardown(snoop, teardown),
+		cmocka_unit_test_teardown(desc_rewrite, loop_fx_teardown),
+		cmocka_unit_test_teardown(avail_rewrite, loop_fx_teardown),
+		cmocka_unit_test_teardown(wrong_device_id, loop_fx_teardown),
+		cmocka_unit_test_teardown(used_dup_id, loop_fx_teardown),
+		cmocka_unit_test_teardown(used_bad_id, loop_fx_teardown),
+		cmocka_unit_test_teardown(used_bad_len, loop_fx_teardown),
+		cmocka_unit_test_teardown(irq_storm, loop_fx_teardown),
+		cmocka_unit_test_teardown(silent, loop_fx_teardown),
+		cmocka_unit_test_teardown(msg_bad_token, loop_fx_teardown),
+		cmocka_unit_test_teardown(msg_rewrite, loop_fx_teardown),
+		cmocka_unit_test_teardown(vanish_handshake, loop_fx_teardown),
+		cmocka_unit_test_teardown(keep_mapped, loop_fx_teardown),
+		cmocka_unit_test_teardown(snoop, loop_fx_teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -20,59 +20,23 @@
 
 #include <xvmsg/pool.h>
 
-#include "backend-proc.h"
-#include "xvmsg-drv.h"
+#include "loop-fixture.h"
 
 #define DISK_SIZE	(8u << 20)
 #define SECTORS		(DISK_SIZE / 512)
 #define CHUNK		(64u << 10)
 
-struct fx {
-	struct backend_proc b;
-	char img[160];
-	struct xvd_domain *d;
-	struct xvd_dev *dev;
-};
-
-static int teardown(void **state);
-
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-	char exp[256];
+	static const struct loop_fx_opts o = {
+		.disk_bytes = DISK_SIZE, .disk_params = "serial=xvmsg-test",
+		.args = { "--log-level", "info", "--full" },
+	};
 
-	if (!f)
-		return -1;
-	*state = f;
-	/* No asserts: cmocka skips the teardown when a setup fails. */
-	SETUP_TRY(backend_setup(&f->b));
-	SETUP_TRY(backend_image(&f->b, "disk.img", DISK_SIZE, f->img, sizeof(f->img)));
-	snprintf(exp, sizeof(exp), "disk0:blk:path=%s,serial=xvmsg-test", f->img);
-	SETUP_TRY(backend_start(&f->b, "--export", exp, "--log-level", "info", "--full", NULL));
-	return 0;
-fail:
-	backend_dump_log(&f->b);
-	teardown(state);
-	return -1;
+	return loop_fx_setup(state, sizeof(struct loop_fx), &o);
 }
 
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-
-	if (!f)
-		return 0;
-	if (f->dev)
-		xvd_dev_close(f->dev);
-	if (f->d)
-		xvd_domain_close(f->d);
-	backend_cleanup(&f->b);
-	free(f);
-	*state = NULL;
-	return 0;
-}
-
-static void open_domain(struct fx *f)
+static void open_domain(struct loop_fx *f)
 {
 	struct xvd_domain_opts o = { .socket_path = f->b.sock, .ram_pages = 8192,
 				     .log_level = XVD_LOG_WARN };
@@ -80,7 +44,7 @@ static void open_domain(struct fx *f)
 	assert_int_equal(xvd_domain_open_loop(&o, &f->d), 0);
 }
 
-static int open_blk(struct fx *f, int mode, unsigned int devid)
+static int open_blk(struct loop_fx *f, int mode, unsigned int devid)
 {
 	struct xvd_dev_opts o = { .export_name = "disk0", .devid = devid, .mode = mode,
 				  .pool_pages = 1024 };
@@ -109,7 +73,7 @@ static int check(const uint8_t *buf, uint64_t sector, size_t len, uint64_t seed)
 }
 
 /* Write the whole disk with up to qd requests in flight, then read it back. */
-static void pattern_pass(struct fx *f, uint64_t seed, unsigned int qd)
+static void pattern_pass(struct loop_fx *f, uint64_t seed, unsigned int qd)
 {
 	unsigned int nbuf = qd, i, inflight = 0, errors = 0, bad = 0;
 	uint64_t next = 0, done_bytes = 0;
@@ -175,7 +139,7 @@ static void pattern_pass(struct fx *f, uint64_t seed, unsigned int qd)
 }
 
 /* What the backend wrote is really in the image file. */
-static void image_matches(struct fx *f, uint64_t seed)
+static void image_matches(struct loop_fx *f, uint64_t seed)
 {
 	uint8_t *buf = malloc(CHUNK);
 	int fd = open(f->img, O_RDONLY | O_CLOEXEC);
@@ -195,7 +159,7 @@ static void image_matches(struct fx *f, uint64_t seed)
 
 static void pattern_in_mode(void **state, int mode)
 {
-	struct fx *f = *state;
+	struct loop_fx *f = *state;
 	struct xvd_blk_info info;
 	char id[20];
 
@@ -238,7 +202,7 @@ static void test_pattern_full(void **state) { pattern_in_mode(state, XVD_MODE_FU
 /* Hundreds of requests in flight at once on a 256-entry queue. */
 static void test_many_inflight(void **state)
 {
-	struct fx *f = *state;
+	struct loop_fx *f = *state;
 	enum { N = 240 };
 	void *buf[N];
 	struct xvd_done done[N];
@@ -283,7 +247,7 @@ static void test_many_inflight(void **state)
 /* A device reset in the middle, then the same device works again. */
 static void test_reset_reinit(void **state)
 {
-	struct fx *f = *state;
+	struct loop_fx *f = *state;
 	uint8_t buf[4096];
 
 	open_domain(f);
@@ -300,7 +264,7 @@ static void test_reset_reinit(void **state)
 /* Detach and attach again, in another mode: data stays, export is free. */
 static void test_detach_reattach(void **state)
 {
-	struct fx *f = *state;
+	struct loop_fx *f = *state;
 	struct xvd_dev *second;
 	struct xvd_dev_opts o = { .export_name = "disk0", .devid = 9, .mode = XVD_MODE_POOL };
 	uint8_t buf[4096];
@@ -333,7 +297,7 @@ static long long now_ms(void)
  * serves the data flushed before. */
 static void test_backend_killed(void **state)
 {
-	struct fx *f = *state;
+	struct loop_fx *f = *state;
 	uint8_t buf[4096];
 	long long t0;
 	int rc;
@@ -366,7 +330,7 @@ static void test_backend_killed(void **state)
 /* SIGTERM: the backend exits 0 and what was acknowledged is on the image. */
 static void test_sigterm_clean(void **state)
 {
-	struct fx *f = *state;
+	struct loop_fx *f = *state;
 	struct xvd_done done[16];
 	void *buf[16];
 	unsigned int i, got = 0;
@@ -406,7 +370,7 @@ static void test_sigterm_clean(void **state)
 /* Attach errors are reported, not fatal. */
 static void test_attach_errors(void **state)
 {
-	struct fx *f = *state;
+	struct loop_fx *f = *state;
 	struct xvd_dev_opts o = { .export_name = "nosuch", .devid = 0, .mode = XVD_MODE_POOL };
 	struct xvd_dev *dev = NULL;
 
@@ -430,7 +394,7 @@ static void test_small_pools(void **state)
 {
 	static const unsigned int pools[] = { 8, 16, 64, 128 };
 	static const size_t sizes[] = { 1u << 20, 4u << 20 };
-	struct fx *f = *state;
+	struct loop_fx *f = *state;
 	struct xvd_blk_info info;
 	uint8_t *buf = malloc(4u << 20), *back = malloc(4u << 20);
 	unsigned int i, j;
@@ -480,7 +444,7 @@ static void test_small_pools(void **state)
  * grant mode has no pool and offers the full request shape. */
 static void test_pool_minimum(void **state)
 {
-	struct fx *f = *state;
+	struct loop_fx *f = *state;
 	struct xvd_dev_opts o = { .export_name = "disk0", .devid = 0, .mode = XVD_MODE_POOL,
 				  .pool_pages = XVMSG_MIN_POOL_PAGES_BLK - 1 };
 	struct xvd_blk_info info;
@@ -501,17 +465,17 @@ static void test_pool_minimum(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_pattern_pool, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pattern_grant, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pattern_full, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_many_inflight, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reset_reinit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_detach_reattach, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_backend_killed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sigterm_clean, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_attach_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_small_pools, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pool_minimum, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pattern_pool, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_pattern_grant, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_pattern_full, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_many_inflight, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_reset_reinit, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_detach_reattach, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_backend_killed, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sigterm_clean, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_attach_errors, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_small_pools, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_minimum, setup, loop_fx_teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -29,14 +29,14 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "backend-proc.h"
+#include "loop-fixture.h"
 
 #define KILLS		6
 #define IMG_SIZE	(16u << 20)
 
 struct fx {
-	struct backend_proc b;
-	char img[160], journal[160], wout[160], vout[160];
+	struct loop_fx lf;	/* lf.img: the disk */
+	char journal[160], wout[160], vout[160];
 	pid_t writer;		/* a running xvmsg-blkcrash write, killed by teardown */
 };
 
@@ -56,45 +56,29 @@ static void sleep_ms(long ms)
 		;
 }
 
-static int teardown(void **state);
-
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-	char exp[256];
+	static const struct loop_fx_opts o = { .disk_bytes = IMG_SIZE };
+	struct fx *f;
 
-	if (!f)
+	if (loop_fx_setup(state, sizeof(*f), &o))
 		return -1;
-	*state = f;
-	/* No asserts: cmocka skips the teardown when a setup fails. */
-	SETUP_TRY(backend_setup(&f->b));
-	SETUP_TRY(backend_image(&f->b, "disk.img", IMG_SIZE, f->img, sizeof(f->img)));
-	snprintf(f->journal, sizeof(f->journal), "%s/journal", f->b.dir);
-	snprintf(f->wout, sizeof(f->wout), "%s/writer.out", f->b.dir);
-	snprintf(f->vout, sizeof(f->vout), "%s/verify.out", f->b.dir);
-	snprintf(exp, sizeof(exp), "disk0:blk:path=%s", f->img);
-	SETUP_TRY(backend_start(&f->b, "--export", exp, NULL));
+	f = *state;
+	snprintf(f->journal, sizeof(f->journal), "%s/journal", f->lf.b.dir);
+	snprintf(f->wout, sizeof(f->wout), "%s/writer.out", f->lf.b.dir);
+	snprintf(f->vout, sizeof(f->vout), "%s/verify.out", f->lf.b.dir);
 	return 0;
-fail:
-	backend_dump_log(&f->b);
-	teardown(state);
-	return -1;
 }
 
 static int teardown(void **state)
 {
 	struct fx *f = *state;
 
-	if (!f)
-		return 0;
-	if (f->writer > 0) {	/* a failed test left it running */
+	if (f && f->writer > 0) {	/* a failed test left it running */
 		kill(f->writer, SIGKILL);
 		waitpid(f->writer, NULL, 0);
 	}
-	backend_cleanup(&f->b);
-	free(f);
-	*state = NULL;
-	return 0;
+	return loop_fx_teardown(state);
 }
 
 /* Start XVMSG_BIN/xvmsg-blkcrash with args (NULL-ended), output to out. */
@@ -211,10 +195,10 @@ static long long run_verify(struct fx *f, bool image)
 	int rc;
 
 	if (image)
-		pid = spawn_tool(f->vout, "verify", "--image", f->img, "--journal", f->journal,
+		pid = spawn_tool(f->vout, "verify", "--image", f->lf.img, "--journal", f->journal,
 				 "--no-torn", NULL);
 	else
-		pid = spawn_tool(f->vout, "verify", "--socket", f->b.sock, "--export", "disk0",
+		pid = spawn_tool(f->vout, "verify", "--socket", f->lf.b.sock, "--export", "disk0",
 				 "--journal", f->journal, "--no-torn", NULL);
 	assert_true(pid > 0);
 	rc = wait_tool(pid, 20000);
@@ -237,7 +221,7 @@ static void test_kill_under_writes(void **state)
 
 	fprintf(stderr, "random seed %u\n", seed);
 	snprintf(wseed, sizeof(wseed), "%u", seed);
-	w = spawn_tool(f->wout, "write", "--socket", f->b.sock, "--export", "disk0",
+	w = spawn_tool(f->wout, "write", "--socket", f->lf.b.sock, "--export", "disk0",
 		       "--journal", f->journal, "--seconds", "60", "--depth", "32",
 		       "--flush-every", "16", "--blocks", "1024", "--seed", wseed, NULL);
 	f->writer = w;
@@ -249,13 +233,13 @@ static void test_kill_under_writes(void **state)
 
 		if (!journal_grows(f->journal, sz, 10000)) {
 			dump(f->wout);
-			backend_dump_log(&f->b);
+			backend_dump_log(&f->lf.b);
 			fail_msg("kill %d: the writer made no progress in 10 s", i);
 		}
 		sleep_ms(rand_r(&seed) % 400);	/* a random moment, mid-stream */
-		assert_true(WIFSIGNALED(backend_stop(&f->b, SIGKILL)));
+		assert_true(WIFSIGNALED(backend_stop(&f->lf.b, SIGKILL)));
 		sleep_ms(rand_r(&seed) % 100);	/* the writer sees a dead backend */
-		assert_int_equal(backend_restart(&f->b), 0);
+		assert_int_equal(backend_restart(&f->lf.b), 0);
 	}
 	/* And it carries on over the last instance. */
 	if (!journal_grows(f->journal, file_size(f->journal), 10000)) {
@@ -284,7 +268,7 @@ static void test_kill_under_writes(void **state)
 /* pread/pwrite 512 bytes of the image at byte offset off. */
 static void img_io(struct fx *f, off_t off, void *buf, bool write)
 {
-	int fd = open(f->img, O_RDWR | O_CLOEXEC);
+	int fd = open(f->lf.img, O_RDWR | O_CLOEXEC);
 
 	assert_true(fd >= 0);
 	if (write)
@@ -304,12 +288,12 @@ static void test_verifier_detects_damage(void **state)
 	pid_t w;
 	FILE *fp;
 
-	w = spawn_tool(f->wout, "write", "--socket", f->b.sock, "--export", "disk0",
+	w = spawn_tool(f->wout, "write", "--socket", f->lf.b.sock, "--export", "disk0",
 		       "--journal", f->journal, "--seconds", "1", "--blocks", "64", "--seed", "9",
 		       NULL);
 	assert_true(w > 0);
 	assert_int_equal(wait_tool(w, 15000), 0);	/* reaps it, or kills it after 15 s */
-	assert_int_equal(backend_stop(&f->b, SIGTERM), 0);
+	assert_int_equal(backend_stop(&f->lf.b, SIGTERM), 0);
 	assert_true(run_verify(f, true) > 0);
 
 	/* Block 3, sector 2 back to zeroes: a flushed write lost. */

@@ -17,56 +17,34 @@
 #include <cmocka.h>
 #include <linux/virtio_console.h>
 
-#include "backend-proc.h"
 #include "drv-priv.h"
-#include "xvmsg-drv.h"
+#include "loop-fixture.h"
 
 struct fx {
-	struct backend_proc b;
+	struct loop_fx lf;
 	char con_sock[100];
-	struct xvd_domain *d;
-	struct xvd_dev *dev;
 };
-
-static int teardown(void **state);
 
 static int setup(void **state)
 {
+	struct loop_fx_opts o = { .args = { "--export", "rng0:rng", "--export", NULL, "--full" },
+				  .open_domain = 1, .domain = { .log_level = XVD_LOG_WARN } };
 	struct fx *f = calloc(1, sizeof(*f));
-	struct xvd_domain_opts o = { .log_level = XVD_LOG_WARN };
 	char exp[256];
 
+	*state = f;
 	if (!f)
 		return -1;
-	*state = f;
 	/* No asserts: cmocka skips the teardown when a setup fails. */
-	SETUP_TRY(backend_setup(&f->b));
-	snprintf(f->con_sock, sizeof(f->con_sock), "%.60s/con.sock", f->b.dir);
+	SETUP_TRY(backend_setup(&f->lf.b));
+	snprintf(f->con_sock, sizeof(f->con_sock), "%.60s/con.sock", f->lf.b.dir);
 	snprintf(exp, sizeof(exp), "con0:console:socket=%s", f->con_sock);
-	SETUP_TRY(backend_start(&f->b, "--export", "rng0:rng", "--export", exp, "--full", NULL));
-	o.socket_path = f->b.sock;
-	SETUP_TRY(xvd_domain_open_loop(&o, &f->d));
+	o.args[3] = exp;
+	SETUP_TRY(loop_fx_start(&f->lf, &o));
 	return 0;
 fail:
-	backend_dump_log(&f->b);
-	teardown(state);
+	loop_fx_teardown(state);
 	return -1;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-
-	if (!f)
-		return 0;
-	if (f->dev)
-		xvd_dev_close(f->dev);
-	if (f->d)
-		xvd_domain_close(f->d);
-	backend_cleanup(&f->b);
-	free(f);
-	*state = NULL;
-	return 0;
 }
 
 static void rng_in_mode(void **state, int mode)
@@ -76,11 +54,11 @@ static void rng_in_mode(void **state, int mode)
 	static uint8_t a[65536], b[65536];
 	unsigned int i, zeros = 0;
 
-	assert_int_equal(xvd_rng_open(f->d, &o, &f->dev), 0);
+	assert_int_equal(xvd_rng_open(f->lf.d, &o, &f->lf.dev), 0);
 	memset(a, 0, sizeof(a));
 	memset(b, 0, sizeof(b));
-	assert_int_equal(xvd_rng_read(f->dev, a, sizeof(a)), (int)sizeof(a));
-	assert_int_equal(xvd_rng_read(f->dev, b, sizeof(b)), (int)sizeof(b));
+	assert_int_equal(xvd_rng_read(f->lf.dev, a, sizeof(a)), (int)sizeof(a));
+	assert_int_equal(xvd_rng_read(f->lf.dev, b, sizeof(b)), (int)sizeof(b));
 	assert_memory_not_equal(a, b, sizeof(a));
 	for (i = 0; i < sizeof(a); i++)
 		zeros += a[i] == 0;
@@ -132,19 +110,19 @@ static void console_in_mode(void **state, int mode)
 	char buf[128];
 	int sock, n, got = 0;
 
-	assert_int_equal(xvd_console_open(f->d, &o, &f->dev), 0);
+	assert_int_equal(xvd_console_open(f->lf.d, &o, &f->lf.dev), 0);
 	sock = connect_console(f->con_sock);
 	assert_true(sock >= 0);
 	/* Guest -> host.  Give the backend a moment to accept the client:
 	 * output with no client attached is dropped by design. */
 	usleep(100 * 1000);
-	assert_int_equal(xvd_console_write(f->dev, out, strlen(out)), (int)strlen(out));
+	assert_int_equal(xvd_console_write(f->lf.dev, out, strlen(out)), (int)strlen(out));
 	assert_int_equal(read_some(sock, buf, sizeof(buf), strlen(out)), (ssize_t)strlen(out));
 	assert_memory_equal(buf, out, strlen(out));
 	/* Host -> guest. */
 	assert_int_equal(write(sock, in, strlen(in)), (ssize_t)strlen(in));
 	while (got < (int)strlen(in)) {
-		n = xvd_console_read(f->dev, buf + got, sizeof(buf) - (size_t)got, 5000);
+		n = xvd_console_read(f->lf.dev, buf + got, sizeof(buf) - (size_t)got, 5000);
 		assert_true(n > 0);
 		got += n;
 	}
@@ -170,39 +148,39 @@ static void test_console_config_generation(void **state)
 	char buf[16];
 	int sock;
 
-	assert_int_equal(xvd_console_open(f->d, &o, &f->dev), 0);
+	assert_int_equal(xvd_console_open(f->lf.d, &o, &f->lf.dev), 0);
 	sock = connect_console(f->con_sock);
 	assert_true(sock >= 0);
 	usleep(100 * 1000);	/* the backend accepts the client */
-	assert_int_equal(xvd_dev_config_read(f->dev, 0, cfg, sizeof(cfg)), 0);
-	gen = f->dev->cfg_gen;
+	assert_int_equal(xvd_dev_config_read(f->lf.dev, 0, cfg, sizeof(cfg)), 0);
+	gen = f->lf.dev->cfg_gen;
 
-	assert_int_equal(xvd_dev_config_write(f->dev, emerg, ch, sizeof(ch)), 0);
-	assert_int_equal(f->dev->cfg_gen, gen + 1);
+	assert_int_equal(xvd_dev_config_write(f->lf.dev, emerg, ch, sizeof(ch)), 0);
+	assert_int_equal(f->lf.dev->cfg_gen, gen + 1);
 	memset(buf, 0, sizeof(buf));
 	assert_int_equal(read_some(sock, buf, sizeof(buf), 1), 1);
 	assert_string_equal(buf, "X");
 
 	/* Our view falls behind (another writer, say): refused, and the
 	 * response tells the current generation. */
-	f->dev->cfg_gen = gen;
+	f->lf.dev->cfg_gen = gen;
 	ch[0] = 'Y';
-	assert_int_equal(xvd_dev_config_write(f->dev, emerg, ch, sizeof(ch)), -EAGAIN);
-	assert_int_equal(f->dev->cfg_gen, gen + 1);
+	assert_int_equal(xvd_dev_config_write(f->lf.dev, emerg, ch, sizeof(ch)), -EAGAIN);
+	assert_int_equal(f->lf.dev->cfg_gen, gen + 1);
 	/* cols is read-only: refused at the current generation. */
-	assert_int_equal(xvd_dev_config_write(f->dev, 0, ch, 2), -EPERM);
-	assert_int_equal(f->dev->cfg_gen, gen + 1);
+	assert_int_equal(xvd_dev_config_write(f->lf.dev, 0, ch, 2), -EPERM);
+	assert_int_equal(f->lf.dev->cfg_gen, gen + 1);
 	/* Retried at the current generation: accepted. */
 	ch[0] = 'Z';
-	assert_int_equal(xvd_dev_config_write(f->dev, emerg, ch, sizeof(ch)), 0);
-	assert_int_equal(f->dev->cfg_gen, gen + 2);
+	assert_int_equal(xvd_dev_config_write(f->lf.dev, emerg, ch, sizeof(ch)), 0);
+	assert_int_equal(f->lf.dev->cfg_gen, gen + 2);
 	/* Only X and Z came out, then normal output follows them. */
-	assert_int_equal(xvd_console_write(f->dev, "\n", 1), 1);
+	assert_int_equal(xvd_console_write(f->lf.dev, "\n", 1), 1);
 	memset(buf, 0, sizeof(buf));
 	assert_int_equal(read_some(sock, buf, sizeof(buf), 2), 2);
 	assert_string_equal(buf, "Z\n");
 	/* emerg_wr is write-only: it reads as zero. */
-	assert_int_equal(xvd_dev_config_read(f->dev, emerg, ch, sizeof(ch)), 0);
+	assert_int_equal(xvd_dev_config_read(f->lf.dev, emerg, ch, sizeof(ch)), 0);
 	assert_memory_equal(ch, "\0\0\0\0", 4);
 	close(sock);
 }
@@ -210,11 +188,11 @@ static void test_console_config_generation(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_rng_pool, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rng_grant, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_console_pool, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_console_full, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_console_config_generation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rng_pool, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_rng_grant, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_console_pool, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_console_full, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_console_config_generation, setup, loop_fx_teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

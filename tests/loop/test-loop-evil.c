@@ -20,13 +20,13 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "backend-proc.h"
+#include "loop-fixture.h"
 #include "evil.h"
 
 struct fx {
-	struct backend_proc b;
+	struct loop_fx lf;	/* lf.d: the evil domain, also e.d */
 	struct evil_env e;
-	struct xvd_domain *wd;
+	struct xvd_domain *wd;	/* the witness's domain */
 };
 
 static const struct evil_case *current;
@@ -45,57 +45,50 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 
-	if (!f)
-		return 0;
-	if (f->e.witness)
+	if (f && f->e.witness)
 		xvd_dev_close(f->e.witness);
-	if (f->wd)
+	if (f && f->wd)
 		xvd_domain_close(f->wd);
-	if (f->e.d)
-		xvd_domain_close(f->e.d);
-	backend_cleanup(&f->b);
-	free(f);
-	*state = NULL;
-	return 0;
+	return loop_fx_teardown(state);
 }
 
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-	struct xvd_domain_opts dopts = { .log_level = XVD_LOG_ERR };
+	struct loop_fx_opts o = {
+		.disk_bytes = 4u << 20,
+		/* --full: full-outside and full-map-flood abuse full mode. */
+		.args = { "--export", NULL, "--export", "rng0:rng", "--full" },
+		.open_domain = 1, .domain = { .log_level = XVD_LOG_ERR },
+	};
 	struct xvd_dev_opts wo = { .export_name = "witness", .devid = 1,
 				   .mode = XVD_MODE_POOL, .pool_pages = 32 };
-	char img[160], wimg[160], exp[256], wexp[256];
+	struct fx *f = calloc(1, sizeof(*f));
+	char wimg[160], wexp[256];
 
+	*state = f;
 	if (!f)
 		return -1;
-	*state = f;
 	/* No asserts here: cmocka skips the teardown when a setup fails. */
-	SETUP_TRY(backend_setup(&f->b));
-	SETUP_TRY(backend_image(&f->b, "disk.img", 4u << 20, img, sizeof(img)));
-	SETUP_TRY(backend_image(&f->b, "witness.img", 1u << 20, wimg, sizeof(wimg)));
-	snprintf(exp, sizeof(exp), "disk0:blk:path=%s", img);
+	SETUP_TRY(backend_setup(&f->lf.b));
+	SETUP_TRY(backend_image(&f->lf.b, "witness.img", 1u << 20, wimg, sizeof(wimg)));
 	snprintf(wexp, sizeof(wexp), "witness:blk:path=%s", wimg);
-	/* --full: full-outside and full-map-flood abuse full mode. */
-	SETUP_TRY(backend_start(&f->b, "--export", exp, "--export", wexp,
-				"--export", "rng0:rng", "--full", NULL));
+	o.args[1] = wexp;
+	SETUP_TRY(loop_fx_start(&f->lf, &o));
+	f->e.d = f->lf.d;
 	f->e.blk_export = "disk0";
 	f->e.rng_export = "rng0";
 	f->e.blk_devid = 1;
 	f->e.rng_devid = 2;
 	f->e.spare_devid = 100;
-	f->e.backend_pid = f->b.pid;
-	f->e.socket_path = f->b.sock;
+	f->e.backend_pid = f->lf.b.pid;
+	f->e.socket_path = f->lf.b.sock;
 	f->e.log_count = log_count;
-	f->e.log_ctx = &f->b;
+	f->e.log_ctx = &f->lf.b;
 	f->e.backend_stat = stat_of;
-	dopts.socket_path = f->b.sock;
-	SETUP_TRY(xvd_domain_open_loop(&dopts, &f->e.d));
-	SETUP_TRY(xvd_domain_open_loop(&dopts, &f->wd));
+	SETUP_TRY(loop_fx_domain(&f->lf, o.domain, &f->wd));
 	SETUP_TRY(xvd_blk_open(f->wd, &wo, &f->e.witness));
 	return 0;
 fail:
-	backend_dump_log(&f->b);
 	teardown(state);
 	return -1;
 }
@@ -112,7 +105,7 @@ static void run_case(void **state)
 	if (r) {
 		print_error("evil/%s: expected %s; observed %s\n", current->name,
 			    current->expect, obs);
-		backend_dump_log(&f->b);
+		backend_dump_log(&f->lf.b);
 	} else {
 		print_message("evil/%s: %s\n", current->name, obs);
 	}

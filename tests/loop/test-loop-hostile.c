@@ -25,54 +25,18 @@
 
 #include <xvmsg/xenbus.h>
 
-#include "backend-proc.h"
-#include "xvmsg-drv.h"
-
-struct fx {
-	struct backend_proc b;
-	struct xvd_domain *d;
-	struct xvd_dev *dev;
-};
-
-static int teardown(void **state);
+#include "loop-fixture.h"
 
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-	char img[160], exp[256];
+	static const struct loop_fx_opts o = {
+		.disk_bytes = 1u << 20, .args = { "--export", "rng0:rng" },
+	};
 
-	if (!f)
-		return -1;
-	*state = f;
-	/* No asserts: cmocka skips the teardown when a setup fails. */
-	SETUP_TRY(backend_setup(&f->b));
-	SETUP_TRY(backend_image(&f->b, "disk.img", 1u << 20, img, sizeof(img)));
-	snprintf(exp, sizeof(exp), "disk0:blk:path=%s", img);
-	SETUP_TRY(backend_start(&f->b, "--export", exp, "--export", "rng0:rng", NULL));
-	return 0;
-fail:
-	backend_dump_log(&f->b);
-	teardown(state);
-	return -1;
+	return loop_fx_setup(state, sizeof(struct loop_fx), &o);
 }
 
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-
-	if (!f)
-		return 0;
-	if (f->dev)
-		xvd_dev_close(f->dev);
-	if (f->d)
-		xvd_domain_close(f->d);
-	backend_cleanup(&f->b);
-	free(f);
-	*state = NULL;
-	return 0;
-}
-
-static void open_blk(struct fx *f, int mode)
+static void open_blk(struct loop_fx *f, int mode)
 {
 	struct xvd_domain_opts dopts = { .socket_path = f->b.sock, .log_level = XVD_LOG_ERR };
 	struct xvd_dev_opts o = { .export_name = "disk0", .mode = mode, .pool_pages = 64 };
@@ -83,7 +47,7 @@ static void open_blk(struct fx *f, int mode)
 
 /* A read whose data buffer is at a raw bus address; returns the used length.
  * Header and status live in guest RAM so that every mode can map them. */
-static uint32_t read_to(struct fx *f, uint64_t bus_addr, uint32_t len)
+static uint32_t read_to(struct loop_fx *f, uint64_t bus_addr, uint32_t len)
 {
 	struct virtio_blk_outhdr *hdr;
 	uint8_t *status;
@@ -117,7 +81,7 @@ static uint32_t read_to(struct fx *f, uint64_t bus_addr, uint32_t len)
 }
 
 /* After every refusal the same device still works, and the backend lives. */
-static void still_serving(struct fx *f)
+static void still_serving(struct loop_fx *f)
 {
 	uint8_t buf[4096];
 	int status;
@@ -133,7 +97,7 @@ static void still_serving(struct fx *f)
 
 static void test_pool_refuses_outside_addresses(void **state)
 {
-	struct fx *f = *state;
+	struct loop_fx *f = *state;
 	static const uint64_t bad[] = {
 		0x1000,				/* a guest frame: RAM, not the pool */
 		XVMSG_GRANT_ADDR(0x7fff0, 0),	/* a grant far beyond the pool */
@@ -152,7 +116,7 @@ static void test_pool_refuses_outside_addresses(void **state)
 
 static void test_grant_refuses_ungranted(void **state)
 {
-	struct fx *f = *state;
+	struct loop_fx *f = *state;
 
 	open_blk(f, XVD_MODE_GRANT);
 	/* In range of the grant table, but never granted. */
@@ -169,7 +133,7 @@ static void test_grant_refuses_ungranted(void **state)
 /* A broken device does not disturb another device of the same backend. */
 static void test_other_device_unaffected(void **state)
 {
-	struct fx *f = *state;
+	struct loop_fx *f = *state;
 	struct xvd_dev_opts o = { .export_name = "rng0", .devid = 5, .mode = XVD_MODE_POOL };
 	struct xvd_dev *rng;
 	uint8_t r[64];
@@ -227,7 +191,7 @@ static int raw_call(int fd, uint32_t op, uint32_t len_field, const void *p, size
  * and other guests are served as before. */
 static void test_control_socket_garbage(void **state)
 {
-	struct fx *f = *state;
+	struct loop_fx *f = *state;
 	struct xvmsg_loop_hello hello = { htole32(99), htole32(64) };
 	struct xvmsg_loop_attach at = { .mode = htole32(0) };
 	char junk[3] = { 1, 2, 3 };
@@ -294,7 +258,7 @@ static int memfd_of(size_t size, bool seal)
  * every region must come sealed against shrinking. */
 static void test_unsealed_memory_refused(void **state)
 {
-	struct fx *f = *state;
+	struct loop_fx *f = *state;
 	struct xvmsg_loop_hello hello = { htole32(XVMSG_LOOP_VERSION), htole32(64) };
 	struct xvmsg_loop_region reg = { htole64(0x1000), htole64(4) };
 	int fd = raw_connect(f->b.sock), m;
@@ -319,11 +283,11 @@ static void test_unsealed_memory_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_pool_refuses_outside_addresses, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_grant_refuses_ungranted, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_other_device_unaffected, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_control_socket_garbage, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unsealed_memory_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pool_refuses_outside_addresses, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_grant_refuses_ungranted, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_other_device_unaffected, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_control_socket_garbage, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_unsealed_memory_refused, setup, loop_fx_teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -21,63 +21,21 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
-#include "backend-proc.h"
-#include "xvmsg-drv.h"
-
-struct fx {
-	struct backend_proc b;
-	char img[160];
-	struct xvd_domain *d;
-	struct xvd_dev *dev;
-};
-
-static int teardown(void **state);
+#include "loop-fixture.h"
 
 /* A backend with the default options, or with --full. */
-static int setup_with(void **state, const char *extra)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-	char exp[256];
-
-	if (!f)
-		return -1;
-	*state = f;
-	/* No asserts: cmocka skips the teardown when a setup fails. */
-	SETUP_TRY(backend_setup(&f->b));
-	SETUP_TRY(backend_image(&f->b, "disk.img", 4u << 20, f->img, sizeof(f->img)));
-	snprintf(exp, sizeof(exp), "disk0:blk:path=%s", f->img);
-	SETUP_TRY(backend_start(&f->b, "--export", exp, extra, NULL));
-	return 0;
-fail:
-	backend_dump_log(&f->b);
-	teardown(state);
-	return -1;
-}
-
 static int setup(void **state)
 {
-	return setup_with(state, NULL);
+	static const struct loop_fx_opts o = { .disk_bytes = 4u << 20 };
+
+	return loop_fx_setup(state, sizeof(struct loop_fx), &o);
 }
 
 static int setup_full(void **state)
 {
-	return setup_with(state, "--full");
-}
+	static const struct loop_fx_opts o = { .disk_bytes = 4u << 20, .args = { "--full" } };
 
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-
-	if (!f)
-		return 0;
-	if (f->dev)
-		xvd_dev_close(f->dev);
-	if (f->d)
-		xvd_domain_close(f->d);
-	backend_cleanup(&f->b);
-	free(f);
-	*state = NULL;
-	return 0;
+	return loop_fx_setup(state, sizeof(struct loop_fx), &o);
 }
 
 /* Inode of this process's memfd called name, from /proc/self/maps. */
@@ -151,7 +109,7 @@ static int fds_of_inode(pid_t pid, unsigned long ino)
 	return n;
 }
 
-static void run_io(struct fx *f, int mode)
+static void run_io(struct loop_fx *f, int mode)
 {
 	struct xvd_domain_opts dopts = { .socket_path = f->b.sock, .ram_pages = 4096,
 					 .log_level = XVD_LOG_WARN };
@@ -170,7 +128,7 @@ static void run_io(struct fx *f, int mode)
 
 static void test_pool_mode_reaches_only_the_pool(void **state)
 {
-	struct fx *f = *state;
+	struct loop_fx *f = *state;
 	unsigned long ram, dev;
 
 	run_io(f, XVD_MODE_POOL);
@@ -187,7 +145,7 @@ static void test_pool_mode_reaches_only_the_pool(void **state)
 
 static void test_grant_mode_gets_ram(void **state)
 {
-	struct fx *f = *state;
+	struct loop_fx *f = *state;
 	unsigned long ram;
 
 	run_io(f, XVD_MODE_GRANT);
@@ -199,7 +157,7 @@ static void test_grant_mode_gets_ram(void **state)
 
 static void test_full_mode_maps_ram(void **state)
 {
-	struct fx *f = *state;
+	struct loop_fx *f = *state;
 	unsigned long ram;
 
 	run_io(f, XVD_MODE_FULL);
@@ -212,7 +170,7 @@ static void test_full_mode_maps_ram(void **state)
  * backend, and pool mode works as before. */
 static void test_full_mode_off_by_default(void **state)
 {
-	struct fx *f = *state;
+	struct loop_fx *f = *state;
 	struct xvd_domain_opts dopts = { .socket_path = f->b.sock, .ram_pages = 4096,
 					 .log_level = -1 };
 	struct xvd_dev_opts o = { .export_name = "disk0", .mode = XVD_MODE_FULL };
@@ -232,10 +190,10 @@ static void test_full_mode_off_by_default(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_pool_mode_reaches_only_the_pool, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_grant_mode_gets_ram, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_full_mode_maps_ram, setup_full, teardown),
-		cmocka_unit_test_setup_teardown(test_full_mode_off_by_default, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pool_mode_reaches_only_the_pool, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_grant_mode_gets_ram, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_full_mode_maps_ram, setup_full, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_full_mode_off_by_default, setup, loop_fx_teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

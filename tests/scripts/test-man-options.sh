@@ -4,7 +4,8 @@
 # long and short, so that neither falls behind when an option is added.
 set -u
 # The tree: XVMSG_TOP (make check-unit sets it), else this script's; the
-# programs: XVMSG_BIN, else build/bin.
+# programs: XVMSG_BIN, else build/bin.  XVMSG_XEN=0: built without Xen, so
+# there is no xvmsg-ctl to ask.
 top=${XVMSG_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 bin=${XVMSG_BIN:-$top/build/bin}
 
@@ -31,6 +32,9 @@ same() {
 	fi
 }
 for prog in xvmsg-backend xvmsg-ctl; do
+	if [ "$prog" = xvmsg-ctl ] && [ "${XVMSG_XEN:-1}" = 0 ]; then
+		echo "  SKIP    $prog: built without Xen"; continue
+	fi
 	page=$top/docs/man/$prog.8
 	if [ ! -x "$bin/$prog" ] || [ ! -f "$page" ]; then
 		echo "  FAIL    $prog: no $bin/$prog or no $page"; fail=$((fail + 1)); continue
