@@ -580,7 +580,7 @@ static void toctou_note(struct toctou_count *t, const struct vmsg *m, unsigned i
 		return;
 	}
 	t->resp++;
-	if (xvmsg_classify(m, tok, m->hdr.msg_id) == XVMSG_V_BAD)	/* header */
+	if (xvmsg_classify(m, tok, m->hdr.msg_id, XVMSG_MSG_REV_1) == XVMSG_V_BAD)	/* header */
 		t->badhdr++;
 	if (tok & 0x8000)
 		t->scribbled++;
