@@ -120,24 +120,12 @@ static void test_error_cleared_on_new_attempt(void **state)
 #define RB_MSG_REF		8	/* the message page: frame 0 */
 #define RB_POOL_REF	16	/* the pool: frames 1..8 */
 
+static const char *connect_rev(struct t *t, const char *rev);
+
 /* Connect an rng device; returns the message page as the frontend sees it. */
 static struct xvmsg_msg_page *connect_rng(struct t *t)
 {
-	fakebus_grant(&t->fb, RB_MSG_REF, 0, 1, false);
-	fakebus_grant(&t->fb, RB_POOL_REF, 1, 8, false);
-	put(t, BE "/frontend-id", "5");
-	put(t, BE "/type", "rng");
-	put(t, BE "/frontend", FE);
-	put(t, FE "/state", "1");
-	assert_int_equal(xvb_conn_create(&t->be, 5, 0, &t->c), 0);
-	assert_string_equal(get(t, BE "/state"), "2");
-	put(t, FE "/msg-ref", "8");
-	put(t, FE "/event-channel", "3");
-	put(t, FE "/pool-ref", "16");
-	put(t, FE "/pool-pages", "8");
-	put(t, FE "/state", "3");
-	xvb_conn_changed(t->c);
-	assert_string_equal(get(t, BE "/state"), "4");
+	assert_string_equal(connect_rev(t, NULL), "4");
 	return (struct xvmsg_msg_page *)t->fb.mem;
 }
 
