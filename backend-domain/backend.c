@@ -26,6 +26,7 @@ int xvb_backend_init(struct xvb_backend *be, struct xvb_bus *bus, struct xvb_evl
 	be->pend_run.cb = xvb_conn_run_pending;
 	be->pend_run.arg = be;
 	be->msg_budget = XVB_MSG_BUDGET;
+	be->msg_revs = XVMSG_MSG_REVS_ALL;
 	be->chain_budget = XVB_CHAIN_BUDGET;
 	return 0;
 }

@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xvmsg/wire.h>
+
 #include "config.h"
 #include "core.h"
 #include "fault.h"
@@ -35,6 +37,7 @@ void xvb_config_defaults(struct xvb_config *cfg)
 	 * for (main() keeps the Xen bus's default, where it also needs the
 	 * foreign-mapping privilege of dom0). */
 	cfg->allow_full = false;
+	cfg->msg_revs = XVMSG_MSG_REVS_ALL;
 }
 
 static bool valid_name(const char *s, size_t max)
@@ -339,6 +342,8 @@ static void usage(FILE *out, const char *prog)
 "      --max-guest-store-bytes N\n"
 "                           loop bus: bytes of paths and values of those keys\n"
 "                           (default 262144)\n"
+"      --msg-revision LIST  virtio-msg message layouts to offer, e.g. 1,2\n"
+"                           (default: every one known, 1,2; docs/protocol.md)\n"
 "      --stats-on-exit      print per-device counters when stopping\n"
 "      --fault NAME         misbehave on purpose, to test guests (never in\n"
 "                           production; docs/backend.md says what each does):\n"
@@ -361,7 +366,7 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 			  char *err, size_t errlen)
 {
 	enum { OPT_NO_FULL = 256, OPT_FULL, OPT_STATS, OPT_POLL, OPT_FAULT, OPT_GUEST_FDS,
-	       OPT_GUEST_MAPS, OPT_GUEST_KEYS, OPT_GUEST_STORE };
+	       OPT_GUEST_MAPS, OPT_GUEST_KEYS, OPT_GUEST_STORE, OPT_MSG_REV };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "bus", required_argument, NULL, 'b' },
@@ -376,6 +381,7 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 		{ "max-guest-keys", required_argument, NULL, OPT_GUEST_KEYS },
 		{ "max-guest-store-bytes", required_argument, NULL, OPT_GUEST_STORE },
 		{ "fault", required_argument, NULL, OPT_FAULT },
+		{ "msg-revision", required_argument, NULL, OPT_MSG_REV },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -450,6 +456,17 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 				return -EINVAL;
 			}
 			cfg->fault = i;
+			break;
+		}
+		case OPT_MSG_REV: {
+			uint32_t m;
+
+			if (xvmsg_parse_revisions(optarg, &m) || (m & ~XVMSG_MSG_REVS_ALL)) {
+				snprintf(err, errlen, "--msg-revision must list revisions of %d..%d, "
+					 "such as 1,2", XVMSG_MSG_REV_MIN, XVMSG_MSG_REV_MAX);
+				return -EINVAL;
+			}
+			cfg->msg_revs = m;
 			break;
 		}
 		case 'l':

@@ -4,6 +4,7 @@
 #define XVB_CONFIG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "device.h"
@@ -24,6 +25,7 @@ struct xvb_config {
 	unsigned int max_guest_keys;	/* loop bus per-guest store quota, 0 = default */
 	unsigned int max_guest_store_bytes;
 	int fault;			/* XVB_FAULT_*, for testing guests */
+	uint32_t msg_revs;		/* message layout revisions offered (bit r) */
 	unsigned int nexports;
 	struct xvb_export exports[XVB_MAX_EXPORTS];
 };

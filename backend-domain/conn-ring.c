@@ -159,15 +159,22 @@ static void handle_bus_msg(struct xvb_conn *c, const struct vmsg *req, struct vm
 		return;		/* bus events from the driver: none defined */
 	memset(resp, 0, sizeof(*resp));
 	switch (req->hdr.msg_id) {
-	case VMSG_BUS_GET_DEVICES: {
-		struct vmsg_bus_get_devices_resp *r = (void *)resp->payload;
+	case VMSG_BUS_GET_DEVICES:
+		/* One window of 256 device numbers from 0, no more after it. */
+		if (c->vdev.msg_rev >= XVMSG_MSG_REV_2) {
+			struct vmsg_bus_get_devices_resp_v2 *r = (void *)resp->payload;
 
-		r->offset = 0;
-		r->count = htole16(8 * sizeof(r->bitmap));
-		r->bitmap[0] = 1u << XVMSG_DEV_NUM;
-		*rsize = sizeof(*r);
+			r->count = htole16(8 * sizeof(r->bitmap));
+			r->bitmap[0] = 1u << XVMSG_DEV_NUM;
+			*rsize = sizeof(*r);
+		} else {
+			struct vmsg_bus_get_devices_resp *r = (void *)resp->payload;
+
+			r->count = htole16(8 * sizeof(r->bitmap));
+			r->bitmap[0] = 1u << XVMSG_DEV_NUM;
+			*rsize = sizeof(*r);
+		}
 		break;
-	}
 	case VMSG_BUS_PING:
 		*rsize = 0;
 		break;

@@ -288,16 +288,81 @@ static int bind_port(struct xvb_conn *c, uint32_t remote, int q, uint32_t *local
 	return rc;
 }
 
+/* "1,2" for a revision mask. */
+static void revs_str(uint32_t mask, char *buf, size_t len)
+{
+	size_t n = 0;
+	unsigned int r;
+
+	buf[0] = '\0';
+	for (r = XVMSG_MSG_REV_MIN; r <= XVMSG_MSG_REV_MAX && n < len; r++)
+		if (mask & (1u << r))
+			n += (size_t)snprintf(buf + n, len - n, "%s%u", n ? "," : "", r);
+}
+
+/*
+ * Announce the message layout revisions we speak (before InitWait).  Only
+ * revision 1: no key, exactly as a backend before revisions; a key an
+ * earlier instance left goes.
+ */
+static void announce_revisions(struct xvb_conn *c)
+{
+	struct xvb_bus *bus = c->be->bus;
+	char revs[32], path[256];
+
+	if (c->be->msg_revs == 1u << XVMSG_MSG_REV_1) {
+		snprintf(path, sizeof(path), "%s/%s", c->bepath, XVMSG_XS_MSG_REVISIONS);
+		bus->ops->store_rm(bus, path);
+		snprintf(path, sizeof(path), "%s/%s", c->bepath, XVMSG_XS_TRANSPORT_FEATURES);
+		bus->ops->store_rm(bus, path);
+		return;
+	}
+	revs_str(c->be->msg_revs, revs, sizeof(revs));
+	wr(c, XVMSG_XS_MSG_REVISIONS, "%s", revs);
+	wr(c, XVMSG_XS_TRANSPORT_FEATURES, "%u", VMSG_TF_STRICT_CONFIG_GENERATION);
+}
+
+/* The layout revision the frontend chose (msg-revision; absent: 1), if we
+ * speak it: 0 and *rev, or -EPROTONOSUPPORT with why saying so. */
+static int frontend_revision(struct xvb_conn *c, unsigned int *rev, char *why, size_t whylen)
+{
+	char revs[32];
+	uint32_t v;
+	int rc = rd_u32(c, c->fepath, XVMSG_XS_MSG_REVISION, &v);
+
+	if (rc == -ENOENT)
+		v = XVMSG_MSG_REV_1;
+	else if (rc)
+		v = 0;
+	if (xvmsg_rev_known(v) && (c->be->msg_revs & (1u << v))) {
+		*rev = v;
+		return 0;
+	}
+	revs_str(c->be->msg_revs, revs, sizeof(revs));
+	if (rc == -ENOENT)
+		snprintf(why, whylen, "frontend writes no %s, so it speaks virtio-msg layout "
+			 "revision 1 only; this backend speaks %s (--msg-revision)",
+			 XVMSG_XS_MSG_REVISION, revs);
+	else
+		snprintf(why, whylen, "frontend chose virtio-msg layout revision %s%u; this "
+			 "backend speaks %s (--msg-revision)", rc ? "(not a number) " : "", v,
+			 revs);
+	return -EPROTONOSUPPORT;
+}
+
 static int connect_frontend(struct xvb_conn *c, char *why, size_t whylen)
 {
 	struct xvb_bus *bus = c->be->bus;
 	uint32_t msg_ref, port, pool_ref = 0, pool_pages = 0, nq = 0, i;
+	unsigned int rev = XVMSG_MSG_REV_1;
 	char mode[16], key[32];
 	uint64_t ref;
 	void *page;
 	int rc;
 
 #define BAD(...) do { snprintf(why, whylen, __VA_ARGS__); return rc ? rc : -EINVAL; } while (0)
+	if ((rc = frontend_revision(c, &rev, why, whylen)))
+		return rc;
 	rc = rd(c, c->fepath, XVMSG_XS_MODE, mode, sizeof(mode));
 	if (rc == 0 && strcmp(mode, xvmsg_mode_name(c->mode)))
 		BAD("frontend uses mode '%s', toolstack set '%s'", mode, xvmsg_mode_name(c->mode));
@@ -354,14 +419,16 @@ static int connect_frontend(struct xvb_conn *c, char *why, size_t whylen)
 		goto err_unbind;
 	}
 	xvb_vdev_set_mapcache(&c->vdev, &c->mc);
+	c->vdev.msg_rev = rev;
 	xvb_conn_ring_start(c);
 	c->connected = true;
 	if (c->fault)
 		xvb_fault_connected(c->fault, &c->vdev, c->b2d_prod);
-	xvb_info(c->be->log, "%s: connected, mode %s%s%.0u%s, %u queue channels", c->name,
+	xvb_info(c->be->log, "%s: connected, mode %s%s%.0u%s, %u queue channels, "
+		 "message layout revision %u", c->name,
 		 xvmsg_mode_name(c->mode), c->mode == XVMSG_MODE_POOL ? " (" : "",
 		 c->mode == XVMSG_MODE_POOL ? pool_pages : 0,
-		 c->mode == XVMSG_MODE_POOL ? " pages)" : "", c->nvq_ports);
+		 c->mode == XVMSG_MODE_POOL ? " pages)" : "", c->nvq_ports, rev);
 	return 0;
 
 err_unbind:
@@ -371,6 +438,17 @@ err_unmap:
 	c->msg = NULL;
 	return rc ? rc : -EINVAL;
 #undef BAD
+}
+
+/* A frontend that closes before it connected may say why in its own error
+ * key (no common message layout revision): into our log with it. */
+static void frontend_gave_up(struct xvb_conn *c)
+{
+	char err[200];
+
+	if (c->state == XVMSG_STATE_INITWAIT &&
+	    rd(c, c->fepath, XVMSG_XS_HOTPLUG_ERROR, err, sizeof(err)) == 0)
+		xvb_err(c->be->log, "%s: frontend gave up: %s", c->name, err);
 }
 
 void xvb_conn_changed(struct xvb_conn *c)
@@ -416,11 +494,13 @@ void xvb_conn_changed(struct xvb_conn *c)
 		serve(c, true, 0);	/* it may have queued requests already */
 		break;
 	case XVMSG_STATE_CLOSING:
+		frontend_gave_up(c);
 		disconnect(c);
 		set_state(c, XVMSG_STATE_CLOSING);
 		set_state(c, XVMSG_STATE_CLOSED);
 		break;
 	default:	/* Closed, Unknown, missing, nonsense */
+		frontend_gave_up(c);
 		disconnect(c);
 		if (c->state == XVMSG_STATE_CONNECTED)
 			set_state(c, XVMSG_STATE_CLOSING);
@@ -516,6 +596,7 @@ int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struc
 	xvb_vdev_init(&c->vdev, c->ops, c->priv, tp, tp_ctx, &c->stats, be->log, c->name);
 	wr(c, XVMSG_XS_MAX_QUEUES, "%u", c->vdev.nvqs);
 	wr(c, XVMSG_XS_MAX_POOL, "%u", c->max_pool);
+	announce_revisions(c);
 	be->bus->ops->store_watch(be->bus, c->fepath);
 	clear_error(c);			/* left by an earlier backend instance */
 	set_state(c, XVMSG_STATE_INITWAIT);

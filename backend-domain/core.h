@@ -225,6 +225,8 @@ struct xvb_vdev {
 	uint64_t dev_features, drv_features;
 	bool drv_unknown_features;	/* driver set bits beyond the 64 we know */
 	uint32_t config_gen;
+	unsigned int msg_rev;		/* layout revision (msg.h), set at connect */
+	uint64_t vq_on;			/* enabled queues (bit q); rev 1: size != 0 */
 	bool activated;
 	bool broken;
 	bool budgeted;			/* in a call: chain_budget applies */
@@ -285,6 +287,7 @@ struct xvb_backend {
 	uint32_t nports;
 	bool stopping;
 	int fault;			/* XVB_FAULT_* (fault.h): testing the guest only */
+	uint32_t msg_revs;		/* message layout revisions offered (bit r) */
 };
 
 int xvb_backend_init(struct xvb_backend *be, struct xvb_bus *bus, struct xvb_evloop *loop,

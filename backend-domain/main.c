@@ -213,6 +213,7 @@ int main(int argc, char **argv)
 	}
 	xvb_backend_init(&app.be, app.bus, loop, &app.log, models);
 	app.be.fault = cfg.fault;
+	app.be.msg_revs = cfg.msg_revs;
 	if (cfg.fault)
 		xvb_warn(&app.log, "fault injection on (--fault): this backend lies to its guests");
 	rc = xvb_evloop_add(loop, app.bus->ops->get_fd(app.bus), EPOLLIN, on_bus, &app);

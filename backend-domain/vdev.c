@@ -23,6 +23,7 @@
 #define REQUIRED_FEATURES ((1ULL << VMSG_F_VERSION_1) | (1ULL << VMSG_F_ACCESS_PLATFORM))
 #define FEATURE_BLOCKS 2	/* we know 64 feature bits */
 #define BAD_CHAIN_LOG_LIMIT 10
+#define XVB_VENDOR_ID 0x584d5658	/* "XVMX" */
 
 void xvb_vdev_init(struct xvb_vdev *d, const struct xvb_model_ops *ops, void *priv,
 		   const struct xvb_vdev_transport *tp, void *tp_ctx,
@@ -38,6 +39,7 @@ void xvb_vdev_init(struct xvb_vdev *d, const struct xvb_model_ops *ops, void *pr
 	d->stats = stats;
 	d->log = log;
 	d->name = name;
+	d->msg_rev = XVMSG_MSG_REV_1;	/* until a frontend says otherwise */
 	d->nvqs = ops->num_queues < XVMSG_MAX_QUEUES ? ops->num_queues : XVMSG_MAX_QUEUES;
 	d->dev_features = TRANSPORT_FEATURES | (ops->features ? ops->features(priv) : 0);
 	for (q = 0; q < d->nvqs; q++)
@@ -79,6 +81,7 @@ void xvb_vdev_reset(struct xvb_vdev *d)
 		vq->size = 0;
 		vq->desc_addr = vq->avail_addr = vq->used_addr = 0;
 	}
+	d->vq_on = 0;
 	d->status = 0;
 	d->drv_features = 0;
 	d->drv_unknown_features = false;
@@ -229,15 +232,27 @@ uint64_t xvb_vdev_work(const struct xvb_vdev *d)
 
 static int h_device_info(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8_t *out)
 {
-	struct vmsg_device_info_resp *r = (void *)out;
+	if (d->msg_rev >= XVMSG_MSG_REV_2) {
+		struct vmsg_device_info_resp_v2 *r = (void *)out;
 
-	memset(r, 0, sizeof(*r));
-	r->device_id = htole32(d->ops->device_id);
-	r->vendor_id = htole32(0x584d5658);	/* "XVMX" */
-	r->num_feature_bits = htole32(32 * FEATURE_BLOCKS);
-	r->config_size = htole32(d->ops->config_size);
-	r->max_vqs = htole32(d->nvqs);
-	return sizeof(*r);
+		memset(r, 0, sizeof(*r));	/* nil device_uuid, no admin queues */
+		r->device_id = htole32(d->ops->device_id);
+		r->vendor_id = htole32(XVB_VENDOR_ID);
+		r->num_feature_blocks = htole32(FEATURE_BLOCKS);
+		r->config_size = htole32(d->ops->config_size);
+		r->max_vqs = htole32(d->nvqs);
+		return sizeof(*r);
+	} else {
+		struct vmsg_device_info_resp *r = (void *)out;
+
+		memset(r, 0, sizeof(*r));
+		r->device_id = htole32(d->ops->device_id);
+		r->vendor_id = htole32(XVB_VENDOR_ID);
+		r->num_feature_bits = htole32(32 * FEATURE_BLOCKS);
+		r->config_size = htole32(d->ops->config_size);
+		r->max_vqs = htole32(d->nvqs);
+		return sizeof(*r);
+	}
 }
 
 /*
@@ -331,7 +346,7 @@ static void activate(struct xvb_vdev *d)
 		return;
 	}
 	for (q = 0; q < d->nvqs; q++) {
-		if (!d->vq[q].size)
+		if (!d->vq[q].size || !(d->vq_on & (1ULL << q)))
 			continue;
 		rc = xvb_vq_start(&d->vq[q], d->mc, ev, ind);
 		if (rc) {
@@ -412,21 +427,28 @@ static int h_get_vqueue(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8
 		r->desc_addr = htole64(d->vq[q].desc_addr);
 		r->driver_addr = htole64(d->vq[q].avail_addr);
 		r->device_addr = htole64(d->vq[q].used_addr);
+		if (d->msg_rev >= XVMSG_MSG_REV_2 && (d->vq_on & (1ULL << q)))
+			r->flags = htole32(VMSG_VQ_F_ENABLED);
 	}
 	return sizeof(*r);
 }
 
 /*
  * SET_VQUEUE is checked whole before anything changes: a refused one leaves
- * the queue as it was (size and addresses), an accepted one replaces all of
- * it, and size 0 disables the queue (GET_VQUEUE still shows the addresses).
+ * the queue as it was (size, addresses, enabled), an accepted one replaces
+ * all of it.  Revision 1: size 0 disables the queue (GET_VQUEUE still shows
+ * the addresses), any other size enables it.  Revision 2: flags bits 1:0
+ * say whether the queue ends up enabled (KEEP_DISABLED, ENABLE, KEEP; 3 is
+ * refused), bits 2..5 keep the current size or address instead of the
+ * request's; an enabled queue needs a size, a disabled one may have 0.
  */
 static int h_set_vqueue(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8_t *out)
 {
 	struct vmsg_set_vqueue_req r;
-	uint64_t desc, avail, used;
-	uint32_t q, size;
+	uint64_t desc, avail, used, bit;
+	uint32_t q, size, flags = 0, op;
 	struct xvb_vq *vq;
+	bool on;
 
 	if (len < sizeof(r))
 		return -1;
@@ -439,14 +461,37 @@ static int h_set_vqueue(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8
 		return 0;
 	}
 	vq = &d->vq[q];
-	if (size == 0) {
-		vq->size = 0;
-		return 0;
-	}
+	bit = 1ULL << q;
 	desc = le64toh(r.desc_addr);
 	avail = le64toh(r.driver_addr);
 	used = le64toh(r.device_addr);
-	if ((size & (size - 1)) || size > vq->max_size || !d->mc ||
+	if (d->msg_rev >= XVMSG_MSG_REV_2) {
+		flags = le32toh(r.flags);
+		op = flags & VMSG_SET_VQ_STATE_MASK;
+		if (op != VMSG_SET_VQ_KEEP_DISABLED && op != VMSG_SET_VQ_ENABLE &&
+		    op != VMSG_SET_VQ_KEEP) {
+			xvb_warn(d->log, "%s: queue %u: SET_VQUEUE flags 0x%x name no state: "
+				 "refused, queue unchanged", d->name, q, flags);
+			return 0;
+		}
+		on = op == VMSG_SET_VQ_ENABLE || (op == VMSG_SET_VQ_KEEP && (d->vq_on & bit));
+		if (flags & VMSG_SET_VQ_IGNORE_SIZE)
+			size = vq->size;
+		if (flags & VMSG_SET_VQ_IGNORE_DESC)
+			desc = vq->desc_addr;
+		if (flags & VMSG_SET_VQ_IGNORE_DRIVER)
+			avail = vq->avail_addr;
+		if (flags & VMSG_SET_VQ_IGNORE_DEVICE)
+			used = vq->used_addr;
+	} else {
+		on = size != 0;
+	}
+	if (size == 0 && !on) {
+		vq->size = 0;
+		d->vq_on &= ~bit;
+		return 0;
+	}
+	if (size == 0 || (size & (size - 1)) || size > vq->max_size || !d->mc ||
 	    xvb_mc_check(d->mc, desc, 16ULL * size) ||
 	    xvb_mc_check(d->mc, avail, 6 + 2ULL * size) ||
 	    xvb_mc_check(d->mc, used, 6 + 8ULL * size) ||
@@ -459,6 +504,7 @@ static int h_set_vqueue(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8
 	vq->avail_addr = avail;
 	vq->used_addr = used;
 	vq->size = (uint16_t)size;
+	d->vq_on = on ? d->vq_on | bit : d->vq_on & ~bit;
 	return 0;
 }
 
@@ -472,15 +518,24 @@ static int h_reset_vqueue(struct xvb_vdev *d, const uint8_t *in, size_t len, uin
 	return 0;
 }
 
+/* No shared memory regions: every one has length 0. */
 static int h_get_shm(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8_t *out)
 {
-	struct vmsg_get_shm_resp *r = (void *)out;
-
 	if (len < 4)
 		return -1;
-	memset(r, 0, sizeof(*r));
-	memcpy(&r->index, in, 4);
-	return sizeof(*r);
+	if (d->msg_rev >= XVMSG_MSG_REV_2) {
+		struct vmsg_get_shm_resp_v2 *r = (void *)out;
+
+		memset(r, 0, sizeof(*r));
+		memcpy(&r->shmid, in, 4);
+		return sizeof(*r);
+	} else {
+		struct vmsg_get_shm_resp *r = (void *)out;
+
+		memset(r, 0, sizeof(*r));
+		memcpy(&r->index, in, 4);
+		return sizeof(*r);
+	}
 }
 
 static int h_get_config(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8_t *out)

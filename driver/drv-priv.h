@@ -211,6 +211,8 @@ struct xvd_dev {
 	bool ring_broken;		/* message ring unusable: only close helps */
 	bool attached, granted;
 	int fe_state;			/* XenbusState we last wrote */
+	unsigned int msg_rev;		/* message layout revision (msg.h) */
+	bool msg_rev_key;		/* the backend announced its: write ours */
 
 	struct drv_mem region;		/* message page + pool */
 	uint32_t msg_ref, pool_ref;

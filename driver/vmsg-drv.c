@@ -132,7 +132,8 @@ static void dev_bus_msg(struct xvd_dev *dev, const struct vmsg *m)
  * (xvmsg_classify); a second response to one request is stale. */
 static void dev_handle_msg(struct xvd_dev *dev, const struct vmsg *m)
 {
-	switch (xvmsg_classify(m, dev->resp_ready ? 0 : dev->wait_token, dev->wait_id)) {
+	switch (xvmsg_classify(m, dev->resp_ready ? 0 : dev->wait_token, dev->wait_id,
+			       dev->msg_rev)) {
 	case XVMSG_V_RESPONSE:
 		dev->resp = *m;
 		dev->resp_ready = true;
@@ -295,7 +296,7 @@ static int negotiate(struct xvd_dev *dev)
 	r = vmsg_call(dev, VMSG_GET_DEVICE_INFO, NULL, 0, &m);
 	if (r < 0)
 		return r;
-	if (xvmsg_check_device_info(&m, &info)) {
+	if (xvmsg_check_device_info(&m, dev->msg_rev, &info)) {
 		xvd_dev_fail(dev, "bad GET_DEVICE_INFO response");
 		return -EIO;
 	}
@@ -350,7 +351,7 @@ static int negotiate(struct xvd_dev *dev)
 static int setup_queue(struct xvd_dev *dev, unsigned int q)
 {
 	struct vmsg_vq_index idx = { htole32(q) };
-	struct vmsg_set_vqueue_req sv = { 0 };
+	struct vmsg_set_vqueue_req sv;
 	struct xvd_vq *vq = &dev->vq[q];
 	struct xvmsg_vq_info vi;
 	unsigned int max, size;
@@ -360,7 +361,7 @@ static int setup_queue(struct xvd_dev *dev, unsigned int q)
 	r = vmsg_call(dev, VMSG_GET_VQUEUE, &idx, sizeof(idx), &m);
 	if (r < 0)
 		return r;
-	if (xvmsg_check_vqueue(&m, q, &vi)) {
+	if (xvmsg_check_vqueue(&m, q, dev->msg_rev, &vi)) {
 		xvd_dev_fail(dev, "GET_VQUEUE answered for another queue");
 		return -EIO;
 	}
@@ -386,11 +387,8 @@ static int setup_queue(struct xvd_dev *dev, unsigned int q)
 	vq->indirect = dev->features & (1ULL << VIRTIO_RING_F_INDIRECT_DESC);
 	if (dev->o.indirect_min)
 		vq->indirect_min = dev->o.indirect_min;
-	sv.index = htole32(q);
-	sv.size = htole32(size);
-	sv.desc_addr = htole64(vq->desc_addr);
-	sv.driver_addr = htole64(vq->avail_addr);
-	sv.device_addr = htole64(vq->used_addr);
+	xvmsg_build_set_vqueue(&sv, dev->msg_rev, q, size, vq->desc_addr, vq->avail_addr,
+			       vq->used_addr);
 	return vmsg_call(dev, VMSG_SET_VQUEUE, &sv, sizeof(sv), &m);
 }
 
@@ -469,6 +467,11 @@ int xvd_dev_error(const struct xvd_dev *dev)
 uint64_t xvd_dev_features(const struct xvd_dev *dev)
 {
 	return dev->features;
+}
+
+unsigned int xvd_dev_msg_revision(const struct xvd_dev *dev)
+{
+	return dev->msg_rev;
 }
 
 unsigned int xvd_dev_queue_size(const struct xvd_dev *dev, unsigned int q)

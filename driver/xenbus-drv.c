@@ -9,6 +9,8 @@
  *   event-channel        port of the message rings
  *   pool-ref, pool-pages first of pool-pages consecutive RW refs; both 0
  *                        outside pool mode
+ *   msg-revision         the message layout chosen from the backend's
+ *                        msg-revisions (not written when it announced none)
  *   num-queues           queues the device type uses (<= max-queues)
  *   vq-<n>-event-channel port of queue n, n < num-queues
  *   state                XenbusState
@@ -262,13 +264,60 @@ static void revoke_region(struct xvd_dev *dev)
 	dev->granted = false;
 }
 
+/*
+ * The message layout revision: the highest one both we (o.msg_revisions)
+ * and the backend (msg-revisions; absent: 1) speak.  None: say why in our
+ * error key and the log, go Closed, -EPROTONOSUPPORT.  Speaking only 1 we
+ * behave as drivers before revisions: no key read or written.
+ */
+static int pick_revision(struct xvd_dev *dev)
+{
+	struct drv_bus *bus = dev->dom->bus;
+	uint32_t ours = dev->o.msg_revisions ? dev->o.msg_revisions : XVMSG_MSG_REVS_ALL;
+	uint32_t theirs = 1u << XVMSG_MSG_REV_1;
+	char buf[64], why[256];
+	int r, rev;
+
+	dev->msg_rev = XVMSG_MSG_REV_1;
+	dev->msg_rev_key = false;
+	if (ours == 1u << XVMSG_MSG_REV_1)
+		return 0;
+	r = bus->ops->store_read(bus, dev->o.devid, XVMSG_XS_MSG_REVISIONS, buf, sizeof(buf));
+	if (r == 0 && xvmsg_parse_revisions(buf, &theirs)) {
+		snprintf(why, sizeof(why), "backend key %s '%.32s' is no list of revisions",
+			 XVMSG_XS_MSG_REVISIONS, buf);
+		theirs = 0;
+	} else if (r && r != -ENOENT) {
+		return xvd_bus_result(dev->dom, r);
+	}
+	rev = xvmsg_pick_revision(ours, theirs);
+	if (rev < 0) {
+		if (theirs)
+			snprintf(why, sizeof(why), "no common virtio-msg message layout revision: "
+				 "backend speaks %.40s, this driver 0x%x (bit r = revision r)",
+				 r == 0 ? buf : "1 (no msg-revisions key)", ours);
+		dev_log(dev, XVD_LOG_ERR, "%s", why);
+		bus->ops->store_write(bus, dev->o.devid, XVMSG_XS_HOTPLUG_ERROR, why);
+		fe_state(dev, XVMSG_STATE_CLOSED);
+		return -EPROTONOSUPPORT;
+	}
+	dev->msg_rev = (unsigned int)rev;
+	dev->msg_rev_key = r == 0;
+	dev_log(dev, XVD_LOG_DEBUG, "message layout revision %d", rev);
+	return 0;
+}
+
 static int publish(struct xvd_dev *dev)
 {
 	struct drv_bus *bus = dev->dom->bus;
-	int r;
+	int r = 0;
 
-	r = xvd_bus_result(dev->dom, bus->ops->store_write(bus, dev->o.devid, XVMSG_XS_MODE,
-							   xvmsg_mode_name(dev->o.mode)));
+	if (dev->msg_rev_key)
+		r = fe_write(dev, XVMSG_XS_MSG_REVISION, dev->msg_rev);
+	if (!r)
+		r = xvd_bus_result(dev->dom, bus->ops->store_write(bus, dev->o.devid,
+								   XVMSG_XS_MODE,
+								   xvmsg_mode_name(dev->o.mode)));
 	if (!r)
 		r = fe_write(dev, XVMSG_XS_MSG_REF, dev->msg_ref);
 	if (!r)
@@ -335,6 +384,9 @@ int xvd_xenbus_connect(struct xvd_dev *dev)
 	if (r < 0)
 		return r;
 	r = wait_backend(dev, XVMSG_STATE_INITWAIT, XVMSG_STATE_INITWAIT);
+	if (r < 0)
+		return r;
+	r = pick_revision(dev);
 	if (r < 0)
 		return r;
 	if (xvd_be_read_u32(dev, XVMSG_XS_MAX_QUEUES, &maxq) < 0 || maxq < dev->num_queues) {

@@ -88,6 +88,12 @@ struct xvd_dev_opts {
 	bool no_indirect;		/* refuse VIRTIO_RING_F_INDIRECT_DESC */
 	unsigned int indirect_min;	/* chains of >= this many buffers go indirect; 0 = 4 */
 	int timeout_ms;			/* 0 = the domain's */
+	/* virtio-msg message layout revisions to speak, bit r for revision r
+	 * (xvmsg/msg.h XVMSG_MSG_REV_*); 0 = every one known.  The highest one
+	 * the backend also speaks is used; none is -EPROTONOSUPPORT.  Only
+	 * revision 1: the driver reads and writes no revision key, exactly as
+	 * drivers before revisions did. */
+	uint32_t msg_revisions;
 	/* Called (from inside any call that services the device) for every
 	 * EVENT_CONFIG; status may carry NEEDS_RESET (64). */
 	void (*config_cb)(void *ctx, struct xvd_dev *dev, uint32_t status, uint32_t generation);
@@ -108,6 +114,7 @@ int xvd_dev_reset(struct xvd_dev *dev);
 /* 0 when usable, -EIO when broken, -ENODEV when the backend is gone. */
 int xvd_dev_error(const struct xvd_dev *dev);
 uint64_t xvd_dev_features(const struct xvd_dev *dev);	/* negotiated, bits 0..63 */
+unsigned int xvd_dev_msg_revision(const struct xvd_dev *dev);	/* message layout in use */
 unsigned int xvd_dev_queue_size(const struct xvd_dev *dev, unsigned int q);
 
 /* Config space via GET_CONFIG / SET_CONFIG.  Blocks.  A write rejected for a

@@ -45,6 +45,7 @@
 
 static enum xvmsg_mode default_mode = XVMSG_MODE_POOL;
 static unsigned int pool_pages;
+static u32 msg_revisions = XVMSG_MSG_REVS_ALL;	/* bit r: layout revision r */
 
 static int mode_param_set(const char *val, const struct kernel_param *kp)
 {
@@ -69,10 +70,48 @@ static const struct kernel_param_ops mode_param_ops = {
 	.get = mode_param_get,
 };
 
+static int revs_param_set(const char *val, const struct kernel_param *kp)
+{
+	char buf[32];
+	size_t len = strlen(val);
+	u32 m;
+
+	if (len && val[len - 1] == '\n')
+		len--;		/* from a write to the parameter's sysfs file */
+	if (len >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, val, len);
+	buf[len] = '\0';
+	if (xvmsg_parse_revisions(buf, &m) || (m & ~XVMSG_MSG_REVS_ALL))
+		return -EINVAL;
+	WRITE_ONCE(*(u32 *)kp->arg, m);
+	return 0;
+}
+
+static int revs_param_get(char *buf, const struct kernel_param *kp)
+{
+	u32 m = READ_ONCE(*(u32 *)kp->arg);
+	int n = 0;
+	unsigned int r;
+
+	for (r = XVMSG_MSG_REV_MIN; r <= XVMSG_MSG_REV_MAX; r++)
+		if (m & (1u << r))
+			n += scnprintf(buf + n, PAGE_SIZE - n, "%s%u", n ? "," : "", r);
+	return n + scnprintf(buf + n, PAGE_SIZE - n, "\n");
+}
+
+static const struct kernel_param_ops revs_param_ops = {
+	.set = revs_param_set,
+	.get = revs_param_get,
+};
+
 module_param_cb(mode, &mode_param_ops, &default_mode, 0644);
 MODULE_PARM_DESC(mode, "memory-access mode when the backend directory has no \"mode\" key: pool (default), grant or full");
 module_param(pool_pages, uint, 0644);
 MODULE_PARM_DESC(pool_pages, "pool size in 4 KiB pages (pool mode); 0 (default): the backend's max-pool-pages, or 256; always at most max-pool-pages");
+module_param_cb(msg_revisions, &revs_param_ops, &msg_revisions, 0644);
+MODULE_PARM_DESC(msg_revisions, "virtio-msg message layout revisions to speak, e.g. 1,2 (default: every one known); the highest the backend also speaks is used");
+
 struct workqueue_struct *xvmsg_wq;
 static struct dentry *xvmsg_dbg_root;
 
@@ -107,6 +146,45 @@ static void log_backend_error(struct xenbus_device *dev)
 	/* The backend wrote it: escaped, bounded. */
 	dev_err(&dev->dev, "backend %s says: %*pE\n", dev->otherend, (int)strnlen(s, 200), s);
 	kfree(s);
+}
+
+/*
+ * The message layout revision: the highest one both the msg_revisions
+ * parameter and the backend (msg-revisions; absent: 1) name.  Speaking only
+ * 1 we read and write no key, as frontends before revisions.  None in
+ * common: our own error key says why, and the device fails.
+ */
+static int pick_revision(struct xenbus_device *dev, unsigned int *rev, bool *key)
+{
+	u32 ours = READ_ONCE(msg_revisions), theirs = 1u << XVMSG_MSG_REV_1;
+	char *s;
+	int r;
+
+	*rev = XVMSG_MSG_REV_1;
+	*key = false;
+	if (ours == 1u << XVMSG_MSG_REV_1)
+		return 0;
+	s = xenbus_read(XBT_NIL, dev->otherend, XVMSG_XS_MSG_REVISIONS, NULL);
+	if (!IS_ERR(s)) {
+		if (xvmsg_parse_revisions(s, &theirs))
+			theirs = 0;
+		*key = true;
+	}
+	r = xvmsg_pick_revision(ours, theirs);
+	if (r < 0) {
+		xenbus_printf(XBT_NIL, dev->nodename, XVMSG_XS_HOTPLUG_ERROR,
+			      "no common virtio-msg message layout revision: backend speaks %.20s, "
+			      "this frontend 0x%x (bit r = revision r)",
+			      IS_ERR(s) ? "1" : s, ours);
+		xenbus_dev_fatal(dev, r, "no common virtio-msg message layout revision: backend "
+				 "msg-revisions \"%*pE\", msg_revisions parameter 0x%x",
+				 IS_ERR(s) ? 1 : (int)strnlen(s, 20), IS_ERR(s) ? "1" : s, ours);
+	} else {
+		*rev = r;
+	}
+	if (!IS_ERR(s))
+		kfree(s);
+	return r < 0 ? r : 0;
 }
 
 /* ---- one connection --------------------------------------------------------- */
@@ -269,6 +347,10 @@ again:
 		return r;
 	*what = "writing " XVMSG_XS_MODE;
 	r = xenbus_printf(xbt, dir, XVMSG_XS_MODE, "%s", xvmsg_mode_name(c->mode));
+	if (!r && c->msg_rev_key) {
+		*what = "writing " XVMSG_XS_MSG_REVISION;
+		r = xenbus_printf(xbt, dir, XVMSG_XS_MSG_REVISION, "%u", c->msg_rev);
+	}
 	if (!r) {
 		*what = "writing " XVMSG_XS_MSG_REF;
 		r = xenbus_printf(xbt, dir, XVMSG_XS_MSG_REF, "%u", c->msg_ref);
@@ -311,11 +393,16 @@ static int xvmsg_connect(struct xvmsg_info *info)
 	struct xenbus_device *dev = info->xbdev;
 	const char *what = "reading the backend's keys";
 	u32 maxq, maxpool = 0, pages = 0;
+	unsigned int i, rev;
 	struct xvmsg_conn *c;
 	enum xvmsg_mode mode;
-	unsigned int i;
+	bool rev_key;
 	char *s;
 	int r;
+
+	r = pick_revision(dev, &rev, &rev_key);
+	if (r)
+		return r;
 
 	r = read_backend_u32(dev, XVMSG_XS_MAX_QUEUES, &maxq);
 	if (r || !maxq || maxq > XVMSG_MAX_QUEUES) {
@@ -358,6 +445,8 @@ static int xvmsg_connect(struct xvmsg_info *info)
 		xenbus_dev_fatal(dev, -ENOMEM, "allocating the connection");
 		return -ENOMEM;
 	}
+	c->msg_rev = rev;
+	c->msg_rev_key = rev_key;
 	what = "granting the message page";
 	r = msg_page_setup(c);
 	if (r)
@@ -394,8 +483,9 @@ static int xvmsg_connect(struct xvmsg_info *info)
 	rcu_assign_pointer(info->dma_conn, c);
 	xvmsg_stat_inc(info, XVMSG_ST_CONNECTS);
 	dev_info(&dev->dev,
-		"published to backend domain %u: %s mode, %u pool pages, %u queue channels\n",
-		c->domid, xvmsg_mode_name(mode), pages, c->nq);
+		"published to backend domain %u: %s mode, %u pool pages, %u queue channels, "
+		"message layout revision %u\n",
+		c->domid, xvmsg_mode_name(mode), pages, c->nq, c->msg_rev);
 	r = xenbus_switch_state(dev, XenbusStateInitialised);
 	if (r)
 		dev_err(&dev->dev, "cannot switch to Initialised (%d)\n", r);

@@ -38,7 +38,7 @@ static void handle_msg(struct xvmsg_conn *c, const struct vmsg *m)
 
 	xvmsg_stat_inc(c->info, XVMSG_ST_MSGS_RECV);
 	spin_lock(&c->rx_lock);
-	v = xvmsg_classify(m, c->resp_ready ? 0 : c->wait_token, c->wait_id);
+	v = xvmsg_classify(m, c->resp_ready ? 0 : c->wait_token, c->wait_id, c->msg_rev);
 	if (v == XVMSG_V_RESPONSE) {
 		c->resp = *m;
 		c->resp_ready = true;

@@ -311,7 +311,7 @@ static int get_vqueue(struct xvmsg_conn *c, unsigned int index, struct xvmsg_vq_
 	r = xvmsg_call(c, VMSG_GET_VQUEUE, &req, sizeof(req), &m);
 	if (r)
 		return r;
-	if (xvmsg_check_vqueue(&m, index, vi)) {
+	if (xvmsg_check_vqueue(&m, index, c->msg_rev, vi)) {
 		xvmsg_conn_fail(c, "GET_VQUEUE %u answered for queue %u", index, vi->index);
 		return -EIO;
 	}
@@ -322,7 +322,7 @@ static struct virtqueue *setup_vq(struct virtio_device *vdev, unsigned int index
 				  vq_callback_t *callback, const char *name, bool ctx)
 {
 	struct xvmsg_conn *c = vd_conn(vdev);
-	struct vmsg_set_vqueue_req sv = { 0 };
+	struct vmsg_set_vqueue_req sv;
 	u64 desc, avail, used;
 	struct xvmsg_vq_info vi;
 	struct xvmsg_queue *q;
@@ -370,11 +370,7 @@ static struct virtqueue *setup_vq(struct virtio_device *vdev, unsigned int index
 	vq->priv = q;
 
 	xvmsg_shadow_addrs(q, &desc, &avail, &used);
-	sv.index = cpu_to_le32(index);
-	sv.size = cpu_to_le32(size);
-	sv.desc_addr = cpu_to_le64(desc);
-	sv.driver_addr = cpu_to_le64(avail);
-	sv.device_addr = cpu_to_le64(used);
+	xvmsg_build_set_vqueue(&sv, c->msg_rev, index, size, desc, avail, used);
 	r = xvmsg_call(c, VMSG_SET_VQUEUE, &sv, sizeof(sv), &m);
 	if (!r)
 		r = get_vqueue(c, index, &vi);
@@ -579,7 +575,7 @@ int xvmsg_vdev_register(struct xvmsg_conn *c)
 	r = xvmsg_call(c, VMSG_GET_DEVICE_INFO, NULL, 0, &m);
 	if (r)
 		return r;
-	if (xvmsg_check_device_info(&m, &c->dinfo)) {
+	if (xvmsg_check_device_info(&m, c->msg_rev, &c->dinfo)) {
 		xvmsg_conn_fail(c,
 			"GET_DEVICE_INFO: device id %u, config %u bytes, %u queues: not acceptable",
 			c->dinfo.device_id, c->dinfo.config_size, c->dinfo.max_vqs);

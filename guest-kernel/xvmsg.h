@@ -203,6 +203,8 @@ struct xvmsg_vdev;
 struct xvmsg_conn {
 	struct xvmsg_info *info;
 	enum xvmsg_mode mode;
+	unsigned int msg_rev;		/* message layout revision (xvmsg/msg.h) */
+	bool msg_rev_key;		/* the backend announced its: publish ours */
 	domid_t domid;			/* backend domain */
 	unsigned long flags;
 

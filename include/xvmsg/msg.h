@@ -1,6 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * virtio-msg transport, revision 1, as used by xvmsg.
+ * virtio-msg transport messages, as used by xvmsg, in both message layout
+ * revisions xvmsg speaks (negotiated per device, xenbus.h: msg-revisions,
+ * msg-revision):
+ *
+ *   1  the 2025 drafts (wmamills/virtio-msg-spec, branch bertrand-pr28,
+ *      2025-12-01), as xvmsg has always sent them;
+ *   2  the 2026 revision (the virtio-msg branch after the January 2026 v1
+ *      posting to virtio-comment, as Arm's Linux proof of concept v2 carries
+ *      it in include/linux/virtio_msg_protocol.h): GET_DEVICE_INFO with
+ *      device_uuid and le32 admin fields, SET_VQUEUE / GET_VQUEUE flags,
+ *      64-bit GET_SHM, GET_DEVICES reordered, EVENT_DEVICE ADDED.
+ *
+ * The draft itself calls both "virtio-msg revision 1"; these numbers are
+ * xvmsg's, for what changed between the two texts.  The 8-byte header and
+ * every message id are the same in both.
  *
  * Every virtio transport operation (device info, features, config space,
  * status, virtqueue setup, notifications) is one message.  A request carries a
@@ -14,7 +28,15 @@
 
 #include "types.h"
 
-#define XVMSG_MSG_REVISION	1
+/* Message layout revisions (see above).  A set of them is a bit mask with
+ * bit r for revision r, as the msg-revisions key lists them. */
+#define XVMSG_MSG_REV_1		1	/* 2025 drafts */
+#define XVMSG_MSG_REV_2		2	/* 2026 revision */
+#define XVMSG_MSG_REV_MIN	XVMSG_MSG_REV_1
+#define XVMSG_MSG_REV_MAX	XVMSG_MSG_REV_2
+#define XVMSG_MSG_REVS_ALL	((1u << XVMSG_MSG_REV_1) | (1u << XVMSG_MSG_REV_2))
+/* The newest revision this code speaks (xvmsg-backend --version). */
+#define XVMSG_MSG_REVISION	XVMSG_MSG_REV_MAX
 
 /* Common header, 8 bytes. */
 struct vmsg_hdr {
@@ -67,8 +89,19 @@ XVMSG_ASSERT_OFF(struct vmsg_hdr, msg_size, 6);
 #define VMSG_BUS_PING			0x03
 #define VMSG_BUS_EVENT_DEVICE		0x40
 
-#define VMSG_DEVICE_STATE_READY		1
+#define VMSG_DEVICE_STATE_ADDED		1	/* revision 2's name */
+#define VMSG_DEVICE_STATE_READY		VMSG_DEVICE_STATE_ADDED	/* revision 1's */
 #define VMSG_DEVICE_STATE_REMOVED	2
+
+/*
+ * Transport feature bits (revision 2): parameters of the bus instance, not
+ * device features; xenbus.h's transport-features key carries them.
+ * STRICT_CONFIG_GENERATION: SET_CONFIG carries the driver's generation and
+ * the device rejects a stale one (the "strict" profile; without it the
+ * "baseline" profile: drivers send 0, devices ignore it).  xvmsg devices are
+ * strict in both revisions.
+ */
+#define VMSG_TF_STRICT_CONFIG_GENERATION	(1u << 0)
 
 /* Largest feature block count one GET_DEVICE_FEATURES can carry. */
 #define VMSG_MAX_FEATURE_BLOCKS		((VMSG_MAX_PAYLOAD - 8) / 4)
@@ -77,7 +110,7 @@ XVMSG_ASSERT_OFF(struct vmsg_hdr, msg_size, 6);
 
 /* ---- payloads ---- */
 
-struct vmsg_device_info_resp {
+struct vmsg_device_info_resp {		/* revision 1 */
 	__le32	device_id;		/* virtio device id; 0 = none */
 	__le32	vendor_id;
 	__le32	num_feature_bits;	/* multiple of 32 */
@@ -87,6 +120,24 @@ struct vmsg_device_info_resp {
 	__le16	admin_vq_count;
 };
 XVMSG_ASSERT_SIZE(struct vmsg_device_info_resp, 24);
+XVMSG_ASSERT_OFF(struct vmsg_device_info_resp, admin_vq_start, 20);
+
+struct vmsg_device_info_resp_v2 {	/* revision 2 */
+	__le32	device_id;		/* virtio device id; 0 = none */
+	__le32	vendor_id;
+	__u8	device_uuid[16];	/* nil (all zero) when the device has none */
+	__le32	num_feature_blocks;	/* 32-bit feature blocks */
+	__le32	config_size;
+	__le32	max_vqs;		/* including admin queues, <= 65536 */
+	__le32	admin_vq_start;
+	__le32	admin_vq_count;
+};
+XVMSG_ASSERT_SIZE(struct vmsg_device_info_resp_v2, 44);
+XVMSG_ASSERT_OFF(struct vmsg_device_info_resp_v2, device_uuid, 8);
+XVMSG_ASSERT_OFF(struct vmsg_device_info_resp_v2, num_feature_blocks, 24);
+XVMSG_ASSERT_OFF(struct vmsg_device_info_resp_v2, admin_vq_count, 40);
+/* Revision 2's smallest message: the header and this response. */
+#define VMSG_REV2_MIN_MSG_SIZE	(8 + 44)
 
 struct vmsg_features {		/* GET_DEVICE_FEATURES req (no data), its resp, SET_DRIVER_FEATURES */
 	__le32	block_index;
@@ -114,7 +165,7 @@ struct vmsg_status {		/* GET_DEVICE_STATUS resp, SET_DEVICE_STATUS req and resp 
 };
 XVMSG_ASSERT_SIZE(struct vmsg_status, 4);
 
-struct vmsg_vq_index {		/* GET_VQUEUE req, RESET_VQUEUE req, GET_SHM req */
+struct vmsg_vq_index {		/* GET_VQUEUE req, RESET_VQUEUE req, GET_SHM req (shmid) */
 	__le32	index;
 };
 XVMSG_ASSERT_SIZE(struct vmsg_vq_index, 4);
@@ -123,18 +174,22 @@ struct vmsg_get_vqueue_resp {
 	__le32	index;
 	__le32	max_size;	/* 0 = no such queue */
 	__le32	cur_size;
-	__le32	reserved;
+	__le32	flags;		/* revision 1: reserved, 0; revision 2: VMSG_VQ_F_* */
 	__le64	desc_addr;
 	__le64	driver_addr;
 	__le64	device_addr;
 };
 XVMSG_ASSERT_SIZE(struct vmsg_get_vqueue_resp, 40);
 XVMSG_ASSERT_OFF(struct vmsg_get_vqueue_resp, desc_addr, 16);
+XVMSG_ASSERT_OFF(struct vmsg_get_vqueue_resp, flags, 12);
+
+/* GET_VQUEUE flags, revision 2 (bits 1..31 reserved). */
+#define VMSG_VQ_F_ENABLED	(1u << 0)
 
 struct vmsg_set_vqueue_req {
 	__le32	index;
-	__le32	reserved0;
-	__le32	size;		/* 0 disables the queue */
+	__le32	flags;		/* revision 1: reserved, ignored; revision 2: VMSG_SET_VQ_* */
+	__le32	size;		/* revision 1: 0 disables the queue */
 	__le32	reserved1;
 	__le64	desc_addr;
 	__le64	driver_addr;
@@ -142,13 +197,38 @@ struct vmsg_set_vqueue_req {
 };
 XVMSG_ASSERT_SIZE(struct vmsg_set_vqueue_req, 40);
 XVMSG_ASSERT_OFF(struct vmsg_set_vqueue_req, desc_addr, 16);
+XVMSG_ASSERT_OFF(struct vmsg_set_vqueue_req, flags, 4);
 
-struct vmsg_get_shm_resp {
+/*
+ * SET_VQUEUE flags, revision 2.  Bits 1:0 say what becomes of the queue's
+ * enabled state; bits 2..5 keep the current value of a field instead of the
+ * request's; bits 6..31 are reserved.
+ */
+#define VMSG_SET_VQ_STATE_MASK		0x3u
+#define VMSG_SET_VQ_KEEP_DISABLED	0x0u	/* configure, leave disabled */
+#define VMSG_SET_VQ_ENABLE		0x1u	/* configure and enable */
+#define VMSG_SET_VQ_KEEP		0x2u	/* configure, enabled state unchanged */
+/* 0x3 is reserved: such a request is refused */
+#define VMSG_SET_VQ_IGNORE_SIZE		(1u << 2)
+#define VMSG_SET_VQ_IGNORE_DESC		(1u << 3)
+#define VMSG_SET_VQ_IGNORE_DRIVER	(1u << 4)
+#define VMSG_SET_VQ_IGNORE_DEVICE	(1u << 5)
+
+struct vmsg_get_shm_resp {	/* revision 1 */
 	__le32	index;
 	__le32	length;	/* 0 = none */
 	__le32	address;
 };
 XVMSG_ASSERT_SIZE(struct vmsg_get_shm_resp, 12);
+
+struct vmsg_get_shm_resp_v2 {	/* revision 2 */
+	__le32	shmid;
+	__le32	reserved;
+	__le64	length;	/* 0 = no such region */
+	__le64	address;
+};
+XVMSG_ASSERT_SIZE(struct vmsg_get_shm_resp_v2, 24);
+XVMSG_ASSERT_OFF(struct vmsg_get_shm_resp_v2, length, 8);
 
 struct vmsg_event_config {
 	__le32	status;
@@ -170,7 +250,7 @@ struct vmsg_event_used {
 };
 XVMSG_ASSERT_SIZE(struct vmsg_event_used, 4);
 
-struct vmsg_bus_get_devices_resp {
+struct vmsg_bus_get_devices_resp {	/* revision 1 */
 	__le16	offset;		/* first device number covered by bitmap */
 	__le16	count;		/* device numbers covered */
 	__le16	next_offset;	/* 0 = no more */
@@ -178,6 +258,16 @@ struct vmsg_bus_get_devices_resp {
 	__u8	bitmap[32];	/* bit n = device (offset + n) present */
 };
 XVMSG_ASSERT_SIZE(struct vmsg_bus_get_devices_resp, 40);
+
+struct vmsg_bus_get_devices_resp_v2 {	/* revision 2 */
+	__le16	offset;		/* first device number covered by bitmap */
+	__le16	next_offset;	/* 0 = no more */
+	__le16	count;		/* device numbers covered, bitmap has count / 8 bytes */
+	__u8	bitmap[32];	/* bit n = device (offset + n) present */
+};
+XVMSG_ASSERT_SIZE(struct vmsg_bus_get_devices_resp_v2, 38);
+XVMSG_ASSERT_OFF(struct vmsg_bus_get_devices_resp_v2, count, 4);
+XVMSG_ASSERT_OFF(struct vmsg_bus_get_devices_resp_v2, bitmap, 6);
 
 struct vmsg_bus_event_device {
 	__le16	dev_num;

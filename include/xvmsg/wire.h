@@ -6,6 +6,11 @@
  * the same file compiles in the kernel and in userspace (tests/unit/
  * test-guest-msg.c), and the userspace driver (driver/) uses them too.
  *
+ * Functions that read or build a payload whose layout changed between
+ * xvmsg's message layout revisions (msg.h: XVMSG_MSG_REV_*) take the
+ * revision the device negotiated (rev); every other helper is the same in
+ * both.
+ *
  * Rules (docs/protocol.md, sections 2 and 3):
  *   - msg_size outside 8..248, a transport message for a device other than
  *     1, or a payload shorter than its id needs: discarded;
@@ -57,8 +62,63 @@ static inline int xvmsg_ring_count(__u32 prod, __u32 cons)
 	return n > XVMSG_RING_SLOTS ? -1 : (int)n;
 }
 
-/* Smallest payload a response (response != 0) or an event with this id has. */
-static inline unsigned int xvmsg_min_payload(unsigned int id, int response)
+/* Is rev a message layout revision this code speaks? */
+static inline int xvmsg_rev_known(unsigned int rev)
+{
+	return rev >= XVMSG_MSG_REV_MIN && rev <= XVMSG_MSG_REV_MAX;
+}
+
+/*
+ * A msg-revisions value ("1,2": decimal revisions 1..31 separated by single
+ * commas, nothing else): *mask gets bit r for each revision r named, known
+ * or not.  0, or -EINVAL.
+ */
+static inline int xvmsg_parse_revisions(const char *s, __u32 *mask)
+{
+	__u32 m = 0, v = 0;
+	size_t i, digits = 0;
+
+	if (!s)
+		return -EINVAL;
+	for (i = 0;; i++) {
+		if (s[i] >= '0' && s[i] <= '9') {
+			v = v * 10 + (__u32)(s[i] - '0');
+			if (++digits > 2 || v > 31)
+				return -EINVAL;
+			continue;
+		}
+		if ((s[i] != ',' && s[i] != '\0') || !digits || !v)
+			return -EINVAL;
+		m |= 1u << v;
+		if (s[i] == '\0')
+			break;
+		v = 0;
+		digits = 0;
+	}
+	*mask = m;
+	return 0;
+}
+
+/*
+ * The revision a side speaking the set ours uses with a peer speaking the
+ * set theirs (both bit masks, msg-revisions): the highest known revision in
+ * both, or -EPROTONOSUPPORT when there is none.
+ */
+static inline int xvmsg_pick_revision(__u32 ours, __u32 theirs)
+{
+	unsigned int r;
+
+	for (r = XVMSG_MSG_REV_MAX; r >= XVMSG_MSG_REV_MIN; r--)
+		if (ours & theirs & (1u << r))
+			return (int)r;
+	return -EPROTONOSUPPORT;
+}
+
+/*
+ * Smallest payload a response (response != 0) or an event with this id has
+ * in layout revision rev.
+ */
+static inline unsigned int xvmsg_min_payload(unsigned int id, int response, unsigned int rev)
 {
 	if (!response) {
 		switch (id) {
@@ -68,14 +128,18 @@ static inline unsigned int xvmsg_min_payload(unsigned int id, int response)
 		}
 	}
 	switch (id) {
-	case VMSG_GET_DEVICE_INFO:	return sizeof(struct vmsg_device_info_resp);
+	case VMSG_GET_DEVICE_INFO:	return rev >= XVMSG_MSG_REV_2 ?
+					       sizeof(struct vmsg_device_info_resp_v2) :
+					       sizeof(struct vmsg_device_info_resp);
 	case VMSG_GET_DEVICE_FEATURES:	return sizeof(struct vmsg_features);
 	case VMSG_GET_CONFIG:
 	case VMSG_SET_CONFIG:		return sizeof(struct vmsg_config);
 	case VMSG_GET_DEVICE_STATUS:
 	case VMSG_SET_DEVICE_STATUS:	return sizeof(struct vmsg_status);
 	case VMSG_GET_VQUEUE:		return sizeof(struct vmsg_get_vqueue_resp);
-	case VMSG_GET_SHM:		return sizeof(struct vmsg_get_shm_resp);
+	case VMSG_GET_SHM:		return rev >= XVMSG_MSG_REV_2 ?
+					       sizeof(struct vmsg_get_shm_resp_v2) :
+					       sizeof(struct vmsg_get_shm_resp);
 	default:			return 0;
 	}
 }
@@ -103,10 +167,11 @@ enum xvmsg_verdict {
 
 /*
  * Classify a private copy of a b2d message.  wait_token is the token of the
- * request in flight (0: none), wait_id its message id.
+ * request in flight (0: none), wait_id its message id, rev the device's
+ * layout revision.
  */
 static inline enum xvmsg_verdict xvmsg_classify(const struct vmsg *m, __u16 wait_token,
-						__u8 wait_id)
+						__u8 wait_id, unsigned int rev)
 {
 	unsigned int id = m->hdr.msg_id, psize;
 	__u16 token = le16_to_cpu(m->hdr.token);
@@ -122,15 +187,15 @@ static inline enum xvmsg_verdict xvmsg_classify(const struct vmsg *m, __u16 wait
 	if (vmsg_is_response(&m->hdr)) {
 		if (!wait_token || token != wait_token)
 			return XVMSG_V_STALE;
-		if (id != wait_id || psize < xvmsg_min_payload(id, 1))
+		if (id != wait_id || psize < xvmsg_min_payload(id, 1, rev))
 			return XVMSG_V_RESP_BROKEN;
 		return XVMSG_V_RESPONSE;
 	}
 	if (!vmsg_is_event_id(id) || token != 0)
 		return XVMSG_V_BAD;
-	if (id == VMSG_EVENT_CONFIG && psize >= xvmsg_min_payload(id, 0))
+	if (id == VMSG_EVENT_CONFIG && psize >= xvmsg_min_payload(id, 0, rev))
 		return XVMSG_V_EVENT_CONFIG;
-	if (id == VMSG_EVENT_USED && psize >= xvmsg_min_payload(id, 0))
+	if (id == VMSG_EVENT_USED && psize >= xvmsg_min_payload(id, 0, rev))
 		return XVMSG_V_EVENT_USED;
 	return XVMSG_V_BAD;
 }
@@ -224,25 +289,52 @@ static inline __u8 xvmsg_status_accept(__u8 requested, __u32 reported)
 	return requested & (__u8)reported;
 }
 
-/* GET_DEVICE_INFO response, in CPU order. */
+/* GET_DEVICE_INFO response, in CPU order, whatever the revision. */
 struct xvmsg_dev_info {
 	__u32 device_id, vendor_id, num_feature_bits, config_size, max_vqs;
+	__u32 admin_vq_start, admin_vq_count;
+	__u8 device_uuid[16];		/* revision 1: none, all zero */
 };
 
-/* GET_DEVICE_INFO response: 0 or -EPROTO. */
-static inline int xvmsg_check_device_info(const struct vmsg *m, struct xvmsg_dev_info *out)
+/*
+ * GET_DEVICE_INFO response in layout revision rev (its size checked by
+ * xvmsg_classify): 0 or -EPROTO.  Revision 2's num_feature_blocks becomes
+ * num_feature_bits (blocks * 32), so callers see one shape.
+ */
+static inline int xvmsg_check_device_info(const struct vmsg *m, unsigned int rev,
+					  struct xvmsg_dev_info *out)
 {
-	struct vmsg_device_info_resp r;
+	memset(out, 0, sizeof(*out));
+	if (rev >= XVMSG_MSG_REV_2) {
+		struct vmsg_device_info_resp_v2 r;
+		__u32 blocks;
 
-	memcpy(&r, m->payload, sizeof(r));
-	out->device_id = le32_to_cpu(r.device_id);
-	out->vendor_id = le32_to_cpu(r.vendor_id);
-	out->num_feature_bits = le32_to_cpu(r.num_feature_bits);
-	out->config_size = le32_to_cpu(r.config_size);
-	out->max_vqs = le32_to_cpu(r.max_vqs);
+		memcpy(&r, m->payload, sizeof(r));
+		blocks = le32_to_cpu(r.num_feature_blocks);
+		out->device_id = le32_to_cpu(r.device_id);
+		out->vendor_id = le32_to_cpu(r.vendor_id);
+		memcpy(out->device_uuid, r.device_uuid, sizeof(out->device_uuid));
+		out->num_feature_bits = blocks <= VMSG_MAX_FEATURE_BLOCKS ? 32 * blocks : 0;
+		out->config_size = le32_to_cpu(r.config_size);
+		out->max_vqs = le32_to_cpu(r.max_vqs);
+		out->admin_vq_start = le32_to_cpu(r.admin_vq_start);
+		out->admin_vq_count = le32_to_cpu(r.admin_vq_count);
+	} else {
+		struct vmsg_device_info_resp r;
+
+		memcpy(&r, m->payload, sizeof(r));
+		out->device_id = le32_to_cpu(r.device_id);
+		out->vendor_id = le32_to_cpu(r.vendor_id);
+		out->num_feature_bits = le32_to_cpu(r.num_feature_bits);
+		out->config_size = le32_to_cpu(r.config_size);
+		out->max_vqs = le32_to_cpu(r.max_vqs);
+		out->admin_vq_start = le16_to_cpu(r.admin_vq_start);
+		out->admin_vq_count = le16_to_cpu(r.admin_vq_count);
+	}
 	if (!out->device_id || out->config_size > XVMSG_MAX_CONFIG_SIZE ||
 	    !out->max_vqs || out->max_vqs > XVMSG_MAX_QUEUES ||
-	    !out->num_feature_bits || out->num_feature_bits % 32)
+	    !out->num_feature_bits || out->num_feature_bits % 32 ||
+	    (__u64)out->admin_vq_start + out->admin_vq_count > out->max_vqs)
 		return -EPROTO;
 	return 0;
 }
@@ -261,14 +353,17 @@ static inline unsigned int xvmsg_queue_size(__u32 max_size)
 	return s;
 }
 
-/* GET_VQUEUE response, in CPU order. */
+/* GET_VQUEUE response, in CPU order, whatever the revision. */
 struct xvmsg_vq_info {
 	__u32 index, max_size, cur_size;
 	__u64 desc_addr, driver_addr, device_addr;
+	int enabled;		/* revision 2: VMSG_VQ_F_ENABLED; revision 1: cur_size != 0 */
 };
 
-/* GET_VQUEUE response for queue index: 0 or -EPROTO. */
-static inline int xvmsg_check_vqueue(const struct vmsg *m, __u32 index, struct xvmsg_vq_info *out)
+/* GET_VQUEUE response for queue index in layout revision rev: 0 or -EPROTO.
+ * Reserved flag bits are ignored. */
+static inline int xvmsg_check_vqueue(const struct vmsg *m, __u32 index, unsigned int rev,
+				     struct xvmsg_vq_info *out)
 {
 	struct vmsg_get_vqueue_resp r;
 
@@ -279,7 +374,55 @@ static inline int xvmsg_check_vqueue(const struct vmsg *m, __u32 index, struct x
 	out->desc_addr = le64_to_cpu(r.desc_addr);
 	out->driver_addr = le64_to_cpu(r.driver_addr);
 	out->device_addr = le64_to_cpu(r.device_addr);
+	out->enabled = rev >= XVMSG_MSG_REV_2 ? !!(le32_to_cpu(r.flags) & VMSG_VQ_F_ENABLED) :
+		       out->cur_size != 0;
 	return out->index == index ? 0 : -EPROTO;
+}
+
+/*
+ * SET_VQUEUE request that sets up queue index with size and the three ring
+ * addresses and enables it, in layout revision rev (revision 1: a non-zero
+ * size enables; revision 2: flags ENABLE, nothing ignored).
+ */
+static inline void xvmsg_build_set_vqueue(struct vmsg_set_vqueue_req *r, unsigned int rev,
+					  __u32 index, __u32 size, __u64 desc, __u64 driver,
+					  __u64 device)
+{
+	memset(r, 0, sizeof(*r));
+	r->index = cpu_to_le32(index);
+	r->flags = cpu_to_le32(rev >= XVMSG_MSG_REV_2 ? VMSG_SET_VQ_ENABLE : 0);
+	r->size = cpu_to_le32(size);
+	r->desc_addr = cpu_to_le64(desc);
+	r->driver_addr = cpu_to_le64(driver);
+	r->device_addr = cpu_to_le64(device);
+}
+
+/*
+ * GET_SHM response for region shmid in layout revision rev: *length and
+ * *address (revision 1: 32-bit fields).  0, or -EPROTO when it answers
+ * another region.
+ */
+static inline int xvmsg_check_shm(const struct vmsg *m, __u32 shmid, unsigned int rev,
+				  __u64 *length, __u64 *address)
+{
+	__u32 id;
+
+	if (rev >= XVMSG_MSG_REV_2) {
+		struct vmsg_get_shm_resp_v2 r;
+
+		memcpy(&r, m->payload, sizeof(r));
+		id = le32_to_cpu(r.shmid);
+		*length = le64_to_cpu(r.length);
+		*address = le64_to_cpu(r.address);
+	} else {
+		struct vmsg_get_shm_resp r;
+
+		memcpy(&r, m->payload, sizeof(r));
+		id = le32_to_cpu(r.index);
+		*length = le32_to_cpu(r.length);
+		*address = le32_to_cpu(r.address);
+	}
+	return id == shmid ? 0 : -EPROTO;
 }
 
 /*

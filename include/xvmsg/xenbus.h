@@ -126,6 +126,38 @@ enum xvmsg_mode {
 #define XVMSG_XS_HOTPLUG_ERROR	"error"		/* human-readable reason of a failure */
 #define XVMSG_XS_STATS		"stats"		/* counters, "key=value ..." */
 #define XVMSG_XS_STATS_SEQ	"stats-seq"	/* stats-request the counters answer */
+/*
+ * msg-revisions (backend dir)
+ *      Values:   comma-separated decimal message layout revisions, "1,2"
+ *                (msg.h: XVMSG_MSG_REV_*), no spaces, each 1..31
+ *      Default:  "1" (a backend that writes no such key)
+ *      Writer:   backend, before InitWait
+ *      The virtio-msg message layouts the backend speaks.  A backend that
+ *      speaks only revision 1 may omit it (xvmsg's does, so that a backend
+ *      forced to revision 1 is exactly an older one on the wire).
+ *
+ * transport-features (backend dir)
+ *      Values:   decimal bit mask of msg.h's VMSG_TF_* (1 = STRICT_CONFIG_
+ *                GENERATION)
+ *      Default:  0 in revision 2 (the baseline config profile); revision 1
+ *                is always strict
+ *      Writer:   backend, before InitWait, with msg-revisions naming 2
+ *      The transport feature bits of this bus instance (revision 2).
+ *
+ * msg-revision (frontend dir)
+ *      Values:   one revision of the backend's msg-revisions
+ *      Default:  1 (a frontend that writes no such key)
+ *      Writer:   frontend, with its other keys before Initialised
+ *      The layout both sides use from Connected on: the highest revision
+ *      both speak.  A backend that does not speak it goes Closed with
+ *      "error" saying so.  A frontend that finds no common revision writes
+ *      its own "error" key (frontend dir), goes Closed and connects no
+ *      further; the backend logs that error.  A frontend that speaks only
+ *      revision 1 may omit the key.
+ */
+#define XVMSG_XS_MSG_REVISIONS	"msg-revisions"	/* backend dir */
+#define XVMSG_XS_TRANSPORT_FEATURES "transport-features"	/* backend dir */
+#define XVMSG_XS_MSG_REVISION	"msg-revision"	/* frontend dir */
 /* backend dir, written by the toolstack to ask for fresh counters */
 #define XVMSG_XS_STATS_REQUEST	"stats-request"
 /* frontend dir, written by the toolstack (and XVMSG_XS_TYPE: the type the

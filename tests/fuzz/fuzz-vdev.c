@@ -3,11 +3,15 @@
  * Fuzz target: the virtio-msg device side.  The input is a sequence of
  * messages (each: one length byte, then that many bytes, copied into a
  * 248-byte slot as the ring would), handled in order by a device with one
- * queue in a granted pool.  Responses must be well formed.
+ * queue in a granted pool.  Responses must be well formed.  An input of odd
+ * size runs the device in message layout revision 2, of even size in 1, so
+ * the corpus covers both.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <xvmsg/wire.h>
 
 #include "core.h"
 #include "fakebus.h"
@@ -70,6 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (xvb_mc_init(&mc, &fb.bus, &st, 3, XVMSG_MODE_POOL, POOL_REF, POOL_PAGES))
 		abort();
 	xvb_vdev_init(&d, &dummy_ops, &m, &tp, NULL, &st, &log, "fuzz");
+	d.msg_rev = size & 1 ? XVMSG_MSG_REV_2 : XVMSG_MSG_REV_1;
 	xvb_vdev_set_mapcache(&d, &mc);
 	while (pos < size) {
 		struct vmsg req, resp;
@@ -90,6 +95,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r = xvb_vdev_handle(&d, &req, &resp);
 		if (r && (r < 8 || r > VMSG_MAX_SIZE || le16toh(resp.hdr.msg_size) != r ||
 			  resp.hdr.token != req.hdr.token || !(resp.hdr.type & VMSG_TYPE_RESPONSE)))
+			abort();
+		/* Responses whose layout the revision decides have exactly its size,
+		 * and a frontend of that revision accepts them. */
+		if (r && (req.hdr.msg_id == VMSG_GET_DEVICE_INFO || req.hdr.msg_id == VMSG_GET_SHM ||
+			  req.hdr.msg_id == VMSG_GET_VQUEUE) &&
+		    r != 8 + xvmsg_min_payload(req.hdr.msg_id, 1, d.msg_rev))
+			abort();
+		if (r && req.hdr.msg_id == VMSG_GET_DEVICE_INFO) {
+			struct xvmsg_dev_info di;
+
+			if (xvmsg_check_device_info(&resp, d.msg_rev, &di) || di.device_id != 42 ||
+			    di.num_feature_bits != 64 || di.max_vqs != 2)
+				abort();
+		}
+		/* A queue the device would start has a size. */
+		if ((d.vq_on & 1) && !d.vq[0].size)
 			abort();
 	}
 	xvb_vdev_reset(&d);

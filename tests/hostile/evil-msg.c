@@ -208,14 +208,11 @@ static int raw_features(struct xvd_dev *dev, uint32_t block, uint32_t n, const u
 static int raw_set_vq(struct xvd_dev *dev, uint32_t q, uint32_t size, uint64_t desc,
 		      uint64_t avail, uint64_t used)
 {
-	struct vmsg_set_vqueue_req s = { 0 };
+	struct vmsg_set_vqueue_req s;
 	struct vmsg r;
 
-	s.index = htole32(q);
-	s.size = htole32(size);
-	s.desc_addr = htole64(desc);
-	s.driver_addr = htole64(avail);
-	s.device_addr = htole64(used);
+	/* As the library would, in the layout the device negotiated. */
+	xvmsg_build_set_vqueue(&s, xvd_dev_msg_revision(dev), q, size, desc, avail, used);
 	return raw_call(dev, VMSG_SET_VQUEUE, &s, sizeof(s), &r, 2000) == 1 ? 0 : -1;
 }
 
@@ -580,7 +577,8 @@ static void toctou_note(struct toctou_count *t, const struct vmsg *m, unsigned i
 		return;
 	}
 	t->resp++;
-	if (xvmsg_classify(m, tok, m->hdr.msg_id) == XVMSG_V_BAD)	/* header */
+	/* Header verdicts (BAD) do not depend on the layout revision. */
+	if (xvmsg_classify(m, tok, m->hdr.msg_id, XVMSG_MSG_REV_1) == XVMSG_V_BAD)
 		t->badhdr++;
 	if (tok & 0x8000)
 		t->scribbled++;
@@ -699,15 +697,18 @@ out:
 
 /* ---- 4. msg-tokens ------------------------------------------------------ */
 
-static unsigned int expect_psize(uint8_t id, bool bus)
+/* The payload size of a response in the device's layout revision rev. */
+static unsigned int expect_psize(uint8_t id, bool bus, unsigned int rev)
 {
 	if (bus)
-		return id == VMSG_BUS_GET_DEVICES ? sizeof(struct vmsg_bus_get_devices_resp) : 0;
+		return id != VMSG_BUS_GET_DEVICES ? 0 :
+		       rev >= XVMSG_MSG_REV_2 ? sizeof(struct vmsg_bus_get_devices_resp_v2) :
+		       sizeof(struct vmsg_bus_get_devices_resp);
 	switch (id) {
-	case VMSG_GET_DEVICE_INFO: return sizeof(struct vmsg_device_info_resp);
+	case VMSG_GET_DEVICE_INFO:
+	case VMSG_GET_VQUEUE:
+	case VMSG_GET_SHM: return xvmsg_min_payload(id, 1, rev);
 	case VMSG_GET_DEVICE_STATUS: return 4;
-	case VMSG_GET_VQUEUE: return sizeof(struct vmsg_get_vqueue_resp);
-	case VMSG_GET_SHM: return sizeof(struct vmsg_get_shm_resp);
 	case VMSG_GET_DEVICE_FEATURES: return 8 + 4;
 	case VMSG_GET_CONFIG: return 12 + 4;
 	}
@@ -778,7 +779,8 @@ static int case_msg_tokens(struct evil_env *e, char *observed, size_t len)
 
 				if (le16toh(m.hdr.token) != tok || m.hdr.msg_id != reqs[k].id ||
 				    !!vmsg_is_bus(&m.hdr) != bus ||
-				    le16toh(m.hdr.msg_size) != 8 + expect_psize(reqs[k].id, bus))
+				    le16toh(m.hdr.msg_size) !=
+				    8 + expect_psize(reqs[k].id, bus, xvd_dev_msg_revision(dev)))
 					mixed++;
 				else
 					answered++;

@@ -120,24 +120,12 @@ static void test_error_cleared_on_new_attempt(void **state)
 #define RB_MSG_REF		8	/* the message page: frame 0 */
 #define RB_POOL_REF	16	/* the pool: frames 1..8 */
 
+static const char *connect_rev(struct t *t, const char *rev);
+
 /* Connect an rng device; returns the message page as the frontend sees it. */
 static struct xvmsg_msg_page *connect_rng(struct t *t)
 {
-	fakebus_grant(&t->fb, RB_MSG_REF, 0, 1, false);
-	fakebus_grant(&t->fb, RB_POOL_REF, 1, 8, false);
-	put(t, BE "/frontend-id", "5");
-	put(t, BE "/type", "rng");
-	put(t, BE "/frontend", FE);
-	put(t, FE "/state", "1");
-	assert_int_equal(xvb_conn_create(&t->be, 5, 0, &t->c), 0);
-	assert_string_equal(get(t, BE "/state"), "2");
-	put(t, FE "/msg-ref", "8");
-	put(t, FE "/event-channel", "3");
-	put(t, FE "/pool-ref", "16");
-	put(t, FE "/pool-pages", "8");
-	put(t, FE "/state", "3");
-	xvb_conn_changed(t->c);
-	assert_string_equal(get(t, BE "/state"), "4");
+	assert_string_equal(connect_rev(t, NULL), "4");
 	return (struct xvmsg_msg_page *)t->fb.mem;
 }
 
@@ -443,6 +431,161 @@ static void test_round_robin(void **state)
 	assert_int_equal(xvb_evloop_run_once(t->loop, 0), 1);	/* the armed round, empty */
 }
 
+/* ---- message layout revisions ---- */
+
+/* The size of the GET_DEVICE_INFO response the connected device sends:
+ * 8 + 24 in layout revision 1, 8 + 44 in revision 2. */
+static unsigned int info_size(struct t *t)
+{
+	struct xvmsg_msg_page *p = (struct xvmsg_msg_page *)t->fb.mem;
+	static uint16_t token = 100;
+	struct vmsg r;
+
+	assert_int_equal(exchange(t, p, 0, VMSG_GET_DEVICE_INFO, XVMSG_DEV_NUM, token++, NULL, 0,
+				  &r), 1);
+	return le16toh(r.hdr.msg_size);
+}
+
+/* An rng device up to the frontend's Initialised with msg-revision rev
+ * (NULL: no key, an older frontend); the backend's state after it. */
+static const char *connect_rev(struct t *t, const char *rev)
+{
+	fakebus_grant(&t->fb, 8, 0, 1, false);
+	fakebus_grant(&t->fb, 16, 1, 8, false);
+	put(t, BE "/frontend-id", "5");
+	put(t, BE "/type", "rng");
+	put(t, BE "/frontend", FE);
+	put(t, FE "/state", "1");
+	assert_int_equal(xvb_conn_create(&t->be, 5, 0, &t->c), 0);
+	assert_string_equal(get(t, BE "/state"), "2");
+	if (rev)
+		put(t, FE "/msg-revision", rev);
+	put(t, FE "/msg-ref", "8");
+	put(t, FE "/event-channel", "3");
+	put(t, FE "/pool-ref", "16");
+	put(t, FE "/pool-pages", "8");
+	put(t, FE "/state", "3");
+	xvb_conn_changed(t->c);
+	return get(t, BE "/state");
+}
+
+/* By default both revisions are announced, with strict config generation,
+ * and the frontend's choice is taken; an older frontend gets revision 1. */
+static void test_rev_default(void **state)
+{
+	struct t *t = *state;
+
+	assert_string_equal(connect_rev(t, "2"), "4");
+	assert_string_equal(get(t, BE "/msg-revisions"), "1,2");
+	assert_string_equal(get(t, BE "/transport-features"), "1");
+	assert_int_equal(info_size(t), 52);
+}
+
+static void test_rev_old_frontend(void **state)
+{
+	struct t *t = *state;
+
+	assert_string_equal(connect_rev(t, NULL), "4");
+	assert_int_equal(info_size(t), 32);
+}
+
+/* A revision the backend does not speak, or garbage: Closed, and error
+ * says which revision and which we speak. */
+static void test_rev_unknown_refused(void **state)
+{
+	struct t *t = *state;
+
+	assert_string_equal(connect_rev(t, "3"), "6");
+	assert_non_null(strstr(get(t, BE "/error"), "revision 3"));
+	assert_non_null(strstr(get(t, BE "/error"), "speaks 1,2"));
+}
+
+static void test_rev_garbage_refused(void **state)
+{
+	struct t *t = *state;
+
+	assert_string_equal(connect_rev(t, "2x"), "6");
+	assert_non_null(strstr(get(t, BE "/error"), "not a number"));
+}
+
+/* --msg-revision 2: an older frontend (no key) is refused with a reason. */
+static void test_rev_forced_new_refuses_old(void **state)
+{
+	struct t *t = *state;
+
+	t->be.msg_revs = 1u << XVMSG_MSG_REV_2;
+	assert_string_equal(connect_rev(t, NULL), "6");
+	assert_string_equal(get(t, BE "/msg-revisions"), "2");
+	assert_non_null(strstr(get(t, BE "/error"), "writes no msg-revision"));
+	assert_non_null(strstr(get(t, BE "/error"), "speaks 2"));
+}
+
+/* --msg-revision 1: exactly an older backend, no key (and none left over
+ * from an earlier instance); a frontend choosing 2 anyway is refused. */
+static void test_rev_forced_old(void **state)
+{
+	struct t *t = *state;
+
+	t->be.msg_revs = 1u << XVMSG_MSG_REV_1;
+	put(t, BE "/msg-revisions", "1,2");
+	put(t, BE "/transport-features", "1");
+	assert_string_equal(connect_rev(t, "2"), "6");
+	assert_string_equal(get(t, BE "/msg-revisions"), "");
+	assert_string_equal(get(t, BE "/transport-features"), "");
+	assert_non_null(strstr(get(t, BE "/error"), "revision 2"));
+}
+
+/* A frontend that gives up in InitWait (no common revision) says why in its
+ * own error key: the backend closes too. */
+static void test_rev_frontend_gives_up(void **state)
+{
+	struct t *t = *state;
+
+	put(t, BE "/frontend-id", "5");
+	put(t, BE "/type", "rng");
+	put(t, BE "/frontend", FE);
+	put(t, FE "/state", "1");
+	assert_int_equal(xvb_conn_create(&t->be, 5, 0, &t->c), 0);
+	put(t, FE "/error", "no common virtio-msg message layout revision");
+	put(t, FE "/state", "6");
+	xvb_conn_changed(t->c);
+	assert_string_equal(get(t, BE "/state"), "6");
+}
+
+/* Bus GET_DEVICES in both layouts: revision 2 puts next_offset before
+ * count and has no reserved word before the bitmap. */
+static void test_rev_bus_get_devices(void **state)
+{
+	struct t *t = *state;
+	struct xvmsg_msg_page *p = (struct xvmsg_msg_page *)t->fb.mem;
+	struct vmsg r;
+
+	assert_string_equal(connect_rev(t, "1"), "4");
+	assert_int_equal(exchange(t, p, VMSG_TYPE_BUS, VMSG_BUS_GET_DEVICES, 0, 7, NULL, 0, &r),
+			 1);
+	assert_int_equal(le16toh(r.hdr.msg_size), 8 + 40);
+	assert_int_equal(r.payload[2], 0);		/* count: 256 = 0x100 */
+	assert_int_equal(r.payload[3], 1);
+	assert_int_equal(r.payload[8], 1u << XVMSG_DEV_NUM);
+}
+
+static void test_rev2_bus_get_devices(void **state)
+{
+	struct t *t = *state;
+	struct xvmsg_msg_page *p = (struct xvmsg_msg_page *)t->fb.mem;
+	struct vmsg r;
+
+	assert_string_equal(connect_rev(t, "2"), "4");
+	assert_int_equal(exchange(t, p, VMSG_TYPE_BUS, VMSG_BUS_GET_DEVICES, 0, 8, NULL, 0, &r),
+			 1);
+	assert_int_equal(le16toh(r.hdr.msg_size), 8 + 38);
+	assert_int_equal(r.payload[2], 0);		/* next_offset */
+	assert_int_equal(r.payload[3], 0);
+	assert_int_equal(r.payload[4], 0);		/* count: 256 */
+	assert_int_equal(r.payload[5], 1);
+	assert_int_equal(r.payload[6], 1u << XVMSG_DEV_NUM);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -450,6 +593,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reserved_type_bits_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reply_slot_not_taken_by_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_round_robin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rev_default, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rev_old_frontend, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rev_unknown_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rev_garbage_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rev_forced_new_refuses_old, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rev_forced_old, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rev_frontend_gives_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rev_bus_get_devices, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rev2_bus_get_devices, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("conn", tests, NULL, NULL);

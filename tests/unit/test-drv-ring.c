@@ -378,9 +378,10 @@ static void b2d_fix_init(struct b2d_fix *f)
 
 /* Deliver m to the driver while it waits for (token, id); check that what
  * it does matches the shared verdict. */
-static void b2d_case(const struct vmsg *m, uint16_t token, uint8_t id, bool resp_ready)
+static void b2d_case_rev(const struct vmsg *m, uint16_t token, uint8_t id, bool resp_ready,
+			 unsigned int rev)
 {
-	enum xvmsg_verdict v = xvmsg_classify(m, resp_ready ? 0 : token, id);
+	enum xvmsg_verdict v = xvmsg_classify(m, resp_ready ? 0 : token, id, rev);
 	struct b2d_fix f;
 	uint64_t bad;
 	unsigned int ev;
@@ -389,6 +390,7 @@ static void b2d_case(const struct vmsg *m, uint16_t token, uint8_t id, bool resp
 	f.dev.wait_token = token;
 	f.dev.wait_id = id;
 	f.dev.resp_ready = resp_ready;
+	f.dev.msg_rev = rev;
 	memset(&f.dev.resp, 0xa5, sizeof(f.dev.resp));
 	bad = f.dev.st.msgs_bad;
 	ev = f.dev.cfg_events;
@@ -426,9 +428,24 @@ static void b2d_case(const struct vmsg *m, uint16_t token, uint8_t id, bool resp
 	free(f.dev.page);
 }
 
+static void b2d_case(const struct vmsg *m, uint16_t token, uint8_t id, bool resp_ready)
+{
+	b2d_case_rev(m, token, id, resp_ready, XVMSG_MSG_REV_1);
+	b2d_case_rev(m, token, id, resp_ready, XVMSG_MSG_REV_2);
+}
+
 static void test_b2d_verdicts_as_module(void **state)
 {
 	struct vmsg m;
+
+	/* Responses whose size depends on the layout revision: one is the
+	 * response in revision 1 and too short (the device broken) in 2. */
+	mk_msg(&m, VMSG_TYPE_RESPONSE, VMSG_GET_DEVICE_INFO, 5, 24);
+	b2d_case(&m, 5, VMSG_GET_DEVICE_INFO, false);
+	mk_msg(&m, VMSG_TYPE_RESPONSE, VMSG_GET_DEVICE_INFO, 5, 44);
+	b2d_case(&m, 5, VMSG_GET_DEVICE_INFO, false);
+	mk_msg(&m, VMSG_TYPE_RESPONSE, VMSG_GET_SHM, 5, 12);
+	b2d_case(&m, 5, VMSG_GET_SHM, false);
 
 	mk_msg(&m, VMSG_TYPE_RESPONSE, VMSG_GET_DEVICE_STATUS, 5, 4);
 	b2d_case(&m, 5, VMSG_GET_DEVICE_STATUS, false);		/* the response */

@@ -954,6 +954,149 @@ static void test_chain_budget(void **state)
 	assert_int_equal(le16toh(used(v)->idx), 7);
 }
 
+/* ---- tests: message layout revision 2 ---- */
+
+static void set_vqueue_flags(struct vd *v, uint32_t q, uint32_t flags, uint32_t size,
+			     uint64_t desc, uint64_t drv, uint64_t dev)
+{
+	struct vmsg_set_vqueue_req p = {
+		.index = htole32(q), .flags = htole32(flags), .size = htole32(size),
+		.desc_addr = htole64(desc), .driver_addr = htole64(drv),
+		.device_addr = htole64(dev),
+	};
+
+	assert_int_equal(call(v, VMSG_SET_VQUEUE, &p, sizeof(p)), 8);
+}
+
+static uint32_t vq_flags(struct vd *v, uint32_t q)
+{
+	get_vqueue(v, q, NULL);
+	return resp32(v, offsetof(struct vmsg_get_vqueue_resp, flags));
+}
+
+static void test_v2_device_info(void **state)
+{
+	struct vd *v = *state;
+	uint8_t zero[16] = { 0 };
+
+	v->d.msg_rev = XVMSG_MSG_REV_2;
+	assert_int_equal(call(v, VMSG_GET_DEVICE_INFO, NULL, 0), 52);
+	assert_int_equal(resp32(v, 0), 4);			/* device_id */
+	assert_int_equal(resp32(v, 4), 0x584d5658);		/* vendor_id */
+	assert_memory_equal(v->resp->payload + 8, zero, 16);	/* nil device_uuid */
+	assert_int_equal(resp32(v, 24), 2);			/* num_feature_blocks */
+	assert_int_equal(resp32(v, 28), CFG_SIZE);
+	assert_int_equal(resp32(v, 32), NQUEUES);
+	assert_int_equal(resp32(v, 36), 0);			/* admin_vq_start */
+	assert_int_equal(resp32(v, 40), 0);			/* admin_vq_count */
+	/* The same device in revision 1: 24 bytes, bits not blocks. */
+	v->d.msg_rev = XVMSG_MSG_REV_1;
+	assert_int_equal(call(v, VMSG_GET_DEVICE_INFO, NULL, 0), 32);
+	assert_int_equal(resp32(v, 8), 64);
+}
+
+static void test_v2_get_shm(void **state)
+{
+	struct vd *v = *state;
+	struct vmsg_vq_index p = { .index = htole32(3) };
+
+	v->d.msg_rev = XVMSG_MSG_REV_2;
+	assert_int_equal(call(v, VMSG_GET_SHM, &p, sizeof(p)), 8 + 24);
+	assert_int_equal(resp32(v, 0), 3);			/* shmid */
+	assert_int_equal(resp64(v, 8), 0);			/* length: none */
+	assert_int_equal(resp64(v, 16), 0);
+	v->d.msg_rev = XVMSG_MSG_REV_1;
+	assert_int_equal(call(v, VMSG_GET_SHM, &p, sizeof(p)), 8 + 12);
+	assert_int_equal(resp32(v, 0), 3);
+	assert_int_equal(resp32(v, 4), 0);
+}
+
+/* flags bits 1:0: KEEP_DISABLED configures without enabling, ENABLE
+ * enables, KEEP keeps; only enabled queues start at DRIVER_OK. */
+static void test_v2_set_vqueue_state(void **state)
+{
+	struct vd *v = *state;
+	uint64_t d0 = pool_addr(DESC_GPA), a0 = pool_addr(AVAIL_GPA), u0 = pool_addr(USED_GPA);
+	uint64_t d1 = pool_addr(0x1000), a1 = pool_addr(0x1400), u1 = pool_addr(0x1800);
+
+	v->d.msg_rev = XVMSG_MSG_REV_2;
+	assert_int_equal(negotiate(v, negotiated), S_ACK | S_DRIVER | S_FEAT);
+	assert_int_equal(vq_flags(v, 0), 0);
+	set_vqueue_flags(v, 0, VMSG_SET_VQ_KEEP_DISABLED, QSZ, d0, a0, u0);
+	assert_int_equal(get_vqueue(v, 0, NULL), QSZ);
+	assert_int_equal(vq_flags(v, 0), 0);			/* configured, disabled */
+	set_vqueue_flags(v, 0, VMSG_SET_VQ_ENABLE, QSZ, d0, a0, u0);
+	assert_int_equal(vq_flags(v, 0), VMSG_VQ_F_ENABLED);
+	set_vqueue_flags(v, 0, VMSG_SET_VQ_KEEP, QSZ / 2, d0, a0, u0);
+	assert_int_equal(get_vqueue(v, 0, NULL), QSZ / 2);
+	assert_int_equal(vq_flags(v, 0), VMSG_VQ_F_ENABLED);	/* kept */
+	/* Queue 1 configured but left disabled: not started at DRIVER_OK. */
+	set_vqueue_flags(v, 1, VMSG_SET_VQ_KEEP_DISABLED, QSZ, d1, a1, u1);
+	assert_int_equal(set_status(v, S_ACK | S_DRIVER | S_FEAT | S_OK),
+			 S_ACK | S_DRIVER | S_FEAT | S_OK);
+	assert_true(v->d.vq[0].live);
+	assert_false(v->d.vq[1].live);
+	assert_int_equal(vq_flags(v, 1), 0);
+}
+
+/* Bits 2..5 keep the current size or address; state 3 and an enabled
+ * queue without a size are refused and change nothing. */
+static void test_v2_set_vqueue_ignore_and_refuse(void **state)
+{
+	struct vd *v = *state;
+	uint64_t d0 = pool_addr(DESC_GPA), a0 = pool_addr(AVAIL_GPA), u0 = pool_addr(USED_GPA);
+
+	v->d.msg_rev = XVMSG_MSG_REV_2;
+	assert_int_equal(negotiate(v, negotiated), S_ACK | S_DRIVER | S_FEAT);
+	set_vqueue_flags(v, 0, VMSG_SET_VQ_ENABLE, QSZ, d0, a0, u0);
+	/* Everything ignored but the device area, which moves. */
+	set_vqueue_flags(v, 0, VMSG_SET_VQ_KEEP | VMSG_SET_VQ_IGNORE_SIZE |
+			 VMSG_SET_VQ_IGNORE_DESC | VMSG_SET_VQ_IGNORE_DRIVER, 0, 0, 0,
+			 pool_addr(0xc00));
+	assert_int_equal(get_vqueue(v, 0, NULL), QSZ);
+	assert_true(resp64(v, offsetof(struct vmsg_get_vqueue_resp, desc_addr)) == d0);
+	assert_true(resp64(v, offsetof(struct vmsg_get_vqueue_resp, driver_addr)) == a0);
+	assert_true(resp64(v, offsetof(struct vmsg_get_vqueue_resp, device_addr)) ==
+		    pool_addr(0xc00));
+	assert_int_equal(vq_flags(v, 0), VMSG_VQ_F_ENABLED);
+	/* State 3: refused. */
+	set_vqueue_flags(v, 0, 0x3, QSZ / 2, d0, a0, u0);
+	assert_int_equal(get_vqueue(v, 0, NULL), QSZ);
+	assert_true(resp64(v, offsetof(struct vmsg_get_vqueue_resp, device_addr)) ==
+		    pool_addr(0xc00));
+	/* Enable with size 0: refused, the queue stays as it was. */
+	set_vqueue_flags(v, 0, VMSG_SET_VQ_ENABLE, 0, d0, a0, u0);
+	assert_int_equal(get_vqueue(v, 0, NULL), QSZ);
+	assert_int_equal(vq_flags(v, 0), VMSG_VQ_F_ENABLED);
+	/* Disable with size 0: accepted, addresses shown as last accepted. */
+	set_vqueue_flags(v, 0, VMSG_SET_VQ_KEEP_DISABLED, 0, 0, 0, 0);
+	assert_int_equal(get_vqueue(v, 0, NULL), 0);
+	assert_int_equal(vq_flags(v, 0), 0);
+	assert_true(resp64(v, offsetof(struct vmsg_get_vqueue_resp, desc_addr)) == d0);
+	/* Reset forgets enabled state with everything else. */
+	set_vqueue_flags(v, 0, VMSG_SET_VQ_ENABLE, QSZ, d0, a0, u0);
+	assert_int_equal(set_status(v, 0), 0);
+	assert_int_equal(v->d.vq_on, 0);
+	assert_int_equal(vq_flags(v, 0), 0);
+}
+
+/* Revision 1 ignores the word that revision 2 calls flags, and never
+ * reports flags in GET_VQUEUE. */
+static void test_v1_ignores_flags(void **state)
+{
+	struct vd *v = *state;
+	uint64_t d0 = pool_addr(DESC_GPA), a0 = pool_addr(AVAIL_GPA), u0 = pool_addr(USED_GPA);
+
+	assert_int_equal(v->d.msg_rev, XVMSG_MSG_REV_1);
+	assert_int_equal(negotiate(v, negotiated), S_ACK | S_DRIVER | S_FEAT);
+	set_vqueue_flags(v, 0, VMSG_SET_VQ_KEEP_DISABLED | 0xfffffff0u, QSZ, d0, a0, u0);
+	assert_int_equal(get_vqueue(v, 0, NULL), QSZ);		/* a size enables */
+	assert_int_equal(vq_flags(v, 0), 0);			/* reserved: 0 */
+	assert_int_equal(set_status(v, S_ACK | S_DRIVER | S_FEAT | S_OK),
+			 S_ACK | S_DRIVER | S_FEAT | S_OK);
+	assert_true(v->d.vq[0].live);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -979,6 +1122,11 @@ int main(void)
 		T(test_full_init_and_needs_reset),
 		T(test_ring_broken_by_driver),
 		T(test_chain_budget),
+		T(test_v2_device_info),
+		T(test_v2_get_shm),
+		T(test_v2_set_vqueue_state),
+		T(test_v2_set_vqueue_ignore_and_refuse),
+		T(test_v1_ignores_flags),
 #undef T
 	};
 
