@@ -37,7 +37,7 @@ ifeq ($(WERROR),1)
 CFLAGS  += -Werror
 endif
 LDFLAGS += $(SANFLAGS)
-LDLIBS  += -lpthread
+LDLIBS  += -luring -lpthread
 
 ifeq ($(V),1)
 Q :=

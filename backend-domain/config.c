@@ -12,6 +12,7 @@
  *   max-guest-maps = N
  *   max-guest-keys = N
  *   max-guest-store-bytes = N
+ *   aio = auto|io_uring|threads
  *   export NAME TYPE [PARAMS]
  */
 #include <ctype.h>
@@ -38,6 +39,21 @@ void xvb_config_defaults(struct xvb_config *cfg)
 	 * foreign-mapping privilege of dom0). */
 	cfg->allow_full = false;
 	cfg->msg_revs = XVMSG_MSG_REVS_ALL;
+}
+
+static int set_aio(struct xvb_config *cfg, const char *val, char *err, size_t errlen)
+{
+	if (!strcmp(val, "auto"))
+		cfg->aio.engine = XVB_AIO_AUTO;
+	else if (!strcmp(val, "io_uring") || !strcmp(val, "uring"))
+		cfg->aio.engine = XVB_AIO_URING;
+	else if (!strcmp(val, "threads"))
+		cfg->aio.engine = XVB_AIO_THREADS;
+	else {
+		snprintf(err, errlen, "aio must be auto, io_uring or threads");
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static bool valid_name(const char *s, size_t max)
@@ -257,6 +273,8 @@ static int load_line(struct xvb_config *cfg, char *line, const struct xvb_model_
 				err, errlen);
 	if (!strcmp(key, "stats-on-exit"))
 		return set_bool(&cfg->stats_on_exit, val, err, errlen);
+	if (!strcmp(key, "aio"))
+		return set_aio(cfg, val, err, errlen);
 	if (!strcmp(key, "log-level")) {
 		if (xvb_log_level_parse(val, &cfg->log_level)) {
 			snprintf(err, errlen, "log-level must be err, warn, info or debug");
@@ -345,12 +363,15 @@ static void usage(FILE *out, const char *prog)
 "      --msg-revision LIST  virtio-msg message layouts to offer, e.g. 1,2\n"
 "                           (default: every one known, 1,2; docs/protocol.md)\n"
 "      --stats-on-exit      print per-device counters when stopping\n"
+"      --aio ENGINE         block I/O engine: auto (default: io_uring if the\n"
+"                           kernel allows it, else threads), io_uring, threads\n"
 "      --fault NAME         misbehave on purpose, to test guests (never in\n"
 "                           production; docs/backend.md says what each does):\n"
 "                           used-bad-id, used-bad-len, used-dup-id, silent,\n"
 "                           irq-storm, msg-bad-token, msg-rewrite,\n"
 "                           vanish-handshake, keep-mapped, snoop,\n"
-"                           desc-rewrite, avail-rewrite, wrong-device-id\n"
+"                           desc-rewrite, avail-rewrite, wrong-device-id;\n"
+"                           slow-io=MS delays every block I/O by MS ms\n"
 "  -l, --log-level LEVEL    err, warn, info (default) or debug\n"
 "  -h, --help               show this help and exit\n"
 "  -V, --version            show the version and exit\n"
@@ -366,7 +387,7 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 			  char *err, size_t errlen)
 {
 	enum { OPT_NO_FULL = 256, OPT_FULL, OPT_STATS, OPT_POLL, OPT_FAULT, OPT_GUEST_FDS,
-	       OPT_GUEST_MAPS, OPT_GUEST_KEYS, OPT_GUEST_STORE, OPT_MSG_REV };
+	       OPT_GUEST_MAPS, OPT_GUEST_KEYS, OPT_GUEST_STORE, OPT_MSG_REV, OPT_AIO };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "bus", required_argument, NULL, 'b' },
@@ -382,6 +403,7 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 		{ "max-guest-store-bytes", required_argument, NULL, OPT_GUEST_STORE },
 		{ "fault", required_argument, NULL, OPT_FAULT },
 		{ "msg-revision", required_argument, NULL, OPT_MSG_REV },
+		{ "aio", required_argument, NULL, OPT_AIO },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -441,10 +463,20 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 					   optarg, 4096, 1u << 30, "bytes", err, errlen)))
 				return rc;
 			break;
+		case OPT_AIO:
+			if ((rc = set_aio(cfg, optarg, err, errlen)))
+				return rc;
+			break;
 		case OPT_FAULT: {
 			static const char *const names[] = XVB_FAULT_NAMES;
 			int i;
 
+			if (!strncmp(optarg, "slow-io=", 8)) {
+				if ((rc = set_uint(&cfg->aio.slow_ms, "--fault slow-io", optarg + 8,
+						   1, 60000, "ms", err, errlen)))
+					return rc;
+				break;
+			}
 			for (i = 0; i < (int)(sizeof(names) / sizeof(names[0])) &&
 				    strcmp(names[i], optarg); i++)
 				;
@@ -452,7 +484,7 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 				snprintf(err, errlen, "--fault must be used-bad-id, used-bad-len, "
 					 "used-dup-id, silent, irq-storm, msg-bad-token, msg-rewrite, "
 					 "vanish-handshake, keep-mapped, snoop, desc-rewrite, "
-					 "avail-rewrite or wrong-device-id");
+					 "avail-rewrite, wrong-device-id or slow-io=MS");
 				return -EINVAL;
 			}
 			cfg->fault = i;

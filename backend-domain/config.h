@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "aio.h"
 #include "device.h"
 #include "log.h"
 
@@ -26,6 +27,7 @@ struct xvb_config {
 	unsigned int max_guest_store_bytes;
 	int fault;			/* XVB_FAULT_*, for testing guests */
 	uint32_t msg_revs;		/* message layout revisions offered (bit r) */
+	struct xvb_aio_opts aio;	/* --aio, --fault slow-io=MS */
 	unsigned int nexports;
 	struct xvb_export exports[XVB_MAX_EXPORTS];
 };

@@ -584,6 +584,7 @@ int xvb_conn_create(struct xvb_backend *be, uint32_t feid, uint32_t devid, struc
 	env.loop = be->loop;
 	env.log = be->log;
 	env.name = c->name;
+	env.aio = &be->aio;
 	rc = c->ops->create(params, &env, &c->priv);
 	if (rc) {
 		c->failed = true;
@@ -650,17 +651,19 @@ void xvb_conn_destroy(struct xvb_conn *c)
 void xvb_conn_publish_stats(struct xvb_conn *c)
 {
 	const struct xvb_stats *s = &c->stats;
-	char seq[32];
+	char seq[32], model[160] = "";
 
 	if (rd(c, c->bepath, XVMSG_XS_STATS_REQUEST, seq, sizeof(seq)))
 		return;
+	if (c->priv && c->ops->stats)
+		c->ops->stats(c->priv, model, sizeof(model));
 	wr(c, XVMSG_XS_STATS, "maps=%" PRIu64 " map_pages=%" PRIu64 " unmaps=%" PRIu64
 	   " unmap_pages=%" PRIu64 " notify_in=%" PRIu64 " notify_out=%" PRIu64
 	   " msgs_in=%" PRIu64 " msgs_out=%" PRIu64 " msgs_bad=%" PRIu64
 	   " requests=%" PRIu64 " bad_chains=%" PRIu64 " bytes_out=%" PRIu64
-	   " bytes_in=%" PRIu64, s->map_calls, s->map_pages, s->unmap_calls, s->unmap_pages,
+	   " bytes_in=%" PRIu64 "%s", s->map_calls, s->map_pages, s->unmap_calls, s->unmap_pages,
 	   s->notify_in, s->notify_out, s->msgs_in, s->msgs_out, s->msgs_bad, s->requests,
-	   s->bad_chains, s->bytes_out, s->bytes_in);
+	   s->bad_chains, s->bytes_out, s->bytes_in, model);
 	wr(c, XVMSG_XS_STATS_SEQ, "%s", seq);
 }
 
@@ -674,15 +677,18 @@ bool xvb_conn_owns_backend_path(const struct xvb_conn *c, const char *path)
 void xvb_conn_dump(const struct xvb_conn *c, FILE *out)
 {
 	const struct xvb_stats *s = &c->stats;
+	char model[160] = "";
 
+	if (c->priv && c->ops->stats)
+		c->ops->stats(c->priv, model, sizeof(model));
 	fprintf(out, "%s mode=%s state=%d maps=%" PRIu64 " map_pages=%" PRIu64
 		" unmaps=%" PRIu64 " unmap_pages=%" PRIu64 " notify_in=%" PRIu64
 		" notify_out=%" PRIu64 " msgs_in=%" PRIu64 " msgs_out=%" PRIu64
 		" msgs_bad=%" PRIu64 " requests=%" PRIu64 " bad_chains=%" PRIu64
 		" bytes_out=%" PRIu64 " bytes_in=%" PRIu64 " max_msgs_call=%" PRIu64
-		" max_chains_call=%" PRIu64 "\n",
+		" max_chains_call=%" PRIu64 "%s\n",
 		c->name, xvmsg_mode_name(c->mode), c->state, s->map_calls, s->map_pages,
 		s->unmap_calls, s->unmap_pages, s->notify_in, s->notify_out, s->msgs_in,
 		s->msgs_out, s->msgs_bad, s->requests, s->bad_chains, s->bytes_out, s->bytes_in,
-		s->max_msgs_call, s->max_chains_call);
+		s->max_msgs_call, s->max_chains_call, model);
 }

@@ -18,6 +18,7 @@
 #include <xvmsg/msg.h>
 #include <xvmsg/xenbus.h>
 
+#include "aio.h"
 #include "bus.h"
 #include "device.h"
 #include "evloop.h"
@@ -288,6 +289,7 @@ struct xvb_backend {
 	bool stopping;
 	int fault;			/* XVB_FAULT_* (fault.h): testing the guest only */
 	uint32_t msg_revs;		/* message layout revisions offered (bit r) */
+	struct xvb_aio_opts aio;	/* block I/O engine, resolved at start */
 };
 
 int xvb_backend_init(struct xvb_backend *be, struct xvb_bus *bus, struct xvb_evloop *loop,

@@ -28,6 +28,7 @@ struct xvb_export {
 };
 
 struct xvb_vdev;	/* core: the virtio device a model instance serves */
+struct xvb_aio_opts;	/* aio.h: the I/O engine chosen at start */
 
 /*
  * One request: a descriptor chain, already copied, validated and mapped.
@@ -53,6 +54,7 @@ struct xvb_model_env {
 	struct xvb_evloop *loop;	/* for models with their own fds */
 	struct xvb_log *log;
 	const char *name;		/* for messages, e.g. "blk0(dom2)" */
+	const struct xvb_aio_opts *aio;	/* for models doing file I/O; NULL: auto */
 };
 
 /*
@@ -66,8 +68,8 @@ struct xvb_req_limits {
 	uint32_t req_bytes;		/* largest data payload of one request */
 };
 
-/* Every op must be set except set_config, set_limits, features and quiesce
- * (may be NULL). */
+/* Every op must be set except set_config, set_limits, features, quiesce and
+ * stats (may be NULL). */
 struct xvb_model_ops {
 	const char *type;		/* "blk", "rng", "console" */
 	uint32_t device_id;		/* VIRTIO_ID_* */
@@ -95,12 +97,16 @@ struct xvb_model_ops {
 	 * activate() has returned; right after, the core calls notify() for
 	 * every queue, so work that waited for buffers can start there. */
 	int (*activate)(void *priv, struct xvb_vdev *vdev, uint64_t features);
-	/* Device reset: stop using vdev and every request taken from it. */
+	/* Device reset: stop using vdev and every request taken from it.  I/O
+	 * still in flight into request buffers must be finished or cancelled
+	 * before this returns (the core unmaps them next); may block for it. */
 	void (*reset)(void *priv);
 	/* Queue q has new available buffers. */
 	void (*notify)(void *priv, unsigned int q);
 	/* Clean shutdown: finish and flush writes in flight. May block. */
 	void (*quiesce)(void *priv);
+	/* Model counters for the stats line: " key=value..." into buf. */
+	void (*stats)(void *priv, char *buf, size_t len);
 };
 
 /*

@@ -109,7 +109,7 @@ static unsigned long raise_nofile(struct xvb_log *log)
 static int check_exports(const struct xvb_config *cfg, struct xvb_evloop *loop,
 			 struct xvb_log *log)
 {
-	struct xvb_model_env env = { .loop = loop, .log = log };
+	struct xvb_model_env env = { .loop = loop, .log = log, .aio = &cfg->aio };
 	unsigned int i;
 
 	for (i = 0; i < cfg->nexports; i++) {
@@ -163,7 +163,10 @@ int main(int argc, char **argv)
 	rc = xvb_evloop_create(&loop);
 	if (rc)
 		goto fail;
-	if (check_exports(&cfg, loop, &app.log)) {
+	if (cfg.aio.slow_ms)
+		xvb_warn(&app.log, "fault injection on: every block I/O starts %u ms late "
+			 "(--fault slow-io)", cfg.aio.slow_ms);
+	if (xvb_aio_probe(&cfg.aio, &app.log) || check_exports(&cfg, loop, &app.log)) {
 		xvb_evloop_destroy(loop);
 		return 2;
 	}
@@ -212,6 +215,7 @@ int main(int argc, char **argv)
 		}
 	}
 	xvb_backend_init(&app.be, app.bus, loop, &app.log, models);
+	app.be.aio = cfg.aio;
 	app.be.fault = cfg.fault;
 	app.be.msg_revs = cfg.msg_revs;
 	if (cfg.fault)

@@ -4,7 +4,7 @@
 # Idempotent: does nothing when everything is there.  Needs root to install.
 set -eu
 
-PKGS="build-essential pkg-config libcmocka-dev linux-libc-dev libxen-dev"
+PKGS="build-essential pkg-config libcmocka-dev linux-libc-dev libxen-dev liburing-dev"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -1,8 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * virtio-blk on a raw image file or block device (virtio 1.2, 5.2).
- * Requests are served synchronously from notify().  In pool mode seg_max and
- * size_max follow the pool (set_limits), so no request outgrows it.
+ * notify() takes every available request and starts its I/O (aio.h:
+ * io_uring or worker threads); requests complete in any order, from the
+ * event loop, and are pushed then.  In pool mode seg_max and size_max follow
+ * the pool (set_limits), so no request outgrows it.
+ *
+ * FLUSH starts an fdatasync when it is taken: that covers every write
+ * completed (pushed) before, as virtio asks, and is answered when it is done.
+ * Reset waits for the requests in flight and drops them unanswered, so no
+ * I/O touches guest memory after the core has unmapped it.
  *
  * Params:
  *   path=FILE          image; size a non-zero multiple of 512 (required)
@@ -19,6 +26,7 @@
 #include <linux/falloc.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_ids.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -26,6 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "aio.h"
 #include "device.h"
 
 #define BLK_SECTOR_SHIFT	9
@@ -49,6 +58,22 @@ struct blk {
 	struct xvb_vdev *vdev;		/* set between activate and reset */
 	uint64_t features;		/* negotiated */
 	void *zeroes;			/* write-zeroes fallback buffer */
+	struct xvb_aio *aio;
+	struct blk_io *free_ios;	/* spare request slots */
+	bool resetting;			/* reset: completions are dropped */
+	bool pushed;			/* completions to publish (batch) */
+};
+
+/* One request in flight: the chain, and the I/O done for it. */
+struct blk_io {
+	struct xvb_aio_op op;		/* first: container of op */
+	struct blk *b;
+	struct blk_io *next_free;
+	uint8_t type;			/* VIRTIO_BLK_T_* */
+	bool wz;			/* write-zeroes: EOPNOTSUPP means do it slowly */
+	uint64_t sector;
+	struct xvb_req req;
+	struct iovec iov[XVB_REQ_MAX_IOV];
 };
 
 static int parse_bool(const char *v, bool *out)
@@ -106,8 +131,16 @@ static void blk_destroy(void *priv)
 {
 	struct blk *b = priv;
 
+	struct blk_io *io;
+
 	if (!b)
 		return;
+	b->resetting = true;
+	xvb_aio_destroy(b->aio);
+	while ((io = b->free_ios)) {
+		b->free_ios = io->next_free;
+		free(io);
+	}
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b->zeroes);
@@ -152,6 +185,18 @@ static int blk_open(struct blk *b)
 	return 0;
 }
 
+static const struct xvb_aio_opts default_aio = { .engine = XVB_AIO_AUTO };
+
+/* After a batch of completions: publish them. */
+static void blk_batch(void *arg)
+{
+	struct blk *b = arg;
+
+	if (b->pushed && b->vdev)
+		xvb_flush(b->vdev, 0);
+	b->pushed = false;
+}
+
 static int blk_create(const char *params, const struct xvb_model_env *env, void **priv)
 {
 	struct blk *b = calloc(1, sizeof(*b));
@@ -177,9 +222,13 @@ static int blk_create(const char *params, const struct xvb_model_env *env, void 
 	err = blk_open(b);
 	if (err)
 		goto fail;
-	xvb_info(b->log, "%s: %s, %llu sectors%s%s", b->name, b->path,
+	err = xvb_aio_create(env->loop, env->aio ? env->aio : &default_aio, b->log, b->name,
+			     blk_batch, b, &b->aio);
+	if (err)
+		goto fail;
+	xvb_info(b->log, "%s: %s, %llu sectors%s%s, I/O by %s", b->name, b->path,
 		 (unsigned long long)b->capacity, b->ro ? ", read-only" : "",
-		 b->direct ? ", O_DIRECT" : "");
+		 b->direct ? ", O_DIRECT" : "", xvb_aio_engine_name(xvb_aio_engine(b->aio)));
 	*priv = b;
 	return 0;
 fail:
@@ -250,15 +299,21 @@ static int blk_activate(void *priv, struct xvb_vdev *vdev, uint64_t features)
 
 	b->vdev = vdev;
 	b->features = features;
+	b->resetting = false;
 	return 0;
 }
 
+/* Wait for the I/O in flight; its requests are dropped, not answered (the
+ * core forgets them and unmaps their buffers after this returns). */
 static void blk_reset(void *priv)
 {
 	struct blk *b = priv;
 
+	b->resetting = true;
+	xvb_aio_drain(b->aio);
 	b->vdev = NULL;
 	b->features = 0;
+	b->pushed = false;
 }
 
 /* Sectors [sector, sector + n) lie inside the disk; no overflow possible. */
@@ -317,12 +372,35 @@ static int blk_io(int fd, struct iovec *iov, unsigned int n, off_t off, bool wri
 	return 0;
 }
 
-static uint8_t blk_rw(struct blk *b, const struct xvb_req *req, uint64_t sector, bool write)
+#define BLK_S_PENDING 0xff	/* I/O started: the status comes with its completion */
+
+/* Answer io's request (unless the device is being reset) and free the slot. */
+static void blk_complete(struct blk_io *io, uint8_t status)
 {
-	struct iovec iov[XVB_REQ_MAX_IOV];
+	struct blk *b = io->b;
+	struct xvb_req *req = &io->req;
+
+	if (!b->resetting && b->vdev) {
+		/* The status is the last device-writable byte, so all of in[] counts. */
+		xvb_buf_to_iov(req->in, req->nin, req->in_len - 1, &status, 1);
+		xvb_push(b->vdev, req, req->in_len > UINT32_MAX ? UINT32_MAX : (uint32_t)req->in_len);
+		b->pushed = true;
+	}
+	io->next_free = b->free_ios;
+	b->free_ios = io;
+}
+
+static void blk_start(struct blk *b, struct blk_io *io, int opcode)
+{
+	io->op.opcode = opcode;
+	io->op.fd = b->fd;
+	xvb_aio_submit(b->aio, &io->op);
+}
+
+static uint8_t blk_rw(struct blk *b, struct blk_io *io, uint64_t sector, bool write)
+{
+	const struct xvb_req *req = &io->req;
 	size_t len = write ? req->out_len - sizeof(struct virtio_blk_outhdr) : req->in_len - 1;
-	unsigned int n;
-	int err;
 
 	if (write && b->ro) {
 		xvb_dbg(b->log, "%s: write to read-only disk", b->name);
@@ -334,16 +412,14 @@ static uint8_t blk_rw(struct blk *b, const struct xvb_req *req, uint64_t sector,
 		return VIRTIO_BLK_S_IOERR;
 	}
 	if (write)
-		n = iov_slice(req->out, req->nout, sizeof(struct virtio_blk_outhdr), len, iov);
+		io->op.niov = iov_slice(req->out, req->nout, sizeof(struct virtio_blk_outhdr), len,
+					io->iov);
 	else
-		n = iov_slice(req->in, req->nin, 0, len, iov);
-	err = blk_io(b->fd, iov, n, (off_t)(sector << BLK_SECTOR_SHIFT), write);
-	if (err) {
-		xvb_warn(b->log, "%s: %s at sector %llu: %s", b->name, write ? "write" : "read",
-			 (unsigned long long)sector, strerror(-err));
-		return VIRTIO_BLK_S_IOERR;
-	}
-	return VIRTIO_BLK_S_OK;
+		io->op.niov = iov_slice(req->in, req->nin, 0, len, io->iov);
+	io->op.iov = io->iov;
+	io->op.off = (off_t)(sector << BLK_SECTOR_SHIFT);
+	blk_start(b, io, write ? XVB_AIO_WRITE : XVB_AIO_READ);
+	return BLK_S_PENDING;
 }
 
 static int blk_write_zeroes_slow(struct blk *b, off_t off, off_t len)
@@ -366,15 +442,14 @@ static int blk_write_zeroes_slow(struct blk *b, off_t off, off_t len)
 	return 0;
 }
 
-static uint8_t blk_discard_wz(struct blk *b, const struct xvb_req *req, bool wz)
+static uint8_t blk_discard_wz(struct blk *b, struct blk_io *io, bool wz)
 {
+	const struct xvb_req *req = &io->req;
 	struct virtio_blk_discard_write_zeroes seg;
 	size_t len = req->out_len - sizeof(struct virtio_blk_outhdr);
 	unsigned int bit = wz ? VIRTIO_BLK_F_WRITE_ZEROES : VIRTIO_BLK_F_DISCARD;
 	uint64_t sector;
 	uint32_t nsect, flags;
-	off_t off, bytes;
-	int mode, err;
 
 	if (b->ro)
 		return VIRTIO_BLK_S_IOERR;
@@ -393,31 +468,45 @@ static uint8_t blk_discard_wz(struct blk *b, const struct xvb_req *req, bool wz)
 		return VIRTIO_BLK_S_UNSUPP;
 	if (nsect > BLK_DWZ_MAX_SECTORS || !range_ok(b, sector, nsect))
 		return VIRTIO_BLK_S_IOERR;
-	off = (off_t)(sector << BLK_SECTOR_SHIFT);
-	bytes = (off_t)nsect << BLK_SECTOR_SHIFT;
-	if (!bytes)
+	if (!nsect)
 		return VIRTIO_BLK_S_OK;
+	io->wz = wz;
+	io->sector = sector;
+	io->op.off = (off_t)(sector << BLK_SECTOR_SHIFT);
+	io->op.len = (off_t)nsect << BLK_SECTOR_SHIFT;
 	if (!wz || ((flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) && b->discard))
-		mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+		io->op.mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
 	else
-		mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
-	do
-		err = fallocate(b->fd, mode, off, bytes) < 0 ? -errno : 0;
-	while (err == -EINTR);
-	if (err == -EOPNOTSUPP && !wz)
-		return VIRTIO_BLK_S_OK;		/* discard is only a hint */
-	if (err == -EOPNOTSUPP)
-		err = blk_write_zeroes_slow(b, off, bytes);
-	if (err) {
-		xvb_warn(b->log, "%s: %s at sector %llu: %s", b->name, wz ? "write-zeroes" : "discard",
-			 (unsigned long long)sector, strerror(-err));
-		return VIRTIO_BLK_S_IOERR;
-	}
-	return VIRTIO_BLK_S_OK;
+		io->op.mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+	blk_start(b, io, XVB_AIO_FALLOCATE);
+	return BLK_S_PENDING;
 }
 
-static void blk_handle(struct blk *b, struct xvb_req *req)
+/* The I/O of a request finished (on the loop's thread). */
+static void blk_done(struct xvb_aio_op *op, int err)
 {
+	struct blk_io *io = (struct blk_io *)op;
+	struct blk *b = io->b;
+	const char *what;
+
+	if (err && op->opcode == XVB_AIO_FALLOCATE && err == -EOPNOTSUPP && !b->resetting)
+		/* discard is only a hint; write-zeroes is done by writing (rare: blocks) */
+		err = io->wz ? blk_write_zeroes_slow(b, op->off, op->len) : 0;
+	if (err) {
+		what = op->opcode == XVB_AIO_READ ? "read" : op->opcode == XVB_AIO_WRITE ? "write" :
+		       op->opcode == XVB_AIO_FDATASYNC ? "flush" : io->wz ? "write-zeroes" : "discard";
+		if (op->opcode == XVB_AIO_FDATASYNC)
+			xvb_warn(b->log, "%s: flush: %s", b->name, strerror(-err));
+		else
+			xvb_warn(b->log, "%s: %s at sector %llu: %s", b->name, what,
+				 (unsigned long long)io->sector, strerror(-err));
+	}
+	blk_complete(io, err ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+}
+
+static void blk_handle(struct blk *b, struct blk_io *io)
+{
+	struct xvb_req *req = &io->req;
 	struct virtio_blk_outhdr hdr;
 	uint8_t status;
 	uint64_t sector;
@@ -427,21 +516,27 @@ static void blk_handle(struct blk *b, struct xvb_req *req)
 		xvb_dbg(b->log, "%s: malformed request (%zu out, %zu in bytes)", b->name,
 			req->out_len, req->in_len);
 		xvb_push(b->vdev, req, 0);
+		io->next_free = b->free_ios;
+		b->free_ios = io;
 		return;
 	}
 	sector = le64toh(hdr.sector);
+	io->sector = sector;
+	io->type = (uint8_t)le32toh(hdr.type);
 	switch (le32toh(hdr.type)) {
 	case VIRTIO_BLK_T_IN:
-		status = blk_rw(b, req, sector, false);
+		status = blk_rw(b, io, sector, false);
 		break;
 	case VIRTIO_BLK_T_OUT:
-		status = blk_rw(b, req, sector, true);
+		status = blk_rw(b, io, sector, true);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
+		/* Covers every write completed before now: those were pushed
+		 * only after their I/O finished. */
 		status = VIRTIO_BLK_S_OK;
-		if (!b->ro && fdatasync(b->fd) < 0) {
-			xvb_warn(b->log, "%s: flush: %s", b->name, strerror(errno));
-			status = VIRTIO_BLK_S_IOERR;
+		if (!b->ro) {
+			blk_start(b, io, XVB_AIO_FDATASYNC);
+			status = BLK_S_PENDING;
 		}
 		break;
 	case VIRTIO_BLK_T_GET_ID:
@@ -450,45 +545,84 @@ static void blk_handle(struct blk *b, struct xvb_req *req)
 		status = VIRTIO_BLK_S_OK;
 		break;
 	case VIRTIO_BLK_T_DISCARD:
-		status = blk_discard_wz(b, req, false);
+		status = blk_discard_wz(b, io, false);
 		break;
 	case VIRTIO_BLK_T_WRITE_ZEROES:
-		status = blk_discard_wz(b, req, true);
+		status = blk_discard_wz(b, io, true);
 		break;
 	default:
 		xvb_dbg(b->log, "%s: unsupported request type %u", b->name, le32toh(hdr.type));
 		status = VIRTIO_BLK_S_UNSUPP;
 		break;
 	}
-	/* The status is the last device-writable byte, so all of in[] counts. */
-	xvb_buf_to_iov(req->in, req->nin, req->in_len - 1, &status, 1);
-	xvb_push(b->vdev, req, req->in_len > UINT32_MAX ? UINT32_MAX : (uint32_t)req->in_len);
+	if (status != BLK_S_PENDING)
+		blk_complete(io, status);
+}
+
+static struct blk_io *blk_io_get(struct blk *b)
+{
+	struct blk_io *io = b->free_ios;
+
+	if (io) {
+		b->free_ios = io->next_free;
+	} else {
+		io = malloc(sizeof(*io));
+		if (!io)
+			return NULL;
+	}
+	memset(&io->op, 0, sizeof(io->op));
+	io->op.done = blk_done;
+	io->b = b;
+	io->wz = false;
+	return io;
 }
 
 static void blk_notify(void *priv, unsigned int q)
 {
 	struct blk *b = priv;
-	struct xvb_req req;
+	struct blk_io *io;
 	int r;
 
 	if (!b->vdev || q != 0)
 		return;
-	while ((r = xvb_pop(b->vdev, 0, &req)) != 0) {
-		if (r == -EINVAL)
-			continue;	/* the core completed that chain */
-		if (r < 0)
-			break;		/* device broken: NEEDS_RESET is set */
-		blk_handle(b, &req);
+	/* At most queue-size requests can be in flight: one slot each. */
+	xvb_aio_plug(b->aio);
+	while ((io = blk_io_get(b))) {
+		r = xvb_pop(b->vdev, 0, &io->req);
+		if (r <= 0) {
+			io->next_free = b->free_ios;
+			b->free_ios = io;
+			if (r == -EINVAL)
+				continue;	/* the core completed that chain */
+			break;			/* empty, budget spent, or broken */
+		}
+		blk_handle(b, io);
 	}
-	xvb_flush(b->vdev, 0);
+	xvb_aio_unplug(b->aio);
+	if (b->vdev)
+		xvb_flush(b->vdev, 0);
+	b->pushed = false;
 }
 
+/* Finish the requests in flight (answering them), then flush the file. */
 static void blk_quiesce(void *priv)
 {
 	struct blk *b = priv;
 
+	xvb_aio_drain(b->aio);
 	if (!b->ro && fdatasync(b->fd) < 0)
 		xvb_warn(b->log, "%s: flush: %s", b->name, strerror(errno));
+}
+
+static void blk_stats(void *priv, char *buf, size_t len)
+{
+	struct blk *b = priv;
+	struct xvb_aio_stats st;
+
+	xvb_aio_get_stats(b->aio, &st);
+	snprintf(buf, len, " aio=%s aio_ops=%llu aio_retries=%llu aio_max_inflight=%llu",
+		 xvb_aio_engine_name(xvb_aio_engine(b->aio)), (unsigned long long)st.ops,
+		 (unsigned long long)st.retries, (unsigned long long)st.max_inflight);
 }
 
 const struct xvb_model_ops xvb_blk_ops = {
@@ -506,4 +640,5 @@ const struct xvb_model_ops xvb_blk_ops = {
 	.reset = blk_reset,
 	.notify = blk_notify,
 	.quiesce = blk_quiesce,
+	.stats = blk_stats,
 };

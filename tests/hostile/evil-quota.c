@@ -312,12 +312,13 @@ static int case_noisy_neighbour(struct evil_env *e, char *observed, size_t len)
 		evil_say(observed, len, "open blk: %s", err_name(r));
 		goto out;
 	}
-	/* Messages: one chain (a 512-byte read) in every avail entry. */
+	/* Messages: one chain (a GET_ID, answered as it is taken, so never in
+	 * flight when the next entry names it again) in every avail entry. */
 	{
 		struct xvd_vq *vq = &blk->vq[0];
 		uint16_t head = vq->free_head;
 
-		r = xvd_blk_submit(blk, XVD_BLK_READ, 0, buf, 512, buf, XVD_NO_KICK);
+		r = xvd_blk_submit(blk, XVD_BLK_GET_ID, 0, buf, 20, buf, XVD_NO_KICK);
 		if (r) {
 			evil_say(observed, len, "submit: %s", err_name(r));
 			goto out;
@@ -337,7 +338,7 @@ static int case_noisy_neighbour(struct evil_env *e, char *observed, size_t len)
 	ok_m = ok_m && pm->most >= 0 && pm->most <= XVB_CHAIN_BUDGET;
 	r = xvd_dev_reset(blk);
 	while (r == 0 && xvd_blk_poll(blk, &(struct xvd_done){ 0 }, 1) == 1)
-		;		/* the read, cancelled */
+		;		/* the GET_ID, cancelled */
 	if (r == 0)
 		r = evil_blk_still_works(blk);
 	evil_say(observed, len, "blk after reset: %s; ", err_name(r));
@@ -345,13 +346,15 @@ static int case_noisy_neighbour(struct evil_env *e, char *observed, size_t len)
 	xvd_dev_close(blk);
 	blk = NULL;
 
-	/* Chains: one read made available again and again, a whole queue
-	 * ahead, with no message at all. */
+	/* Chains: one GET_ID made available again and again, a whole queue
+	 * ahead, with no message at all.  blk answers GET_ID as it takes it,
+	 * so the head is never still in flight when it comes again (a read
+	 * would be: its I/O is asynchronous, and the repeat breaks the ring). */
 	r = evil_open_blk(e, XVD_MODE_POOL, NULL, &blk);
 	if (r == 0) {
 		uint16_t head = blk->vq[0].free_head;
 
-		r = xvd_blk_submit(blk, XVD_BLK_READ, 0, buf, 512, buf, XVD_NO_KICK);
+		r = xvd_blk_submit(blk, XVD_BLK_GET_ID, 0, buf, 20, buf, XVD_NO_KICK);
 		if (r == 0 && noisy_phase(e, pc, chain_noise, blk, head, "blk", e->blk_devid,
 					  "requests", "max_chains_call"))
 			r = -ENOMEM;
@@ -994,7 +997,7 @@ out:
 const struct evil_case evil_quota_cases[] = {
 	{ "noisy-neighbour",
 	  "a guest keeps its message ring eight ahead with token-0 requests that map and unmap "
-	  "(grant mode) and re-offer a whole queue of reads, then keeps one read available "
+	  "(grant mode) and re-offer a whole queue of GET_IDs, then keeps one GET_ID available "
 	  "without end: each call takes at most the message / chain budget, the witness's 4 KiB write+read round trips all succeed, "
 	  "the slowest within 200 ms; the backend is idle after",
 	  case_noisy_neighbour, EVIL_LOOP_ONLY },

@@ -1099,8 +1099,9 @@ static int case_head_dup(struct evil_env *e, char *obs, size_t len)
 		while (xvd_vq_poll(r.dev, 0, &d, 1) == 1)
 			;
 		if (k == 0) {
-			/* blk completes each chain before taking the next, so
-			 * the head is never in flight twice: it is served twice. */
+			/* Served twice when the first I/O completed before the
+			 * second entry was taken; NEEDS_RESET when blk still had
+			 * it in flight (I/O is asynchronous). */
 			good = (both && id0 == head && id1 == head && len0 == DATA + 1 &&
 				len1 == DATA + 1) || r.needs_reset;
 			evil_say(obs, len, "head twice: %s (used %u:%u, %u:%u), library %s; ",
@@ -1108,9 +1109,13 @@ static int case_head_dup(struct evil_env *e, char *obs, size_t len)
 				 id0, len0, id1, len1, xvd_dev_error(r.dev) ? "broke the device" : "fine");
 		} else {
 			/* A chain starting at a device-writable descriptor
-			 * has no header: blk refuses it. */
-			good = (both && id0 == head && len0 == DATA + 1 &&
-				id1 == vq->next[head] && len1 == 0) || r.needs_reset;
+			 * has no header: blk refuses it, possibly before the
+			 * whole chain's I/O has completed (either order). */
+			uint16_t mid = vq->next[head];
+
+			good = (both && id0 == head && len0 == DATA + 1 && id1 == mid && len1 == 0) ||
+			       (both && id1 == head && len1 == DATA + 1 && id0 == mid && len0 == 0) ||
+			       r.needs_reset;
 			evil_say(obs, len, "middle of a chain as head: %s (used %u:%u, %u:%u), library %s; ",
 				 both ? "served, then refused" : r.needs_reset ? "NEEDS_RESET" : "neither",
 				 id0, len0, id1, len1, xvd_dev_error(r.dev) ? "broke the device" : "fine");
@@ -1640,8 +1645,8 @@ const struct evil_case evil_ring_cases[] = {
 	  "request completes or is cancelled, the backend stays up and idle, a reset recovers",
 	  case_avail_race, 0 },
 	{ "head-dup",
-	  "a head made available twice is served twice (blk never holds a chain across entries) "
-	  "and the middle of a chain as head is refused; the library breaks the device on the "
+	  "a head made available twice is served twice, or NEEDS_RESET while it is still in "
+	  "flight, and the middle of a chain as head is refused; the library breaks the device on the "
 	  "extra used entry; a reset recovers",
 	  case_head_dup, 0 },
 	{ "addr-outside",

@@ -2,7 +2,9 @@
 /*
  * Unit tests: virtio-blk model on a temporary image.  The core's request API
  * is faked here: requests prepared by a test are served from per-queue lists,
- * and pushes are recorded.
+ * and pushes are recorded.  The model completes I/O from an event loop: the
+ * tests run it until the pushes they expect have come.  Every test runs with
+ * each I/O engine (io_uring, threads).
  */
 #include <endian.h>
 #include <errno.h>
@@ -15,11 +17,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "aio.h"
 #include "device.h"
+#include "evloop.h"
 
 #include "fake-core.h"
 
@@ -51,9 +57,33 @@ struct t {
 	size_t logsize;
 	struct xvb_log log;
 	struct xvb_model_env env;
+	struct xvb_aio_opts aio;
+	struct xvb_evloop *loop;
 	void *priv;
 	struct fake_vdev f;
 };
+
+/* The engine of this run (main runs the tests once per engine). */
+static int test_engine = XVB_AIO_URING;
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Run the model's event loop until n requests have been pushed in all
+ * (at most 10 s). */
+static void wait_pushes(struct t *t, unsigned int n)
+{
+	uint64_t end = mono_ms() + 10000;
+
+	while (t->f.npush < n && mono_ms() < end)
+		xvb_evloop_run_once(t->loop, 100);
+	assert_int_equal(t->f.npush, n);
+}
 
 static int make_image_in(struct t *t, const char *dir, off_t size)
 {
@@ -76,7 +106,11 @@ static int setup_env(void **state)
 	t->log.level = XVB_LOG_DEBUG;
 	t->log.prog = "test-blk";
 	t->log.out = open_memstream(&t->logtext, &t->logsize);
-	t->env = (struct xvb_model_env){ .loop = NULL, .log = &t->log, .name = "blk0" };
+	t->aio.engine = test_engine;
+	if (xvb_evloop_create(&t->loop))
+		return -1;
+	t->env = (struct xvb_model_env){ .loop = t->loop, .log = &t->log, .name = "blk0",
+					 .aio = &t->aio };
 	if (!t->log.out || make_image_in(t, "/tmp", IMG_SECTORS * 512))
 		return -1;
 	*state = t;
@@ -104,6 +138,7 @@ static int teardown(void **state)
 
 	if (t->priv)
 		xvb_blk_ops.destroy(t->priv);
+	xvb_evloop_destroy(t->loop);
 	fclose(t->log.out);
 	if (getenv("XVB_TEST_LOG"))	/* show what the model logged */
 		fprintf(stderr, "%s", t->logtext ? t->logtext : "");
@@ -126,9 +161,12 @@ static uint32_t submit(struct t *t, struct xvb_req *r)
 
 	fake_queue(&t->f, 0, r, 0);
 	xvb_blk_ops.notify(t->priv, 0);
+	wait_pushes(t, npush + 1);
+	xvb_evloop_run_once(t->loop, 0);	/* nothing else comes */
 	assert_int_equal(t->f.npush, npush + 1);
 	assert_int_equal(t->f.push[npush].head, r->head);
-	assert_int_equal(t->f.flushes[0], flushes + 1);
+	assert_true(t->f.flushes[0] >= flushes + 1);
+	assert_int_equal(t->f.flush_npush[0], npush + 1);	/* published */
 	assert_int_equal(t->f.qnext[0], t->f.qn[0]);
 	return t->f.push[npush].written;
 }
@@ -545,16 +583,16 @@ static void test_pop_results(void **state)
 	fake_queue(&t->f, 0, NULL, -EIO);
 	fake_queue(&t->f, 0, &r2, 0);
 	xvb_blk_ops.notify(t->priv, 0);
-	assert_int_equal(t->f.npush, 1);
+	wait_pushes(t, 1);
 	assert_int_equal(t->f.push[0].head, 11);
 	assert_int_equal(s1, VIRTIO_BLK_S_OK);
 	assert_int_equal(s2, 0xff);
-	assert_int_equal(t->f.flushes[0], 1);
+	assert_int_equal(t->f.flush_npush[0], 1);
 	/* the next notify carries on */
 	xvb_blk_ops.notify(t->priv, 0);
-	assert_int_equal(t->f.npush, 2);
+	wait_pushes(t, 2);
 	assert_int_equal(s2, VIRTIO_BLK_S_OK);
-	assert_int_equal(t->f.flushes[0], 2);
+	assert_int_equal(t->f.flush_npush[0], 2);
 }
 
 static void test_not_active(void **state)
@@ -618,6 +656,236 @@ static void test_bad_params(void **state)
 	expect_create_fails(t, params, "multiple of 512");
 }
 
+/* ---- asynchronous I/O ---- */
+
+/* The threads engine's fdatasync comes here (io_uring's stays in the
+ * kernel): it notes how many requests had been pushed when it began and
+ * when it had finished. */
+static struct fake_vdev *sync_watch;
+static unsigned int sync_calls, sync_begin_npush, sync_end_npush;
+
+int fdatasync(int fd)
+{
+	int rc;
+
+	if (sync_watch)
+		sync_begin_npush = __atomic_load_n(&sync_watch->npush, __ATOMIC_SEQ_CST);
+	rc = (int)syscall(SYS_fdatasync, fd);
+	if (sync_watch) {
+		sync_end_npush = __atomic_load_n(&sync_watch->npush, __ATOMIC_SEQ_CST);
+		__atomic_fetch_add(&sync_calls, 1, __ATOMIC_SEQ_CST);
+	}
+	return rc;
+}
+
+/* A new instance with the options in t->aio. */
+static void recreate(struct t *t)
+{
+	char params[128];
+
+	xvb_blk_ops.destroy(t->priv);
+	snprintf(params, sizeof(params), "path=%s", t->path);
+	assert_int_equal(xvb_blk_ops.create(params, &t->env, &t->priv), 0);
+	assert_int_equal(xvb_blk_ops.activate(t->priv, VDEV(&t->f),
+					      xvb_blk_ops.features(t->priv)), 0);
+}
+
+static unsigned long long stat_of(struct t *t, const char *key)
+{
+	char buf[256], *p;
+
+	xvb_blk_ops.stats(t->priv, buf, sizeof(buf));
+	p = strstr(buf, key);
+	assert_non_null(p);
+	return strtoull(p + strlen(key), NULL, 10);
+}
+
+#define NIO 32
+#define IO_BYTES 2048	/* 4 sectors */
+
+struct batch {
+	struct virtio_blk_outhdr h[NIO];
+	uint8_t st[NIO];
+	uint8_t *data[NIO];
+	struct xvb_req r[NIO];
+};
+
+/* Queue NIO writes (or reads) of IO_BYTES at sectors 8 * i, heads base + i. */
+static void queue_batch(struct t *t, struct batch *b, bool write, uint16_t base)
+{
+	unsigned int i;
+
+	for (i = 0; i < NIO; i++) {
+		struct iovec out[2] = { { &b->h[i], sizeof(b->h[i]) }, { b->data[i], IO_BYTES } };
+		struct iovec in[2] = { { b->data[i], IO_BYTES }, { &b->st[i], 1 } };
+
+		b->st[i] = 0xff;
+		hdr(&b->h[i], write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, 8ULL * i);
+		if (write)
+			mkreq(&b->r[i], (uint16_t)(base + i), out, 2, in + 1, 1);
+		else
+			mkreq(&b->r[i], (uint16_t)(base + i), out, 1, in, 2);
+		fake_queue(&t->f, 0, &b->r[i], 0);
+	}
+}
+
+/* Every head of [base, base + NIO) pushed exactly once among pushes
+ * [from, from + NIO), each with status OK; returns how many came out of
+ * the order they were taken in. */
+static unsigned int check_batch(struct t *t, struct batch *b, unsigned int from, uint16_t base)
+{
+	unsigned int i, seen[NIO] = { 0 }, reordered = 0;
+
+	for (i = 0; i < NIO; i++) {
+		unsigned int h = t->f.push[from + i].head - base;
+
+		assert_true(h < NIO);
+		seen[h]++;
+		reordered += h != i;
+	}
+	for (i = 0; i < NIO; i++) {
+		assert_int_equal(seen[i], 1);
+		assert_int_equal(b->st[i], VIRTIO_BLK_S_OK);
+	}
+	return reordered;
+}
+
+static void batch_alloc(struct batch *b, unsigned int seed)
+{
+	unsigned int i;
+
+	for (i = 0; i < NIO; i++) {
+		b->data[i] = malloc(IO_BYTES);
+		assert_non_null(b->data[i]);
+		fill(b->data[i], IO_BYTES, seed + i);
+	}
+}
+
+static void batch_free(struct batch *b)
+{
+	unsigned int i;
+
+	for (i = 0; i < NIO; i++)
+		free(b->data[i]);
+}
+
+/* Writes then reads, all taken in one notify each: all in flight at once,
+ * completed in whatever order the engine finishes them, each exactly once. */
+static void write_read_batches(struct t *t)
+{
+	struct batch *w = calloc(1, sizeof(*w)), *r = calloc(1, sizeof(*r));
+	unsigned int i, n0 = t->f.npush;
+
+	assert_true(w && r);
+	batch_alloc(w, 40);
+	batch_alloc(r, 0);
+	queue_batch(t, w, true, 100);
+	xvb_blk_ops.notify(t->priv, 0);
+	wait_pushes(t, n0 + NIO);
+	check_batch(t, w, n0, 100);
+	for (i = 0; i < NIO; i++)
+		memset(r->data[i], 0, IO_BYTES);
+	queue_batch(t, r, false, 200);
+	xvb_blk_ops.notify(t->priv, 0);
+	wait_pushes(t, n0 + 2 * NIO);
+	xvb_evloop_run_once(t->loop, 20);
+	assert_int_equal(t->f.npush, n0 + 2 * NIO);	/* none twice */
+	print_message("      %u of %u reads completed out of order\n",
+		      check_batch(t, r, n0 + NIO, 200), NIO);
+	for (i = 0; i < NIO; i++)
+		assert_memory_equal(r->data[i], w->data[i], IO_BYTES);
+	assert_int_equal(t->f.flush_npush[0], n0 + 2 * NIO);
+	batch_free(w);
+	batch_free(r);
+	free(w);
+	free(r);
+}
+
+static void test_many_in_flight(void **state)
+{
+	struct t *t = *state;
+
+	write_read_batches(t);
+	/* they really were in flight together */
+	assert_true(stat_of(t, "aio_max_inflight=") > 1);
+	assert_int_equal(stat_of(t, "aio_ops="), 2 * NIO);
+}
+
+/* Submissions refused (-EAGAIN) are retried: nothing dropped or doubled. */
+static void test_submit_refused(void **state)
+{
+	struct t *t = *state;
+
+	t->aio.refuse_every = 3;
+	recreate(t);
+	write_read_batches(t);
+	assert_true(stat_of(t, "aio_retries=") > 0);
+}
+
+/* Slow storage: a write completed before a FLUSH is durable before the
+ * FLUSH is answered; the FLUSH is not answered before its own sync ran. */
+static void test_flush_slow(void **state)
+{
+	struct t *t = *state;
+	uint8_t buf[512];
+	uint64_t t0;
+
+	t->aio.slow_ms = 60;
+	recreate(t);
+	sync_watch = &t->f;
+	sync_calls = 0;
+	fill(buf, sizeof(buf), 3);
+	t0 = mono_ms();
+	assert_int_equal(simple(t, VIRTIO_BLK_T_OUT, 9, buf, sizeof(buf)), VIRTIO_BLK_S_OK);
+	assert_true(mono_ms() - t0 >= 55);	/* the fault slowed it */
+	t0 = mono_ms();
+	assert_int_equal(simple(t, VIRTIO_BLK_T_FLUSH, 0, NULL, 0), VIRTIO_BLK_S_OK);
+	assert_true(mono_ms() - t0 >= 55);
+	if (test_engine == XVB_AIO_THREADS) {
+		/* the sync began after the write was answered, ended before the flush was */
+		assert_int_equal(sync_calls, 1);
+		assert_int_equal(sync_begin_npush, 1);
+		assert_int_equal(sync_end_npush, 1);
+	}
+	sync_watch = NULL;
+}
+
+/* Reset and destroy with I/O in flight: they wait for it, nothing is
+ * answered, and the buffers can be freed right after (ASan would see a
+ * late completion writing into them). */
+static void test_reset_in_flight(void **state)
+{
+	struct t *t = *state;
+	struct batch *b = calloc(1, sizeof(*b));
+	uint64_t t0;
+
+	assert_non_null(b);
+	t->aio.slow_ms = 50;
+	recreate(t);
+	batch_alloc(b, 0);
+	queue_batch(t, b, false, 300);
+	xvb_blk_ops.notify(t->priv, 0);
+	t0 = mono_ms();
+	xvb_blk_ops.reset(t->priv);
+	assert_true(mono_ms() - t0 >= 40);	/* it waited */
+	batch_free(b);
+	xvb_evloop_run_once(t->loop, 100);
+	assert_int_equal(t->f.npush, 0);
+
+	/* again, then destroy */
+	assert_int_equal(xvb_blk_ops.activate(t->priv, VDEV(&t->f),
+					      xvb_blk_ops.features(t->priv)), 0);
+	batch_alloc(b, 0);
+	queue_batch(t, b, true, 400);
+	xvb_blk_ops.notify(t->priv, 0);
+	xvb_blk_ops.destroy(t->priv);
+	t->priv = NULL;
+	batch_free(b);
+	free(b);
+	xvb_evloop_run_once(t->loop, 100);
+	assert_int_equal(t->f.npush, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -639,7 +907,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pop_results, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_active, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_params, setup_env, teardown),
+		cmocka_unit_test_setup_teardown(test_many_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_submit_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_slow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_in_flight, setup, teardown),
 	};
+	int fails;
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	test_engine = XVB_AIO_URING;
+	fails = cmocka_run_group_tests_name("blk-io_uring", tests, NULL, NULL);
+	test_engine = XVB_AIO_THREADS;
+	return fails + cmocka_run_group_tests_name("blk-threads", tests, NULL, NULL);
 }
