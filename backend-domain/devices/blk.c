@@ -620,8 +620,10 @@ static void blk_stats(void *priv, char *buf, size_t len)
 	struct xvb_aio_stats st;
 
 	xvb_aio_get_stats(b->aio, &st);
-	snprintf(buf, len, " aio=%s aio_ops=%llu aio_retries=%llu aio_max_inflight=%llu",
-		 xvb_aio_engine_name(xvb_aio_engine(b->aio)), (unsigned long long)st.ops,
+	/* Counters are numbers (docs/protocol.md, the "stats" key): the
+	 * engine is aio_uring 1 (io_uring) or 0 (worker threads). */
+	snprintf(buf, len, " aio_uring=%d aio_ops=%llu aio_retries=%llu aio_max_inflight=%llu",
+		 xvb_aio_engine(b->aio) == XVB_AIO_URING, (unsigned long long)st.ops,
 		 (unsigned long long)st.retries, (unsigned long long)st.max_inflight);
 }
 

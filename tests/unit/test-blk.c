@@ -801,6 +801,26 @@ static void write_read_batches(struct t *t)
 	free(r);
 }
 
+/* The model's counters go into the "stats" key, which xvmsg-ctl reads as
+ * key=number pairs only: every value is a number, the engine included. */
+static void test_stats_are_numbers(void **state)
+{
+	struct t *t = *state;
+	char buf[256], *tok, *save = NULL;
+	unsigned int n = 0;
+
+	xvb_blk_ops.stats(t->priv, buf, sizeof(buf));
+	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save), n++) {
+		char *eq = strchr(tok, '=');
+
+		assert_non_null(eq);
+		assert_true(eq[1] != '\0');
+		assert_int_equal(strspn(eq + 1, "0123456789"), strlen(eq + 1));
+	}
+	assert_true(n >= 4);
+	assert_true(stat_of(t, "aio_uring=") <= 1);
+}
+
 static void test_many_in_flight(void **state)
 {
 	struct t *t = *state;
@@ -908,6 +928,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_not_active, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_params, setup_env, teardown),
 		cmocka_unit_test_setup_teardown(test_many_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stats_are_numbers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_submit_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_slow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_in_flight, setup, teardown),
