@@ -379,8 +379,8 @@ static void reap(struct xvb_aio *a)
 		/* EAGAIN: nothing signalled; the ring may still hold CQEs */
 	}
 	if (a->engine == XVB_AIO_URING) {
-		/* Resubmissions (kick) may complete inline, which the eventfd
-		 * does not signal: go round until the CQ stays empty. */
+		/* Resubmissions (kick) may complete inline: go round until
+		 * the CQ stays empty. */
 		while (io_uring_peek_cqe(&a->ring, &cqe) == 0) {
 			do {
 				int res = cqe->res;
@@ -431,7 +431,7 @@ static void on_timer(void *arg, int fd, uint32_t events)
 	}
 	kick(a);
 	if (a->engine == XVB_AIO_URING && io_uring_cq_ready(&a->ring))
-		reap(a);	/* completed inline: no eventfd signal */
+		reap(a);	/* completed inline: reap now, not a loop round later */
 }
 
 void xvb_aio_plug(struct xvb_aio *a)
@@ -520,9 +520,14 @@ int xvb_aio_create(struct xvb_evloop *loop, const struct xvb_aio_opts *opts,
 	if (a->engine == XVB_AIO_URING) {
 		rc = io_uring_queue_init(AIO_RING_DEPTH, &a->ring, 0);
 		if (!rc) {
-			/* Signalled only for completions that did not come
-			 * inline (xvb_aio_unplug reaps those). */
-			rc = io_uring_register_eventfd_async(&a->ring, a->efd);
+			/* Signalled for every completion.  Not the _async
+			 * variant: that one signals only completions posted by
+			 * io_uring's worker threads, and O_DIRECT or cold-cache
+			 * reads complete from interrupts and task work, so
+			 * those were never reaped (test-blk direct_reads).
+			 * Inline completions signal too: reap() finds the CQ
+			 * already empty then, which costs one wake-up. */
+			rc = io_uring_register_eventfd(&a->ring, a->efd);
 			if (rc)
 				io_uring_queue_exit(&a->ring);
 		}

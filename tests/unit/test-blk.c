@@ -678,16 +678,21 @@ int fdatasync(int fd)
 	return rc;
 }
 
-/* A new instance with the options in t->aio. */
-static void recreate(struct t *t)
+/* A new instance with the options in t->aio (and extra params, if any). */
+static void recreate_with(struct t *t, const char *extra)
 {
-	char params[128];
+	char params[160];
 
 	xvb_blk_ops.destroy(t->priv);
-	snprintf(params, sizeof(params), "path=%s", t->path);
+	snprintf(params, sizeof(params), "path=%s%s", t->path, extra);
 	assert_int_equal(xvb_blk_ops.create(params, &t->env, &t->priv), 0);
 	assert_int_equal(xvb_blk_ops.activate(t->priv, VDEV(&t->f),
 					      xvb_blk_ops.features(t->priv)), 0);
+}
+
+static void recreate(struct t *t)
+{
+	recreate_with(t, "");
 }
 
 static unsigned long long stat_of(struct t *t, const char *key)
@@ -906,6 +911,80 @@ static void test_reset_in_flight(void **state)
 	assert_int_equal(t->f.npush, 0);
 }
 
+/*
+ * I/O that the storage completes later, not inside the submission: O_DIRECT
+ * reads, and buffered reads of pages not in the page cache.  The kernel
+ * completes those from an interrupt or task work, not from io_uring's worker
+ * threads; each completion must still wake the event loop.  (An eventfd
+ * registered with io_uring_register_eventfd_async is signalled only from
+ * the workers: these requests were then never answered.)
+ */
+#define COLD_IO 4096
+#define COLD_N 16
+
+static void cold_reads(struct t *t, bool direct)
+{
+	struct virtio_blk_outhdr h[COLD_N];
+	uint8_t st[COLD_N], *buf[COLD_N], *want;
+	struct xvb_req r[COLD_N];
+	unsigned int i, round, n0;
+	int fd;
+
+	want = malloc(COLD_IO);
+	assert_non_null(want);
+	fd = open(t->path, O_WRONLY);
+	assert_true(fd >= 0);
+	for (i = 0; i < COLD_N; i++) {
+		fill(want, COLD_IO, i);
+		assert_int_equal(pwrite(fd, want, COLD_IO, (off_t)i * COLD_IO), COLD_IO);
+	}
+	assert_int_equal(fdatasync(fd), 0);
+	close(fd);
+	recreate_with(t, direct ? ",direct=on" : "");
+	for (i = 0; i < COLD_N; i++) {
+		buf[i] = aligned_alloc(4096, COLD_IO);
+		assert_non_null(buf[i]);
+	}
+	for (round = 0; round < 3; round++) {
+		fd = open(t->path, O_RDONLY);
+		assert_true(fd >= 0);
+		/* out of the page cache: the reads must go to the disk */
+		assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+		close(fd);
+		n0 = t->f.npush;
+		for (i = 0; i < COLD_N; i++) {
+			struct iovec out[1] = { { &h[i], sizeof(h[i]) } };
+			struct iovec in[2] = { { buf[i], COLD_IO }, { &st[i], 1 } };
+
+			st[i] = 0xff;
+			memset(buf[i], 0, COLD_IO);
+			hdr(&h[i], VIRTIO_BLK_T_IN, (uint64_t)i * COLD_IO / 512);
+			mkreq(&r[i], (uint16_t)(500 + i), out, 1, in, 2);
+			fake_queue(&t->f, 0, &r[i], 0);
+		}
+		xvb_blk_ops.notify(t->priv, 0);
+		wait_pushes(t, n0 + COLD_N);
+		for (i = 0; i < COLD_N; i++) {
+			assert_int_equal(st[i], VIRTIO_BLK_S_OK);
+			fill(want, COLD_IO, i);
+			assert_memory_equal(buf[i], want, COLD_IO);
+		}
+	}
+	for (i = 0; i < COLD_N; i++)
+		free(buf[i]);
+	free(want);
+}
+
+static void test_direct_reads(void **state)
+{
+	cold_reads(*state, true);
+}
+
+static void test_cold_cache_reads(void **state)
+{
+	cold_reads(*state, false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -932,6 +1011,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_submit_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_slow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_reads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cold_cache_reads, setup, teardown),
 	};
 	int fails;
 
