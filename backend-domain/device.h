@@ -68,12 +68,15 @@ struct xvb_req_limits {
 	uint32_t req_bytes;		/* largest data payload of one request */
 };
 
-/* Every op must be set except set_config, set_limits, features, quiesce and
- * stats (may be NULL). */
+/* Every op must be set except queues, set_config, set_limits, features,
+ * quiesce and stats (may be NULL). */
 struct xvb_model_ops {
 	const char *type;		/* "blk", "rng", "console" */
 	uint32_t device_id;		/* VIRTIO_ID_* */
-	unsigned int num_queues;
+	unsigned int num_queues;	/* the most an instance offers */
+	/* Queues this instance offers, 1..num_queues (its params may say);
+	 * NULL: num_queues. */
+	unsigned int (*queues)(void *priv);
 	uint16_t queue_size;		/* largest queue offered */
 	uint32_t config_size;
 

@@ -40,7 +40,11 @@ void xvb_vdev_init(struct xvb_vdev *d, const struct xvb_model_ops *ops, void *pr
 	d->log = log;
 	d->name = name;
 	d->msg_rev = XVMSG_MSG_REV_1;	/* until a frontend says otherwise */
-	d->nvqs = ops->num_queues < XVMSG_MAX_QUEUES ? ops->num_queues : XVMSG_MAX_QUEUES;
+	d->nvqs = ops->queues ? ops->queues(priv) : ops->num_queues;
+	if (d->nvqs > ops->num_queues)
+		d->nvqs = ops->num_queues;
+	if (d->nvqs > XVMSG_MAX_QUEUES)
+		d->nvqs = XVMSG_MAX_QUEUES;
 	d->dev_features = TRANSPORT_FEATURES | (ops->features ? ops->features(priv) : 0);
 	for (q = 0; q < d->nvqs; q++)
 		d->vq[q].max_size = ops->queue_size;

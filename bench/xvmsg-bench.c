@@ -97,6 +97,7 @@ struct opts {
 	bool direct;		/* O_DIRECT: the backend's exports and raw */
 	unsigned int devices;	/* --devices N: N devices driven together (0: off) */
 	bool noisy;		/* --workload noisy */
+	unsigned int queues;	/* --queues: virtio-blk request queues per device */
 };
 
 /* Latency samples in nanoseconds. */
@@ -344,8 +345,8 @@ static int backend_start(struct backend *be, const char *bin, const char *image,
 	}
 	for (i = 0; i < n; i++) {
 		export_name(o, i, name, sizeof(name));
-		snprintf(exports[i], sizeof(exports[i]), "%s:blk:path=%s%s", name, image,
-			 o->direct ? ",direct=on" : "");
+		snprintf(exports[i], sizeof(exports[i]), "%s:blk:path=%s%s,queues=%u", name, image,
+			 o->direct ? ",direct=on" : "", o->queues);
 	}
 	argv[argc++] = (char *)bin;
 	argv[argc++] = (char *)"--socket";
@@ -643,6 +644,7 @@ static int dev_open(struct bench *b, struct bench_dev *bd, int mode, unsigned in
 		.devid = DEVID,
 		.mode = drv_modes[mode],
 		.pool_pages = pool_pages_for(b),
+		.queues = b->o.queues,
 	};
 	unsigned int maxqd = 0;
 	struct xvd_blk_info info;
@@ -747,7 +749,7 @@ static int dev_io(struct bench *b, struct bench_dev *bd, const struct workload *
 			inflight++;
 			submitted++;
 		}
-		if (submitted && (rc = xvd_vq_kick(bd->dev, 0)) < 0)
+		if (submitted && (rc = xvd_blk_kick(bd->dev)) < 0)
 			return dev_fail(b, bd, "kick", rc);
 		if (!inflight)
 			break;
@@ -1495,6 +1497,8 @@ static void usage(FILE *out)
 "                     together on one backend: aggregate IOPS and each device's\n"
 "                     p99 against raw at the total depth (default workload\n"
 "                     randread4k)\n"
+"  --queues N         request queues per device, 1..16 (default 1): requests\n"
+"                     go to them in turn (virtio-blk MQ)\n"
 "  --csv FILE         also write the results as CSV to FILE\n"
 "  --backend PATH     xvmsg-backend to run (default: next to this program)\n"
 "  --backend-poll-us N  the backend keeps polling queues N us after work\n"
@@ -1574,7 +1578,7 @@ static __attribute__((format(printf, 1, 2))) int bad_usage(const char *fmt, ...)
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { O_MODE = 256, O_WL, O_SECONDS, O_QD, O_CSV, O_IMAGE, O_SIZE, O_ROUNDS, O_BACKEND,
-	       O_POLL, O_DIRECTIO, O_DEVICES };
+	       O_POLL, O_DIRECTIO, O_DEVICES, O_QUEUES };
 	static const struct option lopts[] = {
 		{ "mode", required_argument, NULL, O_MODE },
 		{ "workload", required_argument, NULL, O_WL },
@@ -1588,6 +1592,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "backend-poll-us", required_argument, NULL, O_POLL },
 		{ "direct", no_argument, NULL, O_DIRECTIO },
 		{ "devices", required_argument, NULL, O_DEVICES },
+		{ "queues", required_argument, NULL, O_QUEUES },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1595,7 +1600,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	int c, i;
 
 	*o = (struct opts){ .modes = (1u << NMODES) - 1, .wls = (1u << NWL) - 1,
-			    .seconds = 3, .size = 256ULL << 20, .rounds = 3 };
+			    .seconds = 3, .size = 256ULL << 20, .rounds = 3, .queues = 1 };
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", lopts, NULL)) != -1) {
 		switch (c) {
@@ -1658,6 +1663,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case O_DIRECTIO:
 			o->direct = true;
+			break;
+		case O_QUEUES:
+			if (parse_uint(optarg, 1, 16, &o->queues))
+				return bad_usage("--queues: '%s' is not in 1..16", optarg);
 			break;
 		case O_DEVICES:
 			if (parse_uint(optarg, 1, MAX_DEVICES, &o->devices))

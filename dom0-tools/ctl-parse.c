@@ -351,19 +351,21 @@ struct entry_param {
 	const char *key;
 	bool value;
 	bool on_off;		/* the value is on or off */
+	uint32_t max;		/* else a number 1..max (0: any text) */
 };
 
 static const struct entry_param entry_params[] = {
-	{ "blk", "path", true, false },
-	{ "blk", "ro", false, false },
-	{ "blk", "serial", true, false },
-	{ "blk", "direct", false, false },
-	{ "blk", "discard", true, true },
-	{ "blk", "write-zeroes", true, true },
-	{ "console", "stdio", false, false },
-	{ "console", "pty", false, false },
-	{ "console", "link", true, false },
-	{ "console", "socket", true, false },
+	{ "blk", "path", true, false, 0 },
+	{ "blk", "ro", false, false, 0 },
+	{ "blk", "serial", true, false, 0 },
+	{ "blk", "direct", false, false, 0 },
+	{ "blk", "discard", true, true, 0 },
+	{ "blk", "write-zeroes", true, true, 0 },
+	{ "blk", "queues", true, false, 16 },
+	{ "console", "stdio", false, false, 0 },
+	{ "console", "pty", false, false, 0 },
+	{ "console", "link", true, false, 0 },
+	{ "console", "socket", true, false, 0 },
 };
 #define ENTRY_NPARAMS (sizeof(entry_params) / sizeof(entry_params[0]))
 
@@ -494,6 +496,13 @@ int ctl_parse_entry(const char *entry, struct ctl_dev *d, char *err, size_t errl
 		if (entry_params[i].on_off && strcmp(value, "on") && strcmp(value, "off"))
 			return say(err, errlen, -EINVAL, "%s= must be on or off, not '%s'", item,
 				   SHOW(shown, value));
+		if (entry_params[i].max) {
+			uint32_t n;
+
+			if (xvmsg_parse_u32(value, &n) || n < 1 || n > entry_params[i].max)
+				return say(err, errlen, -EINVAL, "%s= must be 1..%u, not '%s'", item,
+					   entry_params[i].max, SHOW(shown, value));
+		}
 		if (value && strchr(value, '='))
 			return say(err, errlen, -EINVAL, "the value of %s= holds a '='", item);
 		plen += (size_t)snprintf(params + plen, sizeof(params) - plen, "%s%s%s%s",

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * virtio-blk helper: one request queue, asynchronous submit/poll for
- * benchmarks at any queue depth, and synchronous wrappers.
+ * virtio-blk helper: one request queue or several (VIRTIO_BLK_F_MQ, used in
+ * turn), asynchronous submit/poll for benchmarks at any queue depth, and
+ * synchronous wrappers.
  *
  * A read or write buffer is cut into segments of at most the device's
  * size_max, at most seg_max of them (the device derives both from its pool
@@ -42,6 +43,8 @@ struct blk_priv {
 	struct blk_req *req;
 	uint16_t *free;
 	unsigned int nfree, nslots;
+	unsigned int nq, next_q;	/* request queues; the next one to use */
+	unsigned int poll_q;		/* the queue poll looks at first */
 	bool ro;
 };
 
@@ -82,6 +85,20 @@ static int blk_read_limits(struct xvd_dev *dev, void *arg)
 		p->seg_max = XVD_BLK_MAX_SEGS;
 	if (p->seg_max > ring_max)
 		p->seg_max = ring_max;
+	if (p->nq > 1) {
+		__le16 nq;
+
+		/* The device must offer MQ with at least the queues we set up
+		 * (it already said max_vqs >= nq). */
+		if (!(dev->features & (1ULL << VIRTIO_BLK_F_MQ)))
+			return -EOPNOTSUPP;
+		r = xvd_dev_config_read(dev, offsetof(struct virtio_blk_config, num_queues), &nq,
+					sizeof(nq));
+		if (r < 0)
+			return r;
+		if (le16toh(nq) < p->nq)
+			return -EOPNOTSUPP;
+	}
 	if (dev->features & (1ULL << VIRTIO_BLK_F_SIZE_MAX)) {
 		r = xvd_dev_config_read(dev, offsetof(struct virtio_blk_config, size_max), &v,
 					sizeof(v));
@@ -105,18 +122,24 @@ int xvd_blk_open(struct xvd_domain *d, const struct xvd_dev_opts *o, struct xvd_
 		       1ULL << VIRTIO_BLK_F_FLUSH | 1ULL << VIRTIO_BLK_F_DISCARD |
 		       1ULL << VIRTIO_BLK_F_WRITE_ZEROES | 1ULL << VIRTIO_BLK_F_SEG_MAX |
 		       1ULL << VIRTIO_BLK_F_SIZE_MAX;
+	if (o->queues > XVMSG_MAX_QUEUES)
+		return -EINVAL;
+	if (o->queues > 1)
+		bo.features |= 1ULL << VIRTIO_BLK_F_MQ;
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
+	p->nq = o->queues ? o->queues : 1;
 	/* The limits are read before DRIVER_OK, as virtio_blk's probe does. */
-	r = xvd_dev_open_ready(d, &bo, VIRTIO_ID_BLOCK, 1, blk_read_limits, p, &dev);
+	r = xvd_dev_open_ready(d, &bo, VIRTIO_ID_BLOCK, p->nq, blk_read_limits, p, &dev);
 	if (r < 0) {
 		free(p);
 		return r;
 	}
 	dev->type_priv = p;
 	dev->type_free = blk_free;
-	p->nslots = dev->vq[0].size;
+	for (unsigned int q = 0; q < p->nq; q++)
+		p->nslots += dev->vq[q].size;
 	p->ro = dev->features & (1ULL << VIRTIO_BLK_F_RO);
 	p->req = calloc(p->nslots, sizeof(*p->req));
 	p->free = calloc(p->nslots, sizeof(*p->free));
@@ -236,10 +259,31 @@ int xvd_blk_submit(struct xvd_dev *dev, int op, uint64_t sector, void *buf, size
 	}
 	bufs[n++] = (struct xvd_buf){ .addr = s + SLOT_STATUS, .len = 1, .dev_writes = true };
 	p->req[slot].cookie = cookie;
-	r = xvd_vq_submit(dev, 0, bufs, n, &p->req[slot], flags);
+	r = xvd_vq_submit(dev, p->next_q, bufs, n, &p->req[slot], flags);
 	if (r < 0)
 		p->free[p->nfree++] = slot;
+	else
+		p->next_q = (p->next_q + 1) % p->nq;
 	return r;
+}
+
+int xvd_blk_kick(struct xvd_dev *dev)
+{
+	struct blk_priv *p = dev->type_priv;
+	int r = 0;
+
+	if (!p || dev->type_free != blk_free)
+		return -EINVAL;
+	for (unsigned int q = 0; q < p->nq && r >= 0; q++)
+		r = xvd_vq_kick(dev, q);
+	return r;
+}
+
+unsigned int xvd_blk_queues(const struct xvd_dev *dev)
+{
+	const struct blk_priv *p = dev->type_priv;
+
+	return p && dev->type_free == blk_free ? p->nq : 0;
 }
 
 int xvd_blk_poll(struct xvd_dev *dev, struct xvd_done *done, unsigned int max)
@@ -249,7 +293,21 @@ int xvd_blk_poll(struct xvd_dev *dev, struct xvd_done *done, unsigned int max)
 
 	if (!p || dev->type_free != blk_free)
 		return -EINVAL;
-	n = xvd_vq_poll(dev, 0, done, max);
+	/* Every queue, starting with a different one each call so that none
+	 * waits behind the others when max is small. */
+	n = 0;
+	for (unsigned int k = 0; k < p->nq && (unsigned int)n < max; k++) {
+		unsigned int q = (p->poll_q + k) % p->nq;
+		int m = xvd_vq_poll(dev, q, done + n, max - (unsigned int)n);
+
+		if (m < 0) {
+			if (n == 0)
+				return m;
+			break;
+		}
+		n += m;
+	}
+	p->poll_q = (p->poll_q + 1) % p->nq;
 	for (int i = 0; i < n; i++) {
 		struct blk_req *rq = done[i].cookie;
 		uint8_t *s = p->slots + (size_t)rq->slot * SLOT_SIZE;

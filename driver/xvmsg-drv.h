@@ -87,6 +87,8 @@ struct xvd_dev_opts {
 	bool no_event_idx;		/* refuse VIRTIO_RING_F_EVENT_IDX */
 	bool no_indirect;		/* refuse VIRTIO_RING_F_INDIRECT_DESC */
 	unsigned int indirect_min;	/* chains of >= this many buffers go indirect; 0 = 4 */
+	unsigned int queues;		/* virtio-blk request queues; 0 = 1; more asks
+					 * VIRTIO_BLK_F_MQ (-EOPNOTSUPP if not offered) */
 	int timeout_ms;			/* 0 = the domain's */
 	/* virtio-msg message layout revisions to speak, bit r for revision r
 	 * (xvmsg/msg.h XVMSG_MSG_REV_*); 0 = every one known.  The highest one
@@ -217,9 +219,13 @@ size_t xvd_blk_max_io(const struct xvd_dev *dev);
  * Never blocks: -ENOSPC/-ENOMEM when no room (poll, then retry), -EROFS. */
 int xvd_blk_submit(struct xvd_dev *dev, int op, uint64_t sector, void *buf, size_t len,
 		   void *cookie, unsigned int flags);
-/* Completions: status 0, -EIO (IOERR or broken), -EOPNOTSUPP, -ECANCELED.
- * poll never blocks; wait blocks until one arrives or timeout_ms passes
- * (-1 = the device timeout) and returns 0 on timeout. */
+/* With several queues (o->queues), requests go to them in turn; kick then
+ * notifies every queue with new requests (after XVD_NO_KICK submissions). */
+int xvd_blk_kick(struct xvd_dev *dev);
+unsigned int xvd_blk_queues(const struct xvd_dev *dev);
+/* Completions of every queue: status 0, -EIO (IOERR or broken), -EOPNOTSUPP,
+ * -ECANCELED.  poll never blocks; wait blocks until one arrives or
+ * timeout_ms passes (-1 = the device timeout) and returns 0 on timeout. */
 int xvd_blk_poll(struct xvd_dev *dev, struct xvd_done *done, unsigned int max);
 int xvd_blk_wait(struct xvd_dev *dev, struct xvd_done *done, unsigned int max, int timeout_ms);
 /* Synchronous wrappers (-EBUSY while async requests are in flight).  Block.

@@ -19,6 +19,10 @@
  *   write-zeroes[=on|off]  offer WRITE_ZEROES (default on)
  *   direct[=on|off]    open with O_DIRECT (default off); the driver's buffers
  *                      must then suit the host's O_DIRECT alignment
+ *   queues=N           request queues, 1..16 (default 1); more than one
+ *                      offers VIRTIO_BLK_F_MQ.  All are served by the event
+ *                      loop's thread, round-robin within the core's budgets;
+ *                      their I/O runs in parallel in the kernel (io_uring).
  */
 #include <endian.h>
 #include <errno.h>
@@ -40,6 +44,7 @@
 #define BLK_SECTOR_SHIFT	9
 #define BLK_SECTOR_SIZE		512u
 #define BLK_QUEUE_SIZE		256
+#define BLK_MAX_QUEUES		16
 #define BLK_SEG_MAX		(XVB_REQ_MAX_SEGS - 2)	/* minus header and status */
 #define BLK_DWZ_MAX_SECTORS	(1u << 22)		/* 2 GiB per range */
 #define BLK_DWZ_MAX_SEG		1
@@ -61,7 +66,8 @@ struct blk {
 	struct xvb_aio *aio;
 	struct blk_io *free_ios;	/* spare request slots */
 	bool resetting;			/* reset: completions are dropped */
-	bool pushed;			/* completions to publish (batch) */
+	unsigned int nq;		/* queues offered (queues=) */
+	uint32_t pushed;		/* queues with completions to publish (batch) */
 };
 
 /* One request in flight: the chain, and the I/O done for it. */
@@ -113,6 +119,17 @@ static int blk_param(void *arg, const char *key, const char *val)
 		err = parse_bool(val, &b->write_zeroes);
 	} else if (!strcmp(key, "direct")) {
 		err = parse_bool(val, &b->direct);
+	} else if (!strcmp(key, "queues")) {
+		char *end;
+		unsigned long n;
+
+		if (!val || *val < '1' || *val > '9')
+			goto bad;
+		errno = 0;
+		n = strtoul(val, &end, 10);
+		if (errno || *end || n < 1 || n > BLK_MAX_QUEUES)
+			goto bad;
+		b->nq = (unsigned int)n;
 	} else {
 		xvb_err(b->log, "%s: unknown parameter '%s'", b->name, key);
 		b->bad_param = true;
@@ -122,7 +139,8 @@ static int blk_param(void *arg, const char *key, const char *val)
 		return 0;
 bad:
 	xvb_err(b->log, "%s: bad value for parameter '%s'%s", b->name, key,
-		!strcmp(key, "serial") ? " (at most 20 bytes)" : "");
+		!strcmp(key, "serial") ? " (at most 20 bytes)" :
+		!strcmp(key, "queues") ? " (1..16)" : "");
 	b->bad_param = true;
 	return -EINVAL;
 }
@@ -192,9 +210,13 @@ static void blk_batch(void *arg)
 {
 	struct blk *b = arg;
 
-	if (b->pushed && b->vdev)
-		xvb_flush(b->vdev, 0);
-	b->pushed = false;
+	while (b->pushed && b->vdev) {
+		unsigned int q = (unsigned int)__builtin_ctz(b->pushed);
+
+		b->pushed &= ~(1u << q);
+		xvb_flush(b->vdev, q);
+	}
+	b->pushed = 0;
 }
 
 static int blk_create(const char *params, const struct xvb_model_env *env, void **priv)
@@ -208,6 +230,7 @@ static int blk_create(const char *params, const struct xvb_model_env *env, void 
 	snprintf(b->name, sizeof(b->name), "%s", env->name ? env->name : "blk");
 	b->fd = -1;
 	b->discard = b->write_zeroes = true;
+	b->nq = 1;
 	err = xvb_params_parse(params, blk_param, b);
 	if (err) {
 		if (err == -EINVAL && !b->bad_param)
@@ -250,7 +273,14 @@ static uint64_t blk_features(void *priv)
 		f |= 1ULL << VIRTIO_BLK_F_DISCARD;
 	if (b->write_zeroes && !b->ro)
 		f |= 1ULL << VIRTIO_BLK_F_WRITE_ZEROES;
+	if (b->nq > 1)
+		f |= 1ULL << VIRTIO_BLK_F_MQ;
 	return f;
+}
+
+static unsigned int blk_queues(void *priv)
+{
+	return ((struct blk *)priv)->nq;
 }
 
 static void blk_set_limits(void *priv, const struct xvb_req_limits *lim)
@@ -290,6 +320,7 @@ static void blk_get_config(void *priv, uint8_t *cfg)
 	c.max_write_zeroes_sectors = htole32(BLK_DWZ_MAX_SECTORS);
 	c.max_write_zeroes_seg = htole32(BLK_DWZ_MAX_SEG);
 	c.write_zeroes_may_unmap = b->discard;
+	c.num_queues = htole16((uint16_t)b->nq);
 	memcpy(cfg, &c, sizeof(c));
 }
 
@@ -313,7 +344,7 @@ static void blk_reset(void *priv)
 	xvb_aio_drain(b->aio);
 	b->vdev = NULL;
 	b->features = 0;
-	b->pushed = false;
+	b->pushed = 0;
 }
 
 /* Sectors [sector, sector + n) lie inside the disk; no overflow possible. */
@@ -384,7 +415,7 @@ static void blk_complete(struct blk_io *io, uint8_t status)
 		/* The status is the last device-writable byte, so all of in[] counts. */
 		xvb_buf_to_iov(req->in, req->nin, req->in_len - 1, &status, 1);
 		xvb_push(b->vdev, req, req->in_len > UINT32_MAX ? UINT32_MAX : (uint32_t)req->in_len);
-		b->pushed = true;
+		b->pushed |= 1u << req->queue;
 	}
 	io->next_free = b->free_ios;
 	b->free_ios = io;
@@ -583,12 +614,13 @@ static void blk_notify(void *priv, unsigned int q)
 	struct blk_io *io;
 	int r;
 
-	if (!b->vdev || q != 0)
+	if (!b->vdev || q >= b->nq)
 		return;
-	/* At most queue-size requests can be in flight: one slot each. */
+	/* At most queue-size requests per queue can be in flight: one slot
+	 * each. */
 	xvb_aio_plug(b->aio);
 	while ((io = blk_io_get(b))) {
-		r = xvb_pop(b->vdev, 0, &io->req);
+		r = xvb_pop(b->vdev, q, &io->req);
 		if (r <= 0) {
 			io->next_free = b->free_ios;
 			b->free_ios = io;
@@ -599,9 +631,11 @@ static void blk_notify(void *priv, unsigned int q)
 		blk_handle(b, io);
 	}
 	xvb_aio_unplug(b->aio);
-	if (b->vdev)
-		xvb_flush(b->vdev, 0);
-	b->pushed = false;
+	if (b->vdev) {
+		b->pushed &= ~(1u << q);
+		xvb_flush(b->vdev, q);	/* also chains the core completed */
+	}
+	blk_batch(b);			/* other queues' inline completions */
 }
 
 /* Finish the requests in flight (answering them), then flush the file. */
@@ -630,7 +664,8 @@ static void blk_stats(void *priv, char *buf, size_t len)
 const struct xvb_model_ops xvb_blk_ops = {
 	.type = "blk",
 	.device_id = VIRTIO_ID_BLOCK,
-	.num_queues = 1,
+	.num_queues = BLK_MAX_QUEUES,
+	.queues = blk_queues,
 	.queue_size = BLK_QUEUE_SIZE,
 	.config_size = sizeof(struct virtio_blk_config),
 	.create = blk_create,

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: MIT
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "loop-fixture.h"
 
 int loop_fx_start(struct loop_fx *f, const struct loop_fx_opts *o)
 {
-	char exp[320];
-	const char *argv[20];
+	char exp[320], also[320];
+	const char *argv[22];
 	unsigned int n = 0;
 
 	if (!f->b.dir[0])
@@ -18,6 +19,15 @@ int loop_fx_start(struct loop_fx *f, const struct loop_fx_opts *o)
 			 o->disk_params ? "," : "", o->disk_params ? o->disk_params : "");
 		argv[n++] = "--export";
 		argv[n++] = exp;
+		if (o->disk_also) {
+			const char *colon = strchr(o->disk_also, ':');
+			int nl = colon ? (int)(colon - o->disk_also) : (int)strlen(o->disk_also);
+
+			snprintf(also, sizeof(also), "%.*s:blk:path=%s%s%s", nl, o->disk_also,
+				 f->img, colon ? "," : "", colon ? colon + 1 : "");
+			argv[n++] = "--export";
+			argv[n++] = also;
+		}
 	}
 	for (unsigned int i = 0; i < 16 && o->args[i]; i++)
 		argv[n++] = o->args[i];

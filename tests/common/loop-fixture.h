@@ -23,6 +23,7 @@ struct loop_fx {
 struct loop_fx_opts {
 	size_t disk_bytes;		/* > 0: DIR/disk.img (sparse), exported as disk0 */
 	const char *disk_params;	/* more params of disk0 ("serial=x"), or NULL */
+	const char *disk_also;		/* "NAME:PARAMS": the image exported once more */
 	const char *args[16];		/* more backend arguments, NULL-ended */
 	int open_domain;		/* open f->d on the backend, with domain's options */
 	struct xvd_domain_opts domain;	/* socket_path is filled in */

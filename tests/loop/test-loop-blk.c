@@ -30,6 +30,7 @@ static int setup(void **state)
 {
 	static const struct loop_fx_opts o = {
 		.disk_bytes = DISK_SIZE, .disk_params = "serial=xvmsg-test",
+		.disk_also = "disk2q:queues=2",
 		.args = { "--log-level", "info", "--full" },
 	};
 
@@ -243,6 +244,65 @@ static void test_many_inflight(void **state)
 		xvd_ram_free(f->d, buf[i]);
 	}
 }
+
+/*
+ * A two-queue disk (queues=2): the driver sets up both queues, its requests
+ * go to both, every one completes, and what went through one queue reads
+ * back through the other.  A driver asking two queues of a one-queue disk
+ * is refused.
+ */
+static void multiqueue_in_mode(void **state, enum xvmsg_mode mode)
+{
+	struct loop_fx *f = *state;
+	enum { N = 64 };
+	struct xvd_dev_opts o = { .export_name = "disk2q", .devid = 5, .mode = mode,
+				  .pool_pages = 1024, .queues = 2 };
+	void *buf[N];
+	struct xvd_done done[N];
+	unsigned int i, got = 0;
+	int n;
+
+	open_domain(f);
+	assert_int_equal(xvd_blk_open(f->d, &o, &f->dev), 0);
+	assert_int_equal(xvd_blk_queues(f->dev), 2);
+	assert_int_equal(xvd_dev_queue_size(f->dev, 1), 256);
+	for (i = 0; i < N; i++) {
+		assert_int_equal(xvd_ram_alloc(f->d, 4096, &buf[i]), 0);
+		fill(buf[i], 1000 + i * 8, 4096, 91);
+		assert_int_equal(xvd_blk_submit(f->dev, XVD_BLK_WRITE, 1000 + i * 8, buf[i], 4096,
+						NULL, XVD_NO_KICK), 0);
+	}
+	assert_int_equal(xvd_vq_inflight(f->dev, 0), N / 2);	/* both queues */
+	assert_int_equal(xvd_vq_inflight(f->dev, 1), N / 2);
+	assert_int_equal(xvd_blk_kick(f->dev), 0);
+	while (got < N) {
+		n = xvd_blk_wait(f->dev, done + got, N - got, 5000);
+		assert_true(n > 0);
+		got += (unsigned int)n;
+	}
+	for (i = 0; i < N; i++)
+		assert_int_equal(done[i].status, 0);
+	/* Read each back: request i + 1 lands on the other queue than its
+	 * write did (the queues are used in turn). */
+	assert_int_equal(xvd_blk_submit(f->dev, XVD_BLK_FLUSH, 0, NULL, 0, NULL, 0), 0);
+	assert_int_equal(xvd_blk_wait(f->dev, done, 1, 5000), 1);
+	for (i = 0; i < N; i++) {
+		memset(buf[i], 0, 4096);
+		assert_int_equal(xvd_blk_read(f->dev, 1000 + i * 8, buf[i], 4096), 0);
+		assert_int_equal(check(buf[i], 1000 + i * 8, 4096, 91), 0);
+		xvd_ram_free(f->d, buf[i]);
+	}
+	xvd_dev_close(f->dev);
+	f->dev = NULL;
+
+	o.export_name = "disk0";
+	o.devid = 6;
+	assert_true(xvd_blk_open(f->d, &o, &f->dev) < 0);
+	assert_null(f->dev);
+}
+
+static void test_multiqueue_pool(void **state) { multiqueue_in_mode(state, XVD_MODE_POOL); }
+static void test_multiqueue_full(void **state) { multiqueue_in_mode(state, XVD_MODE_FULL); }
 
 /* A device reset in the middle, then the same device works again. */
 static void test_reset_reinit(void **state)
@@ -469,6 +529,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pattern_grant, setup, loop_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_pattern_full, setup, loop_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_many_inflight, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_multiqueue_pool, setup, loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_multiqueue_full, setup, loop_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_reset_reinit, setup, loop_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_detach_reattach, setup, loop_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_backend_killed, setup, loop_fx_teardown),

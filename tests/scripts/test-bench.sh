@@ -63,6 +63,14 @@ if run direct --direct --workload randread4k --mode pool; then
 	fi
 fi
 
+if run queues --queues 2 --workload randread4k --mode pool; then
+	if positive "$out/queues.csv" iops; then
+		ok "--queues 2: a two-queue device measured"
+	else
+		ko "--queues 2: no IOPS"
+	fi
+fi
+
 if run devices --devices 3 --workload randread4k --qd 4; then
 	if positive "$out/devices.csv" agg_iops && positive "$out/devices.csv" raw_iops &&
 	   positive "$out/devices.csv" p99_max_us && [ "$(csv_col "$out/devices.csv" total_qd)" = 12 ]; then
@@ -82,7 +90,8 @@ fi
 
 # bad arguments: exit status 2 and a message, never a run
 for bad in "--devices 0" "--devices 65" "--devices x" "--devices 2 --workload noisy" \
-	   "--workload noisy --qd 4" "--devices 2 --mode raw" "--workload nosuch"; do
+	   "--workload noisy --qd 4" "--devices 2 --mode raw" "--workload nosuch" \
+	   "--queues 0" "--queues 17"; do
 	# shellcheck disable=SC2086
 	timeout 20 "$bench" $bad >"$out/log" 2>&1
 	rc=$?

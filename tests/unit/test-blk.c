@@ -224,7 +224,9 @@ static void test_ops_and_config(void **state)
 
 	assert_string_equal(xvb_blk_ops.type, "blk");
 	assert_int_equal(xvb_blk_ops.device_id, VIRTIO_ID_BLOCK);
-	assert_int_equal(xvb_blk_ops.num_queues, 1);
+	assert_int_equal(xvb_blk_ops.num_queues, 16);
+	assert_int_equal(xvb_blk_ops.queues(t->priv), 1);	/* the default */
+	assert_false(f & 1ULL << VIRTIO_BLK_F_MQ);
 	assert_int_equal(xvb_blk_ops.queue_size, 256);
 	assert_int_equal(xvb_blk_ops.config_size, sizeof(c));
 	assert_true(f & 1ULL << VIRTIO_BLK_F_SEG_MAX);
@@ -644,6 +646,12 @@ static void test_bad_params(void **state)
 	expect_create_fails(t, params, "'ro'");
 	snprintf(params, sizeof(params), "path=%s,serial=123456789012345678901", t->path);
 	expect_create_fails(t, params, "'serial'");
+	for (unsigned int i = 0; i < 6; i++) {
+		static const char *const bad[] = { "0", "17", "x", "", "+2", "2x" };
+
+		snprintf(params, sizeof(params), "path=%s,queues=%s", t->path, bad[i]);
+		expect_create_fails(t, params, "'queues' (1..16)");
+	}
 	snprintf(params, sizeof(params), "path=%s,,ro", t->path);
 	expect_create_fails(t, params, "malformed");
 	expect_create_err(t, "path=/nonexistent/xvb.img", "/nonexistent/xvb.img", -ENOENT);
@@ -912,6 +920,76 @@ static void test_reset_in_flight(void **state)
 }
 
 /*
+ * queues=2: VIRTIO_BLK_F_MQ and num_queues 2 offered; each queue's requests
+ * are taken on its own notify, answered on that queue and published by a
+ * flush of that queue; data written through one reads back through the
+ * other.
+ */
+static void test_multiqueue(void **state)
+{
+	struct t *t = *state;
+	struct virtio_blk_config c;
+	uint8_t w[2][1024], r[2][1024];
+	struct virtio_blk_outhdr h[4];
+	uint8_t st[4];
+	struct xvb_req rq[4];
+	unsigned int i;
+
+	recreate_with(t, ",queues=2");
+	assert_int_equal(xvb_blk_ops.queues(t->priv), 2);
+	assert_true(xvb_blk_ops.features(t->priv) & 1ULL << VIRTIO_BLK_F_MQ);
+	xvb_blk_ops.get_config(t->priv, (uint8_t *)&c);
+	assert_int_equal(le16toh(c.num_queues), 2);
+
+	/* a write on each queue: queue q writes sectors 40 + 2q .. */
+	for (i = 0; i < 2; i++) {
+		struct iovec out[2] = { { &h[i], sizeof(h[i]) }, { w[i], sizeof(w[i]) } };
+		struct iovec in[1] = { { &st[i], 1 } };
+
+		fill(w[i], sizeof(w[i]), 11 + i);
+		st[i] = 0xff;
+		hdr(&h[i], VIRTIO_BLK_T_OUT, 40 + 2 * i);
+		mkreq(&rq[i], (uint16_t)(10 + i), out, 2, in, 1);
+		fake_queue(&t->f, i, &rq[i], 0);
+	}
+	xvb_blk_ops.notify(t->priv, 1);
+	wait_pushes(t, 1);
+	assert_int_equal(t->f.push[0].queue, 1);
+	assert_int_equal(t->f.push[0].head, 11);
+	assert_int_equal(t->f.flush_npush[1], 1);	/* published on queue 1 */
+	assert_int_equal(t->f.qnext[0], 0);		/* queue 0 not touched */
+	xvb_blk_ops.notify(t->priv, 0);
+	wait_pushes(t, 2);
+	assert_int_equal(t->f.push[1].queue, 0);
+	assert_int_equal(t->f.flush_npush[0], 2);
+	assert_int_equal(st[0], VIRTIO_BLK_S_OK);
+	assert_int_equal(st[1], VIRTIO_BLK_S_OK);
+
+	/* read each back through the other queue */
+	for (i = 0; i < 2; i++) {
+		struct iovec out[1] = { { &h[2 + i], sizeof(h[2 + i]) } };
+		struct iovec in[2] = { { r[i], sizeof(r[i]) }, { &st[2 + i], 1 } };
+
+		memset(r[i], 0, sizeof(r[i]));
+		st[2 + i] = 0xff;
+		hdr(&h[2 + i], VIRTIO_BLK_T_IN, 40 + 2 * i);
+		mkreq(&rq[2 + i], (uint16_t)(20 + i), out, 1, in, 2);
+		fake_queue(&t->f, 1 - i, &rq[2 + i], 0);
+	}
+	xvb_blk_ops.notify(t->priv, 0);
+	xvb_blk_ops.notify(t->priv, 1);
+	wait_pushes(t, 4);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(st[2 + i], VIRTIO_BLK_S_OK);
+		assert_memory_equal(r[i], w[i], sizeof(w[i]));
+	}
+	assert_int_equal(t->f.flush_npush[0] + t->f.flush_npush[1] >= 4, 1);
+
+	/* a queue the instance does not have is ignored */
+	xvb_blk_ops.notify(t->priv, 5);
+}
+
+/*
  * I/O that the storage completes later, not inside the submission: O_DIRECT
  * reads, and buffered reads of pages not in the page cache.  The kernel
  * completes those from an interrupt or task work, not from io_uring's worker
@@ -1012,6 +1090,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flush_slow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_reads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_multiqueue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cold_cache_reads, setup, teardown),
 	};
 	int fails;

@@ -458,7 +458,7 @@ static void test_xlcfg_good(void **state)
 			       "cpus = [ [ \"0\", 1 ], [] ]\n"
 			       "xvmsg = [ \"rng, backend=old\" ]\n"
 			       "xvmsg = [\n"
-			       "  \"blk, backend=drv, path=/srv/d.img, ro, serial=s0, mode=grant\",\n"
+			       "  \"blk, backend=drv, path=/srv/d.img, ro, serial=s0, mode=grant, queues=2\",\n"
 			       "\n"
 			       "  'rng,backend=7 ,pool-pages = 16, devid=3',\n"
 			       "]\n"
@@ -468,7 +468,7 @@ static void test_xlcfg_good(void **state)
 	assert_int_equal(g.desc.n, 3);
 	assert_string_equal(g.desc.dev[0].type, "blk");
 	assert_string_equal(g.desc.dev[0].backend, "drv");
-	assert_string_equal(g.desc.dev[0].params, "path=/srv/d.img,ro,serial=s0");
+	assert_string_equal(g.desc.dev[0].params, "path=/srv/d.img,ro,serial=s0,queues=2");
 	assert_string_equal(g.desc.dev[0].mode, "grant");
 	assert_int_equal(g.desc.dev[0].line, 8);
 	assert_string_equal(g.desc.dev[1].backend, "7");
@@ -519,6 +519,9 @@ static void test_xlcfg_bad(void **state)
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d\" ]\n", "blk needs path=FILE");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=/x, ro=yes\" ]\n", "ro takes no value");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=/x, discard=maybe\" ]\n", "discard= must be on or off");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=/x, queues=0\" ]\n", "queues= must be 1..16, not '0'");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=/x, queues=17\" ]\n", "queues= must be 1..16");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=/x, queues=+2\" ]\n", "queues= must be 1..16");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=\" ]\n", "path= needs a value");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"console, backend=d, pty, stdio\" ]\n", "exactly one of stdio, pty");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"console, backend=d, socket=/s, link=/l\" ]\n", "link= goes with pty only");
