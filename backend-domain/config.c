@@ -95,7 +95,7 @@ static int add_export(struct xvb_config *cfg, const char *name, const char *type
 			 sizeof(x->params) - 1);
 		return -EINVAL;
 	}
-	if (xvb_params_parse(params, check_params, NULL)) {
+	if (xvmsg_params_parse(params, check_params, NULL)) {
 		snprintf(err, errlen, "export '%s': parameters '%s' are not key=value,key,...",
 			 name, params);
 		return -EINVAL;

@@ -143,7 +143,6 @@ extern const struct xvb_model_ops xvb_console_ops;
 
 /* A model parses its params with xvmsg_params_parse (include/xvmsg/params.h,
  * shared with xvmsg-ctl): fn for each item, fn's first non-zero value, 0, or
- * -EINVAL on syntax. */
-#define xvb_params_parse xvmsg_params_parse
+ * -EINVAL on syntax; numbers with xvmsg_parse_u32 (wire.h). */
 
 #endif /* XVB_DEVICE_H */

@@ -38,6 +38,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xvmsg/wire.h>
+
 #include "aio.h"
 #include "device.h"
 
@@ -120,16 +122,11 @@ static int blk_param(void *arg, const char *key, const char *val)
 	} else if (!strcmp(key, "direct")) {
 		err = parse_bool(val, &b->direct);
 	} else if (!strcmp(key, "queues")) {
-		char *end;
-		unsigned long n;
+		uint32_t n;
 
-		if (!val || *val < '1' || *val > '9')
+		if (!val || xvmsg_parse_u32(val, &n) || n < 1 || n > BLK_MAX_QUEUES)
 			goto bad;
-		errno = 0;
-		n = strtoul(val, &end, 10);
-		if (errno || *end || n < 1 || n > BLK_MAX_QUEUES)
-			goto bad;
-		b->nq = (unsigned int)n;
+		b->nq = n;
 	} else {
 		xvb_err(b->log, "%s: unknown parameter '%s'", b->name, key);
 		b->bad_param = true;
@@ -231,7 +228,7 @@ static int blk_create(const char *params, const struct xvb_model_env *env, void 
 	b->fd = -1;
 	b->discard = b->write_zeroes = true;
 	b->nq = 1;
-	err = xvb_params_parse(params, blk_param, b);
+	err = xvmsg_params_parse(params, blk_param, b);
 	if (err) {
 		if (err == -EINVAL && !b->bad_param)
 			xvb_err(b->log, "%s: malformed parameters '%s'", b->name, params);

@@ -391,7 +391,7 @@ static int con_create(const char *params, const struct xvb_model_env *env, void 
 	c->loop = env->loop;
 	snprintf(c->name, sizeof(c->name), "%s", env->name ? env->name : "console");
 	c->master = c->slave = c->listen_fd = c->client = c->in_fd = c->out_fd = -1;
-	err = xvb_params_parse(params, con_param, c);
+	err = xvmsg_params_parse(params, con_param, c);
 	if (err) {
 		if (err == -EINVAL && !c->bad_param)
 			xvb_err(c->log, "%s: malformed parameters '%s'", c->name, params);

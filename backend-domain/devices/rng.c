@@ -39,7 +39,7 @@ static int rng_create(const char *params, const struct xvb_model_env *env, void 
 		return -ENOMEM;
 	r->log = env->log;
 	snprintf(r->name, sizeof(r->name), "%s", env->name ? env->name : "rng");
-	err = xvb_params_parse(params, rng_param, r);
+	err = xvmsg_params_parse(params, rng_param, r);
 	if (err) {
 		if (!r->bad_param)
 			xvb_err(r->log, "%s: malformed parameters '%s'", r->name, params);

@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	memcpy(s, data, size);
 	s[size] = '\0';
-	if (xvb_params_parse(s, count, &n) > 0)
+	if (xvmsg_params_parse(s, count, &n) > 0)
 		abort();
 	free(s);
 	return 0;

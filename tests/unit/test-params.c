@@ -37,8 +37,8 @@ static void test_empty(void **state)
 {
 	struct seen s = { 0 };
 
-	assert_int_equal(xvb_params_parse(NULL, collect, &s), 0);
-	assert_int_equal(xvb_params_parse("", collect, &s), 0);
+	assert_int_equal(xvmsg_params_parse(NULL, collect, &s), 0);
+	assert_int_equal(xvmsg_params_parse("", collect, &s), 0);
 	assert_int_equal(s.n, 0);
 }
 
@@ -46,7 +46,7 @@ static void test_items(void **state)
 {
 	struct seen s = { 0 };
 
-	assert_int_equal(xvb_params_parse("path=/tmp/a b=c,ro,serial=x:y;z,e=,k_9-x=1", collect, &s), 0);
+	assert_int_equal(xvmsg_params_parse("path=/tmp/a b=c,ro,serial=x:y;z,e=,k_9-x=1", collect, &s), 0);
 	assert_int_equal(s.n, 5);
 	assert_string_equal(s.key[0], "path");
 	assert_string_equal(s.val[0], "/tmp/a b=c");	/* split at the first '=' */
@@ -71,7 +71,7 @@ static void test_syntax_errors(void **state)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct seen s = { 0 };
 
-		assert_int_equal(xvb_params_parse(bad[i], collect, &s), -EINVAL);
+		assert_int_equal(xvmsg_params_parse(bad[i], collect, &s), -EINVAL);
 		/* checked as a whole before any item is handed out */
 		assert_int_equal(s.n, 0);
 	}
@@ -86,12 +86,12 @@ static void test_item_length(void **state)
 	buf[0] = 'k';
 	buf[1] = '=';
 	memset(buf + 2, 'v', 253);		/* item of exactly 255 bytes */
-	assert_int_equal(xvb_params_parse(buf, collect, &s), 0);
+	assert_int_equal(xvmsg_params_parse(buf, collect, &s), 0);
 	assert_int_equal(s.n, 1);
 	assert_int_equal(strlen(s.val[0]), 253);
 	buf[255] = 'v';				/* 256 bytes */
 	s.n = 0;
-	assert_int_equal(xvb_params_parse(buf, collect, &s), -EINVAL);
+	assert_int_equal(xvmsg_params_parse(buf, collect, &s), -EINVAL);
 	assert_int_equal(s.n, 0);
 }
 
@@ -99,7 +99,7 @@ static void test_callback_error(void **state)
 {
 	struct seen s = { .fail_at = 2 };
 
-	assert_int_equal(xvb_params_parse("a,b,c", collect, &s), -ENOSPC);
+	assert_int_equal(xvmsg_params_parse("a,b,c", collect, &s), -ENOSPC);
 	assert_int_equal(s.n, 2);
 }
 
