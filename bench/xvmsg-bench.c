@@ -344,9 +344,13 @@ static int backend_start(struct backend *be, const char *bin, const char *image,
 		return fail("out of memory");
 	}
 	for (i = 0; i < n; i++) {
+		char q[24] = "";
+
 		export_name(o, i, name, sizeof(name));
-		snprintf(exports[i], sizeof(exports[i]), "%s:blk:path=%s%s,queues=%u", name, image,
-			 o->direct ? ",direct=on" : "", o->queues);
+		if (o->queues > 1)	/* a backend before queues= still runs the rest */
+			snprintf(q, sizeof(q), ",queues=%u", o->queues);
+		snprintf(exports[i], sizeof(exports[i]), "%s:blk:path=%s%s%s", name, image,
+			 o->direct ? ",direct=on" : "", q);
 	}
 	argv[argc++] = (char *)bin;
 	argv[argc++] = (char *)"--socket";
