@@ -127,19 +127,22 @@ xv_wait_console() {
 	done
 }
 
-# xv_xl_create NAME: xl create /etc/xen/NAME.cfg, its output in
+# xv_xl_create NAME [KEY=VALUE...]: xl create /etc/xen/NAME.cfg (the
+# pairs override the file's keys, as xl takes them), its output in
 # /run/xvmsg/xl-create-NAME.log; says how long it took.
 xv_xl_create() {
 	local t0 rc
 	mkdir -p "$XV_RUN"
 	t0=$(xv_uptime)
-	xl create "/etc/xen/$1.cfg" >"$XV_RUN/xl-create-$1.log" 2>&1
+	local name=$1
+	shift
+	xl create "/etc/xen/$name.cfg" "$@" >"$XV_RUN/xl-create-$name.log" 2>&1
 	rc=$?
 	if [ "$rc" -eq 0 ]; then
-		xv_stage "xl create $1 done in $(($(xv_uptime) - t0))s, domid $(xv_domid "$1")"
+		xv_stage "xl create $name done in $(($(xv_uptime) - t0))s, domid $(xv_domid "$name")"
 	else
-		echo "xvmsg: xl create $1 failed ($rc):" >&2
-		sed 's/^/  /' "$XV_RUN/xl-create-$1.log" >&2
+		echo "xvmsg: xl create $name failed ($rc):" >&2
+		sed 's/^/  /' "$XV_RUN/xl-create-$name.log" >&2
 	fi
 	return "$rc"
 }

@@ -23,7 +23,8 @@ dom0_backend=$!
 xv_stage "xl create xvmsg-driver + xvmsg-guest"
 xv_xl_create xvmsg-driver &
 p_driver=$!
-xv_xl_create xvmsg-guest &
+# Two vCPUs: virtio_blk gets a queue per vCPU of the two-queue pool disk.
+xv_xl_create xvmsg-guest vcpus=2 &
 p_guest=$!
 wait "$p_driver" || xv_fail "xl create xvmsg-driver failed"
 wait "$p_guest" || xv_fail "xl create xvmsg-guest failed"
@@ -33,8 +34,9 @@ d=$(xv_domid xvmsg-driver) || xv_fail "no driver domid"
 g=$(xv_domid xvmsg-guest) || xv_fail "no guest domid"
 grep -q "serving on xen bus" /run/xvmsg-backend-dom0.log || xv_fail "dom0 backend not running"
 
-xv_stage "attach: pool disk, grant disk, full-mode disk from dom0, rng, console"
-xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/disk0.img,serial=pool-disk --devid 0 >/dev/null ||
+xv_stage "attach: pool disk (2 queues), grant disk, full-mode disk from dom0, rng, console"
+xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/disk0.img,serial=pool-disk,queues=2 \
+	--devid 0 >/dev/null ||
 	xv_fail "attach pool disk"
 xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/disk1.img,serial=grant-disk --devid 1 \
 	--mode grant >/dev/null || xv_fail "attach grant disk"

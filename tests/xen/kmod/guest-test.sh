@@ -25,6 +25,28 @@ xv_wait 60 disk_with_serial full-disk >/dev/null || { dmesg | tail -30; xv_fail 
 pool=$(disk_with_serial pool-disk) grant=$(disk_with_serial grant-disk) full=$(disk_with_serial full-disk)
 echo "xvmsg: pool disk $pool, grant disk $grant, full-mode disk $full"
 
+# The pool disk has two queues (queues=2) and this guest two vCPUs:
+# virtio_blk uses both, and data written from each CPU reads back.
+nq=$(ls "/sys/block/${pool#/dev/}/mq" 2>/dev/null | wc -l)
+echo "xvmsg: $(grep -c ^processor /proc/cpuinfo) vCPUs, $pool has $nq blk-mq queues"
+[ "$nq" -eq 2 ] || xv_fail "virtio_blk sees $nq queues on the two-queue disk, not 2"
+# Interrupts of a queue's event channel (xvmsg-0-qN), all CPUs.
+q_irqs() { awk -v n="xvmsg-0-q$1" '$NF == n { s = 0; for (i = 2; i < NF; i++) if ($i ~ /^[0-9]+$/) s += $i; print s }' /proc/interrupts; }
+dd if=/dev/urandom of=/run/pattern bs=64k count=32 2>/dev/null
+for cpu in 0 1; do
+	taskset "$((1 << cpu))" dd if=/run/pattern of="$pool" bs=64k seek=$((cpu * 64)) conv=fsync 2>/dev/null ||
+		xv_fail "write on CPU $cpu to $pool"
+done
+echo 3 >/proc/sys/vm/drop_caches
+for cpu in 0 1; do
+	taskset "$((1 << cpu))" dd if="$pool" of=/run/back bs=64k skip=$((cpu * 64)) count=32 2>/dev/null ||
+		xv_fail "read on CPU $cpu from $pool"
+	cmp /run/pattern /run/back || xv_fail "data written from CPU $cpu differs"
+done
+echo "xvmsg: queue interrupts: q0 $(q_irqs 0), q1 $(q_irqs 1)"
+[ "$(q_irqs 0)" -gt 0 ] && [ "$(q_irqs 1)" -gt 0 ] || { grep xvmsg /proc/interrupts; xv_fail "a queue of the two-queue disk carried nothing"; }
+xv_mark "two queues ok"
+
 # ext4 on the pool disk.
 mkfs.ext4 -q -F "$pool" || xv_fail "mkfs.ext4 $pool"
 mkdir -p /mnt && mount -t ext4 "$pool" /mnt || xv_fail "mount $pool"
