@@ -1,0 +1,125 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# make bench-xen, guest side: fio (Debian's, bench/xen/mkoverlay.sh) over
+# four disks: pool, grant, full (virtio_blk on xvmsg.ko) and blk
+# (xen-blkfront).  Each disk is filled, then checked with a verifying write
+# job; then every repetition runs every workload on every disk, the disks'
+# order rotated per workload and repetition.  Around each cell it asks dom0
+# for the backend's counters (xvmsg-bench/snap) and reads the module's.
+# Output lines (scripts/bench-xen.sh parses them):
+#   XVMSG-BENCH-VERIFY dev=D rc=N
+#   XVMSG-BENCH-CELL rep=R dev=D wl=W qd=Q snap0=N snap1=N rc=N g0=... g1=...
+#   XVMSG-BENCH-FIO snap0=N <fio's terse line>
+. /etc/xvmsg/lib.sh
+
+fail() {
+	xenstore-write xvmsg-bench/done "$*" 2>/dev/null
+	xv_fail "$*"
+}
+
+modprobe virtio_blk || xv_fail "virtio_blk"
+modprobe xvmsg || xv_fail "modprobe xvmsg"
+fio --version >/dev/null || xv_fail "fio does not run"
+xv_mark "bench ready"
+go=$(xv_read_wait 600 xvmsg-bench/go) || xv_fail "dom0 never said go"
+set -- $go
+REPS=$1 SECS=$2 SIZE=$3
+
+serial_of() { cat "/sys/block/$1/serial" 2>/dev/null; }
+disk_with_serial() {
+	for b in /sys/block/vd*; do
+		[ -e "$b" ] || continue
+		[ "$(serial_of "${b##*/}")" = "$1" ] && { echo "${b##*/}"; return 0; }
+	done
+	return 1
+}
+for s in pool grant full; do
+	xv_wait 120 disk_with_serial "$s" >/dev/null || { dmesg | tail -20; fail "no $s disk"; }
+	eval "dev_$s=/dev/$(disk_with_serial "$s")"
+	# The xenbus device of the module under this virtio disk: its counters.
+	x=$(readlink -f "/sys/block/$(disk_with_serial "$s")/device" | grep -o 'xvmsg-[0-9]*' | head -n1)
+	[ -n "$x" ] || fail "no xvmsg device under the $s disk"
+	eval "ctr_$s=/sys/bus/xen/devices/$x/xvmsg"
+done
+xv_wait 120 test -b /dev/xvdb || { dmesg | tail -20; fail "no xen-blkfront disk /dev/xvdb"; }
+dev_blk=/dev/xvdb
+echo "xvmsg: disks pool $dev_pool grant $dev_grant full $dev_full blk $dev_blk"
+echo "xvmsg: blkfront: $(dmesg | grep -i 'blkfront' | tail -n 2 | tr '\n' ' ')"
+for d in $dev_pool $dev_grant $dev_full $dev_blk; do
+	echo "xvmsg: $d: $(cat /sys/block/${d#/dev/}/size) sectors, max_sectors_kb $(cat /sys/block/${d#/dev/}/queue/max_sectors_kb), max_segments $(cat /sys/block/${d#/dev/}/queue/max_segments)"
+done
+
+# Counters on this side: the module's for xvmsg disks, the interrupts of
+# blkfront's event channel for the PV disk.
+GCTR="grants revokes bounce_in_bytes bounce_out_bytes pool_full kicks irqs_vq irqs_msg irqs_spurious"
+gctr() {
+	local c out=
+	if [ "$1" = blk ]; then
+		awk '/blkif/ && !/backend/ { n = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i; t += n } END { printf "irqs=%d", t }' /proc/interrupts
+		return
+	fi
+	eval "c=\$ctr_$1"
+	for k in $GCTR; do out="$out,$k=$(cat "$c/$k")"; done
+	echo "${out#,}"
+}
+
+SEQ=0
+# snap DEV: dom0 prints the backend's counters as XVMSG-BENCH-SNAP seq=SEQ.
+snap() {
+	SEQ=$((SEQ + 1))
+	xenstore-write xvmsg-bench/snap "$SEQ $1" || fail "xenstore"
+	xv_wait 60 sh -c "[ \"\$(xenstore-read xvmsg-bench/ack 2>/dev/null)\" = $SEQ ]" ||
+		fail "dom0 did not answer snapshot $SEQ"
+}
+
+FIO_COMMON="--ioengine=libaio --direct=1 --numjobs=1 --norandommap --randrepeat=0 --percentile_list=50:99"
+for dv in pool grant full blk; do
+	eval "d=\$dev_$dv"
+	t0=$(xv_uptime)
+	fio --name=fill --filename="$d" --rw=write --bs=1M --iodepth=4 --size="${SIZE}M" $FIO_COMMON \
+		--minimal >/dev/null || fail "fill $dv"
+	fio --name=verify --filename="$d" --rw=randwrite --bssplit=4k/50:256k/50 --iodepth=16 \
+		--size=8M --verify=crc32c --do_verify=1 --verify_fatal=1 $FIO_COMMON --minimal \
+		>/run/verify.out 2>&1
+	rc=$?
+	# Terse field 5 is fio's error number.
+	err=$(grep '^3;' /run/verify.out | cut -d';' -f5 | head -n1)
+	echo "XVMSG-BENCH-VERIFY dev=$dv rc=$rc err=${err:-none} secs=$(($(xv_uptime) - t0))"
+	[ "$rc" = 0 ] && [ "$err" = 0 ] || { cat /run/verify.out; fail "fio verify on the $dv disk: rc $rc"; }
+done
+
+# Workloads: name rw bs qd.
+WLS="randread4k:randread:4k:1 randread4k:randread:4k:32 randwrite4k:randwrite:4k:1
+	randwrite4k:randwrite:4k:32 seqread256k:read:256k:8 seqwrite256k:write:256k:8"
+DEVS="pool grant full blk"
+ncells=0
+r=1
+while [ "$r" -le "$REPS" ]; do
+	wi=0
+	for w in $WLS; do
+		IFS=: read -r wl rw bs qd <<EOW
+$w
+EOW
+		# Rotate the disks' order by repetition and workload.
+		k=$(((r + wi) % 4))
+		order=$(echo $DEVS $DEVS | cut -d' ' -f$((k + 1))-$((k + 4)))
+		for dv in $order; do
+			eval "d=\$dev_$dv"
+			snap "$dv"
+			s0=$SEQ g0=$(gctr "$dv")
+			out=$(fio --name=c --filename="$d" --rw="$rw" --bs="$bs" --iodepth="$qd" \
+				--size="${SIZE}M" --time_based --runtime="$SECS" $FIO_COMMON --minimal 2>&1)
+			rc=$?
+			g1=$(gctr "$dv")
+			snap "$dv"
+			echo "XVMSG-BENCH-CELL rep=$r dev=$dv wl=$wl qd=$qd snap0=$s0 snap1=$SEQ rc=$rc g0=$g0 g1=$g1"
+			echo "XVMSG-BENCH-FIO snap0=$s0 $(echo "$out" | grep '^3;' | head -n1)"
+			[ "$rc" = 0 ] || { echo "$out" | tail -5; fail "fio $wl qd $qd on $dv: rc $rc"; }
+			ncells=$((ncells + 1))
+		done
+		wi=$((wi + 1))
+	done
+	r=$((r + 1))
+done
+xv_mark "bench done: $ncells cells"
+xenstore-write xvmsg-bench/done ok
