@@ -67,12 +67,15 @@ def parse_serial(path):
                 params = kv(rest)
             elif kind == "SNAP":
                 d = kv(rest)
-                snaps[int(d["seq"])] = d
+                snaps[(int(d["seq"]), d["dev"])] = d
             elif kind == "CELL":
-                cells.append(kv(rest))
+                d = kv(rest)
+                # The live copy and the console copy at the end: once.
+                if not any(c["snap0"] == d["snap0"] and c["dev"] == d["dev"] for c in cells):
+                    cells.append(d)
             elif kind == "FIO":
-                s0, _, terse = rest.partition(" ")
-                fios[int(s0.split("=")[1])] = terse.strip()
+                s0, dev, terse = rest.split(" ", 2)
+                fios[(int(s0.split("=")[1]), dev.split("=")[1])] = terse.strip()
             elif kind == "VERIFY":
                 d = kv(rest)
                 verify[d["dev"]] = d
@@ -106,7 +109,7 @@ def cell_rows(snaps, cells, fios):
     for c in cells:
         dev, wl, qd = c["dev"], c["wl"], int(c["qd"])
         s0, s1 = int(c["snap0"]), int(c["snap1"])
-        t = terse(fios.get(s0, ""), wl in WRITES)
+        t = terse(fios.get((s0, dev), ""), wl in WRITES)
         r = {"rep": int(c["rep"]), "dev": dev, "workload": wl, "qd": qd, "rc": int(c["rc"])}
         if t is None:
             rows.append(r)
@@ -114,7 +117,7 @@ def cell_rows(snaps, cells, fios):
         ios = t["kb"] * 1024 / BS[wl]
         r.update(iops=t["iops"], mib_s=t["bw_kib"] / 1024, p50_us=t["p50"], p99_us=t["p99"],
                  ios=ios, fio_error=t["error"])
-        a, b = snaps.get(s0), snaps.get(s1)
+        a, b = snaps.get((s0, dev)), snaps.get((s1, dev))
         g0, g1 = nums(c.get("g0", "")), nums(c.get("g1", ""))
         per = lambda v: (v / ios) if (v is not None and ios > 0) else None
         if a and b:

@@ -4,13 +4,13 @@
 # four disks: pool, grant, full (virtio_blk on xvmsg.ko) and blk
 # (xen-blkfront).  Each disk is filled, then checked with a verifying write
 # job; then every repetition runs every workload on every disk, the disks'
-# order rotated per workload and repetition.  Around each cell it asks dom0
-# for the backend's counters (xvmsg-bench/snap) and reads the module's.
+# order rotated per workload and repetition.  Around each fio run it asks
+# dom0 for the backends' counters (xvmsg-bench/snap) and reads the module's.
 # Output lines (scripts/bench-xen.sh parses them):
 #   XVMSG-BENCH-VERIFY dev=D rc=N
-#   XVMSG-BENCH-CELL rep=R dev=D wl=W qd=Q snap0=N snap1=N rc=N g0=... g1=...
-#   XVMSG-BENCH-FIO snap0=N <fio's terse line>
-. /etc/xvmsg/lib.sh
+#   XVMSG-BENCH-CELL rep=R dev=D wl=W qd=Q snap0=N snap1=N rc=N secs=N g0=... g1=...
+#   XVMSG-BENCH-FIO snap0=N dev=D <fio's terse line>
+. "${XVMSG_BENCH_LIB:-/etc/xvmsg/lib.sh}"
 
 fail() {
 	xenstore-write xvmsg-bench/done "$*" 2>/dev/null
@@ -20,10 +20,11 @@ fail() {
 modprobe virtio_blk || xv_fail "virtio_blk"
 modprobe xvmsg || xv_fail "modprobe xvmsg"
 fio --version >/dev/null || xv_fail "fio does not run"
+xenstore-write xvmsg-bench/ready 1 || xv_fail "xenstore"
 xv_mark "bench ready"
 go=$(xv_read_wait 600 xvmsg-bench/go) || xv_fail "dom0 never said go"
 set -- $go
-REPS=$1 SECS=$2 SIZE=$3
+REPS=$1 SECS=$2 SIZE=$3 VDEV=$4
 
 serial_of() { cat "/sys/block/$1/serial" 2>/dev/null; }
 disk_with_serial() {
@@ -41,8 +42,8 @@ for s in pool grant full; do
 	[ -n "$x" ] || fail "no xvmsg device under the $s disk"
 	eval "ctr_$s=/sys/bus/xen/devices/$x/xvmsg"
 done
-xv_wait 120 test -b /dev/xvdb || { dmesg | tail -20; fail "no xen-blkfront disk /dev/xvdb"; }
-dev_blk=/dev/xvdb
+xv_wait 120 test -b "/dev/$VDEV" || { dmesg | tail -20; fail "no xen-blkfront disk /dev/$VDEV"; }
+dev_blk=/dev/$VDEV
 echo "xvmsg: disks pool $dev_pool grant $dev_grant full $dev_full blk $dev_blk"
 echo "xvmsg: blkfront: $(dmesg | grep -i 'blkfront' | tail -n 2 | tr '\n' ' ')"
 for d in $dev_pool $dev_grant $dev_full $dev_blk; do
@@ -64,11 +65,12 @@ gctr() {
 }
 
 SEQ=0
-# snap DEV: dom0 prints the backend's counters as XVMSG-BENCH-SNAP seq=SEQ.
+# snap: dom0 prints every disk's backend counters, one XVMSG-BENCH-SNAP
+# seq=SEQ dev=D line each.
 snap() {
 	SEQ=$((SEQ + 1))
-	xenstore-write xvmsg-bench/snap "$SEQ $1" || fail "xenstore"
-	xv_wait 60 sh -c "[ \"\$(xenstore-read xvmsg-bench/ack 2>/dev/null)\" = $SEQ ]" ||
+	xenstore-write xvmsg-bench/snap "$SEQ all" || fail "xenstore"
+	xv_wait 90 sh -c "[ \"\$(xenstore-read xvmsg-bench/ack 2>/dev/null)\" = $SEQ ]" ||
 		fail "dom0 did not answer snapshot $SEQ"
 }
 
@@ -92,6 +94,10 @@ done
 WLS="randread4k:randread:4k:1 randread4k:randread:4k:32 randwrite4k:randwrite:4k:1
 	randwrite4k:randwrite:4k:32 seqread256k:read:256k:8 seqwrite256k:write:256k:8"
 DEVS="pool grant full blk"
+# One fio run per repetition and workload: a job per disk, one after the
+# other (stonewall), so fio starts once (seconds under TCG), not four times.
+# Each disk's counters change only during its own job, so one snapshot of
+# all of them before and one after give every job its own deltas.
 ncells=0
 r=1
 while [ "$r" -le "$REPS" ]; do
@@ -103,20 +109,34 @@ EOW
 		# Rotate the disks' order by repetition and workload.
 		k=$(((r + wi) % 4))
 		order=$(echo $DEVS $DEVS | cut -d' ' -f$((k + 1))-$((k + 4)))
+		jobs=
 		for dv in $order; do
 			eval "d=\$dev_$dv"
-			snap "$dv"
-			s0=$SEQ g0=$(gctr "$dv")
-			out=$(fio --name=c --filename="$d" --rw="$rw" --bs="$bs" --iodepth="$qd" \
-				--size="${SIZE}M" --time_based --runtime="$SECS" $FIO_COMMON --minimal 2>&1)
-			rc=$?
-			g1=$(gctr "$dv")
-			snap "$dv"
-			echo "XVMSG-BENCH-CELL rep=$r dev=$dv wl=$wl qd=$qd snap0=$s0 snap1=$SEQ rc=$rc g0=$g0 g1=$g1"
-			echo "XVMSG-BENCH-FIO snap0=$s0 $(echo "$out" | grep '^3;' | head -n1)"
-			[ "$rc" = 0 ] || { echo "$out" | tail -5; fail "fio $wl qd $qd on $dv: rc $rc"; }
+			jobs="$jobs --name=$dv --filename=$d --stonewall"
+		done
+		snap
+		s0=$SEQ
+		for dv in $DEVS; do eval "g0_$dv=\$(gctr $dv)"; done
+		t0=$(xv_uptime)
+		# shellcheck disable=SC2086
+		out=$(timeout $((4 * SECS + 120)) fio --rw="$rw" --bs="$bs" --iodepth="$qd" \
+			--size="${SIZE}M" --time_based --runtime="$SECS" $FIO_COMMON --minimal $jobs 2>&1)
+		rc=$?
+		if [ "$rc" = 124 ] || [ "$rc" = 143 ]; then
+			echo "$out" | tail -n 5
+			echo w >/proc/sysrq-trigger
+			dmesg | tail -n 60
+			fail "fio $wl QD $qd ($order) hung for $((4 * SECS + 120)) s"
+		fi
+		for dv in $DEVS; do eval "g1_$dv=\$(gctr $dv)"; done
+		snap
+		for dv in $order; do
+			eval "g0=\$g0_$dv g1=\$g1_$dv"
+			echo "XVMSG-BENCH-CELL rep=$r dev=$dv wl=$wl qd=$qd snap0=$s0 snap1=$SEQ rc=$rc secs=$(($(xv_uptime) - t0)) g0=$g0 g1=$g1"
+			echo "XVMSG-BENCH-FIO snap0=$s0 dev=$dv $(echo "$out" | grep "^3;[^;]*;$dv;" | head -n1)"
 			ncells=$((ncells + 1))
 		done
+		[ "$rc" = 0 ] || { echo "$out" | tail -5; fail "fio $wl QD $qd: rc $rc"; }
 		wi=$((wi + 1))
 	done
 	r=$((r + 1))
