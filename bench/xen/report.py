@@ -437,7 +437,11 @@ def main():
                   ["mode", "workload", "qd", "iops", "mib_s", "p50_us", "p99_us", "ratio_pool",
                    "maps", "notifies", "copied"], loops)
     gnuplot_files(a.out, summ, loops)
-    md = markdown(params, summ, loops, verify, a.out, a.machine, a.commands)
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    shown = os.path.relpath(os.path.abspath(a.out), top)
+    if shown.startswith(".."):
+        shown = os.path.abspath(a.out)
+    md = markdown(params, summ, loops, verify, shown, a.machine, a.commands)
     with open(os.path.join(a.out, "report.md"), "w") as f:
         f.write(md)
     print(md)

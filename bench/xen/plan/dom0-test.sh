@@ -55,27 +55,31 @@ xl create /etc/xen/xvmsg-guest.cfg "memory=224" >"$XV_RUN/xl-guest.log" 2>&1 &
 p_guest=$!
 wait "$p_driver" || { cat "$XV_RUN/xl-driver.log"; xv_fail "xl create xvmsg-driver failed"; }
 wait "$p_guest" || { cat "$XV_RUN/xl-guest.log"; xv_fail "xl create xvmsg-guest failed"; }
-xv_wait_console 150 xvmsg-driver "XVMSG-MARK driver backend up" \
-	xvmsg-guest "XVMSG-MARK guest bench ready" || xv_fail "$XV_WHY"
+# Both up (init ran), or the reason they are not.
+xv_wait_console 150 xvmsg-driver "XVMSG-MARK driver up" \
+	xvmsg-guest "XVMSG-MARK guest up" || xv_fail "$XV_WHY"
 fi
 d=$(xv_domid "$DRIVER") || xv_fail "no domain $DRIVER"
 g=$(xv_domid "$GUEST") || xv_fail "no domain $GUEST"
-# Each domU script writes up/ready into its own xvmsg-bench directory.
+# A directory each domU owns (a domain cannot create keys in its home):
+# the domU scripts wait for it, then write up/ready there.
+for dom in "$d" "$g"; do
+	xenstore-rm "/local/domain/$dom/xvmsg-bench" 2>/dev/null
+	xenstore-write "/local/domain/$dom/xvmsg-bench/size" "$SIZE" &&
+		xenstore-chmod -r "/local/domain/$dom/xvmsg-bench" "n$dom" || xv_fail "xenstore setup"
+done
 xv_wait 300 xenstore-exists "/local/domain/$d/xvmsg-bench/up" ||
 	xv_fail "the driver domain's script did not start (xvmsg-bench/up)"
 xv_wait 300 xenstore-exists "/local/domain/$g/xvmsg-bench/ready" ||
 	xv_fail "the guest's script did not start (xvmsg-bench/ready)"
-for dom in "$d" "$g"; do
-	xenstore-chmod -r "/local/domain/$dom/xvmsg-bench" "n$dom" || xv_fail "xenstore setup"
-done
 loopdev=$(xenstore-read "/local/domain/$d/xvmsg-bench/loop") || xv_fail "no loop device"
 
 xv_stage "attach: pool and grant disks (driver domain), full disk (dom0), blkback disk (driver domain)"
-xvmsg-ctl attach "$GUEST" "$DRIVER" blk path=/run/pool.img,serial=pool --devid "$B" \
+xvmsg-ctl --timeout 60 attach "$GUEST" "$DRIVER" blk path=/run/pool.img,serial=pool --devid "$B" \
 	--pool-pages "$POOL_PAGES" >/dev/null || xv_fail "attach pool disk"
-xvmsg-ctl attach "$GUEST" "$DRIVER" blk path=/run/grant.img,serial=grant --devid $((B + 1)) \
+xvmsg-ctl --timeout 60 attach "$GUEST" "$DRIVER" blk path=/run/grant.img,serial=grant --devid $((B + 1)) \
 	--mode grant >/dev/null || xv_fail "attach grant disk"
-xvmsg-ctl attach "$GUEST" Domain-0 blk path=/run/full.img,serial=full --devid $((B + 2)) \
+xvmsg-ctl --timeout 60 attach "$GUEST" Domain-0 blk path=/run/full.img,serial=full --devid $((B + 2)) \
 	--mode full >/dev/null || xv_fail "attach full-mode disk"
 # Xen's PV disk from the driver domain.  libxl in dom0 writes both xenstore
 # halves and waits for blkback's InitWait; it runs no hotplug script for a
@@ -121,7 +125,7 @@ while read -r _ <&3; do
 		grant) devid=$((B + 1)) ;;
 		full) devid=$((B + 2)) ;;
 		esac
-		xvmsg-ctl stats "$GUEST" "$devid" >"$XV_RUN/snap-$dev" 2>&1 || echo FAIL >>"$XV_RUN/snap-$dev" &
+		xvmsg-ctl --timeout 60 stats "$GUEST" "$devid" >"$XV_RUN/snap-$dev" 2>&1 || echo FAIL >>"$XV_RUN/snap-$dev" &
 		pids="$pids $!"
 	done
 	xenstore-write "$dx/snap" "$seq" || xv_fail "xenstore"

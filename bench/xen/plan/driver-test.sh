@@ -20,6 +20,7 @@ else
 	xvmsg-backend --bus xen --log-level info --no-full >"$LOG" 2>&1 &
 	xv_wait 20 grep -q "serving on xen bus" "$LOG" || { cat "$LOG"; xv_fail "backend did not start"; }
 fi
+xv_wait 300 xenstore-exists xvmsg-bench || xv_fail "dom0 made no xvmsg-bench directory"
 xenstore-write xvmsg-bench/loop "$loopdev" xvmsg-bench/up 1 || xv_fail "xenstore"
 xv_mark "backend up"
 

@@ -20,6 +20,7 @@ fail() {
 modprobe virtio_blk || xv_fail "virtio_blk"
 modprobe xvmsg || xv_fail "modprobe xvmsg"
 fio --version >/dev/null || xv_fail "fio does not run"
+xv_wait 300 xenstore-exists xvmsg-bench || xv_fail "dom0 made no xvmsg-bench directory"
 xenstore-write xvmsg-bench/ready 1 || xv_fail "xenstore"
 xv_mark "bench ready"
 go=$(xv_read_wait 600 xvmsg-bench/go) || xv_fail "dom0 never said go"
