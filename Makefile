@@ -275,6 +275,7 @@ check-xen-kmod:
 .PHONY: bench-xen bench-xen-images check-bench-xen
 BENCH_REPS ?= 3
 BENCH_SECS ?= 5
+BENCH_LOOP_SECS ?= 6
 BENCH_OVERLAY := build/bench/overlay
 # The images with fio, xen-blkfront/xen-blkback and the bench plan; the
 # additions go through mkimages.sh's overlay hook (bench/xen/mkoverlay.sh).
@@ -286,11 +287,12 @@ bench-xen-images: all guest-kernel/xvmsg.ko
 # the loopback bus, CSV and plots in build/bench/, docs/benchmarks.md's Xen
 # section rewritten.
 bench-xen: bench-xen-images
-	$(Q)scripts/bench-xen.sh --reps $(BENCH_REPS) --secs $(BENCH_SECS) --docs docs/benchmarks.md
+	$(Q)scripts/bench-xen.sh --reps $(BENCH_REPS) --secs $(BENCH_SECS) --loop-secs $(BENCH_LOOP_SECS) \
+		--docs docs/benchmarks.md --check
 # The short form, in make check: one repetition, 3 s per cell; fails unless
 # every cell has a number and counters and fio's verify passed on every disk.
 check-bench-xen: bench-xen-images
-	$(Q)if scripts/bench-xen.sh --reps 1 --secs 3 --loop-secs 1 --out build/bench/short --check; then \
+	$(Q)if scripts/bench-xen.sh --reps 1 --secs 3 --size 16 --loop-secs 0.5 --out build/bench/short --check; then \
 		echo "bench-xen: 1 passed, 0 failed"; \
 	else \
 		echo "bench-xen: 0 passed, 1 failed"; exit 1; \

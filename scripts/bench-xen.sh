@@ -104,9 +104,10 @@ IMG=${XVMSG_XEN_OUT:-$TOP/build/xen}
 [ "$(cat "$IMG/images/PLAN" 2>/dev/null)" = bench/xen/plan ] ||
 	{ echo "bench-xen: $IMG/images was not built with bench/xen/plan: run make bench-xen" >&2; exit 1; }
 [ "$LOOP" = 1 ] && run_loop
-# The guest's own cells take reps x 24 x (secs + ~4 s of fio start and
-# counter snapshots under TCG); boot and fill ~3 min more.
-timeout=$((240 + REPS * 24 * (SECS + 8)))
+# Six fio runs per repetition, each four jobs of SECS s plus fio's start
+# and the counter snapshots (~30 s under TCG on a busy 2-core host); boot,
+# attach and fill take ~4 min there.
+timeout=$((360 + REPS * 6 * (4 * SECS + 60)))
 say "QEMU ($accel): Xen 4.17, dom0, driver domain, guest; $REPS repetition(s), $SECS s per cell, timeout ${timeout}s"
 [ "$accel" = KVM ] && say "KVM is usable: QEMU runs with -accel kvm"
 set +e
@@ -120,10 +121,10 @@ set -e
 say "QEMU run done"
 
 machine="$(nproc) CPUs ($cpu), $mem RAM, Debian $(cat /etc/debian_version); QEMU $(qemu-system-x86_64 --version | sed -n '1s/.*version \([^ ]*\).*/\1/p') with $accel, -cpu qemu64, 2 vCPUs, 1536 MiB; Xen 4.17, dom0 512 MiB (full-mode backend), driver domain 1 vCPU (xvmsg-backend --no-full, xen-blkback on a loop device), guest 1 vCPU 224 MiB (kernel 6.1, xvmsg.ko, xen-blkfront); disks are files in tmpfs"
-cmds="make bench-xen BENCH_REPS=$REPS BENCH_SECS=$SECS
+cmds="make bench-xen BENCH_REPS=$REPS BENCH_SECS=$SECS BENCH_LOOP_SECS=${LOOP_SECS:-$((REPS * SECS))}
 # which runs: bench/xen/mkoverlay.sh build/bench/overlay
 #   XVMSG_XEN_OVERLAY=build/bench/overlay make xen-images XEN_PLAN=bench/xen/plan
-#   scripts/bench-xen.sh --reps $REPS --secs $SECS --docs docs/benchmarks.md"
+#   scripts/bench-xen.sh --reps $REPS --secs $SECS --loop-secs ${LOOP_SECS:-$((REPS * SECS))} --docs docs/benchmarks.md --check"
 args=(--serial "$OUT/serial.log" --out "$OUT" --machine "$machine" --commands "${cmds//$'\n'/\\n}")
 [ "${#LOOP_CSVS[@]}" -gt 0 ] && args+=(--loop "${LOOP_CSVS[@]}")
 [ -n "$DOCS" ] && args+=(--docs "$DOCS")

@@ -82,7 +82,7 @@ def parse_serial(path):
     return params, snaps, cells, fios, verify
 
 
-def terse(line, write):
+def terse(line, write, bs):
     """fio terse v3: the read block starts at field 5, the write block at 46."""
     f = line.split(";")
     if len(f) < 90 or f[0] != "3":
@@ -93,7 +93,10 @@ def terse(line, write):
         if "%=" in x:
             p, v = x.split("%=")
             pct[float(p)] = float(v)
-    return {"kb": float(f[b]), "bw_kib": float(f[b + 1]), "iops": float(f[b + 2]),
+    kb, ms = float(f[b]), float(f[b + 3])
+    # fio rounds IOPS to an integer; under TCG they can be single digits.
+    iops = kb * 1024 / bs / (ms / 1000) if ms > 0 else float(f[b + 2])
+    return {"kb": kb, "bw_kib": float(f[b + 1]), "iops": iops,
             "p50": pct.get(50.0, 0.0), "p99": pct.get(99.0, 0.0), "error": int(f[4])}
 
 
@@ -109,7 +112,7 @@ def cell_rows(snaps, cells, fios):
     for c in cells:
         dev, wl, qd = c["dev"], c["wl"], int(c["qd"])
         s0, s1 = int(c["snap0"]), int(c["snap1"])
-        t = terse(fios.get((s0, dev), ""), wl in WRITES)
+        t = terse(fios.get((s0, dev), ""), wl in WRITES, BS[wl])
         r = {"rep": int(c["rep"]), "dev": dev, "workload": wl, "qd": qd, "rc": int(c["rc"])}
         if t is None:
             rows.append(r)
@@ -331,8 +334,8 @@ def markdown(params, summ, loops, verify, out, machine, commands):
     L.append("|---|---|---|---|---|---|---|---|---|")
     for s in summ:
         L.append("| %s | %d | %s | %s | %s–%s | %s | %s | %s | %s (%s–%s) |" % (
-            s["workload"], s["qd"], DEV_LABEL[s["dev"]], fmt(s["iops"]), fmt(s["iops_min"]),
-            fmt(s["iops_max"]), fmt(s["mib_s"], 1), fmt(s["p50_us"]), fmt(s["p99_us"]),
+            s["workload"], s["qd"], DEV_LABEL[s["dev"]], fmt(s["iops"], 1), fmt(s["iops_min"], 1),
+            fmt(s["iops_max"], 1), fmt(s["mib_s"], 1), fmt(s["p50_us"]), fmt(s["p99_us"]),
             fmt(s["ratio_pool"]), fmt(s["ratio_min"]), fmt(s["ratio_max"])))
     L.append("")
     L.append("#### Xen: costs per I/O (medians, from the backend's and the module's counters)")

@@ -75,7 +75,7 @@ snap() {
 		fail "dom0 did not answer snapshot $SEQ"
 }
 
-FIO_COMMON="--ioengine=libaio --direct=1 --numjobs=1 --norandommap --randrepeat=0 --percentile_list=50:99"
+FIO_COMMON="--ioengine=libaio --direct=1 --numjobs=1 --norandommap --randrepeat=0 --percentile_list=50:99 --disk_util=0"
 for dv in pool grant full blk; do
 	eval "d=\$dev_$dv"
 	t0=$(xv_uptime)
