@@ -24,6 +24,7 @@ import statistics
 import sys
 
 DEVS = ["pool", "grant", "full", "blk"]
+COLORS = {"pool": "#4477aa", "grant": "#ee6677", "full": "#228833", "blk": "#ccbb44"}
 DEV_LABEL = {"pool": "pool", "grant": "grant", "full": "full (dom0)", "blk": "blkback"}
 CELLS = [("randread4k", 1), ("randread4k", 32), ("randwrite4k", 1), ("randwrite4k", 32),
          ("seqread256k", 8), ("seqwrite256k", 8)]
@@ -243,13 +244,14 @@ def loop_summary(rows):
 def gnuplot_files(out, summ, loops):
     labels = ["%s QD%d" % (wl, qd) for wl, qd in CELLS]
     with open(os.path.join(out, "xen.dat"), "w") as f:
-        f.write("# cell " + " ".join("%s_ratio %s_iops %s_min %s_max" % (d, d, d, d) for d in DEVS) + "\n")
+        f.write("# cell " + " ".join("%s_ratio %s_rmin %s_rmax %s_iops %s_min %s_max" % ((d,) * 6)
+                                     for d in DEVS) + "\n")
         for (wl, qd), lab in zip(CELLS, labels):
             row = [lab.replace(" ", "\\n")]
             for d in DEVS:
                 s = next((x for x in summ if x["dev"] == d and x["workload"] == wl and x["qd"] == qd), None)
                 row += ["%g" % s[k] if s and s[k] is not None else "NaN"
-                        for k in ("ratio_pool", "iops", "iops_min", "iops_max")]
+                        for k in ("ratio_pool", "ratio_min", "ratio_max", "iops", "iops_min", "iops_max")]
             f.write('"%s" %s\n' % (row[0], " ".join(row[1:])))
     with open(os.path.join(out, "xen-costs.dat"), "w") as f:
         f.write("# cell dev map_ops notify_g2b notify_b2g bounced_kib\n")
@@ -272,30 +274,26 @@ def gnuplot_files(out, summ, loops):
                 f.write(" ".join(row) + "\n")
     common = ('set terminal pngcairo size 1100,520 font "DejaVu Sans,10"\n'
               'set style data histogram\nset style fill solid 0.85 border -1\n'
-              'set key top right\nset grid ytics\nset xtics nomirror\n')
+              'set key top right\nset grid ytics\nset xtics nomirror\nset bmargin 4\n')
+    cols = lambda i, k: ":".join(str(2 + 6 * i + k + j) for j in range(3))
+    bars = lambda k: ", ".join('%s using %s%s title "%s" lc rgb "%s"' % (
+        '"%s/xen.dat"' % out if i == 0 else '""', cols(i, k), ":xtic(1)" if i == 0 else "",
+        DEV_LABEL[d], COLORS[d]) for i, d in enumerate(DEVS))
     gp = common + (
         'set output "%s/xen-ratio.png"\n'
-        'set title "Xen 4.17 (QEMU): IOPS relative to pool mode, median of repetitions (bars: min-max)"\n'
+        'set title "Xen 4.17 (QEMU): IOPS relative to pool mode in the same repetition, median (bars: min-max)"\n'
         'set ylabel "IOPS / pool IOPS"\nset style histogram errorbars gap 2 lw 1\n'
-        'set yrange [0:*]\n'
-        'plot "%s/xen.dat" using 2:2:2:xtic(1) title "pool" lc rgb "#4477aa", '
-        '"" using 6:6:6 title "grant" lc rgb "#ee6677", '
-        '"" using 10:10:10 title "full (dom0)" lc rgb "#228833", '
-        '"" using 14:14:14 title "blkback" lc rgb "#ccbb44"\n'
+        'set yrange [0:*]\nplot %s\n'
         'set output "%s/xen-iops.png"\n'
         'set title "Xen 4.17 (QEMU): IOPS, median and min-max of the repetitions"\n'
-        'set ylabel "IOPS"\nset logscale y\nset yrange [*:*]\n'
-        'plot "%s/xen.dat" using 3:4:5:xtic(1) title "pool" lc rgb "#4477aa", '
-        '"" using 7:8:9 title "grant" lc rgb "#ee6677", '
-        '"" using 11:12:13 title "full (dom0)" lc rgb "#228833", '
-        '"" using 15:16:17 title "blkback" lc rgb "#ccbb44"\n'
+        'set ylabel "IOPS"\nset logscale y\nset yrange [*:*]\nplot %s\n'
         'unset logscale y\nset style histogram clustered gap 2\n'
         'set output "%s/xen-notify.png"\n'
         'set title "Xen 4.17 (QEMU): event-channel notifications per I/O (guest to backend)"\n'
         'set ylabel "notifications / I/O"\nset yrange [0:*]\n'
         'plot "%s/xen-costs.dat" using 3:xtic(1) title "pool" lc rgb "#4477aa", '
         '"" using 6 title "grant" lc rgb "#ee6677", "" using 9 title "full (dom0)" lc rgb "#228833", '
-        '"" using 12 title "blkback" lc rgb "#ccbb44"\n') % ((out,) * 6)
+        '"" using 12 title "blkback" lc rgb "#ccbb44"\n') % (out, bars(0), out, bars(3), out, out)
     if loops:
         gp += ('set output "%s/loop-ratio.png"\n'
                'set title "Loopback bus (xvmsg-bench, same run): IOPS relative to pool mode"\n'
