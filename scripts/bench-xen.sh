@@ -13,8 +13,10 @@
 # --check: fail unless every cell has a number and counters and fio's
 # verify passed on every disk (bench/xen/report.py --check).
 set -euo pipefail
+# DRIVER, GUEST, DOCS... are read by bench/xen/host.sh, sourced below.
+# shellcheck disable=SC2034
 TOP=$(cd "$(dirname "$0")/.." && pwd)
-REPS=3 SECS=5 SIZE=32 OUT=$TOP/build/bench DOCS= CHECK=0 HOST=0 DRIVER= GUEST= LOOP=1
+REPS=3 SECS=5 SIZE=32 OUT=$TOP/build/bench DOCS='' CHECK=0 HOST=0 DRIVER='' GUEST='' LOOP=1
 LOOP_SECS=
 usage() {
 	sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'

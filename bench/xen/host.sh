@@ -20,6 +20,7 @@
 # bench/xen/plan/dom0-test.sh.  Images are files in /run (tmpfs) of the
 # driver domain and dom0.  Everything is detached at the end.
 [ -n "$DRIVER" ] && [ -n "$GUEST" ] || { echo "bench-xen: --host needs --driver and --guest" >&2; exit 2; }
+# cpu: set by scripts/bench-xen.sh
 : "${XVMSG_BENCH_DRIVER_SH:?set XVMSG_BENCH_DRIVER_SH (e.g. ssh root@DRIVER sh -s)}"
 : "${XVMSG_BENCH_GUEST_SH:?set XVMSG_BENCH_GUEST_SH (e.g. ssh root@GUEST sh -s)}"
 for t in xl xvmsg-ctl xvmsg-backend xenstore-read; do

@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
+# shellcheck shell=dash
 # make bench-xen, dom0 side (bench/xen/README.md).  Four disks for the guest,
 # each a SIZE MiB image in a tmpfs:
 #   pool   xvmsg-backend in the driver domain, pool mode (POOL_PAGES pages)
@@ -20,6 +21,7 @@
 # XVMSG_BENCH_GUEST already run, xvmsg devices get ids from
 # XVMSG_BENCH_DEVID on, the PV disk is XVMSG_BENCH_VDEV, and everything is
 # detached at the end.
+# shellcheck source=scripts/xen/init/lib.sh disable=SC1090,SC1091
 . "${XVMSG_BENCH_LIB:-/etc/xvmsg/lib.sh}"
 
 cmdline_value() { tr ' ' '\n' </proc/cmdline | sed -n "s/^$1=//p" | tail -n1; }

@@ -1,10 +1,12 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
+# shellcheck shell=dash
 # make bench-xen, driver-domain side: xvmsg-backend (unprivileged) serves the
 # pool and grant disks; xen-blkback serves a loop device over a third image.
 # Answers dom0's snapshot requests with blkback's counters.
 # On an existing host (scripts/bench-xen.sh --host) XVMSG_BENCH_SIZE gives
 # the size and an xvmsg-backend already running is used.
+# shellcheck source=scripts/xen/init/lib.sh disable=SC1090,SC1091
 . "${XVMSG_BENCH_LIB:-/etc/xvmsg/lib.sh}"
 
 SIZE=${XVMSG_BENCH_SIZE:-$(tr ' ' '\n' </proc/cmdline | sed -n 's/^xvmsg.bench_size=//p')}

@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
+# shellcheck shell=dash disable=SC2154
 # make bench-xen, guest side: fio (Debian's, bench/xen/mkoverlay.sh) over
 # four disks: pool, grant, full (virtio_blk on xvmsg.ko) and blk
 # (xen-blkfront).  Each disk is filled, then checked with a verifying write
@@ -10,6 +11,7 @@
 #   XVMSG-BENCH-VERIFY dev=D rc=N
 #   XVMSG-BENCH-CELL rep=R dev=D wl=W qd=Q snap0=N snap1=N rc=N secs=N g0=... g1=...
 #   XVMSG-BENCH-FIO snap0=N dev=D <fio's terse line>
+# shellcheck source=scripts/xen/init/lib.sh disable=SC1090,SC1091
 . "${XVMSG_BENCH_LIB:-/etc/xvmsg/lib.sh}"
 
 fail() {
