@@ -38,6 +38,7 @@ Options:
                   xvmsg-backend running in both the driver domain and dom0
 EOT
 }
+# shellcheck disable=SC2034
 while [ $# -gt 0 ]; do
 	case $1 in
 	--reps) REPS=$2; shift ;;
