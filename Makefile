@@ -291,6 +291,33 @@ check-xen-kmod:
 		echo "xen-kmod: 0 passed, 1 failed"; exit 1; \
 	fi
 
+# ---- the Xen benchmark (docs/benchmarks.md, bench/xen/) --------------------
+.PHONY: bench-xen bench-xen-images check-bench-xen
+BENCH_REPS ?= 3
+BENCH_SECS ?= 5
+BENCH_LOOP_SECS ?= 6
+BENCH_OVERLAY := build/bench/overlay
+# The images with fio, xen-blkfront/xen-blkback and the bench plan; the
+# additions go through mkimages.sh's overlay hook (bench/xen/mkoverlay.sh).
+bench-xen-images: all guest-kernel/xvmsg.ko
+	$(Q)bench/xen/mkoverlay.sh $(BENCH_OVERLAY)
+	$(Q)XVMSG_XEN_OVERLAY=$(abspath $(BENCH_OVERLAY)) $(MAKE) --no-print-directory xen-images \
+		XEN_PLAN=bench/xen/plan
+# fio in a Xen guest over pool, grant, full and blkback disks, xvmsg-bench on
+# the loopback bus, CSV and plots in build/bench/, docs/benchmarks.md's Xen
+# section rewritten.
+bench-xen: bench-xen-images
+	$(Q)scripts/bench-xen.sh --reps $(BENCH_REPS) --secs $(BENCH_SECS) --loop-secs $(BENCH_LOOP_SECS) \
+		--docs docs/benchmarks.md --check
+# The short form, in make check: one repetition, 3 s per cell; fails unless
+# every cell has a number and counters and fio's verify passed on every disk.
+check-bench-xen: bench-xen-images
+	$(Q)if scripts/bench-xen.sh --reps 1 --secs 3 --size 16 --loop-secs 0.5 --out build/bench/short --check; then \
+		echo "bench-xen: 1 passed, 0 failed"; \
+	else \
+		echo "bench-xen: 0 passed, 1 failed"; exit 1; \
+	fi
+
 # ---- Debian packages (debian/, docs/install.md) ---------------------------
 .PHONY: deb check-deb
 # Builds xvmsg-backend, xvmsg-utils and xvmsg-dkms into build/deb/.
@@ -309,6 +336,7 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory check-deb
 	$(Q)$(MAKE) --no-print-directory check-xen
 	$(Q)$(MAKE) --no-print-directory check-xen-kmod
+	$(Q)$(MAKE) --no-print-directory check-bench-xen
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

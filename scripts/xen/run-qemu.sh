@@ -19,6 +19,7 @@
 #   XVMSG_XEN_DOM0_APPEND  more dom0 kernel arguments (e.g. xvmsg.shell)
 #   XVMSG_XEN_XEN_APPEND   more Xen arguments
 #   XVMSG_XEN_QEMU         the QEMU binary (default qemu-system-x86_64)
+#   XVMSG_XEN_ACCEL        tcg (default) or kvm, when /dev/kvm is usable
 #   XVMSG_XEN_INTERACTIVE=1  no timeout, no checks: the serial line is this
 #                          terminal and dom0 gives a shell after the plan
 #                          (xvmsg.shell); Ctrl-a x quits QEMU
@@ -43,7 +44,8 @@ command -v "$QEMU" >/dev/null || xen_die "no $QEMU: run scripts/xen/fetch.sh"
 XEN_ARGS="dom0_mem=512M,max:512M console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all ${XVMSG_XEN_XEN_APPEND:-}"
 DOM0_ARGS="console=hvc0 earlyprintk=xen panic=5 xvmsg.plan_timeout=$PLAN_TIMEOUT ${XVMSG_XEN_DOM0_APPEND:-}"
 
-QEMU_ARGS=(-machine pc -accel tcg -cpu qemu64 -m 1536 -smp 2
+ACCEL=${XVMSG_XEN_ACCEL:-tcg}
+QEMU_ARGS=(-machine pc -accel "$ACCEL" -cpu qemu64 -m 1536 -smp 2
 	-display none -nic none -no-reboot
 	-kernel "$IMG/xen" -append "$XEN_ARGS")
 
@@ -80,7 +82,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 xen_t0=$(date +%s.%N)
-xen_log "starting QEMU (TCG, -cpu qemu64, -m 1536, -smp 2), timeout ${TIMEOUT}s, log $LOG"
+xen_log "starting QEMU (${ACCEL^^}, -cpu qemu64, -m 1536, -smp 2), timeout ${TIMEOUT}s, log $LOG"
 [ -f "$IMG/PLAN" ] && xen_log "test plan in the images: $(cat "$IMG/PLAN")"
 "$QEMU" "${QEMU_ARGS[@]}" -monitor none \
 	-chardev "stdio,id=ser0,signal=off,logfile=$LOG" -serial chardev:ser0 \
