@@ -137,7 +137,7 @@ parts.xvmsg-backend     := backend-domain/main.c $(CORE_LIB)
 parts.xvmsg-ctl         := dom0-tools/xvmsg-ctl.c dom0-tools/ctl-parse.c
 libs.xvmsg-ctl          := -lxenstore
 parts.xvmsg-bench       := bench/xvmsg-bench.c $(DRV_LIB)
-libs.xvmsg-bench        := -lm
+libs.xvmsg-bench        := -lm -luring
 parts.xvmsg-guest-check := tests/xen/guest-check.c $(DRV_LIB)
 parts.xvmsg-evil        := tests/hostile/xvmsg-evil.c $(HOSTILE) $(DRV_LIB)
 # The write verifier for backend crashes (tests/loop/test-loop-crash, Xen e2e).
