@@ -235,7 +235,8 @@ tests: $(UNIT_BINS) $(LOOP_BINS) $(PROGS)
 
 # test-man-options compares the programs' --help with docs/man/ (without
 # Xen, XVMSG_XEN=0 tells it xvmsg-ctl is not built).
-check-unit: $(UNIT_BINS) $(SCRIPT_TESTS) $(BIN)/xvmsg-backend $(call XEN_OR_NOT,$(BIN)/xvmsg-ctl)
+check-unit: $(UNIT_BINS) $(SCRIPT_TESTS) $(BIN)/xvmsg-backend $(BIN)/xvmsg-bench \
+            $(call XEN_OR_NOT,$(BIN)/xvmsg-ctl)
 	$(Q)XVMSG_TOP=$(CURDIR) XVMSG_BIN=$(abspath $(BIN)) XVMSG_XEN=$(HAVE_XEN) \
 		scripts/run-tests.sh unit $(UNIT_BINS) $(SCRIPT_TESTS)
 
