@@ -208,7 +208,7 @@ write_result() {
 	name=$(basename "$plan")
 	mkdir -p "$XVMSG_XEN_OUT/results"
 	{
-		cat "$IMG/COMBO" 2>/dev/null
+		cat "$IMG/COMBO" 2>/dev/null || true
 		echo "plan $plan"
 		echo "result $1"
 		echo "date $(date -u +%Y-%m-%d)"
