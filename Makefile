@@ -248,13 +248,42 @@ check-san:
 	$(Q)$(MAKE) --no-print-directory SAN=1 check-unit check-loop check-fuzz
 
 # ---- real Xen in QEMU ------------------------------------------------------
-# scripts/xen/xen.mk builds the images (Debian's Xen 4.17 and 6.1 kernel) and
-# boots them; these hooks put our programs into them.
-XEN_DOM0_BINS   = $(BIN)/xvmsg-ctl
-XEN_DRIVER_BINS = $(BIN)/xvmsg-backend
-XEN_GUEST_BINS  = $(BIN)/xvmsg-guest-check $(BIN)/xvmsg-blkcrash $(BIN)/xvmsg-evil /sbin/mke2fs:/sbin/mkfs.ext4 /sbin/e2fsck:/sbin/e2fsck
-XEN_DOM0_BINS  += $(BIN)/xvmsg-backend
+# scripts/xen/xen.mk builds the images (Debian's Xen 4.17 and 6.1 kernel, or
+# with XVMSG_DISTRO=trixie Debian 13's Xen 4.20 and 6.12) and boots them;
+# these hooks put our programs into them.  XVMSG_GUEST_KERNEL=7.x gives the
+# guest trixie-backports' kernel (docs/xen.md, "Tested combinations").
+XVMSG_DISTRO       ?= bookworm
+XVMSG_GUEST_KERNEL ?=
+# (as in xen.mk; needed here, before the include, for the rules below)
+XEN_OUT            ?= build/xen$(if $(filter trixie,$(XVMSG_DISTRO)),-trixie)$(if $(XVMSG_GUEST_KERNEL),-guest-$(XVMSG_GUEST_KERNEL))
+ifeq ($(XVMSG_DISTRO),trixie)
+# Built for trixie in the trixie chroot (scripts/xen/build-trixie.sh), and
+# mkfs.ext4/e2fsck from trixie's e2fsprogs (=: in the staging root).
+XEN_BIN         := build/trixie/bin
+XEN_MKE2FS      := =/usr/sbin/mke2fs:/sbin/mkfs.ext4 =/usr/sbin/e2fsck:/sbin/e2fsck
+XEN_GNTSHARE    := $(XEN_BIN)/gntshare
+XEN_IMAGE_DEPS  := trixie-progs
+.PHONY: trixie-progs
+trixie-progs:
+	$(Q)WERROR=$(WERROR) scripts/xen/build-trixie.sh progs
+$(XEN_BIN)/%: trixie-progs ;
+else
+XEN_BIN         := $(BIN)
+XEN_MKE2FS      := /sbin/mke2fs:/sbin/mkfs.ext4 /sbin/e2fsck:/sbin/e2fsck
+endif
+XEN_DOM0_BINS   = $(XEN_BIN)/xvmsg-ctl
+XEN_DRIVER_BINS = $(XEN_BIN)/xvmsg-backend
+XEN_GUEST_BINS  = $(XEN_BIN)/xvmsg-guest-check $(XEN_BIN)/xvmsg-blkcrash $(XEN_BIN)/xvmsg-evil $(XEN_MKE2FS)
+XEN_DOM0_BINS  += $(XEN_BIN)/xvmsg-backend
+ifeq ($(XVMSG_DISTRO)$(XVMSG_GUEST_KERNEL),bookworm)
 XEN_GUEST_KMODS = guest-kernel/xvmsg.ko
+else
+# The guest's kernel is one of trixie's: xvmsg.ko built against its headers
+# in the trixie chroot.
+XEN_GUEST_KMODS = $(XEN_OUT)/kmod/xvmsg.ko
+$(XEN_OUT)/kmod/xvmsg.ko: xen-fetch
+	$(Q)$(XEN_ENV) WERROR=$(WERROR) scripts/xen/build-trixie.sh module $@
+endif
 include scripts/xen/xen.mk
 
 # ---- the guest kernel module (GPL-2.0, guest-kernel/) ----------------------
@@ -284,12 +313,15 @@ check-xen:
 
 .PHONY: check-xen-kmod
 # Stock virtio drivers on the guest kernel module: tests/xen/kmod/.
+# XVMSG_DISTRO=trixie: on Debian 13's images; XVMSG_GUEST_KERNEL=7.x: the
+# guest on trixie-backports' kernel.
+XEN_KMOD_NAME = xen-kmod ($(XVMSG_DISTRO)$(if $(XVMSG_GUEST_KERNEL), guest $(XVMSG_GUEST_KERNEL)))
 check-xen-kmod:
 	$(Q)$(MAKE) --no-print-directory xen-images XEN_PLAN=tests/xen/kmod
 	$(Q)if XVMSG_XEN_SERIAL=$(if $(filter 1,$(V)),1,0) $(XEN_RUN); then \
-		echo "xen-kmod: 1 passed, 0 failed"; \
+		echo "$(XEN_KMOD_NAME): 1 passed, 0 failed"; \
 	else \
-		echo "xen-kmod: 0 passed, 1 failed"; exit 1; \
+		echo "$(XEN_KMOD_NAME): 0 passed, 1 failed"; exit 1; \
 	fi
 
 # ---- the Xen benchmark (docs/benchmarks.md, bench/xen/) --------------------
@@ -319,6 +351,14 @@ check-bench-xen: bench-xen-images
 		echo "bench-xen: 0 passed, 1 failed"; exit 1; \
 	fi
 
+# The end-to-end runs of make check, as IMAGE-FOLDER:PLAN, and the check
+# that docs/xen.md's table of tested combinations lists exactly these, as
+# they ran (scripts/xen/combos.sh; today's rows in build/xen-combinations.md).
+XEN_CHECK_RUNS = build/xen:e2e build/xen:kmod build/xen-trixie:kmod
+.PHONY: check-xen-combos
+check-xen-combos:
+	$(Q)scripts/xen/combos.sh check $(XEN_CHECK_RUNS)
+
 # ---- Debian packages (debian/, docs/install.md) ---------------------------
 .PHONY: deb check-deb
 # Builds xvmsg-backend, xvmsg-utils and xvmsg-dkms into build/deb/.
@@ -335,9 +375,11 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory check-san
 	$(Q)$(MAKE) --no-print-directory check-module-builds
 	$(Q)$(MAKE) --no-print-directory check-deb
-	$(Q)$(MAKE) --no-print-directory check-xen
-	$(Q)$(MAKE) --no-print-directory check-xen-kmod
-	$(Q)$(MAKE) --no-print-directory check-bench-xen
+	$(Q)$(MAKE) --no-print-directory check-xen XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=
+	$(Q)$(MAKE) --no-print-directory check-xen-kmod XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=
+	$(Q)$(MAKE) --no-print-directory check-xen-kmod XVMSG_DISTRO=trixie XVMSG_GUEST_KERNEL=
+	$(Q)$(MAKE) --no-print-directory check-bench-xen XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=
+	$(Q)$(MAKE) --no-print-directory check-xen-combos
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Boot build/xen/images (Xen 4.17 + dom0 with its test plan) in QEMU under
-# TCG and report the outcome.
+# Boot build/xen/images (Xen 4.17, or 4.20 with XVMSG_DISTRO=trixie, + dom0
+# with its test plan) in QEMU under TCG and report the outcome; the outcome
+# also goes to $XVMSG_XEN_OUT/results/<plan> (scripts/xen/combos.sh).
 #
 #   scripts/xen/run-qemu.sh
 #
@@ -93,7 +94,7 @@ qpid=$!
 # Milestones: a pattern (fixed string, first hit only) and what it means.
 # XVMSG-STAGE lines from dom0 are shown as they come.
 milestones=(
-	"Xen version 4.17|Xen started"
+	"Xen version 4.|Xen started"
 	"*** Building a PV Dom0 ***|Xen builds dom0"
 	"Linux version|dom0 kernel starts"
 	"Run /init as init process|dom0 kernel runs /init"
@@ -198,6 +199,31 @@ check_log() {
 }
 if ! check_log && [ "$status" != timeout ] && [ "$result" = PASS ]; then
 	result="FAIL the log shows a fault (above)"
+fi
+
+# results/PLAN: what ran and how it ended, for the table of tested
+# combinations (scripts/xen/combos.sh): the images' COMBO (distro, Xen,
+# kernels), the plan, the result, the date and the seconds of QEMU.
+write_result() {
+	local plan name
+	plan=$(cat "$IMG/PLAN" 2>/dev/null || echo unknown)
+	name=$(basename "$plan")
+	mkdir -p "$XVMSG_XEN_OUT/results"
+	{
+		cat "$IMG/COMBO" 2>/dev/null || true
+		echo "plan $plan"
+		echo "result $1"
+		echo "date $(date -u +%Y-%m-%d)"
+		echo "seconds $(elapsed | cut -d. -f1)"
+	} >"$XVMSG_XEN_OUT/results/$name.tmp"
+	mv "$XVMSG_XEN_OUT/results/$name.tmp" "$XVMSG_XEN_OUT/results/$name"
+}
+if [ "$status" = timeout ]; then
+	write_result TIMEOUT
+elif [ "$result" = PASS ]; then
+	write_result PASS
+else
+	write_result FAIL
 fi
 
 if [ "$status" = timeout ] || [ "$result" != PASS ]; then

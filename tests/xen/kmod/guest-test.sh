@@ -3,7 +3,7 @@
 # Guest kernel module test, guest side: stock virtio drivers on xvmsg.ko.
 . /etc/xvmsg/lib.sh
 
-modprobe virtio_blk && modprobe virtio_rng && modprobe virtio_console || xv_fail "virtio drivers"
+xv_modprobe virtio_blk virtio_rng virtio_console || xv_fail "virtio drivers"
 modprobe xvmsg || xv_fail "modprobe xvmsg"
 xv_mark "module loaded"
 # If something hangs, say what the kernel said (the console is all we have).
