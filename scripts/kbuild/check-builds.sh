@@ -71,22 +71,9 @@ host_install() {
 		{ echo "apt-get install$missing failed"; return 1; }
 }
 
-# sync_src DEST: the module's sources into DEST/guest-kernel and
-# DEST/include/xvmsg, touching only files that changed (so Kbuild rebuilds
-# only what changed) and dropping files the tree no longer has.
-sync_src() {
-	for sub in guest-kernel include/xvmsg; do
-		mkdir -p "$1/$sub"
-		for f in "$XVMSG_TOP/$sub"/*.[ch] "$XVMSG_TOP/$sub"/Kbuild; do
-			[ -f "$f" ] || continue
-			cmp -s "$f" "$1/$sub/${f##*/}" || cp -p "$f" "$1/$sub/"
-		done
-		for f in "$1/$sub"/*.[ch]; do
-			[ -f "$f" ] && [ ! -f "$XVMSG_TOP/$sub/${f##*/}" ] && rm -f "$f"
-		done
-	done
-	return 0
-}
+# sync_src DEST (scripts/kbuild/module-src.sh)
+# shellcheck source=scripts/kbuild/module-src.sh
+. "$XVMSG_TOP/scripts/kbuild/module-src.sh"
 
 # clean_log LOG: no compiler or modpost warning in LOG (they pass with
 # WERROR=0; modpost's never fail the build).

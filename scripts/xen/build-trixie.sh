@@ -50,22 +50,9 @@ progs() {
 	fi
 }
 
-# sync_src DEST: the module's sources into DEST/guest-kernel and
-# DEST/include/xvmsg, touching only what changed.
-sync_src() {
-	local sub f
-	for sub in guest-kernel include/xvmsg; do
-		mkdir -p "$1/$sub"
-		for f in "$XVMSG_TOP/$sub"/*.[ch] "$XVMSG_TOP/$sub"/Kbuild; do
-			[ -f "$f" ] || continue
-			cmp -s "$f" "$1/$sub/${f##*/}" || cp -p "$f" "$1/$sub/"
-		done
-		for f in "$1/$sub"/*.[ch]; do
-			[ -f "$f" ] && [ ! -f "$XVMSG_TOP/$sub/${f##*/}" ] && rm -f "$f"
-		done
-	done
-	return 0
-}
+# sync_src DEST (scripts/kbuild/module-src.sh)
+# shellcheck source=scripts/kbuild/module-src.sh
+. "$XVMSG_TOP/scripts/kbuild/module-src.sh"
 
 module() {
 	local dest=$1 kabi dir rel flags

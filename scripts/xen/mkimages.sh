@@ -370,23 +370,19 @@ make_vmlinux() {
 
 # extract_vmlinux BZIMAGE DEST: prints DEST, extracting it if stale.
 extract_vmlinux() {
-	local src=$1 out=$2 off
+	local src=$1 out=$2 off kind
 	echo "$out"
 	stale "$out" "$src" || return 0
 	xen_log "extracting vmlinux from $(basename "$src")"
-	for off in $(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$src" | cut -d: -f1); do
-		tail -c +$((off + 1)) "$src" | xz -dcq >"$out.tmp" 2>/dev/null || true
-		if [ "$(head -c 4 "$out.tmp" | od -An -c | tr -d ' ')" = '177ELF' ]; then
-			mv "$out.tmp" "$out"
-			return 0
-		fi
-	done
-	for off in $(LC_ALL=C grep -obUaP '\x28\xb5\x2f\xfd' "$src" | cut -d: -f1); do
-		tail -c +$((off + 1)) "$src" | zstd -dcq >"$out.tmp" 2>/dev/null || true
-		if [ "$(head -c 4 "$out.tmp" | od -An -c | tr -d ' ')" = '177ELF' ]; then
-			mv "$out.tmp" "$out"
-			return 0
-		fi
+	# Each compressed stream that may hold the kernel: MAGIC:DECOMPRESSOR.
+	for kind in '\xfd7zXZ\x00:xz' '\x28\xb5\x2f\xfd:zstd'; do
+		for off in $(LC_ALL=C grep -obUaP "${kind%:*}" "$src" | cut -d: -f1); do
+			tail -c +$((off + 1)) "$src" | "${kind#*:}" -dcq >"$out.tmp" 2>/dev/null || true
+			if [ "$(head -c 4 "$out.tmp" | od -An -c | tr -d ' ')" = '177ELF' ]; then
+				mv "$out.tmp" "$out"
+				return 0
+			fi
+		done
 	done
 	rm -f "$out.tmp"
 	xen_die "no xz- or zstd-compressed ELF kernel found in $src"

@@ -29,19 +29,11 @@ go=$(xv_read_wait 600 xvmsg-bench/go) || xv_fail "dom0 never said go"
 set -- $go
 REPS=$1 SECS=$2 SIZE=$3 VDEV=$4
 
-serial_of() { cat "/sys/block/$1/serial" 2>/dev/null; }
-disk_with_serial() {
-	for b in /sys/block/vd*; do
-		[ -e "$b" ] || continue
-		[ "$(serial_of "${b##*/}")" = "$1" ] && { echo "${b##*/}"; return 0; }
-	done
-	return 1
-}
 for s in pool grant full; do
-	xv_wait 120 disk_with_serial "$s" >/dev/null || { dmesg | tail -20; fail "no $s disk"; }
-	eval "dev_$s=/dev/$(disk_with_serial "$s")"
+	xv_wait 120 xv_disk_with_serial "$s" >/dev/null || { dmesg | tail -20; fail "no $s disk"; }
+	eval "dev_$s=/dev/$(xv_disk_with_serial "$s")"
 	# The xenbus device of the module under this virtio disk: its counters.
-	x=$(readlink -f "/sys/block/$(disk_with_serial "$s")/device" | grep -o 'xvmsg-[0-9]*' | head -n1)
+	x=$(readlink -f "/sys/block/$(xv_disk_with_serial "$s")/device" | grep -o 'xvmsg-[0-9]*' | head -n1)
 	[ -n "$x" ] || fail "no xvmsg device under the $s disk"
 	eval "ctr_$s=/sys/bus/xen/devices/$x/xvmsg"
 done

@@ -138,6 +138,17 @@ xv_wait_console() {
 	done
 }
 
+# xv_disk_with_serial SERIAL: the block device (vda, ...) whose virtio-blk
+# serial is SERIAL; 1 if none.
+xv_disk_with_serial() {
+	local b
+	for b in /sys/block/vd*; do
+		[ -e "$b" ] || continue
+		[ "$(cat "$b/serial" 2>/dev/null)" = "$1" ] && { echo "${b##*/}"; return 0; }
+	done
+	return 1
+}
+
 # xv_xl_create NAME: xl create /etc/xen/NAME.cfg, its output in
 # /run/xvmsg/xl-create-NAME.log; says how long it took.
 xv_xl_create() {
