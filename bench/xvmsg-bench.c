@@ -75,12 +75,13 @@ struct workload {
 	unsigned int flush_every;	/* a FLUSH after every N writes (0: none) */
 };
 
-enum { W_RANDREAD, W_SEQREAD, W_RANDWRITE, W_LAT, NWL };
+enum { W_RANDREAD, W_SEQREAD, W_RANDWRITE, W_LAT, W_SEQWRITE, NWL };
 static const struct workload workloads[NWL] = {
 	[W_RANDREAD]  = { "randread4k",  XVD_BLK_READ,  4096,   false, 32 },
 	[W_SEQREAD]   = { "seqread256k", XVD_BLK_READ,  262144, true,  8 },
 	[W_RANDWRITE] = { "randwrite4k", XVD_BLK_WRITE, 4096,   false, 32 },
 	[W_LAT]       = { "lat4k",       XVD_BLK_READ,  4096,   false, 1 },
+	[W_SEQWRITE]  = { "seqwrite256k", XVD_BLK_WRITE, 262144, true, 8 },
 };
 
 struct opts {
@@ -1485,9 +1486,10 @@ static void usage(FILE *out)
 "\n"
 "  --mode MODE        pool, grant, full or raw; default: all four, interleaved\n"
 "  --workload W       randread4k (QD 32), seqread256k (QD 8), randwrite4k (QD 32),\n"
-"                     lat4k (QD 1) or all (default); or noisy: two guests, A\n"
-"                     writing at QD 32 with a FLUSH every 8 writes, B reading\n"
-"                     at QD 1: B's latency alone and beside A\n"
+"                     lat4k (QD 1), seqwrite256k (QD 8) or all (default); or\n"
+"                     noisy: two guests, A writing at QD 32 with a FLUSH every\n"
+"                     8 writes, B reading at QD 1: B's latency alone and\n"
+"                     beside A\n"
 "  --seconds N        timed seconds per mode per workload, over all rounds\n"
 "                     (default 3; fractions allowed)\n"
 "  --rounds N         rounds the time is split into (default 3)\n"
@@ -1630,7 +1632,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				;
 			if (i == NWL)
 				return bad_usage("--workload: '%s' is not randread4k, seqread256k, "
-						 "randwrite4k, lat4k, all or noisy", optarg);
+						 "randwrite4k, lat4k, seqwrite256k, all or noisy",
+						 optarg);
 			o->wls = 1u << i;
 			break;
 		case O_SECONDS:

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Boot build/xen/images (Xen 4.17 + dom0 with its test plan) in QEMU under
-# TCG and report the outcome.
+# Boot build/xen/images (Xen 4.17, or 4.20 with XVMSG_DISTRO=trixie, + dom0
+# with its test plan) in QEMU under TCG and report the outcome; the outcome
+# also goes to $XVMSG_XEN_OUT/results/<plan> (scripts/xen/combos.sh).
 #
 #   scripts/xen/run-qemu.sh
 #
@@ -19,6 +20,7 @@
 #   XVMSG_XEN_DOM0_APPEND  more dom0 kernel arguments (e.g. xvmsg.shell)
 #   XVMSG_XEN_XEN_APPEND   more Xen arguments
 #   XVMSG_XEN_QEMU         the QEMU binary (default qemu-system-x86_64)
+#   XVMSG_XEN_ACCEL        tcg (default) or kvm, when /dev/kvm is usable
 #   XVMSG_XEN_INTERACTIVE=1  no timeout, no checks: the serial line is this
 #                          terminal and dom0 gives a shell after the plan
 #                          (xvmsg.shell); Ctrl-a x quits QEMU
@@ -43,7 +45,8 @@ command -v "$QEMU" >/dev/null || xen_die "no $QEMU: run scripts/xen/fetch.sh"
 XEN_ARGS="dom0_mem=512M,max:512M console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all ${XVMSG_XEN_XEN_APPEND:-}"
 DOM0_ARGS="console=hvc0 earlyprintk=xen panic=5 xvmsg.plan_timeout=$PLAN_TIMEOUT ${XVMSG_XEN_DOM0_APPEND:-}"
 
-QEMU_ARGS=(-machine pc -accel tcg -cpu qemu64 -m 1536 -smp 2
+ACCEL=${XVMSG_XEN_ACCEL:-tcg}
+QEMU_ARGS=(-machine pc -accel "$ACCEL" -cpu qemu64 -m 1536 -smp 2
 	-display none -nic none -no-reboot
 	-kernel "$IMG/xen" -append "$XEN_ARGS")
 
@@ -80,7 +83,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 xen_t0=$(date +%s.%N)
-xen_log "starting QEMU (TCG, -cpu qemu64, -m 1536, -smp 2), timeout ${TIMEOUT}s, log $LOG"
+xen_log "starting QEMU (${ACCEL^^}, -cpu qemu64, -m 1536, -smp 2), timeout ${TIMEOUT}s, log $LOG"
 [ -f "$IMG/PLAN" ] && xen_log "test plan in the images: $(cat "$IMG/PLAN")"
 "$QEMU" "${QEMU_ARGS[@]}" -monitor none \
 	-chardev "stdio,id=ser0,signal=off,logfile=$LOG" -serial chardev:ser0 \
@@ -91,7 +94,7 @@ qpid=$!
 # Milestones: a pattern (fixed string, first hit only) and what it means.
 # XVMSG-STAGE lines from dom0 are shown as they come.
 milestones=(
-	"Xen version 4.17|Xen started"
+	"Xen version 4.|Xen started"
 	"*** Building a PV Dom0 ***|Xen builds dom0"
 	"Linux version|dom0 kernel starts"
 	"Run /init as init process|dom0 kernel runs /init"
@@ -196,6 +199,31 @@ check_log() {
 }
 if ! check_log && [ "$status" != timeout ] && [ "$result" = PASS ]; then
 	result="FAIL the log shows a fault (above)"
+fi
+
+# results/PLAN: what ran and how it ended, for the table of tested
+# combinations (scripts/xen/combos.sh): the images' COMBO (distro, Xen,
+# kernels), the plan, the result, the date and the seconds of QEMU.
+write_result() {
+	local plan name
+	plan=$(cat "$IMG/PLAN" 2>/dev/null || echo unknown)
+	name=$(basename "$plan")
+	mkdir -p "$XVMSG_XEN_OUT/results"
+	{
+		cat "$IMG/COMBO" 2>/dev/null || true
+		echo "plan $plan"
+		echo "result $1"
+		echo "date $(date -u +%Y-%m-%d)"
+		echo "seconds $(elapsed | cut -d. -f1)"
+	} >"$XVMSG_XEN_OUT/results/$name.tmp"
+	mv "$XVMSG_XEN_OUT/results/$name.tmp" "$XVMSG_XEN_OUT/results/$name"
+}
+if [ "$status" = timeout ]; then
+	write_result TIMEOUT
+elif [ "$result" = PASS ]; then
+	write_result PASS
+else
+	write_result FAIL
 fi
 
 if [ "$status" = timeout ] || [ "$result" != PASS ]; then

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# Real Xen 4.17 in QEMU (TCG): images and boot tests.  Included from the
+# Real Xen 4.17 (or 4.20) in QEMU (TCG): images and boot tests.  Included from the
 # top-level Makefile; every path is relative to the top folder.
 #
 #   make xen-images        fetch the Debian packages (once) and build the images
@@ -27,7 +27,15 @@
 #   XEN_TIMEOUT        seconds for one QEMU run (default 600)
 #   V=1                check-xen-smoke copies the serial line to stdout (it is
 #                      always in $(XEN_OUT)/serial.log; progress lines always)
-#   XEN_OUT            output folder (default build/xen); files under
+#   XVMSG_DISTRO       bookworm (default: Debian 12, Xen 4.17, Linux 6.1) or
+#                      trixie (Debian 13, Xen 4.20, Linux 6.12; needs root for
+#                      the trixie chroot, scripts/kbuild/trixie-chroot.sh)
+#   XVMSG_GUEST_KERNEL the guest boots another kernel than dom0 and the
+#                      driver domain: 7.x (trixie-backports) or 6.12-trixie
+#   XEN_GNTSHARE       a gntshare built elsewhere (default: mkimages.sh
+#                      compiles scripts/xen/gntshare.c with the host's gcc)
+#   XEN_OUT            output folder (default build/xen, build/xen-trixie,
+#                      with -guest-KERNEL appended for XVMSG_GUEST_KERNEL); files under
 #                      $(XEN_OUT)/overlay/{dom0,driver,guest}/ are copied into
 #                      the images as they are, and overlay/IMG.bins lists more
 #                      executables, one "HOSTPATH [IMAGEPATH]" a line
@@ -37,7 +45,10 @@
 #   	$(MAKE) -f $(XEN_MAKEFILE) --no-print-directory xen-images XEN_PLAN=tests/xen/foo
 #   	$(XEN_RUN)
 
-XEN_OUT            ?= build/xen
+XVMSG_DISTRO       ?= bookworm
+XVMSG_GUEST_KERNEL ?=
+XEN_OUT            ?= build/xen$(if $(filter trixie,$(XVMSG_DISTRO)),-trixie)$(if $(XVMSG_GUEST_KERNEL),-guest-$(XVMSG_GUEST_KERNEL))
+XEN_GNTSHARE       ?=
 XEN_MAKEFILE       := $(firstword $(MAKEFILE_LIST))
 XEN_SMOKE_PLAN     := scripts/xen/plans/smoke
 XEN_PLAN           ?= $(XEN_SMOKE_PLAN)
@@ -50,10 +61,14 @@ XEN_DRIVER_KMODS   ?=
 XEN_GUEST_KMODS    ?=
 XEN_IMAGE_DEPS     ?=
 
-# The host paths of the BINS words ("PATH:/dest" -> PATH).
-xen_srcs = $(foreach w,$(1),$(firstword $(subst :, ,$(w))))
+# The host paths of the BINS words ("PATH:/dest" -> PATH); "=PATH" words
+# are in the staging root (made by xen-fetch), not prerequisites.
+xen_srcs = $(filter-out =%,$(foreach w,$(1),$(firstword $(subst :, ,$(w)))))
 
-XEN_ENV = XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' \
+XEN_DISTRO_ENV = XVMSG_DISTRO='$(XVMSG_DISTRO)' XVMSG_GUEST_KERNEL='$(XVMSG_GUEST_KERNEL)'
+
+XEN_ENV = $(XEN_DISTRO_ENV) XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' \
+	$(if $(XEN_GNTSHARE),XVMSG_XEN_GNTSHARE='$(abspath $(XEN_GNTSHARE))') \
 	XVMSG_XEN_PLAN='$(abspath $(XEN_PLAN))' \
 	XVMSG_XEN_DOM0_BINS='$(strip $(XEN_DOM0_BINS))' \
 	XVMSG_XEN_DRIVER_BINS='$(strip $(XEN_DRIVER_BINS))' \
@@ -66,13 +81,13 @@ XEN_ENV = XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' \
 	$(if $(XEN_GUEST_MODULES),XVMSG_XEN_GUEST_MODULES='$(XEN_GUEST_MODULES)')
 
 # Boots whatever xen-images built last.
-XEN_RUN = XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' XVMSG_XEN_TIMEOUT=$(XEN_TIMEOUT) \
+XEN_RUN = $(XEN_DISTRO_ENV) XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' XVMSG_XEN_TIMEOUT=$(XEN_TIMEOUT) \
 	scripts/xen/run-qemu.sh
 
 .PHONY: xen-fetch xen-images check-xen-smoke xen-clean
 
 xen-fetch:
-	$(Q)XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' scripts/xen/fetch.sh
+	$(Q)$(XEN_DISTRO_ENV) XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' scripts/xen/fetch.sh
 
 # mkimages.sh itself repacks only the images whose content changed.
 xen-images: xen-fetch $(XEN_IMAGE_DEPS) \
