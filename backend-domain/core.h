@@ -143,6 +143,11 @@ struct xvb_vq {
 	uint32_t inflight;
 	struct xvb_mc_ticket *tickets;	/* by head, for transient mappings */
 	uint8_t *busy;			/* by head: taken, not yet pushed */
+	/* The device's queues, this one included: no device-writable buffer
+	 * may overlap their live rings (set by the vdev; NULL: only this
+	 * queue's own rings are checked). */
+	const struct xvb_vq *peers;
+	unsigned int npeers;
 };
 
 /* Ring fields are little-endian and never cross a page (alignment): one

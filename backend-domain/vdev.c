@@ -352,6 +352,8 @@ static void activate(struct xvb_vdev *d)
 	for (q = 0; q < d->nvqs; q++) {
 		if (!d->vq[q].size || !(d->vq_on & (1ULL << q)))
 			continue;
+		d->vq[q].peers = d->vq;
+		d->vq[q].npeers = d->nvqs;
 		rc = xvb_vq_start(&d->vq[q], d->mc, ev, ind);
 		if (rc) {
 			xvb_warn(d->log, "%s: queue %u rings not accessible (%s)", d->name, q,

@@ -157,6 +157,39 @@ static int copy_indirect(struct xvb_mapcache *mc, uint64_t addr, uint32_t len,
 	return 0;
 }
 
+/* [addr, addr + len) meets one of vq's rings (bus addresses: the rings and
+ * the buffers are named in the same space in every mode). */
+static bool hits_rings(const struct xvb_vq *vq, uint64_t addr, uint64_t len)
+{
+	const uint64_t n = vq->size;
+	const uint64_t ring[3][2] = {
+		{ vq->desc_addr, 16 * n }, { vq->avail_addr, 6 + 2 * n }, { vq->used_addr, 6 + 8 * n },
+	};
+
+	if (!vq->live)
+		return false;
+	for (unsigned int i = 0; i < 3; i++)
+		if (addr < ring[i][0] + ring[i][1] && ring[i][0] < addr + len)
+			return true;
+	return false;
+}
+
+/* A device-writable buffer over a ring would let the device's own data
+ * rewrite the queue: avail_event (no more kicks), used entries, the
+ * descriptors of requests in flight.  With asynchronous I/O that write
+ * lands after the rings were last checked, so such a chain is refused. */
+static bool overlaps_rings(const struct xvb_vq *vq, uint64_t addr, uint32_t len)
+{
+	if (addr + len < addr)
+		return false;	/* not mappable either: refused there */
+	if (!vq->peers)
+		return hits_rings(vq, addr, len);
+	for (unsigned int q = 0; q < vq->npeers; q++)
+		if (hits_rings(&vq->peers[q], addr, len))
+			return true;
+	return false;
+}
+
 enum xvb_vq_err xvb_vq_pop(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xvb_req *req,
 			   const char **why)
 {
@@ -276,6 +309,12 @@ enum xvb_vq_err xvb_vq_pop(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xv
 		split = nsegs;
 	free(table);
 	table = NULL;
+	for (unsigned int i = split; i < nsegs; i++) {
+		if (overlaps_rings(vq, segs[i].addr, segs[i].len)) {
+			*why = "device-writable buffer over a virtqueue's rings";
+			goto bad;
+		}
+	}
 
 	n = xvb_mc_map_sg(mc, segs, nsegs, split, &req->nout, iov, 2 * XVB_REQ_MAX_IOV,
 			  &vq->tickets[head]);

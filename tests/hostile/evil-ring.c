@@ -1217,6 +1217,40 @@ static int case_addr_outside(struct evil_env *e, char *obs, size_t len)
 	return pass == n ? 0 : -1;
 }
 
+/* Device-writable buffers over the queue's own rings.  Served, the read
+ * would write disk data into the rings after the device last looked at
+ * them (the I/O is asynchronous): a used entry or avail_event rewritten,
+ * the driver no longer kicks, the device waits for a kick. */
+static int case_ring_overlap(struct evil_env *e, char *obs, size_t len)
+{
+	struct rdev r;
+	unsigned int pass, n;
+	int rc;
+
+	rc = rdev_open(e, &r, XVD_MODE_POOL, NULL);
+	if (rc) {
+		evil_say(obs, len, "open: %s", strerror(-rc));
+		return -1;
+	}
+	{
+		const struct xvd_vq *vq = &r.dev->vq[0];
+		const uint64_t used_end = vq->used_addr + 6 + 8 * (uint64_t)vq->size;
+		const struct raw_addr ra[] = {
+			{ "the descriptor table", vq->desc_addr, 512, false },
+			{ "the avail ring", vq->avail_addr, 512, false },
+			{ "the used ring", vq->used_addr, 512, false },
+			{ "512 bytes ending on avail_event", used_end - 512, 512, false },
+		};
+
+		n = sizeof(ra) / sizeof(ra[0]);
+		pass = try_raw(e, &r, ra, n, obs, len);
+	}
+	evil_say(obs, len, "%u/%u refused with length 0, status untouched, device works after each",
+		 pass, n);
+	rdev_close(&r);
+	return pass == n ? 0 : -1;
+}
+
 static int case_full_outside(struct evil_env *e, char *obs, size_t len)
 {
 	struct rdev r;
@@ -1669,6 +1703,10 @@ const struct evil_case evil_ring_cases[] = {
 	  "grant mode: about 50000 grant maps in 64-buffer chains are all served, the backend's "
 	  "mappings and fds go back to where they were",
 	  case_map_exhaustion, EVIL_LOOP_ONLY },
+	{ "ring-overlap",
+	  "pool mode: device-writable buffers over the queue's descriptor table, avail ring, "
+	  "used ring and avail_event are each refused with length 0; the device works after each",
+	  case_ring_overlap, 0 },
 	{ "full-outside",
 	  "full mode: frames beyond guest RAM, beyond the 2^48 limit, grant addresses and "
 	  "overflowing buffers are each refused with length 0",

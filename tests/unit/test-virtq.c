@@ -396,6 +396,41 @@ static void test_readable_after_writable(void **state)
 	assert_bad_chain_then_recovers(v, 5);
 }
 
+/* Data the device writes must not land on the rings: each of desc, avail
+ * and used (its last field, avail_event, included) refused as a
+ * device-writable buffer; the same bytes as a device-readable buffer are
+ * only data. */
+static void test_writable_over_rings(void **state)
+{
+	struct vt *v = *state;
+	const struct { uint64_t gpa; uint32_t len; } hit[] = {
+		{ DESC_GPA, 16 }, { DESC_GPA + 16 * QSZ - 1, 1 },
+		{ AVAIL_GPA - 8, 16 }, { AVAIL_GPA + 4 + 2 * QSZ, 2 },
+		{ USED_GPA, 4 }, { USED_GPA + 4 + 8 * QSZ, 2 }, { 0, PAGE },
+	};
+	uint16_t h = 0;
+
+	start(v, true, false);
+	for (unsigned int i = 0; i < sizeof(hit) / sizeof(hit[0]); i++, h++) {
+		set_desc(&desc_tab(v)[h], buf(v, 0x1000, 16), 16, VRING_DESC_F_NEXT,
+			 (uint16_t)(h + 1));
+		set_desc(&desc_tab(v)[h + 1], buf(v, hit[i].gpa, hit[i].len), hit[i].len,
+			 VRING_DESC_F_WRITE, 0);
+		put_avail(v, h);
+		assert_bad_chain_then_recovers(v, h);
+		h++;
+	}
+	/* Just past each ring: plain buffers. */
+	set_desc(&desc_tab(v)[h], buf(v, USED_GPA + 6 + 8 * QSZ, 8), 8, VRING_DESC_F_WRITE, 0);
+	put_avail(v, h);
+	assert_int_equal(pop(v), XVB_VQ_OK);
+	/* Reading the rings as data harms nobody. */
+	h++;
+	set_desc(&desc_tab(v)[h], buf(v, USED_GPA, 16), 16, 0, 0);
+	put_avail(v, h);
+	assert_int_equal(pop(v), XVB_VQ_OK);
+}
+
 static void test_addr_len_overflow(void **state)
 {
 	struct vt *v = *state;
@@ -854,6 +889,9 @@ int main(void)
 		P(test_head_in_flight),
 		P(test_zero_length),
 		P(test_readable_after_writable),
+		P(test_writable_over_rings),
+		G(test_writable_over_rings),
+		F(test_writable_over_rings),
 		P(test_addr_len_overflow),
 		P(test_pool_outside),
 		P(test_indirect_valid),
