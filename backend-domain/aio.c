@@ -29,6 +29,7 @@
 #define AIO_RING_DEPTH	128	/* ops in the ring at once; the CQ has twice that */
 #define AIO_WORKERS	4
 #define AIO_BACKOFF_MS	1
+#define AIO_STACK	(128 * 1024)	/* a worker runs one system call at a time */
 
 struct xvb_aio {
 	struct xvb_evloop *loop;
@@ -211,6 +212,7 @@ static void *worker(void *arg)
 static int pool_start(struct xvb_aio *a)
 {
 	sigset_t all, old;
+	pthread_attr_t attr;
 	int rc = 0;
 
 	pthread_mutex_init(&a->mu, NULL);
@@ -220,11 +222,14 @@ static int pool_start(struct xvb_aio *a)
 	/* Workers take no signals: they stay with the loop's thread. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, AIO_STACK);
 	for (a->nth = 0; a->nth < AIO_WORKERS; a->nth++) {
-		rc = -pthread_create(&a->th[a->nth], NULL, worker, a);
+		rc = -pthread_create(&a->th[a->nth], &attr, worker, a);
 		if (rc)
 			break;
 	}
+	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return a->nth ? 0 : rc;
 }
@@ -492,6 +497,18 @@ int xvb_aio_engine(const struct xvb_aio *a)
 void xvb_aio_get_stats(const struct xvb_aio *a, struct xvb_aio_stats *s)
 {
 	*s = a->st;
+}
+
+size_t xvb_aio_mem(const struct xvb_aio *a)
+{
+	size_t n = sizeof(*a);
+
+	if (a->ring_up)		/* SQ entries and index array, a CQ twice as deep */
+		n += AIO_RING_DEPTH * (sizeof(struct io_uring_sqe) + sizeof(uint32_t)) +
+		     2 * AIO_RING_DEPTH * sizeof(struct io_uring_cqe);
+	else
+		n += (size_t)a->nth * AIO_STACK;
+	return n;
 }
 
 int xvb_aio_create(struct xvb_evloop *loop, const struct xvb_aio_opts *opts,

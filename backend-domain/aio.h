@@ -90,5 +90,8 @@ struct xvb_aio_stats {
 	uint64_t ops, retries, max_inflight;
 };
 void xvb_aio_get_stats(const struct xvb_aio *a, struct xvb_aio_stats *s);
+/* Bytes the engine holds: its state and the io_uring rings, or the worker
+ * threads' stacks. */
+size_t xvb_aio_mem(const struct xvb_aio *a);
 
 #endif /* XVB_AIO_H */

@@ -646,6 +646,13 @@ void xvb_conn_destroy(struct xvb_conn *c)
 	free(c);
 }
 
+/* Heap the backend holds for this device: the connection, the queues'
+ * bookkeeping, the model's (the stats line's mem_bytes). */
+static size_t conn_mem(const struct xvb_conn *c)
+{
+	return sizeof(*c) + xvb_vdev_mem(&c->vdev);
+}
+
 /* The toolstack wrote stats-request: answer with the counters in "stats"
  * and echo the request in "stats-seq" so it knows the answer is fresh. */
 void xvb_conn_publish_stats(struct xvb_conn *c)
@@ -661,9 +668,9 @@ void xvb_conn_publish_stats(struct xvb_conn *c)
 	   " unmap_pages=%" PRIu64 " notify_in=%" PRIu64 " notify_out=%" PRIu64
 	   " msgs_in=%" PRIu64 " msgs_out=%" PRIu64 " msgs_bad=%" PRIu64
 	   " requests=%" PRIu64 " bad_chains=%" PRIu64 " bytes_out=%" PRIu64
-	   " bytes_in=%" PRIu64 "%s", s->map_calls, s->map_pages, s->unmap_calls, s->unmap_pages,
-	   s->notify_in, s->notify_out, s->msgs_in, s->msgs_out, s->msgs_bad, s->requests,
-	   s->bad_chains, s->bytes_out, s->bytes_in, model);
+	   " bytes_in=%" PRIu64 " mem_bytes=%zu%s", s->map_calls, s->map_pages, s->unmap_calls,
+	   s->unmap_pages, s->notify_in, s->notify_out, s->msgs_in, s->msgs_out, s->msgs_bad,
+	   s->requests, s->bad_chains, s->bytes_out, s->bytes_in, conn_mem(c), model);
 	wr(c, XVMSG_XS_STATS_SEQ, "%s", seq);
 }
 
@@ -686,9 +693,9 @@ void xvb_conn_dump(const struct xvb_conn *c, FILE *out)
 		" notify_out=%" PRIu64 " msgs_in=%" PRIu64 " msgs_out=%" PRIu64
 		" msgs_bad=%" PRIu64 " requests=%" PRIu64 " bad_chains=%" PRIu64
 		" bytes_out=%" PRIu64 " bytes_in=%" PRIu64 " max_msgs_call=%" PRIu64
-		" max_chains_call=%" PRIu64 "%s\n",
+		" max_chains_call=%" PRIu64 " mem_bytes=%zu%s\n",
 		c->name, xvmsg_mode_name(c->mode), c->state, s->map_calls, s->map_pages,
 		s->unmap_calls, s->unmap_pages, s->notify_in, s->notify_out, s->msgs_in,
 		s->msgs_out, s->msgs_bad, s->requests, s->bad_chains, s->bytes_out, s->bytes_in,
-		s->max_msgs_call, s->max_chains_call, model);
+		s->max_msgs_call, s->max_chains_call, conn_mem(c), model);
 }

@@ -264,6 +264,9 @@ void xvb_vdev_reset(struct xvb_vdev *d);
 /* Queues with available entries not taken yet (bit q); 0 while the device
  * is not running. */
 uint64_t xvb_vdev_work(const struct xvb_vdev *d);
+/* Bytes the core holds for d's queues (per-request tickets and flags, the
+ * rings' page tables), plus what its model reports (ops->mem). */
+size_t xvb_vdev_mem(const struct xvb_vdev *d);
 
 /* ---- conn.c, backend.c, registry.c ------------------------------------- */
 

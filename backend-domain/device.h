@@ -110,6 +110,10 @@ struct xvb_model_ops {
 	void (*quiesce)(void *priv);
 	/* Model counters for the stats line: " key=value..." into buf. */
 	void (*stats)(void *priv, char *buf, size_t len);
+	/* Bytes the model holds for the device now (its state, request
+	 * slots, I/O engine), counted in the stats line's mem_bytes.
+	 * Optional. */
+	size_t (*mem)(const void *priv);
 };
 
 /*

@@ -218,6 +218,24 @@ uint64_t xvb_vdev_budget_end(struct xvb_vdev *d)
 	return d->activated && !d->broken ? starved : 0;
 }
 
+size_t xvb_vdev_mem(const struct xvb_vdev *d)
+{
+	size_t n = 0;
+	unsigned int q;
+
+	for (q = 0; q < d->nvqs; q++) {
+		const struct xvb_vq *vq = &d->vq[q];
+
+		if (!vq->live)
+			continue;
+		n += (size_t)vq->size * (sizeof(*vq->tickets) + sizeof(*vq->busy)) +
+		     (size_t)(vq->desc.npages + vq->avail.npages + vq->used.npages) * sizeof(void *);
+	}
+	if (d->priv && d->ops->mem)
+		n += d->ops->mem(d->priv);
+	return n;
+}
+
 uint64_t xvb_vdev_work(const struct xvb_vdev *d)
 {
 	uint64_t work = 0;

@@ -67,6 +67,7 @@ struct blk {
 	void *zeroes;			/* write-zeroes fallback buffer */
 	struct xvb_aio *aio;
 	struct blk_io *free_ios;	/* spare request slots */
+	unsigned int nios;		/* slots allocated: at most the queues' sizes */
 	bool resetting;			/* reset: completions are dropped */
 	unsigned int nq;		/* queues offered (queues=) */
 	uint32_t pushed;		/* queues with completions to publish (batch) */
@@ -597,6 +598,7 @@ static struct blk_io *blk_io_get(struct blk *b)
 		io = malloc(sizeof(*io));
 		if (!io)
 			return NULL;
+		b->nios++;
 	}
 	memset(&io->op, 0, sizeof(io->op));
 	io->op.done = blk_done;
@@ -658,6 +660,13 @@ static void blk_stats(void *priv, char *buf, size_t len)
 		 (unsigned long long)st.retries, (unsigned long long)st.max_inflight);
 }
 
+static size_t blk_mem(const void *priv)
+{
+	const struct blk *b = priv;
+
+	return sizeof(*b) + (size_t)b->nios * sizeof(struct blk_io) + xvb_aio_mem(b->aio);
+}
+
 const struct xvb_model_ops xvb_blk_ops = {
 	.type = "blk",
 	.device_id = VIRTIO_ID_BLOCK,
@@ -675,4 +684,5 @@ const struct xvb_model_ops xvb_blk_ops = {
 	.notify = blk_notify,
 	.quiesce = blk_quiesce,
 	.stats = blk_stats,
+	.mem = blk_mem,
 };
