@@ -189,7 +189,8 @@ xv_wait_console 30 xvmsg-driver "XVMSG-MARK driver backend cpu before evil" || x
 xv_stage "malicious driver on device $evil (rng $rng), witness device $witness"
 xenstore-write "/local/domain/$g/xvmsg-e2e/evil" "$evil $rng $witness" ||
 	xv_fail "cannot hand the evil devices to the guest"
-xv_wait_console 150 xvmsg-guest "XVMSG-MARK guest evil done" || xv_fail "$XV_WHY"
+# 15 cases, 50-70 s of QEMU on a quiet host, 250 s and more under load.
+xv_wait_console 400 xvmsg-guest "XVMSG-MARK guest evil done" || xv_fail "$XV_WHY"
 if grep -q "XVMSG-GUEST: FAIL evil" "$GLOG"; then
 	xv_fail "$(grep -m1 'XVMSG-GUEST: FAIL evil' "$GLOG" | tr -d '\r')"
 fi
