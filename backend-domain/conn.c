@@ -494,6 +494,12 @@ void xvb_conn_changed(struct xvb_conn *c)
 		serve(c, true, 0);	/* it may have queued requests already */
 		break;
 	case XVMSG_STATE_CLOSING:
+		/* Closed already: this is another change in the frontend's
+		 * directory (the watch covers it all), not a new close.  Going
+		 * through Closing again would tell a frontend that has moved on
+		 * to Initialising and waits for InitWait that we failed. */
+		if (c->state == XVMSG_STATE_CLOSED)
+			break;
 		frontend_gave_up(c);
 		disconnect(c);
 		set_state(c, XVMSG_STATE_CLOSING);

@@ -115,6 +115,49 @@ static void test_error_cleared_on_new_attempt(void **state)
 	assert_non_null(strstr(get(t, BE "/error"), "msg-ref"));
 }
 
+/* A frontend that resets a device it finds connected (Closing, wait for
+ * Closed, Initialising: what a new process does after kill -9 of the old
+ * one) must see the backend go Closed once: every later change in the
+ * frontend's directory (the watch covers all of it) while the frontend
+ * still says Closing leaves the backend Closed, not Closing-then-Closed
+ * again, which a frontend already waiting for InitWait takes for a
+ * failure (the Xen e2e's reopen after kill -9, with the backend slow to
+ * get round to its queued watch events). */
+static struct xvmsg_msg_page *connect_rng(struct t *t);
+
+static void test_closed_once_per_close(void **state)
+{
+	struct t *t = *state;
+	char *log = NULL;
+	size_t loglen = 0;
+	FILE *out;
+
+	connect_rng(t);
+	put(t, FE "/state", "5");
+	xvb_conn_changed(t->c);
+	assert_string_equal(get(t, BE "/state"), "6");
+
+	out = open_memstream(&log, &loglen);
+	assert_non_null(out);
+	fclose(t->log.out);
+	t->log.out = out;
+	t->log.level = XVB_LOG_DEBUG;
+	put(t, FE "/some-key", "x");
+	xvb_conn_changed(t->c);
+	xvb_conn_changed(t->c);
+	fflush(out);
+	assert_null(strstr(log, "-> 5"));
+	assert_string_equal(get(t, BE "/state"), "6");
+
+	/* and the frontend's new attempt goes on as usual */
+	put(t, FE "/state", "1");
+	xvb_conn_changed(t->c);
+	assert_string_equal(get(t, BE "/state"), "2");
+	t->log.out = fopen("/dev/null", "w");
+	fclose(out);
+	free(log);
+}
+
 /* ---- the message rings, as a frontend drives them ---- */
 
 #define RB_MSG_REF		8	/* the message page: frame 0 */
@@ -590,6 +633,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_error_cleared_on_new_attempt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_closed_once_per_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reserved_type_bits_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reply_slot_not_taken_by_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_round_robin, setup, teardown),
