@@ -645,22 +645,31 @@ void xvb_conn_destroy(struct xvb_conn *c)
 	free(c);
 }
 
+/* The model's own counters (" name=value..."), or "". */
+static void model_stats(const struct xvb_conn *c, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (c->priv && c->ops && c->ops->stats)
+		c->ops->stats(c->priv, buf, len);
+}
+
 /* The toolstack wrote stats-request: answer with the counters in "stats"
  * and echo the request in "stats-seq" so it knows the answer is fresh. */
 void xvb_conn_publish_stats(struct xvb_conn *c)
 {
 	const struct xvb_stats *s = &c->stats;
-	char seq[32];
+	char seq[32], model[1024];
 
 	if (rd(c, c->bepath, XVMSG_XS_STATS_REQUEST, seq, sizeof(seq)))
 		return;
+	model_stats(c, model, sizeof(model));
 	wr(c, XVMSG_XS_STATS, "maps=%" PRIu64 " map_pages=%" PRIu64 " unmaps=%" PRIu64
 	   " unmap_pages=%" PRIu64 " notify_in=%" PRIu64 " notify_out=%" PRIu64
 	   " msgs_in=%" PRIu64 " msgs_out=%" PRIu64 " msgs_bad=%" PRIu64
 	   " requests=%" PRIu64 " bad_chains=%" PRIu64 " bytes_out=%" PRIu64
-	   " bytes_in=%" PRIu64, s->map_calls, s->map_pages, s->unmap_calls, s->unmap_pages,
+	   " bytes_in=%" PRIu64 "%s", s->map_calls, s->map_pages, s->unmap_calls, s->unmap_pages,
 	   s->notify_in, s->notify_out, s->msgs_in, s->msgs_out, s->msgs_bad, s->requests,
-	   s->bad_chains, s->bytes_out, s->bytes_in);
+	   s->bad_chains, s->bytes_out, s->bytes_in, model);
 	wr(c, XVMSG_XS_STATS_SEQ, "%s", seq);
 }
 
@@ -674,15 +683,17 @@ bool xvb_conn_owns_backend_path(const struct xvb_conn *c, const char *path)
 void xvb_conn_dump(const struct xvb_conn *c, FILE *out)
 {
 	const struct xvb_stats *s = &c->stats;
+	char model[1024];
 
+	model_stats(c, model, sizeof(model));
 	fprintf(out, "%s mode=%s state=%d maps=%" PRIu64 " map_pages=%" PRIu64
 		" unmaps=%" PRIu64 " unmap_pages=%" PRIu64 " notify_in=%" PRIu64
 		" notify_out=%" PRIu64 " msgs_in=%" PRIu64 " msgs_out=%" PRIu64
 		" msgs_bad=%" PRIu64 " requests=%" PRIu64 " bad_chains=%" PRIu64
 		" bytes_out=%" PRIu64 " bytes_in=%" PRIu64 " max_msgs_call=%" PRIu64
-		" max_chains_call=%" PRIu64 "\n",
+		" max_chains_call=%" PRIu64 "%s\n",
 		c->name, xvmsg_mode_name(c->mode), c->state, s->map_calls, s->map_pages,
 		s->unmap_calls, s->unmap_pages, s->notify_in, s->notify_out, s->msgs_in,
 		s->msgs_out, s->msgs_bad, s->requests, s->bad_chains, s->bytes_out, s->bytes_in,
-		s->max_msgs_call, s->max_chains_call);
+		s->max_msgs_call, s->max_chains_call, model);
 }

@@ -523,7 +523,7 @@ static void test_xlcfg_bad(void **state)
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"console, backend=d, pty, stdio\" ]\n", "exactly one of stdio, pty");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"console, backend=d, socket=/s, link=/l\" ]\n", "link= goes with pty only");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"rng, backend=d, pool-pages=2\" ]\n", "pool-pages must be at least 3 for rng");
-	xlcfg_bad("name=\"g\"\nxvmsg = [ \"backend=d, rng\" ]\n", "the device type (blk, rng or console) comes first");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"backend=d, rng\" ]\n", "the device type (blk, rng, console or net) comes first");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"rng,, backend=d\" ]\n", "empty item between commas");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"rng, backend=d\\n\" ]\n", "backslash escape");
 	xlcfg_bad("name=\"g\"\nxvmsg = \"rng, backend=d\"\n", "g.cfg:2: xvmsg must be a list");
