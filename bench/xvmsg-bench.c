@@ -34,7 +34,13 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <endian.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -84,6 +90,15 @@ static const struct workload workloads[NWL] = {
 	[W_SEQWRITE]  = { "seqwrite256k", XVD_BLK_WRITE, 262144, true, 8 },
 };
 
+enum { N_64, N_1500, N_64K, NNET };
+
+/* One mode's transmit phases of a net workload, summed over rounds. */
+struct net_result {
+	bool valid;
+	uint64_t pkts, bytes, ns;
+	uint64_t maps, kicks, notify_out, copied;
+};
+
 struct opts {
 	unsigned int modes;	/* bit per M_* */
 	unsigned int wls;	/* bit per W_* */
@@ -98,6 +113,7 @@ struct opts {
 	bool direct;		/* O_DIRECT: the backend's exports and raw */
 	unsigned int devices;	/* --devices N: N devices driven together (0: off) */
 	bool noisy;		/* --workload noisy */
+	unsigned int net;	/* --workload net*: bit per N_* (0: blk) */
 };
 
 /* Latency samples in nanoseconds. */
@@ -156,6 +172,8 @@ struct bench {
 	struct result *mres[NWL];	/* --devices: per workload, per device */
 	struct result noisy[3];		/* B alone, B beside A, A */
 	struct result res[NMODES][NWL];
+	struct net_result nres[NMODES][NNET];
+	int raw_tap;			/* net: raw's tap, -1 */
 	struct samples ref_rtt;		/* eventfd round trips, ns */
 	struct result ref_raw;		/* raw 4 KiB reads, when raw mode is off */
 	bool tty;
@@ -331,6 +349,8 @@ static unsigned int nr_exports(const struct opts *o)
 	return o->devices ? o->devices : o->noisy ? 2 : 3;
 }
 
+static void net_tap_name(char *buf, size_t len, char which);
+
 static int backend_start(struct backend *be, const char *bin, const char *image,
 			 const struct opts *o)
 {
@@ -344,9 +364,15 @@ static int backend_start(struct backend *be, const char *bin, const char *image,
 		return fail("out of memory");
 	}
 	for (i = 0; i < n; i++) {
+		char tap[IFNAMSIZ];
+
 		export_name(o, i, name, sizeof(name));
-		snprintf(exports[i], sizeof(exports[i]), "%s:blk:path=%s%s", name, image,
-			 o->direct ? ",direct=on" : "");
+		net_tap_name(tap, sizeof(tap), "pgf"[i % 3]);
+		if (o->net)
+			snprintf(exports[i], sizeof(exports[i]), "%s:net:tap=%s", name, tap);
+		else
+			snprintf(exports[i], sizeof(exports[i]), "%s:blk:path=%s%s", name, image,
+				 o->direct ? ",direct=on" : "");
 	}
 	argv[argc++] = (char *)bin;
 	argv[argc++] = (char *)"--socket";
@@ -1469,6 +1495,294 @@ static void print_noisy(struct bench *b, FILE *csv)
 	}
 }
 
+/* ---- net workloads (--workload net64, net1500, net64k, net) -------------- */
+
+/*
+ * virtio-net transmit: each mode's guest sends frames of one size as fast
+ * as its 64 transmit slots allow; the backend writes them to a tap of its
+ * own, whose host stack drops them (another host's MAC).  "raw" writes the
+ * same frames, with the same header, straight into a tap from this
+ * process: the cost of the tap itself.  net64k frames are 64 KiB TSO
+ * frames (VIRTIO_NET_F_HOST_TSO4), which the tap takes whole.
+ */
+struct net_wl {
+	const char *name;
+	uint32_t len;		/* frame bytes, without the virtio-net header */
+	bool tso;
+};
+
+static const struct net_wl net_wls[NNET] = {
+	[N_64]   = { "net64",   64,    false },
+	[N_1500] = { "net1500", 1514,  false },
+	[N_64K]  = { "net64k",  65548, true },
+};
+
+#define NET_FEATURES	((1ULL << 0) | (1ULL << 11))	/* VIRTIO_NET_F_CSUM, HOST_TSO4 */
+
+static void net_tap_name(char *buf, size_t len, char which)
+{
+	snprintf(buf, len, "xvb%u%c", (unsigned int)getpid() % 100000, which);
+}
+
+/* The frame of a workload and its header (virtio_net_hdr_v1, host order). */
+static void net_frame(const struct net_wl *w, uint8_t *f, struct xvd_net_hdr *h)
+{
+	static const uint8_t dst[6] = { 0x52, 0x54, 0x00, 0xbe, 0x0c, 0x01 };
+	uint16_t tot = htons((uint16_t)(w->len - 14));
+
+	memset(h, 0, sizeof(*h));
+	memset(f, 0x6b, w->len);
+	memcpy(f, dst, 6);
+	memcpy(f + 6, dst, 6);
+	f[6] = 0x02;
+	if (!w->tso) {
+		f[12] = 0x88;		/* local experimental ethertype */
+		f[13] = 0xb5;
+		return;
+	}
+	memset(f + 12, 0, 42);		/* IPv4 + TCP headers */
+	f[12] = 0x08;
+	f[14] = 0x45;
+	memcpy(f + 16, &tot, 2);
+	f[22] = 64;
+	f[23] = 6;
+	f[26] = 198, f[27] = 18, f[28] = 0, f[29] = 1;
+	f[30] = 198, f[31] = 18, f[32] = 0, f[33] = 2;
+	f[35] = 9, f[37] = 9;
+	f[46] = 0x50;
+	f[47] = 0x10;
+	h->flags = 1;			/* NEEDS_CSUM */
+	h->gso_type = 1;		/* TCPV4 */
+	h->hdr_len = 54;
+	h->gso_size = 1448;
+	h->csum_start = 34;
+	h->csum_offset = 16;
+}
+
+static int net_dev_open(struct bench *b, int mode)
+{
+	struct bench_dev *bd = &b->devs[mode];
+	char name[32];
+	struct xvd_domain_opts dopt = {
+		.socket_path = b->be.sock, .ram_pages = 8192, .log_level = XVD_LOG_WARN,
+		.log = drv_log, .log_ctx = b,
+	};
+	struct xvd_dev_opts o = {
+		.export_name = name, .devid = DEVID, .mode = drv_modes[mode],
+		.pool_pages = (b->o.net & (1u << N_64K)) ? 4096 : 1024,
+		.features = NET_FEATURES,
+	};
+	int r;
+
+	export_name(&b->o, (unsigned int)mode, name, sizeof(name));
+	bd->mode = mode;
+	r = xvd_domain_open_loop(&dopt, &bd->dom);
+	if (r < 0)
+		return fail("%s mode: cannot connect to the backend: %s", mode_names[mode],
+			    strerror(-r));
+	r = xvd_net_open(bd->dom, &o, 0, &bd->dev);
+	if (r < 0)
+		return fail("%s mode: cannot open export %s: %s", mode_names[mode], name,
+			    strerror(-r));
+	if ((b->o.net & (1u << N_64K)) &&
+	    (xvd_dev_features(bd->dev) & NET_FEATURES) != NET_FEATURES)
+		return fail("%s mode: the tap offers no TSO (features %#" PRIx64 ")",
+			    mode_names[mode], xvd_dev_features(bd->dev));
+	snprintf(bd->be_name, sizeof(bd->be_name), "net%u(dom%u)", DEVID, xvd_domain_id(bd->dom));
+	return 0;
+}
+
+/* A guest's timed (or warmup, r == NULL) transmit phase. */
+static int net_dev_phase(struct bench *b, struct bench_dev *bd, int wl, double secs,
+			 struct net_result *r)
+{
+	const struct net_wl *w = &net_wls[wl];
+	static uint8_t frame[65600];
+	struct xvd_net_hdr h;
+	struct be_counters c0, c1;
+	struct xvd_stats s0, s1;
+	uint64_t t0, deadline, n = 0;
+	int rc;
+
+	net_frame(w, frame, &h);
+	if (r) {
+		xvd_dev_stats(bd->dev, &s0);
+		if (backend_counters(&b->be, bd->be_name, &c0))
+			return -1;
+	}
+	t0 = now_ns();
+	deadline = t0 + (uint64_t)(secs * 1e9);
+	while (!g_stop_signal && now_ns() < deadline) {
+		for (unsigned int i = 0; i < 32; i++, n++) {
+			rc = xvd_net_send(bd->dev, &h, frame, w->len, i == 31 ? 0 : XVD_NO_KICK);
+			if (rc < 0)
+				return dev_fail(b, bd, "send", rc);
+		}
+	}
+	rc = xvd_net_tx_wait(bd->dev, COMPLETION_WAIT_MS);
+	if (rc < 0)
+		return dev_fail(b, bd, "transmit completions", rc);
+	if (!r)
+		return 0;
+	r->ns += now_ns() - t0;
+	xvd_dev_stats(bd->dev, &s1);
+	if (backend_counters(&b->be, bd->be_name, &c1))
+		return -1;
+	r->valid = true;
+	r->pkts += n;
+	r->bytes += n * w->len;
+	r->maps += c1.maps - c0.maps;
+	r->kicks += s1.kicks - s0.kicks;
+	r->notify_out += c1.notify_out - c0.notify_out;
+	r->copied += (s1.bounce_in - s0.bounce_in) + (s1.bounce_out - s0.bounce_out);
+	return 0;
+}
+
+/* The same frames written straight into a tap of our own. */
+static int net_raw_phase(struct bench *b, int wl, double secs, struct net_result *r)
+{
+	const struct net_wl *w = &net_wls[wl];
+	static uint8_t frame[65600];
+	uint8_t hb[XVD_NET_HDR_LEN];
+	struct xvd_net_hdr h;
+	struct iovec iov[2] = { { hb, sizeof(hb) }, { frame, 0 } };
+	uint64_t t0, deadline, n = 0;
+	uint16_t v[5];
+	int fd = b->raw_tap;
+
+	net_frame(w, frame, &h);
+	iov[1].iov_len = w->len;
+	hb[0] = h.flags;
+	hb[1] = h.gso_type;
+	v[0] = htole16(h.hdr_len);
+	v[1] = htole16(h.gso_size);
+	v[2] = htole16(h.csum_start);
+	v[3] = htole16(h.csum_offset);
+	v[4] = 0;
+	memcpy(hb + 2, v, sizeof(v));
+	t0 = now_ns();
+	deadline = t0 + (uint64_t)(secs * 1e9);
+	while (!g_stop_signal && now_ns() < deadline) {
+		for (unsigned int i = 0; i < 32; i++, n++)
+			if (writev(fd, iov, 2) != (ssize_t)(sizeof(hb) + w->len))
+				return fail("raw: writing to the tap: %s", strerror(errno));
+	}
+	if (r) {
+		r->valid = true;
+		r->ns += now_ns() - t0;
+		r->pkts += n;
+		r->bytes += n * w->len;
+	}
+	return 0;
+}
+
+/* raw's tap: created here (it goes when we close it), up, the header of
+ * the guests' frames. */
+static int net_raw_open(struct bench *b)
+{
+	struct ifreq ifr;
+	int hdr = XVD_NET_HDR_LEN, s;
+
+	memset(&ifr, 0, sizeof(ifr));
+	net_tap_name(ifr.ifr_name, sizeof(ifr.ifr_name), 'r');
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	b->raw_tap = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (b->raw_tap < 0 || ioctl(b->raw_tap, TUNSETIFF, &ifr) < 0 ||
+	    ioctl(b->raw_tap, TUNSETVNETHDRSZ, &hdr) < 0)
+		return fail("raw: cannot make tap %s: %s", ifr.ifr_name, strerror(errno));
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
+		if (s >= 0)
+			close(s);
+		return fail("raw: tap %s: %s", ifr.ifr_name, strerror(errno));
+	}
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) {
+		close(s);
+		return fail("raw: cannot set tap %s up: %s", ifr.ifr_name, strerror(errno));
+	}
+	close(s);
+	return 0;
+}
+
+static int net_phase(struct bench *b, int mode, int wl, double secs, struct net_result *r)
+{
+	if (mode == M_RAW)
+		return net_raw_phase(b, wl, secs, r);
+	return net_dev_phase(b, &b->devs[mode], wl, secs, r);
+}
+
+/* As run_all: warm each mode up, then the rounds, modes interleaved. */
+static int run_net(struct bench *b)
+{
+	double per_phase = b->o.seconds / b->o.rounds;
+	int modes[NMODES], nm = 0;
+
+	for (int m = 0; m < NMODES; m++)
+		if (b->o.modes & (1u << m))
+			modes[nm++] = m;
+	for (int wl = 0; wl < NNET; wl++) {
+		if (!(b->o.net & (1u << wl)))
+			continue;
+		for (int i = 0; i < nm; i++) {
+			progress(b, net_wls[wl].name, 0, mode_names[modes[i]]);
+			if (net_phase(b, modes[i], wl, per_phase < WARMUP_S ? per_phase : WARMUP_S,
+				      NULL))
+				return -1;
+		}
+		for (unsigned int round = 0; round < b->o.rounds; round++) {
+			for (int i = 0; i < nm; i++) {
+				int m = modes[(i + (int)round) % nm];
+
+				progress(b, net_wls[wl].name, round + 1, mode_names[m]);
+				if (net_phase(b, m, wl, per_phase, &b->nres[m][wl]))
+					return -1;
+			}
+		}
+	}
+	progress(b, NULL, 0, NULL);
+	return 0;
+}
+
+static void print_net(struct bench *b, FILE *csv)
+{
+	printf("%-6s %-8s %6s %11s %9s %9s %8s %13s %13s\n", "mode", "workload", "frame",
+	       "packets/s", "MiB/s", "Gbit/s", "maps/pkt", "notifies/pkt", "copied B/pkt");
+	if (csv)
+		fprintf(csv, "mode,workload,frame_bytes,pps,mib_s,gbit_s,maps_per_pkt,"
+			     "notifies_per_pkt,copied_bytes_per_pkt\n");
+	for (int wl = 0; wl < NNET; wl++) {
+		for (int m = 0; m < NMODES; m++) {
+			struct net_result *r = &b->nres[m][wl];
+			double secs = (double)r->ns / 1e9, n = r->pkts ? (double)r->pkts : 1;
+			double pps, mib, gbit;
+
+			if (!r->valid)
+				continue;
+			pps = secs > 0 ? (double)r->pkts / secs : 0;
+			mib = secs > 0 ? (double)r->bytes / secs / (1024.0 * 1024.0) : 0;
+			gbit = secs > 0 ? (double)r->bytes * 8 / secs / 1e9 : 0;
+			printf("%-6s %-8s %6u %11.0f %9.1f %9.2f", mode_names[m], net_wls[wl].name,
+			       net_wls[wl].len, pps, mib, gbit);
+			if (m == M_RAW)
+				printf(" %8s %13s %13s\n", "-", "-", "-");
+			else
+				printf(" %8.2f %13.2f %13.1f\n", (double)r->maps / n,
+				       (double)(r->kicks + r->notify_out) / n, (double)r->copied / n);
+			if (csv) {
+				fprintf(csv, "%s,%s,%u,%.1f,%.2f,%.3f", mode_names[m],
+					net_wls[wl].name, net_wls[wl].len, pps, mib, gbit);
+				if (m == M_RAW)
+					fprintf(csv, ",,,\n");
+				else
+					fprintf(csv, ",%.3f,%.3f,%.1f\n", (double)r->maps / n,
+						(double)(r->kicks + r->notify_out) / n,
+						(double)r->copied / n);
+			}
+		}
+	}
+}
+
 /* ---- command line ------------------------------------------------------- */
 
 static void usage(FILE *out)
@@ -1483,7 +1797,9 @@ static void usage(FILE *out)
 "                     lat4k (QD 1), seqwrite256k (QD 8) or all (default); or\n"
 "                     noisy: two guests, A writing at QD 32 with a FLUSH every\n"
 "                     8 writes, B reading at QD 1: B's latency alone and\n"
-"                     beside A\n"
+"                     beside A; or net64, net1500, net64k (64 KiB TSO frames)\n"
+"                     or net (all three): virtio-net frames sent to a tap,\n"
+"                     raw writing them to a tap itself (needs root)\n"
 "  --seconds N        timed seconds per mode per workload, over all rounds\n"
 "                     (default 3; fractions allowed)\n"
 "  --rounds N         rounds the time is split into (default 3)\n"
@@ -1615,6 +1931,17 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->noisy = !strcmp(optarg, "noisy");
 			if (o->noisy)
 				break;
+			o->net = 0;
+			if (!strcmp(optarg, "net")) {
+				o->net = (1u << NNET) - 1;
+				break;
+			}
+			for (i = 0; i < NNET && strcmp(optarg, net_wls[i].name); i++)
+				;
+			if (i < NNET) {
+				o->net = 1u << i;
+				break;
+			}
 			if (!strcmp(optarg, "all")) {
 				o->wls = (1u << NWL) - 1;
 				break;
@@ -1623,8 +1950,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				;
 			if (i == NWL)
 				return bad_usage("--workload: '%s' is not randread4k, seqread256k, "
-						 "randwrite4k, lat4k, seqwrite256k, all or noisy",
-						 optarg);
+						 "randwrite4k, lat4k, seqwrite256k, all, noisy, "
+						 "net64, net1500, net64k or net", optarg);
 			o->wls = 1u << i;
 			break;
 		case O_SECONDS:
@@ -1679,6 +2006,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		return bad_usage("unexpected argument '%s'", argv[optind]);
 	if (o->image && size_set)
 		return bad_usage("%s", "--size and --image exclude each other");
+	if (o->net && (o->devices || o->noisy || o->qd || o->image || size_set || o->direct))
+		return bad_usage("%s", "the net workloads take no --devices, --qd, --image, "
+				 "--size or --direct (up to 64 frames in flight)");
 	if (o->devices || o->noisy) {
 		if (o->devices && o->noisy)
 			return bad_usage("%s", "--devices and --workload noisy exclude each other");
@@ -1717,12 +2047,37 @@ static int default_backend(char *out, size_t len)
 
 /* ---- main --------------------------------------------------------------- */
 
+/* The net workloads: three taps served by the backend, one made here. */
+static int bench_run_net(struct bench *b, const char *backend_bin, FILE *csv)
+{
+	if (access("/dev/net/tun", R_OK | W_OK))
+		return fail("the net workloads need /dev/net/tun (root): %s", strerror(errno));
+	if (backend_start(&b->be, backend_bin, NULL, &b->o))
+		return -1;
+	for (int m = M_POOL; m <= M_FULL; m++) {
+		if (b->o.modes & (1u << m) && net_dev_open(b, m)) {
+			backend_check(&b->be);
+			return -1;
+		}
+	}
+	if (b->o.modes & (1u << M_RAW) && net_raw_open(b))
+		return -1;
+	if (run_net(b) || backend_check(&b->be))
+		return -1;
+	printf("xvmsg-bench: virtio-net transmit to a tap, %.3g s per mode per workload in %u "
+	       "round%s\n\n", b->o.seconds, b->o.rounds, b->o.rounds == 1 ? "" : "s");
+	print_net(b, csv);
+	return 0;
+}
+
 static int bench_run(struct bench *b, const char *backend_bin, FILE *csv)
 {
 	if (!mkdtemp(b->be.dir))
 		return fail("cannot create a temporary directory: %s", strerror(errno));
 	snprintf(b->be.sock, sizeof(b->be.sock), "%s/loop.sock", b->be.dir);
 	snprintf(b->be.log, sizeof(b->be.log), "%s/backend.log", b->be.dir);
+	if (b->o.net)
+		return bench_run_net(b, backend_bin, csv);
 	if (image_open(b))
 		return -1;
 	if (backend_start(&b->be, backend_bin, b->img_path, &b->o))
@@ -1788,6 +2143,8 @@ static void bench_cleanup(struct bench *b)
 		close(b->img_fd);
 	if (b->raw_fd >= 0)
 		close(b->raw_fd);
+	if (b->raw_tap >= 0)
+		close(b->raw_tap);
 	if (b->img_temp)
 		unlink(b->img_path);
 	if (b->be.dir[0] && strcmp(b->be.dir, "/tmp/xvmsg-bench-XXXXXX")) {
@@ -1817,6 +2174,7 @@ int main(int argc, char **argv)
 	}
 	b->img_fd = -1;
 	b->raw_fd = -1;
+	b->raw_tap = -1;
 	b->raw_rng = 0x853c49e6748fea9bULL;	/* xorshift: any non-zero seed */
 	rc = parse_args(argc, argv, &b->o);
 	if (rc) {
