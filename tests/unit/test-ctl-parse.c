@@ -478,6 +478,13 @@ static void test_xlcfg_good(void **state)
 	assert_int_equal(g.desc.dev[1].line, 10);
 	assert_string_equal(g.desc.dev[2].params, "pty,link=/run/c");
 	assert_int_equal(g.desc.dev[2].line, 12);
+	/* a NIC */
+	assert_int_equal(xlcfg("name=\"g\"\nxvmsg = [ \"net, backend=drv, tap=xvtap-g1, "
+			       "mac=52:54:00:00:01:01, offload=off, mrg-rxbuf=on\" ]\n", &g), 0);
+	assert_int_equal(g.desc.n, 1);
+	assert_string_equal(g.desc.dev[0].type, "net");
+	assert_string_equal(g.desc.dev[0].params,
+			    "tap=xvtap-g1,mac=52:54:00:00:01:01,offload=off,mrg-rxbuf=on");
 	/* no xvmsg key: a guest without xvmsg devices */
 	assert_int_equal(xlcfg("name=\"g\"", &g), 0);
 	assert_int_equal(g.desc.n, 0);
@@ -517,6 +524,14 @@ static void test_xlcfg_bad(void **state)
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"rng, backend=d, backend=e\" ]\n", "key 'backend' given twice");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=/x, ro, ro\" ]\n", "key 'ro' given twice");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d\" ]\n", "blk needs path=FILE");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"net, backend=d, mac=52:54:00:00:01:01\" ]\n",
+		  "net needs tap=NAME");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"net, backend=d, tap=t, offload=maybe\" ]\n",
+		  "offload= must be on or off");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"net, backend=d, tap=t, pool-pages=16\" ]\n",
+		  "pool-pages must be at least 32 for net");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"net, backend=d, tap=t, path=/x\" ]\n",
+		  "unknown key 'path' for net");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=/x, ro=yes\" ]\n", "ro takes no value");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=/x, discard=maybe\" ]\n", "discard= must be on or off");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=\" ]\n", "path= needs a value");
