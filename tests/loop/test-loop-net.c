@@ -9,6 +9,9 @@
  * experimental), so whatever the host's stack sends on a new interface is
  * ignored on both sides.
  *
+ * Two more guests talk through a bridge with two persistent taps, as in a
+ * driver domain (configs/xvmsg-net-bridge.sh).
+ *
  * Needs root and /dev/net/tun; without them it fails, saying why.
  */
 #include <arpa/inet.h>
@@ -16,6 +19,8 @@
 #include <fcntl.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <linux/sockios.h>
 #include <linux/virtio_net.h>
 #include <net/if.h>
 #include <poll.h>
@@ -40,6 +45,9 @@
 struct fx {
 	struct loop_fx lf;
 	char tap0[IFNAMSIZ], tap1[IFNAMSIZ];
+	char br[IFNAMSIZ];	/* the bridge test's: made here, with tap0 and tap1 in it */
+	struct xvd_domain *d2;	/* its second guest */
+	struct xvd_dev *dev2;
 	int pk;			/* packet socket on the device's tap */
 	int pkv;		/* the same with PACKET_VNET_HDR */
 };
@@ -82,9 +90,20 @@ fail:
 	return -1;
 }
 
+static void bridge_remove(struct fx *f);
+
 static int teardown(void **state)
 {
 	struct fx *f = *state;
+
+	if (f && f->dev2)
+		xvd_dev_close(f->dev2);
+	if (f && f->d2)
+		xvd_domain_close(f->d2);
+	if (f && f->br[0]) {
+		loop_fx_stop(&f->lf);	/* the backend lets go of the taps */
+		bridge_remove(f);
+	}
 
 	if (f && f->pk >= 0)
 		close(f->pk);
@@ -498,6 +517,171 @@ static void test_64k_frames(void **state)
 		"checksums agree\n", n, n);
 }
 
+/* ---- two guests through a bridge of the driver domain ---- */
+
+/* A persistent tap (it outlives our descriptor), or with persist false
+ * the removal of one.  0 or -errno. */
+static int tap_persist(const char *name, bool persist)
+{
+	struct ifreq ifr;
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, persist ? 1 : 0) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+static int if_up(int s, const char *name)
+{
+	struct ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		return -errno;
+	ifr.ifr_flags |= IFF_UP;
+	return ioctl(s, SIOCSIFFLAGS, &ifr) < 0 ? -errno : 0;
+}
+
+/* Bridge br with the persistent taps tap0 and tap1, all up.  No asserts
+ * (a setup step): 0 or -errno. */
+static int bridge_make(struct fx *f)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), r;
+	const char *taps[2] = { f->tap0, f->tap1 };
+	struct ifreq ifr;
+
+	if (s < 0)
+		return -errno;
+	r = ioctl(s, SIOCBRADDBR, f->br) < 0 ? -errno : 0;
+	for (int i = 0; i < 2 && !r; i++) {
+		r = tap_persist(taps[i], true);
+		memset(&ifr, 0, sizeof(ifr));
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", f->br);
+		ifr.ifr_ifindex = (int)if_nametoindex(taps[i]);
+		if (!r && ioctl(s, SIOCBRADDIF, &ifr) < 0)
+			r = -errno;
+		if (!r)
+			r = if_up(s, taps[i]);
+	}
+	if (!r)
+		r = if_up(s, f->br);
+	close(s);
+	return r;
+}
+
+static void bridge_remove(struct fx *f)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr;
+
+	tap_persist(f->tap0, false);
+	tap_persist(f->tap1, false);
+	if (s < 0)
+		return;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", f->br);
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags &= ~IFF_UP;
+		ioctl(s, SIOCSIFFLAGS, &ifr);
+	}
+	ioctl(s, SIOCBRDELBR, f->br);
+	close(s);
+}
+
+static const uint8_t mac_b[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x57 };
+
+/* Two exports on persistent taps of one bridge, as a driver domain has
+ * them (configs/xvmsg-net-bridge.sh). */
+static int setup_bridge(void **state)
+{
+	struct loop_fx_opts o = {
+		.args = { "--export", NULL, "--export", NULL },
+		.open_domain = 1,
+		.domain = { .log_level = XVD_LOG_WARN, .ram_pages = 32768 },
+	};
+	struct fx *f = calloc(1, sizeof(*f));
+	char e0[128], e1[128];
+
+	*state = f;
+	if (!f)
+		return -1;
+	f->pk = f->pkv = -1;
+	if (access("/dev/net/tun", R_OK | W_OK)) {
+		fprintf(stderr, "test-loop-net needs /dev/net/tun (root, the tun module): %s\n",
+			strerror(errno));
+		free(f);
+		*state = NULL;
+		return -1;
+	}
+	snprintf(f->tap0, sizeof(f->tap0), "xvt%uc", (unsigned int)getpid() % 100000);
+	snprintf(f->tap1, sizeof(f->tap1), "xvt%ud", (unsigned int)getpid() % 100000);
+	snprintf(f->br, sizeof(f->br), "xvbr%u", (unsigned int)getpid() % 100000);
+	snprintf(e0, sizeof(e0), "netA:net:tap=%s,mac=" MAC0, f->tap0);
+	snprintf(e1, sizeof(e1), "netB:net:tap=%s,mac=52:54:00:12:34:57", f->tap1);
+	o.args[1] = e0;
+	o.args[3] = e1;
+	SETUP_TRY(bridge_make(f));
+	SETUP_TRY(backend_setup(&f->lf.b));
+	SETUP_TRY(loop_fx_start(&f->lf, &o));
+	SETUP_TRY(loop_fx_domain(&f->lf, o.domain, &f->d2));
+	return 0;
+fail:
+	teardown(state);
+	return -1;
+}
+
+/* Frames from one guest to the other, in windows the taps' queues hold:
+ * each arrives once, in order, checksums agree. */
+static void guest_to_guest(struct xvd_dev *from, struct xvd_dev *to, const uint8_t *src,
+			   const uint8_t *dst, uint32_t nframes)
+{
+	static uint8_t buf[70000], frame[2048];
+	uint64_t h_sent = 0xcbf29ce484222325ULL, h_got = h_sent;
+	uint32_t i, j;
+
+	for (i = 0; i < nframes; i += WINDOW) {
+		for (j = i; j < i + WINDOW && j < nframes; j++) {
+			size_t n = make_frame(frame, j, frame_len_of(j), dst, src);
+
+			h_sent = fnv(h_sent, frame, n);
+			assert_int_equal(xvd_net_send(from, NULL, frame, n, j % 16 ? XVD_NO_KICK : 0),
+					 0);
+		}
+		assert_int_equal(xvd_net_tx_wait(from, -1), 0);
+		for (j = i; j < i + WINDOW && j < nframes; j++) {
+			int n = guest_recv(to, NULL, buf, sizeof(buf), 2000);
+			uint32_t seq;
+
+			assert_true(n >= 18);
+			memcpy(&seq, buf + 14, 4);
+			assert_int_equal(seq, j);
+			h_got = fnv(h_got, buf, (size_t)n);
+		}
+	}
+	assert_true(h_got == h_sent);
+}
+
+static void test_two_guests_bridge(void **state)
+{
+	struct fx *f = *state;
+	struct xvd_dev_opts oa = { .export_name = "netA", .mode = XVD_MODE_POOL };
+	struct xvd_dev_opts ob = { .export_name = "netB", .mode = XVD_MODE_POOL };
+
+	assert_int_equal(xvd_net_open(f->lf.d, &oa, 128, &f->lf.dev), 0);
+	assert_int_equal(xvd_net_open(f->d2, &ob, 128, &f->dev2), 0);
+	guest_to_guest(f->lf.dev, f->dev2, guest_mac, mac_b, NFRAMES);
+	guest_to_guest(f->dev2, f->lf.dev, mac_b, guest_mac, NFRAMES);
+	fprintf(stderr, "%u frames each way between two guests through bridge %s\n", NFRAMES,
+		f->br);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -508,6 +692,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_link_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_64k_frames, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_guests_bridge, setup_bridge, teardown),
 	};
 
 	if (argc > 1)
