@@ -10,6 +10,7 @@
  * Copyright (c) 2026 The xvmsg authors
  */
 #include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <linux/if_packet.h>
 #include <linux/virtio_net.h>
@@ -200,7 +201,7 @@ static int case_short_chains(struct evil_env *e, char *obs, size_t len)
 	struct xvd_buf b[2];
 	struct xvd_done d[8];
 	unsigned int n = 0, i;
-	long runt0;
+	long runt0, tx0, bad0;
 	int r, rc = -1;
 
 	r = evil_open_net(e, XVD_MODE_POOL, 0, 0, &dev);
@@ -213,6 +214,8 @@ static int case_short_chains(struct evil_env *e, char *obs, size_t len)
 		goto out;
 	memset(mem, 0, 4096);
 	runt0 = net_stat(e, "tx_runt");
+	tx0 = net_stat(e, "tx_packets");
+	bad0 = net_stat(e, "bad_chains");
 	/* 4 bytes: not even a header; 12: a header and no frame; a header and
 	 * a frame split over two buffers, the second device-writable (a
 	 * transmit chain the device has nothing to write into) */
@@ -225,19 +228,34 @@ static int case_short_chains(struct evil_env *e, char *obs, size_t len)
 	b[1] = (struct xvd_buf){ .addr = mem + 1024, .len = 1024, .dev_writes = true };
 	if (!r)
 		r = xvd_vq_submit(dev, 1, b, 2, (void *)3, 0);
+	/* a whole frame, then a buffer whose length is set to 0 in the ring
+	 * before the kick (the library refuses to make one): the core refuses
+	 * the chain */
+	b[0].len = XVD_NET_HDR_LEN + 60;
+	b[1] = (struct xvd_buf){ .addr = mem + 2048, .len = 1 };
+	if (!r)
+		r = xvd_vq_submit(dev, 1, b, 2, (void *)4, XVD_NO_KICK);
+	if (!r) {
+		struct xvd_vq *vq = &dev->vq[1];
+		uint16_t head = le16toh(vq->avail->ring[(uint16_t)(vq->avail_idx - 1) % vq->size]);
+		uint16_t second = le16toh(vq->desc[head % vq->size].next);
+
+		vq->desc[second % vq->size].len = 0;
+		r = xvd_vq_kick(dev, 1);
+	}
 	if (r) {
 		evil_say(obs, len, "submit: %s", strerror(-r));
 		goto out;
 	}
-	while (n < 3) {
+	while (n < 4) {
 		r = xvd_vq_poll(dev, 1, d + n, 8 - n);
 		if (r < 0) {
 			evil_say(obs, len, "poll: %s", strerror(-r));
 			goto out;
 		}
 		n += (unsigned int)r;
-		if (n < 3 && xvd_dev_wait(dev, 2000) <= 0) {
-			evil_say(obs, len, "only %u of 3 chains came back", n);
+		if (n < 4 && xvd_dev_wait(dev, 2000) <= 0) {
+			evil_say(obs, len, "only %u of 4 chains came back", n);
 			goto out;
 		}
 	}
@@ -252,12 +270,16 @@ static int case_short_chains(struct evil_env *e, char *obs, size_t len)
 			evil_say(obs, len, "the device wrote into a transmit chain");
 			goto out;
 		}
-	evil_say(obs, len, "3 short chains completed with length 0, nothing written");
+	evil_say(obs, len, "3 short chains and one with a zero-length buffer completed with "
+		 "length 0, nothing written");
 	if (runt0 >= 0) {
 		long runt = net_stat(e, "tx_runt");
 
-		evil_say(obs, len, ", tx_runt +%ld", runt - runt0);
-		if (runt - runt0 != 3)
+		long tx = net_stat(e, "tx_packets"), bad = net_stat(e, "bad_chains");
+
+		evil_say(obs, len, ", tx_runt +%ld, bad_chains +%ld, tx_packets +%ld",
+			 runt - runt0, bad - bad0, tx - tx0);
+		if (runt - runt0 != 3 || bad - bad0 != 1 || tx != tx0)
 			goto out;
 	}
 	rc = net_still_works(e, dev, obs, len);
@@ -465,7 +487,8 @@ const struct evil_case evil_net_cases[] = {
 	  "counted by kind, none reaches the tap, no reset; a good frame goes out afterwards",
 	  case_bad_headers, EVIL_NET },
 	{ "net-short-chains", "transmit chains of 4 bytes, of a header alone and with a "
-	  "device-writable buffer complete with length 0 and count as runts; nothing is written",
+	  "device-writable buffer complete with length 0 and count as runts, one with a "
+	  "zero-length buffer is refused by the core; nothing is written or sent",
 	  case_short_chains, EVIL_NET },
 	{ "net-rx-small-bufs", "full mode: receive buffers smaller than the header or "
 	  "device-readable come back empty (rx_bad_buf), the frame goes into the next good "
