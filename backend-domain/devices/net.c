@@ -28,7 +28,8 @@
  * waits in the tap's queue.  Buffers are never lost: one too small for
  * the header is completed with length 0 (rx_bad_buf); a packet larger than
  * all the buffers one packet may take (without MRG_RXBUF: one chain) is
- * dropped and the buffers are kept for the next packet (rx_dropped).
+ * dropped and the buffers are kept for the next packet (rx_dropped), as is
+ * one whose header the driver did not negotiate (queued before a reset).
  */
 #include <endian.h>
 #include <errno.h>
@@ -602,6 +603,33 @@ static int net_rx_deliver(struct net *n, bool *pushed)
 	return 1;
 }
 
+/*
+ * The tap's header against what the driver negotiated (virtio 1.2, 5.1.6.4.1):
+ * without GUEST_CSUM flags must be zero, a GSO type needs its GUEST_ feature.
+ * TUNSETOFFLOAD keeps the tap to them, but a frame queued for a driver
+ * before a reset may carry the old one's.  False: drop it.
+ */
+static bool net_rx_hdr_ok(struct net *n)
+{
+	uint8_t *h = n->pkt, type = h[1] & ~VIRTIO_NET_HDR_GSO_ECN;
+	uint64_t f = n->features;
+
+	if (!(f & (1ULL << VIRTIO_NET_F_GUEST_CSUM))) {
+		if (h[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM)
+			return false;
+		h[0] = 0;	/* DATA_VALID is a GUEST_CSUM driver's */
+	}
+	if (type == VIRTIO_NET_HDR_GSO_NONE)
+		return true;
+	if ((h[1] & VIRTIO_NET_HDR_GSO_ECN) && !(f & (1ULL << VIRTIO_NET_F_GUEST_ECN)))
+		return false;
+	if (type == VIRTIO_NET_HDR_GSO_TCPV4)
+		return f & (1ULL << VIRTIO_NET_F_GUEST_TSO4);
+	if (type == VIRTIO_NET_HDR_GSO_TCPV6)
+		return f & (1ULL << VIRTIO_NET_F_GUEST_TSO6);
+	return false;
+}
+
 /* Move packets from the tap to the driver while it has buffers. */
 static void net_rx_run(struct net *n)
 {
@@ -621,6 +649,10 @@ static void net_rx_run(struct net *n)
 			}
 			if (len < XVB_NET_HDR_LEN + NET_ETH_HLEN)
 				continue;
+			if (!net_rx_hdr_ok(n)) {
+				n->st.rx_dropped++;
+				continue;
+			}
 			n->pkt_len = (size_t)len;
 		}
 		if (net_rx_deliver(n, &pushed) <= 0)
