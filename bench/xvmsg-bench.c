@@ -38,6 +38,9 @@
 #include <endian.h>
 #include <net/if.h>
 #include <linux/if_tun.h>
+#include <linux/if_packet.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
@@ -172,7 +175,7 @@ struct bench {
 	struct result *mres[NWL];	/* --devices: per workload, per device */
 	struct result noisy[3];		/* B alone, B beside A, A */
 	struct result res[NMODES][NWL];
-	struct net_result nres[NMODES][NNET];
+	struct net_result nres[NMODES][NNET][2];	/* [..][0] transmit, [1] receive */
 	int raw_tap;			/* net: raw's tap, -1 */
 	struct samples ref_rtt;		/* eventfd round trips, ns */
 	struct result ref_raw;		/* raw 4 KiB reads, when raw mode is off */
@@ -1498,12 +1501,14 @@ static void print_noisy(struct bench *b, FILE *csv)
 /* ---- net workloads (--workload net64, net1500, net64k, net) -------------- */
 
 /*
- * virtio-net transmit: each mode's guest sends frames of one size as fast
- * as its 64 transmit slots allow; the backend writes them to a tap of its
- * own, whose host stack drops them (another host's MAC).  "raw" writes the
- * same frames, with the same header, straight into a tap from this
- * process: the cost of the tap itself.  net64k frames are 64 KiB TSO
- * frames (VIRTIO_NET_F_HOST_TSO4), which the tap takes whole.
+ * virtio-net, both ways.  Transmit: each mode's guest sends frames of one
+ * size as fast as its 64 transmit slots allow; the backend writes them to
+ * a tap of its own, whose host stack drops them (another host's MAC).
+ * "raw" writes the same frames, with the same header, straight into a tap
+ * from this process: the cost of the tap itself.  net64k frames are 64 KiB
+ * TSO frames (VIRTIO_NET_F_HOST_TSO4), which the tap takes whole.  Receive
+ * (net_rx_phase): frames sent into the tap from the host side reach the
+ * guest; raw reads them from a tap itself.
  */
 struct net_wl {
 	const char *name;
@@ -1518,6 +1523,9 @@ static const struct net_wl net_wls[NNET] = {
 };
 
 #define NET_FEATURES	((1ULL << 0) | (1ULL << 11))	/* VIRTIO_NET_F_CSUM, HOST_TSO4 */
+#define NET_RX_BUFS	256	/* receive buffers the guests keep posted */
+#define NET_WINDOW	200	/* receive: frames the sender keeps ahead, below the tap's queue */
+#define NET_ETH_TEST	0x88b5
 
 static void net_tap_name(char *buf, size_t len, char which)
 {
@@ -1580,7 +1588,7 @@ static int net_dev_open(struct bench *b, int mode)
 	if (r < 0)
 		return fail("%s mode: cannot connect to the backend: %s", mode_names[mode],
 			    strerror(-r));
-	r = xvd_net_open(bd->dom, &o, 0, &bd->dev);
+	r = xvd_net_open(bd->dom, &o, NET_RX_BUFS, &bd->dev);
 	if (r < 0)
 		return fail("%s mode: cannot open export %s: %s", mode_names[mode], name,
 			    strerror(-r));
@@ -1663,9 +1671,16 @@ static int net_raw_phase(struct bench *b, int wl, double secs, struct net_result
 	t0 = now_ns();
 	deadline = t0 + (uint64_t)(secs * 1e9);
 	while (!g_stop_signal && now_ns() < deadline) {
-		for (unsigned int i = 0; i < 32; i++, n++)
-			if (writev(fd, iov, 2) != (ssize_t)(sizeof(hb) + w->len))
+		for (unsigned int i = 0; i < 32;) {
+			ssize_t k = writev(fd, iov, 2);
+
+			if (k < 0 && errno == EAGAIN)
+				continue;
+			if (k != (ssize_t)(sizeof(hb) + w->len))
 				return fail("raw: writing to the tap: %s", strerror(errno));
+			i++;
+			n++;
+		}
 	}
 	if (r) {
 		r->valid = true;
@@ -1686,7 +1701,7 @@ static int net_raw_open(struct bench *b)
 	memset(&ifr, 0, sizeof(ifr));
 	net_tap_name(ifr.ifr_name, sizeof(ifr.ifr_name), 'r');
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-	b->raw_tap = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	b->raw_tap = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (b->raw_tap < 0 || ioctl(b->raw_tap, TUNSETIFF, &ifr) < 0 ||
 	    ioctl(b->raw_tap, TUNSETVNETHDRSZ, &hdr) < 0)
 		return fail("raw: cannot make tap %s: %s", ifr.ifr_name, strerror(errno));
@@ -1705,11 +1720,219 @@ static int net_raw_open(struct bench *b)
 	return 0;
 }
 
+/*
+ * Receive: a thread of ours sends the workload's frames into the mode's tap
+ * from the host side (a packet socket), keeping at most NET_WINDOW ahead of
+ * what was received, so that nothing is dropped at the tap; the guest (or,
+ * for raw, this process reading the tap itself) takes them.  64 KiB frames
+ * are single frames on taps whose MTU allows them: a GSO frame sent on a
+ * packet socket is segmented before the tap (it is "dodgy").
+ */
+struct net_sender {
+	int fd;
+	const uint8_t *frame;
+	size_t len;
+	atomic_ulong sent, received;
+	atomic_bool stop;
+	int err;
+};
+
+static void *net_sender_main(void *arg)
+{
+	struct net_sender *s = arg;
+
+	while (!atomic_load(&s->stop) && !g_stop_signal) {
+		/* Signed: frames a phase before left behind are received too. */
+		if ((long)(atomic_load(&s->sent) - atomic_load(&s->received)) >= NET_WINDOW) {
+			sched_yield();
+			continue;
+		}
+		if (send(s->fd, s->frame, s->len, 0) < 0) {
+			if (errno == ENOBUFS || errno == EAGAIN || errno == EINTR)
+				continue;
+			s->err = errno;
+			break;
+		}
+		atomic_fetch_add(&s->sent, 1);
+	}
+	return NULL;
+}
+
+/* A packet socket sending on tap (and its MTU raised for 64 KiB frames). */
+static int net_host_socket(const char *tap, uint32_t frame_len)
+{
+	struct sockaddr_ll sa = { .sll_family = AF_PACKET, .sll_protocol = htons(NET_ETH_TEST) };
+	struct ifreq ifr;
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0), s;
+
+	if (fd < 0)
+		return fail("packet socket: %s", strerror(errno));
+	sa.sll_ifindex = (int)if_nametoindex(tap);
+	if (!sa.sll_ifindex || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return fail("packet socket on %s: %s", tap, strerror(errno));
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", tap);
+	ifr.ifr_mtu = 65521;		/* a tap's largest */
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (frame_len > 1514 && (s < 0 || ioctl(s, SIOCSIFMTU, &ifr) < 0)) {
+		fail("MTU of %s: %s", tap, strerror(errno));
+		if (s >= 0)
+			close(s);
+		close(fd);
+		return -1;
+	}
+	if (s >= 0)
+		close(s);
+	return fd;
+}
+
+static int net_rx_phase(struct bench *b, int mode, int wl, double secs, struct net_result *r)
+{
+	const struct net_wl *w = &net_wls[wl];
+	struct bench_dev *bd = mode == M_RAW ? NULL : &b->devs[mode];
+	static uint8_t frame[65600], buf[65600 + XVD_NET_HDR_LEN];
+	/* A single frame's largest on a tap: its MTU 65521 and the header */
+	struct net_sender snd = { .frame = frame, .len = w->len < 65535 ? w->len : 65535 };
+	struct be_counters c0 = { 0 }, c1 = { 0 };
+	struct xvd_stats s0, s1;
+	uint64_t t0, t1, last, deadline, n = 0, bytes = 0;
+	unsigned long reopened = 0;
+	char tap[IFNAMSIZ];
+	pthread_t th;
+	int rc = -1, k;
+
+	memset(frame, 0x3c, snd.len);
+	frame[0] = 0x52, frame[1] = 0x54, frame[3] = 0x0c, frame[5] = 0x02;
+	memcpy(frame + 6, frame, 6);
+	frame[6] = 0x02;
+	frame[12] = NET_ETH_TEST >> 8;
+	frame[13] = NET_ETH_TEST & 0xff;
+	net_tap_name(tap, sizeof(tap), "pgfr"[mode]);
+	snd.fd = net_host_socket(tap, w->len);
+	if (snd.fd < 0)
+		return -1;
+	if (r && bd) {
+		xvd_dev_stats(bd->dev, &s0);
+		if (backend_counters(&b->be, bd->be_name, &c0))
+			goto out_fd;
+	}
+	if (pthread_create(&th, NULL, net_sender_main, &snd)) {
+		fail("cannot start the sender thread");
+		goto out_fd;
+	}
+	t0 = now_ns();
+	deadline = t0 + (uint64_t)(secs * 1e9);
+	last = t0;
+	while (!g_stop_signal && now_ns() < deadline) {
+		/* A frame the tap dropped would close the sender's window for
+		 * good: after a second without one, open it again; after 5 s,
+		 * give up. */
+		if (now_ns() - last > 1000 * 1000000ULL) {
+			if (now_ns() - last > (uint64_t)COMPLETION_WAIT_MS * 1000000ULL) {
+				fail("%s mode: no frame received in %d ms", mode_names[mode],
+				     COMPLETION_WAIT_MS);
+				break;
+			}
+			if (atomic_load(&snd.sent) != atomic_load(&snd.received)) {
+				reopened++;
+				atomic_store(&snd.received, atomic_load(&snd.sent));
+			}
+		}
+		if (bd) {
+			k = xvd_net_recv(bd->dev, NULL, buf, sizeof(buf), 100);
+			if (k == -ETIMEDOUT)
+				continue;
+			if (k < 0) {
+				dev_fail(b, bd, "receive", k);
+				break;
+			}
+			if (k < 14 || buf[12] != NET_ETH_TEST >> 8 || buf[13] != (NET_ETH_TEST & 0xff))
+				continue;	/* the host's own (IPv6 on a new interface) */
+		} else {
+			struct pollfd p = { .fd = b->raw_tap, .events = POLLIN };
+			ssize_t got = read(b->raw_tap, buf, sizeof(buf));
+
+			/* As the backend does: read until empty, then wait. */
+			if (got < 0 && errno == EAGAIN) {
+				poll(&p, 1, 100);
+				continue;
+			}
+			if (got < XVD_NET_HDR_LEN + 14) {
+				if (got < 0) {
+					fail("raw: reading the tap: %s", strerror(errno));
+					break;
+				}
+				continue;
+			}
+			k = (int)(got - XVD_NET_HDR_LEN);
+			if (buf[XVD_NET_HDR_LEN + 12] != NET_ETH_TEST >> 8)
+				continue;
+		}
+		n++;
+		bytes += (uint64_t)k;
+		last = now_ns();
+		atomic_fetch_add(&snd.received, 1);
+	}
+	if (reopened)
+		fprintf(stderr, "xvmsg-bench: %s %s rx: no frame for a second %lu time%s (frames "
+			"lost at the tap?)\n", mode_names[mode], w->name, reopened,
+			reopened == 1 ? "" : "s");
+	atomic_store(&snd.stop, true);
+	pthread_join(th, NULL);
+	if (g_stop_signal || now_ns() < deadline)
+		goto out_fd;
+	t1 = now_ns();
+	/* Take what is still on its way (not counted), so that the next
+	 * phase starts with an empty tap queue and nothing is dropped there. */
+	for (;;) {
+		if (bd) {
+			if (xvd_net_recv(bd->dev, NULL, buf, sizeof(buf), 50) < 0)
+				break;
+		} else {
+			struct pollfd p = { .fd = b->raw_tap, .events = POLLIN };
+
+			if (read(b->raw_tap, buf, sizeof(buf)) < 0 &&
+			    (errno != EAGAIN || poll(&p, 1, 50) != 1))
+				break;
+		}
+	}
+	if (snd.err) {
+		fail("sending on %s: %s", tap, strerror(snd.err));
+		goto out_fd;
+	}
+	/* What is still in flight is taken next phase, or left in the tap. */
+	if (r) {
+		r->ns += t1 - t0;
+		r->valid = true;
+		r->pkts += n;
+		r->bytes += bytes;
+		if (bd) {
+			xvd_dev_stats(bd->dev, &s1);
+			if (backend_counters(&b->be, bd->be_name, &c1))
+				goto out_fd;
+			r->maps += c1.maps - c0.maps;
+			r->kicks += s1.kicks - s0.kicks;
+			r->notify_out += c1.notify_out - c0.notify_out;
+			r->copied += (s1.bounce_in - s0.bounce_in) + (s1.bounce_out - s0.bounce_out);
+		}
+	}
+	rc = 0;
+out_fd:
+	close(snd.fd);
+	return rc;
+}
+
 static int net_phase(struct bench *b, int mode, int wl, double secs, struct net_result *r)
 {
+	int rc;
+
 	if (mode == M_RAW)
-		return net_raw_phase(b, wl, secs, r);
-	return net_dev_phase(b, &b->devs[mode], wl, secs, r);
+		rc = net_raw_phase(b, wl, secs, r ? &r[0] : NULL);
+	else
+		rc = net_dev_phase(b, &b->devs[mode], wl, secs, r ? &r[0] : NULL);
+	return rc ? rc : net_rx_phase(b, mode, wl, secs, r ? &r[1] : NULL);
 }
 
 /* As run_all: warm each mode up, then the rounds, modes interleaved. */
@@ -1735,7 +1958,7 @@ static int run_net(struct bench *b)
 				int m = modes[(i + (int)round) % nm];
 
 				progress(b, net_wls[wl].name, round + 1, mode_names[m]);
-				if (net_phase(b, m, wl, per_phase, &b->nres[m][wl]))
+				if (net_phase(b, m, wl, per_phase, b->nres[m][wl]))
 					return -1;
 			}
 		}
@@ -1746,32 +1969,37 @@ static int run_net(struct bench *b)
 
 static void print_net(struct bench *b, FILE *csv)
 {
-	printf("%-6s %-8s %6s %11s %9s %9s %8s %13s %13s\n", "mode", "workload", "frame",
-	       "packets/s", "MiB/s", "Gbit/s", "maps/pkt", "notifies/pkt", "copied B/pkt");
+	printf("%-6s %-8s %-3s %6s %11s %9s %9s %8s %13s %13s\n", "mode", "workload", "dir",
+	       "frame", "packets/s", "MiB/s", "Gbit/s", "maps/pkt", "notifies/pkt",
+	       "copied B/pkt");
 	if (csv)
-		fprintf(csv, "mode,workload,frame_bytes,pps,mib_s,gbit_s,maps_per_pkt,"
+		fprintf(csv, "mode,workload,dir,frame_bytes,pps,mib_s,gbit_s,maps_per_pkt,"
 			     "notifies_per_pkt,copied_bytes_per_pkt\n");
-	for (int wl = 0; wl < NNET; wl++) {
+	for (int i = 0; i < 2 * NNET; i++) {
+		int wl = i / 2, dir = i % 2;
+
 		for (int m = 0; m < NMODES; m++) {
-			struct net_result *r = &b->nres[m][wl];
+			struct net_result *r = &b->nres[m][wl][dir];
 			double secs = (double)r->ns / 1e9, n = r->pkts ? (double)r->pkts : 1;
 			double pps, mib, gbit;
+			/* received frames: single ones, 65535 bytes at most */
+			uint32_t flen = dir && net_wls[wl].len > 65535 ? 65535 : net_wls[wl].len;
 
 			if (!r->valid)
 				continue;
 			pps = secs > 0 ? (double)r->pkts / secs : 0;
 			mib = secs > 0 ? (double)r->bytes / secs / (1024.0 * 1024.0) : 0;
 			gbit = secs > 0 ? (double)r->bytes * 8 / secs / 1e9 : 0;
-			printf("%-6s %-8s %6u %11.0f %9.1f %9.2f", mode_names[m], net_wls[wl].name,
-			       net_wls[wl].len, pps, mib, gbit);
+			printf("%-6s %-8s %-3s %6u %11.0f %9.1f %9.2f", mode_names[m], net_wls[wl].name,
+			       dir ? "rx" : "tx", flen, pps, mib, gbit);
 			if (m == M_RAW)
 				printf(" %8s %13s %13s\n", "-", "-", "-");
 			else
 				printf(" %8.2f %13.2f %13.1f\n", (double)r->maps / n,
 				       (double)(r->kicks + r->notify_out) / n, (double)r->copied / n);
 			if (csv) {
-				fprintf(csv, "%s,%s,%u,%.1f,%.2f,%.3f", mode_names[m],
-					net_wls[wl].name, net_wls[wl].len, pps, mib, gbit);
+				fprintf(csv, "%s,%s,%s,%u,%.1f,%.2f,%.3f", mode_names[m],
+					net_wls[wl].name, dir ? "rx" : "tx", flen, pps, mib, gbit);
 				if (m == M_RAW)
 					fprintf(csv, ",,,\n");
 				else
@@ -1797,9 +2025,10 @@ static void usage(FILE *out)
 "                     lat4k (QD 1), seqwrite256k (QD 8) or all (default); or\n"
 "                     noisy: two guests, A writing at QD 32 with a FLUSH every\n"
 "                     8 writes, B reading at QD 1: B's latency alone and\n"
-"                     beside A; or net64, net1500, net64k (64 KiB TSO frames)\n"
-"                     or net (all three): virtio-net frames sent to a tap,\n"
-"                     raw writing them to a tap itself (needs root)\n"
+"                     beside A; or net64, net1500, net64k (64 KiB frames, TSO\n"
+"                     when sent) or net (all three): virtio-net frames sent to\n"
+"                     a tap and received from it, raw writing and reading a\n"
+"                     tap itself (needs root)\n"
 "  --seconds N        timed seconds per mode per workload, over all rounds\n"
 "                     (default 3; fractions allowed)\n"
 "  --rounds N         rounds the time is split into (default 3)\n"
@@ -2064,8 +2293,9 @@ static int bench_run_net(struct bench *b, const char *backend_bin, FILE *csv)
 		return -1;
 	if (run_net(b) || backend_check(&b->be))
 		return -1;
-	printf("xvmsg-bench: virtio-net transmit to a tap, %.3g s per mode per workload in %u "
-	       "round%s\n\n", b->o.seconds, b->o.rounds, b->o.rounds == 1 ? "" : "s");
+	printf("xvmsg-bench: virtio-net to (tx) and from (rx) a tap, %.3g s per mode per "
+	       "workload and direction in %u round%s\n\n", b->o.seconds, b->o.rounds,
+	       b->o.rounds == 1 ? "" : "s");
 	print_net(b, csv);
 	return 0;
 }
