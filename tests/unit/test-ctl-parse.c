@@ -361,6 +361,16 @@ static void test_stats(void **state)
 					 "n=14 o=15 p=16 q=17", collect, &s, err, sizeof(err)),
 			 -E2BIG);
 
+	/* a net device's whole line, as the backend writes it */
+	assert_int_equal(ctl_parse_stats("maps=3 map_pages=129 unmaps=0 unmap_pages=0 notify_in=150 "
+					 "notify_out=150 msgs_in=14 msgs_out=14 msgs_bad=0 "
+					 "requests=204 bad_chains=0 bytes_out=155142 bytes_in=12288 "
+					 "tx_packets=198 tx_bytes=152766 rx_packets=6 rx_bytes=516 "
+					 "tx_runt=0 tx_too_big=0 tx_bad_flags=0 tx_bad_gso=0 "
+					 "tx_bad_hdr_len=0 tx_bad_csum=0 tx_tap_err=0 rx_bad_buf=0 "
+					 "rx_dropped=0 rx_waits=1 link_changes=0",
+					 NULL, NULL, err, sizeof(err)), 0);
+
 	stats_bad("maps=1 bytes_in=18446744073709551616", "counter 'bytes_in' over 64 bits");
 	stats_bad("maps=1 maps=2", "counter 'maps' given twice");
 	stats_bad("maps=-1", "counter 'maps' is not a number");
