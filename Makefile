@@ -198,7 +198,7 @@ FUZZ_CORE := backend-domain/mapcache.c backend-domain/virtq.c backend-domain/vde
              backend-domain/conn.c backend-domain/conn-ring.c backend-domain/fault.c \
              backend-domain/registry.c \
              backend-domain/devices/blk.c backend-domain/devices/rng.c \
-             backend-domain/devices/console.c tests/common/fakebus.c dom0-tools/ctl-parse.c
+             backend-domain/devices/console.c backend-domain/devices/net.c tests/common/fakebus.c dom0-tools/ctl-parse.c
 # make fuzz FUZZ_ONLY="ctl config" runs only those targets.
 FUZZ_ONLY ?= $(FUZZ_TARGETS)
 

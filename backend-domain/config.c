@@ -86,7 +86,7 @@ static int add_export(struct xvb_config *cfg, const char *name, const char *type
 		return -EINVAL;
 	}
 	if (!xvb_model_find(models, type)) {
-		snprintf(err, errlen, "export '%s': unknown device type '%s' (blk, rng, console)",
+		snprintf(err, errlen, "export '%s': unknown device type '%s' (blk, rng, console, net)",
 			 name, type);
 		return -EINVAL;
 	}

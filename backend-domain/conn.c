@@ -659,17 +659,24 @@ static size_t conn_mem(const struct xvb_conn *c)
 	return sizeof(*c) + xvb_vdev_mem(&c->vdev);
 }
 
+/* The model's own counters (" name=value..."), or "". */
+static void model_stats(const struct xvb_conn *c, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (c->priv && c->ops && c->ops->stats)
+		c->ops->stats(c->priv, buf, len);
+}
+
 /* The toolstack wrote stats-request: answer with the counters in "stats"
  * and echo the request in "stats-seq" so it knows the answer is fresh. */
 void xvb_conn_publish_stats(struct xvb_conn *c)
 {
 	const struct xvb_stats *s = &c->stats;
-	char seq[32], model[160] = "";
+	char seq[32], model[1024];
 
 	if (rd(c, c->bepath, XVMSG_XS_STATS_REQUEST, seq, sizeof(seq)))
 		return;
-	if (c->priv && c->ops->stats)
-		c->ops->stats(c->priv, model, sizeof(model));
+	model_stats(c, model, sizeof(model));
 	wr(c, XVMSG_XS_STATS, "maps=%" PRIu64 " map_pages=%" PRIu64 " unmaps=%" PRIu64
 	   " unmap_pages=%" PRIu64 " notify_in=%" PRIu64 " notify_out=%" PRIu64
 	   " msgs_in=%" PRIu64 " msgs_out=%" PRIu64 " msgs_bad=%" PRIu64
@@ -690,10 +697,9 @@ bool xvb_conn_owns_backend_path(const struct xvb_conn *c, const char *path)
 void xvb_conn_dump(const struct xvb_conn *c, FILE *out)
 {
 	const struct xvb_stats *s = &c->stats;
-	char model[160] = "";
+	char model[1024];
 
-	if (c->priv && c->ops->stats)
-		c->ops->stats(c->priv, model, sizeof(model));
+	model_stats(c, model, sizeof(model));
 	fprintf(out, "%s mode=%s state=%d maps=%" PRIu64 " map_pages=%" PRIu64
 		" unmaps=%" PRIu64 " unmap_pages=%" PRIu64 " notify_in=%" PRIu64
 		" notify_out=%" PRIu64 " msgs_in=%" PRIu64 " msgs_out=%" PRIu64

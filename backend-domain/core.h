@@ -202,6 +202,10 @@ void xvb_vq_put_used(struct xvb_vq *vq, uint32_t id, uint32_t len);
 bool xvb_vq_publish(struct xvb_vq *vq);
 /* Are there available entries we have not taken?  One read of avail->idx. */
 bool xvb_vq_has_work(const struct xvb_vq *vq);
+/* The same, and when there are none, ask for a kick at the next entry
+ * (EVENT_IDX's avail_event, as xvb_vq_pop does going idle) and look again:
+ * for a caller that stops taking chains without seeing the queue empty. */
+bool xvb_vq_has_work_or_arm(struct xvb_vq *vq);
 
 /* ---- vdev.c: the virtio-msg device side -------------------------------- */
 

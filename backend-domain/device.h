@@ -69,9 +69,9 @@ struct xvb_req_limits {
 };
 
 /* Every op must be set except queues, set_config, set_limits, features,
- * quiesce and stats (may be NULL). */
+ * quiesce, stats and mem (may be NULL). */
 struct xvb_model_ops {
-	const char *type;		/* "blk", "rng", "console" */
+	const char *type;		/* "blk", "rng", "console", "net" */
 	uint32_t device_id;		/* VIRTIO_ID_* */
 	unsigned int num_queues;	/* the most an instance offers */
 	/* Queues this instance offers, 1..num_queues (its params may say);
@@ -108,7 +108,9 @@ struct xvb_model_ops {
 	void (*notify)(void *priv, unsigned int q);
 	/* Clean shutdown: finish and flush writes in flight. May block. */
 	void (*quiesce)(void *priv);
-	/* Model counters for the stats line: " key=value..." into buf. */
+	/* The model's own counters, appended to the device's: writes
+	 * " name=value" items ([a-z0-9_] names) into buf (NUL-terminated,
+	 * cut at len).  Never blocks. */
 	void (*stats)(void *priv, char *buf, size_t len);
 	/* Bytes the model holds for the device now (its state, request
 	 * slots, I/O engine), counted in the stats line's mem_bytes.
@@ -144,6 +146,31 @@ size_t xvb_buf_to_iov(const struct iovec *iov, unsigned int n, size_t skip, cons
 extern const struct xvb_model_ops xvb_blk_ops;
 extern const struct xvb_model_ops xvb_rng_ops;
 extern const struct xvb_model_ops xvb_console_ops;
+extern const struct xvb_model_ops xvb_net_ops;
+
+/*
+ * virtio-net's check of a transmit header (devices/net.c), exported for the
+ * unit tests and the fuzz target: hdr is the driver's 12-byte
+ * virtio_net_hdr_v1, already copied out of shared memory; frame_len the
+ * bytes after it; features the negotiated bits.  XVB_NET_TX_OK or why the
+ * frame is refused (each has its own counter, xvb_net_tx_err_name()).
+ */
+enum xvb_net_tx_err {
+	XVB_NET_TX_OK,
+	XVB_NET_TX_RUNT,	/* no header, or a frame shorter than an Ethernet header */
+	XVB_NET_TX_TOO_BIG,	/* frame over XVB_NET_FRAME_MAX */
+	XVB_NET_TX_BAD_FLAGS,	/* unknown flags, or NEEDS_CSUM without VIRTIO_NET_F_CSUM */
+	XVB_NET_TX_BAD_GSO,	/* gso_type unknown or not negotiated, gso_size 0, no NEEDS_CSUM */
+	XVB_NET_TX_BAD_HDR_LEN,	/* hdr_len beyond the frame */
+	XVB_NET_TX_BAD_CSUM,	/* csum_start + csum_offset + 2 beyond the frame */
+	XVB_NET_TX_NERR
+};
+#define XVB_NET_HDR_LEN		12	/* struct virtio_net_hdr_v1 */
+#define XVB_NET_FRAME_MAX	65553	/* 64 KiB IP packet, Ethernet header, VLAN tag */
+enum xvb_net_tx_err xvb_net_tx_check(const uint8_t hdr[XVB_NET_HDR_LEN], size_t frame_len,
+				     uint64_t features);
+/* The counter's name of a verdict ("tx_runt", ...). */
+const char *xvb_net_tx_err_name(enum xvb_net_tx_err e);
 
 /* A model parses its params with xvmsg_params_parse (include/xvmsg/params.h,
  * shared with xvmsg-ctl): fn for each item, fn's first non-zero value, 0, or

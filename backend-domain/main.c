@@ -21,6 +21,7 @@ static const struct xvb_model_ops *const models[] = {
 	&xvb_blk_ops,
 	&xvb_rng_ops,
 	&xvb_console_ops,
+	&xvb_net_ops,
 	NULL,
 };
 

@@ -143,8 +143,10 @@ int xvb_pop(struct xvb_vdev *d, unsigned int q, struct xvb_req *req)
 	if (d->broken || !d->activated || q >= d->nvqs || !d->vq[q].live)
 		return -EIO;
 	if (d->budgeted && !d->chain_budget) {
-		/* The call has done its share: the rest waits for its turn. */
-		if (xvb_vq_has_work(&d->vq[q]))
+		/* The call has done its share: the rest waits for its turn.
+		 * With nothing left, the driver's next entry must kick us:
+		 * the queue went idle without xvb_vq_pop seeing it empty. */
+		if (xvb_vq_has_work_or_arm(&d->vq[q]))
 			d->starved |= 1ULL << q;
 		return 0;
 	}

@@ -421,3 +421,16 @@ bool xvb_vq_has_work(const struct xvb_vq *vq)
 {
 	return vq->live && xvb_area_rd16(&vq->avail, 2) != vq->last_avail;
 }
+
+bool xvb_vq_has_work_or_arm(struct xvb_vq *vq)
+{
+	if (!vq->live)
+		return false;
+	if (xvb_area_rd16(&vq->avail, 2) != vq->last_avail || !vq->event_idx)
+		return xvb_area_rd16(&vq->avail, 2) != vq->last_avail;
+	/* As xvb_vq_pop going idle: the full barrier pairs with the driver's
+	 * between its avail->idx store and its read of avail_event. */
+	xvb_area_wr16(&vq->used, 4 + 8 * vq->size, vq->last_avail);
+	xvmsg_mb();
+	return xvb_area_rd16(&vq->avail, 2) != vq->last_avail;
+}

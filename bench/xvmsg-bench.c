@@ -34,7 +34,16 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <endian.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
+#include <linux/if_packet.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -84,6 +93,15 @@ static const struct workload workloads[NWL] = {
 	[W_SEQWRITE]  = { "seqwrite256k", XVD_BLK_WRITE, 262144, true, 8 },
 };
 
+enum { N_64, N_1500, N_64K, NNET };
+
+/* One mode's transmit phases of a net workload, summed over rounds. */
+struct net_result {
+	bool valid;
+	uint64_t pkts, bytes, ns;
+	uint64_t maps, kicks, notify_out, copied;
+};
+
 struct opts {
 	unsigned int modes;	/* bit per M_* */
 	unsigned int wls;	/* bit per W_* */
@@ -99,6 +117,7 @@ struct opts {
 	unsigned int devices;	/* --devices N: N devices driven together (0: off) */
 	bool noisy;		/* --workload noisy */
 	unsigned int queues;	/* --queues: virtio-blk request queues per device */
+	unsigned int net;	/* --workload net*: bit per N_* (0: blk) */
 };
 
 /* Latency samples in nanoseconds. */
@@ -157,6 +176,8 @@ struct bench {
 	struct result *mres[NWL];	/* --devices: per workload, per device */
 	struct result noisy[3];		/* B alone, B beside A, A */
 	struct result res[NMODES][NWL];
+	struct net_result nres[NMODES][NNET][2];	/* [..][0] transmit, [1] receive */
+	int raw_tap;			/* net: raw's tap, -1 */
 	struct samples ref_rtt;		/* eventfd round trips, ns */
 	struct result ref_raw;		/* raw 4 KiB reads, when raw mode is off */
 	bool tty;
@@ -332,6 +353,8 @@ static unsigned int nr_exports(const struct opts *o)
 	return o->devices ? o->devices : o->noisy ? 2 : 3;
 }
 
+static void net_tap_name(char *buf, size_t len, char which);
+
 static int backend_start(struct backend *be, const char *bin, const char *image,
 			 const struct opts *o)
 {
@@ -345,13 +368,17 @@ static int backend_start(struct backend *be, const char *bin, const char *image,
 		return fail("out of memory");
 	}
 	for (i = 0; i < n; i++) {
-		char q[24] = "";
+		char tap[IFNAMSIZ], q[24] = "";
 
 		export_name(o, i, name, sizeof(name));
+		net_tap_name(tap, sizeof(tap), "pgf"[i % 3]);
 		if (o->queues > 1)	/* a backend before queues= still runs the rest */
 			snprintf(q, sizeof(q), ",queues=%u", o->queues);
-		snprintf(exports[i], sizeof(exports[i]), "%s:blk:path=%s%s%s", name, image,
-			 o->direct ? ",direct=on" : "", q);
+		if (o->net)
+			snprintf(exports[i], sizeof(exports[i]), "%s:net:tap=%s", name, tap);
+		else
+			snprintf(exports[i], sizeof(exports[i]), "%s:blk:path=%s%s%s", name, image,
+				 o->direct ? ",direct=on" : "", q);
 	}
 	argv[argc++] = (char *)bin;
 	argv[argc++] = (char *)"--socket";
@@ -1475,6 +1502,519 @@ static void print_noisy(struct bench *b, FILE *csv)
 	}
 }
 
+/* ---- net workloads (--workload net64, net1500, net64k, net) -------------- */
+
+/*
+ * virtio-net, both ways.  Transmit: each mode's guest sends frames of one
+ * size as fast as its 64 transmit slots allow; the backend writes them to
+ * a tap of its own, whose host stack drops them (another host's MAC).
+ * "raw" writes the same frames, with the same header, straight into a tap
+ * from this process: the cost of the tap itself.  net64k frames are 64 KiB
+ * TSO frames (VIRTIO_NET_F_HOST_TSO4), which the tap takes whole.  Receive
+ * (net_rx_phase): frames sent into the tap from the host side reach the
+ * guest; raw reads them from a tap itself.
+ */
+struct net_wl {
+	const char *name;
+	uint32_t len;		/* frame bytes, without the virtio-net header */
+	bool tso;
+};
+
+static const struct net_wl net_wls[NNET] = {
+	[N_64]   = { "net64",   64,    false },
+	[N_1500] = { "net1500", 1514,  false },
+	[N_64K]  = { "net64k",  65548, true },
+};
+
+#define NET_FEATURES	((1ULL << 0) | (1ULL << 11))	/* VIRTIO_NET_F_CSUM, HOST_TSO4 */
+#define NET_RX_BUFS	256	/* receive buffers the guests keep posted */
+#define NET_WINDOW	200	/* receive: frames the sender keeps ahead, below the tap's queue */
+#define NET_ETH_TEST	0x88b5
+
+static void net_tap_name(char *buf, size_t len, char which)
+{
+	snprintf(buf, len, "xvb%u%c", (unsigned int)getpid() % 100000, which);
+}
+
+/* The frame of a workload and its header (virtio_net_hdr_v1, host order). */
+static void net_frame(const struct net_wl *w, uint8_t *f, struct xvd_net_hdr *h)
+{
+	static const uint8_t dst[6] = { 0x52, 0x54, 0x00, 0xbe, 0x0c, 0x01 };
+	uint16_t tot = htons((uint16_t)(w->len - 14));
+
+	memset(h, 0, sizeof(*h));
+	memset(f, 0x6b, w->len);
+	memcpy(f, dst, 6);
+	memcpy(f + 6, dst, 6);
+	f[6] = 0x02;
+	if (!w->tso) {
+		f[12] = 0x88;		/* local experimental ethertype */
+		f[13] = 0xb5;
+		return;
+	}
+	memset(f + 12, 0, 42);		/* IPv4 + TCP headers */
+	f[12] = 0x08;
+	f[14] = 0x45;
+	memcpy(f + 16, &tot, 2);
+	f[22] = 64;
+	f[23] = 6;
+	f[26] = 198, f[27] = 18, f[28] = 0, f[29] = 1;
+	f[30] = 198, f[31] = 18, f[32] = 0, f[33] = 2;
+	f[35] = 9, f[37] = 9;
+	f[46] = 0x50;
+	f[47] = 0x10;
+	h->flags = 1;			/* NEEDS_CSUM */
+	h->gso_type = 1;		/* TCPV4 */
+	h->hdr_len = 54;
+	h->gso_size = 1448;
+	h->csum_start = 34;
+	h->csum_offset = 16;
+}
+
+static int net_dev_open(struct bench *b, int mode)
+{
+	struct bench_dev *bd = &b->devs[mode];
+	char name[32];
+	struct xvd_domain_opts dopt = {
+		.socket_path = b->be.sock, .ram_pages = 8192, .log_level = XVD_LOG_WARN,
+		.log = drv_log, .log_ctx = b,
+	};
+	struct xvd_dev_opts o = {
+		.export_name = name, .devid = DEVID, .mode = drv_modes[mode],
+		.pool_pages = (b->o.net & (1u << N_64K)) ? 4096 : 1024,
+		.features = NET_FEATURES,
+	};
+	int r;
+
+	export_name(&b->o, (unsigned int)mode, name, sizeof(name));
+	bd->mode = mode;
+	r = xvd_domain_open_loop(&dopt, &bd->dom);
+	if (r < 0)
+		return fail("%s mode: cannot connect to the backend: %s", mode_names[mode],
+			    strerror(-r));
+	r = xvd_net_open(bd->dom, &o, NET_RX_BUFS, &bd->dev);
+	if (r < 0)
+		return fail("%s mode: cannot open export %s: %s", mode_names[mode], name,
+			    strerror(-r));
+	if ((b->o.net & (1u << N_64K)) &&
+	    (xvd_dev_features(bd->dev) & NET_FEATURES) != NET_FEATURES)
+		return fail("%s mode: the tap offers no TSO (features %#" PRIx64 ")",
+			    mode_names[mode], xvd_dev_features(bd->dev));
+	snprintf(bd->be_name, sizeof(bd->be_name), "net%u(dom%u)", DEVID, xvd_domain_id(bd->dom));
+	return 0;
+}
+
+/* A guest's timed (or warmup, r == NULL) transmit phase. */
+static int net_dev_phase(struct bench *b, struct bench_dev *bd, int wl, double secs,
+			 struct net_result *r)
+{
+	const struct net_wl *w = &net_wls[wl];
+	static uint8_t frame[65600];
+	struct xvd_net_hdr h;
+	struct be_counters c0, c1;
+	struct xvd_stats s0, s1;
+	uint64_t t0, deadline, n = 0;
+	int rc;
+
+	net_frame(w, frame, &h);
+	if (r) {
+		xvd_dev_stats(bd->dev, &s0);
+		if (backend_counters(&b->be, bd->be_name, &c0))
+			return -1;
+	}
+	t0 = now_ns();
+	deadline = t0 + (uint64_t)(secs * 1e9);
+	while (!g_stop_signal && now_ns() < deadline) {
+		for (unsigned int i = 0; i < 32; i++, n++) {
+			rc = xvd_net_send(bd->dev, &h, frame, w->len, i == 31 ? 0 : XVD_NO_KICK);
+			if (rc < 0)
+				return dev_fail(b, bd, "send", rc);
+		}
+	}
+	rc = xvd_net_tx_wait(bd->dev, COMPLETION_WAIT_MS);
+	if (rc < 0)
+		return dev_fail(b, bd, "transmit completions", rc);
+	if (!r)
+		return 0;
+	r->ns += now_ns() - t0;
+	xvd_dev_stats(bd->dev, &s1);
+	if (backend_counters(&b->be, bd->be_name, &c1))
+		return -1;
+	r->valid = true;
+	r->pkts += n;
+	r->bytes += n * w->len;
+	r->maps += c1.maps - c0.maps;
+	r->kicks += s1.kicks - s0.kicks;
+	r->notify_out += c1.notify_out - c0.notify_out;
+	r->copied += (s1.bounce_in - s0.bounce_in) + (s1.bounce_out - s0.bounce_out);
+	return 0;
+}
+
+/* The same frames written straight into a tap of our own. */
+static int net_raw_phase(struct bench *b, int wl, double secs, struct net_result *r)
+{
+	const struct net_wl *w = &net_wls[wl];
+	static uint8_t frame[65600];
+	uint8_t hb[XVD_NET_HDR_LEN];
+	struct xvd_net_hdr h;
+	struct iovec iov[2] = { { hb, sizeof(hb) }, { frame, 0 } };
+	uint64_t t0, deadline, n = 0;
+	uint16_t v[5];
+	int fd = b->raw_tap;
+
+	net_frame(w, frame, &h);
+	iov[1].iov_len = w->len;
+	hb[0] = h.flags;
+	hb[1] = h.gso_type;
+	v[0] = htole16(h.hdr_len);
+	v[1] = htole16(h.gso_size);
+	v[2] = htole16(h.csum_start);
+	v[3] = htole16(h.csum_offset);
+	v[4] = 0;
+	memcpy(hb + 2, v, sizeof(v));
+	t0 = now_ns();
+	deadline = t0 + (uint64_t)(secs * 1e9);
+	while (!g_stop_signal && now_ns() < deadline) {
+		for (unsigned int i = 0; i < 32;) {
+			ssize_t k = writev(fd, iov, 2);
+
+			if (k < 0 && errno == EAGAIN)
+				continue;
+			if (k != (ssize_t)(sizeof(hb) + w->len))
+				return fail("raw: writing to the tap: %s", strerror(errno));
+			i++;
+			n++;
+		}
+	}
+	if (r) {
+		r->valid = true;
+		r->ns += now_ns() - t0;
+		r->pkts += n;
+		r->bytes += n * w->len;
+	}
+	return 0;
+}
+
+/* raw's tap: created here (it goes when we close it), up, the header of
+ * the guests' frames. */
+static int net_raw_open(struct bench *b)
+{
+	struct ifreq ifr;
+	int hdr = XVD_NET_HDR_LEN, s;
+
+	memset(&ifr, 0, sizeof(ifr));
+	net_tap_name(ifr.ifr_name, sizeof(ifr.ifr_name), 'r');
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	b->raw_tap = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (b->raw_tap < 0 || ioctl(b->raw_tap, TUNSETIFF, &ifr) < 0 ||
+	    ioctl(b->raw_tap, TUNSETVNETHDRSZ, &hdr) < 0)
+		return fail("raw: cannot make tap %s: %s", ifr.ifr_name, strerror(errno));
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
+		if (s >= 0)
+			close(s);
+		return fail("raw: tap %s: %s", ifr.ifr_name, strerror(errno));
+	}
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) {
+		close(s);
+		return fail("raw: cannot set tap %s up: %s", ifr.ifr_name, strerror(errno));
+	}
+	close(s);
+	return 0;
+}
+
+/*
+ * Receive: a thread of ours sends the workload's frames into the mode's tap
+ * from the host side (a packet socket), keeping at most NET_WINDOW ahead of
+ * what was received, so that nothing is dropped at the tap; the guest (or,
+ * for raw, this process reading the tap itself) takes them.  64 KiB frames
+ * are single frames on taps whose MTU allows them: a GSO frame sent on a
+ * packet socket is segmented before the tap (it is "dodgy").
+ */
+struct net_sender {
+	int fd;
+	const uint8_t *frame;
+	size_t len;
+	atomic_ulong sent, received;
+	atomic_bool stop;
+	int err;
+};
+
+static void *net_sender_main(void *arg)
+{
+	struct net_sender *s = arg;
+
+	while (!atomic_load(&s->stop) && !g_stop_signal) {
+		/* Signed: frames a phase before left behind are received too. */
+		if ((long)(atomic_load(&s->sent) - atomic_load(&s->received)) >= NET_WINDOW) {
+			sched_yield();
+			continue;
+		}
+		if (send(s->fd, s->frame, s->len, 0) < 0) {
+			if (errno == ENOBUFS || errno == EAGAIN || errno == EINTR)
+				continue;
+			s->err = errno;
+			break;
+		}
+		atomic_fetch_add(&s->sent, 1);
+	}
+	return NULL;
+}
+
+/* A packet socket sending on tap (and its MTU raised for 64 KiB frames). */
+static int net_host_socket(const char *tap, uint32_t frame_len)
+{
+	struct sockaddr_ll sa = { .sll_family = AF_PACKET, .sll_protocol = htons(NET_ETH_TEST) };
+	struct ifreq ifr;
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0), s;
+
+	if (fd < 0)
+		return fail("packet socket: %s", strerror(errno));
+	sa.sll_ifindex = (int)if_nametoindex(tap);
+	if (!sa.sll_ifindex || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return fail("packet socket on %s: %s", tap, strerror(errno));
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", tap);
+	ifr.ifr_mtu = 65521;		/* a tap's largest */
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (frame_len > 1514 && (s < 0 || ioctl(s, SIOCSIFMTU, &ifr) < 0)) {
+		fail("MTU of %s: %s", tap, strerror(errno));
+		if (s >= 0)
+			close(s);
+		close(fd);
+		return -1;
+	}
+	if (s >= 0)
+		close(s);
+	return fd;
+}
+
+static int net_rx_phase(struct bench *b, int mode, int wl, double secs, struct net_result *r)
+{
+	const struct net_wl *w = &net_wls[wl];
+	struct bench_dev *bd = mode == M_RAW ? NULL : &b->devs[mode];
+	static uint8_t frame[65600], buf[65600 + XVD_NET_HDR_LEN];
+	/* A single frame's largest on a tap: its MTU 65521 and the header */
+	struct net_sender snd = { .frame = frame, .len = w->len < 65535 ? w->len : 65535 };
+	struct be_counters c0 = { 0 }, c1 = { 0 };
+	struct xvd_stats s0, s1;
+	uint64_t t0, t1, last, deadline, n = 0, bytes = 0;
+	unsigned long reopened = 0;
+	char tap[IFNAMSIZ];
+	pthread_t th;
+	int rc = -1, k;
+
+	memset(frame, 0x3c, snd.len);
+	frame[0] = 0x52, frame[1] = 0x54, frame[3] = 0x0c, frame[5] = 0x02;
+	memcpy(frame + 6, frame, 6);
+	frame[6] = 0x02;
+	frame[12] = NET_ETH_TEST >> 8;
+	frame[13] = NET_ETH_TEST & 0xff;
+	net_tap_name(tap, sizeof(tap), "pgfr"[mode]);
+	snd.fd = net_host_socket(tap, w->len);
+	if (snd.fd < 0)
+		return -1;
+	if (r && bd) {
+		xvd_dev_stats(bd->dev, &s0);
+		if (backend_counters(&b->be, bd->be_name, &c0))
+			goto out_fd;
+	}
+	if (pthread_create(&th, NULL, net_sender_main, &snd)) {
+		fail("cannot start the sender thread");
+		goto out_fd;
+	}
+	t0 = now_ns();
+	deadline = t0 + (uint64_t)(secs * 1e9);
+	last = t0;
+	while (!g_stop_signal && now_ns() < deadline) {
+		/* A frame the tap dropped would close the sender's window for
+		 * good: after a second without one, open it again; after 5 s,
+		 * give up. */
+		if (now_ns() - last > 1000 * 1000000ULL) {
+			if (now_ns() - last > (uint64_t)COMPLETION_WAIT_MS * 1000000ULL) {
+				fail("%s mode: no frame received in %d ms", mode_names[mode],
+				     COMPLETION_WAIT_MS);
+				break;
+			}
+			if (atomic_load(&snd.sent) != atomic_load(&snd.received)) {
+				reopened++;
+				atomic_store(&snd.received, atomic_load(&snd.sent));
+			}
+		}
+		if (bd) {
+			k = xvd_net_recv(bd->dev, NULL, buf, sizeof(buf), 100);
+			if (k == -ETIMEDOUT)
+				continue;
+			if (k < 0) {
+				dev_fail(b, bd, "receive", k);
+				break;
+			}
+			if (k < 14 || buf[12] != NET_ETH_TEST >> 8 || buf[13] != (NET_ETH_TEST & 0xff))
+				continue;	/* the host's own (IPv6 on a new interface) */
+		} else {
+			struct pollfd p = { .fd = b->raw_tap, .events = POLLIN };
+			ssize_t got = read(b->raw_tap, buf, sizeof(buf));
+
+			/* As the backend does: read until empty, then wait. */
+			if (got < 0 && errno == EAGAIN) {
+				poll(&p, 1, 100);
+				continue;
+			}
+			if (got < XVD_NET_HDR_LEN + 14) {
+				if (got < 0) {
+					fail("raw: reading the tap: %s", strerror(errno));
+					break;
+				}
+				continue;
+			}
+			k = (int)(got - XVD_NET_HDR_LEN);
+			if (buf[XVD_NET_HDR_LEN + 12] != NET_ETH_TEST >> 8)
+				continue;
+		}
+		n++;
+		bytes += (uint64_t)k;
+		last = now_ns();
+		atomic_fetch_add(&snd.received, 1);
+	}
+	if (reopened)
+		fprintf(stderr, "xvmsg-bench: %s %s rx: no frame for a second %lu time%s (frames "
+			"lost at the tap?)\n", mode_names[mode], w->name, reopened,
+			reopened == 1 ? "" : "s");
+	atomic_store(&snd.stop, true);
+	pthread_join(th, NULL);
+	if (g_stop_signal || now_ns() < deadline)
+		goto out_fd;
+	t1 = now_ns();
+	/* Take what is still on its way (not counted), so that the next
+	 * phase starts with an empty tap queue and nothing is dropped there. */
+	for (;;) {
+		if (bd) {
+			if (xvd_net_recv(bd->dev, NULL, buf, sizeof(buf), 50) < 0)
+				break;
+		} else {
+			struct pollfd p = { .fd = b->raw_tap, .events = POLLIN };
+
+			if (read(b->raw_tap, buf, sizeof(buf)) < 0 &&
+			    (errno != EAGAIN || poll(&p, 1, 50) != 1))
+				break;
+		}
+	}
+	if (snd.err) {
+		fail("sending on %s: %s", tap, strerror(snd.err));
+		goto out_fd;
+	}
+	/* What is still in flight is taken next phase, or left in the tap. */
+	if (r) {
+		r->ns += t1 - t0;
+		r->valid = true;
+		r->pkts += n;
+		r->bytes += bytes;
+		if (bd) {
+			xvd_dev_stats(bd->dev, &s1);
+			if (backend_counters(&b->be, bd->be_name, &c1))
+				goto out_fd;
+			r->maps += c1.maps - c0.maps;
+			r->kicks += s1.kicks - s0.kicks;
+			r->notify_out += c1.notify_out - c0.notify_out;
+			r->copied += (s1.bounce_in - s0.bounce_in) + (s1.bounce_out - s0.bounce_out);
+		}
+	}
+	rc = 0;
+out_fd:
+	close(snd.fd);
+	return rc;
+}
+
+static int net_phase(struct bench *b, int mode, int wl, double secs, struct net_result *r)
+{
+	int rc;
+
+	if (mode == M_RAW)
+		rc = net_raw_phase(b, wl, secs, r ? &r[0] : NULL);
+	else
+		rc = net_dev_phase(b, &b->devs[mode], wl, secs, r ? &r[0] : NULL);
+	return rc ? rc : net_rx_phase(b, mode, wl, secs, r ? &r[1] : NULL);
+}
+
+/* As run_all: warm each mode up, then the rounds, modes interleaved. */
+static int run_net(struct bench *b)
+{
+	double per_phase = b->o.seconds / b->o.rounds;
+	int modes[NMODES], nm = 0;
+
+	for (int m = 0; m < NMODES; m++)
+		if (b->o.modes & (1u << m))
+			modes[nm++] = m;
+	for (int wl = 0; wl < NNET; wl++) {
+		if (!(b->o.net & (1u << wl)))
+			continue;
+		for (int i = 0; i < nm; i++) {
+			progress(b, net_wls[wl].name, 0, mode_names[modes[i]]);
+			if (net_phase(b, modes[i], wl, per_phase < WARMUP_S ? per_phase : WARMUP_S,
+				      NULL))
+				return -1;
+		}
+		for (unsigned int round = 0; round < b->o.rounds; round++) {
+			for (int i = 0; i < nm; i++) {
+				int m = modes[(i + (int)round) % nm];
+
+				progress(b, net_wls[wl].name, round + 1, mode_names[m]);
+				if (net_phase(b, m, wl, per_phase, b->nres[m][wl]))
+					return -1;
+			}
+		}
+	}
+	progress(b, NULL, 0, NULL);
+	return 0;
+}
+
+static void print_net(struct bench *b, FILE *csv)
+{
+	printf("%-6s %-8s %-3s %6s %11s %9s %9s %8s %13s %13s\n", "mode", "workload", "dir",
+	       "frame", "packets/s", "MiB/s", "Gbit/s", "maps/pkt", "notifies/pkt",
+	       "copied B/pkt");
+	if (csv)
+		fprintf(csv, "mode,workload,dir,frame_bytes,pps,mib_s,gbit_s,maps_per_pkt,"
+			     "notifies_per_pkt,copied_bytes_per_pkt\n");
+	for (int i = 0; i < 2 * NNET; i++) {
+		int wl = i / 2, dir = i % 2;
+
+		for (int m = 0; m < NMODES; m++) {
+			struct net_result *r = &b->nres[m][wl][dir];
+			double secs = (double)r->ns / 1e9, n = r->pkts ? (double)r->pkts : 1;
+			double pps, mib, gbit;
+			/* received frames: single ones, 65535 bytes at most */
+			uint32_t flen = dir && net_wls[wl].len > 65535 ? 65535 : net_wls[wl].len;
+
+			if (!r->valid)
+				continue;
+			pps = secs > 0 ? (double)r->pkts / secs : 0;
+			mib = secs > 0 ? (double)r->bytes / secs / (1024.0 * 1024.0) : 0;
+			gbit = secs > 0 ? (double)r->bytes * 8 / secs / 1e9 : 0;
+			printf("%-6s %-8s %-3s %6u %11.0f %9.1f %9.2f", mode_names[m], net_wls[wl].name,
+			       dir ? "rx" : "tx", flen, pps, mib, gbit);
+			if (m == M_RAW)
+				printf(" %8s %13s %13s\n", "-", "-", "-");
+			else
+				printf(" %8.2f %13.2f %13.1f\n", (double)r->maps / n,
+				       (double)(r->kicks + r->notify_out) / n, (double)r->copied / n);
+			if (csv) {
+				fprintf(csv, "%s,%s,%s,%u,%.1f,%.2f,%.3f", mode_names[m],
+					net_wls[wl].name, dir ? "rx" : "tx", flen, pps, mib, gbit);
+				if (m == M_RAW)
+					fprintf(csv, ",,,\n");
+				else
+					fprintf(csv, ",%.3f,%.3f,%.1f\n", (double)r->maps / n,
+						(double)(r->kicks + r->notify_out) / n,
+						(double)r->copied / n);
+			}
+		}
+	}
+}
+
 /* ---- command line ------------------------------------------------------- */
 
 static void usage(FILE *out)
@@ -1489,7 +2029,10 @@ static void usage(FILE *out)
 "                     lat4k (QD 1), seqwrite256k (QD 8) or all (default); or\n"
 "                     noisy: two guests, A writing at QD 32 with a FLUSH every\n"
 "                     8 writes, B reading at QD 1: B's latency alone and\n"
-"                     beside A\n"
+"                     beside A; or net64, net1500, net64k (64 KiB frames, TSO\n"
+"                     when sent) or net (all three): virtio-net frames sent to\n"
+"                     a tap and received from it, raw writing and reading a\n"
+"                     tap itself (needs root)\n"
 "  --seconds N        timed seconds per mode per workload, over all rounds\n"
 "                     (default 3; fractions allowed)\n"
 "  --rounds N         rounds the time is split into (default 3)\n"
@@ -1624,6 +2167,17 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->noisy = !strcmp(optarg, "noisy");
 			if (o->noisy)
 				break;
+			o->net = 0;
+			if (!strcmp(optarg, "net")) {
+				o->net = (1u << NNET) - 1;
+				break;
+			}
+			for (i = 0; i < NNET && strcmp(optarg, net_wls[i].name); i++)
+				;
+			if (i < NNET) {
+				o->net = 1u << i;
+				break;
+			}
 			if (!strcmp(optarg, "all")) {
 				o->wls = (1u << NWL) - 1;
 				break;
@@ -1632,8 +2186,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				;
 			if (i == NWL)
 				return bad_usage("--workload: '%s' is not randread4k, seqread256k, "
-						 "randwrite4k, lat4k, seqwrite256k, all or noisy",
-						 optarg);
+						 "randwrite4k, lat4k, seqwrite256k, all, noisy, "
+						 "net64, net1500, net64k or net", optarg);
 			o->wls = 1u << i;
 			break;
 		case O_SECONDS:
@@ -1692,6 +2246,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		return bad_usage("unexpected argument '%s'", argv[optind]);
 	if (o->image && size_set)
 		return bad_usage("%s", "--size and --image exclude each other");
+	if (o->net && (o->devices || o->noisy || o->qd || o->image || size_set || o->direct))
+		return bad_usage("%s", "the net workloads take no --devices, --qd, --image, "
+				 "--size or --direct (up to 64 frames in flight)");
 	if (o->devices || o->noisy) {
 		if (o->devices && o->noisy)
 			return bad_usage("%s", "--devices and --workload noisy exclude each other");
@@ -1730,12 +2287,38 @@ static int default_backend(char *out, size_t len)
 
 /* ---- main --------------------------------------------------------------- */
 
+/* The net workloads: three taps served by the backend, one made here. */
+static int bench_run_net(struct bench *b, const char *backend_bin, FILE *csv)
+{
+	if (access("/dev/net/tun", R_OK | W_OK))
+		return fail("the net workloads need /dev/net/tun (root): %s", strerror(errno));
+	if (backend_start(&b->be, backend_bin, NULL, &b->o))
+		return -1;
+	for (int m = M_POOL; m <= M_FULL; m++) {
+		if (b->o.modes & (1u << m) && net_dev_open(b, m)) {
+			backend_check(&b->be);
+			return -1;
+		}
+	}
+	if (b->o.modes & (1u << M_RAW) && net_raw_open(b))
+		return -1;
+	if (run_net(b) || backend_check(&b->be))
+		return -1;
+	printf("xvmsg-bench: virtio-net to (tx) and from (rx) a tap, %.3g s per mode per "
+	       "workload and direction in %u round%s\n\n", b->o.seconds, b->o.rounds,
+	       b->o.rounds == 1 ? "" : "s");
+	print_net(b, csv);
+	return 0;
+}
+
 static int bench_run(struct bench *b, const char *backend_bin, FILE *csv)
 {
 	if (!mkdtemp(b->be.dir))
 		return fail("cannot create a temporary directory: %s", strerror(errno));
 	snprintf(b->be.sock, sizeof(b->be.sock), "%s/loop.sock", b->be.dir);
 	snprintf(b->be.log, sizeof(b->be.log), "%s/backend.log", b->be.dir);
+	if (b->o.net)
+		return bench_run_net(b, backend_bin, csv);
 	if (image_open(b))
 		return -1;
 	if (backend_start(&b->be, backend_bin, b->img_path, &b->o))
@@ -1801,6 +2384,8 @@ static void bench_cleanup(struct bench *b)
 		close(b->img_fd);
 	if (b->raw_fd >= 0)
 		close(b->raw_fd);
+	if (b->raw_tap >= 0)
+		close(b->raw_tap);
 	if (b->img_temp)
 		unlink(b->img_path);
 	if (b->be.dir[0] && strcmp(b->be.dir, "/tmp/xvmsg-bench-XXXXXX")) {
@@ -1830,6 +2415,7 @@ int main(int argc, char **argv)
 	}
 	b->img_fd = -1;
 	b->raw_fd = -1;
+	b->raw_tap = -1;
 	b->raw_rng = 0x853c49e6748fea9bULL;	/* xorshift: any non-zero seed */
 	rc = parse_args(argc, argv, &b->o);
 	if (rc) {

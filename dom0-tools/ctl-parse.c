@@ -196,9 +196,10 @@ int ctl_dev_set(struct ctl_dev *d, const char *key, const char *value, char *err
 				   "not '%s'", key, CTL_NAME_MAX, shown);
 		snprintf(d->backend, sizeof(d->backend), "%s", value);
 	} else if (!strcmp(k, "type")) {
-		if (strcmp(value, "blk") && strcmp(value, "rng") && strcmp(value, "console"))
+		if (strcmp(value, "blk") && strcmp(value, "rng") && strcmp(value, "console") &&
+		    strcmp(value, "net"))
 			return say(err, errlen, -EINVAL,
-				   "device type '%s' unknown: blk, rng or console", shown);
+				   "device type '%s' unknown: blk, rng, console or net", shown);
 		snprintf(d->type, sizeof(d->type), "%s", value);
 	} else if (!strcmp(k, "params")) {
 		if (strlen(value) > CTL_PARAMS_MAX || xvmsg_params_parse(value, params_ok, NULL))
@@ -366,6 +367,10 @@ static const struct entry_param entry_params[] = {
 	{ "console", "pty", false, false, 0 },
 	{ "console", "link", true, false, 0 },
 	{ "console", "socket", true, false, 0 },
+	{ "net", "tap", true, false, 0 },
+	{ "net", "mac", true, false, 0 },
+	{ "net", "offload", true, true, 0 },
+	{ "net", "mrg-rxbuf", true, true, 0 },
 };
 #define ENTRY_NPARAMS (sizeof(entry_params) / sizeof(entry_params[0]))
 
@@ -397,13 +402,15 @@ static void entry_key_list(const char *type, char *out, size_t len)
 static int entry_param_check(struct ctl_dev *d, const bool *seen, char *err, size_t errlen)
 {
 	unsigned int i, consoles = 0;
-	bool pty = false, link = false, path = false;
+	bool pty = false, link = false, path = false, tap = false;
 
 	for (i = 0; i < ENTRY_NPARAMS; i++) {
 		if (!seen[i])
 			continue;
 		if (!strcmp(entry_params[i].key, "path"))
 			path = true;
+		else if (!strcmp(entry_params[i].key, "tap"))
+			tap = true;
 		else if (!strcmp(entry_params[i].key, "link"))
 			link = true;
 		else if (!strcmp(entry_params[i].key, "pty"))
@@ -413,6 +420,8 @@ static int entry_param_check(struct ctl_dev *d, const bool *seen, char *err, siz
 	}
 	if (!strcmp(d->type, "blk") && !path)
 		return say(err, errlen, -EINVAL, "blk needs path=FILE");
+	if (!strcmp(d->type, "net") && !tap)
+		return say(err, errlen, -EINVAL, "net needs tap=NAME");
 	if (!strcmp(d->type, "console") && consoles != 1)
 		return say(err, errlen, -EINVAL, "console needs exactly one of stdio, pty, socket=PATH");
 	if (link && !pty)
@@ -441,10 +450,10 @@ int ctl_parse_entry(const char *entry, struct ctl_dev *d, char *err, size_t errl
 		*save++ = '\0';
 	item = trim(item);
 	if (!*item)
-		return say(err, errlen, -EINVAL, "no device type (blk, rng or console) first");
+		return say(err, errlen, -EINVAL, "no device type (blk, rng, console or net) first");
 	if (strchr(item, '='))
 		return say(err, errlen, -EINVAL,
-			   "the device type (blk, rng or console) comes first, not '%s'",
+			   "the device type (blk, rng, console or net) comes first, not '%s'",
 			   SHOW(shown, item));
 	r = ctl_dev_set(d, "type", item, err, errlen);
 	if (r)

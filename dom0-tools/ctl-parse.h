@@ -53,7 +53,7 @@ const char *ctl_state_name(const char *s);
 /* One device to attach, from the command line or a description file. */
 struct ctl_dev {
 	char backend[CTL_NAME_MAX + 1];	/* domain name or id; required */
-	char type[8];			/* "blk" | "rng" | "console"; required */
+	char type[8];			/* "blk" | "rng" | "console" | "net"; required */
 	char params[CTL_PARAMS_MAX + 1];	/* checked with xvmsg_params_parse */
 	char mode[8];			/* "pool" (default) | "grant" | "full" */
 	unsigned long pool_pages;	/* 1..XVMSG_MAX_POOL_PAGES, default 256 */

@@ -248,4 +248,53 @@ int xvd_console_write(struct xvd_dev *dev, const void *buf, size_t len);
  * the first byte.  Returns the count, or -ETIMEDOUT if nothing came. */
 int xvd_console_read(struct xvd_dev *dev, void *buf, size_t len, int timeout_ms);
 
+/* ---- virtio-net (receiveq 0, transmitq 1) ------------------------------- */
+
+#define XVD_NET_HDR_LEN		12	/* virtio_net_hdr_v1 before every frame */
+#define XVD_NET_FRAME_MAX	65553	/* largest frame: 64 KiB IP packet, Ethernet, VLAN */
+
+/* The header (virtio_net_hdr_v1), in host byte order. */
+struct xvd_net_hdr {
+	uint8_t flags;		/* VIRTIO_NET_HDR_F_* */
+	uint8_t gso_type;	/* VIRTIO_NET_HDR_GSO_* */
+	uint16_t hdr_len, gso_size, csum_start, csum_offset;
+	uint16_t num_buffers;	/* receive only */
+};
+
+struct xvd_net_info {
+	uint8_t mac[6];
+	bool have_mac;		/* VIRTIO_NET_F_MAC: mac is the device's */
+	bool link_up;		/* VIRTIO_NET_S_LINK_UP (always, without F_STATUS) */
+	bool mrg_rxbuf;		/* VIRTIO_NET_F_MRG_RXBUF negotiated */
+	uint64_t features;	/* negotiated */
+	uint32_t rx_buf_len;	/* bytes per receive buffer */
+	unsigned int rx_posted;	/* receive buffers the device holds */
+};
+
+/* Open a virtio-net device (asks for MAC, STATUS, MRG_RXBUF plus
+ * o->features, e.g. the offloads) and post rx_bufs receive buffers (0: none
+ * yet; at most the queue size).  Blocks. */
+int xvd_net_open(struct xvd_domain *d, const struct xvd_dev_opts *o, unsigned int rx_bufs,
+		 struct xvd_dev **out);
+/* Read MAC and link status from config space.  Blocks. */
+int xvd_net_info(struct xvd_dev *dev, struct xvd_net_info *info);
+/* Post up to n more receive buffers; how many were posted.  Never blocks. */
+int xvd_net_rx_post(struct xvd_dev *dev, unsigned int n);
+/* Queue one frame of len bytes (at most XVD_NET_FRAME_MAX; not checked
+ * further, so a test can send what the device must refuse) behind hdr
+ * (NULL: all zero).  Takes finished transmissions; waits (bounded) only
+ * while all 64 transmit slots are in flight.  XVD_NO_KICK: the caller
+ * kicks later (xvd_vq_kick, queue 1, or xvd_net_tx_wait). */
+int xvd_net_send(struct xvd_dev *dev, const struct xvd_net_hdr *hdr, const void *frame,
+		 size_t len, unsigned int flags);
+/* Kick and wait until every queued frame is done (-1: the device timeout);
+ * 0, -ETIMEDOUT or the device error.  Blocks. */
+int xvd_net_tx_wait(struct xvd_dev *dev, int timeout_ms);
+/* Receive one frame: its header into *hdr (may be NULL), up to len bytes of
+ * it into frame; returns its whole length.  The buffers it came in are
+ * posted again.  Waits up to timeout_ms (-1 = the device timeout):
+ * -ETIMEDOUT if nothing came. */
+int xvd_net_recv(struct xvd_dev *dev, struct xvd_net_hdr *hdr, void *frame, size_t len,
+		 int timeout_ms);
+
 #endif /* XVMSG_DRV_H */

@@ -50,6 +50,7 @@
 #define XVMSG_MIN_POOL_PAGES_BLK	8	/* 3 ring pages, a 12 KiB request */
 #define XVMSG_MIN_POOL_PAGES_CONSOLE	6	/* 2 rings, one receive page, output */
 #define XVMSG_MIN_POOL_PAGES_RNG	3	/* 1 ring, one buffer */
+#define XVMSG_MIN_POOL_PAGES_NET	32	/* 2 rings of 256, a 64 KiB frame, receive buffers */
 
 /* Largest single mapping (segment) for a pool of pool_pages pages. */
 static inline __u32 xvmsg_pool_seg_bytes(__u32 pool_pages)
@@ -97,7 +98,8 @@ static inline __u64 xvmsg_pool_sync_len(__u64 off, __u64 size, __u64 start, __u6
 	return size < end - off ? size : end - off;
 }
 
-/* Smallest pool for a device type ("blk", "rng", "console"); 1 for others. */
+/* Smallest pool for a device type ("blk", "rng", "console", "net"); 1 for
+ * others. */
 static inline __u32 xvmsg_min_pool_pages(const char *type)
 {
 	if (type && !strcmp(type, "blk"))
@@ -106,6 +108,8 @@ static inline __u32 xvmsg_min_pool_pages(const char *type)
 		return XVMSG_MIN_POOL_PAGES_CONSOLE;
 	if (type && !strcmp(type, "rng"))
 		return XVMSG_MIN_POOL_PAGES_RNG;
+	if (type && !strcmp(type, "net"))
+		return XVMSG_MIN_POOL_PAGES_NET;
 	return 1;
 }
 

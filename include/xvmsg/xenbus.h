@@ -115,7 +115,7 @@ enum xvmsg_mode {
 /* backend dir, written by the toolstack */
 #define XVMSG_XS_FRONTEND	"frontend"	/* path of the frontend dir */
 #define XVMSG_XS_FRONTEND_ID	"frontend-id"	/* domid */
-#define XVMSG_XS_TYPE		"type"		/* "blk" | "rng" | "console" */
+#define XVMSG_XS_TYPE		"type"		/* "blk" | "rng" | "console" | "net" */
 #define XVMSG_XS_PARAMS		"params"	/* device specific, see docs */
 #define XVMSG_XS_MODE		"mode"		/* "pool" (default) | "grant" | "full" */
 #define XVMSG_XS_POOL_PAGES	"pool-pages"	/* pool size in pages, default 256 */

@@ -26,7 +26,7 @@ struct fakebus {
 	unsigned int maps, unmaps, live;	/* calls and mappings alive */
 	unsigned int notifies;
 	uint32_t last_notify;
-	struct { char path[128], val[128]; } st[FB_MAX_STORE];
+	struct { char path[128], val[1024]; } st[FB_MAX_STORE];	/* a stats line is long */
 	struct fb_map { void *addr; unsigned int n; bool grant; uint64_t ids[64]; } map[256];
 	unsigned int nst;
 };

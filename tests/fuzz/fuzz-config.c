@@ -13,7 +13,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const struct xvb_model_ops *const models[] = {
-	&xvb_blk_ops, &xvb_rng_ops, &xvb_console_ops, NULL,
+	&xvb_blk_ops, &xvb_rng_ops, &xvb_console_ops, &xvb_net_ops, NULL,
 };
 
 static int count(void *arg, const char *key, const char *value)

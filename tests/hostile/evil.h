@@ -33,6 +33,11 @@ struct evil_env {
 	unsigned int blk_devid;		/* Xen: devids dom0 attached; loopback:
 					 * devids the case may use */
 	unsigned int rng_devid;
+	/* The net device to abuse: loopback its export (NULL: the net cases
+	 * are left out) and the tap it serves, Xen its devid (0: left out). */
+	const char *net_export;
+	const char *net_tap;
+	unsigned int net_devid;
 	unsigned int spare_devid;	/* loopback: first of many free devids */
 	/* The witness: a block device of another guest (loopback) or another
 	 * device of this guest (Xen), open and idle between cases. */
@@ -51,6 +56,7 @@ struct evil_env {
 };
 
 #define EVIL_LOOP_ONLY	1u	/* needs the loopback bus (attach, grant mode...) */
+#define EVIL_NET	2u	/* needs a net device (evil_env.net_*) */
 
 struct evil_case {
 	const char *name;
@@ -63,6 +69,7 @@ struct evil_case {
 extern const struct evil_case evil_ring_cases[];	/* evil-ring.c */
 extern const struct evil_case evil_msg_cases[];		/* evil-msg.c */
 extern const struct evil_case evil_quota_cases[];	/* evil-quota.c */
+extern const struct evil_case evil_net_cases[];		/* evil-net.c */
 
 /* ---- helpers (evil-common.c) ---- */
 
@@ -71,6 +78,15 @@ extern const struct evil_case evil_quota_cases[];	/* evil-quota.c */
 int evil_open_blk(struct evil_env *e, int mode, const struct xvd_dev_opts *o,
 		  struct xvd_dev **dev);
 int evil_open_rng(struct evil_env *e, const struct xvd_dev_opts *o, struct xvd_dev **dev);
+/* The hostile net device with these features wanted and rx_bufs receive
+ * buffers posted (evil-net.c).  -ENODEV when the environment has none. */
+int evil_open_net(struct evil_env *e, int mode, uint64_t features, unsigned int rx_bufs,
+		  struct xvd_dev **dev);
+/* Does the environment have the net device case k needs? */
+static inline bool evil_has_net(const struct evil_env *e)
+{
+	return e->xen ? e->net_devid != 0 : e->net_export != NULL;
+}
 
 /* The witness does a 4 KiB write + read back of a fresh pattern, and (on
  * loopback) the backend process is still alive.  0 or -1 with the reason

@@ -8,10 +8,12 @@
  *   XVMSG-GUEST: FAIL evil/<case>: expected <expect>; observed <observed>
  *
  * In a Xen guest (devices attached by dom0, pool mode):
- *   xvmsg-evil --xen --blk DEVID --rng DEVID --witness DEVID [--case NAME]...
+ *   xvmsg-evil --xen --blk DEVID --rng DEVID --witness DEVID [--net DEVID]
+ *              [--case NAME]...
  * On the loopback bus (a second connection plays the witness guest):
  *   xvmsg-evil --socket PATH --blk EXPORT --rng EXPORT --witness EXPORT
- *              [--backend-pid PID] [--case NAME]...
+ *              [--net EXPORT --tap NAME] [--backend-pid PID] [--case NAME]...
+ * The net cases run only when a net device is given.
  * (the full-mode cases want a backend started with --full; noisy-neighbour
  * reads the backend's counters, which only tests/loop/test-loop-evil can:
  * here it fails, saying so.)
@@ -29,14 +31,15 @@
 #include "evil.h"
 
 static const struct evil_case *const tables[] = { evil_ring_cases, evil_msg_cases,
-						  evil_quota_cases };
+						  evil_quota_cases, evil_net_cases };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: xvmsg-evil --xen --blk DEVID --rng DEVID --witness DEVID [--case NAME]...\n"
+"usage: xvmsg-evil --xen --blk DEVID --rng DEVID --witness DEVID [--net DEVID]\n"
+"                  [--case NAME]...\n"
 "       xvmsg-evil --socket PATH --blk EXPORT --rng EXPORT --witness EXPORT\n"
-"                  [--backend-pid PID] [--case NAME]...\n"
+"                  [--net EXPORT --tap NAME] [--backend-pid PID] [--case NAME]...\n"
 "       xvmsg-evil --list\n");
 }
 
@@ -73,12 +76,14 @@ int main(int argc, char **argv)
 		{ "rng", required_argument, NULL, 'r' },
 		{ "witness", required_argument, NULL, 'w' },
 		{ "backend-pid", required_argument, NULL, 'p' },
+		{ "net", required_argument, NULL, 'n' },
+		{ "tap", required_argument, NULL, 't' },
 		{ "case", required_argument, NULL, 'c' },
 		{ "list", no_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	const char *blk = NULL, *rng = NULL, *wit = NULL;
+	const char *blk = NULL, *rng = NULL, *wit = NULL, *net = NULL;
 	struct evil_env e = { 0 };
 	struct xvd_domain_opts dopts = { .log_level = XVD_LOG_ERR };
 	struct xvd_domain *wd = NULL;
@@ -94,6 +99,8 @@ int main(int argc, char **argv)
 		case 'r': rng = optarg; break;
 		case 'w': wit = optarg; break;
 		case 'p': e.backend_pid = (pid_t)atoi(optarg); break;
+		case 'n': net = optarg; break;
+		case 't': e.net_tap = optarg; break;
 		case 'c':
 			if (nnames == 64) {
 				fprintf(stderr, "xvmsg-evil: too many --case\n");
@@ -121,12 +128,15 @@ int main(int argc, char **argv)
 		e.blk_devid = parse_devid(blk);
 		e.rng_devid = parse_devid(rng);
 		wo.devid = parse_devid(wit);
+		e.net_devid = net ? parse_devid(net) : 0;
 		wo.export_name = "xen";
 		r = xvd_domain_open_xen(&dopts, &e.d);
 		wd = e.d;
 	} else {
 		e.blk_export = blk;
 		e.rng_export = rng;
+		e.net_export = net;
+		e.net_devid = 3;
 		e.blk_devid = 1;
 		e.rng_devid = 2;
 		e.spare_devid = 100;
@@ -151,6 +161,8 @@ int main(int argc, char **argv)
 			if (!wanted(names, nnames, k->name))
 				continue;
 			if (e.xen && (k->flags & EVIL_LOOP_ONLY))
+				continue;
+			if ((k->flags & EVIL_NET) && !evil_has_net(&e))
 				continue;
 			r = k->run(&e, obs, sizeof(obs));
 			if (r == 0)

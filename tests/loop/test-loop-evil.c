@@ -27,6 +27,7 @@ struct fx {
 	struct loop_fx lf;	/* lf.d: the evil domain, also e.d */
 	struct evil_env e;
 	struct xvd_domain *wd;	/* the witness's domain */
+	char tap[16];		/* the net export's */
 };
 
 static const struct evil_case *current;
@@ -57,13 +58,13 @@ static int setup(void **state)
 	struct loop_fx_opts o = {
 		.disk_bytes = 4u << 20,
 		/* --full: full-outside and full-map-flood abuse full mode. */
-		.args = { "--export", NULL, "--export", "rng0:rng", "--full" },
+		.args = { "--export", NULL, "--export", "rng0:rng", "--full", "--export", NULL },
 		.open_domain = 1, .domain = { .log_level = XVD_LOG_ERR },
 	};
 	struct xvd_dev_opts wo = { .export_name = "witness", .devid = 1,
 				   .mode = XVD_MODE_POOL, .pool_pages = 32 };
 	struct fx *f = calloc(1, sizeof(*f));
-	char wimg[160], wexp[256];
+	char wimg[160], wexp[256], nexp[64];
 
 	*state = f;
 	if (!f)
@@ -73,7 +74,13 @@ static int setup(void **state)
 	SETUP_TRY(backend_image(&f->lf.b, "witness.img", 1u << 20, wimg, sizeof(wimg)));
 	snprintf(wexp, sizeof(wexp), "witness:blk:path=%s", wimg);
 	o.args[1] = wexp;
+	snprintf(f->tap, sizeof(f->tap), "xve%u", (unsigned int)getpid() % 100000);
+	snprintf(nexp, sizeof(nexp), "net0:net:tap=%s", f->tap);
+	o.args[6] = nexp;
 	SETUP_TRY(loop_fx_start(&f->lf, &o));
+	f->e.net_export = "net0";
+	f->e.net_tap = f->tap;
+	f->e.net_devid = 3;
 	f->e.d = f->lf.d;
 	f->e.blk_export = "disk0";
 	f->e.rng_export = "rng0";
@@ -130,7 +137,7 @@ static bool wanted(const char *name)
 int main(void)
 {
 	static const struct evil_case *const tables[] = { evil_ring_cases, evil_msg_cases,
-							  evil_quota_cases };
+							  evil_quota_cases, evil_net_cases };
 	int fail = 0, total = 0;
 
 	signal(SIGPIPE, SIG_IGN);

@@ -14,7 +14,7 @@
 #include "core.h"
 
 static const struct xvb_model_ops *const models[] = {
-	&xvb_blk_ops, &xvb_rng_ops, &xvb_console_ops, NULL,
+	&xvb_blk_ops, &xvb_rng_ops, &xvb_console_ops, &xvb_net_ops, NULL,
 };
 
 static int parse(struct xvb_config *cfg, char *err, size_t len, ...)

@@ -33,7 +33,16 @@ struct t {
 	struct xvb_conn *c;
 };
 
-static const struct xvb_model_ops *const models[] = { &xvb_rng_ops, NULL };
+/* rng with counters of its own (stats op), as net has: a copy made in
+ * main(), before any test runs. */
+static struct xvb_model_ops rng_counting;
+
+static const struct xvb_model_ops *const models[] = { &xvb_rng_ops, &rng_counting, NULL };
+
+static void counting_stats(void *priv, char *buf, size_t len)
+{
+	snprintf(buf, len, " model_frames=7 model_drops=0");
+}
 
 static int setup(void **state)
 {
@@ -71,7 +80,7 @@ static void put(struct t *t, const char *path, const char *val)
 /* The key's value, or "" when absent. */
 static const char *get(struct t *t, const char *path)
 {
-	static char buf[128];
+	static char buf[1024];
 
 	if (t->fb.bus.ops->store_read(&t->fb.bus, path, buf, sizeof(buf)))
 		buf[0] = '\0';
@@ -514,6 +523,35 @@ static const char *connect_rev(struct t *t, const char *rev)
 
 /* By default both revisions are announced, with strict config generation,
  * and the frontend's choice is taken; an older frontend gets revision 1. */
+/* A model's counters end the device's line in "stats" and on SIGUSR1. */
+static void test_model_counters(void **state)
+{
+	struct t *t = *state;
+	char *dump = NULL;
+	const char *line;
+	size_t dlen = 0;
+	FILE *f;
+
+	put(t, BE "/frontend-id", "5");
+	put(t, BE "/type", "rngx");
+	put(t, BE "/frontend", FE);
+	put(t, FE "/state", "1");
+	assert_int_equal(xvb_conn_create(&t->be, 5, 0, &t->c), 0);
+	put(t, BE "/stats-request", "9");
+	xvb_conn_publish_stats(t->c);
+	line = get(t, BE "/stats");
+	assert_non_null(strstr(line, "maps=0 "));
+	assert_non_null(strstr(line, " bytes_in=0 model_frames=7 model_drops=0"));
+	assert_null(strchr(line, '\n'));
+	assert_string_equal(get(t, BE "/stats-seq"), "9");
+	f = open_memstream(&dump, &dlen);
+	assert_non_null(f);
+	xvb_conn_dump(t->c, f);
+	fclose(f);
+	assert_non_null(strstr(dump, " max_chains_call=0 model_frames=7 model_drops=0\n"));
+	free(dump);
+}
+
 static void test_rev_default(void **state)
 {
 	struct t *t = *state;
@@ -637,6 +675,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reserved_type_bits_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reply_slot_not_taken_by_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_round_robin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_model_counters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rev_default, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rev_old_frontend, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rev_unknown_refused, setup, teardown),
@@ -648,5 +687,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rev2_bus_get_devices, setup, teardown),
 	};
 
+	rng_counting = xvb_rng_ops;
+	rng_counting.type = "rngx";
+	rng_counting.stats = counting_stats;
 	return cmocka_run_group_tests_name("conn", tests, NULL, NULL);
 }

@@ -361,6 +361,16 @@ static void test_stats(void **state)
 					 "n=14 o=15 p=16 q=17", collect, &s, err, sizeof(err)),
 			 -E2BIG);
 
+	/* a net device's whole line, as the backend writes it */
+	assert_int_equal(ctl_parse_stats("maps=3 map_pages=129 unmaps=0 unmap_pages=0 notify_in=150 "
+					 "notify_out=150 msgs_in=14 msgs_out=14 msgs_bad=0 "
+					 "requests=204 bad_chains=0 bytes_out=155142 bytes_in=12288 "
+					 "tx_packets=198 tx_bytes=152766 rx_packets=6 rx_bytes=516 "
+					 "tx_runt=0 tx_too_big=0 tx_bad_flags=0 tx_bad_gso=0 "
+					 "tx_bad_hdr_len=0 tx_bad_csum=0 tx_tap_err=0 rx_bad_buf=0 "
+					 "rx_dropped=0 rx_waits=1 link_changes=0",
+					 NULL, NULL, err, sizeof(err)), 0);
+
 	stats_bad("maps=1 bytes_in=18446744073709551616", "counter 'bytes_in' over 64 bits");
 	stats_bad("maps=1 maps=2", "counter 'maps' given twice");
 	stats_bad("maps=-1", "counter 'maps' is not a number");
@@ -478,6 +488,13 @@ static void test_xlcfg_good(void **state)
 	assert_int_equal(g.desc.dev[1].line, 10);
 	assert_string_equal(g.desc.dev[2].params, "pty,link=/run/c");
 	assert_int_equal(g.desc.dev[2].line, 12);
+	/* a NIC */
+	assert_int_equal(xlcfg("name=\"g\"\nxvmsg = [ \"net, backend=drv, tap=xvtap-g1, "
+			       "mac=52:54:00:00:01:01, offload=off, mrg-rxbuf=on\" ]\n", &g), 0);
+	assert_int_equal(g.desc.n, 1);
+	assert_string_equal(g.desc.dev[0].type, "net");
+	assert_string_equal(g.desc.dev[0].params,
+			    "tap=xvtap-g1,mac=52:54:00:00:01:01,offload=off,mrg-rxbuf=on");
 	/* no xvmsg key: a guest without xvmsg devices */
 	assert_int_equal(xlcfg("name=\"g\"", &g), 0);
 	assert_int_equal(g.desc.n, 0);
@@ -517,6 +534,14 @@ static void test_xlcfg_bad(void **state)
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"rng, backend=d, backend=e\" ]\n", "key 'backend' given twice");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=/x, ro, ro\" ]\n", "key 'ro' given twice");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d\" ]\n", "blk needs path=FILE");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"net, backend=d, mac=52:54:00:00:01:01\" ]\n",
+		  "net needs tap=NAME");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"net, backend=d, tap=t, offload=maybe\" ]\n",
+		  "offload= must be on or off");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"net, backend=d, tap=t, pool-pages=16\" ]\n",
+		  "pool-pages must be at least 32 for net");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"net, backend=d, tap=t, path=/x\" ]\n",
+		  "unknown key 'path' for net");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=/x, ro=yes\" ]\n", "ro takes no value");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=/x, discard=maybe\" ]\n", "discard= must be on or off");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"blk, backend=d, path=/x, queues=0\" ]\n", "queues= must be 1..16, not '0'");
@@ -526,7 +551,7 @@ static void test_xlcfg_bad(void **state)
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"console, backend=d, pty, stdio\" ]\n", "exactly one of stdio, pty");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"console, backend=d, socket=/s, link=/l\" ]\n", "link= goes with pty only");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"rng, backend=d, pool-pages=2\" ]\n", "pool-pages must be at least 3 for rng");
-	xlcfg_bad("name=\"g\"\nxvmsg = [ \"backend=d, rng\" ]\n", "the device type (blk, rng or console) comes first");
+	xlcfg_bad("name=\"g\"\nxvmsg = [ \"backend=d, rng\" ]\n", "the device type (blk, rng, console or net) comes first");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"rng,, backend=d\" ]\n", "empty item between commas");
 	xlcfg_bad("name=\"g\"\nxvmsg = [ \"rng, backend=d\\n\" ]\n", "backslash escape");
 	xlcfg_bad("name=\"g\"\nxvmsg = \"rng, backend=d\"\n", "g.cfg:2: xvmsg must be a list");

@@ -69,7 +69,8 @@ static void test_minimums(void **state)
 	assert_int_equal(xvmsg_min_pool_pages("blk"), XVMSG_MIN_POOL_PAGES_BLK);
 	assert_int_equal(xvmsg_min_pool_pages("console"), XVMSG_MIN_POOL_PAGES_CONSOLE);
 	assert_int_equal(xvmsg_min_pool_pages("rng"), XVMSG_MIN_POOL_PAGES_RNG);
-	assert_int_equal(xvmsg_min_pool_pages("net"), 1);
+	assert_int_equal(xvmsg_min_pool_pages("net"), XVMSG_MIN_POOL_PAGES_NET);
+	assert_int_equal(xvmsg_min_pool_pages("gpu"), 1);
 	assert_int_equal(xvmsg_min_pool_pages(NULL), 1);
 	/* The blk minimum carries a request; one page less carries too little
 	 * beside the rings. */
