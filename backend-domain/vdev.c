@@ -289,17 +289,32 @@ static bool blocks_exist(uint32_t index, uint32_t n)
 	return n == 0 || index <= UINT32_MAX - (n - 1);
 }
 
+/*
+ * The request of GET_DEVICE_FEATURES (with_data false) or
+ * SET_DRIVER_FEATURES (with_data true: num_blocks words follow it), copied
+ * out of in and converted to host order in *req.  0, or -1 when it is short
+ * or names more blocks than allowed or than exist.
+ */
+static int features_req(const uint8_t *in, size_t len, bool with_data, struct vmsg_features *req)
+{
+	if (len < sizeof(*req))
+		return -1;
+	memcpy(req, in, sizeof(*req));
+	req->block_index = le32toh(req->block_index);
+	req->num_blocks = le32toh(req->num_blocks);
+	if (req->num_blocks > VMSG_MAX_FEATURE_BLOCKS ||
+	    (with_data && len < sizeof(*req) + 4 * req->num_blocks) ||
+	    !blocks_exist(req->block_index, req->num_blocks))
+		return -1;
+	return 0;
+}
+
 static int h_get_features(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8_t *out)
 {
 	struct vmsg_features req, *r = (void *)out;
 	uint32_t i;
 
-	if (len < sizeof(req))
-		return -1;
-	memcpy(&req, in, sizeof(req));
-	req.block_index = le32toh(req.block_index);
-	req.num_blocks = le32toh(req.num_blocks);
-	if (req.num_blocks > VMSG_MAX_FEATURE_BLOCKS || !blocks_exist(req.block_index, req.num_blocks))
+	if (features_req(in, len, false, &req))
 		return -1;
 	r->block_index = htole32(req.block_index);
 	r->num_blocks = htole32(req.num_blocks);
@@ -316,13 +331,7 @@ static int h_set_features(struct xvb_vdev *d, const uint8_t *in, size_t len, uin
 	struct vmsg_features req;
 	uint32_t i;
 
-	if (len < sizeof(req))
-		return -1;
-	memcpy(&req, in, sizeof(req));
-	req.block_index = le32toh(req.block_index);
-	req.num_blocks = le32toh(req.num_blocks);
-	if (req.num_blocks > VMSG_MAX_FEATURE_BLOCKS || len < sizeof(req) + 4 * req.num_blocks ||
-	    !blocks_exist(req.block_index, req.num_blocks))
+	if (features_req(in, len, true, &req))
 		return -1;
 	if (!(d->status & VMSG_STATUS_DRIVER) || (d->status & VMSG_STATUS_FEATURES_OK)) {
 		xvb_dbg(d->log, "%s: SET_DRIVER_FEATURES in status 0x%x ignored", d->name, d->status);

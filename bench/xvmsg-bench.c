@@ -50,6 +50,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <xvmsg/counters.h>
 #include <xvmsg/pool.h>
 
 #include "xvmsg-drv.h"
@@ -447,20 +448,6 @@ static void backend_stop(struct backend *be)
 	be->pid = 0;
 }
 
-/* Value of " key=<u64>" in line; false if absent. */
-static bool kv_u64(const char *line, const char *key, uint64_t *v)
-{
-	char pat[32];
-	const char *p;
-
-	snprintf(pat, sizeof(pat), " %s=", key);
-	p = strstr(line, pat);
-	if (!p)
-		return false;
-	*v = strtoull(p + strlen(pat), NULL, 10);
-	return true;
-}
-
 /*
  * Ask the backend for its counters (SIGUSR1) and parse the line of device
  * `name` from the part of the log written after the signal.  Only whole
@@ -468,7 +455,6 @@ static bool kv_u64(const char *line, const char *key, uint64_t *v)
  */
 static int backend_counters(struct backend *be, const char *name, struct be_counters *c)
 {
-	size_t nlen = strlen(name);
 	char line[1024];
 	FILE *f;
 	int i;
@@ -487,20 +473,12 @@ static int backend_counters(struct backend *be, const char *name, struct be_coun
 		return fail("cannot signal the backend: %s", strerror(errno));
 	}
 	for (i = 0; i < 3000; i++) {	/* 3 s */
-		clearerr(f);
-		fseek(f, be->log_off, SEEK_SET);
-		while (fgets(line, sizeof(line), f)) {
-			const char *m;
+		if (xvmsg_counters_line(f, &be->log_off, name, line, sizeof(line))) {
+			const char *m = strstr(line, " mode=");
 
-			if (!strchr(line, '\n'))
-				break;		/* incomplete: read it again later */
-			be->log_off = ftell(f);
-			if (strncmp(line, name, nlen) || line[nlen] != ' ')
-				continue;
-			m = strstr(line, " mode=");
-			if (!m || !kv_u64(line, "maps", &c->maps) ||
-			    !kv_u64(line, "unmaps", &c->unmaps) ||
-			    !kv_u64(line, "notify_out", &c->notify_out)) {
+			if (!m || !xvmsg_counter(line, "maps", &c->maps) ||
+			    !xvmsg_counter(line, "unmaps", &c->unmaps) ||
+			    !xvmsg_counter(line, "notify_out", &c->notify_out)) {
 				fclose(f);
 				return fail("cannot parse the backend counters: %s", line);
 			}

@@ -429,6 +429,18 @@ static int entry_param_check(struct ctl_dev *d, const bool *seen, char *err, siz
 	return 0;
 }
 
+/* The item *rest starts with, cut at its comma and trimmed; *rest moves past
+ * the comma, or becomes NULL after the last item. */
+static char *next_item(char **rest)
+{
+	char *item = *rest;
+
+	*rest = strchr(item, ',');
+	if (*rest)
+		*(*rest)++ = '\0';
+	return trim(item);
+}
+
 int ctl_parse_entry(const char *entry, struct ctl_dev *d, char *err, size_t errlen)
 {
 	bool seen_key[ENTRY_NKEYS] = { false }, seen_param[ENTRY_NPARAMS] = { false };
@@ -444,11 +456,8 @@ int ctl_parse_entry(const char *entry, struct ctl_dev *d, char *err, size_t errl
 		return say(err, errlen, -EINVAL, "entry longer than %d characters", CTL_LINE_MAX);
 	snprintf(buf, sizeof(buf), "%s", entry);
 	/* The type: everything up to the first comma. */
-	item = buf;
-	save = strchr(buf, ',');
-	if (save)
-		*save++ = '\0';
-	item = trim(item);
+	save = buf;
+	item = next_item(&save);
 	if (!*item)
 		return say(err, errlen, -EINVAL, "no device type (blk, rng, console or net) first");
 	if (strchr(item, '='))
@@ -462,11 +471,7 @@ int ctl_parse_entry(const char *entry, struct ctl_dev *d, char *err, size_t errl
 	while (save) {
 		char *eq, *value;
 
-		item = save;
-		save = strchr(item, ',');
-		if (save)
-			*save++ = '\0';
-		item = trim(item);
+		item = next_item(&save);
 		if (!*item)
 			return say(err, errlen, -EINVAL, "empty item between commas");
 		eq = strchr(item, '=');

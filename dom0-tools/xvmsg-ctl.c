@@ -192,9 +192,10 @@ static long long now_ms(void)
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-/* Wait until fn says done (1) or failed (-1), re-checking on every watch
- * event under path.  Returns 1, -1, or 0 on timeout. */
-static int wait_for(struct ctl *c, const char *path, int (*fn)(struct ctl *, void *), void *arg)
+/* Wait until fn(c, path, arg) says done (1) or failed (-1), re-checking on
+ * every watch event under path.  Returns 1, -1, or 0 on timeout. */
+static int wait_for(struct ctl *c, const char *path,
+		    int (*fn)(struct ctl *, const char *, void *), void *arg)
 {
 	long long end = now_ms() + c->timeout_s * 1000LL;
 	struct pollfd p = { .fd = xs_fileno(c->xs), .events = POLLIN };
@@ -203,7 +204,7 @@ static int wait_for(struct ctl *c, const char *path, int (*fn)(struct ctl *, voi
 
 	if (!xs_watch(c->xs, path, "xvmsg-ctl"))
 		return -1;
-	while ((r = fn(c, arg)) == 0) {
+	while ((r = fn(c, path, arg)) == 0) {
 		long long left = end - now_ms();
 
 		if (left <= 0)
@@ -216,26 +217,23 @@ static int wait_for(struct ctl *c, const char *path, int (*fn)(struct ctl *, voi
 	return r;
 }
 
-struct attach_wait {
-	char be[200];
-	char why[256];
-};
+#define WHY_MAX 256	/* why a backend refused a device */
 
-/* The backend domain writes state and error: both untrusted here. */
-static int backend_answered(struct ctl *c, void *arg)
+/* The backend domain writes state and error in be: both untrusted here.
+ * why (WHY_MAX bytes) gets its reason when it refused. */
+static int backend_answered(struct ctl *c, const char *be, void *why)
 {
-	struct attach_wait *w = arg;
-	char *state = rd(c, "%s/%s", w->be, XVMSG_XS_STATE);
-	char *err = rd(c, "%s/%s", w->be, XVMSG_XS_HOTPLUG_ERROR);
+	char *state = rd(c, "%s/%s", be, XVMSG_XS_STATE);
+	char *err = rd(c, "%s/%s", be, XVMSG_XS_HOTPLUG_ERROR);
 	unsigned int st;
 	char shown[64];
 	int r = 0;
 
 	if (err) {
-		ctl_printable(w->why, sizeof(w->why), err);
+		ctl_printable(why, WHY_MAX, err);
 		r = -1;
 	} else if (state && ctl_parse_state(state, &st)) {
-		snprintf(w->why, sizeof(w->why), "it wrote an invalid state '%s'",
+		snprintf(why, WHY_MAX, "it wrote an invalid state '%s'",
 			 ctl_printable(shown, sizeof(shown), state));
 		r = -1;
 	} else if (state && st >= XVMSG_STATE_INITWAIT && st <= XVMSG_STATE_CONNECTED) {
@@ -276,7 +274,7 @@ static int do_attach(struct ctl *c, const char *frontend, const struct ctl_dev *
 		     const struct ctl_desc *desc, struct attached *done)
 {
 	unsigned long devid = d->devid;
-	struct attach_wait w = { .why = "" };
+	char be_dir[200], why[WHY_MAX] = "";
 	const char *mode = d->mode, *params = d->params, *type = d->type;
 	unsigned long pool = d->pool_pages;
 	char fe_dir[200];
@@ -299,7 +297,7 @@ static int do_attach(struct ctl *c, const char *frontend, const struct ctl_dev *
 		if (devid > CTL_MAX_DEVID)
 			return fail("domain %ld has no free device id", fe);
 	}
-	be_path(w.be, sizeof(w.be), be, fe, devid);
+	be_path(be_dir, sizeof(be_dir), be, fe, devid);
 	fe_path(fe_dir, sizeof(fe_dir), fe, devid);
 
 	for (;;) {
@@ -309,19 +307,19 @@ static int do_attach(struct ctl *c, const char *frontend, const struct ctl_dev *
 		if (t == XBT_NULL)
 			return fail("xenstore transaction: %s", strerror(errno));
 		ok = write_dir(c, t, fe_dir, fe, be) &&
-		     wr(c, t, fe_dir, XVMSG_XS_BACKEND, "%s", w.be) &&
+		     wr(c, t, fe_dir, XVMSG_XS_BACKEND, "%s", be_dir) &&
 		     wr(c, t, fe_dir, XVMSG_XS_BACKEND_ID, "%ld", be) &&
 		     wr(c, t, fe_dir, XVMSG_XS_TYPE, "%s", type) &&
 		     wr(c, t, fe_dir, XVMSG_XS_STATE, "%d", XVMSG_STATE_INITIALISING) &&
-		     write_dir(c, t, w.be, be, fe) &&
-		     wr(c, t, w.be, XVMSG_XS_FRONTEND_ID, "%ld", fe) &&
-		     wr(c, t, w.be, XVMSG_XS_TYPE, "%s", type) &&
-		     wr(c, t, w.be, XVMSG_XS_PARAMS, "%s", params) &&
-		     wr(c, t, w.be, XVMSG_XS_MODE, "%s", mode) &&
-		     wr(c, t, w.be, XVMSG_XS_POOL_PAGES, "%lu", pool) &&
-		     wr(c, t, w.be, "online", "1") &&
-		     wr(c, t, w.be, XVMSG_XS_STATE, "%d", XVMSG_STATE_INITIALISING) &&
-		     wr(c, t, w.be, XVMSG_XS_FRONTEND, "%s", fe_dir);
+		     write_dir(c, t, be_dir, be, fe) &&
+		     wr(c, t, be_dir, XVMSG_XS_FRONTEND_ID, "%ld", fe) &&
+		     wr(c, t, be_dir, XVMSG_XS_TYPE, "%s", type) &&
+		     wr(c, t, be_dir, XVMSG_XS_PARAMS, "%s", params) &&
+		     wr(c, t, be_dir, XVMSG_XS_MODE, "%s", mode) &&
+		     wr(c, t, be_dir, XVMSG_XS_POOL_PAGES, "%lu", pool) &&
+		     wr(c, t, be_dir, "online", "1") &&
+		     wr(c, t, be_dir, XVMSG_XS_STATE, "%d", XVMSG_STATE_INITIALISING) &&
+		     wr(c, t, be_dir, XVMSG_XS_FRONTEND, "%s", fe_dir);
 		if (!ok) {
 			int e = errno;
 
@@ -334,12 +332,12 @@ static int do_attach(struct ctl *c, const char *frontend, const struct ctl_dev *
 			return fail("xenstore transaction: %s", strerror(errno));
 	}
 	if (d->wait) {
-		r = wait_for(c, w.be, backend_answered, &w);
+		r = wait_for(c, be_dir, backend_answered, why);
 		if (r <= 0) {
-			remove_dirs(c, w.be, fe_dir);
+			remove_dirs(c, be_dir, fe_dir);
 			if (r < 0)
 				return fail("backend refused device %lu: %s", devid,
-					    w.why[0] ? w.why : "xenstore watch failed");
+					    why[0] ? why : "xenstore watch failed");
 			return fail("backend domain %ld did not answer within %d s; is "
 				    "xvmsg-backend --bus xen running there? (device removed)",
 				    be, c->timeout_s);
@@ -363,20 +361,29 @@ static void undo_attached(struct ctl *c, const struct attached *done, unsigned i
 	}
 }
 
+/* The domain a->domain (*fe) and the backend domain (*be) of its device
+ * a->devid: 0, or 1 after a message. */
+static int find_device(struct ctl *c, const struct ctl_args *a, long *fe, long *be)
+{
+	*fe = resolve_domain_opt(c, a->domain, true);
+	if (*fe < 0)
+		return 1;
+	*be = find_backend(c, *fe, a->devid);
+	if (*be == -2)
+		return 1;
+	if (*be < 0)
+		return fail("domain %ld has no xvmsg device %u", *fe, a->devid);
+	return 0;
+}
+
 static int cmd_detach(struct ctl *c, const struct ctl_args *a)
 {
 	char be_dir[200], fe_dir[200];
 	unsigned long devid = a->devid;
 	long fe, be;
 
-	fe = resolve_domain_opt(c, a->domain, true);
-	if (fe < 0)
+	if (find_device(c, a, &fe, &be))
 		return 1;
-	be = find_backend(c, fe, devid);
-	if (be == -2)
-		return 1;
-	if (be < 0)
-		return fail("domain %ld has no xvmsg device %lu", fe, devid);
 	be_path(be_dir, sizeof(be_dir), be, fe, devid);
 	fe_path(fe_dir, sizeof(fe_dir), fe, devid);
 	/* The backend tears the device down when its directory goes; the
@@ -533,16 +540,11 @@ static int cmd_list(struct ctl *c, const struct ctl_args *a)
 	return 0;
 }
 
-struct stats_wait {
-	char be[200];
-	char seq[32];
-};
-
-static int stats_fresh(struct ctl *c, void *arg)
+/* Has the backend answered the request want (its stats-seq)? */
+static int stats_fresh(struct ctl *c, const char *be, void *want)
 {
-	struct stats_wait *w = arg;
-	char *seq = rd(c, "%s/%s", w->be, XVMSG_XS_STATS_SEQ);
-	int r = seq && strcmp(seq, w->seq) == 0;
+	char *seq = rd(c, "%s/%s", be, XVMSG_XS_STATS_SEQ);
+	int r = seq && strcmp(seq, want) == 0;
 
 	free(seq);
 	return r;
@@ -567,28 +569,20 @@ static int print_counter(void *arg, const char *key, unsigned long long value)
 
 static int cmd_stats(struct ctl *c, const struct ctl_args *a)
 {
-	struct stats_wait w;
 	struct stats_out o = { .json = c->json, .first = true };
-	unsigned long devid = a->devid;
-	char path[256], why[256], *stats;
+	char be_dir[200], seq[32], path[256], why[256], *stats;
 	long fe, be;
 
-	fe = resolve_domain_opt(c, a->domain, true);
-	if (fe < 0)
+	if (find_device(c, a, &fe, &be))
 		return 1;
-	be = find_backend(c, fe, devid);
-	if (be == -2)
-		return 1;
-	if (be < 0)
-		return fail("domain %ld has no xvmsg device %lu", fe, devid);
-	be_path(w.be, sizeof(w.be), be, fe, devid);
-	snprintf(w.seq, sizeof(w.seq), "%lld-%d", now_ms(), (int)getpid());
-	snprintf(path, sizeof(path), "%s/%s", w.be, XVMSG_XS_STATS_REQUEST);
-	if (!xs_write(c->xs, XBT_NULL, path, w.seq, (unsigned int)strlen(w.seq)))
+	be_path(be_dir, sizeof(be_dir), be, fe, a->devid);
+	snprintf(seq, sizeof(seq), "%lld-%d", now_ms(), (int)getpid());
+	snprintf(path, sizeof(path), "%s/%s", be_dir, XVMSG_XS_STATS_REQUEST);
+	if (!xs_write(c->xs, XBT_NULL, path, seq, (unsigned int)strlen(seq)))
 		return fail("writing %s: %s", path, strerror(errno));
-	if (wait_for(c, w.be, stats_fresh, &w) <= 0)
+	if (wait_for(c, be_dir, stats_fresh, seq) <= 0)
 		return fail("backend domain %ld did not answer within %d s", be, c->timeout_s);
-	stats = rd(c, "%s/%s", w.be, XVMSG_XS_STATS);
+	stats = rd(c, "%s/%s", be_dir, XVMSG_XS_STATS);
 	if (!stats)
 		return fail("backend wrote no counters");
 	/* Checked whole before anything is printed. */

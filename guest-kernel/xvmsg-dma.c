@@ -293,10 +293,6 @@ static dma_addr_t pool_map_phys_rcu(struct device *dev, phys_addr_t phys, size_t
 		memset(c->pool.va + ((size_t)idx << XVMSG_POOL_UNIT_SHIFT), 0xff, size);
 	return pool_bus(&c->pool, (size_t)idx << XVMSG_POOL_UNIT_SHIFT);
 }
-XVMSG_RCU_OP(dma_addr_t, pool_map_phys,
-	     (struct device *dev, phys_addr_t phys, size_t size, enum dma_data_direction dir,
-	      unsigned long attrs),
-	     (dev, phys, size, dir, attrs))
 
 static void pool_unmap_phys_rcu(struct device *dev, dma_addr_t addr, size_t size,
 				enum dma_data_direction dir, unsigned long attrs)
@@ -328,10 +324,6 @@ static void pool_unmap_phys_rcu(struct device *dev, dma_addr_t addr, size_t size
 		bounce(c, c->pool.slot[idx].orig, c->pool.va + off, size, false);
 	pool_give(c, idx, n, flags);
 }
-XVMSG_RCU_VOID_OP(pool_unmap_phys,
-		  (struct device *dev, dma_addr_t addr, size_t size, enum dma_data_direction dir,
-		   unsigned long attrs),
-		  (dev, addr, size, dir, attrs))
 
 /*
  * The streaming mapping that holds pool byte off: its first and end byte.
@@ -494,10 +486,6 @@ static dma_addr_t grant_map_phys_rcu(struct device *dev, phys_addr_t phys, size_
 	return grant_pages(c, XEN_PFN_DOWN(phys), PFN_UP(offset + size), offset,
 			   dir == DMA_TO_DEVICE);
 }
-XVMSG_RCU_OP(dma_addr_t, grant_map_phys,
-	     (struct device *dev, phys_addr_t phys, size_t size, enum dma_data_direction dir,
-	      unsigned long attrs),
-	     (dev, phys, size, dir, attrs))
 
 static void grant_unmap_phys_rcu(struct device *dev, dma_addr_t addr, size_t size,
 				 enum dma_data_direction dir, unsigned long attrs)
@@ -522,10 +510,6 @@ static void grant_unmap_phys_rcu(struct device *dev, dma_addr_t addr, size_t siz
 				"backend still maps %u page(s) of a buffer the driver took back (grants %u..%u)",
 				busy, ref, ref + n - 1);
 }
-XVMSG_RCU_VOID_OP(grant_unmap_phys,
-		  (struct device *dev, dma_addr_t addr, size_t size, enum dma_data_direction dir,
-		   unsigned long attrs),
-		  (dev, addr, size, dir, attrs))
 
 static void *grant_alloc(struct device *dev, size_t size, dma_addr_t *handle, gfp_t gfp,
 			 unsigned long attrs)
@@ -647,10 +631,6 @@ static dma_addr_t full_map_phys_rcu(struct device *dev, phys_addr_t phys, size_t
 	}
 	return ((dma_addr_t)gfn << PAGE_SHIFT) | offset;
 }
-XVMSG_RCU_OP(dma_addr_t, full_map_phys,
-	     (struct device *dev, phys_addr_t phys, size_t size, enum dma_data_direction dir,
-	      unsigned long attrs),
-	     (dev, phys, size, dir, attrs))
 
 static void full_unmap_phys_rcu(struct device *dev, dma_addr_t addr, size_t size,
 				enum dma_data_direction dir, unsigned long attrs)
@@ -660,10 +640,6 @@ static void full_unmap_phys_rcu(struct device *dev, dma_addr_t addr, size_t size
 	if (c)
 		xvmsg_shadow_unmapped(c, addr);	/* a chain virtio_ring freed? */
 }
-XVMSG_RCU_VOID_OP(full_unmap_phys,
-		  (struct device *dev, dma_addr_t addr, size_t size, enum dma_data_direction dir,
-		   unsigned long attrs),
-		  (dev, addr, size, dir, attrs))
 
 #define FULL_ALLOC_TRIES 4
 
@@ -713,6 +689,18 @@ static void full_free(struct device *dev, size_t size, void *vaddr, dma_addr_t h
 
 /* ---- common ---------------------------------------------------------------- */
 
+/* <mode>_map_phys and <mode>_unmap_phys: the mode's _rcu functions, each
+ * called under rcu_read_lock_sched() (XVMSG_RCU_OP). */
+#define DEFINE_PHYS_OPS(mode)								\
+XVMSG_RCU_OP(dma_addr_t, mode##_map_phys,						\
+	     (struct device *dev, phys_addr_t phys, size_t size,			\
+	      enum dma_data_direction dir, unsigned long attrs),			\
+	     (dev, phys, size, dir, attrs))						\
+XVMSG_RCU_VOID_OP(mode##_unmap_phys,							\
+		  (struct device *dev, dma_addr_t addr, size_t size,			\
+		   enum dma_data_direction dir, unsigned long attrs),			\
+		  (dev, addr, size, dir, attrs))
+
 #define DEFINE_SG_OPS(mode)								\
 static void mode##_unmap_sg(struct device *dev, struct scatterlist *sgl, int nents,	\
 			    enum dma_data_direction dir, unsigned long attrs)		\
@@ -743,10 +731,13 @@ static int mode##_map_sg(struct device *dev, struct scatterlist *sgl, int nents,
 	return nents;									\
 }
 
+DEFINE_PHYS_OPS(pool)
 DEFINE_SG_OPS(pool)
 XVMSG_DEFINE_MAP_PAGE_OPS(pool)
+DEFINE_PHYS_OPS(grant)
 DEFINE_SG_OPS(grant)
 XVMSG_DEFINE_MAP_PAGE_OPS(grant)
+DEFINE_PHYS_OPS(full)
 DEFINE_SG_OPS(full)
 XVMSG_DEFINE_MAP_PAGE_OPS(full)
 

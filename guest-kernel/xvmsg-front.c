@@ -709,56 +709,48 @@ static ssize_t stat_show(struct device *d, struct device_attribute *attr, char *
 XVMSG_STATS(XVMSG_STAT_ATTR)
 #undef XVMSG_STAT_ATTR
 
-static ssize_t mode_show(struct device *d, struct device_attribute *attr, char *buf)
+/* What the connection shows, read under state_lock (conn_show). */
+enum { XVMSG_CONN_MODE, XVMSG_CONN_POOL_PAGES, XVMSG_CONN_POOL_USED_BYTES, XVMSG_CONN_BROKEN_NOW };
+
+static ssize_t conn_show(struct device *d, struct device_attribute *attr, char *buf)
 {
 	struct xvmsg_info *info = dev_get_drvdata(d);
+	struct dev_ext_attribute *ea = container_of(attr, struct dev_ext_attribute, attr);
+	const struct xvmsg_conn *c;
 	ssize_t n;
 
 	spin_lock(&info->state_lock);
-	n = sysfs_emit(buf, "%s\n", info->conn_fast ? xvmsg_mode_name(info->conn_fast->mode) :
-		       "disconnected");
+	c = info->conn_fast;
+	switch ((uintptr_t)ea->var) {
+	case XVMSG_CONN_MODE:
+		n = sysfs_emit(buf, "%s\n", c ? xvmsg_mode_name(c->mode) : "disconnected");
+		break;
+	case XVMSG_CONN_POOL_PAGES:
+		n = sysfs_emit(buf, "%u\n", c ? c->pool.npages : 0);
+		break;
+	case XVMSG_CONN_POOL_USED_BYTES:
+		n = sysfs_emit(buf, "%zu\n",
+			       c ? (size_t)READ_ONCE(c->pool.used) << XVMSG_POOL_UNIT_SHIFT : 0);
+		break;
+	case XVMSG_CONN_BROKEN_NOW:
+		n = sysfs_emit(buf, "%d\n", c ? test_bit(XVMSG_F_BROKEN, &c->flags) : 0);
+		break;
+	default:
+		n = -EINVAL;
+	}
 	spin_unlock(&info->state_lock);
 	return n;
 }
-static DEVICE_ATTR_RO(mode);
 
-static ssize_t pool_pages_show(struct device *d, struct device_attribute *attr, char *buf)
-{
-	struct xvmsg_info *info = dev_get_drvdata(d);
-	ssize_t n;
-
-	spin_lock(&info->state_lock);
-	n = sysfs_emit(buf, "%u\n", info->conn_fast ? info->conn_fast->pool.npages : 0);
-	spin_unlock(&info->state_lock);
-	return n;
-}
-static DEVICE_ATTR_RO(pool_pages);
-
-static ssize_t pool_used_bytes_show(struct device *d, struct device_attribute *attr, char *buf)
-{
-	struct xvmsg_info *info = dev_get_drvdata(d);
-	ssize_t n;
-
-	spin_lock(&info->state_lock);
-	n = sysfs_emit(buf, "%zu\n", info->conn_fast ?
-		       (size_t)READ_ONCE(info->conn_fast->pool.used) << XVMSG_POOL_UNIT_SHIFT : 0);
-	spin_unlock(&info->state_lock);
-	return n;
-}
-static DEVICE_ATTR_RO(pool_used_bytes);
-
-static ssize_t broken_now_show(struct device *d, struct device_attribute *attr, char *buf)
-{
-	struct xvmsg_info *info = dev_get_drvdata(d);
-	ssize_t n;
-
-	spin_lock(&info->state_lock);
-	n = sysfs_emit(buf, "%d\n", info->conn_fast ?
-		       test_bit(XVMSG_F_BROKEN, &info->conn_fast->flags) : 0);
-	spin_unlock(&info->state_lock);
-	return n;
-}
-static DEVICE_ATTR_RO(broken_now);
+#define XVMSG_CONN_ATTR(l, i)							\
+	static struct dev_ext_attribute xvmsg_conn_attr_##l = {			\
+		__ATTR(l, 0444, conn_show, NULL), (void *)(i)			\
+	}
+XVMSG_CONN_ATTR(mode, XVMSG_CONN_MODE);
+XVMSG_CONN_ATTR(pool_pages, XVMSG_CONN_POOL_PAGES);
+XVMSG_CONN_ATTR(pool_used_bytes, XVMSG_CONN_POOL_USED_BYTES);
+XVMSG_CONN_ATTR(broken_now, XVMSG_CONN_BROKEN_NOW);
+#undef XVMSG_CONN_ATTR
 
 /* Write 1: disconnect (if connected) and go through the handshake again. */
 static ssize_t reconnect_store(struct device *d, struct device_attribute *attr,
@@ -780,10 +772,10 @@ static DEVICE_ATTR_WO(reconnect);
 #define XVMSG_STAT_ATTR_REF(u, l) &xvmsg_attr_##l.attr.attr,
 static struct attribute *xvmsg_attrs[] = {
 	XVMSG_STATS(XVMSG_STAT_ATTR_REF)
-	&dev_attr_mode.attr,
-	&dev_attr_pool_pages.attr,
-	&dev_attr_pool_used_bytes.attr,
-	&dev_attr_broken_now.attr,
+	&xvmsg_conn_attr_mode.attr.attr,
+	&xvmsg_conn_attr_pool_pages.attr.attr,
+	&xvmsg_conn_attr_pool_used_bytes.attr.attr,
+	&xvmsg_conn_attr_broken_now.attr.attr,
 	&dev_attr_reconnect.attr,
 	NULL
 };

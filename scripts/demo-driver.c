@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <xvmsg/counters.h>
 #include <xvmsg/wire.h>
 
 #include "xvmsg-drv.h"
@@ -129,26 +130,12 @@ static void sleep_ms(unsigned int ms)
 
 /* ---- the backend's counters (SIGUSR1) ----------------------------------- */
 
-static bool kv_u64(const char *line, const char *key, uint64_t *v)
-{
-	char pat[32];
-	const char *p;
-
-	snprintf(pat, sizeof(pat), " %s=", key);
-	p = strstr(line, pat);
-	if (!p)
-		return false;
-	*v = strtoull(p + strlen(pat), NULL, 10);
-	return true;
-}
-
 /*
  * Send SIGUSR1 and parse the line of device name ("blk0(dom2)") from what the
  * backend writes to its log after the previous dump.  Whole lines only.
  */
 static int be_counters(struct demo *d, const char *name, struct be_counters *c)
 {
-	size_t nlen = strlen(name);
 	char line[1024];
 	FILE *f;
 
@@ -158,21 +145,14 @@ static int be_counters(struct demo *d, const char *name, struct be_counters *c)
 	if (!f)
 		return -errno;
 	for (int i = 0; i < 3000; i++) {	/* 3 s */
-		clearerr(f);
-		fseek(f, d->log_off, SEEK_SET);
-		while (fgets(line, sizeof(line), f)) {
-			if (!strchr(line, '\n'))
-				break;
-			d->log_off = ftell(f);
-			if (strncmp(line, name, nlen) || line[nlen] != ' ')
-				continue;
+		if (xvmsg_counters_line(f, &d->log_off, name, line, sizeof(line))) {
 			fclose(f);
-			if (!kv_u64(line, "maps", &c->maps) ||
-			    !kv_u64(line, "map_pages", &c->map_pages) ||
-			    !kv_u64(line, "unmaps", &c->unmaps) ||
-			    !kv_u64(line, "notify_in", &c->notify_in) ||
-			    !kv_u64(line, "notify_out", &c->notify_out) ||
-			    !kv_u64(line, "requests", &c->requests))
+			if (!xvmsg_counter(line, "maps", &c->maps) ||
+			    !xvmsg_counter(line, "map_pages", &c->map_pages) ||
+			    !xvmsg_counter(line, "unmaps", &c->unmaps) ||
+			    !xvmsg_counter(line, "notify_in", &c->notify_in) ||
+			    !xvmsg_counter(line, "notify_out", &c->notify_out) ||
+			    !xvmsg_counter(line, "requests", &c->requests))
 				return -EPROTO;
 			return 0;
 		}

@@ -3,13 +3,11 @@
 # Install the Debian 12 packages xvmsg builds and tests with, if missing.
 # Idempotent: does nothing when everything is there.  Needs root to install.
 set -eu
+. "$(dirname "$0")/debs.sh"
 
 PKGS="build-essential pkg-config libcmocka-dev linux-libc-dev libxen-dev liburing-dev"
-missing=""
-for p in $PKGS; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-		missing="$missing $p"
-done
+# shellcheck disable=SC2086
+missing=$(missing_debs $PKGS)
 [ -z "$missing" ] && exit 0
 
 echo "xvmsg: installing Debian packages:$missing"

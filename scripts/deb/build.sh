@@ -14,12 +14,10 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 out=${XVMSG_DEB_OUT:-$top/build/deb}
 src=$out/xvmsg-$XVMSG_VERSION
 
+. "$top/scripts/debs.sh"
 need_tools="dpkg-dev debhelper dh-dkms lintian"
-missing=""
-for p in $need_tools; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-		missing="$missing $p"
-done
+# shellcheck disable=SC2086
+missing=$(missing_debs $need_tools)
 if [ -n "$missing" ]; then
 	[ "$(id -u)" -eq 0 ] || { echo "deb: install$missing first" >&2; exit 1; }
 	echo "deb: installing$missing"

@@ -53,12 +53,13 @@ result_fail() {
 }
 
 is_root() { [ "$(id -u)" -eq 0 ]; }
-host_has() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+# missing_debs PKG... (scripts/debs.sh)
+# shellcheck source=scripts/debs.sh
+. "$XVMSG_TOP/scripts/debs.sh"
 
 # host_install PKG...: apt-get install what is missing (root only).
 host_install() {
-	missing=""
-	for p in "$@"; do host_has "$p" || missing="$missing $p"; done
+	missing=$(missing_debs "$@")
 	[ -z "$missing" ] && return 0
 	is_root || { echo "not root, and the host lacks$missing"; return 1; }
 	log "installing host packages:$missing"

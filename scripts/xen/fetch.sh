@@ -14,6 +14,7 @@
 # scripts/xen/common.sh.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
+. "$XVMSG_TOP/scripts/debs.sh"
 
 S=$XVMSG_XEN_SERIES
 XEN_PKGS="xen-hypervisor-$S-amd64 xen-utils-$S xen-utils-common xenstore-utils"
@@ -47,11 +48,8 @@ apt_update_once() {
 ensure_host_tools() {
 	kabi=$1
 	want="qemu-system-x86 cpio kmod xz-utils zstd busybox-static gcc libc6-dev linux-libc-dev${kabi:+ linux-headers-$kabi}"
-	missing=""
-	for p in $want; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-			missing="$missing $p"
-	done
+	# shellcheck disable=SC2086
+	missing=$(missing_debs $want)
 	[ -z "$missing" ] && return 0
 	[ "$(id -u)" -eq 0 ] || xen_die "missing host packages:$missing (run as root or apt-get install them)"
 	xen_log "installing host packages:$missing"

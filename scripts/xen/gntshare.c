@@ -115,6 +115,29 @@ static int evtchn_wait(struct evtchn *ec, long deadline_ms)
 	}
 }
 
+/*
+ * Open the event channel device into ec->fd and bind a port with the ioctl
+ * req (its name in messages): 0 with the port in ec->port, or a negative
+ * errno.  ec->fd stays open on failure too (or -1): the caller closes it.
+ */
+static int evtchn_bind(struct evtchn *ec, unsigned long req, const char *name, void *arg)
+{
+	int rc = open_dev("/dev/xen/evtchn");
+
+	if (rc < 0)
+		return rc;
+	ec->fd = rc;
+	rc = ioctl(ec->fd, req, arg);
+	if (rc < 0) {
+		rc = -errno;
+		msg(name, "evtchn", -rc);
+		return rc;
+	}
+	ec->port = (uint32_t)rc;
+	return 0;
+}
+#define EVTCHN_BIND(ec, req, arg) evtchn_bind(ec, req, #req, arg)
+
 static int evtchn_notify(struct evtchn *ec)
 {
 	struct ioctl_evtchn_notify n = { .port = ec->port };
@@ -189,17 +212,9 @@ static int offer(uint16_t peer, const char *outfile, long deadline_ms)
 	/* Pairs with the acceptor's acquire load of magic after mapping. */
 	__atomic_store_n(&pg->magic, SMOKE_MAGIC, __ATOMIC_RELEASE);
 
-	rc = open_dev("/dev/xen/evtchn");
+	rc = EVTCHN_BIND(&ec, IOCTL_EVTCHN_BIND_UNBOUND_PORT, &bind);
 	if (rc < 0)
-		goto out_map;
-	ec.fd = rc;
-	rc = ioctl(ec.fd, IOCTL_EVTCHN_BIND_UNBOUND_PORT, &bind);
-	if (rc < 0) {
-		rc = -errno;
-		msg("IOCTL_EVTCHN_BIND_UNBOUND_PORT", "evtchn", -rc);
 		goto out_ec;
-	}
-	ec.port = (uint32_t)rc;
 
 	rc = write_outfile(outfile, alloc.gref_ids[0], ec.port);
 	if (rc < 0) {
@@ -223,8 +238,8 @@ static int offer(uint16_t peer, const char *outfile, long deadline_ms)
 	       alloc.gref_ids[0], ec.port, peer);
 	rc = 0;
 out_ec:
-	close(ec.fd);
-out_map:
+	if (ec.fd >= 0)
+		close(ec.fd);
 	munmap(pg, PAGE_SIZE);
 out_ga:
 	close(ga);
@@ -270,17 +285,9 @@ static int accept_page(uint16_t peer, uint32_t gref, uint32_t port,
 	}
 	ping = pg->ping;
 
-	rc = open_dev("/dev/xen/evtchn");
+	rc = EVTCHN_BIND(&ec, IOCTL_EVTCHN_BIND_INTERDOMAIN, &bind);
 	if (rc < 0)
-		goto out_map;
-	ec.fd = rc;
-	rc = ioctl(ec.fd, IOCTL_EVTCHN_BIND_INTERDOMAIN, &bind);
-	if (rc < 0) {
-		rc = -errno;
-		msg("IOCTL_EVTCHN_BIND_INTERDOMAIN", "evtchn", -rc);
 		goto out_ec;
-	}
-	ec.port = (uint32_t)rc;
 
 	/* Pairs with the offerer's acquire load of pong in wait_field(). */
 	__atomic_store_n(&pg->pong, ping + 1, __ATOMIC_RELEASE);
@@ -298,7 +305,8 @@ static int accept_page(uint16_t peer, uint32_t gref, uint32_t port,
 	       gref, peer, port, ec.port);
 	rc = 0;
 out_ec:
-	close(ec.fd);
+	if (ec.fd >= 0)
+		close(ec.fd);
 out_map:
 	munmap(pg, PAGE_SIZE);
 out_ref:

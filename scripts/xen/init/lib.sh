@@ -168,3 +168,16 @@ xv_xl_create() {
 	fi
 	return "$rc"
 }
+
+# xv_xl_create_both: xl create xvmsg-driver and xvmsg-guest in parallel; if
+# either fails, xv_fail with the last line of its xl output.
+xv_xl_create_both() {
+	local p_driver p_guest
+	xv_stage "xl create xvmsg-driver + xvmsg-guest"
+	xv_xl_create xvmsg-driver &
+	p_driver=$!
+	xv_xl_create xvmsg-guest &
+	p_guest=$!
+	wait "$p_driver" || xv_fail "xl create xvmsg-driver failed: $(tail -n1 "$XV_RUN/xl-create-xvmsg-driver.log")"
+	wait "$p_guest" || xv_fail "xl create xvmsg-guest failed: $(tail -n1 "$XV_RUN/xl-create-xvmsg-guest.log")"
+}

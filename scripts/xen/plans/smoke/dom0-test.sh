@@ -13,13 +13,7 @@
 UP_TIMEOUT=150
 SHARE_TIMEOUT=90
 
-xv_stage "xl create xvmsg-driver + xvmsg-guest"
-xv_xl_create xvmsg-driver &
-p_driver=$!
-xv_xl_create xvmsg-guest &
-p_guest=$!
-wait "$p_driver" || xv_fail "xl create xvmsg-driver failed: $(tail -n1 "$XV_RUN/xl-create-xvmsg-driver.log")"
-wait "$p_guest" || xv_fail "xl create xvmsg-guest failed: $(tail -n1 "$XV_RUN/xl-create-xvmsg-guest.log")"
+xv_xl_create_both
 
 xv_wait_console "$UP_TIMEOUT" xvmsg-driver "XVMSG-MARK driver up" \
 	xvmsg-guest "XVMSG-MARK guest up" || xv_fail "$XV_WHY"
