@@ -183,7 +183,7 @@ xv_wait_console 30 xvmsg-driver "XVMSG-MARK driver backend cpu before evil" || x
 xv_stage "malicious driver on device $evil (rng $rng), witness device $witness"
 xenstore-write "/local/domain/$g/xvmsg-e2e/evil" "$evil $rng $witness" ||
 	xv_fail "cannot hand the evil devices to the guest"
-# 15 cases, 50-70 s of QEMU on a quiet host, 250 s and more under load.
+# 15 cases: 74 s of QEMU at load 2.5, 250 s and more under heavy load.
 xv_wait_console 400 xvmsg-guest "XVMSG-MARK guest evil done" || xv_fail "$XV_WHY"
 if grep -q "XVMSG-GUEST: FAIL evil" "$GLOG"; then
 	xv_fail "$(grep -m1 'XVMSG-GUEST: FAIL evil' "$GLOG" | tr -d '\r')"
