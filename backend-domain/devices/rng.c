@@ -3,33 +3,38 @@
  * virtio-rng (virtio 1.2, 5.4): fills the driver's buffers from getrandom().
  * No parameters.
  *
- * The backend has one thread for every device, so this model never blocks:
- * getrandom() without GRND_NONBLOCK waits until the kernel's random pool is
- * initialised, which in a young domain with few interrupts (a driver domain
- * under emulation) takes a minute or more, and every other device would wait
- * with it.  Until the pool is ready the driver's buffers stay in the queue
- * and a timer looks again; then they are filled.
+ * The backend has one thread for every device, so this model never blocks
+ * it: getrandom() waits until the kernel's random pool is initialised, which
+ * in a young domain with few interrupts (a driver domain under emulation)
+ * takes a minute or more, and every other device would wait with it.  Until
+ * the pool is ready the driver's buffers stay in the queue, and a helper
+ * thread waits in getrandom() instead; it is that wait which makes Linux
+ * generate entropy from timer jitter (an idle domain where nobody waits may
+ * never initialise its pool).  The thread signals an eventfd in the loop
+ * when the pool is ready; then the buffers are filled.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/virtio_ids.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "device.h"
 
 #define RNG_QUEUE_SIZE	64
 #define RNG_MAX_REQ	(64 * 1024)	/* bytes per request */
-#define RNG_RETRY_MS	200		/* looking again for the kernel's pool */
 
 struct rng {
 	const struct xvb_log *log;
 	struct xvb_evloop *loop;
 	char name[64];
 	struct xvb_vdev *vdev;
-	int timer_fd;			/* armed while the pool is not ready, else -1 */
+	int wake_fd;			/* while waiting for the pool, else -1 */
 	bool ready;			/* the kernel's pool is initialised */
 	bool bad_param;
 };
@@ -54,7 +59,7 @@ static int rng_create(const char *params, const struct xvb_model_env *env, void 
 		return -ENOMEM;
 	r->log = env->log;
 	r->loop = env->loop;
-	r->timer_fd = -1;
+	r->wake_fd = -1;
 	snprintf(r->name, sizeof(r->name), "%s", env->name ? env->name : "rng");
 	err = xvb_params_parse(params, rng_param, r);
 	if (err) {
@@ -69,20 +74,22 @@ static int rng_create(const char *params, const struct xvb_model_env *env, void 
 
 static void rng_stop_waiting(struct rng *r)
 {
-	if (r->timer_fd < 0)
+	if (r->wake_fd < 0)
 		return;
-	xvb_evloop_del(r->loop, r->timer_fd);
-	close(r->timer_fd);
-	r->timer_fd = -1;
+	xvb_evloop_del(r->loop, r->wake_fd);
+	close(r->wake_fd);
+	r->wake_fd = -1;
 }
 
+/* A waiter still blocked in getrandom() keeps only its own descriptor of
+ * the eventfd: it outlives the model harmlessly. */
 static void rng_destroy(void *priv)
 {
 	rng_stop_waiting(priv);
 	free(priv);
 }
 
-/* Whether getrandom() would give bytes now, without blocking. */
+/* Whether getrandom() gives bytes now, without blocking. */
 static bool rng_pool_ready(struct rng *r)
 {
 	char c;
@@ -94,50 +101,92 @@ static bool rng_pool_ready(struct rng *r)
 	return r->ready;
 }
 
-static void rng_timer_cb(void *arg, int fd, uint32_t events)
+/* The helper thread: wait for the pool, say so, go.  arg is its own
+ * descriptor of the eventfd. */
+static void *rng_pool_waiter(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	uint64_t one = 1;
+	char c;
+
+	while (getrandom(&c, 1, 0) < 0 && errno == EINTR)
+		;
+	if (write(fd, &one, sizeof(one)) < 0) {
+		/* the loop looks again at its next request */
+	}
+	close(fd);
+	return NULL;
+}
+
+static int rng_wait_for_pool(struct rng *r);
+
+static void rng_wake_cb(void *arg, int fd, uint32_t events)
 {
 	struct rng *r = arg;
 	uint64_t n;
+	int err;
 
 	(void)events;
-	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		xvb_warn(r->log, "%s: timer: %s", r->name, strerror(errno));
+	if (read(fd, &n, sizeof(n)) < 0 && errno == EAGAIN)
+		return;
 	if (rng_pool_ready(r)) {
 		xvb_info(r->log, "%s: the kernel's random pool is ready: serving", r->name);
 		rng_serve(r);
+		return;
 	}
+	/* The waiter gave up (an error, not the pool): wait again. */
+	rng_stop_waiting(r);
+	err = rng_wait_for_pool(r);
+	if (err)
+		xvb_err(r->log, "%s: cannot wait for the kernel's random pool: %s", r->name,
+			strerror(-err));
 }
 
-/* The pool is not ready: look again every RNG_RETRY_MS.  0 or -errno. */
+/* The pool is not ready: start a waiter (one at a time).  0 or -errno. */
 static int rng_wait_for_pool(struct rng *r)
 {
-	struct itimerspec its = {
-		.it_interval = { 0, RNG_RETRY_MS * 1000000L },
-		.it_value = { 0, RNG_RETRY_MS * 1000000L },
-	};
-	int fd, err;
+	pthread_attr_t attr;
+	pthread_t th;
+	int efd, tfd, err;
 
-	if (r->timer_fd >= 0)
+	if (r->wake_fd >= 0)
 		return 0;
 	if (!r->loop)
 		return -EINVAL;
-	fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (fd < 0)
+	efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (efd < 0)
 		return -errno;
-	if (timerfd_settime(fd, 0, &its, NULL) < 0) {
+	tfd = fcntl(efd, F_DUPFD_CLOEXEC, 0);
+	if (tfd < 0) {
 		err = -errno;
-		close(fd);
+		close(efd);
 		return err;
 	}
-	err = xvb_evloop_add(r->loop, fd, EPOLLIN, rng_timer_cb, r);
+	err = xvb_evloop_add(r->loop, efd, EPOLLIN, rng_wake_cb, r);
+	if (err)
+		goto fail;
+	/* Detached: nobody joins a thread that may wait for good.  It keeps
+	 * the signal mask of this thread (the backend's signals blocked, for
+	 * its signalfd). */
+	err = -pthread_attr_init(&attr);
+	if (!err) {
+		err = -pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (!err)
+			err = -pthread_create(&th, &attr, rng_pool_waiter, (void *)(intptr_t)tfd);
+		pthread_attr_destroy(&attr);
+	}
 	if (err) {
-		close(fd);
-		return err;
+		xvb_evloop_del(r->loop, efd);
+		goto fail;
 	}
-	r->timer_fd = fd;
+	r->wake_fd = efd;
 	xvb_info(r->log, "%s: the kernel's random pool is not initialised yet: "
 		 "requests wait for it", r->name);
 	return 0;
+fail:
+	close(tfd);
+	close(efd);
+	return err;
 }
 
 static uint64_t rng_features(void *priv)
@@ -161,8 +210,7 @@ static void rng_reset(void *priv)
 {
 	struct rng *r = priv;
 
-	r->vdev = NULL;
-	rng_stop_waiting(r);
+	r->vdev = NULL;	/* a waiter keeps waiting: the next driver needs the pool too */
 }
 
 /* Fill up to max bytes of iov with random data; returns the bytes filled. */
@@ -199,8 +247,8 @@ static void rng_serve(struct rng *r)
 	if (!r->vdev)
 		return;
 	if (!rng_pool_ready(r)) {
-		/* The buffers stay in the queue until the timer finds the pool
-		 * ready.  Without a timer they would stay for good: say so. */
+		/* The buffers stay in the queue until the waiter finds the pool
+		 * ready.  Without a waiter they would stay for good: say so. */
 		ret = rng_wait_for_pool(r);
 		if (ret)
 			xvb_err(r->log, "%s: cannot wait for the kernel's random pool: %s",
