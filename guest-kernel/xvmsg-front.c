@@ -573,6 +573,29 @@ static bool auto_reconnect_allowed(struct xvmsg_info *info)
 	return true;
 }
 
+/*
+ * Back to Initialising, to start the handshake over (module reload, backend
+ * restart, reconnect request).  Since 7.0 the xenbus core takes a frontend
+ * whose state node reads Initialising while dev->state says otherwise for a
+ * device the toolstack reset: it unregisters it and probes a new one
+ * (xenbus_dev_changed, on the xenwatch thread).  xenbus_switch_state()
+ * writes the node first and sets dev->state after, so the xenwatch thread
+ * can see exactly that, and then removes the device under our handshake
+ * (its grants revoked while the backend maps them).  So dev->state first,
+ * then the node.  Older kernels do not look; there it changes nothing.
+ */
+static void restart_handshake(struct xenbus_device *dev)
+{
+	int r;
+
+	if (dev->state == XenbusStateInitialising)
+		return;
+	WRITE_ONCE(dev->state, XenbusStateInitialising);
+	r = xenbus_printf(XBT_NIL, dev->nodename, "state", "%d", XenbusStateInitialising);
+	if (r)
+		xenbus_dev_error(dev, r, "writing state Initialising");
+}
+
 /* The backend closed (or restarted under) a live connection. */
 static void backend_closed(struct xvmsg_info *info, enum xenbus_state be, const char *why)
 {
@@ -583,7 +606,7 @@ static void backend_closed(struct xvmsg_info *info, enum xenbus_state be, const 
 	xvmsg_teardown(info, false, why);
 	if (was_connected && be != XenbusStateUnknown && auto_reconnect_allowed(info)) {
 		dev_info(&dev->dev, "starting the handshake again\n");
-		xenbus_switch_state(dev, XenbusStateInitialising);
+		restart_handshake(dev);
 	}
 }
 
@@ -661,7 +684,7 @@ static void xvmsg_work(struct work_struct *w)
 		info->auto_window = 0;	/* a person asked: fresh budget */
 		xvmsg_teardown(info, true, "reconnect requested");
 		if (dev->state == XenbusStateClosed || dev->state == XenbusStateClosing)
-			xenbus_switch_state(dev, XenbusStateInitialising);
+			restart_handshake(dev);
 	}
 	xvmsg_step(info);
 out:
@@ -846,7 +869,7 @@ static int xvmsg_probe(struct xenbus_device *dev, const struct xenbus_device_id 
 	info->dbg = debugfs_create_dir(dev_name(&dev->dev), xvmsg_dbg_root);
 	debugfs_create_file("stats", 0444, info->dbg, info, &xvmsg_stats_fops);
 	/* After a module reload or unbind the state is Closed: ask again. */
-	xenbus_switch_state(dev, XenbusStateInitialising);
+	restart_handshake(dev);
 	return 0;
 }
 
