@@ -331,6 +331,17 @@ static void conn_destroy(struct xvmsg_info *info, struct xvmsg_conn *c)
 	kfree(c);
 }
 
+/*
+ * The connection's keys and state Initialised, in one transaction, then
+ * dev->state.  Not xenbus_switch_state() after the keys: since 7.0 the
+ * xenbus core (xenbus_dev_changed, on the xenwatch thread) removes and
+ * probes again a frontend whose state node reads Initialising while
+ * dev->state says otherwise, and the watch events of a transaction of keys
+ * alone are handled while the state switch runs: the node read before the
+ * switch, dev->state after it, and the device is gone under its handshake
+ * ("state reset occurred").  A transaction with the state in it fires its
+ * events only once the node says Initialised.
+ */
 static int publish(struct xvmsg_conn *c, const char **what)
 {
 	struct xenbus_device *dev = c->info->xbdev;
@@ -376,6 +387,10 @@ again:
 		*what = "writing a queue event channel";
 		r = xenbus_printf(xbt, dir, key, "%u", c->q[i].port);
 	}
+	if (!r) {
+		*what = "writing state Initialised";
+		r = xenbus_printf(xbt, dir, "state", "%d", XenbusStateInitialised);
+	}
 	if (r) {
 		xenbus_transaction_end(xbt, 1);
 		return r;
@@ -384,6 +399,8 @@ again:
 	r = xenbus_transaction_end(xbt, 0);
 	if (r == -EAGAIN && ++tries < 16)
 		goto again;
+	if (!r)
+		WRITE_ONCE(dev->state, XenbusStateInitialised);
 	return r;
 }
 
@@ -471,24 +488,21 @@ static int xvmsg_connect(struct xvmsg_info *info)
 		if (r)
 			goto fail;
 	}
-	r = publish(c, &what);
-	if (r)
-		goto fail;
-
 	info->conn = c;
 	spin_lock(&info->state_lock);
 	info->conn_fast = c;
 	spin_unlock(&info->state_lock);
 	set_dma_ops(&dev->dev, xvmsg_dma_ops(mode));
 	rcu_assign_pointer(info->dma_conn, c);
+	/* The keys and state Initialised in one transaction (publish()). */
+	r = publish(c, &what);
+	if (r)
+		goto fail;
 	xvmsg_stat_inc(info, XVMSG_ST_CONNECTS);
 	dev_info(&dev->dev,
 		"published to backend domain %u: %s mode, %u pool pages, %u queue channels, "
 		"message layout revision %u\n",
 		c->domid, xvmsg_mode_name(mode), pages, c->nq, c->msg_rev);
-	r = xenbus_switch_state(dev, XenbusStateInitialised);
-	if (r)
-		dev_err(&dev->dev, "cannot switch to Initialised (%d)\n", r);
 	return 0;
 
 fail:
