@@ -177,6 +177,15 @@ $(sort $(PROGS) $(XEN_ONLY_PROGS)) $(UNIT_BINS) $(LOOP_BINS) $(REPLAY_BINS): \
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(libs.$(notdir $@)) $(if $(filter %.a,$^),$(XEN_LIBS)) $(LDLIBS)
 
+# LD_PRELOAD shims of the loop tests (tests/loop/preload/): plain shared
+# objects, without the sanitizers (they load before the sanitizers' runtime).
+LOOP_PRELOADS := $(patsubst tests/loop/preload/%.c,$(BIN)/tests/%.so,$(wildcard tests/loop/preload/*.c))
+$(LOOP_PRELOADS): $(BIN)/tests/%.so: tests/loop/preload/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) -O2 -std=gnu11 -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -D_GNU_SOURCE \
+		-shared -fPIC -o $@ $<
+
 $(SCRIPT_TESTS): $(BIN)/tests/%: tests/scripts/%.sh
 	@mkdir -p $(dir $@)
 	$(Q)install -m 755 $< $@
@@ -231,7 +240,7 @@ fuzz:
 deps:
 	$(Q)scripts/install-deps.sh
 
-tests: $(UNIT_BINS) $(LOOP_BINS) $(PROGS)
+tests: $(UNIT_BINS) $(LOOP_BINS) $(LOOP_PRELOADS) $(PROGS)
 
 # test-man-options compares the programs' --help with docs/man/ (without
 # Xen, XVMSG_XEN=0 tells it xvmsg-ctl is not built).
@@ -240,7 +249,7 @@ check-unit: $(UNIT_BINS) $(SCRIPT_TESTS) $(BIN)/xvmsg-backend $(BIN)/xvmsg-bench
 	$(Q)XVMSG_TOP=$(CURDIR) XVMSG_BIN=$(abspath $(BIN)) XVMSG_XEN=$(HAVE_XEN) \
 		scripts/run-tests.sh unit $(UNIT_BINS) $(SCRIPT_TESTS)
 
-check-loop: $(LOOP_BINS) $(PROGS)
+check-loop: $(LOOP_BINS) $(LOOP_PRELOADS) $(PROGS)
 	$(Q)XVMSG_BIN=$(abspath $(BIN)) scripts/run-tests.sh loop $(LOOP_BINS)
 
 # The same tests built with ASan+UBSan.
@@ -354,7 +363,7 @@ check-bench-xen: bench-xen-images
 # The end-to-end runs of make check, as IMAGE-FOLDER:PLAN, and the check
 # that docs/xen.md's table of tested combinations lists exactly these, as
 # they ran (scripts/xen/combos.sh; today's rows in build/xen-combinations.md).
-XEN_CHECK_RUNS = build/xen:e2e build/xen:kmod
+XEN_CHECK_RUNS = build/xen:e2e build/xen:kmod build/xen-trixie:kmod
 .PHONY: check-xen-combos
 check-xen-combos:
 	$(Q)scripts/xen/combos.sh check $(XEN_CHECK_RUNS)
@@ -377,6 +386,7 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory check-deb
 	$(Q)$(MAKE) --no-print-directory check-xen XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=
 	$(Q)$(MAKE) --no-print-directory check-xen-kmod XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=
+	$(Q)$(MAKE) --no-print-directory check-xen-kmod XVMSG_DISTRO=trixie XVMSG_GUEST_KERNEL=
 	$(Q)$(MAKE) --no-print-directory check-bench-xen XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=
 	$(Q)$(MAKE) --no-print-directory check-xen-combos
 

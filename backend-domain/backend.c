@@ -119,6 +119,30 @@ static void rescan(struct xvb_backend *be)
 	reap(be);
 }
 
+/*
+ * Whether a change at root + rel may add or remove a device.  The root, a
+ * frontend's directory and a device's directory: yes (a removed directory
+ * fires the watch with its own path).  A key inside the directory of a
+ * device we serve: no, except its frontend key, whose absence makes the
+ * device gone (xvb_conn_present).  Most of those changes are our own writes
+ * (state, features); a rescan for each costs a directory listing per
+ * frontend and a read per device, and with a slow xenstore (Xen 4.20 under
+ * emulation) those kept the backend from its event channels for longer
+ * than a frontend waits for an answer.  A key of a device we do not serve
+ * yet: yes, the toolstack may just have finished writing it.
+ */
+static bool needs_rescan(struct xvb_backend *be, const char *rel)
+{
+	char fe[16], dev[16], key[64];
+	uint32_t feid, devid;
+
+	if (sscanf(rel, "/%15[^/]/%15[^/]/%63s", fe, dev, key) != 3)
+		return true;
+	if (parse_id(fe, &feid) || parse_id(dev, &devid) || !find_conn(be, feid, devid))
+		return true;
+	return strcmp(key, XVMSG_XS_FRONTEND) == 0;
+}
+
 void xvb_backend_watch(void *arg, const char *path)
 {
 	struct xvb_backend *be = arg;
@@ -136,6 +160,8 @@ void xvb_backend_watch(void *arg, const char *path)
 					xvb_conn_publish_stats(c);
 			return;
 		}
+		if (!needs_rescan(be, path + n))
+			return;
 		rescan(be);
 		return;
 	}

@@ -117,10 +117,16 @@ static int x_dispatch(struct xvb_bus *b)
 		 * delivered again right away. */
 		xenevtchn_unmask(xb->xce, (evtchn_port_t)port);
 	}
+	/* Watches: a bounded number per call too.  Handling one may write
+	 * xenstore (and so fire more of them); with no bound a busy or slow
+	 * xenstore keeps this loop going and every event channel waits.  The
+	 * rest stay queued, and the fd readable, for the next call. */
+	budget = 16;
 	errno = 0;
-	while ((vec = xs_check_watch(xb->xs))) {
+	while (budget-- > 0 && (vec = xs_check_watch(xb->xs))) {
 		xb->ev.watch(xb->ev.ctx, vec[XS_WATCH_PATH]);
 		free(vec);
+		errno = 0;
 	}
 	if (errno != EAGAIN && errno != 0)
 		return -errno;

@@ -18,6 +18,12 @@
  *                     map_page/unmap_page; 6.18 adds DMA_ATTR_MMIO.
  *   xenbus_read_driver_state
  *                     7.0 takes the xenbus device as well as the path.
+ *   xenbus_dev_changed
+ *                     7.0 removes and probes again a frontend whose state
+ *                     node reads Initialising while dev->state differs (a
+ *                     device the toolstack reset); xvmsg-front.c's
+ *                     restart_handshake() never shows it that (no version
+ *                     test needed: it is right on every kernel).
  *   nth_page          gone in 6.18; the module does pfn arithmetic instead.
  *   vring_new_virtqueue, vring_del_virtqueue, vring_interrupt,
  *   virtqueue_get_vring, vring_transport_features, virtio_break_device,

@@ -331,6 +331,17 @@ static void conn_destroy(struct xvmsg_info *info, struct xvmsg_conn *c)
 	kfree(c);
 }
 
+/*
+ * The connection's keys and state Initialised, in one transaction, then
+ * dev->state.  Not xenbus_switch_state() after the keys: since 7.0 the
+ * xenbus core (xenbus_dev_changed, on the xenwatch thread) removes and
+ * probes again a frontend whose state node reads Initialising while
+ * dev->state says otherwise, and the watch events of a transaction of keys
+ * alone are handled while the state switch runs: the node read before the
+ * switch, dev->state after it, and the device is gone under its handshake
+ * ("state reset occurred").  A transaction with the state in it fires its
+ * events only once the node says Initialised.
+ */
 static int publish(struct xvmsg_conn *c, const char **what)
 {
 	struct xenbus_device *dev = c->info->xbdev;
@@ -376,6 +387,10 @@ again:
 		*what = "writing a queue event channel";
 		r = xenbus_printf(xbt, dir, key, "%u", c->q[i].port);
 	}
+	if (!r) {
+		*what = "writing state Initialised";
+		r = xenbus_printf(xbt, dir, "state", "%d", XenbusStateInitialised);
+	}
 	if (r) {
 		xenbus_transaction_end(xbt, 1);
 		return r;
@@ -384,6 +399,8 @@ again:
 	r = xenbus_transaction_end(xbt, 0);
 	if (r == -EAGAIN && ++tries < 16)
 		goto again;
+	if (!r)
+		WRITE_ONCE(dev->state, XenbusStateInitialised);
 	return r;
 }
 
@@ -471,24 +488,21 @@ static int xvmsg_connect(struct xvmsg_info *info)
 		if (r)
 			goto fail;
 	}
-	r = publish(c, &what);
-	if (r)
-		goto fail;
-
 	info->conn = c;
 	spin_lock(&info->state_lock);
 	info->conn_fast = c;
 	spin_unlock(&info->state_lock);
 	set_dma_ops(&dev->dev, xvmsg_dma_ops(mode));
 	rcu_assign_pointer(info->dma_conn, c);
+	/* The keys and state Initialised in one transaction (publish()). */
+	r = publish(c, &what);
+	if (r)
+		goto fail;
 	xvmsg_stat_inc(info, XVMSG_ST_CONNECTS);
 	dev_info(&dev->dev,
 		"published to backend domain %u: %s mode, %u pool pages, %u queue channels, "
 		"message layout revision %u\n",
 		c->domid, xvmsg_mode_name(mode), pages, c->nq, c->msg_rev);
-	r = xenbus_switch_state(dev, XenbusStateInitialised);
-	if (r)
-		dev_err(&dev->dev, "cannot switch to Initialised (%d)\n", r);
 	return 0;
 
 fail:
@@ -573,6 +587,29 @@ static bool auto_reconnect_allowed(struct xvmsg_info *info)
 	return true;
 }
 
+/*
+ * Back to Initialising, to start the handshake over (module reload, backend
+ * restart, reconnect request).  Since 7.0 the xenbus core takes a frontend
+ * whose state node reads Initialising while dev->state says otherwise for a
+ * device the toolstack reset: it unregisters it and probes a new one
+ * (xenbus_dev_changed, on the xenwatch thread).  xenbus_switch_state()
+ * writes the node first and sets dev->state after, so the xenwatch thread
+ * can see exactly that, and then removes the device under our handshake
+ * (its grants revoked while the backend maps them).  So dev->state first,
+ * then the node.  Older kernels do not look; there it changes nothing.
+ */
+static void restart_handshake(struct xenbus_device *dev)
+{
+	int r;
+
+	if (dev->state == XenbusStateInitialising)
+		return;
+	WRITE_ONCE(dev->state, XenbusStateInitialising);
+	r = xenbus_printf(XBT_NIL, dev->nodename, "state", "%d", XenbusStateInitialising);
+	if (r)
+		xenbus_dev_error(dev, r, "writing state Initialising");
+}
+
 /* The backend closed (or restarted under) a live connection. */
 static void backend_closed(struct xvmsg_info *info, enum xenbus_state be, const char *why)
 {
@@ -583,7 +620,7 @@ static void backend_closed(struct xvmsg_info *info, enum xenbus_state be, const 
 	xvmsg_teardown(info, false, why);
 	if (was_connected && be != XenbusStateUnknown && auto_reconnect_allowed(info)) {
 		dev_info(&dev->dev, "starting the handshake again\n");
-		xenbus_switch_state(dev, XenbusStateInitialising);
+		restart_handshake(dev);
 	}
 }
 
@@ -661,7 +698,7 @@ static void xvmsg_work(struct work_struct *w)
 		info->auto_window = 0;	/* a person asked: fresh budget */
 		xvmsg_teardown(info, true, "reconnect requested");
 		if (dev->state == XenbusStateClosed || dev->state == XenbusStateClosing)
-			xenbus_switch_state(dev, XenbusStateInitialising);
+			restart_handshake(dev);
 	}
 	xvmsg_step(info);
 out:
@@ -838,7 +875,7 @@ static int xvmsg_probe(struct xenbus_device *dev, const struct xenbus_device_id 
 	info->dbg = debugfs_create_dir(dev_name(&dev->dev), xvmsg_dbg_root);
 	debugfs_create_file("stats", 0444, info->dbg, info, &xvmsg_stats_fops);
 	/* After a module reload or unbind the state is Closed: ask again. */
-	xenbus_switch_state(dev, XenbusStateInitialising);
+	restart_handshake(dev);
 	return 0;
 }
 

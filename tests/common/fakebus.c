@@ -111,6 +111,7 @@ static int fb_read(struct xvb_bus *b, const char *path, char *buf, size_t len)
 	struct fakebus *fb = FB(b);
 	unsigned int i;
 
+	fb->reads++;
 	for (i = 0; i < fb->nst; i++) {
 		if (strcmp(fb->st[i].path, path) == 0) {
 			if (strlen(fb->st[i].val) + 1 > len)
@@ -155,6 +156,44 @@ static int fb_rm(struct xvb_bus *b, const char *path)
 	return 0;
 }
 
+/* Each direct child of path once, in no particular order. */
+static int fb_dir(struct xvb_bus *b, const char *path, int (*fn)(void *arg, const char *child),
+		  void *arg)
+{
+	struct fakebus *fb = FB(b);
+	size_t n = strlen(path);
+	unsigned int i, j;
+	bool any = false;
+	char name[128];
+	int rc;
+
+	fb->dirs++;
+	for (i = 0; i < fb->nst; i++) {
+		const char *p = fb->st[i].path, *child = p + n + 1;
+		size_t len;
+
+		if (strncmp(p, path, n) || p[n] != '/')
+			continue;
+		any = true;
+		len = strcspn(child, "/");
+		for (j = 0; j < i; j++) {	/* seen already? */
+			const char *q = fb->st[j].path;
+
+			if (!strncmp(q, path, n) && q[n] == '/' &&
+			    !strncmp(q + n + 1, child, len) &&
+			    (q[n + 1 + len] == '/' || q[n + 1 + len] == '\0'))
+				break;
+		}
+		if (j < i)
+			continue;
+		snprintf(name, sizeof(name), "%.*s", (int)len, child);
+		rc = fn(arg, name);
+		if (rc)
+			return rc;
+	}
+	return any ? 0 : -ENOENT;
+}
+
 static int fb_watch(struct xvb_bus *b, const char *path)
 {
 	return 0;
@@ -171,6 +210,7 @@ static const struct xvb_bus_ops fb_ops = {
 	.store_read = fb_read,
 	.store_write = fb_write,
 	.store_rm = fb_rm,
+	.store_dir = fb_dir,
 	.store_watch = fb_watch,
 	.store_unwatch = fb_watch,
 	.map = fb_map,

@@ -29,6 +29,7 @@ struct fakebus {
 	struct { char path[128], val[1024]; } st[FB_MAX_STORE];	/* a stats line is long */
 	struct fb_map { void *addr; unsigned int n; bool grant; uint64_t ids[64]; } map[256];
 	unsigned int nst;
+	unsigned int reads, dirs;		/* store_read and store_dir calls */
 };
 
 /* 0 or -errno. */
