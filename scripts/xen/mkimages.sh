@@ -415,7 +415,11 @@ build_dom0() {
 		put "$f" "/etc/xen/$(basename "$f")"
 		# Xen on Arm knows one kind of guest, auto-translated with PV
 		# drivers, which xl calls pvh.
-		[ "$ARCH" = amd64 ] || sed -i 's/^type *= *"pv"/type = "pvh"/' "$T/etc/xen/$(basename "$f")"
+		# Debian's arm64 kernel sets aside 64 MiB for CMA
+		# (CONFIG_CMA_SIZE_MBYTES), which leaves a 160 MiB domU about 32
+		# MiB for everything else: cma=0.
+		[ "$ARCH" = amd64 ] || sed -i -e 's/^type *= *"pv"/type = "pvh"/' \
+			-e 's/^\(extra *= *"[^"]*\)"/\1 cma=0"/' "$T/etc/xen/$(basename "$f")"
 	done
 	# The domU kernel and initramfs images.  Copies: a hard link to a file
 	# outside the tree would be archived with nlink > 1.
