@@ -5,6 +5,8 @@
 #   make xen-images        fetch the Debian packages (once) and build the images
 #   make check-xen-smoke   the smoke test: dom0 + driver domain + guest,
 #                          a granted page and an event channel between them
+#   make ... XEN_ARCH=arm64  the same for Xen on Arm (qemu-system-aarch64,
+#                          Debian's arm64 packages), in build/xen-arm64/
 #
 # Hooks for the including Makefile (set or += them before or after the
 # include; they are read when the recipes run):
@@ -37,7 +39,8 @@
 #   	$(MAKE) -f $(XEN_MAKEFILE) --no-print-directory xen-images XEN_PLAN=tests/xen/foo
 #   	$(XEN_RUN)
 
-XEN_OUT            ?= build/xen
+XEN_ARCH           ?= amd64
+XEN_OUT            ?= $(if $(filter arm64,$(XEN_ARCH)),build/xen-arm64,build/xen)
 XEN_MAKEFILE       := $(firstword $(MAKEFILE_LIST))
 XEN_SMOKE_PLAN     := scripts/xen/plans/smoke
 XEN_PLAN           ?= $(XEN_SMOKE_PLAN)
@@ -53,7 +56,7 @@ XEN_IMAGE_DEPS     ?=
 # The host paths of the BINS words ("PATH:/dest" -> PATH).
 xen_srcs = $(foreach w,$(1),$(firstword $(subst :, ,$(w))))
 
-XEN_ENV = XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' \
+XEN_ENV = XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' XVMSG_XEN_ARCH=$(XEN_ARCH) \
 	XVMSG_XEN_PLAN='$(abspath $(XEN_PLAN))' \
 	XVMSG_XEN_DOM0_BINS='$(strip $(XEN_DOM0_BINS))' \
 	XVMSG_XEN_DRIVER_BINS='$(strip $(XEN_DRIVER_BINS))' \
@@ -66,13 +69,13 @@ XEN_ENV = XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' \
 	$(if $(XEN_GUEST_MODULES),XVMSG_XEN_GUEST_MODULES='$(XEN_GUEST_MODULES)')
 
 # Boots whatever xen-images built last.
-XEN_RUN = XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' XVMSG_XEN_TIMEOUT=$(XEN_TIMEOUT) \
+XEN_RUN = XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' XVMSG_XEN_ARCH=$(XEN_ARCH) XVMSG_XEN_TIMEOUT=$(XEN_TIMEOUT) \
 	scripts/xen/run-qemu.sh
 
 .PHONY: xen-fetch xen-images check-xen-smoke xen-clean
 
 xen-fetch:
-	$(Q)XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' scripts/xen/fetch.sh
+	$(Q)XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' XVMSG_XEN_ARCH=$(XEN_ARCH) scripts/xen/fetch.sh
 
 # mkimages.sh itself repacks only the images whose content changed.
 xen-images: xen-fetch $(XEN_IMAGE_DEPS) \
