@@ -161,7 +161,7 @@ parts.xvmsg-backend     := backend-domain/main.c $(CORE_LIB)
 parts.xvmsg-ctl         := dom0-tools/xvmsg-ctl.c dom0-tools/ctl-parse.c
 libs.xvmsg-ctl          := -lxenstore
 parts.xvmsg-bench       := bench/xvmsg-bench.c $(DRV_LIB)
-libs.xvmsg-bench        := -lm
+libs.xvmsg-bench        := -lm -luring
 parts.xvmsg-guest-check := tests/xen/guest-check.c $(DRV_LIB)
 parts.xvmsg-evil        := tests/hostile/xvmsg-evil.c $(HOSTILE) $(DRV_LIB)
 # The write verifier for backend crashes (tests/loop/test-loop-crash, Xen e2e).
@@ -259,7 +259,8 @@ tests: $(UNIT_BINS) $(LOOP_BINS) $(PROGS)
 
 # test-man-options compares the programs' --help with docs/man/ (without
 # Xen, XVMSG_XEN=0 tells it xvmsg-ctl is not built).
-check-unit: $(UNIT_BINS) $(SCRIPT_TESTS) $(BIN)/xvmsg-backend $(call XEN_OR_NOT,$(BIN)/xvmsg-ctl)
+check-unit: $(UNIT_BINS) $(SCRIPT_TESTS) $(BIN)/xvmsg-backend $(BIN)/xvmsg-bench \
+            $(call XEN_OR_NOT,$(BIN)/xvmsg-ctl)
 	$(Q)XVMSG_TOP=$(CURDIR) XVMSG_BIN=$(abspath $(BIN)) XVMSG_XEN=$(HAVE_XEN) \
 		scripts/run-tests.sh unit $(UNIT_BINS) $(SCRIPT_TESTS)
 
@@ -271,21 +272,59 @@ check-san:
 	$(Q)$(MAKE) --no-print-directory SAN=1 check-unit check-loop check-fuzz
 
 # ---- real Xen in QEMU ------------------------------------------------------
-# scripts/xen/xen.mk builds the images (Debian's Xen 4.17 and 6.1 kernel) and
-# boots them; these hooks put our programs into them.
-XEN_DOM0_BINS   = $(BIN)/xvmsg-ctl
-XEN_DRIVER_BINS = $(BIN)/xvmsg-backend
-ARM64_KMOD     := build/arm64/kmod
+# scripts/xen/xen.mk builds the images (Debian's Xen 4.17 and 6.1 kernel, or
+# with XVMSG_DISTRO=trixie Debian 13's Xen 4.20 and 6.12) and boots them;
+# these hooks put our programs into them.  XVMSG_GUEST_KERNEL=7.x gives the
+# guest trixie-backports' kernel (docs/xen.md, "Tested combinations").
+# XEN_ARCH=arm64: Debian 12's arm64 Xen 4.17 and 6.1 (no other distro or
+# guest kernel there), our programs cross-built into build/arm64/.
+XVMSG_DISTRO       ?= bookworm
+XVMSG_GUEST_KERNEL ?=
+ARM64_KMOD         := build/arm64/kmod
+# (as in xen.mk; needed here, before the include, for the rules below)
 ifeq ($(XEN_ARCH),arm64)
-# mke2fs and e2fsck from Debian's arm64 e2fsprogs (in the staging root).
-XEN_GUEST_BINS  = $(BIN)/xvmsg-guest-check $(BIN)/xvmsg-blkcrash $(BIN)/xvmsg-evil \
-                  $(XEN_ARM64_ROOT)/sbin/mke2fs:/sbin/mkfs.ext4 $(XEN_ARM64_ROOT)/sbin/e2fsck:/sbin/e2fsck
-XEN_GUEST_KMODS = $(ARM64_KMOD)/guest-kernel/xvmsg.ko
-else
-XEN_GUEST_BINS  = $(BIN)/xvmsg-guest-check $(BIN)/xvmsg-blkcrash $(BIN)/xvmsg-evil /sbin/mke2fs:/sbin/mkfs.ext4 /sbin/e2fsck:/sbin/e2fsck
-XEN_GUEST_KMODS = guest-kernel/xvmsg.ko
+ifneq ($(XVMSG_DISTRO)$(XVMSG_GUEST_KERNEL),bookworm)
+$(error XEN_ARCH=arm64 runs Debian 12 (bookworm) with its 6.1 kernel only, not XVMSG_DISTRO=$(XVMSG_DISTRO)$(if $(XVMSG_GUEST_KERNEL), XVMSG_GUEST_KERNEL=$(XVMSG_GUEST_KERNEL)))
 endif
-XEN_DOM0_BINS  += $(BIN)/xvmsg-backend
+XEN_OUT            ?= build/xen-arm64
+else
+XEN_OUT            ?= build/xen$(if $(filter trixie,$(XVMSG_DISTRO)),-trixie)$(if $(XVMSG_GUEST_KERNEL),-guest-$(XVMSG_GUEST_KERNEL))
+endif
+ifeq ($(XEN_ARCH),arm64)
+# Cross-built (BIN is build/arm64/bin), and mkfs.ext4/e2fsck from Debian's
+# arm64 e2fsprogs (=: in the staging root).
+XEN_BIN         := $(BIN)
+XEN_MKE2FS      := =/sbin/mke2fs:/sbin/mkfs.ext4 =/sbin/e2fsck:/sbin/e2fsck
+else ifeq ($(XVMSG_DISTRO),trixie)
+# Built for trixie in the trixie chroot (scripts/xen/build-trixie.sh), and
+# mkfs.ext4/e2fsck from trixie's e2fsprogs (=: in the staging root).
+XEN_BIN         := build/trixie/bin
+XEN_MKE2FS      := =/usr/sbin/mke2fs:/sbin/mkfs.ext4 =/usr/sbin/e2fsck:/sbin/e2fsck
+XEN_GNTSHARE    := $(XEN_BIN)/gntshare
+XEN_IMAGE_DEPS  := trixie-progs
+.PHONY: trixie-progs
+trixie-progs:
+	$(Q)WERROR=$(WERROR) scripts/xen/build-trixie.sh progs
+$(XEN_BIN)/%: trixie-progs ;
+else
+XEN_BIN         := $(BIN)
+XEN_MKE2FS      := /sbin/mke2fs:/sbin/mkfs.ext4 /sbin/e2fsck:/sbin/e2fsck
+endif
+XEN_DOM0_BINS   = $(XEN_BIN)/xvmsg-ctl
+XEN_DRIVER_BINS = $(XEN_BIN)/xvmsg-backend
+XEN_GUEST_BINS  = $(XEN_BIN)/xvmsg-guest-check $(XEN_BIN)/xvmsg-blkcrash $(XEN_BIN)/xvmsg-evil $(XEN_MKE2FS)
+XEN_DOM0_BINS  += $(XEN_BIN)/xvmsg-backend
+ifeq ($(XEN_ARCH),arm64)
+XEN_GUEST_KMODS = $(ARM64_KMOD)/guest-kernel/xvmsg.ko
+else ifeq ($(XVMSG_DISTRO)$(XVMSG_GUEST_KERNEL),bookworm)
+XEN_GUEST_KMODS = guest-kernel/xvmsg.ko
+else
+# The guest's kernel is one of trixie's: xvmsg.ko built against its headers
+# in the trixie chroot.
+XEN_GUEST_KMODS = $(XEN_OUT)/kmod/xvmsg.ko
+$(XEN_OUT)/kmod/xvmsg.ko: xen-fetch
+	$(Q)$(XEN_ENV) WERROR=$(WERROR) scripts/xen/build-trixie.sh module $@
+endif
 include scripts/xen/xen.mk
 
 # ---- Xen on Arm (XEN_ARCH=arm64) -------------------------------------------
@@ -304,30 +343,17 @@ $(ARM64_KMOD)/guest-kernel/xvmsg.ko: $(wildcard guest-kernel/*.c guest-kernel/*.
 		M=$(abspath $(ARM64_KMOD)/guest-kernel) ARCH=arm64 CROSS_COMPILE=$(or $(CROSS_COMPILE),aarch64-linux-gnu-) \
 		W=1 $(if $(filter 1,$(WERROR)),KCFLAGS=-Werror) modules
 
-ifeq ($(XEN_ARCH),arm64)
-# Made by xen-fetch.
-$(XEN_ARM64_ROOT)/sbin/%: | xen-fetch
-	$(Q)test -f $@
-endif
-
 .PHONY: module-arm64 check-xen-arm64 check-xen-arm64-smoke
 module-arm64:
 	$(Q)$(MAKE) --no-print-directory XEN_ARCH=arm64 $(ARM64_KMOD)/guest-kernel/xvmsg.ko
 # The guest-module end-to-end (tests/xen/kmod) on Xen on Arm: auto-translated
-# guests.  Not part of make check (docs/xen.md says why).  One QEMU run gets
-# XEN_TIMEOUT seconds if given, else XEN_ARM64_TIMEOUT (the plan takes
-# several minutes more than on x86 when the host is busy).
-XEN_ARM64_TIMEOUT ?= 1200
+# guests; part of make check.  One QEMU run gets XEN_TIMEOUT seconds if
+# given, else XEN_ARM64_TIMEOUT: the plan takes 170 s of QEMU on an idle
+# host and up to ~580 s under load; 660 s keeps make check under 30 minutes.
+XEN_ARM64_TIMEOUT ?= 660
 check-xen-arm64:
-	$(Q)$(MAKE) --no-print-directory XEN_ARCH=arm64 xen-images XEN_PLAN=tests/xen/kmod
-	$(Q)if XVMSG_XEN_SERIAL=$(if $(filter 1,$(V)),1,0) XVMSG_XEN_ARCH=arm64 \
-		XVMSG_XEN_OUT='$(abspath build/xen-arm64)' \
-		XVMSG_XEN_TIMEOUT=$(if $(filter command line environment,$(origin XEN_TIMEOUT)),$(XEN_TIMEOUT),$(XEN_ARM64_TIMEOUT)) \
-		scripts/xen/run-qemu.sh; then \
-		echo "xen-arm64: 1 passed, 0 failed"; \
-	else \
-		echo "xen-arm64: 0 passed, 1 failed"; exit 1; \
-	fi
+	$(Q)$(MAKE) --no-print-directory XEN_ARCH=arm64 XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL= check-xen-kmod \
+		XEN_TIMEOUT=$(if $(filter command line environment,$(origin XEN_TIMEOUT)),$(XEN_TIMEOUT),$(XEN_ARM64_TIMEOUT))
 # The smoke plan (scripts/xen/plans/smoke) on Xen on Arm.
 check-xen-arm64-smoke:
 	$(Q)$(MAKE) --no-print-directory XEN_ARCH=arm64 check-xen-smoke
@@ -359,13 +385,51 @@ check-xen:
 
 .PHONY: check-xen-kmod
 # Stock virtio drivers on the guest kernel module: tests/xen/kmod/.
+# XVMSG_DISTRO=trixie: on Debian 13's images; XVMSG_GUEST_KERNEL=7.x: the
+# guest on trixie-backports' kernel.
+XEN_KMOD_NAME = xen-kmod ($(if $(filter arm64,$(XEN_ARCH)),arm64 )$(XVMSG_DISTRO)$(if $(XVMSG_GUEST_KERNEL), guest $(XVMSG_GUEST_KERNEL)))
 check-xen-kmod:
 	$(Q)$(MAKE) --no-print-directory xen-images XEN_PLAN=tests/xen/kmod
 	$(Q)if XVMSG_XEN_SERIAL=$(if $(filter 1,$(V)),1,0) $(XEN_RUN); then \
-		echo "xen-kmod: 1 passed, 0 failed"; \
+		echo "$(XEN_KMOD_NAME): 1 passed, 0 failed"; \
 	else \
-		echo "xen-kmod: 0 passed, 1 failed"; exit 1; \
+		echo "$(XEN_KMOD_NAME): 0 passed, 1 failed"; exit 1; \
 	fi
+
+# ---- the Xen benchmark (docs/benchmarks.md, bench/xen/) --------------------
+.PHONY: bench-xen bench-xen-images check-bench-xen
+BENCH_REPS ?= 3
+BENCH_SECS ?= 5
+BENCH_LOOP_SECS ?= 6
+BENCH_OVERLAY := build/bench/overlay
+# The images with fio, xen-blkfront/xen-blkback and the bench plan; the
+# additions go through mkimages.sh's overlay hook (bench/xen/mkoverlay.sh).
+bench-xen-images: all guest-kernel/xvmsg.ko
+	$(Q)bench/xen/mkoverlay.sh $(BENCH_OVERLAY)
+	$(Q)XVMSG_XEN_OVERLAY=$(abspath $(BENCH_OVERLAY)) $(MAKE) --no-print-directory xen-images \
+		XEN_PLAN=bench/xen/plan
+# fio in a Xen guest over pool, grant, full and blkback disks, xvmsg-bench on
+# the loopback bus, CSV and plots in build/bench/, docs/benchmarks.md's Xen
+# section rewritten.
+bench-xen: bench-xen-images
+	$(Q)scripts/bench-xen.sh --reps $(BENCH_REPS) --secs $(BENCH_SECS) --loop-secs $(BENCH_LOOP_SECS) \
+		--docs docs/benchmarks.md --check
+# The short form, in make check: one repetition, 3 s per cell; fails unless
+# every cell has a number and counters and fio's verify passed on every disk.
+check-bench-xen: bench-xen-images
+	$(Q)if scripts/bench-xen.sh --reps 1 --secs 3 --size 16 --loop-secs 0.5 --out build/bench/short --check; then \
+		echo "bench-xen: 1 passed, 0 failed"; \
+	else \
+		echo "bench-xen: 0 passed, 1 failed"; exit 1; \
+	fi
+
+# The end-to-end runs of make check, as IMAGE-FOLDER:PLAN, and the check
+# that docs/xen.md's table of tested combinations lists exactly these, as
+# they ran (scripts/xen/combos.sh; today's rows in build/xen-combinations.md).
+XEN_CHECK_RUNS = build/xen:e2e build/xen:kmod
+.PHONY: check-xen-combos
+check-xen-combos:
+	$(Q)scripts/xen/combos.sh check $(XEN_CHECK_RUNS)
 
 # ---- Debian packages (debian/, docs/install.md) ---------------------------
 .PHONY: deb check-deb
@@ -383,8 +447,10 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory check-san
 	$(Q)$(MAKE) --no-print-directory check-module-builds
 	$(Q)$(MAKE) --no-print-directory check-deb
-	$(Q)$(MAKE) --no-print-directory check-xen
-	$(Q)$(MAKE) --no-print-directory check-xen-kmod
+	$(Q)$(MAKE) --no-print-directory check-xen XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=
+	$(Q)$(MAKE) --no-print-directory check-xen-kmod XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=
+	$(Q)$(MAKE) --no-print-directory check-bench-xen XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=
+	$(Q)$(MAKE) --no-print-directory check-xen-combos
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -22,6 +22,8 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <liburing.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -45,6 +47,8 @@
 
 #define SECTOR			512
 #define MAX_QD			256
+#define MAX_RAW_QD		4096	/* raw at the total depth of --devices */
+#define MAX_DEVICES		64
 #define DEV_QUEUE_SIZE		256	/* the backend's blk queue size */
 #define MAX_POOL_PAGES		65536
 #define WARMUP_S		0.2
@@ -68,14 +72,16 @@ struct workload {
 	uint32_t bs;		/* request size */
 	bool seq;
 	unsigned int def_qd;
+	unsigned int flush_every;	/* a FLUSH after every N writes (0: none) */
 };
 
-enum { W_RANDREAD, W_SEQREAD, W_RANDWRITE, W_LAT, NWL };
+enum { W_RANDREAD, W_SEQREAD, W_RANDWRITE, W_LAT, W_SEQWRITE, NWL };
 static const struct workload workloads[NWL] = {
 	[W_RANDREAD]  = { "randread4k",  XVD_BLK_READ,  4096,   false, 32 },
 	[W_SEQREAD]   = { "seqread256k", XVD_BLK_READ,  262144, true,  8 },
 	[W_RANDWRITE] = { "randwrite4k", XVD_BLK_WRITE, 4096,   false, 32 },
 	[W_LAT]       = { "lat4k",       XVD_BLK_READ,  4096,   false, 1 },
+	[W_SEQWRITE]  = { "seqwrite256k", XVD_BLK_WRITE, 262144, true, 8 },
 };
 
 struct opts {
@@ -89,6 +95,9 @@ struct opts {
 	unsigned int rounds;
 	const char *backend;
 	unsigned int poll_us;	/* backend --poll-us */
+	bool direct;		/* O_DIRECT: the backend's exports and raw */
+	unsigned int devices;	/* --devices N: N devices driven together (0: off) */
+	bool noisy;		/* --workload noisy */
 };
 
 /* Latency samples in nanoseconds. */
@@ -106,6 +115,7 @@ struct result {
 	uint64_t maps, unmaps;		/* backend counters over the phases */
 	uint64_t kicks, notify_out;	/* driver kicks, backend notifications */
 	uint64_t copied;		/* pool bounce bytes, both ways */
+	uint64_t flushes;		/* FLUSH requests among reqs */
 };
 
 /* One line of the backend's SIGUSR1 dump, the fields we use. */
@@ -129,6 +139,7 @@ struct bench_dev {
 	char be_name[48];		/* "blk<devid>(dom<domid>)" in the backend */
 	uint64_t rng;			/* xorshift state for random offsets */
 	uint64_t seq_off;		/* next sequential offset */
+	bool threaded;			/* driven by a worker thread */
 };
 
 struct bench {
@@ -137,9 +148,13 @@ struct bench {
 	char img_path[160];
 	bool img_temp;
 	int img_fd;
+	int raw_fd;			/* the image for raw: O_DIRECT with --direct */
 	uint64_t img_size;
 	uint64_t raw_rng, raw_seq;
 	struct bench_dev devs[3];
+	struct bench_dev *mdevs;	/* --devices, noisy: one domain each */
+	struct result *mres[NWL];	/* --devices: per workload, per device */
+	struct result noisy[3];		/* B alone, B beside A, A */
 	struct result res[NMODES][NWL];
 	struct samples ref_rtt;		/* eventfd round trips, ns */
 	struct result ref_raw;		/* raw 4 KiB reads, when raw mode is off */
@@ -299,33 +314,61 @@ static int backend_check(struct backend *be)
 	return -1;
 }
 
-static int backend_start(struct backend *be, const char *bin, const char *image,
-			 unsigned int poll_us)
+/* The name of export i: one per mode, or one per device of --devices and
+ * the noisy-neighbour workload. */
+static void export_name(const struct opts *o, unsigned int i, char *buf, size_t len)
 {
 	static const char *const names[3] = { "bench-pool", "bench-grant", "bench-full" };
-	char exports[3][256], poll[16], *argv[20];
-	unsigned int argc = 0, i;
 
-	for (i = 0; i < 3; i++)
-		snprintf(exports[i], sizeof(exports[i]), "%s:blk:path=%s", names[i], image);
+	if (o->devices || o->noisy)
+		snprintf(buf, len, "bench-d%u", i);
+	else
+		snprintf(buf, len, "%s", names[i]);
+}
+
+static unsigned int nr_exports(const struct opts *o)
+{
+	return o->devices ? o->devices : o->noisy ? 2 : 3;
+}
+
+static int backend_start(struct backend *be, const char *bin, const char *image,
+			 const struct opts *o)
+{
+	unsigned int argc = 0, i, n = nr_exports(o);
+	char (*exports)[256] = calloc(n, sizeof(*exports)), poll[16], name[32];
+	char **argv = calloc(2 * n + 12, sizeof(*argv));
+
+	if (!exports || !argv) {
+		free(exports);
+		free(argv);
+		return fail("out of memory");
+	}
+	for (i = 0; i < n; i++) {
+		export_name(o, i, name, sizeof(name));
+		snprintf(exports[i], sizeof(exports[i]), "%s:blk:path=%s%s", name, image,
+			 o->direct ? ",direct=on" : "");
+	}
 	argv[argc++] = (char *)bin;
 	argv[argc++] = (char *)"--socket";
 	argv[argc++] = be->sock;
 	argv[argc++] = (char *)"--log-level";
 	argv[argc++] = (char *)"warn";
 	argv[argc++] = (char *)"--full";	/* full mode is measured too */
-	snprintf(poll, sizeof(poll), "%u", poll_us);
+	snprintf(poll, sizeof(poll), "%u", o->poll_us);
 	argv[argc++] = (char *)"--poll-us";
 	argv[argc++] = poll;
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < n; i++) {
 		argv[argc++] = (char *)"--export";
 		argv[argc++] = exports[i];
 	}
 	argv[argc] = NULL;
 
 	be->pid = fork();
-	if (be->pid < 0)
+	if (be->pid < 0) {
+		free(exports);
+		free(argv);
 		return fail("fork: %s", strerror(errno));
+	}
 	if (be->pid == 0) {
 		int fd = open(be->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
@@ -339,6 +382,8 @@ static int backend_start(struct backend *be, const char *bin, const char *image,
 		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
 		_exit(127);
 	}
+	free(exports);
+	free(argv);
 	for (i = 0; i < 1000; i++) {	/* 10 s */
 		if (can_connect(be->sock))
 			return 0;
@@ -519,7 +564,18 @@ static int image_open(struct bench *b)
 		if (b->img_size < workloads[W_SEQREAD].bs)
 			return fail("image %s: smaller than 256 KiB", b->img_path);
 	}
-	return image_warm(b);
+	b->raw_fd = open(b->img_path, O_RDWR | O_CLOEXEC | (b->o.direct ? O_DIRECT : 0));
+	if (b->raw_fd < 0)
+		return fail("image %s%s: %s", b->img_path, b->o.direct ? " (O_DIRECT)" : "",
+			    strerror(errno));
+	if (!b->o.direct)
+		return image_warm(b);
+	/* Direct I/O measures the disk: nothing of the image stays cached
+	 * (the backend opens it O_DIRECT as well). */
+	if (fdatasync(b->img_fd) < 0 || posix_fadvise(b->img_fd, 0, 0, POSIX_FADV_DONTNEED))
+		return fail("image %s: cannot drop it from the page cache: %s", b->img_path,
+			    strerror(errno));
+	return 0;
 }
 
 /* ---- devices ------------------------------------------------------------ */
@@ -565,16 +621,16 @@ static void drv_log(void *ctx, int level, const char *msg)
 {
 	struct bench *b = ctx;
 
-	if (b->failed) {
-		b->drv_quiet++;
+	if (__atomic_load_n(&b->failed, __ATOMIC_RELAXED)) {
+		__atomic_add_fetch(&b->drv_quiet, 1, __ATOMIC_RELAXED);
 		return;
 	}
 	fprintf(stderr, "xvmsg-bench: driver: %s\n", msg);
 }
 
-static int dev_open(struct bench *b, struct bench_dev *bd, int mode)
+static int dev_open(struct bench *b, struct bench_dev *bd, int mode, unsigned int export)
 {
-	static const char *const exports[3] = { "bench-pool", "bench-grant", "bench-full" };
+	char name[32];
 	uint64_t need = max_inflight_bytes(b) / 4096;
 	struct xvd_domain_opts dopt = {
 		.socket_path = b->be.sock,
@@ -584,7 +640,7 @@ static int dev_open(struct bench *b, struct bench_dev *bd, int mode)
 		.log_ctx = b,
 	};
 	struct xvd_dev_opts o = {
-		.export_name = exports[mode],
+		.export_name = name,
 		.devid = DEVID,
 		.mode = drv_modes[mode],
 		.pool_pages = pool_pages_for(b),
@@ -601,15 +657,16 @@ static int dev_open(struct bench *b, struct bench_dev *bd, int mode)
 	if (maxqd * 3 > DEV_QUEUE_SIZE)
 		o.indirect_min = 3;
 
+	export_name(&b->o, export, name, sizeof(name));
 	bd->mode = mode;
-	bd->rng = 0x2545f4914f6cdd1dULL * (uint64_t)(mode + 1);
+	bd->rng = 0x2545f4914f6cdd1dULL * (uint64_t)(mode + 1 + 3 * export);
 	r = xvd_domain_open_loop(&dopt, &bd->dom);
 	if (r < 0)
 		return fail("%s mode: cannot connect to the backend: %s", mode_names[mode],
 			    strerror(-r));
 	r = xvd_blk_open(bd->dom, &o, &bd->dev);
 	if (r < 0)
-		return fail("%s mode: cannot open export %s: %s", mode_names[mode], exports[mode],
+		return fail("%s mode: cannot open export %s: %s", mode_names[mode], name,
 			    strerror(-r));
 	r = xvd_blk_info(bd->dev, &info);
 	if (r < 0)
@@ -635,15 +692,18 @@ static void dev_close(struct bench_dev *bd)
 struct slot {
 	void *buf;
 	uint64_t t0;
+	bool flush;
 };
 
 static int dev_fail(struct bench *b, const struct bench_dev *bd, const char *what, int err)
 {
-	b->failed = true;
-	if ((err == -ENODEV || err == -EPIPE) && backend_check(&b->be))
+	__atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
+	/* Worker threads leave the backend's fate to the main thread (one
+	 * waitpid, not a race of several). */
+	if (!bd->threaded && (err == -ENODEV || err == -EPIPE) && backend_check(&b->be))
 		return -1;	/* it said why */
-	return fail("%s mode (export bench-%s, %s): %s: %s", mode_names[bd->mode],
-		    mode_names[bd->mode], bd->be_name, what, strerror(-err));
+	return fail("%s mode (%s): %s: %s", mode_names[bd->mode], bd->be_name, what,
+		    strerror(-err));
 }
 
 /* The body of a phase: keep qd requests in flight until secs pass, then
@@ -652,7 +712,7 @@ static int dev_io(struct bench *b, struct bench_dev *bd, const struct workload *
 		  unsigned int qd, double secs, struct slot *slots, struct result *r)
 {
 	struct xvd_done done[64];
-	unsigned int freel[MAX_QD], nfree = qd, inflight = 0, i;
+	unsigned int freel[MAX_QD], nfree = qd, inflight = 0, i, writes = 0;
 	uint64_t t_start = now_ns(), deadline = t_start + (uint64_t)(secs * 1e9), t;
 	int n, rc;
 
@@ -668,9 +728,14 @@ static int dev_io(struct bench *b, struct bench_dev *bd, const struct workload *
 			struct slot *s = &slots[freel[nfree - 1]];
 			uint64_t off = next_offset(&bd->rng, &bd->seq_off, w, b->img_size);
 
+			s->flush = w->flush_every && writes == w->flush_every;
 			s->t0 = now_ns();
-			rc = xvd_blk_submit(bd->dev, w->op, off / SECTOR, s->buf, w->bs, s,
-					    XVD_NO_KICK);
+			if (s->flush)
+				rc = xvd_blk_submit(bd->dev, XVD_BLK_FLUSH, 0, NULL, 0, s,
+						    XVD_NO_KICK);
+			else
+				rc = xvd_blk_submit(bd->dev, w->op, off / SECTOR, s->buf, w->bs, s,
+						    XVD_NO_KICK);
 			if (rc == -ENOSPC || rc == -ENOMEM) {
 				if (!inflight && !submitted)
 					return dev_fail(b, bd, "no room for a single request", rc);
@@ -678,6 +743,7 @@ static int dev_io(struct bench *b, struct bench_dev *bd, const struct workload *
 			}
 			if (rc < 0)
 				return dev_fail(b, bd, "submit", rc);
+			writes = s->flush ? 0 : writes + 1;
 			nfree--;
 			inflight++;
 			submitted++;
@@ -692,7 +758,7 @@ static int dev_io(struct bench *b, struct bench_dev *bd, const struct workload *
 		if (n < 0)
 			return dev_fail(b, bd, "completion", n);
 		if (n == 0 && !g_stop_signal) {
-			if (backend_check(&b->be))
+			if (!bd->threaded && backend_check(&b->be))
 				return -1;
 			return dev_fail(b, bd, "no completion within 5 s", -ETIMEDOUT);
 		}
@@ -706,10 +772,11 @@ static int dev_io(struct bench *b, struct bench_dev *bd, const struct workload *
 				return fail("out of memory");
 			freel[nfree++] = (unsigned int)(s - slots);
 			inflight--;
-		}
-		if (r) {
-			r->reqs += (uint64_t)n;
-			r->bytes += (uint64_t)n * w->bs;
+			if (r) {
+				r->reqs++;
+				r->bytes += s->flush ? 0 : w->bs;
+				r->flushes += s->flush;
+			}
 		}
 	}
 	if (r)
@@ -771,52 +838,112 @@ out:
 	return rc;
 }
 
-/* pread/pwrite at QD 1 on the image: the backing store's own speed. */
-static int raw_phase(struct bench *b, int wl, double secs, struct result *r)
+/*
+ * The backing store's own speed: an io_uring loop on the image keeping qd
+ * requests in flight, what fio's io_uring engine measures (and its libaio
+ * one, within noise).  With --direct the image is opened O_DIRECT here too.
+ */
+static int raw_phase(struct bench *b, int wl, unsigned int qd, double secs, struct result *r)
 {
 	const struct workload *w = &workloads[wl];
-	uint64_t t_start = now_ns(), deadline = t_start + (uint64_t)(secs * 1e9), t0, t1;
-	void *buf;
-	int rc = 0;
+	uint64_t t_start = now_ns(), deadline = t_start + (uint64_t)(secs * 1e9);
+	unsigned int inflight = 0, i;
+	struct io_uring ring;
+	struct slot *slots;
+	int rc;
 
-	if (posix_memalign(&buf, 4096, w->bs))
+	slots = calloc(qd, sizeof(*slots));
+	if (!slots)
 		return fail("out of memory");
-	memset(buf, 0x5a, w->bs);
-	do {
-		uint64_t off = next_offset(&b->raw_rng, &b->raw_seq, w, b->img_size);
-		ssize_t n;
+	rc = io_uring_queue_init(qd, &ring, 0);
+	if (rc < 0) {
+		free(slots);
+		return fail("raw: io_uring_queue_init(%u): %s", qd, strerror(-rc));
+	}
+	for (i = 0; i < qd; i++) {
+		if (posix_memalign(&slots[i].buf, 4096, w->bs)) {
+			rc = fail("out of memory");
+			goto out;
+		}
+		memset(slots[i].buf, 0x5a, w->bs);
+	}
+	for (i = 0;; ) {
+		struct io_uring_cqe *cqe;
+		uint64_t t = now_ns();
 
-		t0 = now_ns();
-		n = w->op == XVD_BLK_WRITE ? pwrite(b->img_fd, buf, w->bs, (off_t)off)
-					   : pread(b->img_fd, buf, w->bs, (off_t)off);
-		t1 = now_ns();
-		if (n != (ssize_t)w->bs) {
-			rc = fail("raw %s on %s: %s", w->op == XVD_BLK_WRITE ? "pwrite" : "pread",
-				  b->img_path, n < 0 ? strerror(errno) : "short transfer");
+		/* Refill: every free slot gets a request until the deadline. */
+		for (; t < deadline && inflight < qd && !g_stop_signal; inflight++) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+			struct slot *sl = &slots[i++ % qd];
+			uint64_t off = next_offset(&b->raw_rng, &b->raw_seq, w, b->img_size);
+
+			while (sl->t0)		/* the slot still in flight: next one */
+				sl = &slots[i++ % qd];
+			if (w->op == XVD_BLK_WRITE)
+				io_uring_prep_write(sqe, b->raw_fd, sl->buf, w->bs, off);
+			else
+				io_uring_prep_read(sqe, b->raw_fd, sl->buf, w->bs, off);
+			io_uring_sqe_set_data(sqe, sl);
+			sl->t0 = now_ns();
+		}
+		if (!inflight)
 			break;
+		rc = io_uring_submit_and_wait(&ring, 1);
+		if (rc < 0 && rc != -EINTR) {
+			fail("raw: io_uring_submit: %s", strerror(-rc));
+			goto out;
 		}
-		if (r) {
-			if (samples_add(&r->lat, t1 - t0)) {
-				rc = fail("out of memory");
-				break;
+		t = now_ns();
+		while (io_uring_peek_cqe(&ring, &cqe) == 0) {
+			struct slot *sl = io_uring_cqe_get_data(cqe);
+			int res = cqe->res;
+
+			io_uring_cqe_seen(&ring, cqe);
+			if (res != (int)w->bs) {
+				rc = fail("raw %s on %s: %s", w->op == XVD_BLK_WRITE ? "write" : "read",
+					  b->img_path, res < 0 ? strerror(-res) : "short transfer");
+				goto out;
 			}
-			r->reqs++;
-			r->bytes += w->bs;
+			if (r) {
+				if (samples_add(&r->lat, t - sl->t0)) {
+					rc = fail("out of memory");
+					goto out;
+				}
+				r->reqs++;
+				r->bytes += w->bs;
+			}
+			sl->t0 = 0;
+			inflight--;
 		}
-	} while (t1 < deadline && !g_stop_signal);
-	if (r && !rc) {
+		if (g_stop_signal && !inflight)
+			break;
+	}
+	rc = 0;
+	if (r) {
 		r->valid = true;
-		r->qd = 1;
+		r->qd = qd;
 		r->ns += now_ns() - t_start;
 	}
-	free(buf);
+out:
+	while (rc && inflight) {	/* nothing may land in freed buffers */
+		struct io_uring_cqe *cqe;
+
+		if (io_uring_wait_cqe(&ring, &cqe) < 0)
+			break;
+		io_uring_cqe_seen(&ring, cqe);
+		inflight--;
+	}
+	io_uring_queue_exit(&ring);
+	for (i = 0; i < qd; i++)
+		free(slots[i].buf);
+	free(slots);
 	return g_stop_signal ? -1 : rc;
 }
 
 static int phase(struct bench *b, int mode, int wl, double secs, struct result *r)
 {
 	if (mode == M_RAW)
-		return raw_phase(b, wl, secs, r);
+		return raw_phase(b, wl, wl_qd(b, wl), secs, r);
 	return dev_phase(b, &b->devs[mode], wl, secs, r);
 }
 
@@ -936,7 +1063,7 @@ static int reference_round(struct bench *b, double secs)
 	if (eventfd_rtt(secs, &b->ref_rtt, -1, -1))
 		return -1;
 	if (!(b->o.modes & (1u << M_RAW)))
-		return raw_phase(b, W_LAT, secs, &b->ref_raw);
+		return raw_phase(b, W_LAT, 1, secs, &b->ref_raw);
 	return 0;
 }
 
@@ -984,6 +1111,169 @@ static int run_all(struct bench *b)
 				if (reference_round(b, per_phase / 2))
 					return -1;
 			}
+		}
+	}
+	progress(b, NULL, 0, NULL);
+	return 0;
+}
+
+/* ---- several devices at once (--devices, noisy) -------------------------- */
+
+/* One device driven by its own thread: the driver library wants a domain
+ * used from one thread, and each of these devices has a domain (a guest)
+ * of its own. */
+struct job {
+	struct bench *b;
+	struct bench_dev *bd;
+	const struct workload *w;
+	unsigned int qd;
+	double secs;
+	pthread_barrier_t *start;
+	struct result *r;	/* NULL: warmup */
+	int rc;
+};
+
+static void *job_main(void *arg)
+{
+	struct job *j = arg;
+	struct slot *slots = calloc(j->qd, sizeof(*slots));
+	unsigned int i, n = 0;
+	int rc = slots ? 0 : fail("out of memory");
+
+	for (i = 0; !rc && i < j->qd; i++, n++) {
+		int e = xvd_ram_alloc(j->bd->dom, j->w->bs, &slots[i].buf);
+
+		if (e < 0) {
+			rc = dev_fail(j->b, j->bd, "allocating buffers in guest RAM", e);
+			break;
+		}
+		memset(slots[i].buf, 0xa5 ^ (int)i, j->w->bs);
+	}
+	pthread_barrier_wait(j->start);		/* all start together, failed or not */
+	if (!rc)
+		rc = dev_io(j->b, j->bd, j->w, j->qd, j->secs, slots, j->r);
+	for (i = 0; i < n; i++)
+		xvd_ram_free(j->bd->dom, slots[i].buf);
+	free(slots);
+	j->rc = rc;
+	return NULL;
+}
+
+/* Run the jobs together; 0, or -1 when one failed (it said why). */
+static int run_jobs(struct bench *b, struct job *jobs, unsigned int n)
+{
+	pthread_barrier_t start;
+	pthread_t *tids = calloc(n, sizeof(*tids));
+	unsigned int i, started = 0;
+	int rc = 0;
+
+	if (!tids || pthread_barrier_init(&start, NULL, n)) {
+		free(tids);
+		return fail("out of memory");
+	}
+	for (i = 0; i < n; i++) {
+		jobs[i].start = &start;
+		jobs[i].rc = 0;
+		if (pthread_create(&tids[i], NULL, job_main, &jobs[i]))
+			break;
+		started++;
+	}
+	if (started < n) {
+		/* Cannot happen short of running out of threads; the ones
+		 * started wait at the barrier for ever: give up loudly. */
+		fail("cannot start %u threads", n);
+		exit(1);
+	}
+	for (i = 0; i < n; i++) {
+		pthread_join(tids[i], NULL);
+		rc |= jobs[i].rc;
+	}
+	pthread_barrier_destroy(&start);
+	free(tids);
+	if (!rc && backend_check(&b->be))
+		rc = -1;
+	return rc ? -1 : 0;
+}
+
+/* --devices N: every device runs workload wl at its depth, all together. */
+static int devices_phase(struct bench *b, int wl, double secs, struct result *res)
+{
+	unsigned int n = b->o.devices, i;
+	struct job *jobs = calloc(n, sizeof(*jobs));
+	int rc;
+
+	if (!jobs)
+		return fail("out of memory");
+	for (i = 0; i < n; i++)
+		jobs[i] = (struct job){ .b = b, .bd = &b->mdevs[i], .w = &workloads[wl],
+					.qd = wl_qd(b, wl), .secs = secs,
+					.r = res ? &res[i] : NULL };
+	rc = run_jobs(b, jobs, n);
+	free(jobs);
+	return rc;
+}
+
+static unsigned int total_qd(const struct bench *b, int wl)
+{
+	unsigned int t = b->o.devices * wl_qd(b, wl);
+
+	return t < MAX_RAW_QD ? t : MAX_RAW_QD;
+}
+
+static int run_devices(struct bench *b)
+{
+	double per_phase = b->o.seconds / b->o.rounds;
+
+	for (int wl = 0; wl < NWL; wl++) {
+		if (!(b->o.wls & (1u << wl)))
+			continue;
+		progress(b, workloads[wl].name, 0, "all devices");
+		if (devices_phase(b, wl, per_phase < WARMUP_S ? per_phase : WARMUP_S, NULL) ||
+		    raw_phase(b, wl, total_qd(b, wl), WARMUP_S, NULL))
+			return -1;
+		for (unsigned int round = 0; round < b->o.rounds; round++) {
+			/* raw first in odd rounds, the devices first in even ones */
+			for (int k = 0; k < 2; k++) {
+				bool raw = (k == 0) == (round & 1);
+
+				progress(b, workloads[wl].name, round + 1, raw ? "raw" : "all devices");
+				if (raw ? raw_phase(b, wl, total_qd(b, wl), per_phase,
+						    &b->res[M_RAW][wl])
+					: devices_phase(b, wl, per_phase, b->mres[wl]))
+					return -1;
+			}
+		}
+	}
+	progress(b, NULL, 0, NULL);
+	return 0;
+}
+
+/* The noisy neighbour: device 0 (A) writes at QD 32 with a FLUSH after every
+ * 8 writes; device 1 (B) reads at QD 1.  B alone, then B beside A. */
+static const struct workload noisy_a = { "write4k+flush/8", XVD_BLK_WRITE, 4096, false, 32, 8 };
+static const struct workload noisy_b = { "read4k", XVD_BLK_READ, 4096, false, 1, 0 };
+
+static int run_noisy(struct bench *b)
+{
+	double per_phase = b->o.seconds / b->o.rounds;
+	struct job jobs[2];
+
+	for (unsigned int round = 0; round <= b->o.rounds; round++) {
+		bool warm = round == 0;
+		double secs = warm ? WARMUP_S : per_phase;
+
+		for (int k = 0; k < 2; k++) {
+			/* alternate which of the two situations comes first */
+			bool beside = (k == 0) == (round & 1);
+
+			progress(b, "noisy", round, beside ? "B beside A" : "B alone");
+			jobs[0] = (struct job){ .b = b, .bd = &b->mdevs[1], .w = &noisy_b, .qd = 1,
+						.secs = secs,
+						.r = warm ? NULL : &b->noisy[beside ? 1 : 0] };
+			jobs[1] = (struct job){ .b = b, .bd = &b->mdevs[0], .w = &noisy_a, .qd = 32,
+						.secs = secs, .r = warm ? NULL : &b->noisy[2] };
+			if (run_jobs(b, jobs, beside ? 2 : 1))
+				return -1;
 		}
 	}
 	progress(b, NULL, 0, NULL);
@@ -1078,6 +1368,107 @@ static void print_results(struct bench *b, FILE *csv)
 	}
 }
 
+/* Median of n values (sorts them). */
+static double median(double *v, unsigned int n)
+{
+	for (unsigned int i = 1; i < n; i++)
+		for (unsigned int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+			double t = v[j];
+
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return n ? (n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2) : 0;
+}
+
+static void print_devices(struct bench *b, FILE *csv)
+{
+	unsigned int n = b->o.devices;
+	double *p99 = calloc(n, sizeof(*p99));
+	int mode = b->mdevs[0].mode;
+
+	if (!p99)
+		return;
+	printf("%u %s-mode devices, one guest each, driven together; raw: io_uring at the total "
+	       "depth\n", n, mode_names[mode]);
+	printf("%-12s %6s %8s %11s %9s %8s %10s %10s %10s %11s %7s\n", "workload", "qd/dev",
+	       "total qd", "agg IOPS", "MiB/s", "p50 µs", "p99 min", "p99 med", "p99 max",
+	       "raw IOPS", "agg/raw");
+	if (csv)
+		fprintf(csv, "mode,workload,devices,qd_per_dev,total_qd,agg_iops,agg_mib_s,"
+			     "p50_us,p99_min_us,p99_median_us,p99_max_us,raw_iops,agg_over_raw\n");
+	for (int wl = 0; wl < NWL; wl++) {
+		struct result all = { 0 }, *res = b->mres[wl];
+		struct row raw;
+		double iops = 0, mib = 0, p50;
+		unsigned int i;
+
+		if (!(b->o.wls & (1u << wl)) || !res || !b->res[M_RAW][wl].valid)
+			continue;
+		for (i = 0; i < n; i++) {
+			struct row o;
+
+			row_compute(&res[i], &o);
+			iops += o.iops;
+			mib += o.mib_s;
+			p99[i] = o.p99;
+			for (size_t k = 0; k < res[i].lat.n; k++)
+				if (samples_add(&all.lat, res[i].lat.v[k]))
+					break;
+		}
+		p50 = percentile_us(&all.lat, 50);
+		free(all.lat.v);
+		row_compute(&b->res[M_RAW][wl], &raw);
+		{
+			double mn = p99[0], mx = p99[0], md;
+
+			for (i = 1; i < n; i++) {
+				mn = p99[i] < mn ? p99[i] : mn;
+				mx = p99[i] > mx ? p99[i] : mx;
+			}
+			md = median(p99, n);
+			printf("%-12s %6u %8u %11.0f %9.1f %8.1f %10.1f %10.1f %10.1f %11.0f %7.2f\n",
+			       workloads[wl].name, wl_qd(b, wl), total_qd(b, wl), iops, mib, p50, mn,
+			       md, mx, raw.iops, raw.iops > 0 ? iops / raw.iops : 0);
+			if (csv)
+				fprintf(csv, "%s,%s,%u,%u,%u,%.1f,%.2f,%.2f,%.2f,%.2f,%.2f,%.1f,%.3f\n",
+					mode_names[mode], workloads[wl].name, n, wl_qd(b, wl),
+					total_qd(b, wl), iops, mib, p50, mn, md, mx, raw.iops,
+					raw.iops > 0 ? iops / raw.iops : 0);
+		}
+	}
+	free(p99);
+}
+
+static void print_noisy(struct bench *b, FILE *csv)
+{
+	struct row alone, beside, a;
+	int mode = b->mdevs[0].mode;
+
+	row_compute(&b->noisy[0], &alone);
+	row_compute(&b->noisy[1], &beside);
+	row_compute(&b->noisy[2], &a);
+	printf("noisy neighbour, %s mode, two guests: A writes 4 KiB at QD 32 with a FLUSH after "
+	       "every 8 writes,\nB reads 4 KiB at QD 1\n", mode_names[mode]);
+	printf("%-16s %10s %9s %9s\n", "", "IOPS", "p50 µs", "p99 µs");
+	printf("%-16s %10.0f %9.1f %9.1f\n", "B alone", alone.iops, alone.p50, alone.p99);
+	printf("%-16s %10.0f %9.1f %9.1f\n", "B beside A", beside.iops, beside.p50, beside.p99);
+	printf("%-16s %10.0f %9.1f %9.1f  (%.0f flushes/s)\n", "A (beside B)", a.iops, a.p50,
+	       a.p99, b->noisy[2].ns ? (double)b->noisy[2].flushes * 1e9 /
+				      (double)b->noisy[2].ns : 0);
+	printf("\nB's p99 beside A / alone = %.2f, p50 %.2f\n",
+	       alone.p99 > 0 ? beside.p99 / alone.p99 : 0, alone.p50 > 0 ? beside.p50 / alone.p50 : 0);
+	if (csv) {
+		fprintf(csv, "mode,case,iops,p50_us,p99_us\n");
+		fprintf(csv, "%s,b_alone,%.1f,%.2f,%.2f\n", mode_names[mode], alone.iops, alone.p50,
+			alone.p99);
+		fprintf(csv, "%s,b_beside_a,%.1f,%.2f,%.2f\n", mode_names[mode], beside.iops,
+			beside.p50, beside.p99);
+		fprintf(csv, "%s,a_beside_b,%.1f,%.2f,%.2f\n", mode_names[mode], a.iops, a.p50,
+			a.p99);
+	}
+}
+
 /* ---- command line ------------------------------------------------------- */
 
 static void usage(FILE *out)
@@ -1089,20 +1480,30 @@ static void usage(FILE *out)
 "\n"
 "  --mode MODE        pool, grant, full or raw; default: all four, interleaved\n"
 "  --workload W       randread4k (QD 32), seqread256k (QD 8), randwrite4k (QD 32),\n"
-"                     lat4k (QD 1) or all (default)\n"
+"                     lat4k (QD 1), seqwrite256k (QD 8) or all (default); or\n"
+"                     noisy: two guests, A writing at QD 32 with a FLUSH every\n"
+"                     8 writes, B reading at QD 1: B's latency alone and\n"
+"                     beside A\n"
 "  --seconds N        timed seconds per mode per workload, over all rounds\n"
 "                     (default 3; fractions allowed)\n"
 "  --rounds N         rounds the time is split into (default 3)\n"
-"  --qd N             queue depth for every workload, 1..%d (raw stays at 1)\n"
+"  --qd N             queue depth for every workload, 1..%d\n"
 "  --image PATH       use this file (size a multiple of 512); randwrite4k\n"
 "                     overwrites parts of it\n"
 "  --size BYTES       size of the temporary image (default 256M; K/M/G allowed)\n"
+"  --direct           the backend opens the image O_DIRECT, and so does raw:\n"
+"                     the disk, not the page cache, is measured\n"
+"  --devices N        N devices (one guest each, --mode, default pool) driven\n"
+"                     together on one backend: aggregate IOPS and each device's\n"
+"                     p99 against raw at the total depth (default workload\n"
+"                     randread4k)\n"
 "  --csv FILE         also write the results as CSV to FILE\n"
 "  --backend PATH     xvmsg-backend to run (default: next to this program)\n"
 "  --backend-poll-us N  the backend keeps polling queues N us after work\n"
 "                     before it sleeps (default 0: interrupt driven)\n"
 "  -h, --help         show this help and exit\n"
 "\n"
+"raw is an io_uring loop on the image at the same queue depth (fio's way).\n"
 "Columns: maps/req and unmaps/req are the backend's map and unmap calls,\n"
 "notifies/req the driver's kicks plus the backend's notifications, copied B/req\n"
 "the bytes bounced through the pool, all per request.\n"
@@ -1175,7 +1576,7 @@ static __attribute__((format(printf, 1, 2))) int bad_usage(const char *fmt, ...)
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { O_MODE = 256, O_WL, O_SECONDS, O_QD, O_CSV, O_IMAGE, O_SIZE, O_ROUNDS, O_BACKEND,
-	       O_POLL };
+	       O_POLL, O_DIRECTIO, O_DEVICES };
 	static const struct option lopts[] = {
 		{ "mode", required_argument, NULL, O_MODE },
 		{ "workload", required_argument, NULL, O_WL },
@@ -1187,10 +1588,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "rounds", required_argument, NULL, O_ROUNDS },
 		{ "backend", required_argument, NULL, O_BACKEND },
 		{ "backend-poll-us", required_argument, NULL, O_POLL },
+		{ "direct", no_argument, NULL, O_DIRECTIO },
+		{ "devices", required_argument, NULL, O_DEVICES },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool size_set = false;
+	bool size_set = false, mode_set = false, wl_set = false;
 	int c, i;
 
 	*o = (struct opts){ .modes = (1u << NMODES) - 1, .wls = (1u << NWL) - 1,
@@ -1205,8 +1608,13 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				return bad_usage("--mode: '%s' is not pool, grant, full or raw",
 						 optarg);
 			o->modes = 1u << i;
+			mode_set = true;
 			break;
 		case O_WL:
+			wl_set = true;
+			o->noisy = !strcmp(optarg, "noisy");
+			if (o->noisy)
+				break;
 			if (!strcmp(optarg, "all")) {
 				o->wls = (1u << NWL) - 1;
 				break;
@@ -1215,7 +1623,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				;
 			if (i == NWL)
 				return bad_usage("--workload: '%s' is not randread4k, seqread256k, "
-						 "randwrite4k, lat4k or all", optarg);
+						 "randwrite4k, lat4k, seqwrite256k, all or noisy",
+						 optarg);
 			o->wls = 1u << i;
 			break;
 		case O_SECONDS:
@@ -1250,6 +1659,13 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			if (parse_uint(optarg, 0, 1000000, &o->poll_us))
 				return bad_usage("--backend-poll-us: '%s' is not in 0..1000000", optarg);
 			break;
+		case O_DIRECTIO:
+			o->direct = true;
+			break;
+		case O_DEVICES:
+			if (parse_uint(optarg, 1, MAX_DEVICES, &o->devices))
+				return bad_usage("--devices: '%s' is not in 1..%d", optarg, MAX_DEVICES);
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -1263,6 +1679,21 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		return bad_usage("unexpected argument '%s'", argv[optind]);
 	if (o->image && size_set)
 		return bad_usage("%s", "--size and --image exclude each other");
+	if (o->devices || o->noisy) {
+		if (o->devices && o->noisy)
+			return bad_usage("%s", "--devices and --workload noisy exclude each other");
+		if (mode_set && (o->modes & (1u << M_RAW)))
+			return bad_usage("%s", "--devices and noisy run pool, grant or full mode "
+					 "(raw is their reference)");
+		if (!mode_set)
+			o->modes = 1u << M_POOL;
+		if (o->noisy && o->qd)
+			return bad_usage("%s", "--qd does not apply to noisy (A: QD 32, B: QD 1)");
+		if (o->noisy)		/* sizes guest RAM and pool for A's QD 32 writes */
+			o->wls = 1u << W_RANDWRITE;
+		else if (!wl_set)
+			o->wls = 1u << W_RANDREAD;
+	}
 	return 0;
 }
 
@@ -1294,23 +1725,47 @@ static int bench_run(struct bench *b, const char *backend_bin, FILE *csv)
 	snprintf(b->be.log, sizeof(b->be.log), "%s/backend.log", b->be.dir);
 	if (image_open(b))
 		return -1;
-	if (backend_start(&b->be, backend_bin, b->img_path, b->o.poll_us))
+	if (backend_start(&b->be, backend_bin, b->img_path, &b->o))
 		return -1;
-	for (int m = M_POOL; m <= M_FULL; m++) {
-		if (b->o.modes & (1u << m) && dev_open(b, &b->devs[m], m)) {
+	if (b->o.devices || b->o.noisy) {
+		unsigned int n = nr_exports(&b->o);
+		int mode = __builtin_ctz(b->o.modes);
+
+		b->mdevs = calloc(n, sizeof(*b->mdevs));
+		for (int wl = 0; wl < NWL && b->o.devices; wl++)
+			if (b->o.wls & (1u << wl) && !(b->mres[wl] = calloc(n, sizeof(struct result))))
+				return fail("out of memory");
+		if (!b->mdevs)
+			return fail("out of memory");
+		for (unsigned int i = 0; i < n; i++) {
+			b->mdevs[i].threaded = true;
+			if (dev_open(b, &b->mdevs[i], mode, i)) {
+				backend_check(&b->be);
+				return -1;
+			}
+		}
+	}
+	for (int m = M_POOL; m <= M_FULL && !b->mdevs; m++) {
+		if (b->o.modes & (1u << m) && dev_open(b, &b->devs[m], m, (unsigned int)m)) {
 			backend_check(&b->be);	/* says so if it died */
 			return -1;
 		}
 	}
-	if (run_all(b))
+	if (b->o.devices ? run_devices(b) : b->o.noisy ? run_noisy(b) : run_all(b))
 		return -1;
 	if (backend_check(&b->be))
 		return -1;
-	printf("xvmsg-bench: image %s (%" PRIu64 " MiB%s), %.3g s per mode per workload in %u "
-	       "round%s\n\n", b->img_temp ? "temporary" : b->img_path, b->img_size >> 20,
-	       b->img_temp ? ", page cache" : "", b->o.seconds, b->o.rounds,
-	       b->o.rounds == 1 ? "" : "s");
-	print_results(b, csv);
+	printf("xvmsg-bench: image %s (%" PRIu64 " MiB%s), %.3g s per %s in %u round%s\n\n",
+	       b->img_temp ? "temporary" : b->img_path, b->img_size >> 20,
+	       b->o.direct ? ", O_DIRECT" : b->img_temp ? ", page cache" : "", b->o.seconds,
+	       b->o.noisy ? "situation" : b->o.devices ? "workload" : "mode per workload",
+	       b->o.rounds, b->o.rounds == 1 ? "" : "s");
+	if (b->o.devices)
+		print_devices(b, csv);
+	else if (b->o.noisy)
+		print_noisy(b, csv);
+	else
+		print_results(b, csv);
 	return 0;
 }
 
@@ -1318,9 +1773,21 @@ static void bench_cleanup(struct bench *b)
 {
 	for (int m = M_POOL; m <= M_FULL; m++)
 		dev_close(&b->devs[m]);
+	for (unsigned int i = 0; b->mdevs && i < nr_exports(&b->o); i++)
+		dev_close(&b->mdevs[i]);
+	free(b->mdevs);
+	for (int w = 0; w < NWL; w++) {
+		for (unsigned int i = 0; b->mres[w] && i < b->o.devices; i++)
+			free(b->mres[w][i].lat.v);
+		free(b->mres[w]);
+	}
+	for (int i = 0; i < 3; i++)
+		free(b->noisy[i].lat.v);
 	backend_stop(&b->be);
 	if (b->img_fd >= 0)
 		close(b->img_fd);
+	if (b->raw_fd >= 0)
+		close(b->raw_fd);
 	if (b->img_temp)
 		unlink(b->img_path);
 	if (b->be.dir[0] && strcmp(b->be.dir, "/tmp/xvmsg-bench-XXXXXX")) {
@@ -1349,6 +1816,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	b->img_fd = -1;
+	b->raw_fd = -1;
 	b->raw_rng = 0x853c49e6748fea9bULL;	/* xorshift: any non-zero seed */
 	rc = parse_args(argc, argv, &b->o);
 	if (rc) {

@@ -892,7 +892,9 @@ static int __init xvmsg_init(void)
 
 	if (!xen_domain())
 		return -ENODEV;
-	xvmsg_wq = alloc_workqueue("xvmsg", WQ_MEM_RECLAIM, 0);
+	/* Unbound: message work has no CPU to stay on, and since 7.x a queue
+	 * that says neither WQ_UNBOUND nor WQ_PERCPU draws a warning. */
+	xvmsg_wq = alloc_workqueue("xvmsg", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
 	if (!xvmsg_wq)
 		return -ENOMEM;
 	xvmsg_dbg_root = debugfs_create_dir("xvmsg", NULL);

@@ -38,7 +38,13 @@ pass=0 fail=0 skip=0
 t0=$(date +%s)
 
 log() { printf '[kbuild %4ds] %s\n' $(($(date +%s) - t0)) "$*" >&2; }
-result_pass() { pass=$((pass + 1)); echo "  PASS    module-build/$1 ($2s)"; }
+# $OUT/passed: the kernel ABIs that passed in the last run, one a line
+# (scripts/xen/combos.sh checks docs/xen.md's "builds" row against it).
+result_pass() {
+	pass=$((pass + 1))
+	echo "  PASS    module-build/$1 ($2s)"
+	echo "${1%% *}" >>"$OUT/passed.tmp"
+}
 result_skip() { skip=$((skip + 1)); echo "  SKIP    module-build/$1: $2"; }
 result_fail() {
 	fail=$((fail + 1))
@@ -65,22 +71,9 @@ host_install() {
 		{ echo "apt-get install$missing failed"; return 1; }
 }
 
-# sync_src DEST: the module's sources into DEST/guest-kernel and
-# DEST/include/xvmsg, touching only files that changed (so Kbuild rebuilds
-# only what changed) and dropping files the tree no longer has.
-sync_src() {
-	for sub in guest-kernel include/xvmsg; do
-		mkdir -p "$1/$sub"
-		for f in "$XVMSG_TOP/$sub"/*.[ch] "$XVMSG_TOP/$sub"/Kbuild; do
-			[ -f "$f" ] || continue
-			cmp -s "$f" "$1/$sub/${f##*/}" || cp -p "$f" "$1/$sub/"
-		done
-		for f in "$1/$sub"/*.[ch]; do
-			[ -f "$f" ] && [ ! -f "$XVMSG_TOP/$sub/${f##*/}" ] && rm -f "$f"
-		done
-	done
-	return 0
-}
+# sync_src DEST (scripts/kbuild/module-src.sh)
+# shellcheck source=scripts/kbuild/module-src.sh
+. "$XVMSG_TOP/scripts/kbuild/module-src.sh"
 
 # clean_log LOG: no compiler or modpost warning in LOG (they pass with
 # WERROR=0; modpost's never fail the build).
@@ -170,55 +163,11 @@ check_612() {
 }
 
 # ---- 7.x: trixie-backports in a trixie chroot -------------------------------
-# gcc-14 builds the headers; pahole for BTF; libelf/libssl for kbuild's tools;
-# perl for 6.12's kernel-doc (W=1).
-TRIXIE_PKGS=gcc-14,gcc-14-for-host,make,libc6-dev,libelf1t64,libssl3t64,zlib1g,pahole,perl,ca-certificates
-CHROOT=$OUT/trixie
-
-# in_chroot CMD...: run CMD in the chroot with /proc mounted (objtool reads
-# it), in a mount namespace of its own so nothing stays mounted.
-in_chroot() {
-	# shellcheck disable=SC2016
-	unshare --mount --propagation private -- sh -c \
-		'mount -t proc proc "$0/proc" && exec chroot "$0" "$@"' "$CHROOT" "$@"
-}
-
-make_chroot() {
-	[ -f "$CHROOT/.xvmsg-ok" ] && return 0
-	host_install debootstrap >/dev/null || { echo "no debootstrap (not root?)"; return 1; }
-	[ -x /usr/share/debootstrap/scripts/trixie ] || [ -f /usr/share/debootstrap/scripts/trixie ] ||
-		{ echo "this debootstrap does not know trixie"; return 1; }
-	log "debootstrap trixie into $CHROOT (about 500 MB, a few minutes)"
-	rm -rf "$CHROOT.tmp"
-	mkdir -p "$OUT/debootstrap-cache"
-	if ! debootstrap --variant=minbase --include="$TRIXIE_PKGS" \
-		--cache-dir="$OUT/debootstrap-cache" trixie "$CHROOT.tmp" "$MIRROR" \
-		>"$OUT/debootstrap.log" 2>&1; then
-		rm -rf "$CHROOT.tmp"
-		echo "debootstrap trixie from $MIRROR failed (see $OUT/debootstrap.log)"
-		return 1
-	fi
-	echo "deb $MIRROR trixie-backports main" >"$CHROOT.tmp/etc/apt/sources.list.d/backports.list"
-	touch "$CHROOT.tmp/.xvmsg-ok"
-	rm -rf "$CHROOT" && mv "$CHROOT.tmp" "$CHROOT"
-}
-
-# chroot_update: apt-get update in the chroot, once a run.
-chroot_updated=0
-chroot_update() {
-	[ "$chroot_updated" = 1 ] && return 0
-	chroot_updated=1
-	in_chroot apt-get update -qq >/dev/null 2>&1 || log "apt-get update in the chroot failed: using its lists"
-}
-
-# trixie_headers SUITE: the ABI that linux-headers-amd64 of SUITE (trixie,
-# trixie-backports) depends on, from the chroot's lists.
-trixie_headers() {
-	ver=$(in_chroot apt-cache madison linux-headers-amd64 2>/dev/null |
-		awk -F' *[|] *' -v s="$1/" 'index($3, s) {print $2}' | sort -V | tail -n1)
-	[ -n "$ver" ] && in_chroot apt-cache depends "linux-headers-amd64=$ver" 2>/dev/null |
-		sed -n 's/^ *Depends: linux-headers-\([0-9.]*+deb13-amd64\)$/\1/p' | head -n1
-}
+# make_chroot, in_chroot, chroot_update, trixie_headers, chroot_headers;
+# the Xen 4.20 images use the same chroot.
+XVMSG_KBUILD_OUT=$OUT
+# shellcheck source=scripts/kbuild/trixie-chroot.sh
+. "$XVMSG_TOP/scripts/kbuild/trixie-chroot.sh"
 
 # build_chroot NAME ABI: build in the chroot against /usr/src/linux-headers-ABI.
 build_chroot() {
@@ -243,17 +192,7 @@ check_612t() {
 	abi=$(trixie_headers trixie)
 	[ -n "$abi" ] || { result_skip "6.12 (trixie)" "trixie has no linux-headers-amd64 (apt-get update in $CHROOT?)"; return; }
 	name="$abi (trixie, gcc-14)"
-	ver=${abi%-amd64}
-	if [ ! -f "$CHROOT/usr/src/linux-headers-$abi/.xvmsg-ok" ]; then
-		log "extracting linux-headers-$abi in the chroot"
-		# shellcheck disable=SC2016
-		in_chroot sh -c 'mkdir -p /var/cache/xvmsg && cd /var/cache/xvmsg && rm -f ./*.deb &&
-			apt-get download -qq "$@" && for d in ./*.deb; do dpkg -x "$d" /; done' sh \
-			"linux-headers-$abi" "linux-headers-$ver-common" "linux-kbuild-$ver" \
-			>"$OUT/trixie-install.log" 2>&1 ||
-			{ result_skip "$name" "apt-get download of linux-headers-$abi in the chroot failed (see $OUT/trixie-install.log)"; return; }
-		touch "$CHROOT/usr/src/linux-headers-$abi/.xvmsg-ok"
-	fi
+	why=$(chroot_headers "$abi") || { result_skip "$name" "$why"; return; }
 	build_chroot "$name" "$abi"
 }
 
@@ -280,6 +219,7 @@ main() {
 	exec 9>"$OUT/kbuild.lock"
 	flock -w 900 9 || { echo "module-builds: $OUT/kbuild.lock held for 900 s"; exit 1; }
 	sets=${*:-6.1 6.12 6.12-trixie 7.x}
+	: >"$OUT/passed.tmp"
 	for s in $sets; do
 		case $s in
 		6.1) check_61 ;;
@@ -289,6 +229,7 @@ main() {
 		*) echo "check-builds.sh: unknown header set $s (6.1, 6.12, 6.12-trixie, 7.x)" >&2; exit 2 ;;
 		esac
 	done
+	mv "$OUT/passed.tmp" "$OUT/passed"
 	echo "module-builds: $pass passed, $fail failed$([ "$skip" -gt 0 ] && echo " ($skip skipped)")"
 	[ "$fail" -eq 0 ]
 }

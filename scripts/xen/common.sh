@@ -9,19 +9,46 @@ XVMSG_TOP=${XVMSG_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 XVMSG_XEN_SCRIPTS=$XVMSG_TOP/scripts/xen
 
 # The architecture of the Xen system (Debian's name): amd64 (Xen on x86 in
-# qemu-system-x86_64) or arm64 (Xen on Arm in qemu-system-aarch64).  Each has
-# its own output folder, so the two can be built side by side.
+# qemu-system-x86_64) or arm64 (Xen on Arm in qemu-system-aarch64).
 XVMSG_XEN_ARCH=${XVMSG_XEN_ARCH:-amd64}
-case $XVMSG_XEN_ARCH in
-amd64) XVMSG_XEN_TRIPLET=x86_64-linux-gnu; _out=build/xen ;;
-arm64) XVMSG_XEN_TRIPLET=aarch64-linux-gnu; _out=build/xen-arm64 ;;
-*) echo "xen: error: XVMSG_XEN_ARCH=$XVMSG_XEN_ARCH: amd64 or arm64" >&2; exit 1 ;;
+# Which Debian release the images come from: bookworm (Debian 12: Xen 4.17,
+# Linux 6.1, libraries from the host, which is Debian 12) or trixie (Debian
+# 13: Xen 4.20, Linux 6.12; every library from trixie's .debs, our programs
+# built in the trixie chroot of scripts/kbuild/trixie-chroot.sh).
+XVMSG_DISTRO=${XVMSG_DISTRO:-bookworm}
+# XVMSG_GUEST_KERNEL: when set, the guest runs another kernel than dom0 and
+# the driver domain: 7.x (trixie-backports' newest) or 6.12-trixie
+# (trixie's).  Its modules and xvmsg.ko come from that kernel.
+XVMSG_GUEST_KERNEL=${XVMSG_GUEST_KERNEL:-}
+# Each combination has its own output folder, so they can be built side by
+# side: build/xen (amd64, bookworm), build/xen-trixie, build/xen-arm64.
+# Xen on Arm is built from Debian 12 only, with one kernel for all domains.
+case $XVMSG_XEN_ARCH/$XVMSG_DISTRO in
+amd64/bookworm) XVMSG_XEN_TRIPLET=x86_64-linux-gnu; _out=build/xen ;;
+amd64/trixie) XVMSG_XEN_TRIPLET=x86_64-linux-gnu; _out=build/xen-trixie ;;
+arm64/bookworm) XVMSG_XEN_TRIPLET=aarch64-linux-gnu; _out=build/xen-arm64 ;;
+arm64/trixie)
+	echo "xen: error: XVMSG_XEN_ARCH=arm64 with XVMSG_DISTRO=trixie: Xen on Arm is built from Debian 12 (bookworm) only" >&2
+	exit 1 ;;
+*/bookworm | */trixie)
+	echo "xen: error: XVMSG_XEN_ARCH=$XVMSG_XEN_ARCH: amd64 or arm64" >&2; exit 1 ;;
+*) echo "xen: error: XVMSG_DISTRO=$XVMSG_DISTRO: bookworm or trixie" >&2; exit 1 ;;
+esac
+# The .debs are shared by a distro's images with and without another guest
+# kernel.
+_cache=$XVMSG_TOP/$_out/cache
+case $XVMSG_XEN_ARCH/$XVMSG_GUEST_KERNEL in
+*/) ;;
+amd64/7.x | amd64/6.12-trixie) _out=$_out-guest-$XVMSG_GUEST_KERNEL ;;
+arm64/*)
+	echo "xen: error: XVMSG_GUEST_KERNEL=$XVMSG_GUEST_KERNEL with XVMSG_XEN_ARCH=arm64: Xen on Arm has one kernel, Debian 12's 6.1" >&2
+	exit 1 ;;
+*) echo "xen: error: XVMSG_GUEST_KERNEL=$XVMSG_GUEST_KERNEL: 7.x or 6.12-trixie" >&2; exit 1 ;;
 esac
 
 # Where things go.
 XVMSG_XEN_OUT=${XVMSG_XEN_OUT:-$XVMSG_TOP/$_out}
-unset _out
-XVMSG_XEN_CACHE=${XVMSG_XEN_CACHE:-$XVMSG_XEN_OUT/cache}        # downloaded .debs
+XVMSG_XEN_CACHE=${XVMSG_XEN_CACHE:-$_cache}                     # downloaded .debs
 XVMSG_XEN_ROOT=${XVMSG_XEN_ROOT:-$XVMSG_XEN_OUT/root}           # all .debs extracted
 XVMSG_XEN_WORK=${XVMSG_XEN_WORK:-$XVMSG_XEN_OUT/work}           # image trees
 XVMSG_XEN_IMAGES=${XVMSG_XEN_IMAGES:-$XVMSG_XEN_OUT/images}     # what QEMU boots
@@ -30,7 +57,7 @@ XVMSG_XEN_OVERLAY=${XVMSG_XEN_OVERLAY:-$XVMSG_XEN_OUT/overlay}  # hooks, see mki
 for _v in XVMSG_XEN_OUT XVMSG_XEN_CACHE XVMSG_XEN_ROOT XVMSG_XEN_WORK XVMSG_XEN_IMAGES XVMSG_XEN_OVERLAY; do
 	case ${!_v} in /*) ;; *) printf -v "$_v" '%s/%s' "$XVMSG_TOP" "${!_v}" ;; esac
 done
-unset _v
+unset _v _out _cache
 
 # The one pinned kernel ABI.  It must match the linux-headers package that
 # out-of-tree modules are built against (vermagic).  Pinned rather than
@@ -39,11 +66,25 @@ unset _v
 # linux-image-amd64's dependency (with a warning) only when this one can no
 # longer be downloaded.
 XVMSG_XEN_KABI=${XVMSG_XEN_KABI:-6.1.0-56-amd64}
-# The same ABI for the other architecture (6.1.0-56-amd64 -> 6.1.0-56-arm64).
-XVMSG_XEN_KABI=${XVMSG_XEN_KABI%-*}-$XVMSG_XEN_ARCH
+# The same for trixie's images (XVMSG_DISTRO=trixie).
+XVMSG_XEN_KABI_TRIXIE=${XVMSG_XEN_KABI_TRIXIE:-6.12.117+deb13-amd64}
+# The guest kernel of XVMSG_GUEST_KERNEL=7.x (trixie-backports).
+XVMSG_XEN_KABI_7X=${XVMSG_XEN_KABI_7X:-7.3.4+deb13-amd64}
 
-XVMSG_XEN_SERIES=4.17
+if [ "$XVMSG_DISTRO" = trixie ]; then
+	XVMSG_XEN_SERIES=4.20
+	XVMSG_XEN_KABI=$XVMSG_XEN_KABI_TRIXIE
+else
+	XVMSG_XEN_SERIES=4.17
+	# The same ABI for the other architecture (6.1.0-56-amd64 -> 6.1.0-56-arm64).
+	XVMSG_XEN_KABI=${XVMSG_XEN_KABI%-*}-$XVMSG_XEN_ARCH
+fi
 XVMSG_XEN_LIBEXEC=/usr/lib/xen-$XVMSG_XEN_SERIES/bin
+# The trixie chroot (scripts/kbuild/trixie-chroot.sh): trixie's .debs are
+# fetched with its apt, our programs built in it.
+XVMSG_KBUILD_OUT=${XVMSG_KBUILD_OUT:-$XVMSG_TOP/build/kbuild}
+# Where the trixie build of our programs goes (scripts/xen/build-trixie.sh).
+XVMSG_TRIXIE_BUILD=${XVMSG_TRIXIE_BUILD:-$XVMSG_TOP/build/trixie}
 
 xen_t0=${xen_t0:-$(date +%s.%N)}
 

@@ -23,22 +23,31 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 ARCH=$XVMSG_XEN_ARCH
-XEN_PKGS="xen-hypervisor-4.17-$ARCH xen-utils-4.17 xen-utils-common xenstore-utils"
+S=$XVMSG_XEN_SERIES
+XEN_PKGS="xen-hypervisor-$S-$ARCH xen-utils-$S xen-utils-common xenstore-utils"
 # Runtime libraries of the Xen tools.  libxendevicemodel1 and libxentoolcore1
 # are needed although xen-utils does not depend on them; libyajl2 is not on
 # a minimal host.  Everything else the binaries link (libc, libuuid,
 # liblzma, libzstd, zlib, libext2fs, libtinfo, libgcc_s) comes from
-# packages of priority required, so mkimages.sh takes them from the host.
+# packages of priority required, so for bookworm mkimages.sh takes them
+# from the host (Debian 12 too).
 LIB_PKGS="libxencall1 libxendevicemodel1 libxenevtchn1 libxenforeignmemory1
- libxengnttab1 libxenhypfs1 libxenmisc4.17 libxenstore4 libxentoolcore1
+ libxengnttab1 libxenhypfs1 libxenmisc$S libxenstore4 libxentoolcore1
  libxentoollog1 libyajl2"
+# trixie's images take every library from trixie's .debs, not from the
+# host: glibc, what Xen 4.20's libraries link (ldd of xl, xenstored,
+# xenconsoled, xen-init-dom0: liblzma, libuuid, zlib, libzstd), libgcc_s
+# (dlopened by pthread_cancel), and mkfs.ext4/e2fsck for the guest.
+TRIXIE_LIB_PKGS="libc6 libgcc-s1 liblzma5 libuuid1 zlib1g libzstd1
+ e2fsprogs libext2fs2t64 libcom-err2 libblkid1"
 OTHER_PKGS="busybox-static"
 # Not the host's architecture: what the x86 images take from the host comes
 # from Debian's arm64 packages too (C library, libgcc_s, the libraries of the
-# Xen tools and of mke2fs/e2fsck), and libxen-dev (headers, .so links) for
-# cross-building our programs against the staging root.
+# Xen tools and of mke2fs/e2fsck), and libxen-dev and liburing-dev
+# (xvmsg-bench's io_uring) for cross-building our programs against the
+# staging root.
 FOREIGN_PKGS="libc6 libgcc-s1 libuuid1 liblzma5 libzstd1 zlib1g libext2fs2
- libcom-err2 libblkid1 libss2 libfdt1 e2fsprogs libxen-dev"
+ libcom-err2 libblkid1 libss2 libfdt1 e2fsprogs libxen-dev liburing2 liburing-dev"
 
 apt_updated=0
 apt_update_once() {
@@ -53,7 +62,7 @@ apt_update_once() {
 ensure_host_tools() {
 	kabi=$1
 	if [ "$ARCH" = amd64 ]; then
-		want="qemu-system-x86 cpio kmod xz-utils zstd busybox-static gcc libc6-dev linux-libc-dev linux-headers-$kabi"
+		want="qemu-system-x86 cpio kmod xz-utils zstd busybox-static gcc libc6-dev linux-libc-dev${kabi:+ linux-headers-$kabi}"
 	else
 		# linux-kbuild-6.1: kbuild's host tools (fixdep, modpost, ...)
 		# built for this host, used with the arm64 headers (no qemu-user).
@@ -140,6 +149,16 @@ extract_all() {
 	for p in "$@"; do
 		dpkg -x "$(deb_in_cache "$p")" "$tmp"
 	done
+	# trixie's packages put everything under /usr (merged /usr): give
+	# the staging root the top-level links a trixie system has, so that
+	# $ROOT/lib/modules and $ROOT/bin/busybox are where they are on
+	# bookworm.
+	if [ "$XVMSG_DISTRO" = trixie ]; then
+		for d in bin sbin lib lib64; do
+			[ -e "$tmp/$d" ] && [ ! -L "$tmp/$d" ] && xen_die "a trixie .deb ships /$d (not merged /usr)"
+			[ -e "$tmp/usr/$d" ] && ln -sfn "usr/$d" "$tmp/$d"
+		done
+	fi
 	# The kernel package ships no modules.dep.  (depmod reads foreign
 	# modules as well.)
 	depmod -b "$tmp" "$kabi"
@@ -150,9 +169,118 @@ extract_all() {
 	xen_log "extracted ($(du -sm "$XVMSG_XEN_ROOT" | cut -f1) MB)"
 }
 
+# ---- trixie: .debs through the chroot's apt ---------------------------------
+# The host is Debian 12: its apt knows no trixie packages.  The trixie chroot
+# (scripts/kbuild/trixie-chroot.sh, also used by make check-module-builds)
+# downloads them into the cache.
+trixie_setup() {
+	[ "$(id -u)" -eq 0 ] || xen_die "XVMSG_DISTRO=trixie and XVMSG_GUEST_KERNEL need root (the trixie chroot)"
+	# shellcheck source=scripts/kbuild/trixie-chroot.sh
+	. "$XVMSG_TOP/scripts/kbuild/trixie-chroot.sh"
+	log() { xen_log "$@"; }
+	why=$(make_chroot) || xen_die "$why"
+}
+
+# trixie_download PKG...: the ones not in the cache, with the chroot's apt
+# (PKG/trixie-backports for backports).
+trixie_download() {
+	local missing="" p
+	for p in "$@"; do
+		[ -n "$(deb_in_cache "${p%/*}")" ] || missing="$missing $p"
+	done
+	if [ -z "$missing" ]; then
+		xen_log "all $# packages in the cache ($XVMSG_XEN_CACHE)"
+		return 0
+	fi
+	xen_log "downloading (trixie):$missing"
+	# shellcheck disable=SC2086
+	if ! chroot_download "$XVMSG_XEN_CACHE" $missing >/dev/null 2>&1; then
+		chroot_update
+		# shellcheck disable=SC2086
+		chroot_download "$XVMSG_XEN_CACHE" $missing >/dev/null ||
+			xen_die "apt-get download in the trixie chroot failed:$missing"
+	fi
+	for p in $missing; do
+		[ -n "$(deb_in_cache "${p%/*}")" ] || xen_die "apt-get download $p left no .deb"
+	done
+	xen_log "downloaded"
+}
+
+# trixie_kabi SUITE PINNED: PINNED if cached or downloadable, else the ABI
+# linux-image-amd64 of SUITE depends on.
+trixie_kabi() {
+	local k
+	if [ -n "$2" ]; then
+		if [ -n "$(deb_in_cache "linux-image-$2")" ] ||
+		   in_chroot apt-cache show "linux-image-$2" >/dev/null 2>&1; then
+			echo "$2"; return 0
+		fi
+	fi
+	k=$(trixie_headers "$1")
+	if [ -z "$k" ]; then
+		chroot_update
+		k=$(trixie_headers "$1")
+	fi
+	[ -n "$k" ] || xen_die "no linux-image-amd64 in $1 (apt-get update in the chroot?)"
+	[ -n "$2" ] && echo "xen: warning: linux-image-$2 is gone; using linux-image-$k (update the pinned ABI in scripts/xen/common.sh)" >&2
+	echo "$k"
+}
+
+# The guest's own kernel (XVMSG_GUEST_KERNEL): its image package extracted
+# into $XVMSG_XEN_OUT/groot and depmod'ed.  mkimages.sh takes the guest's
+# vmlinux and modules from there.
+fetch_guest_kernel() {
+	local suite pin gk groot sfx pkgs p list
+	case $XVMSG_GUEST_KERNEL in
+	7.x) suite=trixie-backports pin=$XVMSG_XEN_KABI_7X ;;
+	6.12-trixie) suite=trixie pin=$XVMSG_XEN_KABI_TRIXIE ;;
+	esac
+	gk=$(trixie_kabi "$suite" "$pin")
+	xen_log "guest kernel ABI $gk ($XVMSG_GUEST_KERNEL, $suite)"
+	sfx=
+	[ "$suite" = trixie-backports ] && sfx=/trixie-backports
+	trixie_download "linux-image-$gk$sfx"
+	# Newer kernels (7.x) split the image package: linux-image-ABI
+	# depends on linux-binary-ABI (vmlinuz in /usr/lib/modules/ABI/),
+	# linux-modules-ABI and linux-base-ABI (modules.order, .builtin).
+	pkgs="linux-image-$gk"
+	for p in $(dpkg-deb -f "$(deb_in_cache "linux-image-$gk")" Depends | tr ',|' '\n\n' |
+			sed -n "s/^ *\(linux-\(binary\|modules\|base\)-$gk\)\( .*\)\?$/\1/p"); do
+		trixie_download "$p$sfx"
+		pkgs="$pkgs $p"
+	done
+	groot=$XVMSG_XEN_OUT/groot
+	list=$(for p in $pkgs; do basename "$(deb_in_cache "$p")"; done | sort)
+	if [ "$(cat "$groot/.debs" 2>/dev/null)" = "$list" ]; then
+		xen_log "guest kernel root up to date ($groot)"
+		return 0
+	fi
+	rm -rf "$groot.tmp" && mkdir -p "$groot.tmp"
+	for p in $pkgs; do dpkg -x "$(deb_in_cache "$p")" "$groot.tmp"; done
+	[ -d "$groot.tmp/usr/lib" ] && [ ! -e "$groot.tmp/lib" ] && ln -s usr/lib "$groot.tmp/lib"
+	depmod -b "$groot.tmp" "$gk"
+	echo "$gk" >"$groot.tmp/.kabi"
+	echo "$list" >"$groot.tmp/.debs"
+	rm -rf "$groot" && mv "$groot.tmp" "$groot"
+}
+
 main() {
 	xen_lock fetch
 	mkdir -p "$XVMSG_XEN_CACHE"
+	if [ "$XVMSG_DISTRO" = trixie ] || [ -n "$XVMSG_GUEST_KERNEL" ]; then
+		trixie_setup
+	fi
+	if [ "$XVMSG_DISTRO" = trixie ]; then
+		ensure_host_tools ""
+		kabi=$(trixie_kabi trixie "$XVMSG_XEN_KABI")
+		xen_log "trixie: kernel ABI $kabi, Xen $XVMSG_XEN_SERIES"
+		# shellcheck disable=SC2086
+		set -- $XEN_PKGS $LIB_PKGS $TRIXIE_LIB_PKGS $OTHER_PKGS "linux-image-$kabi"
+		trixie_download "$@"
+		extract_all "$kabi" "$@"
+		[ -n "$XVMSG_GUEST_KERNEL" ] && fetch_guest_kernel
+		return 0
+	fi
 	# apt-cache needs package lists; a fresh machine may have none.
 	if ! apt-cache show xen-utils-4.17 >/dev/null 2>&1; then
 		apt_update_once
@@ -174,6 +302,8 @@ main() {
 	fi
 	extract_all "$kabi" "$@"
 	[ "$ARCH" = amd64 ] || extract_headers "$kabi"
+	[ -n "$XVMSG_GUEST_KERNEL" ] && fetch_guest_kernel
+	return 0
 }
 
 # extract_headers KABI: kheaders/usr/src/linux-headers-KABI, a tree to build

@@ -43,7 +43,17 @@ set -euo pipefail
 ROOT=$XVMSG_XEN_ROOT
 [ -f "$ROOT/.kabi" ] || xen_die "no staging root in $ROOT: run scripts/xen/fetch.sh first"
 KABI=$(cat "$ROOT/.kabi")
+# The kernel whose modules go into the image being built: dom0's and the
+# driver domain's from ROOT; the guest's from GROOT when it runs a kernel
+# of its own (XVMSG_GUEST_KERNEL, fetch.sh extracted it there).
+KROOT=$ROOT
 MODDIR=lib/modules/$KABI
+DOM0_KABI=$KABI
+GROOT=
+if [ -n "$XVMSG_GUEST_KERNEL" ]; then
+	GROOT=$XVMSG_XEN_OUT/groot
+	[ -f "$GROOT/.kabi" ] || xen_die "no guest kernel in $GROOT: run scripts/xen/fetch.sh first"
+fi
 PLAN=${XVMSG_XEN_PLAN:-$XVMSG_XEN_SCRIPTS/plans/smoke}
 case $PLAN in /*) ;; *) PLAN=$XVMSG_TOP/$PLAN ;; esac
 [ -d "$PLAN" ] || xen_die "no test plan folder $PLAN"
@@ -65,6 +75,15 @@ XVMSG_XEN_GUEST_MODULES=${XVMSG_XEN_GUEST_MODULES:-xen-evtchn xen-gntdev xen-gnt
 XVMSG_XEN_MODULES_SKIP=${XVMSG_XEN_MODULES_SKIP-crc32c-intel}
 
 LIBPATH=$ROOT/usr/lib/$TRIPLET:$ROOT/lib/$TRIPLET
+# bookworm's x86 images take the libraries that are not Xen's from the host
+# (Debian 12 itself); trixie's take all of them from the staging root, and
+# trixie's dynamic loader resolves them there.  (arm64's come from the
+# staging root too, found with readelf: add_libs_foreign.)
+LDSO=
+if [ "$XVMSG_DISTRO" = trixie ]; then
+	LDSO=$ROOT/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
+	[ -x "$LDSO" ] || xen_die "no $LDSO in the staging root (fetch.sh: libc6)"
+fi
 
 # ---- helpers on one image tree ($T) ---------------------------------------
 
@@ -74,22 +93,34 @@ put() {
 	cp -L --preserve=mode "$1" "$T$2"
 }
 
-# add_libs FILE: the shared libraries FILE needs (ldd on the host, Xen's
-# from the staging root first), and the dynamic loader.
+# add_libs FILE: the shared libraries FILE needs, and the dynamic loader.
+# bookworm: ldd on the host, Xen's libraries from the staging root first.
+# trixie: the staging root's loader lists them, from the staging root only.
 add_libs() {
 	local out lib dest
 	if [ "$ARCH" != amd64 ]; then
 		add_libs_foreign "$1"
 		return
 	fi
-	# A static or non-ELF file: nothing to do.
-	out=$(LD_LIBRARY_PATH=$LIBPATH ldd "$1" 2>/dev/null) || return 0
+	if [ -n "$LDSO" ]; then
+		# Only dynamic ELF files (the loader crashes on static ones).
+		readelf -l "$1" 2>/dev/null | grep -q 'Requesting program interpreter' || return 0
+		out=$("$LDSO" --library-path "$LIBPATH" --list "$1" 2>&1) ||
+			xen_die "$1: $LDSO --list failed: $out"
+	else
+		# A static or non-ELF file: nothing to do.
+		out=$(LD_LIBRARY_PATH=$LIBPATH ldd "$1" 2>/dev/null) || return 0
+	fi
 	if echo "$out" | grep -q 'not found'; then
 		xen_die "$1: libraries not found: $(echo "$out" | grep 'not found' | tr -s ' \t' ' ')"
 	fi
-	echo "$out" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' |
-	while read -r lib; do
-		dest=${lib#"$ROOT"}
+	# "name => /path (addr)", the loader as "/lib64/ld... (addr)" (ldd)
+	# or "/lib64/ld... => /its/path (addr)" (ld.so --list): SRC DEST.
+	echo "$out" | awk '$2 == "=>" && $3 ~ /^\// { print $3, ($1 ~ /^\// ? $1 : "") }
+		$1 ~ /^\// && $2 != "=>" { print $1, "" }' |
+	while read -r lib dest; do
+		[ -n "$dest" ] || dest=${lib#"$ROOT"}
+		case $dest in /*) ;; *) dest=/$dest ;; esac
 		[ -e "$T$dest" ] || put "$lib" "$dest"
 	done
 }
@@ -138,13 +169,15 @@ add_bins_file() {
 	done
 }
 
-# add_bins_words WORD...: "HOSTPATH" or "HOSTPATH:IMAGEPATH".
+# add_bins_words WORD...: "HOSTPATH" or "HOSTPATH:IMAGEPATH".  A HOSTPATH
+# starting with "=" is in the staging root ("=/usr/sbin/mke2fs": the
+# distro's own, with its libraries).
 add_bins_words() {
 	for w in "$@"; do
 		src=${w%%:*}
 		dst=${w#*:}
 		[ "$dst" = "$w" ] && dst=/usr/bin/$(basename "$src")
-		case $src in /*) ;; *) src=$XVMSG_TOP/$src ;; esac
+		case $src in =*) src=$ROOT${src#=} ;; /*) ;; *) src=$XVMSG_TOP/$src ;; esac
 		add_bin "$src" "$dst"
 	done
 }
@@ -208,6 +241,13 @@ add_base() {
 
 gcc_s() {
 	local r=
+	if [ -n "$LDSO" ]; then
+		[ -f "$ROOT/usr/lib/x86_64-linux-gnu/libgcc_s.so.1" ] ||
+			xen_die "no libgcc_s.so.1 in the staging root (fetch.sh: libgcc-s1)"
+		echo "$ROOT/usr/lib/x86_64-linux-gnu/libgcc_s.so.1"
+		return 0
+	fi
+	# bookworm: the host's on x86, the staging root's on arm64.
 	[ "$ARCH" = amd64 ] || r=$ROOT
 	for f in "$r/lib/$TRIPLET/libgcc_s.so.1" "$r/usr/lib/$TRIPLET/libgcc_s.so.1"; do
 		[ -f "$f" ] && { echo "$f"; return 0; }
@@ -234,20 +274,20 @@ add_modules() {
 		put "$k" "/$MODDIR/extra/$(basename "$k")"
 	done
 	for n in $names; do
-		if ! modprobe -d "$ROOT" -S "$KABI" --show-depends "$n" >"$T.deps" 2>/dev/null; then
+		if ! modprobe -d "$KROOT" -S "$KABI" --show-depends "$n" >"$T.deps" 2>/dev/null; then
 			[ -f "$T/$MODDIR/extra/$n.ko" ] || xen_die "no kernel module $n in $KABI"
 			continue
 		fi
 		for ko in $(awk '$1 == "insmod" { print $2 }' "$T.deps"); do
 			skipped "$ko" && continue
-			[ -f "$T${ko#"$ROOT"}" ] || put "$ko" "${ko#"$ROOT"}"
+			put_module "$ko"
 		done
 	done
 	rm -f "$T.deps"
-	cp "$ROOT/$MODDIR/modules.builtin" "$ROOT/$MODDIR/modules.builtin.modinfo" "$T/$MODDIR/"
+	cp "$KROOT/$MODDIR/modules.builtin" "$KROOT/$MODDIR/modules.builtin.modinfo" "$T/$MODDIR/"
 	# modules.order, cut down to the modules the image has.
 	(cd "$T/$MODDIR" && find . -name '*.ko' | sed 's|^\./||' | LC_ALL=C sort) >"$T.kos"
-	awk 'NR == FNR { have[$0] = 1; next } have[$0]' "$T.kos" "$ROOT/$MODDIR/modules.order" \
+	awk 'NR == FNR { have[$0] = 1; next } have[$0]' "$T.kos" "$KROOT/$MODDIR/modules.order" \
 		>"$T/$MODDIR/modules.order"
 	rm -f "$T.kos"
 	depmod -b "$T" "$KABI"
@@ -258,10 +298,32 @@ add_modules() {
 		sed "s|^$T||" >"$T/etc/xvmsg/modules"
 }
 
+# put_module KO: a module of the kernel tree into the image, at its path
+# there.  Compressed ones (trixie's kernels ship .ko.xz) are stored
+# decompressed: busybox's insmod and modprobe read plain .ko files, and the
+# kernel then needs no in-kernel decompression.
+put_module() {
+	local dest=${1#"$KROOT"}
+	case $dest in
+	*.ko.xz) dest=${dest%.xz} ;;
+	*.ko.zst) dest=${dest%.zst} ;;
+	*.ko.gz) dest=${dest%.gz} ;;
+	esac
+	[ -f "$T$dest" ] && return 0
+	mkdir -p "$T$(dirname "$dest")"
+	case $1 in
+	*.ko.xz) xz -dc "$1" >"$T$dest" ;;
+	*.ko.zst) zstd -qdc "$1" >"$T$dest" ;;
+	*.ko.gz) gzip -dc "$1" >"$T$dest" ;;
+	*) cp -L --preserve=mode "$1" "$T$dest" ;;
+	esac
+}
+
 # skipped KO: true if KO is in XVMSG_XEN_MODULES_SKIP (by name).
 skipped() {
 	local n
-	n=$(basename "$1" .ko)
+	n=$(basename "$1")
+	n=${n%%.ko*}
 	case " $XVMSG_XEN_MODULES_SKIP " in *" $n "*) return 0 ;; esac
 	return 1
 }
@@ -351,31 +413,55 @@ make_dom0_kernel() {
 # the bzImage itself, but decompressing xz in dom0 under TCG costs ~12 s
 # per domain; an uncompressed ELF costs nothing.  (What the kernel tree's
 # scripts/extract-vmlinux does, for the one compression Debian uses, xz.)
+# (bookworm's kernels are xz-compressed, trixie's zstd-compressed.)
 #
 # arm64: Debian's vmlinuz is an uncompressed Image, which libxenguest loads
 # as it is; it goes into dom0 under the same name, /boot/xvmsg/vmlinux.
 make_vmlinux() {
-	src=$ROOT/boot/vmlinuz-$KABI
+	GVMLINUX=
 	if [ "$ARCH" != amd64 ]; then
-		VMLINUX=$src
+		VMLINUX=$ROOT/boot/vmlinuz-$KABI
 		return 0
 	fi
-	VMLINUX=$XVMSG_XEN_WORK/vmlinux-$KABI
-	stale "$VMLINUX" "$src" || return 0
+	VMLINUX=$(extract_vmlinux "$ROOT/boot/vmlinuz-$KABI" "$XVMSG_XEN_WORK/vmlinux-$KABI") || exit 1
+	if [ -n "$GROOT" ]; then
+		local gk src
+		gk=$(cat "$GROOT/.kabi")
+		# 7.x's linux-binary package keeps vmlinuz beside the modules.
+		src=$GROOT/boot/vmlinuz-$gk
+		[ -f "$src" ] || src=$GROOT/lib/modules/$gk/vmlinuz
+		GVMLINUX=$(extract_vmlinux "$src" "$XVMSG_XEN_WORK/vmlinux-$gk") || exit 1
+	fi
+}
+
+# extract_vmlinux BZIMAGE DEST: prints DEST, extracting it if stale.
+extract_vmlinux() {
+	local src=$1 out=$2 off kind
+	echo "$out"
+	stale "$out" "$src" || return 0
 	xen_log "extracting vmlinux from $(basename "$src")"
-	for off in $(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$src" | cut -d: -f1); do
-		tail -c +$((off + 1)) "$src" | xz -dcq >"$VMLINUX.tmp" 2>/dev/null || true
-		if [ "$(head -c 4 "$VMLINUX.tmp" | od -An -c | tr -d ' ')" = '177ELF' ]; then
-			mv "$VMLINUX.tmp" "$VMLINUX"
-			return 0
-		fi
+	# Each compressed stream that may hold the kernel: MAGIC:DECOMPRESSOR.
+	for kind in '\xfd7zXZ\x00:xz' '\x28\xb5\x2f\xfd:zstd'; do
+		for off in $(LC_ALL=C grep -obUaP "${kind%:*}" "$src" | cut -d: -f1); do
+			tail -c +$((off + 1)) "$src" | "${kind#*:}" -dcq >"$out.tmp" 2>/dev/null || true
+			if [ "$(head -c 4 "$out.tmp" | od -An -c | tr -d ' ')" = '177ELF' ]; then
+				mv "$out.tmp" "$out"
+				return 0
+			fi
+		done
 	done
-	rm -f "$VMLINUX.tmp"
-	xen_die "no xz-compressed ELF kernel found in $src"
+	rm -f "$out.tmp"
+	xen_die "no xz- or zstd-compressed ELF kernel found in $src"
 }
 
 # The grant/event-channel helper of the smoke test, static: no libraries.
+# XVMSG_XEN_GNTSHARE names one built elsewhere (trixie's, in the chroot).
 make_gntshare() {
+	if [ -n "${XVMSG_XEN_GNTSHARE:-}" ]; then
+		GNTSHARE=$XVMSG_XEN_GNTSHARE
+		[ -f "$GNTSHARE" ] || xen_die "no $GNTSHARE"
+		return 0
+	fi
 	GNTSHARE=$XVMSG_XEN_WORK/gntshare
 	src=$XVMSG_XEN_SCRIPTS/gntshare.c
 	stale "$GNTSHARE" "$src" || return 0
@@ -393,7 +479,12 @@ build_domu() {
 	add_bin "$GNTSHARE" /usr/bin/gntshare
 	# shellcheck disable=SC2086
 	add_bins_words $bins
+	if [ "$img" = guest ] && [ -n "$GROOT" ]; then
+		KROOT=$GROOT KABI=$(cat "$GROOT/.kabi")
+		MODDIR=lib/modules/$KABI
+	fi
 	add_modules "$(modules_of "$img" "$mods")" "$kmods"
+	KROOT=$ROOT KABI=$DOM0_KABI MODDIR=lib/modules/$DOM0_KABI
 	add_overlay "$img"
 	pack "$img"
 }
@@ -425,6 +516,16 @@ build_dom0() {
 	# outside the tree would be archived with nlink > 1.
 	cp "$VMLINUX" "$T/boot/xvmsg/vmlinux"
 	cp "$XVMSG_XEN_IMAGES/driver.cpio.gz" "$XVMSG_XEN_IMAGES/guest.cpio.gz" "$T/boot/xvmsg/"
+	# A guest with a kernel of its own: every config that boots the guest
+	# image boots that kernel (only in these images; configs/ stay as
+	# they are).
+	if [ -n "$GVMLINUX" ]; then
+		cp "$GVMLINUX" "$T/boot/xvmsg/vmlinux-guest"
+		grep -l '^ramdisk *= *"/boot/xvmsg/guest.cpio.gz"' "$T"/etc/xen/*.cfg | while read -r f; do
+			sed -i 's|^kernel *= *"/boot/xvmsg/vmlinux"|kernel = "/boot/xvmsg/vmlinux-guest"|' "$f"
+			grep -q '^kernel = "/boot/xvmsg/vmlinux-guest"' "$f" || xen_die "$f: no kernel line to change"
+		done
+	fi
 	add_overlay dom0
 	pack dom0
 }
@@ -435,11 +536,28 @@ write_sizes() {
 		echo "# sizes in KiB (kernel ABI $KABI), written by mkimages.sh"
 		du -k --apparent-size xen vmlinuz dom0.cpio.gz driver.cpio.gz guest.cpio.gz
 		echo "# inside dom0.cpio.gz:"
-		du -k --apparent-size "$VMLINUX" | sed "s|$XVMSG_XEN_WORK/||"
+		du -k --apparent-size "$VMLINUX" ${GVMLINUX:+"$GVMLINUX"} | sed "s|$XVMSG_XEN_WORK/||"
 		for i in dom0 driver guest; do
 			echo "$(du -sk --apparent-size "$XVMSG_XEN_WORK/$i" | cut -f1)	$i tree (uncompressed)"
 		done
 	) >"$XVMSG_XEN_IMAGES/SIZES"
+}
+
+# images/COMBO: what these images are, for the table of tested
+# combinations (scripts/xen/combos.sh): architecture, distro, Xen version
+# (of the hypervisor package), dom0, driver-domain and guest kernel ABIs.
+write_combo() {
+	local xenver gk=$DOM0_KABI
+	xenver=$(sed -n "s/^xen-hypervisor-$XVMSG_XEN_SERIES-${ARCH}_\([0-9.]*\).*/\1/p" "$ROOT/.debs")
+	[ -n "$GROOT" ] && gk=$(cat "$GROOT/.kabi")
+	{
+		echo "arch $ARCH"
+		echo "distro $XVMSG_DISTRO"
+		echo "xen ${xenver:-$XVMSG_XEN_SERIES}"
+		echo "dom0 $DOM0_KABI"
+		echo "driver $DOM0_KABI"
+		echo "guest $gk"
+	} >"$XVMSG_XEN_IMAGES/COMBO"
 }
 
 main() {
@@ -455,6 +573,7 @@ main() {
 	write_sizes
 	# Which test plan these images carry; run-qemu.sh says it.
 	echo "${PLAN#"$XVMSG_TOP"/}" >"$XVMSG_XEN_IMAGES/PLAN"
+	write_combo
 	xen_log "images in $XVMSG_XEN_IMAGES"
 	cat "$XVMSG_XEN_IMAGES/SIZES" >&2
 }

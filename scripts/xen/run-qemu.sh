@@ -1,7 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Boot build/xen/images (Xen 4.17 + dom0 with its test plan) in QEMU under
-# TCG and report the outcome.
+# Boot build/xen/images (Xen 4.17, or 4.20 with XVMSG_DISTRO=trixie, or Xen
+# on Arm with XVMSG_XEN_ARCH=arm64, + dom0
+# with its test plan) in QEMU under TCG and report the outcome; the outcome
+# also goes to $XVMSG_XEN_OUT/results/<plan> (scripts/xen/combos.sh).
 #
 #   scripts/xen/run-qemu.sh
 #
@@ -22,6 +24,8 @@
 #                          qemu-system-aarch64 for XVMSG_XEN_ARCH=arm64)
 #   XVMSG_XEN_ARCH=arm64   boot build/xen-arm64/images: Xen on Arm on QEMU's
 #                          virt machine with EL2 (see below)
+#   XVMSG_XEN_ACCEL        tcg (default) or kvm, when /dev/kvm is usable
+#                          (x86 only: arm64 is always emulated here)
 #   XVMSG_XEN_INTERACTIVE=1  no timeout, no checks: the serial line is this
 #                          terminal and dom0 gives a shell after the plan
 #                          (xvmsg.shell); Ctrl-a x quits QEMU
@@ -46,13 +50,14 @@ for f in xen vmlinuz dom0.cpio.gz; do
 done
 command -v "$QEMU" >/dev/null || xen_die "no $QEMU: run scripts/xen/fetch.sh"
 
+ACCEL=${XVMSG_XEN_ACCEL:-tcg}
 if [ "$ARCH" = amd64 ]; then
 	# Known good (docs: shared guide xen-in-qemu.md): -cpu qemu64, since with
 	# max or EPYC programs in PV guests crash at random.
 	CPU=qemu64
 	XEN_ARGS="dom0_mem=512M,max:512M console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all ${XVMSG_XEN_XEN_APPEND:-}"
 	DOM0_ARGS="console=hvc0 earlyprintk=xen panic=5 xvmsg.plan_timeout=$PLAN_TIMEOUT ${XVMSG_XEN_DOM0_APPEND:-}"
-	QEMU_ARGS=(-machine pc -accel tcg -cpu qemu64 -m 1536 -smp 2
+	QEMU_ARGS=(-machine pc -accel "$ACCEL" -cpu qemu64 -m 1536 -smp 2
 		-display none -nic none -no-reboot
 		-kernel "$IMG/xen" -append "$XEN_ARGS")
 	# dom0's kernel and initramfs: multiboot modules, one -initrd string.
@@ -67,6 +72,7 @@ else
 	# firmware, no bootloader.  cortex-a57: no pointer authentication,
 	# whose emulation makes max several times slower under TCG.
 	CPU=${XVMSG_XEN_CPU:-cortex-a57}
+	[ "$ACCEL" = tcg ] || xen_die "XVMSG_XEN_ACCEL=$ACCEL: Xen on Arm runs under tcg only here"
 	# xsm=dummy: Debian's Xen for Arm is built with XSM SILO as the
 	# default policy (CONFIG_XSM_SILO_DEFAULT, the Kconfig default on Arm),
 	# which refuses grants and event channels between two unprivileged
@@ -125,7 +131,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 xen_t0=$(date +%s.%N)
-xen_log "starting $QEMU (TCG, -cpu $CPU, -m 1536, -smp 2), timeout ${TIMEOUT}s, log $LOG"
+xen_log "starting $QEMU (${ACCEL^^}, -cpu $CPU, -m 1536, -smp 2), timeout ${TIMEOUT}s, log $LOG"
 [ -f "$IMG/PLAN" ] && xen_log "test plan in the images: $(cat "$IMG/PLAN")"
 "$QEMU" "${QEMU_ARGS[@]}" -monitor none \
 	-chardev "stdio,id=ser0,signal=off,logfile=$LOG" -serial chardev:ser0 \
@@ -136,7 +142,7 @@ qpid=$!
 # Milestones: a pattern (fixed string, first hit only) and what it means.
 # XVMSG-STAGE lines from dom0 are shown as they come.
 milestones=(
-	"Xen version 4.17|Xen started"
+	"Xen version 4.|Xen started"
 	"*** Building a PV Dom0 ***|Xen builds dom0"
 	"*** LOADING DOMAIN 0 ***|Xen builds dom0"
 	"Linux version|dom0 kernel starts"
@@ -242,6 +248,31 @@ check_log() {
 }
 if ! check_log && [ "$status" != timeout ] && [ "$result" = PASS ]; then
 	result="FAIL the log shows a fault (above)"
+fi
+
+# results/PLAN: what ran and how it ended, for the table of tested
+# combinations (scripts/xen/combos.sh): the images' COMBO (distro, Xen,
+# kernels), the plan, the result, the date and the seconds of QEMU.
+write_result() {
+	local plan name
+	plan=$(cat "$IMG/PLAN" 2>/dev/null || echo unknown)
+	name=$(basename "$plan")
+	mkdir -p "$XVMSG_XEN_OUT/results"
+	{
+		cat "$IMG/COMBO" 2>/dev/null || true
+		echo "plan $plan"
+		echo "result $1"
+		echo "date $(date -u +%Y-%m-%d)"
+		echo "seconds $(elapsed | cut -d. -f1)"
+	} >"$XVMSG_XEN_OUT/results/$name.tmp"
+	mv "$XVMSG_XEN_OUT/results/$name.tmp" "$XVMSG_XEN_OUT/results/$name"
+}
+if [ "$status" = timeout ]; then
+	write_result TIMEOUT
+elif [ "$result" = PASS ]; then
+	write_result PASS
+else
+	write_result FAIL
 fi
 
 if [ "$status" = timeout ] || [ "$result" != PASS ]; then

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# Real Xen 4.17 in QEMU (TCG): images and boot tests.  Included from the
+# Real Xen 4.17 (or 4.20) in QEMU (TCG): images and boot tests.  Included from the
 # top-level Makefile; every path is relative to the top folder.
 #
 #   make xen-images        fetch the Debian packages (once) and build the images
@@ -29,7 +29,18 @@
 #   XEN_TIMEOUT        seconds for one QEMU run (default 600)
 #   V=1                check-xen-smoke copies the serial line to stdout (it is
 #                      always in $(XEN_OUT)/serial.log; progress lines always)
-#   XEN_OUT            output folder (default build/xen); files under
+#   XVMSG_DISTRO       bookworm (default: Debian 12, Xen 4.17, Linux 6.1) or
+#                      trixie (Debian 13, Xen 4.20, Linux 6.12; needs root for
+#                      the trixie chroot, scripts/kbuild/trixie-chroot.sh)
+#   XVMSG_GUEST_KERNEL the guest boots another kernel than dom0 and the
+#                      driver domain: 7.x (trixie-backports) or 6.12-trixie
+#   XEN_ARCH           amd64 (default) or arm64 (Xen on Arm, bookworm only)
+#   XEN_GNTSHARE       a gntshare built elsewhere (default: mkimages.sh
+#                      compiles scripts/xen/gntshare.c with the host's gcc,
+#                      or the cross gcc for arm64)
+#   XEN_OUT            output folder (default build/xen, build/xen-trixie,
+#                      with -guest-KERNEL appended for XVMSG_GUEST_KERNEL;
+#                      build/xen-arm64 for XEN_ARCH=arm64); files under
 #                      $(XEN_OUT)/overlay/{dom0,driver,guest}/ are copied into
 #                      the images as they are, and overlay/IMG.bins lists more
 #                      executables, one "HOSTPATH [IMAGEPATH]" a line
@@ -40,7 +51,10 @@
 #   	$(XEN_RUN)
 
 XEN_ARCH           ?= amd64
-XEN_OUT            ?= $(if $(filter arm64,$(XEN_ARCH)),build/xen-arm64,build/xen)
+XVMSG_DISTRO       ?= bookworm
+XVMSG_GUEST_KERNEL ?=
+XEN_OUT            ?= $(if $(filter arm64,$(XEN_ARCH)),build/xen-arm64,build/xen$(if $(filter trixie,$(XVMSG_DISTRO)),-trixie)$(if $(XVMSG_GUEST_KERNEL),-guest-$(XVMSG_GUEST_KERNEL)))
+XEN_GNTSHARE       ?=
 XEN_MAKEFILE       := $(firstword $(MAKEFILE_LIST))
 XEN_SMOKE_PLAN     := scripts/xen/plans/smoke
 XEN_PLAN           ?= $(XEN_SMOKE_PLAN)
@@ -53,10 +67,16 @@ XEN_DRIVER_KMODS   ?=
 XEN_GUEST_KMODS    ?=
 XEN_IMAGE_DEPS     ?=
 
-# The host paths of the BINS words ("PATH:/dest" -> PATH).
-xen_srcs = $(foreach w,$(1),$(firstword $(subst :, ,$(w))))
+# The host paths of the BINS words ("PATH:/dest" -> PATH); "=PATH" words
+# are in the staging root (made by xen-fetch), not prerequisites.
+xen_srcs = $(filter-out =%,$(foreach w,$(1),$(firstword $(subst :, ,$(w)))))
 
-XEN_ENV = XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' XVMSG_XEN_ARCH=$(XEN_ARCH) \
+# Which system: architecture, distro, guest kernel (scripts/xen/common.sh
+# refuses the combinations that are not built).
+XEN_DISTRO_ENV = XVMSG_XEN_ARCH='$(XEN_ARCH)' XVMSG_DISTRO='$(XVMSG_DISTRO)' XVMSG_GUEST_KERNEL='$(XVMSG_GUEST_KERNEL)'
+
+XEN_ENV = $(XEN_DISTRO_ENV) XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' \
+	$(if $(XEN_GNTSHARE),XVMSG_XEN_GNTSHARE='$(abspath $(XEN_GNTSHARE))') \
 	XVMSG_XEN_PLAN='$(abspath $(XEN_PLAN))' \
 	XVMSG_XEN_DOM0_BINS='$(strip $(XEN_DOM0_BINS))' \
 	XVMSG_XEN_DRIVER_BINS='$(strip $(XEN_DRIVER_BINS))' \
@@ -69,13 +89,13 @@ XEN_ENV = XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' XVMSG_XEN_ARCH=$(XEN_ARCH) \
 	$(if $(XEN_GUEST_MODULES),XVMSG_XEN_GUEST_MODULES='$(XEN_GUEST_MODULES)')
 
 # Boots whatever xen-images built last.
-XEN_RUN = XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' XVMSG_XEN_ARCH=$(XEN_ARCH) XVMSG_XEN_TIMEOUT=$(XEN_TIMEOUT) \
+XEN_RUN = $(XEN_DISTRO_ENV) XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' XVMSG_XEN_TIMEOUT=$(XEN_TIMEOUT) \
 	scripts/xen/run-qemu.sh
 
 .PHONY: xen-fetch xen-images check-xen-smoke xen-clean
 
 xen-fetch:
-	$(Q)XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' XVMSG_XEN_ARCH=$(XEN_ARCH) scripts/xen/fetch.sh
+	$(Q)$(XEN_DISTRO_ENV) XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' scripts/xen/fetch.sh
 
 # mkimages.sh itself repacks only the images whose content changed.
 xen-images: xen-fetch $(XEN_IMAGE_DEPS) \

@@ -69,6 +69,17 @@ xv_load_modules() {
 	done </etc/xvmsg/modules
 }
 
+# xv_modprobe NAME...: modprobe each NAME unless the kernel has it built in
+# (trixie's 6.12 builds virtio_console in; busybox's modprobe does not know
+# modules.builtin).
+xv_modprobe() {
+	local n
+	for n in "$@"; do
+		grep -q "/$n.ko\$" "/lib/modules/$(uname -r)/modules.builtin" 2>/dev/null && continue
+		modprobe "$n" || return 1
+	done
+}
+
 # ---- dom0 only -----------------------------------------------------------
 
 # xv_domid NAME: the domain's current id.  Re-read it in every poll loop:
@@ -125,6 +136,17 @@ xv_wait_console() {
 		fi
 		sleep 0.3
 	done
+}
+
+# xv_disk_with_serial SERIAL: the block device (vda, ...) whose virtio-blk
+# serial is SERIAL; 1 if none.
+xv_disk_with_serial() {
+	local b
+	for b in /sys/block/vd*; do
+		[ -e "$b" ] || continue
+		[ "$(cat "$b/serial" 2>/dev/null)" = "$1" ] && { echo "${b##*/}"; return 0; }
+	done
+	return 1
 }
 
 # xv_xl_create NAME: xl create /etc/xen/NAME.cfg, its output in

@@ -3,7 +3,7 @@
 # Guest kernel module test, guest side: stock virtio drivers on xvmsg.ko.
 . /etc/xvmsg/lib.sh
 
-modprobe virtio_blk && modprobe virtio_rng && modprobe virtio_console || xv_fail "virtio drivers"
+xv_modprobe virtio_blk virtio_rng virtio_console || xv_fail "virtio drivers"
 modprobe xvmsg || xv_fail "modprobe xvmsg"
 xv_mark "module loaded"
 # If something hangs, say what the kernel said (the console is all we have).
@@ -11,13 +11,10 @@ xv_mark "module loaded"
   dmesg | tail -120; ls /sys/block ) &
 xv_read_wait 300 xvmsg-e2e/ready >/dev/null || xv_fail "dom0 never attached devices"
 
-serial_of() { cat "/sys/block/$1/serial" 2>/dev/null; }
+# /dev/vdX of the disk with serial $1 (lib.sh).
 disk_with_serial() {
-	for b in /sys/block/vd*; do
-		[ -e "$b" ] || continue
-		[ "$(serial_of "${b##*/}")" = "$1" ] && { echo "/dev/${b##*/}"; return 0; }
-	done
-	return 1
+	local d
+	d=$(xv_disk_with_serial "$1") && echo "/dev/$d"
 }
 xv_wait 120 disk_with_serial pool-disk >/dev/null || { dmesg | tail -30; xv_fail "no pool disk appeared"; }
 xv_wait 60 disk_with_serial grant-disk >/dev/null || { dmesg | tail -30; xv_fail "no grant disk"; }

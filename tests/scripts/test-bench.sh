@@ -1,0 +1,97 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# xvmsg-bench's harness does not rot: each of its run shapes (the modes
+# side by side, --direct, --devices, the noisy neighbour) finishes on the
+# loopback bus and prints a number in every column it promises; bad
+# arguments are refused with exit status 2.  Speed is not judged here (a
+# noisy 2-core machine): the benchmarks print numbers, docs/benchmarks.md
+# keeps them.
+set -u
+top=${XVMSG_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+bin=${XVMSG_BIN:-$top/build/bin}
+bench=$bin/xvmsg-bench
+out=$(mktemp -d /tmp/xvmsg-test-bench-XXXXXX)
+trap 'rm -rf "$out"' EXIT
+
+pass=0 fail=0
+ok() { echo "  PASS    $1"; pass=$((pass + 1)); }
+ko() { echo "  FAIL    $1"; fail=$((fail + 1)); sed 's/^/          | /' "$out/log" | tail -15; }
+
+# run NAME ARGS...: exit status 0 and a CSV with at least one data row
+# whose numeric fields are all numbers greater than zero where they must be.
+run() {
+	local name=$1
+	shift
+	if ! timeout 120 "$bench" --size 16M --seconds 0.4 --rounds 1 --csv "$out/$name.csv" "$@" \
+		>"$out/log" 2>&1; then
+		ko "$name: exit status $? ($*)"
+		return 1
+	fi
+	cat "$out/log" >"$out/$name.txt"
+	return 0
+}
+
+# csv_col FILE COLUMN: the values of that column, one a line.
+csv_col() {
+	awk -F, -v c="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; next }
+		k { print $k }' "$1"
+}
+
+# positive FILE COLUMN: every value of the column is a number > 0.
+positive() {
+	local v n=0
+	for v in $(csv_col "$1" "$2"); do
+		awk -v x="$v" 'BEGIN { exit !(x + 0 > 0 && x ~ /^[0-9.]+$/) }' || return 1
+		n=$((n + 1))
+	done
+	[ "$n" -gt 0 ]
+}
+
+if run modes --workload randread4k; then
+	if positive "$out/modes.csv" iops && [ "$(csv_col "$out/modes.csv" mode | sort | tr '\n' ' ')" = "full grant pool raw " ]; then
+		ok "modes side by side: pool, grant, full and raw each measured"
+	else
+		ko "modes side by side: a mode missing or without IOPS"
+	fi
+fi
+
+if run direct --direct --workload randread4k --mode pool; then
+	if positive "$out/direct.csv" iops && grep -q "O_DIRECT" "$out/direct.txt"; then
+		ok "--direct: measured with the image opened O_DIRECT"
+	else
+		ko "--direct: no IOPS, or not said to be O_DIRECT"
+	fi
+fi
+
+if run devices --devices 3 --workload randread4k --qd 4; then
+	if positive "$out/devices.csv" agg_iops && positive "$out/devices.csv" raw_iops &&
+	   positive "$out/devices.csv" p99_max_us && [ "$(csv_col "$out/devices.csv" total_qd)" = 12 ]; then
+		ok "--devices 3: aggregate, raw at total depth 12, p99 of every device"
+	else
+		ko "--devices 3: a column missing"
+	fi
+fi
+
+if run noisy --workload noisy; then
+	if positive "$out/noisy.csv" iops && [ "$(csv_col "$out/noisy.csv" case | tr '\n' ' ')" = "b_alone b_beside_a a_beside_b " ]; then
+		ok "noisy: B alone, B beside A and A measured"
+	else
+		ko "noisy: a case missing"
+	fi
+fi
+
+# bad arguments: exit status 2 and a message, never a run
+for bad in "--devices 0" "--devices 65" "--devices x" "--devices 2 --workload noisy" \
+	   "--workload noisy --qd 4" "--devices 2 --mode raw" "--workload nosuch"; do
+	# shellcheck disable=SC2086
+	timeout 20 "$bench" $bad >"$out/log" 2>&1
+	rc=$?
+	if [ "$rc" = 2 ] && grep -q "xvmsg-bench: " "$out/log"; then
+		ok "refused: $bad"
+	else
+		ko "not refused with status 2 (got $rc): $bad"
+	fi
+done
+
+echo "test-bench: $pass passed, $fail failed"
+[ "$fail" = 0 ]
