@@ -12,6 +12,7 @@
 #                     so when libxen-dev is missing; XEN=1: always with Xen)
 #   make XEN_ARCH=arm64 ...   cross-build for Xen on Arm into build/arm64/
 #   make check-xen-arm64      the guest-module end-to-end on Xen on Arm
+#   make demo XEN_ARCH=arm64  the demo with Xen on Arm
 
 CC      ?= gcc
 WERROR  ?= 1
@@ -25,6 +26,13 @@ XEN     ?= auto
 # and its libraries, never installed on the host); the images go to
 # build/xen-arm64/ (scripts/xen/xen.mk).
 XEN_ARCH ?= amd64
+# ARCH would reach kbuild and break the x86 module: the name here is XEN_ARCH.
+ifeq ($(origin ARCH),command line)
+$(error ARCH=$(ARCH): this Makefile calls it XEN_ARCH (e.g. make demo XEN_ARCH=arm64))
+endif
+ifneq ($(filter-out amd64 arm64,$(XEN_ARCH)),)
+$(error XEN_ARCH=$(XEN_ARCH): amd64 or arm64)
+endif
 ifeq ($(XEN_ARCH),arm64)
 ifeq ($(SAN),1)
 $(error SAN=1 builds for the host only, not with XEN_ARCH=arm64)
@@ -452,11 +460,16 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory check-bench-xen XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=
 	$(Q)$(MAKE) --no-print-directory check-xen-combos
 
+# make demo XEN_ARCH=arm64: the same on Xen on Arm (the loopback part runs
+# the host's own build; the Xen part gets XEN_TIMEOUT or XEN_ARM64_TIMEOUT).
+DEMO_HOST_BIN := $(if $(filter arm64,$(XEN_ARCH)),build/bin,$(BIN))
+DEMO_TIMEOUT  := $(if $(filter arm64,$(XEN_ARCH)),$(if $(filter command line environment,$(origin XEN_TIMEOUT)),$(XEN_TIMEOUT),$(XEN_ARM64_TIMEOUT)),$(XEN_TIMEOUT))
 demo: deps
-	$(Q)$(MAKE) --no-print-directory all
-	$(Q)scripts/demo-loop.sh $(BIN)
+	$(Q)$(MAKE) --no-print-directory all $(if $(filter arm64,$(XEN_ARCH)),XEN_ARCH=amd64)
+	$(Q)scripts/demo-loop.sh $(DEMO_HOST_BIN)
 	$(Q)$(MAKE) --no-print-directory xen-images XEN_PLAN=tests/xen/e2e
-	$(Q)scripts/demo-xen.sh
+	$(Q)$(XEN_DISTRO_ENV) XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' XVMSG_XEN_TIMEOUT=$(DEMO_TIMEOUT) \
+		scripts/demo-xen.sh
 
 clean:
 	rm -rf build
