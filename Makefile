@@ -434,7 +434,7 @@ check-bench-xen: bench-xen-images
 # The end-to-end runs of make check, as IMAGE-FOLDER:PLAN, and the check
 # that docs/xen.md's table of tested combinations lists exactly these, as
 # they ran (scripts/xen/combos.sh; today's rows in build/xen-combinations.md).
-XEN_CHECK_RUNS = build/xen:e2e build/xen:kmod
+XEN_CHECK_RUNS = build/xen:e2e build/xen:kmod build/xen-arm64:kmod
 .PHONY: check-xen-combos
 check-xen-combos:
 	$(Q)scripts/xen/combos.sh check $(XEN_CHECK_RUNS)
@@ -457,6 +457,7 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory check-deb
 	$(Q)$(MAKE) --no-print-directory check-xen XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=
 	$(Q)$(MAKE) --no-print-directory check-xen-kmod XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=
+	$(Q)$(MAKE) --no-print-directory check-xen-arm64
 	$(Q)$(MAKE) --no-print-directory check-bench-xen XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=
 	$(Q)$(MAKE) --no-print-directory check-xen-combos
 
