@@ -16,7 +16,9 @@
  *          marks the device broken.
  *   full   bus addresses are guest frames, gfn << 12 | offset; the backend
  *          maps them with foreign-memory privilege.  In PV guests gfns are
- *          machine frames, so a multi-page range must be machine-contiguous.
+ *          machine frames, so a multi-page range must be machine-contiguous;
+ *          in auto-translated ones (Arm, PVH) every range is.  The rule is
+ *          <xvmsg/frames.h>, shared with the unit tests.
  *
  * Bus address format for pool and grant: XVMSG_GRANT_ADDR(ref, offset).
  * These ops run in any context (virtio_net maps from softirq, virtio_console
@@ -39,6 +41,8 @@
 #include <linux/xarray.h>
 #include <xen/page.h>
 #include <xen/xen.h>
+
+#include <xvmsg/frames.h>
 
 #include "xvmsg.h"
 #include "xvmsg-compat.h"
@@ -596,25 +600,18 @@ void xvmsg_grants_revoke_all(struct xvmsg_conn *c)
 
 /* ---- full mode ------------------------------------------------------------ */
 
-/* gfn of pfn, if pfn .. pfn + n - 1 are contiguous guest frames too. */
-static bool gfns_contiguous(unsigned long pfn, unsigned int n, unsigned long *gfn)
+/* pfn_to_gfn() for <xvmsg/frames.h>: pfn is a 4 KiB Xen frame; the mfn in
+ * a PV guest, the same frame in an auto-translated one. */
+static __u64 xen_frame_gfn(void *ctx, __u64 pfn)
 {
-	unsigned long g = pfn_to_gfn(pfn);
-	unsigned int i;
-
-	for (i = 1; i < n; i++)
-		if (pfn_to_gfn(pfn + i) != g + i)
-			return false;
-	*gfn = g;
-	return true;
+	return pfn_to_gfn((unsigned long)pfn);
 }
 
 static dma_addr_t full_map_phys_rcu(struct device *dev, phys_addr_t phys, size_t size,
 				    enum dma_data_direction dir, unsigned long attrs)
 {
 	struct xvmsg_conn *c = dev_conn(dev);
-	unsigned long offset = offset_in_page(phys);
-	unsigned long gfn;
+	__u64 addr;
 
 	if (!c || !size || dir == DMA_NONE || (attrs & DMA_ATTR_MMIO)) {
 		if (c)
@@ -622,14 +619,14 @@ static dma_addr_t full_map_phys_rcu(struct device *dev, phys_addr_t phys, size_t
 		return DMA_MAPPING_ERROR;
 	}
 	poison_small(phys, size, dir);
-	if (!gfns_contiguous(XEN_PFN_DOWN(phys), PFN_UP(offset + size), &gfn)) {
+	if (!xvmsg_full_addr(xen_frame_gfn, NULL, phys, size, &addr)) {
 		xvmsg_stat_inc(c->info, XVMSG_ST_FULL_DISCONTIG);
 		dev_warn_ratelimited(dev,
 				     "full mode: %zu-byte buffer spans machine-discontiguous frames, not mapped\n",
 				     size);
 		return DMA_MAPPING_ERROR;
 	}
-	return ((dma_addr_t)gfn << PAGE_SHIFT) | offset;
+	return addr;
 }
 
 static void full_unmap_phys_rcu(struct device *dev, dma_addr_t addr, size_t size,
@@ -650,7 +647,7 @@ static void *full_alloc(struct device *dev, size_t size, dma_addr_t *handle, gfp
 	void *rejects[FULL_ALLOC_TRIES], *va = NULL;
 	unsigned int i, nrej = 0;
 	struct xvmsg_conn *c;
-	unsigned long gfn = 0;
+	__u64 addr = 0;
 
 	if (!size)
 		return NULL;
@@ -662,7 +659,7 @@ static void *full_alloc(struct device *dev, size_t size, dma_addr_t *handle, gfp
 		va = alloc_pages_exact(bytes, (gfp & ~__GFP_COMP) | __GFP_ZERO);
 		if (!va)
 			break;
-		if (gfns_contiguous(virt_to_pfn(va), bytes >> PAGE_SHIFT, &gfn))
+		if (xvmsg_full_addr(xen_frame_gfn, NULL, virt_to_phys(va), bytes, &addr))
 			break;
 		rejects[nrej++] = va;
 		va = NULL;
@@ -677,7 +674,7 @@ static void *full_alloc(struct device *dev, size_t size, dma_addr_t *handle, gfp
 		rcu_read_unlock_sched();
 		return NULL;
 	}
-	*handle = (dma_addr_t)gfn << PAGE_SHIFT;
+	*handle = addr;
 	return va;
 }
 

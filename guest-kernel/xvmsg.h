@@ -23,6 +23,8 @@
  *   xvmsg-dma.c     dma_map_ops for pool, grant and full mode; grant helpers
  *   xvmsg-base.c    the timeout, a connection marked broken, the event kick
  *   <xvmsg/wire.h>  pure checks of what the backend sends (shared, userspace-testable)
+ *   <xvmsg/frames.h> full mode's bus address of a range: gfn vs mfn (shared,
+ *                   userspace-testable)
  *
  * Contexts: config ops, the lifecycle work and the message work sleep; the
  * event-channel handlers and the DMA ops never do.

@@ -4,15 +4,28 @@
 # an unprivileged driver domain running xvmsg-backend and a guest, in QEMU,
 # runs the end-to-end plan (tests/xen/e2e) and prints what happened.
 # Usage: scripts/demo-xen.sh   (after make xen-images XEN_PLAN=tests/xen/e2e)
+# XVMSG_XEN_ARCH=arm64 (make demo XEN_ARCH=arm64): Xen on Arm, whose guests
+# are auto-translated (docs/xen.md, "Xen on Arm"); XVMSG_XEN_OUT: the images'
+# folder, as for scripts/xen/run-qemu.sh.
 set -u
-LOG=${XVMSG_XEN_LOG:-build/xen/serial.log}
+LOG=${XVMSG_XEN_LOG:-${XVMSG_XEN_OUT:-build/xen}/serial.log}
 
-cat <<'EOT'
+xen=4.17
+[ "${XVMSG_DISTRO:-bookworm}" = trixie ] && xen=4.20
+if [ "${XVMSG_XEN_ARCH:-amd64}" = arm64 ]; then
+	what="Xen $xen on Arm in qemu-system-aarch64, software emulation: about three minutes"
+	guests="auto-translated guests"
+else
+	what="Xen $xen in QEMU, software emulation: about a minute and a half"
+	guests="PV guests"
+fi
+cat <<EOT
 
-=== The reference system on Xen (Xen 4.17 in QEMU, software emulation: about a minute and a half) ===
+=== The reference system on Xen ($what) ===
   dom0          toolstack: xl, xvmsg-ctl
   xvmsg-driver  unprivileged driver domain: xvmsg-backend --bus xen
   xvmsg-guest   the guest: a userspace xvmsg frontend sharing only its pool
+  ($guests)
 
 EOT
 XVMSG_XEN_SERIAL=0 scripts/xen/run-qemu.sh

@@ -5,10 +5,10 @@
 #   scripts/xen/combos.sh check OUT:PLAN...
 #
 # Each OUT:PLAN is one end-to-end run that make check does: the images'
-# folder (build/xen, build/xen-trixie, ...) and the plan's name (e2e,
-# kmod).  run-qemu.sh left OUT/results/PLAN (what the images are: distro,
-# Xen version, dom0, driver-domain and guest kernels; the result; the date;
-# seconds of QEMU).  This script
+# folder (build/xen, build/xen-trixie, build/xen-arm64, ...) and the plan's
+# name (e2e, kmod).  run-qemu.sh left OUT/results/PLAN (what the images are:
+# architecture, distro, Xen version, dom0, driver-domain and guest kernels;
+# the result; the date; seconds of QEMU).  This script
 #   - writes build/xen-combinations.md: one table row per run, as it
 #     happened (date, time), ready to paste into docs/xen.md;
 #   - checks docs/xen.md's table (between the "tested-combinations" markers):
@@ -29,11 +29,15 @@ PASSED=${XVMSG_KBUILD_PASSED:-$XVMSG_TOP/build/kbuild/passed}
 # field FILE KEY: the value of "KEY value" in FILE.
 field() { sed -n "s/^$2 //p" "$1" | head -n1; }
 
+# xen_cell DISTRO VERSION ARCH: "4.17.7 (Debian 12)"; other architectures
+# than amd64 are named: "4.17.7 (Debian 12, arm64)".
 xen_cell() {
+	local a=
+	case ${3:-amd64} in amd64) ;; *) a=", $3" ;; esac
 	case $1 in
-	bookworm) echo "$2 (Debian 12)" ;;
-	trixie) echo "$2 (Debian 13)" ;;
-	*) echo "$2 ($1)" ;;
+	bookworm) echo "$2 (Debian 12$a)" ;;
+	trixie) echo "$2 (Debian 13$a)" ;;
+	*) echo "$2 ($1$a)" ;;
 	esac
 }
 
@@ -82,7 +86,7 @@ check() {
 			echo "combos: no result of $plan in ${out#"$XVMSG_TOP"/} (run it first)"
 			bad=1; continue
 		fi
-		xen=$(xen_cell "$(field "$f" distro)" "$(field "$f" xen)")
+		xen=$(xen_cell "$(field "$f" distro)" "$(field "$f" xen)" "$(field "$f" arch)")
 		row="| $xen | $(field "$f" dom0) | $(field "$f" driver) | $(field "$f" guest) | $(plan_cell "$(field "$f" plan)") | $(field "$f" result | tr 'A-Z' 'a-z'), $(dur "$(field "$f" seconds)") of QEMU | $(field "$f" date) |"
 		echo "$row" >>"$GEN"
 		key=$(echo "$row" | norm5)

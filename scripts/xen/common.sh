@@ -8,6 +8,9 @@
 XVMSG_TOP=${XVMSG_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 XVMSG_XEN_SCRIPTS=$XVMSG_TOP/scripts/xen
 
+# The architecture of the Xen system (Debian's name): amd64 (Xen on x86 in
+# qemu-system-x86_64) or arm64 (Xen on Arm in qemu-system-aarch64).
+XVMSG_XEN_ARCH=${XVMSG_XEN_ARCH:-amd64}
 # Which Debian release the images come from: bookworm (Debian 12: Xen 4.17,
 # Linux 6.1, libraries from the host, which is Debian 12) or trixie (Debian
 # 13: Xen 4.20, Linux 6.12; every library from trixie's .debs, our programs
@@ -17,17 +20,29 @@ XVMSG_DISTRO=${XVMSG_DISTRO:-bookworm}
 # the driver domain: 7.x (trixie-backports' newest) or 6.12-trixie
 # (trixie's).  Its modules and xvmsg.ko come from that kernel.
 XVMSG_GUEST_KERNEL=${XVMSG_GUEST_KERNEL:-}
-case $XVMSG_DISTRO in
-bookworm) _out=build/xen ;;
-trixie) _out=build/xen-trixie ;;
+# Each combination has its own output folder, so they can be built side by
+# side: build/xen (amd64, bookworm), build/xen-trixie, build/xen-arm64.
+# Xen on Arm is built from Debian 12 only, with one kernel for all domains.
+case $XVMSG_XEN_ARCH/$XVMSG_DISTRO in
+amd64/bookworm) XVMSG_XEN_TRIPLET=x86_64-linux-gnu; _out=build/xen ;;
+amd64/trixie) XVMSG_XEN_TRIPLET=x86_64-linux-gnu; _out=build/xen-trixie ;;
+arm64/bookworm) XVMSG_XEN_TRIPLET=aarch64-linux-gnu; _out=build/xen-arm64 ;;
+arm64/trixie)
+	echo "xen: error: XVMSG_XEN_ARCH=arm64 with XVMSG_DISTRO=trixie: Xen on Arm is built from Debian 12 (bookworm) only" >&2
+	exit 1 ;;
+*/bookworm | */trixie)
+	echo "xen: error: XVMSG_XEN_ARCH=$XVMSG_XEN_ARCH: amd64 or arm64" >&2; exit 1 ;;
 *) echo "xen: error: XVMSG_DISTRO=$XVMSG_DISTRO: bookworm or trixie" >&2; exit 1 ;;
 esac
 # The .debs are shared by a distro's images with and without another guest
 # kernel.
 _cache=$XVMSG_TOP/$_out/cache
-case $XVMSG_GUEST_KERNEL in
-'') ;;
-7.x | 6.12-trixie) _out=$_out-guest-$XVMSG_GUEST_KERNEL ;;
+case $XVMSG_XEN_ARCH/$XVMSG_GUEST_KERNEL in
+*/) ;;
+amd64/7.x | amd64/6.12-trixie) _out=$_out-guest-$XVMSG_GUEST_KERNEL ;;
+arm64/*)
+	echo "xen: error: XVMSG_GUEST_KERNEL=$XVMSG_GUEST_KERNEL with XVMSG_XEN_ARCH=arm64: Xen on Arm has one kernel, Debian 12's 6.1" >&2
+	exit 1 ;;
 *) echo "xen: error: XVMSG_GUEST_KERNEL=$XVMSG_GUEST_KERNEL: 7.x or 6.12-trixie" >&2; exit 1 ;;
 esac
 
@@ -61,6 +76,8 @@ if [ "$XVMSG_DISTRO" = trixie ]; then
 	XVMSG_XEN_KABI=$XVMSG_XEN_KABI_TRIXIE
 else
 	XVMSG_XEN_SERIES=4.17
+	# The same ABI for the other architecture (6.1.0-56-amd64 -> 6.1.0-56-arm64).
+	XVMSG_XEN_KABI=${XVMSG_XEN_KABI%-*}-$XVMSG_XEN_ARCH
 fi
 XVMSG_XEN_LIBEXEC=/usr/lib/xen-$XVMSG_XEN_SERIES/bin
 # The trixie chroot (scripts/kbuild/trixie-chroot.sh): trixie's .debs are
@@ -94,18 +111,20 @@ xen_die() {
 }
 
 # The kernel ABI actually used: the pinned one if stored or downloadable,
-# else the one linux-image-amd64 depends on.  Prints e.g. 6.1.0-56-amd64.
+# else the one linux-image-ARCH depends on.  Prints e.g. 6.1.0-56-amd64.
 xen_resolve_kabi() {
+	local a=$XVMSG_XEN_ARCH q=
+	[ "$a" = amd64 ] || q=:$a
 	k=$XVMSG_XEN_KABI
 	if ls "$XVMSG_XEN_CACHE"/linux-image-"$k"_*.deb >/dev/null 2>&1; then
 		echo "$k"; return 0
 	fi
-	if [ -n "$(apt-cache policy "linux-image-$k" 2>/dev/null | sed -n 's/^ *Candidate: *//p' | grep -v '(none)')" ]; then
+	if [ -n "$(apt-cache policy "linux-image-$k$q" 2>/dev/null | sed -n 's/^ *Candidate: *//p' | grep -v '(none)')" ]; then
 		echo "$k"; return 0
 	fi
-	dep=$(apt-cache depends linux-image-amd64 2>/dev/null |
-		sed -n 's/^ *Depends: linux-image-\(6\.[0-9.]*-[0-9]*-amd64\)$/\1/p' | head -n1)
-	[ -n "$dep" ] || xen_die "linux-image-$k is not downloadable and linux-image-amd64 has no candidate (apt-get update?)"
+	dep=$(apt-cache depends "linux-image-$a$q" 2>/dev/null |
+		sed -n "s/^ *Depends: linux-image-\(6\.[0-9.]*-[0-9]*-$a\)\(:$a\)\?\$/\1/p" | head -n1)
+	[ -n "$dep" ] || xen_die "linux-image-$k is not downloadable and linux-image-$a has no candidate (apt-get update?)"
 	echo "xen: warning: linux-image-$k is gone; using linux-image-$dep (set XVMSG_XEN_KABI=$dep in scripts/xen/common.sh)" >&2
 	echo "$dep"
 }

@@ -5,6 +5,13 @@
 # the .debs are fetched with `apt-get download` and unpacked with `dpkg -x`.
 #
 #   scripts/xen/fetch.sh            host tools + .debs + staging root
+#   XVMSG_XEN_ARCH=arm64 scripts/xen/fetch.sh
+#                                   the same for Xen on Arm (build/xen-arm64/):
+#                                   the arm64 .debs (apt's multiarch, set up
+#                                   here: dpkg --add-architecture arm64) with
+#                                   the libraries the x86 images take from the
+#                                   host, libxen-dev for cross builds, and the
+#                                   kernel headers unpacked into kheaders/
 #
 # Idempotent: a .deb already in the cache is not downloaded again and the
 # staging root is re-extracted only when the set of .debs changed.
@@ -16,8 +23,9 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 . "$XVMSG_TOP/scripts/debs.sh"
 
+ARCH=$XVMSG_XEN_ARCH
 S=$XVMSG_XEN_SERIES
-XEN_PKGS="xen-hypervisor-$S-amd64 xen-utils-$S xen-utils-common xenstore-utils"
+XEN_PKGS="xen-hypervisor-$S-$ARCH xen-utils-$S xen-utils-common xenstore-utils"
 # Runtime libraries of the Xen tools.  libxendevicemodel1 and libxentoolcore1
 # are needed although xen-utils does not depend on them; libyajl2 is not on
 # a minimal host.  Everything else the binaries link (libc, libuuid,
@@ -34,6 +42,13 @@ LIB_PKGS="libxencall1 libxendevicemodel1 libxenevtchn1 libxenforeignmemory1
 TRIXIE_LIB_PKGS="libc6 libgcc-s1 liblzma5 libuuid1 zlib1g libzstd1
  e2fsprogs libext2fs2t64 libcom-err2 libblkid1"
 OTHER_PKGS="busybox-static"
+# Not the host's architecture: what the x86 images take from the host comes
+# from Debian's arm64 packages too (C library, libgcc_s, the libraries of the
+# Xen tools and of mke2fs/e2fsck), and libxen-dev and liburing-dev
+# (xvmsg-bench's io_uring) for cross-building our programs against the
+# staging root.
+FOREIGN_PKGS="libc6 libgcc-s1 libuuid1 liblzma5 libzstd1 zlib1g libext2fs2
+ libcom-err2 libblkid1 libss2 libfdt1 e2fsprogs libxen-dev liburing2 liburing-dev"
 
 apt_updated=0
 apt_update_once() {
@@ -47,7 +62,13 @@ apt_update_once() {
 # for building out-of-tree modules that load in the guests (same vermagic).
 ensure_host_tools() {
 	kabi=$1
-	want="qemu-system-x86 cpio kmod xz-utils zstd busybox-static gcc libc6-dev linux-libc-dev${kabi:+ linux-headers-$kabi}"
+	if [ "$ARCH" = amd64 ]; then
+		want="qemu-system-x86 cpio kmod xz-utils zstd busybox-static gcc libc6-dev linux-libc-dev${kabi:+ linux-headers-$kabi}"
+	else
+		# linux-kbuild-6.1: kbuild's host tools (fixdep, modpost, ...)
+		# built for this host, used with the arm64 headers (no qemu-user).
+		want="qemu-system-arm cpio kmod xz-utils zstd busybox-static binutils gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-kbuild-${kabi%%.0-*}"
+	fi
 	# shellcheck disable=SC2086
 	missing=$(missing_debs $want)
 	[ -z "$missing" ] && return 0
@@ -62,10 +83,29 @@ ensure_host_tools() {
 	fi
 }
 
-# deb_in_cache PKG: the cached .deb of PKG, or nothing.
+# deb_in_cache PKG[:ARCH]: the cached .deb of PKG, or nothing.
 deb_in_cache() {
 	# apt-get download names files NAME_VERSION_ARCH.deb (":" as %3a).
-	ls "$XVMSG_XEN_CACHE/$1"_*_amd64.deb "$XVMSG_XEN_CACHE/$1"_*_all.deb 2>/dev/null | tail -n1 || true
+	ls "$XVMSG_XEN_CACHE/${1%:*}"_*_"$ARCH".deb "$XVMSG_XEN_CACHE/${1%:*}"_*_all.deb 2>/dev/null | tail -n1 || true
+}
+
+# qualified PKG...: PKG:ARCH for a foreign architecture, PKG for the host's.
+qualified() {
+	for p in "$@"; do
+		if [ "$ARCH" = amd64 ]; then echo "$p"; else echo "$p:$ARCH"; fi
+	done
+}
+
+# The foreign architecture known to dpkg and in apt's lists.
+ensure_foreign_arch() {
+	[ "$ARCH" = amd64 ] && return 0
+	if ! dpkg --print-foreign-architectures | grep -qx "$ARCH"; then
+		[ "$(id -u)" -eq 0 ] || xen_die "dpkg does not know $ARCH (dpkg --add-architecture $ARCH as root)"
+		xen_log "dpkg --add-architecture $ARCH"
+		dpkg --add-architecture "$ARCH"
+		apt_update_once
+	fi
+	apt-cache show "xen-utils-4.17:$ARCH" >/dev/null 2>&1 || apt_update_once
 }
 
 download_missing() {
@@ -117,7 +157,8 @@ extract_all() {
 			[ -e "$tmp/usr/$d" ] && ln -sfn "usr/$d" "$tmp/$d"
 		done
 	fi
-	# The kernel package ships no modules.dep.
+	# The kernel package ships no modules.dep.  (depmod reads foreign
+	# modules as well.)
 	depmod -b "$tmp" "$kabi"
 	echo "$kabi" >"$tmp/.kabi"
 	echo "$list" >"$tmp/.debs"
@@ -242,15 +283,58 @@ main() {
 	if ! apt-cache show xen-utils-4.17 >/dev/null 2>&1; then
 		apt_update_once
 	fi
+	ensure_foreign_arch
 	kabi=$(xen_resolve_kabi)
-	xen_log "kernel ABI $kabi, Xen $XVMSG_XEN_SERIES"
+	xen_log "kernel ABI $kabi, Xen $XVMSG_XEN_SERIES, $ARCH"
 	ensure_host_tools "$kabi"
 	# shellcheck disable=SC2086
-	set -- $XEN_PKGS $LIB_PKGS $OTHER_PKGS "linux-image-$kabi"
-	download_missing "$@"
+	set -- $(qualified $XEN_PKGS $LIB_PKGS $OTHER_PKGS "linux-image-$kabi")
+	# shellcheck disable=SC2086
+	[ "$ARCH" = amd64 ] || set -- "$@" $(qualified $FOREIGN_PKGS)
+	if [ "$ARCH" = amd64 ]; then
+		download_missing "$@"
+	else
+		download_missing "$@" "linux-headers-$kabi:$ARCH" "linux-headers-${kabi%-*}-common"
+		# (The kernel headers, for cross-building the module, go to
+		# kheaders/, not the staging root; -common is "Architecture: all".)
+	fi
 	extract_all "$kabi" "$@"
+	[ "$ARCH" = amd64 ] || extract_headers "$kabi"
 	[ -n "$XVMSG_GUEST_KERNEL" ] && fetch_guest_kernel
 	return 0
+}
+
+# extract_headers KABI: kheaders/usr/src/linux-headers-KABI, a tree to build
+# modules against with ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-.  Its
+# scripts/ and tools/ point to the host's linux-kbuild (kbuild's host
+# programs built for this machine, same kernel series): the arm64 package's
+# own are arm64 binaries.
+extract_headers() {
+	kabi=$1
+	kh=$XVMSG_XEN_OUT/kheaders
+	stamp=$kh/.debs
+	list=$(basename "$(deb_in_cache "linux-headers-$kabi")"; basename "$(deb_in_cache "linux-headers-${kabi%-*}-common")")
+	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$list" ]; then
+		return 0
+	fi
+	xen_log "extracting the $kabi headers into $kh"
+	rm -rf "$kh.tmp" && mkdir -p "$kh.tmp"
+	dpkg -x "$(deb_in_cache "linux-headers-$kabi")" "$kh.tmp"
+	dpkg -x "$(deb_in_cache "linux-headers-${kabi%-*}-common")" "$kh.tmp"
+	kb=/usr/lib/linux-kbuild-${kabi%%.0-*}
+	[ -d "$kb/scripts" ] || xen_die "no $kb (linux-kbuild-${kabi%%.0-*} on the host)"
+	for d in "$kh.tmp/usr/src/linux-headers-$kabi" "$kh.tmp/usr/src/linux-headers-${kabi%-*}-common"; do
+		for l in scripts tools; do
+			[ -L "$d/$l" ] || [ ! -e "$d/$l" ] || continue
+			rm -f "$d/$l"
+			ln -s "$kb/$l" "$d/$l"
+		done
+	done
+	# The flavour's Makefile includes the common one by absolute path.
+	sed -i "s|/usr/src/|$kh/usr/src/|" "$kh.tmp/usr/src/linux-headers-$kabi/Makefile"
+	echo "$list" >"$kh.tmp/.debs"
+	rm -rf "$kh"
+	mv "$kh.tmp" "$kh"
 }
 
 main "$@"

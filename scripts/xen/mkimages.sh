@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: MIT
 # Build what QEMU boots, from the staging root that fetch.sh extracted:
 #
-#   build/xen/images/xen             the hypervisor, decompressed (multiboot)
-#   build/xen/images/vmlinuz         the dom0 kernel (Debian's bzImage)
+#   build/xen/images/xen             the hypervisor, decompressed (multiboot;
+#                                    on arm64 Debian's Image as it is)
+#   build/xen/images/vmlinuz         the dom0 kernel (Debian's bzImage; arm64:
+#                                    its Image, uncompressed)
 #   build/xen/images/dom0.cpio.gz    dom0: busybox, Xen tools, xl configs, and
 #                                    under /boot/xvmsg/ the domU kernel
 #                                    (uncompressed vmlinux) plus:
@@ -12,6 +14,12 @@
 #
 # An image is repacked only when the tree it is made of changed (content
 # hash in images/.<img>.hash), so a second run takes a few seconds.
+#
+# XVMSG_XEN_ARCH=arm64 builds the same from the arm64 staging root into
+# build/xen-arm64/ (scripts/xen/common.sh): every ELF file then comes from
+# Debian's arm64 packages or the cross compiler, libraries are found by
+# readelf instead of ldd, and the xl configs get type = "pvh" (Xen on Arm
+# has only that kind of guest).
 #
 # Hooks, for IMG in dom0, driver, guest (all optional):
 #   build/xen/overlay/IMG/          every file is copied into the image root,
@@ -49,7 +57,13 @@ fi
 PLAN=${XVMSG_XEN_PLAN:-$XVMSG_XEN_SCRIPTS/plans/smoke}
 case $PLAN in /*) ;; *) PLAN=$XVMSG_TOP/$PLAN ;; esac
 [ -d "$PLAN" ] || xen_die "no test plan folder $PLAN"
-CC=${CC:-gcc}
+ARCH=$XVMSG_XEN_ARCH
+TRIPLET=$XVMSG_XEN_TRIPLET
+if [ "$ARCH" = amd64 ]; then
+	CC=${CC:-gcc}
+else
+	CC=${XVMSG_XEN_CROSS_CC:-$TRIPLET-gcc}
+fi
 GZIP_LEVEL=${XVMSG_XEN_GZIP_LEVEL:-6}
 
 XVMSG_XEN_DOM0_MODULES=${XVMSG_XEN_DOM0_MODULES:-xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs}
@@ -60,10 +74,11 @@ XVMSG_XEN_GUEST_MODULES=${XVMSG_XEN_GUEST_MODULES:-xen-evtchn xen-gntdev xen-gnt
 # softdep crc32c-intel needs SSE4.2, which -cpu qemu64 lacks).
 XVMSG_XEN_MODULES_SKIP=${XVMSG_XEN_MODULES_SKIP-crc32c-intel}
 
-LIBPATH=$ROOT/usr/lib/x86_64-linux-gnu:$ROOT/lib/x86_64-linux-gnu
-# bookworm's images take the libraries that are not Xen's from the host
+LIBPATH=$ROOT/usr/lib/$TRIPLET:$ROOT/lib/$TRIPLET
+# bookworm's x86 images take the libraries that are not Xen's from the host
 # (Debian 12 itself); trixie's take all of them from the staging root, and
-# trixie's dynamic loader resolves them there.
+# trixie's dynamic loader resolves them there.  (arm64's come from the
+# staging root too, found with readelf: add_libs_foreign.)
 LDSO=
 if [ "$XVMSG_DISTRO" = trixie ]; then
 	LDSO=$ROOT/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
@@ -83,6 +98,10 @@ put() {
 # trixie: the staging root's loader lists them, from the staging root only.
 add_libs() {
 	local out lib dest
+	if [ "$ARCH" != amd64 ]; then
+		add_libs_foreign "$1"
+		return
+	fi
 	if [ -n "$LDSO" ]; then
 		# Only dynamic ELF files (the loader crashes on static ones).
 		readelf -l "$1" 2>/dev/null | grep -q 'Requesting program interpreter' || return 0
@@ -103,6 +122,34 @@ add_libs() {
 		[ -n "$dest" ] || dest=${lib#"$ROOT"}
 		case $dest in /*) ;; *) dest=/$dest ;; esac
 		[ -e "$T$dest" ] || put "$lib" "$dest"
+	done
+}
+
+# add_libs_foreign FILE: the same for another architecture's ELF file, from
+# the staging root only: the interpreter and DT_NEEDED, recursively, read
+# with readelf (ldd would have to run the file).
+add_libs_foreign() {
+	local todo=$1 f n d lib interp seen=" "
+	readelf -h "$1" >/dev/null 2>&1 || return 0
+	interp=$(readelf -l "$1" 2>/dev/null | sed -n 's/.*Requesting program interpreter: \(.*\)]$/\1/p')
+	if [ -n "$interp" ]; then
+		[ -e "$ROOT$interp" ] || xen_die "$1: no interpreter $interp in $ROOT"
+		[ -e "$T$interp" ] || put "$ROOT$interp" "$interp"
+	fi
+	while [ -n "$todo" ]; do
+		set -- $todo
+		f=$1; shift; todo=$*
+		for n in $(readelf -d "$f" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'); do
+			case $seen in *" $n "*) continue ;; esac
+			seen="$seen$n "
+			lib=
+			for d in /lib/$TRIPLET /usr/lib/$TRIPLET /lib /usr/lib; do
+				[ -e "$ROOT$d/$n" ] && { lib=$d/$n; break; }
+			done
+			[ -n "$lib" ] || xen_die "$f: library $n not found in $ROOT"
+			[ -e "$T$lib" ] || put "$ROOT$lib" "$lib"
+			todo="$todo $ROOT$lib"
+		done
 	done
 }
 
@@ -143,7 +190,10 @@ add_busybox() {
 		rm -rf "$bb"
 		mkdir -p "$bb/bin"
 		cp --preserve=mode "$ROOT/bin/busybox" "$bb/bin/busybox"
-		"$ROOT/bin/busybox" --list-full | while read -r p; do
+		# The applet list: arm64's busybox cannot run here, the host's
+		# busybox-static (same Debian package, same applets) lists them.
+		bb_list() { if [ "$ARCH" = amd64 ]; then "$ROOT/bin/busybox" "$@"; else busybox "$@"; fi; }
+		bb_list --list-full | while read -r p; do
 			[ -e "$bb/$p" ] || [ -L "$bb/$p" ] && continue
 			mkdir -p "$bb/$(dirname "$p")"
 			ln -s /bin/busybox "$bb/$p"
@@ -186,20 +236,23 @@ add_base() {
 	done
 	# libxenstore and xl call pthread_cancel, which dlopens libgcc_s; ldd
 	# does not list it.
-	put "$(gcc_s)" /lib/x86_64-linux-gnu/libgcc_s.so.1
+	put "$(gcc_s)" "/lib/$TRIPLET/libgcc_s.so.1"
 }
 
 gcc_s() {
+	local r=
 	if [ -n "$LDSO" ]; then
 		[ -f "$ROOT/usr/lib/x86_64-linux-gnu/libgcc_s.so.1" ] ||
 			xen_die "no libgcc_s.so.1 in the staging root (fetch.sh: libgcc-s1)"
 		echo "$ROOT/usr/lib/x86_64-linux-gnu/libgcc_s.so.1"
 		return 0
 	fi
-	for f in /lib/x86_64-linux-gnu/libgcc_s.so.1 /usr/lib/x86_64-linux-gnu/libgcc_s.so.1; do
+	# bookworm: the host's on x86, the staging root's on arm64.
+	[ "$ARCH" = amd64 ] || r=$ROOT
+	for f in "$r/lib/$TRIPLET/libgcc_s.so.1" "$r/usr/lib/$TRIPLET/libgcc_s.so.1"; do
 		[ -f "$f" ] && { echo "$f"; return 0; }
 	done
-	xen_die "no libgcc_s.so.1 on the host"
+	xen_die "no libgcc_s.so.1 in ${r:-the host}"
 }
 
 # The xenstore-* tools are one multi-call binary.
@@ -336,12 +389,18 @@ new_tree() {
 stale() { [ ! -e "$1" ] || [ "$2" -nt "$1" ]; }
 
 # The hypervisor, decompressed: QEMU's multiboot loader needs it raw.
+# On arm64 it is an Image already (QEMU's -kernel loads it as Linux's).
 make_xen() {
-	src=$ROOT/boot/xen-$XVMSG_XEN_SERIES-amd64.gz
+	src=$ROOT/boot/xen-$XVMSG_XEN_SERIES-$ARCH
+	[ "$ARCH" = amd64 ] && src=$src.gz
 	stale "$XVMSG_XEN_IMAGES/xen" "$src" || return 0
-	gzip -dc "$src" >"$XVMSG_XEN_IMAGES/xen.tmp"
+	if [ "$ARCH" = amd64 ]; then
+		gzip -dc "$src" >"$XVMSG_XEN_IMAGES/xen.tmp"
+	else
+		cp "$src" "$XVMSG_XEN_IMAGES/xen.tmp"
+	fi
 	mv "$XVMSG_XEN_IMAGES/xen.tmp" "$XVMSG_XEN_IMAGES/xen"
-	xen_log "xen decompressed"
+	xen_log "xen in place"
 }
 
 make_dom0_kernel() {
@@ -355,9 +414,16 @@ make_dom0_kernel() {
 # per domain; an uncompressed ELF costs nothing.  (What the kernel tree's
 # scripts/extract-vmlinux does, for the one compression Debian uses, xz.)
 # (bookworm's kernels are xz-compressed, trixie's zstd-compressed.)
+#
+# arm64: Debian's vmlinuz is an uncompressed Image, which libxenguest loads
+# as it is; it goes into dom0 under the same name, /boot/xvmsg/vmlinux.
 make_vmlinux() {
-	VMLINUX=$(extract_vmlinux "$ROOT/boot/vmlinuz-$KABI" "$XVMSG_XEN_WORK/vmlinux-$KABI") || exit 1
 	GVMLINUX=
+	if [ "$ARCH" != amd64 ]; then
+		VMLINUX=$ROOT/boot/vmlinuz-$KABI
+		return 0
+	fi
+	VMLINUX=$(extract_vmlinux "$ROOT/boot/vmlinuz-$KABI" "$XVMSG_XEN_WORK/vmlinux-$KABI") || exit 1
 	if [ -n "$GROOT" ]; then
 		local gk src
 		gk=$(cat "$GROOT/.kabi")
@@ -438,6 +504,13 @@ build_dom0() {
 	: >"$T/etc/xen/xl.conf"     # an empty one silences a warning
 	for f in "$XVMSG_TOP"/configs/*.cfg; do
 		put "$f" "/etc/xen/$(basename "$f")"
+		# Xen on Arm knows one kind of guest, auto-translated with PV
+		# drivers, which xl calls pvh.
+		# Debian's arm64 kernel sets aside 64 MiB for CMA
+		# (CONFIG_CMA_SIZE_MBYTES), which leaves a 160 MiB domU about 32
+		# MiB for everything else: cma=0.
+		[ "$ARCH" = amd64 ] || sed -i -e 's/^type *= *"pv"/type = "pvh"/' \
+			-e 's/^\(extra *= *"[^"]*\)"/\1 cma=0"/' "$T/etc/xen/$(basename "$f")"
 	done
 	# The domU kernel and initramfs images.  Copies: a hard link to a file
 	# outside the tree would be archived with nlink > 1.
@@ -471,13 +544,14 @@ write_sizes() {
 }
 
 # images/COMBO: what these images are, for the table of tested
-# combinations (scripts/xen/combos.sh): distro, Xen version (of the
-# hypervisor package), dom0, driver-domain and guest kernel ABIs.
+# combinations (scripts/xen/combos.sh): architecture, distro, Xen version
+# (of the hypervisor package), dom0, driver-domain and guest kernel ABIs.
 write_combo() {
 	local xenver gk=$DOM0_KABI
-	xenver=$(sed -n "s/^xen-hypervisor-$XVMSG_XEN_SERIES-amd64_\([0-9.]*\).*/\1/p" "$ROOT/.debs")
+	xenver=$(sed -n "s/^xen-hypervisor-$XVMSG_XEN_SERIES-${ARCH}_\([0-9.]*\).*/\1/p" "$ROOT/.debs")
 	[ -n "$GROOT" ] && gk=$(cat "$GROOT/.kabi")
 	{
+		echo "arch $ARCH"
 		echo "distro $XVMSG_DISTRO"
 		echo "xen ${xenver:-$XVMSG_XEN_SERIES}"
 		echo "dom0 $DOM0_KABI"

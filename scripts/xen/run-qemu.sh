@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Boot build/xen/images (Xen 4.17, or 4.20 with XVMSG_DISTRO=trixie, + dom0
+# Boot build/xen/images (Xen 4.17, or 4.20 with XVMSG_DISTRO=trixie, or Xen
+# on Arm with XVMSG_XEN_ARCH=arm64, + dom0
 # with its test plan) in QEMU under TCG and report the outcome; the outcome
 # also goes to $XVMSG_XEN_OUT/results/<plan> (scripts/xen/combos.sh).
 #
@@ -19,8 +20,12 @@
 #   XVMSG_XEN_SERIAL=0     do not copy the serial output to stdout
 #   XVMSG_XEN_DOM0_APPEND  more dom0 kernel arguments (e.g. xvmsg.shell)
 #   XVMSG_XEN_XEN_APPEND   more Xen arguments
-#   XVMSG_XEN_QEMU         the QEMU binary (default qemu-system-x86_64)
+#   XVMSG_XEN_QEMU         the QEMU binary (default qemu-system-x86_64,
+#                          qemu-system-aarch64 for XVMSG_XEN_ARCH=arm64)
+#   XVMSG_XEN_ARCH=arm64   boot build/xen-arm64/images: Xen on Arm on QEMU's
+#                          virt machine with EL2 (see below)
 #   XVMSG_XEN_ACCEL        tcg (default) or kvm, when /dev/kvm is usable
+#                          (x86 only: arm64 is always emulated here)
 #   XVMSG_XEN_INTERACTIVE=1  no timeout, no checks: the serial line is this
 #                          terminal and dom0 gives a shell after the plan
 #                          (xvmsg.shell); Ctrl-a x quits QEMU
@@ -31,7 +36,12 @@ IMG=$XVMSG_XEN_IMAGES
 TIMEOUT=${XVMSG_XEN_TIMEOUT:-600}
 LOG=${XVMSG_XEN_LOG:-$XVMSG_XEN_OUT/serial.log}
 SERIAL=${XVMSG_XEN_SERIAL:-1}
-QEMU=${XVMSG_XEN_QEMU:-qemu-system-x86_64}
+ARCH=$XVMSG_XEN_ARCH
+if [ "$ARCH" = amd64 ]; then
+	QEMU=${XVMSG_XEN_QEMU:-qemu-system-x86_64}
+else
+	QEMU=${XVMSG_XEN_QEMU:-qemu-system-aarch64}
+fi
 PLAN_TIMEOUT=$((TIMEOUT - 60))
 [ "$PLAN_TIMEOUT" -ge 30 ] || PLAN_TIMEOUT=30
 
@@ -40,19 +50,57 @@ for f in xen vmlinuz dom0.cpio.gz; do
 done
 command -v "$QEMU" >/dev/null || xen_die "no $QEMU: run scripts/xen/fetch.sh"
 
-# Known good (docs: shared guide xen-in-qemu.md): -cpu qemu64, since with
-# max or EPYC programs in PV guests crash at random.
-XEN_ARGS="dom0_mem=512M,max:512M console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all ${XVMSG_XEN_XEN_APPEND:-}"
-DOM0_ARGS="console=hvc0 earlyprintk=xen panic=5 xvmsg.plan_timeout=$PLAN_TIMEOUT ${XVMSG_XEN_DOM0_APPEND:-}"
-
 ACCEL=${XVMSG_XEN_ACCEL:-tcg}
-QEMU_ARGS=(-machine pc -accel "$ACCEL" -cpu qemu64 -m 1536 -smp 2
-	-display none -nic none -no-reboot
-	-kernel "$IMG/xen" -append "$XEN_ARGS")
+if [ "$ARCH" = amd64 ]; then
+	# Known good (docs: shared guide xen-in-qemu.md): -cpu qemu64, since with
+	# max or EPYC programs in PV guests crash at random.
+	CPU=qemu64
+	XEN_ARGS="dom0_mem=512M,max:512M console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all ${XVMSG_XEN_XEN_APPEND:-}"
+	DOM0_ARGS="console=hvc0 earlyprintk=xen panic=5 xvmsg.plan_timeout=$PLAN_TIMEOUT ${XVMSG_XEN_DOM0_APPEND:-}"
+	QEMU_ARGS=(-machine pc -accel "$ACCEL" -cpu qemu64 -m 1536 -smp 2
+		-display none -nic none -no-reboot
+		-kernel "$IMG/xen" -append "$XEN_ARGS")
+	# dom0's kernel and initramfs: multiboot modules, one -initrd string.
+	dom0_modules() { printf "%s\n" -initrd "$IMG/vmlinuz $1,$IMG/dom0.cpio.gz"; }
+else
+	# Xen on Arm: the virt machine with EL2 (virtualization=on) and GICv3,
+	# the device tree made by QEMU.  -kernel loads Xen (an arm64 Image);
+	# two guest-loader devices put dom0's kernel (with its command line)
+	# and initramfs into RAM and describe them as /chosen/module@ADDR
+	# nodes ("multiboot,kernel", "multiboot,ramdisk"), which is how Xen on
+	# Arm finds dom0 (docs/misc/arm/device-tree/booting.txt).  No
+	# firmware, no bootloader.  cortex-a57: no pointer authentication,
+	# whose emulation makes max several times slower under TCG.
+	CPU=${XVMSG_XEN_CPU:-cortex-a57}
+	[ "$ACCEL" = tcg ] || xen_die "XVMSG_XEN_ACCEL=$ACCEL: Xen on Arm runs under tcg only here"
+	# xsm=dummy: Debian's Xen for Arm is built with XSM SILO as the
+	# default policy (CONFIG_XSM_SILO_DEFAULT, the Kconfig default on Arm),
+	# which refuses grants and event channels between two unprivileged
+	# domains -- exactly what a driver domain and its guest use.  (On x86
+	# the default is the dummy policy, which lets them.)
+	XEN_ARGS="dom0_mem=512M console=dtuart xsm=dummy loglvl=all guest_loglvl=all ${XVMSG_XEN_XEN_APPEND:-}"
+	DOM0_ARGS="console=hvc0 panic=5 xvmsg.plan_timeout=$PLAN_TIMEOUT ${XVMSG_XEN_DOM0_APPEND:-}"
+	QEMU_ARGS=(-machine virt,virtualization=on,gic-version=3 -accel tcg -cpu "$CPU" -m 1536 -smp 2
+		-display none -nic none -no-reboot
+		-kernel "$IMG/xen" -append "$XEN_ARGS")
+	# RAM starts at 0x40000000 with Xen at +2 MiB; the kernel at +32 MiB,
+	# the initramfs 2 MiB-aligned after it.  (QEMU refuses overlaps.)
+	mib=$((1024 * 1024))
+	k_addr=$((0x42000000))
+	ksize=$(stat -c %s "$IMG/vmlinuz")
+	i_addr=$(( (k_addr + ksize + 4 * mib) / (2 * mib) * (2 * mib) ))
+	# guest-loader takes "," as its own separator: none in the arguments.
+	dom0_modules() {
+		printf -- '-device\nguest-loader,addr=0x%x,kernel=%s,bootargs=%s\n-device\nguest-loader,addr=0x%x,initrd=%s\n' \
+			"$k_addr" "$IMG/vmlinuz" "$1" "$i_addr" "$IMG/dom0.cpio.gz"
+	}
+fi
+mapfile -t DOM0_MODULES < <(dom0_modules "$DOM0_ARGS")
+[ "$ARCH" = amd64 ] || case $DOM0_ARGS in *,*) xen_die "a comma in dom0's arguments: $DOM0_ARGS" ;; esac
 
 if [ "${XVMSG_XEN_INTERACTIVE:-0}" = 1 ]; then
-	exec "$QEMU" "${QEMU_ARGS[@]}" -serial mon:stdio \
-		-initrd "$IMG/vmlinuz $DOM0_ARGS xvmsg.shell,$IMG/dom0.cpio.gz"
+	mapfile -t DOM0_MODULES < <(dom0_modules "$DOM0_ARGS xvmsg.shell")
+	exec "$QEMU" "${QEMU_ARGS[@]}" -serial mon:stdio "${DOM0_MODULES[@]}"
 fi
 
 mkdir -p "$(dirname "$LOG")" "$XVMSG_XEN_OUT"
@@ -83,11 +131,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 xen_t0=$(date +%s.%N)
-xen_log "starting QEMU (${ACCEL^^}, -cpu qemu64, -m 1536, -smp 2), timeout ${TIMEOUT}s, log $LOG"
+xen_log "starting $QEMU (${ACCEL^^}, -cpu $CPU, -m 1536, -smp 2), timeout ${TIMEOUT}s, log $LOG"
 [ -f "$IMG/PLAN" ] && xen_log "test plan in the images: $(cat "$IMG/PLAN")"
 "$QEMU" "${QEMU_ARGS[@]}" -monitor none \
 	-chardev "stdio,id=ser0,signal=off,logfile=$LOG" -serial chardev:ser0 \
-	-initrd "$IMG/vmlinuz $DOM0_ARGS,$IMG/dom0.cpio.gz" \
+	"${DOM0_MODULES[@]}" \
 	</dev/null >&3 2>"$XVMSG_XEN_OUT/qemu.stderr" &
 qpid=$!
 
@@ -96,6 +144,7 @@ qpid=$!
 milestones=(
 	"Xen version 4.|Xen started"
 	"*** Building a PV Dom0 ***|Xen builds dom0"
+	"*** LOADING DOMAIN 0 ***|Xen builds dom0"
 	"Linux version|dom0 kernel starts"
 	"Run /init as init process|dom0 kernel runs /init"
 	"Panic on CPU|XEN PANIC"

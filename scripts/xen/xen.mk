@@ -5,6 +5,8 @@
 #   make xen-images        fetch the Debian packages (once) and build the images
 #   make check-xen-smoke   the smoke test: dom0 + driver domain + guest,
 #                          a granted page and an event channel between them
+#   make ... XEN_ARCH=arm64  the same for Xen on Arm (qemu-system-aarch64,
+#                          Debian's arm64 packages), in build/xen-arm64/
 #
 # Hooks for the including Makefile (set or += them before or after the
 # include; they are read when the recipes run):
@@ -32,10 +34,13 @@
 #                      the trixie chroot, scripts/kbuild/trixie-chroot.sh)
 #   XVMSG_GUEST_KERNEL the guest boots another kernel than dom0 and the
 #                      driver domain: 7.x (trixie-backports) or 6.12-trixie
+#   XEN_ARCH           amd64 (default) or arm64 (Xen on Arm, bookworm only)
 #   XEN_GNTSHARE       a gntshare built elsewhere (default: mkimages.sh
-#                      compiles scripts/xen/gntshare.c with the host's gcc)
+#                      compiles scripts/xen/gntshare.c with the host's gcc,
+#                      or the cross gcc for arm64)
 #   XEN_OUT            output folder (default build/xen, build/xen-trixie,
-#                      with -guest-KERNEL appended for XVMSG_GUEST_KERNEL); files under
+#                      with -guest-KERNEL appended for XVMSG_GUEST_KERNEL;
+#                      build/xen-arm64 for XEN_ARCH=arm64); files under
 #                      $(XEN_OUT)/overlay/{dom0,driver,guest}/ are copied into
 #                      the images as they are, and overlay/IMG.bins lists more
 #                      executables, one "HOSTPATH [IMAGEPATH]" a line
@@ -45,9 +50,10 @@
 #   	$(MAKE) -f $(XEN_MAKEFILE) --no-print-directory xen-images XEN_PLAN=tests/xen/foo
 #   	$(XEN_RUN)
 
+XEN_ARCH           ?= amd64
 XVMSG_DISTRO       ?= bookworm
 XVMSG_GUEST_KERNEL ?=
-XEN_OUT            ?= build/xen$(if $(filter trixie,$(XVMSG_DISTRO)),-trixie)$(if $(XVMSG_GUEST_KERNEL),-guest-$(XVMSG_GUEST_KERNEL))
+XEN_OUT            ?= $(if $(filter arm64,$(XEN_ARCH)),build/xen-arm64,build/xen$(if $(filter trixie,$(XVMSG_DISTRO)),-trixie)$(if $(XVMSG_GUEST_KERNEL),-guest-$(XVMSG_GUEST_KERNEL)))
 XEN_GNTSHARE       ?=
 XEN_MAKEFILE       := $(firstword $(MAKEFILE_LIST))
 XEN_SMOKE_PLAN     := scripts/xen/plans/smoke
@@ -65,7 +71,9 @@ XEN_IMAGE_DEPS     ?=
 # are in the staging root (made by xen-fetch), not prerequisites.
 xen_srcs = $(filter-out =%,$(foreach w,$(1),$(firstword $(subst :, ,$(w)))))
 
-XEN_DISTRO_ENV = XVMSG_DISTRO='$(XVMSG_DISTRO)' XVMSG_GUEST_KERNEL='$(XVMSG_GUEST_KERNEL)'
+# Which system: architecture, distro, guest kernel (scripts/xen/common.sh
+# refuses the combinations that are not built).
+XEN_DISTRO_ENV = XVMSG_XEN_ARCH='$(XEN_ARCH)' XVMSG_DISTRO='$(XVMSG_DISTRO)' XVMSG_GUEST_KERNEL='$(XVMSG_GUEST_KERNEL)'
 
 XEN_ENV = $(XEN_DISTRO_ENV) XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' \
 	$(if $(XEN_GNTSHARE),XVMSG_XEN_GNTSHARE='$(abspath $(XEN_GNTSHARE))') \

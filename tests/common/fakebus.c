@@ -44,8 +44,9 @@ static int fb_map(struct xvb_bus *b, uint32_t domid, enum xvb_space space, const
 				return -EPERM;
 			frames[i] = ids[i];
 		}
-		if (frames[i] >= fb->pages)
+		if (frames[i] < fb->frame_base || frames[i] - fb->frame_base >= fb->pages)
 			return -EFAULT;
+		frames[i] -= fb->frame_base;
 	}
 	base = mmap(NULL, (size_t)n * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (base == MAP_FAILED)

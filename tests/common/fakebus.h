@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * An in-process xvb_bus for unit tests of the core: guest memory is one
- * memfd of `pages` frames; grants are a table the test fills in.  Maps alias
+ * memfd of `pages` frames from frame_base on (0 unless the test sets it: an
+ * Arm guest's RAM starts at 1 GiB); grants are a table the test fills in,
+ * naming frames the same way.  Maps alias
  * the memfd like the loopback bus does, so writes through a mapping are
  * visible in fb->mem.  Counts everything, checks permissions.
  */
@@ -21,6 +23,7 @@ struct fakebus {
 	int memfd;
 	uint8_t *mem;			/* the whole guest memory, for the test */
 	uint32_t pages;
+	uint64_t frame_base;		/* frame of mem[0] */
 	struct { bool permit, readonly; uint32_t frame; int pins; } gnt[FB_MAX_GRANTS];
 	bool allow_frames;
 	unsigned int maps, unmaps, live;	/* calls and mappings alive */

@@ -38,7 +38,7 @@ pass=0 fail=0
 expect() { # WANT(0|1) NAME
 	local rc
 	XVMSG_COMBOS_DOC=$tmp/doc.md XVMSG_COMBOS_OUT=$tmp/gen.md XVMSG_KBUILD_PASSED=$tmp/passed \
-		"$combos" check "$tmp/a:kmod" "$tmp/b:kmod" >"$tmp/out" 2>&1
+		"$combos" check ${RUNS:-"$tmp/a:kmod" "$tmp/b:kmod"} >"$tmp/out" 2>&1
 	rc=$?
 	if { [ "$1" = 0 ] && [ "$rc" = 0 ]; } || { [ "$1" = 1 ] && [ "$rc" != 0 ]; }; then
 		pass=$((pass + 1)); echo "  PASS    combos: $2"
@@ -72,6 +72,19 @@ doc "$ROW1" "$ROW2" "$BUILDS"
 expect 1 "a run that failed"
 rm -rf "$tmp/b"
 expect 1 "a run without a result"
+
+# An arm64 run: its Xen cell names the architecture, and an x86 row with
+# the same versions does not stand for it.
+mkdir -p "$tmp/c/results"
+printf 'arch arm64\ndistro bookworm\nxen 4.17.7\ndom0 6.1.0-56-arm64\ndriver 6.1.0-56-arm64\nguest 6.1.0-56-arm64\nplan tests/xen/kmod\nresult PASS\ndate 2026-12-04\nseconds 170\n' \
+	>"$tmp/c/results/kmod"
+ROW3="| 4.17.7 (Debian 12, arm64) | 6.1.0-56-arm64 | 6.1.0-56-arm64 | 6.1.0-56-arm64 | $K | pass, 2 min 50 s of QEMU | 2026-12-04 |"
+RUNS="$tmp/a:kmod $tmp/c:kmod"
+doc "$ROW1" "$ROW3" "$BUILDS"
+expect 0 "an arm64 run and its row"
+doc "$ROW1" "${ROW3/, arm64/}" "$BUILDS"
+expect 1 "an arm64 run under a row without the architecture"
+unset RUNS
 
 echo "combos: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -14,6 +14,10 @@
 
 UP_TIMEOUT=150
 STEP_TIMEOUT=150
+# How long xvmsg-ctl --timeout "$ATTACH_TIMEOUT" attach waits for a backend to take a device (its
+# default, 10 s, is short for TCG on a busy host: under load arm64 runs
+# took longer; a backend that answers at all answers in well under 60 s).
+ATTACH_TIMEOUT=60
 
 # A privileged backend in dom0, for full mode.
 truncate -s 16M /run/dom0-disk.img
@@ -35,17 +39,17 @@ g=$(xv_domid xvmsg-guest) || xv_fail "no guest domid"
 grep -q "serving on xen bus" /run/xvmsg-backend-dom0.log || xv_fail "dom0 backend not running"
 
 xv_stage "attach: pool disk (2 queues), grant disk, full-mode disk from dom0, rng, console"
-xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/disk0.img,serial=pool-disk,queues=2 \
-	--devid 0 >/dev/null ||
+xvmsg-ctl --timeout "$ATTACH_TIMEOUT" attach xvmsg-guest xvmsg-driver blk \
+	path=/run/disk0.img,serial=pool-disk,queues=2 --devid 0 >/dev/null ||
 	xv_fail "attach pool disk"
-xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/disk1.img,serial=grant-disk --devid 1 \
+xvmsg-ctl --timeout "$ATTACH_TIMEOUT" attach xvmsg-guest xvmsg-driver blk path=/run/disk1.img,serial=grant-disk --devid 1 \
 	--mode grant >/dev/null || xv_fail "attach grant disk"
-xvmsg-ctl attach xvmsg-guest Domain-0 blk path=/run/dom0-disk.img,serial=full-disk --devid 2 \
+xvmsg-ctl --timeout "$ATTACH_TIMEOUT" attach xvmsg-guest Domain-0 blk path=/run/dom0-disk.img,serial=full-disk --devid 2 \
 	--mode full >/dev/null || xv_fail "attach full-mode disk"
-xvmsg-ctl attach xvmsg-guest xvmsg-driver rng --devid 3 --pool-pages 16 >/dev/null ||
+xvmsg-ctl --timeout "$ATTACH_TIMEOUT" attach xvmsg-guest xvmsg-driver rng --devid 3 --pool-pages 16 >/dev/null ||
 	xv_fail "attach rng"
 # virtio_console keeps 64 page-sized receive buffers posted: a 384 KiB pool.
-xvmsg-ctl attach xvmsg-guest xvmsg-driver console pty,link=/run/con0 --devid 4 \
+xvmsg-ctl --timeout "$ATTACH_TIMEOUT" attach xvmsg-guest xvmsg-driver console pty,link=/run/con0 --devid 4 \
 	--pool-pages 96 >/dev/null || xv_fail "attach console"
 xvmsg-ctl list
 for dom in "$d" "$g"; do
@@ -102,14 +106,14 @@ xv_stage "detached"
 # pools; the guest writes 1 MiB and 4 MiB O_DIRECT requests and runs
 # mkfs.ext4 + e2fsck on the smallest (guest-test.sh).  Below the blk
 # minimum (8 pages) xvmsg-ctl refuses with the minimum in the message.
-if out=$(xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/small16.img --devid 9 \
+if out=$(xvmsg-ctl --timeout "$ATTACH_TIMEOUT" attach xvmsg-guest xvmsg-driver blk path=/run/small16.img --devid 9 \
 	--pool-pages 7 2>&1); then
 	xv_fail "xvmsg-ctl accepted a 7-page pool for blk"
 fi
 echo "$out" | grep -q "at least 8 for blk" || xv_fail "7-page pool refused without the minimum: $out"
 echo "xvmsg: xvmsg-ctl: $out"
 for pages in 16 64 128; do
-	xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/small$pages.img,serial=small$pages \
+	xvmsg-ctl --timeout "$ATTACH_TIMEOUT" attach xvmsg-guest xvmsg-driver blk path=/run/small$pages.img,serial=small$pages \
 		--devid $((pages == 16 ? 5 : pages == 64 ? 6 : 7)) --pool-pages "$pages" >/dev/null ||
 		xv_fail "attach the $pages-page pool disk"
 done
@@ -149,7 +153,7 @@ for spec in $FAULTS; do
 	xv_wait 20 sh -c "grep -c 'fault injection on' /run/xvmsg-fault.log | grep -qx $n" ||
 		xv_fail "fault backend $fault did not start"
 	dev=$((10 + n))
-	xvmsg-ctl attach xvmsg-guest Domain-0 blk path=/run/dom0-disk.img,serial=evil-$n \
+	xvmsg-ctl --timeout "$ATTACH_TIMEOUT" attach xvmsg-guest Domain-0 blk path=/run/dom0-disk.img,serial=evil-$n \
 		--devid "$dev" --mode "$mode" >/dev/null || xv_fail "attach to the $fault backend"
 	if [ "$fault" = vanish-handshake ]; then
 		# It maps the guest's message page, then exits like a crash.
@@ -194,7 +198,7 @@ done
 # The driver domain is shut down while the guest writes to a disk it serves:
 # the guest stays up, the writes end with I/O errors, the disk goes away;
 # then the guest shuts down cleanly.  Both bounded.
-xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/disk0.img,serial=last-disk --devid 30 \
+xvmsg-ctl --timeout "$ATTACH_TIMEOUT" attach xvmsg-guest xvmsg-driver blk path=/run/disk0.img,serial=last-disk --devid 30 \
 	>/dev/null || xv_fail "attach the last disk"
 xenstore-write "/local/domain/$g/xvmsg-e2e/last" 1 || xv_fail "xenstore"
 xv_wait_console 90 xvmsg-guest "XVMSG-MARK guest io on the driver domain" \
