@@ -203,6 +203,11 @@ for expect in irq-storm used-bad-len used-bad-id used-dup-id msg-bad-token msg-r
 	xv_wait 60 sh -c 'ls /sys/block | grep -q vd' || { dmesg | tail -20; xv_fail "no disk from the $fault backend"; }
 	d=/dev/$(ls /sys/block | grep vd | head -1)
 	t0=$(xv_uptime)
+	# A read that hangs (timeout cannot end a task in D state) shows where:
+	# the blocked tasks after 75 s, unless the case ended before.
+	( sleep 75; echo "xvmsg: --- $fault: blocked tasks after 75 s ---"
+	  echo w >/proc/sysrq-trigger; dmesg | tail -60 ) &
+	hang_dump=$!
 	# Worked: all 4 MiB came back (a broken device may also shrink to 0
 	# bytes, and dd reads nothing from it without an error).
 	rm -f /run/rd
@@ -248,6 +253,7 @@ for expect in irq-storm used-bad-len used-bad-id used-dup-id msg-bad-token msg-r
 		sleep 2	# the backend scans once no request came for 1 s
 		more="; 2 MiB of the marker written through ext4" ;;
 	esac
+	kill "$hang_dump" 2>/dev/null
 	echo "xvmsg: $fault: a 4 MiB read $r$more; $(grep -c . /proc/interrupts) interrupt lines, kernel fine"
 	xv_mark "survived $fault"
 	xv_wait 60 sh -c "! ls /sys/block | grep -q vd" ||
