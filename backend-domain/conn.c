@@ -74,12 +74,18 @@ static int wr(struct xvb_conn *c, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static int wr(struct xvb_conn *c, const char *key, const char *fmt, ...)
 {
-	char path[256], val[256];
+	char path[256], val[2048];	/* the stats line is the longest */
 	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
-	vsnprintf(val, sizeof(val), fmt, ap);
+	n = vsnprintf(val, sizeof(val), fmt, ap);
 	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(val)) {
+		/* never a cut value: a counter without its number */
+		xvb_err(c->be->log, "%s: value of %s too long (%d bytes): not written", c->name, key, n);
+		return -E2BIG;
+	}
 	snprintf(path, sizeof(path), "%s/%s", c->bepath, key);
 	return c->be->bus->ops->store_write(c->be->bus, path, val);
 }

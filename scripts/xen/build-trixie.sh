@@ -23,7 +23,7 @@ log() { xen_log "$@"; }
 
 # What the programs need to build in the chroot (gcc-14 is there already
 # for the module builds; "gcc" is the plain name make calls).
-BUILD_PKGS="gcc make libc6-dev libxen-dev"
+BUILD_PKGS="gcc make libc6-dev libxen-dev liburing-dev"
 WERROR=${WERROR:-1}
 
 setup() {

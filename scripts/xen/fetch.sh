@@ -40,7 +40,7 @@ LIB_PKGS="libxencall1 libxendevicemodel1 libxenevtchn1 libxenforeignmemory1
 # xenconsoled, xen-init-dom0: liblzma, libuuid, zlib, libzstd), libgcc_s
 # (dlopened by pthread_cancel), and mkfs.ext4/e2fsck for the guest.
 TRIXIE_LIB_PKGS="libc6 libgcc-s1 liblzma5 libuuid1 zlib1g libzstd1
- e2fsprogs libext2fs2t64 libcom-err2 libblkid1"
+ e2fsprogs libext2fs2t64 libcom-err2 libblkid1 liburing2"
 OTHER_PKGS="busybox-static"
 # Not the host's architecture: what the x86 images take from the host comes
 # from Debian's arm64 packages too (C library, libgcc_s, the libraries of the

@@ -41,7 +41,11 @@ static const struct xvb_model_ops *const models[] = { &xvb_rng_ops, &rng_countin
 
 static void counting_stats(void *priv, char *buf, size_t len)
 {
-	snprintf(buf, len, " model_frames=7 model_drops=0");
+	/* as long as net's thirteen counters with big values */
+	snprintf(buf, len, " model_pad_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa=1"
+		 " model_pad_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb=2"
+		 " model_pad_cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc=3"
+		 " model_frames=7 model_drops=0");
 }
 
 static int setup(void **state)

