@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xvmsg/params.h>
 #include <xvmsg/wire.h>
 
 #include "config.h"
@@ -162,11 +163,7 @@ static int set_bus(struct xvb_config *cfg, const char *v, char *err, size_t errl
 
 static int set_bool(bool *b, const char *v, char *err, size_t errlen)
 {
-	if (!strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1") || !strcmp(v, "true"))
-		*b = true;
-	else if (!strcmp(v, "no") || !strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "false"))
-		*b = false;
-	else {
+	if (xvmsg_param_bool(v, b)) {	/* v is never NULL here */
 		snprintf(err, errlen, "'%s' is not yes or no", v);
 		return -EINVAL;
 	}

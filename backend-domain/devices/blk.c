@@ -85,17 +85,6 @@ struct blk_io {
 	struct iovec iov[XVB_REQ_MAX_IOV];
 };
 
-static int parse_bool(const char *v, bool *out)
-{
-	if (!v || !strcmp(v, "on") || !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "true"))
-		*out = true;
-	else if (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "false"))
-		*out = false;
-	else
-		return -EINVAL;
-	return 0;
-}
-
 static int blk_param(void *arg, const char *key, const char *val)
 {
 	struct blk *b = arg;
@@ -115,13 +104,13 @@ static int blk_param(void *arg, const char *key, const char *val)
 		memcpy(b->serial, val, strlen(val));
 		b->have_serial = true;
 	} else if (!strcmp(key, "ro")) {
-		err = parse_bool(val, &b->ro);
+		err = xvmsg_param_bool(val, &b->ro);
 	} else if (!strcmp(key, "discard")) {
-		err = parse_bool(val, &b->discard);
+		err = xvmsg_param_bool(val, &b->discard);
 	} else if (!strcmp(key, "write-zeroes")) {
-		err = parse_bool(val, &b->write_zeroes);
+		err = xvmsg_param_bool(val, &b->write_zeroes);
 	} else if (!strcmp(key, "direct")) {
-		err = parse_bool(val, &b->direct);
+		err = xvmsg_param_bool(val, &b->direct);
 	} else if (!strcmp(key, "queues")) {
 		uint32_t n;
 

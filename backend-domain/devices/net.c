@@ -167,17 +167,6 @@ enum xvb_net_tx_err xvb_net_tx_check(const uint8_t hdr[XVB_NET_HDR_LEN], size_t 
 
 /* ---- parameters ---------------------------------------------------------- */
 
-static int parse_bool(const char *v, bool *out)
-{
-	if (!v || !strcmp(v, "on") || !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "true"))
-		*out = true;
-	else if (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "false"))
-		*out = false;
-	else
-		return -EINVAL;
-	return 0;
-}
-
 /* "52:54:00:12:34:56": six hex pairs; a multicast address is refused. */
 static int parse_mac(const char *v, uint8_t mac[6])
 {
@@ -212,9 +201,9 @@ static int net_param(void *arg, const char *key, const char *val)
 		err = parse_mac(val, n->mac);
 		n->have_mac = !err;
 	} else if (!strcmp(key, "offload")) {
-		err = parse_bool(val, &n->offload);
+		err = xvmsg_param_bool(val, &n->offload);
 	} else if (!strcmp(key, "mrg-rxbuf")) {
-		err = parse_bool(val, &n->mrg);
+		err = xvmsg_param_bool(val, &n->mrg);
 	} else {
 		xvb_err(n->log, "%s: unknown parameter '%s'", n->name, key);
 		n->bad_param = true;

@@ -13,6 +13,7 @@
 #define XVMSG_PARAMS_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #define XVMSG_PARAM_ITEM_MAX 255
@@ -26,6 +27,19 @@ static inline int xvmsg_param_key_ok(const char *k)
 		      *k == '_' || *k == '-'))
 			return 0;
 	return 1;
+}
+
+/* A boolean value: on/yes/1/true or off/no/0/false; a key without a value
+ * (v NULL) means on.  0, or -EINVAL (*out untouched). */
+static inline int xvmsg_param_bool(const char *v, bool *out)
+{
+	if (!v || !strcmp(v, "on") || !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "true"))
+		*out = true;
+	else if (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "false"))
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
 }
 
 /* One pass over params: calls fn (when set) for each item. */

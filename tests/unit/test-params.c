@@ -103,6 +103,30 @@ static void test_callback_error(void **state)
 	assert_int_equal(s.n, 2);
 }
 
+/* Every model's on/off values, and a bare key for on. */
+static void test_bool(void **state)
+{
+	const char *on[] = { NULL, "on", "1", "yes", "true" };
+	const char *off[] = { "off", "0", "no", "false" };
+	bool b;
+
+	(void)state;
+	for (unsigned int i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
+		b = false;
+		assert_int_equal(xvmsg_param_bool(on[i], &b), 0);
+		assert_true(b);
+	}
+	for (unsigned int i = 0; i < sizeof(off) / sizeof(off[0]); i++) {
+		b = true;
+		assert_int_equal(xvmsg_param_bool(off[i], &b), 0);
+		assert_false(b);
+	}
+	b = true;
+	assert_int_equal(xvmsg_param_bool("On", &b), -EINVAL);
+	assert_int_equal(xvmsg_param_bool("", &b), -EINVAL);
+	assert_true(b);		/* untouched */
+}
+
 static void test_log(void **state)
 {
 	char *text = NULL;
@@ -138,6 +162,7 @@ int main(void)
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_item_length),
 		cmocka_unit_test(test_callback_error),
+		cmocka_unit_test(test_bool),
 		cmocka_unit_test(test_log),
 	};
 
