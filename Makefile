@@ -459,17 +459,23 @@ deb:
 check-deb: deb
 	$(Q)XVMSG_VERSION=$(XVMSG_VERSION) scripts/deb/check.sh
 
+# Each step is timed (scripts/check-step.sh); the table of times ends the
+# run, also when a step fails.
+CHECK_STEP = scripts/check-step.sh
+CHECK_FAIL = || { $(CHECK_STEP) summary; exit 1; }
 check: deps
-	$(Q)$(MAKE) --no-print-directory check-unit check-loop
-	$(Q)$(MAKE) --no-print-directory check-san
-	$(Q)$(MAKE) --no-print-directory check-module-builds
-	$(Q)$(MAKE) --no-print-directory check-deb
-	$(Q)$(MAKE) --no-print-directory check-xen XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=
-	$(Q)$(MAKE) --no-print-directory check-xen-kmod XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=
-	$(Q)$(MAKE) --no-print-directory check-xen-kmod XVMSG_DISTRO=trixie XVMSG_GUEST_KERNEL=
-	$(Q)$(MAKE) --no-print-directory check-xen-arm64
-	$(Q)$(MAKE) --no-print-directory check-bench-xen XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=
-	$(Q)$(MAKE) --no-print-directory check-xen-combos
+	$(Q)$(CHECK_STEP) start
+	$(Q)$(CHECK_STEP) "unit + loop" $(MAKE) --no-print-directory check-unit check-loop $(CHECK_FAIL)
+	$(Q)$(CHECK_STEP) "sanitizers (unit, loop, fuzz)" $(MAKE) --no-print-directory check-san $(CHECK_FAIL)
+	$(Q)$(CHECK_STEP) "module builds" $(MAKE) --no-print-directory check-module-builds $(CHECK_FAIL)
+	$(Q)$(CHECK_STEP) "Debian packages" $(MAKE) --no-print-directory check-deb $(CHECK_FAIL)
+	$(Q)$(CHECK_STEP) "Xen e2e (bookworm)" $(MAKE) --no-print-directory check-xen XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL= $(CHECK_FAIL)
+	$(Q)$(CHECK_STEP) "Xen kmod (bookworm)" $(MAKE) --no-print-directory check-xen-kmod XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL= $(CHECK_FAIL)
+	$(Q)$(CHECK_STEP) "Xen kmod (trixie)" $(MAKE) --no-print-directory check-xen-kmod XVMSG_DISTRO=trixie XVMSG_GUEST_KERNEL= $(CHECK_FAIL)
+	$(Q)$(CHECK_STEP) "Xen kmod (arm64)" $(MAKE) --no-print-directory check-xen-arm64 $(CHECK_FAIL)
+	$(Q)$(CHECK_STEP) "Xen bench (short)" $(MAKE) --no-print-directory check-bench-xen XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL= $(CHECK_FAIL)
+	$(Q)$(CHECK_STEP) "tested combinations" $(MAKE) --no-print-directory check-xen-combos $(CHECK_FAIL)
+	$(Q)$(CHECK_STEP) summary
 
 # make demo XEN_ARCH=arm64: the same on Xen on Arm (the loopback part runs
 # the host's own build; the Xen part gets XEN_TIMEOUT or XEN_ARM64_TIMEOUT).
