@@ -185,7 +185,11 @@ tests_of = $(patsubst %,$(BIN)/tests/%,$(filter-out $(call XEN_OR_NOT,,$(XEN_ONL
            $(call test_name,$(wildcard $(1)))))
 UNIT_BINS    := $(call tests_of,tests/unit/test-*.c)
 LOOP_BINS    := $(call tests_of,tests/loop/test-*.c)
-SCRIPT_TESTS := $(call tests_of,tests/scripts/test-*.sh)
+# Shell tests that run no program of ours gain nothing from the sanitizers:
+# check-san leaves them out (make check runs them once, in check-unit).
+SHELL_ONLY_TESTS := test-combos test-run-qemu test-check-step
+SCRIPT_TESTS := $(filter-out $(if $(filter 1,$(SAN)),$(patsubst %,$(BIN)/tests/%,$(SHELL_ONLY_TESTS))), \
+                $(call tests_of,tests/scripts/test-*.sh))
 TEST_COMMON  := $(wildcard tests/common/*.c)
 
 parts.test-loop-evil := $(HOSTILE)

@@ -26,8 +26,17 @@ DOC=${XVMSG_COMBOS_DOC:-$XVMSG_TOP/docs/xen.md}
 GEN=${XVMSG_COMBOS_OUT:-$XVMSG_TOP/build/xen-combinations.md}
 PASSED=${XVMSG_KBUILD_PASSED:-$XVMSG_TOP/build/kbuild/passed}
 
-# field FILE KEY: the value of "KEY value" in FILE.
-field() { sed -n "s/^$2 //p" "$1" | head -n1; }
+# load FILE: its "KEY value" lines into R[KEY] (the first of each key),
+# read by the shell itself: a process per field made the check slow on a
+# busy machine.
+declare -A R
+load() {
+	local k v
+	R=()
+	while read -r k v; do
+		[ -n "$k" ] && [ -z "${R[$k]+set}" ] && R[$k]=$v
+	done <"$1"
+}
 
 # xen_cell DISTRO VERSION ARCH: "4.17.7 (Debian 12)"; other architectures
 # than amd64 are named: "4.17.7 (Debian 12, arm64)".
@@ -58,9 +67,12 @@ series() {
 		sort -uV | paste -sd' '
 }
 
-# norm: a row's cells, trimmed, "|"-separated, first five only.
+# norm5: each row's first five cells, trimmed and "|"-separated (the key
+# of a combination), a tab, and its result cell trimmed: one awk for all
+# rows (a process per row made the check slow).
 norm5() {
-	awk -F'|' '{ out = ""; for (i = 2; i <= 6; i++) { c = $i; gsub(/^ +| +$/, "", c); out = out (i > 2 ? "|" : "") c } print out }'
+	awk -F'|' '{ out = ""; for (i = 2; i <= 6; i++) { c = $i; gsub(/^ +| +$/, "", c); out = out (i > 2 ? "|" : "") c }
+		r = $7; gsub(/^ +| +$/, "", r); print out "\t" r }'
 }
 
 doc_rows() {
@@ -71,9 +83,11 @@ doc_rows() {
 check() {
 	local bad=0 run out plan f xen row key
 	[ -f "$DOC" ] || { echo "combos: no $DOC"; return 1; }
-	[ -n "$(doc_rows)" ] || { echo "combos: no table between the tested-combinations markers in $DOC"; return 1; }
-	mkdir -p "$(dirname "$GEN")"
+	mkdir -p "${GEN%/*}"
 	: >"$GEN.keys"
+	doc_rows >"$GEN.doc"
+	[ -s "$GEN.doc" ] || { echo "combos: no table between the tested-combinations markers in $DOC"; rm -f "$GEN.keys" "$GEN.doc"; return 1; }
+	norm5 <"$GEN.doc" >"$GEN.dockeys"
 	{
 		echo "| Xen | dom0 kernel | driver-domain kernel | guest kernel | what runs | result | date |"
 		echo "|---|---|---|---|---|---|---|"
@@ -86,18 +100,17 @@ check() {
 			echo "combos: no result of $plan in ${out#"$XVMSG_TOP"/} (run it first)"
 			bad=1; continue
 		fi
-		xen=$(xen_cell "$(field "$f" distro)" "$(field "$f" xen)" "$(field "$f" arch)")
-		row="| $xen | $(field "$f" dom0) | $(field "$f" driver) | $(field "$f" guest) | $(plan_cell "$(field "$f" plan)") | $(field "$f" result | tr 'A-Z' 'a-z'), $(dur "$(field "$f" seconds)") of QEMU | $(field "$f" date) |"
+		load "$f"
+		xen=$(xen_cell "${R[distro]-}" "${R[xen]-}" "${R[arch]-}")
+		key="$xen|${R[dom0]-}|${R[driver]-}|${R[guest]-}|$(plan_cell "${R[plan]-}")"
+		row="| ${key//|/ | } | ${R[result],,}, $(dur "${R[seconds]:-0}") of QEMU | ${R[date]-} |"
 		echo "$row" >>"$GEN"
-		key=$(echo "$row" | norm5)
 		echo "$key" >>"$GEN.keys"
-		if [ "$(field "$f" result)" != PASS ]; then
-			echo "combos: ${out#"$XVMSG_TOP"/} $plan did not pass ($(field "$f" result))"
+		if [ "${R[result]-}" != PASS ]; then
+			echo "combos: ${out#"$XVMSG_TOP"/} $plan did not pass (${R[result]-no result line})"
 			bad=1
 		fi
-		if ! doc_rows | while IFS= read -r r; do
-			[ "$(echo "$r" | norm5)" = "$key" ] && echo "$r"
-		done | awk -F'|' '{ c = $7; gsub(/^ +/, "", c) } c ~ /^pass/ { ok = 1 } END { exit !ok }'; then
+		if ! awk -F'\t' -v k="$key" '$1 == k && $2 ~ /^pass/ { ok = 1 } END { exit !ok }' "$GEN.dockeys"; then
 			echo "combos: docs/xen.md has no passing row for this run:"
 			echo "  $row"
 			bad=1
@@ -106,22 +119,18 @@ check() {
 	# Every e2e row of the doc that says "pass" is a run of make check
 	# (rows of combinations make check does not run say how they failed).
 	while IFS= read -r r; do
-		key=$(echo "$r" | norm5)
-		case $(echo "$key" | cut -d'|' -f5) in e2e*) ;; *) continue ;; esac
-		echo "$r" | awk -F'|' '{ c = $7; gsub(/^ +/, "", c) } c ~ /^pass/ { ok = 1 } END { exit !ok }' ||
-			continue
-		if ! grep -qxF -- "$key" "$GEN.keys"; then
-			echo "combos: docs/xen.md lists a combination make check did not run:"
-			echo "  $r"
-			bad=1
-		fi
-	done < <(doc_rows)
+		echo "combos: docs/xen.md lists a combination make check did not run:"
+		echo "  $r"
+		bad=1
+	done < <(awk -F'\t' 'NR == FNR { ran[$0] = 1; next }
+		{ split($1, c, "|") } c[5] ~ /^e2e/ && $2 ~ /^pass/ && !($1 in ran) { print FNR }' \
+		"$GEN.keys" "$GEN.dockeys" | while read -r n; do sed -n "${n}p" "$GEN.doc"; done)
 	# The builds row: the kernels check-module-builds passed, by series
 	# (6.1, 6.12+deb12, 6.12+deb13, 7.3+deb13): a point release of a
 	# kernel make check does not boot does not make the row false.
 	if [ -f "$PASSED" ]; then
 		want=$(series <"$PASSED")
-		have=$(doc_rows | awk -F'|' '$6 ~ /builds/ { print $5 }' |
+		have=$(awk -F'|' '$6 ~ /builds/ { print $5 }' "$GEN.doc" |
 			grep -oE '[0-9]+\.[0-9]+[.0-9]*[-+][0-9a-z+.]*-amd64' | series)
 		if [ "$want" != "$have" ]; then
 			echo "combos: docs/xen.md's builds row lists '$have'; make check-module-builds passed '$want'"
@@ -130,7 +139,7 @@ check() {
 	else
 		echo "combos: no $PASSED (make check-module-builds writes it): builds row not checked"
 	fi
-	rm -f "$GEN.keys"
+	rm -f "$GEN.keys" "$GEN.doc" "$GEN.dockeys"
 	if [ "$bad" = 0 ]; then
 		echo "  PASS    xen-combinations ($# runs match docs/xen.md; rows in ${GEN#"$XVMSG_TOP"/})"
 	else
