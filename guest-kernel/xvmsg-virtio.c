@@ -391,12 +391,19 @@ static struct virtqueue *setup_vq(struct virtio_device *vdev, unsigned int index
 	return vq;
 }
 
-#define XVMSG_STALL_PERIOD	(5 * HZ)
-#define XVMSG_STALL_TICKS	6	/* 30 s without a completion: give up */
+#define XVMSG_STALL_TICKS	6	/* looks without a completion: give up */
+
+/* One look every timeout_ms / 6: timeout_ms without a completion (30 s by
+ * default) and the device is given up, as one message is. */
+static unsigned long xvmsg_stall_period(void)
+{
+	return msecs_to_jiffies(xvmsg_timeout_ms() / XVMSG_STALL_TICKS);
+}
 
 /*
- * Block devices only: every 5 s, is something in flight while no queue
- * moved its used index?  After 30 s of that the backend is not answering:
+ * Block devices only: every timeout_ms / 6 (5 s by default), is something in
+ * flight while no queue moved its used index?  After timeout_ms (30 s) of
+ * that the backend is not answering:
  * the requests in flight fail and the device stays broken, as when a used
  * ring lies.  (Queues that keep buffers posted for input, like a console's,
  * would look stalled: that is why only block devices are watched.)
@@ -428,11 +435,11 @@ void xvmsg_stall_work(struct work_struct *w)
 	}
 	c->stall_ticks = busy && !moved ? c->stall_ticks + 1 : 0;
 	if (c->stall_ticks < XVMSG_STALL_TICKS) {
-		schedule_delayed_work(&c->stall_work, XVMSG_STALL_PERIOD);
+		schedule_delayed_work(&c->stall_work, xvmsg_stall_period());
 		return;
 	}
-	dev_err(xvmsg_dev(c), "no request completed for %u s: the backend is not answering\n",
-		XVMSG_STALL_TICKS * XVMSG_STALL_PERIOD / HZ);
+	dev_err(xvmsg_dev(c), "no request completed for %u ms: the backend is not answering\n",
+		jiffies_to_msecs(XVMSG_STALL_TICKS * xvmsg_stall_period()));
 	if (!test_and_set_bit(XVMSG_F_RING_FAIL, &c->flags))
 		queue_work(system_wq, &c->ev_work);
 }
@@ -490,7 +497,7 @@ static int xv_find_vqs(struct virtio_device *vdev, unsigned int nvqs, struct vir
 
 		c->stall_ticks = 0;
 		memset(c->stall_used, 0, sizeof(c->stall_used));
-		schedule_delayed_work(&c->stall_work, XVMSG_STALL_PERIOD);
+		schedule_delayed_work(&c->stall_work, xvmsg_stall_period());
 	}
 	return 0;
 }

@@ -173,6 +173,11 @@ fi
 
 # Backends that lie (dom0-test.sh, FAULTS: the same order).  The disk of
 # fault n is xvmsg device 10 + n.
+# They meet a 15 s timeout_ms, not the default 30 s: it bounds both a
+# message and the block stall watchdog, so silent and avail-rewrite end
+# in half the time (avail-rewrite checks that the watchdog took it).
+FAULT_TIMEOUT_MS=15000
+echo $FAULT_TIMEOUT_MS >/sys/module/xvmsg/parameters/timeout_ms || xv_fail "cannot set timeout_ms"
 # A fault that gives no disk: say so, then wait for dom0's detach.
 survived_without_disk() {
 	xv_mark "survived $fault"
@@ -243,6 +248,12 @@ for expect in irq-storm used-bad-len used-bad-id used-dup-id msg-bad-token msg-r
 	[ "$(xv_uptime)" -lt $((t0 + 60)) ] || xv_fail "$fault: 4 MiB read took over 60 s"
 	more=
 	case "$fault" in
+	avail-rewrite)
+		# Only the stall watchdog can end this one: it gave up after
+		# timeout_ms, as set above.
+		dmesg | grep -q "no request completed for $FAULT_TIMEOUT_MS ms" ||
+			{ dmesg | tail -20; xv_fail "avail-rewrite: no stall after timeout_ms ($FAULT_TIMEOUT_MS ms)"; }
+		more="; $(dmesg | grep -o 'no request completed for [0-9]* ms' | tail -1)" ;;
 	msg-bad-token)
 		[ "$(cat $st/msgs_bad)" -gt 0 ] || xv_fail "msg-bad-token: no response dropped"
 		more="; $(cat $st/msgs_bad) messages dropped" ;;
