@@ -529,7 +529,8 @@ out:
 const struct evil_case evil_net_cases[] = {
 	{ "net-bad-headers", "every transmit header the spec forbids (runt, over 64 KiB, "
 	  "receive-only or unknown flags, GSO types not negotiated or unknown, TSO without "
-	  "NEEDS_CSUM or segment size, hdr_len or checksum beyond the frame) is dropped and "
+	  "NEEDS_CSUM or segment size, hdr_len, csum_start or csum_offset beyond the frame, the "
+	  "checksum field across its end: 14 kinds) is dropped and "
 	  "counted by kind, none reaches the tap, no reset; a good frame goes out afterwards",
 	  case_bad_headers, EVIL_NET },
 	{ "net-short-chains", "transmit chains of 4 bytes, of a header alone and with a "
