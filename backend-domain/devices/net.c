@@ -81,7 +81,7 @@ struct net {
 	char name[64];
 	char ifname[IFNAMSIZ];
 	uint8_t mac[6];
-	bool have_mac, offload, mrg, bad_param;
+	bool have_mac, offload, mrg;
 	bool offload_ok;		/* the tap took TUNSETOFFLOAD */
 	bool created;			/* we made the tap (it goes with us) */
 	int tap, nl;			/* tap queue; rtnetlink, link changes */
@@ -207,18 +207,14 @@ static int net_param(void *arg, const char *key, const char *val)
 	} else if (!strcmp(key, "mrg-rxbuf")) {
 		err = xvmsg_param_bool(val, &n->mrg);
 	} else {
-		xvb_err(n->log, "%s: unknown parameter '%s'", n->name, key);
-		n->bad_param = true;
-		return -EINVAL;
+		return xvb_param_unknown(n->log, n->name, key, NULL);
 	}
 	if (!err)
 		return 0;
 bad:
-	xvb_err(n->log, "%s: bad value for parameter '%s'%s", n->name, key,
-		!strcmp(key, "tap") ? " (an interface name of 1..15 bytes)" :
-		!strcmp(key, "mac") ? " (XX:XX:XX:XX:XX:XX, not multicast)" : "");
-	n->bad_param = true;
-	return -EINVAL;
+	return xvb_param_bad(n->log, n->name, key,
+			     !strcmp(key, "tap") ? " (an interface name of 1..15 bytes)" :
+			     !strcmp(key, "mac") ? " (XX:XX:XX:XX:XX:XX, not multicast)" : NULL);
 }
 
 /* ---- the tap and its link -------------------------------------------------- */
@@ -417,12 +413,9 @@ static int net_create(const char *params, const struct xvb_model_env *env, void 
 	n->rx_again.cb = net_rx_again;
 	n->rx_again.arg = n;
 	snprintf(n->name, sizeof(n->name), "%s", env->name ? env->name : "net");
-	err = xvmsg_params_parse(params, net_param, n);
-	if (err) {
-		if (err == -EINVAL && !n->bad_param)
-			xvb_err(n->log, "%s: malformed parameters '%s'", n->name, params);
+	err = xvb_model_params(n->log, n->name, params, net_param, n);
+	if (err)
 		goto fail;
-	}
 	err = -EINVAL;
 	if (!n->ifname[0]) {
 		xvb_err(n->log, "%s: missing parameter 'tap'", n->name);
