@@ -355,8 +355,7 @@ static void con_destroy(void *priv)
 		return;
 	con_unwatch_input(c);
 	if (c->listen_fd >= 0) {
-		xvb_evloop_del(c->loop, c->listen_fd);
-		close(c->listen_fd);
+		xvb_evloop_del_close(c->loop, &c->listen_fd);
 		unlink(c->sock_path);
 	}
 	if (c->client >= 0)

@@ -388,10 +388,7 @@ static void net_destroy(void *priv)
 		xvb_evloop_cancel(n->loop, &n->rx_again);
 	if (n->tap_watched)
 		xvb_evloop_del(n->loop, n->tap);
-	if (n->nl >= 0) {
-		xvb_evloop_del(n->loop, n->nl);
-		close(n->nl);
-	}
+	xvb_evloop_del_close(n->loop, &n->nl);
 	if (n->tap >= 0)
 		close(n->tap);
 	free(n->held);

@@ -69,11 +69,7 @@ static int rng_create(const char *params, const struct xvb_model_env *env, void 
 
 static void rng_stop_waiting(struct rng *r)
 {
-	if (r->wake_fd < 0)
-		return;
-	xvb_evloop_del(r->loop, r->wake_fd);
-	close(r->wake_fd);
-	r->wake_fd = -1;
+	xvb_evloop_del_close(r->loop, &r->wake_fd);
 }
 
 /* A waiter still blocked in getrandom() keeps only its own descriptor of
