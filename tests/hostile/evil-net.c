@@ -133,6 +133,29 @@ static int net_still_works(struct evil_env *e, struct xvd_dev *dev, char *obs, s
 	return 0;
 }
 
+/* The next `want` completions of queue q into d (2 s for each): 0, or -1
+ * saying how many of them, `what`, came back. */
+static int net_collect(struct xvd_dev *dev, unsigned int q, struct xvd_done *d,
+		       unsigned int want, const char *what, char *obs, size_t len)
+{
+	unsigned int n = 0;
+	int r;
+
+	while (n < want) {
+		r = xvd_vq_poll(dev, q, d + n, want - n);
+		if (r < 0) {
+			evil_say(obs, len, "poll: %s", strerror(-r));
+			return -1;
+		}
+		n += (unsigned int)r;
+		if (n < want && xvd_dev_wait(dev, 2000) <= 0) {
+			evil_say(obs, len, "only %u of %u %s came back", n, want, what);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* ---- net-bad-headers ------------------------------------------------------- */
 
 struct bad {
@@ -238,8 +261,8 @@ static int case_short_chains(struct evil_env *e, char *obs, size_t len)
 	struct xvd_dev *dev = NULL;
 	uint8_t *mem = NULL;
 	struct xvd_buf b[2];
-	struct xvd_done d[8];
-	unsigned int n = 0, i;
+	struct xvd_done d[4];
+	unsigned int n = 4, i;
 	long runt0, tx0, bad0;
 	int r, rc = -1;
 
@@ -286,18 +309,8 @@ static int case_short_chains(struct evil_env *e, char *obs, size_t len)
 		evil_say(obs, len, "submit: %s", strerror(-r));
 		goto out;
 	}
-	while (n < 4) {
-		r = xvd_vq_poll(dev, 1, d + n, 8 - n);
-		if (r < 0) {
-			evil_say(obs, len, "poll: %s", strerror(-r));
-			goto out;
-		}
-		n += (unsigned int)r;
-		if (n < 4 && xvd_dev_wait(dev, 2000) <= 0) {
-			evil_say(obs, len, "only %u of 4 chains came back", n);
-			goto out;
-		}
-	}
+	if (net_collect(dev, 1, d, n, "chains", obs, len))
+		goto out;
 	for (i = 0; i < n; i++)
 		if (d[i].len || d[i].status) {
 			evil_say(obs, len, "chain %p: len %u status %d", d[i].cookie, d[i].len,
@@ -354,8 +367,8 @@ static int case_rx_small_bufs(struct evil_env *e, char *obs, size_t len)
 	struct xvd_dev *dev = NULL;
 	uint8_t *mem = NULL;
 	struct xvd_buf b;
-	struct xvd_done d[8];
-	unsigned int n = 0, i, good = 0, empty = 0, flen = 0;
+	struct xvd_done d[4];
+	unsigned int n = 4, i, good = 0, empty = 0, flen = 0;
 	long bad0;
 	int r, rc = -1;
 
@@ -394,18 +407,8 @@ static int case_rx_small_bufs(struct evil_env *e, char *obs, size_t len)
 		evil_say(obs, len, "setup: %s", strerror(-r));
 		goto out;
 	}
-	while (n < 4) {
-		r = xvd_vq_poll(dev, 0, d + n, 8 - n);
-		if (r < 0) {
-			evil_say(obs, len, "poll: %s", strerror(-r));
-			goto out;
-		}
-		n += (unsigned int)r;
-		if (n < 4 && xvd_dev_wait(dev, 2000) <= 0) {
-			evil_say(obs, len, "only %u of 4 buffers came back", n);
-			goto out;
-		}
-	}
+	if (net_collect(dev, 0, d, n, "buffers", obs, len))
+		goto out;
 	/* The good buffer takes the first frame the tap has: ours, or one
 	 * the host's stack sent on the new interface (IPv6). */
 	for (i = 0; i < n; i++) {
