@@ -133,6 +133,31 @@ static int net_still_works(struct evil_env *e, struct xvd_dev *dev, char *obs, s
 	return 0;
 }
 
+/* The net device in mode, and `size` bytes of guest RAM filled with `fill`
+ * for the case's own buffers: 0, or -1 saying why (*dev, *mem NULL). */
+static int net_open_mem(struct evil_env *e, int mode, size_t size, int fill,
+			struct xvd_dev **dev, uint8_t **mem, char *obs, size_t len)
+{
+	int r = evil_open_net(e, mode, 0, 0, dev);
+
+	*mem = NULL;
+	if (r) {
+		evil_say(obs, len, "open: %s", strerror(-r));
+		*dev = NULL;
+		return -1;
+	}
+	r = xvd_ram_alloc(e->d, size, (void **)mem);
+	if (r) {
+		evil_say(obs, len, "guest RAM: %s", strerror(-r));
+		xvd_dev_close(*dev);
+		*dev = NULL;
+		*mem = NULL;
+		return -1;
+	}
+	memset(*mem, fill, size);
+	return 0;
+}
+
 /* The next `want` completions of queue q into d (2 s for each): 0, or -1
  * saying how many of them, `what`, came back. */
 static int net_collect(struct xvd_dev *dev, unsigned int q, struct xvd_done *d,
@@ -266,15 +291,8 @@ static int case_short_chains(struct evil_env *e, char *obs, size_t len)
 	long runt0, tx0, bad0;
 	int r, rc = -1;
 
-	r = evil_open_net(e, XVD_MODE_POOL, 0, 0, &dev);
-	if (r) {
-		evil_say(obs, len, "open: %s", strerror(-r));
+	if (net_open_mem(e, XVD_MODE_POOL, 4096, 0, &dev, &mem, obs, len))
 		return -1;
-	}
-	r = xvd_ram_alloc(e->d, 4096, (void **)&mem);
-	if (r)
-		goto out;
-	memset(mem, 0, 4096);
 	runt0 = net_stat(e, "tx_runt");
 	tx0 = net_stat(e, "tx_packets");
 	bad0 = net_stat(e, "bad_chains");
@@ -378,15 +396,8 @@ static int case_rx_small_bufs(struct evil_env *e, char *obs, size_t len)
 	}
 	/* Full mode: the backend writes straight into guest RAM, so a write
 	 * past a buffer would show in the canary around it. */
-	r = evil_open_net(e, XVD_MODE_FULL, 0, 0, &dev);
-	if (r) {
-		evil_say(obs, len, "open: %s", strerror(-r));
+	if (net_open_mem(e, XVD_MODE_FULL, 8192, 0x5a, &dev, &mem, obs, len))
 		return -1;
-	}
-	r = xvd_ram_alloc(e->d, 8192, (void **)&mem);
-	if (r)
-		goto out;
-	memset(mem, 0x5a, 8192);
 	bad0 = net_stat(e, "rx_bad_buf");
 	/* 1 and 11 bytes: too small for the header; a device-readable one;
 	 * then one good buffer */
