@@ -473,10 +473,6 @@ static void con_notify(void *priv, unsigned int q)
 		con_tx(c);
 }
 
-static void con_quiesce(void *priv)
-{
-}
-
 const struct xvb_model_ops xvb_console_ops = {
 	.type = "console",
 	.device_id = VIRTIO_ID_CONSOLE,
@@ -491,5 +487,4 @@ const struct xvb_model_ops xvb_console_ops = {
 	.activate = con_activate,
 	.reset = con_reset,
 	.notify = con_notify,
-	.quiesce = con_quiesce,
 };

@@ -262,10 +262,6 @@ static void rng_notify(void *priv, unsigned int q)
 		rng_serve(priv);
 }
 
-static void rng_quiesce(void *priv)
-{
-}
-
 const struct xvb_model_ops xvb_rng_ops = {
 	.type = "rng",
 	.device_id = VIRTIO_ID_RNG,
@@ -279,5 +275,4 @@ const struct xvb_model_ops xvb_rng_ops = {
 	.activate = rng_activate,
 	.reset = rng_reset,
 	.notify = rng_notify,
-	.quiesce = rng_quiesce,
 };
