@@ -172,8 +172,22 @@ enum xvb_net_tx_err xvb_net_tx_check(const uint8_t hdr[XVB_NET_HDR_LEN], size_t 
 /* The counter's name of a verdict ("tx_runt", ...). */
 const char *xvb_net_tx_err_name(enum xvb_net_tx_err e);
 
-/* A model parses its params with xvmsg_params_parse (include/xvmsg/params.h,
- * shared with xvmsg-ctl): fn for each item, fn's first non-zero value, 0, or
- * -EINVAL on syntax; numbers with xvmsg_parse_u32 (wire.h). */
+/*
+ * A model's params ("path=disk.img,ro"), parsed by xvmsg_params_parse
+ * (include/xvmsg/params.h, shared with xvmsg-ctl; numbers with
+ * xvmsg_parse_u32, wire.h) in model-params.c: fn is called for each item
+ * (val NULL for a bare key) and returns 0, -ENOMEM, or what
+ * xvb_param_bad() / xvb_param_unknown() return after logging the refusal.
+ * Returns 0, fn's first error, or -EINVAL for malformed syntax (logged
+ * here, "NAME: malformed parameters '...'").
+ */
+int xvb_model_params(const struct xvb_log *log, const char *name, const char *params,
+		     int (*fn)(void *arg, const char *key, const char *val), void *arg);
+/* Log "NAME: bad value for parameter 'KEY'HINT" (hint NULL or " (...)");
+ * returns -EINVAL. */
+int xvb_param_bad(const struct xvb_log *log, const char *name, const char *key, const char *hint);
+/* Log "NAME: unknown parameter 'KEY'HINT"; returns -EINVAL. */
+int xvb_param_unknown(const struct xvb_log *log, const char *name, const char *key,
+		      const char *hint);
 
 #endif /* XVB_DEVICE_H */

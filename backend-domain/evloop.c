@@ -155,6 +155,15 @@ void xvb_evloop_del(struct xvb_evloop *loop, int fd)
 	}
 }
 
+void xvb_evloop_del_close(struct xvb_evloop *loop, int *fd)
+{
+	if (*fd < 0)
+		return;
+	xvb_evloop_del(loop, *fd);
+	close(*fd);
+	*fd = -1;
+}
+
 void xvb_evloop_defer(struct xvb_evloop *loop, struct xvb_evdefer *d)
 {
 	if (d->armed)

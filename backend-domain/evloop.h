@@ -35,6 +35,9 @@ int xvb_evloop_add(struct xvb_evloop *loop, int fd, uint32_t events, xvb_fd_cb c
  * until it is set again. */
 int xvb_evloop_mod(struct xvb_evloop *loop, int fd, uint32_t events);
 void xvb_evloop_del(struct xvb_evloop *loop, int fd);
+/* Stop watching *fd (if it is watched), close it and set it to -1; nothing
+ * when *fd is already negative. */
+void xvb_evloop_del_close(struct xvb_evloop *loop, int *fd);
 /* Arm d (no-op when armed); callable from callbacks, d's own included. */
 void xvb_evloop_defer(struct xvb_evloop *loop, struct xvb_evdefer *d);
 /* Disarm d; after this the loop holds no pointer to it. */

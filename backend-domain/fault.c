@@ -382,9 +382,7 @@ static void snoop_stop(struct xvb_fault *f)
 {
 	if (f->snoop_fd < 0)
 		return;
-	xvb_evloop_del(f->loop, f->snoop_fd);
-	close(f->snoop_fd);
-	f->snoop_fd = -1;
+	xvb_evloop_del_close(f->loop, &f->snoop_fd);
 	xvb_warn(f->log, "%s: snoop: %" PRIu64 " idle scans, %" PRIu64 " found stale bytes; "
 		 "%" PRIu64 " scans during writes saw the marker", f->name, f->snoop_idle_scans,
 		 f->snoop_stale_scans, f->snoop_busy_hits);

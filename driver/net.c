@@ -307,20 +307,24 @@ static int net_rx_take(struct xvd_dev *dev, const struct xvd_done *d)
 			net_post(dev, (unsigned int)slot);
 			return 0;
 		}
-		memcpy(&nb, buf + 10, 2);
-		nb = p->mrg ? le16toh(nb) : 1;
-		if (nb == 0 || nb > p->nrx) {
-			xvd_dev_fail(dev, "net: bad num_buffers");
-			return -EIO;
-		}
-		p->pkt_need = nb;
 		p->pkt_len = 0;
 	}
 	if (p->pkt_len + d->len > NET_PKT_MAX) {
 		xvd_dev_fail(dev, "net: received packet over 64 KiB");
 		return -EIO;
 	}
+	/* Copied once; the header is checked (and later handed out) from the
+	 * copy: in full and grant mode the device can still write buf. */
 	memcpy(p->pkt + p->pkt_len, buf, d->len);
+	if (p->pkt_have == 0) {
+		memcpy(&nb, p->pkt + 10, 2);
+		nb = p->mrg ? le16toh(nb) : 1;
+		if (nb == 0 || nb > p->nrx) {
+			xvd_dev_fail(dev, "net: bad num_buffers");
+			return -EIO;
+		}
+		p->pkt_need = nb;
+	}
 	p->pkt_len += d->len;
 	p->pkt_have++;
 	net_post(dev, (unsigned int)slot);

@@ -57,7 +57,7 @@ struct blk {
 	char name[64];
 	char *path;
 	int fd;
-	bool ro, discard, write_zeroes, direct, have_serial, bad_param;
+	bool ro, discard, write_zeroes, direct, have_serial;
 	uint64_t capacity;		/* in sectors */
 	uint32_t discard_align;		/* in sectors */
 	char serial[VIRTIO_BLK_ID_BYTES];
@@ -118,18 +118,14 @@ static int blk_param(void *arg, const char *key, const char *val)
 			goto bad;
 		b->nq = n;
 	} else {
-		xvb_err(b->log, "%s: unknown parameter '%s'", b->name, key);
-		b->bad_param = true;
-		return -EINVAL;
+		return xvb_param_unknown(b->log, b->name, key, NULL);
 	}
 	if (!err)
 		return 0;
 bad:
-	xvb_err(b->log, "%s: bad value for parameter '%s'%s", b->name, key,
-		!strcmp(key, "serial") ? " (at most 20 bytes)" :
-		!strcmp(key, "queues") ? " (1..16)" : "");
-	b->bad_param = true;
-	return -EINVAL;
+	return xvb_param_bad(b->log, b->name, key,
+			     !strcmp(key, "serial") ? " (at most 20 bytes)" :
+			     !strcmp(key, "queues") ? " (1..16)" : NULL);
 }
 
 static void blk_destroy(void *priv)
@@ -218,12 +214,9 @@ static int blk_create(const char *params, const struct xvb_model_env *env, void 
 	b->fd = -1;
 	b->discard = b->write_zeroes = true;
 	b->nq = 1;
-	err = xvmsg_params_parse(params, blk_param, b);
-	if (err) {
-		if (err == -EINVAL && !b->bad_param)
-			xvb_err(b->log, "%s: malformed parameters '%s'", b->name, params);
+	err = xvb_model_params(b->log, b->name, params, blk_param, b);
+	if (err)
 		goto fail;
-	}
 	if (!b->path) {
 		xvb_err(b->log, "%s: missing parameter 'path'", b->name);
 		err = -EINVAL;

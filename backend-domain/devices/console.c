@@ -55,7 +55,6 @@ struct console {
 	struct xvb_evloop *loop;
 	char name[64];
 	enum con_mode mode;
-	bool bad_param;
 	char *sock_path, *link_path;
 	int master, slave;		/* pty; the slave is held open so that the
 					 * master never reports a hang-up */
@@ -104,14 +103,10 @@ static int con_param(void *arg, const char *key, const char *val)
 		err = con_strdup(&c->link_path, val);
 	} else if (!strcmp(key, "stdio") || !strcmp(key, "pty") || !strcmp(key, "socket") ||
 		   !strcmp(key, "link")) {
-		xvb_err(c->log, "%s: bad value for parameter '%s'", c->name, key);
-		err = -EINVAL;
+		err = xvb_param_bad(c->log, c->name, key, NULL);
 	} else {
-		xvb_err(c->log, "%s: unknown parameter '%s'", c->name, key);
-		err = -EINVAL;
+		err = xvb_param_unknown(c->log, c->name, key, NULL);
 	}
-	if (err == -EINVAL)
-		c->bad_param = true;
 	return err;
 }
 
@@ -360,8 +355,7 @@ static void con_destroy(void *priv)
 		return;
 	con_unwatch_input(c);
 	if (c->listen_fd >= 0) {
-		xvb_evloop_del(c->loop, c->listen_fd);
-		close(c->listen_fd);
+		xvb_evloop_del_close(c->loop, &c->listen_fd);
 		unlink(c->sock_path);
 	}
 	if (c->client >= 0)
@@ -391,12 +385,9 @@ static int con_create(const char *params, const struct xvb_model_env *env, void 
 	c->loop = env->loop;
 	snprintf(c->name, sizeof(c->name), "%s", env->name ? env->name : "console");
 	c->master = c->slave = c->listen_fd = c->client = c->in_fd = c->out_fd = -1;
-	err = xvmsg_params_parse(params, con_param, c);
-	if (err) {
-		if (err == -EINVAL && !c->bad_param)
-			xvb_err(c->log, "%s: malformed parameters '%s'", c->name, params);
+	err = xvb_model_params(c->log, c->name, params, con_param, c);
+	if (err)
 		goto fail;
-	}
 	err = -EINVAL;
 	if (c->mode == CON_NONE) {
 		xvb_err(c->log, "%s: one of the parameters stdio, pty, socket is needed", c->name);
@@ -482,10 +473,6 @@ static void con_notify(void *priv, unsigned int q)
 		con_tx(c);
 }
 
-static void con_quiesce(void *priv)
-{
-}
-
 const struct xvb_model_ops xvb_console_ops = {
 	.type = "console",
 	.device_id = VIRTIO_ID_CONSOLE,
@@ -500,5 +487,4 @@ const struct xvb_model_ops xvb_console_ops = {
 	.activate = con_activate,
 	.reset = con_reset,
 	.notify = con_notify,
-	.quiesce = con_quiesce,
 };

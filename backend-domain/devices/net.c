@@ -56,6 +56,7 @@
 #define NET_PKT_BUF	(XVB_NET_HDR_LEN + XVB_NET_FRAME_MAX)
 #define NET_RX_HOLD	64	/* receive chains one packet may take (MRG_RXBUF) */
 #define NET_RX_BATCH	64	/* packets read from the tap per call */
+#define NET_RX_REFUSED	NET_QUEUE_SIZE	/* refused receive chains per call */
 #define NET_CONFIG_SIZE	10	/* mac, status, max_virtqueue_pairs */
 #define NET_TUN_OFFLOADS (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN)
 #define NET_OFFLOAD_FEATURES \
@@ -80,13 +81,14 @@ struct net {
 	char name[64];
 	char ifname[IFNAMSIZ];
 	uint8_t mac[6];
-	bool have_mac, offload, mrg, bad_param;
+	bool have_mac, offload, mrg;
 	bool offload_ok;		/* the tap took TUNSETOFFLOAD */
 	bool created;			/* we made the tap (it goes with us) */
 	int tap, nl;			/* tap queue; rtnetlink, link changes */
 	int ifindex;
 	bool link_up;
 	bool tap_watched, tap_on;
+	struct xvb_evdefer rx_again;	/* receive goes on next round (it yielded) */
 	struct xvb_vdev *vdev;		/* set between activate and reset */
 	uint64_t features;		/* negotiated */
 	uint8_t *pkt;			/* a packet read from the tap: header, frame */
@@ -205,18 +207,14 @@ static int net_param(void *arg, const char *key, const char *val)
 	} else if (!strcmp(key, "mrg-rxbuf")) {
 		err = xvmsg_param_bool(val, &n->mrg);
 	} else {
-		xvb_err(n->log, "%s: unknown parameter '%s'", n->name, key);
-		n->bad_param = true;
-		return -EINVAL;
+		return xvb_param_unknown(n->log, n->name, key, NULL);
 	}
 	if (!err)
 		return 0;
 bad:
-	xvb_err(n->log, "%s: bad value for parameter '%s'%s", n->name, key,
-		!strcmp(key, "tap") ? " (an interface name of 1..15 bytes)" :
-		!strcmp(key, "mac") ? " (XX:XX:XX:XX:XX:XX, not multicast)" : "");
-	n->bad_param = true;
-	return -EINVAL;
+	return xvb_param_bad(n->log, n->name, key,
+			     !strcmp(key, "tap") ? " (an interface name of 1..15 bytes)" :
+			     !strcmp(key, "mac") ? " (XX:XX:XX:XX:XX:XX, not multicast)" : NULL);
 }
 
 /* ---- the tap and its link -------------------------------------------------- */
@@ -297,6 +295,7 @@ static int net_open_tap(struct net *n)
 }
 
 static void net_tap_cb(void *arg, int fd, uint32_t events);
+static void net_rx_again(void *arg);
 
 /* Poll the tap exactly when a packet read from it could go somewhere. */
 static void net_watch_tap(struct net *n)
@@ -385,12 +384,11 @@ static void net_destroy(void *priv)
 
 	if (!n)
 		return;
+	if (n->loop)
+		xvb_evloop_cancel(n->loop, &n->rx_again);
 	if (n->tap_watched)
 		xvb_evloop_del(n->loop, n->tap);
-	if (n->nl >= 0) {
-		xvb_evloop_del(n->loop, n->nl);
-		close(n->nl);
-	}
+	xvb_evloop_del_close(n->loop, &n->nl);
 	if (n->tap >= 0)
 		close(n->tap);
 	free(n->held);
@@ -409,13 +407,12 @@ static int net_create(const char *params, const struct xvb_model_env *env, void 
 	n->loop = env->loop;
 	n->tap = n->nl = -1;
 	n->offload = n->mrg = true;
+	n->rx_again.cb = net_rx_again;
+	n->rx_again.arg = n;
 	snprintf(n->name, sizeof(n->name), "%s", env->name ? env->name : "net");
-	err = xvmsg_params_parse(params, net_param, n);
-	if (err) {
-		if (err == -EINVAL && !n->bad_param)
-			xvb_err(n->log, "%s: malformed parameters '%s'", n->name, params);
+	err = xvb_model_params(n->log, n->name, params, net_param, n);
+	if (err)
 		goto fail;
-	}
 	err = -EINVAL;
 	if (!n->ifname[0]) {
 		xvb_err(n->log, "%s: missing parameter 'tap'", n->name);
@@ -522,6 +519,7 @@ static void net_reset(void *priv)
 	n->waiting = false;
 	n->vdev = NULL;
 	n->features = 0;
+	xvb_evloop_cancel(n->loop, &n->rx_again);
 	if (n->offload_ok)
 		ioctl(n->tap, TUNSETOFFLOAD, 0UL);
 	net_watch_tap(n);
@@ -529,9 +527,13 @@ static void net_reset(void *priv)
 
 /*
  * Give the waiting packet to the driver.  1: done with it (delivered or
- * dropped), 0: it waits for buffers, <0: the device is broken.
+ * dropped), 0: it waits for buffers, -EAGAIN: it waits for the next round
+ * (*refused, chains refused this call, reached NET_RX_REFUSED), other <0:
+ * the device is broken.  The tap's callback has no chain budget of the
+ * core's: without that bound a driver refilling the queue with chains the
+ * core or we refuse kept the loop here as long as it liked.
  */
-static int net_rx_deliver(struct net *n, bool *pushed)
+static int net_rx_deliver(struct net *n, unsigned int *refused, bool *pushed)
 {
 	bool mrg = n->features & (1ULL << VIRTIO_NET_F_MRG_RXBUF);
 	size_t need = n->pkt_len, off = 0, k;
@@ -543,9 +545,14 @@ static int net_rx_deliver(struct net *n, bool *pushed)
 	while (!(n->nheld && (!mrg || n->held_bytes >= need)) && n->nheld < NET_RX_HOLD) {
 		struct xvb_req *req = &n->held[n->nheld];
 
+		if (*refused >= NET_RX_REFUSED)
+			return -EAGAIN;
 		r = xvb_pop(n->vdev, NET_RXQ, req);
-		if (r == -EINVAL)
-			continue;	/* the core completed that chain */
+		if (r == -EINVAL) {	/* the core completed that chain */
+			++*refused;
+			*pushed = true;	/* to be published */
+			continue;
+		}
 		if (r < 0)
 			return r;
 		if (r == 0) {
@@ -558,6 +565,7 @@ static int net_rx_deliver(struct net *n, bool *pushed)
 			n->st.rx_bad_buf++;
 			xvb_push(n->vdev, req, 0);
 			*pushed = true;
+			++*refused;
 			continue;
 		}
 		n->held_bytes += req->in_len;
@@ -622,9 +630,10 @@ static bool net_rx_hdr_ok(struct net *n)
 /* Move packets from the tap to the driver while it has buffers. */
 static void net_rx_run(struct net *n)
 {
-	unsigned int budget = NET_RX_BATCH;
+	unsigned int budget = NET_RX_BATCH, refused = 0;
 	bool pushed = false;
 	ssize_t len;
+	int r;
 
 	while (n->vdev) {
 		if (!n->pkt_len) {
@@ -644,7 +653,10 @@ static void net_rx_run(struct net *n)
 			}
 			n->pkt_len = (size_t)len;
 		}
-		if (net_rx_deliver(n, &pushed) <= 0)
+		r = net_rx_deliver(n, &refused, &pushed);
+		if (r == -EAGAIN)	/* after the others' fds, without a kick */
+			xvb_evloop_defer(n->loop, &n->rx_again);
+		if (r <= 0)
 			break;
 		n->pkt_len = 0;
 	}
@@ -654,6 +666,11 @@ static void net_rx_run(struct net *n)
 }
 
 static void net_tap_cb(void *arg, int fd, uint32_t events)
+{
+	net_rx_run(arg);
+}
+
+static void net_rx_again(void *arg)
 {
 	net_rx_run(arg);
 }

@@ -36,7 +36,6 @@ struct rng {
 	struct xvb_vdev *vdev;
 	int wake_fd;			/* while waiting for the pool, else -1 */
 	bool ready;			/* the kernel's pool is initialised */
-	bool bad_param;
 };
 
 static void rng_serve(struct rng *r);
@@ -45,9 +44,7 @@ static int rng_param(void *arg, const char *key, const char *val)
 {
 	struct rng *r = arg;
 
-	xvb_err(r->log, "%s: unknown parameter '%s' (rng takes none)", r->name, key);
-	r->bad_param = true;
-	return -EINVAL;
+	return xvb_param_unknown(r->log, r->name, key, " (rng takes none)");
 }
 
 static int rng_create(const char *params, const struct xvb_model_env *env, void **priv)
@@ -61,10 +58,8 @@ static int rng_create(const char *params, const struct xvb_model_env *env, void 
 	r->loop = env->loop;
 	r->wake_fd = -1;
 	snprintf(r->name, sizeof(r->name), "%s", env->name ? env->name : "rng");
-	err = xvmsg_params_parse(params, rng_param, r);
+	err = xvb_model_params(r->log, r->name, params, rng_param, r);
 	if (err) {
-		if (!r->bad_param)
-			xvb_err(r->log, "%s: malformed parameters '%s'", r->name, params);
 		free(r);
 		return -EINVAL;
 	}
@@ -74,11 +69,7 @@ static int rng_create(const char *params, const struct xvb_model_env *env, void 
 
 static void rng_stop_waiting(struct rng *r)
 {
-	if (r->wake_fd < 0)
-		return;
-	xvb_evloop_del(r->loop, r->wake_fd);
-	close(r->wake_fd);
-	r->wake_fd = -1;
+	xvb_evloop_del_close(r->loop, &r->wake_fd);
 }
 
 /* A waiter still blocked in getrandom() keeps only its own descriptor of
@@ -271,10 +262,6 @@ static void rng_notify(void *priv, unsigned int q)
 		rng_serve(priv);
 }
 
-static void rng_quiesce(void *priv)
-{
-}
-
 const struct xvb_model_ops xvb_rng_ops = {
 	.type = "rng",
 	.device_id = VIRTIO_ID_RNG,
@@ -288,5 +275,4 @@ const struct xvb_model_ops xvb_rng_ops = {
 	.activate = rng_activate,
 	.reset = rng_reset,
 	.notify = rng_notify,
-	.quiesce = rng_quiesce,
 };

@@ -10,7 +10,7 @@
 
 #include "device.h"
 
-#define FQ_MAX 80
+#define FQ_MAX 320	/* more than a queue of 256 */
 
 struct fake_vdev {
 	struct { struct xvb_req *req; int ret; } q[2][FQ_MAX];

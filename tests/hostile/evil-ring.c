@@ -1178,111 +1178,115 @@ static unsigned int try_raw(struct evil_env *e, struct rdev *r, const struct raw
 	return pass;
 }
 
-static int case_addr_outside(struct evil_env *e, char *obs, size_t len)
+#define RAW_MAX 12	/* addresses one case tries */
+
+/* A disk in mode, and each address fill() names for it (at most RAW_MAX)
+ * refused as try_raw() wants: 0, or -1 saying which were not. */
+static int refuse_raw(struct evil_env *e, int mode,
+		      unsigned int (*fill)(const struct evil_env *e, const struct xvd_dev *dev,
+					   struct raw_addr *ra),
+		      char *obs, size_t len)
 {
+	struct raw_addr ra[RAW_MAX];
 	struct rdev r;
 	unsigned int pass, n;
 	int rc;
 
-	rc = rdev_open(e, &r, XVD_MODE_POOL, NULL);
+	rc = rdev_open(e, &r, mode, NULL);
 	if (rc) {
 		evil_say(obs, len, "open: %s", strerror(-rc));
 		return -1;
 	}
-	{
-		const struct xvd_dev *dev = r.dev;
-		const uint64_t end = (uint64_t)dev->pool_pages * XVMSG_PAGE_SIZE;
-		const struct raw_addr ra[] = {
-			{ "guest frame", 0x1000, DATA, false },
-			{ "frame of the pool's own page", (uint64_t)dev->region.gfn << 12, DATA, false },
-			{ "ref just past the pool", XVMSG_GRANT_ADDR(dev->pool_ref + dev->pool_pages, 0), DATA, false },
-			{ "ref far beyond the pool", XVMSG_GRANT_ADDR(dev->pool_ref + 0x7fff0, 0), DATA, false },
-			{ "reserved ref", XVMSG_GRANT_ADDR(2, 0), DATA, false },
-			{ "ref 0xffffffff", XVMSG_GRANT_ADDR(0xffffffffULL, 0), DATA, false },
-			{ "last pool page + 8 KiB", pool_addr(dev, end - XVMSG_PAGE_SIZE), 2 * DATA, false },
-			{ "overflowing addr+len", 0xfffffffffffff000ULL, DATA, false },
-			{ "overflow into the grant bit", 0x7ffffffffffff000ULL, 2 * DATA, false },
-			{ "4 GiB-1 from the pool start", pool_addr(dev, 0), 0xffffffffu, true },
-		};
-
-		n = sizeof(ra) / sizeof(ra[0]);
-		pass = try_raw(e, &r, ra, n, obs, len);
-	}
+	n = fill(e, r.dev, ra);
+	pass = try_raw(e, &r, ra, n, obs, len);
 	evil_say(obs, len, "%u/%u refused with length 0, status untouched, device works after each",
 		 pass, n);
+	rdev_close(&r);
+	return pass == n ? 0 : -1;
+}
+
+static unsigned int addr_outside(const struct evil_env *e, const struct xvd_dev *dev,
+				 struct raw_addr *ra)
+{
+	const uint64_t end = (uint64_t)dev->pool_pages * XVMSG_PAGE_SIZE;
+	const struct raw_addr list[] = {
+		{ "guest frame", 0x1000, DATA, false },
+		{ "frame of the pool's own page", (uint64_t)dev->region.gfn << 12, DATA, false },
+		{ "ref just past the pool", XVMSG_GRANT_ADDR(dev->pool_ref + dev->pool_pages, 0), DATA, false },
+		{ "ref far beyond the pool", XVMSG_GRANT_ADDR(dev->pool_ref + 0x7fff0, 0), DATA, false },
+		{ "reserved ref", XVMSG_GRANT_ADDR(2, 0), DATA, false },
+		{ "ref 0xffffffff", XVMSG_GRANT_ADDR(0xffffffffULL, 0), DATA, false },
+		{ "last pool page + 8 KiB", pool_addr(dev, end - XVMSG_PAGE_SIZE), 2 * DATA, false },
+		{ "overflowing addr+len", 0xfffffffffffff000ULL, DATA, false },
+		{ "overflow into the grant bit", 0x7ffffffffffff000ULL, 2 * DATA, false },
+		{ "4 GiB-1 from the pool start", pool_addr(dev, 0), 0xffffffffu, true },
+	};
+
+	_Static_assert(sizeof(list) / sizeof(list[0]) <= RAW_MAX, "RAW_MAX");
+	memcpy(ra, list, sizeof(list));
+	return sizeof(list) / sizeof(list[0]);
+}
+
+static int case_addr_outside(struct evil_env *e, char *obs, size_t len)
+{
+	int rc = refuse_raw(e, XVD_MODE_POOL, addr_outside, obs, len);
+
 	if (e->log_count)
 		evil_say(obs, len, "; backend logged %d refusals",
 			 e->log_count(e->log_ctx, "refused a request"));
-	rdev_close(&r);
-	return pass == n ? 0 : -1;
+	return rc;
 }
 
 /* Device-writable buffers over the queue's own rings.  Served, the read
  * would write disk data into the rings after the device last looked at
  * them (the I/O is asynchronous): a used entry or avail_event rewritten,
  * the driver no longer kicks, the device waits for a kick. */
+static unsigned int ring_overlap(const struct evil_env *e, const struct xvd_dev *dev,
+				 struct raw_addr *ra)
+{
+	const struct xvd_vq *vq = &dev->vq[0];
+	const uint64_t used_end = vq->used_addr + 6 + 8 * (uint64_t)vq->size;
+	const struct raw_addr list[] = {
+		{ "the descriptor table", vq->desc_addr, 512, false },
+		{ "the avail ring", vq->avail_addr, 512, false },
+		{ "the used ring", vq->used_addr, 512, false },
+		{ "512 bytes ending on avail_event", used_end - 512, 512, false },
+	};
+
+	_Static_assert(sizeof(list) / sizeof(list[0]) <= RAW_MAX, "RAW_MAX");
+	memcpy(ra, list, sizeof(list));
+	return sizeof(list) / sizeof(list[0]);
+}
+
 static int case_ring_overlap(struct evil_env *e, char *obs, size_t len)
 {
-	struct rdev r;
-	unsigned int pass, n;
-	int rc;
+	return refuse_raw(e, XVD_MODE_POOL, ring_overlap, obs, len);
+}
 
-	rc = rdev_open(e, &r, XVD_MODE_POOL, NULL);
-	if (rc) {
-		evil_say(obs, len, "open: %s", strerror(-rc));
-		return -1;
-	}
-	{
-		const struct xvd_vq *vq = &r.dev->vq[0];
-		const uint64_t used_end = vq->used_addr + 6 + 8 * (uint64_t)vq->size;
-		const struct raw_addr ra[] = {
-			{ "the descriptor table", vq->desc_addr, 512, false },
-			{ "the avail ring", vq->avail_addr, 512, false },
-			{ "the used ring", vq->used_addr, 512, false },
-			{ "512 bytes ending on avail_event", used_end - 512, 512, false },
-		};
+static unsigned int full_outside(const struct evil_env *e, const struct xvd_dev *dev,
+				 struct raw_addr *ra)
+{
+	const struct xvd_ram *ram = &e->d->ram;
+	const uint64_t ram_end = (ram->mem.gfn + ram->mem.pages) << 12;
+	const struct raw_addr list[] = {
+		{ "frame just past RAM", ram_end, DATA, false },
+		{ "last RAM page + 8 KiB", ram_end - XVMSG_PAGE_SIZE, 2 * DATA, false },
+		{ "frame 2^34", 1ULL << 46, DATA, false },
+		{ "beyond the 2^48 limit", 1ULL << 48, DATA, false },
+		{ "a grant address", XVMSG_GRANT_ADDR(dev->pool_ref, 0), DATA, false },
+		{ "overflowing addr+len", 0xfffffffffffff000ULL, DATA, false },
+		{ "overflow into the grant bit", 0x7ffffffffffff000ULL, 2 * DATA, false },
+		{ "4 GiB-1 from RAM", ram->mem.gfn << 12, 0xffffffffu, true },
+	};
 
-		n = sizeof(ra) / sizeof(ra[0]);
-		pass = try_raw(e, &r, ra, n, obs, len);
-	}
-	evil_say(obs, len, "%u/%u refused with length 0, status untouched, device works after each",
-		 pass, n);
-	rdev_close(&r);
-	return pass == n ? 0 : -1;
+	_Static_assert(sizeof(list) / sizeof(list[0]) <= RAW_MAX, "RAW_MAX");
+	memcpy(ra, list, sizeof(list));
+	return sizeof(list) / sizeof(list[0]);
 }
 
 static int case_full_outside(struct evil_env *e, char *obs, size_t len)
 {
-	struct rdev r;
-	unsigned int pass, n;
-	int rc;
-
-	rc = rdev_open(e, &r, XVD_MODE_FULL, NULL);
-	if (rc) {
-		evil_say(obs, len, "open: %s", strerror(-rc));
-		return -1;
-	}
-	{
-		const struct xvd_ram *ram = &e->d->ram;
-		const uint64_t ram_end = (ram->mem.gfn + ram->mem.pages) << 12;
-		const struct raw_addr ra[] = {
-			{ "frame just past RAM", ram_end, DATA, false },
-			{ "last RAM page + 8 KiB", ram_end - XVMSG_PAGE_SIZE, 2 * DATA, false },
-			{ "frame 2^34", 1ULL << 46, DATA, false },
-			{ "beyond the 2^48 limit", 1ULL << 48, DATA, false },
-			{ "a grant address", XVMSG_GRANT_ADDR(r.dev->pool_ref, 0), DATA, false },
-			{ "overflowing addr+len", 0xfffffffffffff000ULL, DATA, false },
-			{ "overflow into the grant bit", 0x7ffffffffffff000ULL, 2 * DATA, false },
-			{ "4 GiB-1 from RAM", ram->mem.gfn << 12, 0xffffffffu, true },
-		};
-
-		n = sizeof(ra) / sizeof(ra[0]);
-		pass = try_raw(e, &r, ra, n, obs, len);
-	}
-	evil_say(obs, len, "%u/%u refused with length 0, status untouched, device works after each",
-		 pass, n);
-	rdev_close(&r);
-	return pass == n ? 0 : -1;
+	return refuse_raw(e, XVD_MODE_FULL, full_outside, obs, len);
 }
 
 /* ---- 8: a device-writable buffer granted read-only ---------------------- */

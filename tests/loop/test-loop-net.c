@@ -55,6 +55,28 @@ struct fx {
 static const uint8_t guest_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 static const uint8_t host_mac[6] = { 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef };
 
+/* A fixture and the names of its two taps (xvt<pid><s0>, ...<s1>); NULL
+ * without memory or without /dev/net/tun (said why). */
+static struct fx *fx_new(void **state, char s0, char s1)
+{
+	struct fx *f;
+
+	*state = NULL;
+	if (access("/dev/net/tun", R_OK | W_OK)) {
+		fprintf(stderr, "test-loop-net needs /dev/net/tun (root, the tun module): %s\n",
+			strerror(errno));
+		return NULL;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	*state = f;
+	f->pk = f->pkv = -1;
+	snprintf(f->tap0, sizeof(f->tap0), "xvt%u%c", (unsigned int)getpid() % 100000, s0);
+	snprintf(f->tap1, sizeof(f->tap1), "xvt%u%c", (unsigned int)getpid() % 100000, s1);
+	return f;
+}
+
 static int setup(void **state)
 {
 	struct loop_fx_opts o = {
@@ -62,22 +84,11 @@ static int setup(void **state)
 		.open_domain = 1,
 		.domain = { .log_level = XVD_LOG_WARN, .ram_pages = 32768 },
 	};
-	struct fx *f = calloc(1, sizeof(*f));
+	struct fx *f = fx_new(state, 'a', 'b');
 	char e0[128], e1[128];
 
-	*state = f;
 	if (!f)
 		return -1;
-	f->pk = f->pkv = -1;
-	if (access("/dev/net/tun", R_OK | W_OK)) {
-		fprintf(stderr, "test-loop-net needs /dev/net/tun (root, the tun module): %s\n",
-			strerror(errno));
-		free(f);
-		*state = NULL;
-		return -1;
-	}
-	snprintf(f->tap0, sizeof(f->tap0), "xvt%ua", (unsigned int)getpid() % 100000);
-	snprintf(f->tap1, sizeof(f->tap1), "xvt%ub", (unsigned int)getpid() % 100000);
 	snprintf(e0, sizeof(e0), "net0:net:tap=%s,mac=" MAC0, f->tap0);
 	snprintf(e1, sizeof(e1), "net1:net:tap=%s,offload=off,mrg-rxbuf=off", f->tap1);
 	o.args[1] = e0;
@@ -640,22 +651,11 @@ static int setup_bridge(void **state)
 		.open_domain = 1,
 		.domain = { .log_level = XVD_LOG_WARN, .ram_pages = 32768 },
 	};
-	struct fx *f = calloc(1, sizeof(*f));
+	struct fx *f = fx_new(state, 'c', 'd');
 	char e0[128], e1[128];
 
-	*state = f;
 	if (!f)
 		return -1;
-	f->pk = f->pkv = -1;
-	if (access("/dev/net/tun", R_OK | W_OK)) {
-		fprintf(stderr, "test-loop-net needs /dev/net/tun (root, the tun module): %s\n",
-			strerror(errno));
-		free(f);
-		*state = NULL;
-		return -1;
-	}
-	snprintf(f->tap0, sizeof(f->tap0), "xvt%uc", (unsigned int)getpid() % 100000);
-	snprintf(f->tap1, sizeof(f->tap1), "xvt%ud", (unsigned int)getpid() % 100000);
 	snprintf(f->br, sizeof(f->br), "xvbr%u", (unsigned int)getpid() % 100000);
 	snprintf(e0, sizeof(e0), "netA:net:tap=%s,mac=" MAC0, f->tap0);
 	snprintf(e1, sizeof(e1), "netB:net:tap=%s,mac=52:54:00:12:34:57", f->tap1);

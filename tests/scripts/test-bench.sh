@@ -22,9 +22,11 @@ ko() { echo "  FAIL    $1"; fail=$((fail + 1)); sed 's/^/          | /' "$out/lo
 run() {
 	local name=$1
 	shift
-	if ! timeout 120 "$bench" --size 16M --seconds 0.4 --rounds 1 --csv "$out/$name.csv" "$@" \
-		>"$out/log" 2>&1; then
-		ko "$name: exit status $? ($*)"
+	local rc=0
+	timeout 120 "$bench" --size 16M --seconds 0.4 --rounds 1 --csv "$out/$name.csv" "$@" \
+		>"$out/log" 2>&1 || rc=$?
+	if [ "$rc" != 0 ]; then
+		ko "$name: exit status $rc ($*)"
 		return 1
 	fi
 	cat "$out/log" >"$out/$name.txt"
@@ -37,15 +39,42 @@ csv_col() {
 		k { print $k }' "$1"
 }
 
-# positive FILE COLUMN: every value of the column is a number > 0.
+# positive FILE COLUMN: the column exists, has rows, and every value of it
+# is a number > 0 (an empty cell is not; values are taken whole, line by
+# line, never split into words).
 positive() {
 	local v n=0
-	for v in $(csv_col "$1" "$2"); do
-		awk -v x="$v" 'BEGIN { exit !(x + 0 > 0 && x ~ /^[0-9.]+$/) }' || return 1
+	head -n 1 "$1" | tr ',' '\n' | grep -qxF -- "$2" || return 1
+	while IFS= read -r v; do
+		awk -v x="$v" 'BEGIN { exit !(x ~ /^([0-9]+\.?[0-9]*|\.[0-9]+)$/ && x + 0 > 0) }' ||
+			return 1
 		n=$((n + 1))
-	done
+	done < <(csv_col "$1" "$2")
 	[ "$n" -gt 0 ]
 }
+
+# The checks themselves, on CSVs made here: an empty cell, a cell of two
+# words, a cell of text, a missing column and a column without rows fail;
+# a column of numbers passes.
+printf 'mode,iops\npool,5\ngrant,\n' >"$out/empty.csv"
+printf 'mode,iops\npool,5\ngrant,1 2\n' >"$out/words.csv"
+printf 'mode,iops\npool,5\ngrant,*\n' >"$out/glob.csv"
+printf 'mode,iops\npool,5\ngrant\n' >"$out/short.csv"
+printf 'mode,iops\n' >"$out/none.csv"
+printf 'mode,iops\npool,5\ngrant,0.25\n' >"$out/good.csv"
+: >"$out/log"
+for c in empty words glob short none; do
+	if positive "$out/$c.csv" iops; then
+		ko "positive: the $c.csv column was taken for numbers"
+	else
+		ok "positive: refuses the $c.csv column"
+	fi
+done
+if positive "$out/good.csv" iops && ! positive "$out/good.csv" nosuch; then
+	ok "positive: a column of numbers passes, a missing column does not"
+else
+	ko "positive: a column of numbers refused, or a missing one passed"
+fi
 
 if run modes --workload randread4k; then
 	if positive "$out/modes.csv" iops && [ "$(csv_col "$out/modes.csv" mode | sort | tr '\n' ' ')" = "full grant pool raw " ]; then
@@ -92,8 +121,10 @@ fi
 # tap written and read directly), each with packets/s and throughput; the
 # modes' rows with their per-packet counters.  Needs /dev/net/tun (tests
 # run as root).
-if timeout 120 "$bench" --workload net --seconds 0.3 --rounds 1 --csv "$out/net.csv" \
-	>"$out/log" 2>&1; then
+rc=0
+timeout 120 "$bench" --workload net --seconds 0.3 --rounds 1 --csv "$out/net.csv" \
+	>"$out/log" 2>&1 || rc=$?
+if [ "$rc" = 0 ]; then
 	rows=$(awk -F, 'NR > 1 && $1 != "raw" && $8 != "" && $9 != "" && $10 != ""' "$out/net.csv" | wc -l)
 	if positive "$out/net.csv" pps && positive "$out/net.csv" gbit_s &&
 	   [ "$(csv_col "$out/net.csv" workload | sort -u | tr '\n' ' ')" = "net1500 net64 net64k " ] &&
@@ -105,7 +136,7 @@ if timeout 120 "$bench" --workload net --seconds 0.3 --rounds 1 --csv "$out/net.
 		ko "net: a workload, a mode or a column missing"
 	fi
 else
-	ko "net: exit status $? (--workload net)"
+	ko "net: exit status $rc (--workload net)"
 fi
 
 # bad arguments: exit status 2 and a message, never a run

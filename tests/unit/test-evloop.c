@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
 
 #include <cmocka.h>
@@ -153,6 +154,23 @@ static void test_fds_first(void **state)
 	close(fd);
 }
 
+/* del_close: the fd is no longer watched, closed, set to -1; again: nothing. */
+static void test_del_close(void **state)
+{
+	struct rec *r = *state;
+	int fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK), copy = fd;
+
+	assert_true(fd >= 0);
+	assert_int_equal(xvb_evloop_add(r->loop, fd, EPOLLIN, fd_cb, r), 0);
+	xvb_evloop_del_close(r->loop, &fd);
+	assert_int_equal(fd, -1);
+	assert_int_equal(fcntl(copy, F_GETFD), -1);	/* closed */
+	assert_int_equal(xvb_evloop_run_once(r->loop, 0), 0);	/* not watched */
+	assert_string_equal(r->order, "");
+	xvb_evloop_del_close(r->loop, &fd);
+	assert_int_equal(fd, -1);
+}
+
 /* Cancelled work does not run, also when cancelled during its round. */
 static void test_cancel(void **state)
 {
@@ -183,6 +201,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rearm_next_round, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fds_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_del_close, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("evloop", tests, NULL, NULL);
