@@ -108,7 +108,14 @@ static void witness_while(struct evil_env *e, struct lat *l, int min_ms, unsigne
 
 /* ---- noisy-neighbour ----------------------------------------------------- */
 
-#define NOISY_BOUND_MS	200	/* the witness's slowest round trip, generously */
+/*
+ * The witness's slowest round trip.  Without the per-call budget it was
+ * 0.7-2.9 s (chain noise) or a 5 s timeout (message noise); with it 5-55 ms
+ * on a quiet machine and up to 208 ms on one four other jobs loaded, which
+ * failed the old 200 ms bound.  The budget itself is checked exactly from
+ * the backend's counters (most <= budget) below.
+ */
+#define NOISY_BOUND_MS	500
 
 struct noise {
 	struct xvd_dev *dev;
@@ -999,7 +1006,7 @@ const struct evil_case evil_quota_cases[] = {
 	  "a guest keeps its message ring eight ahead with token-0 requests that map and unmap "
 	  "(grant mode) and re-offer a whole queue of GET_IDs, then keeps one GET_ID available "
 	  "without end: each call takes at most the message / chain budget, the witness's 4 KiB write+read round trips all succeed, "
-	  "the slowest within 200 ms; the backend is idle after",
+	  "the slowest within 500 ms; the backend is idle after",
 	  case_noisy_neighbour, EVIL_LOOP_ONLY },
 	{ "full-map-flood",
 	  "full mode: one byte named in each of 65536 chunks of sparse guest memory (32 x 512 "
