@@ -10,6 +10,8 @@
  *
  * Copyright (c) 2026 The xvmsg authors
  */
+#include <linux/delay.h>
+#include <linux/moduleparam.h>
 #include <linux/slab.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
@@ -19,6 +21,16 @@
 
 #include "xvmsg.h"
 #include "xvmsg-compat.h"
+
+/*
+ * For tests only: how long the failing of a broken device's requests keeps
+ * its queues open (between handing the requests back and breaking the
+ * device again).  Drivers add requests in that moment like in any other;
+ * the kmod test sets it so that they surely do (tests/xen/kmod).
+ */
+static unsigned int fail_window_ms;
+module_param(fail_window_ms, uint, 0644);
+MODULE_PARM_DESC(fail_window_ms, "testing only: keep a broken device's queues open this long (ms, at most 5000) while its requests are failed (default 0)");
 
 static struct xvmsg_conn *vd_conn(struct virtio_device *vdev)
 {
@@ -678,6 +690,8 @@ static void xvmsg_vdev_fail_broken(struct xvmsg_vdev *vd, bool failure)
 			 dev_name(&vd->vdev.dev));
 	__virtio_unbreak_device(&vd->vdev);
 	xvmsg_fail_inflight(&vd->vdev);
+	if (READ_ONCE(fail_window_ms))
+		msleep(min(READ_ONCE(fail_window_ms), 5000U));
 	virtio_break_device(&vd->vdev);
 	mutex_unlock(&c->vq_lock);
 }
