@@ -59,6 +59,17 @@ static struct xvmsg_conn *dev_conn(struct device *dev)
 }
 
 /*
+ * The device's requests are being failed (xvmsg_fail_inflight): no new
+ * mapping, so that virtio_ring cannot add a request (it fails the add with
+ * -ENOMEM).  The flag is set before a grace period that waits for these
+ * ops, and stays set for the connection's life.
+ */
+static bool map_gated(struct xvmsg_conn *c)
+{
+	return test_bit(XVMSG_F_MAP_GATE, &c->flags);
+}
+
+/*
  * The ops below whose name ends in _rcu run inside rcu_read_lock_sched(),
  * taken by a wrapper of the plain name: preemption is off, so nothing in
  * them sleeps, and gnttab_end_foreign_access() (which picks its allocation
@@ -264,7 +275,7 @@ static dma_addr_t pool_map_phys_rcu(struct device *dev, phys_addr_t phys, size_t
 	unsigned int n, i;
 	long idx;
 
-	if (!c || !size || dir == DMA_NONE || (attrs & DMA_ATTR_MMIO)) {
+	if (!c || !size || dir == DMA_NONE || (attrs & DMA_ATTR_MMIO) || map_gated(c)) {
 		if (c)
 			xvmsg_stat_inc(c->info, XVMSG_ST_MAP_ERRORS);
 		return DMA_MAPPING_ERROR;
@@ -481,7 +492,7 @@ static dma_addr_t grant_map_phys_rcu(struct device *dev, phys_addr_t phys, size_
 	struct xvmsg_conn *c = dev_conn(dev);
 	unsigned long offset = offset_in_page(phys);
 
-	if (!c || !size || dir == DMA_NONE || (attrs & DMA_ATTR_MMIO)) {
+	if (!c || !size || dir == DMA_NONE || (attrs & DMA_ATTR_MMIO) || map_gated(c)) {
 		if (c)
 			xvmsg_stat_inc(c->info, XVMSG_ST_MAP_ERRORS);
 		return DMA_MAPPING_ERROR;
@@ -613,7 +624,7 @@ static dma_addr_t full_map_phys_rcu(struct device *dev, phys_addr_t phys, size_t
 	struct xvmsg_conn *c = dev_conn(dev);
 	__u64 addr;
 
-	if (!c || !size || dir == DMA_NONE || (attrs & DMA_ATTR_MMIO)) {
+	if (!c || !size || dir == DMA_NONE || (attrs & DMA_ATTR_MMIO) || map_gated(c)) {
 		if (c)
 			xvmsg_stat_inc(c->info, XVMSG_ST_MAP_ERRORS);
 		return DMA_MAPPING_ERROR;

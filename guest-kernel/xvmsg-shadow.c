@@ -31,6 +31,10 @@
  * DMA ops report it here (xvmsg_shadow_unmapped), which clears the head.
  * Failing the requests in flight completes the recorded heads, nothing read
  * from shared memory, under the same lock as the queue's interrupt handler.
+ * A queue whose requests are failed is dead for good (xvmsg_shadow_kill):
+ * kicks only record, the backend's interrupts are ignored, and the used
+ * ring is written by the module alone as far as virtio_ring is concerned
+ * (xvmsg-virtio.c, xvmsg_fail_inflight, says why and in which order).
  *
  * Copyright (c) 2026 The xvmsg authors
  */
@@ -209,14 +213,17 @@ static u16 take_avail(struct xvmsg_queue *q, bool to_shared)
 	return idx;
 }
 
-bool xvmsg_shadow_kick(struct xvmsg_queue *q)
+bool xvmsg_shadow_kick(struct xvmsg_queue *q, bool share)
 {
 	struct xvmsg_shadow *s = &q->sh;
 	unsigned long flags;
 	u16 idx;
 
 	spin_lock_irqsave(&s->avail_lock, flags);
-	if (s->dead) {
+	if (s->dead || !share) {
+		/* Recorded only, and failed with the others
+		 * (xvmsg_fail_inflight): nothing goes to the backend. */
+		take_avail(q, false);
 		spin_unlock_irqrestore(&s->avail_lock, flags);
 		return false;
 	}
@@ -227,6 +234,33 @@ bool xvmsg_shadow_kick(struct xvmsg_queue *q)
 	WRITE_ONCE(s->shared.avail->idx, cpu_to_le16(idx));
 	spin_unlock_irqrestore(&s->avail_lock, flags);
 	return true;
+}
+
+void xvmsg_shadow_kill(struct xvmsg_queue *q)
+{
+	struct xvmsg_shadow *s = &q->sh;
+	unsigned long flags;
+
+	spin_lock_irqsave(&s->avail_lock, flags);
+	s->dead = true;
+	spin_unlock_irqrestore(&s->avail_lock, flags);
+	/* An interrupt handler still in vring_interrupt on another CPU is
+	 * done once we had the lock. */
+	spin_lock_irqsave(&s->used_lock, flags);
+	s->used_dead = true;
+	spin_unlock_irqrestore(&s->used_lock, flags);
+}
+
+bool xvmsg_shadow_pending(struct xvmsg_queue *q)
+{
+	struct xvmsg_shadow *s = &q->sh;
+	unsigned long flags;
+	bool r;
+
+	spin_lock_irqsave(&s->avail_lock, flags);
+	r = le16_to_cpu(READ_ONCE(s->ring.avail->idx)) != s->failed_to;
+	spin_unlock_irqrestore(&s->avail_lock, flags);
+	return r;
 }
 
 /* The DMA ops unmapped addr: if it starts a recorded chain, virtio_ring has
@@ -258,18 +292,21 @@ irqreturn_t xvmsg_shadow_interrupt(struct xvmsg_queue *q, struct virtqueue *vq, 
 	irqreturn_t ret;
 
 	spin_lock_irqsave(&s->used_lock, flags);
-	ret = vring_interrupt(irq, vq);
+	/* A dead queue's used ring is the module's (xvmsg_shadow_fail_all):
+	 * what the backend writes there now is not looked at. */
+	ret = s->used_dead ? IRQ_NONE : vring_interrupt(irq, vq);
 	spin_unlock_irqrestore(&s->used_lock, flags);
 	return ret;
 }
 
 /*
- * Complete every recorded head with length 0 and run virtio_ring on them;
- * nothing more goes to the backend afterwards.  The entries go where
+ * Complete every recorded head with length 0 and run virtio_ring on them
+ * (the queue must be dead: xvmsg_shadow_kill).  The entries go where
  * virtio_ring reads next (its own last_used index), so nothing the backend
  * wrote into the used ring is needed.  The caller has unbroken the device.
  * Returns how many were completed; *left how many virtio_ring did not take
- * back (the backend rewrote the used ring at the same moment).
+ * back (the backend rewrote the used ring at the same moment, or the
+ * driver takes them back later, outside the callback).
  */
 unsigned int xvmsg_shadow_fail_all(struct xvmsg_queue *q, struct virtqueue *vq,
 				   unsigned int *left)
@@ -281,10 +318,11 @@ unsigned int xvmsg_shadow_fail_all(struct xvmsg_queue *q, struct virtqueue *vq,
 
 	spin_lock_irqsave(&s->avail_lock, flags);
 	s->dead = true;
-	take_avail(q, false);		/* made available, not kicked yet */
+	s->failed_to = take_avail(q, false);	/* made available, not kicked yet */
 	spin_unlock_irqrestore(&s->avail_lock, flags);
 
 	spin_lock_irqsave(&s->used_lock, flags);
+	s->used_dead = true;
 	last = (u16)virtqueue_enable_cb_prepare(vq);
 	for_each_set_bit(head, s->inflight, s->num) {
 		unsigned int slot = (u16)(last + n) % s->num;
@@ -304,7 +342,19 @@ unsigned int xvmsg_shadow_fail_all(struct xvmsg_queue *q, struct virtqueue *vq,
 	return n;
 }
 
-unsigned int xvmsg_shadow_inflight(struct xvmsg_queue *q)
+bool xvmsg_shadow_busy(struct xvmsg_queue *q)
 {
-	return atomic_read(&q->sh.ninflight);
+	struct xvmsg_shadow *s = &q->sh;
+	unsigned long flags;
+	bool r;
+
+	if (atomic_read(&s->ninflight))
+		return true;
+	/* Made available and never kicked: a backend that sets NO_NOTIFY in
+	 * the used ring makes virtio_ring skip the kicks, so nothing of them
+	 * is copied out or recorded. */
+	spin_lock_irqsave(&s->avail_lock, flags);
+	r = le16_to_cpu(READ_ONCE(s->ring.avail->idx)) != s->avail_seen;
+	spin_unlock_irqrestore(&s->avail_lock, flags);
+	return r;
 }

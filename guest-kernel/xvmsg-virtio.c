@@ -10,6 +10,8 @@
  *
  * Copyright (c) 2026 The xvmsg authors
  */
+#include <linux/delay.h>
+#include <linux/moduleparam.h>
 #include <linux/slab.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
@@ -19,6 +21,16 @@
 
 #include "xvmsg.h"
 #include "xvmsg-compat.h"
+
+/*
+ * For tests only: how long the failing of a broken device's requests keeps
+ * its queues open (between handing the requests back and breaking the
+ * device again).  Drivers add requests in that moment like in any other;
+ * the kmod test sets it so that they surely do (tests/xen/kmod).
+ */
+static unsigned int fail_window_ms;
+module_param(fail_window_ms, uint, 0644);
+MODULE_PARM_DESC(fail_window_ms, "testing only: keep a broken device's queues open this long (ms, at most 5000) while its requests are failed (default 0)");
 
 static struct xvmsg_conn *vd_conn(struct virtio_device *vdev)
 {
@@ -261,14 +273,24 @@ static int xv_finalize_features(struct virtio_device *vdev)
 
 /* ---- virtqueues ------------------------------------------------------------ */
 
+/* Rounds of failing a broken device's requests (xvmsg_fail_inflight). */
+#define XVMSG_FAIL_ROUNDS	8
+
+/*
+ * Never false: virtio_ring would mark the queue broken on its own, and a
+ * request added just before would then be left in flight, since a broken
+ * queue hands nothing back (xvmsg_fail_inflight).  Once the connection is
+ * broken or the queue dead, the new chains are only recorded, and failed
+ * with the others.
+ */
 static bool xv_notify(struct virtqueue *vq)
 {
 	struct xvmsg_queue *q = vq->priv;
 
-	if (test_bit(XVMSG_F_BROKEN, &q->conn->flags) || !xvmsg_shadow_kick(q))
-		return false;	/* virtio_ring marks the queue broken */
-	xvmsg_stat_inc(q->conn->info, XVMSG_ST_KICKS);
-	notify_remote_via_irq(q->irq);
+	if (xvmsg_shadow_kick(q, !test_bit(XVMSG_F_BROKEN, &q->conn->flags))) {
+		xvmsg_stat_inc(q->conn->info, XVMSG_ST_KICKS);
+		notify_remote_via_irq(q->irq);
+	}
 	return true;
 }
 
@@ -429,7 +451,7 @@ void xvmsg_stall_work(struct work_struct *w)
 		if (!q || !vr || i >= ARRAY_SIZE(c->stall_used))
 			break;
 		used = virtio16_to_cpu(&vd->vdev, READ_ONCE(vr->used->idx));
-		busy |= xvmsg_shadow_inflight(q) != 0;
+		busy |= xvmsg_shadow_busy(q);
 		moved |= used != c->stall_used[i];
 		c->stall_used[i++] = used;
 	}
@@ -637,27 +659,104 @@ int xvmsg_vdev_register(struct xvmsg_conn *c)
  * (xvmsg-shadow.c): nothing the backend can still write is read, and the
  * queue's callback never runs twice at once.  Their small device-writable
  * buffers (status bytes) start as 0xff in every mode, so drivers see I/O
- * errors, never success.
+ * errors, never success.  Afterwards the device is broken (new requests
+ * fail at once, with -EIO).
+ *
+ * A broken queue hands nothing back (virtqueue_get_buf and vring_interrupt
+ * look at nothing), so the device is unbroken while its requests are
+ * completed, and broken again after.  A request a driver adds in that
+ * moment and that is not among those completed would be left in flight
+ * for ever: virtio_blk's probe hung on its partition scan that way.  So,
+ * in this order:
+ *
+ * 1. Each queue is killed (xvmsg_shadow_kill): kicks only record their
+ *    chains, nothing reaches the backend, and its interrupts are ignored,
+ *    so it cannot make virtio_ring read its used ring while we write it.
+ *    xv_notify never returns false, so virtio_ring never breaks a queue by
+ *    itself after a request was added.
+ * 2. DMA maps are refused from now on (XVMSG_F_MAP_GATE, xvmsg-dma.c).
+ *    virtio_ring maps every buffer of a request (and its indirect table)
+ *    after it checked the queue is not broken and before it makes the
+ *    request available; a map that fails makes virtqueue_add return
+ *    -ENOMEM and leaves nothing in the ring.  So no request can be added
+ *    any more, broken device or not.
+ * 3. synchronize_rcu(): an add that passed its maps before the gate ran in
+ *    a section the grace period waits for, for every add path of the
+ *    stock drivers but two (below): virtio_blk's queue_rq and queue_rqs
+ *    under the queue's spinlock with interrupts off (and blk-mq's RCU
+ *    read side), virtio_console under its port and control queue
+ *    spinlocks, virtio_net's transmit under the tx lock (bottom halves
+ *    off) and its receive refill from NAPI (softirq).  The maps themselves
+ *    run under rcu_read_lock_sched.  After the grace period each such
+ *    request is in the private avail ring.
+ * 4. Unbreak, take every head from the avail ring (kicked or not), write
+ *    a used entry of length 0 for each recorded one at virtio_ring's next
+ *    used position and run vring_interrupt (xvmsg_shadow_fail_all).  The
+ *    drivers' callbacks complete them; what they add again (virtio_console
+ *    posts its receive buffer anew, blk-mq dispatches the next request)
+ *    fails at the map: virtio_blk retries -ENOMEM (BLK_STS_RESOURCE) and
+ *    gets -EIO once the device is broken, virtio_console drops the buffer.
+ * 5. Break, wait for a grace period again, and look whether anything got
+ *    into an avail ring after step 4 took it; if so, another round.
+ *
+ * Not covered: an add that runs preemptible (virtio_rng's request, with
+ * GFP_KERNEL; virtio_net's refill from its work item and at open, and its
+ * control queue) and was preempted between its maps and making the
+ * request available, longer than steps 3 to 5 take, and buffers virtio_net
+ * premapped itself.  Such a request stays in flight until the driver is
+ * removed: virtio_rng completes its waiter then, virtio_net detaches its
+ * buffers; neither waits for it.  And a driver that takes its completions
+ * back outside the callback (virtio_net's NAPI) finds the device broken
+ * again and leaves them for its remove, as before.
  */
-static void xvmsg_fail_inflight(struct virtio_device *vdev)
+static void xvmsg_fail_inflight(struct xvmsg_vdev *vd)
 {
+	struct virtio_device *vdev = &vd->vdev;
+	struct xvmsg_conn *c = vd->conn;
+	unsigned int round, window;
 	struct virtqueue *vq;
+	bool again = true;
 
-	list_for_each_entry(vq, &vdev->vqs, list) {
-		struct xvmsg_queue *q = vq->priv;
-		unsigned int n, left;
+	list_for_each_entry(vq, &vdev->vqs, list)
+		if (vq->priv)
+			xvmsg_shadow_kill(vq->priv);
+	set_bit(XVMSG_F_MAP_GATE, &c->flags);
+	synchronize_rcu();
 
-		if (!q)
-			continue;
-		n = xvmsg_shadow_fail_all(q, vq, &left);
-		if (n)
-			dev_warn(&vdev->dev, "queue %s: %u requests in flight failed\n",
-				 vq->name, n);
-		if (left)
-			dev_err(&vdev->dev,
-				"queue %s: %u requests not taken back (the backend rewrote the used ring while they were failed)\n",
-				vq->name, left);
+	for (round = 0; again && round < XVMSG_FAIL_ROUNDS; round++) {
+		__virtio_unbreak_device(vdev);
+		/* Unbroken before the avail rings are read: pairs with
+		 * virtio_ring's full barrier between making a request
+		 * available and reading broken in virtqueue_notify. */
+		smp_mb();
+		list_for_each_entry(vq, &vdev->vqs, list) {
+			struct xvmsg_queue *q = vq->priv;
+			unsigned int n, left;
+
+			if (!q)
+				continue;
+			n = xvmsg_shadow_fail_all(q, vq, &left);
+			if (n)
+				dev_warn(&vdev->dev, "queue %s: %u requests in flight failed\n",
+					 vq->name, n);
+			if (left)
+				dev_info(&vdev->dev,
+					 "queue %s: %u requests not taken back yet (the driver takes them later, or the backend rewrote the used ring)\n",
+					 vq->name, left);
+		}
+		window = READ_ONCE(fail_window_ms);
+		if (window)
+			msleep(min(window, 5000U));
+		virtio_break_device(vdev);
+		synchronize_rcu();
+		again = false;
+		list_for_each_entry(vq, &vdev->vqs, list)
+			if (vq->priv && xvmsg_shadow_pending(vq->priv))
+				again = true;
 	}
+	if (again)
+		dev_err(&vdev->dev, "requests still added after %u rounds of failing them\n",
+			XVMSG_FAIL_ROUNDS);
 }
 
 /*
@@ -683,9 +782,7 @@ static void xvmsg_vdev_fail_broken(struct xvmsg_vdev *vd, bool failure)
 		dev_info(xvmsg_dev(c), "%s: connection closed (device detached, backend closing "
 			 "or driver unbound): device stopped, requests in flight failed\n",
 			 dev_name(&vd->vdev.dev));
-	__virtio_unbreak_device(&vd->vdev);
-	xvmsg_fail_inflight(&vd->vdev);
-	virtio_break_device(&vd->vdev);
+	xvmsg_fail_inflight(vd);	/* and breaks the device */
 	mutex_unlock(&c->vq_lock);
 }
 
@@ -741,16 +838,13 @@ void xvmsg_vdev_unregister(struct xvmsg_conn *c, bool graceful)
 		 * on a device that will not answer.
 		 */
 		xvmsg_conn_stop(c);
-		/* A broken queue gives nothing back: unbreak for the moment
-		 * it takes to hand the requests in flight back as failed.
-		 * ev_work (kicked just now) may be doing the same: one at a
-		 * time, or one breaks the device under the other. */
+		/* Hand the requests in flight back as failed (also when
+		 * ev_work did: the driver may have added since).  ev_work
+		 * (kicked just now) may be doing the same: one at a time, or
+		 * one breaks the device under the other. */
 		mutex_lock(&c->vq_lock);
-		if (test_bit(XVMSG_F_BREAK_DONE, &c->flags))
-			__virtio_unbreak_device(&vd->vdev);
-		xvmsg_fail_inflight(&vd->vdev);
 		set_bit(XVMSG_F_BREAK_DONE, &c->flags);
-		virtio_break_device(&vd->vdev);
+		xvmsg_fail_inflight(vd);	/* and breaks the device */
 		mutex_unlock(&c->vq_lock);
 	}
 	spin_lock_irq(&c->ev_lock);

@@ -147,7 +147,9 @@ struct xvmsg_shadow {
 	spinlock_t avail_lock;		/* avail_seen, dead; the shared avail side */
 	u16 avail_seen;			/* private avail->idx copied so far */
 	bool dead;			/* requests failed: nothing more to the backend */
-	spinlock_t used_lock;		/* every vring_interrupt of the queue */
+	u16 failed_to;			/* private avail->idx the last failing took */
+	spinlock_t used_lock;		/* every vring_interrupt of the queue; used_dead */
+	bool used_dead;			/* dead: the backend's interrupts are ignored */
 	unsigned long *inflight;	/* by head: recorded, not yet freed by virtio_ring */
 	atomic_t ninflight;
 };
@@ -198,6 +200,7 @@ enum {
 	XVMSG_F_D2B_WAIT,	/* a request waits for room in d2b */
 	XVMSG_F_RING_FAIL,	/* virtio_ring found a lie in a used ring */
 	XVMSG_F_FAILED,		/* broken by a failure (xvmsg_conn_fail), not a stop */
+	XVMSG_F_MAP_GATE,	/* requests being failed: DMA maps are refused */
 };
 
 struct xvmsg_vdev;
@@ -333,15 +336,23 @@ int xvmsg_shadow_create(struct xvmsg_queue *q, struct device *dma_dev, unsigned 
 void xvmsg_shadow_destroy(struct xvmsg_queue *q, struct device *dma_dev);
 /* Bus addresses of the shared ring's parts, for SET_VQUEUE. */
 void xvmsg_shadow_addrs(const struct xvmsg_queue *q, u64 *desc, u64 *avail, u64 *used);
-/* A kick: copy the new chains out.  false once the queue's requests failed. */
-bool xvmsg_shadow_kick(struct xvmsg_queue *q);
+/*
+ * A kick: record the new chains and, with share and while the queue lives,
+ * copy them out.  Returns whether the backend is to be notified.
+ */
+bool xvmsg_shadow_kick(struct xvmsg_queue *q, bool share);
+/* The queue is dead: nothing more to the backend, its interrupts ignored. */
+void xvmsg_shadow_kill(struct xvmsg_queue *q);
+/* Has virtio_ring made heads available since xvmsg_shadow_fail_all took them? */
+bool xvmsg_shadow_pending(struct xvmsg_queue *q);
 /* From the DMA ops' unmap, any context. */
 void xvmsg_shadow_unmapped(struct xvmsg_conn *c, dma_addr_t addr);
 /* vring_interrupt, never at the same time as xvmsg_shadow_fail_all(). */
 irqreturn_t xvmsg_shadow_interrupt(struct xvmsg_queue *q, struct virtqueue *vq, int irq);
 unsigned int xvmsg_shadow_fail_all(struct xvmsg_queue *q, struct virtqueue *vq,
 				   unsigned int *left);
-unsigned int xvmsg_shadow_inflight(struct xvmsg_queue *q);
+/* Requests in flight, or made available and not kicked yet (stall watchdog). */
+bool xvmsg_shadow_busy(struct xvmsg_queue *q);
 /* Unregister it; graceful: the backend still works, do not break it first. */
 void xvmsg_vdev_unregister(struct xvmsg_conn *c, bool graceful);
 
