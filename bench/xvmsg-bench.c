@@ -2229,7 +2229,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_MODE:
 			/* one mode, or several separated by commas (pool,raw) */
 			o->modes = 0;
-			for (const char *t = optarg; *t; ) {
+			for (const char *t = optarg;; t++) {
 				size_t len = strcspn(t, ",");
 
 				for (i = 0; i < NMODES && (strlen(mode_names[i]) != len ||
@@ -2239,10 +2239,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 					return bad_usage("--mode: '%s' is not pool, grant, full or raw"
 							 " (or a list of them, comma-separated)", optarg);
 				o->modes |= 1u << i;
-				t += len + (t[len] == ',');
+				t += len;
+				if (!*t)
+					break;
 			}
-			if (!o->modes)
-				return bad_usage("--mode: empty");
 			mode_set = true;
 			break;
 		case O_WL:
@@ -2338,7 +2338,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		if (mode_set && (o->modes & (1u << M_RAW)))
 			return bad_usage("%s", "--devices and noisy run pool, grant or full mode "
 					 "(raw is their reference)");
-		if (o->modes & (o->modes - 1))
+		if (mode_set && (o->modes & (o->modes - 1)))
 			return bad_usage("%s", "--devices and noisy take one mode");
 		if (!mode_set)
 			o->modes = 1u << M_POOL;
