@@ -226,6 +226,11 @@ static void test_kill_under_writes(void **state)
 		       "--flush-every", "16", "--blocks", "1024", "--seed", wseed, NULL);
 	f->writer = w;
 	assert_true(w > 0);
+	/* The journal's header line is written before the writer connects:
+	 * only growth past it says the writer is connected and has flushed
+	 * (a kill before the first connect is no reconnect, and used to
+	 * catch the writer between its domain's open and the device's). */
+	assert_true(journal_grows(f->journal, 0, 10000));
 
 	for (i = 0; i < KILLS; i++) {
 		/* The writer is connected to this backend and has flushed. */
