@@ -86,6 +86,7 @@ int xvb_vq_start(struct xvb_vq *vq, struct xvb_mapcache *mc, bool event_idx, boo
 	vq->indirect = indirect;
 	vq->last_avail = vq->used_idx = vq->published_used = 0;
 	vq->signalled_valid = false;
+	vq->quiet = false;	/* a poll going on makes it quiet again */
 	vq->inflight = 0;
 	vq->tickets = calloc(n, sizeof(*vq->tickets));
 	vq->busy = calloc(n, 1);
