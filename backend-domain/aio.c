@@ -46,6 +46,7 @@ struct xvb_aio {
 	struct xvb_aio_op *slow_head, **slow_tail;
 	struct xvb_aio_op *wait_head, **wait_tail;
 	uint64_t backoff_until;		/* ms; the engine refused a submission */
+	uint64_t timer_due;		/* ms the timerfd is armed for, 0: disarmed */
 	bool sq_pending;		/* io_uring: SQEs the kernel has not taken */
 	unsigned long nsubmit;		/* for opts.refuse_every */
 	bool plugged;			/* xvb_aio_plug: submissions wait for unplug */
@@ -291,6 +292,8 @@ static int engine_start(struct xvb_aio *a, struct xvb_aio_op *op)
 	return 0;
 }
 
+/* Arm the timerfd for the earliest deadline (a system call only when that
+ * changes: this runs on every submission and completion batch). */
 static void arm_timer(struct xvb_aio *a)
 {
 	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
@@ -301,7 +304,10 @@ static void arm_timer(struct xvb_aio *a)
 	if (a->slow_head && (!due || a->slow_head->due_ms < due))
 		due = a->slow_head->due_ms;
 	if (a->sq_pending && !due)
-		due = now_ms() + AIO_BACKOFF_MS;
+		due = a->timer_due ? a->timer_due : now_ms() + AIO_BACKOFF_MS;
+	if (due == a->timer_due)
+		return;
+	a->timer_due = due;
 	if (due) {
 		its.it_value.tv_sec = (time_t)(due / 1000);
 		its.it_value.tv_nsec = (long)(due % 1000) * 1000000 + 1;
@@ -434,6 +440,7 @@ static void on_timer(void *arg, int fd, uint32_t events)
 	if (read(fd, &n, sizeof(n)) < 0) {
 		/* spurious */
 	}
+	a->timer_due = 0;	/* one-shot: expired (or disarmed since) */
 	kick(a);
 	if (a->engine == XVB_AIO_URING && io_uring_cq_ready(&a->ring))
 		reap(a);	/* completed inline: reap now, not a loop round later */

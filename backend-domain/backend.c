@@ -190,8 +190,31 @@ bool xvb_backend_poll(struct xvb_backend *be)
 	struct xvb_conn *c;
 	bool any = false;
 
-	for (c = be->conns; c; c = xvb_conn_next(c))
+	for (c = be->conns; c; c = xvb_conn_next(c)) {
+		if (be->polling)
+			xvb_conn_quiet(c);
 		any |= xvb_conn_poll(c);
+	}
+	return any;
+}
+
+void xvb_backend_quiet(struct xvb_backend *be)
+{
+	struct xvb_conn *c;
+
+	be->polling = true;
+	for (c = be->conns; c; c = xvb_conn_next(c))
+		xvb_conn_quiet(c);
+}
+
+bool xvb_backend_arm(struct xvb_backend *be)
+{
+	struct xvb_conn *c;
+	bool any = false;
+
+	be->polling = false;
+	for (c = be->conns; c; c = xvb_conn_next(c))
+		any |= xvb_conn_arm(c);
 	return any;
 }
 

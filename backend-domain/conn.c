@@ -631,6 +631,24 @@ bool xvb_conn_poll(struct xvb_conn *c)
 	return work != 0;
 }
 
+void xvb_conn_quiet(struct xvb_conn *c)
+{
+	xvb_vdev_quiet(&c->vdev);
+}
+
+bool xvb_conn_arm(struct xvb_conn *c)
+{
+	uint64_t work = xvb_vdev_arm(&c->vdev);
+
+	if (!c->connected || !work)
+		return false;
+	if (c->pend_on)
+		c->pend_q |= work;	/* its turn comes */
+	else
+		serve(c, false, work);
+	return true;
+}
+
 void xvb_conn_quiesce(struct xvb_conn *c)
 {
 	if (c->priv && c->ops->quiesce)

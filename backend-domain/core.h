@@ -141,6 +141,10 @@ struct xvb_vq {
 	uint16_t published_used;	/* used_idx last made visible */
 	bool signalled_valid;		/* notified at least once since start */
 	uint32_t inflight;
+	/* The backend is polling this queue (busy poll): going idle asks for
+	 * no kick, so a driver that keeps it busy does not notify; the poll
+	 * arms it (xvb_vq_has_work_or_arm) before the backend sleeps. */
+	bool quiet;
 	struct xvb_mc_ticket *tickets;	/* by head, for transient mappings */
 	uint8_t *busy;			/* by head: taken, not yet pushed */
 	/* The device's queues, this one included: no device-writable buffer
@@ -204,7 +208,8 @@ bool xvb_vq_publish(struct xvb_vq *vq);
 bool xvb_vq_has_work(const struct xvb_vq *vq);
 /* The same, and when there are none, ask for a kick at the next entry
  * (EVENT_IDX's avail_event, as xvb_vq_pop does going idle) and look again:
- * for a caller that stops taking chains without seeing the queue empty. */
+ * for a caller that stops taking chains without seeing the queue empty.
+ * A quiet queue is not armed. */
 bool xvb_vq_has_work_or_arm(struct xvb_vq *vq);
 
 /* ---- vdev.c: the virtio-msg device side -------------------------------- */
@@ -268,6 +273,12 @@ void xvb_vdev_reset(struct xvb_vdev *d);
 /* Queues with available entries not taken yet (bit q); 0 while the device
  * is not running. */
 uint64_t xvb_vdev_work(const struct xvb_vdev *d);
+/* Busy polling: make every live queue quiet (no kicks asked for while the
+ * backend polls; cheap when they are already), or end that: arm every live
+ * queue for the next kick and return those found with work meanwhile
+ * (bit q), which the caller serves. */
+void xvb_vdev_quiet(struct xvb_vdev *d);
+uint64_t xvb_vdev_arm(struct xvb_vdev *d);
 /* Bytes the core holds for d's queues (per-request tickets and flags, the
  * rings' page tables), plus what its model reports (ops->mem). */
 size_t xvb_vdev_mem(const struct xvb_vdev *d);
@@ -299,6 +310,7 @@ struct xvb_backend {
 	struct xvb_port_slot { struct xvb_conn *conn; int q; } *ports;	/* by local port, q = -1: msg */
 	uint32_t nports;
 	bool stopping;
+	bool polling;			/* in a busy poll: queues go quiet (xvb_backend_quiet) */
 	int fault;			/* XVB_FAULT_* (fault.h): testing the guest only */
 	uint32_t msg_revs;		/* message layout revisions offered (bit r) */
 	struct xvb_aio_opts aio;	/* block I/O engine, resolved at start */
@@ -314,6 +326,12 @@ void xvb_backend_event(void *be, uint32_t port);
 /* Busy polling: serve queues that have work without waiting for a kick
  * (within the budgets, like a notification).  True if any device had work. */
 bool xvb_backend_poll(struct xvb_backend *be);
+/* Around a busy poll: quiet stops asking drivers for kicks (and
+ * xvb_backend_poll keeps devices that connect meanwhile quiet); arm asks
+ * again before the backend sleeps, serving what came meanwhile (true if
+ * any device had work: poll on rather than sleep). */
+void xvb_backend_quiet(struct xvb_backend *be);
+bool xvb_backend_arm(struct xvb_backend *be);
 /* Finish in-flight work, flush, disconnect every device. */
 void xvb_backend_shutdown(struct xvb_backend *be);
 /* Print per-device counters. */
@@ -331,6 +349,8 @@ bool xvb_conn_owns_path(const struct xvb_conn *c, const char *path);
 bool xvb_conn_present(struct xvb_conn *c);
 void xvb_conn_quiesce(struct xvb_conn *c);
 bool xvb_conn_poll(struct xvb_conn *c);
+void xvb_conn_quiet(struct xvb_conn *c);
+bool xvb_conn_arm(struct xvb_conn *c);
 /* The backend's pending list: one turn of every device on it (the
  * callback of be->pend_run; pass the backend). */
 void xvb_conn_run_pending(void *be);

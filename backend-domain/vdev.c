@@ -251,6 +251,37 @@ uint64_t xvb_vdev_work(const struct xvb_vdev *d)
 	return work;
 }
 
+void xvb_vdev_quiet(struct xvb_vdev *d)
+{
+	if (!d->activated || d->broken)
+		return;
+	for (unsigned int q = 0; q < d->nvqs; q++) {
+		struct xvb_vq *vq = &d->vq[q];
+
+		if (vq->quiet || !vq->live)
+			continue;	/* a queue started later goes quiet then */
+		vq->quiet = true;
+		/* avail_event as left by the last arming names the driver's
+		 * next entry: move it behind, so that entry does not kick.  No
+		 * barrier: a kick that comes anyway is only spent. */
+		if (vq->event_idx)
+			xvb_area_wr16(&vq->used, 4 + 8 * (size_t)vq->size,
+				      (uint16_t)(vq->last_avail - 1));
+	}
+}
+
+uint64_t xvb_vdev_arm(struct xvb_vdev *d)
+{
+	uint64_t work = 0;
+
+	for (unsigned int q = 0; q < d->nvqs; q++) {
+		d->vq[q].quiet = false;
+		if (d->activated && !d->broken && xvb_vq_has_work_or_arm(&d->vq[q]))
+			work |= 1ULL << q;
+	}
+	return work;
+}
+
 /* ---- message handlers: each returns the response payload size, or -1 for
  * "no response" (malformed request). ---- */
 

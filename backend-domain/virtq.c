@@ -86,6 +86,7 @@ int xvb_vq_start(struct xvb_vq *vq, struct xvb_mapcache *mc, bool event_idx, boo
 	vq->indirect = indirect;
 	vq->last_avail = vq->used_idx = vq->published_used = 0;
 	vq->signalled_valid = false;
+	vq->quiet = false;	/* a poll going on makes it quiet again */
 	vq->inflight = 0;
 	vq->tickets = calloc(n, sizeof(*vq->tickets));
 	vq->busy = calloc(n, 1);
@@ -207,7 +208,7 @@ enum xvb_vq_err xvb_vq_pop(struct xvb_vq *vq, struct xvb_mapcache *mc, struct xv
 		return XVB_VQ_BROKEN;
 	}
 	if (avail_idx == vq->last_avail) {
-		if (!vq->event_idx)
+		if (!vq->event_idx || vq->quiet)
 			return XVB_VQ_EMPTY;
 		/* Going idle: ask for a kick at the next entry.  Full barrier
 		 * pairs with the driver's barrier between its avail->idx store
@@ -426,7 +427,7 @@ bool xvb_vq_has_work_or_arm(struct xvb_vq *vq)
 {
 	if (!vq->live)
 		return false;
-	if (xvb_area_rd16(&vq->avail, 2) != vq->last_avail || !vq->event_idx)
+	if (xvb_area_rd16(&vq->avail, 2) != vq->last_avail || !vq->event_idx || vq->quiet)
 		return xvb_area_rd16(&vq->avail, 2) != vq->last_avail;
 	/* As xvb_vq_pop going idle: the full barrier pairs with the driver's
 	 * between its avail->idx store and its read of avail_event. */

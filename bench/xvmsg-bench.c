@@ -41,6 +41,7 @@
 #include <linux/if_packet.h>
 #include <poll.h>
 #include <stdatomic.h>
+#include <dirent.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
@@ -64,6 +65,7 @@
 #define WARMUP_S		0.2
 #define COMPLETION_WAIT_MS	5000
 #define DEVID			0
+#define MAX_ROUNDS		64	/* per-round IOPS kept for the median ratio */
 
 /*
  * Set by the SIGINT/SIGTERM handler and polled by every loop, which then
@@ -137,6 +139,10 @@ struct result {
 	uint64_t kicks, notify_out;	/* driver kicks, backend notifications */
 	uint64_t copied;		/* pool bounce bytes, both ways */
 	uint64_t flushes;		/* FLUSH requests among reqs */
+	uint64_t drv_cpu_ns;		/* this process's CPU time in the timed phases */
+	uint64_t be_cpu_ns;		/* the backend's (all its threads) */
+	double round_iops[MAX_ROUNDS];	/* each timed phase's own IOPS */
+	unsigned int nrounds;
 };
 
 /* One line of the backend's SIGUSR1 dump, the fields we use. */
@@ -951,11 +957,64 @@ out:
 	return g_stop_signal ? -1 : rc;
 }
 
+/* CPU time of this process, all threads (ns). */
+static uint64_t self_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* CPU time of process pid, all its threads (io_uring's workers too), from
+ * /proc/<pid>/task/<tid>/schedstat (ns on a CPU); 0 if unreadable. */
+static uint64_t proc_cpu_ns(pid_t pid)
+{
+	char path[64], line[128];
+	uint64_t sum = 0;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		unsigned long long ns;
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat", (int)pid, de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(line, sizeof(line), f) && sscanf(line, "%llu", &ns) == 1)
+			sum += ns;
+		fclose(f);
+	}
+	closedir(d);
+	return sum;
+}
+
 static int phase(struct bench *b, int mode, int wl, double secs, struct result *r)
 {
+	uint64_t reqs0 = r ? r->reqs : 0, ns0 = r ? r->ns : 0;
+	uint64_t c0 = self_cpu_ns(), b0 = b->be.pid > 0 ? proc_cpu_ns(b->be.pid) : 0;
+	int rc;
+
 	if (mode == M_RAW)
-		return raw_phase(b, wl, wl_qd(b, wl), secs, r);
-	return dev_phase(b, &b->devs[mode], wl, secs, r);
+		rc = raw_phase(b, wl, wl_qd(b, wl), secs, r);
+	else
+		rc = dev_phase(b, &b->devs[mode], wl, secs, r);
+	if (rc || !r)
+		return rc;
+	r->drv_cpu_ns += self_cpu_ns() - c0;
+	if (b->be.pid > 0)
+		r->be_cpu_ns += proc_cpu_ns(b->be.pid) - b0;
+	if (r->nrounds < MAX_ROUNDS && r->ns > ns0)
+		r->round_iops[r->nrounds++] = (double)(r->reqs - reqs0) * 1e9 / (double)(r->ns - ns0);
+	return 0;
 }
 
 /* ---- references for the latency ----------------------------------------- */
@@ -1318,6 +1377,8 @@ static int run_noisy(struct bench *b)
 
 /* ---- output ------------------------------------------------------------- */
 
+static double median(double *v, unsigned int n);
+
 struct row {
 	double iops, mib_s, p50, p99, maps, unmaps, notifies, copied;
 };
@@ -1381,6 +1442,39 @@ static void print_results(struct bench *b, FILE *csv)
 			any = true;
 			printf("  pool/%-5s = %.2f\n", mode_names[m],
 			       rows[M_POOL][W_RANDREAD].iops / rows[m][W_RANDREAD].iops);
+		}
+	}
+
+	for (int wl = 0; wl < NWL; wl++) {
+		const struct result *rr = &b->res[M_RAW][wl];
+		bool head = false;
+
+		for (int m = M_POOL; m < NMODES; m++) {
+			const struct result *r = &b->res[m][wl];
+			double ratio[MAX_ROUNDS];
+			unsigned int n = 0;
+
+			if (!r->valid || !r->reqs)
+				continue;
+			if (!head)
+				printf("\n%s, CPU per I/O (this process + the backend, timed phases)%s:\n",
+				       workloads[wl].name, rr->valid ? " and per-round IOPS / raw" : "");
+			head = true;
+			printf("  %-5s %6.2f µs + %6.2f µs = %6.2f µs", mode_names[m],
+			       (double)r->drv_cpu_ns / 1e3 / (double)r->reqs,
+			       (double)r->be_cpu_ns / 1e3 / (double)r->reqs,
+			       (double)(r->drv_cpu_ns + r->be_cpu_ns) / 1e3 / (double)r->reqs);
+			if (m != M_RAW && rr->valid) {
+				for (unsigned int i = 0; i < r->nrounds && i < rr->nrounds; i++)
+					if (rr->round_iops[i] > 0)
+						ratio[n++] = r->round_iops[i] / rr->round_iops[i];
+				printf("; rounds");
+				for (unsigned int i = 0; i < n; i++)
+					printf(" %.2f", ratio[i]);
+				if (n)
+					printf(", median %.2f", median(ratio, n));
+			}
+			printf("\n");
 		}
 	}
 
@@ -2017,7 +2111,8 @@ static void usage(FILE *out)
 "Measure virtio-blk over the xvmsg loopback bus in pool, grant and full mode\n"
 "against the backing store itself (raw), side by side.\n"
 "\n"
-"  --mode MODE        pool, grant, full or raw; default: all four, interleaved\n"
+"  --mode MODE        pool, grant, full or raw, or a comma-separated list of them;\n"
+"                     default: all four, interleaved\n"
 "  --workload W       randread4k (QD 32), seqread256k (QD 8), randwrite4k (QD 32),\n"
 "                     lat4k (QD 1), seqwrite256k (QD 8) or all (default); or\n"
 "                     noisy: two guests, A writing at QD 32 with a FLUSH every\n"
@@ -2147,12 +2242,22 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	while ((c = getopt_long(argc, argv, ":h", lopts, NULL)) != -1) {
 		switch (c) {
 		case O_MODE:
-			for (i = 0; i < NMODES && strcmp(optarg, mode_names[i]); i++)
-				;
-			if (i == NMODES)
-				return bad_usage("--mode: '%s' is not pool, grant, full or raw",
-						 optarg);
-			o->modes = 1u << i;
+			/* one mode, or several separated by commas (pool,raw) */
+			o->modes = 0;
+			for (const char *t = optarg;; t++) {
+				size_t len = strcspn(t, ",");
+
+				for (i = 0; i < NMODES && (strlen(mode_names[i]) != len ||
+							   strncmp(t, mode_names[i], len)); i++)
+					;
+				if (i == NMODES)
+					return bad_usage("--mode: '%s' is not pool, grant, full or raw"
+							 " (or a list of them, comma-separated)", optarg);
+				o->modes |= 1u << i;
+				t += len;
+				if (!*t)
+					break;
+			}
 			mode_set = true;
 			break;
 		case O_WL:
@@ -2248,6 +2353,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		if (mode_set && (o->modes & (1u << M_RAW)))
 			return bad_usage("%s", "--devices and noisy run pool, grant or full mode "
 					 "(raw is their reference)");
+		if (mode_set && (o->modes & (o->modes - 1)))
+			return bad_usage("%s", "--devices and noisy take one mode");
 		if (!mode_set)
 			o->modes = 1u << M_POOL;
 		if (o->noisy && o->qd)

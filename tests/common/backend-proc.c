@@ -108,7 +108,8 @@ int backend_startv(struct backend_proc *b, const char *const *args)
 	char path[256];
 
 	snprintf(path, sizeof(path), "%s/xvmsg-backend", bin ? bin : "build/bin");
-	b->argc = 0;
+	while (b->argc)		/* a second start with other arguments */
+		free(b->argv[--b->argc]);
 	b->argv[b->argc++] = strdup(path);
 	b->argv[b->argc++] = strdup("--socket");
 	b->argv[b->argc++] = strdup(b->sock);

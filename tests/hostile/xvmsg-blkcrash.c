@@ -270,6 +270,8 @@ struct bc_conn {
 	uint64_t sectors;
 };
 
+static void conn_close(struct bc_conn *c, bool whole);
+
 static int conn_open(struct bc_conn *c)
 {
 	struct xvd_domain_opts dopts = { .log_level = XVD_LOG_ERR, .timeout_ms = 3000,
@@ -290,6 +292,11 @@ static int conn_open(struct bc_conn *c)
 	r = xvd_blk_open(c->d, &o, &c->dev);
 	if (r) {
 		c->dev = NULL;
+		/* On the loopback bus a backend killed between the domain's
+		 * open and this one leaves the domain dead: every later try
+		 * would fail with -ENODEV on it.  Start over with a new one
+		 * (conn_close keeps a Xen domain, which outlives backends). */
+		conn_close(c, false);
 		return r;
 	}
 	r = xvd_blk_info(c->dev, &info);
@@ -298,8 +305,7 @@ static int conn_open(struct bc_conn *c)
 	if (!r && !info.flush)
 		r = -EOPNOTSUPP;
 	if (r) {
-		xvd_dev_close(c->dev);
-		c->dev = NULL;
+		conn_close(c, false);
 		return r;
 	}
 	c->sectors = info.capacity;

@@ -226,6 +226,11 @@ static void test_kill_under_writes(void **state)
 		       "--flush-every", "16", "--blocks", "1024", "--seed", wseed, NULL);
 	f->writer = w;
 	assert_true(w > 0);
+	/* The journal's header line is written before the writer connects:
+	 * only growth past it says the writer is connected and has flushed
+	 * (a kill before the first connect is no reconnect, and used to
+	 * catch the writer between its domain's open and the device's). */
+	assert_true(journal_grows(f->journal, 0, 10000));
 
 	for (i = 0; i < KILLS; i++) {
 		/* The writer is connected to this backend and has flushed. */
@@ -263,6 +268,47 @@ static void test_kill_under_writes(void **state)
 	assert_int_equal(from_dev, from_image);
 	fprintf(stderr, "%d kills, %lld reconnects, %lld acknowledged+flushed writes verified, "
 		"%lld ms\n", KILLS, reconnects, from_image, now_ms() - t0);
+}
+
+/* The backend dies while the writer opens its device (--fault
+ * vanish-handshake: it exits between mapping the message page and
+ * Connected), after the writer's domain was opened on it: the writer must
+ * start over with a new domain on the next backend, not retry on the dead
+ * one for ever (it did). */
+static void test_writer_after_vanished_open(void **state)
+{
+	struct fx *f = *state;
+	char exp[256];
+	const char *bad[] = { "--export", exp, "--fault", "vanish-handshake", NULL };
+	const char *good[] = { "--export", exp, NULL };
+	long long t0;
+	off_t hdr;
+	pid_t w;
+	int st;
+
+	snprintf(exp, sizeof(exp), "disk0:blk:path=%s", f->lf.img);
+	assert_int_equal(backend_stop(&f->lf.b, SIGTERM), 0);
+	assert_int_equal(backend_startv(&f->lf.b, bad), 0);
+	w = spawn_tool(f->wout, "write", "--socket", f->lf.b.sock, "--export", "disk0",
+		       "--journal", f->journal, "--seconds", "30", "--depth", "8",
+		       "--flush-every", "4", "--blocks", "256", NULL);
+	f->writer = w;
+	assert_true(w > 0);
+	for (t0 = now_ms(); !backend_log_count(&f->lf.b, "fault vanish-handshake") &&
+			    now_ms() - t0 < 10000; )
+		sleep_ms(10);
+	st = backend_stop(&f->lf.b, SIGKILL);
+	assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 3);
+	assert_true(journal_grows(f->journal, 0, 10000));	/* its header */
+	hdr = file_size(f->journal);
+	assert_int_equal(backend_startv(&f->lf.b, good), 0);
+	if (!journal_grows(f->journal, hdr, 10000)) {
+		dump(f->wout);
+		fail_msg("the writer made no progress on the next backend in 10 s");
+	}
+	assert_int_equal(kill(w, SIGTERM), 0);
+	assert_int_equal(wait_tool(w, 15000), 0);
+	f->writer = 0;
 }
 
 /* pread/pwrite 512 bytes of the image at byte offset off. */
@@ -328,6 +374,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_kill_under_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verifier_detects_damage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_after_vanished_open, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -84,6 +84,16 @@ if run modes --workload randread4k; then
 	fi
 fi
 
+if run pair --workload randread4k --mode pool,raw --rounds 2; then
+	if positive "$out/pair.csv" iops && [ "$(csv_col "$out/pair.csv" mode | sort | tr '\n' ' ')" = "pool raw " ] &&
+	   grep -Eq "^  pool .* µs \+ .* µs = .* µs; rounds [0-9.]+ [0-9.]+, median [0-9.]+$" "$out/pair.txt" &&
+	   grep -Eq "^  raw .* µs \+ .* µs = .* µs$" "$out/pair.txt"; then
+		ok "--mode pool,raw: both measured, CPU per I/O and the per-round ratios with their median"
+	else
+		ko "--mode pool,raw: a mode, the CPU per I/O or the per-round ratios missing"
+	fi
+fi
+
 if run direct --direct --workload randread4k --mode pool; then
 	if positive "$out/direct.csv" iops && grep -q "O_DIRECT" "$out/direct.txt"; then
 		ok "--direct: measured with the image opened O_DIRECT"
@@ -142,7 +152,8 @@ fi
 # bad arguments: exit status 2 and a message, never a run
 for bad in "--devices 0" "--devices 65" "--devices x" "--devices 2 --workload noisy" \
 	   "--workload noisy --qd 4" "--devices 2 --mode raw" "--workload nosuch" \
-	   "--queues 0" "--queues 17" "--workload net --qd 4" "--workload net64 --devices 2"; do
+	   "--queues 0" "--queues 17" "--workload net --qd 4" "--workload net64 --devices 2" \
+	   "--mode pool,nosuch" "--mode pool," "--devices 2 --mode pool,full"; do
 	# shellcheck disable=SC2086
 	timeout 20 "$bench" $bad >"$out/log" 2>&1
 	rc=$?

@@ -959,6 +959,62 @@ static void test_chain_budget(void **state)
 	assert_int_equal(le16toh(used(v)->idx), 7);
 }
 
+/* Busy polling (xvmsg-backend --poll-us): a quiet queue asks for no kick,
+ * neither going idle nor at the end of a budget, and its avail_event is
+ * moved behind the driver's next entry; arming asks again and reports what
+ * came meanwhile. */
+static void test_quiet_arm(void **state)
+{
+	struct vd *v = *state;
+	struct xvb_req req;
+	uint16_t *ev;
+
+	bring_up(v);
+	ev = (uint16_t *)&used(v)->ring[QSZ];
+	offer(v, 0, 0x3000, 8);
+	assert_int_equal(xvb_pop(&v->d, 0, &req), 1);
+	xvb_push(&v->d, &req, 0);
+	assert_int_equal(xvb_pop(&v->d, 0, &req), 0);
+	assert_int_equal(le16toh(*ev), 1);		/* armed: entry 1 kicks */
+
+	xvb_vdev_quiet(&v->d);
+	assert_true(v->d.vq[0].quiet);
+	assert_int_equal(le16toh(*ev), 0);		/* entry 1 does not */
+	assert_false(vring_need_event(le16toh(*ev), 2, 1));
+	assert_int_equal(xvb_pop(&v->d, 0, &req), 0);
+	assert_int_equal(le16toh(*ev), 0);		/* idle, quietly */
+	offer(v, 1, 0x3100, 8);
+	offer(v, 2, 0x3200, 8);
+	assert_int_equal(xvb_vdev_work(&v->d), 1ULL << 0);	/* found by polling */
+	xvb_vdev_budget(&v->d, 1);
+	assert_int_equal(xvb_pop(&v->d, 0, &req), 1);
+	xvb_push(&v->d, &req, 0);
+	assert_int_equal(xvb_pop(&v->d, 0, &req), 0);	/* budget spent */
+	assert_int_equal(xvb_vdev_budget_end(&v->d), 1ULL << 0);
+	assert_int_equal(le16toh(*ev), 0);
+	assert_int_equal(xvb_pop(&v->d, 0, &req), 1);
+	xvb_push(&v->d, &req, 0);
+
+	/* Arming with nothing there: kick at our index, no work. */
+	assert_int_equal(xvb_vdev_arm(&v->d), 0);
+	assert_false(v->d.vq[0].quiet);
+	assert_int_equal(le16toh(*ev), 3);
+	/* An entry that comes just before the arm is reported by it. */
+	xvb_vdev_quiet(&v->d);
+	offer(v, 3, 0x3300, 8);
+	assert_int_equal(xvb_vdev_arm(&v->d), 1ULL << 0);
+	assert_int_equal(xvb_pop(&v->d, 0, &req), 1);	/* the caller serves it */
+	xvb_push(&v->d, &req, 0);
+	assert_int_equal(xvb_pop(&v->d, 0, &req), 0);
+	assert_int_equal(le16toh(*ev), 4);		/* and going idle arms */
+	xvb_flush(&v->d, 0);
+	assert_int_equal(le16toh(used(v)->idx), 4);
+	/* A reset device is left alone. */
+	xvb_vdev_reset(&v->d);
+	xvb_vdev_quiet(&v->d);
+	assert_int_equal(xvb_vdev_arm(&v->d), 0);
+}
+
 /* ---- tests: message layout revision 2 ---- */
 
 static void set_vqueue_flags(struct vd *v, uint32_t q, uint32_t flags, uint32_t size,
@@ -1127,6 +1183,7 @@ int main(void)
 		T(test_full_init_and_needs_reset),
 		T(test_ring_broken_by_driver),
 		T(test_chain_budget),
+		T(test_quiet_arm),
 		T(test_v2_device_info),
 		T(test_v2_get_shm),
 		T(test_v2_set_vqueue_state),
