@@ -9,10 +9,14 @@
  * backend, that every write acknowledged before a completed flush is there
  * (or was overwritten by a later write to the same block).  A second case
  * damages an image on purpose and checks that the verifier notices a lost,
- * a corrupt and a misplaced block, so the first one can fail.
+ * a corrupt and a misplaced block, so the first one can fail.  A third
+ * kills the backend at one chosen moment, while the writer opens its first
+ * device (HELLO answered, ATTACH not), played by a stand-in backend.
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -23,11 +27,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+#include <xvmsg/loop.h>
 
 #include "loop-fixture.h"
 
@@ -189,6 +197,41 @@ static bool journal_grows(const char *path, off_t size, long long limit_ms)
 	return false;
 }
 
+/* Flushes the writer journalled: its complete "D" lines (the header
+ * line, written before it connects, is none). */
+static long long journal_flushes(const char *path)
+{
+	char line[256];
+	long long n = 0;
+	bool start = true;
+	FILE *fp = fopen(path, "r");
+
+	if (!fp)
+		return 0;
+	while (fgets(line, sizeof(line), fp)) {
+		size_t len = strlen(line);
+
+		if (start && line[0] == 'D' && line[len - 1] == '\n')
+			n++;
+		start = line[len - 1] == '\n';	/* a long line comes in pieces */
+	}
+	fclose(fp);
+	return n;
+}
+
+/* Wait until the writer journalled more than `flushes` flushes. */
+static bool journal_flushed(const char *path, long long flushes, long long limit_ms)
+{
+	long long end = now_ms() + limit_ms;
+
+	while (now_ms() < end) {
+		if (journal_flushes(path) > flushes)
+			return true;
+		sleep_ms(10);
+	}
+	return false;
+}
+
 static long long run_verify(struct fx *f, bool image)
 {
 	pid_t pid;
@@ -265,6 +308,99 @@ static void test_kill_under_writes(void **state)
 		"%lld ms\n", KILLS, reconnects, from_image, now_ms() - t0);
 }
 
+/* One packet from a stand-in backend's connection, within limit_ms, its
+ * descriptors closed: the op (seq in *seq), or -1. */
+static int fake_recv(int fd, uint32_t *seq, int limit_ms)
+{
+	uint8_t buf[XVMSG_LOOP_MAX_PACKET];
+	union { struct cmsghdr c; char b[CMSG_SPACE(sizeof(int) * XVMSG_LOOP_MAX_FDS)]; } u;
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = u.b, .msg_controllen = sizeof(u.b) };
+	struct pollfd pfd = { fd, POLLIN, 0 };
+	struct xvmsg_loop_hdr h;
+	ssize_t n;
+
+	if (poll(&pfd, 1, limit_ms) != 1)
+		return -1;
+	n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	for (struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; c; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+				int rfd;
+
+				memcpy(&rfd, CMSG_DATA(c) + i * sizeof(int), sizeof(rfd));
+				close(rfd);
+			}
+	if (n < (ssize_t)sizeof(h))
+		return -1;
+	memcpy(&h, buf, sizeof(h));
+	*seq = le32toh(h.seq);
+	return (int)le32toh(h.op);
+}
+
+/* The backend dies while the writer opens its first device: HELLO was
+ * answered, the ATTACH never is.  A stand-in backend on the socket plays
+ * that moment, then the real one starts there again; the writer must
+ * connect to it and write.  (test_kill_under_writes reaches this moment
+ * only by chance.) */
+static void test_kill_during_open(void **state)
+{
+	struct fx *f = *state;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct xvmsg_loop_hdr h = {
+		htole32(XVMSG_LOOP_OP_HELLO | XVMSG_LOOP_REPLY),
+		htole32(sizeof(struct xvmsg_loop_hello_reply)), 0, 0,
+	};
+	struct xvmsg_loop_hello_reply rep = {
+		htole32(XVMSG_LOOP_VERSION), htole16(2), htole16(XVMSG_LOOP_BACKEND_DOMID),
+	};
+	struct iovec iov[2] = { { &h, sizeof(h) }, { &rep, sizeof(rep) } };
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+	struct pollfd pfd;
+	uint32_t seq = 0;
+	int lsock, c, rc;
+	pid_t w;
+
+	assert_int_equal(backend_stop(&f->lf.b, SIGTERM), 0);
+	lsock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	assert_true(lsock >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->lf.b.sock);
+	unlink(sa.sun_path);
+	assert_int_equal(bind(lsock, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lsock, 4), 0);
+
+	w = spawn_tool(f->wout, "write", "--socket", f->lf.b.sock, "--export", "disk0",
+		       "--journal", f->journal, "--seconds", "60", "--blocks", "256",
+		       "--seed", "7", NULL);
+	f->writer = w;
+	assert_true(w > 0);
+	pfd = (struct pollfd){ lsock, POLLIN, 0 };
+	assert_int_equal(poll(&pfd, 1, 20000), 1);
+	c = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(c >= 0);
+	assert_int_equal(fake_recv(c, &seq, 10000), XVMSG_LOOP_OP_HELLO);
+	h.seq = htole32(seq);
+	assert_int_equal(sendmsg(c, &msg, MSG_NOSIGNAL), (ssize_t)(sizeof(h) + sizeof(rep)));
+	assert_int_equal(fake_recv(c, &seq, 10000), XVMSG_LOOP_OP_ATTACH);
+	close(c);		/* killed now: the ATTACH has no answer */
+	close(lsock);
+	assert_int_equal(backend_restart(&f->lf.b), 0);
+
+	/* Retries come every 50 ms; 10 s is for a loaded machine. */
+	if (!journal_flushed(f->journal, 0, 10000)) {
+		dump(f->wout);
+		backend_dump_log(&f->lf.b);
+		fail_msg("the writer never wrote through the restarted backend");
+	}
+	assert_int_equal(kill(w, SIGTERM), 0);
+	rc = wait_tool(w, 15000);
+	f->writer = 0;
+	dump(f->wout);
+	assert_int_equal(rc, 0);
+	assert_true(run_verify(f, true) > 0);
+}
+
 /* pread/pwrite 512 bytes of the image at byte offset off. */
 static void img_io(struct fx *f, off_t off, void *buf, bool write)
 {
@@ -328,6 +464,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_kill_under_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verifier_detects_damage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kill_during_open, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
