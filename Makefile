@@ -193,6 +193,7 @@ parts.test-ctl-parse := dom0-tools/ctl-parse.c	# xvmsg-ctl's parsers
 $(foreach t,$(wildcard tests/unit/test-*.c tests/loop/test-*.c), \
 	$(eval parts.$(call test_name,$(t)) += $(t) $(TEST_COMMON) $(CORE_LIB) $(DRV_LIB)) \
 	$(eval libs.$(call test_name,$(t)) := -lcmocka))
+libs.test-blk += -Wl,--wrap=malloc	# its allocation-failure seam
 
 # tests/fuzz/fuzz-*.c are libFuzzer targets; make check replays their seed
 # corpora with the sanitizers (replay-NAME, below).

@@ -133,6 +133,11 @@ struct xvb_model_ops {
 int xvb_pop(struct xvb_vdev *vdev, unsigned int q, struct xvb_req *req);
 void xvb_push(struct xvb_vdev *vdev, struct xvb_req *req, uint32_t written);
 void xvb_flush(struct xvb_vdev *vdev, unsigned int q);
+/* From notify(): the model stopped taking queue q's requests before the
+ * queue was empty (it could not allocate): call notify() for q again on the
+ * device's next turn, as when a call's chain budget runs out.  No kick from
+ * the driver will come for requests already available. */
+void xvb_retry_later(struct xvb_vdev *vdev, unsigned int q);
 /* The device's config space changed: send EVENT_CONFIG. */
 void xvb_config_changed(struct xvb_vdev *vdev);
 /* Ask the driver for a reset (NEEDS_RESET). */

@@ -194,6 +194,13 @@ void xvb_flush(struct xvb_vdev *d, unsigned int q)
 		d->tp->notify_used(d->tp_ctx, q);
 }
 
+void xvb_retry_later(struct xvb_vdev *d, unsigned int q)
+{
+	/* notify() runs only inside a call (serve), so budget_end sees it. */
+	if (d->budgeted && q < d->nvqs)
+		d->starved |= 1ULL << q;
+}
+
 void xvb_vdev_kick(struct xvb_vdev *d, unsigned int q)
 {
 	if (q >= d->nvqs || !d->activated || d->broken || !d->vq[q].live || !d->ops->notify)

@@ -613,6 +613,8 @@ static void blk_notify(void *priv, unsigned int q)
 	}
 	xvb_aio_unplug(b->aio);
 	if (b->vdev) {
+		if (!io)	/* out of memory: the rest on the device's next turn */
+			xvb_retry_later(b->vdev, q);
 		b->pushed &= ~(1u << q);
 		xvb_flush(b->vdev, q);	/* also chains the core completed */
 	}

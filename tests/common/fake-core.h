@@ -16,7 +16,7 @@ struct fake_vdev {
 	struct { struct xvb_req *req; int ret; } q[2][FQ_MAX];
 	unsigned int qn[2], qnext[2], pops;
 	struct { uint16_t head, queue; uint32_t written; } push[FQ_MAX];
-	unsigned int npush, flushes[2], needs_reset, config_changed;
+	unsigned int npush, flushes[2], needs_reset, config_changed, retries[2];
 	unsigned int flush_npush[2];	/* npush at the last flush */
 };
 #define VDEV(f) ((struct xvb_vdev *)(f))
@@ -51,6 +51,12 @@ void xvb_flush(struct xvb_vdev *vdev, unsigned int q)
 {
 	((struct fake_vdev *)vdev)->flushes[q]++;
 	((struct fake_vdev *)vdev)->flush_npush[q] = ((struct fake_vdev *)vdev)->npush;
+}
+
+void xvb_retry_later(struct xvb_vdev *vdev, unsigned int q)
+{
+	assert_true(q < 2);
+	((struct fake_vdev *)vdev)->retries[q]++;
 }
 
 void xvb_config_changed(struct xvb_vdev *vdev)

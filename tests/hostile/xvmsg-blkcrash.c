@@ -270,7 +270,18 @@ struct bc_conn {
 	uint64_t sectors;
 };
 
-static void conn_close(struct bc_conn *c, bool whole);
+/* Drop the device; on the loopback bus the connection died with the backend,
+ * on Xen the domain (xenstore, grant and event channel handles) stays. */
+static void conn_close(struct bc_conn *c, bool whole)
+{
+	if (c->dev)
+		xvd_dev_close(c->dev);
+	c->dev = NULL;
+	if (c->d && (whole || !c->o->xen)) {
+		xvd_domain_close(c->d);
+		c->d = NULL;
+	}
+}
 
 static int conn_open(struct bc_conn *c)
 {
@@ -292,37 +303,23 @@ static int conn_open(struct bc_conn *c)
 	r = xvd_blk_open(c->d, &o, &c->dev);
 	if (r) {
 		c->dev = NULL;
-		/* On the loopback bus a backend killed between the domain's
-		 * open and this one leaves the domain dead: every later try
-		 * would fail with -ENODEV on it.  Start over with a new one
-		 * (conn_close keeps a Xen domain, which outlives backends). */
-		conn_close(c, false);
-		return r;
+		goto fail;
 	}
 	r = xvd_blk_info(c->dev, &info);
 	if (!r && info.ro)
 		r = -EROFS;
 	if (!r && !info.flush)
 		r = -EOPNOTSUPP;
-	if (r) {
-		conn_close(c, false);
-		return r;
-	}
+	if (r)
+		goto fail;
 	c->sectors = info.capacity;
 	return 0;
-}
-
-/* Drop the device; on the loopback bus the connection died with the backend,
- * on Xen the domain (xenstore, grant and event channel handles) stays. */
-static void conn_close(struct bc_conn *c, bool whole)
-{
-	if (c->dev)
-		xvd_dev_close(c->dev);
-	c->dev = NULL;
-	if (c->d && (whole || !c->o->xen)) {
-		xvd_domain_close(c->d);
-		c->d = NULL;
-	}
+fail:
+	/* A backend lost during the open (killed between HELLO and the end of
+	 * the handshake) leaves a domain that is gone for good: every later
+	 * open on it fails at once.  The next try starts from a new domain. */
+	conn_close(c, xvd_domain_dispatch(c->d) < 0);
+	return r;
 }
 
 /* ---- write ------------------------------------------------------------- */
@@ -534,7 +531,7 @@ static int cmd_write(const struct bc_opts *o)
 	uint64_t progress = 0;
 	bool connected_once = false;
 	char hdr[128];
-	int r, ret = 1;
+	int r, ret = 1, open_err = 0;
 
 	w.stride = stride_for(o->blocks);
 	w.busy = calloc(1, o->blocks);
@@ -566,9 +563,13 @@ static int cmd_write(const struct bc_opts *o)
 			}
 			r = conn_open(&w.c);
 			if (r) {
+				if (r != open_err)	/* each new reason once */
+					say("xvmsg-blkcrash: open: %s; retrying", strerror(-r));
+				open_err = r;
 				backoff_until = now_s() + (o->xen ? 0.5 : 0.05);
 				continue;
 			}
+			open_err = 0;
 			if (w.c.sectors / BC_SPB < o->blocks) {
 				say("XVMSG-GUEST: FAIL blkcrash write: disk has %" PRIu64
 				    " blocks, %" PRIu64 " wanted", w.c.sectors / BC_SPB, o->blocks);

@@ -9,10 +9,14 @@
  * backend, that every write acknowledged before a completed flush is there
  * (or was overwritten by a later write to the same block).  A second case
  * damages an image on purpose and checks that the verifier notices a lost,
- * a corrupt and a misplaced block, so the first one can fail.
+ * a corrupt and a misplaced block, so the first one can fail.  A third
+ * kills the backend at one chosen moment, while the writer opens its first
+ * device (HELLO answered, ATTACH not), played by a stand-in backend.
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -23,11 +27,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+#include <xvmsg/loop.h>
 
 #include "loop-fixture.h"
 
@@ -169,24 +176,64 @@ static long long find_count(const char *path, const char *key)
 	return v;
 }
 
-static off_t file_size(const char *path)
+/* Flushes the writer journalled: its complete "D" lines (the header
+ * line, written before it connects, is none). */
+static long long journal_flushes(const char *path)
 {
-	struct stat st;
+	char line[256];
+	long long n = 0;
+	bool start = true;
+	FILE *fp = fopen(path, "r");
 
-	return stat(path, &st) == 0 ? st.st_size : 0;
+	if (!fp)
+		return 0;
+	while (fgets(line, sizeof(line), fp)) {
+		size_t len = strlen(line);
+
+		if (start && line[0] == 'D' && line[len - 1] == '\n')
+			n++;
+		start = line[len - 1] == '\n';	/* a long line comes in pieces */
+	}
+	fclose(fp);
+	return n;
 }
 
-/* Wait until the journal grew past size: the writer completed a flush. */
-static bool journal_grows(const char *path, off_t size, long long limit_ms)
+/* Lines of the file containing s. */
+static long long count_lines(const char *path, const char *s)
 {
-	long long end = now_ms() + limit_ms;
+	char line[1024];
+	long long n = 0;
+	FILE *fp = fopen(path, "r");
 
-	while (now_ms() < end) {
-		if (file_size(path) > size)
-			return true;
-		sleep_ms(5);
+	if (!fp)
+		return 0;
+	while (fgets(line, sizeof(line), fp))
+		n += strstr(line, s) != NULL;
+	fclose(fp);
+	return n;
+}
+
+/*
+ * Wait (bounded) until the writer is connected to backend instance i and
+ * has journalled a flush through it: it said "reconnected" i times (the
+ * first instance needs no such line), and a flush was journalled after
+ * that, which can only have gone through instance i (writer_lost forgets
+ * everything in flight).  Neither the journal's header, written before the
+ * writer first connects, nor a flush of the instance before counts.
+ * The milliseconds it took, or -1.
+ */
+static long long wait_flush_through(struct fx *f, int i, long long limit_ms)
+{
+	long long t0 = now_ms(), flushes = -1;
+
+	while (now_ms() - t0 < limit_ms) {
+		if (flushes < 0 && count_lines(f->wout, "xvmsg-blkcrash: reconnected (") >= i)
+			flushes = journal_flushes(f->journal);
+		if (flushes >= 0 && journal_flushes(f->journal) > flushes)
+			return now_ms() - t0;
+		sleep_ms(10);
 	}
-	return false;
+	return -1;
 }
 
 static long long run_verify(struct fx *f, bool image)
@@ -226,30 +273,26 @@ static void test_kill_under_writes(void **state)
 		       "--flush-every", "16", "--blocks", "1024", "--seed", wseed, NULL);
 	f->writer = w;
 	assert_true(w > 0);
-	/* The journal's header line is written before the writer connects:
-	 * only growth past it says the writer is connected and has flushed
-	 * (a kill before the first connect is no reconnect, and used to
-	 * catch the writer between its domain's open and the device's). */
-	assert_true(journal_grows(f->journal, 0, 10000));
+	for (i = 0; i <= KILLS; i++) {
+		/* The writer is connected to this instance and has flushed
+		 * through it (after the last kill: it carries on over the last
+		 * instance). */
+		long long ms = wait_flush_through(f, i, 10000);
 
-	for (i = 0; i < KILLS; i++) {
-		/* The writer is connected to this backend and has flushed. */
-		off_t sz = file_size(f->journal);
-
-		if (!journal_grows(f->journal, sz, 10000)) {
+		if (ms < 0) {
 			dump(f->wout);
 			backend_dump_log(&f->lf.b);
-			fail_msg("kill %d: the writer made no progress in 10 s", i);
+			fail_msg("backend instance %d: the writer flushed nothing through it in 10 s",
+				 i);
 		}
+		fprintf(stderr, "backend instance %d: the writer flushed through it after %lld ms\n",
+			i, ms);
+		if (i == KILLS)
+			break;
 		sleep_ms(rand_r(&seed) % 400);	/* a random moment, mid-stream */
 		assert_true(WIFSIGNALED(backend_stop(&f->lf.b, SIGKILL)));
 		sleep_ms(rand_r(&seed) % 100);	/* the writer sees a dead backend */
 		assert_int_equal(backend_restart(&f->lf.b), 0);
-	}
-	/* And it carries on over the last instance. */
-	if (!journal_grows(f->journal, file_size(f->journal), 10000)) {
-		dump(f->wout);
-		fail_msg("the writer made no progress after the last restart");
 	}
 	assert_int_equal(kill(w, SIGTERM), 0);
 	rc = wait_tool(w, 15000);
@@ -282,7 +325,6 @@ static void test_writer_after_vanished_open(void **state)
 	const char *bad[] = { "--export", exp, "--fault", "vanish-handshake", NULL };
 	const char *good[] = { "--export", exp, NULL };
 	long long t0;
-	off_t hdr;
 	pid_t w;
 	int st;
 
@@ -299,16 +341,108 @@ static void test_writer_after_vanished_open(void **state)
 		sleep_ms(10);
 	st = backend_stop(&f->lf.b, SIGKILL);
 	assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 3);
-	assert_true(journal_grows(f->journal, 0, 10000));	/* its header */
-	hdr = file_size(f->journal);
 	assert_int_equal(backend_startv(&f->lf.b, good), 0);
-	if (!journal_grows(f->journal, hdr, 10000)) {
+	/* Its first connection is to this backend: a flush through it. */
+	if (wait_flush_through(f, 0, 10000) < 0) {
 		dump(f->wout);
 		fail_msg("the writer made no progress on the next backend in 10 s");
 	}
 	assert_int_equal(kill(w, SIGTERM), 0);
 	assert_int_equal(wait_tool(w, 15000), 0);
 	f->writer = 0;
+}
+
+/* One packet from a stand-in backend's connection, within limit_ms, its
+ * descriptors closed: the op (seq in *seq), or -1. */
+static int fake_recv(int fd, uint32_t *seq, int limit_ms)
+{
+	uint8_t buf[XVMSG_LOOP_MAX_PACKET];
+	union { struct cmsghdr c; char b[CMSG_SPACE(sizeof(int) * XVMSG_LOOP_MAX_FDS)]; } u;
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = u.b, .msg_controllen = sizeof(u.b) };
+	struct pollfd pfd = { fd, POLLIN, 0 };
+	struct xvmsg_loop_hdr h;
+	ssize_t n;
+
+	if (poll(&pfd, 1, limit_ms) != 1)
+		return -1;
+	n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	for (struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; c; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+				int rfd;
+
+				memcpy(&rfd, CMSG_DATA(c) + i * sizeof(int), sizeof(rfd));
+				close(rfd);
+			}
+	if (n < (ssize_t)sizeof(h))
+		return -1;
+	memcpy(&h, buf, sizeof(h));
+	*seq = le32toh(h.seq);
+	return (int)le32toh(h.op);
+}
+
+/* The backend dies while the writer opens its first device: HELLO was
+ * answered, the ATTACH never is.  A stand-in backend on the socket plays
+ * that moment, then the real one starts there again; the writer must
+ * connect to it and write.  (test_kill_under_writes reaches this moment
+ * only by chance.) */
+static void test_kill_during_open(void **state)
+{
+	struct fx *f = *state;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct xvmsg_loop_hdr h = {
+		htole32(XVMSG_LOOP_OP_HELLO | XVMSG_LOOP_REPLY),
+		htole32(sizeof(struct xvmsg_loop_hello_reply)), 0, 0,
+	};
+	struct xvmsg_loop_hello_reply rep = {
+		htole32(XVMSG_LOOP_VERSION), htole16(2), htole16(XVMSG_LOOP_BACKEND_DOMID),
+	};
+	struct iovec iov[2] = { { &h, sizeof(h) }, { &rep, sizeof(rep) } };
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+	struct pollfd pfd;
+	uint32_t seq = 0;
+	int lsock, c, rc;
+	pid_t w;
+
+	assert_int_equal(backend_stop(&f->lf.b, SIGTERM), 0);
+	lsock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	assert_true(lsock >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->lf.b.sock);
+	unlink(sa.sun_path);
+	assert_int_equal(bind(lsock, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lsock, 4), 0);
+
+	w = spawn_tool(f->wout, "write", "--socket", f->lf.b.sock, "--export", "disk0",
+		       "--journal", f->journal, "--seconds", "60", "--blocks", "256",
+		       "--seed", "7", NULL);
+	f->writer = w;
+	assert_true(w > 0);
+	pfd = (struct pollfd){ lsock, POLLIN, 0 };
+	assert_int_equal(poll(&pfd, 1, 20000), 1);
+	c = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(c >= 0);
+	assert_int_equal(fake_recv(c, &seq, 10000), XVMSG_LOOP_OP_HELLO);
+	h.seq = htole32(seq);
+	assert_int_equal(sendmsg(c, &msg, MSG_NOSIGNAL), (ssize_t)(sizeof(h) + sizeof(rep)));
+	assert_int_equal(fake_recv(c, &seq, 10000), XVMSG_LOOP_OP_ATTACH);
+	close(c);		/* killed now: the ATTACH has no answer */
+	close(lsock);
+	assert_int_equal(backend_restart(&f->lf.b), 0);
+
+	/* Retries come every 50 ms; 10 s is for a loaded machine. */
+	if (wait_flush_through(f, 0, 10000) < 0) {
+		dump(f->wout);
+		backend_dump_log(&f->lf.b);
+		fail_msg("the writer never wrote through the restarted backend");
+	}
+	assert_int_equal(kill(w, SIGTERM), 0);
+	rc = wait_tool(w, 15000);
+	f->writer = 0;
+	dump(f->wout);
+	assert_int_equal(rc, 0);
+	assert_true(run_verify(f, true) > 0);
 }
 
 /* pread/pwrite 512 bytes of the image at byte offset off. */
@@ -375,6 +509,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kill_under_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verifier_detects_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_after_vanished_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kill_during_open, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

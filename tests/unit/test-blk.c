@@ -63,6 +63,18 @@ struct t {
 	struct fake_vdev f;
 };
 
+/* The allocation seam: the program links with -Wl,--wrap=malloc
+ * (Makefile), so while fail_malloc is set every malloc of our objects
+ * (blk's request slots) fails. */
+void *__real_malloc(size_t n);
+void *__wrap_malloc(size_t n);
+static bool fail_malloc;
+
+void *__wrap_malloc(size_t n)
+{
+	return fail_malloc ? NULL : __real_malloc(n);
+}
+
 /* The engine of this run (main runs the tests once per engine). */
 static int test_engine = XVB_AIO_URING;
 
@@ -597,6 +609,35 @@ static void test_pop_results(void **state)
 	assert_int_equal(t->f.flush_npush[0], 2);
 }
 
+/* No request slot to be had: the queue's requests wait for the device's
+ * next turn (xvb_retry_later).  With EVENT_IDX the driver does not kick
+ * for requests it already made available, so nothing else would come. */
+static void test_slot_alloc_fails(void **state)
+{
+	struct t *t = *state;
+	struct virtio_blk_outhdr h;
+	uint8_t id[VIRTIO_BLK_ID_BYTES], status = 0xff;
+	struct iovec out[1] = { { &h, sizeof(h) } };
+	struct iovec in[2] = { { id, sizeof(id) }, { &status, 1 } };
+	struct xvb_req r;
+
+	hdr(&h, VIRTIO_BLK_T_GET_ID, 0);
+	mkreq(&r, 9, out, 1, in, 2);
+	fake_queue(&t->f, 0, &r, 0);
+	fail_malloc = true;		/* a fresh device has no spare slot */
+	xvb_blk_ops.notify(t->priv, 0);
+	fail_malloc = false;
+	assert_int_equal(t->f.qnext[0], 0);	/* nothing taken */
+	assert_int_equal(t->f.npush, 0);
+	assert_int_equal(t->f.retries[0], 1);	/* but another turn asked for */
+
+	xvb_blk_ops.notify(t->priv, 0);	/* the turn */
+	wait_pushes(t, 1);
+	assert_int_equal(t->f.qnext[0], 1);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+	assert_int_equal(t->f.retries[0], 1);	/* no more asked for */
+}
+
 static void test_not_active(void **state)
 {
 	struct t *t = *state;
@@ -1088,6 +1129,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_not_negotiated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pop_results, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slot_alloc_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_active, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_params, setup_env, teardown),
 		cmocka_unit_test_setup_teardown(test_many_in_flight, setup, teardown),

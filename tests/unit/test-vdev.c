@@ -1015,6 +1015,22 @@ static void test_quiet_arm(void **state)
 	assert_int_equal(xvb_vdev_arm(&v->d), 0);
 }
 
+/* A model that stopped taking a queue's requests early (it could not
+ * allocate) says so with xvb_retry_later: budget_end hands the queue back
+ * like one that ran out of budget, so the device gets another turn. */
+static void test_retry_later(void **state)
+{
+	struct vd *v = *state;
+
+	bring_up(v);
+	xvb_vdev_budget(&v->d, XVB_CHAIN_BUDGET);
+	xvb_retry_later(&v->d, 0);
+	xvb_retry_later(&v->d, 64);		/* no such queue: ignored */
+	assert_int_equal(xvb_vdev_budget_end(&v->d), 1ULL << 0);
+	xvb_retry_later(&v->d, 0);		/* outside a call: nothing to hand back to */
+	assert_int_equal(xvb_vdev_budget_end(&v->d), 0);
+}
+
 /* ---- tests: message layout revision 2 ---- */
 
 static void set_vqueue_flags(struct vd *v, uint32_t q, uint32_t flags, uint32_t size,
@@ -1184,6 +1200,7 @@ int main(void)
 		T(test_ring_broken_by_driver),
 		T(test_chain_budget),
 		T(test_quiet_arm),
+		T(test_retry_later),
 		T(test_v2_device_info),
 		T(test_v2_get_shm),
 		T(test_v2_set_vqueue_state),
