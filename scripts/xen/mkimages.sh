@@ -529,6 +529,16 @@ build_dom0() {
 			grep -q '^kernel = "/boot/xvmsg/vmlinux-guest"' "$f" || xen_die "$f: no kernel line to change"
 		done
 	fi
+	# The kmod plan's second guest (xvmsg-guest2) boots the kernel and
+	# image these xl keys name (net-dom0.sh); XVMSG_GUEST2_KERNEL empty
+	# (common.sh): the first guest's.  Another kernel than the first
+	# guest's needs a guest image of its own (its modules, xvmsg.ko):
+	# build it into /boot/xvmsg/ and name it here.
+	if [ -n "$GVMLINUX" ]; then
+		echo 'kernel="/boot/xvmsg/vmlinux-guest" ramdisk="/boot/xvmsg/guest.cpio.gz"' >"$T/etc/xvmsg/guest2.xl"
+	else
+		echo 'kernel="/boot/xvmsg/vmlinux" ramdisk="/boot/xvmsg/guest.cpio.gz"' >"$T/etc/xvmsg/guest2.xl"
+	fi
 	add_overlay dom0
 	pack dom0
 }
