@@ -103,6 +103,7 @@ net_start_guest2() {
 
 net_attach() {
 	local g2
+	xv_wait_console 120 xvmsg-guest2 "XVMSG-MARK guest2 module loaded" || xv_fail "$XV_WHY"
 	g2=$(xv_domid xvmsg-guest2) || xv_fail "no guest2 domid"
 	xenstore-write "/local/domain/$g2/xvmsg-e2e/ready" 1 &&
 		xenstore-chmod -r "/local/domain/$g2/xvmsg-e2e" "n$g2" || xv_fail "xenstore setup guest2"
@@ -119,7 +120,6 @@ net_attach() {
 net_stages() {
 	local t0 n1 n2 e1 ev
 	t0=$(xv_uptime)
-	xv_wait_console 120 xvmsg-guest2 "XVMSG-MARK guest2 module loaded" || xv_fail "$XV_WHY"
 	n1=$(net_send xvmsg-guest2 "g2_disk g2-disk")
 	n2=$(net_send xvmsg-guest2 "g2_rng")
 	net_wait 120 xvmsg-guest2 "$n1" xvmsg-guest2 "$n2"
@@ -151,6 +151,7 @@ net_stages() {
 	net_do 60 xvmsg-guest2 "net_serve g2-unplug $((NET_MIB * 2))"
 	ev=$(net_sum xvmsg-guest2 g2-unplug)
 	n2=$(net_send xvmsg-driver "net_fetch $NET_IP2 g2-unplug $ev")
+	sleep 1
 	xvmsg-ctl detach xvmsg-guest "$NET_G1_DEVID" || xv_fail "detach guest 1's NIC"
 	net_wait_state 60 xvmsg-guest gone
 	if grep -q "XVMSG-MARK driver net $n2 ok" "$(xv_console_log xvmsg-driver)"; then
