@@ -11,7 +11,7 @@ truncate -s 8M /run/disk2.img || xv_fail "images"	# guest 2's
 # The network (net-dom0.sh): br0 with an address, a persistent tap per
 # guest NIC in it, before the backend attaches to them.
 xvmsg-net-bridge.sh "$NET_BR" xvtap1 xvtap2 && ip addr add "$NET_BR_IP/24" dev "$NET_BR" &&
-	brctl setfd "$NET_BR" 0 || xv_fail "bridge and taps"
+	echo 0 >"/sys/class/net/$NET_BR/bridge/forward_delay" || xv_fail "bridge and taps"
 net_agent &
 LOG=/run/xvmsg-backend.log
 xvmsg-backend --bus xen --log-level info --no-full >"$LOG" 2>&1 &

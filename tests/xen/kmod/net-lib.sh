@@ -99,7 +99,8 @@ net_serve() {
 net_fetch() {
 	local t0 got
 	t0=$(cut -d' ' -f1 /proc/uptime)
-	got=$(wget -q -T 60 -O - "http://$1:$NET_PORT/$2" | sha256sum | cut -d' ' -f1)
+	# (busybox 1.35's wget -T crashes: timeout bounds it instead)
+	got=$(timeout 100 wget -q -O - "http://$1:$NET_PORT/$2" | sha256sum | cut -d' ' -f1)
 	echo "xvmsg-net: $2 from $1: $(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", b - a }') s, sha256 $got"
 	[ "$got" = "$3" ] || { echo "xvmsg-net: $2: want sha256 $3"; return 1; }
 }
