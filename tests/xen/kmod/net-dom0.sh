@@ -134,6 +134,8 @@ net_stages() {
 	net_xfer 120 xvmsg-guest "$NET_IP1" xvmsg-driver g1-to-driver
 	net_xfer 120 xvmsg-guest2 "$NET_IP2" xvmsg-driver g2-to-driver
 	net_xfer 120 xvmsg-guest "$NET_IP1" xvmsg-guest2 g1-to-g2
+	net_do 30 xvmsg-guest "net_counters $NET_G1_DEVID $NET_MAC1"
+	net_do 30 xvmsg-guest2 "net_counters 1 $NET_MAC2"
 	xv_stage "net: ping and ${NET_MIB} MiB over TCP checksummed: guest 1 and 2 -> driver domain, guest 1 -> guest 2 through br0 ($(($(xv_uptime) - t0)) s)"
 
 	# The tap's link: down in the driver domain, no carrier in the guest
@@ -143,7 +145,7 @@ net_stages() {
 	net_wait_state 60 xvmsg-guest down
 	net_do 30 xvmsg-driver "net_link xvtap1 up"
 	net_wait_state 60 xvmsg-guest up
-	net_do 60 xvmsg-guest "net_ping $NET_BR_IP"
+	net_do 60 xvmsg-guest "net_config_events $NET_G1_DEVID 2 && net_ping $NET_BR_IP"
 	xv_stage "net: tap down and up in the driver domain, carrier off and on in guest 1 ($(($(xv_uptime) - t0)) s)"
 
 	# Guest 1's NIC unplugged while guest 2 sends to the driver domain.

@@ -116,3 +116,25 @@ net_ping() {
 net_link() {
 	ip link set "$1" "$2"
 }
+
+# net_counters DEVID MAC: the module's counters of the NIC's xvmsg device
+# and the interface's, on one line each.
+net_counters() {
+	local d=/sys/bus/xen/devices/xvmsg-$1/xvmsg k line=
+	for k in pool_pages pool_used_bytes pool_full map_errors config_events bounce_in_bytes bounce_out_bytes; do
+		line="$line $k $(cat "$d/$k" 2>/dev/null)"
+	done
+	echo "xvmsg-net: xvmsg-$1:$line"
+	net_ifname "$2" || return 0
+	line=
+	for k in rx_packets tx_packets rx_dropped tx_dropped rx_errors tx_errors; do
+		line="$line $k $(cat "/sys/class/net/$NET_IF/statistics/$k")"
+	done
+	echo "xvmsg-net: $NET_IF:$line"
+}
+
+# net_config_events DEVID N: the module passed at least N config changes
+# (EVENT_CONFIG) of the device on.
+net_config_events() {
+	[ "$(cat "/sys/bus/xen/devices/xvmsg-$1/xvmsg/config_events")" -ge "$2" ]
+}
