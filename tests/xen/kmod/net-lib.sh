@@ -89,8 +89,10 @@ net_agent() {
 	xv_mark "net $n ok (agent stopped)"
 }
 
-# net_serve NAME MIB: NAME, MIB MiB of random bytes, served; its sum printed.
+# net_serve NAME MIB: NAME, MIB MiB of random bytes, served (instead of the
+# one before: tmpfs is RAM, guest 2 has little); its sum printed.
 net_serve() {
+	rm -f /run/www/*
 	dd if=/dev/urandom of="/run/www/$1" bs=1M count="$2" 2>/dev/null || return 1
 	echo "XVMSG-NETSUM $1 $(sha256sum <"/run/www/$1" | cut -d' ' -f1)"
 }
