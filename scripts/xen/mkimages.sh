@@ -539,6 +539,8 @@ build_dom0() {
 	else
 		echo 'kernel="/boot/xvmsg/vmlinux" ramdisk="/boot/xvmsg/guest.cpio.gz"' >"$T/etc/xvmsg/guest2.xl"
 	fi
+	# XVMSG_KMOD_NET=0: the kmod plan without its network stages.
+	echo "${XVMSG_KMOD_NET:-1}" >"$T/etc/xvmsg/kmod-net"
 	add_overlay dom0
 	pack dom0
 }

@@ -104,12 +104,11 @@ xv_stage "backend killed under I/O: I/O errors in the guest, then reconnected"
 net_after_restart
 net_guest2_done
 
-for dev in 0 1 2 3 4 "$NET_G1_DEVID"; do
+for dev in 0 1 2 3 4 $NET_G1_DEVID; do
 	xvmsg-ctl detach xvmsg-guest "$dev" || xv_fail "detach $dev"
 done
 xv_wait_console 60 xvmsg-guest "XVMSG-MARK guest detached" || xv_fail "$XV_WHY"
-net_wait_state 60 xvmsg-guest gone
-net_stop xvmsg-guest xvmsg-driver
+net_detached
 kill "$dom0_backend"
 wait "$dom0_backend" 2>/dev/null
 xv_stage "detached"

@@ -19,7 +19,12 @@
 # The commands the domains run are in net-lib.sh (and guest2-test.sh).
 . /etc/xvmsg/net-lib.sh
 
+# XVMSG_KMOD_NET=0 (make check-xen-kmod XVMSG_KMOD_NET=0; mkimages.sh puts
+# it in /etc/xvmsg/kmod-net) leaves every network stage out: no second
+# guest, no NIC.
+NET_ON=$(cat /etc/xvmsg/kmod-net 2>/dev/null || echo 1)
 NET_G1_DEVID=8		# guest 1's NIC (0-4, 5-7, 11-23 and 30 are disks etc.)
+[ "$NET_ON" = 1 ] || NET_G1_DEVID=
 NET_MIB=${NET_MIB:-4}	# MiB per checked transfer
 # XVMSG_GUEST2_KERNEL (scripts/xen/common.sh) made into xl keys for the
 # second guest by mkimages.sh: the kernel and ramdisk it boots.
@@ -97,11 +102,13 @@ net_wait_state() {
 }
 
 net_start_guest2() {
+	[ "$NET_ON" = 1 ] || return 0
 	# shellcheck disable=SC2086
 	xv_xl_create xvmsg-guest2 'extra="console=hvc0 panic=-1 xvmsg_role=guest2"' $NET_G2_XL
 }
 
 net_attach() {
+	[ "$NET_ON" = 1 ] || return 0
 	local g2
 	xv_wait_console 120 xvmsg-guest2 "XVMSG-MARK guest2 module loaded" || xv_fail "$XV_WHY"
 	g2=$(xv_domid xvmsg-guest2) || xv_fail "no guest2 domid"
@@ -118,6 +125,7 @@ net_attach() {
 }
 
 net_stages() {
+	[ "$NET_ON" = 1 ] || return 0
 	local t0 n1 n2 e1 ev
 	t0=$(xv_uptime)
 	n1=$(net_send xvmsg-guest2 "g2_disk g2-disk")
@@ -171,6 +179,7 @@ net_stages() {
 
 # The restart itself is dom0-test.sh's (the driver domain's kill -9).
 net_before_restart() {
+	[ "$NET_ON" = 1 ] || return 0
 	NET_EV1=$(net_events xvmsg-guest)
 	NET_EV2=$(net_events xvmsg-guest2)
 	net_do 60 xvmsg-guest2 "net_serve g2-kill $((NET_MIB * 4))"
@@ -180,6 +189,7 @@ net_before_restart() {
 }
 
 net_after_restart() {
+	[ "$NET_ON" = 1 ] || return 0
 	local t0
 	t0=$(xv_uptime)
 	xv_wait 120 net_bounced xvmsg-guest "$NET_EV1" || xv_fail "guest 1's NIC did not go down and up again"
@@ -191,6 +201,7 @@ net_after_restart() {
 }
 
 net_guest2_done() {
+	[ "$NET_ON" = 1 ] || return 0
 	local t0 dev n
 	t0=$(xv_uptime)
 	for dev in 0 1 2; do
@@ -200,6 +211,14 @@ net_guest2_done() {
 	net_wait 90 xvmsg-guest2 "$n"
 	xl destroy xvmsg-guest2 || xv_fail "xl destroy xvmsg-guest2"
 	xv_stage "net: guest 2's disk, NIC and rng detached at runtime and gone, module loaded; guest 2 destroyed ($(($(xv_uptime) - t0)) s)"
+}
+
+# After dom0-test.sh detached guest 1's devices: its NIC is gone; the
+# agents stop.
+net_detached() {
+	[ "$NET_ON" = 1 ] || return 0
+	net_wait_state 60 xvmsg-guest gone
+	net_stop xvmsg-guest xvmsg-driver
 }
 
 # net_stop NAME...: end those domains' agents and NIC watchers (they poll:
