@@ -182,7 +182,7 @@ net_before_restart() {
 	[ "$NET_ON" = 1 ] || return 0
 	NET_EV1=$(net_events xvmsg-guest)
 	NET_EV2=$(net_events xvmsg-guest2)
-	net_do 60 xvmsg-guest2 "net_serve g2-kill $((NET_MIB * 4))"
+	net_do 60 xvmsg-guest2 "net_serve g2-kill $((NET_MIB * 2))"
 	# Its result does not count: the backend dies under it.
 	NET_KILL_N=$(net_send xvmsg-driver "net_fetch $NET_IP2 g2-kill - || true")
 	sleep 1
