@@ -541,6 +541,8 @@ build_dom0() {
 	fi
 	# XVMSG_KMOD_NET=0: the kmod plan without its network stages.
 	echo "${XVMSG_KMOD_NET:-1}" >"$T/etc/xvmsg/kmod-net"
+	# XVMSG_KMOD_NET_RESTART=0: without the NICs' part of the kill -9.
+	echo "${XVMSG_KMOD_NET_RESTART:-1}" >"$T/etc/xvmsg/kmod-net-restart"
 	add_overlay dom0
 	pack dom0
 }

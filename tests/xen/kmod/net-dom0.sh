@@ -23,6 +23,10 @@
 # it in /etc/xvmsg/kmod-net) leaves every network stage out: no second
 # guest, no NIC.
 NET_ON=$(cat /etc/xvmsg/kmod-net 2>/dev/null || echo 1)
+# XVMSG_KMOD_NET_RESTART=0 (/etc/xvmsg/kmod-net-restart) leaves out only the
+# NICs' part of the backend's kill -9 (net_before_restart, net_after_restart).
+NET_RESTART=$(cat /etc/xvmsg/kmod-net-restart 2>/dev/null || echo 1)
+[ "$NET_ON" = 1 ] || NET_RESTART=0
 NET_G1_DEVID=8		# guest 1's NIC (0-4, 5-7, 11-23 and 30 are disks etc.)
 [ "$NET_ON" = 1 ] || NET_G1_DEVID=
 NET_MIB=${NET_MIB:-4}	# MiB per checked transfer
@@ -179,7 +183,7 @@ net_stages() {
 
 # The restart itself is dom0-test.sh's (the driver domain's kill -9).
 net_before_restart() {
-	[ "$NET_ON" = 1 ] || return 0
+	[ "$NET_RESTART" = 1 ] || return 0
 	NET_EV1=$(net_events xvmsg-guest)
 	NET_EV2=$(net_events xvmsg-guest2)
 	net_do 60 xvmsg-guest2 "net_serve g2-kill $((NET_MIB * 2))"
@@ -189,7 +193,7 @@ net_before_restart() {
 }
 
 net_after_restart() {
-	[ "$NET_ON" = 1 ] || return 0
+	[ "$NET_RESTART" = 1 ] || return 0
 	local t0
 	t0=$(xv_uptime)
 	xv_wait 120 net_bounced xvmsg-guest "$NET_EV1" || xv_fail "guest 1's NIC did not go down and up again"
