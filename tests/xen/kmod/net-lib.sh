@@ -93,7 +93,8 @@ net_agent() {
 # one before: tmpfs is RAM, guest 2 has little); its sum printed.
 net_serve() {
 	rm -f /run/www/*
-	dd if=/dev/urandom of="/run/www/$1" bs=1M count="$2" 2>/dev/null || return 1
+	dd if=/dev/urandom of="/run/www/$1" bs=1M count="$2" 2>/run/dd.err ||
+		{ cat /run/dd.err; df /run; free; return 1; }
 	echo "XVMSG-NETSUM $1 $(sha256sum <"/run/www/$1" | cut -d' ' -f1)"
 }
 
