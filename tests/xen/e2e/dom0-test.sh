@@ -178,14 +178,10 @@ evil=$(xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/evil.img,serial=e
 witness=$(xvmsg-ctl attach xvmsg-guest xvmsg-driver blk path=/run/witness.img,serial=witness \
 	--pool-pages 32) ||
 	xv_fail "xvmsg-ctl attach of the witness disk failed"
-# A NIC for the net cases (--net): its tap is the backend's own (made at
-# attach, gone at detach; the driver domain loads tun).
-evilnet=$(xvmsg-ctl attach xvmsg-guest xvmsg-driver net tap=xvevil0 --pool-pages 64) ||
-	xv_fail "xvmsg-ctl attach of the NIC to abuse failed"
 xenstore-write "/local/domain/$d/xvmsg-e2e/evil-begin" 1 || xv_fail "cannot start the evil run"
 xv_wait_console 30 xvmsg-driver "XVMSG-MARK driver backend cpu before evil" || xv_fail "$XV_WHY"
-xv_stage "malicious driver on device $evil (rng $rng, NIC $evilnet), witness device $witness"
-xenstore-write "/local/domain/$g/xvmsg-e2e/evil" "$evil $rng $witness $evilnet" ||
+xv_stage "malicious driver on device $evil (rng $rng), witness device $witness"
+xenstore-write "/local/domain/$g/xvmsg-e2e/evil" "$evil $rng $witness" ||
 	xv_fail "cannot hand the evil devices to the guest"
 # 15 cases: 74 s of QEMU at load 2.5, 250 s and more under heavy load.
 xv_wait_console 400 xvmsg-guest "XVMSG-MARK guest evil done" || xv_fail "$XV_WHY"
@@ -202,7 +198,6 @@ xv_stage "malicious driver: $ncases cases passed; backend alive, not restarted: 
 xvmsg-ctl detach xvmsg-guest "$blk" || xv_fail "detach blk failed"
 xvmsg-ctl detach xvmsg-guest "$rng" || xv_fail "detach rng failed"
 xvmsg-ctl detach xvmsg-guest "$evil" || xv_fail "detach of the abused disk failed"
-xvmsg-ctl detach xvmsg-guest "$evilnet" || xv_fail "detach of the abused NIC failed"
 xvmsg-ctl detach xvmsg-guest "$witness" || xv_fail "detach of the witness disk failed"
 xv_wait 30 sh -c "! xvmsg-ctl list | grep -q xvmsg-guest" || xv_fail "devices still listed after detach"
 xenstore-write "/local/domain/$d/xvmsg-e2e/done" 1

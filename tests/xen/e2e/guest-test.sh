@@ -27,8 +27,7 @@ evil_run() {
 	bad=
 	for c in $(xvmsg-evil --list | awk '!/\(loopback only\)$/ { print $1 }'); do
 		read -r t0 _ </proc/uptime
-		xvmsg-evil --xen --blk "$1" --rng "$2" --witness "$3" ${4:+--net "$4"} --case "$c" \
-			>/run/evil-case.log 2>&1 ||
+		xvmsg-evil --xen --blk "$1" --rng "$2" --witness "$3" --case "$c" >/run/evil-case.log 2>&1 ||
 			bad="$bad $c"
 		read -r t1 _ </proc/uptime
 		cat /run/evil-case.log
