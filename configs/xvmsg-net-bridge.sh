@@ -16,7 +16,9 @@
 # Guests on the same bridge reach each other through it; with --uplink the
 # driver domain's interface joins the bridge too (move its address to the
 # bridge yourself, or route and NAT from the bridge instead).  Safe to run
-# again: what exists is left as it is.
+# again: what exists is left as it is.  Without iproute2 (busybox's ip has
+# no "type bridge" and no tuntap) it uses busybox's brctl and tunctl: the
+# reference driver domain's image does (tests/xen/kmod).
 set -eu
 uplink= user=
 while [ $# -gt 0 ]; do
@@ -32,14 +34,17 @@ if [ $# -lt 2 ]; then
 fi
 br=$1
 shift
-ip link show "$br" >/dev/null 2>&1 || ip link add "$br" type bridge
+ip link show "$br" >/dev/null 2>&1 || ip link add "$br" type bridge 2>/dev/null || brctl addbr "$br"
 ip link set "$br" up
 for tap in "$@"; do
 	# vnet_hdr: the backend speaks virtio-net headers to the tap
+	# (busybox's tunctl: the backend asks for vnet_hdr when it attaches)
 	ip link show "$tap" >/dev/null 2>&1 ||
-		ip tuntap add dev "$tap" mode tap vnet_hdr ${user:+user "$user"}
-	ip link set "$tap" master "$br" up
+		ip tuntap add dev "$tap" mode tap vnet_hdr ${user:+user "$user"} 2>/dev/null ||
+		tunctl ${user:+-u "$user"} -t "$tap" >/dev/null
+	ip link set "$tap" master "$br" 2>/dev/null || brctl addif "$br" "$tap"
+	ip link set "$tap" up
 done
 if [ -n "$uplink" ]; then
-	ip link set "$uplink" master "$br"
+	ip link set "$uplink" master "$br" 2>/dev/null || brctl addif "$br" "$uplink"
 fi

@@ -20,6 +20,18 @@ XVMSG_DISTRO=${XVMSG_DISTRO:-bookworm}
 # the driver domain: 7.x (trixie-backports' newest) or 6.12-trixie
 # (trixie's).  Its modules and xvmsg.ko come from that kernel.
 XVMSG_GUEST_KERNEL=${XVMSG_GUEST_KERNEL:-}
+# XVMSG_GUEST2_KERNEL: the kernel of the kmod plan's second guest
+# (xvmsg-guest2, tests/xen/kmod/net-dom0.sh).  Empty (the default) or the
+# same as XVMSG_GUEST_KERNEL: the first guest's kernel and image.  A kernel
+# of its own (a mixed-kernel run) needs a second guest image, which
+# mkimages.sh does not build yet; it would name it in dom0's
+# /etc/xvmsg/guest2.xl.
+XVMSG_GUEST2_KERNEL=${XVMSG_GUEST2_KERNEL:-}
+case $XVMSG_GUEST2_KERNEL in
+"" | "$XVMSG_GUEST_KERNEL") ;;
+*) echo "xen: error: XVMSG_GUEST2_KERNEL=$XVMSG_GUEST2_KERNEL: the second guest runs the first guest's kernel (XVMSG_GUEST_KERNEL=${XVMSG_GUEST_KERNEL:-its default}) until mkimages.sh builds a guest image per kernel" >&2
+	exit 1 ;;
+esac
 # Each combination has its own output folder, so they can be built side by
 # side: build/xen (amd64, bookworm), build/xen-trixie, build/xen-arm64.
 # Xen on Arm is built from Debian 12 only, with one kernel for all domains.

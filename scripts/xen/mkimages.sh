@@ -67,9 +67,10 @@ fi
 GZIP_LEVEL=${XVMSG_XEN_GZIP_LEVEL:-6}
 
 XVMSG_XEN_DOM0_MODULES=${XVMSG_XEN_DOM0_MODULES:-xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs}
-XVMSG_XEN_DRIVER_MODULES=${XVMSG_XEN_DRIVER_MODULES:-xen-evtchn xen-gntdev xen-gntalloc}
+# bridge and tun: the driver domain bridges the taps of the guests' NICs.
+XVMSG_XEN_DRIVER_MODULES=${XVMSG_XEN_DRIVER_MODULES:-xen-evtchn xen-gntdev xen-gntalloc bridge tun}
 # ext4 and its helpers are modules in Debian's kernel.
-XVMSG_XEN_GUEST_MODULES=${XVMSG_XEN_GUEST_MODULES:-xen-evtchn xen-gntdev xen-gntalloc virtio virtio_ring virtio_blk virtio_console virtio_rng ext4}
+XVMSG_XEN_GUEST_MODULES=${XVMSG_XEN_GUEST_MODULES:-xen-evtchn xen-gntdev xen-gntalloc virtio virtio_ring virtio_blk virtio_console virtio_rng virtio_net ext4}
 # Modules never put in an image although something pulls them in (ext4's
 # softdep crc32c-intel needs SSE4.2, which -cpu qemu64 lacks).
 XVMSG_XEN_MODULES_SKIP=${XVMSG_XEN_MODULES_SKIP-crc32c-intel}
@@ -225,6 +226,8 @@ add_base() {
 	# The driver domain starts its backend from the packaged settings file,
 	# as the xvmsg-backend service does.
 	[ "$role" = driver ] && put "$XVMSG_TOP/debian/conf/backend.conf" /etc/xvmsg/backend.conf
+	# The bridge and taps for the backend's NICs (tests/xen/kmod's network).
+	[ "$role" = driver ] && put "$XVMSG_TOP/configs/xvmsg-net-bridge.sh" /usr/sbin/xvmsg-net-bridge.sh
 	# Test plan: ROLE-* to that role, anything else to all.
 	for f in "$PLAN"/*; do
 		[ -f "$f" ] || continue
@@ -526,6 +529,20 @@ build_dom0() {
 			grep -q '^kernel = "/boot/xvmsg/vmlinux-guest"' "$f" || xen_die "$f: no kernel line to change"
 		done
 	fi
+	# The kmod plan's second guest (xvmsg-guest2) boots the kernel and
+	# image these xl keys name (net-dom0.sh); XVMSG_GUEST2_KERNEL empty
+	# (common.sh): the first guest's.  Another kernel than the first
+	# guest's needs a guest image of its own (its modules, xvmsg.ko):
+	# build it into /boot/xvmsg/ and name it here.
+	if [ -n "$GVMLINUX" ]; then
+		echo 'kernel="/boot/xvmsg/vmlinux-guest" ramdisk="/boot/xvmsg/guest.cpio.gz"' >"$T/etc/xvmsg/guest2.xl"
+	else
+		echo 'kernel="/boot/xvmsg/vmlinux" ramdisk="/boot/xvmsg/guest.cpio.gz"' >"$T/etc/xvmsg/guest2.xl"
+	fi
+	# XVMSG_KMOD_NET=0: the kmod plan without its network stages.
+	echo "${XVMSG_KMOD_NET:-1}" >"$T/etc/xvmsg/kmod-net"
+	# XVMSG_KMOD_NET_RESTART=0: without the NICs' part of the kill -9.
+	echo "${XVMSG_KMOD_NET_RESTART:-1}" >"$T/etc/xvmsg/kmod-net-restart"
 	add_overlay dom0
 	pack dom0
 }

@@ -12,6 +12,13 @@
 XV_RUN=/run/xvmsg
 XV_CONSOLE_DIR=/var/log/xen/console
 XV_ROLE=$(cat /etc/xvmsg/role 2>/dev/null || echo unknown)
+# A domain booted from another's image may take a role of its own from the
+# kernel command line: xvmsg_role=guest2 (the kmod plan's second guest runs
+# the guest image and /etc/xvmsg/guest2-test.sh).
+for _a in $(cat /proc/cmdline 2>/dev/null); do
+	case $_a in xvmsg_role=?*) XV_ROLE=${_a#xvmsg_role=} ;; esac
+done
+unset _a
 
 # Whole seconds since boot.
 xv_uptime() {

@@ -11,6 +11,8 @@
 # xvmsg-backend --fault, run in dom0) are survived, and at the end the
 # driver domain is shut down under the guest's I/O, then the guest.
 . /etc/xvmsg/lib.sh
+# The network stages (guest 2, the bridge): net-dom0.sh.
+. /etc/xvmsg/net-dom0.sh
 
 UP_TIMEOUT=150
 STEP_TIMEOUT=150
@@ -30,8 +32,11 @@ p_driver=$!
 # Two vCPUs: virtio_blk gets a queue per vCPU of the two-queue pool disk.
 xv_xl_create xvmsg-guest vcpus=2 &
 p_guest=$!
+net_start_guest2 &
+p_guest2=$!
 wait "$p_driver" || xv_fail "xl create xvmsg-driver failed"
 wait "$p_guest" || xv_fail "xl create xvmsg-guest failed"
+wait "$p_guest2" || xv_fail "xl create xvmsg-guest2 failed"
 xv_wait_console "$UP_TIMEOUT" xvmsg-driver "XVMSG-MARK driver backend up" \
 	xvmsg-guest "XVMSG-MARK guest module loaded" || xv_fail "$XV_WHY"
 d=$(xv_domid xvmsg-driver) || xv_fail "no driver domid"
@@ -51,6 +56,7 @@ xvmsg-ctl --timeout "$ATTACH_TIMEOUT" attach xvmsg-guest xvmsg-driver rng --devi
 # virtio_console keeps 64 page-sized receive buffers posted: a 384 KiB pool.
 xvmsg-ctl --timeout "$ATTACH_TIMEOUT" attach xvmsg-guest xvmsg-driver console pty,link=/run/con0 --devid 4 \
 	--pool-pages 96 >/dev/null || xv_fail "attach console"
+net_attach
 xvmsg-ctl list
 for dom in "$d" "$g"; do
 	xenstore-write "/local/domain/$dom/xvmsg-e2e/ready" 1 &&
@@ -60,6 +66,7 @@ done
 xv_wait_console "$STEP_TIMEOUT" xvmsg-guest "XVMSG-MARK guest devices ok" || xv_fail "$XV_WHY"
 xv_wait_console 60 xvmsg-driver "XVMSG-MARK driver console ok" || xv_fail "$XV_WHY"
 xv_stage "ext4 on the pool disk, grant and full disks, hwrng, console: all worked"
+net_stages
 xenstore-write "/local/domain/$g/xvmsg-e2e/reload" 1
 xv_wait_console "$STEP_TIMEOUT" xvmsg-guest "XVMSG-MARK guest reload ok" || xv_fail "$XV_WHY"
 xv_stage "module unloaded and loaded again; files intact"
@@ -88,16 +95,20 @@ xv_stage "pool disk: $reqs requests, $pool_maps map calls, $pool_pages pages; gr
 # reconnects to the restarted backend by itself, and the disk is back.
 xenstore-write "/local/domain/$g/xvmsg-e2e/io" 1
 xv_wait_console 60 xvmsg-guest "XVMSG-MARK guest io running" || xv_fail "$XV_WHY"
+net_before_restart
 xenstore-write "/local/domain/$d/xvmsg-e2e/restart" 1
 xv_wait_console "$STEP_TIMEOUT" xvmsg-driver "XVMSG-MARK driver backend restarted" \
 	xvmsg-guest "XVMSG-MARK guest io failed cleanly" \
 	xvmsg-guest "XVMSG-MARK guest reattached" || xv_fail "$XV_WHY"
 xv_stage "backend killed under I/O: I/O errors in the guest, then reconnected"
+net_after_restart
+net_guest2_done
 
-for dev in 0 1 2 3 4; do
+for dev in 0 1 2 3 4 $NET_G1_DEVID; do
 	xvmsg-ctl detach xvmsg-guest "$dev" || xv_fail "detach $dev"
 done
 xv_wait_console 60 xvmsg-guest "XVMSG-MARK guest detached" || xv_fail "$XV_WHY"
+net_detached
 kill "$dom0_backend"
 wait "$dom0_backend" 2>/dev/null
 xv_stage "detached"

@@ -3,9 +3,16 @@
 # Guest kernel module test, driver-domain side: the backend (unprivileged)
 # serves two disks, an rng and a console whose host side is a pty.
 . /etc/xvmsg/lib.sh
+. /etc/xvmsg/net-lib.sh
 
 truncate -s 32M /run/disk0.img && truncate -s 8M /run/disk1.img &&
 	truncate -s 16M /run/small16.img /run/small64.img /run/small128.img || xv_fail "images"
+truncate -s 8M /run/disk2.img || xv_fail "images"	# guest 2's
+# The network (net-dom0.sh): br0 with an address, a persistent tap per
+# guest NIC in it, before the backend attaches to them.
+xvmsg-net-bridge.sh "$NET_BR" xvtap1 xvtap2 && ip addr add "$NET_BR_IP/24" dev "$NET_BR" &&
+	echo 0 >"/sys/class/net/$NET_BR/bridge/forward_delay" || xv_fail "bridge and taps"
+net_agent &
 LOG=/run/xvmsg-backend.log
 xvmsg-backend --bus xen --log-level info --no-full >"$LOG" 2>&1 &
 pid=$!

@@ -6,6 +6,11 @@
 xv_modprobe virtio_blk virtio_rng virtio_console || xv_fail "virtio drivers"
 modprobe xvmsg || xv_fail "modprobe xvmsg"
 xv_mark "module loaded"
+# The NIC (net-dom0.sh drives it): its address whenever it appears, and
+# dom0's commands, beside the rest of this plan.
+. /etc/xvmsg/net-lib.sh
+net_keep "$NET_MAC1" "$NET_IP1" &
+net_agent &
 # If something hangs, say what the kernel said (the console is all we have).
 ( sleep 60; echo "xvmsg: --- blocked tasks after 60 s ---"; echo w >/proc/sysrq-trigger;
   dmesg | tail -120; ls /sys/block ) &
