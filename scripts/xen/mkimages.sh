@@ -539,8 +539,10 @@ build_dom0() {
 	else
 		echo 'kernel="/boot/xvmsg/vmlinux" ramdisk="/boot/xvmsg/guest.cpio.gz"' >"$T/etc/xvmsg/guest2.xl"
 	fi
-	# XVMSG_KMOD_NET=0: the kmod plan without its network stages.
-	echo "${XVMSG_KMOD_NET:-1}" >"$T/etc/xvmsg/kmod-net"
+	# XVMSG_KMOD_NET=1: the kmod plan with its network stages (off by
+	# default until the module's virtio_net spin after a backend's kill -9
+	# is fixed: docs/xen.md, "Known problems (open)").
+	echo "${XVMSG_KMOD_NET:-0}" >"$T/etc/xvmsg/kmod-net"
 	# XVMSG_KMOD_NET_RESTART=0: without the NICs' part of the kill -9.
 	echo "${XVMSG_KMOD_NET_RESTART:-1}" >"$T/etc/xvmsg/kmod-net-restart"
 	add_overlay dom0

@@ -22,7 +22,7 @@
 # XVMSG_KMOD_NET=0 (make check-xen-kmod XVMSG_KMOD_NET=0; mkimages.sh puts
 # it in /etc/xvmsg/kmod-net) leaves every network stage out: no second
 # guest, no NIC.
-NET_ON=$(cat /etc/xvmsg/kmod-net 2>/dev/null || echo 1)
+NET_ON=$(cat /etc/xvmsg/kmod-net 2>/dev/null || echo 0)
 # XVMSG_KMOD_NET_RESTART=0 (/etc/xvmsg/kmod-net-restart) leaves out only the
 # NICs' part of the backend's kill -9 (net_before_restart, net_after_restart).
 NET_RESTART=$(cat /etc/xvmsg/kmod-net-restart 2>/dev/null || echo 1)
