@@ -25,9 +25,9 @@ summary)
 	echo "make check, time per step:"
 	while read -r secs rc name; do
 		total=$((total + secs))
-		printf '  %-34s %s%s\n' "$name" "$(fmt "$secs")" "$([ "$rc" = 0 ] || echo "  (failed, exit $rc)")"
+		printf '  %-38s %s%s\n' "$name" "$(fmt "$secs")" "$([ "$rc" = 0 ] || echo "  (failed, exit $rc)")"
 	done <"$times"
-	printf '  %-34s %s\n' "total" "$(fmt "$total")"
+	printf '  %-38s %s\n' "total" "$(fmt "$total")"
 	exit 0 ;;
 '')
 	echo "usage: check-step.sh start | summary | NAME COMMAND..." >&2
