@@ -251,6 +251,30 @@ void xvmsg_shadow_kill(struct xvmsg_queue *q)
 	spin_unlock_irqrestore(&s->used_lock, flags);
 }
 
+/*
+ * The device is broken for good: take back the used entries virtio_ring did
+ * not consume (its used index goes back to virtio_ring's own last_used).  A
+ * broken queue hands nothing back, and a driver that takes completions back
+ * outside the callback (virtio_net's transmit cleanup in NAPI) loops while
+ * entries look pending: it would spin for ever.  Those requests stay with
+ * virtio_ring until the driver's remove detaches them.  Returns how many
+ * entries were taken back.
+ */
+unsigned int xvmsg_shadow_retract(struct xvmsg_queue *q, struct virtqueue *vq)
+{
+	struct xvmsg_shadow *s = &q->sh;
+	unsigned long flags;
+	u16 last, idx;
+
+	spin_lock_irqsave(&s->used_lock, flags);
+	last = (u16)virtqueue_enable_cb_prepare(vq);
+	idx = le16_to_cpu(READ_ONCE(s->ring.used->idx));
+	if (idx != last)
+		WRITE_ONCE(s->ring.used->idx, cpu_to_le16(last));
+	spin_unlock_irqrestore(&s->used_lock, flags);
+	return (u16)(idx - last);
+}
+
 bool xvmsg_shadow_pending(struct xvmsg_queue *q)
 {
 	struct xvmsg_shadow *s = &q->sh;

@@ -757,6 +757,17 @@ static void xvmsg_fail_inflight(struct xvmsg_vdev *vd)
 	if (again)
 		dev_err(&vdev->dev, "requests still added after %u rounds of failing them\n",
 			XVMSG_FAIL_ROUNDS);
+	/* Broken for good: no used entry may look pending any more. */
+	list_for_each_entry(vq, &vdev->vqs, list) {
+		unsigned int n;
+
+		if (!vq->priv)
+			continue;
+		n = xvmsg_shadow_retract(vq->priv, vq);
+		if (n)
+			dev_info(&vdev->dev, "queue %s: %u used entries taken back: the driver's remove detaches their buffers\n",
+				 vq->name, n);
+	}
 }
 
 /*

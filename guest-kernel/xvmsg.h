@@ -345,6 +345,7 @@ bool xvmsg_shadow_kick(struct xvmsg_queue *q, bool share);
 void xvmsg_shadow_kill(struct xvmsg_queue *q);
 /* Has virtio_ring made heads available since xvmsg_shadow_fail_all took them? */
 bool xvmsg_shadow_pending(struct xvmsg_queue *q);
+unsigned int xvmsg_shadow_retract(struct xvmsg_queue *q, struct virtqueue *vq);
 /* From the DMA ops' unmap, any context. */
 void xvmsg_shadow_unmapped(struct xvmsg_conn *c, dma_addr_t addr);
 /* vring_interrupt, never at the same time as xvmsg_shadow_fail_all(). */
