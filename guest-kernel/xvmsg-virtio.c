@@ -747,6 +747,23 @@ static void xvmsg_fail_inflight(struct xvmsg_vdev *vd)
 		window = READ_ONCE(fail_window_ms);
 		if (window)
 			msleep(min(window, 5000U));
+		/*
+		 * About to break: no used entry may look pending afterwards.
+		 * virtio_net takes transmit entries back in NAPI, which on a
+		 * broken queue gets nothing and loops while entries look
+		 * pending; on a one-CPU guest it did so in ksoftirqd before
+		 * this work item ran again.
+		 */
+		list_for_each_entry(vq, &vdev->vqs, list) {
+			unsigned int n;
+
+			if (!vq->priv)
+				continue;
+			n = xvmsg_shadow_retract(vq->priv, vq);
+			if (n)
+				dev_info(&vdev->dev, "queue %s: %u used entries taken back: the driver's remove detaches their buffers\n",
+					 vq->name, n);
+		}
 		virtio_break_device(vdev);
 		synchronize_rcu();
 		again = false;
@@ -757,17 +774,6 @@ static void xvmsg_fail_inflight(struct xvmsg_vdev *vd)
 	if (again)
 		dev_err(&vdev->dev, "requests still added after %u rounds of failing them\n",
 			XVMSG_FAIL_ROUNDS);
-	/* Broken for good: no used entry may look pending any more. */
-	list_for_each_entry(vq, &vdev->vqs, list) {
-		unsigned int n;
-
-		if (!vq->priv)
-			continue;
-		n = xvmsg_shadow_retract(vq->priv, vq);
-		if (n)
-			dev_info(&vdev->dev, "queue %s: %u used entries taken back: the driver's remove detaches their buffers\n",
-				 vq->name, n);
-	}
 }
 
 /*
