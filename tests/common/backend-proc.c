@@ -191,10 +191,10 @@ void backend_dump_log(const struct backend_proc *b)
 	fclose(f);
 }
 
-int backend_log_count(const struct backend_proc *b, const char *needle)
+int file_count_lines(const char *path, const char *needle)
 {
-	char line[512];
-	FILE *f = fopen(b->log, "r");
+	char line[1024];
+	FILE *f = fopen(path, "r");
 	int n = 0;
 
 	if (!f)
@@ -203,6 +203,11 @@ int backend_log_count(const struct backend_proc *b, const char *needle)
 		n += strstr(line, needle) != NULL;
 	fclose(f);
 	return n;
+}
+
+int backend_log_count(const struct backend_proc *b, const char *needle)
+{
+	return file_count_lines(b->log, needle);
 }
 
 long backend_stat(const struct backend_proc *b, const char *dev, const char *key)

@@ -61,6 +61,8 @@ void backend_cleanup(struct backend_proc *b);
 /* Print the backend's log to stderr (for failing tests). */
 void backend_dump_log(const struct backend_proc *b);
 /* Count of lines in the backend's log containing needle. */
+/* Lines of the file at path that contain needle (0 if it cannot be read). */
+int file_count_lines(const char *path, const char *needle);
 int backend_log_count(const struct backend_proc *b, const char *needle);
 /* One counter of device dev (e.g. "blk1(dom2)"): SIGUSR1 makes the backend
  * print its counters to the log (docs/backend.md); key=N of dev's newest

@@ -198,21 +198,6 @@ static long long journal_flushes(const char *path)
 	return n;
 }
 
-/* Lines of the file containing s. */
-static long long count_lines(const char *path, const char *s)
-{
-	char line[1024];
-	long long n = 0;
-	FILE *fp = fopen(path, "r");
-
-	if (!fp)
-		return 0;
-	while (fgets(line, sizeof(line), fp))
-		n += strstr(line, s) != NULL;
-	fclose(fp);
-	return n;
-}
-
 /*
  * Wait (bounded) until the writer is connected to backend instance i and
  * has journalled a flush through it: it said "reconnected" i times (the
@@ -227,7 +212,7 @@ static long long wait_flush_through(struct fx *f, int i, long long limit_ms)
 	long long t0 = now_ms(), flushes = -1;
 
 	while (now_ms() - t0 < limit_ms) {
-		if (flushes < 0 && count_lines(f->wout, "xvmsg-blkcrash: reconnected (") >= i)
+		if (flushes < 0 && file_count_lines(f->wout, "xvmsg-blkcrash: reconnected (") >= i)
 			flushes = journal_flushes(f->journal);
 		if (flushes >= 0 && journal_flushes(f->journal) > flushes)
 			return now_ms() - t0;
