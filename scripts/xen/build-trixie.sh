@@ -55,7 +55,7 @@ progs() {
 . "$XVMSG_TOP/scripts/kbuild/module-src.sh"
 
 module() {
-	local dest=$1 kabi dir rel flags
+	local dest=$1 kabi dir flags
 	if [ -n "$XVMSG_GUEST_KERNEL" ]; then
 		kabi=$(cat "$XVMSG_XEN_OUT/groot/.kabi" 2>/dev/null) || xen_die "no $XVMSG_XEN_OUT/groot: run fetch.sh"
 	else
@@ -63,14 +63,16 @@ module() {
 	fi
 	setup
 	why=$(chroot_headers "$kabi") || xen_die "$why"
-	dir=$XVMSG_TRIXIE_BUILD/mod-$kabi
-	rel=${dir#"$XVMSG_TOP"/}
+	# The folder make check-module-builds builds in (check-builds.sh,
+	# build_chroot), with the same flags: after it, kbuild has nothing
+	# left to do here.
+	dir=$CHROOT/build/$kabi
 	sync_src "$dir"
 	flags="W=1"
 	[ "$WERROR" = 1 ] && flags="$flags KCFLAGS=-Werror"
 	# shellcheck disable=SC2086
-	TX_BINDS="$XVMSG_TOP:/src" in_chroot make -C "/usr/src/linux-headers-$kabi" \
-		M="/src/$rel/guest-kernel" $flags modules >"$dir/build.log" 2>&1 ||
+	in_chroot make -C "/usr/src/linux-headers-$kabi" \
+		M="/build/$kabi/guest-kernel" -j2 $flags modules >"$dir/build.log" 2>&1 ||
 		{ tail -n 40 "$dir/build.log" >&2; xen_die "xvmsg.ko for $kabi did not build (log: $dir/build.log)"; }
 	if grep -E 'warning:|WARNING:' "$dir/build.log" | grep -qv 'the compiler differs'; then
 		grep -E 'warning:|WARNING:' "$dir/build.log" >&2

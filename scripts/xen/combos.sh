@@ -50,10 +50,19 @@ xen_cell() {
 	esac
 }
 
+# plan_cell PLAN [NET FAULTS]: the "what runs" cell; the kmod plan's parts
+# (results' "net" and "faults" lines) when the images said.
 plan_cell() {
+	local parts=
+	case ${2:-} in 1) parts=", 2 guests with NICs" ;; 0) parts=", no NICs" ;; esac
+	case ${3:-} in
+	'') ;;
+	all) parts="$parts, all lying backends" ;;
+	*) parts="$parts, lying backends ${3//,/, }" ;;
+	esac
 	case $1 in
 	*/e2e) echo 'e2e `tests/xen/e2e`, userspace frontend' ;;
-	*/kmod) echo 'e2e `tests/xen/kmod`, `xvmsg.ko` + stock virtio drivers' ;;
+	*/kmod) echo "e2e \`tests/xen/kmod\`, \`xvmsg.ko\` + stock virtio drivers$parts" ;;
 	*) echo "e2e \`$1\`" ;;
 	esac
 }
@@ -102,7 +111,7 @@ check() {
 		fi
 		load "$f"
 		xen=$(xen_cell "${R[distro]-}" "${R[xen]-}" "${R[arch]-}")
-		key="$xen|${R[dom0]-}|${R[driver]-}|${R[guest]-}|$(plan_cell "${R[plan]-}")"
+		key="$xen|${R[dom0]-}|${R[driver]-}|${R[guest]-}|$(plan_cell "${R[plan]-}" "${R[net]-}" "${R[faults]-}")"
 		row="| ${key//|/ | } | ${R[result],,}, $(dur "${R[seconds]:-0}") of QEMU | ${R[date]-} |"
 		echo "$row" >>"$GEN"
 		echo "$key" >>"$GEN.keys"

@@ -539,10 +539,12 @@ build_dom0() {
 	else
 		echo 'kernel="/boot/xvmsg/vmlinux" ramdisk="/boot/xvmsg/guest.cpio.gz"' >"$T/etc/xvmsg/guest2.xl"
 	fi
-	# XVMSG_KMOD_NET=1: the kmod plan with its network stages (off by
-	# default until the module's virtio_net spin after a backend's kill -9
-	# is fixed: docs/xen.md, "Known problems (open)").
-	echo "${XVMSG_KMOD_NET:-0}" >"$T/etc/xvmsg/kmod-net"
+	# XVMSG_KMOD_NET=0: the kmod plan without its network stages (a
+	# second guest, NICs on the driver domain's bridge); KMOD_NET above.
+	echo "$KMOD_NET" >"$T/etc/xvmsg/kmod-net"
+	# XVMSG_KMOD_FAULTS: which lying backends the kmod plan meets ("all",
+	# the default, or their names: tests/xen/kmod/dom0-test.sh, FAULTS).
+	echo "${XVMSG_KMOD_FAULTS:-all}" >"$T/etc/xvmsg/kmod-faults"
 	# XVMSG_KMOD_NET_RESTART=0: without the NICs' part of the kill -9.
 	echo "${XVMSG_KMOD_NET_RESTART:-1}" >"$T/etc/xvmsg/kmod-net-restart"
 	add_overlay dom0
@@ -576,8 +578,19 @@ write_combo() {
 		echo "dom0 $DOM0_KABI"
 		echo "driver $DOM0_KABI"
 		echo "guest $gk"
+		# The kmod plan's parts (its stages read the same in dom0's
+		# /etc/xvmsg/kmod-*).
+		if [ "$(basename "$PLAN")" = kmod ]; then
+			echo "net $KMOD_NET"
+			echo "faults ${XVMSG_KMOD_FAULTS:-all}"
+		fi
 	} >"$XVMSG_XEN_IMAGES/COMBO"
 }
+
+# The kmod plan's network stages: on by default on x86 (XVMSG_KMOD_NET=0
+# leaves them out); Xen on Arm's images have not run them yet.
+if [ "$ARCH" = amd64 ]; then KMOD_NET=${XVMSG_KMOD_NET:-1}; else KMOD_NET=${XVMSG_KMOD_NET:-0}; fi
+case $KMOD_NET in 0 | 1) ;; *) xen_die "XVMSG_KMOD_NET=$KMOD_NET: 0 or 1" ;; esac
 
 main() {
 	xen_lock mkimages

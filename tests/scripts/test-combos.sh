@@ -84,6 +84,17 @@ doc "$ROW1" "$ROW3" "$BUILDS"
 expect 0 "an arm64 run and its row"
 doc "$ROW1" "${ROW3/, arm64/}" "$BUILDS"
 expect 1 "an arm64 run under a row without the architecture"
+
+# A kmod run that says which parts ran (net, faults): the row says so too,
+# and a row that claims more than ran is stale.
+printf 'net 0\nfaults used-bad-id,keep-mapped\n' >>"$tmp/c/results/kmod"
+ROW4="| 4.17.7 (Debian 12, arm64) | 6.1.0-56-arm64 | 6.1.0-56-arm64 | 6.1.0-56-arm64 | $K, no NICs, lying backends used-bad-id, keep-mapped | pass, 2 min 50 s of QEMU | 2026-12-04 |"
+doc "$ROW1" "$ROW4" "$BUILDS"
+expect 0 "a kmod run with some parts and its row"
+grep -qF 'no NICs, lying backends used-bad-id, keep-mapped |' "$tmp/gen.md" ||
+	{ fail=$((fail + 1)); echo "  FAIL    combos: the generated row does not name the parts"; }
+doc "$ROW1" "${ROW4/no NICs, lying backends used-bad-id, keep-mapped/2 guests with NICs, all lying backends}" "$BUILDS"
+expect 1 "a row that claims NICs and all lying backends for a run without them"
 unset RUNS
 
 echo "combos: $pass passed, $fail failed"

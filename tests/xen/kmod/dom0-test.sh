@@ -142,14 +142,26 @@ xv_stage "small pools (16, 64, 128 pages): 1 MiB and 4 MiB O_DIRECT requests, ex
 # buffers, wrong-token and rewritten responses, a pool snooper) or fails
 # with I/O errors (used entries naming descriptors beyond the queue or the
 # same one twice, grant-mode pages kept mapped, a backend that stops
-# answering or rewrites the avail index, after the module's 30 s stall
-# watchdog); a backend that rewrites the descriptor table changes nothing
+# answering or rewrites the avail index, after the module's stall
+# watchdog: timeout_ms, which the guest sets to 5 s for these); a backend that rewrites the descriptor table changes nothing
 # the guest reads back; a backend that dies in the handshake, or names
 # another device type, gives no disk.  Nothing hangs.  FAULTS lists
-# fault:mode; tests/xen/kmod/guest-test.sh has the same order.
+# fault:mode; tests/xen/kmod/guest-test.sh knows the same names.
 FAULTS="irq-storm:pool used-bad-len:pool used-bad-id:pool used-dup-id:pool msg-bad-token:pool
 	msg-rewrite:pool keep-mapped:grant vanish-handshake:pool snoop:pool silent:pool
 	desc-rewrite:pool avail-rewrite:pool wrong-device-id:pool"
+# XVMSG_KMOD_FAULTS (mkimages.sh: /etc/xvmsg/kmod-faults): only the named
+# faults (separated by spaces or commas), in FAULTS' order; "all" (the
+# default) or empty: every one.
+want_faults=$(tr ',' ' ' </etc/xvmsg/kmod-faults 2>/dev/null || echo all)
+if [ -n "$want_faults" ] && [ "$want_faults" != all ]; then
+	for f in $want_faults; do
+		echo " $FAULTS " | tr '\n\t' '  ' | grep -q " $f:" || xv_fail "kmod-faults: no fault named '$f'"
+	done
+	FAULTS=$(for spec in $FAULTS; do
+		case " $want_faults " in *" ${spec%%:*} "*) echo "$spec" ;; esac
+	done)
+fi
 # "N" from the last line of the fault log with "blkDEV(...): ... N WHAT".
 fault_count() {
 	grep "blk$1(dom$g): " /run/xvmsg-fault.log | grep -o "[0-9]* $2" | tail -1 | cut -d' ' -f1
@@ -205,6 +217,8 @@ for spec in $FAULTS; do
 	esac
 	xv_stage "backend fault $fault ($mode): guest survived$what ($(($(xv_uptime) - t0)) s)"
 done
+xenstore-write "/local/domain/$g/xvmsg-e2e/fault$((n + 1))" done || xv_fail "xenstore"
+[ "$n" -eq 13 ] || xv_stage "backend faults: $n of 13 ran (kmod-faults: $want_faults)"
 
 # The driver domain is shut down while the guest writes to a disk it serves:
 # the guest stays up, the writes end with I/O errors, the disk goes away;

@@ -21,7 +21,7 @@ NET_IP1=10.9.0.11
 NET_IP2=10.9.0.12
 
 # net_ifname MAC: NET_IF, the interface with that address; 1 if none.
-# Builtins only: the watcher below runs it every 0.3 s under TCG.
+# Builtins only: the watcher below runs it every second under TCG.
 net_ifname() {
 	local i a
 	NET_IF=
@@ -33,7 +33,7 @@ net_ifname() {
 	return 1
 }
 
-# net_keep MAC IP: until net_stop, every 0.3 s: give the interface with MAC
+# net_keep MAC IP: until net_stop, every second: give the interface with MAC
 # the address IP and bring it up whenever it (re)appears (a new ifindex),
 # and print each change of its state: gone (no such interface: detached,
 # or the device went with its backend), down (no carrier: the tap is down)
@@ -61,7 +61,7 @@ net_keep() {
 			echo "xvmsg-net: $1 ${NET_IF:--} $st (uptime $up)"
 			prev=$st
 		fi
-		sleep 0.3
+		sleep 1
 	done
 }
 
@@ -73,8 +73,14 @@ net_agent() {
 	httpd -f -p "$NET_PORT" -h /run/www &
 	echo $! >/run/net-httpd.pid
 	while :; do
+		# Blocks on a xenstore watch between reads, instead of reading
+		# every 0.4 s: each read forks, and under TCG three domains
+		# doing that for the whole run slowed every stage.  The watch
+		# fires once when set and again at the next change below
+		# xvmsg-e2e (-n 2); the timeout bounds a change that came in
+		# between; a watch that fails falls back to a short sleep.
 		while ! cmd=$(xenstore-read "xvmsg-e2e/net$n" 2>/dev/null); do
-			sleep 0.4
+			timeout 5 xenstore-watch -n 2 xvmsg-e2e >/dev/null 2>&1 || sleep 0.4
 		done
 		[ "$cmd" = exit ] && break
 		if (eval "$cmd"); then
@@ -98,12 +104,14 @@ net_serve() {
 	echo "XVMSG-NETSUM $1 $(sha256sum <"/run/www/$1" | cut -d' ' -f1)"
 }
 
-# net_fetch IP NAME SUM: fetch NAME from IP over TCP, compare its SHA-256.
+# net_fetch IP NAME SUM [SECS]: fetch NAME from IP over TCP, compare its
+# SHA-256; give up after SECS (default 240).
 net_fetch() {
 	local t0 got
 	t0=$(cut -d' ' -f1 /proc/uptime)
-	# (busybox 1.35's wget -T crashes: timeout bounds it instead)
-	got=$(timeout 100 wget -q -O - "http://$1:$NET_PORT/$2" | sha256sum | cut -d' ' -f1)
+	# (busybox 1.35's wget -T crashes: timeout bounds it instead).  A hang
+	# guard, not a speed test: a loaded host took 114 s for 8 MiB.
+	got=$(timeout "${4:-240}" wget -q -O - "http://$1:$NET_PORT/$2" | sha256sum | cut -d' ' -f1)
 	echo "xvmsg-net: $2 from $1: $(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", b - a }') s, sha256 $got"
 	[ "$got" = "$3" ] || { echo "xvmsg-net: $2: want sha256 $3"; return 1; }
 }
