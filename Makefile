@@ -432,10 +432,10 @@ bench-xen-images: all guest-kernel/xvmsg.ko
 bench-xen: bench-xen-images
 	$(Q)scripts/bench-xen.sh --reps $(BENCH_REPS) --secs $(BENCH_SECS) --loop-secs $(BENCH_LOOP_SECS) \
 		--docs docs/benchmarks.md --check
-# The short form, in make check: one repetition, 3 s per cell; fails unless
+# The short form, in make check: one repetition, 1 s per cell; fails unless
 # every cell has a number and counters and fio's verify passed on every disk.
 check-bench-xen: bench-xen-images
-	$(Q)if scripts/bench-xen.sh --reps 1 --secs 3 --size 16 --loop-secs 0.5 --out build/bench/short --check; then \
+	$(Q)if scripts/bench-xen.sh --reps 1 --secs 1 --size 16 --loop-secs 0.5 --out build/bench/short --check; then \
 		echo "bench-xen: 1 passed, 0 failed"; \
 	else \
 		echo "bench-xen: 0 passed, 1 failed"; exit 1; \
@@ -471,23 +471,45 @@ check-deb: deb
 # once, built with ASan and UBSan (check-unit and check-loop are the same
 # tests without them); the plain build is what the packages and the Xen
 # images carry, and the Xen runs test it end to end.
-# The kmod plan's network stages (a second guest, NICs on a bridge; about
-# 150 s of QEMU) are not in make check yet: with NICs attached, the
-# backend's kill -9 left virtio_net spinning in its softirq in both
-# clean-clone runs of 2026-12-04 (docs/xen.md, "Known problems (open)").
-# make check-xen-kmod XVMSG_KMOD_NET=1 runs them.
+# The kmod plan's network stages (a second guest, NICs on the driver
+# domain's bridge, about 150 s of QEMU) run once, on Debian 12, which also
+# meets all 13 lying backends.  To keep make check short the other two kmod
+# runs meet some of them (XVMSG_KMOD_FAULTS; make check-xen-kmod alone
+# meets all): Debian 13 those whose lies reach the kernel's own code,
+# virtio_ring's used and avail handling and the grant table, which change
+# between 6.1 and 6.12; arm64 those where the architecture matters: event
+# channel interrupts, reads of shared rings under Arm's weaker memory
+# order, the grant unmap, the bounce through the pool, the stall watchdog.
+KMOD_TRIXIE_FAULTS = used-bad-len,used-bad-id,used-dup-id,keep-mapped,desc-rewrite,avail-rewrite
+KMOD_ARM64_FAULTS  = irq-storm,used-dup-id,msg-rewrite,keep-mapped,snoop,avail-rewrite
 CHECK_STEP = scripts/check-step.sh
+# The Xen steps' downloads (Debian's Xen, kernels and libraries for each
+# image set, the trixie chroot they come through), done while the
+# sanitizer tests run, which need neither network nor apt.  make check
+# waits for them before the next step, so that nothing else uses apt at
+# the same time; a download that failed here is done again, and reported,
+# by the step that needs it.
+.PHONY: xen-prefetch
+xen-prefetch:
+	-$(Q)$(MAKE) --no-print-directory xen-fetch XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=7.x
+	-$(Q)$(MAKE) --no-print-directory xen-fetch XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=
+	-$(Q)$(MAKE) --no-print-directory xen-fetch XVMSG_DISTRO=trixie XVMSG_GUEST_KERNEL=
+	-$(Q)$(MAKE) --no-print-directory xen-fetch XEN_ARCH=arm64 XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=
 CHECK_FAIL = || { $(CHECK_STEP) summary; exit 1; }
 check: deps
 	$(Q)$(CHECK_STEP) start
 	$(Q)$(CHECK_STEP) "build (warnings as errors)" $(MAKE) --no-print-directory all $(CHECK_FAIL)
+	$(Q)$(CHECK_STEP) bg "Xen downloads" $(MAKE) --no-print-directory xen-prefetch
 	$(Q)$(CHECK_STEP) "unit, loop, fuzz replay (ASan+UBSan)" $(MAKE) --no-print-directory check-san $(CHECK_FAIL)
+	$(Q)$(CHECK_STEP) wait "waiting for the Xen downloads"
 	$(Q)$(CHECK_STEP) "module builds" $(MAKE) --no-print-directory check-module-builds $(CHECK_FAIL)
 	$(Q)$(CHECK_STEP) "Debian packages" $(MAKE) --no-print-directory check-deb $(CHECK_FAIL)
 	$(Q)$(CHECK_STEP) "Xen e2e (bookworm, 7.x guests)" $(MAKE) --no-print-directory check-xen XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL=7.x $(CHECK_FAIL)
 	$(Q)$(CHECK_STEP) "Xen kmod (bookworm)" $(MAKE) --no-print-directory check-xen-kmod XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL= $(CHECK_FAIL)
-	$(Q)$(CHECK_STEP) "Xen kmod (trixie)" $(MAKE) --no-print-directory check-xen-kmod XVMSG_DISTRO=trixie XVMSG_GUEST_KERNEL= $(CHECK_FAIL)
-	$(Q)$(CHECK_STEP) "Xen kmod (arm64)" $(MAKE) --no-print-directory check-xen-arm64 $(CHECK_FAIL)
+	$(Q)$(CHECK_STEP) "Xen kmod (trixie)" $(MAKE) --no-print-directory check-xen-kmod XVMSG_DISTRO=trixie XVMSG_GUEST_KERNEL= \
+		XVMSG_KMOD_NET=0 XVMSG_KMOD_FAULTS=$(KMOD_TRIXIE_FAULTS) $(CHECK_FAIL)
+	$(Q)$(CHECK_STEP) "Xen kmod (arm64)" $(MAKE) --no-print-directory check-xen-arm64 \
+		XVMSG_KMOD_FAULTS=$(KMOD_ARM64_FAULTS) $(CHECK_FAIL)
 	$(Q)$(CHECK_STEP) "Xen bench (short)" $(MAKE) --no-print-directory check-bench-xen XVMSG_DISTRO=bookworm XVMSG_GUEST_KERNEL= $(CHECK_FAIL)
 	$(Q)$(CHECK_STEP) "tested combinations" $(MAKE) --no-print-directory check-xen-combos $(CHECK_FAIL)
 	$(Q)$(CHECK_STEP) summary
