@@ -40,6 +40,25 @@
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
+PLAN=${XVMSG_XEN_PLAN:-$XVMSG_XEN_SCRIPTS/plans/smoke}
+case $PLAN in /*) ;; *) PLAN=$XVMSG_TOP/$PLAN ;; esac
+[ -d "$PLAN" ] || xen_die "no test plan folder $PLAN"
+
+# The kmod plan's network stages: on by default on x86 (XVMSG_KMOD_NET=0
+# leaves them out); Xen on Arm's images have not run them yet.
+if [ "$XVMSG_XEN_ARCH" = amd64 ]; then KMOD_NET=${XVMSG_KMOD_NET:-1}; else KMOD_NET=${XVMSG_KMOD_NET:-0}; fi
+case $KMOD_NET in 0 | 1) ;; *) xen_die "XVMSG_KMOD_NET=$KMOD_NET: 0 or 1" ;; esac
+# XVMSG_KMOD_FAULTS: names from FAULTS in the plan's dom0-test.sh (checked
+# here, not at the end of a boot).
+if [ "$(basename "$PLAN")" = kmod ] && [ "${XVMSG_KMOD_FAULTS:-all}" != all ]; then
+	known=$(sed -n '/^FAULTS="/,/"$/p' "$PLAN/dom0-test.sh" | tr -d '"' | sed 's/^FAULTS=//' |
+		tr ' \t' '\n\n' | sed -n 's/:.*//p' | paste -sd' ')
+	[ -n "$known" ] || xen_die "no FAULTS list in $PLAN/dom0-test.sh"
+	for f in $(echo "$XVMSG_KMOD_FAULTS" | tr ',' ' '); do
+		case " $known " in *" $f "*) ;; *) xen_die "XVMSG_KMOD_FAULTS: no lying backend named '$f' (known: $known)" ;; esac
+	done
+fi
+
 ROOT=$XVMSG_XEN_ROOT
 [ -f "$ROOT/.kabi" ] || xen_die "no staging root in $ROOT: run scripts/xen/fetch.sh first"
 KABI=$(cat "$ROOT/.kabi")
@@ -54,9 +73,6 @@ if [ -n "$XVMSG_GUEST_KERNEL" ]; then
 	GROOT=$XVMSG_XEN_OUT/groot
 	[ -f "$GROOT/.kabi" ] || xen_die "no guest kernel in $GROOT: run scripts/xen/fetch.sh first"
 fi
-PLAN=${XVMSG_XEN_PLAN:-$XVMSG_XEN_SCRIPTS/plans/smoke}
-case $PLAN in /*) ;; *) PLAN=$XVMSG_TOP/$PLAN ;; esac
-[ -d "$PLAN" ] || xen_die "no test plan folder $PLAN"
 ARCH=$XVMSG_XEN_ARCH
 TRIPLET=$XVMSG_XEN_TRIPLET
 if [ "$ARCH" = amd64 ]; then
@@ -586,11 +602,6 @@ write_combo() {
 		fi
 	} >"$XVMSG_XEN_IMAGES/COMBO"
 }
-
-# The kmod plan's network stages: on by default on x86 (XVMSG_KMOD_NET=0
-# leaves them out); Xen on Arm's images have not run them yet.
-if [ "$ARCH" = amd64 ]; then KMOD_NET=${XVMSG_KMOD_NET:-1}; else KMOD_NET=${XVMSG_KMOD_NET:-0}; fi
-case $KMOD_NET in 0 | 1) ;; *) xen_die "XVMSG_KMOD_NET=$KMOD_NET: 0 or 1" ;; esac
 
 main() {
 	xen_lock mkimages

@@ -217,7 +217,7 @@ for spec in $FAULTS; do
 	esac
 	xv_stage "backend fault $fault ($mode): guest survived$what ($(($(xv_uptime) - t0)) s)"
 done
-xenstore-write "/local/domain/$g/xvmsg-e2e/fault$((n + 1))" done || xv_fail "xenstore"
+xenstore-write "/local/domain/$g/xvmsg-e2e/fault$((n + 1))" "done" || xv_fail "xenstore"
 [ "$n" -eq 13 ] || xv_stage "backend faults: $n of 13 ran (kmod-faults: $want_faults)"
 
 # The driver domain is shut down while the guest writes to a disk it serves:
