@@ -56,7 +56,11 @@ progs() {
 
 module() {
 	local dest=$1 kabi dir flags
-	if [ -n "$XVMSG_GUEST_KERNEL" ]; then
+	# XVMSG_KMOD_ROOT: the kernel root fetch.sh extracted for the module
+	# (groot2: the kmod plan's second guest, XVMSG_GUEST2_KERNEL).
+	if [ -n "${XVMSG_KMOD_ROOT:-}" ]; then
+		kabi=$(cat "$XVMSG_KMOD_ROOT/.kabi" 2>/dev/null) || xen_die "no $XVMSG_KMOD_ROOT: run fetch.sh"
+	elif [ -n "$XVMSG_GUEST_KERNEL" ]; then
 		kabi=$(cat "$XVMSG_XEN_OUT/groot/.kabi" 2>/dev/null) || xen_die "no $XVMSG_XEN_OUT/groot: run fetch.sh"
 	else
 		kabi=$(cat "$XVMSG_XEN_ROOT/.kabi" 2>/dev/null) || xen_die "no $XVMSG_XEN_ROOT: run fetch.sh"

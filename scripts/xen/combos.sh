@@ -50,11 +50,16 @@ xen_cell() {
 	esac
 }
 
-# plan_cell PLAN [NET FAULTS]: the "what runs" cell; the kmod plan's parts
-# (results' "net" and "faults" lines) when the images said.
+# plan_cell PLAN [NET FAULTS GUEST2 GUEST]: the "what runs" cell; the kmod
+# plan's parts (results' "net", "faults" and "guest2" lines) when the images
+# said, guest 2's kernel when it is not guest 1's.
 plan_cell() {
 	local parts=
-	case ${2:-} in 1) parts=", 2 guests with NICs" ;; 0) parts=", no NICs" ;; esac
+	case ${2:-} in
+	1) parts=", 2 guests with NICs"
+	   [ -n "${4:-}" ] && [ "${4:-}" != "${5:-}" ] && parts="$parts (guest 2 on $4)" ;;
+	0) parts=", no NICs" ;;
+	esac
 	case ${3:-} in
 	'') ;;
 	all) parts="$parts, all lying backends" ;;
@@ -111,7 +116,7 @@ check() {
 		fi
 		load "$f"
 		xen=$(xen_cell "${R[distro]-}" "${R[xen]-}" "${R[arch]-}")
-		key="$xen|${R[dom0]-}|${R[driver]-}|${R[guest]-}|$(plan_cell "${R[plan]-}" "${R[net]-}" "${R[faults]-}")"
+		key="$xen|${R[dom0]-}|${R[driver]-}|${R[guest]-}|$(plan_cell "${R[plan]-}" "${R[net]-}" "${R[faults]-}" "${R[guest2]-}" "${R[guest]-}")"
 		row="| ${key//|/ | } | ${R[result],,}, $(dur "${R[seconds]:-0}") of QEMU | ${R[date]-} |"
 		echo "$row" >>"$GEN"
 		echo "$key" >>"$GEN.keys"

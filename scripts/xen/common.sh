@@ -22,15 +22,20 @@ XVMSG_DISTRO=${XVMSG_DISTRO:-bookworm}
 XVMSG_GUEST_KERNEL=${XVMSG_GUEST_KERNEL:-}
 # XVMSG_GUEST2_KERNEL: the kernel of the kmod plan's second guest
 # (xvmsg-guest2, tests/xen/kmod/net-dom0.sh).  Empty (the default) or the
-# same as XVMSG_GUEST_KERNEL: the first guest's kernel and image.  A kernel
-# of its own (a mixed-kernel run) needs a second guest image, which
-# mkimages.sh does not build yet; it would name it in dom0's
-# /etc/xvmsg/guest2.xl.
+# same as XVMSG_GUEST_KERNEL: the first guest's kernel and image.  7.x or
+# 6.12-trixie under a first guest on dom0's kernel: a guest image of its
+# own (guest2.cpio.gz: that kernel's modules and xvmsg.ko), a mixed-kernel
+# run of the module (make check's Debian 12 kmod run gives guest 2 7.x).
 XVMSG_GUEST2_KERNEL=${XVMSG_GUEST2_KERNEL:-}
-case $XVMSG_GUEST2_KERNEL in
-"" | "$XVMSG_GUEST_KERNEL") ;;
-*) echo "xen: error: XVMSG_GUEST2_KERNEL=$XVMSG_GUEST2_KERNEL: the second guest runs the first guest's kernel (XVMSG_GUEST_KERNEL=${XVMSG_GUEST_KERNEL:-its default}) until mkimages.sh builds a guest image per kernel" >&2
+[ "$XVMSG_GUEST2_KERNEL" = "$XVMSG_GUEST_KERNEL" ] && XVMSG_GUEST2_KERNEL=
+case ${XVMSG_XEN_ARCH:-amd64}/$XVMSG_GUEST_KERNEL/$XVMSG_GUEST2_KERNEL in
+*//) ;;
+amd64//7.x | amd64//6.12-trixie) ;;
+arm64/*) echo "xen: error: XVMSG_GUEST2_KERNEL=$XVMSG_GUEST2_KERNEL with XVMSG_XEN_ARCH=arm64: Xen on Arm has one kernel, Debian 12's 6.1" >&2
 	exit 1 ;;
+*/?*/*) echo "xen: error: XVMSG_GUEST2_KERNEL=$XVMSG_GUEST2_KERNEL: a second guest kernel goes with a first guest on dom0's kernel (XVMSG_GUEST_KERNEL=$XVMSG_GUEST_KERNEL)" >&2
+	exit 1 ;;
+*) echo "xen: error: XVMSG_GUEST2_KERNEL=$XVMSG_GUEST2_KERNEL: 7.x or 6.12-trixie" >&2; exit 1 ;;
 esac
 # Each combination has its own output folder, so they can be built side by
 # side: build/xen (amd64, bookworm), build/xen-trixie, build/xen-arm64.

@@ -224,17 +224,19 @@ trixie_kabi() {
 	echo "$k"
 }
 
-# The guest's own kernel (XVMSG_GUEST_KERNEL): its image package extracted
-# into $XVMSG_XEN_OUT/groot and depmod'ed.  mkimages.sh takes the guest's
-# vmlinux and modules from there.
+# fetch_guest_kernel KERNEL GROOT: a guest's own kernel (XVMSG_GUEST_KERNEL
+# into $XVMSG_XEN_OUT/groot, XVMSG_GUEST2_KERNEL into groot2): its image
+# package extracted into GROOT and depmod'ed.  mkimages.sh takes that
+# guest's vmlinux and modules from there.
 fetch_guest_kernel() {
-	local suite pin gk groot sfx pkgs p list
-	case $XVMSG_GUEST_KERNEL in
+	local suite pin gk groot=$2 sfx pkgs p list
+	case $1 in
 	7.x) suite=trixie-backports pin=$XVMSG_XEN_KABI_7X ;;
 	6.12-trixie) suite=trixie pin=$XVMSG_XEN_KABI_TRIXIE ;;
+	*) xen_die "guest kernel '$1': 7.x or 6.12-trixie" ;;
 	esac
 	gk=$(trixie_kabi "$suite" "$pin")
-	xen_log "guest kernel ABI $gk ($XVMSG_GUEST_KERNEL, $suite)"
+	xen_log "guest kernel ABI $gk ($1, $suite)"
 	sfx=
 	[ "$suite" = trixie-backports ] && sfx=/trixie-backports
 	trixie_download "linux-image-$gk$sfx"
@@ -247,7 +249,6 @@ fetch_guest_kernel() {
 		trixie_download "$p$sfx"
 		pkgs="$pkgs $p"
 	done
-	groot=$XVMSG_XEN_OUT/groot
 	list=$(for p in $pkgs; do basename "$(deb_in_cache "$p")"; done | sort)
 	if [ "$(cat "$groot/.debs" 2>/dev/null)" = "$list" ]; then
 		xen_log "guest kernel root up to date ($groot)"
@@ -262,10 +263,16 @@ fetch_guest_kernel() {
 	rm -rf "$groot" && mv "$groot.tmp" "$groot"
 }
 
+fetch_guest_kernels() {
+	[ -z "$XVMSG_GUEST_KERNEL" ] || fetch_guest_kernel "$XVMSG_GUEST_KERNEL" "$XVMSG_XEN_OUT/groot"
+	[ -z "$XVMSG_GUEST2_KERNEL" ] || fetch_guest_kernel "$XVMSG_GUEST2_KERNEL" "$XVMSG_XEN_OUT/groot2"
+	return 0
+}
+
 main() {
 	xen_lock fetch
 	mkdir -p "$XVMSG_XEN_CACHE"
-	if [ "$XVMSG_DISTRO" = trixie ] || [ -n "$XVMSG_GUEST_KERNEL" ]; then
+	if [ "$XVMSG_DISTRO" = trixie ] || [ -n "$XVMSG_GUEST_KERNEL$XVMSG_GUEST2_KERNEL" ]; then
 		trixie_setup
 	fi
 	if [ "$XVMSG_DISTRO" = trixie ]; then
@@ -276,7 +283,7 @@ main() {
 		set -- $XEN_PKGS $LIB_PKGS $TRIXIE_LIB_PKGS $OTHER_PKGS "linux-image-$kabi"
 		trixie_download "$@"
 		extract_all "$kabi" "$@"
-		[ -n "$XVMSG_GUEST_KERNEL" ] && fetch_guest_kernel
+		fetch_guest_kernels
 		return 0
 	fi
 	# apt-cache needs package lists; a fresh machine may have none.
@@ -300,7 +307,7 @@ main() {
 	fi
 	extract_all "$kabi" "$@"
 	[ "$ARCH" = amd64 ] || extract_headers "$kabi"
-	[ -n "$XVMSG_GUEST_KERNEL" ] && fetch_guest_kernel
+	fetch_guest_kernels
 	return 0
 }
 

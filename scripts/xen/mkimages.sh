@@ -73,6 +73,14 @@ if [ -n "$XVMSG_GUEST_KERNEL" ]; then
 	GROOT=$XVMSG_XEN_OUT/groot
 	[ -f "$GROOT/.kabi" ] || xen_die "no guest kernel in $GROOT: run scripts/xen/fetch.sh first"
 fi
+# The kmod plan's second guest on a kernel of its own (XVMSG_GUEST2_KERNEL):
+# its image, guest2.cpio.gz, from GROOT2.
+GROOT2=
+if [ -n "$XVMSG_GUEST2_KERNEL" ]; then
+	GROOT2=$XVMSG_XEN_OUT/groot2
+	[ -f "$GROOT2/.kabi" ] || xen_die "no second guest kernel in $GROOT2: run scripts/xen/fetch.sh first"
+	[ -n "${XVMSG_XEN_GUEST2_KMODS:-}" ] || xen_die "XVMSG_GUEST2_KERNEL=$XVMSG_GUEST2_KERNEL: no XVMSG_XEN_GUEST2_KMODS (xvmsg.ko for that kernel)"
+fi
 ARCH=$XVMSG_XEN_ARCH
 TRIPLET=$XVMSG_XEN_TRIPLET
 if [ "$ARCH" = amd64 ]; then
@@ -444,13 +452,22 @@ make_vmlinux() {
 	fi
 	VMLINUX=$(extract_vmlinux "$ROOT/boot/vmlinuz-$KABI" "$XVMSG_XEN_WORK/vmlinux-$KABI") || exit 1
 	if [ -n "$GROOT" ]; then
-		local gk src
-		gk=$(cat "$GROOT/.kabi")
-		# 7.x's linux-binary package keeps vmlinuz beside the modules.
-		src=$GROOT/boot/vmlinuz-$gk
-		[ -f "$src" ] || src=$GROOT/lib/modules/$gk/vmlinuz
-		GVMLINUX=$(extract_vmlinux "$src" "$XVMSG_XEN_WORK/vmlinux-$gk") || exit 1
+		GVMLINUX=$(guest_vmlinux "$GROOT") || exit 1
 	fi
+	GVMLINUX2=
+	if [ -n "$GROOT2" ]; then
+		GVMLINUX2=$(guest_vmlinux "$GROOT2") || exit 1
+	fi
+}
+
+# guest_vmlinux GROOT: the vmlinux of the kernel extracted in GROOT.
+guest_vmlinux() {
+	local gk src
+	gk=$(cat "$1/.kabi")
+	# 7.x's linux-binary package keeps vmlinuz beside the modules.
+	src=$1/boot/vmlinuz-$gk
+	[ -f "$src" ] || src=$1/lib/modules/$gk/vmlinuz
+	extract_vmlinux "$src" "$XVMSG_XEN_WORK/vmlinux-$gk"
 }
 
 # extract_vmlinux BZIMAGE DEST: prints DEST, extracting it if stale.
@@ -490,22 +507,27 @@ make_gntshare() {
 
 # ---- the three images ----------------------------------------------------
 
+# build_domu IMG MODULES BINS KMODS [KERNEL-ROOT]: IMG.cpio.gz; guest2 (the
+# kmod plan's second guest on a kernel of its own) is a guest image with
+# the modules of KERNEL-ROOT's kernel.
 build_domu() {
-	img=$1 mods=$2 bins=$3 kmods=$4
-	new_tree "$img"
-	add_base "$img"
+	# (name, not img: modules_of and add_overlay set img.)
+	local name=$1 mods=$2 bins=$3 kmods=$4 kroot=${5:-} role=$1
+	[ "$name" = guest2 ] && role=guest
+	new_tree "$name"
+	add_base "$role"
 	add_xenstore_utils
 	add_bin "$GNTSHARE" /usr/bin/gntshare
 	# shellcheck disable=SC2086
 	add_bins_words $bins
-	if [ "$img" = guest ] && [ -n "$GROOT" ]; then
-		KROOT=$GROOT KABI=$(cat "$GROOT/.kabi")
+	if [ -n "$kroot" ]; then
+		KROOT=$kroot KABI=$(cat "$kroot/.kabi")
 		MODDIR=lib/modules/$KABI
 	fi
-	add_modules "$(modules_of "$img" "$mods")" "$kmods"
+	add_modules "$(modules_of "$role" "$mods")" "$kmods"
 	KROOT=$ROOT KABI=$DOM0_KABI MODDIR=lib/modules/$DOM0_KABI
-	add_overlay "$img"
-	pack "$img"
+	add_overlay "$role"
+	pack "$name"
 }
 
 build_dom0() {
@@ -546,11 +568,14 @@ build_dom0() {
 		done
 	fi
 	# The kmod plan's second guest (xvmsg-guest2) boots the kernel and
-	# image these xl keys name (net-dom0.sh); XVMSG_GUEST2_KERNEL empty
-	# (common.sh): the first guest's.  Another kernel than the first
-	# guest's needs a guest image of its own (its modules, xvmsg.ko):
-	# build it into /boot/xvmsg/ and name it here.
-	if [ -n "$GVMLINUX" ]; then
+	# image these xl keys name (net-dom0.sh): with XVMSG_GUEST2_KERNEL
+	# (common.sh) its own, guest2.cpio.gz with that kernel's modules and
+	# xvmsg.ko; else the first guest's.
+	if [ -n "$GVMLINUX2" ]; then
+		cp "$GVMLINUX2" "$T/boot/xvmsg/vmlinux-guest2"
+		cp "$XVMSG_XEN_IMAGES/guest2.cpio.gz" "$T/boot/xvmsg/"
+		echo 'kernel="/boot/xvmsg/vmlinux-guest2" ramdisk="/boot/xvmsg/guest2.cpio.gz"' >"$T/etc/xvmsg/guest2.xl"
+	elif [ -n "$GVMLINUX" ]; then
 		echo 'kernel="/boot/xvmsg/vmlinux-guest" ramdisk="/boot/xvmsg/guest.cpio.gz"' >"$T/etc/xvmsg/guest2.xl"
 	else
 		echo 'kernel="/boot/xvmsg/vmlinux" ramdisk="/boot/xvmsg/guest.cpio.gz"' >"$T/etc/xvmsg/guest2.xl"
@@ -597,6 +622,9 @@ write_combo() {
 		# The kmod plan's parts (its stages read the same in dom0's
 		# /etc/xvmsg/kmod-*).
 		if [ "$(basename "$PLAN")" = kmod ]; then
+			if [ "$KMOD_NET" = 1 ]; then
+				if [ -n "$GROOT2" ]; then echo "guest2 $(cat "$GROOT2/.kabi")"; else echo "guest2 $gk"; fi
+			fi
 			echo "net $KMOD_NET"
 			echo "faults ${XVMSG_KMOD_FAULTS:-all}"
 		fi
@@ -611,7 +639,12 @@ main() {
 	make_vmlinux
 	make_gntshare
 	build_domu driver "$XVMSG_XEN_DRIVER_MODULES" "${XVMSG_XEN_DRIVER_BINS:-}" "${XVMSG_XEN_DRIVER_KMODS:-}"
-	build_domu guest "$XVMSG_XEN_GUEST_MODULES" "${XVMSG_XEN_GUEST_BINS:-}" "${XVMSG_XEN_GUEST_KMODS:-}"
+	build_domu guest "$XVMSG_XEN_GUEST_MODULES" "${XVMSG_XEN_GUEST_BINS:-}" "${XVMSG_XEN_GUEST_KMODS:-}" "$GROOT"
+	if [ -n "$GROOT2" ]; then
+		build_domu guest2 "$XVMSG_XEN_GUEST_MODULES" "${XVMSG_XEN_GUEST_BINS:-}" "$XVMSG_XEN_GUEST2_KMODS" "$GROOT2"
+	else
+		rm -f "$XVMSG_XEN_IMAGES/guest2.cpio.gz" "$XVMSG_XEN_IMAGES/.guest2.hash"
+	fi
 	build_dom0
 	write_sizes
 	# Which test plan these images carry; run-qemu.sh says it.

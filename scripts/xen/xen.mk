@@ -34,6 +34,9 @@
 #                      the trixie chroot, scripts/kbuild/trixie-chroot.sh)
 #   XVMSG_GUEST_KERNEL the guest boots another kernel than dom0 and the
 #                      driver domain: 7.x (trixie-backports) or 6.12-trixie
+#   XVMSG_GUEST2_KERNEL the kmod plan's second guest boots 7.x or
+#                      6.12-trixie (its own image; XEN_GUEST2_KMODS names the
+#                      xvmsg.ko built for that kernel)
 #   XEN_ARCH           amd64 (default) or arm64 (Xen on Arm, bookworm only)
 #   XEN_GNTSHARE       a gntshare built elsewhere (default: mkimages.sh
 #                      compiles scripts/xen/gntshare.c with the host's gcc,
@@ -53,6 +56,7 @@
 XEN_ARCH           ?= amd64
 XVMSG_DISTRO       ?= bookworm
 XVMSG_GUEST_KERNEL ?=
+XVMSG_GUEST2_KERNEL ?=
 XEN_OUT            ?= $(if $(filter arm64,$(XEN_ARCH)),build/xen-arm64,build/xen$(if $(filter trixie,$(XVMSG_DISTRO)),-trixie)$(if $(XVMSG_GUEST_KERNEL),-guest-$(XVMSG_GUEST_KERNEL)))
 XEN_GNTSHARE       ?=
 XEN_MAKEFILE       := $(firstword $(MAKEFILE_LIST))
@@ -65,6 +69,7 @@ XEN_GUEST_BINS     ?=
 XEN_DOM0_KMODS     ?=
 XEN_DRIVER_KMODS   ?=
 XEN_GUEST_KMODS    ?=
+XEN_GUEST2_KMODS   ?=
 XEN_IMAGE_DEPS     ?=
 
 # The host paths of the BINS words ("PATH:/dest" -> PATH); "=PATH" words
@@ -73,7 +78,8 @@ xen_srcs = $(filter-out =%,$(foreach w,$(1),$(firstword $(subst :, ,$(w)))))
 
 # Which system: architecture, distro, guest kernel (scripts/xen/common.sh
 # refuses the combinations that are not built).
-XEN_DISTRO_ENV = XVMSG_XEN_ARCH='$(XEN_ARCH)' XVMSG_DISTRO='$(XVMSG_DISTRO)' XVMSG_GUEST_KERNEL='$(XVMSG_GUEST_KERNEL)'
+XEN_DISTRO_ENV = XVMSG_XEN_ARCH='$(XEN_ARCH)' XVMSG_DISTRO='$(XVMSG_DISTRO)' XVMSG_GUEST_KERNEL='$(XVMSG_GUEST_KERNEL)' \
+	XVMSG_GUEST2_KERNEL='$(XVMSG_GUEST2_KERNEL)'
 
 XEN_ENV = $(XEN_DISTRO_ENV) XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' \
 	$(if $(XEN_GNTSHARE),XVMSG_XEN_GNTSHARE='$(abspath $(XEN_GNTSHARE))') \
@@ -84,6 +90,7 @@ XEN_ENV = $(XEN_DISTRO_ENV) XVMSG_XEN_OUT='$(abspath $(XEN_OUT))' \
 	XVMSG_XEN_DOM0_KMODS='$(strip $(XEN_DOM0_KMODS))' \
 	XVMSG_XEN_DRIVER_KMODS='$(strip $(XEN_DRIVER_KMODS))' \
 	XVMSG_XEN_GUEST_KMODS='$(strip $(XEN_GUEST_KMODS))' \
+	XVMSG_XEN_GUEST2_KMODS='$(strip $(XEN_GUEST2_KMODS))' \
 	$(if $(XEN_DOM0_MODULES),XVMSG_XEN_DOM0_MODULES='$(XEN_DOM0_MODULES)') \
 	$(if $(XEN_DRIVER_MODULES),XVMSG_XEN_DRIVER_MODULES='$(XEN_DRIVER_MODULES)') \
 	$(if $(XEN_GUEST_MODULES),XVMSG_XEN_GUEST_MODULES='$(XEN_GUEST_MODULES)')
@@ -100,7 +107,7 @@ xen-fetch:
 # mkimages.sh itself repacks only the images whose content changed.
 xen-images: xen-fetch $(XEN_IMAGE_DEPS) \
 		$(call xen_srcs,$(XEN_DOM0_BINS) $(XEN_DRIVER_BINS) $(XEN_GUEST_BINS)) \
-		$(XEN_DOM0_KMODS) $(XEN_DRIVER_KMODS) $(XEN_GUEST_KMODS)
+		$(XEN_DOM0_KMODS) $(XEN_DRIVER_KMODS) $(XEN_GUEST_KMODS) $(XEN_GUEST2_KMODS)
 	$(Q)$(XEN_ENV) scripts/xen/mkimages.sh
 
 check-xen-smoke:

@@ -95,6 +95,17 @@ grep -qF 'no NICs, lying backends used-bad-id, keep-mapped |' "$tmp/gen.md" ||
 	{ fail=$((fail + 1)); echo "  FAIL    combos: the generated row does not name the parts"; }
 doc "$ROW1" "${ROW4/no NICs, lying backends used-bad-id, keep-mapped/2 guests with NICs, all lying backends}" "$BUILDS"
 expect 1 "a row that claims NICs and all lying backends for a run without them"
+# Guest 2 on a kernel of its own: the cell names it; the same kernel as
+# guest 1's is not named.
+printf 'net 1\nguest2 7.3.4+deb13-amd64\nfaults all\n' >>"$tmp/a/results/kmod"
+ROW5="| 4.17.7 (Debian 12) | 6.1.0-56-amd64 | 6.1.0-56-amd64 | 6.1.0-56-amd64 | $K, 2 guests with NICs (guest 2 on 7.3.4+deb13-amd64), all lying backends | pass, 2 min 30 s of QEMU | 2026-12-04 |"
+doc "$ROW5" "$ROW4" "$BUILDS"
+expect 0 "guest 2 on another kernel, named in the cell"
+doc "${ROW5/ (guest 2 on 7.3.4+deb13-amd64)/}" "$ROW4" "$BUILDS"
+expect 1 "a row that leaves out guest 2's other kernel"
+sed -i 's/^guest2 .*/guest2 6.1.0-56-amd64/' "$tmp/a/results/kmod"
+doc "${ROW5/ (guest 2 on 7.3.4+deb13-amd64)/}" "$ROW4" "$BUILDS"
+expect 0 "guest 2 on guest 1's kernel, not named"
 unset RUNS
 
 echo "combos: $pass passed, $fail failed"
