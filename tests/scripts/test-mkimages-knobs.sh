@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# scripts/xen/mkimages.sh refuses a kmod plan knob it cannot honour before it
+# scripts/xen/mkimages.sh (and common.sh, which it sources) refuses a knob it cannot honour before it
 # builds anything (a wrong name would otherwise fail only at the end of a
 # boot): XVMSG_KMOD_NET other than 0 or 1, XVMSG_KMOD_FAULTS naming a lying
 # backend the plan's dom0-test.sh does not list.  The knobs' good values
@@ -35,5 +35,14 @@ expect refused "an unknown lying backend" "no lying backend named 'bogus'" XVMSG
 expect refused "a lying backend's mode is not its name" "no lying backend named 'pool'" XVMSG_KMOD_FAULTS=pool
 expect passed "known lying backends, commas or spaces" "XVMSG_KMOD" XVMSG_KMOD_FAULTS="irq-storm,snoop avail-rewrite" XVMSG_KMOD_NET=0
 expect passed "all" "XVMSG_KMOD" XVMSG_KMOD_FAULTS=all XVMSG_KMOD_NET=1
+# Guest 2's kernel (scripts/xen/common.sh): another one only beside a first
+# guest on dom0's kernel, and not on arm64; none, or guest 1's, always.
+expect passed "a 7.x guest 1, no guest 2 kernel" "XVMSG_GUEST2_KERNEL" XVMSG_GUEST_KERNEL=7.x
+expect passed "guest 2 on guest 1's 7.x" "XVMSG_GUEST2_KERNEL" XVMSG_GUEST_KERNEL=7.x XVMSG_GUEST2_KERNEL=7.x
+expect passed "guest 2 on 7.x beside dom0's kernel" "XVMSG_GUEST2_KERNEL=7.x:" XVMSG_GUEST2_KERNEL=7.x
+expect refused "guest 2 on 7.x beside a 6.12 guest 1" "goes with a first guest on dom0's kernel" \
+	XVMSG_GUEST_KERNEL=6.12-trixie XVMSG_GUEST2_KERNEL=7.x
+expect refused "guest 2 on 7.x on arm64" "Xen on Arm has one kernel" XVMSG_XEN_ARCH=arm64 XVMSG_GUEST2_KERNEL=7.x
+expect refused "guest 2 on an unknown kernel" "XVMSG_GUEST2_KERNEL=6.5: 7.x or 6.12-trixie" XVMSG_GUEST2_KERNEL=6.5
 echo "mkimages-knobs: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
