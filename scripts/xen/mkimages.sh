@@ -445,7 +445,7 @@ make_dom0_kernel() {
 # arm64: Debian's vmlinuz is an uncompressed Image, which libxenguest loads
 # as it is; it goes into dom0 under the same name, /boot/xvmsg/vmlinux.
 make_vmlinux() {
-	GVMLINUX=
+	GVMLINUX= GVMLINUX2=
 	if [ "$ARCH" != amd64 ]; then
 		VMLINUX=$ROOT/boot/vmlinuz-$KABI
 		return 0
