@@ -85,7 +85,7 @@ static int blk_read_limits(struct xvd_dev *dev, void *arg)
 		p->seg_max = XVD_BLK_MAX_SEGS;
 	if (p->seg_max > ring_max)
 		p->seg_max = ring_max;
-	if (p->nq > 1) {
+	if (dev->num_queues > 1) {
 		__le16 nq;
 
 		/* The device must offer MQ with at least the queues we set up
@@ -96,7 +96,7 @@ static int blk_read_limits(struct xvd_dev *dev, void *arg)
 					sizeof(nq));
 		if (r < 0)
 			return r;
-		if (le16toh(nq) < p->nq)
+		if (le16toh(nq) < dev->num_queues)
 			return -EOPNOTSUPP;
 	}
 	if (dev->features & (1ULL << VIRTIO_BLK_F_SIZE_MAX)) {
@@ -111,12 +111,41 @@ static int blk_read_limits(struct xvd_dev *dev, void *arg)
 	return 0;
 }
 
+/* Request slots of guest RAM, one per queue entry. */
+static int blk_setup(struct xvd_dev *dev, void *arg)
+{
+	struct blk_priv *p = dev->type_priv;
+	int r;
+
+	p->nq = dev->num_queues;
+	for (unsigned int q = 0; q < p->nq; q++)
+		p->nslots += dev->vq[q].size;
+	p->ro = dev->features & (1ULL << VIRTIO_BLK_F_RO);
+	p->req = calloc(p->nslots, sizeof(*p->req));
+	p->free = calloc(p->nslots, sizeof(*p->free));
+	r = p->req && p->free ? xvd_ram_alloc(dev->dom, (size_t)p->nslots * SLOT_SIZE,
+					      (void **)&p->slots) : -ENOMEM;
+	if (r < 0)
+		return r;
+	for (unsigned int i = 0; i < p->nslots; i++) {
+		p->req[i].slot = (uint16_t)i;
+		p->free[p->nfree++] = (uint16_t)(p->nslots - 1 - i);
+	}
+	return 0;
+}
+
+/* The limits are read before DRIVER_OK, as virtio_blk's probe does. */
+static const struct xvd_dev_type blk_type = {
+	.device_id = VIRTIO_ID_BLOCK,
+	.priv_size = sizeof(struct blk_priv),
+	.free = blk_free,
+	.before_ready = blk_read_limits,
+	.setup = blk_setup,
+};
+
 int xvd_blk_open(struct xvd_domain *d, const struct xvd_dev_opts *o, struct xvd_dev **out)
 {
 	struct xvd_dev_opts bo = *o;
-	struct xvd_dev *dev;
-	struct blk_priv *p;
-	int r;
 
 	bo.features |= 1ULL << VIRTIO_BLK_F_RO | 1ULL << VIRTIO_BLK_F_BLK_SIZE |
 		       1ULL << VIRTIO_BLK_F_FLUSH | 1ULL << VIRTIO_BLK_F_DISCARD |
@@ -126,36 +155,7 @@ int xvd_blk_open(struct xvd_domain *d, const struct xvd_dev_opts *o, struct xvd_
 		return -EINVAL;
 	if (o->queues > 1)
 		bo.features |= 1ULL << VIRTIO_BLK_F_MQ;
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	p->nq = o->queues ? o->queues : 1;
-	/* The limits are read before DRIVER_OK, as virtio_blk's probe does. */
-	r = xvd_dev_open_ready(d, &bo, VIRTIO_ID_BLOCK, p->nq, blk_read_limits, p, &dev);
-	if (r < 0) {
-		free(p);
-		return r;
-	}
-	dev->type_priv = p;
-	dev->type_free = blk_free;
-	for (unsigned int q = 0; q < p->nq; q++)
-		p->nslots += dev->vq[q].size;
-	p->ro = dev->features & (1ULL << VIRTIO_BLK_F_RO);
-	p->req = calloc(p->nslots, sizeof(*p->req));
-	p->free = calloc(p->nslots, sizeof(*p->free));
-	r = p->req && p->free ? xvd_ram_alloc(d, (size_t)p->nslots * SLOT_SIZE, (void **)&p->slots)
-			      : -ENOMEM;
-	if (r < 0)
-		goto err;
-	for (unsigned int i = 0; i < p->nslots; i++) {
-		p->req[i].slot = (uint16_t)i;
-		p->free[p->nfree++] = (uint16_t)(p->nslots - 1 - i);
-	}
-	*out = dev;
-	return 0;
-err:
-	xvd_dev_close(dev);
-	return r;
+	return xvd_dev_open_type(d, &bo, &blk_type, o->queues ? o->queues : 1, NULL, out);
 }
 
 int xvd_blk_info(struct xvd_dev *dev, struct xvd_blk_info *info)

@@ -44,32 +44,29 @@ static int con_post(struct xvd_dev *dev, int i)
 	return xvd_vq_submit(dev, 0, &b, 1, (void *)(uintptr_t)(i + 1), 0);
 }
 
-int xvd_console_open(struct xvd_domain *d, const struct xvd_dev_opts *o, struct xvd_dev **out)
+/* Guest RAM for the buffers; every receive buffer posted. */
+static int con_setup(struct xvd_dev *dev, void *arg)
 {
-	struct xvd_dev *dev;
-	struct con_priv *p;
-	int r = xvd_dev_open(d, o, VIRTIO_ID_CONSOLE, 2, &dev);
+	struct con_priv *p = dev->type_priv;
+	int r;
 
-	if (r < 0)
-		return r;
-	p = calloc(1, sizeof(*p));
-	if (!p) {
-		r = -ENOMEM;
-		goto err;
-	}
 	p->cur = -1;
-	dev->type_priv = p;
-	dev->type_free = con_free;
-	r = xvd_ram_alloc(d, (CON_RX_BUFS + 1) * CON_BUF, (void **)&p->mem);
+	r = xvd_ram_alloc(dev->dom, (CON_RX_BUFS + 1) * CON_BUF, (void **)&p->mem);
 	for (int i = 0; r == 0 && i < CON_RX_BUFS; i++)
 		r = con_post(dev, i);
-	if (r < 0)
-		goto err;
-	*out = dev;
-	return 0;
-err:
-	xvd_dev_close(dev);
 	return r;
+}
+
+static const struct xvd_dev_type con_type = {
+	.device_id = VIRTIO_ID_CONSOLE,
+	.priv_size = sizeof(struct con_priv),
+	.free = con_free,
+	.setup = con_setup,
+};
+
+int xvd_console_open(struct xvd_domain *d, const struct xvd_dev_opts *o, struct xvd_dev **out)
+{
+	return xvd_dev_open_type(d, o, &con_type, 2, NULL, out);
 }
 
 int xvd_console_write(struct xvd_dev *dev, const void *buf, size_t len)
@@ -85,21 +82,10 @@ int xvd_console_write(struct xvd_dev *dev, const void *buf, size_t len)
 			.addr = con_buf(p, CON_RX_BUFS),
 			.len = len - done < CON_BUF ? (uint32_t)(len - done) : CON_BUF,
 		};
-		struct xvd_done d;
 		int r;
 
 		memcpy(b.addr, (const uint8_t *)buf + done, b.len);
-		r = xvd_vq_submit(dev, 1, &b, 1, NULL, 0);
-		if (r == 0)
-			r = xvd_vq_wait(dev, 1, &d, 1, deadline);
-		if (r == 0) {
-			xvd_dev_fail(dev, "console transmit timed out");
-			while (xvd_vq_poll(dev, 1, &d, 1) == 1)
-				;
-			r = -ETIMEDOUT;
-		}
-		if (r > 0)
-			r = d.status;
+		r = xvd_vq_call(dev, 1, &b, 1, deadline, "console transmit timed out", NULL);
 		if (r < 0)
 			return r;
 		done += b.len;

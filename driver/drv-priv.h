@@ -256,6 +256,23 @@ void xvd_dev_service(struct xvd_dev *dev);
 int xvd_dev_open_ready(struct xvd_domain *d, const struct xvd_dev_opts *o, uint32_t device_id,
 		       unsigned int num_queues, int (*before_ready)(struct xvd_dev *, void *),
 		       void *arg, struct xvd_dev **out);
+/* What a device helper (blk.c, rng.c, console.c, net.c) drives, and the
+ * steps of its open. */
+struct xvd_dev_type {
+	uint32_t device_id;		/* VIRTIO_ID_* */
+	size_t priv_size;		/* zeroed helper state at dev->type_priv
+					 * (0: none; setup may set its own) */
+	void (*free)(struct xvd_dev *dev);	/* dev->type_free */
+	/* dev->before_ready, with the helper state as its argument. */
+	int (*before_ready)(struct xvd_dev *dev, void *priv);
+	/* Once, when the device is ready: buffers, first requests.  0 or
+	 * -errno; the device is closed on failure.  May be NULL. */
+	int (*setup)(struct xvd_dev *dev, void *arg);
+};
+/* xvd_dev_open() for a device helper of type t; setup gets arg. */
+int xvd_dev_open_type(struct xvd_domain *d, const struct xvd_dev_opts *o,
+		      const struct xvd_dev_type *t, unsigned int num_queues, void *arg,
+		      struct xvd_dev **out);
 /* Run the virtio initialisation (reset .. DRIVER_OK), setting up the queues. */
 int xvd_virtio_init(struct xvd_dev *dev);
 int xvd_set_status(struct xvd_dev *dev, uint32_t status);
@@ -265,6 +282,12 @@ void xvd_dev_fail(struct xvd_dev *dev, const char *why);
  * deadline, or the device error once nothing is left to report. */
 int xvd_vq_wait(struct xvd_dev *dev, unsigned int q, struct xvd_done *done, unsigned int max,
 		int64_t deadline);
+/* One chain of n buffers through queue q and back, waited for until
+ * deadline: 0 with the bytes the device wrote in *len (len may be NULL),
+ * the completion's status, or -errno.  At the deadline the device fails
+ * (why), the chain is taken back, and -ETIMEDOUT. */
+int xvd_vq_call(struct xvd_dev *dev, unsigned int q, const struct xvd_buf *bufs, unsigned int n,
+		int64_t deadline, const char *why, uint32_t *len);
 
 /* xenbus-drv.c */
 /* A number in devid's backend dir (xenstore rules: decimal, no sign, no

@@ -98,27 +98,13 @@ int xvd_net_rx_post(struct xvd_dev *dev, unsigned int n)
 	return done ? (int)done : r == -ENOSPC || r == -ENOMEM ? 0 : r;
 }
 
-int xvd_net_open(struct xvd_domain *d, const struct xvd_dev_opts *o, unsigned int rx_bufs,
-		 struct xvd_dev **out)
+/* Buffers of guest RAM for both queues; rx_bufs (*arg) receive buffers posted. */
+static int net_setup(struct xvd_dev *dev, void *arg)
 {
-	struct xvd_dev_opts no = *o;
-	struct xvd_dev *dev;
-	struct net_priv *p;
-	unsigned int i;
+	unsigned int rx_bufs = *(const unsigned int *)arg, i;
+	struct net_priv *p = dev->type_priv;
 	int r;
 
-	no.features |= 1ULL << VIRTIO_NET_F_MAC | 1ULL << VIRTIO_NET_F_STATUS |
-		       1ULL << VIRTIO_NET_F_MRG_RXBUF;
-	r = xvd_dev_open(d, &no, VIRTIO_ID_NET, 2, &dev);
-	if (r < 0)
-		return r;
-	p = calloc(1, sizeof(*p));
-	if (!p) {
-		r = -ENOMEM;
-		goto err;
-	}
-	dev->type_priv = p;
-	dev->type_free = net_free;
 	p->mrg = dev->features & (1ULL << VIRTIO_NET_F_MRG_RXBUF);
 	if (p->mrg)
 		p->rx_len = NET_RX_MRG;
@@ -131,27 +117,38 @@ int xvd_net_open(struct xvd_domain *d, const struct xvd_dev_opts *o, unsigned in
 		p->nrx = 32;		/* 2 MiB of guest RAM is enough */
 	p->rx_on = calloc(p->nrx, 1);
 	p->pkt = malloc(NET_PKT_MAX);
-	if (!p->rx_on || !p->pkt) {
-		r = -ENOMEM;
-		goto err;
-	}
-	r = xvd_ram_alloc(d, (size_t)p->nrx * p->rx_len, (void **)&p->rx_mem);
+	if (!p->rx_on || !p->pkt)
+		return -ENOMEM;
+	r = xvd_ram_alloc(dev->dom, (size_t)p->nrx * p->rx_len, (void **)&p->rx_mem);
 	if (r == 0)
-		r = xvd_ram_alloc(d, (size_t)NET_TX_SLOTS * NET_TX_SLOT, (void **)&p->tx_mem);
+		r = xvd_ram_alloc(dev->dom, (size_t)NET_TX_SLOTS * NET_TX_SLOT, (void **)&p->tx_mem);
 	if (r < 0)
-		goto err;
+		return r;
 	for (i = 0; i < NET_TX_SLOTS; i++)
 		p->tx_free[p->ntx_free++] = (uint16_t)(NET_TX_SLOTS - 1 - i);
 	if (rx_bufs) {
 		r = xvd_net_rx_post(dev, rx_bufs);
 		if (r < 0)
-			goto err;
+			return r;
 	}
-	*out = dev;
 	return 0;
-err:
-	xvd_dev_close(dev);
-	return r;
+}
+
+static const struct xvd_dev_type net_type = {
+	.device_id = VIRTIO_ID_NET,
+	.priv_size = sizeof(struct net_priv),
+	.free = net_free,
+	.setup = net_setup,
+};
+
+int xvd_net_open(struct xvd_domain *d, const struct xvd_dev_opts *o, unsigned int rx_bufs,
+		 struct xvd_dev **out)
+{
+	struct xvd_dev_opts no = *o;
+
+	no.features |= 1ULL << VIRTIO_NET_F_MAC | 1ULL << VIRTIO_NET_F_STATUS |
+		       1ULL << VIRTIO_NET_F_MRG_RXBUF;
+	return xvd_dev_open_type(d, &no, &net_type, 2, &rx_bufs, out);
 }
 
 int xvd_net_info(struct xvd_dev *dev, struct xvd_net_info *info)

@@ -18,21 +18,21 @@ static void rng_free(struct xvd_dev *dev)
 	dev->type_priv = NULL;
 }
 
+/* The chunk requests are read into: device-reachable in every mode. */
+static int rng_setup(struct xvd_dev *dev, void *arg)
+{
+	return xvd_ram_alloc(dev->dom, RNG_CHUNK, &dev->type_priv);
+}
+
+static const struct xvd_dev_type rng_type = {
+	.device_id = VIRTIO_ID_RNG,
+	.free = rng_free,
+	.setup = rng_setup,
+};
+
 int xvd_rng_open(struct xvd_domain *d, const struct xvd_dev_opts *o, struct xvd_dev **out)
 {
-	struct xvd_dev *dev;
-	int r = xvd_dev_open(d, o, VIRTIO_ID_RNG, 1, &dev);
-
-	if (r < 0)
-		return r;
-	dev->type_free = rng_free;
-	r = xvd_ram_alloc(d, RNG_CHUNK, &dev->type_priv);	/* device-reachable in every mode */
-	if (r < 0) {
-		xvd_dev_close(dev);
-		return r;
-	}
-	*out = dev;
-	return 0;
+	return xvd_dev_open_type(d, o, &rng_type, 1, NULL, out);
 }
 
 int xvd_rng_read(struct xvd_dev *dev, void *buf, size_t len)
@@ -51,25 +51,14 @@ int xvd_rng_read(struct xvd_dev *dev, void *buf, size_t len)
 			.len = len - done < RNG_CHUNK ? (uint32_t)(len - done) : RNG_CHUNK,
 			.dev_writes = true,
 		};
-		struct xvd_done d;
-		int r = xvd_vq_submit(dev, 0, &b, 1, NULL, 0);
+		uint32_t got;
+		int r = xvd_vq_call(dev, 0, &b, 1, deadline, "rng request timed out", &got);
 
 		if (r < 0)
 			return r;
-		r = xvd_vq_wait(dev, 0, &d, 1, deadline);
-		if (r == 0) {
-			xvd_dev_fail(dev, "rng request timed out");
-			while (xvd_vq_poll(dev, 0, &d, 1) == 1)
-				;
-			return -ETIMEDOUT;
-		}
-		if (r < 0)
-			return r;
-		if (d.status)
-			return d.status;
-		memcpy((uint8_t *)buf + done, chunk, d.len);
-		memset(chunk, 0, d.len);
-		done += d.len;
+		memcpy((uint8_t *)buf + done, chunk, got);
+		memset(chunk, 0, got);
+		done += got;
 	}
 	return (int)len;
 }

@@ -693,3 +693,27 @@ int xvd_vq_wait(struct xvd_dev *dev, unsigned int q, struct xvd_done *done, unsi
 			return r;
 	}
 }
+
+int xvd_vq_call(struct xvd_dev *dev, unsigned int q, const struct xvd_buf *bufs, unsigned int n,
+		int64_t deadline, const char *why, uint32_t *len)
+{
+	struct xvd_done d;
+	int r = xvd_vq_submit(dev, q, bufs, n, NULL, 0);
+
+	if (r < 0)
+		return r;
+	r = xvd_vq_wait(dev, q, &d, 1, deadline);
+	if (r == 0) {
+		xvd_dev_fail(dev, why);
+		while (xvd_vq_poll(dev, q, &d, 1) == 1)
+			;
+		return -ETIMEDOUT;
+	}
+	if (r < 0)
+		return r;
+	if (d.status)
+		return d.status;
+	if (len)
+		*len = d.len;
+	return 0;
+}

@@ -546,6 +546,32 @@ int xvd_dev_open_ready(struct xvd_domain *d, const struct xvd_dev_opts *o, uint3
 	return 0;
 }
 
+int xvd_dev_open_type(struct xvd_domain *d, const struct xvd_dev_opts *o,
+		      const struct xvd_dev_type *t, unsigned int num_queues, void *arg,
+		      struct xvd_dev **out)
+{
+	void *priv = NULL;
+	struct xvd_dev *dev;
+	int r;
+
+	if (t->priv_size && !(priv = calloc(1, t->priv_size)))
+		return -ENOMEM;
+	r = xvd_dev_open_ready(d, o, t->device_id, num_queues, t->before_ready, priv, &dev);
+	if (r < 0) {
+		free(priv);
+		return r;
+	}
+	dev->type_priv = priv;
+	dev->type_free = t->free;
+	r = t->setup ? t->setup(dev, arg) : 0;
+	if (r < 0) {
+		xvd_dev_close(dev);
+		return r;
+	}
+	*out = dev;
+	return 0;
+}
+
 void xvd_dev_close(struct xvd_dev *dev)
 {
 	struct xvd_dev **pp;
