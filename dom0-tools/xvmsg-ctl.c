@@ -20,6 +20,7 @@
 #include <xenstore.h>
 
 #include <xvmsg/xenbus.h>
+#include <xvmsg/xs-readf.h>
 
 #include "ctl-parse.h"
 
@@ -42,19 +43,6 @@ static int fail(const char *fmt, ...)
 	return 1;
 }
 
-static char *rd(struct ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *rd(struct ctl *c, const char *fmt, ...)
-{
-	char path[256];
-	unsigned int len;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(path, sizeof(path), fmt, ap);
-	va_end(ap);
-	return xs_read(c->xs, XBT_NULL, path, &len);
-}
-
 /* A domain by name or id.  Returns the id, or -1 with a message.  A name
  * two domains claim is refused: a guest can rewrite its own name key.  With
  * gone_ok, an id is accepted even when the domain no longer exists (to
@@ -66,9 +54,9 @@ static long resolve_domain_opt(struct ctl *c, const char *spec, bool gone_ok)
 	long found = -1;
 
 	if (!ctl_parse_domid(spec, &id)) {
-		name = rd(c, "/local/domain/%u/name", id);
+		name = xvmsg_xs_readf(c->xs, "/local/domain/%u/name", id);
 		if (!name)
-			name = rd(c, "/local/domain/%u/domid", id);
+			name = xvmsg_xs_readf(c->xs, "/local/domain/%u/domid", id);
 		if (!name && !gone_ok) {
 			fail("domain %u does not exist", id);
 			return -1;
@@ -80,7 +68,7 @@ static long resolve_domain_opt(struct ctl *c, const char *spec, bool gone_ok)
 	for (i = 0; doms && i < n; i++) {
 		if (ctl_parse_domid(doms[i], &id))
 			continue;
-		name = rd(c, "/local/domain/%u/name", id);
+		name = xvmsg_xs_readf(c->xs, "/local/domain/%u/name", id);
 		if (name && strcmp(name, spec) == 0) {
 			if (found >= 0) {
 				fail("domain name '%s' is ambiguous: domains %ld and %u have it "
@@ -132,8 +120,8 @@ static long find_backend(struct ctl *c, long fe, unsigned long devid)
 
 		if (ctl_parse_domid(doms[i], &id))
 			continue;
-		t = rd(c, "/local/domain/%u/backend/%s/%ld/%lu/frontend-id", id, XVMSG_XS_CLASS,
-		       fe, devid);
+		t = xvmsg_xs_readf(c->xs, "/local/domain/%u/backend/%s/%ld/%lu/frontend-id", id,
+				   XVMSG_XS_CLASS, fe, devid);
 		if (t) {
 			if (be >= 0) {
 				fail("device %lu of domain %ld is claimed by backend domains %ld and "
@@ -153,7 +141,8 @@ static long find_backend(struct ctl *c, long fe, unsigned long devid)
 
 static bool devid_used(struct ctl *c, long fe, unsigned long devid)
 {
-	char *v = rd(c, "/local/domain/%ld/device/%s/%lu/backend-id", fe, XVMSG_XS_CLASS, devid);
+	char *v = xvmsg_xs_readf(c->xs, "/local/domain/%ld/device/%s/%lu/backend-id", fe,
+				 XVMSG_XS_CLASS, devid);
 
 	free(v);
 	return v != NULL || find_backend(c, fe, devid) != -1;
@@ -223,8 +212,8 @@ static int wait_for(struct ctl *c, const char *path,
  * why (WHY_MAX bytes) gets its reason when it refused. */
 static int backend_answered(struct ctl *c, const char *be, void *why)
 {
-	char *state = rd(c, "%s/%s", be, XVMSG_XS_STATE);
-	char *err = rd(c, "%s/%s", be, XVMSG_XS_HOTPLUG_ERROR);
+	char *state = xvmsg_xs_readf(c->xs, "%s/%s", be, XVMSG_XS_STATE);
+	char *err = xvmsg_xs_readf(c->xs, "%s/%s", be, XVMSG_XS_HOTPLUG_ERROR);
 	unsigned int st;
 	char shown[64];
 	int r = 0;
@@ -476,15 +465,15 @@ static int cmd_list(struct ctl *c, const struct ctl_args *a)
 						dpath, ctl_printable(bad, sizeof(bad), devs[k]));
 					continue;
 				}
-				type = rd(c, "%s/%u/type", dpath, devid);
-				mode = rd(c, "%s/%u/mode", dpath, devid);
-				params = rd(c, "%s/%u/params", dpath, devid);
-				bs = rd(c, "%s/%u/state", dpath, devid);
-				fs = rd(c, "/local/domain/%u/device/%s/%u/state", fe, XVMSG_XS_CLASS,
-					devid);
-				err = rd(c, "%s/%u/error", dpath, devid);
-				fname = rd(c, "/local/domain/%u/name", fe);
-				bname = rd(c, "/local/domain/%u/name", be);
+				type = xvmsg_xs_readf(c->xs, "%s/%u/type", dpath, devid);
+				mode = xvmsg_xs_readf(c->xs, "%s/%u/mode", dpath, devid);
+				params = xvmsg_xs_readf(c->xs, "%s/%u/params", dpath, devid);
+				bs = xvmsg_xs_readf(c->xs, "%s/%u/state", dpath, devid);
+				fs = xvmsg_xs_readf(c->xs, "/local/domain/%u/device/%s/%u/state",
+						    fe, XVMSG_XS_CLASS, devid);
+				err = xvmsg_xs_readf(c->xs, "%s/%u/error", dpath, devid);
+				fname = xvmsg_xs_readf(c->xs, "/local/domain/%u/name", fe);
+				bname = xvmsg_xs_readf(c->xs, "/local/domain/%u/name", be);
 				if (c->json) {
 					printf("%s{\"frontend_id\":%u,\"frontend\":", count ? "," : "",
 					       fe);
@@ -543,7 +532,7 @@ static int cmd_list(struct ctl *c, const struct ctl_args *a)
 /* Has the backend answered the request want (its stats-seq)? */
 static int stats_fresh(struct ctl *c, const char *be, void *want)
 {
-	char *seq = rd(c, "%s/%s", be, XVMSG_XS_STATS_SEQ);
+	char *seq = xvmsg_xs_readf(c->xs, "%s/%s", be, XVMSG_XS_STATS_SEQ);
 	int r = seq && strcmp(seq, want) == 0;
 
 	free(seq);
@@ -582,7 +571,7 @@ static int cmd_stats(struct ctl *c, const struct ctl_args *a)
 		return fail("writing %s: %s", path, strerror(errno));
 	if (wait_for(c, be_dir, stats_fresh, seq) <= 0)
 		return fail("backend domain %ld did not answer within %d s", be, c->timeout_s);
-	stats = rd(c, "%s/%s", be_dir, XVMSG_XS_STATS);
+	stats = xvmsg_xs_readf(c->xs, "%s/%s", be_dir, XVMSG_XS_STATS);
 	if (!stats)
 		return fail("backend wrote no counters");
 	/* Checked whole before anything is printed. */

@@ -25,7 +25,6 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +39,7 @@
 #include <xenstore.h>
 
 #include <xvmsg/wire.h>
+#include <xvmsg/xs-readf.h>
 
 #include "drv-priv.h"
 
@@ -67,19 +67,6 @@ struct xen_bus {
 };
 
 #define to_xen(b) ((struct xen_bus *)(b))
-
-static char *xs_get(struct xen_bus *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *xs_get(struct xen_bus *b, const char *fmt, ...)
-{
-	char path[256];
-	unsigned int len;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(path, sizeof(path), fmt, ap);
-	va_end(ap);
-	return xs_read(b->xs, XBT_NULL, path, &len);
-}
 
 static unsigned int x_domid(struct drv_bus *bus)
 {
@@ -427,8 +414,8 @@ static int x_attach(struct drv_bus *bus, const char *export_name, unsigned int d
 		    unsigned int mode, unsigned int pool_pages)
 {
 	struct xen_bus *b = to_xen(bus);
-	char *bid = xs_get(b, "device/%s/%u/%s", XVMSG_XS_CLASS, devid, XVMSG_XS_BACKEND_ID);
-	char *bpath = xs_get(b, "device/%s/%u/%s", XVMSG_XS_CLASS, devid, XVMSG_XS_BACKEND);
+	char *bid = xvmsg_xs_readf(b->xs, "device/%s/%u/%s", XVMSG_XS_CLASS, devid, XVMSG_XS_BACKEND_ID);
+	char *bpath = xvmsg_xs_readf(b->xs, "device/%s/%u/%s", XVMSG_XS_CLASS, devid, XVMSG_XS_BACKEND);
 	char watch[300];
 	uint32_t id;
 
@@ -478,13 +465,13 @@ static int x_store_read(struct drv_bus *bus, unsigned int devid, const char *key
 			size_t len)
 {
 	struct xen_bus *b = to_xen(bus);
-	char *bpath = xs_get(b, "device/%s/%u/%s", XVMSG_XS_CLASS, devid, XVMSG_XS_BACKEND);
+	char *bpath = xvmsg_xs_readf(b->xs, "device/%s/%u/%s", XVMSG_XS_CLASS, devid, XVMSG_XS_BACKEND);
 	char *v;
 	size_t n;
 
 	if (!bpath)
 		return -ENOENT;
-	v = xs_get(b, "%s/%s", bpath, key);
+	v = xvmsg_xs_readf(b->xs, "%s/%s", bpath, key);
 	free(bpath);
 	if (!v)
 		return -ENOENT;
@@ -560,7 +547,7 @@ int drv_xen_open(int timeout_ms, const struct xvd_logger *log, struct drv_bus **
 			 : "gntalloc", strerror(errno));
 		goto err;
 	}
-	id = xs_get(b, "domid");
+	id = xvmsg_xs_readf(b->xs, "domid");
 	if (!id) {
 		r = -errno;
 		goto err;
