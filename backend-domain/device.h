@@ -188,6 +188,19 @@ const char *xvb_net_tx_err_name(enum xvb_net_tx_err e);
  */
 int xvb_model_params(const struct xvb_log *log, const char *name, const char *params,
 		     int (*fn)(void *arg, const char *key, const char *val), void *arg);
+/* What every model instance keeps of its env: its log and event loop, and
+ * its name for messages. */
+struct xvb_model_base {
+	const struct xvb_log *log;
+	struct xvb_evloop *loop;
+	char name[64];
+};
+/* The start of a model's create(): m from env (the name env's, else type),
+ * then params parsed with fn as xvb_model_params() does, after the model
+ * has set its defaults.  0 or xvb_model_params()'s error. */
+int xvb_model_start(struct xvb_model_base *m, const struct xvb_model_env *env, const char *type,
+		    const char *params, int (*fn)(void *arg, const char *key, const char *val),
+		    void *arg);
 /* Log "NAME: bad value for parameter 'KEY'HINT" (hint NULL or " (...)");
  * returns -EINVAL. */
 int xvb_param_bad(const struct xvb_log *log, const char *name, const char *key, const char *hint);

@@ -53,8 +53,7 @@
 #define BLK_ZERO_BUF		(64 * 1024)
 
 struct blk {
-	const struct xvb_log *log;
-	char name[64];
+	struct xvb_model_base m;	/* log, loop, name */
 	char *path;
 	int fd;
 	bool ro, discard, write_zeroes, direct, have_serial;
@@ -118,12 +117,12 @@ static int blk_param(void *arg, const char *key, const char *val)
 			goto bad;
 		b->nq = n;
 	} else {
-		return xvb_param_unknown(b->log, b->name, key, NULL);
+		return xvb_param_unknown(b->m.log, b->m.name, key, NULL);
 	}
 	if (!err)
 		return 0;
 bad:
-	return xvb_param_bad(b->log, b->name, key,
+	return xvb_param_bad(b->m.log, b->m.name, key,
 			     !strcmp(key, "serial") ? " (at most 20 bytes)" :
 			     !strcmp(key, "queues") ? " (1..16)" : NULL);
 }
@@ -160,18 +159,18 @@ static int blk_open(struct blk *b)
 	    (S_ISBLK(st.st_mode) && ioctl(b->fd, BLKGETSIZE64, &size) < 0)) {
 		int err = -errno;
 
-		xvb_err(b->log, "%s: path: cannot open %s: %s", b->name, b->path, strerror(-err));
+		xvb_err(b->m.log, "%s: path: cannot open %s: %s", b->m.name, b->path, strerror(-err));
 		return err;
 	}
 	if (S_ISREG(st.st_mode)) {
 		size = (uint64_t)st.st_size;
 	} else if (!S_ISBLK(st.st_mode)) {
-		xvb_err(b->log, "%s: path: %s is not a regular file or block device", b->name, b->path);
+		xvb_err(b->m.log, "%s: path: %s is not a regular file or block device", b->m.name, b->path);
 		return -EINVAL;
 	}
 	if (size == 0 || size % BLK_SECTOR_SIZE) {
-		xvb_err(b->log, "%s: path: size of %s (%llu bytes) is not a non-zero multiple of 512",
-			b->name, b->path, (unsigned long long)size);
+		xvb_err(b->m.log, "%s: path: size of %s (%llu bytes) is not a non-zero multiple of 512",
+			b->m.name, b->path, (unsigned long long)size);
 		return -EINVAL;
 	}
 	b->capacity = size >> BLK_SECTOR_SHIFT;
@@ -209,27 +208,25 @@ static int blk_create(const char *params, const struct xvb_model_env *env, void 
 
 	if (!b)
 		return -ENOMEM;
-	b->log = env->log;
-	snprintf(b->name, sizeof(b->name), "%s", env->name ? env->name : "blk");
 	b->fd = -1;
 	b->discard = b->write_zeroes = true;
 	b->nq = 1;
-	err = xvb_model_params(b->log, b->name, params, blk_param, b);
+	err = xvb_model_start(&b->m, env, "blk", params, blk_param, b);
 	if (err)
 		goto fail;
 	if (!b->path) {
-		xvb_err(b->log, "%s: missing parameter 'path'", b->name);
+		xvb_err(b->m.log, "%s: missing parameter 'path'", b->m.name);
 		err = -EINVAL;
 		goto fail;
 	}
 	err = blk_open(b);
 	if (err)
 		goto fail;
-	err = xvb_aio_create(env->loop, env->aio ? env->aio : &default_aio, b->log, b->name,
+	err = xvb_aio_create(env->loop, env->aio ? env->aio : &default_aio, b->m.log, b->m.name,
 			     blk_batch, b, &b->aio);
 	if (err)
 		goto fail;
-	xvb_info(b->log, "%s: %s, %llu sectors%s%s, I/O by %s", b->name, b->path,
+	xvb_info(b->m.log, "%s: %s, %llu sectors%s%s, I/O by %s", b->m.name, b->path,
 		 (unsigned long long)b->capacity, b->ro ? ", read-only" : "",
 		 b->direct ? ", O_DIRECT" : "", xvb_aio_engine_name(xvb_aio_engine(b->aio)));
 	*priv = b;
@@ -414,11 +411,11 @@ static uint8_t blk_rw(struct blk *b, struct blk_io *io, uint64_t sector, bool wr
 	size_t len = write ? req->out_len - sizeof(struct virtio_blk_outhdr) : req->in_len - 1;
 
 	if (write && b->ro) {
-		xvb_dbg(b->log, "%s: write to read-only disk", b->name);
+		xvb_dbg(b->m.log, "%s: write to read-only disk", b->m.name);
 		return VIRTIO_BLK_S_IOERR;
 	}
 	if (len % BLK_SECTOR_SIZE || !range_ok(b, sector, len >> BLK_SECTOR_SHIFT)) {
-		xvb_dbg(b->log, "%s: bad %s: sector %llu, %zu bytes", b->name,
+		xvb_dbg(b->m.log, "%s: bad %s: sector %llu, %zu bytes", b->m.name,
 			write ? "write" : "read", (unsigned long long)sector, len);
 		return VIRTIO_BLK_S_IOERR;
 	}
@@ -507,9 +504,9 @@ static void blk_done(struct xvb_aio_op *op, int err)
 		what = op->opcode == XVB_AIO_READ ? "read" : op->opcode == XVB_AIO_WRITE ? "write" :
 		       op->opcode == XVB_AIO_FDATASYNC ? "flush" : io->wz ? "write-zeroes" : "discard";
 		if (op->opcode == XVB_AIO_FDATASYNC)
-			xvb_warn(b->log, "%s: flush: %s", b->name, strerror(-err));
+			xvb_warn(b->m.log, "%s: flush: %s", b->m.name, strerror(-err));
 		else
-			xvb_warn(b->log, "%s: %s at sector %llu: %s", b->name, what,
+			xvb_warn(b->m.log, "%s: %s at sector %llu: %s", b->m.name, what,
 				 (unsigned long long)io->sector, strerror(-err));
 	}
 	blk_complete(io, err ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
@@ -524,7 +521,7 @@ static void blk_handle(struct blk *b, struct blk_io *io)
 
 	if (req->in_len == 0 ||
 	    xvb_iov_to_buf(req->out, req->nout, 0, &hdr, sizeof(hdr)) != sizeof(hdr)) {
-		xvb_dbg(b->log, "%s: malformed request (%zu out, %zu in bytes)", b->name,
+		xvb_dbg(b->m.log, "%s: malformed request (%zu out, %zu in bytes)", b->m.name,
 			req->out_len, req->in_len);
 		xvb_push(b->vdev, req, 0);
 		io->next_free = b->free_ios;
@@ -562,7 +559,7 @@ static void blk_handle(struct blk *b, struct blk_io *io)
 		status = blk_discard_wz(b, io, true);
 		break;
 	default:
-		xvb_dbg(b->log, "%s: unsupported request type %u", b->name, le32toh(hdr.type));
+		xvb_dbg(b->m.log, "%s: unsupported request type %u", b->m.name, le32toh(hdr.type));
 		status = VIRTIO_BLK_S_UNSUPP;
 		break;
 	}
@@ -628,7 +625,7 @@ static void blk_quiesce(void *priv)
 
 	xvb_aio_drain(b->aio);
 	if (!b->ro && fdatasync(b->fd) < 0)
-		xvb_warn(b->log, "%s: flush: %s", b->name, strerror(errno));
+		xvb_warn(b->m.log, "%s: flush: %s", b->m.name, strerror(errno));
 }
 
 static void blk_stats(void *priv, char *buf, size_t len)

@@ -51,9 +51,7 @@
 enum con_mode { CON_NONE, CON_STDIO, CON_PTY, CON_SOCKET };
 
 struct console {
-	const struct xvb_log *log;
-	struct xvb_evloop *loop;
-	char name[64];
+	struct xvb_model_base m;	/* log, loop, name */
 	enum con_mode mode;
 	char *sock_path, *link_path;
 	int master, slave;		/* pty; the slave is held open so that the
@@ -71,7 +69,7 @@ struct console {
 static int con_set_mode(struct console *c, enum con_mode m, const char *key)
 {
 	if (c->mode != CON_NONE) {
-		xvb_err(c->log, "%s: parameter '%s': only one of stdio, pty, socket", c->name, key);
+		xvb_err(c->m.log, "%s: parameter '%s': only one of stdio, pty, socket", c->m.name, key);
 		return -EINVAL;
 	}
 	c->mode = m;
@@ -103,9 +101,9 @@ static int con_param(void *arg, const char *key, const char *val)
 		err = con_strdup(&c->link_path, val);
 	} else if (!strcmp(key, "stdio") || !strcmp(key, "pty") || !strcmp(key, "socket") ||
 		   !strcmp(key, "link")) {
-		err = xvb_param_bad(c->log, c->name, key, NULL);
+		err = xvb_param_bad(c->m.log, c->m.name, key, NULL);
 	} else {
-		err = xvb_param_unknown(c->log, c->name, key, NULL);
+		err = xvb_param_unknown(c->m.log, c->m.name, key, NULL);
 	}
 	return err;
 }
@@ -121,15 +119,15 @@ static void con_watch_input(struct console *c)
 	if (!c->in_watched) {
 		if (!want)
 			return;
-		err = xvb_evloop_add(c->loop, c->in_fd, EPOLLIN, con_input_cb, c);
+		err = xvb_evloop_add(c->m.loop, c->in_fd, EPOLLIN, con_input_cb, c);
 		if (err) {
-			xvb_warn(c->log, "%s: input cannot be polled (%s): ignored", c->name,
+			xvb_warn(c->m.log, "%s: input cannot be polled (%s): ignored", c->m.name,
 				 strerror(-err));
 			c->in_eof = true;
 			return;
 		}
 		c->in_watched = c->in_on = true;
-	} else if (want != c->in_on && !xvb_evloop_mod(c->loop, c->in_fd, want ? EPOLLIN : 0)) {
+	} else if (want != c->in_on && !xvb_evloop_mod(c->m.loop, c->in_fd, want ? EPOLLIN : 0)) {
 		c->in_on = want;
 	}
 }
@@ -137,17 +135,17 @@ static void con_watch_input(struct console *c)
 static void con_unwatch_input(struct console *c)
 {
 	if (c->in_watched)
-		xvb_evloop_del(c->loop, c->in_fd);
+		xvb_evloop_del(c->m.loop, c->in_fd);
 	c->in_watched = c->in_on = false;
 }
 
 static void con_drop_client(struct console *c, const char *why)
 {
-	xvb_info(c->log, "%s: client disconnected (%s)", c->name, why);
+	xvb_info(c->m.log, "%s: client disconnected (%s)", c->m.name, why);
 	con_unwatch_input(c);
 	close(c->client);
 	c->client = c->in_fd = c->out_fd = -1;
-	xvb_evloop_mod(c->loop, c->listen_fd, EPOLLIN);
+	xvb_evloop_mod(c->m.loop, c->listen_fd, EPOLLIN);
 }
 
 /* Give pending input to the driver as far as it has posted buffers. */
@@ -196,7 +194,7 @@ static void con_input_cb(void *arg, int fd, uint32_t events)
 			con_drop_client(c, why);
 			return;
 		}
-		xvb_info(c->log, "%s: input: %s, no longer read", c->name, why);
+		xvb_info(c->m.log, "%s: input: %s, no longer read", c->m.name, why);
 		c->in_eof = true;
 		con_unwatch_input(c);
 		return;
@@ -222,7 +220,7 @@ static void con_output(struct console *c, const char *buf, size_t len)
 		} else if (c->mode == CON_SOCKET) {
 			con_drop_client(c, n ? strerror(errno) : "write returned 0");
 		} else {
-			xvb_warn(c->log, "%s: output: %s, output dropped from now on", c->name,
+			xvb_warn(c->m.log, "%s: output: %s, output dropped from now on", c->m.name,
 				 n ? strerror(errno) : "write returned 0");
 			c->out_fd = -1;
 		}
@@ -254,7 +252,7 @@ static void con_accept_cb(void *arg, int fd, uint32_t events)
 	int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 	if (cfd < 0) {
-		xvb_dbg(c->log, "%s: accept: %s", c->name, strerror(errno));
+		xvb_dbg(c->m.log, "%s: accept: %s", c->m.name, strerror(errno));
 		return;
 	}
 	if (c->client >= 0) {	/* cannot happen: we are paused then */
@@ -262,8 +260,8 @@ static void con_accept_cb(void *arg, int fd, uint32_t events)
 		return;
 	}
 	c->client = c->in_fd = c->out_fd = cfd;
-	xvb_evloop_mod(c->loop, c->listen_fd, 0);	/* one client at a time */
-	xvb_info(c->log, "%s: client connected", c->name);
+	xvb_evloop_mod(c->m.loop, c->listen_fd, 0);	/* one client at a time */
+	xvb_info(c->m.log, "%s: client connected", c->m.name);
 	con_watch_input(c);
 }
 
@@ -285,7 +283,7 @@ static int con_open_pty(struct console *c)
 	    fcntl(c->slave, F_SETFD, FD_CLOEXEC) < 0)
 		goto fail_errno;
 	c->in_fd = c->out_fd = c->master;
-	xvb_info(c->log, "%s: console on %s", c->name, pts);
+	xvb_info(c->m.log, "%s: console on %s", c->m.name, pts);
 	if (!c->link_path)
 		return 0;
 	/* Replace a stale link from an earlier run, but nothing else. */
@@ -293,7 +291,7 @@ static int con_open_pty(struct console *c)
 		unlink(c->link_path);
 	if (symlink(pts, c->link_path) < 0) {
 		err = -errno;
-		xvb_err(c->log, "%s: link: cannot create %s: %s", c->name, c->link_path, strerror(-err));
+		xvb_err(c->m.log, "%s: link: cannot create %s: %s", c->m.name, c->link_path, strerror(-err));
 		free(c->link_path);
 		c->link_path = NULL;	/* not ours to remove */
 		return err;
@@ -301,7 +299,7 @@ static int con_open_pty(struct console *c)
 	return 0;
 fail_errno:
 	err = -errno;
-	xvb_err(c->log, "%s: pty: %s", c->name, strerror(-err));
+	xvb_err(c->m.log, "%s: pty: %s", c->m.name, strerror(-err));
 	return err;
 }
 
@@ -312,7 +310,7 @@ static int con_open_socket(struct console *c)
 	int err;
 
 	if (strlen(c->sock_path) >= sizeof(sa.sun_path)) {
-		xvb_err(c->log, "%s: socket: path too long: %s", c->name, c->sock_path);
+		xvb_err(c->m.log, "%s: socket: path too long: %s", c->m.name, c->sock_path);
 		return -EINVAL;
 	}
 	strcpy(sa.sun_path, c->sock_path);
@@ -326,12 +324,12 @@ static int con_open_socket(struct console *c)
 		goto fail_errno;
 	if (listen(c->listen_fd, 1) < 0)
 		goto fail_unlink;
-	err = xvb_evloop_add(c->loop, c->listen_fd, EPOLLIN, con_accept_cb, c);
+	err = xvb_evloop_add(c->m.loop, c->listen_fd, EPOLLIN, con_accept_cb, c);
 	if (err) {
 		errno = -err;
 		goto fail_unlink;
 	}
-	xvb_info(c->log, "%s: console on socket %s", c->name, c->sock_path);
+	xvb_info(c->m.log, "%s: console on socket %s", c->m.name, c->sock_path);
 	return 0;
 fail_unlink:
 	err = errno;
@@ -339,7 +337,7 @@ fail_unlink:
 	errno = err;
 fail_errno:
 	err = -errno;
-	xvb_err(c->log, "%s: socket: %s: %s", c->name, c->sock_path, strerror(-err));
+	xvb_err(c->m.log, "%s: socket: %s: %s", c->m.name, c->sock_path, strerror(-err));
 	close(c->listen_fd);
 	c->listen_fd = -1;
 	free(c->sock_path);
@@ -355,7 +353,7 @@ static void con_destroy(void *priv)
 		return;
 	con_unwatch_input(c);
 	if (c->listen_fd >= 0) {
-		xvb_evloop_del_close(c->loop, &c->listen_fd);
+		xvb_evloop_del_close(c->m.loop, &c->listen_fd);
 		unlink(c->sock_path);
 	}
 	if (c->client >= 0)
@@ -367,7 +365,7 @@ static void con_destroy(void *priv)
 	if (c->link_path && c->mode == CON_PTY && c->master >= 0)
 		unlink(c->link_path);
 	if (c->tx_dropped)
-		xvb_dbg(c->log, "%s: %llu output bytes dropped", c->name,
+		xvb_dbg(c->m.log, "%s: %llu output bytes dropped", c->m.name,
 			(unsigned long long)c->tx_dropped);
 	free(c->sock_path);
 	free(c->link_path);
@@ -381,26 +379,23 @@ static int con_create(const char *params, const struct xvb_model_env *env, void 
 
 	if (!c)
 		return -ENOMEM;
-	c->log = env->log;
-	c->loop = env->loop;
-	snprintf(c->name, sizeof(c->name), "%s", env->name ? env->name : "console");
 	c->master = c->slave = c->listen_fd = c->client = c->in_fd = c->out_fd = -1;
-	err = xvb_model_params(c->log, c->name, params, con_param, c);
+	err = xvb_model_start(&c->m, env, "console", params, con_param, c);
 	if (err)
 		goto fail;
 	err = -EINVAL;
 	if (c->mode == CON_NONE) {
-		xvb_err(c->log, "%s: one of the parameters stdio, pty, socket is needed", c->name);
+		xvb_err(c->m.log, "%s: one of the parameters stdio, pty, socket is needed", c->m.name);
 		goto fail;
 	}
 	if (c->link_path && c->mode != CON_PTY) {
-		xvb_err(c->log, "%s: parameter 'link' needs 'pty'", c->name);
+		xvb_err(c->m.log, "%s: parameter 'link' needs 'pty'", c->m.name);
 		free(c->link_path);
 		c->link_path = NULL;
 		goto fail;
 	}
-	if (!c->loop) {
-		xvb_err(c->log, "%s: no event loop", c->name);
+	if (!c->m.loop) {
+		xvb_err(c->m.log, "%s: no event loop", c->m.name);
 		goto fail;
 	}
 	if (c->mode == CON_STDIO) {

@@ -76,9 +76,7 @@ struct net_stats {
 };
 
 struct net {
-	const struct xvb_log *log;
-	struct xvb_evloop *loop;
-	char name[64];
+	struct xvb_model_base m;	/* log, loop, name */
 	char ifname[IFNAMSIZ];
 	uint8_t mac[6];
 	bool have_mac, offload, mrg;
@@ -207,12 +205,12 @@ static int net_param(void *arg, const char *key, const char *val)
 	} else if (!strcmp(key, "mrg-rxbuf")) {
 		err = xvmsg_param_bool(val, &n->mrg);
 	} else {
-		return xvb_param_unknown(n->log, n->name, key, NULL);
+		return xvb_param_unknown(n->m.log, n->m.name, key, NULL);
 	}
 	if (!err)
 		return 0;
 bad:
-	return xvb_param_bad(n->log, n->name, key,
+	return xvb_param_bad(n->m.log, n->m.name, key,
 			     !strcmp(key, "tap") ? " (an interface name of 1..15 bytes)" :
 			     !strcmp(key, "mac") ? " (XX:XX:XX:XX:XX:XX, not multicast)" : NULL);
 }
@@ -252,7 +250,7 @@ static int net_open_tap(struct net *n)
 	n->tap = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (n->tap < 0) {
 		err = -errno;
-		xvb_err(n->log, "%s: tap: cannot open /dev/net/tun: %s", n->name, strerror(-err));
+		xvb_err(n->m.log, "%s: tap: cannot open /dev/net/tun: %s", n->m.name, strerror(-err));
 		return err;
 	}
 	memset(&ifr, 0, sizeof(ifr));
@@ -260,33 +258,33 @@ static int net_open_tap(struct net *n)
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	if (ioctl(n->tap, TUNSETIFF, &ifr) < 0) {
 		err = -errno;
-		xvb_err(n->log, "%s: tap: cannot %s %s: %s", n->name,
+		xvb_err(n->m.log, "%s: tap: cannot %s %s: %s", n->m.name,
 			existed ? "attach to" : "create", n->ifname, strerror(-err));
 		return err;
 	}
 	n->created = !existed;
 	if (ioctl(n->tap, TUNSETVNETHDRSZ, &hdr) < 0) {
 		err = -errno;
-		xvb_err(n->log, "%s: tap: TUNSETVNETHDRSZ: %s", n->name, strerror(-err));
+		xvb_err(n->m.log, "%s: tap: TUNSETVNETHDRSZ: %s", n->m.name, strerror(-err));
 		return err;
 	}
 	/* VERSION_1 headers are little-endian: native here, else ask the tap. */
 	if (ioctl(n->tap, TUNSETVNETLE, &le) < 0 && BYTE_ORDER != LITTLE_ENDIAN) {
 		err = -errno;
-		xvb_err(n->log, "%s: tap: TUNSETVNETLE: %s", n->name, strerror(-err));
+		xvb_err(n->m.log, "%s: tap: TUNSETVNETLE: %s", n->m.name, strerror(-err));
 		return err;
 	}
 	if (n->offload) {
 		n->offload_ok = ioctl(n->tap, TUNSETOFFLOAD, (unsigned long)NET_TUN_OFFLOADS) == 0;
 		if (!n->offload_ok)
-			xvb_info(n->log, "%s: tap refuses offloads (%s): offered none", n->name,
+			xvb_info(n->m.log, "%s: tap refuses offloads (%s): offered none", n->m.name,
 				 strerror(errno));
 		ioctl(n->tap, TUNSETOFFLOAD, 0UL);
 	}
 	n->ifindex = (int)if_nametoindex(n->ifname);
 	err = net_ifflags(n->ifname, n->created, &flags);
 	if (err || !n->ifindex) {
-		xvb_err(n->log, "%s: tap %s: %s", n->name, n->ifname,
+		xvb_err(n->m.log, "%s: tap %s: %s", n->m.name, n->ifname,
 			err ? strerror(-err) : "no interface index");
 		return err ? err : -ENODEV;
 	}
@@ -306,13 +304,13 @@ static void net_watch_tap(struct net *n)
 	if (!n->tap_watched) {
 		if (!want)
 			return;
-		err = xvb_evloop_add(n->loop, n->tap, EPOLLIN, net_tap_cb, n);
+		err = xvb_evloop_add(n->m.loop, n->tap, EPOLLIN, net_tap_cb, n);
 		if (err) {
-			xvb_warn(n->log, "%s: tap cannot be polled: %s", n->name, strerror(-err));
+			xvb_warn(n->m.log, "%s: tap cannot be polled: %s", n->m.name, strerror(-err));
 			return;
 		}
 		n->tap_watched = n->tap_on = true;
-	} else if (want != n->tap_on && !xvb_evloop_mod(n->loop, n->tap, want ? EPOLLIN : 0)) {
+	} else if (want != n->tap_on && !xvb_evloop_mod(n->m.loop, n->tap, want ? EPOLLIN : 0)) {
 		n->tap_on = want;
 	}
 }
@@ -323,7 +321,7 @@ static void net_set_link(struct net *n, bool up)
 		return;
 	n->link_up = up;
 	n->st.link_changes++;
-	xvb_info(n->log, "%s: link %s", n->name, up ? "up" : "down");
+	xvb_info(n->m.log, "%s: link %s", n->m.name, up ? "up" : "down");
 	if (n->vdev)
 		xvb_config_changed(n->vdev);
 }
@@ -364,12 +362,12 @@ static int net_open_netlink(struct net *n)
 	n->nl = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
 	if (n->nl < 0 || bind(n->nl, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		err = -errno;
-		xvb_err(n->log, "%s: rtnetlink: %s", n->name, strerror(-err));
+		xvb_err(n->m.log, "%s: rtnetlink: %s", n->m.name, strerror(-err));
 		return err;
 	}
-	err = xvb_evloop_add(n->loop, n->nl, EPOLLIN, net_nl_cb, n);
+	err = xvb_evloop_add(n->m.loop, n->nl, EPOLLIN, net_nl_cb, n);
 	if (err) {
-		xvb_err(n->log, "%s: rtnetlink cannot be polled: %s", n->name, strerror(-err));
+		xvb_err(n->m.log, "%s: rtnetlink cannot be polled: %s", n->m.name, strerror(-err));
 		close(n->nl);
 		n->nl = -1;
 	}
@@ -384,11 +382,11 @@ static void net_destroy(void *priv)
 
 	if (!n)
 		return;
-	if (n->loop)
-		xvb_evloop_cancel(n->loop, &n->rx_again);
+	if (n->m.loop)
+		xvb_evloop_cancel(n->m.loop, &n->rx_again);
 	if (n->tap_watched)
-		xvb_evloop_del(n->loop, n->tap);
-	xvb_evloop_del_close(n->loop, &n->nl);
+		xvb_evloop_del(n->m.loop, n->tap);
+	xvb_evloop_del_close(n->m.loop, &n->nl);
 	if (n->tap >= 0)
 		close(n->tap);
 	free(n->held);
@@ -403,23 +401,20 @@ static int net_create(const char *params, const struct xvb_model_env *env, void 
 
 	if (!n)
 		return -ENOMEM;
-	n->log = env->log;
-	n->loop = env->loop;
 	n->tap = n->nl = -1;
 	n->offload = n->mrg = true;
 	n->rx_again.cb = net_rx_again;
 	n->rx_again.arg = n;
-	snprintf(n->name, sizeof(n->name), "%s", env->name ? env->name : "net");
-	err = xvb_model_params(n->log, n->name, params, net_param, n);
+	err = xvb_model_start(&n->m, env, "net", params, net_param, n);
 	if (err)
 		goto fail;
 	err = -EINVAL;
 	if (!n->ifname[0]) {
-		xvb_err(n->log, "%s: missing parameter 'tap'", n->name);
+		xvb_err(n->m.log, "%s: missing parameter 'tap'", n->m.name);
 		goto fail;
 	}
-	if (!n->loop) {
-		xvb_err(n->log, "%s: no event loop", n->name);
+	if (!n->m.loop) {
+		xvb_err(n->m.log, "%s: no event loop", n->m.name);
 		goto fail;
 	}
 	err = -ENOMEM;
@@ -433,7 +428,7 @@ static int net_create(const char *params, const struct xvb_model_env *env, void 
 	err = net_open_netlink(n);
 	if (err)
 		goto fail;
-	xvb_info(n->log, "%s: tap %s (%s), link %s, offloads %s", n->name, n->ifname,
+	xvb_info(n->m.log, "%s: tap %s (%s), link %s, offloads %s", n->m.name, n->ifname,
 		 n->created ? "created" : "attached", n->link_up ? "up" : "down",
 		 n->offload_ok ? "offered" : "off");
 	*priv = n;
@@ -496,7 +491,7 @@ static int net_activate(void *priv, struct xvb_vdev *vdev, uint64_t features)
 	if (off && ioctl(n->tap, TUNSETOFFLOAD, off) < 0) {
 		int err = -errno;
 
-		xvb_err(n->log, "%s: tap: TUNSETOFFLOAD %#lx: %s", n->name, off, strerror(-err));
+		xvb_err(n->m.log, "%s: tap: TUNSETOFFLOAD %#lx: %s", n->m.name, off, strerror(-err));
 		return err;
 	}
 	n->features = features;
@@ -519,7 +514,7 @@ static void net_reset(void *priv)
 	n->waiting = false;
 	n->vdev = NULL;
 	n->features = 0;
-	xvb_evloop_cancel(n->loop, &n->rx_again);
+	xvb_evloop_cancel(n->m.loop, &n->rx_again);
 	if (n->offload_ok)
 		ioctl(n->tap, TUNSETOFFLOAD, 0UL);
 	net_watch_tap(n);
@@ -642,7 +637,7 @@ static void net_rx_run(struct net *n)
 			len = read(n->tap, n->pkt, NET_PKT_BUF);
 			if (len < 0) {
 				if (errno != EAGAIN && errno != EINTR)
-					xvb_warn(n->log, "%s: tap read: %s", n->name, strerror(errno));
+					xvb_warn(n->m.log, "%s: tap read: %s", n->m.name, strerror(errno));
 				break;
 			}
 			if (len < XVB_NET_HDR_LEN + NET_ETH_HLEN)
@@ -655,7 +650,7 @@ static void net_rx_run(struct net *n)
 		}
 		r = net_rx_deliver(n, &refused, &pushed);
 		if (r == -EAGAIN)	/* after the others' fds, without a kick */
-			xvb_evloop_defer(n->loop, &n->rx_again);
+			xvb_evloop_defer(n->m.loop, &n->rx_again);
 		if (r <= 0)
 			break;
 		n->pkt_len = 0;
@@ -709,7 +704,7 @@ static void net_tx_one(struct net *n, const struct xvb_req *req)
 	}
 	if (e != XVB_NET_TX_OK) {
 		if (++n->st.tx_err[e] <= 8)
-			xvb_warn(n->log, "%s: transmit refused (%s, %zu bytes)%s", n->name,
+			xvb_warn(n->m.log, "%s: transmit refused (%s, %zu bytes)%s", n->m.name,
 				 xvb_net_tx_err_name(e), frame_len,
 				 n->st.tx_err[e] == 8 ? "; more are counted, not logged" : "");
 		return;
@@ -722,7 +717,7 @@ static void net_tx_one(struct net *n, const struct xvb_req *req)
 	while (w < 0 && errno == EINTR);
 	if (w < 0) {
 		if (++n->st.tx_tap_err <= 8)
-			xvb_warn(n->log, "%s: tap write (%zu bytes): %s", n->name, frame_len,
+			xvb_warn(n->m.log, "%s: tap write (%zu bytes): %s", n->m.name, frame_len,
 				 strerror(errno));
 		return;
 	}

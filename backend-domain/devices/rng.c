@@ -30,9 +30,7 @@
 #define RNG_MAX_REQ	(64 * 1024)	/* bytes per request */
 
 struct rng {
-	const struct xvb_log *log;
-	struct xvb_evloop *loop;
-	char name[64];
+	struct xvb_model_base m;	/* log, loop, name */
 	struct xvb_vdev *vdev;
 	int wake_fd;			/* while waiting for the pool, else -1 */
 	bool ready;			/* the kernel's pool is initialised */
@@ -44,7 +42,7 @@ static int rng_param(void *arg, const char *key, const char *val)
 {
 	struct rng *r = arg;
 
-	return xvb_param_unknown(r->log, r->name, key, " (rng takes none)");
+	return xvb_param_unknown(r->m.log, r->m.name, key, " (rng takes none)");
 }
 
 static int rng_create(const char *params, const struct xvb_model_env *env, void **priv)
@@ -54,11 +52,8 @@ static int rng_create(const char *params, const struct xvb_model_env *env, void 
 
 	if (!r)
 		return -ENOMEM;
-	r->log = env->log;
-	r->loop = env->loop;
 	r->wake_fd = -1;
-	snprintf(r->name, sizeof(r->name), "%s", env->name ? env->name : "rng");
-	err = xvb_model_params(r->log, r->name, params, rng_param, r);
+	err = xvb_model_start(&r->m, env, "rng", params, rng_param, r);
 	if (err) {
 		free(r);
 		return -EINVAL;
@@ -69,7 +64,7 @@ static int rng_create(const char *params, const struct xvb_model_env *env, void 
 
 static void rng_stop_waiting(struct rng *r)
 {
-	xvb_evloop_del_close(r->loop, &r->wake_fd);
+	xvb_evloop_del_close(r->m.loop, &r->wake_fd);
 }
 
 /* A waiter still blocked in getrandom() keeps only its own descriptor of
@@ -121,7 +116,7 @@ static void rng_wake_cb(void *arg, int fd, uint32_t events)
 	if (read(fd, &n, sizeof(n)) < 0 && errno == EAGAIN)
 		return;
 	if (rng_pool_ready(r)) {
-		xvb_info(r->log, "%s: the kernel's random pool is ready: serving", r->name);
+		xvb_info(r->m.log, "%s: the kernel's random pool is ready: serving", r->m.name);
 		rng_serve(r);
 		return;
 	}
@@ -129,7 +124,7 @@ static void rng_wake_cb(void *arg, int fd, uint32_t events)
 	rng_stop_waiting(r);
 	err = rng_wait_for_pool(r);
 	if (err)
-		xvb_err(r->log, "%s: cannot wait for the kernel's random pool: %s", r->name,
+		xvb_err(r->m.log, "%s: cannot wait for the kernel's random pool: %s", r->m.name,
 			strerror(-err));
 }
 
@@ -142,7 +137,7 @@ static int rng_wait_for_pool(struct rng *r)
 
 	if (r->wake_fd >= 0)
 		return 0;
-	if (!r->loop)
+	if (!r->m.loop)
 		return -EINVAL;
 	efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (efd < 0)
@@ -153,7 +148,7 @@ static int rng_wait_for_pool(struct rng *r)
 		close(efd);
 		return err;
 	}
-	err = xvb_evloop_add(r->loop, efd, EPOLLIN, rng_wake_cb, r);
+	err = xvb_evloop_add(r->m.loop, efd, EPOLLIN, rng_wake_cb, r);
 	if (err)
 		goto fail;
 	/* Detached: nobody joins a thread that may wait for good.  It keeps
@@ -167,12 +162,12 @@ static int rng_wait_for_pool(struct rng *r)
 		pthread_attr_destroy(&attr);
 	}
 	if (err) {
-		xvb_evloop_del(r->loop, efd);
+		xvb_evloop_del(r->m.loop, efd);
 		goto fail;
 	}
 	r->wake_fd = efd;
-	xvb_info(r->log, "%s: the kernel's random pool is not initialised yet: "
-		 "requests wait for it", r->name);
+	xvb_info(r->m.log, "%s: the kernel's random pool is not initialised yet: "
+		 "requests wait for it", r->m.name);
 	return 0;
 fail:
 	close(tfd);
@@ -220,7 +215,7 @@ static size_t rng_fill(const struct rng *r, const struct iovec *iov, unsigned in
 			if (k < 0 && errno == EINTR)
 				continue;
 			if (k <= 0) {
-				xvb_warn(r->log, "%s: getrandom: %s", r->name, strerror(errno));
+				xvb_warn(r->m.log, "%s: getrandom: %s", r->m.name, strerror(errno));
 				return done + got;
 			}
 			got += (size_t)k;
@@ -242,8 +237,8 @@ static void rng_serve(struct rng *r)
 		 * ready.  Without a waiter they would stay for good: say so. */
 		ret = rng_wait_for_pool(r);
 		if (ret)
-			xvb_err(r->log, "%s: cannot wait for the kernel's random pool: %s",
-				r->name, strerror(-ret));
+			xvb_err(r->m.log, "%s: cannot wait for the kernel's random pool: %s",
+				r->m.name, strerror(-ret));
 		return;
 	}
 	while ((ret = xvb_pop(r->vdev, 0, &req)) != 0) {
