@@ -203,9 +203,14 @@ int xvb_model_start(struct xvb_model_base *m, const struct xvb_model_env *env, c
 		    void *arg);
 /* Log "NAME: bad value for parameter 'KEY'HINT" (hint NULL or " (...)");
  * returns -EINVAL. */
-int xvb_param_bad(const struct xvb_log *log, const char *name, const char *key, const char *hint);
+int xvb_param_bad(const struct xvb_model_base *m, const char *key, const char *hint);
 /* Log "NAME: unknown parameter 'KEY'HINT"; returns -EINVAL. */
-int xvb_param_unknown(const struct xvb_log *log, const char *name, const char *key,
-		      const char *hint);
+int xvb_param_unknown(const struct xvb_model_base *m, const char *key, const char *hint);
+
+/* A model's messages, "NAME: ..." (log.h's levels). */
+#define xvb_model_err(m, fmt, ...)  xvb_err((m)->log, "%s: " fmt, (m)->name, ##__VA_ARGS__)
+#define xvb_model_warn(m, fmt, ...) xvb_warn((m)->log, "%s: " fmt, (m)->name, ##__VA_ARGS__)
+#define xvb_model_info(m, fmt, ...) xvb_info((m)->log, "%s: " fmt, (m)->name, ##__VA_ARGS__)
+#define xvb_model_dbg(m, fmt, ...)  xvb_dbg((m)->log, "%s: " fmt, (m)->name, ##__VA_ARGS__)
 
 #endif /* XVB_DEVICE_H */

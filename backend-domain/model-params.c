@@ -48,15 +48,14 @@ int xvb_model_start(struct xvb_model_base *m, const struct xvb_model_env *env, c
 	return xvb_model_params(m->log, m->name, params, fn, arg);
 }
 
-int xvb_param_bad(const struct xvb_log *log, const char *name, const char *key, const char *hint)
+int xvb_param_bad(const struct xvb_model_base *m, const char *key, const char *hint)
 {
-	xvb_err(log, "%s: bad value for parameter '%s'%s", name, key, hint ? hint : "");
+	xvb_model_err(m, "bad value for parameter '%s'%s", key, hint ? hint : "");
 	return -EINVAL;
 }
 
-int xvb_param_unknown(const struct xvb_log *log, const char *name, const char *key,
-		      const char *hint)
+int xvb_param_unknown(const struct xvb_model_base *m, const char *key, const char *hint)
 {
-	xvb_err(log, "%s: unknown parameter '%s'%s", name, key, hint ? hint : "");
+	xvb_model_err(m, "unknown parameter '%s'%s", key, hint ? hint : "");
 	return -EINVAL;
 }

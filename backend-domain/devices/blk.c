@@ -117,12 +117,12 @@ static int blk_param(void *arg, const char *key, const char *val)
 			goto bad;
 		b->nq = n;
 	} else {
-		return xvb_param_unknown(b->m.log, b->m.name, key, NULL);
+		return xvb_param_unknown(&b->m, key, NULL);
 	}
 	if (!err)
 		return 0;
 bad:
-	return xvb_param_bad(b->m.log, b->m.name, key,
+	return xvb_param_bad(&b->m, key,
 			     !strcmp(key, "serial") ? " (at most 20 bytes)" :
 			     !strcmp(key, "queues") ? " (1..16)" : NULL);
 }
@@ -159,18 +159,18 @@ static int blk_open(struct blk *b)
 	    (S_ISBLK(st.st_mode) && ioctl(b->fd, BLKGETSIZE64, &size) < 0)) {
 		int err = -errno;
 
-		xvb_err(b->m.log, "%s: path: cannot open %s: %s", b->m.name, b->path, strerror(-err));
+		xvb_model_err(&b->m, "path: cannot open %s: %s", b->path, strerror(-err));
 		return err;
 	}
 	if (S_ISREG(st.st_mode)) {
 		size = (uint64_t)st.st_size;
 	} else if (!S_ISBLK(st.st_mode)) {
-		xvb_err(b->m.log, "%s: path: %s is not a regular file or block device", b->m.name, b->path);
+		xvb_model_err(&b->m, "path: %s is not a regular file or block device", b->path);
 		return -EINVAL;
 	}
 	if (size == 0 || size % BLK_SECTOR_SIZE) {
-		xvb_err(b->m.log, "%s: path: size of %s (%llu bytes) is not a non-zero multiple of 512",
-			b->m.name, b->path, (unsigned long long)size);
+		xvb_model_err(&b->m, "path: size of %s (%llu bytes) is not a non-zero multiple of 512",
+			      b->path, (unsigned long long)size);
 		return -EINVAL;
 	}
 	b->capacity = size >> BLK_SECTOR_SHIFT;
@@ -215,7 +215,7 @@ static int blk_create(const char *params, const struct xvb_model_env *env, void 
 	if (err)
 		goto fail;
 	if (!b->path) {
-		xvb_err(b->m.log, "%s: missing parameter 'path'", b->m.name);
+		xvb_model_err(&b->m, "missing parameter 'path'");
 		err = -EINVAL;
 		goto fail;
 	}
@@ -226,9 +226,9 @@ static int blk_create(const char *params, const struct xvb_model_env *env, void 
 			     blk_batch, b, &b->aio);
 	if (err)
 		goto fail;
-	xvb_info(b->m.log, "%s: %s, %llu sectors%s%s, I/O by %s", b->m.name, b->path,
-		 (unsigned long long)b->capacity, b->ro ? ", read-only" : "",
-		 b->direct ? ", O_DIRECT" : "", xvb_aio_engine_name(xvb_aio_engine(b->aio)));
+	xvb_model_info(&b->m, "%s, %llu sectors%s%s, I/O by %s", b->path,
+		       (unsigned long long)b->capacity, b->ro ? ", read-only" : "",
+		       b->direct ? ", O_DIRECT" : "", xvb_aio_engine_name(xvb_aio_engine(b->aio)));
 	*priv = b;
 	return 0;
 fail:
@@ -411,12 +411,12 @@ static uint8_t blk_rw(struct blk *b, struct blk_io *io, uint64_t sector, bool wr
 	size_t len = write ? req->out_len - sizeof(struct virtio_blk_outhdr) : req->in_len - 1;
 
 	if (write && b->ro) {
-		xvb_dbg(b->m.log, "%s: write to read-only disk", b->m.name);
+		xvb_model_dbg(&b->m, "write to read-only disk");
 		return VIRTIO_BLK_S_IOERR;
 	}
 	if (len % BLK_SECTOR_SIZE || !range_ok(b, sector, len >> BLK_SECTOR_SHIFT)) {
-		xvb_dbg(b->m.log, "%s: bad %s: sector %llu, %zu bytes", b->m.name,
-			write ? "write" : "read", (unsigned long long)sector, len);
+		xvb_model_dbg(&b->m, "bad %s: sector %llu, %zu bytes",
+			      write ? "write" : "read", (unsigned long long)sector, len);
 		return VIRTIO_BLK_S_IOERR;
 	}
 	if (write)
@@ -504,10 +504,10 @@ static void blk_done(struct xvb_aio_op *op, int err)
 		what = op->opcode == XVB_AIO_READ ? "read" : op->opcode == XVB_AIO_WRITE ? "write" :
 		       op->opcode == XVB_AIO_FDATASYNC ? "flush" : io->wz ? "write-zeroes" : "discard";
 		if (op->opcode == XVB_AIO_FDATASYNC)
-			xvb_warn(b->m.log, "%s: flush: %s", b->m.name, strerror(-err));
+			xvb_model_warn(&b->m, "flush: %s", strerror(-err));
 		else
-			xvb_warn(b->m.log, "%s: %s at sector %llu: %s", b->m.name, what,
-				 (unsigned long long)io->sector, strerror(-err));
+			xvb_model_warn(&b->m, "%s at sector %llu: %s", what,
+				       (unsigned long long)io->sector, strerror(-err));
 	}
 	blk_complete(io, err ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
 }
@@ -521,8 +521,8 @@ static void blk_handle(struct blk *b, struct blk_io *io)
 
 	if (req->in_len == 0 ||
 	    xvb_iov_to_buf(req->out, req->nout, 0, &hdr, sizeof(hdr)) != sizeof(hdr)) {
-		xvb_dbg(b->m.log, "%s: malformed request (%zu out, %zu in bytes)", b->m.name,
-			req->out_len, req->in_len);
+		xvb_model_dbg(&b->m, "malformed request (%zu out, %zu in bytes)",
+			      req->out_len, req->in_len);
 		xvb_push(b->vdev, req, 0);
 		io->next_free = b->free_ios;
 		b->free_ios = io;
@@ -559,7 +559,7 @@ static void blk_handle(struct blk *b, struct blk_io *io)
 		status = blk_discard_wz(b, io, true);
 		break;
 	default:
-		xvb_dbg(b->m.log, "%s: unsupported request type %u", b->m.name, le32toh(hdr.type));
+		xvb_model_dbg(&b->m, "unsupported request type %u", le32toh(hdr.type));
 		status = VIRTIO_BLK_S_UNSUPP;
 		break;
 	}
@@ -625,7 +625,7 @@ static void blk_quiesce(void *priv)
 
 	xvb_aio_drain(b->aio);
 	if (!b->ro && fdatasync(b->fd) < 0)
-		xvb_warn(b->m.log, "%s: flush: %s", b->m.name, strerror(errno));
+		xvb_model_warn(&b->m, "flush: %s", strerror(errno));
 }
 
 static void blk_stats(void *priv, char *buf, size_t len)

@@ -69,7 +69,7 @@ struct console {
 static int con_set_mode(struct console *c, enum con_mode m, const char *key)
 {
 	if (c->mode != CON_NONE) {
-		xvb_err(c->m.log, "%s: parameter '%s': only one of stdio, pty, socket", c->m.name, key);
+		xvb_model_err(&c->m, "parameter '%s': only one of stdio, pty, socket", key);
 		return -EINVAL;
 	}
 	c->mode = m;
@@ -101,9 +101,9 @@ static int con_param(void *arg, const char *key, const char *val)
 		err = con_strdup(&c->link_path, val);
 	} else if (!strcmp(key, "stdio") || !strcmp(key, "pty") || !strcmp(key, "socket") ||
 		   !strcmp(key, "link")) {
-		err = xvb_param_bad(c->m.log, c->m.name, key, NULL);
+		err = xvb_param_bad(&c->m, key, NULL);
 	} else {
-		err = xvb_param_unknown(c->m.log, c->m.name, key, NULL);
+		err = xvb_param_unknown(&c->m, key, NULL);
 	}
 	return err;
 }
@@ -121,8 +121,8 @@ static void con_watch_input(struct console *c)
 			return;
 		err = xvb_evloop_add(c->m.loop, c->in_fd, EPOLLIN, con_input_cb, c);
 		if (err) {
-			xvb_warn(c->m.log, "%s: input cannot be polled (%s): ignored", c->m.name,
-				 strerror(-err));
+			xvb_model_warn(&c->m, "input cannot be polled (%s): ignored",
+				       strerror(-err));
 			c->in_eof = true;
 			return;
 		}
@@ -141,7 +141,7 @@ static void con_unwatch_input(struct console *c)
 
 static void con_drop_client(struct console *c, const char *why)
 {
-	xvb_info(c->m.log, "%s: client disconnected (%s)", c->m.name, why);
+	xvb_model_info(&c->m, "client disconnected (%s)", why);
 	con_unwatch_input(c);
 	close(c->client);
 	c->client = c->in_fd = c->out_fd = -1;
@@ -194,7 +194,7 @@ static void con_input_cb(void *arg, int fd, uint32_t events)
 			con_drop_client(c, why);
 			return;
 		}
-		xvb_info(c->m.log, "%s: input: %s, no longer read", c->m.name, why);
+		xvb_model_info(&c->m, "input: %s, no longer read", why);
 		c->in_eof = true;
 		con_unwatch_input(c);
 		return;
@@ -220,8 +220,8 @@ static void con_output(struct console *c, const char *buf, size_t len)
 		} else if (c->mode == CON_SOCKET) {
 			con_drop_client(c, n ? strerror(errno) : "write returned 0");
 		} else {
-			xvb_warn(c->m.log, "%s: output: %s, output dropped from now on", c->m.name,
-				 n ? strerror(errno) : "write returned 0");
+			xvb_model_warn(&c->m, "output: %s, output dropped from now on",
+				       n ? strerror(errno) : "write returned 0");
 			c->out_fd = -1;
 		}
 	}
@@ -252,7 +252,7 @@ static void con_accept_cb(void *arg, int fd, uint32_t events)
 	int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 	if (cfd < 0) {
-		xvb_dbg(c->m.log, "%s: accept: %s", c->m.name, strerror(errno));
+		xvb_model_dbg(&c->m, "accept: %s", strerror(errno));
 		return;
 	}
 	if (c->client >= 0) {	/* cannot happen: we are paused then */
@@ -261,7 +261,7 @@ static void con_accept_cb(void *arg, int fd, uint32_t events)
 	}
 	c->client = c->in_fd = c->out_fd = cfd;
 	xvb_evloop_mod(c->m.loop, c->listen_fd, 0);	/* one client at a time */
-	xvb_info(c->m.log, "%s: client connected", c->m.name);
+	xvb_model_info(&c->m, "client connected");
 	con_watch_input(c);
 }
 
@@ -283,7 +283,7 @@ static int con_open_pty(struct console *c)
 	    fcntl(c->slave, F_SETFD, FD_CLOEXEC) < 0)
 		goto fail_errno;
 	c->in_fd = c->out_fd = c->master;
-	xvb_info(c->m.log, "%s: console on %s", c->m.name, pts);
+	xvb_model_info(&c->m, "console on %s", pts);
 	if (!c->link_path)
 		return 0;
 	/* Replace a stale link from an earlier run, but nothing else. */
@@ -291,7 +291,7 @@ static int con_open_pty(struct console *c)
 		unlink(c->link_path);
 	if (symlink(pts, c->link_path) < 0) {
 		err = -errno;
-		xvb_err(c->m.log, "%s: link: cannot create %s: %s", c->m.name, c->link_path, strerror(-err));
+		xvb_model_err(&c->m, "link: cannot create %s: %s", c->link_path, strerror(-err));
 		free(c->link_path);
 		c->link_path = NULL;	/* not ours to remove */
 		return err;
@@ -299,7 +299,7 @@ static int con_open_pty(struct console *c)
 	return 0;
 fail_errno:
 	err = -errno;
-	xvb_err(c->m.log, "%s: pty: %s", c->m.name, strerror(-err));
+	xvb_model_err(&c->m, "pty: %s", strerror(-err));
 	return err;
 }
 
@@ -310,7 +310,7 @@ static int con_open_socket(struct console *c)
 	int err;
 
 	if (strlen(c->sock_path) >= sizeof(sa.sun_path)) {
-		xvb_err(c->m.log, "%s: socket: path too long: %s", c->m.name, c->sock_path);
+		xvb_model_err(&c->m, "socket: path too long: %s", c->sock_path);
 		return -EINVAL;
 	}
 	strcpy(sa.sun_path, c->sock_path);
@@ -329,7 +329,7 @@ static int con_open_socket(struct console *c)
 		errno = -err;
 		goto fail_unlink;
 	}
-	xvb_info(c->m.log, "%s: console on socket %s", c->m.name, c->sock_path);
+	xvb_model_info(&c->m, "console on socket %s", c->sock_path);
 	return 0;
 fail_unlink:
 	err = errno;
@@ -337,7 +337,7 @@ fail_unlink:
 	errno = err;
 fail_errno:
 	err = -errno;
-	xvb_err(c->m.log, "%s: socket: %s: %s", c->m.name, c->sock_path, strerror(-err));
+	xvb_model_err(&c->m, "socket: %s: %s", c->sock_path, strerror(-err));
 	close(c->listen_fd);
 	c->listen_fd = -1;
 	free(c->sock_path);
@@ -365,8 +365,8 @@ static void con_destroy(void *priv)
 	if (c->link_path && c->mode == CON_PTY && c->master >= 0)
 		unlink(c->link_path);
 	if (c->tx_dropped)
-		xvb_dbg(c->m.log, "%s: %llu output bytes dropped", c->m.name,
-			(unsigned long long)c->tx_dropped);
+		xvb_model_dbg(&c->m, "%llu output bytes dropped",
+			      (unsigned long long)c->tx_dropped);
 	free(c->sock_path);
 	free(c->link_path);
 	free(c);
@@ -385,17 +385,17 @@ static int con_create(const char *params, const struct xvb_model_env *env, void 
 		goto fail;
 	err = -EINVAL;
 	if (c->mode == CON_NONE) {
-		xvb_err(c->m.log, "%s: one of the parameters stdio, pty, socket is needed", c->m.name);
+		xvb_model_err(&c->m, "one of the parameters stdio, pty, socket is needed");
 		goto fail;
 	}
 	if (c->link_path && c->mode != CON_PTY) {
-		xvb_err(c->m.log, "%s: parameter 'link' needs 'pty'", c->m.name);
+		xvb_model_err(&c->m, "parameter 'link' needs 'pty'");
 		free(c->link_path);
 		c->link_path = NULL;
 		goto fail;
 	}
 	if (!c->m.loop) {
-		xvb_err(c->m.log, "%s: no event loop", c->m.name);
+		xvb_model_err(&c->m, "no event loop");
 		goto fail;
 	}
 	if (c->mode == CON_STDIO) {

@@ -205,12 +205,12 @@ static int net_param(void *arg, const char *key, const char *val)
 	} else if (!strcmp(key, "mrg-rxbuf")) {
 		err = xvmsg_param_bool(val, &n->mrg);
 	} else {
-		return xvb_param_unknown(n->m.log, n->m.name, key, NULL);
+		return xvb_param_unknown(&n->m, key, NULL);
 	}
 	if (!err)
 		return 0;
 bad:
-	return xvb_param_bad(n->m.log, n->m.name, key,
+	return xvb_param_bad(&n->m, key,
 			     !strcmp(key, "tap") ? " (an interface name of 1..15 bytes)" :
 			     !strcmp(key, "mac") ? " (XX:XX:XX:XX:XX:XX, not multicast)" : NULL);
 }
@@ -250,7 +250,7 @@ static int net_open_tap(struct net *n)
 	n->tap = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (n->tap < 0) {
 		err = -errno;
-		xvb_err(n->m.log, "%s: tap: cannot open /dev/net/tun: %s", n->m.name, strerror(-err));
+		xvb_model_err(&n->m, "tap: cannot open /dev/net/tun: %s", strerror(-err));
 		return err;
 	}
 	memset(&ifr, 0, sizeof(ifr));
@@ -258,34 +258,34 @@ static int net_open_tap(struct net *n)
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	if (ioctl(n->tap, TUNSETIFF, &ifr) < 0) {
 		err = -errno;
-		xvb_err(n->m.log, "%s: tap: cannot %s %s: %s", n->m.name,
-			existed ? "attach to" : "create", n->ifname, strerror(-err));
+		xvb_model_err(&n->m, "tap: cannot %s %s: %s",
+			      existed ? "attach to" : "create", n->ifname, strerror(-err));
 		return err;
 	}
 	n->created = !existed;
 	if (ioctl(n->tap, TUNSETVNETHDRSZ, &hdr) < 0) {
 		err = -errno;
-		xvb_err(n->m.log, "%s: tap: TUNSETVNETHDRSZ: %s", n->m.name, strerror(-err));
+		xvb_model_err(&n->m, "tap: TUNSETVNETHDRSZ: %s", strerror(-err));
 		return err;
 	}
 	/* VERSION_1 headers are little-endian: native here, else ask the tap. */
 	if (ioctl(n->tap, TUNSETVNETLE, &le) < 0 && BYTE_ORDER != LITTLE_ENDIAN) {
 		err = -errno;
-		xvb_err(n->m.log, "%s: tap: TUNSETVNETLE: %s", n->m.name, strerror(-err));
+		xvb_model_err(&n->m, "tap: TUNSETVNETLE: %s", strerror(-err));
 		return err;
 	}
 	if (n->offload) {
 		n->offload_ok = ioctl(n->tap, TUNSETOFFLOAD, (unsigned long)NET_TUN_OFFLOADS) == 0;
 		if (!n->offload_ok)
-			xvb_info(n->m.log, "%s: tap refuses offloads (%s): offered none", n->m.name,
-				 strerror(errno));
+			xvb_model_info(&n->m, "tap refuses offloads (%s): offered none",
+				       strerror(errno));
 		ioctl(n->tap, TUNSETOFFLOAD, 0UL);
 	}
 	n->ifindex = (int)if_nametoindex(n->ifname);
 	err = net_ifflags(n->ifname, n->created, &flags);
 	if (err || !n->ifindex) {
-		xvb_err(n->m.log, "%s: tap %s: %s", n->m.name, n->ifname,
-			err ? strerror(-err) : "no interface index");
+		xvb_model_err(&n->m, "tap %s: %s", n->ifname,
+			      err ? strerror(-err) : "no interface index");
 		return err ? err : -ENODEV;
 	}
 	n->link_up = flags & IFF_UP;
@@ -306,7 +306,7 @@ static void net_watch_tap(struct net *n)
 			return;
 		err = xvb_evloop_add(n->m.loop, n->tap, EPOLLIN, net_tap_cb, n);
 		if (err) {
-			xvb_warn(n->m.log, "%s: tap cannot be polled: %s", n->m.name, strerror(-err));
+			xvb_model_warn(&n->m, "tap cannot be polled: %s", strerror(-err));
 			return;
 		}
 		n->tap_watched = n->tap_on = true;
@@ -321,7 +321,7 @@ static void net_set_link(struct net *n, bool up)
 		return;
 	n->link_up = up;
 	n->st.link_changes++;
-	xvb_info(n->m.log, "%s: link %s", n->m.name, up ? "up" : "down");
+	xvb_model_info(&n->m, "link %s", up ? "up" : "down");
 	if (n->vdev)
 		xvb_config_changed(n->vdev);
 }
@@ -362,12 +362,12 @@ static int net_open_netlink(struct net *n)
 	n->nl = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
 	if (n->nl < 0 || bind(n->nl, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		err = -errno;
-		xvb_err(n->m.log, "%s: rtnetlink: %s", n->m.name, strerror(-err));
+		xvb_model_err(&n->m, "rtnetlink: %s", strerror(-err));
 		return err;
 	}
 	err = xvb_evloop_add(n->m.loop, n->nl, EPOLLIN, net_nl_cb, n);
 	if (err) {
-		xvb_err(n->m.log, "%s: rtnetlink cannot be polled: %s", n->m.name, strerror(-err));
+		xvb_model_err(&n->m, "rtnetlink cannot be polled: %s", strerror(-err));
 		close(n->nl);
 		n->nl = -1;
 	}
@@ -410,11 +410,11 @@ static int net_create(const char *params, const struct xvb_model_env *env, void 
 		goto fail;
 	err = -EINVAL;
 	if (!n->ifname[0]) {
-		xvb_err(n->m.log, "%s: missing parameter 'tap'", n->m.name);
+		xvb_model_err(&n->m, "missing parameter 'tap'");
 		goto fail;
 	}
 	if (!n->m.loop) {
-		xvb_err(n->m.log, "%s: no event loop", n->m.name);
+		xvb_model_err(&n->m, "no event loop");
 		goto fail;
 	}
 	err = -ENOMEM;
@@ -428,9 +428,9 @@ static int net_create(const char *params, const struct xvb_model_env *env, void 
 	err = net_open_netlink(n);
 	if (err)
 		goto fail;
-	xvb_info(n->m.log, "%s: tap %s (%s), link %s, offloads %s", n->m.name, n->ifname,
-		 n->created ? "created" : "attached", n->link_up ? "up" : "down",
-		 n->offload_ok ? "offered" : "off");
+	xvb_model_info(&n->m, "tap %s (%s), link %s, offloads %s", n->ifname,
+		       n->created ? "created" : "attached", n->link_up ? "up" : "down",
+		       n->offload_ok ? "offered" : "off");
 	*priv = n;
 	return 0;
 fail:
@@ -491,7 +491,7 @@ static int net_activate(void *priv, struct xvb_vdev *vdev, uint64_t features)
 	if (off && ioctl(n->tap, TUNSETOFFLOAD, off) < 0) {
 		int err = -errno;
 
-		xvb_err(n->m.log, "%s: tap: TUNSETOFFLOAD %#lx: %s", n->m.name, off, strerror(-err));
+		xvb_model_err(&n->m, "tap: TUNSETOFFLOAD %#lx: %s", off, strerror(-err));
 		return err;
 	}
 	n->features = features;
@@ -637,7 +637,7 @@ static void net_rx_run(struct net *n)
 			len = read(n->tap, n->pkt, NET_PKT_BUF);
 			if (len < 0) {
 				if (errno != EAGAIN && errno != EINTR)
-					xvb_warn(n->m.log, "%s: tap read: %s", n->m.name, strerror(errno));
+					xvb_model_warn(&n->m, "tap read: %s", strerror(errno));
 				break;
 			}
 			if (len < XVB_NET_HDR_LEN + NET_ETH_HLEN)
@@ -704,9 +704,9 @@ static void net_tx_one(struct net *n, const struct xvb_req *req)
 	}
 	if (e != XVB_NET_TX_OK) {
 		if (++n->st.tx_err[e] <= 8)
-			xvb_warn(n->m.log, "%s: transmit refused (%s, %zu bytes)%s", n->m.name,
-				 xvb_net_tx_err_name(e), frame_len,
-				 n->st.tx_err[e] == 8 ? "; more are counted, not logged" : "");
+			xvb_model_warn(&n->m, "transmit refused (%s, %zu bytes)%s",
+				       xvb_net_tx_err_name(e), frame_len, n->st.tx_err[e] == 8 ?
+				       "; more are counted, not logged" : "");
 		return;
 	}
 	iov[0].iov_base = hdr;
@@ -717,8 +717,8 @@ static void net_tx_one(struct net *n, const struct xvb_req *req)
 	while (w < 0 && errno == EINTR);
 	if (w < 0) {
 		if (++n->st.tx_tap_err <= 8)
-			xvb_warn(n->m.log, "%s: tap write (%zu bytes): %s", n->m.name, frame_len,
-				 strerror(errno));
+			xvb_model_warn(&n->m, "tap write (%zu bytes): %s", frame_len,
+				       strerror(errno));
 		return;
 	}
 	n->st.tx_packets++;

@@ -42,7 +42,7 @@ static int rng_param(void *arg, const char *key, const char *val)
 {
 	struct rng *r = arg;
 
-	return xvb_param_unknown(r->m.log, r->m.name, key, " (rng takes none)");
+	return xvb_param_unknown(&r->m, key, " (rng takes none)");
 }
 
 static int rng_create(const char *params, const struct xvb_model_env *env, void **priv)
@@ -116,7 +116,7 @@ static void rng_wake_cb(void *arg, int fd, uint32_t events)
 	if (read(fd, &n, sizeof(n)) < 0 && errno == EAGAIN)
 		return;
 	if (rng_pool_ready(r)) {
-		xvb_info(r->m.log, "%s: the kernel's random pool is ready: serving", r->m.name);
+		xvb_model_info(&r->m, "the kernel's random pool is ready: serving");
 		rng_serve(r);
 		return;
 	}
@@ -124,8 +124,8 @@ static void rng_wake_cb(void *arg, int fd, uint32_t events)
 	rng_stop_waiting(r);
 	err = rng_wait_for_pool(r);
 	if (err)
-		xvb_err(r->m.log, "%s: cannot wait for the kernel's random pool: %s", r->m.name,
-			strerror(-err));
+		xvb_model_err(&r->m, "cannot wait for the kernel's random pool: %s",
+			      strerror(-err));
 }
 
 /* The pool is not ready: start a waiter (one at a time).  0 or -errno. */
@@ -166,8 +166,8 @@ static int rng_wait_for_pool(struct rng *r)
 		goto fail;
 	}
 	r->wake_fd = efd;
-	xvb_info(r->m.log, "%s: the kernel's random pool is not initialised yet: "
-		 "requests wait for it", r->m.name);
+	xvb_model_info(&r->m, "the kernel's random pool is not initialised yet: "
+		       "requests wait for it");
 	return 0;
 fail:
 	close(tfd);
@@ -215,7 +215,7 @@ static size_t rng_fill(const struct rng *r, const struct iovec *iov, unsigned in
 			if (k < 0 && errno == EINTR)
 				continue;
 			if (k <= 0) {
-				xvb_warn(r->m.log, "%s: getrandom: %s", r->m.name, strerror(errno));
+				xvb_model_warn(&r->m, "getrandom: %s", strerror(errno));
 				return done + got;
 			}
 			got += (size_t)k;
@@ -237,8 +237,8 @@ static void rng_serve(struct rng *r)
 		 * ready.  Without a waiter they would stay for good: say so. */
 		ret = rng_wait_for_pool(r);
 		if (ret)
-			xvb_err(r->m.log, "%s: cannot wait for the kernel's random pool: %s",
-				r->m.name, strerror(-ret));
+			xvb_model_err(&r->m, "cannot wait for the kernel's random pool: %s",
+				      strerror(-ret));
 		return;
 	}
 	while ((ret = xvb_pop(r->vdev, 0, &req)) != 0) {
