@@ -327,6 +327,7 @@ static int x_notify(struct xvb_bus *b, uint32_t local)
 	return xenevtchn_notify(XB(b)->xce, local) ? -errno : 0;
 }
 
+/* Also what xvb_xen_create() opened before it failed. */
 static void x_destroy(struct xvb_bus *b)
 {
 	struct xen_bus *xb = XB(b);
@@ -335,10 +336,14 @@ static void x_destroy(struct xvb_bus *b)
 		x_unmap(b, xb->maps->addr, xb->maps->n);
 	if (xb->fmem)
 		xenforeignmemory_close(xb->fmem);
-	xengnttab_close(xb->xgt);
-	xenevtchn_close(xb->xce);
-	xs_close(xb->xs);
-	close(xb->epfd);
+	if (xb->xgt)
+		xengnttab_close(xb->xgt);
+	if (xb->xce)
+		xenevtchn_close(xb->xce);
+	if (xb->xs)
+		xs_close(xb->xs);
+	if (xb->epfd >= 0)
+		close(xb->epfd);
 	free(xb);
 }
 
@@ -418,14 +423,6 @@ int xvb_xen_create(const struct xvb_xen_opts *opts, const struct xvb_bus_events 
 	*out = &xb->bus;
 	return 0;
 fail:
-	if (xb->epfd >= 0)
-		close(xb->epfd);
-	if (xb->xgt)
-		xengnttab_close(xb->xgt);
-	if (xb->xce)
-		xenevtchn_close(xb->xce);
-	if (xb->xs)
-		xs_close(xb->xs);
-	free(xb);
+	x_destroy(&xb->bus);
 	return rc;
 }

@@ -485,6 +485,7 @@ static int x_store_read(struct drv_bus *bus, unsigned int devid, const char *key
 	return 0;
 }
 
+/* Also what drv_xen_open() opened before it failed. */
 static void x_close(struct drv_bus *bus)
 {
 	struct xen_bus *b = to_xen(bus);
@@ -493,9 +494,12 @@ static void x_close(struct drv_bus *bus)
 	for (i = 0; i < MAX_REGIONS; i++)
 		if (b->region[i].va)
 			region_free(b, &b->region[i], b->region[i].pages);
-	close(b->gntalloc);
-	xenevtchn_close(b->xce);
-	xs_close(b->xs);
+	if (b->gntalloc >= 0)
+		close(b->gntalloc);
+	if (b->xce)
+		xenevtchn_close(b->xce);
+	if (b->xs)
+		xs_close(b->xs);
 	free(b);
 }
 
@@ -559,12 +563,6 @@ int drv_xen_open(int timeout_ms, const struct xvd_logger *log, struct drv_bus **
 	*out = &b->bus;
 	return 0;
 err:
-	if (b->gntalloc >= 0)
-		close(b->gntalloc);
-	if (b->xce)
-		xenevtchn_close(b->xce);
-	if (b->xs)
-		xs_close(b->xs);
-	free(b);
+	x_close(&b->bus);
 	return r ? r : -EIO;
 }
