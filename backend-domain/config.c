@@ -211,6 +211,38 @@ static int set_uint(unsigned int *out, const char *key, const char *v, unsigned 
 	return 0;
 }
 
+/* The numeric settings that are the same in the file (KEY = N) and on the
+ * command line (--KEY N): one definition of each name and range. */
+static const struct uint_setting {
+	const char *key;
+	size_t off;		/* in struct xvb_config */
+	unsigned long min, max;
+	const char *unit;
+} uint_settings[] = {
+	{ "max-guest-maps", offsetof(struct xvb_config, max_guest_maps), 16, 16000000, "mappings" },
+	{ "max-guest-keys", offsetof(struct xvb_config, max_guest_keys), 16, 1000000, "keys" },
+	{ "max-guest-store-bytes", offsetof(struct xvb_config, max_guest_store_bytes), 4096,
+	  1u << 30, "bytes" },
+};
+
+/* Setting key (without "--") to v if it is one of uint_settings: 0 or
+ * -EINVAL with a message naming shown (the key as the user spelt it);
+ * -ENOENT if key is not one of them. */
+static int set_uint_setting(struct xvb_config *cfg, const char *key, const char *shown,
+			    const char *v, char *err, size_t errlen)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(uint_settings) / sizeof(uint_settings[0]); i++) {
+		const struct uint_setting *u = &uint_settings[i];
+
+		if (!strcmp(key, u->key))
+			return set_uint((unsigned int *)((char *)cfg + u->off), shown, v, u->min,
+					u->max, u->unit, err, errlen);
+	}
+	return -ENOENT;
+}
+
 static char *trim(char *s)
 {
 	char *e;
@@ -227,6 +259,7 @@ static int load_line(struct xvb_config *cfg, char *line, const struct xvb_model_
 		     char *err, size_t errlen)
 {
 	char *eq, *key, *val;
+	int rc;
 
 	if (strncmp(line, "export", 6) == 0 && isspace((unsigned char)line[6])) {
 		char *name, *type, *params, *save = NULL;
@@ -260,18 +293,13 @@ static int load_line(struct xvb_config *cfg, char *line, const struct xvb_model_
 		return set_poll(cfg, val, err, errlen);
 	if (!strcmp(key, "max-guest-fds"))
 		return set_guest_fds(cfg, val, err, errlen);
-	if (!strcmp(key, "max-guest-maps"))
-		return set_uint(&cfg->max_guest_maps, key, val, 16, 16000000, "mappings", err,
-				errlen);
-	if (!strcmp(key, "max-guest-keys"))
-		return set_uint(&cfg->max_guest_keys, key, val, 16, 1000000, "keys", err, errlen);
-	if (!strcmp(key, "max-guest-store-bytes"))
-		return set_uint(&cfg->max_guest_store_bytes, key, val, 4096, 1u << 30, "bytes",
-				err, errlen);
 	if (!strcmp(key, "stats-on-exit"))
 		return set_bool(&cfg->stats_on_exit, val, err, errlen);
 	if (!strcmp(key, "aio"))
 		return set_aio(cfg, val, err, errlen);
+	rc = set_uint_setting(cfg, key, key, val, err, errlen);
+	if (rc != -ENOENT)
+		return rc;
 	if (!strcmp(key, "log-level")) {
 		if (xvb_log_level_parse(val, &cfg->log_level)) {
 			snprintf(err, errlen, "log-level must be err, warn, info or debug");
@@ -406,11 +434,11 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, rc;
+	int c, rc, idx;
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:b:s:e:l:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:b:s:e:l:hV", opts, &idx)) != -1) {
 		switch (c) {
 		case 'c':
 			rc = xvb_config_load(cfg, optarg, models, err, errlen);
@@ -446,20 +474,16 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 				return rc;
 			break;
 		case OPT_GUEST_MAPS:
-			if ((rc = set_uint(&cfg->max_guest_maps, "--max-guest-maps", optarg, 16,
-					   16000000, "mappings", err, errlen)))
-				return rc;
-			break;
 		case OPT_GUEST_KEYS:
-			if ((rc = set_uint(&cfg->max_guest_keys, "--max-guest-keys", optarg, 16,
-					   1000000, "keys", err, errlen)))
+		case OPT_GUEST_STORE: {
+			const char *name = opts[idx].name;
+			char shown[48];
+
+			snprintf(shown, sizeof(shown), "--%s", name);
+			if ((rc = set_uint_setting(cfg, name, shown, optarg, err, errlen)))
 				return rc;
 			break;
-		case OPT_GUEST_STORE:
-			if ((rc = set_uint(&cfg->max_guest_store_bytes, "--max-guest-store-bytes",
-					   optarg, 4096, 1u << 30, "bytes", err, errlen)))
-				return rc;
-			break;
+		}
 		case OPT_AIO:
 			if ((rc = set_aio(cfg, optarg, err, errlen)))
 				return rc;

@@ -2233,13 +2233,31 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	/* the whole-number options: their field and range */
+	static const struct { int opt; size_t off; unsigned int lo, hi; } nums[] = {
+		{ O_QD, offsetof(struct opts, qd), 1, MAX_QD },
+		{ O_ROUNDS, offsetof(struct opts, rounds), 1, 1000 },
+		{ O_POLL, offsetof(struct opts, poll_us), 0, 1000000 },
+		{ O_QUEUES, offsetof(struct opts, queues), 1, 16 },
+		{ O_DEVICES, offsetof(struct opts, devices), 1, MAX_DEVICES },
+	};
 	bool size_set = false, mode_set = false, wl_set = false;
-	int c, i;
+	int c, i, idx;
+	size_t n;
 
 	*o = (struct opts){ .modes = (1u << NMODES) - 1, .wls = (1u << NWL) - 1,
 			    .seconds = 3, .size = 256ULL << 20, .rounds = 3, .queues = 1 };
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", lopts, &idx)) != -1) {
+		for (n = 0; n < sizeof(nums) / sizeof(nums[0]) && nums[n].opt != c; n++)
+			;
+		if (n < sizeof(nums) / sizeof(nums[0])) {
+			if (parse_uint(optarg, nums[n].lo, nums[n].hi,
+				       (unsigned int *)((char *)o + nums[n].off)))
+				return bad_usage("--%s: '%s' is not in %u..%u", lopts[idx].name,
+						 optarg, nums[n].lo, nums[n].hi);
+			continue;
+		}
 		switch (c) {
 		case O_MODE:
 			/* one mode, or several separated by commas (pool,raw) */
@@ -2292,14 +2310,6 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			if (parse_double(optarg, &o->seconds))
 				return bad_usage("--seconds: '%s' is not a positive number", optarg);
 			break;
-		case O_QD:
-			if (parse_uint(optarg, 1, MAX_QD, &o->qd))
-				return bad_usage("--qd: '%s' is not in 1..256", optarg);
-			break;
-		case O_ROUNDS:
-			if (parse_uint(optarg, 1, 1000, &o->rounds))
-				return bad_usage("--rounds: '%s' is not in 1..1000", optarg);
-			break;
 		case O_SIZE:
 			if (parse_size(optarg, &o->size) || o->size < (1 << 20) ||
 			    o->size % 4096 || o->size > (1ULL << 40))
@@ -2316,20 +2326,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_BACKEND:
 			o->backend = optarg;
 			break;
-		case O_POLL:
-			if (parse_uint(optarg, 0, 1000000, &o->poll_us))
-				return bad_usage("--backend-poll-us: '%s' is not in 0..1000000", optarg);
-			break;
 		case O_DIRECTIO:
 			o->direct = true;
-			break;
-		case O_QUEUES:
-			if (parse_uint(optarg, 1, 16, &o->queues))
-				return bad_usage("--queues: '%s' is not in 1..16", optarg);
-			break;
-		case O_DEVICES:
-			if (parse_uint(optarg, 1, MAX_DEVICES, &o->devices))
-				return bad_usage("--devices: '%s' is not in 1..%d", optarg, MAX_DEVICES);
 			break;
 		case 'h':
 			usage(stdout);

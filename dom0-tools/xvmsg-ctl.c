@@ -869,7 +869,6 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	struct ctl c = { .timeout_s = 10 };
-	struct ctl_desc *desc = NULL;
 	struct ctl_guest *guest = NULL;
 	struct ctl_args a;
 	char err[512];
@@ -886,20 +885,13 @@ int main(int argc, char **argv)
 	}
 	c.json = a.json;
 	c.timeout_s = (int)a.timeout_s;
-	if (a.cmd == CTL_CMD_APPLY) {
-		desc = malloc(sizeof(*desc));
-		if (!desc)
-			return fail("out of memory");
-		if (read_desc(a.file, desc, NULL)) {
-			free(desc);
-			return 1;
-		}
-	}
-	if (a.cmd == CTL_CMD_CREATE || a.cmd == CTL_CMD_ATTACH_FROM) {
-		guest = malloc(sizeof(*guest));
+	if (a.cmd == CTL_CMD_APPLY || a.cmd == CTL_CMD_CREATE || a.cmd == CTL_CMD_ATTACH_FROM) {
+		/* apply reads a description file into guest->desc, the others an xl config */
+		guest = calloc(1, sizeof(*guest));
 		if (!guest)
 			return fail("out of memory");
-		if (read_desc(a.file, NULL, guest)) {
+		if (read_desc(a.file, a.cmd == CTL_CMD_APPLY ? &guest->desc : NULL,
+			      a.cmd == CTL_CMD_APPLY ? NULL : guest)) {
 			free(guest);
 			return 1;
 		}
@@ -919,7 +911,6 @@ int main(int argc, char **argv)
 	}
 	c.xs = xs_open(0);
 	if (!c.xs) {
-		free(desc);
 		free(guest);
 		return fail("cannot open xenstore: %s (run in dom0 with xenstored running)",
 			    strerror(errno));
@@ -929,7 +920,7 @@ int main(int argc, char **argv)
 		rc = do_attach(&c, a.domain, &a.dev, NULL, NULL);
 		break;
 	case CTL_CMD_APPLY:
-		rc = cmd_apply(&c, &a, desc);
+		rc = cmd_apply(&c, &a, &guest->desc);
 		break;
 	case CTL_CMD_ATTACH_FROM:
 		rc = cmd_attach_from(&c, &a, guest);
@@ -947,7 +938,6 @@ int main(int argc, char **argv)
 		rc = 2;
 	}
 	xs_close(c.xs);
-	free(desc);
 	free(guest);
 	return rc;
 }

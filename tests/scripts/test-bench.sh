@@ -164,5 +164,15 @@ for bad in "--devices 0" "--devices 65" "--devices x" "--devices 2 --workload no
 	fi
 done
 
+# a number out of range names the option in full and its range
+timeout 20 "$bench" --dev 99 >"$out/log" 2>&1
+if grep -q "^xvmsg-bench: --devices: '99' is not in 1..64$" "$out/log" &&
+   timeout 20 "$bench" --rounds 1001 2>&1 | grep -q "^xvmsg-bench: --rounds: '1001' is not in 1..1000$" &&
+   timeout 20 "$bench" --qd -1 2>&1 | grep -q "^xvmsg-bench: --qd: '-1' is not in 1..256$"; then
+	ok "refused numbers: the option's full name and its range"
+else
+	ko "refused numbers: the message lacks the option or its range: $(head -1 "$out/log")"
+fi
+
 echo "test-bench: $pass passed, $fail failed"
 [ "$fail" = 0 ]

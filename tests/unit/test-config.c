@@ -118,9 +118,21 @@ static void test_guest_quotas(void **state)
 	assert_int_equal(cfg.max_guest_maps, 300);
 	assert_true(parse(&cfg, err, sizeof(err), "-e", "r:rng", "--max-guest-keys", "0",
 			  NULL) < 0);
-	assert_non_null(strstr(err, "max-guest-keys"));
+	assert_non_null(strstr(err, "--max-guest-keys must be 16..1000000 keys"));
 	assert_true(parse(&cfg, err, sizeof(err), "-e", "r:rng", "--max-guest-store-bytes",
 			  "12k", NULL) < 0);
+	/* getopt's abbreviation is named in full; the file's key without "--" */
+	assert_int_equal(parse(&cfg, err, sizeof(err), "-e", "r:rng", "--max-guest-m", "200",
+			       NULL), 0);
+	assert_int_equal(cfg.max_guest_maps, 200);
+	assert_true(parse(&cfg, err, sizeof(err), "-e", "r:rng", "--max-guest-m", "15",
+			  NULL) < 0);
+	assert_non_null(strstr(err, "--max-guest-maps must be 16..16000000 mappings"));
+	unlink(path);
+	path = write_file("max-guest-store-bytes = 4095\n");
+	assert_true(parse(&cfg, err, sizeof(err), "--config", path, "-e", "r:rng", NULL) < 0);
+	assert_non_null(strstr(err, "max-guest-store-bytes must be 4096..1073741824 bytes"));
+	assert_null(strstr(err, "--max"));
 	assert_true(parse(&cfg, err, sizeof(err), "-e", "r:rng", "--max-guest-maps", "-5",
 			  NULL) < 0);
 	unlink(path);
