@@ -129,8 +129,14 @@ xv_wait_console() {
 				return 1
 			fi
 			# Every few seconds (xl is slow under TCG): still there?
-			# The domid is looked up anew each time.
+			# The domid is looked up anew each time.  A kernel that
+			# died before /init gets one more boot, and the wait
+			# starts again.
 			if [ "$(xv_uptime)" -ge "$check_at" ] && ! xv_domid "$name" >/dev/null; then
+				if xv_recreate_early_panic "$name"; then
+					end=$(($(xv_uptime) + limit))
+					continue
+				fi
 				XV_WHY="domain $name is gone (crashed?)"
 				return 1
 			fi
@@ -158,13 +164,21 @@ xv_disk_with_serial() {
 
 # xv_xl_create NAME [KEY=VALUE...]: xl create /etc/xen/NAME.cfg (the
 # pairs override the file's keys, as xl takes them), its output in
-# /run/xvmsg/xl-create-NAME.log; says how long it took.
+# /run/xvmsg/xl-create-NAME.log; says how long it took.  The pairs are kept
+# in /run/xvmsg/xl-args-NAME for xv_recreate_early_panic.
 xv_xl_create() {
-	local t0 rc
+	local t0 rc a
 	mkdir -p "$XV_RUN"
 	t0=$(xv_uptime)
 	local name=$1
 	shift
+	{
+		printf 'set --'
+		for a in "$@"; do
+			printf " '%s'" "$(printf '%s' "$a" | sed "s/'/'\\\\''/g")"
+		done
+		echo
+	} >"$XV_RUN/xl-args-$name"
 	xl create "/etc/xen/$name.cfg" "$@" >"$XV_RUN/xl-create-$name.log" 2>&1
 	rc=$?
 	if [ "$rc" -eq 0 ]; then
@@ -174,6 +188,39 @@ xv_xl_create() {
 		sed 's/^/  /' "$XV_RUN/xl-create-$name.log" >&2
 	fi
 	return "$rc"
+}
+
+# xv_early_panic NAME: the domain's kernel panicked before it ran /init,
+# so nothing of ours ran there.  Seen now and then under TCG with Debian
+# 13's 6.12, in early code patching (an int3, or a general protection fault
+# in text_poke_early): docs/xen.md, "Known problems".
+xv_early_panic() {
+	local log
+	log=$(xv_console_log "$1")
+	grep -q 'Kernel panic - not syncing' "$log" 2>/dev/null &&
+		! grep -q 'Run /init as init process' "$log"
+}
+
+# xv_recreate_early_panic NAME: if the domain NAME is gone after such a
+# panic, create it once more, with the pairs it was created with; its first
+# console log is kept as guest-NAME.panic.log (dom0 prints it at the end).
+# Returns 1 (nothing done) for any other death, for a second panic, or for
+# a domain xv_xl_create did not make (xvmsg-ctl create's).
+xv_recreate_early_panic() {
+	local name=$1 log where
+	[ -e "$XV_RUN/retried-$name" ] && return 1
+	[ -f "$XV_RUN/xl-args-$name" ] || return 1	# not made by xv_xl_create
+	xv_early_panic "$name" || return 1
+	: >"$XV_RUN/retried-$name"
+	log=$(xv_console_log "$name")
+	mv "$log" "${log%.log}.panic.log"
+	where=$(grep -m1 -o 'RIP: [^ ]*' "${log%.log}.panic.log" | tr -d '\r')
+	xv_stage "$name: its kernel panicked before /init${where:+ ($where)}; creating it once more"
+	(
+		# shellcheck disable=SC1090
+		. "$XV_RUN/xl-args-$name"
+		xv_xl_create "$name" "$@"
+	)
 }
 
 # xv_xl_create_both: xl create xvmsg-driver and xvmsg-guest in parallel; if
