@@ -179,7 +179,7 @@ parts.xvmsg-demo-driver := scripts/demo-driver.c $(DRV_LIB)
 # Tests: tests/unit/test-*.c (cmocka), tests/loop/test-*.c (integration over
 # the loopback bus), each with tests/common/ and both libraries; the shell
 # tests of the scripts (tests/scripts/) run with the unit tests.
-XEN_ONLY_TESTS := test-loop-ctl-cli test-ctl-create
+XEN_ONLY_TESTS := test-loop-ctl-cli test-ctl-create test-xs-readf
 test_name = $(patsubst %.c,%,$(patsubst %.sh,%,$(notdir $(1))))
 tests_of = $(patsubst %,$(BIN)/tests/%,$(filter-out $(call XEN_OR_NOT,,$(XEN_ONLY_TESTS)), \
            $(call test_name,$(wildcard $(1)))))

@@ -9,12 +9,14 @@
 #ifndef XVMSG_XS_READF_H
 #define XVMSG_XS_READF_H
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <xenstore.h>
 
-/* The value at the path fmt makes (a longer path is cut at 255 bytes),
- * malloc'd, or NULL with errno set by xs_read. */
+/* The value at the path fmt makes, malloc'd, or NULL with errno set by
+ * xs_read; a path longer than 255 bytes is not read (cut short it would
+ * name another key): NULL, errno ENAMETOOLONG. */
 static inline char *xvmsg_xs_readf(struct xs_handle *xs, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static inline char *xvmsg_xs_readf(struct xs_handle *xs, const char *fmt, ...)
@@ -22,10 +24,15 @@ static inline char *xvmsg_xs_readf(struct xs_handle *xs, const char *fmt, ...)
 	char path[256];
 	unsigned int len;
 	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
-	vsnprintf(path, sizeof(path), fmt, ap);
+	n = vsnprintf(path, sizeof(path), fmt, ap);
 	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
 	return xs_read(xs, XBT_NULL, path, &len);
 }
 
