@@ -182,6 +182,7 @@ struct bench {
 	struct bench_dev *mdevs;	/* --devices, noisy: one domain each */
 	struct result *mres[NWL];	/* --devices: per workload, per device */
 	struct result noisy[3];		/* B alone, B beside A, A */
+	struct result noisy_raw[3];	/* the same, raw on the file */
 	struct result res[NMODES][NWL];
 	struct net_result nres[NMODES][NNET][2];	/* [..][0] transmit, [1] receive */
 	int raw_tap;			/* net: raw's tap, -1 */
@@ -860,11 +861,11 @@ out:
  * requests in flight, what fio's io_uring engine measures (and its libaio
  * one, within noise).  With --direct the image is opened O_DIRECT here too.
  */
-static int raw_phase(struct bench *b, int wl, unsigned int qd, double secs, struct result *r)
+static int raw_io(struct bench *b, const struct workload *w, unsigned int qd, double secs,
+		  uint64_t *rng, uint64_t *seq, struct result *r)
 {
-	const struct workload *w = &workloads[wl];
 	uint64_t t_start = now_ns(), deadline = t_start + (uint64_t)(secs * 1e9);
-	unsigned int inflight = 0, i;
+	unsigned int inflight = 0, i, writes = 0;
 	struct io_uring ring;
 	struct slot *slots;
 	int rc;
@@ -888,18 +889,25 @@ static int raw_phase(struct bench *b, int wl, unsigned int qd, double secs, stru
 		struct io_uring_cqe *cqe;
 		uint64_t t = now_ns();
 
-		/* Refill: every free slot gets a request until the deadline. */
+		/* Refill: every free slot gets a request until the deadline;
+		 * with flush_every, an fdatasync after every N writes, in the
+		 * stream like the devices' FLUSH. */
 		for (; t < deadline && inflight < qd && !g_stop_signal; inflight++) {
 			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
 			struct slot *sl = &slots[i++ % qd];
-			uint64_t off = next_offset(&b->raw_rng, &b->raw_seq, w, b->img_size);
 
 			while (sl->t0)		/* the slot still in flight: next one */
 				sl = &slots[i++ % qd];
-			if (w->op == XVD_BLK_WRITE)
-				io_uring_prep_write(sqe, b->raw_fd, sl->buf, w->bs, off);
+			sl->flush = w->flush_every && writes == w->flush_every;
+			if (sl->flush)
+				io_uring_prep_fsync(sqe, b->raw_fd, IORING_FSYNC_DATASYNC);
+			else if (w->op == XVD_BLK_WRITE)
+				io_uring_prep_write(sqe, b->raw_fd, sl->buf, w->bs,
+						    next_offset(rng, seq, w, b->img_size));
 			else
-				io_uring_prep_read(sqe, b->raw_fd, sl->buf, w->bs, off);
+				io_uring_prep_read(sqe, b->raw_fd, sl->buf, w->bs,
+						   next_offset(rng, seq, w, b->img_size));
+			writes = sl->flush ? 0 : writes + 1;
 			io_uring_sqe_set_data(sqe, sl);
 			sl->t0 = now_ns();
 		}
@@ -916,8 +924,9 @@ static int raw_phase(struct bench *b, int wl, unsigned int qd, double secs, stru
 			int res = cqe->res;
 
 			io_uring_cqe_seen(&ring, cqe);
-			if (res != (int)w->bs) {
-				rc = fail("raw %s on %s: %s", w->op == XVD_BLK_WRITE ? "write" : "read",
+			if (res != (sl->flush ? 0 : (int)w->bs)) {
+				rc = fail("raw %s on %s: %s", sl->flush ? "fdatasync" :
+					  w->op == XVD_BLK_WRITE ? "write" : "read",
 					  b->img_path, res < 0 ? strerror(-res) : "short transfer");
 				goto out;
 			}
@@ -927,7 +936,8 @@ static int raw_phase(struct bench *b, int wl, unsigned int qd, double secs, stru
 					goto out;
 				}
 				r->reqs++;
-				r->bytes += w->bs;
+				r->bytes += sl->flush ? 0 : w->bs;
+				r->flushes += sl->flush;
 			}
 			sl->t0 = 0;
 			inflight--;
@@ -955,6 +965,12 @@ out:
 		free(slots[i].buf);
 	free(slots);
 	return g_stop_signal ? -1 : rc;
+}
+
+/* The raw loop for workload wl, on the bench's own offset stream. */
+static int raw_phase(struct bench *b, int wl, unsigned int qd, double secs, struct result *r)
+{
+	return raw_io(b, &workloads[wl], qd, secs, &b->raw_rng, &b->raw_seq, r);
 }
 
 /* CPU time of this process, all threads (ns). */
@@ -1348,6 +1364,45 @@ static int run_devices(struct bench *b)
 static const struct workload noisy_a = { "write4k+flush/8", XVD_BLK_WRITE, 4096, false, 32, 8 };
 static const struct workload noisy_b = { "read4k", XVD_BLK_READ, 4096, false, 1, 0 };
 
+/* One raw stream of the noisy neighbour, in a thread of its own. */
+struct raw_job {
+	struct bench *b;
+	const struct workload *w;
+	unsigned int qd;
+	double secs;
+	uint64_t rng, seq;
+	struct result *r;	/* NULL: warmup */
+	int rc;
+};
+
+static void *raw_job_main(void *arg)
+{
+	struct raw_job *j = arg;
+
+	j->rc = raw_io(j->b, j->w, j->qd, j->secs, &j->rng, &j->seq, j->r);
+	return NULL;
+}
+
+/* The same two jobs straight on the file (io_uring, opened as the backend
+ * opens it): what the disk itself does to B, the reference for B's ratio.
+ * B runs here; A, when beside, in a thread. */
+static int raw_noisy_phase(struct bench *b, bool beside, double secs, bool warm)
+{
+	struct raw_job a = { .b = b, .w = &noisy_a, .qd = 32, .secs = secs,
+			     .rng = 0x9e3779b97f4a7c15ULL, .r = warm ? NULL : &b->noisy_raw[2] };
+	struct raw_job bj = { .b = b, .w = &noisy_b, .qd = 1, .secs = secs,
+			      .rng = 0xbf58476d1ce4e5b9ULL,
+			      .r = warm ? NULL : &b->noisy_raw[beside ? 1 : 0] };
+	pthread_t th;
+
+	if (beside && pthread_create(&th, NULL, raw_job_main, &a))
+		return fail("cannot start a thread");
+	raw_job_main(&bj);
+	if (beside)
+		pthread_join(th, NULL);
+	return bj.rc || (beside && a.rc) ? -1 : 0;
+}
+
 static int run_noisy(struct bench *b)
 {
 	double per_phase = b->o.seconds / b->o.rounds;
@@ -1368,6 +1423,9 @@ static int run_noisy(struct bench *b)
 			jobs[1] = (struct job){ .b = b, .bd = &b->mdevs[0], .w = &noisy_a, .qd = 32,
 						.secs = secs, .r = warm ? NULL : &b->noisy[2] };
 			if (run_jobs(b, jobs, beside ? 2 : 1))
+				return -1;
+			progress(b, "noisy", round, beside ? "raw B beside raw A" : "raw B alone");
+			if (raw_noisy_phase(b, beside, secs, warm))
 				return -1;
 		}
 	}
@@ -1570,33 +1628,44 @@ static void print_devices(struct bench *b, FILE *csv)
 	free(p99);
 }
 
+/* One block of the noisy table (the three cases of res, named mode); returns
+ * B's p99 beside A / alone. */
+static double print_noisy_block(const char *mode, struct result *res, FILE *csv)
+{
+	static const char *const cases[3] = { "b_alone", "b_beside_a", "a_beside_b" };
+	static const char *const labels[3] = { "B alone", "B beside A", "A (beside B)" };
+	struct row rows[3];
+
+	for (int i = 0; i < 3; i++) {
+		row_compute(&res[i], &rows[i]);
+		printf("%-6s %-16s %10.0f %9.1f %9.1f", mode, labels[i], rows[i].iops, rows[i].p50,
+		       rows[i].p99);
+		if (i == 2)
+			printf("  (%.0f flushes/s)", res[2].ns ? (double)res[2].flushes * 1e9 /
+							     (double)res[2].ns : 0);
+		printf("\n");
+		if (csv)
+			fprintf(csv, "%s,%s,%.1f,%.2f,%.2f\n", mode, cases[i], rows[i].iops,
+				rows[i].p50, rows[i].p99);
+	}
+	return rows[0].p99 > 0 ? rows[1].p99 / rows[0].p99 : 0;
+}
+
 static void print_noisy(struct bench *b, FILE *csv)
 {
-	struct row alone, beside, a;
-	int mode = b->mdevs[0].mode;
+	const char *mode = mode_names[b->mdevs[0].mode];
+	double dev, raw;
 
-	row_compute(&b->noisy[0], &alone);
-	row_compute(&b->noisy[1], &beside);
-	row_compute(&b->noisy[2], &a);
 	printf("noisy neighbour, %s mode, two guests: A writes 4 KiB at QD 32 with a FLUSH after "
-	       "every 8 writes,\nB reads 4 KiB at QD 1\n", mode_names[mode]);
-	printf("%-16s %10s %9s %9s\n", "", "IOPS", "p50 µs", "p99 µs");
-	printf("%-16s %10.0f %9.1f %9.1f\n", "B alone", alone.iops, alone.p50, alone.p99);
-	printf("%-16s %10.0f %9.1f %9.1f\n", "B beside A", beside.iops, beside.p50, beside.p99);
-	printf("%-16s %10.0f %9.1f %9.1f  (%.0f flushes/s)\n", "A (beside B)", a.iops, a.p50,
-	       a.p99, b->noisy[2].ns ? (double)b->noisy[2].flushes * 1e9 /
-				      (double)b->noisy[2].ns : 0);
-	printf("\nB's p99 beside A / alone = %.2f, p50 %.2f\n",
-	       alone.p99 > 0 ? beside.p99 / alone.p99 : 0, alone.p50 > 0 ? beside.p50 / alone.p50 : 0);
-	if (csv) {
+	       "every 8 writes,\nB reads 4 KiB at QD 1; raw: the same two jobs with io_uring "
+	       "on the file itself\n", mode);
+	printf("%-6s %-16s %10s %9s %9s\n", "mode", "", "IOPS", "p50 µs", "p99 µs");
+	if (csv)
 		fprintf(csv, "mode,case,iops,p50_us,p99_us\n");
-		fprintf(csv, "%s,b_alone,%.1f,%.2f,%.2f\n", mode_names[mode], alone.iops, alone.p50,
-			alone.p99);
-		fprintf(csv, "%s,b_beside_a,%.1f,%.2f,%.2f\n", mode_names[mode], beside.iops,
-			beside.p50, beside.p99);
-		fprintf(csv, "%s,a_beside_b,%.1f,%.2f,%.2f\n", mode_names[mode], a.iops, a.p50,
-			a.p99);
-	}
+	dev = print_noisy_block(mode, b->noisy, csv);
+	raw = print_noisy_block("raw", b->noisy_raw, csv);
+	printf("\nB's p99 beside A / alone: %s %.2f, raw %.2f (%s / raw %.2f)\n", mode, dev, raw,
+	       mode, raw > 0 ? dev / raw : 0);
 }
 
 /* ---- net workloads (--workload net64, net1500, net64k, net) -------------- */
@@ -2117,7 +2186,8 @@ static void usage(FILE *out)
 "                     lat4k (QD 1), seqwrite256k (QD 8) or all (default); or\n"
 "                     noisy: two guests, A writing at QD 32 with a FLUSH every\n"
 "                     8 writes, B reading at QD 1: B's latency alone and\n"
-"                     beside A; or net64, net1500, net64k (64 KiB frames, TSO\n"
+"                     beside A, and the same two jobs raw on the file (the\n"
+"                     disk's own share); or net64, net1500, net64k (64 KiB frames, TSO\n"
 "                     when sent) or net (all three): virtio-net frames sent to\n"
 "                     a tap and received from it, raw writing and reading a\n"
 "                     tap itself (needs root)\n"
@@ -2475,8 +2545,10 @@ static void bench_cleanup(struct bench *b)
 			free(b->mres[w][i].lat.v);
 		free(b->mres[w]);
 	}
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 3; i++) {
 		free(b->noisy[i].lat.v);
+		free(b->noisy_raw[i].lat.v);
+	}
 	backend_stop(&b->be);
 	if (b->img_fd >= 0)
 		close(b->img_fd);

@@ -120,10 +120,16 @@ if run devices --devices 3 --workload randread4k --qd 4; then
 fi
 
 if run noisy --workload noisy; then
-	if positive "$out/noisy.csv" iops && [ "$(csv_col "$out/noisy.csv" case | tr '\n' ' ')" = "b_alone b_beside_a a_beside_b " ]; then
-		ok "noisy: B alone, B beside A and A measured"
+	if positive "$out/noisy.csv" iops && [ "$(csv_col "$out/noisy.csv" case | tr '\n' ' ')" = "b_alone b_beside_a a_beside_b b_alone b_beside_a a_beside_b " ] &&
+	   [ "$(csv_col "$out/noisy.csv" mode | tr '\n' ' ')" = "pool pool pool raw raw raw " ]; then
+		ok "noisy: B alone, B beside A and A measured, through xvmsg and raw on the file"
 	else
-		ko "noisy: a case missing"
+		ko "noisy: a case or the raw reference missing"
+	fi
+	if grep -Eq "^B's p99 beside A / alone: pool [0-9.]+, raw [0-9.]+ \(pool / raw [0-9.]+\)" "$out/noisy.txt"; then
+		ok "noisy: B's p99 ratio through xvmsg beside the same ratio on the file"
+	else
+		ko "noisy: no line comparing B's p99 ratio with raw's"
 	fi
 fi
 
