@@ -156,7 +156,7 @@ void ctl_dev_init(struct ctl_dev *d)
 {
 	memset(d, 0, sizeof(*d));
 	snprintf(d->mode, sizeof(d->mode), "pool");
-	d->pool_pages = XVMSG_DEFAULT_POOL_PAGES;
+	d->pool_pages = 0;	/* not given: dev_check() sets the type's default */
 	d->wait = true;
 }
 
@@ -231,11 +231,15 @@ int ctl_dev_set(struct ctl_dev *d, const char *key, const char *value, char *err
 	return 0;
 }
 
-/* Checks across keys, once all are set: a pool mode device's pool must be
- * large enough for its type (include/xvmsg/pool.h). */
-static int dev_check(const struct ctl_dev *d, char *err, size_t errlen)
+/* Checks across keys, once all are set: the type's default pool if none
+ * was given, and a pool mode device's pool large enough for its type
+ * (include/xvmsg/pool.h). */
+static int dev_check(struct ctl_dev *d, char *err, size_t errlen)
 {
 	unsigned int min = xvmsg_min_pool_pages(d->type);
+
+	if (!d->pool_pages)
+		d->pool_pages = xvmsg_default_pool_pages(d->type);
 
 	if (!strcmp(d->mode, "pool") && d->pool_pages < min)
 		return say(err, errlen, -EINVAL,

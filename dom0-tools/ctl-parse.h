@@ -56,14 +56,15 @@ struct ctl_dev {
 	char type[8];			/* "blk" | "rng" | "console" | "net"; required */
 	char params[CTL_PARAMS_MAX + 1];	/* checked with xvmsg_params_parse */
 	char mode[8];			/* "pool" (default) | "grant" | "full" */
-	unsigned long pool_pages;	/* 1..XVMSG_MAX_POOL_PAGES, default 256 */
+	unsigned long pool_pages;	/* 1..XVMSG_MAX_POOL_PAGES; default 256, a NIC's 1024 */
 	unsigned int devid;		/* valid if have_devid */
 	bool have_devid;
 	bool wait;			/* wait for the backend (not --no-wait) */
 	unsigned int line;		/* line of a description file, else 0 */
 };
 
-/* Defaults: mode pool, XVMSG_DEFAULT_POOL_PAGES, no devid, wait. */
+/* Defaults: mode pool, no devid, wait; pool_pages 0 until the parse sets
+ * the type's default (xvmsg_default_pool_pages). */
 void ctl_dev_init(struct ctl_dev *d);
 /*
  * Set one field of d from key and value.  key is "backend", "type", "params",

@@ -36,6 +36,7 @@
 #include <linux/types.h>
 #include <string.h>
 #endif
+#include "xenbus.h"	/* XVMSG_DEFAULT_POOL_PAGES */
 
 #define XVMSG_POOL_PAGE		4096u
 #define XVMSG_POOL_SEG_MIN	4096u		/* smallest segment limit: one page */
@@ -51,6 +52,16 @@
 #define XVMSG_MIN_POOL_PAGES_CONSOLE	6	/* 2 rings, one receive page, output */
 #define XVMSG_MIN_POOL_PAGES_RNG	3	/* 1 ring, one buffer */
 #define XVMSG_MIN_POOL_PAGES_NET	32	/* 2 rings of 256, a 64 KiB frame, receive buffers */
+
+/*
+ * The pool a toolstack gives when none is asked for: xenbus.h's
+ * XVMSG_DEFAULT_POOL_PAGES (256, 1 MiB), but 1024 (4 MiB) for a NIC.
+ * virtio_net keeps its receive ring full, 256 buffers of up to a page each
+ * once large frames arrive: in a 1 MiB pool nothing is left to send from,
+ * and virtio_net drops what it cannot map ("Unexpected TXQ queue failure:
+ * -12"), so TCP crawls on retransmissions.
+ */
+#define XVMSG_DEFAULT_POOL_PAGES_NET	1024
 
 /* Largest single mapping (segment) for a pool of pool_pages pages. */
 static inline __u32 xvmsg_pool_seg_bytes(__u32 pool_pages)
@@ -111,6 +122,14 @@ static inline __u32 xvmsg_min_pool_pages(const char *type)
 	if (type && !strcmp(type, "net"))
 		return XVMSG_MIN_POOL_PAGES_NET;
 	return 1;
+}
+
+/* Default pool for a device type (see XVMSG_DEFAULT_POOL_PAGES_NET). */
+static inline __u32 xvmsg_default_pool_pages(const char *type)
+{
+	if (type && !strcmp(type, "net"))
+		return XVMSG_DEFAULT_POOL_PAGES_NET;
+	return XVMSG_DEFAULT_POOL_PAGES;
 }
 
 #endif /* XVMSG_POOL_H */

@@ -122,6 +122,10 @@ static void test_desc_good(void **state)
 	assert_string_equal(d.dev[2].mode, "grant");
 	assert_int_equal(d.dev[2].devid, 0);
 	assert_int_equal(d.dev[2].line, 5);	/* last line without '\n' */
+	/* the default pool by type: a NIC's holds its receive buffers */
+	assert_int_equal(desc("net backend=d params=tap=t0\nrng backend=d\n", &d), 0);
+	assert_int_equal(d.dev[0].pool_pages, 1024);
+	assert_int_equal(d.dev[1].pool_pages, 256);
 }
 
 static void test_desc_shipped(void **state)
@@ -232,6 +236,14 @@ static void test_args_good(void **state)
 	assert_true(a.dev.wait);
 	assert_int_equal(a.timeout_s, 10);
 	assert_false(a.json);
+
+	/* A NIC's pool by default holds its 256 receive buffers (a page
+	 * each at most) and sends beside them; one given is kept. */
+	assert_int_equal(args(&a, "attach", "g", "d", "net", "tap=t0", NULL), 0);
+	assert_int_equal(a.dev.pool_pages, 1024);
+	assert_int_equal(args(&a, "attach", "g", "d", "net", "tap=t0", "--pool-pages", "256", NULL),
+			 0);
+	assert_int_equal(a.dev.pool_pages, 256);
 
 	/* options before, between and after the operands, in every spelling */
 	assert_int_equal(args(&a, "--json", "--timeout", "30", "attach", "--devid", "7", "g",
