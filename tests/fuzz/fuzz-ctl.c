@@ -41,9 +41,11 @@ static void check(int ok)
 static void check_dev(const struct ctl_dev *d, bool complete)
 {
 	check((!complete && !d->type[0]) || !strcmp(d->type, "blk") || !strcmp(d->type, "rng") ||
-	      !strcmp(d->type, "console"));
+	      !strcmp(d->type, "console") || !strcmp(d->type, "net"));
 	check(!strcmp(d->mode, "pool") || !strcmp(d->mode, "grant") || !strcmp(d->mode, "full"));
-	check(d->pool_pages >= 1 && d->pool_pages <= XVMSG_MAX_POOL_PAGES);
+	/* 0 until a whole entry is parsed: then the type's default */
+	check((!complete && d->pool_pages == 0) ||
+	      (d->pool_pages >= 1 && d->pool_pages <= XVMSG_MAX_POOL_PAGES));
 	check(!d->have_devid || d->devid <= CTL_MAX_DEVID);
 	check(strlen(d->params) <= CTL_PARAMS_MAX);
 	check(strlen(d->backend) <= CTL_NAME_MAX);
