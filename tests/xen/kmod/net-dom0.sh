@@ -162,8 +162,8 @@ net_stages() {
 
 	# Guest 1's NIC unplugged while guest 2 sends to the driver domain:
 	# the file four times over, so that the transfer is still running when
-	# the NIC is gone (4 MiB took 4-10 s once the NICs had 1024-page
-	# pools), without a file guest 2's 112 MiB could not hold.
+	# the NIC is gone (one 4 MiB fetch took 3-4 s once the NICs had
+	# 1024-page pools), without a file guest 2's 112 MiB could not hold.
 	t0=$(xv_uptime)
 	net_do 60 xvmsg-guest2 "net_serve g2-unplug $NET_MIB"
 	ev=$(net_sum xvmsg-guest2 g2-unplug)
