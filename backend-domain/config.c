@@ -395,7 +395,8 @@ static void usage(FILE *out, const char *prog)
 "                           used-bad-id, used-bad-len, used-dup-id, silent,\n"
 "                           irq-storm, msg-bad-token, msg-rewrite,\n"
 "                           vanish-handshake, keep-mapped, snoop,\n"
-"                           desc-rewrite, avail-rewrite, wrong-device-id;\n"
+"                           desc-rewrite, avail-rewrite, wrong-device-id,\n"
+"                           quiet-bad-id;\n"
 "                           slow-io=MS delays every block I/O by MS ms\n"
 "  -l, --log-level LEVEL    err, warn, info (default) or debug\n"
 "  -h, --help               show this help and exit\n"
@@ -505,7 +506,7 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 				snprintf(err, errlen, "--fault must be used-bad-id, used-bad-len, "
 					 "used-dup-id, silent, irq-storm, msg-bad-token, msg-rewrite, "
 					 "vanish-handshake, keep-mapped, snoop, desc-rewrite, "
-					 "avail-rewrite, wrong-device-id or slow-io=MS");
+					 "avail-rewrite, wrong-device-id, quiet-bad-id or slow-io=MS");
 				return -EINVAL;
 			}
 			cfg->fault = i;

@@ -4,8 +4,9 @@
  * out of the protocol code.  See fault.h for the seams it uses.
  *
  * Completions (used-bad-id, used-bad-len, used-dup-id, keep-mapped,
- * silent, desc-rewrite, avail-rewrite, snoop's positive control) go
- * through the transport's push hook; irq-storm through its notify hook;
+ * silent, desc-rewrite, avail-rewrite, quiet-bad-id, snoop's positive
+ * control) go through the transport's push hook; irq-storm and quiet-bad-id
+ * through its notify hook;
  * keep-mapped's pages are released by its reset hook, when the queues
  * stop.  Messages (silent, msg-bad-token, msg-rewrite, wrong-device-id),
  * vanish-handshake and snoop's idle scans are called from the connection.
@@ -52,6 +53,7 @@ struct xvb_fault {
 	/* msg-rewrite, msg-bad-token */
 	uint32_t rewrite_from;		/* b2d slots below are done */
 	uint64_t rewrites, bad_tokens;
+	uint64_t quiet_lies;		/* quiet-bad-id: entries written */
 	/* snoop */
 	int snoop_fd;			/* timerfd, -1 when none */
 	uint64_t snoop_requests;	/* stats->requests at the last tick */
@@ -198,6 +200,17 @@ static bool ft_push(void *ctx, struct xvb_vdev *d, struct xvb_req *req, uint32_t
 	case XVB_FAULT_KEEP_MAPPED:
 		push_lie(f, d, req, written, LIE_KEEP_MAPPED);
 		return true;
+	case XVB_FAULT_QUIET_BAD_ID:
+		/* A NIC's transmit queue (1): the bad entries wait in the used
+		 * ring until the driver looks there on its own, as virtio_net
+		 * does for transmit completions when it receives. */
+		if (req->queue == 0)
+			return false;
+		push_lie(f, d, req, written, LIE_BAD_ID);
+		if (!f->quiet_lies++)
+			xvb_warn(d->log, "%s: quiet-bad-id: used entries beyond queue %u, "
+				 "not notified", d->name, req->queue);
+		return true;
 	default:
 		return false;
 	}
@@ -224,6 +237,8 @@ static void ft_notify_used(void *ctx, unsigned int q)
 	struct xvb_fault *f = ctx;
 	unsigned int i, n = f->kind == XVB_FAULT_IRQ_STORM ? 1 + IRQ_STORM : 1;
 
+	if (f->kind == XVB_FAULT_QUIET_BAD_ID && q != 0)
+		return;
 	for (i = 0; i < n; i++)
 		f->tp->notify_used(f->tp_ctx, q);
 }
@@ -403,5 +418,8 @@ void xvb_fault_disconnected(struct xvb_fault *f)
 		xvb_warn(f->log, "%s: fault: %" PRIu64 " consumed response slots rewritten, "
 			 "%" PRIu64 " responses with wrong tokens sent", f->name, f->rewrites,
 			 f->bad_tokens);
+	if (f->kind == XVB_FAULT_QUIET_BAD_ID)
+		xvb_warn(f->log, "%s: fault: %" PRIu64 " quiet bad used entries", f->name,
+			 f->quiet_lies);
 	f->vdev = NULL;
 }

@@ -34,11 +34,12 @@ enum {
 	XVB_FAULT_DESC_REWRITE,		/* NEXT set on every descriptor, then a valid completion */
 	XVB_FAULT_AVAIL_REWRITE,	/* never complete; avail->idx set back to the used index */
 	XVB_FAULT_WRONG_DEVICE_ID,	/* GET_DEVICE_INFO names another device (balloon) */
+	XVB_FAULT_QUIET_BAD_ID,		/* queues after the first: used-bad-id, never notified */
 };
 #define XVB_FAULT_NAMES { "none", "used-bad-id", "used-bad-len", "silent", "irq-storm",	\
 			  "used-dup-id", "msg-bad-token", "msg-rewrite", "vanish-handshake",	\
 			  "keep-mapped", "snoop", "desc-rewrite", "avail-rewrite",		\
-			  "wrong-device-id" }
+			  "wrong-device-id", "quiet-bad-id" }
 /* What --fault snoop looks for: guest data a test wrote, which must not
  * stay in pool slots the guest freed. */
 #define XVB_SNOOP_MARKER "XVMSG-SECRET-"

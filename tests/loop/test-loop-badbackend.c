@@ -175,6 +175,43 @@ static void used_bad_len(void **state)
 	finish(state, true);
 }
 
+/* Queue 0 served honestly; on queue 1 the used entries name no descriptor
+ * and are never signalled (a NIC's transmit queue in the kmod plan).  A
+ * two-queue disk takes requests in turn: the first read completes, the
+ * second ends within the device timeout with an error, whether the library
+ * finds the lie or times out first, and the device is broken. */
+static void quiet_bad_id(void **state)
+{
+	const struct loop_fx_opts o = {
+		.disk_bytes = DISK_BYTES, .disk_params = "queues=2",
+		.args = { "--fault", "quiet-bad-id" },
+		.open_domain = 1, .domain = { .log_level = XVD_LOG_ERR, .timeout_ms = 1000 },
+	};
+	struct xvd_dev_opts d = { .export_name = "disk0", .devid = 1, .mode = XVD_MODE_POOL,
+				  .pool_pages = 64, .queues = 2 };
+	struct loop_fx *f = calloc(1, sizeof(*f));
+	static uint8_t buf[4096];
+	double t0;
+	int r;
+
+	assert_non_null(f);
+	*state = f;
+	assert_int_equal(loop_fx_start(f, &o), 0);
+	assert_int_equal(xvd_blk_open(f->d, &d, &f->dev), 0);
+	assert_int_equal(xvd_blk_queues(f->dev), 2);
+	assert_int_equal(xvd_blk_read(f->dev, 0, buf, sizeof(buf)), 0);	/* queue 0 */
+	t0 = now_s();
+	r = xvd_blk_read(f->dev, 8, buf, sizeof(buf));			/* queue 1 */
+	print_message("quiet-bad-id: second read %d (%s) after %.3f s\n", r, strerror(-r),
+		      now_s() - t0);
+	assert_true(r == -EIO || r == -ETIMEDOUT);
+	assert_true(now_s() - t0 < 3.0);
+	assert_int_not_equal(xvd_dev_error(f->dev), 0);
+	/* The backend lied, on queue 1 (its log). */
+	assert_int_equal(log_number_after(f, "used entries beyond queue "), 1);
+	finish(state, true);
+}
+
 /* Notifications by the thousand: I/O works, the driver does not spin. */
 static void irq_storm(void **state)
 {
@@ -396,6 +433,7 @@ int main(void)
 		cmocka_unit_test_teardown(used_dup_id, loop_fx_teardown),
 		cmocka_unit_test_teardown(used_bad_id, loop_fx_teardown),
 		cmocka_unit_test_teardown(used_bad_len, loop_fx_teardown),
+		cmocka_unit_test_teardown(quiet_bad_id, loop_fx_teardown),
 		cmocka_unit_test_teardown(irq_storm, loop_fx_teardown),
 		cmocka_unit_test_teardown(silent, loop_fx_teardown),
 		cmocka_unit_test_teardown(msg_bad_token, loop_fx_teardown),
