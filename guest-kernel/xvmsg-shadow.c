@@ -1,29 +1,48 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Private descriptor tables: what virtio_ring reads back is never memory the
- * backend can write, and the module keeps its own record of the requests in
- * flight.
+ * Private rings: what virtio_ring reads is never memory the backend can
+ * write, and the module keeps its own record of the requests in flight.
  *
  * In pool and grant mode a split ring lives in memory the backend maps
  * writable.  virtio_ring reads its own descriptor table back when it frees a
  * chain (the NEXT flag, in detach_buf_split), so a backend that sets NEXT
  * everywhere would make the guest walk a chain for ever in interrupt
- * context.  So each virtqueue has:
+ * context.  And drivers read the used ring outside any interrupt: virtio_net
+ * takes transmit completions back when it receives, in a loop that runs
+ * while the used index says entries are pending, which on a queue that
+ * virtio_ring broke (a bad id) never ends.  So each virtqueue has:
  *
  *   ring    what virtio_ring uses (vring_new_virtqueue): a virtually
  *           contiguous mapping of private pages (descriptor table and avail
- *           ring, page-rounded) followed by the pages of the shared used
- *           ring, which the device writes and virtio_ring reads and checks,
- *           as always;
+ *           ring, page-rounded, then with private_used the used ring), or
+ *           without private_used the pages of the shared used ring;
  *   shared  one allocation through the device's DMA ops (the pool, grants or
- *           guest frames), laid out like a split ring with 4 KiB alignment:
- *           a copy of the descriptor table and avail ring, then the used ring
- *           (the same pages as above).  This is the ring the backend is told
- *           about.
+ *           guest frames), laid out like a split ring with 4 KiB alignment.
+ *           This is the ring the backend is told about.
  *
  * Each kick copies the new chains' descriptors and avail entries to the
- * shared copy, then its index.  The shared rings run without
- * VIRTIO_RING_F_EVENT_IDX (used_event would sit in the private avail ring).
+ * shared ring, then its index.  With private_used, each interrupt of the
+ * queue copies the new used entries the other way, under used_lock, before
+ * vring_interrupt: each entry is read once and must name a head the module
+ * gave the backend and the backend has not completed yet (shared_heads);
+ * the first that does not stops the copy there, nothing after it reaches
+ * virtio_ring, and the connection is failed (the backend lied).  So
+ * virtio_ring sees only ids it can take, each once, and what it sees
+ * cannot change under it; once the queue is dead nothing more is copied.
+ *
+ * Entries reach virtio_ring only through an interrupt then, and a driver
+ * that waits for one with interrupts off on the CPU the event channel is
+ * bound to would wait for ever: virtio_console does (put_chars, the hvc
+ * console, spins on virtqueue_get_buf under a spinlock taken with
+ * irqsave).  So virtio_console's queues keep the shared used ring in
+ * virtio_ring's view (xvmsg-virtio.c, setup_vq), and virtio_ring's own
+ * checks of each entry are what stands there.  Every other driver the
+ * backend serves (virtio_blk, virtio_net, virtio_rng) takes its
+ * completions from the callback or from NAPI, with interrupts on.
+ *
+ * The shared rings run without VIRTIO_RING_F_EVENT_IDX (used_event would
+ * sit in the private avail ring) and without flags: the backend is always
+ * kicked and always interrupts.
  *
  * The record of requests in flight: a head is recorded when it is copied out
  * (or found when failing), keyed by the bus address of its first descriptor;
@@ -32,9 +51,9 @@
  * Failing the requests in flight completes the recorded heads, nothing read
  * from shared memory, under the same lock as the queue's interrupt handler.
  * A queue whose requests are failed is dead for good (xvmsg_shadow_kill):
- * kicks only record, the backend's interrupts are ignored, and the used
- * ring is written by the module alone as far as virtio_ring is concerned
- * (xvmsg-virtio.c, xvmsg_fail_inflight, says why and in which order).
+ * kicks only record, the backend's interrupts are ignored, and the private
+ * used ring is written by the module alone (xvmsg-virtio.c,
+ * xvmsg_fail_inflight, says why and in which order).
  *
  * Copyright (c) 2026 The xvmsg authors
  */
@@ -63,7 +82,8 @@ static struct page *va_page(void *va)
 	return is_vmalloc_addr(va) ? vmalloc_to_page(va) : virt_to_page(va);
 }
 
-int xvmsg_shadow_create(struct xvmsg_queue *q, struct device *dma_dev, unsigned int num)
+int xvmsg_shadow_create(struct xvmsg_queue *q, struct device *dma_dev, unsigned int num,
+			bool private_used)
 {
 	struct xvmsg_shadow *s = &q->sh;
 	size_t dp = driver_part(num), up = used_part(num), i;
@@ -76,16 +96,19 @@ int xvmsg_shadow_create(struct xvmsg_queue *q, struct device *dma_dev, unsigned 
 	s->num = num;
 	s->ndriver = dp >> PAGE_SHIFT;
 	s->size = dp + up;
-	s->priv = kcalloc(s->ndriver, sizeof(*s->priv), GFP_KERNEL);
+	s->private_used = private_used;
+	s->npriv = private_used ? np : s->ndriver;
+	s->priv = kcalloc(s->npriv, sizeof(*s->priv), GFP_KERNEL);
 	s->inflight = bitmap_zalloc(num, GFP_KERNEL);
+	s->shared_heads = bitmap_zalloc(num, GFP_KERNEL);
 	pages = kcalloc(np, sizeof(*pages), GFP_KERNEL);
-	if (!s->priv || !s->inflight || !pages)
+	if (!s->priv || !s->inflight || !s->shared_heads || !pages)
 		goto fail;
 	s->shared_va = dma_alloc_coherent(dma_dev, s->size, &s->shared_dma, GFP_KERNEL);
 	if (!s->shared_va)
 		goto fail;
 	memset(s->shared_va, 0, s->size);
-	for (i = 0; i < s->ndriver; i++) {
+	for (i = 0; i < s->npriv; i++) {
 		s->priv[i] = alloc_page(GFP_KERNEL | __GFP_ZERO);
 		if (!s->priv[i])
 			goto fail;
@@ -134,11 +157,12 @@ void xvmsg_shadow_destroy(struct xvmsg_queue *q, struct device *dma_dev)
 		vunmap(s->ring_va);
 	if (s->shared_va)
 		dma_free_coherent(dma_dev, s->size, s->shared_va, s->shared_dma);
-	for (i = 0; s->priv && i < s->ndriver; i++)
+	for (i = 0; s->priv && i < s->npriv; i++)
 		if (s->priv[i])
 			__free_page(s->priv[i]);
 	kfree(s->priv);
 	bitmap_free(s->inflight);
+	bitmap_free(s->shared_heads);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -206,8 +230,12 @@ static u16 take_avail(struct xvmsg_queue *q, bool to_shared)
 				break;
 			d = le16_to_cpu(v.next);
 		}
-		if (to_shared)
+		if (to_shared) {
+			/* Completable from now on (before the index makes it
+			 * visible: xvmsg_shadow_kick's barrier). */
+			set_bit(head, s->shared_heads);
 			WRITE_ONCE(s->shared.avail->ring[slot], cpu_to_le16(head));
+		}
 	}
 	s->avail_seen = idx;
 	return idx;
@@ -309,17 +337,72 @@ void xvmsg_shadow_unmapped(struct xvmsg_conn *c, dma_addr_t addr)
 		atomic_dec(&c->q[qi].sh.ninflight);
 }
 
-irqreturn_t xvmsg_shadow_interrupt(struct xvmsg_queue *q, struct virtqueue *vq, int irq)
+/*
+ * Copy the used entries the backend added since the last call to the
+ * private ring, each read once and checked: it must name a head given to
+ * the backend and not completed yet.  The first that does not stops the
+ * copy (used_lied); nothing after it is taken, now or later.  Each accepted
+ * entry clears a head of shared_heads, so at most num are taken before a
+ * lie, and the private ring never holds more than virtio_ring has in
+ * flight.  used_lock held.
+ */
+static void copy_used(struct xvmsg_shadow *s)
+{
+	u16 idx = le16_to_cpu(READ_ONCE(s->shared.used->idx)), i = s->used_copied;
+
+	if (idx == i || s->used_lied)
+		return;
+	/* The entries after the index; pairs with the backend's write barrier
+	 * before it sets used->idx. */
+	xvmsg_rmb();
+	for (; i != idx; i++) {
+		unsigned int slot = i % s->num;
+		u32 id = le32_to_cpu(READ_ONCE(s->shared.used->ring[slot].id));
+		u32 len = le32_to_cpu(READ_ONCE(s->shared.used->ring[slot].len));
+
+		if (id >= s->num || !test_and_clear_bit(id, s->shared_heads)) {
+			s->used_lied = true;
+			s->lie_id = id;
+			s->lie_at = i;
+			break;
+		}
+		WRITE_ONCE(s->ring.used->ring[slot].id, cpu_to_le32(id));
+		WRITE_ONCE(s->ring.used->ring[slot].len, cpu_to_le32(len));
+	}
+	if (i == s->used_copied)
+		return;
+	/* Entries before the index: virtio_ring may read it on another CPU
+	 * (NAPI), without this lock. */
+	smp_wmb();
+	WRITE_ONCE(s->ring.used->idx, cpu_to_le16(i));
+	s->used_copied = i;
+}
+
+irqreturn_t xvmsg_shadow_interrupt(struct xvmsg_queue *q, struct virtqueue *vq, int irq,
+				   bool *lied)
 {
 	struct xvmsg_shadow *s = &q->sh;
 	unsigned long flags;
-	irqreturn_t ret;
+	irqreturn_t ret = IRQ_NONE;
+	bool first = false;
 
 	spin_lock_irqsave(&s->used_lock, flags);
 	/* A dead queue's used ring is the module's (xvmsg_shadow_fail_all):
-	 * what the backend writes there now is not looked at. */
-	ret = s->used_dead ? IRQ_NONE : vring_interrupt(irq, vq);
+	 * what the backend writes now is not looked at. */
+	if (!s->used_dead) {
+		if (s->private_used) {
+			first = !s->used_lied;
+			copy_used(s);
+			first &= s->used_lied;
+		}
+		ret = vring_interrupt(irq, vq);
+	}
+	*lied = s->used_lied;
 	spin_unlock_irqrestore(&s->used_lock, flags);
+	if (first)
+		dev_err(xvmsg_dev(q->conn),
+			"queue %u: used entry %u names descriptor %u, which the backend does not hold: it lied\n",
+			q->index, s->lie_at, s->lie_id);
 	return ret;
 }
 
@@ -327,10 +410,11 @@ irqreturn_t xvmsg_shadow_interrupt(struct xvmsg_queue *q, struct virtqueue *vq, 
  * Complete every recorded head with length 0 and run virtio_ring on them
  * (the queue must be dead: xvmsg_shadow_kill).  The entries go where
  * virtio_ring reads next (its own last_used index), so nothing the backend
- * wrote into the used ring is needed.  The caller has unbroken the device.
+ * wrote into its used ring is needed.  The caller has unbroken the device.
  * Returns how many were completed; *left how many virtio_ring did not take
- * back (the backend rewrote the used ring at the same moment, or the
- * driver takes them back later, outside the callback).
+ * back (the driver takes them back later, outside the callback, or, on a
+ * queue without private_used, the backend rewrote the used ring at the
+ * same moment).
  */
 unsigned int xvmsg_shadow_fail_all(struct xvmsg_queue *q, struct virtqueue *vq,
 				   unsigned int *left)
@@ -374,9 +458,9 @@ bool xvmsg_shadow_busy(struct xvmsg_queue *q)
 
 	if (atomic_read(&s->ninflight))
 		return true;
-	/* Made available and never kicked: a backend that sets NO_NOTIFY in
-	 * the used ring makes virtio_ring skip the kicks, so nothing of them
-	 * is copied out or recorded. */
+	/* Made available and never kicked: on a queue without private_used a
+	 * backend that sets NO_NOTIFY in the used ring makes virtio_ring skip
+	 * the kicks, so nothing of them is copied out or recorded. */
 	spin_lock_irqsave(&s->avail_lock, flags);
 	r = le16_to_cpu(READ_ONCE(s->ring.avail->idx)) != s->avail_seen;
 	spin_unlock_irqrestore(&s->avail_lock, flags);

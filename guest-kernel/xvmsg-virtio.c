@@ -299,19 +299,22 @@ irqreturn_t xvmsg_vq_irq(int irq, void *data)
 	struct xvmsg_queue *q = data;
 	struct virtqueue *vq = READ_ONCE(q->vq);
 	unsigned int eoi = XEN_EOI_FLAG_SPURIOUS;
+	bool lied = false;
 
 	xvmsg_stat_inc(q->conn->info, XVMSG_ST_IRQS_VQ);
 	/* A broken queue reports "handled" for used entries it will never
 	 * look at: count that as spurious so a flooding backend is throttled.
 	 */
-	if (vq && !virtqueue_is_broken(vq) && xvmsg_shadow_interrupt(q, vq, irq) == IRQ_HANDLED)
+	if (vq && !virtqueue_is_broken(vq) &&
+	    xvmsg_shadow_interrupt(q, vq, irq, &lied) == IRQ_HANDLED)
 		eoi = 0;
 	else
 		xvmsg_stat_inc(q->conn->info, XVMSG_ST_IRQS_SPURIOUS);
-	/* virtio_ring found a used entry it cannot accept and broke the
-	 * queue: its requests would wait forever (virtio_blk has no timeout,
-	 * not even while probing).  Fail them, from process context. */
-	if (vq && virtqueue_is_broken(vq) && !test_bit(XVMSG_F_BREAK_DONE, &q->conn->flags) &&
+	/* A used entry the module refused (xvmsg-shadow.c), or one virtio_ring
+	 * could not accept (it broke the queue): the requests would wait
+	 * forever (virtio_blk has no timeout, not even while probing).  Fail
+	 * them, from process context. */
+	if (vq && (lied || virtqueue_is_broken(vq)) && !test_bit(XVMSG_F_BREAK_DONE, &q->conn->flags) &&
 	    !test_and_set_bit(XVMSG_F_RING_FAIL, &q->conn->flags)) {
 		unsigned long flags;
 
@@ -371,11 +374,15 @@ static struct virtqueue *setup_vq(struct virtio_device *vdev, unsigned int index
 	 * The rings (xvmsg-shadow.c): the shared one from the parent's DMA
 	 * API (in pool mode it lands in the pool), which the backend uses;
 	 * virtio_ring's own view with a private descriptor table and avail
-	 * ring.  A smaller ring when the pool has no room for this one, as
-	 * vring_create_virtqueue would.
+	 * ring, and a private used ring filled at each interrupt, except for
+	 * virtio_console: it waits for its output with interrupts off
+	 * (put_chars, for the hvc console), which only works when virtio_ring
+	 * reads the backend's used ring itself.  A smaller ring when the pool
+	 * has no room for this one, as vring_create_virtqueue would.
 	 */
 	for (; size; size /= 2)
-		if (!xvmsg_shadow_create(q, xvmsg_dev(c), size))
+		if (!xvmsg_shadow_create(q, xvmsg_dev(c), size,
+					 vdev->id.device != VIRTIO_ID_CONSOLE))
 			break;
 	if (!size) {
 		dev_err(&vdev->dev, "no memory for a ring of queue %u\n", index);
@@ -671,7 +678,8 @@ int xvmsg_vdev_register(struct xvmsg_conn *c)
  *
  * 1. Each queue is killed (xvmsg_shadow_kill): kicks only record their
  *    chains, nothing reaches the backend, and its interrupts are ignored,
- *    so it cannot make virtio_ring read its used ring while we write it.
+ *    so it cannot make virtio_ring read its used ring while we write it
+ *    (nor is anything more of it copied to a private one).
  *    xv_notify never returns false, so virtio_ring never breaks a queue by
  *    itself after a request was added.
  * 2. DMA maps are refused from now on (XVMSG_F_MAP_GATE, xvmsg-dma.c).

@@ -131,15 +131,18 @@ struct xvmsg_conn;
 /* One virtqueue's event channel, both directions. */
 /*
  * A virtqueue's rings (xvmsg-shadow.c): virtio_ring uses ring (private
- * descriptor table and avail ring, then the shared used ring), the backend
- * shared (a copy of those, then the same used ring).
+ * descriptor table and avail ring, then a private used ring the module
+ * fills from the shared one, or with !private_used the shared used ring
+ * itself), the backend shared (a copy of those, then its used ring).
  */
 struct xvmsg_shadow {
 	unsigned int num;
 	size_t size;			/* of shared */
 	unsigned int ndriver;		/* pages of desc + avail */
+	bool private_used;		/* virtio_ring's used ring is private too */
+	unsigned int npriv;		/* private pages: ndriver, or all with private_used */
 	struct page **priv;		/* those pages, guest memory only */
-	void *ring_va;			/* vmap: priv pages, then shared's used pages */
+	void *ring_va;			/* vmap: priv pages, then (!private_used) shared's used pages */
 	struct vring ring;		/* virtio_ring's view */
 	void *shared_va;		/* from the device's DMA ops */
 	dma_addr_t shared_dma;
@@ -148,8 +151,13 @@ struct xvmsg_shadow {
 	u16 avail_seen;			/* private avail->idx copied so far */
 	bool dead;			/* requests failed: nothing more to the backend */
 	u16 failed_to;			/* private avail->idx the last failing took */
-	spinlock_t used_lock;		/* every vring_interrupt of the queue; used_dead */
+	spinlock_t used_lock;		/* every vring_interrupt of the queue; used_*, lie_* */
 	bool used_dead;			/* dead: the backend's interrupts are ignored */
+	u16 used_copied;		/* shared used->idx copied to the private ring so far */
+	bool used_lied;			/* an entry named no head the backend holds */
+	u32 lie_id;			/* that entry's id, and where it was */
+	u16 lie_at;
+	unsigned long *shared_heads;	/* by head: given to the backend, not completed */
 	unsigned long *inflight;	/* by head: recorded, not yet freed by virtio_ring */
 	atomic_t ninflight;
 };
@@ -198,7 +206,7 @@ enum {
 	XVMSG_F_CFG_PENDING,	/* tell the driver its config changed */
 	XVMSG_F_DYING,		/* interrupts no longer schedule work */
 	XVMSG_F_D2B_WAIT,	/* a request waits for room in d2b */
-	XVMSG_F_RING_FAIL,	/* virtio_ring found a lie in a used ring */
+	XVMSG_F_RING_FAIL,	/* a used ring lied (the module or virtio_ring saw it), or a stall */
 	XVMSG_F_FAILED,		/* broken by a failure (xvmsg_conn_fail), not a stop */
 	XVMSG_F_MAP_GATE,	/* requests being failed: DMA maps are refused */
 };
@@ -332,7 +340,8 @@ void xvmsg_ev_work(struct work_struct *w);
 int xvmsg_vdev_register(struct xvmsg_conn *c);
 
 /* xvmsg-shadow.c: a virtqueue's rings and the record of requests in flight */
-int xvmsg_shadow_create(struct xvmsg_queue *q, struct device *dma_dev, unsigned int num);
+int xvmsg_shadow_create(struct xvmsg_queue *q, struct device *dma_dev, unsigned int num,
+			bool private_used);
 void xvmsg_shadow_destroy(struct xvmsg_queue *q, struct device *dma_dev);
 /* Bus addresses of the shared ring's parts, for SET_VQUEUE. */
 void xvmsg_shadow_addrs(const struct xvmsg_queue *q, u64 *desc, u64 *avail, u64 *used);
@@ -348,8 +357,12 @@ bool xvmsg_shadow_pending(struct xvmsg_queue *q);
 unsigned int xvmsg_shadow_retract(struct xvmsg_queue *q, struct virtqueue *vq);
 /* From the DMA ops' unmap, any context. */
 void xvmsg_shadow_unmapped(struct xvmsg_conn *c, dma_addr_t addr);
-/* vring_interrupt, never at the same time as xvmsg_shadow_fail_all(). */
-irqreturn_t xvmsg_shadow_interrupt(struct xvmsg_queue *q, struct virtqueue *vq, int irq);
+/* Copy the backend's new used entries to virtio_ring's ring, then
+ * vring_interrupt; never at the same time as xvmsg_shadow_fail_all().
+ * *lied: the backend wrote an entry naming no head it holds (now or
+ * before): fail the connection. */
+irqreturn_t xvmsg_shadow_interrupt(struct xvmsg_queue *q, struct virtqueue *vq, int irq,
+				   bool *lied);
 unsigned int xvmsg_shadow_fail_all(struct xvmsg_queue *q, struct virtqueue *vq,
 				   unsigned int *left);
 /* Requests in flight, or made available and not kicked yet (stall watchdog). */

@@ -90,7 +90,8 @@ else
 fi
 GZIP_LEVEL=${XVMSG_XEN_GZIP_LEVEL:-6}
 
-XVMSG_XEN_DOM0_MODULES=${XVMSG_XEN_DOM0_MODULES:-xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs}
+# tun: the kmod plan's lying NIC backend runs in dom0 with a tap.
+XVMSG_XEN_DOM0_MODULES=${XVMSG_XEN_DOM0_MODULES:-xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs tun}
 # bridge and tun: the driver domain bridges the taps of the guests' NICs.
 XVMSG_XEN_DRIVER_MODULES=${XVMSG_XEN_DRIVER_MODULES:-xen-evtchn xen-gntdev xen-gntalloc bridge tun}
 # ext4 and its helpers are modules in Debian's kernel.

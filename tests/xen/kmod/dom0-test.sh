@@ -108,9 +108,10 @@ for dev in 0 1 2 3 4 $NET_G1_DEVID; do
 	xvmsg-ctl detach xvmsg-guest "$dev" || xv_fail "detach $dev"
 done
 xv_wait_console 60 xvmsg-guest "XVMSG-MARK guest detached" || xv_fail "$XV_WHY"
-net_detached
+# (Before net_detached: its lying NIC comes from a backend in dom0.)
 kill "$dom0_backend"
 wait "$dom0_backend" 2>/dev/null
+net_detached
 xv_stage "detached"
 
 # Small pools: the driver domain serves disks with 16-, 64- and 128-page

@@ -15,6 +15,9 @@
 #                       then up) without a reboot; ping and a transfer again
 #   net_guest2_done     guest 2's devices detached at runtime, picked up as
 #                       gone by the still-loaded module; guest 2 destroyed
+#   net_detached        guest 1's NIC gone; a NIC from a lying backend in
+#                       dom0 (quiet-bad-id) received on without a spin and
+#                       detached; the agents stop
 #
 # The commands the domains run are in net-lib.sh (and guest2-test.sh).
 . /etc/xvmsg/net-lib.sh
@@ -28,6 +31,7 @@ NET_ON=$(cat /etc/xvmsg/kmod-net 2>/dev/null || echo 0)
 NET_RESTART=$(cat /etc/xvmsg/kmod-net-restart 2>/dev/null || echo 1)
 [ "$NET_ON" = 1 ] || NET_RESTART=0
 NET_G1_DEVID=8		# guest 1's NIC (0-4, 5-7, 11-23 and 30 are disks etc.)
+NET_LIE_DEVID=10	# guest 1's NIC from the lying backend in dom0 (net_detached)
 [ "$NET_ON" = 1 ] || NET_G1_DEVID=
 NET_MIB=${NET_MIB:-4}	# MiB per checked transfer
 # XVMSG_GUEST2_KERNEL (scripts/xen/common.sh) made into xl keys for the
@@ -222,12 +226,44 @@ net_guest2_done() {
 	xv_stage "net: guest 2's disk, NIC and rng detached at runtime and gone, module loaded; guest 2 destroyed ($(($(xv_uptime) - t0)) s)"
 }
 
-# After dom0-test.sh detached guest 1's devices: its NIC is gone; the
-# agents stop.
+# After dom0-test.sh detached guest 1's devices and stopped dom0's backend:
+# its NIC is gone; net_lying_nic; the agents stop.
 net_detached() {
 	[ "$NET_ON" = 1 ] || return 0
 	net_wait_state 60 xvmsg-guest gone
+	net_lying_nic
 	net_stop xvmsg-guest xvmsg-driver
+}
+
+# A NIC whose backend (xvmsg-backend --fault quiet-bad-id in dom0, a tap of
+# its own there) completes every transmit with a used entry naming no
+# descriptor and never signals the transmit queue.  virtio_net takes
+# transmit completions back when it receives, in NAPI, looping while its
+# used ring shows entries: had virtio_ring seen those entries, it would
+# have broken the queue there and the loop would never end (a soft lockup,
+# and the NIC's remove waiting behind it).  Guest 1 pings dom0 (frames go
+# out, replies come in), waits out the soft-lockup detector and checks
+# that it received; the NIC is detached and goes.
+net_lying_nic() {
+	local t0 fb k log=/run/xvmsg-fault-net.log
+	t0=$(xv_uptime)
+	xvmsg-backend --bus xen --log-level warn --fault quiet-bad-id >"$log" 2>&1 &
+	fb=$!
+	xv_wait 20 grep -q "fault injection on" "$log" || xv_fail "the quiet-bad-id backend did not start"
+	xvmsg-ctl --timeout "$ATTACH_TIMEOUT" attach xvmsg-guest Domain-0 net \
+		"tap=xvlie,mac=$NET_MAC_LIE" --devid "$NET_LIE_DEVID" >/dev/null ||
+		xv_fail "attach the quiet-bad-id NIC"
+	xv_wait 30 test -d /sys/class/net/xvlie || xv_fail "no tap xvlie in dom0"
+	ip addr add "$NET_LIE_PEER/24" dev xvlie && ip link set xvlie up || xv_fail "dom0: xvlie up"
+	net_do 150 xvmsg-guest "net_quiet_lie $NET_MAC_LIE $NET_LIE_IP $NET_LIE_PEER"
+	xvmsg-ctl detach xvmsg-guest "$NET_LIE_DEVID" || xv_fail "detach the quiet-bad-id NIC"
+	net_do 90 xvmsg-guest "net_gone $NET_MAC_LIE"
+	kill "$fb" 2>/dev/null
+	wait "$fb" 2>/dev/null
+	# The lie really happened (the backend's count, logged at disconnect).
+	k=$(grep -o "[0-9]* quiet bad used entries" "$log" | tail -1 | cut -d' ' -f1)
+	[ "${k:-0}" -gt 0 ] || { sed 's/^/  | /' "$log"; xv_fail "quiet-bad-id: no transmit completion written"; }
+	xv_stage "net: a NIC whose backend writes $k bad transmit completions and never signals them (quiet-bad-id, dom0): guest 1 received, no soft lockup, NIC detached ($(($(xv_uptime) - t0)) s)"
 }
 
 # net_stop NAME...: end those domains' agents and NIC watchers (they poll:

@@ -19,6 +19,11 @@ NET_MAC1=52:54:00:9a:00:01
 NET_MAC2=52:54:00:9a:00:02
 NET_IP1=10.9.0.11
 NET_IP2=10.9.0.12
+# Guest 1's NIC from a lying backend in dom0 (net-dom0.sh, net_lying_nic):
+# its own subnet, dom0's tap xvlie at the other end.
+NET_MAC_LIE=52:54:00:9a:00:0e
+NET_LIE_IP=10.9.1.11
+NET_LIE_PEER=10.9.1.1
 
 # net_ifname MAC: NET_IF, the interface with that address; 1 if none.
 # Builtins only: the watcher below runs it every second under TCG.
@@ -148,4 +153,41 @@ net_counters() {
 # (EVENT_CONFIG) of the device on.
 net_config_events() {
 	[ "$(cat "/sys/bus/xen/devices/xvmsg-$1/xvmsg/config_events")" -ge "$2" ]
+}
+
+# net_quiet_lie MAC IP PEER: the NIC with MAC (net-dom0.sh, net_lying_nic)
+# gets IP; PEER is pinged; after the soft-lockup detector's 20 s, the NIC
+# must have received and no soft lockup or RCU stall may have been
+# reported since the start.
+net_quiet_lie() {
+	local i=0 n0 n1 rx tx re='soft lockup|rcu_.*(stall|self-detected)|hung_task'
+	until net_ifname "$1"; do
+		i=$((i + 1))
+		[ "$i" -le 60 ] || { echo "xvmsg-net: no interface with $1"; return 1; }
+		sleep 0.5
+	done
+	n0=$(dmesg | grep -cE "$re")
+	ip addr add "$2/24" dev "$NET_IF" && ip link set "$NET_IF" up || return 1
+	ping -c 5 -W 2 "$3" | tail -2
+	sleep 25
+	rx=$(cat "/sys/class/net/$NET_IF/statistics/rx_packets")
+	tx=$(cat "/sys/class/net/$NET_IF/statistics/tx_packets")
+	echo "xvmsg-net: $NET_IF (quiet-bad-id): rx_packets $rx tx_packets $tx"
+	n1=$(dmesg | grep -cE "$re")
+	if [ "$n1" -ne "$n0" ]; then
+		dmesg | grep -E -A12 "$re" | tail -40
+		echo "xvmsg-net: $NET_IF: a soft lockup or stall"
+		return 1
+	fi
+	[ "$rx" -gt 0 ] || { echo "xvmsg-net: $NET_IF received nothing: its receive path never ran"; return 1; }
+}
+
+# net_gone MAC: the interface with MAC went away within 60 s.
+net_gone() {
+	local i=0
+	while net_ifname "$1"; do
+		i=$((i + 1))
+		[ "$i" -le 120 ] || { echo "xvmsg-net: $NET_IF ($1) still there"; return 1; }
+		sleep 0.5
+	done
 }
