@@ -30,6 +30,9 @@
 #define AIO_WORKERS	4
 #define AIO_BACKOFF_MS	1
 #define AIO_STACK	(128 * 1024)	/* a worker runs one system call at a time */
+/* Counters read from other threads (xvb_aio_get_stats): written by the
+ * context's thread alone, so relaxed atomics suffice. */
+#define XVB_AIO_STAT_ADD(f, n) ((void)__atomic_fetch_add(&(f), (n), __ATOMIC_RELAXED))
 
 struct xvb_aio {
 	struct xvb_evloop *loop;
@@ -331,7 +334,7 @@ static void kick(struct xvb_aio *a)
 		rc = engine_start(a, op);
 		if (rc) {
 			wait_push_front(a, op);
-			a->st.retries++;
+			XVB_AIO_STAT_ADD(a->st.retries, 1);
 			if (rc != -EBUSY)
 				a->backoff_until = now + AIO_BACKOFF_MS;
 			break;
@@ -345,7 +348,7 @@ static void kick(struct xvb_aio *a)
 		} else if (rc < 0) {
 			/* -EAGAIN, -ENOMEM, -EBUSY: the SQEs stay in the ring
 			 * and are offered again after the back-off. */
-			a->st.retries++;
+			XVB_AIO_STAT_ADD(a->st.retries, 1);
 			a->backoff_until = now + AIO_BACKOFF_MS;
 			if (rc != -EAGAIN && rc != -ENOMEM && rc != -EBUSY && rc != -EINTR)
 				xvb_warn(a->log, "%s: io_uring submit: %s (retrying)", a->name,
@@ -464,9 +467,9 @@ void xvb_aio_unplug(struct xvb_aio *a)
 void xvb_aio_submit(struct xvb_aio *a, struct xvb_aio_op *op)
 {
 	a->inflight++;
-	a->st.ops++;
+	XVB_AIO_STAT_ADD(a->st.ops, 1);
 	if (a->inflight > a->st.max_inflight)
-		a->st.max_inflight = a->inflight;
+		__atomic_store_n(&a->st.max_inflight, a->inflight, __ATOMIC_RELAXED);
 	if (a->opts.slow_ms) {
 		op->due_ms = now_ms() + a->opts.slow_ms;
 		list_add(&a->slow_tail, op);
@@ -503,7 +506,10 @@ int xvb_aio_engine(const struct xvb_aio *a)
 
 void xvb_aio_get_stats(const struct xvb_aio *a, struct xvb_aio_stats *s)
 {
-	*s = a->st;
+	/* Another thread may be counting (a queue thread's context). */
+	s->ops = __atomic_load_n(&a->st.ops, __ATOMIC_RELAXED);
+	s->retries = __atomic_load_n(&a->st.retries, __ATOMIC_RELAXED);
+	s->max_inflight = __atomic_load_n(&a->st.max_inflight, __ATOMIC_RELAXED);
 }
 
 size_t xvb_aio_mem(const struct xvb_aio *a)
@@ -596,6 +602,30 @@ fail_fds:
 	if (a->tfd >= 0)
 		close(a->tfd);
 	free(a);
+	return rc;
+}
+
+int xvb_aio_set_loop(struct xvb_aio *a, struct xvb_evloop *loop)
+{
+	int rc = 0;
+
+	if (a->loop) {
+		xvb_evloop_del(a->loop, a->tfd);
+		xvb_evloop_del(a->loop, a->efd);
+	}
+	a->loop = NULL;
+	if (!loop)
+		return 0;
+	/* Both fds keep what came meanwhile (an eventfd count, an expired
+	 * timer): level-triggered, the new loop sees it at once. */
+	rc = xvb_evloop_add(loop, a->efd, EPOLLIN, on_efd, a);
+	if (!rc) {
+		rc = xvb_evloop_add(loop, a->tfd, EPOLLIN, on_timer, a);
+		if (rc)
+			xvb_evloop_del(loop, a->efd);
+	}
+	if (!rc)
+		a->loop = loop;
 	return rc;
 }
 

@@ -2,8 +2,9 @@
 /*
  * Asynchronous file I/O for device models: io_uring, or a small pool of
  * worker threads where io_uring is unavailable or refused.  One context per
- * device instance.  Completions come back on the event loop's thread through
- * an eventfd, so a model's done() callbacks never race with its other ops.
+ * device queue.  Completions come back on its event loop's thread through
+ * an eventfd, so a model's done() callbacks never race with its other ops
+ * on that queue.
  *
  * An op is owned by the caller and must stay valid, with the memory its
  * iovecs point to, until done() has run for it.  Reads and writes are
@@ -70,6 +71,12 @@ const char *xvb_aio_engine_name(int engine);
 int xvb_aio_create(struct xvb_evloop *loop, const struct xvb_aio_opts *opts,
 		   const struct xvb_log *log, const char *name,
 		   void (*batch)(void *arg), void *arg, struct xvb_aio **out);
+/* Move the context to another loop (NULL: none; completions then run only
+ * in xvb_aio_drain), as a queue moves to a queue thread and back: called on
+ * the thread of the loop it leaves with NULL, then on the thread of the
+ * loop it joins.  From then on submit, plug and the done() callbacks
+ * belong to that thread.  0 or -errno (the context is then on no loop). */
+int xvb_aio_set_loop(struct xvb_aio *a, struct xvb_evloop *loop);
 /* Start op.  Never fails: refusals are retried. */
 void xvb_aio_submit(struct xvb_aio *a, struct xvb_aio_op *op);
 /* Batching: between plug and unplug, submissions are only queued; unplug

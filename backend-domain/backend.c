@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 
 #include <xvmsg/wire.h>
 
@@ -28,6 +29,54 @@ int xvb_backend_init(struct xvb_backend *be, struct xvb_bus *bus, struct xvb_evl
 	be->msg_budget = XVB_MSG_BUDGET;
 	be->msg_revs = XVMSG_MSG_REVS_ALL;
 	be->chain_budget = XVB_CHAIN_BUDGET;
+	be->attn_fd = -1;
+	return 0;
+}
+
+void xvb_stats_read(const struct xvb_stats *s, struct xvb_stats *out)
+{
+	const uint64_t *in = (const uint64_t *)s;
+	uint64_t *o = (uint64_t *)out;
+
+	_Static_assert(sizeof(*s) % sizeof(uint64_t) == 0, "xvb_stats holds uint64_t only");
+	for (size_t i = 0; i < sizeof(*s) / sizeof(uint64_t); i++)
+		o[i] = __atomic_load_n(&in[i], __ATOMIC_RELAXED);
+}
+
+/* A queue thread has news (a ring lied): the loop thread acts on it. */
+static void on_attention(void *arg, int fd, uint32_t events)
+{
+	struct xvb_backend *be = arg;
+	struct xvb_conn *c;
+	uint64_t n;
+
+	if (read(fd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: already taken */
+	}
+	for (c = be->conns; c; c = xvb_conn_next(c))
+		xvb_conn_attention(c);
+}
+
+int xvb_backend_queue_threads(struct xvb_backend *be, unsigned int n)
+{
+	int rc;
+
+	if (!n)
+		return 0;
+	be->qthreads = calloc(n, sizeof(*be->qthreads));
+	if (!be->qthreads)
+		return -ENOMEM;
+	be->attn_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (be->attn_fd < 0)
+		return -errno;
+	rc = xvb_evloop_add(be->loop, be->attn_fd, EPOLLIN, on_attention, be);
+	if (rc)
+		return rc;
+	for (be->nqthreads = 0; be->nqthreads < n; be->nqthreads++) {
+		rc = xvb_qthread_create(&be->qthreads[be->nqthreads]);
+		if (rc)
+			return rc;
+	}
 	return 0;
 }
 
@@ -226,6 +275,11 @@ void xvb_backend_shutdown(struct xvb_backend *be)
 	xvb_evloop_cancel(be->loop, &be->pend_run);
 	be->bus->ops->store_unwatch(be->bus, be->root);
 	xvb_ports_free(be);
+	while (be->nqthreads)
+		xvb_qthread_destroy(be->qthreads[--be->nqthreads]);
+	free(be->qthreads);
+	be->qthreads = NULL;
+	xvb_evloop_del_close(be->loop, &be->attn_fd);
 }
 
 /* One write for the whole dump, so a reader never sees part of it. */

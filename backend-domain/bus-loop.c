@@ -157,7 +157,9 @@ static void l_destroy(struct xvb_bus *b)
 	while (lb->clients) {
 		struct loop_client *c = lb->clients;
 
+		pthread_mutex_lock(&lb->map_lock);
 		lb->clients = c->next;
+		pthread_mutex_unlock(&lb->map_lock);
 		loop_client_free(lb, c);
 	}
 	while (lb->maps) {
@@ -183,6 +185,7 @@ static void l_destroy(struct xvb_bus *b)
 	if (lb->spare >= 0)
 		close(lb->spare);
 	close(lb->epfd);
+	pthread_mutex_destroy(&lb->map_lock);
 	free(lb);
 }
 
@@ -231,6 +234,11 @@ static const struct xvb_bus_ops loop_ops = {
 	.evtchn_bind = loop_evtchn_bind,
 	.evtchn_unbind = loop_evtchn_unbind,
 	.evtchn_notify = loop_evtchn_notify,
+	.chan_bind = loop_chan_bind,
+	.chan_unbind = loop_chan_unbind,
+	.chan_fd = loop_chan_fd,
+	.chan_ack = loop_chan_ack,
+	.chan_notify = loop_chan_notify,
 };
 
 int xvb_loop_create(const struct xvb_loop_opts *opts, const struct xvb_bus_events *ev,
@@ -248,6 +256,7 @@ int xvb_loop_create(const struct xvb_loop_opts *opts, const struct xvb_bus_event
 		return -ENOMEM;
 	lb->bus.ops = &loop_ops;
 	lb->ev = *ev;
+	pthread_mutex_init(&lb->map_lock, NULL);
 	lb->exports = opts->exports;
 	lb->nexports = opts->nr_exports;
 	lb->caps.map_frames = opts->allow_full;
@@ -310,6 +319,7 @@ err:
 		close(lb->epfd);
 	ls_destroy(lb->store);
 	free(lb->export_busy);
+	pthread_mutex_destroy(&lb->map_lock);
 	free(lb);
 	return rc;
 }

@@ -7,7 +7,8 @@
  *                   a batch in which any single reference fails.
  *   foreign frames  libxenforeignmemory (privcmd), full mode only; needs a
  *                   privileged backend (dom0).  Every page's error is checked.
- *   event channels  libxenevtchn: interdomain binds, pending + unmask.
+ *   event channels  libxenevtchn: interdomain binds, pending + unmask; a
+ *                   queue channel gets a handle (and an fd) of its own.
  *   xenstore        libxenstore: reads, writes, watches.
  *
  * The backend is an unprivileged process in a driver domain: nothing here
@@ -15,6 +16,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +52,20 @@ struct xen_bus {
 	int epfd;
 	uint32_t domid;
 	struct xvb_bus_caps caps;
+	/* map and unmap may come from queue threads (bus.h): maps and fmem
+	 * are under map_lock.  libxengnttab and libxenforeignmemory calls on
+	 * one handle are safe from several threads (each is an ioctl, and
+	 * gntdev and privcmd lock inside). */
+	pthread_mutex_t map_lock;
 	struct xen_map *maps;
+};
+
+/* A queue channel: a xenevtchn handle of its own (Linux's evtchn device
+ * delivers a port on the file that bound it, and notifies only ports that
+ * file bound), so its thread shares nothing with the bus's. */
+struct xvb_chan {
+	xenevtchn_handle *xce;
+	evtchn_port_t port;
 };
 
 #define XB(b) ((struct xen_bus *)(b))
@@ -204,7 +219,7 @@ static int map_foreign(struct xen_bus *xb, uint32_t domid, const uint64_t *ids, 
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (!xb->fmem) {
+	if (!xb->fmem) {	/* under map_lock */
 		xb->fmem = xenforeignmemory_open(NULL, 0);
 		if (!xb->fmem) {
 			rc = -EPERM;
@@ -269,7 +284,9 @@ static int x_map(struct xvb_bus *b, uint32_t domid, enum xvb_space space, const 
 	} else if (!xb->caps.map_frames) {
 		rc = -EPERM;
 	} else {
+		pthread_mutex_lock(&xb->map_lock);
 		rc = map_foreign(xb, domid, ids, n, prot, &a);
+		pthread_mutex_unlock(&xb->map_lock);
 		m->foreign = true;
 	}
 	if (rc) {
@@ -278,8 +295,10 @@ static int x_map(struct xvb_bus *b, uint32_t domid, enum xvb_space space, const 
 	}
 	m->addr = a;
 	m->n = n;
+	pthread_mutex_lock(&xb->map_lock);
 	m->next = xb->maps;
 	xb->maps = m;
+	pthread_mutex_unlock(&xb->map_lock);
 	*addr = a;
 	return 0;
 }
@@ -289,12 +308,14 @@ static int x_unmap(struct xvb_bus *b, void *addr, unsigned int n)
 	struct xen_bus *xb = XB(b);
 	struct xen_map **pp, *m;
 
+	pthread_mutex_lock(&xb->map_lock);
 	for (pp = &xb->maps; (m = *pp); pp = &m->next) {
 		if (m->addr != addr)
 			continue;
 		if (m->n != n)
-			return -EINVAL;
+			break;
 		*pp = m->next;
+		pthread_mutex_unlock(&xb->map_lock);
 		if (m->foreign)
 			xenforeignmemory_unmap(xb->fmem, addr, n);
 		else
@@ -302,7 +323,8 @@ static int x_unmap(struct xvb_bus *b, void *addr, unsigned int n)
 		free(m);
 		return 0;
 	}
-	return -ENOENT;
+	pthread_mutex_unlock(&xb->map_lock);
+	return m ? -EINVAL : -ENOENT;
 }
 
 /* ---- event channels ---- */
@@ -327,6 +349,66 @@ static int x_notify(struct xvb_bus *b, uint32_t local)
 	return xenevtchn_notify(XB(b)->xce, local) ? -errno : 0;
 }
 
+static int x_chan_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, struct xvb_chan **out)
+{
+	struct xvb_chan *ch = calloc(1, sizeof(*ch));
+	xenevtchn_port_or_error_t p;
+	int rc;
+
+	if (!ch)
+		return -ENOMEM;
+	ch->xce = xenevtchn_open(NULL, 0);
+	if (!ch->xce) {
+		rc = -errno;
+		free(ch);
+		return rc;
+	}
+	p = xenevtchn_bind_interdomain(ch->xce, domid, remote);
+	if (p < 0) {
+		rc = -errno;
+		xenevtchn_close(ch->xce);
+		free(ch);
+		return rc;
+	}
+	ch->port = (evtchn_port_t)p;
+	*out = ch;
+	return 0;
+}
+
+static void x_chan_unbind(struct xvb_bus *b, struct xvb_chan *ch)
+{
+	xenevtchn_unbind(ch->xce, ch->port);
+	xenevtchn_close(ch->xce);
+	free(ch);
+}
+
+static int x_chan_fd(struct xvb_chan *ch)
+{
+	return xenevtchn_fd(ch->xce);
+}
+
+/* The evtchn fd blocks: read a port only when poll says one is there.
+ * Unmasked at once: a signal during the work that follows wakes us again,
+ * and the work looks at the rings anyway. */
+static int x_chan_ack(struct xvb_chan *ch)
+{
+	struct pollfd p = { .fd = xenevtchn_fd(ch->xce), .events = POLLIN };
+	xenevtchn_port_or_error_t port;
+
+	if (poll(&p, 1, 0) != 1)
+		return -EAGAIN;
+	port = xenevtchn_pending(ch->xce);
+	if (port < 0)
+		return -EAGAIN;
+	xenevtchn_unmask(ch->xce, (evtchn_port_t)port);
+	return 0;
+}
+
+static int x_chan_notify(struct xvb_chan *ch)
+{
+	return xenevtchn_notify(ch->xce, ch->port) ? -errno : 0;
+}
+
 /* Also what xvb_xen_create() opened before it failed. */
 static void x_destroy(struct xvb_bus *b)
 {
@@ -344,6 +426,7 @@ static void x_destroy(struct xvb_bus *b)
 		xs_close(xb->xs);
 	if (xb->epfd >= 0)
 		close(xb->epfd);
+	pthread_mutex_destroy(&xb->map_lock);
 	free(xb);
 }
 
@@ -365,6 +448,11 @@ static const struct xvb_bus_ops xen_ops = {
 	.evtchn_bind = x_bind,
 	.evtchn_unbind = x_unbind,
 	.evtchn_notify = x_notify,
+	.chan_bind = x_chan_bind,
+	.chan_unbind = x_chan_unbind,
+	.chan_fd = x_chan_fd,
+	.chan_ack = x_chan_ack,
+	.chan_notify = x_chan_notify,
 };
 
 int xvb_xen_create(const struct xvb_xen_opts *opts, const struct xvb_bus_events *ev,
@@ -379,6 +467,7 @@ int xvb_xen_create(const struct xvb_xen_opts *opts, const struct xvb_bus_events 
 		return -ENOMEM;
 	xb->bus.ops = &xen_ops;
 	xb->ev = *ev;
+	pthread_mutex_init(&xb->map_lock, NULL);
 	x_caps_init(&xb->caps, opts->allow_full);
 	xb->epfd = -1;
 	xb->xs = xs_open(0);

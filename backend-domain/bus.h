@@ -8,6 +8,11 @@
  *
  * Every function returning int returns 0 (or a count where stated) or a
  * negative errno.  None of them blocks unless stated.
+ *
+ * Threads: everything runs on the thread that owns the bus (the backend's
+ * event loop) except map and unmap, which any thread may call (queue
+ * threads translate requests), and the chan_fd, chan_ack and chan_notify
+ * of a queue channel, which only its queue's thread calls.
  */
 #ifndef XVB_BUS_H
 #define XVB_BUS_H
@@ -17,6 +22,9 @@
 #include <stdint.h>
 
 struct xvb_bus;
+/* A queue channel: an event channel with a descriptor of its own, for a
+ * queue served on a thread of its own (qthread.c); see chan_bind. */
+struct xvb_chan;
 
 /* What the core is told; set once at creation. */
 struct xvb_bus_events {
@@ -92,6 +100,23 @@ struct xvb_bus_ops {
 			   uint32_t *local_port);
 	int (*evtchn_unbind)(struct xvb_bus *bus, uint32_t local_port);
 	int (*evtchn_notify)(struct xvb_bus *bus, uint32_t local_port);
+
+	/* --- queue channels (optional: NULL, and every queue is served on
+	 * the bus's thread) ---
+	 * Bind remote_port of domid as a channel that is not the bus fd's:
+	 * its own fd becomes readable when the peer signals it, and nothing
+	 * of the bus is touched when it is acked or notified, so another
+	 * thread can serve it without a lock.  Bind and unbind on the bus's
+	 * thread; unbind only once the queue's thread has let go of it. */
+	int (*chan_bind)(struct xvb_bus *bus, uint32_t domid, uint32_t remote_port,
+			 struct xvb_chan **out);
+	void (*chan_unbind)(struct xvb_bus *bus, struct xvb_chan *ch);
+	/* The channel's thread: the fd to poll; after it was readable, take
+	 * the signal and let the next one through (0, or -EAGAIN when there
+	 * was none: a spurious wake-up); signal the peer. */
+	int (*chan_fd)(struct xvb_chan *ch);
+	int (*chan_ack)(struct xvb_chan *ch);
+	int (*chan_notify)(struct xvb_chan *ch);
 };
 
 struct xvb_bus {

@@ -13,6 +13,7 @@
  *   max-guest-keys = N
  *   max-guest-store-bytes = N
  *   aio = auto|io_uring|threads
+ *   queue-threads = N
  *   export NAME TYPE [PARAMS]
  */
 #include <ctype.h>
@@ -223,6 +224,8 @@ static const struct uint_setting {
 	{ "max-guest-keys", offsetof(struct xvb_config, max_guest_keys), 16, 1000000, "keys" },
 	{ "max-guest-store-bytes", offsetof(struct xvb_config, max_guest_store_bytes), 4096,
 	  1u << 30, "bytes" },
+	{ "queue-threads", offsetof(struct xvb_config, queue_threads), 0, XVB_MAX_QUEUE_THREADS,
+	  "threads" },
 };
 
 /* Setting key (without "--") to v if it is one of uint_settings: 0 or
@@ -390,6 +393,8 @@ static void usage(FILE *out, const char *prog)
 "      --stats-on-exit      print per-device counters when stopping\n"
 "      --aio ENGINE         block I/O engine: auto (default: io_uring if the\n"
 "                           kernel allows it, else threads), io_uring, threads\n"
+"      --queue-threads N    serve blk queues on N threads of their own (0..64;\n"
+"                           default 0: every queue on the event loop's thread)\n"
 "      --fault NAME         misbehave on purpose, to test guests (never in\n"
 "                           production; docs/backend.md says what each does):\n"
 "                           used-bad-id, used-bad-len, used-dup-id, silent,\n"
@@ -413,7 +418,8 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 			  char *err, size_t errlen)
 {
 	enum { OPT_NO_FULL = 256, OPT_FULL, OPT_STATS, OPT_POLL, OPT_FAULT, OPT_GUEST_FDS,
-	       OPT_GUEST_MAPS, OPT_GUEST_KEYS, OPT_GUEST_STORE, OPT_MSG_REV, OPT_AIO };
+	       OPT_GUEST_MAPS, OPT_GUEST_KEYS, OPT_GUEST_STORE, OPT_MSG_REV, OPT_AIO,
+	       OPT_QTHREADS };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "bus", required_argument, NULL, 'b' },
@@ -430,6 +436,7 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 		{ "fault", required_argument, NULL, OPT_FAULT },
 		{ "msg-revision", required_argument, NULL, OPT_MSG_REV },
 		{ "aio", required_argument, NULL, OPT_AIO },
+		{ "queue-threads", required_argument, NULL, OPT_QTHREADS },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -475,6 +482,7 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 				return rc;
 			break;
 		case OPT_GUEST_MAPS:
+		case OPT_QTHREADS:
 		case OPT_GUEST_KEYS:
 		case OPT_GUEST_STORE: {
 			const char *name = opts[idx].name;

@@ -13,6 +13,10 @@
 
 #define XVB_MAX_EXPORTS 64
 
+/* --queue-threads: more than 64 threads serve no purpose a queue count
+ * (16 per blk device) and a driver domain's vCPUs would not already. */
+#define XVB_MAX_QUEUE_THREADS 64
+
 struct xvb_config {
 	char bus[16];			/* "loop" */
 	char socket_path[108];
@@ -21,6 +25,7 @@ struct xvb_config {
 	bool full_given;		/* --full / --no-full / full-mode said so */
 	bool stats_on_exit;
 	unsigned int poll_us;		/* busy-poll queues this long before sleeping */
+	unsigned int queue_threads;	/* --queue-threads: 0 = queues on the loop thread */
 	unsigned int max_guest_fds;	/* loop bus per-guest fd quota, 0 = default */
 	unsigned int max_guest_maps;	/* loop bus per-guest mapping quota, 0 = default */
 	unsigned int max_guest_keys;	/* loop bus per-guest store quota, 0 = default */

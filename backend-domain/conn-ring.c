@@ -16,7 +16,7 @@
 static void notify_msg(struct xvb_conn *c)
 {
 	if (c->be->bus->ops->evtchn_notify(c->be->bus, c->msg_port) == 0)
-		c->stats.notify_out++;
+		XVB_STAT_ADD(c->stats.notify_out, 1);
 }
 
 static bool b2d_full(struct xvb_conn *c)
@@ -137,9 +137,14 @@ static void tp_notify_used(void *ctx, unsigned int q)
 
 	if (!c->connected)
 		return;
+	if (q < c->nvq_ports && c->qs[q].chan) {	/* on the queue's thread */
+		if (c->be->bus->ops->chan_notify(c->qs[q].chan) == 0)
+			XVB_STAT_ADD(c->stats.notify_out, 1);
+		return;
+	}
 	if (q < c->nvq_ports) {
 		if (c->be->bus->ops->evtchn_notify(c->be->bus, c->vq_port[q]) == 0)
-			c->stats.notify_out++;
+			XVB_STAT_ADD(c->stats.notify_out, 1);
 		return;
 	}
 	c->used_pending |= 1ULL << q;	/* no channel of its own: in band */
@@ -149,6 +154,9 @@ static void tp_notify_used(void *ctx, unsigned int q)
 const struct xvb_vdev_transport xvb_conn_transport = {
 	.send = tp_send,
 	.notify_used = tp_notify_used,
+	.queue_start = xvb_conn_queue_start,
+	.queue_stop = xvb_conn_queue_stop,
+	.queue_broken = xvb_conn_queue_broken,
 };
 
 static void handle_bus_msg(struct xvb_conn *c, const struct vmsg *req, struct vmsg *resp,

@@ -117,6 +117,7 @@ static void fail(struct xvb_conn *c, const char *why)
 }
 
 static void disconnect(struct xvb_conn *c);
+static unsigned int remote_queues(const struct xvb_conn *c);
 
 /* The message ring itself is corrupt: nothing more can be said over it. */
 static void ring_broken(struct xvb_conn *c, const char *why)
@@ -179,8 +180,7 @@ static void unpend(struct xvb_conn *c)
 
 static void serve(struct xvb_conn *c, bool msgs, uint64_t queues)
 {
-	uint64_t msgs0 = c->stats.msgs_in;
-	uint64_t chains0 = c->stats.requests + c->stats.bad_chains, n;
+	uint64_t msgs0 = c->stats.msgs_in, n;
 	const char *why = "";
 	unsigned int q;
 
@@ -197,9 +197,7 @@ static void serve(struct xvb_conn *c, bool msgs, uint64_t queues)
 	n = c->stats.msgs_in - msgs0;
 	if (n > c->stats.max_msgs_call)
 		c->stats.max_msgs_call = n;
-	n = c->stats.requests + c->stats.bad_chains - chains0;
-	if (n > c->stats.max_chains_call)
-		c->stats.max_chains_call = n;
+	xvb_stat_max(&c->stats.max_chains_call, c->vdev.call_most);
 	if (c->connected && (c->pend_msgs || c->pend_q))
 		pend(c);
 	else
@@ -208,7 +206,7 @@ static void serve(struct xvb_conn *c, bool msgs, uint64_t queues)
 
 void xvb_conn_event(struct xvb_conn *c, int q)
 {
-	c->stats.notify_in++;
+	XVB_STAT_ADD(c->stats.notify_in, 1);
 	if (!c->connected)
 		return;
 	if (c->pend_on) {
@@ -250,10 +248,18 @@ static void unbind_all(struct xvb_conn *c)
 	struct xvb_bus *bus = c->be->bus;
 
 	while (c->nvq_ports) {
-		c->nvq_ports--;
-		xvb_port_unregister(c->be, c->vq_port[c->nvq_ports]);
-		bus->ops->evtchn_unbind(bus, c->vq_port[c->nvq_ports]);
+		unsigned int q = --c->nvq_ports;
+
+		if (c->qs[q].chan) {
+			bus->ops->chan_unbind(bus, c->qs[q].chan);
+			c->qs[q].chan = NULL;
+			c->vdev.vq[q].remote = false;
+			continue;
+		}
+		xvb_port_unregister(c->be, c->vq_port[q]);
+		bus->ops->evtchn_unbind(bus, c->vq_port[q]);
 	}
+	__atomic_store_n(&c->attn_q, 0, __ATOMIC_RELAXED);
 	if (c->msg_bound) {
 		xvb_port_unregister(c->be, c->msg_port);
 		bus->ops->evtchn_unbind(bus, c->msg_port);
@@ -266,6 +272,7 @@ static void disconnect(struct xvb_conn *c)
 	unpend(c);
 	if (!c->connected)
 		return;
+	xvb_vdev_stop_queues(&c->vdev);	/* queue threads read c->connected */
 	c->connected = false;
 	if (c->fault)
 		xvb_fault_disconnected(c->fault);
@@ -274,8 +281,8 @@ static void disconnect(struct xvb_conn *c)
 	xvb_mc_fini(&c->mc);
 	unbind_all(c);
 	c->be->bus->ops->unmap(c->be->bus, c->msg, 1);
-	c->stats.unmap_calls++;
-	c->stats.unmap_pages++;
+	XVB_STAT_ADD(c->stats.unmap_calls, 1);
+	XVB_STAT_ADD(c->stats.unmap_pages, 1);
 	c->msg = NULL;
 	xvb_conn_ring_stop(c);
 	xvb_info(c->be->log, "%s: disconnected", c->name);
@@ -292,6 +299,29 @@ static int bind_port(struct xvb_conn *c, uint32_t remote, int q, uint32_t *local
 	if (rc)
 		bus->ops->evtchn_unbind(bus, *local);
 	return rc;
+}
+
+/* A queue's own event channel: on a queue thread where the backend has
+ * them, the model can move queues there and the bus can give the channel
+ * an fd of its own; with --fault the queues stay on the loop's thread
+ * (the lies are told from there). */
+static int bind_queue(struct xvb_conn *c, uint32_t remote, unsigned int q)
+{
+	struct xvb_backend *be = c->be;
+	struct xvb_bus *bus = be->bus;
+	struct xvb_qserve *s = &c->qs[q];
+	int rc;
+
+	if (!be->nqthreads || !c->ops->queue_loop || !bus->ops->chan_bind || c->fault)
+		return bind_port(c, remote, (int)q, &c->vq_port[q]);
+	rc = bus->ops->chan_bind(bus, c->feid, remote, &s->chan);
+	if (rc)
+		return rc;
+	s->c = c;
+	s->q = q;
+	s->t = be->qthreads[be->next_qthread++ % be->nqthreads];
+	c->vdev.vq[q].remote = true;
+	return 0;
 }
 
 /* "1,2" for a revision mask. */
@@ -394,8 +424,8 @@ static int connect_frontend(struct xvb_conn *c, char *why, size_t whylen)
 	rc = bus->ops->map(bus, c->feid, XVB_SPACE_GRANT, &ref, 1, true, &page);
 	if (rc)
 		BAD("cannot map message page (grant %u): %s", msg_ref, strerror(-rc));
-	c->stats.map_calls++;
-	c->stats.map_pages++;
+	XVB_STAT_ADD(c->stats.map_calls, 1);
+	XVB_STAT_ADD(c->stats.map_pages, 1);
 	c->msg = page;
 	rc = bind_port(c, port, -1, &c->msg_port);
 	if (rc) {
@@ -412,7 +442,7 @@ static int connect_frontend(struct xvb_conn *c, char *why, size_t whylen)
 			snprintf(why, whylen, "frontend key %s missing or not a number", key);
 			goto err_unbind;
 		}
-		rc = bind_port(c, p, (int)i, &c->vq_port[i]);
+		rc = bind_queue(c, p, i);
 		if (rc) {
 			snprintf(why, whylen, "cannot bind event channel %u: %s", p, strerror(-rc));
 			goto err_unbind;
@@ -430,11 +460,11 @@ static int connect_frontend(struct xvb_conn *c, char *why, size_t whylen)
 	c->connected = true;
 	if (c->fault)
 		xvb_fault_connected(c->fault, &c->vdev, c->b2d_prod);
-	xvb_info(c->be->log, "%s: connected, mode %s%s%.0u%s, %u queue channels, "
-		 "message layout revision %u", c->name,
+	xvb_info(c->be->log, "%s: connected, mode %s%s%.0u%s, %u queue channels "
+		 "(%u on queue threads), message layout revision %u", c->name,
 		 xvmsg_mode_name(c->mode), c->mode == XVMSG_MODE_POOL ? " (" : "",
 		 c->mode == XVMSG_MODE_POOL ? pool_pages : 0,
-		 c->mode == XVMSG_MODE_POOL ? " pages)" : "", c->nvq_ports, rev);
+		 c->mode == XVMSG_MODE_POOL ? " pages)" : "", c->nvq_ports, remote_queues(c), rev);
 	return 0;
 
 err_unbind:
@@ -651,6 +681,7 @@ bool xvb_conn_arm(struct xvb_conn *c)
 
 void xvb_conn_quiesce(struct xvb_conn *c)
 {
+	xvb_vdev_stop_queues(&c->vdev);	/* their I/O is answered from here */
 	if (c->priv && c->ops->quiesce)
 		c->ops->quiesce(c->priv);
 }
@@ -683,6 +714,16 @@ static size_t conn_mem(const struct xvb_conn *c)
 	return sizeof(*c) + xvb_vdev_mem(&c->vdev);
 }
 
+/* Queues served on queue threads now. */
+static unsigned int remote_queues(const struct xvb_conn *c)
+{
+	unsigned int q, n = 0;
+
+	for (q = 0; q < c->nvq_ports; q++)
+		n += c->qs[q].chan != NULL;
+	return n;
+}
+
 /* The model's own counters (" name=value..."), or "". */
 static void model_stats(const struct xvb_conn *c, char *buf, size_t len)
 {
@@ -695,19 +736,21 @@ static void model_stats(const struct xvb_conn *c, char *buf, size_t len)
  * and echo the request in "stats-seq" so it knows the answer is fresh. */
 void xvb_conn_publish_stats(struct xvb_conn *c)
 {
-	const struct xvb_stats *s = &c->stats;
+	struct xvb_stats snap, *s = &snap;
 	char seq[32], model[1024];
 
 	if (rd(c, c->bepath, XVMSG_XS_STATS_REQUEST, seq, sizeof(seq)))
 		return;
+	xvb_stats_read(&c->stats, s);
 	model_stats(c, model, sizeof(model));
 	wr(c, XVMSG_XS_STATS, "maps=%" PRIu64 " map_pages=%" PRIu64 " unmaps=%" PRIu64
 	   " unmap_pages=%" PRIu64 " notify_in=%" PRIu64 " notify_out=%" PRIu64
 	   " msgs_in=%" PRIu64 " msgs_out=%" PRIu64 " msgs_bad=%" PRIu64
 	   " requests=%" PRIu64 " bad_chains=%" PRIu64 " bytes_out=%" PRIu64
-	   " bytes_in=%" PRIu64 " mem_bytes=%zu%s", s->map_calls, s->map_pages, s->unmap_calls,
-	   s->unmap_pages, s->notify_in, s->notify_out, s->msgs_in, s->msgs_out, s->msgs_bad,
-	   s->requests, s->bad_chains, s->bytes_out, s->bytes_in, conn_mem(c), model);
+	   " bytes_in=%" PRIu64 " mem_bytes=%zu queue_threads=%u%s", s->map_calls, s->map_pages,
+	   s->unmap_calls, s->unmap_pages, s->notify_in, s->notify_out, s->msgs_in, s->msgs_out,
+	   s->msgs_bad, s->requests, s->bad_chains, s->bytes_out, s->bytes_in, conn_mem(c),
+	   remote_queues(c), model);
 	wr(c, XVMSG_XS_STATS_SEQ, "%s", seq);
 }
 
@@ -720,18 +763,19 @@ bool xvb_conn_owns_backend_path(const struct xvb_conn *c, const char *path)
 
 void xvb_conn_dump(const struct xvb_conn *c, FILE *out)
 {
-	const struct xvb_stats *s = &c->stats;
+	struct xvb_stats snap, *s = &snap;
 	char model[1024];
 
+	xvb_stats_read(&c->stats, s);
 	model_stats(c, model, sizeof(model));
 	fprintf(out, "%s mode=%s state=%d maps=%" PRIu64 " map_pages=%" PRIu64
 		" unmaps=%" PRIu64 " unmap_pages=%" PRIu64 " notify_in=%" PRIu64
 		" notify_out=%" PRIu64 " msgs_in=%" PRIu64 " msgs_out=%" PRIu64
 		" msgs_bad=%" PRIu64 " requests=%" PRIu64 " bad_chains=%" PRIu64
 		" bytes_out=%" PRIu64 " bytes_in=%" PRIu64 " max_msgs_call=%" PRIu64
-		" max_chains_call=%" PRIu64 " mem_bytes=%zu%s\n",
+		" max_chains_call=%" PRIu64 " mem_bytes=%zu queue_threads=%u%s\n",
 		c->name, xvmsg_mode_name(c->mode), c->state, s->map_calls, s->map_pages,
 		s->unmap_calls, s->unmap_pages, s->notify_in, s->notify_out, s->msgs_in,
 		s->msgs_out, s->msgs_bad, s->requests, s->bad_chains, s->bytes_out, s->bytes_in,
-		s->max_msgs_call, s->max_chains_call, conn_mem(c), model);
+		s->max_msgs_call, s->max_chains_call, conn_mem(c), remote_queues(c), model);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * One xvmsg device of the backend, private to conn.c (the handshake, the
- * device's turns) and conn-ring.c (its message ring).  The rest of the
+ * device's turns), conn-ring.c (its message ring) and conn-queue.c (its
+ * queues on queue threads).  The rest of the
  * core sees struct xvb_conn through the xvb_conn_* functions of core.h.
  */
 #ifndef XVB_CONN_H
@@ -10,6 +11,18 @@
 #include "core.h"
 
 struct xvb_fault;
+
+/* A queue served on a queue thread (conn-queue.c): its channel, fd and
+ * turns belong to that thread while the queue is there. */
+struct xvb_qserve {
+	struct xvb_conn *c;
+	unsigned int q;
+	struct xvb_chan *chan;		/* NULL: the queue is the loop thread's */
+	struct xvb_qthread *t;
+	struct xvb_evdefer again;	/* budget spent: another turn next round */
+	bool on_thread;			/* queue thread's: it is on its loop */
+	bool turn;			/* queue thread's: again is armed */
+};
 
 struct xvb_conn {
 	struct xvb_conn *next;
@@ -31,8 +44,10 @@ struct xvb_conn {
 	struct xvmsg_msg_page *msg;
 	uint32_t msg_port;
 	bool msg_bound;
-	uint32_t vq_port[XVMSG_MAX_QUEUES];
+	uint32_t vq_port[XVMSG_MAX_QUEUES];	/* the loop thread's queues */
 	unsigned int nvq_ports;
+	struct xvb_qserve qs[XVMSG_MAX_QUEUES];	/* queue threads' (qs[q].chan) */
+	uint64_t attn_q;		/* remote queues whose ring lied (__atomic) */
 	uint32_t d2b_cons, b2d_prod;
 	/* On the backend's pending list: the last call ran out of budget.
 	 * Work found meanwhile (notifications) waits for the turn. */

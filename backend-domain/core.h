@@ -2,7 +2,8 @@
 /*
  * Backend core internals: address translation (mapcache.c), the split
  * virtqueue engine (virtq.c), the virtio-msg device side (vdev.c), one
- * xenstore device (conn.c: its handshake; conn-ring.c: its message ring),
+ * xenstore device (conn.c: its handshake; conn-ring.c: its message ring;
+ * conn-queue.c: its queues on queue threads), queue threads (qthread.c),
  * the backend context (backend.c) and its registries (registry.c).  Fault
  * injection is fault.h's.  Nothing here knows which hypervisor is
  * underneath: all of it goes through struct xvb_bus.
@@ -10,6 +11,7 @@
 #ifndef XVB_CORE_H
 #define XVB_CORE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -24,7 +26,9 @@
 #include "evloop.h"
 #include "log.h"
 
-/* Counters, per device. */
+/* Counters, per device.  Queue threads add to them too: every update is
+ * XVB_STAT_ADD / xvb_stat_max (relaxed atomics, no lock), every read
+ * xvb_stats_read. */
 struct xvb_stats {
 	uint64_t map_calls, map_pages;		/* bus map operations, pages mapped */
 	uint64_t unmap_calls, unmap_pages;
@@ -36,6 +40,21 @@ struct xvb_stats {
 	 * the pending list) took: bounded by the budgets below. */
 	uint64_t max_msgs_call, max_chains_call;
 };
+#define XVB_STAT_ADD(field, n) ((void)__atomic_fetch_add(&(field), (uint64_t)(n), __ATOMIC_RELAXED))
+static inline void xvb_stat_max(uint64_t *field, uint64_t v)
+{
+	uint64_t cur = __atomic_load_n(field, __ATOMIC_RELAXED);
+
+	while (v > cur && !__atomic_compare_exchange_n(field, &cur, v, true, __ATOMIC_RELAXED,
+						       __ATOMIC_RELAXED))
+		;
+}
+static inline uint64_t xvb_stat_get(const uint64_t *field)
+{
+	return __atomic_load_n(field, __ATOMIC_RELAXED);
+}
+/* A copy of every counter, each read atomically. */
+void xvb_stats_read(const struct xvb_stats *s, struct xvb_stats *out);
 
 /* ---- mapcache.c: bus address -> process address, per memory-access mode -- */
 
@@ -83,6 +102,10 @@ struct xvb_mapcache {
 	void ***full_dir;		/* full: two-level table of chunk mappings */
 	uint32_t full_dir_len;
 	uint32_t full_cached;		/* full: chunks in it, at most full_cap */
+	/* Queue threads share the cache: a pool chunk is published with a
+	 * release store and looked up without a lock; lock is taken to map
+	 * one (and around full mode's cached lookups). */
+	pthread_mutex_t lock;
 	uint32_t full_cap;		/* XVB_FULL_CACHE_CHUNKS (tests lower it) */
 };
 
@@ -152,6 +175,18 @@ struct xvb_vq {
 	 * queue's own rings are checked). */
 	const struct xvb_vq *peers;
 	unsigned int npeers;
+	/* A call's chain budget (xvb_vdev_budget, xvb_vdev_serve): chains it
+	 * may still take, and whether it left work (or the model asked for
+	 * another turn, xvb_retry_later). */
+	bool budgeted, starved;
+	unsigned int budget;
+	/* Served on a queue thread (set by the transport at connect): its
+	 * kicks, requests and completions never touch the loop's thread; the
+	 * transport's queue_start / queue_stop hand it over and take it back.
+	 * dead: its ring lied (why), seen on that thread; the loop's thread
+	 * sets NEEDS_RESET when the transport tells it (queue_broken). */
+	bool remote;
+	const char *dead;
 };
 
 /* Ring fields are little-endian and never cross a page (alignment): one
@@ -224,6 +259,16 @@ struct xvb_vdev_transport {
 	 * or kept in flight); the device is resetting, its queues stop next. */
 	bool (*push)(void *ctx, struct xvb_vdev *d, struct xvb_req *req, uint32_t written);
 	void (*reset)(void *ctx, struct xvb_vdev *d);
+	/* Remote queues (vq->remote) only, so NULL where there are none.
+	 * queue_start: the device is running, hand queue q to its thread
+	 * (which serves it once at once: buffers may be waiting); returns
+	 * when the thread has it.  queue_stop: take it back, waiting until
+	 * that thread has let go; the model's reset or quiesce follows.
+	 * queue_broken (on the queue's thread): its ring lied (vq->dead):
+	 * set NEEDS_RESET from the loop's thread. */
+	void (*queue_start)(void *ctx, struct xvb_vdev *d, unsigned int q);
+	void (*queue_stop)(void *ctx, struct xvb_vdev *d, unsigned int q);
+	void (*queue_broken)(void *ctx, struct xvb_vdev *d, unsigned int q);
 };
 
 struct xvb_vdev {
@@ -243,10 +288,10 @@ struct xvb_vdev {
 	unsigned int msg_rev;		/* layout revision (msg.h), set at connect */
 	uint64_t vq_on;			/* enabled queues (bit q); rev 1: size != 0 */
 	bool activated;
-	bool broken;
-	bool budgeted;			/* in a call: chain_budget applies */
-	unsigned int chain_budget;	/* chains the call may still take */
-	uint64_t starved;		/* queues left with work when it ran out */
+	bool queues_out;		/* remote queues are with their threads */
+	bool broken;			/* queue threads read it: __atomic */
+	unsigned int call_budget;	/* the last call's budget per queue */
+	unsigned int call_most;		/* chains one queue took in it */
 	unsigned int nvqs;
 	struct xvb_vq vq[XVMSG_MAX_QUEUES];
 };
@@ -263,15 +308,31 @@ size_t xvb_vdev_handle(struct xvb_vdev *d, const struct vmsg *req, struct vmsg *
 /* Driver kicked queue q. */
 void xvb_vdev_kick(struct xvb_vdev *d, unsigned int q);
 /* A call's chain budget: until xvb_vdev_budget_end(), xvb_pop() takes at
- * most `chains` chains in all and then answers 0 (empty) for a queue that
- * still has work, noting it.  budget_end returns those queues (bit q) and
- * lifts the limit.  Outside a call (console input, say) there is none. */
+ * most `chains` chains from each queue (remote ones aside) and then answers
+ * 0 (empty) for a queue that still has work, noting it.  budget_end returns
+ * those queues (bit q), sets call_most, and lifts the limit.  Outside a
+ * call (console input, say) there is none. */
 void xvb_vdev_budget(struct xvb_vdev *d, unsigned int chains);
 uint64_t xvb_vdev_budget_end(struct xvb_vdev *d);
+/* A queue thread's call for remote queue q: at most `chains` chains taken
+ * (*taken says how many), completions published.  True when the queue
+ * still has work and the device still runs: it wants another turn. */
+bool xvb_vdev_serve(struct xvb_vdev *d, unsigned int q, unsigned int chains,
+		    unsigned int *taken);
+/* Take the remote queues back from their threads (the transport's
+ * queue_stop), as reset does first; for a clean shutdown, before the
+ * model's quiesce. */
+void xvb_vdev_stop_queues(struct xvb_vdev *d);
+/* The device is broken (NEEDS_RESET): readable from queue threads. */
+static inline bool xvb_vdev_broken(const struct xvb_vdev *d)
+{
+	return __atomic_load_n(&d->broken, __ATOMIC_RELAXED);
+}
 /* Device reset: stop the model and every queue. */
 void xvb_vdev_reset(struct xvb_vdev *d);
-/* Queues with available entries not taken yet (bit q); 0 while the device
- * is not running. */
+/* Queues with available entries not taken yet (bit q), remote ones aside;
+ * 0 while the device is not running.  quiet and arm leave remote queues
+ * alone too: busy polling is the loop thread's. */
 uint64_t xvb_vdev_work(const struct xvb_vdev *d);
 /* Busy polling: make every live queue quiet (no kicks asked for while the
  * backend polls; cheap when they are already), or end that: arm every live
@@ -282,6 +343,18 @@ uint64_t xvb_vdev_arm(struct xvb_vdev *d);
 /* Bytes the core holds for d's queues (per-request tickets and flags, the
  * rings' page tables), plus what its model reports (ops->mem). */
 size_t xvb_vdev_mem(const struct xvb_vdev *d);
+
+/* ---- qthread.c: queue threads ------------------------------------------ */
+
+struct xvb_qthread;
+/* A thread running an event loop of its own; signals blocked.  0 or -errno. */
+int xvb_qthread_create(struct xvb_qthread **out);
+/* Stop and join it; nothing may be left on its loop. */
+void xvb_qthread_destroy(struct xvb_qthread *t);
+struct xvb_evloop *xvb_qthread_loop(struct xvb_qthread *t);
+/* Run fn(arg) on t's thread, between two of its rounds, and wait until it
+ * has returned.  From one thread at a time (the loop thread). */
+void xvb_qthread_call(struct xvb_qthread *t, void (*fn)(void *arg), void *arg);
 
 /* ---- conn.c, backend.c, registry.c ------------------------------------- */
 
@@ -314,10 +387,20 @@ struct xvb_backend {
 	int fault;			/* XVB_FAULT_* (fault.h): testing the guest only */
 	uint32_t msg_revs;		/* message layout revisions offered (bit r) */
 	struct xvb_aio_opts aio;	/* block I/O engine, resolved at start */
+	/* Queue threads (--queue-threads; none: every queue on the loop's
+	 * thread): a queue with its own event channel, of a model that can
+	 * move queues (queue_loop), goes to the next one round-robin. */
+	struct xvb_qthread **qthreads;
+	unsigned int nqthreads, next_qthread;
+	/* Queue threads wake the loop thread with it (a queue's ring lied:
+	 * xvb_backend_attention). */
+	int attn_fd;
 };
 
 int xvb_backend_init(struct xvb_backend *be, struct xvb_bus *bus, struct xvb_evloop *loop,
 		     struct xvb_log *log, const struct xvb_model_ops *const *models);
+/* Start n queue threads (before xvb_backend_start).  0 or -errno. */
+int xvb_backend_queue_threads(struct xvb_backend *be, unsigned int n);
 /* Start watching for devices. */
 int xvb_backend_start(struct xvb_backend *be);
 /* Bus callbacks (pass be as ctx). */
@@ -354,6 +437,13 @@ bool xvb_conn_arm(struct xvb_conn *c);
 /* The backend's pending list: one turn of every device on it (the
  * callback of be->pend_run; pass the backend). */
 void xvb_conn_run_pending(void *be);
+/* Queue threads' news for the loop thread (a remote queue's ring lied):
+ * act on it.  The callback of be->attn_fd. */
+void xvb_conn_attention(struct xvb_conn *c);
+/* conn-queue.c: the transport's remote-queue ops (core.h) for c. */
+void xvb_conn_queue_start(void *c, struct xvb_vdev *d, unsigned int q);
+void xvb_conn_queue_stop(void *c, struct xvb_vdev *d, unsigned int q);
+void xvb_conn_queue_broken(void *c, struct xvb_vdev *d, unsigned int q);
 /* Write the counters to xenstore if the toolstack asked (stats-request). */
 void xvb_conn_publish_stats(struct xvb_conn *c);
 bool xvb_conn_owns_backend_path(const struct xvb_conn *c, const char *path);

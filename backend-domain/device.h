@@ -69,7 +69,7 @@ struct xvb_req_limits {
 };
 
 /* Every op must be set except queues, set_config, set_limits, features,
- * quiesce, stats and mem (may be NULL). */
+ * queue_loop, quiesce, stats and mem (may be NULL). */
 struct xvb_model_ops {
 	const char *type;		/* "blk", "rng", "console", "net" */
 	uint32_t device_id;		/* VIRTIO_ID_* */
@@ -106,6 +106,18 @@ struct xvb_model_ops {
 	void (*reset)(void *priv);
 	/* Queue q has new available buffers. */
 	void (*notify)(void *priv, unsigned int q);
+	/* Optional: the model can have its queues served by queue threads
+	 * (xvmsg-backend --queue-threads), one thread per queue at most.
+	 * Queue q's work moves to loop: called with NULL on the thread of the
+	 * loop it leaves (env->loop's at first), then with the new loop on
+	 * that loop's thread; the core does so only between activate() and
+	 * reset(), while no call of q's is running, and brings q back to
+	 * env->loop before reset() or quiesce().  From then on notify(q) and
+	 * q's own completions run on that thread, possibly at the same time
+	 * as another queue's on another thread: whatever queues share must
+	 * be read-only while the device runs.  0 or -errno (q then on no
+	 * loop; the device fails). */
+	int (*queue_loop)(void *priv, unsigned int q, struct xvb_evloop *loop);
 	/* Clean shutdown: finish and flush writes in flight. May block. */
 	void (*quiesce)(void *priv);
 	/* The model's own counters, appended to the device's: writes

@@ -2,7 +2,8 @@
 /*
  * The loopback bus's event channels: a driver registers a pair of eventfds
  * per port (EVTCHN), one per direction; binding one gives the backend a
- * local port holding its own copies, watched by the bus's epoll set.
+ * local port holding its own copies, watched by the bus's epoll set, or a
+ * queue channel (bus.h) holding them for a queue thread to poll.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,26 +15,38 @@
 
 #include "loop-priv.h"
 
-int loop_evtchn_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, uint32_t *local)
+/* The channel remote of domid, if it may be bound: not bound yet, and
+ * within the guest's descriptor quota (a bound channel's two copies). */
+static int bindable(struct loop_bus *lb, uint32_t domid, uint32_t remote,
+		    struct loop_evtchn **out)
 {
-	struct loop_bus *lb = LB(b);
 	struct loop_client *c = loop_client_find(lb, domid);
-	struct epoll_event e = { .events = EPOLLIN };
-	struct loop_evtchn *ev = NULL;
-	uint32_t p;
 	unsigned int i;
 
 	if (!c)
 		return -ESRCH;
-	for (i = 0; i < c->nev; i++)
-		if (c->ev[i].port == remote)
-			ev = &c->ev[i];
-	if (!ev)
+	for (i = 0; i < c->nev && c->ev[i].port != remote; i++)
+		;
+	if (i == c->nev)
 		return -ENOENT;
-	if (ev->bound)
+	if (c->ev[i].bound)
 		return -EBUSY;
 	if (loop_client_fds(c) + 2 > lb->max_guest_fds)
 		return -EDQUOT;
+	*out = &c->ev[i];
+	return 0;
+}
+
+int loop_evtchn_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, uint32_t *local)
+{
+	struct loop_bus *lb = LB(b);
+	struct epoll_event e = { .events = EPOLLIN };
+	struct loop_evtchn *ev;
+	uint32_t p;
+	int rc = bindable(lb, domid, remote, &ev);
+
+	if (rc)
+		return rc;
 	for (p = 1; p < lb->nports && lb->port[p].used; p++)
 		;
 	if (p >= lb->nports) {
@@ -173,5 +186,78 @@ int loop_evtchn_close(struct loop_client *c, uint32_t port)
 	close(c->ev[i].kick);
 	close(c->ev[i].irq);
 	c->ev[i] = c->ev[--c->nev];
+	return 0;
+}
+
+/* ---- queue channels: the same checks as a bound port, but the two
+ * eventfds are the channel's own and the bus's epoll set never sees them. */
+
+struct xvb_chan {
+	int kick, irq;
+	uint16_t domid;
+	uint32_t remote;
+};
+
+int loop_chan_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, struct xvb_chan **out)
+{
+	struct loop_evtchn *ev;
+	struct xvb_chan *ch;
+	int rc = bindable(LB(b), domid, remote, &ev);
+
+	if (rc)
+		return rc;
+	ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return -ENOMEM;
+	ch->kick = fcntl(ev->kick, F_DUPFD_CLOEXEC, 0);
+	ch->irq = fcntl(ev->irq, F_DUPFD_CLOEXEC, 0);
+	if (ch->kick < 0 || ch->irq < 0) {
+		if (ch->kick >= 0)
+			close(ch->kick);
+		if (ch->irq >= 0)
+			close(ch->irq);
+		free(ch);
+		return -EMFILE;
+	}
+	ch->domid = (uint16_t)domid;
+	ch->remote = remote;
+	ev->bound = true;
+	*out = ch;
+	return 0;
+}
+
+void loop_chan_unbind(struct xvb_bus *b, struct xvb_chan *ch)
+{
+	struct loop_client *c = loop_client_find(LB(b), ch->domid);
+	unsigned int i;
+
+	close(ch->kick);
+	close(ch->irq);
+	for (i = 0; c && i < c->nev; i++)
+		if (c->ev[i].port == ch->remote)
+			c->ev[i].bound = false;
+	free(ch);
+}
+
+int loop_chan_fd(struct xvb_chan *ch)
+{
+	return ch->kick;
+}
+
+int loop_chan_ack(struct xvb_chan *ch)
+{
+	uint64_t n;
+
+	if (read(ch->kick, &n, sizeof(n)) != (ssize_t)sizeof(n))
+		return errno == EAGAIN ? -EAGAIN : -errno;
+	return 0;
+}
+
+int loop_chan_notify(struct xvb_chan *ch)
+{
+	uint64_t one = 1;
+
+	if (write(ch->irq, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -errno;
 	return 0;
 }

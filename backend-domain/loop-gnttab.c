@@ -113,10 +113,24 @@ static int pin(struct loop_gnt *g, uint64_t ref, bool writable, uint64_t *frame)
 	return 0;
 }
 
+static int map_locked(struct loop_bus *lb, uint32_t domid, enum xvb_space space,
+		      const uint64_t *ids, unsigned int n, bool writable, void **addr);
+
 int loop_map(struct xvb_bus *b, uint32_t domid, enum xvb_space space, const uint64_t *ids,
 	     unsigned int n, bool writable, void **addr)
 {
 	struct loop_bus *lb = LB(b);
+	int rc;
+
+	pthread_mutex_lock(&lb->map_lock);
+	rc = map_locked(lb, domid, space, ids, n, writable, addr);
+	pthread_mutex_unlock(&lb->map_lock);
+	return rc;
+}
+
+static int map_locked(struct loop_bus *lb, uint32_t domid, enum xvb_space space,
+		      const uint64_t *ids, unsigned int n, bool writable, void **addr)
+{
 	struct loop_client *c = loop_client_find(lb, domid);
 	int prot = PROT_READ | (writable ? PROT_WRITE : 0);
 	const struct loop_region **reg = NULL;
@@ -215,11 +229,12 @@ int loop_unmap(struct xvb_bus *b, void *addr, unsigned int n)
 	struct loop_map **pp, *m;
 	unsigned int i;
 
+	pthread_mutex_lock(&lb->map_lock);
 	for (pp = &lb->maps; (m = *pp); pp = &m->next) {
 		if (m->addr != addr)
 			continue;
 		if (m->n != n)
-			return -EINVAL;
+			break;
 		*pp = m->next;
 		munmap(m->addr, (size_t)m->n * PAGE);
 		if (m->owner)
@@ -229,10 +244,12 @@ int loop_unmap(struct xvb_bus *b, void *addr, unsigned int n)
 				unpin(m->gnt, m->ref[i], m->writable);
 			loop_gnt_put(m->gnt);
 		}
+		pthread_mutex_unlock(&lb->map_lock);
 		free(m);
 		return 0;
 	}
-	return -ENOENT;
+	pthread_mutex_unlock(&lb->map_lock);
+	return m ? -EINVAL : -ENOENT;
 }
 
 int loop_do_region(struct loop_bus *lb, struct loop_client *c, const void *p, size_t len,

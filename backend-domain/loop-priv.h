@@ -20,6 +20,7 @@
 #ifndef XVB_LOOP_PRIV_H
 #define XVB_LOOP_PRIV_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -99,6 +100,12 @@ struct loop_port {
 
 struct loop_bus {
 	struct xvb_bus bus;
+	/* map and unmap may come from queue threads (bus.h): they, and what
+	 * they read (the clients list, a client's regions and grant table,
+	 * the maps list), change under map_lock, as Xen's grant-table lock
+	 * guards a map against the granting domain's changes.  Everything
+	 * else is the bus thread's alone. */
+	pthread_mutex_t map_lock;
 	struct xvb_bus_events ev;
 	const struct xvb_export *exports;
 	unsigned int nexports;
@@ -181,6 +188,13 @@ int loop_evtchn_close(struct loop_client *c, uint32_t port);
 int loop_evtchn_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, uint32_t *local);
 int loop_evtchn_unbind(struct xvb_bus *b, uint32_t local);
 int loop_evtchn_notify(struct xvb_bus *b, uint32_t local);
+/* Queue channels (bus.h): the port's eventfds duplicated, polled by the
+ * queue's thread, not by the bus. */
+int loop_chan_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, struct xvb_chan **out);
+void loop_chan_unbind(struct xvb_bus *b, struct xvb_chan *ch);
+int loop_chan_fd(struct xvb_chan *ch);
+int loop_chan_ack(struct xvb_chan *ch);
+int loop_chan_notify(struct xvb_chan *ch);
 
 /* ---- loop-toolstack.c ---- */
 int loop_do_attach(struct loop_bus *lb, struct loop_client *c, const struct xvmsg_loop_attach *a);

@@ -51,7 +51,9 @@ static int do_hello(struct loop_bus *lb, struct loop_client *c, const void *p, s
 	memcpy(&h, p, sizeof(h));
 	if (le32toh(h.version) != XVMSG_LOOP_VERSION)
 		return -EPROTONOSUPPORT;
+	pthread_mutex_lock(&lb->map_lock);
 	rc = loop_gnt_open(fds[0], le32toh(h.gnt_entries), &c->gnt);
+	pthread_mutex_unlock(&lb->map_lock);
 	if (rc)
 		return rc;
 	if (lb->next_domid >= 0x7ff0)
@@ -76,9 +78,11 @@ void loop_client_free(struct loop_bus *lb, struct loop_client *c)
 	ls_rm_account(lb->store, &c->keys, loop_st_removed, lb);
 	/* Its devices unmapped everything when they went; should anything be
 	 * left, it no longer counts for anybody. */
+	pthread_mutex_lock(&lb->map_lock);
 	for (m = lb->maps; m; m = m->next)
 		if (m->owner == c)
 			m->owner = NULL;
+	pthread_mutex_unlock(&lb->map_lock);
 	epoll_ctl(lb->epfd, EPOLL_CTL_DEL, c->sock, NULL);
 	close(c->sock);
 	for (i = 0; i < c->nregions; i++)
@@ -121,7 +125,9 @@ void loop_free_dead(struct loop_bus *lb)
 
 	while ((c = *pp)) {
 		if (c->dead) {
+			pthread_mutex_lock(&lb->map_lock);
 			*pp = c->next;
+			pthread_mutex_unlock(&lb->map_lock);
 			loop_client_free(lb, c);
 		} else {
 			pp = &c->next;
@@ -208,14 +214,19 @@ void loop_client_input(struct loop_bus *lb, struct loop_client *c)
 			rlen = rc ? 0 : sizeof(hr);
 			break;
 		case XVMSG_LOOP_OP_REGION:
+			pthread_mutex_lock(&lb->map_lock);
 			rc = loop_do_region(lb, c, p, len, fds, nfds);
+			pthread_mutex_unlock(&lb->map_lock);
 			break;
 		case XVMSG_LOOP_OP_EVTCHN:
 			rc = loop_do_evtchn(lb, c, p, len, fds, nfds);
 			break;
 		case XVMSG_LOOP_OP_UNREGION:
-			if (fixed(p, len, nfds, &u, sizeof(u)))
+			if (fixed(p, len, nfds, &u, sizeof(u))) {
+				pthread_mutex_lock(&lb->map_lock);
 				rc = loop_region_remove(c, le64toh(u.base_gfn));
+				pthread_mutex_unlock(&lb->map_lock);
+			}
 			break;
 		case XVMSG_LOOP_OP_EVTCHN_CLOSE:
 			if (fixed(p, len, nfds, &ec, sizeof(ec)))
@@ -288,8 +299,10 @@ void loop_accept(struct loop_bus *lb)
 		free(c);
 		return;
 	}
+	pthread_mutex_lock(&lb->map_lock);
 	c->next = lb->clients;
 	lb->clients = c;
+	pthread_mutex_unlock(&lb->map_lock);
 }
 
 int loop_listen(struct loop_bus *lb, const char *path)

@@ -241,6 +241,20 @@ int main(int argc, char **argv)
 	app.be.msg_revs = cfg.msg_revs;
 	if (cfg.fault)
 		xvb_warn(&app.log, "fault injection on (--fault): this backend lies to its guests");
+	if (cfg.queue_threads) {
+		rc = xvb_backend_queue_threads(&app.be, cfg.queue_threads);
+		if (rc) {
+			xvb_err(&app.log, "cannot start %u queue threads: %s", cfg.queue_threads,
+				strerror(-rc));
+			xvb_backend_shutdown(&app.be);
+			app.bus->ops->destroy(app.bus);
+			goto fail_logged;
+		}
+		xvb_info(&app.log, "%u queue thread%s: blk queues with event channels of their "
+			 "own are served there%s", cfg.queue_threads,
+			 cfg.queue_threads == 1 ? "" : "s",
+			 cfg.fault ? " (not with --fault: those stay on the loop thread)" : "");
+	}
 	rc = xvb_evloop_add(loop, app.bus->ops->get_fd(app.bus), EPOLLIN, on_bus, &app);
 	if (rc || (rc = xvb_backend_start(&app.be)))
 		goto fail_bus;

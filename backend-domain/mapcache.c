@@ -26,6 +26,7 @@
  * decided in xvb_mode_check() from the bus's capabilities alone.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +43,8 @@ static int bus_map(struct xvb_mapcache *mc, enum xvb_space space, const uint64_t
 	int rc = mc->bus->ops->map(mc->bus, mc->domid, space, ids, n, writable, addr);
 
 	if (rc == 0) {
-		mc->stats->map_calls++;
-		mc->stats->map_pages += n;
+		XVB_STAT_ADD(mc->stats->map_calls, 1);
+		XVB_STAT_ADD(mc->stats->map_pages, n);
 	}
 	return rc;
 }
@@ -51,8 +52,8 @@ static int bus_map(struct xvb_mapcache *mc, enum xvb_space space, const uint64_t
 static void bus_unmap(struct xvb_mapcache *mc, void *addr, unsigned int n)
 {
 	mc->bus->ops->unmap(mc->bus, addr, n);
-	mc->stats->unmap_calls++;
-	mc->stats->unmap_pages += n;
+	XVB_STAT_ADD(mc->stats->unmap_calls, 1);
+	XVB_STAT_ADD(mc->stats->unmap_pages, n);
 }
 
 /* What a bus without a caps op can do: everything. */
@@ -115,6 +116,7 @@ int xvb_mc_init(struct xvb_mapcache *mc, struct xvb_bus *bus, struct xvb_stats *
 	mc->ops = ops[mode];
 	mc->cache_frames = bus_caps(bus)->cache_frames;
 	mc->full_cap = XVB_FULL_CACHE_CHUNKS;
+	pthread_mutex_init(&mc->lock, NULL);
 	return mc->ops->init ? mc->ops->init(mc, pool_ref, pool_pages) : 0;
 }
 
@@ -210,15 +212,27 @@ static int pool_chunk(struct xvb_mapcache *mc, uint32_t c, void **out)
 	unsigned int i, n;
 	int rc;
 
-	if (!mc->chunk[c]) {
+	void *p = __atomic_load_n(&mc->chunk[c], __ATOMIC_ACQUIRE);
+
+	if (p) {		/* steady state: no lock */
+		*out = p;
+		return 0;
+	}
+	pthread_mutex_lock(&mc->lock);
+	p = mc->chunk[c];
+	if (!p) {
 		n = pool_chunk_pages(mc, c);
 		for (i = 0; i < n; i++)
 			ids[i] = mc->pool_ref + (uint64_t)c * XVB_CHUNK_PAGES + i;
-		rc = bus_map(mc, XVB_SPACE_GRANT, ids, n, true, &mc->chunk[c]);
-		if (rc)
+		rc = bus_map(mc, XVB_SPACE_GRANT, ids, n, true, &p);
+		if (rc) {
+			pthread_mutex_unlock(&mc->lock);
 			return rc;
+		}
+		__atomic_store_n(&mc->chunk[c], p, __ATOMIC_RELEASE);
 	}
-	*out = mc->chunk[c];
+	pthread_mutex_unlock(&mc->lock);
+	*out = p;
 	return 0;
 }
 
@@ -484,10 +498,24 @@ static int full_map_sg(struct xvb_mapcache *mc, const struct xvb_seg *segs, unsi
 		       unsigned int split, unsigned int *split_iov,
 		       struct iovec *iov, unsigned int *n, unsigned int max, struct xvb_mc_ticket *t)
 {
-	if (!mc->cache_frames || !full_cache_fits(mc, segs, nsegs))
+	int rc;
+
+	if (!mc->cache_frames)
 		return map_request(mc, XVB_SPACE_FRAME, segs, nsegs, split, split_iov, iov, n,
 				   max, t);
-	return map_all_cached(mc, segs, nsegs, split, split_iov, 0, full_chunk_at, iov, n, max, t);
+	/* The frame cache is the device's, and its queues may be served by
+	 * threads of their own: one lock over the room counted, the lookups
+	 * and the chunks mapped (full mode's per-request cost; pool mode's
+	 * lookups take none). */
+	pthread_mutex_lock(&mc->lock);
+	if (!full_cache_fits(mc, segs, nsegs)) {
+		pthread_mutex_unlock(&mc->lock);
+		return map_request(mc, XVB_SPACE_FRAME, segs, nsegs, split, split_iov, iov, n,
+				   max, t);
+	}
+	rc = map_all_cached(mc, segs, nsegs, split, split_iov, 0, full_chunk_at, iov, n, max, t);
+	pthread_mutex_unlock(&mc->lock);
+	return rc;
 }
 
 static const struct xvb_mc_ops pool_ops = {

@@ -68,10 +68,23 @@ void xvb_vdev_set_mapcache(struct xvb_vdev *d, struct xvb_mapcache *mc)
 	}
 }
 
+void xvb_vdev_stop_queues(struct xvb_vdev *d)
+{
+	unsigned int q;
+
+	if (!d->queues_out)
+		return;
+	d->queues_out = false;
+	for (q = 0; q < d->nvqs; q++)
+		if (d->vq[q].remote && d->vq[q].live)
+			d->tp->queue_stop(d->tp_ctx, d, q);
+}
+
 void xvb_vdev_reset(struct xvb_vdev *d)
 {
 	unsigned int q;
 
+	xvb_vdev_stop_queues(d);
 	if (d->activated && d->ops->reset)
 		d->ops->reset(d->priv);
 	d->activated = false;
@@ -84,12 +97,13 @@ void xvb_vdev_reset(struct xvb_vdev *d)
 			xvb_vq_stop(vq, d->mc);
 		vq->size = 0;
 		vq->desc_addr = vq->avail_addr = vq->used_addr = 0;
+		vq->dead = NULL;
 	}
 	d->vq_on = 0;
 	d->status = 0;
 	d->drv_features = 0;
 	d->drv_unknown_features = false;
-	d->broken = false;
+	__atomic_store_n(&d->broken, false, __ATOMIC_RELAXED);
 	/* The config generation keeps counting across resets. */
 }
 
@@ -123,7 +137,7 @@ void xvb_needs_reset(struct xvb_vdev *d, const char *why)
 	if (d->broken)
 		return;
 	xvb_warn(d->log, "%s: driver broke the protocol (%s): device needs reset", d->name, why);
-	d->broken = true;
+	__atomic_store_n(&d->broken, true, __ATOMIC_RELAXED);
 	d->status |= VMSG_STATUS_NEEDS_RESET;
 	send_config_event(d);
 }
@@ -139,40 +153,51 @@ int xvb_pop(struct xvb_vdev *d, unsigned int q, struct xvb_req *req)
 {
 	const char *why = "";
 	enum xvb_vq_err e;
+	struct xvb_vq *vq;
+	uint64_t bad;
 
-	if (d->broken || !d->activated || q >= d->nvqs || !d->vq[q].live)
+	if (xvb_vdev_broken(d) || !d->activated || q >= d->nvqs || !d->vq[q].live ||
+	    d->vq[q].dead)
 		return -EIO;
-	if (d->budgeted && !d->chain_budget) {
+	vq = &d->vq[q];
+	if (vq->budgeted && !vq->budget) {
 		/* The call has done its share: the rest waits for its turn.
 		 * With nothing left, the driver's next entry must kick us:
 		 * the queue went idle without xvb_vq_pop seeing it empty. */
-		if (xvb_vq_has_work_or_arm(&d->vq[q]))
-			d->starved |= 1ULL << q;
+		if (xvb_vq_has_work_or_arm(vq))
+			vq->starved = true;
 		return 0;
 	}
-	e = xvb_vq_pop(&d->vq[q], d->mc, req, &why);
-	if (d->budgeted && (e == XVB_VQ_OK || e == XVB_VQ_BAD_CHAIN))
-		d->chain_budget--;
+	e = xvb_vq_pop(vq, d->mc, req, &why);
+	if (vq->budgeted && (e == XVB_VQ_OK || e == XVB_VQ_BAD_CHAIN))
+		vq->budget--;
 	switch (e) {
 	case XVB_VQ_OK:
 		req->queue = (uint16_t)q;
-		d->stats->requests++;
-		d->stats->bytes_out += req->out_len;
-		d->stats->bytes_in += req->in_len;
+		XVB_STAT_ADD(d->stats->requests, 1);
+		XVB_STAT_ADD(d->stats->bytes_out, req->out_len);
+		XVB_STAT_ADD(d->stats->bytes_in, req->in_len);
 		return 1;
 	case XVB_VQ_EMPTY:
 		return 0;
 	case XVB_VQ_BAD_CHAIN:
-		d->stats->bad_chains++;
-		if (d->stats->bad_chains <= BAD_CHAIN_LOG_LIMIT)
+		bad = __atomic_add_fetch(&d->stats->bad_chains, 1, __ATOMIC_RELAXED);
+		if (bad <= BAD_CHAIN_LOG_LIMIT)
 			xvb_warn(d->log, "%s: queue %u: refused a request: %s%s", d->name, q, why,
-				 d->stats->bad_chains == BAD_CHAIN_LOG_LIMIT ?
+				 bad == BAD_CHAIN_LOG_LIMIT ?
 				 " (further refusals are counted, not logged)" : "");
 		req->queue = (uint16_t)q;
-		xvb_vq_push(&d->vq[q], d->mc, req, 0);
+		xvb_vq_push(vq, d->mc, req, 0);
 		return -EINVAL;
 	case XVB_VQ_BROKEN:
 		break;
+	}
+	if (vq->remote) {
+		/* Not this thread's to say: the loop's thread sets NEEDS_RESET
+		 * (and sends the event); until then this queue takes nothing. */
+		vq->dead = why;
+		d->tp->queue_broken(d->tp_ctx, d, q);
+		return -EIO;
 	}
 	xvb_needs_reset(d, why);
 	return -EIO;
@@ -197,13 +222,14 @@ void xvb_flush(struct xvb_vdev *d, unsigned int q)
 void xvb_retry_later(struct xvb_vdev *d, unsigned int q)
 {
 	/* notify() runs only inside a call (serve), so budget_end sees it. */
-	if (d->budgeted && q < d->nvqs)
-		d->starved |= 1ULL << q;
+	if (q < d->nvqs && d->vq[q].budgeted)
+		d->vq[q].starved = true;
 }
 
 void xvb_vdev_kick(struct xvb_vdev *d, unsigned int q)
 {
-	if (q >= d->nvqs || !d->activated || d->broken || !d->vq[q].live || !d->ops->notify)
+	if (q >= d->nvqs || !d->activated || xvb_vdev_broken(d) || !d->vq[q].live ||
+	    d->vq[q].dead || !d->ops->notify)
 		return;
 	d->ops->notify(d->priv, q);
 	/* Bad chains the model skipped were completed by xvb_pop. */
@@ -212,19 +238,58 @@ void xvb_vdev_kick(struct xvb_vdev *d, unsigned int q)
 
 void xvb_vdev_budget(struct xvb_vdev *d, unsigned int chains)
 {
-	d->budgeted = true;
-	d->chain_budget = chains;
-	d->starved = 0;
+	for (unsigned int q = 0; q < d->nvqs; q++) {
+		struct xvb_vq *vq = &d->vq[q];
+
+		if (vq->remote)
+			continue;
+		vq->budgeted = true;
+		vq->budget = chains;
+		vq->starved = false;
+	}
+	d->call_budget = chains;
+	d->call_most = 0;
+}
+
+/* Chains queue q took in this call of `chains`. */
+static unsigned int budget_taken(const struct xvb_vq *vq, unsigned int chains)
+{
+	return vq->budget <= chains ? chains - vq->budget : 0;
 }
 
 uint64_t xvb_vdev_budget_end(struct xvb_vdev *d)
 {
-	uint64_t starved = d->starved;
+	uint64_t starved = 0;
 
-	d->budgeted = false;
-	d->starved = 0;
+	for (unsigned int q = 0; q < d->nvqs; q++) {
+		struct xvb_vq *vq = &d->vq[q];
+
+		if (vq->remote || !vq->budgeted)
+			continue;
+		if (vq->starved)
+			starved |= 1ULL << q;
+		if (budget_taken(vq, d->call_budget) > d->call_most)
+			d->call_most = budget_taken(vq, d->call_budget);
+		vq->budgeted = vq->starved = false;
+	}
 	/* A reset during the call stopped the queues: nothing is left. */
-	return d->activated && !d->broken ? starved : 0;
+	return d->activated && !xvb_vdev_broken(d) ? starved : 0;
+}
+
+bool xvb_vdev_serve(struct xvb_vdev *d, unsigned int q, unsigned int chains,
+		    unsigned int *taken)
+{
+	struct xvb_vq *vq = &d->vq[q];
+	bool again;
+
+	vq->budgeted = true;
+	vq->budget = chains;
+	vq->starved = false;
+	xvb_vdev_kick(d, q);
+	*taken = budget_taken(vq, chains);
+	again = vq->starved && !vq->dead && !xvb_vdev_broken(d);
+	vq->budgeted = vq->starved = false;
+	return again;
 }
 
 size_t xvb_vdev_mem(const struct xvb_vdev *d)
@@ -253,7 +318,7 @@ uint64_t xvb_vdev_work(const struct xvb_vdev *d)
 	if (!d->activated || d->broken)
 		return 0;
 	for (q = 0; q < d->nvqs; q++)
-		if (xvb_vq_has_work(&d->vq[q]))
+		if (!d->vq[q].remote && xvb_vq_has_work(&d->vq[q]))
 			work |= 1ULL << q;
 	return work;
 }
@@ -265,7 +330,7 @@ void xvb_vdev_quiet(struct xvb_vdev *d)
 	for (unsigned int q = 0; q < d->nvqs; q++) {
 		struct xvb_vq *vq = &d->vq[q];
 
-		if (vq->quiet || !vq->live)
+		if (vq->quiet || !vq->live || vq->remote)
 			continue;	/* a queue started later goes quiet then */
 		vq->quiet = true;
 		/* avail_event as left by the last arming names the driver's
@@ -282,6 +347,8 @@ uint64_t xvb_vdev_arm(struct xvb_vdev *d)
 	uint64_t work = 0;
 
 	for (unsigned int q = 0; q < d->nvqs; q++) {
+		if (d->vq[q].remote)
+			continue;
 		d->vq[q].quiet = false;
 		if (d->activated && !d->broken && xvb_vq_has_work_or_arm(&d->vq[q]))
 			work |= 1ULL << q;
@@ -437,10 +504,18 @@ static void activate(struct xvb_vdev *d)
 	d->activated = true;
 	xvb_info(d->log, "%s: driver ready (features 0x%llx)", d->name,
 		 (unsigned long long)d->drv_features);
-	/* Buffers may already be waiting. */
-	for (q = 0; q < d->nvqs; q++)
-		if (d->vq[q].live)
+	/* Buffers may already be waiting: each queue is served once, remote
+	 * ones by their threads. */
+	for (q = 0; q < d->nvqs; q++) {
+		if (!d->vq[q].live)
+			continue;
+		if (d->vq[q].remote) {
+			d->queues_out = true;
+			d->tp->queue_start(d->tp_ctx, d, q);
+		} else {
 			xvb_vdev_kick(d, q);
+		}
+	}
 }
 
 static int h_status(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8_t *out, bool set)
@@ -471,6 +546,7 @@ static int h_status(struct xvb_vdev *d, const uint8_t *in, size_t len, uint8_t *
 			}
 			d->status = s | (d->status & VMSG_STATUS_NEEDS_RESET);
 			if ((add & VMSG_STATUS_FAILED) && d->activated) {
+				xvb_vdev_stop_queues(d);
 				if (d->ops->reset)
 					d->ops->reset(d->priv);
 				d->activated = false;

@@ -116,6 +116,7 @@ struct opts {
 	unsigned int rounds;
 	const char *backend;
 	unsigned int poll_us;	/* backend --poll-us */
+	unsigned int qthreads;	/* backend --queue-threads */
 	bool direct;		/* O_DIRECT: the backend's exports and raw */
 	unsigned int devices;	/* --devices N: N devices driven together (0: off) */
 	bool noisy;		/* --workload noisy */
@@ -367,8 +368,8 @@ static int backend_start(struct backend *be, const char *bin, const char *image,
 			 const struct opts *o)
 {
 	unsigned int argc = 0, i, n = nr_exports(o);
-	char (*exports)[256] = calloc(n, sizeof(*exports)), poll[16], name[32];
-	char **argv = calloc(2 * n + 12, sizeof(*argv));
+	char (*exports)[256] = calloc(n, sizeof(*exports)), poll[16], qt[16], name[32];
+	char **argv = calloc(2 * n + 14, sizeof(*argv));
 
 	if (!exports || !argv) {
 		free(exports);
@@ -397,6 +398,11 @@ static int backend_start(struct backend *be, const char *bin, const char *image,
 	snprintf(poll, sizeof(poll), "%u", o->poll_us);
 	argv[argc++] = (char *)"--poll-us";
 	argv[argc++] = poll;
+	if (o->qthreads) {	/* a backend before --queue-threads still runs the rest */
+		snprintf(qt, sizeof(qt), "%u", o->qthreads);
+		argv[argc++] = (char *)"--queue-threads";
+		argv[argc++] = qt;
+	}
 	for (i = 0; i < n; i++) {
 		argv[argc++] = (char *)"--export";
 		argv[argc++] = exports[i];
@@ -2210,6 +2216,8 @@ static void usage(FILE *out)
 "  --backend PATH     xvmsg-backend to run (default: next to this program)\n"
 "  --backend-poll-us N  the backend keeps polling queues N us after work\n"
 "                     before it sleeps (default 0: interrupt driven)\n"
+"  --backend-queue-threads N  the backend serves blk queues on N threads of\n"
+"                     their own (default 0: on its event loop's thread)\n"
 "  -h, --help         show this help and exit\n"
 "\n"
 "raw is an io_uring loop on the image at the same queue depth (fio's way).\n"
@@ -2285,7 +2293,7 @@ static __attribute__((format(printf, 1, 2))) int bad_usage(const char *fmt, ...)
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { O_MODE = 256, O_WL, O_SECONDS, O_QD, O_CSV, O_IMAGE, O_SIZE, O_ROUNDS, O_BACKEND,
-	       O_POLL, O_DIRECTIO, O_DEVICES, O_QUEUES };
+	       O_POLL, O_DIRECTIO, O_DEVICES, O_QUEUES, O_QTHREADS };
 	static const struct option lopts[] = {
 		{ "mode", required_argument, NULL, O_MODE },
 		{ "workload", required_argument, NULL, O_WL },
@@ -2297,6 +2305,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "rounds", required_argument, NULL, O_ROUNDS },
 		{ "backend", required_argument, NULL, O_BACKEND },
 		{ "backend-poll-us", required_argument, NULL, O_POLL },
+		{ "backend-queue-threads", required_argument, NULL, O_QTHREADS },
 		{ "direct", no_argument, NULL, O_DIRECTIO },
 		{ "devices", required_argument, NULL, O_DEVICES },
 		{ "queues", required_argument, NULL, O_QUEUES },
@@ -2308,6 +2317,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ O_QD, offsetof(struct opts, qd), 1, MAX_QD },
 		{ O_ROUNDS, offsetof(struct opts, rounds), 1, 1000 },
 		{ O_POLL, offsetof(struct opts, poll_us), 0, 1000000 },
+		{ O_QTHREADS, offsetof(struct opts, qthreads), 0, 64 },
 		{ O_QUEUES, offsetof(struct opts, queues), 1, 16 },
 		{ O_DEVICES, offsetof(struct opts, devices), 1, MAX_DEVICES },
 	};
@@ -2519,11 +2529,13 @@ static int bench_run(struct bench *b, const char *backend_bin, FILE *csv)
 		return -1;
 	if (backend_check(&b->be))
 		return -1;
-	printf("xvmsg-bench: image %s (%" PRIu64 " MiB%s), %.3g s per %s in %u round%s\n\n",
+	printf("xvmsg-bench: image %s (%" PRIu64 " MiB%s), %.3g s per %s in %u round%s; "
+	       "backend: %u queue thread%s\n\n",
 	       b->img_temp ? "temporary" : b->img_path, b->img_size >> 20,
 	       b->o.direct ? ", O_DIRECT" : b->img_temp ? ", page cache" : "", b->o.seconds,
 	       b->o.noisy ? "situation" : b->o.devices ? "workload" : "mode per workload",
-	       b->o.rounds, b->o.rounds == 1 ? "" : "s");
+	       b->o.rounds, b->o.rounds == 1 ? "" : "s", b->o.qthreads,
+	       b->o.qthreads == 1 ? "" : "s");
 	if (b->o.devices)
 		print_devices(b, csv);
 	else if (b->o.noisy)

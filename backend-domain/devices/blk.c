@@ -20,9 +20,10 @@
  *   direct[=on|off]    open with O_DIRECT (default off); the driver's buffers
  *                      must then suit the host's O_DIRECT alignment
  *   queues=N           request queues, 1..16 (default 1); more than one
- *                      offers VIRTIO_BLK_F_MQ.  All are served by the event
- *                      loop's thread, round-robin within the core's budgets;
- *                      their I/O runs in parallel in the kernel (io_uring).
+ *                      offers VIRTIO_BLK_F_MQ.  Each queue has its own I/O
+ *                      context and request slots (struct blk_q), so queues
+ *                      served by different queue threads (queue_loop) share
+ *                      nothing but the file and the device's settings.
  */
 #include <endian.h>
 #include <errno.h>
@@ -61,21 +62,31 @@ struct blk {
 	uint32_t discard_align;		/* in sectors */
 	char serial[VIRTIO_BLK_ID_BYTES];
 	struct xvb_req_limits lim;	/* the transport's, for the connected driver */
+	/* Set by activate and reset, which run while no queue is being
+	 * served: queue threads only read them. */
 	struct xvb_vdev *vdev;		/* set between activate and reset */
 	uint64_t features;		/* negotiated */
-	void *zeroes;			/* write-zeroes fallback buffer */
+	bool resetting;			/* reset: completions are dropped */
+	const void *zeroes;		/* write-zeroes fallback: a zeroed buffer */
+	unsigned int nq;		/* queues offered (queues=) */
+	struct blk_q *q;		/* [nq] */
+};
+
+/* One queue's I/O, touched only by the thread serving the queue. */
+struct blk_q {
+	struct blk *b;
+	unsigned int index;
 	struct xvb_aio *aio;
 	struct blk_io *free_ios;	/* spare request slots */
-	unsigned int nios;		/* slots allocated: at most the queues' sizes */
-	bool resetting;			/* reset: completions are dropped */
-	unsigned int nq;		/* queues offered (queues=) */
-	uint32_t pushed;		/* queues with completions to publish (batch) */
+	unsigned int nios;		/* slots allocated, at most the queue's size
+					 * (mem() reads it from elsewhere: __atomic) */
+	bool pushed;			/* completions to publish (batch) */
 };
 
 /* One request in flight: the chain, and the I/O done for it. */
 struct blk_io {
 	struct xvb_aio_op op;		/* first: container of op */
-	struct blk *b;
+	struct blk_q *bq;
 	struct blk_io *next_free;
 	uint8_t type;			/* VIRTIO_BLK_T_* */
 	bool wz;			/* write-zeroes: EOPNOTSUPP means do it slowly */
@@ -130,20 +141,25 @@ bad:
 static void blk_destroy(void *priv)
 {
 	struct blk *b = priv;
-
 	struct blk_io *io;
+	unsigned int i;
 
 	if (!b)
 		return;
 	b->resetting = true;
-	xvb_aio_destroy(b->aio);
-	while ((io = b->free_ios)) {
-		b->free_ios = io->next_free;
-		free(io);
+	for (i = 0; b->q && i < b->nq; i++) {
+		struct blk_q *bq = &b->q[i];
+
+		xvb_aio_destroy(bq->aio);
+		while ((io = bq->free_ios)) {
+			bq->free_ios = io->next_free;
+			free(io);
+		}
 	}
+	free(b->q);
 	if (b->fd >= 0)
 		close(b->fd);
-	free(b->zeroes);
+	free((void *)b->zeroes);
 	free(b->path);
 	free(b);
 }
@@ -187,23 +203,20 @@ static int blk_open(struct blk *b)
 
 static const struct xvb_aio_opts default_aio = { .engine = XVB_AIO_AUTO };
 
-/* After a batch of completions: publish them. */
+/* After a batch of a queue's completions: publish them. */
 static void blk_batch(void *arg)
 {
-	struct blk *b = arg;
+	struct blk_q *bq = arg;
 
-	while (b->pushed && b->vdev) {
-		unsigned int q = (unsigned int)__builtin_ctz(b->pushed);
-
-		b->pushed &= ~(1u << q);
-		xvb_flush(b->vdev, q);
-	}
-	b->pushed = 0;
+	if (bq->pushed && bq->b->vdev)
+		xvb_flush(bq->b->vdev, bq->index);
+	bq->pushed = false;
 }
 
 static int blk_create(const char *params, const struct xvb_model_env *env, void **priv)
 {
 	struct blk *b = calloc(1, sizeof(*b));
+	unsigned int i;
 	int err;
 
 	if (!b)
@@ -222,13 +235,24 @@ static int blk_create(const char *params, const struct xvb_model_env *env, void 
 	err = blk_open(b);
 	if (err)
 		goto fail;
-	err = xvb_aio_create(env->loop, env->aio ? env->aio : &default_aio, b->m.log, b->m.name,
-			     blk_batch, b, &b->aio);
-	if (err)
+	b->q = calloc(b->nq, sizeof(*b->q));
+	b->zeroes = calloc(1, BLK_ZERO_BUF);
+	if (!b->q || !b->zeroes) {
+		err = -ENOMEM;
 		goto fail;
-	xvb_model_info(&b->m, "%s, %llu sectors%s%s, I/O by %s", b->path,
+	}
+	for (i = 0; i < b->nq; i++) {
+		b->q[i].b = b;
+		b->q[i].index = i;
+		err = xvb_aio_create(env->loop, env->aio ? env->aio : &default_aio, b->m.log,
+				     b->m.name, blk_batch, &b->q[i], &b->q[i].aio);
+		if (err)
+			goto fail;
+	}
+	xvb_model_info(&b->m, "%s, %llu sectors%s%s, %u queue%s, I/O by %s", b->path,
 		       (unsigned long long)b->capacity, b->ro ? ", read-only" : "",
-		       b->direct ? ", O_DIRECT" : "", xvb_aio_engine_name(xvb_aio_engine(b->aio)));
+		       b->direct ? ", O_DIRECT" : "", b->nq, b->nq == 1 ? "" : "s",
+		       xvb_aio_engine_name(xvb_aio_engine(b->q[0].aio)));
 	*priv = b;
 	return 0;
 fail:
@@ -316,12 +340,24 @@ static int blk_activate(void *priv, struct xvb_vdev *vdev, uint64_t features)
 static void blk_reset(void *priv)
 {
 	struct blk *b = priv;
+	unsigned int i;
 
 	b->resetting = true;
-	xvb_aio_drain(b->aio);
+	for (i = 0; i < b->nq; i++) {
+		xvb_aio_drain(b->q[i].aio);
+		b->q[i].pushed = false;
+	}
 	b->vdev = NULL;
 	b->features = 0;
-	b->pushed = 0;
+}
+
+/* Queue q moves to another thread's loop (or off any): its I/O context
+ * with it.  The core calls this with no request of the queue being taken. */
+static int blk_queue_loop(void *priv, unsigned int q, struct xvb_evloop *loop)
+{
+	struct blk *b = priv;
+
+	return q < b->nq ? xvb_aio_set_loop(b->q[q].aio, loop) : -EINVAL;
 }
 
 /* Sectors [sector, sector + n) lie inside the disk; no overflow possible. */
@@ -385,24 +421,25 @@ static int blk_io(int fd, struct iovec *iov, unsigned int n, off_t off, bool wri
 /* Answer io's request (unless the device is being reset) and free the slot. */
 static void blk_complete(struct blk_io *io, uint8_t status)
 {
-	struct blk *b = io->b;
+	struct blk_q *bq = io->bq;
+	struct blk *b = bq->b;
 	struct xvb_req *req = &io->req;
 
 	if (!b->resetting && b->vdev) {
 		/* The status is the last device-writable byte, so all of in[] counts. */
 		xvb_buf_to_iov(req->in, req->nin, req->in_len - 1, &status, 1);
 		xvb_push(b->vdev, req, req->in_len > UINT32_MAX ? UINT32_MAX : (uint32_t)req->in_len);
-		b->pushed |= 1u << req->queue;
+		bq->pushed = true;
 	}
-	io->next_free = b->free_ios;
-	b->free_ios = io;
+	io->next_free = bq->free_ios;
+	bq->free_ios = io;
 }
 
 static void blk_start(struct blk *b, struct blk_io *io, int opcode)
 {
 	io->op.opcode = opcode;
 	io->op.fd = b->fd;
-	xvb_aio_submit(b->aio, &io->op);
+	xvb_aio_submit(io->bq->aio, &io->op);
 }
 
 static uint8_t blk_rw(struct blk *b, struct blk_io *io, uint64_t sector, bool write)
@@ -432,14 +469,9 @@ static uint8_t blk_rw(struct blk *b, struct blk_io *io, uint64_t sector, bool wr
 
 static int blk_write_zeroes_slow(struct blk *b, off_t off, off_t len)
 {
-	if (!b->zeroes) {
-		b->zeroes = aligned_alloc(4096, BLK_ZERO_BUF);
-		if (!b->zeroes)
-			return -ENOMEM;
-		memset(b->zeroes, 0, BLK_ZERO_BUF);
-	}
 	while (len) {
-		struct iovec iov = { b->zeroes, len < BLK_ZERO_BUF ? (size_t)len : BLK_ZERO_BUF };
+		struct iovec iov = { (void *)b->zeroes,
+				     len < BLK_ZERO_BUF ? (size_t)len : BLK_ZERO_BUF };
 		int err = blk_io(b->fd, &iov, 1, off, true);
 
 		if (err)
@@ -494,7 +526,7 @@ static uint8_t blk_discard_wz(struct blk *b, struct blk_io *io, bool wz)
 static void blk_done(struct xvb_aio_op *op, int err)
 {
 	struct blk_io *io = (struct blk_io *)op;
-	struct blk *b = io->b;
+	struct blk *b = io->bq->b;
 	const char *what;
 
 	if (err && op->opcode == XVB_AIO_FALLOCATE && err == -EOPNOTSUPP && !b->resetting)
@@ -524,8 +556,8 @@ static void blk_handle(struct blk *b, struct blk_io *io)
 		xvb_model_dbg(&b->m, "malformed request (%zu out, %zu in bytes)",
 			      req->out_len, req->in_len);
 		xvb_push(b->vdev, req, 0);
-		io->next_free = b->free_ios;
-		b->free_ios = io;
+		io->next_free = io->bq->free_ios;
+		io->bq->free_ios = io;
 		return;
 	}
 	sector = le64toh(hdr.sector);
@@ -567,21 +599,21 @@ static void blk_handle(struct blk *b, struct blk_io *io)
 		blk_complete(io, status);
 }
 
-static struct blk_io *blk_io_get(struct blk *b)
+static struct blk_io *blk_io_get(struct blk_q *bq)
 {
-	struct blk_io *io = b->free_ios;
+	struct blk_io *io = bq->free_ios;
 
 	if (io) {
-		b->free_ios = io->next_free;
+		bq->free_ios = io->next_free;
 	} else {
 		io = malloc(sizeof(*io));
 		if (!io)
 			return NULL;
-		b->nios++;
+		__atomic_store_n(&bq->nios, bq->nios + 1, __ATOMIC_RELAXED);
 	}
 	memset(&io->op, 0, sizeof(io->op));
 	io->op.done = blk_done;
-	io->b = b;
+	io->bq = bq;
 	io->wz = false;
 	return io;
 }
@@ -589,33 +621,34 @@ static struct blk_io *blk_io_get(struct blk *b)
 static void blk_notify(void *priv, unsigned int q)
 {
 	struct blk *b = priv;
+	struct blk_q *bq;
 	struct blk_io *io;
 	int r;
 
 	if (!b->vdev || q >= b->nq)
 		return;
+	bq = &b->q[q];
 	/* At most queue-size requests per queue can be in flight: one slot
 	 * each. */
-	xvb_aio_plug(b->aio);
-	while ((io = blk_io_get(b))) {
+	xvb_aio_plug(bq->aio);
+	while ((io = blk_io_get(bq))) {
 		r = xvb_pop(b->vdev, q, &io->req);
 		if (r <= 0) {
-			io->next_free = b->free_ios;
-			b->free_ios = io;
+			io->next_free = bq->free_ios;
+			bq->free_ios = io;
 			if (r == -EINVAL)
 				continue;	/* the core completed that chain */
 			break;			/* empty, budget spent, or broken */
 		}
 		blk_handle(b, io);
 	}
-	xvb_aio_unplug(b->aio);
+	xvb_aio_unplug(bq->aio);
 	if (b->vdev) {
 		if (!io)	/* out of memory: the rest on the device's next turn */
 			xvb_retry_later(b->vdev, q);
-		b->pushed &= ~(1u << q);
-		xvb_flush(b->vdev, q);	/* also chains the core completed */
+		bq->pushed = false;
+		xvb_flush(b->vdev, q);	/* inline completions, chains the core completed */
 	}
-	blk_batch(b);			/* other queues' inline completions */
 }
 
 /* Finish the requests in flight (answering them), then flush the file. */
@@ -623,7 +656,8 @@ static void blk_quiesce(void *priv)
 {
 	struct blk *b = priv;
 
-	xvb_aio_drain(b->aio);
+	for (unsigned int i = 0; i < b->nq; i++)
+		xvb_aio_drain(b->q[i].aio);
 	if (!b->ro && fdatasync(b->fd) < 0)
 		xvb_model_warn(&b->m, "flush: %s", strerror(errno));
 }
@@ -631,21 +665,32 @@ static void blk_quiesce(void *priv)
 static void blk_stats(void *priv, char *buf, size_t len)
 {
 	struct blk *b = priv;
-	struct xvb_aio_stats st;
+	struct xvb_aio_stats st, all = { 0 };
 
-	xvb_aio_get_stats(b->aio, &st);
+	for (unsigned int i = 0; i < b->nq; i++) {
+		xvb_aio_get_stats(b->q[i].aio, &st);
+		all.ops += st.ops;
+		all.retries += st.retries;
+		if (st.max_inflight > all.max_inflight)
+			all.max_inflight = st.max_inflight;
+	}
 	/* Counters are numbers (docs/protocol.md, the "stats" key): the
-	 * engine is aio_uring 1 (io_uring) or 0 (worker threads). */
+	 * engine is aio_uring 1 (io_uring) or 0 (worker threads);
+	 * aio_max_inflight is the most one queue had in flight. */
 	snprintf(buf, len, " aio_uring=%d aio_ops=%llu aio_retries=%llu aio_max_inflight=%llu",
-		 xvb_aio_engine(b->aio) == XVB_AIO_URING, (unsigned long long)st.ops,
-		 (unsigned long long)st.retries, (unsigned long long)st.max_inflight);
+		 xvb_aio_engine(b->q[0].aio) == XVB_AIO_URING, (unsigned long long)all.ops,
+		 (unsigned long long)all.retries, (unsigned long long)all.max_inflight);
 }
 
 static size_t blk_mem(const void *priv)
 {
 	const struct blk *b = priv;
+	size_t n = sizeof(*b) + b->nq * sizeof(*b->q) + BLK_ZERO_BUF;
 
-	return sizeof(*b) + (size_t)b->nios * sizeof(struct blk_io) + xvb_aio_mem(b->aio);
+	for (unsigned int i = 0; i < b->nq; i++)
+		n += (size_t)__atomic_load_n(&b->q[i].nios, __ATOMIC_RELAXED) *
+		     sizeof(struct blk_io) + xvb_aio_mem(b->q[i].aio);
+	return n;
 }
 
 const struct xvb_model_ops xvb_blk_ops = {
@@ -663,6 +708,7 @@ const struct xvb_model_ops xvb_blk_ops = {
 	.activate = blk_activate,
 	.reset = blk_reset,
 	.notify = blk_notify,
+	.queue_loop = blk_queue_loop,
 	.quiesce = blk_quiesce,
 	.stats = blk_stats,
 	.mem = blk_mem,

@@ -138,6 +138,33 @@ static void test_guest_quotas(void **state)
 	unlink(path);
 }
 
+/* --queue-threads / queue-threads: 0 (the default, queues on the loop
+ * thread) to 64. */
+static void test_queue_threads(void **state)
+{
+	struct xvb_config cfg;
+	char err[256];
+	char *path = write_file("queue-threads = 3\n");
+
+	assert_int_equal(parse(&cfg, err, sizeof(err), "-e", "r:rng", NULL), 0);
+	assert_int_equal(cfg.queue_threads, 0);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "-e", "r:rng", "--queue-threads", "64",
+			       NULL), 0);
+	assert_int_equal(cfg.queue_threads, 64);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--config", path, "-e", "r:rng", NULL), 0);
+	assert_int_equal(cfg.queue_threads, 3);
+	assert_true(parse(&cfg, err, sizeof(err), "-e", "r:rng", "--queue-threads", "65",
+			  NULL) < 0);
+	assert_non_null(strstr(err, "--queue-threads must be 0..64 threads"));
+	assert_true(parse(&cfg, err, sizeof(err), "-e", "r:rng", "--queue-threads", "two",
+			  NULL) < 0);
+	assert_true(parse(&cfg, err, sizeof(err), "-e", "r:rng", "--queue-threads", "-1",
+			  NULL) < 0);
+	assert_true(parse(&cfg, err, sizeof(err), "-e", "r:rng", "--queue-threads", "",
+			  NULL) < 0);
+	unlink(path);
+}
+
 static void test_cli_help_and_version(void **state)
 {
 	struct xvb_config cfg;
@@ -267,6 +294,7 @@ int main(void)
 		cmocka_unit_test(test_cli_help_and_version),
 		cmocka_unit_test(test_full_mode_default_off),
 		cmocka_unit_test(test_guest_quotas),
+		cmocka_unit_test(test_queue_threads),
 		cmocka_unit_test(test_cli_bad),
 		cmocka_unit_test(test_xen_bus_needs_no_exports),
 		cmocka_unit_test(test_file_good),

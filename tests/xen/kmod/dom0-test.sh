@@ -82,13 +82,19 @@ pool_pages=$(awk '$1 == "map_pages" { print $2 }' "$XV_RUN/stats-0.txt")
 pool_maps=$(awk '$1 == "maps" { print $2 }' "$XV_RUN/stats-0.txt")
 grant_maps=$(awk '$1 == "maps" { print $2 }' "$XV_RUN/stats-1.txt")
 reqs=$(awk '$1 == "requests" { print $2 }' "$XV_RUN/stats-0.txt")
+# The driver domain's backend runs --queue-threads 2: both queues of the
+# pool disk are served there; dom0's backend (full mode) runs none.
+pool_qt=$(awk '$1 == "queue_threads" { print $2 }' "$XV_RUN/stats-0.txt")
+full_qt=$(awk '$1 == "queue_threads" { print $2 }' "$XV_RUN/stats-2.txt")
+[ "$pool_qt" = 2 ] || xv_fail "pool disk: ${pool_qt:-no} queues on queue threads, want 2"
+[ "$full_qt" = 0 ] || xv_fail "full-mode disk: ${full_qt:-no} queues on queue threads, want 0"
 # Counters add up over the device's connections: two here (the module was
 # reloaded).  Each mapped the 256 pool pages and the message page once, in
 # 5 calls (message page + 4 chunks), and nothing per request.
 [ "$pool_pages" -eq $((2 * 257)) ] || xv_fail "pool disk: $pool_pages pages mapped, want 2 x 257"
 [ "$pool_maps" -eq 10 ] || xv_fail "pool disk: $pool_maps map calls, want 2 x 5 (pool kept mapped)"
 [ "$grant_maps" -gt 20 ] || xv_fail "grant disk: only $grant_maps map calls"
-xv_stage "pool disk: $reqs requests, $pool_maps map calls, $pool_pages pages; grant disk: $grant_maps map calls"
+xv_stage "pool disk: $reqs requests on 2 queue threads, $pool_maps map calls, $pool_pages pages; grant disk: $grant_maps map calls"
 
 # kill -9 of the backend while the guest writes to the pool disk: the
 # requests in flight fail with I/O errors (no hang, no crash), the module

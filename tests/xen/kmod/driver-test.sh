@@ -14,7 +14,10 @@ xvmsg-net-bridge.sh "$NET_BR" xvtap1 xvtap2 && ip addr add "$NET_BR_IP/24" dev "
 	echo 0 >"/sys/class/net/$NET_BR/bridge/forward_delay" || xv_fail "bridge and taps"
 net_agent &
 LOG=/run/xvmsg-backend.log
-xvmsg-backend --bus xen --log-level info --no-full >"$LOG" 2>&1 &
+# Two queue threads: the blk queues (the pool disk's two, each other
+# disk's one) are served there, the rest on the event loop's thread;
+# dom0's full-mode backend has none (dom0-test.sh checks both).
+xvmsg-backend --bus xen --log-level info --no-full --queue-threads 2 >"$LOG" 2>&1 &
 pid=$!
 xv_wait 20 grep -q "serving on xen bus" "$LOG" || { cat "$LOG"; xv_fail "backend did not start"; }
 xv_mark "backend up"
@@ -36,7 +39,7 @@ xv_wait 600 xenstore-exists xvmsg-e2e/restart || xv_fail "dom0 never asked for t
 kill -9 "$pid"
 echo "xvmsg: backend (pid $pid) killed with SIGKILL under I/O"
 sleep 2
-xvmsg-backend --bus xen --log-level info --no-full >>"$LOG" 2>&1 &
+xvmsg-backend --bus xen --log-level info --no-full --queue-threads 2 >>"$LOG" 2>&1 &
 pid=$!
 xv_wait 20 sh -c "grep -c 'serving on xen bus' $LOG | grep -q 2" || xv_fail "restart failed"
 xv_mark "backend restarted"
