@@ -122,6 +122,10 @@ static const struct xvb_model_ops dummy_ro_ops = {
 struct tp_rec {
 	unsigned int sends, notify_used[NQUEUES];
 	struct vmsg last;
+	/* remote queues: the hand-overs, and the model's resets each saw */
+	unsigned int starts[NQUEUES], stops[NQUEUES], broken[NQUEUES];
+	const struct dummy *m;
+	unsigned int resets_at_stop;
 };
 
 static void tp_send(void *ctx, const struct vmsg *m)
@@ -138,9 +142,30 @@ static void tp_notify_used(void *ctx, unsigned int q)
 	((struct tp_rec *)ctx)->notify_used[q]++;
 }
 
+static void tp_queue_start(void *ctx, struct xvb_vdev *d, unsigned int q)
+{
+	((struct tp_rec *)ctx)->starts[q]++;
+}
+
+static void tp_queue_stop(void *ctx, struct xvb_vdev *d, unsigned int q)
+{
+	struct tp_rec *r = ctx;
+
+	r->stops[q]++;
+	r->resets_at_stop = r->m->resets;
+}
+
+static void tp_queue_broken(void *ctx, struct xvb_vdev *d, unsigned int q)
+{
+	((struct tp_rec *)ctx)->broken[q]++;
+}
+
 static const struct xvb_vdev_transport tp_ops = {
 	.send = tp_send,
 	.notify_used = tp_notify_used,
+	.queue_start = tp_queue_start,
+	.queue_stop = tp_queue_stop,
+	.queue_broken = tp_queue_broken,
 };
 
 /* ---- fixture ---- */
@@ -180,6 +205,7 @@ static int setup(void **state)
 	v->log.level = XVB_LOG_ERR;	/* the tests provoke warnings on purpose */
 	memcpy(v->m.cfg, "\x01\x02\x03\x04\x05\x06\x07\x08", CFG_SIZE);
 	v->resp = &v->resp_buf;
+	v->tp.m = &v->m;
 	vdev_init(v, &dummy_ops);
 	*state = v;
 	return 0;
@@ -1031,6 +1057,76 @@ static void test_retry_later(void **state)
 	assert_int_equal(xvb_vdev_budget_end(&v->d), 0);
 }
 
+/* A remote queue (served on a queue thread, --queue-threads): DRIVER_OK
+ * hands it to the transport instead of serving it here; busy polling and
+ * the loop thread's budgets leave it alone; a lie found on it is reported
+ * to the transport, not answered with NEEDS_RESET from the queue's thread;
+ * every reset and FAILED takes it back before the model resets. */
+static void test_remote_queue(void **state)
+{
+	struct vd *v = *state;
+	struct xvb_req req;
+	unsigned int taken;
+
+	v->d.vq[0].remote = true;
+	bring_up(v);
+	assert_int_equal(v->tp.starts[0], 1);
+	assert_int_equal(v->m.notifies[0], 0);		/* its thread serves it */
+	offer(v, 0, 0x3000, 8);
+	assert_int_equal(xvb_vdev_work(&v->d), 0);	/* not the loop thread's */
+	xvb_vdev_quiet(&v->d);
+	assert_false(v->d.vq[0].quiet);
+	/* The queue thread's call: budget 1, then another turn. */
+	offer(v, 1, 0x3100, 8);
+	assert_false(xvb_vdev_serve(&v->d, 0, 1, &taken));	/* the dummy takes nothing */
+	assert_int_equal(taken, 0);
+	assert_int_equal(v->m.notifies[0], 1);
+	v->d.vq[0].budgeted = true;
+	v->d.vq[0].budget = 1;
+	assert_int_equal(xvb_pop(&v->d, 0, &req), 1);
+	xvb_push(&v->d, &req, 0);
+	assert_int_equal(xvb_pop(&v->d, 0, &req), 0);	/* budget spent, work left */
+	assert_true(v->d.vq[0].starved);
+	v->d.vq[0].budgeted = v->d.vq[0].starved = false;
+	assert_int_equal(xvb_pop(&v->d, 0, &req), 1);
+	xvb_push(&v->d, &req, 0);
+
+	/* The avail index runs a whole queue ahead: the queue stops taking,
+	 * the transport hears of it, the device is not broken yet. */
+	((struct vring_avail *)(v->fb->mem + AVAIL_GPA))->idx = htole16(v->avail_idx + QSZ + 1);
+	assert_int_equal(xvb_pop(&v->d, 0, &req), -EIO);
+	assert_int_equal(v->tp.broken[0], 1);
+	assert_non_null(v->d.vq[0].dead);
+	assert_int_equal(v->tp.sends, 0);
+	assert_false(xvb_vdev_broken(&v->d));
+	assert_int_equal(xvb_pop(&v->d, 0, &req), -EIO);	/* dead stays dead */
+	assert_int_equal(v->tp.broken[0], 1);
+	xvb_needs_reset(&v->d, v->d.vq[0].dead);		/* the loop thread's part */
+	assert_int_equal(v->tp.sends, 1);
+	assert_true(xvb_vdev_broken(&v->d));
+
+	/* Reset: the queue comes back before the model resets, once. */
+	assert_int_equal(set_status(v, 0), 0);
+	assert_int_equal(v->tp.stops[0], 1);
+	assert_int_equal(v->tp.resets_at_stop, 0);
+	assert_int_equal(v->m.resets, 1);
+	assert_null(v->d.vq[0].dead);
+	/* Again, and FAILED this time. */
+	v->avail_idx = 0;
+	((struct vring_avail *)(v->fb->mem + AVAIL_GPA))->idx = 0;
+	bring_up(v);
+	assert_int_equal(v->tp.starts[0], 2);
+	set_status(v, S_ACK | S_DRIVER | S_FEAT | S_OK | VMSG_STATUS_FAILED);
+	assert_int_equal(v->tp.stops[0], 2);
+	assert_int_equal(v->tp.resets_at_stop, 1);
+	assert_int_equal(v->m.resets, 2);
+	xvb_vdev_stop_queues(&v->d);			/* nothing left to take back */
+	assert_int_equal(v->tp.stops[0], 2);
+	assert_int_equal(set_status(v, 0), 0);
+	assert_int_equal(v->tp.stops[0], 2);
+	v->d.vq[0].remote = false;
+}
+
 /* ---- tests: message layout revision 2 ---- */
 
 static void set_vqueue_flags(struct vd *v, uint32_t q, uint32_t flags, uint32_t size,
@@ -1199,6 +1295,7 @@ int main(void)
 		T(test_full_init_and_needs_reset),
 		T(test_ring_broken_by_driver),
 		T(test_chain_budget),
+		T(test_remote_queue),
 		T(test_quiet_arm),
 		T(test_retry_later),
 		T(test_v2_device_info),
