@@ -305,7 +305,8 @@ void xvb_vdev_set_mapcache(struct xvb_vdev *d, struct xvb_mapcache *mc);
  * checked).  Writes the response into *resp and returns its size, or 0 when
  * there is nothing to answer (events, malformed requests). */
 size_t xvb_vdev_handle(struct xvb_vdev *d, const struct vmsg *req, struct vmsg *resp);
-/* Driver kicked queue q. */
+/* Driver kicked queue q (on the loop thread): a remote queue is ignored,
+ * its thread serves it (xvb_vdev_serve). */
 void xvb_vdev_kick(struct xvb_vdev *d, unsigned int q);
 /* A call's chain budget: until xvb_vdev_budget_end(), xvb_pop() takes at
  * most `chains` chains from each queue (remote ones aside) and then answers

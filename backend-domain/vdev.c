@@ -226,7 +226,9 @@ void xvb_retry_later(struct xvb_vdev *d, unsigned int q)
 		d->vq[q].starved = true;
 }
 
-void xvb_vdev_kick(struct xvb_vdev *d, unsigned int q)
+/* Serve queue q: whichever thread owns it (the loop thread, or its queue
+ * thread through xvb_vdev_serve). */
+static void kick(struct xvb_vdev *d, unsigned int q)
 {
 	if (q >= d->nvqs || !d->activated || xvb_vdev_broken(d) || !d->vq[q].live ||
 	    d->vq[q].dead || !d->ops->notify)
@@ -234,6 +236,16 @@ void xvb_vdev_kick(struct xvb_vdev *d, unsigned int q)
 	d->ops->notify(d->priv, q);
 	/* Bad chains the model skipped were completed by xvb_pop. */
 	xvb_flush(d, q);
+}
+
+void xvb_vdev_kick(struct xvb_vdev *d, unsigned int q)
+{
+	/* The loop thread's entry: a queue handed to its queue thread is not
+	 * this thread's to serve, whoever asks (an in-band EVENT_AVAIL a guest
+	 * sent for it, a stale pending bit). */
+	if (q < d->nvqs && d->vq[q].remote)
+		return;
+	kick(d, q);
 }
 
 void xvb_vdev_budget(struct xvb_vdev *d, unsigned int chains)
@@ -285,7 +297,7 @@ bool xvb_vdev_serve(struct xvb_vdev *d, unsigned int q, unsigned int chains,
 	vq->budgeted = true;
 	vq->budget = chains;
 	vq->starved = false;
-	xvb_vdev_kick(d, q);
+	kick(d, q);
 	*taken = budget_taken(vq, chains);
 	again = vq->starved && !vq->dead && !xvb_vdev_broken(d);
 	vq->budgeted = vq->starved = false;

@@ -1074,6 +1074,12 @@ static void test_remote_queue(void **state)
 	assert_int_equal(v->m.notifies[0], 0);		/* its thread serves it */
 	offer(v, 0, 0x3000, 8);
 	assert_int_equal(xvb_vdev_work(&v->d), 0);	/* not the loop thread's */
+	/* An in-band EVENT_AVAIL for it (a guest may send one for any queue)
+	 * must not have the loop thread serve it beside its thread. */
+	event_avail(v, 0);
+	assert_int_equal(v->m.notifies[0], 0);
+	xvb_vdev_kick(&v->d, 0);
+	assert_int_equal(v->m.notifies[0], 0);
 	xvb_vdev_quiet(&v->d);
 	assert_false(v->d.vq[0].quiet);
 	/* The queue thread's call: budget 1, then another turn. */
