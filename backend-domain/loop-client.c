@@ -4,6 +4,7 @@
  * (loop-priv.h).  A base: it calls nobody.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -17,6 +18,14 @@ struct loop_client *loop_client_find(struct loop_bus *lb, uint32_t domid)
 		if (c->domid == domid && !c->dead)
 			return c;
 	return NULL;
+}
+
+void loop_client_kill(struct loop_client *c)
+{
+	/* A queue thread's map may be looking for this domain right now. */
+	pthread_mutex_lock(&c->lb->map_lock);
+	c->dead = true;
+	pthread_mutex_unlock(&c->lb->map_lock);
 }
 
 unsigned int loop_client_fds(const struct loop_client *c)
@@ -42,7 +51,7 @@ int loop_send(struct loop_client *c, uint32_t op, uint32_t seq, int32_t status,
 	memcpy(buf, &h, sizeof(h));
 	memcpy(buf + sizeof(h), payload, len);
 	if (send(c->sock, buf, sizeof(h) + len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-		c->dead = true;		/* not reading, or gone: dropped after this round */
+		loop_client_kill(c);	/* not reading, or gone */
 		return -errno;
 	}
 	return 0;

@@ -66,7 +66,10 @@ struct loop_dev {
 
 struct loop_client {
 	struct loop_client *next;
+	struct loop_bus *lb;
 	int sock;
+	/* Read by loop_client_find on queue threads: written under map_lock
+	 * (loop_client_kill, HELLO). */
 	uint16_t domid;
 	bool dead;
 	struct loop_gnt *gnt;
@@ -135,6 +138,8 @@ struct loop_bus {
 /* ---- loop-client.c: calls nobody ---- */
 /* The live connection of domid, or NULL. */
 struct loop_client *loop_client_find(struct loop_bus *lb, uint32_t domid);
+/* The connection is gone or broke the protocol: dropped after this round. */
+void loop_client_kill(struct loop_client *c);
 /* Descriptors a connection makes us hold, its quota's measure: a memfd per
  * region, two eventfds per channel, and two more per channel a device of
  * ours has bound (the port keeps its own copies). */

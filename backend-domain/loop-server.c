@@ -60,7 +60,9 @@ static int do_hello(struct loop_bus *lb, struct loop_client *c, const void *p, s
 		lb->next_domid = 2;
 	while (loop_client_find(lb, lb->next_domid))
 		lb->next_domid++;
+	pthread_mutex_lock(&lb->map_lock);	/* loop_client_find on a queue thread */
 	c->domid = lb->next_domid++;
+	pthread_mutex_unlock(&lb->map_lock);
 	r->version = htole32(XVMSG_LOOP_VERSION);
 	r->frontend_domid = htole16(c->domid);
 	r->backend_domid = htole16(XVMSG_LOOP_BACKEND_DOMID);
@@ -92,7 +94,9 @@ void loop_client_free(struct loop_bus *lb, struct loop_client *c)
 		close(c->ev[i].irq);
 	}
 	free(c->ev);
+	pthread_mutex_lock(&lb->map_lock);	/* as loop_gnt_open was */
 	loop_gnt_put(c->gnt);
+	pthread_mutex_unlock(&lb->map_lock);
 	free(c);
 	if (lb->listen_paused) {
 		struct epoll_event e = { .events = EPOLLIN, .data.u64 = EPDATA(K_LISTEN, 0) };
@@ -186,7 +190,7 @@ void loop_client_input(struct loop_bus *lb, struct loop_client *c)
 	}
 	if (n <= 0 || (mh.msg_flags & MSG_TRUNC) || (size_t)n < sizeof(h)) {
 		close_fds(fds, nfds);
-		c->dead = true;		/* EOF, error, or garbage: the domain is gone */
+		loop_client_kill(c);	/* EOF, error, or garbage: the domain is gone */
 		return;
 	}
 	memcpy(&h, buf, sizeof(h));
@@ -194,7 +198,7 @@ void loop_client_input(struct loop_bus *lb, struct loop_client *c)
 	len = le32toh(h.len);
 	if (len != (size_t)n - sizeof(h)) {
 		close_fds(fds, nfds);
-		c->dead = true;
+		loop_client_kill(c);
 		return;
 	}
 	if (mh.msg_flags & MSG_CTRUNC) {
@@ -292,6 +296,7 @@ void loop_accept(struct loop_bus *lb)
 		return;
 	}
 	c->sock = fd;
+	c->lb = lb;
 	c->domid = 0;		/* assigned by HELLO */
 	e.data.u64 = EPDATA(K_CLIENT, fd);
 	if (epoll_ctl(lb->epfd, EPOLL_CTL_ADD, fd, &e)) {

@@ -383,6 +383,45 @@ static void test_inband_avail(void **state)
 	assert_int_equal(backend_log_count(&t->fx.b, "ThreadSanitizer"), 0);
 }
 
+/* Other domains come and go (HELLO, then EOF) while a grant-mode device's
+ * queue threads map its buffers: a map looks the domain up in the bus's
+ * client list while the loop thread names a new client and buries an old
+ * one (under TSan, an unordered write there is a race). */
+static void test_domains_come_and_go(void **state)
+{
+	struct qt *t = *state;
+	struct xvd_done done[32];
+	struct xvd_domain *other;
+	void *buf[32];
+	unsigned int k, got, round;
+	int n;
+
+	assert_int_equal(open_dev(t, 0, XVD_MODE_GRANT), 0);
+	for (k = 0; k < 32; k++)
+		assert_int_equal(xvd_ram_alloc(t->fx.d, IO, &buf[k]), 0);
+	for (round = 0; round < 16; round++) {
+		for (k = 0; k < 32; k++)
+			assert_int_equal(xvd_blk_submit(t->dev[0], XVD_BLK_READ, 8 * k, buf[k], IO,
+							NULL, XVD_NO_KICK), 0);
+		assert_int_equal(xvd_blk_kick(t->dev[0]), 0);
+		assert_int_equal(loop_fx_domain(&t->fx, (struct xvd_domain_opts){
+						.ram_pages = 64, .log_level = XVD_LOG_WARN },
+						&other), 0);
+		xvd_domain_close(other);
+		for (got = 0; got < 32; got += (unsigned int)n) {
+			n = xvd_blk_wait(t->dev[0], done + got, 32 - got, 10000);
+			assert_true(n > 0);
+		}
+		for (k = 0; k < 32; k++)
+			assert_int_equal(done[k].status, 0);
+	}
+	for (k = 0; k < 32; k++)
+		xvd_ram_free(t->fx.d, buf[k]);
+	assert_int_equal(xvd_dev_error(t->dev[0]), 0);
+	assert_int_equal(dev_stat(t, 0, "queue_threads"), 2);
+	assert_int_equal(backend_log_count(&t->fx.b, "ThreadSanitizer"), 0);
+}
+
 /* --fault: lies are told from the loop thread, so no queue goes to a queue
  * thread (the log says so at start). */
 static void test_fault_stays(void **state)
@@ -403,6 +442,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mq_aio_threads, setup_threads_aio, teardown),
 		cmocka_unit_test_setup_teardown(test_lying_queue, setup_threads, teardown),
 		cmocka_unit_test_setup_teardown(test_inband_avail, setup_threads, teardown),
+		cmocka_unit_test_setup_teardown(test_domains_come_and_go, setup_threads, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_in_flight, setup_slow, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_stays, setup_fault, teardown),
 	};
