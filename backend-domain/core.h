@@ -106,6 +106,7 @@ struct xvb_mapcache {
 	 * release store and looked up without a lock; lock is taken to map
 	 * one (and around full mode's cached lookups). */
 	pthread_mutex_t lock;
+	bool lock_live;			/* from xvb_mc_init until xvb_mc_fini */
 	uint32_t full_cap;		/* XVB_FULL_CACHE_CHUNKS (tests lower it) */
 };
 

@@ -285,6 +285,7 @@ int main(int argc, char **argv)
 	return 0;
 
 fail_bus:
+	xvb_backend_shutdown(&app.be);	/* joins the queue threads, if any */
 	app.bus->ops->destroy(app.bus);
 fail:
 	if (rc)

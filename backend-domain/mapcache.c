@@ -105,6 +105,7 @@ int xvb_mc_init(struct xvb_mapcache *mc, struct xvb_bus *bus, struct xvb_stats *
 		[XVMSG_MODE_GRANT] = &grant_ops,
 		[XVMSG_MODE_FULL] = &full_ops,
 	};
+	int rc;
 
 	memset(mc, 0, sizeof(*mc));
 	if ((unsigned int)mode >= XVMSG_NR_MODES)
@@ -116,8 +117,14 @@ int xvb_mc_init(struct xvb_mapcache *mc, struct xvb_bus *bus, struct xvb_stats *
 	mc->ops = ops[mode];
 	mc->cache_frames = bus_caps(bus)->cache_frames;
 	mc->full_cap = XVB_FULL_CACHE_CHUNKS;
+	rc = mc->ops->init ? mc->ops->init(mc, pool_ref, pool_pages) : 0;
+	if (rc)
+		return rc;
+	/* Live from here until xvb_mc_fini, which destroys it: one init per
+	 * connection, never on a cache in use. */
 	pthread_mutex_init(&mc->lock, NULL);
-	return mc->ops->init ? mc->ops->init(mc, pool_ref, pool_pages) : 0;
+	mc->lock_live = true;
+	return 0;
 }
 
 static unsigned int pool_chunk_pages(const struct xvb_mapcache *mc, uint32_t c)
@@ -148,6 +155,9 @@ void xvb_mc_fini(struct xvb_mapcache *mc)
 	mc->chunk = NULL;
 	mc->full_dir = NULL;
 	mc->nchunks = mc->full_dir_len = mc->full_cached = 0;
+	if (mc->lock_live)
+		pthread_mutex_destroy(&mc->lock);
+	mc->lock_live = false;
 }
 
 int xvb_mc_check(const struct xvb_mapcache *mc, uint64_t addr, uint64_t len)
