@@ -289,25 +289,28 @@ unsigned int xvd_blk_queues(const struct xvd_dev *dev)
 int xvd_blk_poll(struct xvd_dev *dev, struct xvd_done *done, unsigned int max)
 {
 	struct blk_priv *p = dev->type_priv;
-	int n;
+	int n, err = 0;
 
 	if (!p || dev->type_free != blk_free)
 		return -EINVAL;
 	/* Every queue, starting with a different one each call so that none
-	 * waits behind the others when max is small. */
+	 * waits behind the others when max is small.  A broken device answers
+	 * with its error only once no queue has a cancelled request left to
+	 * report: one queue's error must not hide another's completions. */
 	n = 0;
 	for (unsigned int k = 0; k < p->nq && (unsigned int)n < max; k++) {
 		unsigned int q = (p->poll_q + k) % p->nq;
 		int m = xvd_vq_poll(dev, q, done + n, max - (unsigned int)n);
 
 		if (m < 0) {
-			if (n == 0)
-				return m;
-			break;
+			err = m;
+			continue;
 		}
 		n += m;
 	}
 	p->poll_q = (p->poll_q + 1) % p->nq;
+	if (n == 0 && err)
+		return err;
 	for (int i = 0; i < n; i++) {
 		struct blk_req *rq = done[i].cookie;
 		uint8_t *s = p->slots + (size_t)rq->slot * SLOT_SIZE;
