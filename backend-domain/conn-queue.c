@@ -121,6 +121,11 @@ void xvb_conn_queue_stop(void *ctx, struct xvb_vdev *d, unsigned int q)
 	struct xvb_qserve *s = &c->qs[q];
 
 	xvb_qthread_call(s->t, qs_detach, s);
+	/* A lie its thread reported and the loop thread has not read yet is
+	 * the reset's business now (vq->dead is cleared with it): a stale bit
+	 * would have the loop thread read the next round's vq->dead while a
+	 * thread writes it. */
+	__atomic_fetch_and(&c->attn_q, ~(1ULL << q), __ATOMIC_RELAXED);
 	/* Home again, for the model's reset or quiesce and the next start. */
 	if (c->ops->queue_loop(c->priv, q, c->be->loop))
 		xvb_warn(c->be->log, "%s: queue %u: its I/O cannot come back to the loop thread",
