@@ -35,6 +35,10 @@
 
 #define PAGE XVMSG_PAGE_SIZE
 
+/* Grant mode maps and unmaps per request: every chain in flight on every
+ * device is a mapping, found again by address at unmap. */
+#define XEN_MAP_BUCKETS	256
+
 struct xen_map {
 	struct xen_map *next;
 	void *addr;
@@ -52,13 +56,23 @@ struct xen_bus {
 	int epfd;
 	uint32_t domid;
 	struct xvb_bus_caps caps;
-	/* map and unmap may come from queue threads (bus.h): maps and fmem
-	 * are under map_lock.  libxengnttab and libxenforeignmemory calls on
-	 * one handle are safe from several threads (each is an ioctl, and
-	 * gntdev and privcmd lock inside). */
+	/* map and unmap may come from queue threads (bus.h): the table of
+	 * mappings, and fmem's opening, are under map_lock, and nothing else
+	 * is: libxengnttab and libxenforeignmemory calls on one handle are
+	 * safe from several threads (an mmap and an ioctl each; gntdev and
+	 * privcmd lock inside), and a foreign map may take long (privcmd
+	 * retries paged-out frames), so no call is made under the lock. */
 	pthread_mutex_t map_lock;
-	struct xen_map *maps;
+	struct xen_map *maps[XEN_MAP_BUCKETS];
 };
+
+/* The bucket of a mapping: by its address, which mmap hands out page-aligned. */
+static struct xen_map **map_bucket(struct xen_bus *xb, const void *addr)
+{
+	uintptr_t a = (uintptr_t)addr / PAGE;
+
+	return &xb->maps[(a ^ (a >> 8)) % XEN_MAP_BUCKETS];
+}
 
 /* A queue channel: a xenevtchn handle of its own (Linux's evtchn device
  * delivers a port on the file that bound it, and notifies only ports that
@@ -211,6 +225,7 @@ static int map_foreign(struct xen_bus *xb, uint32_t domid, const uint64_t *ids, 
 {
 	xen_pfn_t *pfn = calloc(n, sizeof(*pfn));
 	int *err = calloc(n, sizeof(*err));
+	xenforeignmemory_handle *fmem;
 	unsigned int i;
 	void *a;
 	int rc = 0;
@@ -219,16 +234,18 @@ static int map_foreign(struct xen_bus *xb, uint32_t domid, const uint64_t *ids, 
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (!xb->fmem) {	/* under map_lock */
+	pthread_mutex_lock(&xb->map_lock);
+	if (!xb->fmem)
 		xb->fmem = xenforeignmemory_open(NULL, 0);
-		if (!xb->fmem) {
-			rc = -EPERM;
-			goto out;
-		}
+	fmem = xb->fmem;
+	pthread_mutex_unlock(&xb->map_lock);
+	if (!fmem) {
+		rc = -EPERM;
+		goto out;
 	}
 	for (i = 0; i < n; i++)
 		pfn[i] = (xen_pfn_t)ids[i];
-	a = xenforeignmemory_map(xb->fmem, domid, prot, n, pfn, err);
+	a = xenforeignmemory_map(fmem, domid, prot, n, pfn, err);
 	if (!a) {
 		rc = -(errno ? errno : EPERM);
 		goto out;
@@ -236,7 +253,7 @@ static int map_foreign(struct xen_bus *xb, uint32_t domid, const uint64_t *ids, 
 	for (i = 0; i < n; i++) {
 		if (err[i]) {
 			rc = err[i] < 0 ? err[i] : -err[i];
-			xenforeignmemory_unmap(xb->fmem, a, n);
+			xenforeignmemory_unmap(fmem, a, n);
 			goto out;
 		}
 	}
@@ -284,9 +301,7 @@ static int x_map(struct xvb_bus *b, uint32_t domid, enum xvb_space space, const 
 	} else if (!xb->caps.map_frames) {
 		rc = -EPERM;
 	} else {
-		pthread_mutex_lock(&xb->map_lock);
 		rc = map_foreign(xb, domid, ids, n, prot, &a);
-		pthread_mutex_unlock(&xb->map_lock);
 		m->foreign = true;
 	}
 	if (rc) {
@@ -296,8 +311,8 @@ static int x_map(struct xvb_bus *b, uint32_t domid, enum xvb_space space, const 
 	m->addr = a;
 	m->n = n;
 	pthread_mutex_lock(&xb->map_lock);
-	m->next = xb->maps;
-	xb->maps = m;
+	m->next = *map_bucket(xb, a);
+	*map_bucket(xb, a) = m;
 	pthread_mutex_unlock(&xb->map_lock);
 	*addr = a;
 	return 0;
@@ -309,7 +324,7 @@ static int x_unmap(struct xvb_bus *b, void *addr, unsigned int n)
 	struct xen_map **pp, *m;
 
 	pthread_mutex_lock(&xb->map_lock);
-	for (pp = &xb->maps; (m = *pp); pp = &m->next) {
+	for (pp = map_bucket(xb, addr); (m = *pp); pp = &m->next) {
 		if (m->addr != addr)
 			continue;
 		if (m->n != n)
@@ -414,8 +429,9 @@ static void x_destroy(struct xvb_bus *b)
 {
 	struct xen_bus *xb = XB(b);
 
-	while (xb->maps)
-		x_unmap(b, xb->maps->addr, xb->maps->n);
+	for (unsigned int i = 0; i < XEN_MAP_BUCKETS; i++)
+		while (xb->maps[i])
+			x_unmap(b, xb->maps[i]->addr, xb->maps[i]->n);
 	if (xb->fmem)
 		xenforeignmemory_close(xb->fmem);
 	if (xb->xgt)
