@@ -401,7 +401,7 @@ static void usage(FILE *out, const char *prog)
 "                           irq-storm, msg-bad-token, msg-rewrite,\n"
 "                           vanish-handshake, keep-mapped, snoop,\n"
 "                           desc-rewrite, avail-rewrite, wrong-device-id,\n"
-"                           quiet-bad-id;\n"
+"                           quiet-bad-id, extra-features;\n"
 "                           slow-io=MS delays every block I/O by MS ms\n"
 "  -l, --log-level LEVEL    err, warn, info (default) or debug\n"
 "  -h, --help               show this help and exit\n"
@@ -514,7 +514,8 @@ int xvb_config_parse_args(struct xvb_config *cfg, int argc, char **argv,
 				snprintf(err, errlen, "--fault must be used-bad-id, used-bad-len, "
 					 "used-dup-id, silent, irq-storm, msg-bad-token, msg-rewrite, "
 					 "vanish-handshake, keep-mapped, snoop, desc-rewrite, "
-					 "avail-rewrite, wrong-device-id, quiet-bad-id or slow-io=MS");
+					 "avail-rewrite, wrong-device-id, quiet-bad-id, extra-features "
+					 "or slow-io=MS");
 				return -EINVAL;
 			}
 			cfg->fault = i;

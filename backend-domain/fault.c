@@ -8,7 +8,8 @@
  * control) go through the transport's push hook; irq-storm and quiet-bad-id
  * through its notify hook;
  * keep-mapped's pages are released by its reset hook, when the queues
- * stop.  Messages (silent, msg-bad-token, msg-rewrite, wrong-device-id),
+ * stop.  Messages (silent, msg-bad-token, msg-rewrite, wrong-device-id,
+ * extra-features),
  * vanish-handshake and snoop's idle scans are called from the connection.
  */
 #include <errno.h>
@@ -46,7 +47,7 @@ struct xvb_fault {
 	const struct xvb_vdev_transport *tp;
 	void *tp_ctx;
 	struct xvb_vdev *vdev;		/* while connected */
-	unsigned int said;		/* desc-/avail-rewrite: logged once */
+	unsigned int said;		/* desc-/avail-rewrite, extra-features: logged once */
 	/* keep-mapped: mappings of completed requests, released at reset */
 	struct xvb_mc_ticket *kept;
 	unsigned int nkept, kept_cap;
@@ -287,6 +288,32 @@ void xvb_fault_b2d(struct xvb_fault *f, struct xvmsg_msg_page *msg, uint32_t b2d
 	}
 }
 
+/* extra-features: GET_DEVICE_FEATURES offers, beside the device's own
+ * bits, every transport bit the protocol does not carry (IN_ORDER, PACKED,
+ * RING_RESET, NOTIFICATION_DATA, ...).  The device itself is unchanged, so
+ * a driver that accepts one has FEATURES_OK refused (vdev.c: "never
+ * offered"), and a driver that clears them gets a working device. */
+static void extra_features(struct vmsg *resp)
+{
+	struct vmsg_features r;
+	size_t plen = le16toh(resp->hdr.msg_size) - sizeof(resp->hdr);
+	uint32_t i, w;
+
+	if (plen < sizeof(r))
+		return;
+	memcpy(&r, resp->payload, sizeof(r));
+	for (i = 0; i < le32toh(r.num_blocks) && sizeof(r) + 4 * (i + 1) <= plen; i++) {
+		uint32_t b = le32toh(r.block_index) + i;
+		size_t off = sizeof(r) + 4 * i;
+
+		if (b > 1)
+			continue;
+		memcpy(&w, resp->payload + off, 4);
+		w = htole32(le32toh(w) | (uint32_t)(VMSG_TRANSPORT_FORBIDDEN >> (32 * b)));
+		memcpy(resp->payload + off, &w, 4);
+	}
+}
+
 /* wrong-device-id: GET_DEVICE_INFO names a balloon.  msg-bad-token: before
  * a response, the same with its payload inverted under the previous
  * request's token (stale) and under the next one (not asked yet), when the
@@ -302,6 +329,13 @@ unsigned int xvb_fault_response(struct xvb_fault *f, const struct xvmsg_msg_page
 	    resp->hdr.msg_id == VMSG_GET_DEVICE_INFO)
 		memcpy(resp->payload + offsetof(struct vmsg_device_info_resp, device_id), &id,
 		       sizeof(id));
+	if (f->kind == XVB_FAULT_EXTRA_FEATURES && !vmsg_is_bus(&resp->hdr) &&
+	    resp->hdr.msg_id == VMSG_GET_DEVICE_FEATURES) {
+		extra_features(resp);
+		if (!f->said++)
+			xvb_warn(f->log, "%s: extra-features: transport bits 0x%llx offered too",
+				 f->name, (unsigned long long)VMSG_TRANSPORT_FORBIDDEN);
+	}
 	if (f->kind != XVB_FAULT_MSG_BAD_TOKEN)
 		return 0;
 	cons = le32toh(XVMSG_READ_ONCE(msg->b2d.cons));

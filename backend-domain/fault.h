@@ -35,11 +35,12 @@ enum {
 	XVB_FAULT_AVAIL_REWRITE,	/* never complete; avail->idx set back to the used index */
 	XVB_FAULT_WRONG_DEVICE_ID,	/* GET_DEVICE_INFO names another device (balloon) */
 	XVB_FAULT_QUIET_BAD_ID,		/* queues after the first: used-bad-id, never notified */
+	XVB_FAULT_EXTRA_FEATURES,	/* GET_DEVICE_FEATURES offers every transport bit */
 };
 #define XVB_FAULT_NAMES { "none", "used-bad-id", "used-bad-len", "silent", "irq-storm",	\
 			  "used-dup-id", "msg-bad-token", "msg-rewrite", "vanish-handshake",	\
 			  "keep-mapped", "snoop", "desc-rewrite", "avail-rewrite",		\
-			  "wrong-device-id", "quiet-bad-id" }
+			  "wrong-device-id", "quiet-bad-id", "extra-features" }
 /* What --fault snoop looks for: guest data a test wrote, which must not
  * stay in pool slots the guest freed. */
 #define XVB_SNOOP_MARKER "XVMSG-SECRET-"
@@ -75,7 +76,8 @@ bool xvb_fault_drop_request(const struct xvb_fault *f, const struct xvb_vdev *d)
 /* A call begins, or a b2d slot is about to be filled (msg-rewrite:
  * slots the driver consumed are scribbled over). */
 void xvb_fault_b2d(struct xvb_fault *f, struct xvmsg_msg_page *msg, uint32_t b2d_prod);
-/* A response about to be put: may change it (wrong-device-id) and fill
+/* A response about to be put: may change it (wrong-device-id,
+ * extra-features) and fill
  * extra[] with messages to put before it (msg-bad-token), only as many
  * as b2d has room for besides the response.  Returns how many. */
 unsigned int xvb_fault_response(struct xvb_fault *f, const struct xvmsg_msg_page *msg,

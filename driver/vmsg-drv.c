@@ -329,6 +329,9 @@ static int negotiate(struct xvd_dev *dev)
 		want |= 1ULL << VIRTIO_RING_F_EVENT_IDX;
 	if (!dev->o.no_indirect)
 		want |= 1ULL << VIRTIO_RING_F_INDIRECT_DESC;
+	/* Whatever the caller asked for: of the transport's bits, only what
+	 * the protocol carries (a device offering IN_ORDER or PACKED lies). */
+	want &= ~VMSG_TRANSPORT_FORBIDDEN;
 	dev->features = offered & want;
 
 	req[2] = htole32((uint32_t)dev->features);

@@ -249,11 +249,19 @@ static int xv_finalize_features(struct virtio_device *vdev)
 {
 	struct xvmsg_conn *c = vd_conn(vdev);
 	__le32 req[4];		/* struct vmsg_features and two data words */
+	unsigned int bit;
 	struct vmsg m;
 
 	vring_transport_features(vdev);
-	/* The backend's virtqueue engine is split-ring only. */
-	__virtio_clear_bit(vdev, VIRTIO_F_RING_PACKED);
+	/* Of the transport's bits only those the protocol carries, whatever
+	 * the backend offers and virtio_ring would take: split rings only,
+	 * and not IN_ORDER (7.x's virtio_ring keeps it), with which virtio_ring
+	 * completes heads by position while the private used ring is checked
+	 * by id (xvmsg-shadow.c); nor RING_RESET or NOTIFICATION_DATA, which
+	 * no message of ours implements. */
+	for (bit = VMSG_F_TRANSPORT_FIRST; bit <= VMSG_F_TRANSPORT_LAST; bit++)
+		if (VMSG_TRANSPORT_FORBIDDEN & BIT_ULL(bit))
+			__virtio_clear_bit(vdev, bit);
 	/* Shadow rings (xvmsg-shadow.c): virtio_ring would read the event
 	 * indices from its private ring, which the backend never writes. */
 	__virtio_clear_bit(vdev, VIRTIO_RING_F_EVENT_IDX);

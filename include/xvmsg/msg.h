@@ -296,6 +296,26 @@ XVMSG_ASSERT_SIZE(struct vmsg, VMSG_MAX_SIZE);
 #define VMSG_F_ACCESS_PLATFORM		33
 #define VMSG_F_RING_RESET		40
 
+/* Bits 24..41 are the transport's (virtio 1.2, 6: the rings and feature
+ * negotiation).  Of those, an xvmsg device may offer and a driver may
+ * accept only these: split rings with indirect descriptors and event
+ * indices, VERSION_1, ACCESS_PLATFORM.  A driver clears every other bit of
+ * the range whatever the device offers (IN_ORDER, PACKED, RING_RESET,
+ * NOTIFICATION_DATA, ...): a device that offers one is lying about what
+ * the protocol carries. */
+#define VMSG_F_TRANSPORT_FIRST		24
+#define VMSG_F_TRANSPORT_LAST		41
+#define VMSG_F_INDIRECT_DESC		28
+#define VMSG_F_EVENT_IDX		29
+#define VMSG_TRANSPORT_FEATURES		((1ULL << VMSG_F_INDIRECT_DESC) |	\
+					 (1ULL << VMSG_F_EVENT_IDX) |		\
+					 (1ULL << VMSG_F_VERSION_1) |		\
+					 (1ULL << VMSG_F_ACCESS_PLATFORM))
+/* The transport bits of a feature word that no xvmsg driver may accept. */
+#define VMSG_TRANSPORT_FORBIDDEN					\
+	(((1ULL << (VMSG_F_TRANSPORT_LAST + 1)) - (1ULL << VMSG_F_TRANSPORT_FIRST)) & \
+	 ~VMSG_TRANSPORT_FEATURES)
+
 /* Header helpers shared by both sides (type bits 2..7 are never looked at). */
 
 /* msg_size covers at least the header and at most one ring slot. */

@@ -424,12 +424,32 @@ static void wrong_device_id(void **state)
 	finish(state, true);
 }
 
+/* A device that offers every transport bit (IN_ORDER, PACKED, RING_RESET,
+ * NOTIFICATION_DATA, ...): the driver takes none of those, even asked to,
+ * and the device works. */
+static void extra_features(void **state)
+{
+	struct loop_fx *f = start(state, "extra-features");
+	struct xvd_dev_opts o = { .export_name = "disk0", .devid = 1, .mode = XVD_MODE_POOL,
+				  .pool_pages = 64, .features = 1ULL << 35 /* IN_ORDER */ };
+
+	assert_int_equal(xvd_blk_open(f->d, &o, &f->dev), 0);
+	assert_int_equal(io_roundtrip(f->dev), 0);
+	assert_int_equal(xvd_dev_features(f->dev) & VMSG_TRANSPORT_FORBIDDEN, 0);
+	assert_true(xvd_dev_features(f->dev) & (1ULL << VMSG_F_ACCESS_PLATFORM));
+	assert_int_equal(backend_log_count(&f->b, "extra-features: transport bits 0x3fccf000000 "
+					   "offered too"), 1);
+	assert_int_equal(backend_log_count(&f->b, "never offered"), 0);
+	finish(state, true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(desc_rewrite, loop_fx_teardown),
 		cmocka_unit_test_teardown(avail_rewrite, loop_fx_teardown),
 		cmocka_unit_test_teardown(wrong_device_id, loop_fx_teardown),
+		cmocka_unit_test_teardown(extra_features, loop_fx_teardown),
 		cmocka_unit_test_teardown(used_dup_id, loop_fx_teardown),
 		cmocka_unit_test_teardown(used_bad_id, loop_fx_teardown),
 		cmocka_unit_test_teardown(used_bad_len, loop_fx_teardown),

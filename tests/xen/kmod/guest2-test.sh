@@ -24,6 +24,22 @@ g2_disk() {
 	cmp /run/pat /run/back || return 1
 	echo "xvmsg: guest2: $d ($1): 2 MiB written and read back"
 }
+# g2_transport_bits SERIAL: of virtio's transport feature bits (24..41) the
+# disk with that serial negotiated only what the protocol carries:
+# INDIRECT_DESC (28), VERSION_1 (32), ACCESS_PLATFORM (33); event indices
+# (29) the module clears itself.  Its backend offered all of them
+# (--fault extra-features): 7.x's virtio_ring would keep IN_ORDER (35).
+g2_transport_bits() {
+	local d f bit bad=
+	d=$(xv_disk_with_serial "$1") || return 1
+	f=$(cat "/sys/block/$d/device/features") || return 1
+	for bit in $(seq 24 41); do
+		case $bit in 28 | 32 | 33) continue ;; esac
+		[ "$(echo "$f" | cut -c$((bit + 1)))" = 0 ] || bad="$bad $bit"
+	done
+	echo "xvmsg: guest2 (Linux $(uname -r)): $d ($1): features $f; transport bits beyond 28, 32, 33:${bad:- none}"
+	[ -z "$bad" ]
+}
 # g2_rng: virtio_rng is a hw_random source and gives bytes.
 g2_rng() {
 	xv_wait 60 grep -q virtio /sys/class/misc/hw_random/rng_available || return 1

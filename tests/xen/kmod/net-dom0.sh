@@ -14,10 +14,12 @@
 #   net_after_restart   both guests' NICs went away and came back (down,
 #                       then up) without a reboot; ping and a transfer again
 #   net_guest2_done     guest 2's devices detached at runtime, picked up as
-#                       gone by the still-loaded module; guest 2 destroyed
-#   net_detached        guest 1's NIC gone; a NIC from a lying backend in
+#                       gone by the still-loaded module
+#   net_detached        guest 1's NIC gone; a disk for guest 2 from a backend
+#                       in dom0 that offers every transport feature bit
+#                       (extra-features); a NIC from a lying backend in
 #                       dom0 (quiet-bad-id) received on without a spin and
-#                       detached; the agents stop
+#                       detached; guest 2 destroyed, the agents stop
 #
 # The commands the domains run are in net-lib.sh (and guest2-test.sh).
 . /etc/xvmsg/net-lib.sh
@@ -222,17 +224,48 @@ net_guest2_done() {
 	done
 	n=$(net_send xvmsg-guest2 "g2_all_gone")
 	net_wait 90 xvmsg-guest2 "$n"
-	xl destroy xvmsg-guest2 || xv_fail "xl destroy xvmsg-guest2"
-	xv_stage "net: guest 2's disk, NIC and rng detached at runtime and gone, module loaded; guest 2 destroyed ($(($(xv_uptime) - t0)) s)"
+	xv_stage "net: guest 2's disk, NIC and rng detached at runtime and gone, module loaded ($(($(xv_uptime) - t0)) s)"
 }
 
-# After dom0-test.sh detached guest 1's devices and stopped dom0's backend:
-# its NIC is gone; net_lying_nic; the agents stop.
+# After dom0-test.sh detached guest 1's devices and stopped dom0's backend
+# (one backend in dom0 at a time: each serves all of dom0's devices): guest
+# 1's NIC is gone; net_g2_extra_features, net_lying_nic; guest 2 is
+# destroyed and the agents stop.
 net_detached() {
 	[ "$NET_ON" = 1 ] || return 0
 	net_wait_state 60 xvmsg-guest gone
+	net_g2_extra_features
 	net_lying_nic
+	xl destroy xvmsg-guest2 || xv_fail "xl destroy xvmsg-guest2"
 	net_stop xvmsg-guest xvmsg-driver
+}
+
+# A disk for guest 2 (trixie-backports' 7.x in make check) whose backend
+# (xvmsg-backend --fault extra-features in dom0) offers every transport
+# feature bit, IN_ORDER, PACKED and RING_RESET among them, on top of its
+# own.  7.x's virtio_ring keeps IN_ORDER, and completes requests by
+# position with it: the module must take only what the protocol carries.
+# Had it taken one, the backend would refuse FEATURES_OK (never offered by
+# the device behind the lie) and no disk would come.
+net_g2_extra_features() {
+	local t0 fb log=/run/xvmsg-fault-xf.log
+	t0=$(xv_uptime)
+	truncate -s 16M /run/disk-xf.img || xv_fail "extra-features: image"
+	xvmsg-backend --bus xen --log-level warn --fault extra-features >"$log" 2>&1 &
+	fb=$!
+	xv_wait 20 grep -q "fault injection on" "$log" || xv_fail "the extra-features backend did not start"
+	xvmsg-ctl --timeout "$ATTACH_TIMEOUT" attach xvmsg-guest2 Domain-0 blk \
+		path=/run/disk-xf.img,serial=g2-xf --devid 3 >/dev/null || xv_fail "attach the extra-features disk"
+	net_do 120 xvmsg-guest2 "g2_disk g2-xf && g2_transport_bits g2-xf"
+	xvmsg-ctl detach xvmsg-guest2 3 || xv_fail "detach the extra-features disk"
+	kill "$fb" 2>/dev/null
+	wait "$fb" 2>/dev/null
+	grep -q "extra-features: transport bits 0x3fccf000000 offered too" "$log" ||
+		{ sed 's/^/  | /' "$log"; xv_fail "extra-features: nothing offered"; }
+	! grep -q "never offered" "$log" ||
+		{ sed 's/^/  | /' "$log"; xv_fail "extra-features: the module accepted a bit never offered"; }
+	rm -f /run/disk-xf.img
+	xv_stage "guest 2: a disk whose backend offers every transport feature bit (extra-features, dom0): none beyond the protocol's taken, 2 MiB written and read back ($(($(xv_uptime) - t0)) s)"
 }
 
 # A NIC whose backend (xvmsg-backend --fault quiet-bad-id in dom0, a tap of
