@@ -390,12 +390,19 @@ irqreturn_t xvmsg_shadow_interrupt(struct xvmsg_queue *q, struct virtqueue *vq, 
 	/* A dead queue's used ring is the module's (xvmsg_shadow_fail_all):
 	 * what the backend writes now is not looked at. */
 	if (!s->used_dead) {
+		u16 before = s->used_copied;
+
 		if (s->private_used) {
 			first = !s->used_lied;
 			copy_used(s);
 			first &= s->used_lied;
 		}
 		ret = vring_interrupt(irq, vq);
+		/* Entries copied are work done, even when a driver on another
+		 * CPU (start_xmit, NAPI) took them before vring_interrupt
+		 * looked: not a spurious interrupt, which Xen would throttle. */
+		if (s->used_copied != before)
+			ret = IRQ_HANDLED;
 	}
 	*lied = s->used_lied;
 	spin_unlock_irqrestore(&s->used_lock, flags);

@@ -782,6 +782,18 @@ static void xvmsg_fail_inflight(struct xvmsg_vdev *vd)
 		}
 		virtio_break_device(vdev);
 		synchronize_rcu();
+		/*
+		 * A virtqueue_get_buf that passed its "more used" check before
+		 * the break (start_xmit under the tx lock, NAPI: both RCU
+		 * readers, so done by now) may have taken one entry more after
+		 * the retract above, leaving last_used past used->idx: its
+		 * enable_cb_delayed would then see 65535 entries pending for
+		 * ever.  Take back again; from here get_buf sees the break and
+		 * moves nothing.
+		 */
+		list_for_each_entry(vq, &vdev->vqs, list)
+			if (vq->priv)
+				xvmsg_shadow_retract(vq->priv, vq);
 		again = false;
 		list_for_each_entry(vq, &vdev->vqs, list)
 			if (vq->priv && xvmsg_shadow_pending(vq->priv))
@@ -853,9 +865,10 @@ void xvmsg_ev_work(struct work_struct *w)
 	}
 	if (!vd)
 		return;
-	if (test_bit(XVMSG_F_BROKEN, &c->flags) &&
-	    !test_and_set_bit(XVMSG_F_BREAK_DONE, &c->flags))
-		virtio_break_device(&vd->vdev);
+	/* Broken since the check above (xvmsg_conn_fail on another CPU): fail
+	 * its requests too, not only break it; a no-op once done. */
+	if (test_bit(XVMSG_F_BROKEN, &c->flags) && !test_bit(XVMSG_F_BREAK_DONE, &c->flags))
+		xvmsg_vdev_fail_broken(vd, test_bit(XVMSG_F_FAILED, &c->flags));
 	if (test_and_clear_bit(XVMSG_F_CFG_PENDING, &c->flags))
 		virtio_config_changed(&vd->vdev);
 }
