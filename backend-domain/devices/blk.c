@@ -89,7 +89,9 @@ struct blk_io {
 	struct blk_q *bq;
 	struct blk_io *next_free;
 	uint8_t type;			/* VIRTIO_BLK_T_* */
-	bool wz;			/* write-zeroes: EOPNOTSUPP means do it slowly */
+	bool wz;			/* write-zeroes: EOPNOTSUPP means do it by writing */
+	bool zfill;			/* writing zeroes, chunk after chunk */
+	off_t zf_off, zf_left;		/* what is left to write */
 	uint64_t sector;
 	struct xvb_req req;
 	struct iovec iov[XVB_REQ_MAX_IOV];
@@ -236,7 +238,10 @@ static int blk_create(const char *params, const struct xvb_model_env *env, void 
 	if (err)
 		goto fail;
 	b->q = calloc(b->nq, sizeof(*b->q));
-	b->zeroes = calloc(1, BLK_ZERO_BUF);
+	/* Aligned: with direct=on it is written O_DIRECT. */
+	b->zeroes = aligned_alloc(4096, BLK_ZERO_BUF);
+	if (b->zeroes)
+		memset((void *)b->zeroes, 0, BLK_ZERO_BUF);
 	if (!b->q || !b->zeroes) {
 		err = -ENOMEM;
 		goto fail;
@@ -390,32 +395,6 @@ static unsigned int iov_slice(const struct iovec *src, unsigned int n, size_t sk
 	return k;
 }
 
-/* The whole of iov, or an error: loops over short transfers and EINTR. */
-static int blk_io(int fd, struct iovec *iov, unsigned int n, off_t off, bool write)
-{
-	while (n) {
-		ssize_t r = write ? pwritev(fd, iov, (int)n, off) : preadv(fd, iov, (int)n, off);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return -EIO;	/* the image shrank under us */
-		off += r;
-		while (n && (size_t)r >= iov->iov_len) {
-			r -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n) {
-			iov->iov_base = (char *)iov->iov_base + r;
-			iov->iov_len -= (size_t)r;
-		}
-	}
-	return 0;
-}
-
 #define BLK_S_PENDING 0xff	/* I/O started: the status comes with its completion */
 
 /* Answer io's request (unless the device is being reset) and free the slot. */
@@ -467,19 +446,23 @@ static uint8_t blk_rw(struct blk *b, struct blk_io *io, uint64_t sector, bool wr
 	return BLK_S_PENDING;
 }
 
-static int blk_write_zeroes_slow(struct blk *b, off_t off, off_t len)
+/* Write-zeroes where the file cannot zero a range (tmpfs, btrfs): written
+ * from the zeroed buffer, one chunk of BLK_ZERO_BUF per I/O through the
+ * engine, the next submitted from the completion of the one before; up to
+ * 2 GiB this way, and the thread serving the queue serves everything
+ * else meanwhile. */
+static void blk_zfill_next(struct blk *b, struct blk_io *io)
 {
-	while (len) {
-		struct iovec iov = { (void *)b->zeroes,
-				     len < BLK_ZERO_BUF ? (size_t)len : BLK_ZERO_BUF };
-		int err = blk_io(b->fd, &iov, 1, off, true);
+	size_t n = io->zf_left < BLK_ZERO_BUF ? (size_t)io->zf_left : BLK_ZERO_BUF;
 
-		if (err)
-			return err;
-		off += (off_t)iov.iov_len;
-		len -= (off_t)iov.iov_len;
-	}
-	return 0;
+	io->iov[0].iov_base = (void *)b->zeroes;
+	io->iov[0].iov_len = n;
+	io->op.iov = io->iov;
+	io->op.niov = 1;
+	io->op.off = io->zf_off;
+	io->zf_off += (off_t)n;
+	io->zf_left -= (off_t)n;
+	blk_start(b, io, XVB_AIO_WRITE);
 }
 
 static uint8_t blk_discard_wz(struct blk *b, struct blk_io *io, bool wz)
@@ -529,11 +512,24 @@ static void blk_done(struct xvb_aio_op *op, int err)
 	struct blk *b = io->bq->b;
 	const char *what;
 
-	if (err && op->opcode == XVB_AIO_FALLOCATE && err == -EOPNOTSUPP && !b->resetting)
-		/* discard is only a hint; write-zeroes is done by writing (rare: blocks) */
-		err = io->wz ? blk_write_zeroes_slow(b, op->off, op->len) : 0;
+	if (err && op->opcode == XVB_AIO_FALLOCATE && err == -EOPNOTSUPP && !b->resetting) {
+		/* discard is only a hint; write-zeroes is done by writing */
+		if (!io->wz) {
+			err = 0;
+		} else {
+			io->zfill = true;
+			io->zf_off = op->off;
+			io->zf_left = op->len;
+			blk_zfill_next(b, io);
+			return;
+		}
+	} else if (!err && io->zfill && io->zf_left && !b->resetting) {
+		blk_zfill_next(b, io);
+		return;
+	}
 	if (err) {
-		what = op->opcode == XVB_AIO_READ ? "read" : op->opcode == XVB_AIO_WRITE ? "write" :
+		what = op->opcode == XVB_AIO_READ ? "read" : io->zfill ? "write-zeroes" :
+		       op->opcode == XVB_AIO_WRITE ? "write" :
 		       op->opcode == XVB_AIO_FDATASYNC ? "flush" : io->wz ? "write-zeroes" : "discard";
 		if (op->opcode == XVB_AIO_FDATASYNC)
 			xvb_model_warn(&b->m, "flush: %s", strerror(-err));
@@ -614,7 +610,7 @@ static struct blk_io *blk_io_get(struct blk_q *bq)
 	memset(&io->op, 0, sizeof(io->op));
 	io->op.done = blk_done;
 	io->bq = bq;
-	io->wz = false;
+	io->wz = io->zfill = false;
 	return io;
 }
 

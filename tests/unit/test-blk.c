@@ -544,6 +544,44 @@ static void test_write_zeroes_fallback(void **state)
 	assert_int_equal(dwz(t, VIRTIO_BLK_T_DISCARD, 200, 1, 0), VIRTIO_BLK_S_UNSUPP);
 }
 
+/* The same with the image opened O_DIRECT (tmpfs takes it since Linux
+ * 6.6), over most of the disk: the fallback's writes come from an aligned
+ * buffer, chunk after chunk, each through the I/O engine. */
+static void test_write_zeroes_fallback_direct(void **state)
+{
+	struct t *t = *state;
+	static uint8_t buf[IMG_SECTORS * 512], rbuf2[IMG_SECTORS * 512], rbuf[4096], zero[4096];
+	char params[160];
+	int fd;
+
+	xvb_blk_ops.destroy(t->priv);
+	t->priv = NULL;
+	unlink(t->path);
+	assert_int_equal(make_image_in(t, "/dev/shm", IMG_SECTORS * 512), 0);
+	fd = open(t->path, O_RDWR | O_DIRECT);
+	if (fd < 0)
+		print_error("tmpfs here takes no O_DIRECT (%s)\n", strerror(errno));
+	assert_true(fd >= 0);
+	close(fd);
+	fill(buf, sizeof(buf), 9);
+	fd = open(t->path, O_RDWR);
+	assert_int_equal(pwrite(fd, buf, sizeof(buf), 0), sizeof(buf));
+	snprintf(params, sizeof(params), "path=%s,discard=off,direct=on", t->path);
+	assert_int_equal(xvb_blk_ops.create(params, &t->env, &t->priv), 0);
+	xvb_blk_ops.activate(t->priv, VDEV(&t->f), xvb_blk_ops.features(t->priv));
+	/* Sectors 8 .. 2040: 15 chunks of 64 KiB and a last one shorter. */
+	assert_int_equal(dwz(t, VIRTIO_BLK_T_WRITE_ZEROES, 8, IMG_SECTORS - 16, 0),
+			 VIRTIO_BLK_S_OK);
+	assert_int_equal(simple(t, VIRTIO_BLK_T_IN, 8, rbuf, 4096), VIRTIO_BLK_S_OK);
+	assert_memory_equal(rbuf, zero, 4096);
+	assert_int_equal(pread(fd, rbuf2, sizeof(rbuf2), 0), sizeof(rbuf2));
+	close(fd);
+	assert_memory_equal(rbuf2, buf, 4096);
+	for (size_t off = 4096; off < sizeof(rbuf2) - 4096; off += 4096)
+		assert_memory_equal(rbuf2 + off, zero, 4096);
+	assert_memory_equal(rbuf2 + sizeof(rbuf2) - 4096, buf + sizeof(buf) - 4096, 4096);
+}
+
 static void test_not_negotiated(void **state)
 {
 	struct t *t = *state;
@@ -1126,6 +1164,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_discard, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_zeroes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_zeroes_fallback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_zeroes_fallback_direct, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_negotiated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pop_results, setup, teardown),
