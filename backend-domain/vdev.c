@@ -18,7 +18,6 @@
 
 #include "core.h"
 
-#define TRANSPORT_FEATURES VMSG_TRANSPORT_FEATURES
 _Static_assert(VMSG_F_INDIRECT_DESC == VIRTIO_RING_F_INDIRECT_DESC &&
 	       VMSG_F_EVENT_IDX == VIRTIO_RING_F_EVENT_IDX, "virtio's ring feature bits");
 #define REQUIRED_FEATURES ((1ULL << VMSG_F_VERSION_1) | (1ULL << VMSG_F_ACCESS_PLATFORM))
@@ -46,7 +45,7 @@ void xvb_vdev_init(struct xvb_vdev *d, const struct xvb_model_ops *ops, void *pr
 		d->nvqs = ops->num_queues;
 	if (d->nvqs > XVMSG_MAX_QUEUES)
 		d->nvqs = XVMSG_MAX_QUEUES;
-	d->dev_features = TRANSPORT_FEATURES | (ops->features ? ops->features(priv) : 0);
+	d->dev_features = VMSG_TRANSPORT_FEATURES | (ops->features ? ops->features(priv) : 0);
 	for (q = 0; q < d->nvqs; q++)
 		d->vq[q].max_size = ops->queue_size;
 }
@@ -64,7 +63,7 @@ void xvb_vdev_set_mapcache(struct xvb_vdev *d, struct xvb_mapcache *mc)
 	if (d->ops->set_limits) {
 		d->ops->set_limits(d->priv, &lim);
 		/* The offer may follow the limits (blk: SIZE_MAX in pool mode). */
-		d->dev_features = TRANSPORT_FEATURES |
+		d->dev_features = VMSG_TRANSPORT_FEATURES |
 				  (d->ops->features ? d->ops->features(d->priv) : 0);
 	}
 }
