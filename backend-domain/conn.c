@@ -301,10 +301,19 @@ static int bind_port(struct xvb_conn *c, uint32_t remote, int q, uint32_t *local
 	return rc;
 }
 
+/* The bus could not give a queue a channel of its own for want of
+ * resources (on Xen each costs an event channel device fd), not because
+ * the port is bad: the loop's thread can still serve the queue. */
+static bool chan_shortage(int rc)
+{
+	return rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM || rc == -ENOSPC || rc == -EAGAIN;
+}
+
 /* A queue's own event channel: on a queue thread where the backend has
  * them, the model can move queues there and the bus can give the channel
  * an fd of its own; with --fault the queues stay on the loop's thread
- * (the lies are told from there). */
+ * (the lies are told from there), and so does a queue whose channel the
+ * bus has no resources for (it shares the bus's, as without threads). */
 static int bind_queue(struct xvb_conn *c, uint32_t remote, unsigned int q)
 {
 	struct xvb_backend *be = c->be;
@@ -315,6 +324,12 @@ static int bind_queue(struct xvb_conn *c, uint32_t remote, unsigned int q)
 	if (!be->nqthreads || !c->ops->queue_loop || !bus->ops->chan_bind || c->fault)
 		return bind_port(c, remote, (int)q, &c->vq_port[q]);
 	rc = bus->ops->chan_bind(bus, c->feid, remote, &s->chan);
+	if (chan_shortage(rc)) {
+		s->chan = NULL;
+		xvb_warn(be->log, "%s: queue %u stays on the loop thread: no channel of its own (%s)",
+			 c->name, q, strerror(-rc));
+		return bind_port(c, remote, (int)q, &c->vq_port[q]);
+	}
 	if (rc)
 		return rc;
 	s->c = c;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 
 #include "fakebus.h"
@@ -205,6 +206,67 @@ static uint32_t fb_self(struct xvb_bus *b)
 	return 1;
 }
 
+/* Queue channels: an eventfd each way (kick: from the frontend, irq: to
+ * it); chan_err, when set, is what every bind returns instead. */
+struct xvb_chan {
+	struct fakebus *fb;
+	int kick, irq;
+};
+
+static int fb_chan_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, struct xvb_chan **out)
+{
+	struct fakebus *fb = FB(b);
+	struct xvb_chan *ch;
+
+	fb->chan_binds++;
+	if (fb->chan_err)
+		return fb->chan_err;
+	ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return -ENOMEM;
+	ch->fb = fb;
+	ch->kick = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	ch->irq = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (ch->kick < 0 || ch->irq < 0) {
+		if (ch->kick >= 0)
+			close(ch->kick);
+		if (ch->irq >= 0)
+			close(ch->irq);
+		free(ch);
+		return -EMFILE;
+	}
+	fb->chans++;
+	*out = ch;
+	return 0;
+}
+
+static void fb_chan_unbind(struct xvb_bus *b, struct xvb_chan *ch)
+{
+	ch->fb->chans--;
+	close(ch->kick);
+	close(ch->irq);
+	free(ch);
+}
+
+static int fb_chan_fd(struct xvb_chan *ch)
+{
+	return ch->kick;
+}
+
+static int fb_chan_ack(struct xvb_chan *ch)
+{
+	uint64_t v;
+
+	return read(ch->kick, &v, sizeof(v)) == sizeof(v) ? 0 : -EAGAIN;
+}
+
+static int fb_chan_notify(struct xvb_chan *ch)
+{
+	uint64_t one = 1;
+
+	return write(ch->irq, &one, sizeof(one)) == sizeof(one) ? 0 : -errno;
+}
+
 static const struct xvb_bus_ops fb_ops = {
 	.name = "fake",
 	.self_domid = fb_self,
@@ -219,6 +281,11 @@ static const struct xvb_bus_ops fb_ops = {
 	.evtchn_bind = fb_bind,
 	.evtchn_unbind = fb_unbind,
 	.evtchn_notify = fb_notify,
+	.chan_bind = fb_chan_bind,
+	.chan_unbind = fb_chan_unbind,
+	.chan_fd = fb_chan_fd,
+	.chan_ack = fb_chan_ack,
+	.chan_notify = fb_chan_notify,
 };
 
 int fakebus_init(struct fakebus *fb, uint32_t pages)

@@ -33,6 +33,8 @@ struct fakebus {
 	struct fb_map { void *addr; unsigned int n; bool grant; uint64_t ids[64]; } map[256];
 	unsigned int nst;
 	unsigned int reads, dirs;		/* store_read and store_dir calls */
+	int chan_err;				/* queue channel binds fail with it */
+	unsigned int chan_binds, chans;		/* bind calls, channels alive */
 };
 
 /* 0 or -errno. */

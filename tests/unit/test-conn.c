@@ -37,7 +37,16 @@ struct t {
  * main(), before any test runs. */
 static struct xvb_model_ops rng_counting;
 
-static const struct xvb_model_ops *const models[] = { &xvb_rng_ops, &rng_counting, NULL };
+/* rng whose queue may go to a queue thread (queue_loop), as blk's may. */
+static struct xvb_model_ops rng_threaded;
+
+static const struct xvb_model_ops *const models[] = { &xvb_rng_ops, &rng_counting, &rng_threaded,
+						      NULL };
+
+static int threaded_queue_loop(void *priv, unsigned int q, struct xvb_evloop *loop)
+{
+	return 0;	/* nothing of rng's is tied to a thread */
+}
 
 static void counting_stats(void *priv, char *buf, size_t len)
 {
@@ -716,10 +725,112 @@ static void test_rev2_bus_get_devices(void **state)
 	assert_int_equal(r.payload[6], 1u << XVMSG_DEV_NUM);
 }
 
+/*
+ * --queue-threads: a queue with an event channel of its own goes to a
+ * queue thread; when the bus has no resources for such a channel (EMFILE:
+ * on Xen each costs an event channel fd) the queue stays on the loop
+ * thread and the device still connects; any other bind error (a bad port)
+ * fails the device as before.
+ */
+static const char *connect_threaded(struct t *t, int chan_err)
+{
+	t->fb.chan_err = chan_err;
+	fakebus_grant(&t->fb, 8, 0, 1, false);
+	fakebus_grant(&t->fb, 16, 1, 8, false);
+	put(t, BE "/frontend-id", "5");
+	put(t, BE "/type", "rngq");
+	put(t, BE "/frontend", FE);
+	put(t, FE "/state", "1");
+	assert_int_equal(xvb_conn_create(&t->be, 5, 0, &t->c), 0);
+	put(t, FE "/msg-ref", "8");
+	put(t, FE "/event-channel", "3");
+	put(t, FE "/num-queues", "1");
+	put(t, FE "/vq-0-event-channel", "4");
+	put(t, FE "/pool-ref", "16");
+	put(t, FE "/pool-pages", "8");
+	put(t, FE "/state", "3");
+	xvb_conn_changed(t->c);
+	return get(t, BE "/state");
+}
+
+/* Queues on queue threads, as the device's stats line says. */
+static unsigned int on_threads(struct t *t)
+{
+	static char seq[16];
+	const char *v;
+
+	snprintf(seq, sizeof(seq), "%u", t->fb.chan_binds);
+	put(t, BE "/stats-request", seq);
+	xvb_conn_publish_stats(t->c);
+	v = strstr(get(t, BE "/stats"), " queue_threads=");
+	assert_non_null(v);
+	return (unsigned int)strtoul(v + strlen(" queue_threads="), NULL, 10);
+}
+
+static void qthread_end(struct t *t)
+{
+	xvb_backend_shutdown(&t->be);	/* destroys t->c too */
+	t->c = NULL;
+	assert_int_equal(t->fb.chans, 0);
+}
+
+static void test_queue_channel_own(void **state)
+{
+	struct t *t = *state;
+
+	assert_int_equal(xvb_backend_queue_threads(&t->be, 1), 0);
+	assert_string_equal(connect_threaded(t, 0), "4");
+	assert_int_equal(t->fb.chan_binds, 1);
+	assert_int_equal(t->fb.chans, 1);
+	assert_int_equal(on_threads(t), 1);
+	qthread_end(t);
+}
+
+static void test_queue_channel_shortage(void **state)
+{
+	static const int errs[] = { -EMFILE, -ENFILE, -ENOMEM };
+	struct t *t = *state;
+	char line[256];
+	bool warned = false;
+
+	t->log.level = XVB_LOG_WARN;
+	fclose(t->log.out);
+	t->log.out = tmpfile();
+	assert_non_null(t->log.out);
+	assert_int_equal(xvb_backend_queue_threads(&t->be, 1), 0);
+	for (unsigned int i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		assert_string_equal(connect_threaded(t, errs[i]), "4");
+		assert_int_equal(t->fb.chan_binds, i + 1);
+		assert_int_equal(t->fb.chans, 0);
+		assert_int_equal(on_threads(t), 0);
+		xvb_conn_destroy(t->c);
+		t->c = NULL;
+	}
+	rewind(t->log.out);
+	while (fgets(line, sizeof(line), t->log.out))
+		warned |= strstr(line, "queue 0 stays on the loop thread") != NULL;
+	assert_true(warned);
+	qthread_end(t);
+}
+
+static void test_queue_channel_bad_port(void **state)
+{
+	struct t *t = *state;
+
+	assert_int_equal(xvb_backend_queue_threads(&t->be, 1), 0);
+	assert_string_equal(connect_threaded(t, -EINVAL), "6");	/* Closed */
+	assert_non_null(strstr(get(t, BE "/error"), "cannot bind event channel 4"));
+	assert_int_equal(t->fb.chans, 0);
+	qthread_end(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_error_cleared_on_new_attempt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_channel_own, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_channel_shortage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_channel_bad_port, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_closed_once_per_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_own_keys_no_rescan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reserved_type_bits_ignored, setup, teardown),
@@ -740,5 +851,8 @@ int main(void)
 	rng_counting = xvb_rng_ops;
 	rng_counting.type = "rngx";
 	rng_counting.stats = counting_stats;
+	rng_threaded = xvb_rng_ops;
+	rng_threaded.type = "rngq";
+	rng_threaded.queue_loop = threaded_queue_loop;
 	return cmocka_run_group_tests_name("conn", tests, NULL, NULL);
 }
