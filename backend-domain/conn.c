@@ -178,7 +178,8 @@ static void unpend(struct xvb_conn *c)
 	}
 }
 
-static void serve(struct xvb_conn *c, bool msgs, uint64_t queues)
+/* True when it got something done: a message handled or a chain taken. */
+static bool serve(struct xvb_conn *c, bool msgs, uint64_t queues)
 {
 	uint64_t msgs0 = c->stats.msgs_in, n;
 	const char *why = "";
@@ -202,6 +203,7 @@ static void serve(struct xvb_conn *c, bool msgs, uint64_t queues)
 		pend(c);
 	else
 		unpend(c);
+	return n || c->vdev.call_taken;
 }
 
 void xvb_conn_event(struct xvb_conn *c, int q)
@@ -671,9 +673,7 @@ bool xvb_conn_poll(struct xvb_conn *c)
 	if (!c->connected || c->pend_on)
 		return false;
 	work = xvb_vdev_work(&c->vdev);
-	if (work)
-		serve(c, false, work);
-	return work != 0;
+	return work && serve(c, false, work);
 }
 
 void xvb_conn_quiet(struct xvb_conn *c)
@@ -687,11 +687,11 @@ bool xvb_conn_arm(struct xvb_conn *c)
 
 	if (!c->connected || !work)
 		return false;
-	if (c->pend_on)
+	if (c->pend_on) {
 		c->pend_q |= work;	/* its turn comes */
-	else
-		serve(c, false, work);
-	return true;
+		return true;
+	}
+	return serve(c, false, work);
 }
 
 void xvb_conn_quiesce(struct xvb_conn *c)

@@ -293,6 +293,7 @@ struct xvb_vdev {
 	bool broken;			/* queue threads read it: __atomic */
 	unsigned int call_budget;	/* the last call's budget per queue */
 	unsigned int call_most;		/* chains one queue took in it */
+	unsigned int call_taken;	/* chains all queues took in it */
 	unsigned int nvqs;
 	struct xvb_vq vq[XVMSG_MAX_QUEUES];
 };
@@ -312,7 +313,7 @@ void xvb_vdev_kick(struct xvb_vdev *d, unsigned int q);
 /* A call's chain budget: until xvb_vdev_budget_end(), xvb_pop() takes at
  * most `chains` chains from each queue (remote ones aside) and then answers
  * 0 (empty) for a queue that still has work, noting it.  budget_end returns
- * those queues (bit q), sets call_most, and lifts the limit.  Outside a
+ * those queues (bit q), sets call_most and call_taken, and lifts the limit.  Outside a
  * call (console input, say) there is none. */
 void xvb_vdev_budget(struct xvb_vdev *d, unsigned int chains);
 uint64_t xvb_vdev_budget_end(struct xvb_vdev *d);
@@ -333,7 +334,9 @@ static inline bool xvb_vdev_broken(const struct xvb_vdev *d)
 /* Device reset: stop the model and every queue. */
 void xvb_vdev_reset(struct xvb_vdev *d);
 /* Queues with available entries not taken yet (bit q), remote ones aside;
- * 0 while the device is not running.  quiet and arm leave remote queues
+ * 0 while the device is not running.  Not all of it is work: a model may
+ * leave entries until the host has something for them (a console's or a
+ * network card's receive buffers).  quiet and arm leave remote queues
  * alone too: busy polling is the loop thread's. */
 uint64_t xvb_vdev_work(const struct xvb_vdev *d);
 /* Busy polling: make every live queue quiet (no kicks asked for while the
@@ -409,12 +412,13 @@ int xvb_backend_start(struct xvb_backend *be);
 void xvb_backend_watch(void *be, const char *path);
 void xvb_backend_event(void *be, uint32_t port);
 /* Busy polling: serve queues that have work without waiting for a kick
- * (within the budgets, like a notification).  True if any device had work. */
+ * (within the budgets, like a notification).  True if any device took a
+ * chain: receive buffers that wait for the host are there, not work. */
 bool xvb_backend_poll(struct xvb_backend *be);
 /* Around a busy poll: quiet stops asking drivers for kicks (and
  * xvb_backend_poll keeps devices that connect meanwhile quiet); arm asks
  * again before the backend sleeps, serving what came meanwhile (true if
- * any device had work: poll on rather than sleep). */
+ * any device took a chain: poll on rather than sleep). */
 void xvb_backend_quiet(struct xvb_backend *be);
 bool xvb_backend_arm(struct xvb_backend *be);
 /* Finish in-flight work, flush, disconnect every device. */

@@ -261,6 +261,7 @@ void xvb_vdev_budget(struct xvb_vdev *d, unsigned int chains)
 	}
 	d->call_budget = chains;
 	d->call_most = 0;
+	d->call_taken = 0;
 }
 
 /* Chains queue q took in this call of `chains`. */
@@ -280,6 +281,7 @@ uint64_t xvb_vdev_budget_end(struct xvb_vdev *d)
 			continue;
 		if (vq->starved)
 			starved |= 1ULL << q;
+		d->call_taken += budget_taken(vq, d->call_budget);
 		if (budget_taken(vq, d->call_budget) > d->call_most)
 			d->call_most = budget_taken(vq, d->call_budget);
 		vq->budgeted = vq->starved = false;

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -234,4 +235,63 @@ long backend_stat(const struct backend_proc *b, const char *dev, const char *key
 	fclose(f);
 	v = strstr(last, pat);
 	return v ? strtol(v + strlen(pat), NULL, 10) : -1;
+}
+
+int proc_cpu_sample(pid_t pid, struct proc_cpu *s)
+{
+	char path[96];
+	struct dirent *de;
+	DIR *dir;
+
+	s->n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -errno;
+	while ((de = readdir(dir)) && s->n < PROC_CPU_TASKS) {
+		FILE *fp;
+		int ok;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat", (int)pid, de->d_name);
+		fp = fopen(path, "r");
+		if (!fp)
+			continue;	/* exited meanwhile */
+		ok = fscanf(fp, "%llu", &s->t[s->n].ns) == 1;
+		fclose(fp);
+		if (!ok)
+			continue;
+		s->t[s->n].tid = atoi(de->d_name);
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/comm", (int)pid, de->d_name);
+		fp = fopen(path, "r");
+		if (!fp || !fgets(s->t[s->n].comm, sizeof(s->t[s->n].comm), fp))
+			strcpy(s->t[s->n].comm, "?");
+		if (fp)
+			fclose(fp);
+		s->t[s->n].comm[strcspn(s->t[s->n].comm, "\n")] = '\0';
+		s->n++;
+	}
+	closedir(dir);
+	return 0;
+}
+
+unsigned long long proc_cpu_ran(const struct proc_cpu *a, const struct proc_cpu *b, FILE *out)
+{
+	unsigned long long sum = 0;
+
+	for (unsigned int i = 0; i < b->n; i++) {
+		unsigned long long was = 0;
+
+		for (unsigned int j = 0; j < a->n; j++)
+			if (a->t[j].tid == b->t[i].tid)
+				was = a->t[j].ns;
+		if (b->t[i].ns <= was)
+			continue;
+		sum += b->t[i].ns - was;
+		if (out)
+			fprintf(out, "  thread %d (%s) ran %llu us\n", b->t[i].tid, b->t[i].comm,
+				(b->t[i].ns - was) / 1000);
+	}
+	return sum;
 }

@@ -3,7 +3,6 @@
  * Integration: xvmsg-backend as a separate process, a virtio-blk device
  * driven through the loopback bus in each memory-access mode.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -549,83 +548,6 @@ static int setup_poll(void **state)
 	return loop_fx_setup(state, sizeof(struct loop_fx), &o);
 }
 
-/*
- * CPU time of each thread of a process (schedstat), to tell an idle
- * backend from a busy one.  Threads are kept apart: one that exits between
- * two samples (an io_uring worker timing out) must not make the sum go
- * backwards, and a failure names the thread that ran.
- */
-#define MAX_TASKS 64
-
-struct cpu_sample {
-	unsigned int n;
-	struct {
-		int tid;
-		uint64_t ns;
-		char comm[20];
-	} t[MAX_TASKS];
-};
-
-static void cpu_sample(pid_t pid, struct cpu_sample *s)
-{
-	char path[96];
-	struct dirent *de;
-	DIR *dir;
-
-	s->n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	dir = opendir(path);
-	assert_non_null(dir);
-	while ((de = readdir(dir)) && s->n < MAX_TASKS) {
-		unsigned long long ns;
-		FILE *fp;
-		int ok;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat", (int)pid, de->d_name);
-		fp = fopen(path, "r");
-		if (!fp)
-			continue;	/* exited meanwhile */
-		ok = fscanf(fp, "%llu", &ns) == 1;
-		fclose(fp);
-		if (!ok)
-			continue;
-		s->t[s->n].tid = atoi(de->d_name);
-		s->t[s->n].ns = ns;
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/comm", (int)pid, de->d_name);
-		fp = fopen(path, "r");
-		if (!fp || !fgets(s->t[s->n].comm, sizeof(s->t[s->n].comm), fp))
-			strcpy(s->t[s->n].comm, "?\n");
-		if (fp)
-			fclose(fp);
-		s->t[s->n].comm[strcspn(s->t[s->n].comm, "\n")] = '\0';
-		s->n++;
-	}
-	closedir(dir);
-}
-
-/* CPU ns the threads of b ran since a (a thread new in b: all of it). */
-static uint64_t cpu_ran(const struct cpu_sample *a, const struct cpu_sample *b, bool verbose)
-{
-	uint64_t sum = 0;
-
-	for (unsigned int i = 0; i < b->n; i++) {
-		uint64_t was = 0;
-
-		for (unsigned int j = 0; j < a->n; j++)
-			if (a->t[j].tid == b->t[i].tid)
-				was = a->t[j].ns;
-		if (b->t[i].ns <= was)
-			continue;
-		sum += b->t[i].ns - was;
-		if (verbose)
-			fprintf(stderr, "  thread %d (%s) ran %llu us\n", b->t[i].tid, b->t[i].comm,
-				(unsigned long long)(b->t[i].ns - was) / 1000);
-	}
-	return sum;
-}
-
 /* One request at a time, each submitted as the last completes. */
 static void one_by_one(struct loop_fx *f, void *buf, unsigned int n)
 {
@@ -649,8 +571,8 @@ static void test_busy_poll(void **state)
 {
 	struct loop_fx *f = *state;
 	struct xvd_stats s0, s1;
-	struct cpu_sample c0, c1;
-	uint64_t ran;
+	struct proc_cpu c0, c1;
+	unsigned long long ran;
 	void *buf;
 
 	open_domain(f);
@@ -664,15 +586,15 @@ static void test_busy_poll(void **state)
 	assert_true(s1.kicks_suppressed - s0.kicks_suppressed > 200);
 	for (int round = 0; round < 3; round++) {
 		usleep(100 * 1000);		/* the poll (20 ms) ends: armed, asleep */
-		cpu_sample(f->b.pid, &c0);
+		assert_int_equal(proc_cpu_sample(f->b.pid, &c0), 0);
 		usleep(300 * 1000);
-		cpu_sample(f->b.pid, &c1);
+		assert_int_equal(proc_cpu_sample(f->b.pid, &c1), 0);
 		/* idle: nothing runs (a millisecond of slack for stray work) */
-		ran = cpu_ran(&c0, &c1, false);
+		ran = proc_cpu_ran(&c0, &c1, NULL);
 		if (ran >= 1000000) {
 			fprintf(stderr, "round %d: idle backend ran %llu us in 300 ms:\n", round,
-				(unsigned long long)ran / 1000);
-			cpu_ran(&c0, &c1, true);
+				ran / 1000);
+			proc_cpu_ran(&c0, &c1, stderr);
 		}
 		assert_true(ran < 1000000);
 		one_by_one(f, buf, 3);		/* the first one had to kick */
