@@ -552,14 +552,15 @@ static unsigned int info_size(struct t *t)
 	return le16toh(r.hdr.msg_size);
 }
 
-/* An rng device up to the frontend's Initialised with msg-revision rev
- * (NULL: no key, an older frontend); the backend's state after it. */
-static const char *connect_rev(struct t *t, const char *rev)
+/* A device of type up to the frontend's Initialised with msg-revision rev
+ * (NULL: no key, an older frontend) and, if own_channel, an event channel
+ * of its own for queue 0; the backend's state after it. */
+static const char *connect_with(struct t *t, const char *type, const char *rev, bool own_channel)
 {
 	fakebus_grant(&t->fb, 8, 0, 1, false);
 	fakebus_grant(&t->fb, 16, 1, 8, false);
 	put(t, BE "/frontend-id", "5");
-	put(t, BE "/type", "rng");
+	put(t, BE "/type", type);
 	put(t, BE "/frontend", FE);
 	put(t, FE "/state", "1");
 	assert_int_equal(xvb_conn_create(&t->be, 5, 0, &t->c), 0);
@@ -568,11 +569,20 @@ static const char *connect_rev(struct t *t, const char *rev)
 		put(t, FE "/msg-revision", rev);
 	put(t, FE "/msg-ref", "8");
 	put(t, FE "/event-channel", "3");
+	if (own_channel) {
+		put(t, FE "/num-queues", "1");
+		put(t, FE "/vq-0-event-channel", "4");
+	}
 	put(t, FE "/pool-ref", "16");
 	put(t, FE "/pool-pages", "8");
 	put(t, FE "/state", "3");
 	xvb_conn_changed(t->c);
 	return get(t, BE "/state");
+}
+
+static const char *connect_rev(struct t *t, const char *rev)
+{
+	return connect_with(t, "rng", rev, false);
 }
 
 /* A model's counters end the device's line in "stats" and on SIGUSR1,
@@ -735,22 +745,7 @@ static void test_rev2_bus_get_devices(void **state)
 static const char *connect_threaded(struct t *t, int chan_err)
 {
 	t->fb.chan_err = chan_err;
-	fakebus_grant(&t->fb, 8, 0, 1, false);
-	fakebus_grant(&t->fb, 16, 1, 8, false);
-	put(t, BE "/frontend-id", "5");
-	put(t, BE "/type", "rngq");
-	put(t, BE "/frontend", FE);
-	put(t, FE "/state", "1");
-	assert_int_equal(xvb_conn_create(&t->be, 5, 0, &t->c), 0);
-	put(t, FE "/msg-ref", "8");
-	put(t, FE "/event-channel", "3");
-	put(t, FE "/num-queues", "1");
-	put(t, FE "/vq-0-event-channel", "4");
-	put(t, FE "/pool-ref", "16");
-	put(t, FE "/pool-pages", "8");
-	put(t, FE "/state", "3");
-	xvb_conn_changed(t->c);
-	return get(t, BE "/state");
+	return connect_with(t, "rngq", NULL, true);
 }
 
 /* Queues on queue threads, as the device's stats line says. */
