@@ -128,6 +128,28 @@ static bool is_eventfd(int fd)
 	return strcmp(link, "anon_inode:[eventfd]") == 0;
 }
 
+/*
+ * A kick eventfd made with EFD_SEMAPHORE gives 1 per read, so one write of
+ * a huge count would keep it readable for 2^64 rounds of our event loop,
+ * each serving the device: 100% of a CPU (two with a queue thread) for one
+ * system call of the driver's.  /proc's fdinfo says so only from Linux 6.5
+ * on; asking the fd itself works everywhere: add 2 and read.  A plain
+ * eventfd gives its whole count, at least 2 (if the add failed, the count
+ * was near its end), and is drained: a kick made before the channel is
+ * bound means nothing, a connection serves its queues once anyway.  A
+ * semaphore gives 1; nothing at all means the driver read its own kick fd
+ * meanwhile, which a driver never does.  The fd is non-blocking by now.
+ */
+static bool plain_kick_fd(int fd)
+{
+	uint64_t two = 2, v = 0;
+
+	if (write(fd, &two, sizeof(two)) != sizeof(two)) {
+		/* near the end of the counter: the read below says what it is */
+	}
+	return read(fd, &v, sizeof(v)) == sizeof(v) && v >= 2;
+}
+
 int loop_do_evtchn(struct loop_bus *lb, struct loop_client *c, const void *p, size_t len,
 		   int *fds, unsigned int nfds)
 {
@@ -154,6 +176,8 @@ int loop_do_evtchn(struct loop_bus *lb, struct loop_client *c, const void *p, si
 	/* The file status flags are shared with the driver: make sure a read
 	 * or write of ours can never block. */
 	if (fcntl(fds[0], F_SETFL, O_NONBLOCK) || fcntl(fds[1], F_SETFL, O_NONBLOCK))
+		return -EINVAL;
+	if (!plain_kick_fd(fds[0]))
 		return -EINVAL;
 	ev = realloc(c->ev, (c->nev + 1) * sizeof(*ev));
 	if (!ev)

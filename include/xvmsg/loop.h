@@ -65,7 +65,8 @@ enum {
 	/* driver -> backend */
 	XVMSG_LOOP_OP_HELLO	= 1,	/* xvmsg_loop_hello + fd: grant table memfd */
 	XVMSG_LOOP_OP_REGION	= 2,	/* xvmsg_loop_region + fd: memfd */
-	XVMSG_LOOP_OP_EVTCHN	= 3,	/* xvmsg_loop_evtchn + fds: kick, irq eventfds */
+	XVMSG_LOOP_OP_EVTCHN	= 3,	/* xvmsg_loop_evtchn + fds: kick, irq eventfds
+					 * (not EFD_SEMAPHORE: -EINVAL) */
 	XVMSG_LOOP_OP_ATTACH	= 4,	/* xvmsg_loop_attach: act as toolstack */
 	XVMSG_LOOP_OP_DETACH	= 5,	/* xvmsg_loop_devid */
 	XVMSG_LOOP_OP_WRITE	= 6,	/* "path\0value\0": one key directly in the

@@ -348,13 +348,17 @@ static int op_unregion(struct fx *f, int s, uint64_t gfn)
 	return reply(f, s);
 }
 
-/* EVTCHN with fresh eventfds; ours are returned in efd (or closed). */
-static int op_evtchn(struct fx *f, int s, uint32_t port, int *efd)
+/* EVTCHN with fresh eventfds, the kick one made with kick_flags and
+ * holding count; ours are returned in efd (or closed). */
+static int op_evtchn_kick(struct fx *f, int s, uint32_t port, int kick_flags, uint64_t count,
+			  int *efd)
 {
 	struct xvmsg_loop_evtchn ev = { htole32(port), 0 };
 	int mine[2], r;
 
-	mine[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	mine[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | kick_flags);
+	if (count)
+		assert_int_equal(write(mine[0], &count, sizeof(count)), (ssize_t)sizeof(count));
 	mine[1] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	assert_true(mine[0] >= 0 && mine[1] >= 0);
 	send_op(s, XVMSG_LOOP_OP_EVTCHN, &ev, sizeof(ev), mine, 2);
@@ -367,6 +371,11 @@ static int op_evtchn(struct fx *f, int s, uint32_t port, int *efd)
 		close(mine[1]);
 	}
 	return r;
+}
+
+static int op_evtchn(struct fx *f, int s, uint32_t port, int *efd)
+{
+	return op_evtchn_kick(f, s, port, 0, 0, efd);
 }
 
 static int op_evtchn_close(struct fx *f, int s, uint32_t port)
@@ -476,6 +485,34 @@ static void test_evtchn_close(void **state)
 	assert_int_equal(f->bus->ops->evtchn_unbind(f->bus, local), 0);
 	assert_int_equal(op_evtchn_close(f, s, 5), 0);
 	assert_int_equal(count_fds(), base + 2);
+	close(efd[0]);
+	close(efd[1]);
+	close(s);
+}
+
+/*
+ * A kick eventfd made with EFD_SEMAPHORE is refused: each read takes 1, so
+ * one write of a huge count would keep the backend's loop serving the
+ * device for 2^64 rounds.  Whatever count it already holds, even the
+ * largest; plain eventfds are taken whatever their count, and drained.
+ */
+static void test_evtchn_semaphore_refused(void **state)
+{
+	struct fx *f = *state;
+	int s = client(f), efd[2];
+	uint32_t domid = hello(f, s), local;
+	uint64_t v;
+
+	assert_int_equal(op_evtchn_kick(f, s, 5, EFD_SEMAPHORE, 0, NULL), -EINVAL);
+	assert_int_equal(op_evtchn_kick(f, s, 5, EFD_SEMAPHORE, 1, NULL), -EINVAL);
+	assert_int_equal(op_evtchn_kick(f, s, 5, EFD_SEMAPHORE, 0xfffffffffffffffeULL, NULL),
+			 -EINVAL);
+	assert_int_equal(op_evtchn_kick(f, s, 5, 0, 0xfffffffffffffffeULL, efd), 0);
+	assert_int_equal(read(efd[0], &v, sizeof(v)), -1);	/* drained */
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(f->bus->ops->evtchn_bind(f->bus, domid, 5, &local), 0);
+	assert_int_equal(f->bus->ops->evtchn_unbind(f->bus, local), 0);
+	assert_int_equal(op_evtchn_kick(f, s, 6, 0, 7, NULL), 0);
 	close(efd[0]);
 	close(efd[1]);
 	close(s);
@@ -826,6 +863,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unregion, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unregion_mapped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_evtchn_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_evtchn_semaphore_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_churn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_quota_counts_bound, setup_small, teardown),
