@@ -86,6 +86,7 @@ struct net {
 	int ifindex;
 	bool link_up;
 	bool tap_watched, tap_on;
+	bool tap_gone;			/* read failed for good: interface deleted */
 	struct xvb_evdefer rx_again;	/* receive goes on next round (it yielded) */
 	struct xvb_vdev *vdev;		/* set between activate and reset */
 	uint64_t features;		/* negotiated */
@@ -298,7 +299,7 @@ static void net_rx_again(void *arg);
 /* Poll the tap exactly when a packet read from it could go somewhere. */
 static void net_watch_tap(struct net *n)
 {
-	bool want = n->vdev && !n->pkt_len;
+	bool want = n->vdev && !n->pkt_len && !n->tap_gone;
 	int err;
 
 	if (!n->tap_watched) {
@@ -317,6 +318,7 @@ static void net_watch_tap(struct net *n)
 
 static void net_set_link(struct net *n, bool up)
 {
+	up &= !n->tap_gone;
 	if (up == n->link_up)
 		return;
 	n->link_up = up;
@@ -622,6 +624,25 @@ static bool net_rx_hdr_ok(struct net *n)
 	return false;
 }
 
+/*
+ * The tap's read fails for good (EBADFD once its interface is deleted, and
+ * epoll then reports it readable for ever): stop polling it, or every round
+ * of the loop would read and fail again.  The link goes down for the
+ * driver; frames it sends are dropped and counted (tx_tap_err).  A new
+ * interface of the same name is not picked up: restart the device.
+ */
+static void net_tap_gone(struct net *n, int err)
+{
+	if (n->tap_gone)
+		return;
+	n->tap_gone = true;
+	xvb_model_warn(&n->m, "tap read: %s: no more receive on this device", strerror(err));
+	if (n->tap_watched)
+		xvb_evloop_del(n->m.loop, n->tap);
+	n->tap_watched = n->tap_on = false;
+	net_set_link(n, false);
+}
+
 /* Move packets from the tap to the driver while it has buffers. */
 static void net_rx_run(struct net *n)
 {
@@ -637,7 +658,7 @@ static void net_rx_run(struct net *n)
 			len = read(n->tap, n->pkt, NET_PKT_BUF);
 			if (len < 0) {
 				if (errno != EAGAIN && errno != EINTR)
-					xvb_model_warn(&n->m, "tap read: %s", strerror(errno));
+					net_tap_gone(n, errno);
 				break;
 			}
 			if (len < XVB_NET_HDR_LEN + NET_ETH_HLEN)

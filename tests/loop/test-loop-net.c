@@ -15,6 +15,7 @@
  * Needs root and /dev/net/tun; without them it fails, saying why.
  */
 #include <arpa/inet.h>
+#include <linux/rtnetlink.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_ether.h>
@@ -464,6 +465,78 @@ static void test_link_status(void **state)
 	assert_int_equal(backend_stat(&f->lf.b, name, "link_changes"), 2);
 }
 
+/* Delete interface name (RTM_DELLINK), as `ip link del` does: 0 or -errno. */
+static int link_del(const char *name)
+{
+	struct {
+		struct nlmsghdr h;
+		struct ifinfomsg i;
+	} req = {
+		.h = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_DELLINK,
+		       .nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK, .nlmsg_seq = 1 },
+		.i = { .ifi_family = AF_UNSPEC, .ifi_index = (int)if_nametoindex(name) },
+	};
+	char buf[512] __attribute__((aligned(4)));
+	int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE), r = -EIO;
+	ssize_t n;
+
+	if (s < 0)
+		return -errno;
+	if (!req.i.ifi_index) {
+		close(s);
+		return -ENODEV;
+	}
+	if (send(s, &req, sizeof(req), 0) == (ssize_t)sizeof(req) &&
+	    (n = recv(s, buf, sizeof(buf), 0)) >= (ssize_t)NLMSG_LENGTH(sizeof(struct nlmsgerr))) {
+		struct nlmsghdr *h = (struct nlmsghdr *)buf;
+
+		if (h->nlmsg_type == NLMSG_ERROR)
+			r = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+	}
+	close(s);
+	return r;
+}
+
+/*
+ * The tap's interface is deleted under a running device (`ip link del`):
+ * its fd then reads EBADFD and polls readable for ever.  The backend stops
+ * reading it (one warning, not one per loop round and a CPU spinning), the
+ * driver sees the link go down, and what the guest sends is dropped and
+ * counted, its buffers still returned.
+ */
+static void test_tap_deleted(void **state)
+{
+	struct fx *f = *state;
+	struct xvd_dev_opts o = { .export_name = "net0", .mode = XVD_MODE_POOL };
+	static uint8_t frame[128];
+	struct proc_cpu c0, c1;
+	unsigned long long ran;
+	uint32_t st, gen;
+	char name[32];
+	size_t n;
+
+	assert_int_equal(xvd_net_open(f->lf.d, &o, 64, &f->lf.dev), 0);
+	xvd_dev_config_events(f->lf.dev, &st, &gen);
+	assert_int_equal(link_del(f->tap0), 0);
+	assert_false(link_after_event(f->lf.dev));
+	usleep(100 * 1000);
+	assert_int_equal(proc_cpu_sample(f->lf.b.pid, &c0), 0);
+	usleep(300 * 1000);
+	assert_int_equal(proc_cpu_sample(f->lf.b.pid, &c1), 0);
+	ran = proc_cpu_ran(&c0, &c1, NULL);
+	if (ran >= 1000000) {
+		fprintf(stderr, "backend with its tap gone ran %llu us in 300 ms:\n", ran / 1000);
+		proc_cpu_ran(&c0, &c1, stderr);
+	}
+	assert_true(ran < 1000000);
+	assert_int_equal(backend_log_count(&f->lf.b, "no more receive"), 1);
+	n = make_frame(frame, 1, sizeof(frame), host_mac, guest_mac);
+	assert_int_equal(xvd_net_send(f->lf.dev, NULL, frame, n, 0), 0);
+	assert_int_equal(xvd_net_tx_wait(f->lf.dev, 2000), 0);
+	snprintf(name, sizeof(name), "net0(dom%u)", xvd_domain_id(f->lf.d));
+	assert_int_equal(backend_stat(&f->lf.b, name, "tx_tap_err"), 1);
+}
+
 /* A TCP/IPv4 frame of len bytes: headers as a GSO frame needs them. */
 static size_t tcp4_frame(uint8_t *fr, size_t len, uint32_t seed, const uint8_t *dst,
 			 const uint8_t *src)
@@ -726,6 +799,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frame_waits_holding_buffers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_link_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tap_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_64k_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_guests_bridge, setup_bridge, teardown),
 	};
