@@ -57,6 +57,9 @@ struct console {
 	int master, slave;		/* pty; the slave is held open so that the
 					 * master never reports a hang-up */
 	int listen_fd, client;		/* socket */
+	int spare;			/* /dev/null, given up to refuse a client
+					 * when we are out of descriptors */
+	bool listen_paused;		/* out of descriptors and no spare */
 	int in_fd, out_fd;		/* the current ones, or -1 */
 	bool in_watched, in_on;		/* in_fd registered, and with EPOLLIN */
 	bool in_eof;			/* stdio/pty input is over */
@@ -228,12 +231,15 @@ static void con_output(struct console *c, const char *buf, size_t len)
 	c->tx_dropped += len;
 }
 
+static void con_listen_again(struct console *c);
+
 static void con_tx(struct console *c)
 {
 	struct xvb_req req;
 	unsigned int i;
 	int r;
 
+	con_listen_again(c);	/* output to show: worth another try */
 	while ((r = xvb_pop(c->vdev, CON_TXQ, &req)) != 0) {
 		if (r == -EINVAL)
 			continue;
@@ -246,13 +252,55 @@ static void con_tx(struct console *c)
 	xvb_flush(c->vdev, CON_TXQ);
 }
 
+/*
+ * No descriptor for a new client (EMFILE, ENFILE): the connection would
+ * stay queued and the listening socket readable, and the loop would call us
+ * again at once, for ever.  Give up the spare descriptor to take the
+ * connection and hang up (the client sees end of file and may try again);
+ * without a spare, stop listening until the guest writes output or a
+ * client could be refused again.
+ */
+static void con_refuse_client(struct console *c, int err)
+{
+	int cfd;
+
+	if (c->spare >= 0) {
+		close(c->spare);
+		cfd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (cfd >= 0)
+			close(cfd);
+		c->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		xvb_model_warn(&c->m, "client refused: %s", strerror(err));
+		return;
+	}
+	c->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (c->spare < 0 && !xvb_evloop_mod(c->m.loop, c->listen_fd, 0)) {
+		c->listen_paused = true;
+		xvb_model_warn(&c->m, "not listening for clients: %s", strerror(err));
+	}
+}
+
+/* After con_refuse_client paused the socket: listen again. */
+static void con_listen_again(struct console *c)
+{
+	if (!c->listen_paused || c->client >= 0)
+		return;
+	if (c->spare < 0)
+		c->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (!xvb_evloop_mod(c->m.loop, c->listen_fd, EPOLLIN))
+		c->listen_paused = false;
+}
+
 static void con_accept_cb(void *arg, int fd, uint32_t events)
 {
 	struct console *c = arg;
 	int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 	if (cfd < 0) {
-		xvb_model_dbg(&c->m, "accept: %s", strerror(errno));
+		if (errno == EMFILE || errno == ENFILE)
+			con_refuse_client(c, errno);
+		else
+			xvb_model_dbg(&c->m, "accept: %s", strerror(errno));
 		return;
 	}
 	if (c->client >= 0) {	/* cannot happen: we are paused then */
@@ -329,6 +377,7 @@ static int con_open_socket(struct console *c)
 		errno = -err;
 		goto fail_unlink;
 	}
+	c->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);	/* -1: we cope */
 	xvb_model_info(&c->m, "console on socket %s", c->sock_path);
 	return 0;
 fail_unlink:
@@ -358,6 +407,8 @@ static void con_destroy(void *priv)
 	}
 	if (c->client >= 0)
 		close(c->client);
+	if (c->spare >= 0)
+		close(c->spare);
 	if (c->master >= 0)
 		close(c->master);
 	if (c->slave >= 0)
@@ -379,7 +430,7 @@ static int con_create(const char *params, const struct xvb_model_env *env, void 
 
 	if (!c)
 		return -ENOMEM;
-	c->master = c->slave = c->listen_fd = c->client = c->in_fd = c->out_fd = -1;
+	c->master = c->slave = c->listen_fd = c->client = c->in_fd = c->out_fd = c->spare = -1;
 	err = xvb_model_start(&c->m, env, "console", params, con_param, c);
 	if (err)
 		goto fail;

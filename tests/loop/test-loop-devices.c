@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <cmocka.h>
@@ -281,6 +282,74 @@ static void test_console_hangup_while_paused(void **state)
 	assert_memory_equal(in, out, sizeof(out));
 }
 
+/* The lowest descriptor number process pid has free. */
+static long lowest_free_fd(pid_t pid)
+{
+	char p[64];
+	long i;
+
+	for (i = 0;; i++) {
+		snprintf(p, sizeof(p), "/proc/%d/fd/%ld", (int)pid, i);
+		if (access(p, F_OK))
+			return i;
+	}
+}
+
+/*
+ * A console client connects while the backend has no descriptor to spare
+ * (guests can use them up, see tests/hostile): it is refused at once, the
+ * backend does not spin on a listening socket that stays readable, and
+ * once descriptors are back the next client is served.
+ */
+static void test_console_accept_out_of_fds(void **state)
+{
+	struct fx *f = *state;
+	struct xvd_dev_opts o = { .export_name = "con0" };
+	struct rlimit old, lim;
+	struct proc_cpu c0, c1;
+	unsigned long long ran;
+	char buf[16];
+	int sock;
+
+	assert_int_equal(xvd_console_open(f->lf.d, &o, &f->lf.dev), 0);
+	usleep(100 * 1000);
+	assert_int_equal(prlimit(f->lf.b.pid, RLIMIT_NOFILE, NULL, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)lowest_free_fd(f->lf.b.pid);
+	assert_int_equal(prlimit(f->lf.b.pid, RLIMIT_NOFILE, &lim, NULL), 0);
+	sock = connect_console(f->con_sock);
+	assert_true(sock >= 0);
+	{
+		struct pollfd p = { .fd = sock, .events = POLLIN };
+
+		assert_int_equal(poll(&p, 1, 3000), 1);		/* hung up on */
+		assert_int_equal(read(sock, buf, sizeof(buf)), 0);
+	}
+	close(sock);
+	sock = connect_console(f->con_sock);		/* and again */
+	assert_true(sock >= 0);
+	usleep(100 * 1000);
+	assert_int_equal(proc_cpu_sample(f->lf.b.pid, &c0), 0);
+	usleep(300 * 1000);
+	assert_int_equal(proc_cpu_sample(f->lf.b.pid, &c1), 0);
+	ran = proc_cpu_ran(&c0, &c1, NULL);
+	if (ran >= 1000000) {
+		fprintf(stderr, "backend out of descriptors ran %llu us in 300 ms:\n", ran / 1000);
+		proc_cpu_ran(&c0, &c1, stderr);
+	}
+	assert_true(ran < 1000000);
+	close(sock);
+	assert_int_equal(prlimit(f->lf.b.pid, RLIMIT_NOFILE, &old, NULL), 0);
+	assert_true(backend_log_count(&f->lf.b, "client refused") >= 1);
+	sock = connect_console(f->con_sock);
+	assert_true(sock >= 0);
+	usleep(100 * 1000);
+	assert_int_equal(xvd_console_write(f->lf.dev, "ok\n", 3), 3);
+	assert_int_equal(read_some(sock, buf, sizeof(buf), 3), 3);
+	assert_memory_equal(buf, "ok\n", 3);
+	close(sock);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -292,6 +361,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_poll_idle_with_waiting_queues, setup_poll,
 						loop_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_console_hangup_while_paused, setup,
+						loop_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_console_accept_out_of_fds, setup,
 						loop_fx_teardown),
 	};
 
