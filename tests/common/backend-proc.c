@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -237,7 +238,17 @@ long backend_stat(const struct backend_proc *b, const char *dev, const char *key
 	return v ? strtol(v + strlen(pat), NULL, 10) : -1;
 }
 
-int proc_cpu_sample(pid_t pid, struct proc_cpu *s)
+#define PROC_CPU_TASKS 64
+struct proc_cpu {
+	unsigned int n;
+	struct {
+		int tid;
+		unsigned long long ns;
+		char comm[20];
+	} t[PROC_CPU_TASKS];
+};
+
+static int proc_cpu_sample(pid_t pid, struct proc_cpu *s)
 {
 	char path[96];
 	struct dirent *de;
@@ -276,7 +287,8 @@ int proc_cpu_sample(pid_t pid, struct proc_cpu *s)
 	return 0;
 }
 
-unsigned long long proc_cpu_ran(const struct proc_cpu *a, const struct proc_cpu *b, FILE *out)
+static unsigned long long proc_cpu_ran(const struct proc_cpu *a, const struct proc_cpu *b,
+				       FILE *out)
 {
 	unsigned long long sum = 0;
 
@@ -294,4 +306,23 @@ unsigned long long proc_cpu_ran(const struct proc_cpu *a, const struct proc_cpu 
 				(b->t[i].ns - was) / 1000);
 	}
 	return sum;
+}
+
+unsigned long long proc_cpu_over(pid_t pid, unsigned int ms, unsigned long long report_ns,
+				 const char *what)
+{
+	static struct proc_cpu a, b;	/* 2 KiB each: off the stack */
+	unsigned long long ran;
+
+	if (proc_cpu_sample(pid, &a))
+		return ULLONG_MAX;
+	usleep(ms * 1000);
+	if (proc_cpu_sample(pid, &b))
+		return ULLONG_MAX;
+	ran = proc_cpu_ran(&a, &b, NULL);
+	if (ran >= report_ns) {
+		fprintf(stderr, "%s: ran %llu us in %u ms:\n", what, ran / 1000, ms);
+		proc_cpu_ran(&a, &b, stderr);
+	}
+	return ran;
 }

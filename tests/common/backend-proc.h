@@ -70,24 +70,13 @@ int backend_log_count(const struct backend_proc *b, const char *needle);
 long backend_stat(const struct backend_proc *b, const char *dev, const char *key);
 
 /*
- * CPU time of each thread of a process (/proc/PID/task/TID/schedstat), to
- * tell an idle backend from a busy one.  Threads are kept apart: one that
- * exits between two samples (an io_uring worker timing out) must not make
- * a sum go backwards, and a failing test can name the thread that ran.
+ * CPU ns the threads of process pid ran in the next ms milliseconds
+ * (/proc/PID/task/TID/schedstat, thread by thread: one that exits
+ * meanwhile, an io_uring worker timing out, does not make a sum go
+ * backwards).  When that is at least report_ns, each thread that ran is
+ * listed on stderr under what.  ULLONG_MAX when the process is not there.
  */
-#define PROC_CPU_TASKS 64
-struct proc_cpu {
-	unsigned int n;
-	struct {
-		int tid;
-		unsigned long long ns;
-		char comm[20];
-	} t[PROC_CPU_TASKS];
-};
-/* 0, or -errno when the process is not there. */
-int proc_cpu_sample(pid_t pid, struct proc_cpu *s);
-/* ns the threads of b ran since a (a thread new in b: all of its time);
- * each thread that ran is listed on out unless out is NULL. */
-unsigned long long proc_cpu_ran(const struct proc_cpu *a, const struct proc_cpu *b, FILE *out);
+unsigned long long proc_cpu_over(pid_t pid, unsigned int ms, unsigned long long report_ns,
+				 const char *what);
 
 #endif

@@ -35,7 +35,6 @@ struct fakebus {
 	unsigned int reads, dirs;		/* store_read and store_dir calls */
 	int chan_err;				/* queue channel binds fail with it */
 	unsigned int chan_binds, chans;		/* bind calls, channels alive */
-	unsigned int chan_notifies;		/* signals on queue channels */
 };
 
 /* 0 or -errno. */

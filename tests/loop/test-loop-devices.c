@@ -208,8 +208,6 @@ static void test_poll_idle_with_waiting_queues(void **state)
 {
 	struct fx *f = *state;
 	struct xvd_dev_opts o = { .export_name = "con0" };
-	struct proc_cpu c0, c1;
-	unsigned long long ran;
 	char buf[64];
 	int sock;
 
@@ -220,15 +218,8 @@ static void test_poll_idle_with_waiting_queues(void **state)
 	assert_int_equal(xvd_console_write(f->lf.dev, "x\n", 2), 2);
 	assert_int_equal(read_some(sock, buf, sizeof(buf), 2), 2);
 	usleep(200 * 1000);		/* the poll (20 ms) is long over */
-	assert_int_equal(proc_cpu_sample(f->lf.b.pid, &c0), 0);
-	usleep(300 * 1000);
-	assert_int_equal(proc_cpu_sample(f->lf.b.pid, &c1), 0);
-	ran = proc_cpu_ran(&c0, &c1, NULL);
-	if (ran >= 1000000) {
-		fprintf(stderr, "idle backend ran %llu us in 300 ms:\n", ran / 1000);
-		proc_cpu_ran(&c0, &c1, stderr);
-	}
-	assert_true(ran < 1000000);
+	assert_true(proc_cpu_over(f->lf.b.pid, 300, 1000000,
+		    "idle backend, receive buffers posted") < 1000000);
 	/* and input still reaches the guest */
 	assert_int_equal(write(sock, "y", 1), 1);
 	assert_int_equal(xvd_console_read(f->lf.dev, buf, sizeof(buf), 5000), 1);
@@ -248,8 +239,6 @@ static void test_console_hangup_while_paused(void **state)
 	struct fx *f = *state;
 	struct xvd_dev_opts o = { .export_name = "con0" };
 	static char out[16384], in[sizeof(out)];
-	struct proc_cpu c0, c1;
-	unsigned long long ran;
 	size_t got = 0;
 	int sock;
 
@@ -263,16 +252,8 @@ static void test_console_hangup_while_paused(void **state)
 	usleep(100 * 1000);		/* the driver's 4 KiB of buffers are full */
 	close(sock);
 	usleep(100 * 1000);
-	assert_int_equal(proc_cpu_sample(f->lf.b.pid, &c0), 0);
-	usleep(300 * 1000);
-	assert_int_equal(proc_cpu_sample(f->lf.b.pid, &c1), 0);
-	ran = proc_cpu_ran(&c0, &c1, NULL);
-	if (ran >= 1000000) {
-		fprintf(stderr, "backend waiting for buffers ran %llu us in 300 ms:\n",
-			ran / 1000);
-		proc_cpu_ran(&c0, &c1, stderr);
-	}
-	assert_true(ran < 1000000);
+	assert_true(proc_cpu_over(f->lf.b.pid, 300, 1000000,
+		    "backend holding input back") < 1000000);
 	while (got < sizeof(in)) {
 		int n = xvd_console_read(f->lf.dev, in + got, sizeof(in) - got, 5000);
 
@@ -306,8 +287,6 @@ static void test_console_accept_out_of_fds(void **state)
 	struct fx *f = *state;
 	struct xvd_dev_opts o = { .export_name = "con0" };
 	struct rlimit old, lim;
-	struct proc_cpu c0, c1;
-	unsigned long long ran;
 	char buf[16];
 	int sock;
 
@@ -329,15 +308,8 @@ static void test_console_accept_out_of_fds(void **state)
 	sock = connect_console(f->con_sock);		/* and again */
 	assert_true(sock >= 0);
 	usleep(100 * 1000);
-	assert_int_equal(proc_cpu_sample(f->lf.b.pid, &c0), 0);
-	usleep(300 * 1000);
-	assert_int_equal(proc_cpu_sample(f->lf.b.pid, &c1), 0);
-	ran = proc_cpu_ran(&c0, &c1, NULL);
-	if (ran >= 1000000) {
-		fprintf(stderr, "backend out of descriptors ran %llu us in 300 ms:\n", ran / 1000);
-		proc_cpu_ran(&c0, &c1, stderr);
-	}
-	assert_true(ran < 1000000);
+	assert_true(proc_cpu_over(f->lf.b.pid, 300, 1000000,
+		    "backend out of descriptors") < 1000000);
 	close(sock);
 	assert_int_equal(prlimit(f->lf.b.pid, RLIMIT_NOFILE, &old, NULL), 0);
 	assert_true(backend_log_count(&f->lf.b, "client refused") >= 1);

@@ -751,11 +751,9 @@ static const char *connect_threaded(struct t *t, int chan_err)
 /* Queues on queue threads, as the device's stats line says. */
 static unsigned int on_threads(struct t *t)
 {
-	static char seq[16];
 	const char *v;
 
-	snprintf(seq, sizeof(seq), "%u", t->fb.chan_binds);
-	put(t, BE "/stats-request", seq);
+	put(t, BE "/stats-request", "1");
 	xvb_conn_publish_stats(t->c);
 	v = strstr(get(t, BE "/stats"), " queue_threads=");
 	assert_non_null(v);
