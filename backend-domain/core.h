@@ -418,7 +418,8 @@ bool xvb_backend_poll(struct xvb_backend *be);
 /* Around a busy poll: quiet stops asking drivers for kicks (and
  * xvb_backend_poll keeps devices that connect meanwhile quiet); arm asks
  * again before the backend sleeps, serving what came meanwhile (true if
- * any device took a chain: poll on rather than sleep). */
+ * any device took a chain or has work waiting for its turn: poll on rather
+ * than sleep). */
 void xvb_backend_quiet(struct xvb_backend *be);
 bool xvb_backend_arm(struct xvb_backend *be);
 /* Finish in-flight work, flush, disconnect every device. */

@@ -257,8 +257,8 @@ static void con_tx(struct console *c)
  * stay queued and the listening socket readable, and the loop would call us
  * again at once, for ever.  Give up the spare descriptor to take the
  * connection and hang up (the client sees end of file and may try again);
- * without a spare, stop listening until the guest writes output or a
- * client could be refused again.
+ * without a spare, stop listening until the guest next writes output
+ * (con_listen_again).
  */
 static void con_refuse_client(struct console *c, int err)
 {
@@ -283,7 +283,7 @@ static void con_refuse_client(struct console *c, int err)
 /* After con_refuse_client paused the socket: listen again. */
 static void con_listen_again(struct console *c)
 {
-	if (!c->listen_paused || c->client >= 0)
+	if (!c->listen_paused)
 		return;
 	if (c->spare < 0)
 		c->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -625,9 +625,10 @@ static bool net_rx_hdr_ok(struct net *n)
 }
 
 /*
- * The tap's read fails for good (EBADFD once its interface is deleted, and
- * epoll then reports it readable for ever): stop polling it, or every round
- * of the loop would read and fail again.  The link goes down for the
+ * The tap's read fails with something other than EAGAIN/EINTR (EBADFD
+ * once its interface is deleted, and epoll then reports it readable for
+ * ever; any other such error is taken as lasting too): stop polling it, or
+ * every round of the loop would read and fail again.  The link goes down for the
  * driver; frames it sends are dropped and counted (tx_tap_err).  A new
  * interface of the same name is not picked up: restart the device.
  */
