@@ -130,7 +130,7 @@ static int l_dispatch(struct xvb_bus *b)
 				break;
 			case K_PORT:
 				if (id < lb->nports && lb->port[id].used &&
-				    read(lb->port[id].kick, &v, sizeof(v)) == sizeof(v))
+				    loop_evtchn_drain(lb->port[id].fd))
 					lb->ev.event(lb->ev.ctx, id);
 				break;
 			case K_WAKE:	/* the events themselves are in lb->pend */

@@ -30,27 +30,39 @@ void loop_client_kill(struct loop_client *c)
 
 unsigned int loop_client_fds(const struct loop_client *c)
 {
-	unsigned int i, n = c->nregions + 2 * c->nev;
+	unsigned int i, n = c->nregions + c->nev;
 
 	for (i = 0; i < c->nev; i++)
-		n += 2 * c->ev[i].bound;
+		n += c->ev[i].bound;
 	return n;
 }
 
 int loop_send(struct loop_client *c, uint32_t op, uint32_t seq, int32_t status,
-	      const void *payload, size_t len)
+	      const void *payload, size_t len, int fd)
 {
 	char buf[XVMSG_LOOP_MAX_PACKET];
+	union { struct cmsghdr c; char b[CMSG_SPACE(sizeof(int))]; } u;
 	struct xvmsg_loop_hdr h = {
 		.op = htole32(op), .len = htole32((uint32_t)len),
 		.seq = htole32(seq), .status = htole32((uint32_t)status),
 	};
+	struct iovec iov = { buf, sizeof(h) + len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
 	if (len > sizeof(buf) - sizeof(h))
 		return -E2BIG;
 	memcpy(buf, &h, sizeof(h));
 	memcpy(buf + sizeof(h), payload, len);
-	if (send(c->sock, buf, sizeof(h) + len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+	if (fd >= 0) {
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.b;
+		mh.msg_controllen = sizeof(u.b);
+		u.c.cmsg_level = SOL_SOCKET;
+		u.c.cmsg_type = SCM_RIGHTS;
+		u.c.cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(&u.c), &fd, sizeof(int));
+	}
+	if (sendmsg(c->sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
 		loop_client_kill(c);	/* not reading, or gone */
 		return -errno;
 	}

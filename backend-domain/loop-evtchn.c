@@ -1,22 +1,33 @@
-// SPDX-License-Identifier: MIT
 /*
- * The loopback bus's event channels: a driver registers a pair of eventfds
- * per port (EVTCHN), one per direction; binding one gives the backend a
- * local port holding its own copies, watched by the bus's epoll set, or a
- * queue channel (bus.h) holding them for a queue thread to poll.
+ * The loopback bus's event channels.  EVTCHN makes a SOCK_DGRAM unix
+ * socketpair: we keep one end, the driver gets the other in the reply.  A
+ * datagram either way is a notification (its bytes mean nothing); binding
+ * gives the backend a local port holding a copy of our end, watched by the
+ * bus's epoll set, or a queue channel (bus.h) holding one for a queue
+ * thread to poll.
+ *
+ * Why sockets and not eventfds: every flag of an open file is shared by
+ * all who hold it.  Once a driver handed us eventfds, it could clear
+ * O_NONBLOCK on them and fill its irq counter to the top, and our next
+ * notify blocked for good (or our read of the kick fd, in a race).  Here
+ * the driver never holds our end, and MSG_DONTWAIT makes each send and
+ * receive of ours non-blocking by itself, whatever the flags are.  A
+ * datagram socket's state is its own too: the driver shutting down or
+ * reconnecting its end does not reach ours (only stream sockets pass a
+ * shutdown to the peer), so our end is readable only while kicks wait.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include "loop-priv.h"
 
 /* The channel remote of domid, if it may be bound: not bound yet, and
- * within the guest's descriptor quota (a bound channel's two copies). */
+ * within the guest's descriptor quota (a bound channel's copy). */
 static int bindable(struct loop_bus *lb, uint32_t domid, uint32_t remote,
 		    struct loop_evtchn **out)
 {
@@ -31,10 +42,56 @@ static int bindable(struct loop_bus *lb, uint32_t domid, uint32_t remote,
 		return -ENOENT;
 	if (c->ev[i].bound)
 		return -EBUSY;
-	if (loop_client_fds(c) + 2 > lb->max_guest_fds)
+	if (loop_client_fds(c) + 1 > lb->max_guest_fds)
 		return -EDQUOT;
 	*out = &c->ev[i];
 	return 0;
+}
+
+/*
+ * One notification to the driver.  A full queue (EAGAIN: the driver has not
+ * read the ones before) loses nothing: a notification is pending already.
+ * A driver that shut down, closed or reconnected its end cannot hear it
+ * (EPIPE, ECONNREFUSED, ENOTCONN, EPERM): its own doing, and not worth an
+ * error per notify.
+ */
+static int chan_send(int fd)
+{
+	static const char one = 1;
+
+	if (send(fd, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
+		return 0;
+	switch (errno) {
+	case EAGAIN:
+	case EPIPE:
+	case ECONNREFUSED:
+	case ENOTCONN:
+	case EPERM:
+		return 0;
+	default:
+		return -errno;
+	}
+}
+
+/*
+ * The kicks waiting, up to 512 of them.  How many can wait is bounded by
+ * the driver's send buffer, not net.unix.max_dgram_qlen (which a connected
+ * pair skips): we make it the smallest, a handful; a driver may raise it
+ * to net.core.wmem_max, about 280 datagrams by default.  Should more wait,
+ * epoll reports the fd again.  Zero-length buffers: each datagram is taken
+ * whole, its bytes dropped.
+ */
+int loop_evtchn_drain(int fd)
+{
+	struct mmsghdr m[64];
+	int n, k = 0, took = 0;
+
+	do {
+		memset(m, 0, sizeof(m));
+		n = recvmmsg(fd, m, 64, MSG_DONTWAIT, NULL);
+		took |= n > 0;
+	} while (n == 64 && ++k < 8);
+	return took;
 }
 
 int loop_evtchn_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, uint32_t *local)
@@ -61,25 +118,21 @@ int loop_evtchn_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, uint32_
 			p = 1;
 		lb->nports = n;
 	}
-	lb->port[p].kick = fcntl(ev->kick, F_DUPFD_CLOEXEC, 0);
-	lb->port[p].irq = fcntl(ev->irq, F_DUPFD_CLOEXEC, 0);
-	if (lb->port[p].kick < 0 || lb->port[p].irq < 0)
-		goto err;
+	lb->port[p].fd = fcntl(ev->fd, F_DUPFD_CLOEXEC, 0);
+	if (lb->port[p].fd < 0)
+		return errno == EMFILE || errno == ENFILE ? -errno : -EINVAL;
 	e.data.u64 = EPDATA(K_PORT, p);
-	if (epoll_ctl(lb->epfd, EPOLL_CTL_ADD, lb->port[p].kick, &e))
-		goto err;
+	if (epoll_ctl(lb->epfd, EPOLL_CTL_ADD, lb->port[p].fd, &e)) {
+		rc = errno == ENOMEM || errno == ENOSPC ? -errno : -EINVAL;
+		close(lb->port[p].fd);
+		return rc;
+	}
 	lb->port[p].used = true;
 	lb->port[p].domid = (uint16_t)domid;
 	lb->port[p].remote = remote;
 	ev->bound = true;
 	*local = p;
 	return 0;
-err:
-	if (lb->port[p].kick >= 0)
-		close(lb->port[p].kick);
-	if (lb->port[p].irq >= 0)
-		close(lb->port[p].irq);
-	return -EINVAL;
 }
 
 int loop_evtchn_unbind(struct xvb_bus *b, uint32_t local)
@@ -92,9 +145,8 @@ int loop_evtchn_unbind(struct xvb_bus *b, uint32_t local)
 	if (local >= lb->nports || !lb->port[local].used)
 		return -ENOENT;
 	p = &lb->port[local];
-	epoll_ctl(lb->epfd, EPOLL_CTL_DEL, p->kick, NULL);
-	close(p->kick);
-	close(p->irq);
+	epoll_ctl(lb->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+	close(p->fd);
 	p->used = false;
 	c = loop_client_find(lb, p->domid);
 	for (i = 0; c && i < c->nev; i++)
@@ -106,59 +158,22 @@ int loop_evtchn_unbind(struct xvb_bus *b, uint32_t local)
 int loop_evtchn_notify(struct xvb_bus *b, uint32_t local)
 {
 	struct loop_bus *lb = LB(b);
-	uint64_t one = 1;
 
 	if (local >= lb->nports || !lb->port[local].used)
 		return -ENOENT;
-	if (write(lb->port[local].irq, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		return -errno;
-	return 0;
-}
-
-static bool is_eventfd(int fd)
-{
-	char link[64], path[64];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0)
-		return false;
-	link[n] = '\0';
-	return strcmp(link, "anon_inode:[eventfd]") == 0;
-}
-
-/*
- * A kick eventfd made with EFD_SEMAPHORE gives 1 per read, so one write of
- * a huge count would keep it readable for 2^64 rounds of our event loop,
- * each serving the device: 100% of a CPU (two with a queue thread) for one
- * system call of the driver's.  /proc's fdinfo says so only from Linux 6.5
- * on; asking the fd itself works everywhere: add 2 and read.  A plain
- * eventfd gives its whole count, at least 2 (if the add failed, the count
- * was near its end), and is drained: a kick made before the channel is
- * bound means nothing, a connection serves its queues once anyway.  A
- * semaphore gives 1; nothing at all means the driver read its own kick fd
- * meanwhile, which a driver never does.  The fd is non-blocking by now.
- */
-static bool plain_kick_fd(int fd)
-{
-	uint64_t two = 2, v = 0;
-
-	if (write(fd, &two, sizeof(two)) != sizeof(two)) {
-		/* near the end of the counter: the read below says what it is */
-	}
-	return read(fd, &v, sizeof(v)) == sizeof(v) && v >= 2;
+	return chan_send(lb->port[local].fd);
 }
 
 int loop_do_evtchn(struct loop_bus *lb, struct loop_client *c, const void *p, size_t len,
-		   int *fds, unsigned int nfds)
+		   unsigned int nfds, int *driver_fd)
 {
 	struct xvmsg_loop_evtchn e;
 	struct loop_evtchn *ev;
 	uint32_t port;
 	unsigned int i;
+	int sv[2];
 
-	if (len < sizeof(e) || nfds != 2)
+	if (len < sizeof(e) || nfds)
 		return -EINVAL;
 	memcpy(&e, p, sizeof(e));
 	port = le32toh(e.port);
@@ -167,35 +182,33 @@ int loop_do_evtchn(struct loop_bus *lb, struct loop_client *c, const void *p, si
 	for (i = 0; i < c->nev; i++)
 		if (c->ev[i].port == port)
 			return -EEXIST;
-	if (loop_client_fds(c) + 2 > lb->max_guest_fds)
+	if (loop_client_fds(c) + 1 > lb->max_guest_fds)
 		return -EDQUOT;
 	if (c->nev >= MAX_EVTCHNS)
 		return -ENOSPC;
-	if (!is_eventfd(fds[0]) || !is_eventfd(fds[1]))
-		return -EINVAL;
-	/* The file status flags are shared with the driver: make sure a read
-	 * or write of ours can never block. */
-	if (fcntl(fds[0], F_SETFL, O_NONBLOCK) || fcntl(fds[1], F_SETFL, O_NONBLOCK))
-		return -EINVAL;
-	if (!plain_kick_fd(fds[0]))
-		return -EINVAL;
 	ev = realloc(c->ev, (c->nev + 1) * sizeof(*ev));
 	if (!ev)
 		return -ENOMEM;
 	c->ev = ev;
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	/* One pending notification is all either side needs: the smallest
+	 * send buffers (the kernel's minimum, a few datagrams) bound what a
+	 * peer that never reads makes the other pin in kernel memory. */
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &(int){ 0 }, sizeof(int));
+	setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &(int){ 0 }, sizeof(int));
 	ev[c->nev].port = port;
-	ev[c->nev].kick = fds[0];
-	ev[c->nev].irq = fds[1];
+	ev[c->nev].fd = sv[0];
 	ev[c->nev].bound = false;
 	c->nev++;
-	fds[0] = fds[1] = -1;
+	*driver_fd = sv[1];
 	return 0;
 }
 
 /*
  * EVTCHN_CLOSE: refused with -EBUSY while a device we serve has the channel
- * bound (its port holds duplicates of the eventfds and may notify at any
- * time); the driver closes the device first.  Otherwise our two eventfds go.
+ * bound (its port holds a copy of our end and may notify at any time); the
+ * driver closes the device first.  Otherwise our end goes.
  */
 int loop_evtchn_close(struct loop_client *c, uint32_t port)
 {
@@ -207,17 +220,16 @@ int loop_evtchn_close(struct loop_client *c, uint32_t port)
 		return -ENOENT;
 	if (c->ev[i].bound)
 		return -EBUSY;
-	close(c->ev[i].kick);
-	close(c->ev[i].irq);
+	close(c->ev[i].fd);
 	c->ev[i] = c->ev[--c->nev];
 	return 0;
 }
 
-/* ---- queue channels: the same checks as a bound port, but the two
- * eventfds are the channel's own and the bus's epoll set never sees them. */
+/* ---- queue channels: the same checks as a bound port, but the copy of
+ * our end is the channel's own and the bus's epoll set never sees it. */
 
 struct xvb_chan {
-	int kick, irq;
+	int fd;
 	uint16_t domid;
 	uint32_t remote;
 };
@@ -233,13 +245,8 @@ int loop_chan_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, struct xv
 	ch = calloc(1, sizeof(*ch));
 	if (!ch)
 		return -ENOMEM;
-	ch->kick = fcntl(ev->kick, F_DUPFD_CLOEXEC, 0);
-	ch->irq = fcntl(ev->irq, F_DUPFD_CLOEXEC, 0);
-	if (ch->kick < 0 || ch->irq < 0) {
-		if (ch->kick >= 0)
-			close(ch->kick);
-		if (ch->irq >= 0)
-			close(ch->irq);
+	ch->fd = fcntl(ev->fd, F_DUPFD_CLOEXEC, 0);
+	if (ch->fd < 0) {
 		free(ch);
 		return -EMFILE;
 	}
@@ -255,8 +262,7 @@ void loop_chan_unbind(struct xvb_bus *b, struct xvb_chan *ch)
 	struct loop_client *c = loop_client_find(LB(b), ch->domid);
 	unsigned int i;
 
-	close(ch->kick);
-	close(ch->irq);
+	close(ch->fd);
 	for (i = 0; c && i < c->nev; i++)
 		if (c->ev[i].port == ch->remote)
 			c->ev[i].bound = false;
@@ -265,23 +271,15 @@ void loop_chan_unbind(struct xvb_bus *b, struct xvb_chan *ch)
 
 int loop_chan_fd(struct xvb_chan *ch)
 {
-	return ch->kick;
+	return ch->fd;
 }
 
 int loop_chan_ack(struct xvb_chan *ch)
 {
-	uint64_t n;
-
-	if (read(ch->kick, &n, sizeof(n)) != (ssize_t)sizeof(n))
-		return errno == EAGAIN ? -EAGAIN : -errno;
-	return 0;
+	return loop_evtchn_drain(ch->fd) ? 0 : -EAGAIN;
 }
 
 int loop_chan_notify(struct xvb_chan *ch)
 {
-	uint64_t one = 1;
-
-	if (write(ch->irq, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		return -errno;
-	return 0;
+	return chan_send(ch->fd);
 }

@@ -11,7 +11,7 @@
  *   loop-watch.c     the store as the bus shows it: watches, and writes to
  *                    a guest's backend dirs mirrored to that guest
  *   loop-gnttab.c    grant tables, memory regions, map / unmap
- *   loop-evtchn.c    event channels: eventfd pairs, bound ports
+ *   loop-evtchn.c    event channels: socketpairs, bound ports
  *   loop-client.c    a connection: lookup, descriptor count, sending
  *   loop-store.c     the key/value tree (loop-store.h)
  *
@@ -55,7 +55,7 @@ struct loop_region {
 
 struct loop_evtchn {
 	uint32_t port;
-	int kick, irq;
+	int fd;		/* our end of the channel's datagram socketpair */
 	bool bound;
 };
 
@@ -96,7 +96,7 @@ struct loop_map {
 
 struct loop_port {
 	bool used;
-	int kick, irq;
+	int fd;		/* a copy of the channel's end: kicks arrive, we notify */
 	uint16_t domid;
 	uint32_t remote;
 };
@@ -141,13 +141,14 @@ struct loop_client *loop_client_find(struct loop_bus *lb, uint32_t domid);
 /* The connection is gone or broke the protocol: dropped after this round. */
 void loop_client_kill(struct loop_client *c);
 /* Descriptors a connection makes us hold, its quota's measure: a memfd per
- * region, two eventfds per channel, and two more per channel a device of
- * ours has bound (the port keeps its own copies). */
+ * region, one socket per channel, and one more per channel a device of
+ * ours has bound (the port keeps its own copy). */
 unsigned int loop_client_fds(const struct loop_client *c);
-/* One packet to c, never blocking; a connection that cannot take it is
- * marked dead (dropped after this round). */
+/* One packet to c, with descriptor fd unless it is -1, never blocking; a
+ * connection that cannot take it is marked dead (dropped after this
+ * round). */
 int loop_send(struct loop_client *c, uint32_t op, uint32_t seq, int32_t status,
-	      const void *payload, size_t len);
+	      const void *payload, size_t len, int fd);
 /* A domain or device id as the store spells it: decimal digits, no sign,
  * no leading zero, at most max; *end: the first byte after it. */
 int loop_parse_id(const char *s, const char **end, uint32_t max, uint32_t *out);
@@ -185,15 +186,20 @@ int loop_map(struct xvb_bus *b, uint32_t domid, enum xvb_space space, const uint
 int loop_unmap(struct xvb_bus *b, void *addr, unsigned int n);
 
 /* ---- loop-evtchn.c ---- */
+/* EVTCHN: a new channel; *driver_fd: the driver's end, for the reply (the
+ * caller closes it once sent). */
 int loop_do_evtchn(struct loop_bus *lb, struct loop_client *c, const void *p, size_t len,
-		   int *fds, unsigned int nfds);
+		   unsigned int nfds, int *driver_fd);
+/* Take the kicks waiting on a channel's fd: 1 if there were any, 0 if
+ * none.  Never blocks. */
+int loop_evtchn_drain(int fd);
 /* EVTCHN_CLOSE of port: -ENOENT unknown, -EBUSY while bound. */
 int loop_evtchn_close(struct loop_client *c, uint32_t port);
 /* The bus's event-channel ops. */
 int loop_evtchn_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, uint32_t *local);
 int loop_evtchn_unbind(struct xvb_bus *b, uint32_t local);
 int loop_evtchn_notify(struct xvb_bus *b, uint32_t local);
-/* Queue channels (bus.h): the port's eventfds duplicated, polled by the
+/* Queue channels (bus.h): the channel's socket duplicated, polled by the
  * queue's thread, not by the bus. */
 int loop_chan_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, struct xvb_chan **out);
 void loop_chan_unbind(struct xvb_bus *b, struct xvb_chan *ch);

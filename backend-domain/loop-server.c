@@ -89,10 +89,8 @@ void loop_client_free(struct loop_bus *lb, struct loop_client *c)
 	close(c->sock);
 	for (i = 0; i < c->nregions; i++)
 		close(c->region[i].fd);
-	for (i = 0; i < c->nev; i++) {
-		close(c->ev[i].kick);
-		close(c->ev[i].irq);
-	}
+	for (i = 0; i < c->nev; i++)
+		close(c->ev[i].fd);
 	free(c->ev);
 	pthread_mutex_lock(&lb->map_lock);	/* as loop_gnt_open was */
 	loop_gnt_put(c->gnt);
@@ -159,7 +157,7 @@ void loop_client_input(struct loop_bus *lb, struct loop_client *c)
 	struct iovec iov = { buf, sizeof(buf) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
 			     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-	int fds[XVMSG_LOOP_MAX_FDS], rc = -EINVAL;
+	int fds[XVMSG_LOOP_MAX_FDS], rc = -EINVAL, out_fd = -1;
 	unsigned int nfds = 0, i;
 	struct xvmsg_loop_hdr h;
 	struct xvmsg_loop_hello_reply hr;
@@ -223,7 +221,7 @@ void loop_client_input(struct loop_bus *lb, struct loop_client *c)
 			pthread_mutex_unlock(&lb->map_lock);
 			break;
 		case XVMSG_LOOP_OP_EVTCHN:
-			rc = loop_do_evtchn(lb, c, p, len, fds, nfds);
+			rc = loop_do_evtchn(lb, c, p, len, nfds, &out_fd);
 			break;
 		case XVMSG_LOOP_OP_UNREGION:
 			if (fixed(p, len, nfds, &u, sizeof(u))) {
@@ -260,7 +258,9 @@ void loop_client_input(struct loop_bus *lb, struct loop_client *c)
 		}
 	}
 	close_fds(fds, nfds);	/* any not taken */
-	loop_send(c, op | XVMSG_LOOP_REPLY, le32toh(h.seq), rc, &hr, rlen);
+	loop_send(c, op | XVMSG_LOOP_REPLY, le32toh(h.seq), rc, &hr, rlen, out_fd);
+	if (out_fd >= 0)
+		close(out_fd);	/* the driver has its own now, or never will */
 }
 
 void loop_accept(struct loop_bus *lb)

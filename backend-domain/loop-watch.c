@@ -77,7 +77,7 @@ static void forward(struct loop_bus *lb, const char *path, const char *val)
 	memcpy(buf, path, pl);
 	if (val)
 		memcpy(buf + pl, val, vl);
-	loop_send(c, XVMSG_LOOP_OP_STORE_EVENT, 0, 0, buf, pl + vl);
+	loop_send(c, XVMSG_LOOP_OP_STORE_EVENT, 0, 0, buf, pl + vl, -1);
 }
 
 /* A value the store took away: watchers and the guest hear of it. */

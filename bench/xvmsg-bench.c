@@ -42,7 +42,6 @@
 #include <poll.h>
 #include <stdatomic.h>
 #include <dirent.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <sys/prctl.h>
@@ -187,7 +186,7 @@ struct bench {
 	struct result res[NMODES][NWL];
 	struct net_result nres[NMODES][NNET][2];	/* [..][0] transmit, [1] receive */
 	int raw_tap;			/* net: raw's tap, -1 */
-	struct samples ref_rtt;		/* eventfd round trips, ns */
+	struct samples ref_rtt;		/* notification round trips, ns */
 	struct result ref_raw;		/* raw 4 KiB reads, when raw mode is off */
 	bool tty;
 	bool failed;			/* driver messages from now on are noise */
@@ -1042,20 +1041,23 @@ static int phase(struct bench *b, int mode, int wl, double secs, struct result *
 /* ---- references for the latency ----------------------------------------- */
 
 /*
- * Eventfd round trips between this process and a forked child for secs,
- * appended to s (ns): the cost of two cross-process wakeups, the floor of a
- * request that needs a kick and an interrupt.  Blocking reads on both sides.
- * A cpu >= 0 pins that side to it (the parent only for the measurement).
+ * Notification round trips between this process and a forked child for
+ * secs, appended to s (ns): the cost of two cross-process wakeups, the
+ * floor of a request that needs a kick and an interrupt.  The primitive is
+ * the loopback bus's event channel, a datagram socketpair (one datagram
+ * each way); blocking receives on both sides.  A cpu >= 0 pins that side
+ * to it (the parent only for the measurement).
  */
-static int eventfd_rtt(double secs, struct samples *s, int parent_cpu, int child_cpu)
+static int notify_rtt(double secs, struct samples *s, int parent_cpu, int child_cpu)
 {
 	cpu_set_t saved, one;
-	int ping = eventfd(0, EFD_CLOEXEC), pong = eventfd(0, EFD_CLOEXEC), rc = -1, status, i;
-	uint64_t v, t0, t1, deadline;
+	int sv[2] = { -1, -1 }, rc = -1, status, i;
+	uint64_t t0, t1, deadline;
 	pid_t pid = -1;
+	char v;
 
-	if (ping < 0 || pong < 0) {
-		fail("eventfd: %s", strerror(errno));
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv)) {
+		fail("socketpair: %s", strerror(errno));
 		goto out;
 	}
 	pid = fork();
@@ -1070,8 +1072,8 @@ static int eventfd_rtt(double secs, struct samples *s, int parent_cpu, int child
 			CPU_SET(child_cpu, &one);
 			sched_setaffinity(0, sizeof(one), &one);
 		}
-		while (read(ping, &v, sizeof(v)) == sizeof(v) && v == 1)
-			if (write(pong, &v, sizeof(v)) != sizeof(v))
+		while (recv(sv[1], &v, 1, 0) == 1 && v == 1)
+			if (send(sv[1], &v, 1, 0) != 1)
 				break;
 		_exit(0);
 	}
@@ -1086,10 +1088,9 @@ static int eventfd_rtt(double secs, struct samples *s, int parent_cpu, int child
 	for (i = 0;; i++) {		/* the first 100 warm up */
 		v = 1;
 		t0 = now_ns();
-		if (write(ping, &v, sizeof(v)) != sizeof(v) ||
-		    read(pong, &v, sizeof(v)) != sizeof(v)) {
+		if (send(sv[0], &v, 1, 0) != 1 || recv(sv[0], &v, 1, 0) != 1) {
 			if (!g_stop_signal)
-				fail("eventfd ping-pong: %s", strerror(errno));
+				fail("notification ping-pong: %s", strerror(errno));
 			break;
 		}
 		t1 = now_ns();
@@ -1105,7 +1106,7 @@ static int eventfd_rtt(double secs, struct samples *s, int parent_cpu, int child
 	if (parent_cpu >= 0)
 		sched_setaffinity(0, sizeof(saved), &saved);
 	v = 2;
-	if (write(ping, &v, sizeof(v)) != sizeof(v))
+	if (send(sv[0], &v, 1, 0) != 1)
 		kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
 	pid = -1;
@@ -1114,10 +1115,10 @@ out:
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
 	}
-	if (ping >= 0)
-		close(ping);
-	if (pong >= 0)
-		close(pong);
+	if (sv[0] >= 0)
+		close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
 	return rc;
 }
 
@@ -1137,8 +1138,8 @@ static int rtt_placements(double *same_cpu, double *two_cpus)
 	for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
 		if (CPU_ISSET(c, &set))
 			cpus[n++] = c;
-	if (n == 2 && !eventfd_rtt(0.1, &s1, cpus[0], cpus[0]) &&
-	    !eventfd_rtt(0.1, &s2, cpus[0], cpus[1])) {
+	if (n == 2 && !notify_rtt(0.1, &s1, cpus[0], cpus[0]) &&
+	    !notify_rtt(0.1, &s2, cpus[0], cpus[1])) {
 		*same_cpu = percentile_us(&s1, 50);
 		*two_cpus = percentile_us(&s2, 50);
 		rc = 0;
@@ -1149,10 +1150,10 @@ static int rtt_placements(double *same_cpu, double *two_cpus)
 }
 
 /* One round of the references, next to the lat4k phases of that round:
- * eventfd round trips, and raw 4 KiB reads unless raw mode measures them. */
+ * notification round trips, and raw 4 KiB reads unless raw mode measures them. */
 static int reference_round(struct bench *b, double secs)
 {
-	if (eventfd_rtt(secs, &b->ref_rtt, -1, -1))
+	if (notify_rtt(secs, &b->ref_rtt, -1, -1))
 		return -1;
 	if (!(b->o.modes & (1u << M_RAW)))
 		return raw_phase(b, W_LAT, 1, secs, &b->ref_raw);
@@ -1551,12 +1552,12 @@ static void print_results(struct bench *b, FILE *csv)
 		printf("\n");
 		for (int m = M_POOL; m <= M_FULL; m++)
 			if (b->res[m][W_LAT].valid)
-				printf("lat4k %s p50 = %.1f µs vs eventfd RTT p50 %.1f + raw read p50 "
+				printf("lat4k %s p50 = %.1f µs vs notify RTT p50 %.1f + raw read p50 "
 				       "%.1f = %.1f µs (ratio %.2f)\n", mode_names[m],
 				       rows[m][W_LAT].p50, rtt, raw, sum,
 				       sum > 0 ? rows[m][W_LAT].p50 / sum : 0);
 		if (!g_stop_signal && rtt_placements(&same, &two) == 0)
-			printf("  (eventfd RTT p50 pinned to one CPU %.1f µs, to two CPUs %.1f µs: "
+			printf("  (notify RTT p50 pinned to one CPU %.1f µs, to two CPUs %.1f µs: "
 			       "unpinned processes,\n   the driver and the backend too, land on "
 			       "either)\n", same, two);
 	}

@@ -2,7 +2,7 @@
 /*
  * The loopback bus, driver side (see include/xvmsg/loop.h): one
  * SOCK_SEQPACKET connection to xvmsg-backend is one guest domain.  The grant
- * table and all guest memory are memfds, event channels are eventfd pairs,
+ * table and all guest memory are memfds, event channels are datagram sockets,
  * and xenstore is the backend's: we write our frontend keys over the socket
  * and keep a cache of our devices' backend keys from STORE_EVENT packets.
  *
@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -35,11 +34,13 @@
 
 struct loop_port {
 	uint32_t port;
-	int kick_fd;		/* we write: notify the backend */
-	int irq_fd;		/* the backend writes: notify us */
-	/* Notifications loop_wait drained from irq_fd, not yet acked.  The
-	 * fast path (ack, then look at the rings) makes no system call; only a
-	 * wait reads the eventfd, right after poll() said it fired. */
+	/* Our end of the channel (a SOCK_DGRAM socket the backend made): we
+	 * send to notify the backend; it is readable when the backend
+	 * notified us. */
+	int fd;
+	/* Notifications loop_wait drained from fd, not yet acked.  The fast
+	 * path (ack, then look at the rings) makes no system call; only a wait
+	 * reads the socket, right after poll() said it fired. */
 	uint64_t pending;
 };
 
@@ -77,6 +78,8 @@ struct loop_bus {
 	uint32_t seq, wait_seq;	/* request in flight */
 	bool got_reply;
 	int reply_status;
+	int reply_fd;		/* a descriptor the reply carried, or -1 */
+	bool reply_ctrunc;	/* descriptors of the reply were lost (we are out of fds) */
 	uint8_t reply[XVMSG_LOOP_MAX_PACKET];
 	size_t reply_len;
 };
@@ -253,6 +256,7 @@ static int loop_recv_one(struct loop_bus *b)
 			      .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
 	struct xvmsg_loop_hdr h;
 	uint32_t op, len;
+	int fd, keep = -1;
 	ssize_t n;
 
 	if (b->dead)
@@ -267,18 +271,19 @@ static int loop_recv_one(struct loop_bus *b)
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
 			for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-				int fd;
-
 				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-				close(fd);	/* we expect none */
+				if (keep < 0)
+					keep = fd;	/* the first, for a reply */
+				else
+					close(fd);
 			}
 	if ((size_t)n < sizeof(h) || (msg.msg_flags & MSG_TRUNC))
-		return 1;
+		goto out;
 	memcpy(&h, buf, sizeof(h));
 	op = le32toh(h.op);
 	len = le32toh(h.len);
 	if (len != (size_t)n - sizeof(h))
-		return 1;
+		goto out;
 	if (op == XVMSG_LOOP_OP_STORE_EVENT) {
 		loop_store_event(b, (const char *)buf + sizeof(h), len);
 	} else if ((op & XVMSG_LOOP_REPLY) && le32toh(h.seq) == b->wait_seq && !b->got_reply) {
@@ -286,7 +291,13 @@ static int loop_recv_one(struct loop_bus *b)
 		b->reply_status = (int32_t)le32toh(h.status);
 		b->reply_len = len;
 		memcpy(b->reply, buf + sizeof(h), len);
+		b->reply_fd = keep;
+		b->reply_ctrunc = (msg.msg_flags & MSG_CTRUNC) != 0;
+		keep = -1;
 	}
+out:
+	if (keep >= 0)
+		close(keep);	/* nobody asked for it */
 	return 1;
 }
 
@@ -299,6 +310,9 @@ static int loop_call(struct loop_bus *b, uint32_t op, const void *p, size_t len,
 
 	b->wait_seq = ++b->seq;
 	b->got_reply = false;
+	if (b->reply_fd >= 0)
+		close(b->reply_fd);	/* a caller that did not want it */
+	b->reply_fd = -1;
 	r = loop_send(b, op, b->wait_seq, p, len, fds, nfds);
 	while (r == 0 && !b->got_reply) {
 		struct pollfd pfd = { b->sock, POLLIN, 0 };
@@ -486,12 +500,27 @@ static struct loop_port *port_find(struct loop_bus *b, uint32_t port)
 	return NULL;
 }
 
+/* Is fd what the backend must give us for a channel: a datagram socket of
+ * ours, connected?  Anything else (an eventfd, a stream that could be
+ * shut down under us, a file) is refused: notify and wait would not work. */
+static bool chan_fd_ok(int fd)
+{
+	int type = 0, domain = 0;
+	socklen_t l1 = sizeof(type), l2 = sizeof(domain);
+	struct sockaddr_un peer;
+	socklen_t pl = sizeof(peer);
+
+	return fd >= 0 && !getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l1) && type == SOCK_DGRAM &&
+	       !getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l2) && domain == AF_UNIX &&
+	       !getpeername(fd, (struct sockaddr *)&peer, &pl);
+}
+
 static int loop_evtchn_alloc(struct drv_bus *bus, uint32_t *port)
 {
 	struct loop_bus *b = to_loop(bus);
 	struct xvmsg_loop_evtchn ev = { 0 };
-	struct loop_port p;
-	int fds[2], r;
+	struct loop_port p = { 0 };
+	int r;
 
 	if (b->nports == b->cap_ports) {
 		unsigned int cap = b->cap_ports ? 2 * b->cap_ports : 16;
@@ -503,28 +532,29 @@ static int loop_evtchn_alloc(struct drv_bus *bus, uint32_t *port)
 		b->cap_ports = cap;
 	}
 	p.port = b->next_port;
-	p.kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	p.irq_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (p.kick_fd < 0 || p.irq_fd < 0) {
-		r = -errno;
-		goto err;
-	}
 	ev.port = htole32(p.port);
-	fds[0] = p.kick_fd;
-	fds[1] = p.irq_fd;
-	r = loop_call(b, XVMSG_LOOP_OP_EVTCHN, &ev, sizeof(ev), fds, 2);
+	r = loop_call(b, XVMSG_LOOP_OP_EVTCHN, &ev, sizeof(ev), NULL, 0);
 	if (r < 0)
-		goto err;
+		return r;
 	b->next_port++;
+	p.fd = b->reply_fd;
+	b->reply_fd = -1;
+	if (!chan_fd_ok(p.fd)) {
+		r = p.fd < 0 && b->reply_ctrunc ? -EMFILE : -EPROTO;
+		if (r == -EPROTO)
+			xvd_logf(b->log, XVD_LOG_ERR,
+				 "loop bus: EVTCHN reply without a datagram socket");
+		if (p.fd >= 0)
+			close(p.fd);
+		loop_release(b, XVMSG_LOOP_OP_EVTCHN_CLOSE, &ev, sizeof(ev));
+		return r;
+	}
+	/* Ours alone: a blocking flag set by anybody else could not reach it,
+	 * and we use MSG_DONTWAIT anyway. */
+	fcntl(p.fd, F_SETFL, O_NONBLOCK);
 	b->ports[b->nports++] = p;
 	*port = p.port;
 	return 0;
-err:
-	if (p.kick_fd >= 0)
-		close(p.kick_fd);
-	if (p.irq_fd >= 0)
-		close(p.irq_fd);
-	return r;
 }
 
 static void loop_evtchn_free(struct drv_bus *bus, uint32_t port)
@@ -535,25 +565,25 @@ static void loop_evtchn_free(struct drv_bus *bus, uint32_t port)
 
 	if (!p)
 		return;
-	/* -EBUSY if the backend still has it bound: it keeps its copies until
+	/* -EBUSY if the backend still has it bound: it keeps its end until
 	 * the connection ends (a device closed in order has unbound first). */
 	loop_release(b, XVMSG_LOOP_OP_EVTCHN_CLOSE, &ev, sizeof(ev));
-	close(p->kick_fd);
-	close(p->irq_fd);
+	close(p->fd);
 	*p = b->ports[--b->nports];
 }
 
+/* A full queue (EAGAIN) means the backend has a notification pending. */
 static int loop_evtchn_notify(struct drv_bus *bus, uint32_t port)
 {
 	struct loop_bus *b = to_loop(bus);
 	struct loop_port *p = port_find(b, port);
-	uint64_t one = 1;
+	static const char one = 1;
 
 	if (b->dead)
 		return -EPIPE;
 	if (!p)
 		return -EINVAL;
-	if (write(p->kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	if (send(p->fd, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN)
 		return -errno;
 	return 0;
 }
@@ -577,7 +607,7 @@ static int loop_evtchn_fd(struct drv_bus *bus, uint32_t port)
 {
 	struct loop_port *p = port_find(to_loop(bus), port);
 
-	return p ? p->irq_fd : -EINVAL;
+	return p ? p->fd : -EINVAL;
 }
 
 static int loop_get_fd(struct drv_bus *bus)
@@ -616,17 +646,25 @@ static int loop_wait(struct drv_bus *bus, const uint32_t *ports, unsigned int n,
 
 		if (p) {
 			pp[k] = p;
-			pfd[k++] = (struct pollfd){ p->irq_fd, POLLIN, 0 };
+			pfd[k++] = (struct pollfd){ p->fd, POLLIN, 0 };
 		}
 	}
 	r = poll(pfd, k, timeout_ms);
 	if (r < 0)
 		return errno == EINTR ? 1 : -errno;
 	for (unsigned int i = 1; i < k; i++) {
-		uint64_t v;
+		struct mmsghdr m[16];
+		int got;
 
-		if (pfd[i].revents && read(pp[i]->irq_fd, &v, sizeof(v)) == sizeof(v))
-			pp[i]->pending += v;
+		if (!pfd[i].revents)
+			continue;
+		/* Zero-length buffers take each datagram whole.  More than 16
+		 * waiting (the backend's queue holds 10 by default) wake the
+		 * next poll at once. */
+		memset(m, 0, sizeof(m));
+		got = recvmmsg(pp[i]->fd, m, 16, MSG_DONTWAIT, NULL);
+		if (got > 0)
+			pp[i]->pending += (unsigned int)got;
 	}
 	if (r == 0)
 		return 0;
@@ -706,6 +744,8 @@ static void loop_close(struct drv_bus *bus)
 		close(b->gnt_fd);
 	if (b->sock >= 0)
 		close(b->sock);
+	if (b->reply_fd >= 0)
+		close(b->reply_fd);
 	xvd_ua_destroy(&b->refs);
 	free(b);
 }
@@ -756,6 +796,7 @@ int drv_loop_open(const char *socket_path, unsigned int gnt_entries, int timeout
 	b->log = log;
 	b->timeout_ms = timeout_ms;
 	b->gnt_fd = -1;
+	b->reply_fd = -1;
 	b->next_port = 1;
 	b->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (b->sock < 0 || connect(b->sock, (struct sockaddr *)&sa, sizeof(sa)) < 0) {

@@ -13,7 +13,9 @@
  *                 In pool mode the backend receives only the region holding
  *                 the message page and the pool; guest RAM is another region
  *                 it never receives.
- *   event chans   a pair of eventfds per port, one per direction.
+ *   event chans   a SOCK_DGRAM unix socketpair per port, made by the
+ *                 backend, which gives the driver one end: a datagram
+ *                 either way is a notification.
  *   xenstore      a key/value store inside the backend process; the driver
  *                 writes its frontend keys over the socket and receives
  *                 every write to its devices' backend dirs.
@@ -27,7 +29,7 @@
  * F_SEAL_SHRINK: memory that could shrink under the backend's mappings would
  * kill it with SIGBUS.
  *
- * Every region (one fd) and event channel (two) a connection registers counts
+ * Every region (one fd) and event channel (one) a connection registers counts
  * against its descriptor quota in the backend until released with UNREGION /
  * EVTCHN_CLOSE or the connection ends; beyond it REGION and EVTCHN fail with
  * -EDQUOT (-EMFILE: the backend as a whole is out of descriptors).  The
@@ -41,7 +43,9 @@
 
 #include "types.h"
 
-#define XVMSG_LOOP_VERSION	1
+/* 2: event channels are socketpairs the backend makes (1: driver eventfds,
+ * which let a driver block the backend through the flags it shared). */
+#define XVMSG_LOOP_VERSION	2
 #define XVMSG_LOOP_MAX_PACKET	1024
 #define XVMSG_LOOP_MAX_FDS	4
 #define XVMSG_LOOP_BACKEND_DOMID 1	/* the backend's domid on the loopback bus */
@@ -65,8 +69,8 @@ enum {
 	/* driver -> backend */
 	XVMSG_LOOP_OP_HELLO	= 1,	/* xvmsg_loop_hello + fd: grant table memfd */
 	XVMSG_LOOP_OP_REGION	= 2,	/* xvmsg_loop_region + fd: memfd */
-	XVMSG_LOOP_OP_EVTCHN	= 3,	/* xvmsg_loop_evtchn + fds: kick, irq eventfds
-					 * (not EFD_SEMAPHORE: -EINVAL) */
+	XVMSG_LOOP_OP_EVTCHN	= 3,	/* xvmsg_loop_evtchn, no fds; the reply
+					 * carries the driver's end of the channel */
 	XVMSG_LOOP_OP_ATTACH	= 4,	/* xvmsg_loop_attach: act as toolstack */
 	XVMSG_LOOP_OP_DETACH	= 5,	/* xvmsg_loop_devid */
 	XVMSG_LOOP_OP_WRITE	= 6,	/* "path\0value\0": one key directly in the
@@ -108,10 +112,15 @@ struct xvmsg_loop_unregion {
 };
 XVMSG_ASSERT_SIZE(struct xvmsg_loop_unregion, 8);
 
-/* Interdomain event channel `port` (frontend's number): fds[0] is written by
- * the driver to notify the backend, fds[1] by the backend to notify the driver.
- * EVTCHN_CLOSE (no fds) releases it: -ENOENT unknown port, -EBUSY while a
- * device the backend serves has it bound (close the device first). */
+/* Interdomain event channel `port` (frontend's number).  The backend makes a
+ * SOCK_DGRAM unix socketpair, keeps one end and sends the other with its
+ * reply (SCM_RIGHTS).  The driver sends a datagram on its end to notify the
+ * backend and receives one when the backend notifies it; the bytes mean
+ * nothing, any number of pending notifications may arrive as fewer.  Both
+ * sides send with MSG_DONTWAIT: a full queue means a notification is
+ * already pending.  EVTCHN_CLOSE (no fds) releases it: -ENOENT unknown
+ * port, -EBUSY while a device the backend serves has it bound (close the
+ * device first). */
 struct xvmsg_loop_evtchn {
 	__le32	port;
 	__le32	reserved;

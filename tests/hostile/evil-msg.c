@@ -1782,7 +1782,7 @@ static int hog_regions(struct xvd_domain *d, struct drv_mem *mem, unsigned int m
 }
 
 /*
- * Every event channel a loopback guest registers keeps two eventfds in the
+ * Every event channel a loopback guest registers keeps a socket in the
  * backend until released (regions one memfd each).  First an attacker
  * that never releases anything runs into its own quota: clean -EDQUOT for
  * channels and regions, and every other guest still opens new devices.
@@ -1919,13 +1919,13 @@ static int case_fd_exhaustion(struct evil_env *e, char *observed, size_t len)
 		r_after = evil_blk_still_works(disk);
 	evil_say(observed, len, "after the attackers left: innocent rng + new disk %s",
 		 err_name(r_after));
-	/* The quota held exactly (channels 2 fds, regions 1), the refusals
+	/* The quota held exactly (channels 1 fd, regions 1), the refusals
 	 * were clean, nobody else noticed. */
-	if (r_ev != -EDQUOT || r_reg != -EDQUOT || (long)nev != quota / 2 ||
+	if (r_ev != -EDQUOT || r_reg != -EDQUOT || (long)nev != quota ||
 	    fdq - fda != quota || r_open || r_fresh)
 		goto out;
 	if (r_rng != (int)sizeof(b) || (r_ev2 != -EMFILE && r_ev2 != -ENFILE) ||
-	    (r_reg2 != -EMFILE && r_reg2 != -ENFILE) || 2 * (long)nev2 >= quota ||
+	    (r_reg2 != -EMFILE && r_reg2 != -ENFILE) || (long)nev2 >= quota ||
 	    r_probe == 0 || (cpu1 - cpu0) > (t1 - t0) / 4 || r_after)
 		goto out;
 	rc = 0;

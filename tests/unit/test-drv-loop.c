@@ -3,7 +3,8 @@
  * Unit tests of the driver library's loopback bus (driver/drv-loop.c)
  * against a fake backend on a unix socket: a backend that floods the
  * connection with store events and never answers must not hold a request
- * past its timeout.
+ * past its timeout; an event channel the backend hands over that is not a
+ * connected datagram socket is refused.
  *
  * Copyright (c) 2026 The xvmsg authors
  */
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -27,6 +29,7 @@
 
 #include <xvmsg/loop.h>
 
+#include "drv-priv.h"
 #include "xvmsg-drv.h"
 
 struct fake {
@@ -34,6 +37,10 @@ struct fake {
 	int lsock;
 	pthread_t th;
 	unsigned long sent;
+	/* answer(): what each EVTCHN reply carries, in turn */
+	const char *const *chans;
+	int kept;			/* its end of the good channel */
+	unsigned int closes;		/* EVTCHN_CLOSE requests */
 };
 
 /* Accept one driver, read its HELLO, then send store events until it hangs
@@ -86,13 +93,108 @@ static void *flood(void *arg)
 	return NULL;
 }
 
-static int setup(void **state)
+/* One packet from s, closing any descriptors it carried: its op, or -1. */
+static int fake_recv(int s, struct xvmsg_loop_hdr *h)
+{
+	char in[XVMSG_LOOP_MAX_PACKET], cbuf[CMSG_SPACE(XVMSG_LOOP_MAX_FDS * sizeof(int))];
+	struct iovec iov = { in, sizeof(in) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	ssize_t n = recvmsg(s, &mh, 0);
+
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); n > 0 && cm; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+				int fd;
+
+				memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(fd));
+				close(fd);
+			}
+	if (n < (ssize_t)sizeof(*h))
+		return -1;
+	memcpy(h, in, sizeof(*h));
+	return (int)le32toh(h->op);
+}
+
+static void fake_reply(int s, const struct xvmsg_loop_hdr *req, const void *p, size_t len,
+		       int fd)
+{
+	char out[64], cbuf[CMSG_SPACE(sizeof(int))];
+	struct xvmsg_loop_hdr h = { htole32(le32toh(req->op) | XVMSG_LOOP_REPLY),
+				    htole32((uint32_t)len), req->seq, 0 };
+	struct iovec iov = { out, sizeof(h) + len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	memcpy(out, &h, sizeof(h));
+	memcpy(out + sizeof(h), p, len);
+	if (fd >= 0) {
+		struct cmsghdr *cm;
+
+		memset(cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	sendmsg(s, &mh, MSG_NOSIGNAL);
+}
+
+/* Accept one driver and answer it: HELLO, then each EVTCHN with what
+ * f->chans says in turn ("none", "eventfd", "stream", "unconnected",
+ * "dgram": a good one, whose other end is kept), EVTCHN_CLOSE counted. */
+static void *answer(void *arg)
+{
+	struct fake *f = arg;
+	struct xvmsg_loop_hello_reply hr = { htole32(XVMSG_LOOP_VERSION), htole16(2), htole16(1) };
+	struct xvmsg_loop_hdr h;
+	unsigned int k = 0;
+	int s = accept(f->lsock, NULL, NULL), op;
+
+	if (s < 0)
+		return NULL;
+	while ((op = fake_recv(s, &h)) > 0) {
+		int sv[2] = { -1, -1 };
+		const char *what = op == XVMSG_LOOP_OP_EVTCHN ? f->chans[k++] : NULL;
+
+		if (op == XVMSG_LOOP_OP_HELLO) {
+			fake_reply(s, &h, &hr, sizeof(hr), -1);
+			continue;
+		}
+		if (op == XVMSG_LOOP_OP_EVTCHN_CLOSE)
+			f->closes++;
+		if (!what) {
+		} else if (!strcmp(what, "eventfd")) {
+			sv[1] = eventfd(0, EFD_CLOEXEC);
+		} else if (!strcmp(what, "stream")) {
+			socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+		} else if (!strcmp(what, "unconnected")) {
+			sv[1] = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		} else if (!strcmp(what, "dgram")) {
+			socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv);
+			f->kept = sv[0];
+			sv[0] = -1;
+		}
+		fake_reply(s, &h, NULL, 0, sv[1]);
+		for (unsigned int i = 0; i < 2; i++)
+			if (sv[i] >= 0)
+				close(sv[i]);
+	}
+	close(s);
+	return NULL;
+}
+
+static int setup_with(void **state, void *(*serve)(void *), const char *const *chans)
 {
 	struct fake *f = calloc(1, sizeof(*f));
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
 	if (!f)
 		return -1;
+	f->chans = chans;
+	f->kept = -1;
 	snprintf(f->dir, sizeof(f->dir), "/tmp/xvmsg-drvloop-XXXXXX");
 	if (!mkdtemp(f->dir)) {
 		free(f);
@@ -102,7 +204,7 @@ static int setup(void **state)
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->sock);
 	f->lsock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (f->lsock < 0 || bind(f->lsock, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    listen(f->lsock, 4) || pthread_create(&f->th, NULL, flood, f)) {
+	    listen(f->lsock, 4) || pthread_create(&f->th, NULL, serve, f)) {
 		if (f->lsock >= 0)
 			close(f->lsock);
 		unlink(f->sock);
@@ -114,12 +216,27 @@ static int setup(void **state)
 	return 0;
 }
 
+static int setup(void **state)
+{
+	return setup_with(state, flood, NULL);
+}
+
+static const char *const bad_chans[] = { "none", "eventfd", "stream", "unconnected", "dgram",
+					 NULL };
+
+static int setup_chans(void **state)
+{
+	return setup_with(state, answer, bad_chans);
+}
+
 static int teardown(void **state)
 {
 	struct fake *f = *state;
 
 	shutdown(f->lsock, SHUT_RDWR);	/* wakes an accept that got nobody */
 	pthread_join(f->th, NULL);
+	if (f->kept >= 0)
+		close(f->kept);
 	close(f->lsock);
 	unlink(f->sock);
 	rmdir(f->dir);
@@ -178,10 +295,43 @@ static void test_gnt_entries_bounds(void **state)
 	assert_null(d);
 }
 
+/* An event channel is the backend's to make, and the driver takes only a
+ * connected unix datagram socket: no descriptor, an eventfd, a stream
+ * socket (whose peer's shutdown would reach us) or an unconnected socket
+ * is refused with -EPROTO, and the channel released; a good one works. */
+static void test_evtchn_reply_checked(void **state)
+{
+	struct fake *f = *state;
+	struct xvd_domain_opts o = { .socket_path = f->sock, .timeout_ms = 2000,
+				     .log_level = -1 };
+	struct xvd_domain *d = NULL;
+	struct drv_bus *bus;
+	uint32_t port;
+	char b;
+
+	alarm(20);
+	assert_int_equal(xvd_domain_open_loop(&o, &d), 0);
+	bus = d->bus;
+	for (unsigned int i = 0; i < 4; i++)
+		assert_int_equal(bus->ops->evtchn_alloc(bus, &port), -EPROTO);
+	assert_int_equal(bus->ops->evtchn_alloc(bus, &port), 0);
+	assert_int_equal(bus->ops->evtchn_notify(bus, port), 0);
+	assert_true(f->kept >= 0);
+	assert_int_equal(recv(f->kept, &b, 1, 0), 1);
+	assert_int_equal(send(f->kept, "n", 1, 0), 1);
+	assert_int_equal(bus->ops->wait(bus, &port, 1, 2000), 1);
+	assert_int_equal(bus->ops->evtchn_ack(bus, port), 1);
+	assert_int_equal(bus->ops->evtchn_ack(bus, port), 0);
+	xvd_domain_close(d);
+	alarm(0);
+	assert_int_equal(f->closes, 4);	/* the refused ones (at close, the hang-up does) */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_flood_no_reply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_evtchn_reply_checked, setup_chans, teardown),
 		cmocka_unit_test(test_gnt_entries_bounds),
 	};
 
