@@ -126,7 +126,8 @@ static void fake_reply(int s, const struct xvmsg_loop_hdr *req, const void *p, s
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
 	memcpy(out, &h, sizeof(h));
-	memcpy(out + sizeof(h), p, len);
+	if (len)
+		memcpy(out + sizeof(h), p, len);
 	if (fd >= 0) {
 		struct cmsghdr *cm;
 
