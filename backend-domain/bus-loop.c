@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/un.h>
 
+#include "evloop.h"
 #include "loop-priv.h"
 
 static int l_store_read(struct xvb_bus *b, const char *path, char *buf, size_t len)
@@ -275,7 +276,7 @@ int xvb_loop_create(const struct xvb_loop_opts *opts, const struct xvb_bus_event
 	}
 	lb->next_domid = 2;
 	lb->lsock = lb->wake = -1;
-	lb->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	lb->spare = xvb_spare_open();
 	snprintf(lb->sock_path, sizeof(lb->sock_path), "%s", opts->socket_path);
 	lb->export_busy = calloc(opts->nr_exports + 1, sizeof(bool));
 	lb->epfd = epoll_create1(EPOLL_CLOEXEC);

@@ -9,9 +9,11 @@
  * to non-zero events again.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "evloop.h"
@@ -236,4 +238,25 @@ int xvb_evloop_run_once(struct xvb_evloop *loop, int timeout_ms)
 	free_list(loop->dead);
 	loop->dead = NULL;
 	return ran;
+}
+
+int xvb_spare_open(void)
+{
+	return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+bool xvb_refuse_with_spare(int lfd, int *spare)
+{
+	int fd;
+
+	if (*spare < 0)
+		*spare = xvb_spare_open();
+	if (*spare < 0)
+		return false;
+	close(*spare);
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	*spare = xvb_spare_open();
+	return true;
 }

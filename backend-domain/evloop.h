@@ -48,4 +48,17 @@ void xvb_evloop_cancel(struct xvb_evloop *loop, struct xvb_evdefer *d);
  * signal, -EBUSY when called from inside a callback). */
 int xvb_evloop_run_once(struct xvb_evloop *loop, int timeout_ms);
 
+/*
+ * For a listening socket whose accept4() failed with EMFILE or ENFILE: the
+ * connection stays queued and the socket readable, so a level-triggered
+ * loop would call back at once, for ever.  Give up *spare (a descriptor
+ * kept open for this; reopened first if it is -1) to take the connection
+ * and hang up at once, the client sees end of file; then reopen *spare.
+ * true: refused that way.  false: no spare could be had, the caller stops
+ * watching lfd until descriptors come back (and reopens *spare then).
+ */
+bool xvb_refuse_with_spare(int lfd, int *spare);
+/* The spare descriptor xvb_refuse_with_spare() gives up: -1 if none. */
+int xvb_spare_open(void);
+
 #endif /* XVB_EVLOOP_H */

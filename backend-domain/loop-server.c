@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "evloop.h"
 #include "loop-priv.h"
 
 static void close_fds(int *fds, unsigned int n)
@@ -100,7 +101,7 @@ void loop_client_free(struct loop_bus *lb, struct loop_client *c)
 		struct epoll_event e = { .events = EPOLLIN, .data.u64 = EPDATA(K_LISTEN, 0) };
 
 		if (lb->spare < 0)
-			lb->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			lb->spare = xvb_spare_open();
 		if (!epoll_ctl(lb->epfd, EPOLL_CTL_ADD, lb->lsock, &e))
 			lb->listen_paused = false;
 	}
@@ -269,22 +270,12 @@ void loop_accept(struct loop_bus *lb)
 	struct loop_client *c;
 	int fd = accept4(lb->lsock, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-	if (fd < 0 && (errno == EMFILE || errno == ENFILE) && lb->spare >= 0) {
-		/* Out of descriptors: the connection would stay queued and the
-		 * listening socket readable, and we would spin.  Use the spare
-		 * to take it and hang up at once; the driver sees the refusal. */
-		close(lb->spare);
-		fd = accept4(lb->lsock, NULL, NULL, SOCK_CLOEXEC);
-		if (fd >= 0)
-			close(fd);
-		lb->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		return;
-	}
 	if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
-		/* No spare either (it could not be reopened): stop listening
-		 * until a guest leaves, rather than spin on a readable socket. */
-		lb->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (lb->spare < 0 && !epoll_ctl(lb->epfd, EPOLL_CTL_DEL, lb->lsock, NULL))
+		/* Out of descriptors: refuse the driver with the spare (it sees
+		 * the hang-up); without one, stop listening until a guest
+		 * leaves, rather than spin on a readable socket. */
+		if (!xvb_refuse_with_spare(lb->lsock, &lb->spare) &&
+		    !epoll_ctl(lb->epfd, EPOLL_CTL_DEL, lb->lsock, NULL))
 			lb->listen_paused = true;
 		return;
 	}

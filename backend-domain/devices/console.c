@@ -253,28 +253,16 @@ static void con_tx(struct console *c)
 }
 
 /*
- * No descriptor for a new client (EMFILE, ENFILE): the connection would
- * stay queued and the listening socket readable, and the loop would call us
- * again at once, for ever.  Give up the spare descriptor to take the
- * connection and hang up (the client sees end of file and may try again);
+ * No descriptor for a new client (EMFILE, ENFILE): refuse it with the spare
+ * (xvb_refuse_with_spare: the client sees end of file and may try again);
  * without a spare, stop listening until the guest next writes output
- * (con_listen_again).
+ * (con_listen_again), rather than spin on a readable socket.
  */
 static void con_refuse_client(struct console *c, int err)
 {
-	int cfd;
-
-	if (c->spare >= 0) {
-		close(c->spare);
-		cfd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (cfd >= 0)
-			close(cfd);
-		c->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (xvb_refuse_with_spare(c->listen_fd, &c->spare)) {
 		xvb_model_warn(&c->m, "client refused: %s", strerror(err));
-		return;
-	}
-	c->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (c->spare < 0 && !xvb_evloop_mod(c->m.loop, c->listen_fd, 0)) {
+	} else if (!xvb_evloop_mod(c->m.loop, c->listen_fd, 0)) {
 		c->listen_paused = true;
 		xvb_model_warn(&c->m, "not listening for clients: %s", strerror(err));
 	}
@@ -286,7 +274,7 @@ static void con_listen_again(struct console *c)
 	if (!c->listen_paused)
 		return;
 	if (c->spare < 0)
-		c->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		c->spare = xvb_spare_open();
 	if (!xvb_evloop_mod(c->m.loop, c->listen_fd, EPOLLIN))
 		c->listen_paused = false;
 }
@@ -377,7 +365,7 @@ static int con_open_socket(struct console *c)
 		errno = -err;
 		goto fail_unlink;
 	}
-	c->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);	/* -1: we cope */
+	c->spare = xvb_spare_open();	/* -1: we cope */
 	xvb_model_info(&c->m, "console on socket %s", c->sock_path);
 	return 0;
 fail_unlink:

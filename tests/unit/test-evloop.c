@@ -10,12 +10,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <cmocka.h>
 
@@ -194,6 +198,67 @@ static void test_cancel(void **state)
 	assert_string_equal(r->order, "acb");
 }
 
+/* The lowest descriptor number free now. */
+static int lowest_free_fd(void)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	close(fd);
+	return fd;
+}
+
+/* Out of descriptors with a connection waiting: with a spare it is taken
+ * and hung up (the client sees end of file) and the spare comes back; with
+ * none to be had, false and the connection stays queued for later. */
+static void test_refuse_with_spare(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct rlimit old, low;
+	char dir[] = "/tmp/xvmsg-evloop-XXXXXX", b;
+	int lfd, c1, c2, spare, fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s", dir);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	c1 = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	c2 = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(c1, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	spare = xvb_spare_open();
+	assert_true(spare >= 0);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)lowest_free_fd();	/* no new descriptor */
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	assert_int_equal(accept4(lfd, NULL, NULL, SOCK_CLOEXEC), -1);
+	assert_int_equal(errno, EMFILE);
+	assert_true(xvb_refuse_with_spare(lfd, &spare));
+	assert_true(spare >= 0);				/* back */
+	assert_int_equal(recv(c1, &b, 1, MSG_DONTWAIT), 0);	/* hung up */
+	/* No spare and none to be had: the caller has to stop listening. */
+	close(spare);
+	spare = -1;
+	low.rlim_cur = (rlim_t)lowest_free_fd();
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	assert_int_equal(connect(c2, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_false(xvb_refuse_with_spare(lfd, &spare));
+	assert_int_equal(spare, -1);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);		/* c2 still waits */
+	assert_true(fd >= 0);
+	assert_int_equal(send(c2, "x", 1, 0), 1);
+	assert_int_equal(recv(fd, &b, 1, 0), 1);
+	close(fd);
+	close(c1);
+	close(c2);
+	close(lfd);
+	unlink(sa.sun_path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -202,6 +267,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fds_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_del_close, setup, teardown),
+		cmocka_unit_test(test_refuse_with_spare),
 	};
 
 	return cmocka_run_group_tests_name("evloop", tests, NULL, NULL);
