@@ -157,6 +157,11 @@ static int x_dispatch(struct xvb_bus *b)
 		free(vec);
 		errno = 0;
 	}
+	/* libxenstore says EINVAL once its connection is gone (its reader
+	 * thread closed it), then on every call: the event channels and
+	 * grants still work, xenstore does not. */
+	if (errno == EINVAL)
+		return -ENOTCONN;
 	if (errno != EAGAIN && errno != 0)
 		return -errno;
 	return 0;

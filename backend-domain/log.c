@@ -49,3 +49,17 @@ int xvb_log_level_parse(const char *s, enum xvb_log_level *out)
 	}
 	return -EINVAL;
 }
+
+bool xvb_log_cond(const struct xvb_log *log, struct xvb_log_cond *c, int rc, const char *what)
+{
+	int was = c->last;
+
+	c->last = rc;
+	if (rc == was)
+		return false;
+	if (rc)
+		xvb_err(log, "%s: %s (said again only when it changes)", what, strerror(-rc));
+	else
+		xvb_info(log, "%s: working again", what);
+	return true;
+}

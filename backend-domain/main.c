@@ -29,16 +29,15 @@ struct app {
 	struct xvb_backend be;
 	struct xvb_bus *bus;
 	struct xvb_log log;
+	struct xvb_log_cond bus_err;	/* dispatch failing: logged once, not per call */
 	bool stop;
 };
 
 static void on_bus(void *arg, int fd, uint32_t events)
 {
 	struct app *app = arg;
-	int rc = app->bus->ops->dispatch(app->bus);
 
-	if (rc)
-		xvb_err(&app->log, "bus: %s", strerror(-rc));
+	xvb_log_cond(&app->log, &app->bus_err, app->bus->ops->dispatch(app->bus), "bus");
 }
 
 static void on_signal(void *arg, int fd, uint32_t events)
