@@ -114,7 +114,7 @@ static int l_dispatch(struct xvb_bus *b)
 		if (n < 0)
 			return errno == EINTR ? 0 : -errno;
 		for (i = 0; i < n; i++) {
-			uint32_t kind = (uint32_t)(evs[i].data.u64 >> 32);
+			uint32_t kind = (uint32_t)(evs[i].data.u64 >> 32) & 0xff;
 			uint32_t id = (uint32_t)evs[i].data.u64;
 			struct loop_client *c;
 			uint64_t v;
@@ -133,6 +133,9 @@ static int l_dispatch(struct xvb_bus *b)
 				if (id < lb->nports && lb->port[id].used &&
 				    loop_evtchn_drain(lb->port[id].fd))
 					lb->ev.event(lb->ev.ctx, id);
+				break;
+			case K_IDLE:	/* nobody has it bound: dropped */
+				loop_evtchn_idle(lb, (uint16_t)(evs[i].data.u64 >> 40), id);
 				break;
 			case K_WAKE:	/* the events themselves are in lb->pend */
 				if (read(lb->wake, &v, sizeof(v)) < 0) {

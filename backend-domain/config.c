@@ -379,7 +379,7 @@ static void usage(FILE *out, const char *prog)
 "      --poll-us N          after work, keep polling the queues for N us\n"
 "                           before sleeping (default 0: interrupt driven)\n"
 "      --max-guest-fds N    loop bus: descriptors one guest may make the backend\n"
-"                           hold (regions 1, event channels 2; default an\n"
+"                           hold (regions 1, event channels 1; default an\n"
 "                           eighth of the fd limit, 16..1024)\n"
 "      --max-guest-maps N   loop bus: mappings of one guest's memory the backend\n"
 "                           may hold (default an eighth of vm.max_map_count)\n"

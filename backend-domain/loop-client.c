@@ -63,8 +63,14 @@ int loop_send(struct loop_client *c, uint32_t op, uint32_t seq, int32_t status,
 		memcpy(CMSG_DATA(&u.c), &fd, sizeof(int));
 	}
 	if (sendmsg(c->sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		int err = errno;
+
+		/* The kernel's limit on descriptors in flight (ours, not the
+		 * driver's doing alone): the caller answers without one. */
+		if (err == ETOOMANYREFS && fd >= 0)
+			return -err;
 		loop_client_kill(c);	/* not reading, or gone */
-		return -errno;
+		return -err;
 	}
 	return 0;
 }

@@ -15,6 +15,12 @@
  * datagram socket's state is its own too: the driver shutting down or
  * reconnecting its end does not reach ours (only stream sockets pass a
  * shutdown to the peer), so our end is readable only while kicks wait.
+ *
+ * Our end is always drained: by the bus's epoll set while nothing has
+ * the channel bound (K_IDLE: the kicks are dropped), by the port or the
+ * queue thread while bound.  Otherwise a driver could fill it with big
+ * datagrams and close its end, leaving kernel memory queued on ours that
+ * no quota counts.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +31,17 @@
 #include <sys/socket.h>
 
 #include "loop-priv.h"
+
+/* Watch our end of ev for kicks nobody has bound (on), or stop (off, when
+ * a port or a queue channel takes over). */
+static int idle_watch(struct loop_bus *lb, uint16_t domid, const struct loop_evtchn *ev, bool on)
+{
+	struct epoll_event e = { .events = EPOLLIN, .data.u64 = EPDATA_IDLE(domid, ev->port) };
+
+	if (!on)
+		return epoll_ctl(lb->epfd, EPOLL_CTL_DEL, ev->fd, NULL) ? -errno : 0;
+	return epoll_ctl(lb->epfd, EPOLL_CTL_ADD, ev->fd, &e) ? -errno : 0;
+}
 
 /* The channel remote of domid, if it may be bound: not bound yet, and
  * within the guest's descriptor quota (a bound channel's copy). */
@@ -52,8 +69,8 @@ static int bindable(struct loop_bus *lb, uint32_t domid, uint32_t remote,
  * One notification to the driver.  A full queue (EAGAIN: the driver has not
  * read the ones before) loses nothing: a notification is pending already.
  * A driver that shut down, closed or reconnected its end cannot hear it
- * (EPIPE, ECONNREFUSED, ENOTCONN, EPERM): its own doing, and not worth an
- * error per notify.
+ * (EPIPE, ECONNREFUSED, ENOTCONN, EPERM, ECONNRESET): its own doing, and
+ * not worth an error per notify.
  */
 static int chan_send(int fd)
 {
@@ -63,6 +80,7 @@ static int chan_send(int fd)
 		return 0;
 	switch (errno) {
 	case EAGAIN:
+	case ECONNRESET:	/* reconnected elsewhere with one unread */
 	case EPIPE:
 	case ECONNREFUSED:
 	case ENOTCONN:
@@ -76,9 +94,9 @@ static int chan_send(int fd)
 /*
  * The kicks waiting, up to 512 of them.  How many can wait is bounded by
  * the driver's send buffer, not net.unix.max_dgram_qlen (which a connected
- * pair skips): we make it the smallest, a handful; a driver may raise it
- * to net.core.wmem_max, about 280 datagrams by default.  Should more wait,
- * epoll reports the fd again.  Zero-length buffers: each datagram is taken
+ * pair skips): we make it the smallest, 6 small datagrams; a driver may
+ * raise it to twice net.core.wmem_max, 555 of them with the default of
+ * 212992 bytes.  Should more wait, epoll reports the fd again.  Zero-length buffers: each datagram is taken
  * whole, its bytes dropped.
  */
 int loop_evtchn_drain(int fd)
@@ -121,10 +139,13 @@ int loop_evtchn_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, uint32_
 	lb->port[p].fd = fcntl(ev->fd, F_DUPFD_CLOEXEC, 0);
 	if (lb->port[p].fd < 0)
 		return errno == EMFILE || errno == ENFILE ? -errno : -EINVAL;
+	/* One file, watched once: as the port from now on (both would fire). */
+	idle_watch(lb, (uint16_t)domid, ev, false);
 	e.data.u64 = EPDATA(K_PORT, p);
 	if (epoll_ctl(lb->epfd, EPOLL_CTL_ADD, lb->port[p].fd, &e)) {
 		rc = errno == ENOMEM || errno == ENOSPC ? -errno : -EINVAL;
 		close(lb->port[p].fd);
+		idle_watch(lb, (uint16_t)domid, ev, true);
 		return rc;
 	}
 	lb->port[p].used = true;
@@ -150,8 +171,10 @@ int loop_evtchn_unbind(struct xvb_bus *b, uint32_t local)
 	p->used = false;
 	c = loop_client_find(lb, p->domid);
 	for (i = 0; c && i < c->nev; i++)
-		if (c->ev[i].port == p->remote)
+		if (c->ev[i].port == p->remote) {
 			c->ev[i].bound = false;
+			idle_watch(lb, p->domid, &c->ev[i], true);
+		}
 	return 0;
 }
 
@@ -175,6 +198,8 @@ int loop_do_evtchn(struct loop_bus *lb, struct loop_client *c, const void *p, si
 
 	if (len < sizeof(e) || nfds)
 		return -EINVAL;
+	if (c->fds_unread >= MAX_FDS_UNREAD)
+		return -EAGAIN;
 	memcpy(&e, p, sizeof(e));
 	port = le32toh(e.port);
 	if (port == 0)
@@ -200,9 +225,33 @@ int loop_do_evtchn(struct loop_bus *lb, struct loop_client *c, const void *p, si
 	ev[c->nev].port = port;
 	ev[c->nev].fd = sv[0];
 	ev[c->nev].bound = false;
+	if (idle_watch(lb, c->domid, &ev[c->nev], true)) {
+		close(sv[0]);
+		close(sv[1]);
+		return -ENOMEM;		/* epoll's watches (max_user_watches) */
+	}
 	c->nev++;
 	*driver_fd = sv[1];
 	return 0;
+}
+
+void loop_evtchn_forget_last(struct loop_bus *lb, struct loop_client *c)
+{
+	struct loop_evtchn *ev = &c->ev[c->nev - 1];
+
+	idle_watch(lb, c->domid, ev, false);
+	close(ev->fd);
+	c->nev--;
+}
+
+void loop_evtchn_idle(struct loop_bus *lb, uint32_t domid, uint32_t port)
+{
+	struct loop_client *c = loop_client_find(lb, domid);
+	unsigned int i;
+
+	for (i = 0; c && i < c->nev; i++)
+		if (c->ev[i].port == port && !c->ev[i].bound)
+			loop_evtchn_drain(c->ev[i].fd);
 }
 
 /*
@@ -210,7 +259,7 @@ int loop_do_evtchn(struct loop_bus *lb, struct loop_client *c, const void *p, si
  * bound (its port holds a copy of our end and may notify at any time); the
  * driver closes the device first.  Otherwise our end goes.
  */
-int loop_evtchn_close(struct loop_client *c, uint32_t port)
+int loop_evtchn_close(struct loop_bus *lb, struct loop_client *c, uint32_t port)
 {
 	unsigned int i;
 
@@ -220,6 +269,7 @@ int loop_evtchn_close(struct loop_client *c, uint32_t port)
 		return -ENOENT;
 	if (c->ev[i].bound)
 		return -EBUSY;
+	idle_watch(lb, c->domid, &c->ev[i], false);
 	close(c->ev[i].fd);
 	c->ev[i] = c->ev[--c->nev];
 	return 0;
@@ -250,6 +300,7 @@ int loop_chan_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, struct xv
 		free(ch);
 		return -EMFILE;
 	}
+	idle_watch(LB(b), (uint16_t)domid, ev, false);	/* the queue's thread takes it */
 	ch->domid = (uint16_t)domid;
 	ch->remote = remote;
 	ev->bound = true;
@@ -264,8 +315,10 @@ void loop_chan_unbind(struct xvb_bus *b, struct xvb_chan *ch)
 
 	close(ch->fd);
 	for (i = 0; c && i < c->nev; i++)
-		if (c->ev[i].port == ch->remote)
+		if (c->ev[i].port == ch->remote) {
 			c->ev[i].bound = false;
+			idle_watch(LB(b), ch->domid, &c->ev[i], true);
+		}
 	free(ch);
 }
 

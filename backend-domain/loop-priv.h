@@ -37,9 +37,17 @@
 #define MAX_EVTCHNS	(XVMSG_MAX_QUEUES + 1) * 64
 #define MAX_DEVS	256
 #define MAX_STORE	100000	/* values in the store: a backstop, guests have quotas */
+/* Channel ends sent in replies a connection may leave unread (in flight,
+ * charged by the kernel to our user, beyond any quota): then EVTCHN
+ * answers -EAGAIN until it reads them.  A driver reads each reply before
+ * its next request. */
+#define MAX_FDS_UNREAD	64
 
-enum { K_LISTEN = 1, K_CLIENT, K_PORT, K_WAKE };
+/* epoll data: the kind in bits 32..39, for K_IDLE the domid in 40..55,
+ * and an id (for K_IDLE the driver's port number) in 0..31. */
+enum { K_LISTEN = 1, K_CLIENT, K_PORT, K_WAKE, K_IDLE };
 #define EPDATA(k, id)	(((uint64_t)(k) << 32) | (uint32_t)(id))
+#define EPDATA_IDLE(domid, port) (EPDATA(K_IDLE, port) | ((uint64_t)(uint16_t)(domid) << 40))
 
 struct loop_gnt {		/* a driver's grant table; outlives the driver while mapped */
 	int refs;
@@ -77,6 +85,9 @@ struct loop_client {
 	unsigned int nregions;
 	struct loop_evtchn *ev;
 	unsigned int nev;
+	/* Replies with a channel end sent since it was last seen with
+	 * nothing of ours unread (MAX_FDS_UNREAD). */
+	unsigned int fds_unread;
 	struct loop_dev dev[MAX_DEVS];
 	unsigned int ndev;
 	unsigned int nvmas;		/* mappings of its memory we hold (loop_map.vmas) */
@@ -193,8 +204,12 @@ int loop_do_evtchn(struct loop_bus *lb, struct loop_client *c, const void *p, si
 /* Take the kicks waiting on a channel's fd: 1 if there were any, 0 if
  * none.  Never blocks. */
 int loop_evtchn_drain(int fd);
+/* The channel EVTCHN just made goes again (its reply could not be sent). */
+void loop_evtchn_forget_last(struct loop_bus *lb, struct loop_client *c);
+/* Kicks on channel port of domid, bound by nobody: taken and dropped. */
+void loop_evtchn_idle(struct loop_bus *lb, uint32_t domid, uint32_t port);
 /* EVTCHN_CLOSE of port: -ENOENT unknown, -EBUSY while bound. */
-int loop_evtchn_close(struct loop_client *c, uint32_t port);
+int loop_evtchn_close(struct loop_bus *lb, struct loop_client *c, uint32_t port);
 /* The bus's event-channel ops. */
 int loop_evtchn_bind(struct xvb_bus *b, uint32_t domid, uint32_t remote, uint32_t *local);
 int loop_evtchn_unbind(struct xvb_bus *b, uint32_t local);

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -90,8 +92,10 @@ void loop_client_free(struct loop_bus *lb, struct loop_client *c)
 	close(c->sock);
 	for (i = 0; i < c->nregions; i++)
 		close(c->region[i].fd);
-	for (i = 0; i < c->nev; i++)
+	for (i = 0; i < c->nev; i++) {
+		epoll_ctl(lb->epfd, EPOLL_CTL_DEL, c->ev[i].fd, NULL);
 		close(c->ev[i].fd);
+	}
 	free(c->ev);
 	pthread_mutex_lock(&lb->map_lock);	/* as loop_gnt_open was */
 	loop_gnt_put(c->gnt);
@@ -136,6 +140,15 @@ void loop_free_dead(struct loop_bus *lb)
 			pp = &c->next;
 		}
 	}
+}
+
+/* Has the driver taken everything we sent it (SIOCOUTQ: bytes of ours it
+ * has not read)? */
+static bool all_read(int sock)
+{
+	int n = 1;
+
+	return !ioctl(sock, SIOCOUTQ, &n) && n == 0;
 }
 
 /* Would opening one more descriptor fail for lack of room?  (open_fd: any
@@ -195,6 +208,8 @@ void loop_client_input(struct loop_bus *lb, struct loop_client *c)
 	memcpy(&h, buf, sizeof(h));
 	op = le32toh(h.op);
 	len = le32toh(h.len);
+	if (c->fds_unread && all_read(c->sock))
+		c->fds_unread = 0;	/* the channel ends we sent reached it */
 	if (len != (size_t)n - sizeof(h)) {
 		close_fds(fds, nfds);
 		loop_client_kill(c);
@@ -233,7 +248,7 @@ void loop_client_input(struct loop_bus *lb, struct loop_client *c)
 			break;
 		case XVMSG_LOOP_OP_EVTCHN_CLOSE:
 			if (fixed(p, len, nfds, &ec, sizeof(ec)))
-				rc = loop_evtchn_close(c, le32toh(ec.port));
+				rc = loop_evtchn_close(lb, c, le32toh(ec.port));
 			break;
 		case XVMSG_LOOP_OP_ATTACH:
 			if (len >= sizeof(struct xvmsg_loop_attach)) {
@@ -259,9 +274,21 @@ void loop_client_input(struct loop_bus *lb, struct loop_client *c)
 		}
 	}
 	close_fds(fds, nfds);	/* any not taken */
-	loop_send(c, op | XVMSG_LOOP_REPLY, le32toh(h.seq), rc, &hr, rlen, out_fd);
-	if (out_fd >= 0)
-		close(out_fd);	/* the driver has its own now, or never will */
+	if (out_fd < 0) {
+		loop_send(c, op | XVMSG_LOOP_REPLY, le32toh(h.seq), rc, &hr, rlen, -1);
+		return;
+	}
+	rc = loop_send(c, op | XVMSG_LOOP_REPLY, le32toh(h.seq), 0, NULL, 0, out_fd);
+	close(out_fd);		/* the driver has its own now, or never will */
+	if (rc == 0) {
+		c->fds_unread++;
+	} else if (rc == -ETOOMANYREFS) {
+		/* Too many descriptors in flight from us (other connections'
+		 * unread replies, each within MAX_FDS_UNREAD): the channel goes
+		 * and the driver hears that we are out of room. */
+		loop_evtchn_forget_last(lb, c);
+		loop_send(c, op | XVMSG_LOOP_REPLY, le32toh(h.seq), -EMFILE, NULL, 0, -1);
+	}
 }
 
 void loop_accept(struct loop_bus *lb)

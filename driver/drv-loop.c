@@ -42,6 +42,10 @@ struct loop_port {
 	 * path (ack, then look at the rings) makes no system call; only a wait
 	 * reads the socket, right after poll() said it fired. */
 	uint64_t pending;
+	/* Hung up (POLLRDHUP, POLLHUP): only whoever made it, the backend,
+	 * can shut it down.  Readable for ever with nothing to read, so left out of
+	 * waits; its notifications are lost and the device stalls. */
+	bool hung_up;
 };
 
 struct loop_kv {
@@ -549,8 +553,9 @@ static int loop_evtchn_alloc(struct drv_bus *bus, uint32_t *port)
 		loop_release(b, XVMSG_LOOP_OP_EVTCHN_CLOSE, &ev, sizeof(ev));
 		return r;
 	}
-	/* Ours alone: a blocking flag set by anybody else could not reach it,
-	 * and we use MSG_DONTWAIT anyway. */
+	/* Non-blocking for poll's sake; every send and receive says
+	 * MSG_DONTWAIT anyway, so flags the backend (which made the socket
+	 * and may keep a copy) could change do not matter. */
 	fcntl(p.fd, F_SETFL, O_NONBLOCK);
 	b->ports[b->nports++] = p;
 	*port = p.port;
@@ -644,9 +649,9 @@ static int loop_wait(struct drv_bus *bus, const uint32_t *ports, unsigned int n,
 	for (unsigned int i = 0; i < n && k < XVMSG_MAX_QUEUES + 2; i++) {
 		struct loop_port *p = port_find(b, ports[i]);
 
-		if (p) {
+		if (p && !p->hung_up) {
 			pp[k] = p;
-			pfd[k++] = (struct pollfd){ p->fd, POLLIN, 0 };
+			pfd[k++] = (struct pollfd){ p->fd, POLLIN | POLLRDHUP, 0 };
 		}
 	}
 	r = poll(pfd, k, timeout_ms);
@@ -658,9 +663,15 @@ static int loop_wait(struct drv_bus *bus, const uint32_t *ports, unsigned int n,
 
 		if (!pfd[i].revents)
 			continue;
+		if (pfd[i].revents & (POLLRDHUP | POLLHUP | POLLNVAL)) {
+			pp[i]->hung_up = true;
+			xvd_logf(b->log, XVD_LOG_ERR, "loop bus: event channel %u hung up by "
+				 "the backend: its notifications are lost", pp[i]->port);
+			continue;
+		}
 		/* Zero-length buffers take each datagram whole.  More than 16
-		 * waiting (the backend's queue holds 10 by default) wake the
-		 * next poll at once. */
+		 * waiting (the backend's send buffer holds 6 small ones) wake
+		 * the next poll at once. */
 		memset(m, 0, sizeof(m));
 		got = recvmmsg(pp[i]->fd, m, 16, MSG_DONTWAIT, NULL);
 		if (got > 0)

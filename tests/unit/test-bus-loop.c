@@ -21,9 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <linux/sockios.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -163,7 +166,8 @@ static void send_op(int s, uint32_t op, const void *p, size_t len, const int *fd
 		cm->cmsg_len = CMSG_LEN(n * sizeof(int));
 		memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
 	}
-	assert_int_equal(sendmsg(s, &mh, MSG_NOSIGNAL), (ssize_t)(sizeof(h) + len));
+	if (sendmsg(s, &mh, MSG_NOSIGNAL) != (ssize_t)(sizeof(h) + len))
+		fail_msg("sendmsg op %u: %s", op, strerror(errno));
 }
 
 /* One packet from s: its length, or -1 if none; a descriptor it carried
@@ -609,6 +613,190 @@ static void test_evtchn_hostile_driver(void **state)
 	close(s);
 }
 
+/* Bytes the peer of fd has not taken yet from what fd sent. */
+static int unread(int fd)
+{
+	int n = -1;
+
+	assert_int_equal(ioctl(fd, SIOCOUTQ, &n), 0);
+	return n;
+}
+
+/*
+ * A channel nobody has bound is drained all the same: the driver cannot
+ * leave data queued on the backend's end (charged to nobody's quota,
+ * kept after the driver closes its end) by filling it and closing.  Bound
+ * and unbound again, the same.
+ */
+static void test_evtchn_unbound_drained(void **state)
+{
+	struct fx *f = *state;
+	int s = client(f), fd;
+	uint32_t domid = hello(f, s), local;
+	static char big[60000];
+
+	assert_int_equal(op_evtchn(f, s, 5, &fd), 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){ 1 << 30 }, sizeof(int)),
+			 0);
+	for (unsigned int round = 0; round < 2; round++) {
+		unsigned int sent = 0;
+
+		while (sent < 100000 && send(fd, big, sizeof(big), MSG_DONTWAIT) > 0)
+			sent++;
+		assert_true(sent >= 1);
+		assert_true(unread(fd) > 0);
+		for (unsigned int i = 0; i < 100 && unread(fd) > 0; i++)
+			assert_int_equal(f->bus->ops->dispatch(f->bus), 0);
+		assert_int_equal(unread(fd), 0);
+		assert_true(bus_idle(f));
+		/* Bound for a while, then unbound: drained again after. */
+		assert_int_equal(f->bus->ops->evtchn_bind(f->bus, domid, 5, &local), 0);
+		assert_int_equal(f->bus->ops->evtchn_unbind(f->bus, local), 0);
+	}
+	f->events = 0;
+	assert_int_equal(send(fd, "k", 1, MSG_DONTWAIT), 1);	/* unbound: no event */
+	assert_int_equal(f->bus->ops->dispatch(f->bus), 0);
+	assert_int_equal(f->events, 0);
+	assert_int_equal(unread(fd), 0);
+	close(fd);
+	close(s);
+}
+
+/*
+ * Channel ends sent with EVTCHN replies the driver does not read stay in
+ * flight, charged by the kernel to the backend's user: at most 64 per
+ * connection, further EVTCHN requests get -EAGAIN (nothing made) until
+ * the driver has read its replies.
+ */
+static void test_evtchn_unread_replies_bounded(void **state)
+{
+	struct fx *f = *state;
+	int s = client(f), ok = 0, again = 0, fd;
+	struct xvmsg_loop_evtchn ev = { 0 };
+
+	hello(f, s);
+	for (unsigned int i = 0; i < 100; i++) {
+		ev.port = htole32(i + 1);
+		send_op(s, XVMSG_LOOP_OP_EVTCHN, &ev, sizeof(ev), NULL, 0);
+	}
+	for (unsigned int i = 0; i < 200; i++)		/* one request per dispatch */
+		assert_int_equal(f->bus->ops->dispatch(f->bus), 0);
+	for (unsigned int i = 0; i < 100; i++) {
+		int r = reply_pf(f, s, NULL, 0, &fd);
+
+		if (r == 0 && fd >= 0) {
+			ok++;
+			close(fd);
+		} else {
+			assert_int_equal(r, -EAGAIN);
+			assert_int_equal(fd, -1);
+			again++;
+		}
+	}
+	assert_int_equal(ok, 64);
+	assert_int_equal(again, 36);
+	/* All read: channels can be made again. */
+	assert_int_equal(op_evtchn(f, s, 200, NULL), 0);
+	close(s);
+}
+
+/*
+ * The kernel refuses to send a descriptor when the sender's user has more
+ * in flight than its RLIMIT_NOFILE (ETOOMANYREFS): hostile connections that
+ * make and close channels and never read their replies can get there (64
+ * each at most, test_evtchn_unread_replies_bounded), and then an innocent guest's
+ * EVTCHN reply cannot carry its end.  That guest gets -EMFILE and keeps its
+ * connection (once it was dropped, all its devices with it); the hostile
+ * ones too.  Needs root, to run the bus as an unprivileged user (root is
+ * not limited).
+ */
+static int inflight_child(void)
+{
+	struct fx f = { 0 };
+	void *st = &f;
+	int h[2], inno, fd, r, step = 1;
+
+	if (setgid(65534) || setuid(65534))
+		return step;
+	step++;
+	if (setrlimit(RLIMIT_NOFILE, &(struct rlimit){ 100, 100 }))
+		return step;
+	step++;
+	{
+		struct fx *fp;
+
+		setup_quota(&st, 1000, 0);	/* room for 64 channels each */
+		fp = st;
+		f = *fp;
+		free(fp);
+	}
+	/* The innocent is there first: here the guests are the backend's user
+	 * too, and its HELLO's memfd would not get through afterwards. */
+	inno = client(&f);
+	hello(&f, inno);
+	for (int k = 0; k < 2; k++) {
+		h[k] = client(&f);
+		hello(&f, h[k]);
+		/* Made and closed at once: our ends go, theirs stay in
+		 * flight in the replies they never read. */
+		for (unsigned int i = 0; i < 64; i++) {
+			struct xvmsg_loop_evtchn ev = { htole32(i + 1), 0 };
+
+			send_op(h[k], XVMSG_LOOP_OP_EVTCHN, &ev, sizeof(ev), NULL, 0);
+			send_op(h[k], XVMSG_LOOP_OP_EVTCHN_CLOSE, &ev, sizeof(ev), NULL, 0);
+		}
+		for (unsigned int i = 0; i < 200; i++)
+			f.bus->ops->dispatch(f.bus);
+	}
+	step++;
+	r = op_evtchn(&f, inno, 1, &fd);
+	if (r != -EMFILE) {
+		fprintf(stderr, "innocent EVTCHN: %d\n", r);
+		return step;
+	}
+	step++;
+	{
+		struct xvmsg_loop_devid d = { htole32(3), 0 };
+
+		send_op(inno, XVMSG_LOOP_OP_DETACH, &d, sizeof(d), NULL, 0);
+		if (reply(&f, inno) != -ENOENT)		/* still connected */
+			return step;
+	}
+	step++;
+	close(h[0]);
+	close(h[1]);
+	f.bus->ops->dispatch(f.bus);
+	if (op_evtchn(&f, inno, 2, &fd) != 0 || fd < 0)
+		return step;
+	close(fd);
+	close(inno);
+	f.bus->ops->destroy(f.bus);
+	rmdir(f.dir);
+	return 0;
+}
+
+static void test_evtchn_inflight_limit_no_kill(void **state)
+{
+	int status;
+	pid_t pid;
+
+	(void)state;
+	if (geteuid() != 0) {
+		print_message("needs root to run the bus as another user\n");
+		skip();
+	}
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(inflight_child());
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		print_message("child: %s %d\n", WIFEXITED(status) ? "failed at step" : "killed by",
+			      WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* What a device open/close does, 300 times on one connection: once a
  * connection could share only 64 regions in its lifetime. */
 static void test_release_churn(void **state)
@@ -957,6 +1145,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unregion_mapped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_evtchn_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_evtchn_hostile_driver, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_evtchn_unbound_drained, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_evtchn_unread_replies_bounded, setup, teardown),
+		cmocka_unit_test(test_evtchn_inflight_limit_no_kill),
 		cmocka_unit_test_setup_teardown(test_release_churn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_quota_counts_bound, setup_small, teardown),

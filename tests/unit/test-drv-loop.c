@@ -177,6 +177,12 @@ static void *answer(void *arg)
 			socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv);
 			f->kept = sv[0];
 			sv[0] = -1;
+		} else if (!strcmp(what, "shut")) {
+			/* A backend that shut the driver's end for reading
+			 * before handing it over: readable for ever, and
+			 * nothing to read. */
+			socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv);
+			shutdown(sv[1], SHUT_RD);
 		}
 		fake_reply(s, &h, NULL, 0, sv[1]);
 		for (unsigned int i = 0; i < 2; i++)
@@ -223,7 +229,7 @@ static int setup(void **state)
 }
 
 static const char *const bad_chans[] = { "none", "eventfd", "stream", "unconnected", "dgram",
-					 NULL };
+					 "shut", NULL };
 
 static int setup_chans(void **state)
 {
@@ -299,7 +305,9 @@ static void test_gnt_entries_bounds(void **state)
 /* An event channel is the backend's to make, and the driver takes only a
  * connected unix datagram socket: no descriptor, an eventfd, a stream
  * socket (whose peer's shutdown would reach us) or an unconnected socket
- * is refused with -EPROTO, and the channel released; a good one works. */
+ * is refused with -EPROTO, and the channel released; a good one works.  One
+ * the backend shut down for reading (it made it) is noticed in a wait and
+ * left out after. */
 static void test_evtchn_reply_checked(void **state)
 {
 	struct fake *f = *state;
@@ -323,6 +331,21 @@ static void test_evtchn_reply_checked(void **state)
 	assert_int_equal(bus->ops->wait(bus, &port, 1, 2000), 1);
 	assert_int_equal(bus->ops->evtchn_ack(bus, port), 1);
 	assert_int_equal(bus->ops->evtchn_ack(bus, port), 0);
+	/* A channel the backend shut down under us: noticed once, then left
+	 * out of the waits instead of waking every one at once. */
+	{
+		uint32_t shut, both[2];
+
+		assert_int_equal(bus->ops->evtchn_alloc(bus, &shut), 0);
+		both[0] = port;
+		both[1] = shut;
+		assert_int_equal(bus->ops->wait(bus, &shut, 1, 100), 1);
+		assert_int_equal(bus->ops->wait(bus, &shut, 1, 100), 0);
+		assert_int_equal(bus->ops->wait(bus, both, 2, 100), 0);
+		assert_int_equal(send(f->kept, "n", 1, 0), 1);	/* the good one still works */
+		assert_int_equal(bus->ops->wait(bus, both, 2, 2000), 1);
+		assert_int_equal(bus->ops->evtchn_ack(bus, port), 1);
+	}
 	xvd_domain_close(d);
 	alarm(0);
 	assert_int_equal(f->closes, 4);	/* the refused ones (at close, the hang-up does) */
