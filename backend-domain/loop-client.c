@@ -52,7 +52,8 @@ int loop_send(struct loop_client *c, uint32_t op, uint32_t seq, int32_t status,
 	if (len > sizeof(buf) - sizeof(h))
 		return -E2BIG;
 	memcpy(buf, &h, sizeof(h));
-	memcpy(buf + sizeof(h), payload, len);
+	if (len)
+		memcpy(buf + sizeof(h), payload, len);
 	if (fd >= 0) {
 		memset(&u, 0, sizeof(u));
 		mh.msg_control = u.b;
