@@ -40,8 +40,10 @@
 /* Channel ends sent in replies a connection may leave unread (in flight,
  * charged by the kernel to our user, beyond any quota): then EVTCHN
  * answers -EAGAIN until it reads them.  A driver reads each reply before
- * its next request. */
-#define MAX_FDS_UNREAD	64
+ * its next request; the count restarts whenever it has read all we sent,
+ * which a store event sent meanwhile can put off.  Twice the channels of
+ * the largest device. */
+#define MAX_FDS_UNREAD	(2 * (XVMSG_MAX_QUEUES + 1))
 
 /* epoll data: the kind in bits 32..39, for K_IDLE the domid in 40..55,
  * and an id (for K_IDLE the driver's port number) in 0..31. */

@@ -519,6 +519,8 @@ static bool chan_fd_ok(int fd)
 	       !getpeername(fd, (struct sockaddr *)&peer, &pl);
 }
 
+static int loop_dispatch(struct drv_bus *bus);
+
 static int loop_evtchn_alloc(struct drv_bus *bus, uint32_t *port)
 {
 	struct loop_bus *b = to_loop(bus);
@@ -537,7 +539,17 @@ static int loop_evtchn_alloc(struct drv_bus *bus, uint32_t *port)
 	}
 	p.port = b->next_port;
 	ev.port = htole32(p.port);
-	r = loop_call(b, XVMSG_LOOP_OP_EVTCHN, &ev, sizeof(ev), NULL, 0);
+	/* -EAGAIN: the backend counts replies with channel ends we may not
+	 * have read (store events it sent after one can hide our having read
+	 * it); after reading all that is pending, ask again. */
+	for (int tries = 0;; tries++) {
+		r = loop_call(b, XVMSG_LOOP_OP_EVTCHN, &ev, sizeof(ev), NULL, 0);
+		if (r != -EAGAIN || tries == 3)
+			break;
+		r = loop_dispatch(bus);
+		if (r < 0)
+			return r;
+	}
 	if (r < 0)
 		return r;
 	b->next_port++;

@@ -367,7 +367,7 @@ static int tap_send(const char *tap, unsigned int n)
 {
 	struct sockaddr_ll sa = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_TEST) };
 	uint8_t f[200];
-	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_TEST)), r = 0;
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0), r = 0;	/* sends only */
 
 	if (fd < 0)
 		return -errno;

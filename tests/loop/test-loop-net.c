@@ -125,12 +125,15 @@ static int teardown(void **state)
 }
 
 /* A packet socket on ifname: for our ethertype, or with vnet for every
- * frame, each behind a virtio_net_hdr. */
+ * frame, each behind a virtio_net_hdr.  Made with protocol 0, which
+ * receives nothing until bind() names the protocol and the interface: one
+ * made with the protocol takes that protocol from every interface until
+ * then, such as the frames of a test running at the same time. */
 static int packet_socket(const char *ifname, bool vnet)
 {
 	uint16_t proto = htons(vnet ? ETH_P_ALL : ETH_TEST);
 	struct sockaddr_ll sa = { .sll_family = AF_PACKET, .sll_protocol = proto };
-	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, proto), one = 1;
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0), one = 1;
 	int big = 64 << 20;
 
 	assert_true(fd >= 0);

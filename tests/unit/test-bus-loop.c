@@ -101,6 +101,11 @@ static int setup_small(void **state)
 	return setup_quota(state, SMALL_QUOTA, 0);
 }
 
+static int setup_roomy(void **state)
+{
+	return setup_quota(state, 1000, 0);
+}
+
 static void unhog(struct fx *f)
 {
 	while (f->nhog)
@@ -664,9 +669,10 @@ static void test_evtchn_unbound_drained(void **state)
 
 /*
  * Channel ends sent with EVTCHN replies the driver does not read stay in
- * flight, charged by the kernel to the backend's user: at most 64 per
- * connection, further EVTCHN requests get -EAGAIN (nothing made) until
- * the driver has read its replies.
+ * flight, charged by the kernel to the backend's user: at most 130 per
+ * connection (twice the channels of the largest device), further EVTCHN
+ * requests get -EAGAIN (nothing made) until the driver has read its
+ * replies.
  */
 static void test_evtchn_unread_replies_bounded(void **state)
 {
@@ -675,13 +681,13 @@ static void test_evtchn_unread_replies_bounded(void **state)
 	struct xvmsg_loop_evtchn ev = { 0 };
 
 	hello(f, s);
-	for (unsigned int i = 0; i < 100; i++) {
+	for (unsigned int i = 0; i < 200; i++) {
 		ev.port = htole32(i + 1);
 		send_op(s, XVMSG_LOOP_OP_EVTCHN, &ev, sizeof(ev), NULL, 0);
 	}
-	for (unsigned int i = 0; i < 200; i++)		/* one request per dispatch */
+	for (unsigned int i = 0; i < 400; i++)		/* one request per dispatch */
 		assert_int_equal(f->bus->ops->dispatch(f->bus), 0);
-	for (unsigned int i = 0; i < 100; i++) {
+	for (unsigned int i = 0; i < 200; i++) {
 		int r = reply_pf(f, s, NULL, 0, &fd);
 
 		if (r == 0 && fd >= 0) {
@@ -693,8 +699,8 @@ static void test_evtchn_unread_replies_bounded(void **state)
 			again++;
 		}
 	}
-	assert_int_equal(ok, 64);
-	assert_int_equal(again, 36);
+	assert_int_equal(ok, 2 * (XVMSG_MAX_QUEUES + 1));	/* 130 */
+	assert_int_equal(again, 200 - 2 * (XVMSG_MAX_QUEUES + 1));
 	/* All read: channels can be made again. */
 	assert_int_equal(op_evtchn(f, s, 200, NULL), 0);
 	close(s);
@@ -703,7 +709,7 @@ static void test_evtchn_unread_replies_bounded(void **state)
 /*
  * The kernel refuses to send a descriptor when the sender's user has more
  * in flight than its RLIMIT_NOFILE (ETOOMANYREFS): hostile connections that
- * make and close channels and never read their replies can get there (64
+ * make and close channels and never read their replies can get there (130
  * each at most, test_evtchn_unread_replies_bounded), and then an innocent guest's
  * EVTCHN reply cannot carry its end.  That guest gets -EMFILE and keeps its
  * connection (once it was dropped, all its devices with it); the hostile
@@ -1146,7 +1152,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_evtchn_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_evtchn_hostile_driver, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_evtchn_unbound_drained, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_evtchn_unread_replies_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_evtchn_unread_replies_bounded, setup_roomy,
+						teardown),
 		cmocka_unit_test(test_evtchn_inflight_limit_no_kill),
 		cmocka_unit_test_setup_teardown(test_release_churn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup_small, teardown),

@@ -218,7 +218,7 @@ static int tap_inject(const char *tap)
 {
 	struct sockaddr_ll sa = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_TEST) };
 	uint8_t f[100];
-	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_TEST)), r = 0;
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0), r = 0;	/* sends only */
 
 	if (fd < 0)
 		return -errno;
