@@ -196,7 +196,16 @@ for spec in $FAULTS; do
 		echo "xvmsg: vanish-handshake: backend exited (3) in the handshake, frontend state $fe"
 	fi
 	xenstore-write "/local/domain/$g/xvmsg-e2e/fault$n" "$fault" || xv_fail "xenstore"
-	xv_wait_console 120 xvmsg-guest "XVMSG-MARK guest survived $fault" || xv_fail "$XV_WHY"
+	if ! xv_wait_console 120 xvmsg-guest "XVMSG-MARK guest survived $fault"; then
+		# What the backend saw, for a case that hangs: its log and its
+		# counters (SIGUSR1 writes them to the same log).
+		why=$XV_WHY
+		kill -USR1 "$fb" 2>/dev/null
+		sleep 1
+		echo "xvmsg: --- $fault: the fault backend's log (last 30 lines) ---"
+		tail -30 /run/xvmsg-fault.log | sed 's/^/  | /'
+		xv_fail "$why"
+	fi
 	xvmsg-ctl detach xvmsg-guest "$dev" || xv_fail "detach $dev"
 	xv_wait_console 60 xvmsg-guest "XVMSG-MARK guest gone $fault" || xv_fail "$XV_WHY"
 	kill "$fb" 2>/dev/null
