@@ -76,7 +76,11 @@ def parse_serial(path):
                     cells.append(d)
             elif kind == "FIO":
                 s0, dev, terse = rest.split(" ", 2)
-                fios[(int(s0.split("=")[1]), dev.split("=")[1])] = terse.strip()
+                key = (int(s0.split("=")[1]), dev.split("=")[1])
+                # The live copy and the console copy at the end, which may
+                # come cut short: the longer one.
+                if len(terse.strip()) > len(fios.get(key, "")):
+                    fios[key] = terse.strip()
             elif kind == "VERIFY":
                 d = kv(rest)
                 verify[d["dev"]] = d
