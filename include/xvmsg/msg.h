@@ -297,8 +297,8 @@ XVMSG_ASSERT_SIZE(struct vmsg, VMSG_MAX_SIZE);
 #define VMSG_F_RING_RESET		40
 
 /* Bits 24..41 are the transport's: the rings and feature negotiation
- * (virtio 1.3, 2.2 and 6; 1.2 ended the range at 40, 1.3 gave 41 to
- * ADMIN_VQ).  Of those, an xvmsg device may offer and a driver may
+ * (virtio 1.2, 2.2, ended the range at 40; Linux and later drafts use 41
+ * too).  Of those, an xvmsg device may offer and a driver may
  * accept only these: split rings with indirect descriptors and event
  * indices, VERSION_1, ACCESS_PLATFORM.  A driver clears every other bit of
  * the range whatever the device offers (IN_ORDER, PACKED, RING_RESET,
