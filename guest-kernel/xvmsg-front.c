@@ -114,6 +114,7 @@ MODULE_PARM_DESC(msg_revisions, "virtio-msg message layout revisions to speak, e
 
 struct workqueue_struct *xvmsg_wq;
 static struct dentry *xvmsg_dbg_root;
+static const struct file_operations xvmsg_queues_fops;	/* debugfs <dev>/queues */
 
 /* Same list as the enum, so in the same order. */
 #define XVMSG_STAT_NAME(u, l) #l,
@@ -290,6 +291,9 @@ static void conn_destroy(struct xvmsg_info *info, struct xvmsg_conn *c)
 {
 	unsigned int i;
 
+	/* Waits for a reader of it to finish. */
+	debugfs_remove(c->dbg_queues);
+	c->dbg_queues = NULL;
 	spin_lock(&info->state_lock);
 	if (info->conn_fast == c)
 		info->conn_fast = NULL;
@@ -489,6 +493,7 @@ static int xvmsg_connect(struct xvmsg_info *info)
 			goto fail;
 	}
 	info->conn = c;
+	c->dbg_queues = debugfs_create_file("queues", 0444, info->dbg, c, &xvmsg_queues_fops);
 	spin_lock(&info->state_lock);
 	info->conn_fast = c;
 	spin_unlock(&info->state_lock);
@@ -827,6 +832,27 @@ static const struct attribute_group *xvmsg_groups[] = {
 	&xvmsg_group,
 	NULL
 };
+
+/* Each queue's ring state; vq_lock for a moment only (whoever holds it
+ * may be what hangs: then say so rather than wait). */
+static int xvmsg_queues_show(struct seq_file *s, void *unused)
+{
+	struct xvmsg_conn *c = s->private;
+	unsigned int i, tries;
+
+	for (tries = 0; !mutex_trylock(&c->vq_lock); tries++) {
+		if (tries == 50) {
+			seq_puts(s, "vq_lock held for over a second: ring state not read\n");
+			return 0;
+		}
+		msleep(20);
+	}
+	for (i = 0; i < c->nq; i++)
+		xvmsg_shadow_show(s, &c->q[i]);
+	mutex_unlock(&c->vq_lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(xvmsg_queues);
 
 static int xvmsg_stats_show(struct seq_file *s, void *unused)
 {

@@ -60,6 +60,7 @@
 #include <linux/bitmap.h>
 #include <linux/dma-mapping.h>
 #include <linux/mm.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 #include <linux/virtio_ring.h>
@@ -472,4 +473,30 @@ bool xvmsg_shadow_busy(struct xvmsg_queue *q)
 	r = le16_to_cpu(READ_ONCE(s->ring.avail->idx)) != s->avail_seen;
 	spin_unlock_irqrestore(&s->avail_lock, flags);
 	return r;
+}
+
+/*
+ * For a hang's post-mortem: where each side's indexes stand.  Read without
+ * the ring locks (values of a moment, each read once); vq_lock keeps the
+ * rings from being freed meanwhile.
+ */
+void xvmsg_shadow_show(struct seq_file *m, struct xvmsg_queue *q)
+{
+	struct xvmsg_shadow *s = &q->sh;
+
+	if (!READ_ONCE(q->vq) || !s->num) {
+		seq_printf(m, "queue %u: no virtqueue\n", q->index);
+		return;
+	}
+	seq_printf(m, "queue %u: %u entries%s; avail: private %u, copied %u, shared %u; "
+		   "used: shared %u, copied %u, private %u; in flight %d, with the backend %u"
+		   "%s%s%s; irq %d port %u\n",
+		   q->index, s->num, s->private_used ? ", private used ring" : "",
+		   le16_to_cpu(READ_ONCE(s->ring.avail->idx)), READ_ONCE(s->avail_seen),
+		   le16_to_cpu(READ_ONCE(s->shared.avail->idx)),
+		   le16_to_cpu(READ_ONCE(s->shared.used->idx)), READ_ONCE(s->used_copied),
+		   le16_to_cpu(READ_ONCE(s->ring.used->idx)), atomic_read(&s->ninflight),
+		   bitmap_weight(s->shared_heads, s->num), READ_ONCE(s->dead) ? ", dead" : "",
+		   READ_ONCE(s->used_dead) ? ", used dead" : "",
+		   READ_ONCE(s->used_lied) ? ", lied" : "", q->irq, q->port);
 }

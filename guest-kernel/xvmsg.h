@@ -261,6 +261,7 @@ struct xvmsg_conn {
 	/* The device's virtqueue list (find_vqs, del_vqs) against failing its
 	 * requests in flight (ev_work, also during probe, and teardown). */
 	struct mutex vq_lock;
+	struct dentry *dbg_queues;	/* debugfs <dev>/queues, while the connection lives */
 	/* Block devices: a request the backend never completes would wait
 	 * forever (6.1's virtio_blk has no timeout); see xvmsg_stall_work. */
 	struct delayed_work stall_work;
@@ -367,6 +368,9 @@ unsigned int xvmsg_shadow_fail_all(struct xvmsg_queue *q, struct virtqueue *vq,
 				   unsigned int *left);
 /* Requests in flight, or made available and not kicked yet (stall watchdog). */
 bool xvmsg_shadow_busy(struct xvmsg_queue *q);
+struct seq_file;
+/* One line of the queue's ring indexes and records (debugfs; vq_lock held). */
+void xvmsg_shadow_show(struct seq_file *m, struct xvmsg_queue *q);
 /* Unregister it; graceful: the backend still works, do not break it first. */
 void xvmsg_vdev_unregister(struct xvmsg_conn *c, bool graceful);
 

@@ -235,3 +235,44 @@ xv_xl_create_both() {
 	wait "$p_driver" || xv_fail "xl create xvmsg-driver failed: $(tail -n1 "$XV_RUN/xl-create-xvmsg-driver.log")"
 	wait "$p_guest" || xv_fail "xl create xvmsg-guest failed: $(tail -n1 "$XV_RUN/xl-create-xvmsg-guest.log")"
 }
+
+# xv_hang_dump [LINES]: what a hang leaves to see, on the console.  Tasks
+# running or in D state, and the test's own commands wherever they sleep
+# (sysrq w shows D tasks only: one waiting interruptibly, or spinning, was
+# missing from it), each with its kernel stack; each xvmsg device's
+# counters and ring indexes (debugfs stats, queues); each virtio disk's
+# requests in flight and its blk-mq queues; then sysrq w and the last
+# LINES (60) of dmesg.
+xv_hang_dump() {
+	local p st comm f
+	[ -d /sys/kernel/debug/block ] ||
+		mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+	echo "xvmsg: tasks (pid state comm wchan, then the kernel stack):"
+	for p in /proc/[0-9]*; do
+		comm=$(cat "$p/comm" 2>/dev/null) || continue
+		st=$(awk '/^State:/ { print $2; exit }' "$p/status" 2>/dev/null)
+		case "$st:$comm" in
+		R:* | D:* | ?:dd | ?:mkfs.ext4 | ?:mke2fs | ?:mount | ?:umount | ?:sync | \
+		?:yes | ?:head | ?:timeout | ?:cmp | ?:sha256sum) ;;
+		*) continue ;;
+		esac
+		echo "  ${p#/proc/} $st $comm $(cat "$p/wchan" 2>/dev/null)"
+		sed 's/^/      /' "$p/stack" 2>/dev/null
+	done
+	for f in /sys/kernel/debug/xvmsg/*/stats /sys/kernel/debug/xvmsg/*/queues; do
+		[ -r "$f" ] || continue
+		echo "xvmsg: $f:"
+		sed 's/^/  /' "$f"
+	done
+	for f in /sys/block/vd*; do
+		[ -d "$f" ] || continue
+		echo "xvmsg: ${f##*/}: in flight (read write) $(cat "$f/inflight")"
+		comm=/sys/kernel/debug/block/${f##*/}
+		for p in "$comm"/state "$comm"/hctx*/state "$comm"/hctx*/busy \
+			 "$comm"/hctx*/dispatch "$comm"/requeue_list; do
+			[ -r "$p" ] && echo "  $p: $(tr '\n' ';' <"$p")"
+		done
+	done
+	echo w >/proc/sysrq-trigger
+	dmesg | tail -n "${1:-60}"
+}

@@ -232,9 +232,8 @@ while :; do
 	d=/dev/$(ls /sys/block | grep vd | head -1)
 	t0=$(xv_uptime)
 	# A read that hangs (timeout cannot end a task in D state) shows where:
-	# the blocked tasks after 75 s, unless the case ended before.
-	( sleep 75; echo "xvmsg: --- $fault: blocked tasks after 75 s ---"
-	  echo w >/proc/sysrq-trigger; dmesg | tail -60 ) &
+	# its tasks, rings and queues after 75 s, unless the case ended before.
+	( sleep 75; echo "xvmsg: --- $fault: not done after 75 s ---"; xv_hang_dump 60 ) &
 	hang_dump=$!
 	# Worked: all 4 MiB came back (a broken device may also shrink to 0
 	# bytes, and dd reads nothing from it without an error).
