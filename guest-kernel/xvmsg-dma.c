@@ -95,6 +95,13 @@ static void name params					\
 	rcu_read_unlock_sched();			\
 }
 
+/*
+ * End the backend's access to one of our own pages, whose reference the
+ * caller gives up: true, ended (the caller frees the page, or drops its
+ * reference); false, the backend still maps it, and the grant table keeps
+ * the page and frees it once the backend lets go.  Never without a page:
+ * see end_access_driver_page for why.
+ */
 bool xvmsg_end_access(struct xvmsg_info *info, grant_ref_t ref, struct page *page)
 {
 	xvmsg_stat_inc(info, XVMSG_ST_REVOKES);
@@ -107,6 +114,58 @@ bool xvmsg_end_access(struct xvmsg_info *info, grant_ref_t ref, struct page *pag
 			     ref, info->xbdev->otherend_id);
 	/* Retries later and frees page only once the backend let go. */
 	gnttab_end_foreign_access(ref, page);
+	return false;
+}
+
+/*
+ * End the backend's access to a page of a driver's buffer (grant mode; the
+ * page is the driver's, not ours), xen_pfn its frame.  true: ended, and the
+ * reference is free again.  false: the backend still maps it, and the
+ * reference is retired until it lets go.
+ *
+ * The page must not be handed back while mapped, and not by us:
+ * gnttab_end_foreign_access() without a page takes a reference to the
+ * granted page itself and drops it once the backend lets go.  A page with no
+ * reference count of its own (a tail page of a non-compound higher-order
+ * allocation, such as blk-mq's request memory, where virtio_blk's request
+ * header lives) then shows a count while free ("BUG: Bad page state"), and
+ * its late put frees it a second time, into memory already in use again.
+ * So a page that has a count is held with a reference of ours, which the
+ * grant table drops when the backend lets go: withheld from reuse until
+ * then.  One that has none cannot be held: the grant table gets a page of
+ * ours to free instead (it only needs one to retry), and the driver's page
+ * goes back to its owner while the backend still maps it; the connection is
+ * failed by the caller, and this is said.
+ */
+static bool end_access_driver_page(struct xvmsg_info *info, grant_ref_t ref,
+				   unsigned long xen_pfn)
+{
+	struct page *page = pfn_to_page(PHYS_PFN((phys_addr_t)xen_pfn << XEN_PAGE_SHIFT));
+	struct page *stand_in;
+
+	xvmsg_stat_inc(info, XVMSG_ST_REVOKES);
+	if (gnttab_try_end_foreign_access(ref))
+		return true;
+	xvmsg_stat_inc(info, XVMSG_ST_REVOKE_BUSY);
+	xvmsg_stat_inc(info, XVMSG_ST_LEAKED_PAGES);
+	if (get_page_unless_zero(page)) {
+		dev_warn_ratelimited(&info->xbdev->dev,
+				     "grant %u still mapped by backend domain %u: the page is withheld until it unmaps it\n",
+				     ref, info->xbdev->otherend_id);
+		gnttab_end_foreign_access(ref, page);
+		return false;
+	}
+	dev_warn_ratelimited(&info->xbdev->dev,
+			     "grant %u still mapped by backend domain %u: a page without a count of its own, back to its driver while mapped; the grant ends when the backend unmaps it\n",
+			     ref, info->xbdev->otherend_id);
+	stand_in = alloc_page(GFP_ATOMIC);
+	if (stand_in)
+		gnttab_end_foreign_access(ref, stand_in);
+	else
+		/* Retired for good: the entry stays as it is, never reused. */
+		dev_err_ratelimited(&info->xbdev->dev,
+				    "grant %u: no memory to retry ending it: retired, still granted\n",
+				    ref);
 	return false;
 }
 
@@ -420,6 +479,27 @@ XVMSG_RCU_OP(size_t, pool_max_mapping_size, (struct device *dev), (dev))
 /* ---- grant mode ------------------------------------------------------------ */
 
 /*
+ * c->grants: by first reference, each mapping's first frame and page count
+ * (an xarray value: the frame above 16 bits, the count below).
+ */
+#define GRANT_MAX_PAGES	0xffffu
+
+static unsigned long grant_entry(unsigned long xen_pfn, unsigned int n)
+{
+	return xen_pfn << 16 | n;
+}
+
+static unsigned long grant_entry_pfn(unsigned long v)
+{
+	return v >> 16;
+}
+
+static unsigned int grant_entry_pages(unsigned long v)
+{
+	return v & GRANT_MAX_PAGES;
+}
+
+/*
  * Grant n pages from pfn with consecutive refs and record the mapping.
  * Bus address, or DMA_MAPPING_ERROR.
  */
@@ -431,13 +511,17 @@ static dma_addr_t grant_pages(struct xvmsg_conn *c, unsigned long pfn, unsigned 
 	unsigned int i;
 	int r;
 
+	if (n > GRANT_MAX_PAGES || pfn > (LONG_MAX >> 16)) {
+		xvmsg_stat_inc(c->info, XVMSG_ST_MAP_ERRORS);
+		return DMA_MAPPING_ERROR;
+	}
 	if (gnttab_alloc_grant_reference_seq(n, &ref)) {
 		xvmsg_stat_inc(c->info, XVMSG_ST_MAP_ERRORS);
 		dev_warn_ratelimited(xvmsg_dev(c), "no %u consecutive grant references free\n", n);
 		return DMA_MAPPING_ERROR;
 	}
 	xa_lock_irqsave(&c->grants, irqf);
-	r = xa_err(__xa_store(&c->grants, ref, xa_mk_value(n), GFP_ATOMIC));
+	r = xa_err(__xa_store(&c->grants, ref, xa_mk_value(grant_entry(pfn, n)), GFP_ATOMIC));
 	xa_unlock_irqrestore(&c->grants, irqf);
 	if (r) {
 		gnttab_free_grant_reference_seq(ref, n);	/* never granted */
@@ -450,8 +534,9 @@ static dma_addr_t grant_pages(struct xvmsg_conn *c, unsigned long pfn, unsigned 
 	return XVMSG_GRANT_ADDR(ref, offset);
 }
 
-/* Forget the mapping that starts at ref; its page count, 0 if none does. */
-static unsigned int grant_forget(struct xvmsg_conn *c, grant_ref_t ref)
+/* Forget the mapping that starts at ref; its page count, 0 if none does,
+ * and its first frame. */
+static unsigned int grant_forget(struct xvmsg_conn *c, grant_ref_t ref, unsigned long *xen_pfn)
 {
 	unsigned long irqf;
 	void *entry;
@@ -464,7 +549,8 @@ static unsigned int grant_forget(struct xvmsg_conn *c, grant_ref_t ref)
 				    ref);
 		return 0;
 	}
-	return xa_to_value(entry);
+	*xen_pfn = grant_entry_pfn(xa_to_value(entry));
+	return grant_entry_pages(xa_to_value(entry));
 }
 
 /*
@@ -507,6 +593,7 @@ static void grant_unmap_phys_rcu(struct device *dev, dma_addr_t addr, size_t siz
 {
 	struct xvmsg_conn *c = dev_conn(dev);
 	unsigned int i, n, busy = 0;
+	unsigned long xen_pfn;
 	grant_ref_t ref;
 
 	if (c)
@@ -514,12 +601,12 @@ static void grant_unmap_phys_rcu(struct device *dev, dma_addr_t addr, size_t siz
 	if (!c || !XVMSG_ADDR_IS_GRANT(addr))
 		return;
 	ref = (grant_ref_t)XVMSG_ADDR_PFN(addr);
-	n = grant_forget(c, ref);
+	n = grant_forget(c, ref, &xen_pfn);
 	if (n != PFN_UP(XVMSG_ADDR_OFF(addr) + size) && n)
 		dev_err_ratelimited(dev, "dma unmap of %pad+%zu, mapped as %u page(s)\n",
 				    &addr, size, n);
 	for (i = 0; i < n; i++)
-		busy += !xvmsg_end_access(c->info, ref + i, NULL);
+		busy += !end_access_driver_page(c->info, ref + i, xen_pfn + i);
 	if (busy)
 		xvmsg_conn_fail(c,
 				"backend still maps %u page(s) of a buffer the driver took back (grants %u..%u)",
@@ -561,13 +648,14 @@ static void grant_free_rcu(struct device *dev, size_t size, void *vaddr, dma_add
 			   unsigned long attrs)
 {
 	struct xvmsg_conn *c = dev_conn(dev);
+	unsigned long xen_pfn;
 	unsigned int i, n;
 	grant_ref_t ref;
 
 	if (!c || !XVMSG_ADDR_IS_GRANT(handle))
 		return;		/* after a disconnect: revoked there, leaked here */
 	ref = (grant_ref_t)XVMSG_ADDR_PFN(handle);
-	n = grant_forget(c, ref);
+	n = grant_forget(c, ref, &xen_pfn);
 	if (n != PFN_UP(size)) {
 		if (n)
 			dev_err_ratelimited(dev, "dma_free_coherent of %zu bytes, allocated %u page(s)\n",
@@ -589,18 +677,20 @@ XVMSG_RCU_VOID_OP(grant_free,
 /*
  * Disconnect: revoke what the drivers never gave back (a request that never
  * completed keeps its buffer mapped).  The pages are the drivers'; one the
- * backend still maps is held by the grant table until it lets go.
+ * backend still maps is withheld until it lets go, where it can be
+ * (end_access_driver_page).
  */
 void xvmsg_grants_revoke_all(struct xvmsg_conn *c)
 {
-	unsigned long ref, left = 0;
+	unsigned long ref, left = 0, xen_pfn;
 	unsigned int i, n;
 	void *entry;
 
 	xa_for_each(&c->grants, ref, entry) {
-		n = xa_to_value(entry);
+		n = grant_entry_pages(xa_to_value(entry));
+		xen_pfn = grant_entry_pfn(xa_to_value(entry));
 		for (i = 0; i < n; i++)
-			xvmsg_end_access(c->info, ref + i, NULL);
+			end_access_driver_page(c->info, ref + i, xen_pfn + i);
 		left += n;
 	}
 	xa_destroy(&c->grants);
@@ -890,9 +980,12 @@ void xvmsg_pool_destroy(struct xvmsg_conn *c)
 	if (p->va && !keep)
 		vunmap(p->va);
 	for (i = 0; i < p->ngranted; i++) {
-		/* keep: withhold the page ourselves, let gnttab hold a reference. */
-		if (xvmsg_end_access(c->info, p->first_ref + i, keep ? NULL : p->pages[i]) && !keep)
-			__free_page(p->pages[i]);
+		/* keep: the page stays ours (the drivers use it); the grant
+		 * table gets a reference of its own to drop. */
+		if (keep)
+			get_page(p->pages[i]);
+		if (xvmsg_end_access(c->info, p->first_ref + i, p->pages[i]))
+			put_page(p->pages[i]);	/* freed, or back to our own reference */
 	}
 	if (p->have_refs && p->ngranted < p->npages)
 		gnttab_free_grant_reference_seq(p->first_ref + p->ngranted,
