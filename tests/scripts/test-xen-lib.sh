@@ -117,5 +117,28 @@ else
 	ko "gone without a panic: $res, $(creates) creates"
 fi
 
+# xv_hang_dump: a task running (yes) and one of the test's commands asleep
+# (head, reading a pipe nobody writes) are listed with their state; an
+# ordinary sleeper (sleep) is not; sysrq's w goes where XV_SYSRQ says.
+mkfifo "$tmp/fifo"
+yes >/dev/null &
+p_yes=$!
+head -c 1 "$tmp/fifo" >/dev/null &
+p_head=$!
+sleep 30 &
+p_sleep=$!
+exec 9>"$tmp/fifo"	# head's open returns: it sleeps in read
+sleep 0.5
+res=$(XV_SYSRQ=$tmp/sysrq sh -c ". '$lib'; xv_hang_dump 1" 2>&1)
+kill "$p_yes" "$p_head" "$p_sleep" 2>/dev/null
+exec 9>&-
+wait 2>/dev/null
+if echo "$res" | grep -Eq "^  $p_yes R yes" && echo "$res" | grep -Eq "^  $p_head S head" &&
+   ! echo "$res" | grep -q "^  $p_sleep " && [ "$(cat "$tmp/sysrq" 2>/dev/null)" = w ]; then
+	ok "hang dump: running tasks and the test's commands listed, other sleepers not"
+else
+	ko "hang dump: yes $p_yes, head $p_head, sleep $p_sleep not as expected: $(echo "$res" | head -20)"
+fi
+
 echo "test-xen-lib: $pass passed, $fail failed"
 [ "$fail" = 0 ]

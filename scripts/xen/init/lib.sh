@@ -242,7 +242,8 @@ xv_xl_create_both() {
 # missing from it), each with its kernel stack; each xvmsg device's
 # counters and ring indexes (debugfs stats, queues); each virtio disk's
 # requests in flight and its blk-mq queues; then sysrq w and the last
-# LINES (60) of dmesg.
+# LINES (60) of dmesg.  (XV_SYSRQ: where the w goes; tests point it away
+# from the host's /proc/sysrq-trigger.)
 xv_hang_dump() {
 	local p st comm f
 	[ -d /sys/kernel/debug/block ] ||
@@ -273,6 +274,6 @@ xv_hang_dump() {
 			[ -r "$p" ] && echo "  $p: $(tr '\n' ';' <"$p")"
 		done
 	done
-	echo w >/proc/sysrq-trigger
+	echo w >"${XV_SYSRQ:-/proc/sysrq-trigger}"
 	dmesg | tail -n "${1:-60}"
 }
