@@ -120,52 +120,62 @@ bool xvmsg_end_access(struct xvmsg_info *info, grant_ref_t ref, struct page *pag
 /*
  * End the backend's access to a page of a driver's buffer (grant mode; the
  * page is the driver's, not ours), xen_pfn its frame.  true: ended, and the
- * reference is free again.  false: the backend still maps it, and the
- * reference is retired until it lets go.
+ * reference is free again.  false: the backend still maps it; the grant
+ * table retries every second and ends the grant once it lets go.
  *
- * The page must not be handed back while mapped, and not by us:
- * gnttab_end_foreign_access() without a page takes a reference to the
- * granted page itself and drops it once the backend lets go.  A page with no
- * reference count of its own (a tail page of a non-compound higher-order
- * allocation, such as blk-mq's request memory, where virtio_blk's request
- * header lives) then shows a count while free ("BUG: Bad page state"), and
- * its late put frees it a second time, into memory already in use again.
- * So a page that has a count is held with a reference of ours, which the
- * grant table drops when the backend lets go: withheld from reuse until
- * then.  One that has none cannot be held: the grant table gets a page of
- * ours to free instead (it only needs one to retry), and the driver's page
- * goes back to its owner while the backend still maps it; the connection is
- * failed by the caller, and this is said.
+ * That retry needs a page to put at the end, and the page must be held, by
+ * us: gnttab_end_foreign_access() without a page takes a count on the
+ * granted page itself.  A page with no count of its own (a tail page of a
+ * non-compound higher-order allocation, such as blk-mq's request memory,
+ * where virtio_blk's request headers live) then shows a count while free
+ * ("BUG: Bad page state"), and the late put frees it a second time, into
+ * memory already in use again.  So:
+ *
+ *  - a page whose folio has a count, and is not a slab's, is held with a
+ *    reference of ours on the folio, which the grant table drops when the
+ *    backend lets go: withheld from reuse until then;
+ *  - a page without one, or in a slab (a count there does not keep kfree()
+ *    from reusing the object), cannot be withheld: it goes back to its
+ *    owner while the backend still maps it (said here; the caller fails
+ *    the connection), and the grant table gets a count on the
+ *    connection's anchor page to put instead.
+ *
+ * In the revoke at disconnect a driver may have freed the page meanwhile:
+ * the folio is checked again once counted.
  */
-static bool end_access_driver_page(struct xvmsg_info *info, grant_ref_t ref,
-				   unsigned long xen_pfn)
+static bool end_access_driver_page(struct xvmsg_conn *c, grant_ref_t ref, unsigned long xen_pfn)
 {
-	struct page *page = pfn_to_page(PHYS_PFN((phys_addr_t)xen_pfn << XEN_PAGE_SHIFT));
-	struct page *stand_in;
+	struct xvmsg_info *info = c->info;
+	struct page *page = pfn_valid(xen_pfn) ? pfn_to_page(xen_pfn) : NULL;
+	struct folio *folio = page ? page_folio(page) : NULL;
 
 	xvmsg_stat_inc(info, XVMSG_ST_REVOKES);
 	if (gnttab_try_end_foreign_access(ref))
 		return true;
 	xvmsg_stat_inc(info, XVMSG_ST_REVOKE_BUSY);
 	xvmsg_stat_inc(info, XVMSG_ST_LEAKED_PAGES);
-	if (get_page_unless_zero(page)) {
-		dev_warn_ratelimited(&info->xbdev->dev,
-				     "grant %u still mapped by backend domain %u: the page is withheld until it unmaps it\n",
-				     ref, info->xbdev->otherend_id);
-		gnttab_end_foreign_access(ref, page);
-		return false;
+	if (folio && !folio_test_slab(folio) && folio_try_get(folio)) {
+		if (page_folio(page) == folio && !folio_test_slab(folio)) {
+			dev_warn_ratelimited(&info->xbdev->dev,
+					     "grant %u still mapped by backend domain %u: the page is withheld until it unmaps it\n",
+					     ref, info->xbdev->otherend_id);
+			gnttab_end_foreign_access(ref, &folio->page);
+			return false;
+		}
+		folio_put(folio);	/* freed and reused in between */
 	}
 	dev_warn_ratelimited(&info->xbdev->dev,
-			     "grant %u still mapped by backend domain %u: a page without a count of its own, back to its driver while mapped; the grant ends when the backend unmaps it\n",
+			     "grant %u still mapped by backend domain %u: a page that cannot be withheld (no count of its own, or a slab's) is back with its driver while mapped; the grant ends when the backend unmaps it\n",
 			     ref, info->xbdev->otherend_id);
-	stand_in = alloc_page(GFP_ATOMIC);
-	if (stand_in)
-		gnttab_end_foreign_access(ref, stand_in);
-	else
-		/* Retired for good: the entry stays as it is, never reused. */
-		dev_err_ratelimited(&info->xbdev->dev,
-				    "grant %u: no memory to retry ending it: retired, still granted\n",
+	if (c->anchor) {
+		get_page(c->anchor);
+		gnttab_end_foreign_access(ref, c->anchor);
+	} else {
+		/* Not a grant-mode connection: cannot happen.  Retired for
+		 * good rather than counted on a page we do not hold. */
+		dev_err_ratelimited(&info->xbdev->dev, "grant %u: no anchor page: retired, still granted\n",
 				    ref);
+	}
 	return false;
 }
 
@@ -483,6 +493,7 @@ XVMSG_RCU_OP(size_t, pool_max_mapping_size, (struct device *dev), (dev))
  * (an xarray value: the frame above 16 bits, the count below).
  */
 #define GRANT_MAX_PAGES	0xffffu
+static_assert(BITS_PER_LONG == 64, "xvmsg's grant records keep a frame and a count in one long");
 
 static unsigned long grant_entry(unsigned long xen_pfn, unsigned int n)
 {
@@ -511,7 +522,7 @@ static dma_addr_t grant_pages(struct xvmsg_conn *c, unsigned long pfn, unsigned 
 	unsigned int i;
 	int r;
 
-	if (n > GRANT_MAX_PAGES || pfn > (LONG_MAX >> 16)) {
+	if (n > GRANT_MAX_PAGES || pfn > (LONG_MAX >> 16)) {	/* 2^47 frames: never */
 		xvmsg_stat_inc(c->info, XVMSG_ST_MAP_ERRORS);
 		return DMA_MAPPING_ERROR;
 	}
@@ -534,23 +545,35 @@ static dma_addr_t grant_pages(struct xvmsg_conn *c, unsigned long pfn, unsigned 
 	return XVMSG_GRANT_ADDR(ref, offset);
 }
 
-/* Forget the mapping that starts at ref; its page count, 0 if none does,
- * and its first frame. */
-static unsigned int grant_forget(struct xvmsg_conn *c, grant_ref_t ref, unsigned long *xen_pfn)
+/*
+ * Forget the mapping that starts at ref: its page count, 0 if none does,
+ * and its first frame.  With a frame to expect (a coherent free names its
+ * memory), a mapping of another frame is left alone and 0 returned: a stale
+ * handle must not end another buffer's grants.
+ */
+static unsigned int grant_forget(struct xvmsg_conn *c, grant_ref_t ref, long expect_pfn,
+				 unsigned long *xen_pfn)
 {
-	unsigned long irqf;
+	unsigned long irqf, v = 0;
 	void *entry;
 
 	xa_lock_irqsave(&c->grants, irqf);
-	entry = __xa_erase(&c->grants, ref);
+	entry = xa_load(&c->grants, ref);
+	if (entry) {
+		v = xa_to_value(entry);
+		if (expect_pfn < 0 || grant_entry_pfn(v) == (unsigned long)expect_pfn)
+			__xa_erase(&c->grants, ref);
+		else
+			entry = NULL;
+	}
 	xa_unlock_irqrestore(&c->grants, irqf);
 	if (!entry) {
-		dev_err_ratelimited(xvmsg_dev(c), "DMA unmap/free of grant %u that is not mapped\n",
-				    ref);
+		dev_err_ratelimited(xvmsg_dev(c), "DMA unmap/free of grant %u that is not %s\n",
+				    ref, v ? "mapped there" : "mapped");
 		return 0;
 	}
-	*xen_pfn = grant_entry_pfn(xa_to_value(entry));
-	return grant_entry_pages(xa_to_value(entry));
+	*xen_pfn = grant_entry_pfn(v);
+	return grant_entry_pages(v);
 }
 
 /*
@@ -601,12 +624,12 @@ static void grant_unmap_phys_rcu(struct device *dev, dma_addr_t addr, size_t siz
 	if (!c || !XVMSG_ADDR_IS_GRANT(addr))
 		return;
 	ref = (grant_ref_t)XVMSG_ADDR_PFN(addr);
-	n = grant_forget(c, ref, &xen_pfn);
+	n = grant_forget(c, ref, -1, &xen_pfn);
 	if (n != PFN_UP(XVMSG_ADDR_OFF(addr) + size) && n)
 		dev_err_ratelimited(dev, "dma unmap of %pad+%zu, mapped as %u page(s)\n",
 				    &addr, size, n);
 	for (i = 0; i < n; i++)
-		busy += !end_access_driver_page(c->info, ref + i, xen_pfn + i);
+		busy += !end_access_driver_page(c, ref + i, xen_pfn + i);
 	if (busy)
 		xvmsg_conn_fail(c,
 				"backend still maps %u page(s) of a buffer the driver took back (grants %u..%u)",
@@ -655,13 +678,12 @@ static void grant_free_rcu(struct device *dev, size_t size, void *vaddr, dma_add
 	if (!c || !XVMSG_ADDR_IS_GRANT(handle))
 		return;		/* after a disconnect: revoked there, leaked here */
 	ref = (grant_ref_t)XVMSG_ADDR_PFN(handle);
-	n = grant_forget(c, ref, &xen_pfn);
-	if (n != PFN_UP(size)) {
-		if (n)
-			dev_err_ratelimited(dev, "dma_free_coherent of %zu bytes, allocated %u page(s)\n",
-					    size, n);
-		n = min_t(unsigned int, n, PFN_UP(size));
-	}
+	n = grant_forget(c, ref, (long)virt_to_pfn(vaddr), &xen_pfn);
+	/* All n pages are ours (alloc_pages_exact, order 0 each), whatever
+	 * size the driver says: end and free every one. */
+	if (n && n != PFN_UP(size))
+		dev_err_ratelimited(dev, "dma_free_coherent of %zu bytes, allocated %u page(s)\n",
+				    size, n);
 	for (i = 0; i < n; i++) {
 		void *va = vaddr + ((size_t)i << PAGE_SHIFT);
 
@@ -690,7 +712,7 @@ void xvmsg_grants_revoke_all(struct xvmsg_conn *c)
 		n = grant_entry_pages(xa_to_value(entry));
 		xen_pfn = grant_entry_pfn(xa_to_value(entry));
 		for (i = 0; i < n; i++)
-			end_access_driver_page(c->info, ref + i, xen_pfn + i);
+			end_access_driver_page(c, ref + i, xen_pfn + i);
 		left += n;
 	}
 	xa_destroy(&c->grants);

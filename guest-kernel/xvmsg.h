@@ -223,6 +223,9 @@ struct xvmsg_conn {
 
 	/* message page */
 	struct page *msg_page;
+	/* Grant mode: the page the grant table frees in place of a driver's
+	 * page it cannot hold (end_access_driver_page); one count per use. */
+	struct page *anchor;
 	struct xvmsg_msg_page *page;
 	grant_ref_t msg_ref;
 	bool msg_granted;
