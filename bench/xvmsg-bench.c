@@ -1993,7 +1993,7 @@ static int net_rx_phase(struct bench *b, int mode, int wl, double secs, struct n
 	struct be_counters c0 = { 0 }, c1 = { 0 };
 	struct xvd_stats s0, s1;
 	uint64_t t0, t1, last, deadline, n = 0, bytes = 0, gap, longest = 0;
-	unsigned long long dropped, credited;
+	unsigned long long drops0, dropped, credited;
 	unsigned long reopened = 0;
 	char tap[IFNAMSIZ];
 	pthread_t th;
@@ -2014,7 +2014,7 @@ static int net_rx_phase(struct bench *b, int mode, int wl, double secs, struct n
 		if (backend_counters(&b->be, bd->be_name, &c0))
 			goto out_fd;
 	}
-	dropped = tap_dropped(tap);
+	drops0 = tap_dropped(tap);
 	if (pthread_create(&th, NULL, net_sender_main, &snd)) {
 		fail("cannot start the sender thread");
 		goto out_fd;
@@ -2022,7 +2022,7 @@ static int net_rx_phase(struct bench *b, int mode, int wl, double secs, struct n
 	t0 = now_ns();
 	deadline = t0 + (uint64_t)(secs * 1e9);
 	last = t0;
-	credited = dropped;
+	credited = drops0;
 	while (!g_stop_signal && now_ns() < deadline) {
 		/* A frame the tap dropped would close the sender's window for
 		 * good: after 100 ms without one, the frames the tap counts as
@@ -2089,7 +2089,8 @@ static int net_rx_phase(struct bench *b, int mode, int wl, double secs, struct n
 	 * (the warm-up's first frames wait for a new tap). */
 	gap = now_ns() - last;
 	longest = gap > longest ? gap : longest;
-	dropped = tap_dropped(tap) - dropped;
+	dropped = tap_dropped(tap);
+	dropped = dropped > drops0 ? dropped - drops0 : 0;
 	if (reopened || dropped || (r && longest > (uint64_t)(secs * 1e8)))
 		fprintf(stderr, "xvmsg-bench: %s %s rx: %" PRIu64 " frames, the longest wait for "
 			"one %" PRIu64 " ms, %llu dropped at the tap, the window reopened %lu "

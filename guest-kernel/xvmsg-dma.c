@@ -102,13 +102,22 @@ static void name params					\
  * the page and frees it once the backend lets go.  Never without a page:
  * see end_access_driver_page for why.
  */
-bool xvmsg_end_access(struct xvmsg_info *info, grant_ref_t ref, struct page *page)
+/* Counted, and ended now if the backend let go (the ref is then back on the
+ * free list); false: it still maps the page. */
+static bool end_access_now(struct xvmsg_info *info, grant_ref_t ref)
 {
 	xvmsg_stat_inc(info, XVMSG_ST_REVOKES);
 	if (gnttab_try_end_foreign_access(ref))
-		return true;	/* ended, and the ref is back on the free list */
+		return true;
 	xvmsg_stat_inc(info, XVMSG_ST_REVOKE_BUSY);
 	xvmsg_stat_inc(info, XVMSG_ST_LEAKED_PAGES);
+	return false;
+}
+
+bool xvmsg_end_access(struct xvmsg_info *info, grant_ref_t ref, struct page *page)
+{
+	if (end_access_now(info, ref))
+		return true;
 	dev_warn_ratelimited(&info->xbdev->dev,
 			     "grant %u still mapped by backend domain %u: the page is withheld until it unmaps it\n",
 			     ref, info->xbdev->otherend_id);
@@ -149,12 +158,9 @@ static bool end_access_driver_page(struct xvmsg_conn *c, grant_ref_t ref, unsign
 	struct page *page = pfn_valid(xen_pfn) ? pfn_to_page(xen_pfn) : NULL;
 	struct folio *folio = page ? page_folio(page) : NULL;
 
-	xvmsg_stat_inc(info, XVMSG_ST_REVOKES);
-	if (gnttab_try_end_foreign_access(ref))
+	if (end_access_now(info, ref))
 		return true;
-	xvmsg_stat_inc(info, XVMSG_ST_REVOKE_BUSY);
-	xvmsg_stat_inc(info, XVMSG_ST_LEAKED_PAGES);
-	if (folio && !folio_test_slab(folio) && folio_try_get(folio)) {
+	if (folio && folio_try_get(folio)) {
 		if (page_folio(page) == folio && !folio_test_slab(folio)) {
 			dev_warn_ratelimited(&info->xbdev->dev,
 					     "grant %u still mapped by backend domain %u: the page is withheld until it unmaps it\n",
@@ -162,20 +168,13 @@ static bool end_access_driver_page(struct xvmsg_conn *c, grant_ref_t ref, unsign
 			gnttab_end_foreign_access(ref, &folio->page);
 			return false;
 		}
-		folio_put(folio);	/* freed and reused in between */
+		folio_put(folio);	/* a slab's, or freed and reused in between */
 	}
 	dev_warn_ratelimited(&info->xbdev->dev,
 			     "grant %u still mapped by backend domain %u: a page that cannot be withheld (no count of its own, or a slab's) is back with its driver while mapped; the grant ends when the backend unmaps it\n",
 			     ref, info->xbdev->otherend_id);
-	if (c->anchor) {
-		get_page(c->anchor);
-		gnttab_end_foreign_access(ref, c->anchor);
-	} else {
-		/* Not a grant-mode connection: cannot happen.  Retired for
-		 * good rather than counted on a page we do not hold. */
-		dev_err_ratelimited(&info->xbdev->dev, "grant %u: no anchor page: retired, still granted\n",
-				    ref);
-	}
+	get_page(c->anchor);
+	gnttab_end_foreign_access(ref, c->anchor);
 	return false;
 }
 

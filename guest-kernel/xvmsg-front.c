@@ -199,8 +199,8 @@ static struct xvmsg_conn *conn_alloc(struct xvmsg_info *info, enum xvmsg_mode mo
 	if (!c)
 		return NULL;
 	c->q = kcalloc(nq, sizeof(*c->q), GFP_KERNEL);
-	c->anchor = mode == XVMSG_MODE_GRANT ? alloc_page(GFP_KERNEL) : NULL;
-	if (!c->q || (mode == XVMSG_MODE_GRANT && !c->anchor)) {
+	c->anchor = alloc_page(GFP_KERNEL);
+	if (!c->q || !c->anchor) {
 		if (c->anchor)
 			__free_page(c->anchor);
 		kfree(c->q);
@@ -335,8 +335,7 @@ static void conn_destroy(struct xvmsg_info *info, struct xvmsg_conn *c)
 	if (c->mode == XVMSG_MODE_POOL)
 		xvmsg_pool_destroy(c);
 	msg_page_destroy(c);
-	if (c->anchor)
-		put_page(c->anchor);	/* the grant table may hold counts of its own */
+	put_page(c->anchor);	/* the grant table may hold counts of its own */
 	kfree(c->q);
 	kfree(c);
 }

@@ -223,8 +223,9 @@ struct xvmsg_conn {
 
 	/* message page */
 	struct page *msg_page;
-	/* Grant mode: the page the grant table frees in place of a driver's
-	 * page it cannot hold (end_access_driver_page); one count per use. */
+	/* The page the grant table puts in place of a driver's page the
+	 * module cannot hold (grant mode, end_access_driver_page); one count
+	 * per use, ours dropped at destroy. */
 	struct page *anchor;
 	struct xvmsg_msg_page *page;
 	grant_ref_t msg_ref;

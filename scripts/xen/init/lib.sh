@@ -245,7 +245,7 @@ xv_xl_create_both() {
 # LINES (60) of dmesg.  (XV_SYSRQ: where the w goes; tests point it away
 # from the host's /proc/sysrq-trigger.)
 xv_hang_dump() {
-	local p st comm f
+	local p st comm f dbg
 	[ -d /sys/kernel/debug/block ] ||
 		mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 	echo "xvmsg: tasks (pid state comm wchan, then the kernel stack):"
@@ -268,9 +268,9 @@ xv_hang_dump() {
 	for f in /sys/block/vd*; do
 		[ -d "$f" ] || continue
 		echo "xvmsg: ${f##*/}: in flight (read write) $(cat "$f/inflight")"
-		comm=/sys/kernel/debug/block/${f##*/}
-		for p in "$comm"/state "$comm"/hctx*/state "$comm"/hctx*/busy \
-			 "$comm"/hctx*/dispatch "$comm"/requeue_list; do
+		dbg=/sys/kernel/debug/block/${f##*/}
+		for p in "$dbg"/state "$dbg"/hctx*/state "$dbg"/hctx*/busy \
+			 "$dbg"/hctx*/dispatch "$dbg"/requeue_list; do
 			[ -r "$p" ] && echo "  $p: $(tr '\n' ';' <"$p")"
 		done
 	done

@@ -192,6 +192,16 @@ survived_without_disk() {
 		xv_fail "$fault: device not removed"
 	xv_mark "gone $fault"
 }
+# no_bad_page [PREFIX]: a page the backend kept mapped is never freed twice,
+# so the page allocator finds no free page with a count (keep-mapped:
+# virtio_blk's request memory is a tail page of a higher-order allocation;
+# the grant table once took a count on it, the allocator reported it, and
+# the late put freed it into the next device's requests).
+no_bad_page() {
+	dmesg | grep -q "Bad page state" || return 0
+	dmesg | grep -A3 "Bad page state" | head -8
+	xv_fail "${1:-}the page allocator found a bad page (a page freed while counted)"
+}
 # dom0 names them one by one (all of them, or the kmod-faults subset) and
 # then writes "done".
 n=0
@@ -293,15 +303,7 @@ while :; do
 	xv_mark "survived $fault"
 	xv_wait 60 sh -c "! ls /sys/block | grep -q vd" ||
 		xv_fail "$fault: disk not removed"
-	# A page the backend kept mapped is never freed twice: the page
-	# allocator finds no free page with a count (keep-mapped: virtio_blk's
-	# request memory is a tail page of a higher-order allocation; the grant
-	# table once took a count on it, the allocator reported it, and the
-	# late put freed it into the next device's requests).
-	if dmesg | grep -q "Bad page state"; then
-		dmesg | grep -A3 "Bad page state" | head -8
-		xv_fail "$fault: the page allocator found a bad page (a page freed while counted)"
-	fi
+	no_bad_page "$fault: "
 	xv_mark "gone $fault"
 done
 
@@ -330,6 +332,5 @@ xv_wait 60 sh -c "! ls /sys/block | grep -q vd" || xv_fail "disk still there wit
 t0=$(xv_uptime)
 ls /sys/bus/xen/devices >/dev/null && [ "$(xv_uptime)" -lt $((t0 + 5)) ] || xv_fail "guest sluggish"
 dmesg | grep "xvmsg-30" | tail -4
-! dmesg | grep -A3 "Bad page state" | head -8 | grep . ||
-	xv_fail "the page allocator found a bad page (a page freed while counted)"
+no_bad_page
 xv_mark "survived the driver domain's shutdown"
