@@ -6,39 +6,37 @@
  * against its store quota.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <xvmsg/toolstack.h>
 
 #include "loop-priv.h"
 
 static void dev_paths(uint32_t fe, uint32_t devid, char *be, char *fe_path, size_t len)
 {
-	snprintf(be, len, "/local/domain/%u/backend/%s/%u/%u", XVMSG_LOOP_BACKEND_DOMID,
-		 XVMSG_XS_CLASS, fe, devid);
-	snprintf(fe_path, len, "/local/domain/%u/device/%s/%u", fe, XVMSG_XS_CLASS, devid);
+	/* fe and devid are checked (<= 0xffff): the paths fit */
+	xvmsg_xs_be_dir(be, len, XVMSG_LOOP_BACKEND_DOMID, fe, devid);
+	xvmsg_xs_fe_dir(fe_path, len, fe, devid);
 }
 
-static int kv(struct loop_bus *lb, const char *dir, const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int kv(struct loop_bus *lb, const char *dir, const char *key, const char *fmt, ...)
+static int loop_put(void *lb, const char *path, const char *val)
 {
-	char path[256], val[300];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(val, sizeof(val), fmt, ap);
-	va_end(ap);
-	snprintf(path, sizeof(path), "%s/%s", dir, key);
 	return loop_st_set(lb, path, val, NULL);
 }
+
+/* The loopback store has no permissions: the bus itself decides who may
+ * write where (loop_do_write), so dirs need no call of their own. */
+static const struct xvmsg_xs_writer loop_writer = { .put = loop_put };
 
 int loop_do_attach(struct loop_bus *lb, struct loop_client *c, const struct xvmsg_loop_attach *a)
 {
 	uint32_t devid = le32toh(a->devid), mode = le32toh(a->mode);
 	uint32_t pool = le32toh(a->pool_pages);
-	char be[160], fe[160];
+	char be[XVMSG_XS_DIR_MAX], fe[XVMSG_XS_DIR_MAX];
+	struct xvmsg_dev_spec spec;
 	unsigned int i, x;
+	int r;
 
 	if (!memchr(a->export_name, '\0', sizeof(a->export_name)))
 		return -EINVAL;
@@ -59,21 +57,17 @@ int loop_do_attach(struct loop_bus *lb, struct loop_client *c, const struct xvms
 		return -ENOSPC;
 	if (!pool)
 		pool = XVMSG_DEFAULT_POOL_PAGES;
-	dev_paths(c->domid, devid, be, fe, sizeof(be));
-	kv(lb, fe, XVMSG_XS_BACKEND, "%s", be);
-	kv(lb, fe, XVMSG_XS_BACKEND_ID, "%u", XVMSG_LOOP_BACKEND_DOMID);
-	kv(lb, fe, XVMSG_XS_TYPE, "%s", lb->exports[x].type);
-	kv(lb, fe, XVMSG_XS_STATE, "%d", XVMSG_STATE_INITIALISING);
-	kv(lb, be, XVMSG_XS_FRONTEND_ID, "%u", c->domid);
-	kv(lb, be, XVMSG_XS_TYPE, "%s", lb->exports[x].type);
-	kv(lb, be, XVMSG_XS_PARAMS, "%s", lb->exports[x].params);
-	kv(lb, be, XVMSG_XS_MODE, "%s", xvmsg_mode_name((enum xvmsg_mode)mode));
-	kv(lb, be, XVMSG_XS_POOL_PAGES, "%u", pool);
-	/* "frontend" last: the backend takes a device with it as complete. */
-	if (kv(lb, be, XVMSG_XS_FRONTEND, "%s", fe)) {
+	spec = (struct xvmsg_dev_spec){
+		.fe_domid = c->domid, .be_domid = XVMSG_LOOP_BACKEND_DOMID, .devid = devid,
+		.type = lb->exports[x].type, .params = lb->exports[x].params,
+		.mode = xvmsg_mode_name((enum xvmsg_mode)mode), .pool_pages = pool,
+	};
+	r = xvmsg_dev_entry_write(&spec, &loop_writer, lb);
+	if (r) {
+		dev_paths(c->domid, devid, be, fe, sizeof(be));
 		loop_st_rm(lb, be);
 		loop_st_rm(lb, fe);
-		return -ENOMEM;
+		return r;
 	}
 	lb->export_busy[x] = true;
 	c->dev[c->ndev].devid = devid;
@@ -84,7 +78,7 @@ int loop_do_attach(struct loop_bus *lb, struct loop_client *c, const struct xvms
 
 void loop_remove_dev(struct loop_bus *lb, struct loop_client *c, unsigned int i)
 {
-	char be[160], fe[160];
+	char be[XVMSG_XS_DIR_MAX], fe[XVMSG_XS_DIR_MAX];
 
 	dev_paths(c->domid, c->dev[i].devid, be, fe, sizeof(be));
 	loop_st_rm(lb, be);

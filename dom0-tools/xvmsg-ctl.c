@@ -20,6 +20,7 @@
 #include <xenstore.h>
 
 #include <xvmsg/xenbus.h>
+#include <xvmsg/toolstack.h>
 #include <xvmsg/xs-readf.h>
 
 #include "ctl-parse.h"
@@ -93,14 +94,16 @@ static long resolve_domain(struct ctl *c, const char *spec)
 	return resolve_domain_opt(c, spec, false);
 }
 
+/* Domain ids and devids are checked before (0..0x7fef, 0..CTL_MAX_DEVID):
+ * the paths fit in XVMSG_XS_DIR_MAX. */
 static void be_path(char *buf, size_t len, long be, long fe, unsigned long devid)
 {
-	snprintf(buf, len, "/local/domain/%ld/backend/%s/%ld/%lu", be, XVMSG_XS_CLASS, fe, devid);
+	xvmsg_xs_be_dir(buf, len, (unsigned int)be, (unsigned int)fe, (unsigned int)devid);
 }
 
 static void fe_path(char *buf, size_t len, long fe, unsigned long devid)
 {
-	snprintf(buf, len, "/local/domain/%ld/device/%s/%lu", fe, XVMSG_XS_CLASS, devid);
+	xvmsg_xs_fe_dir(buf, len, (unsigned int)fe, (unsigned int)devid);
 }
 
 /* The backend dir of (fe, devid), found by scanning the backends: never by
@@ -148,30 +151,35 @@ static bool devid_used(struct ctl *c, long fe, unsigned long devid)
 	return v != NULL || find_backend(c, fe, devid) != -1;
 }
 
-static bool write_dir(struct ctl *c, xs_transaction_t t, const char *dir, long owner, long reader)
+/* A toolstack's write into a transaction (struct xvmsg_xs_writer). */
+struct ctl_txn {
+	struct ctl		*c;
+	xs_transaction_t	t;
+};
+
+static int txn_dir(void *ctx, const char *dir, unsigned int owner, unsigned int reader)
 {
+	struct ctl_txn *x = ctx;
 	struct xs_permissions perms[2] = {
-		{ .id = (unsigned int)owner, .perms = XS_PERM_NONE },
-		{ .id = (unsigned int)reader, .perms = XS_PERM_READ },
+		{ .id = owner, .perms = XS_PERM_NONE },
+		{ .id = reader, .perms = XS_PERM_READ },
 	};
 
-	return xs_mkdir(c->xs, t, dir) && xs_set_permissions(c->xs, t, dir, perms, 2);
+	if (!xs_mkdir(x->c->xs, x->t, dir) || !xs_set_permissions(x->c->xs, x->t, dir, perms, 2))
+		return errno ? -errno : -EIO;
+	return 0;
 }
 
-static bool wr(struct ctl *c, xs_transaction_t t, const char *dir, const char *key,
-	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static bool wr(struct ctl *c, xs_transaction_t t, const char *dir, const char *key,
-	       const char *fmt, ...)
+static int txn_put(void *ctx, const char *path, const char *val)
 {
-	char path[256], val[512];
-	va_list ap;
+	struct ctl_txn *x = ctx;
 
-	va_start(ap, fmt);
-	vsnprintf(val, sizeof(val), fmt, ap);
-	va_end(ap);
-	snprintf(path, sizeof(path), "%s/%s", dir, key);
-	return xs_write(c->xs, t, path, val, (unsigned int)strlen(val));
+	if (!xs_write(x->c->xs, x->t, path, val, (unsigned int)strlen(val)))
+		return errno ? -errno : -EIO;
+	return 0;
 }
+
+static const struct xvmsg_xs_writer txn_writer = { .dir = txn_dir, .put = txn_put };
 
 static long long now_ms(void)
 {
@@ -264,8 +272,7 @@ static int do_attach(struct ctl *c, const char *frontend, const struct ctl_dev *
 {
 	unsigned long devid = d->devid;
 	char be_dir[200], why[WHY_MAX] = "";
-	const char *mode = d->mode, *params = d->params, *type = d->type;
-	unsigned long pool = d->pool_pages;
+	struct xvmsg_dev_spec spec;
 	char fe_dir[200];
 	long fe, be;
 	int r;
@@ -288,32 +295,21 @@ static int do_attach(struct ctl *c, const char *frontend, const struct ctl_dev *
 	}
 	be_path(be_dir, sizeof(be_dir), be, fe, devid);
 	fe_path(fe_dir, sizeof(fe_dir), fe, devid);
+	spec = (struct xvmsg_dev_spec){
+		.fe_domid = (unsigned int)fe, .be_domid = (unsigned int)be,
+		.devid = (unsigned int)devid, .type = d->type, .params = d->params,
+		.mode = d->mode, .pool_pages = (unsigned int)d->pool_pages,
+	};
 
 	for (;;) {
 		xs_transaction_t t = xs_transaction_start(c->xs);
-		bool ok;
 
 		if (t == XBT_NULL)
 			return fail("xenstore transaction: %s", strerror(errno));
-		ok = write_dir(c, t, fe_dir, fe, be) &&
-		     wr(c, t, fe_dir, XVMSG_XS_BACKEND, "%s", be_dir) &&
-		     wr(c, t, fe_dir, XVMSG_XS_BACKEND_ID, "%ld", be) &&
-		     wr(c, t, fe_dir, XVMSG_XS_TYPE, "%s", type) &&
-		     wr(c, t, fe_dir, XVMSG_XS_STATE, "%d", XVMSG_STATE_INITIALISING) &&
-		     write_dir(c, t, be_dir, be, fe) &&
-		     wr(c, t, be_dir, XVMSG_XS_FRONTEND_ID, "%ld", fe) &&
-		     wr(c, t, be_dir, XVMSG_XS_TYPE, "%s", type) &&
-		     wr(c, t, be_dir, XVMSG_XS_PARAMS, "%s", params) &&
-		     wr(c, t, be_dir, XVMSG_XS_MODE, "%s", mode) &&
-		     wr(c, t, be_dir, XVMSG_XS_POOL_PAGES, "%lu", pool) &&
-		     wr(c, t, be_dir, "online", "1") &&
-		     wr(c, t, be_dir, XVMSG_XS_STATE, "%d", XVMSG_STATE_INITIALISING) &&
-		     wr(c, t, be_dir, XVMSG_XS_FRONTEND, "%s", fe_dir);
-		if (!ok) {
-			int e = errno;
-
+		r = xvmsg_dev_entry_write(&spec, &txn_writer, &(struct ctl_txn){ c, t });
+		if (r) {
 			xs_transaction_end(c->xs, t, true);
-			return fail("writing xenstore: %s", strerror(e));
+			return fail("writing xenstore: %s", strerror(-r));
 		}
 		if (xs_transaction_end(c->xs, t, false))
 			break;

@@ -119,7 +119,8 @@ enum xvmsg_mode {
 #define XVMSG_XS_PARAMS		"params"	/* device specific, see docs */
 #define XVMSG_XS_MODE		"mode"		/* "pool" (default) | "grant" | "full" */
 #define XVMSG_XS_POOL_PAGES	"pool-pages"	/* pool size in pages, default 256 */
-/* backend dir, written by the backend */
+#define XVMSG_XS_ONLINE		"online"	/* "1", as xl writes it; not read */
+/* backend dir, written by the backend (the toolstack creates "state" as 1) */
 #define XVMSG_XS_STATE		"state"		/* XenbusState, decimal */
 #define XVMSG_XS_MAX_QUEUES	"max-queues"	/* virtqueues the device has */
 #define XVMSG_XS_MAX_POOL	"max-pool-pages"	/* largest pool accepted */

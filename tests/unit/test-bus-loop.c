@@ -1018,6 +1018,47 @@ static const char *fe_read(struct fx *f, uint32_t domid, const char *rel)
 	return f->bus->ops->store_read(f->bus, path, buf, sizeof(buf)) ? NULL : buf;
 }
 
+/* ATTACH writes the entry a toolstack writes on Xen (xvmsg-ctl attach,
+ * include/xvmsg/toolstack.h), keys and values alike; DETACH removes it. */
+static void test_attach_writes_entry(void **state)
+{
+	struct fx *f = *state;
+	int a = client(f);
+	uint32_t da = hello(f, a);
+	char be[128], fe[128], path[200], val[300];
+	static const char *const be_keys[][2] = {
+		{ "type", "rng" }, { "params", "" }, { "mode", "pool" },
+		{ "pool-pages", "256" }, { "online", "1" }, { "state", "1" },
+	};
+	unsigned int i;
+
+	assert_int_equal(op_attach(f, a, "rng0", 3), 0);
+	snprintf(fe, sizeof(fe), "/local/domain/%u/device/xvmsg/3", da);
+	snprintf(be, sizeof(be), "/local/domain/%u/backend/xvmsg/%u/3",
+		 XVMSG_LOOP_BACKEND_DOMID, da);
+	assert_string_equal(fe_read(f, da, "3/backend"), be);
+	snprintf(val, sizeof(val), "%u", XVMSG_LOOP_BACKEND_DOMID);
+	assert_string_equal(fe_read(f, da, "3/backend-id"), val);
+	assert_string_equal(fe_read(f, da, "3/type"), "rng");
+	assert_string_equal(fe_read(f, da, "3/state"), "1");
+	for (i = 0; i < sizeof(be_keys) / sizeof(be_keys[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", be, be_keys[i][0]);
+		assert_int_equal(f->bus->ops->store_read(f->bus, path, val, sizeof(val)), 0);
+		assert_string_equal(val, be_keys[i][1]);
+	}
+	snprintf(path, sizeof(path), "%s/frontend", be);
+	assert_int_equal(f->bus->ops->store_read(f->bus, path, val, sizeof(val)), 0);
+	assert_string_equal(val, fe);
+	snprintf(path, sizeof(path), "%s/frontend-id", be);
+	assert_int_equal(f->bus->ops->store_read(f->bus, path, val, sizeof(val)), 0);
+	assert_int_equal(strtoul(val, NULL, 10), da);
+	assert_int_equal(op_detach(f, a, 3), 0);
+	assert_null(fe_read(f, da, "3/backend"));
+	assert_int_not_equal(f->bus->ops->store_read(f->bus, path, val, sizeof(val)), 0);
+	close(a);
+	assert_int_equal(f->bus->ops->dispatch(f->bus), 0);
+}
+
 /* A guest writes only single keys directly in the dirs of devices it has
  * attached: the device id is a canonical decimal followed by '/'.  Before,
  * "1junk/k" passed as device 1 (and was never removed). */
@@ -1173,6 +1214,7 @@ int main(void)
 		cmocka_unit_test(test_default_quota),
 		cmocka_unit_test_setup_teardown(test_map_quota, setup_maps, teardown),
 		cmocka_unit_test(test_default_map_quota),
+		cmocka_unit_test_setup_teardown(test_attach_writes_entry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_strict_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_removed_when_guest_leaves, setup,
