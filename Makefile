@@ -263,7 +263,7 @@ check-fuzz: $(REPLAY_BINS)
 	done; echo "fuzz-replay: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
 
 $(FUZZ_OBJ)/.clang:
-	$(Q)command -v $(FUZZ_CC) >/dev/null || apt-get install -y -qq clang libclang-rt-14-dev >/dev/null
+	$(Q)command -v $(FUZZ_CC) >/dev/null || scripts/install-deps.sh
 	@mkdir -p $(dir $@) && touch $@
 
 $(FUZZ_OBJ)/%.o: %.c | $(FUZZ_OBJ)/.clang
