@@ -262,14 +262,16 @@ check-fuzz: $(REPLAY_BINS)
 		fi; \
 	done; echo "fuzz-replay: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
 
+# clang and its compiler-rt (which has libFuzzer), installed if missing.
 $(FUZZ_OBJ)/.clang:
-	$(Q)command -v $(FUZZ_CC) >/dev/null || scripts/install-deps.sh
+	$(Q)scripts/install-deps.sh
 	@mkdir -p $(dir $@) && touch $@
 
 $(FUZZ_OBJ)/%.o: %.c | $(FUZZ_OBJ)/.clang
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CLANG   $<")
-	$(Q)$(FUZZ_CC) -g -O1 -std=gnu11 -D_GNU_SOURCE -DXVMSG_VERSION='"fuzz"' -Wall -Werror \
+	$(Q)$(FUZZ_CC) -g -O1 -std=gnu11 -D_GNU_SOURCE -DXVMSG_VERSION='"fuzz"' -Wall \
+		$(if $(filter 1,$(WERROR)),-Werror) \
 		-fsanitize=fuzzer-no-link,$(FUZZ_SAN) -Iinclude $(INC.tests/fuzz) -MMD -MP -c -o $@ $<
 
 build/fuzz/fuzz-%: $(FUZZ_OBJ)/tests/fuzz/fuzz-%.o $(patsubst %.c,$(FUZZ_OBJ)/%.o,$(FUZZ_CORE))

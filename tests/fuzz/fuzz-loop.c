@@ -10,21 +10,24 @@
  *
  *   what % 5 == 0  the body sent as one packet, header and all
  *            1     a packet with a header that fits: op = body[0] % 10,
- *                  payload the rest of the body; a WRITE's leading "~"
+ *                  payload the rest of the body (cut to fit the packet
+ *                  size); a WRITE's leading "~"
  *                  becomes the driver's /local/domain/<domid>/device/xvmsg
  *            2     the backend maps (then reads and unmaps): space
  *                  body[0] & 1 (grant, frame), n = body[1] % 4 + 1 pages,
  *                  writable if body[1] & 0x80, ids le32 from body + 2
  *            3     the backend binds the channel whose port is le16 body,
  *                  signals and drains it, unbinds it
- *            4     the driver writes body + 2 into the last memfd it sent,
+ *            4     the driver writes body + 2 into the last memfd it made,
  *                  at byte le16 body * 8 (its grant table, live)
  *   fds (packets): n = fds & 3 descriptors, of kind (fds >> 2) & 3: 0 a
  *   memfd sealed against shrinking, (fds >> 4) + 1 pages, starting with the
- *   body; 1 the same unsealed; 2 /dev/null; 3 a socket.
+ *   packet's payload; 1 the same unsealed; 2 /dev/null; 3 a socket.
  *
  * After every step the bus dispatches and the driver reads what came back
- * (descriptors closed; HELLO's reply names its domid for steps 2 and 3).
+ * (HELLO's reply names its domid for steps 2 to 4; the channel ends it
+ * receives, up to 8, get a notification after every step and are closed
+ * at the end, any more at once).
  * Besides the sanitizers: once the driver has gone, the bus holds no more
  * descriptors and no more mappings than before it came.
  */
@@ -76,9 +79,17 @@ static const struct xvb_export exports[] = {
 	{ .name = "blk0", .type = "blk", .params = "path=/nonexistent" },
 };
 
+static char sock_dir[] = "/tmp/xvmsg-fuzz-loop-XXXXXX";
+
+static void bus_down(void)
+{
+	bus->ops->destroy(bus);
+	unlink(sock_path);
+	rmdir(sock_dir);
+}
+
 static void bus_up(void)
 {
-	static char dir[] = "/tmp/xvmsg-fuzz-loop-XXXXXX";
 	const struct xvb_bus_events ev = { NULL, no_watch, no_event };
 	struct xvb_loop_opts o = {
 		.exports = exports, .nr_exports = 2, .allow_full = true,
@@ -87,10 +98,11 @@ static void bus_up(void)
 		.max_guest_keys = 16, .max_guest_store_bytes = 2048,
 	};
 
-	check(mkdtemp(dir) != NULL);
-	snprintf(sock_path, sizeof(sock_path), "%s/s", dir);
+	check(mkdtemp(sock_dir) != NULL);
+	snprintf(sock_path, sizeof(sock_path), "%s/s", sock_dir);
 	o.socket_path = sock_path;
 	check(xvb_loop_create(&o, &ev, &bus) == 0);
+	atexit(bus_down);
 }
 
 static unsigned int count_entries(const char *dir)
@@ -303,28 +315,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			send_packet(s, body, len, fds, nfd);
 			break;
 		case 1: {
-			uint8_t pkt[XVMSG_LOOP_MAX_PACKET + 16];
+			/* XVMSG_LOOP_MAX_PACKET is the whole packet, header included */
+			const size_t max = XVMSG_LOOP_MAX_PACKET - sizeof(struct xvmsg_loop_hdr);
+			uint8_t pkt[XVMSG_LOOP_MAX_PACKET];
 			size_t plen = len ? len - 1 : 0;
-			struct xvmsg_loop_hdr h = {
-				htole32(len ? body[0] % 10 : 0), htole32((uint32_t)plen), htole32(9), 0
-			};
+			struct xvmsg_loop_hdr h = { htole32(len ? body[0] % 10 : 0), 0, htole32(9), 0 };
 
-			if (plen > XVMSG_LOOP_MAX_PACKET)
-				plen = XVMSG_LOOP_MAX_PACKET;
-			memcpy(pkt, &h, sizeof(h));
 			if (le32toh(h.op) == XVMSG_LOOP_OP_WRITE && plen && body[1] == '~') {
 				int n = snprintf((char *)pkt + sizeof(h), 64,
 						 "/local/domain/%u/device/xvmsg", domid);
 
 				plen = plen - 1 + (size_t)n;
-				if (plen > XVMSG_LOOP_MAX_PACKET)
-					plen = XVMSG_LOOP_MAX_PACKET;
+				if (plen > max)
+					plen = max;
 				memcpy(pkt + sizeof(h) + n, body + 2, plen - (size_t)n);
-				h.len = htole32((uint32_t)plen);
-				memcpy(pkt, &h, sizeof(h));
 			} else {
+				if (plen > max)
+					plen = max;
 				memcpy(pkt + sizeof(h), body + 1, plen);
 			}
+			h.len = htole32((uint32_t)plen);
+			memcpy(pkt, &h, sizeof(h));
 			nfd = make_fds(fl, pkt + sizeof(h), plen, fds, &last_mem);
 			send_packet(s, pkt, sizeof(h) + plen, fds, nfd);
 			break;

@@ -52,12 +52,16 @@ echo "xvmsg: queue interrupts: q0 $(q_irqs 0), q1 $(q_irqs 1)"
 xv_mark "two queues ok"
 
 # The module's debugfs, which xv_hang_dump reads when a case hangs: the
-# two-queue disk, idle now, shows both queues with nothing in flight.
+# two-queue disk, idle once any readahead of the reads above is done,
+# shows both queues with nothing in flight.
 [ -d /sys/kernel/debug/xvmsg ] || mount -t debugfs debugfs /sys/kernel/debug
 dbg=/sys/kernel/debug/xvmsg/xvmsg-0
+both_idle() {
+	[ "$(grep -c '^queue [01]: [0-9]* entries.*; in flight 0, with the backend 0; irq [0-9]* port [0-9]*$' "$dbg/queues")" -eq 2 ]
+}
+xv_wait 10 both_idle; idle=$?
 sed 's/^/xvmsg: debugfs queues: /' "$dbg/queues"
-[ "$(grep -c '^queue [01]: [0-9]* entries.*; in flight 0, with the backend 0; irq [0-9]* port [0-9]*$' "$dbg/queues")" -eq 2 ] ||
-	xv_fail "debugfs $dbg/queues does not show two idle queues"
+[ "$idle" -eq 0 ] || xv_fail "debugfs $dbg/queues does not show two idle queues"
 grep -q '^mode  *pool$' "$dbg/stats" || { cat "$dbg/stats"; xv_fail "debugfs $dbg/stats does not say pool mode"; }
 
 # ext4 on the pool disk.
