@@ -17,7 +17,8 @@
  *                  body[0] & 1 (grant, frame), n = body[1] % 4 + 1 pages,
  *                  writable if body[1] & 0x80, ids le32 from body + 2
  *            3     the backend binds the channel whose port is le16 body,
- *                  signals and drains it, unbinds it
+ *                  signals and drains it, unbinds it; as a queue channel
+ *                  (its own fd, acked) when body[2] & 1
  *            4     the driver writes body + 2 into the last memfd it made,
  *                  at byte le16 body * 8 (its grant table, live)
  *   fds (packets): n = fds & 3 descriptors, of kind (fds >> 2) & 3: 0 a
@@ -102,6 +103,9 @@ static void bus_up(void)
 	snprintf(sock_path, sizeof(sock_path), "%s/s", sock_dir);
 	o.socket_path = sock_path;
 	check(xvb_loop_create(&o, &ev, &bus) == 0);
+	/* as a backend does, and more: every write a driver makes or causes
+	 * goes past a watch */
+	check(bus->ops->store_watch(bus, "/local/domain") == 0);
 	atexit(bus_down);
 }
 
@@ -271,8 +275,18 @@ static void backend_map(uint32_t domid, const uint8_t *body, size_t len)
 
 static void backend_channel(uint32_t domid, const uint8_t *body, size_t len)
 {
+	struct xvb_chan *ch;
 	uint32_t port;
 
+	if (len >= 3 && (body[2] & 1)) {
+		if (bus->ops->chan_bind(bus, domid, le(body, 2), &ch))
+			return;
+		check(bus->ops->chan_fd(ch) >= 0);
+		bus->ops->chan_notify(ch);
+		bus->ops->chan_ack(ch);
+		bus->ops->chan_unbind(bus, ch);
+		return;
+	}
 	if (len < 2 || bus->ops->evtchn_bind(bus, domid, le(body, 2), &port))
 		return;
 	bus->ops->evtchn_notify(bus, port);
