@@ -3,16 +3,17 @@
  * Fuzz target: the loopback bus's control socket (backend-domain/bus-loop.c
  * and loop-*.c) as a hostile driver process speaks it, and the backend's
  * use of what that driver set up (maps of its grants and frames, its event
- * channels).  One bus lives for the whole run; each input is one driver
- * connection, a list of steps of 4 bytes and a body:
+ * and queue channels); the bus watches all of /local/domain, so every
+ * write meets the watch code.  One bus lives for the whole run; each input
+ * is one driver connection, a list of steps of 4 bytes and a body:
  *
  *   u8 what, u8 fds, le16 len, len bytes of body (cut to what is left)
  *
  *   what % 5 == 0  the body sent as one packet, header and all
  *            1     a packet with a header that fits: op = body[0] % 10,
  *                  payload the rest of the body (cut to fit the packet
- *                  size); a WRITE's leading "~"
- *                  becomes the driver's /local/domain/<domid>/device/xvmsg
+ *                  size); a WRITE's leading "~" becomes the driver's
+ *                  /local/domain/<domid>/device/xvmsg
  *            2     the backend maps (then reads and unmaps): space
  *                  body[0] & 1 (grant, frame), n = body[1] % 4 + 1 pages,
  *                  writable if body[1] & 0x80, ids le32 from body + 2
@@ -26,7 +27,7 @@
  *   packet's payload; 1 the same unsealed; 2 /dev/null; 3 a socket.
  *
  * After every step the bus dispatches and the driver reads what came back
- * (HELLO's reply names its domid for steps 2 to 4; the channel ends it
+ * (HELLO's reply names its domid for steps 1 to 3; the channel ends it
  * receives, up to 8, get a notification after every step and are closed
  * at the end, any more at once).
  * Besides the sanitizers: once the driver has gone, the bus holds no more
