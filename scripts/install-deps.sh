@@ -7,7 +7,6 @@ set -eu
 . "$(dirname "$0")/debs.sh"
 
 install_missing() {
-	# shellcheck disable=SC2086
 	missing=$(missing_debs "$@")
 	[ -z "$missing" ] && return 0
 	echo "xvmsg: installing Debian packages:$missing"

@@ -50,6 +50,7 @@
 
 #include "bus.h"
 #include "device.h"
+#include "send-fds.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -186,28 +187,6 @@ static unsigned int make_fds(uint8_t fds, const uint8_t *body, size_t len, int *
 	return n;
 }
 
-static void send_packet(int s, const void *p, size_t len, const int *fds, unsigned int n)
-{
-	char cbuf[CMSG_SPACE(3 * sizeof(int))];
-	struct iovec iov = { (void *)p, len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (n) {
-		struct cmsghdr *cm;
-
-		memset(cbuf, 0, sizeof(cbuf));
-		mh.msg_control = cbuf;
-		mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(n * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
-	}
-	/* The bus may have hung up on this driver already: no check. */
-	(void)sendmsg(s, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-}
-
 /* The bus's turn, then everything it sent: a HELLO reply's domid to
  * *domid, event channel ends to ports[] (until full; the rest closed). */
 static void turn(int s, uint32_t *domid, int *ports, unsigned int *nports)
@@ -327,7 +306,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		switch (what % 5) {
 		case 0:
 			nfd = make_fds(fl, body, len, fds, &last_mem);
-			send_packet(s, body, len, fds, nfd);
+			/* the bus may have hung up on this driver already */
+			(void)xt_send_fds(s, body, len, fds, nfd, MSG_DONTWAIT);
 			break;
 		case 1: {
 			/* XVMSG_LOOP_MAX_PACKET is the whole packet, header included */
@@ -352,7 +332,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			h.len = htole32((uint32_t)plen);
 			memcpy(pkt, &h, sizeof(h));
 			nfd = make_fds(fl, pkt + sizeof(h), plen, fds, &last_mem);
-			send_packet(s, pkt, sizeof(h) + plen, fds, nfd);
+			(void)xt_send_fds(s, pkt, sizeof(h) + plen, fds, nfd, MSG_DONTWAIT);
 			break;
 		}
 		case 2:

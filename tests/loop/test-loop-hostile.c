@@ -26,6 +26,7 @@
 #include <xvmsg/xenbus.h>
 
 #include "loop-fixture.h"
+#include "send-fds.h"
 
 static int setup(void **state)
 {
@@ -227,17 +228,12 @@ static void test_control_socket_garbage(void **state)
 static int raw_call_fd(int fd, uint32_t op, const void *p, size_t len, int memfd)
 {
 	struct xvmsg_loop_hdr h = { htole32(op), htole32((uint32_t)len), htole32(8), 0 };
-	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)p, len } };
-	union { struct cmsghdr c; char b[CMSG_SPACE(sizeof(int))]; } u;
-	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2, .msg_control = u.b,
-			      .msg_controllen = sizeof(u.b) };
+	char buf[XVMSG_LOOP_MAX_PACKET];
 
-	memset(&u, 0, sizeof(u));
-	u.c.cmsg_level = SOL_SOCKET;
-	u.c.cmsg_type = SCM_RIGHTS;
-	u.c.cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(&u.c), &memfd, sizeof(int));
-	if (sendmsg(fd, &msg, MSG_NOSIGNAL) < 0)
+	assert_true(sizeof(h) + len <= sizeof(buf));
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), p, len);
+	if (xt_send_fds(fd, buf, sizeof(h) + len, &memfd, 1, 0) < 0)
 		return 1;
 	return raw_reply(fd, op);
 }

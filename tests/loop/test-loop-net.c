@@ -742,28 +742,26 @@ fail:
  * both guests' queues. */
 static void bridge_explain(const struct fx *f, struct xvd_dev *from, struct xvd_dev *to)
 {
-	struct xvd_stats st[2];
-	static const char *const what[] = { "rx_packets", "tx_packets", "rx_dropped",
-					    "tx_dropped" };
+	static const char *const file[] = { "statistics/rx_packets", "statistics/tx_packets",
+					    "statistics/rx_dropped", "statistics/tx_dropped",
+					    "brport/state" };
 	const char *const dev[] = { f->tap0, f->tap1, f->br };
+	struct xvd_stats st[2];
 	char path[160], v[32];
 	unsigned int i, k;
 	FILE *x;
 
 	for (i = 0; i < 3; i++) {
 		fprintf(stderr, "  %s:", dev[i]);
-		for (k = 0; k < 5; k++) {
-			if (k < 4)
-				snprintf(path, sizeof(path), "/sys/class/net/%s/statistics/%s", dev[i],
-					 what[k]);
-			else
-				snprintf(path, sizeof(path), "/sys/class/net/%s/brport/state", dev[i]);
+		for (k = 0; k < sizeof(file) / sizeof(file[0]); k++) {
+			snprintf(path, sizeof(path), "/sys/class/net/%s/%s", dev[i], file[k]);
 			x = fopen(path, "re");
 			if (!x)
 				continue;
-			if (fgets(v, sizeof(v), x))
-				fprintf(stderr, " %s %s", k < 4 ? what[k] : "port_state",
-					strtok(v, "\n"));
+			if (fgets(v, sizeof(v), x)) {
+				v[strcspn(v, "\n")] = '\0';
+				fprintf(stderr, " %s %s", strchr(file[k], '/') + 1, v);
+			}
 			fclose(x);
 		}
 		fputc('\n', stderr);

@@ -36,6 +36,7 @@
 
 #include "bus.h"
 #include "device.h"
+#include "send-fds.h"
 
 struct fx {
 	char dir[48], sock[64];
@@ -152,26 +153,12 @@ static int client(struct fx *f)
 
 static void send_op(int s, uint32_t op, const void *p, size_t len, const int *fds, unsigned int n)
 {
-	char buf[XVMSG_LOOP_MAX_PACKET], cbuf[CMSG_SPACE(4 * sizeof(int))];
+	char buf[XVMSG_LOOP_MAX_PACKET];
 	struct xvmsg_loop_hdr h = { htole32(op), htole32((uint32_t)len), htole32(7), 0 };
-	struct iovec iov = { buf, sizeof(h) + len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
 	memcpy(buf, &h, sizeof(h));
 	memcpy(buf + sizeof(h), p, len);
-	if (n) {
-		struct cmsghdr *cm;
-
-		memset(cbuf, 0, sizeof(cbuf));
-		mh.msg_control = cbuf;
-		mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(n * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
-	}
-	if (sendmsg(s, &mh, MSG_NOSIGNAL) != (ssize_t)(sizeof(h) + len))
+	if (xt_send_fds(s, buf, sizeof(h) + len, fds, n, 0) != (ssize_t)(sizeof(h) + len))
 		fail_msg("sendmsg op %u: %s", op, strerror(errno));
 }
 
